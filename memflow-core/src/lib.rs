@@ -1,0 +1,20 @@
+//! memflow core: batched physical and virtual memory access for memory introspection.
+//!
+//! Bytes come from a connector as [`mem::PhysicalMemory`]; any address space is a
+//! [`mem::MemoryView`] with typed helpers. See `DESIGN.md` for the whole picture.
+
+pub mod connector;
+pub mod error;
+pub mod mem;
+pub mod types;
+
+/// Re-export of the cglue version this crate's ABI is built on.
+pub use cglue;
+
+/// The items most users want in scope.
+pub mod prelude {
+    pub use crate::connector::*;
+    pub use crate::error::*;
+    pub use crate::mem::*;
+    pub use crate::types::*;
+}

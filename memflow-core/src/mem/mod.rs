@@ -1,0 +1,16 @@
+//! Memory access: the batch types, physical memory, memory views and their helpers.
+
+pub mod batch;
+mod batcher;
+mod cursor;
+pub mod map;
+mod partial;
+mod phys;
+mod view;
+
+pub use batch::*;
+pub use batcher::MemoryBatcher;
+pub use cursor::MemoryCursor;
+pub use map::{MapPiece, MemMapping, MemoryMap};
+pub use phys::*;
+pub use view::*;
