@@ -4,7 +4,7 @@
 #   scripts/guest-dump.sh NAME [--cpu qemu64|max] [--mem 256M]
 #                              [--append "nokaslr ..."] [--kernel cloud|generic]
 #                              [--timeout SECONDS] [--require-la57] [--force]
-#   scripts/guest-dump.sh --all          # the default fixture set (see ALL_FIXTURES)
+#   scripts/guest-dump.sh --all [--force]   # the default fixture set (cloud-4l, cloud-5l)
 #
 # What it does:
 #   1. installs qemu-system-x86 / busybox-static / python3 with apt if missing;
@@ -43,12 +43,6 @@ INIT_SCRIPT=$SCRIPT_DIR/guest-init.sh
 FIXTURE_FORMAT=1
 MACHINE=q35
 
-# name and arguments of every fixture produced by --all
-ALL_FIXTURES=(
-    "cloud-4l --kernel cloud --cpu qemu64 --mem 256M --append nokaslr"
-    "cloud-5l --kernel cloud --cpu max --mem 256M --append nokaslr --require-la57"
-)
-
 # The sections guest-init.sh must have printed.
 SECTIONS=(uname version cmdline cpuinfo ps marker kallsyms kallsyms-full iomem meminfo dmesg)
 
@@ -80,14 +74,16 @@ while (($#)); do
     esac
 done
 
+[[ $TIMEOUT =~ ^[0-9]+$ ]] || die "--timeout must be a number of seconds"
+
 if ((ALL)); then
+    # The default fixture set. Add lines here to extend it.
     [[ -z $NAME ]] || die "--all takes no NAME"
-    extra=()
+    extra=(--timeout "$TIMEOUT")
     ((FORCE)) && extra+=(--force)
-    for spec in "${ALL_FIXTURES[@]}"; do
-        # shellcheck disable=SC2086  # word splitting of the spec is intended
-        "${BASH_SOURCE[0]}" $spec --timeout "$TIMEOUT" "${extra[@]}"
-    done
+    fixture() { "${BASH_SOURCE[0]}" "$@" "${extra[@]}"; }
+    fixture cloud-4l --kernel cloud --cpu qemu64 --mem 256M --append nokaslr
+    fixture cloud-5l --kernel cloud --cpu max --mem 256M --append nokaslr --require-la57
     exit 0
 fi
 
@@ -339,9 +335,6 @@ fi
 ((REQUIRE_LA57 == 0)) || [[ $LA57 == yes ]] || die "guest has no la57 (--require-la57)"
 
 # ------------------------------------------------------------------ publish
-mv -f "$OUT/dump.elf.partial" "$OUT/dump.elf"
-mv -f "$WORK/serial.log" "$OUT/serial.log"
-mv -f "$KALLSYMS_RAW" "$OUT/kallsyms.txt"
 {
     request_meta
     echo "# ---- observed (not compared for cache hits) ----"
@@ -359,6 +352,11 @@ mv -f "$KALLSYMS_RAW" "$OUT/kallsyms.txt"
     echo "kallsyms_lines=$ks_lines"
     echo "boot_seconds=$BOOT_SECONDS"
     echo "$ELFINFO"
-} >"$OUT/meta.txt.tmp"
-mv -f "$OUT/meta.txt.tmp" "$OUT/meta.txt"
+} >"$WORK/meta.txt"
+# meta.txt goes last: its presence marks a complete fixture.
+chmod 0644 "$OUT/dump.elf.partial"  # QEMU creates it 0400; tests may not run as root
+mv -f "$OUT/dump.elf.partial" "$OUT/dump.elf"
+mv -f "$WORK/serial.log" "$OUT/serial.log"
+mv -f "$KALLSYMS_RAW" "$OUT/kallsyms.txt"
+mv -f "$WORK/meta.txt" "$OUT/meta.txt"
 log "done: $OUT ($(du -h "$OUT/dump.elf" | cut -f1) dump, boot ${BOOT_SECONDS}s, la57=$LA57)"
