@@ -7,6 +7,7 @@ pub mod connector;
 pub mod error;
 pub mod mem;
 pub mod middleware;
+pub mod plugins;
 pub mod types;
 
 /// Re-export of the cglue version this crate's ABI is built on.

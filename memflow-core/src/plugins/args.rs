@@ -1,0 +1,267 @@
+//! Plugin arguments and chains, as users type them.
+//!
+//! One link is `name[:args]`; args are comma-separated `key=value` pairs, and one element
+//! without `=` is the default (positional) argument, usually the target:
+//!
+//! ```text
+//! coredump:/dumps/guest.elf,cache=true,cache_size=4M
+//! qemu:name=win10,map='0x0-0x9ffff, 0x100000-0x7fffffff'
+//! ```
+//!
+//! A chain joins links with `->`, bytes flowing left to right:
+//! `native -> qemu:vm1 -> linux`. Values may be quoted with `'` or `"` to contain `,`, `=`,
+//! `->` or spaces; inside double quotes `\"` and `\\` are escapes.
+
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+
+fn args_err(kind: ErrorKind, detail: impl core::fmt::Display) -> Error {
+    Error::new(ErrorOrigin::Args, kind).log_warn(detail)
+}
+
+/// Parsed arguments of one plugin.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Args {
+    default: Option<String>,
+    pairs: Vec<(String, String)>,
+}
+
+impl Args {
+    /// Parses `target,key=value,...`. Fails on unbalanced quotes, empty keys, a key given
+    /// twice, or more than one positional value.
+    pub fn parse(text: &str) -> Result<Args> {
+        let mut args = Args::default();
+        for element in split_unquoted(text, ",")? {
+            let element = element.trim();
+            if element.is_empty() {
+                continue;
+            }
+            match find_unquoted(element, "=") {
+                Some(eq) => {
+                    let key = element[..eq].trim();
+                    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                        return Err(args_err(ErrorKind::InvalidArgument, format_args!("bad argument name `{key}`")));
+                    }
+                    if args.get(key).is_some() {
+                        return Err(args_err(ErrorKind::InvalidArgument, format_args!("argument `{key}` given twice")));
+                    }
+                    args.pairs.push((key.to_string(), unquote(element[eq + 1..].trim())?));
+                }
+                None if args.default.is_none() => args.default = Some(unquote(element)?),
+                None => {
+                    return Err(args_err(
+                        ErrorKind::InvalidArgument,
+                        format_args!("second positional argument `{element}` (only one is allowed; use key=value)"),
+                    ))
+                }
+            }
+        }
+        Ok(args)
+    }
+
+    /// The positional argument, if given.
+    pub fn default_value(&self) -> Option<&str> {
+        self.default.as_deref()
+    }
+
+    /// The value of `key`, if given.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The positional argument, or else the value of `key` (e.g. `target`).
+    pub fn target_or(&self, key: &str) -> Option<&str> {
+        self.default_value().or_else(|| self.get(key))
+    }
+
+    /// The given `key=value` pairs, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Fails, naming them, if any keys are not in `known`.
+    pub fn check_known(&self, known: &[&str]) -> Result<()> {
+        let unknown: Vec<&str> = self.pairs().map(|(k, _)| k).filter(|k| !known.contains(k)).collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(args_err(
+                ErrorKind::InvalidArgument,
+                format_args!("unknown argument(s) {}; known: {}", unknown.join(", "), known.join(", ")),
+            ))
+        }
+    }
+
+    /// Removes and returns `key`'s value (used to take generic options such as middleware
+    /// settings before handing the rest to a plugin).
+    pub fn take(&mut self, key: &str) -> Option<String> {
+        let idx = self.pairs.iter().position(|(k, _)| k == key)?;
+        Some(self.pairs.remove(idx).1)
+    }
+
+    /// Adds or replaces a `key=value` pair.
+    pub fn set(&mut self, key: &str, value: &str) {
+        match self.pairs.iter_mut().find(|(k, _)| k == key) {
+            Some(pair) => pair.1 = value.to_string(),
+            None => self.pairs.push((key.to_string(), value.to_string())),
+        }
+    }
+}
+
+/// One link of a chain: a plugin name and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainLink {
+    /// The plugin name.
+    pub name: String,
+    /// Its arguments.
+    pub args: Args,
+}
+
+impl ChainLink {
+    /// Parses `name[:args]`.
+    pub fn parse(text: &str) -> Result<ChainLink> {
+        let text = text.trim();
+        let (name, rest) = match text.find(':') {
+            Some(colon) => (&text[..colon], &text[colon + 1..]),
+            None => (text, ""),
+        };
+        let name = name.trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(args_err(ErrorKind::InvalidArgument, format_args!("bad plugin name `{name}` in `{text}`")));
+        }
+        Ok(ChainLink { name: name.to_string(), args: Args::parse(rest)? })
+    }
+}
+
+/// Parses a chain `link -> link -> ...`. Fails on an empty chain or link.
+pub fn parse_chain(text: &str) -> Result<Vec<ChainLink>> {
+    let links = split_unquoted(text, "->")?;
+    if links.iter().any(|l| l.trim().is_empty()) {
+        return Err(args_err(ErrorKind::InvalidArgument, format_args!("empty link in chain `{text}`")));
+    }
+    links.into_iter().map(ChainLink::parse).collect()
+}
+
+/// Splits at every `sep` that is not inside quotes.
+fn split_unquoted<'a>(text: &'a str, sep: &str) -> Result<Vec<&'a str>> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(at) = find_unquoted(rest, sep) {
+        parts.push(&rest[..at]);
+        rest = &rest[at + sep.len()..];
+    }
+    check_balanced(rest)?;
+    parts.push(rest);
+    Ok(parts)
+}
+
+/// The byte index of the first `pat` outside quotes.
+fn find_unquoted(text: &str, pat: &str) -> Option<usize> {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        match quote {
+            Some('"') if escaped => escaped = false,
+            Some('"') if c == '\\' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if text[i..].starts_with(pat) => return Some(i),
+            None => {}
+        }
+    }
+    None
+}
+
+fn check_balanced(text: &str) -> Result<()> {
+    // Appending a NUL that is never inside the text: if it is found, all quotes closed.
+    let probe = format!("{text}\0");
+    match find_unquoted(&probe, "\0") {
+        Some(_) => Ok(()),
+        None => Err(args_err(ErrorKind::InvalidArgument, format_args!("unbalanced quote in `{text}`"))),
+    }
+}
+
+/// Removes one level of quotes: `'a,b'` -> `a,b`; `"a\"b"` -> `a"b`. Unquoted text is kept.
+fn unquote(text: &str) -> Result<String> {
+    check_balanced(text)?;
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some('"') if c == '\\' => out.extend(chars.next()),
+            Some(q) if c == q => quote = None,
+            Some(_) => out.push(c),
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_default_and_pairs() {
+        let a = Args::parse("/tmp/guest.elf, cache=true ,cache_size=4M").unwrap();
+        assert_eq!(a.default_value(), Some("/tmp/guest.elf"));
+        assert_eq!(a.get("cache"), Some("true"));
+        assert_eq!(a.get("cache_size"), Some("4M"));
+        assert_eq!(a.get("delay"), None);
+    }
+
+    #[test]
+    fn quotes_protect_separators() {
+        let a = Args::parse(r#"'/a path/with,comma',map="0-1, 2-3",msg="say \"hi\" -> x""#).unwrap();
+        assert_eq!(a.default_value(), Some("/a path/with,comma"));
+        assert_eq!(a.get("map"), Some("0-1, 2-3"));
+        assert_eq!(a.get("msg"), Some(r#"say "hi" -> x"#));
+    }
+
+    #[test]
+    fn reports_errors() {
+        assert!(Args::parse("a,b").is_err(), "two positionals");
+        assert!(Args::parse("k=1,k=2").is_err(), "duplicate key");
+        assert!(Args::parse("=1").is_err(), "empty key");
+        assert!(Args::parse("'open").is_err(), "unbalanced quote");
+        let a = Args::parse("target,bogus=1,cache=1").unwrap();
+        assert!(a.check_known(&["cache"]).is_err());
+        assert!(a.check_known(&["cache", "bogus"]).is_ok());
+    }
+
+    #[test]
+    fn parses_chains() {
+        let chain = parse_chain("coredump:'/x/a->b.elf',cache=1 -> linux").unwrap();
+        assert_eq!(chain.len(), 2);
+        assert_eq!(chain[0].name, "coredump");
+        assert_eq!(chain[0].args.default_value(), Some("/x/a->b.elf"));
+        assert_eq!(chain[1].name, "linux");
+        assert_eq!(chain[1].args, Args::default());
+        let chain = parse_chain("native -> qemu:vm1 -> linux").unwrap();
+        assert_eq!(chain.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(), ["native", "qemu", "linux"]);
+        assert_eq!(chain[1].args.default_value(), Some("vm1"));
+        assert!(parse_chain("native -> -> linux").is_err());
+        assert!(parse_chain("").is_err());
+        assert!(parse_chain("bad name:x").is_err());
+    }
+
+    #[test]
+    fn take_and_set() {
+        let mut a = Args::parse("t,cache=1,x=2").unwrap();
+        assert_eq!(a.take("cache").as_deref(), Some("1"));
+        assert_eq!(a.get("cache"), None);
+        a.set("x", "3");
+        assert_eq!(a.get("x"), Some("3"));
+    }
+
+    proptest::proptest! {
+        /// Arbitrary input never panics.
+        #[test]
+        fn never_panics(s in ".{0,64}") {
+            let _ = parse_chain(&s);
+            let _ = Args::parse(&s);
+        }
+    }
+}
