@@ -46,7 +46,13 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Installs missing system packages (qemu, busybox, cmake, ...); a no-op when all are there.
+fn install_deps() -> Result<(), String> {
+    run("bash", &["scripts/install-deps.sh"])
+}
+
 fn fixtures() -> Result<(), String> {
+    install_deps()?;
     run("bash", &["scripts/guest-dump.sh", "--all"])
 }
 
@@ -54,6 +60,7 @@ fn demo(args: &[String]) -> Result<(), String> {
     let dump = match args.first() {
         Some(path) => path.clone(),
         None => {
+            install_deps()?;
             run("bash", &["scripts/guest-dump.sh", "cloud-4l"])?;
             "target/fixtures/cloud-4l/dump.elf".to_string()
         }
