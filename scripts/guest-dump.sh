@@ -50,12 +50,12 @@ log() { echo "[guest-dump${NAME:+ $NAME}] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 usage() {
-    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
 # ----------------------------------------------------------------- arguments
-NAME= CPU=qemu64 MEM=256M APPEND=nokaslr KERNEL=cloud TIMEOUT=300
+NAME='' CPU=qemu64 MEM=256M APPEND=nokaslr KERNEL=cloud TIMEOUT=300
 FORCE=0 REQUIRE_LA57=0 ALL=0
 while (($#)); do
     case $1 in
@@ -272,7 +272,11 @@ QEMU_CMD=(
 )
 log "booting: ${QEMU_CMD[*]}"
 t0=$(date +%s.%N)
-"${QEMU_CMD[@]}" </dev/null >"$WORK/qemu.log" 2>&1 &
+# setpriv --pdeathsig: QEMU gets SIGKILL even if this script is SIGKILLed
+# (e.g. by a CI timeout), where the EXIT trap cannot run.
+PDEATH=()
+setpriv --help 2>/dev/null | grep -q -- --pdeathsig && PDEATH=(setpriv --pdeathsig KILL --)
+"${PDEATH[@]}" "${QEMU_CMD[@]}" </dev/null >"$WORK/qemu.log" 2>&1 &
 QEMU_PID=$!
 
 fail_boot() {

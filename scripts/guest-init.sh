@@ -9,6 +9,8 @@
 # lines, streams the complete /proc/kallsyms to the second serial port
 # (ttyS1, saved by the host as kallsyms.txt), prints MEMFLOW-GUEST-READY and
 # then idles forever so the host can take a memory dump.
+#
+# shellcheck disable=SC3038  # busybox ash supports "exec -a", dash does not
 
 export PATH=/bin
 mount -t proc proc /proc
