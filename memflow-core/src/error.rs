@@ -179,10 +179,11 @@ impl cglue::result::IntError for Error {
     }
 }
 
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
+impl ErrorKind {
+    /// The kind that best describes an I/O error.
+    pub fn of_io(e: &std::io::Error) -> ErrorKind {
         use std::io::ErrorKind as K;
-        let kind = match e.kind() {
+        match e.kind() {
             K::NotFound => ErrorKind::NotFound,
             K::PermissionDenied => ErrorKind::PermissionDenied,
             K::UnexpectedEof => ErrorKind::Truncated,
@@ -190,8 +191,13 @@ impl From<std::io::Error> for Error {
             K::InvalidData => ErrorKind::Malformed,
             K::OutOfMemory => ErrorKind::OutOfMemory,
             _ => ErrorKind::Io,
-        };
-        Error::new(ErrorOrigin::Other, kind)
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::new(ErrorOrigin::Other, ErrorKind::of_io(&e))
     }
 }
 

@@ -3,12 +3,16 @@
 //! Bytes come from a connector as [`mem::PhysicalMemory`]; any address space is a
 //! [`mem::MemoryView`] with typed helpers. See `DESIGN.md` for the whole picture.
 
+pub mod arch;
 pub mod connector;
 pub mod error;
 pub mod mem;
 pub mod middleware;
+pub mod os;
 pub mod plugins;
+pub mod translate;
 pub mod types;
+pub mod virt;
 
 /// Re-export of the cglue version this crate's ABI is built on.
 pub use cglue;

@@ -1,7 +1,18 @@
 //! Connectors: where the bytes come from.
 
 pub mod buffer;
+mod bytes;
+pub mod cpu_state;
+pub mod detect;
 pub mod dummy;
+pub mod elf;
+pub mod file;
+pub mod lime;
+#[cfg(test)]
+mod testdata;
 
 pub use buffer::{Backing, BufferMemory, HeapBacking};
+pub use cpu_state::{CpuState, X86ArchHint, X86RegisterSet, X86Registers};
+pub use detect::{open, ParsedDump};
 pub use dummy::{dummy_memory, dummy_memory_with_map};
+pub use file::{DumpFormat, DumpInfo, FileConnector, OpenOptions};

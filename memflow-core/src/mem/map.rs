@@ -115,6 +115,7 @@ impl MemoryMap {
     }
 
     /// The backing location of `addr` and how many bytes follow it in the same range.
+    #[inline]
     pub fn lookup(&self, addr: Address) -> Option<(umem, umem)> {
         let idx = self.ranges.partition_point(|r| r.base <= addr);
         let r = self.ranges.get(idx.checked_sub(1)?)?;

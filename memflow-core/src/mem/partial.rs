@@ -7,6 +7,7 @@ use crate::error::{PartialError, PartialResult, Result};
 
 /// Runs a read batch; chunks that fail are zeroed, and any failure makes the result
 /// [`PartialError::PartialRead`].
+#[inline]
 pub fn read_zeroing<'buf, A>(
     ops: impl Iterator<Item = MemOp<A, CSliceMut<'buf, u8>>>,
     run: impl FnOnce(MemBatch<'_, '_, '_, MemOp<A, CSliceMut<'buf, u8>>, CSliceMut<'buf, u8>>) -> Result<()>,
@@ -26,6 +27,7 @@ pub fn read_zeroing<'buf, A>(
 }
 
 /// Runs a write batch; any failed chunk makes the result [`PartialError::PartialWrite`].
+#[inline]
 pub fn write_checking<'buf, A>(
     ops: impl Iterator<Item = MemOp<A, CSliceRef<'buf, u8>>>,
     run: impl FnOnce(MemBatch<'_, '_, '_, MemOp<A, CSliceRef<'buf, u8>>, CSliceRef<'buf, u8>>) -> Result<()>,

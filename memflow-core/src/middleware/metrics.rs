@@ -29,6 +29,7 @@ pub struct Metrics {
 
 #[derive(Default)]
 struct Counters {
+    log_on_drop: std::sync::atomic::AtomicBool,
     batches: AtomicU64,
     reads: AtomicU64,
     writes: AtomicU64,
@@ -36,6 +37,23 @@ struct Counters {
     bytes_written: AtomicU64,
     bytes_failed: AtomicU64,
     busy_ns: AtomicU64,
+}
+
+impl Drop for Counters {
+    fn drop(&mut self) {
+        if *self.log_on_drop.get_mut() {
+            log::info!(
+                "connector metrics: {} batches, {} reads ({} bytes), {} writes ({} bytes), {} bytes failed, {} ms busy",
+                self.batches.get_mut(),
+                self.reads.get_mut(),
+                self.bytes_read.get_mut(),
+                self.writes.get_mut(),
+                self.bytes_written.get_mut(),
+                self.bytes_failed.get_mut(),
+                *self.busy_ns.get_mut() / 1_000_000
+            );
+        }
+    }
 }
 
 /// Counts batches, operations, bytes and time. Clones share the counters.
@@ -53,6 +71,12 @@ impl<P: PhysicalMemory> MetricsMemory<P> {
     /// Wraps `mem` with zeroed counters.
     pub fn new(mem: P) -> Self {
         MetricsMemory { mem, counters: Arc::default() }
+    }
+
+    /// Logs the counters at `info` level when the last clone is dropped.
+    pub fn log_on_drop(self) -> Self {
+        self.counters.log_on_drop.store(true, Ordering::Relaxed);
+        self
     }
 
     /// The counters so far.

@@ -107,6 +107,46 @@ impl Args {
     }
 }
 
+/// Writes the arguments back as text that [`Args::parse`] reads as the same arguments.
+impl core::fmt::Display for Args {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut first = true;
+        let mut sep = |f: &mut core::fmt::Formatter<'_>| {
+            let s = if first { "" } else { "," };
+            first = false;
+            f.write_str(s)
+        };
+        if let Some(d) = &self.default {
+            sep(f)?;
+            write_quoted(f, d)?;
+        }
+        for (k, v) in &self.pairs {
+            sep(f)?;
+            write!(f, "{k}=")?;
+            write_quoted(f, v)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes `value`, in double quotes with escapes if it holds anything the parser splits on.
+fn write_quoted(f: &mut core::fmt::Formatter<'_>, value: &str) -> core::fmt::Result {
+    let plain = !value.is_empty()
+        && !value.contains(|c: char| matches!(c, ',' | '=' | '\'' | '"' | '\\') || c.is_whitespace())
+        && !value.contains("->");
+    if plain {
+        return f.write_str(value);
+    }
+    f.write_str("\"")?;
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            f.write_str("\\")?;
+        }
+        write!(f, "{c}")?;
+    }
+    f.write_str("\"")
+}
+
 /// One link of a chain: a plugin name and its arguments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainLink {
@@ -256,7 +296,26 @@ mod tests {
         assert_eq!(a.get("x"), Some("3"));
     }
 
+    #[test]
+    fn display_roundtrips() {
+        for text in ["", "t", "'/a b/c,d',x=1", r#"'q\"x',k="a->b""#, "k=,j=\"\""] {
+            let a = Args::parse(text).unwrap();
+            assert_eq!(Args::parse(&a.to_string()).unwrap(), a, "{text} -> {a}");
+        }
+    }
+
     proptest::proptest! {
+        /// Printing and parsing again gives the same arguments.
+        #[test]
+        fn display_roundtrips_any(default in proptest::option::of(".{1,12}"), vals in proptest::collection::vec(".{0,12}", 0..4)) {
+            let mut a = Args::default();
+            a.default = default.filter(|d| !d.trim().is_empty() && d.trim() == d);
+            for (i, v) in vals.iter().enumerate() {
+                a.set(&format!("k{i}"), v.trim());
+            }
+            proptest::prop_assert_eq!(Args::parse(&a.to_string()).unwrap(), a);
+        }
+
         /// Arbitrary input never panics.
         #[test]
         fn never_panics(s in ".{0,64}") {

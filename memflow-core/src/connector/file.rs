@@ -1,0 +1,184 @@
+//! Dump files as physical memory: a memory-mapped file served by a [`BufferMemory`], plus what
+//! the file recorded about its target ([`DumpInfo`]). [`super::detect::open`] builds one.
+//!
+//! The file stays mapped for as long as any clone of the connector lives. It must not be
+//! truncated or changed by anyone else meanwhile: the bytes are read without copying.
+
+use std::fs::File;
+use std::ops::Deref;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::buffer::{Backing, BufferMemory};
+use super::cpu_state::{x86_registers_of, CpuState, X86Registers};
+use super::elf::VmcoreInfo;
+use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResult, Result};
+use crate::mem::{MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
+use crate::types::PhysicalAddress;
+
+/// How to open a dump file.
+#[derive(Clone, Debug, Default)]
+pub struct OpenOptions {
+    /// Map the file writable: writes through the connector change the file. Read-only if false.
+    pub writable: bool,
+    /// Treat the file as a raw image laid out by this map (backing values are file offsets)
+    /// without looking at its content. `None`: detect the format by content; a raw image is
+    /// then mapped at guest address 0 as a whole.
+    pub raw_map: Option<MemoryMap>,
+}
+
+/// The file formats the connector reads.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum DumpFormat {
+    /// A raw image: file offset = guest physical address, or a caller-given layout.
+    Raw = 0,
+    /// An ELF core file (QEMU `dump-guest-memory`, Linux vmcore / kdump).
+    ElfCore = 1,
+    /// A LiME dump.
+    Lime = 2,
+}
+
+/// What a dump file recorded about its target besides the memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DumpInfo {
+    /// The format the file was read as.
+    pub format: DumpFormat,
+    /// Registers per CPU (empty when the format records none).
+    pub cpus: Vec<X86Registers>,
+    /// The Linux `VMCOREINFO` note of a vmcore.
+    pub vmcoreinfo: Option<VmcoreInfo>,
+}
+
+impl DumpInfo {
+    /// Nothing but the format.
+    pub(crate) fn bare(format: DumpFormat) -> Self {
+        DumpInfo { format, cpus: Vec::new(), vmcoreinfo: None }
+    }
+}
+
+/// A memory-mapped file, read-only or writable.
+pub enum MappedFile {
+    /// Mapped read-only.
+    ReadOnly(memmap2::Mmap),
+    /// Mapped writable (shared: writes reach the file).
+    Writable(memmap2::MmapMut),
+}
+
+impl Deref for MappedFile {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            MappedFile::ReadOnly(m) => m,
+            MappedFile::Writable(m) => m,
+        }
+    }
+}
+
+impl Backing for MappedFile {
+    fn bytes(&self) -> (*const u8, usize) {
+        match self {
+            MappedFile::ReadOnly(m) => m.bytes(),
+            MappedFile::Writable(m) => m.bytes(),
+        }
+    }
+    fn writable(&self) -> bool {
+        matches!(self, MappedFile::Writable(_))
+    }
+}
+
+fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::new(ErrorOrigin::Connector, Error::from(std::io::Error::from(e.kind())).kind)
+        .log_warn(format_args!("cannot {what} {}: {e}", path.display()))
+}
+
+/// Maps the file at `path`, writable only if asked. Empty files are refused: there is
+/// nothing to map.
+pub fn map_file(path: &Path, writable: bool) -> Result<MappedFile> {
+    let file = File::options().read(true).write(writable).open(path).map_err(|e| io_error(path, "open", e))?;
+    let len = file.metadata().map_err(|e| io_error(path, "stat", e))?.len();
+    if len == 0 {
+        return Err(Error::new(ErrorOrigin::Connector, ErrorKind::Truncated)
+            .log_warn(format_args!("{} is empty (0 bytes): there is no memory to map", path.display())));
+    }
+    // SAFETY: the mapping is only sound while nobody truncates or rewrites the file; that is
+    // the documented contract of this connector (see the module documentation).
+    let mapped = unsafe {
+        if writable {
+            memmap2::MmapMut::map_mut(&file).map(MappedFile::Writable)
+        } else {
+            memmap2::Mmap::map(&file).map(MappedFile::ReadOnly)
+        }
+    };
+    mapped.map_err(|e| io_error(path, "memory-map", e))
+}
+
+/// Physical memory of a dump file, with the CPU state the file recorded.
+///
+/// Clones share the mapped bytes and the parsed information.
+#[derive(Clone)]
+pub struct FileConnector {
+    mem: BufferMemory,
+    info: Arc<DumpInfo>,
+}
+
+impl FileConnector {
+    /// Serves `backing` laid out by `map` (checked to lie within the backing), describing it
+    /// with `info`.
+    pub fn new(backing: Arc<dyn Backing>, map: MemoryMap, info: DumpInfo) -> Result<Self> {
+        Ok(FileConnector { mem: BufferMemory::new(backing, map)?, info: Arc::new(info) })
+    }
+
+    /// The format the file was read as.
+    pub fn format(&self) -> DumpFormat {
+        self.info.format
+    }
+
+    /// Everything the file recorded besides the memory.
+    pub fn info(&self) -> &DumpInfo {
+        &self.info
+    }
+
+    /// The guest physical layout (backing values are file offsets).
+    pub fn memory_map(&self) -> &MemoryMap {
+        self.mem.map()
+    }
+}
+
+// Everything forwards to the buffer memory, including its fast single-read path.
+impl PhysicalMemory for FileConnector {
+    #[inline]
+    fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
+        self.mem.phys_read_batch(batch)
+    }
+
+    #[inline]
+    fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
+        self.mem.phys_write_batch(batch)
+    }
+
+    #[inline]
+    fn phys_read_raw_into(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> PartialResult<()> {
+        self.mem.phys_read_raw_into(addr, out)
+    }
+
+    fn metadata(&self) -> PhysicalMemoryMetadata {
+        self.mem.metadata()
+    }
+}
+
+impl CpuState for FileConnector {
+    fn cpu_count(&self) -> usize {
+        self.info.cpus.len()
+    }
+
+    fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
+        x86_registers_of(&self.info.cpus, cpu)
+    }
+}
+
+impl core::fmt::Debug for FileConnector {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("FileConnector").field("format", &self.info.format).field("mem", &self.mem).finish()
+    }
+}

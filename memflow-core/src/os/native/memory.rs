@@ -1,0 +1,290 @@
+//! Batched reads and writes of another process's memory.
+//!
+//! A batch goes to the kernel as `process_vm_readv` / `process_vm_writev` calls of up to
+//! [`MAX_IOVECS`] operations each. Such a call stops at the first byte it cannot transfer and
+//! returns how much it did; the done part is reported, and the next call starts where the
+//! last one stopped. A call that can do nothing at all fails the page under its first byte,
+//! so an unmapped page costs one extra call and everything after it still goes in bulk.
+//!
+//! Where those calls are not permitted (`EPERM`, as under some seccomp profiles, or
+//! `ENOSYS`), the process switches for good to `pread` / `pwrite` on `/proc/PID/mem`, one
+//! operation at a time. If that file cannot be opened either, the error is
+//! `PermissionDenied`. Writes through `/proc/PID/mem` reach read-only mappings (as a
+//! debugger's do), while `process_vm_writev` fails on them.
+//!
+//! A process that is gone gives `Gone` errors. Either way, every byte of every operation is
+//! reported once, through `on_ok` or `on_fail`.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use cglue::slice::{CSliceMut, CSliceRef};
+
+use super::io_error;
+use super::procfs::proc_path;
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::{report, ChunkCallback, MemBatch, MemOp, SplitBuf};
+use crate::os::Pid;
+use crate::types::Address;
+
+/// The most operations per `process_vm_readv` / `process_vm_writev` call (`IOV_MAX`).
+pub const MAX_IOVECS: usize = 1024;
+
+/// How a process's memory is reached.
+pub(super) enum MemAccess {
+    /// `process_vm_readv` / `process_vm_writev`.
+    Syscalls,
+    /// `pread` / `pwrite` on the open `/proc/PID/mem`.
+    ProcMem(File),
+}
+
+impl MemAccess {
+    /// Opens `/proc/PID/mem` for reading and writing.
+    pub(super) fn proc_mem(pid: Pid) -> Result<MemAccess> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(proc_path(pid, "mem"))
+            .map(MemAccess::ProcMem)
+            .map_err(|e| io_error(ErrorOrigin::Process, ErrorKind::Gone, &e))
+    }
+}
+
+/// `addr` as a 64-bit value, if it fits ([`crate::types::umem`] may be wider).
+#[allow(clippy::useless_conversion)]
+fn host_address(addr: Address) -> Option<u64> {
+    u64::try_from(addr.to_umem()).ok()
+}
+
+/// A buffer of one transfer direction and the system calls that move it.
+pub(super) trait Transfer: SplitBuf {
+    /// The local iovec of the whole buffer.
+    fn local_iovec(&self) -> libc::iovec;
+
+    /// `process_vm_readv` or `process_vm_writev`; returns the byte count or -1 (see `errno`).
+    ///
+    /// # Safety
+    /// `local` must describe live buffers that may be written (reads) or read (writes).
+    unsafe fn vm_call(pid: libc::pid_t, local: &[libc::iovec], remote: &[libc::iovec]) -> isize;
+
+    /// `pread` into or `pwrite` from the whole buffer at `offset` of `file`.
+    fn file_call(&mut self, file: &File, offset: u64) -> io::Result<usize>;
+}
+
+impl Transfer for CSliceMut<'_, u8> {
+    fn local_iovec(&self) -> libc::iovec {
+        libc::iovec { iov_base: self.as_ptr() as *mut libc::c_void, iov_len: self.len() }
+    }
+
+    unsafe fn vm_call(pid: libc::pid_t, local: &[libc::iovec], remote: &[libc::iovec]) -> isize {
+        libc::process_vm_readv(pid, local.as_ptr(), local.len() as _, remote.as_ptr(), remote.len() as _, 0)
+    }
+
+    fn file_call(&mut self, file: &File, offset: u64) -> io::Result<usize> {
+        file.read_at(self, offset)
+    }
+}
+
+impl Transfer for CSliceRef<'_, u8> {
+    fn local_iovec(&self) -> libc::iovec {
+        // The kernel only reads the local buffers of a write.
+        libc::iovec { iov_base: self.as_ptr() as *mut libc::c_void, iov_len: self.len() }
+    }
+
+    unsafe fn vm_call(pid: libc::pid_t, local: &[libc::iovec], remote: &[libc::iovec]) -> isize {
+        libc::process_vm_writev(pid, local.as_ptr(), local.len() as _, remote.as_ptr(), remote.len() as _, 0)
+    }
+
+    fn file_call(&mut self, file: &File, offset: u64) -> io::Result<usize> {
+        file.write_at(self, offset)
+    }
+}
+
+/// An operation still (partly) to do: the remote address, the caller's tag, the buffer.
+struct Pending<B> {
+    addr: u64,
+    tag: Address,
+    buf: B,
+}
+
+impl<B: SplitBuf> Pending<B> {
+    /// Splits off the first `len` bytes (at most all of them); the rest follows, if any.
+    fn split(self, len: usize) -> (Pending<B>, Option<Pending<B>>) {
+        let len = len.min(self.buf.len());
+        let (head, tail) = self.buf.split_at(len);
+        let rest = (!tail.is_empty()).then(|| Pending { addr: self.addr + len as u64, tag: self.tag + len, buf: tail });
+        (Pending { addr: self.addr, tag: self.tag, buf: head }, rest)
+    }
+}
+
+/// The operations of one step and where their outcome goes.
+struct Queue<'r, 'a, B> {
+    pending: VecDeque<Pending<B>>,
+    on_ok: Option<&'r mut ChunkCallback<'a, B>>,
+    on_fail: Option<&'r mut ChunkCallback<'a, B>>,
+    page_size: u64,
+}
+
+impl<B: SplitBuf> Queue<'_, '_, B> {
+    /// Reports the first `len` bytes of the first operation as done (`ok`) or failed.
+    fn settle_front(&mut self, len: usize, ok: bool) {
+        let Some(op) = self.pending.pop_front() else { return };
+        let (head, rest) = op.split(len);
+        report(if ok { &mut self.on_ok } else { &mut self.on_fail }, head.tag, head.buf);
+        if let Some(rest) = rest {
+            self.pending.push_front(rest);
+        }
+    }
+
+    /// Reports `len` bytes from the front as done, across as many operations as they cover.
+    fn settle_done(&mut self, mut len: usize) {
+        while len > 0 {
+            let Some(op) = self.pending.front() else { return };
+            let take = len.min(op.buf.len());
+            self.settle_front(take, true);
+            len -= take;
+        }
+    }
+
+    /// Bytes of the first operation up to the end of the page under its first byte.
+    fn front_page_len(&self) -> usize {
+        self.pending.front().map_or(0, |op| {
+            let room = self.page_size - op.addr % self.page_size;
+            op.buf.len().min(usize::try_from(room).unwrap_or(usize::MAX))
+        })
+    }
+
+    /// Fails the rest of the page under the first pending byte.
+    fn fail_front_page(&mut self) {
+        self.settle_front(self.front_page_len(), false);
+    }
+
+    /// Handles a call that could not start on the first operation. If the operation lies in
+    /// one page, that page is failed; else its first page is split off for the next call to
+    /// try alone, since a kernel may refuse a whole iovec when a later page of it fails.
+    fn front_failed(&mut self) {
+        let len = self.front_page_len();
+        let Some(op) = self.pending.pop_front() else { return };
+        match op.split(len) {
+            (head, Some(rest)) => {
+                self.pending.push_front(rest);
+                self.pending.push_front(head);
+            }
+            (head, None) => report(&mut self.on_fail, head.tag, head.buf),
+        }
+    }
+
+    /// Fails every pending operation.
+    fn fail_all(&mut self) {
+        while let Some(op) = self.pending.pop_front() {
+            report(&mut self.on_fail, op.tag, op.buf);
+        }
+    }
+}
+
+/// One `process_vm_*` call over the queue (up to [`MAX_IOVECS`] operations). Returns
+/// `Ok(false)` if such calls are not permitted here.
+fn vm_step<B: Transfer>(pid: Pid, queue: &mut Queue<B>) -> Result<bool> {
+    let ops = queue.pending.iter().take(MAX_IOVECS);
+    let local: Vec<libc::iovec> = ops.clone().map(|op| op.buf.local_iovec()).collect();
+    let remote: Vec<libc::iovec> =
+        ops.map(|op| libc::iovec { iov_base: op.addr as usize as *mut libc::c_void, iov_len: op.buf.len() }).collect();
+    // SAFETY: the local iovecs describe the pending buffers, which the queue owns (borrowed
+    // for the right direction) until they are reported after the call.
+    let done = unsafe { B::vm_call(pid as libc::pid_t, &local, &remote) };
+    match usize::try_from(done) {
+        Ok(0) => queue.front_failed(),
+        Ok(done) => queue.settle_done(done),
+        Err(_) => {
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EFAULT) => queue.front_failed(),
+                Some(libc::EINTR) => {}
+                Some(libc::EPERM | libc::ENOSYS) => return Ok(false),
+                _ => return Err(io_error(ErrorOrigin::Process, ErrorKind::Gone, &err)),
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// One `pread` / `pwrite` of the first operation.
+fn file_step<B: Transfer>(file: &File, queue: &mut Queue<B>) -> Result<()> {
+    let Some(op) = queue.pending.front_mut() else { return Ok(()) };
+    match op.buf.file_call(file, op.addr) {
+        // The file stays open after the process is gone, but its memory reads as empty.
+        Ok(0) => Err(Error::new(ErrorOrigin::Process, ErrorKind::Gone)),
+        Ok(done) => {
+            queue.settle_front(done, true);
+            Ok(())
+        }
+        Err(err) => match err.raw_os_error() {
+            Some(libc::EIO | libc::EFAULT) => {
+                queue.fail_front_page();
+                Ok(())
+            }
+            Some(libc::EINTR) => Ok(()),
+            _ => Err(io_error(ErrorOrigin::Process, ErrorKind::Gone, &err)),
+        },
+    }
+}
+
+/// A process's memory as seen by the transfer engine.
+pub(super) struct Target<'p> {
+    /// The process id.
+    pub pid: Pid,
+    /// How its memory is reached; switched to `/proc/PID/mem` when needed.
+    pub access: &'p mut MemAccess,
+    /// The highest valid address.
+    pub max_address: u64,
+    /// The page size, the unit in which unreadable memory is failed.
+    pub page_size: u64,
+}
+
+impl Target<'_> {
+    /// Runs a batch: bytes above the highest valid address fail at once, the rest goes to the
+    /// kernel in steps of at most [`MAX_IOVECS`] operations. After an error every remaining
+    /// byte is failed and the error is returned.
+    pub(super) fn transfer<B: Transfer>(&mut self, batch: MemBatch<'_, '_, '_, MemOp<Address, B>, B>) -> Result<()> {
+        let MemBatch { ops, on_ok, on_fail } = batch;
+        let mut queue = Queue { pending: VecDeque::new(), on_ok, on_fail, page_size: self.page_size };
+        let mut outcome = Ok(());
+        for MemOp { addr, tag, buf } in ops {
+            let (start, valid) = host_address(addr)
+                .filter(|&a| a <= self.max_address)
+                .map_or((0, 0), |a| (a, (self.max_address - a).saturating_add(1)));
+            let len = buf.len().min(usize::try_from(valid).unwrap_or(usize::MAX));
+            let (head, tail) = buf.split_at(len);
+            if !tail.is_empty() {
+                report(&mut queue.on_fail, tag + head.len(), tail);
+            }
+            if !head.is_empty() {
+                queue.pending.push_back(Pending { addr: start, tag, buf: head });
+            }
+            if queue.pending.len() >= MAX_IOVECS {
+                outcome = outcome.and_then(|()| self.drain(&mut queue));
+                queue.fail_all();
+            }
+        }
+        outcome = outcome.and_then(|()| self.drain(&mut queue));
+        queue.fail_all();
+        outcome
+    }
+
+    /// Does every pending operation, leaving the queue empty unless there is an error.
+    fn drain<B: Transfer>(&mut self, queue: &mut Queue<B>) -> Result<()> {
+        while !queue.pending.is_empty() {
+            match self.access {
+                MemAccess::Syscalls => {
+                    if !vm_step(self.pid, queue)? {
+                        *self.access = MemAccess::proc_mem(self.pid)?;
+                    }
+                }
+                MemAccess::ProcMem(ref file) => file_step(file, queue)?,
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,213 @@
+//! A process of the running host: its memory, modules and mapped ranges.
+
+use std::path::PathBuf;
+
+use super::maps::{image_spans, memory_ranges, parse_maps, Mapping};
+use super::memory::{MemAccess, Target};
+use super::procfs::{proc_path, Stat};
+use super::{arch_of_elf_class, io_error};
+use crate::arch::ArchitectureIdent;
+use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, Result};
+use crate::mem::{MemoryView, ReadBatch, ViewMetadata, WriteBatch};
+use crate::os::elf_image::ElfImage;
+use crate::os::*;
+use crate::types::{imem, umem, Address};
+
+/// The highest user-space address of a 64-bit x86 process (4-level paging).
+const MAX_ADDRESS_64: u64 = 0x7fff_ffff_ffff;
+/// The highest address of a 32-bit process.
+const MAX_ADDRESS_32: u64 = 0xffff_ffff;
+
+/// A process of the running host, opened through [`super::NativeOs`] or
+/// [`NativeProcess::open`].
+///
+/// Memory goes through `process_vm_readv` / `process_vm_writev`, falling back to
+/// `/proc/PID/mem` (see [`NativeProcess::use_proc_mem`]). Modules are the ELF files mapped
+/// into the process (from `/proc/PID/maps`), named by file name, with the module's base as
+/// its handle; exports, imports and sections are parsed from the mapped images
+/// ([`ElfImage`]), with section headers read from the file as the process sees it
+/// (`/proc/PID/root/...`) when they are not mapped.
+pub struct NativeProcess {
+    info: ProcessInfo,
+    /// The start time of the process when it was opened, to tell it from a later process
+    /// with the same pid.
+    start_time: u64,
+    access: MemAccess,
+    page_size: u64,
+}
+
+impl NativeProcess {
+    /// Opens the process with the pid of `info`; fails with `Gone` if it no longer exists.
+    pub fn open(info: ProcessInfo) -> Result<Self> {
+        let stat = Stat::read(info.pid).map_err(|e| io_error(ErrorOrigin::Process, ErrorKind::Gone, &e))?;
+        // SAFETY: sysconf has no preconditions.
+        let page_size = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0).max(0x1000);
+        Ok(NativeProcess { info, start_time: stat.start_time, access: MemAccess::Syscalls, page_size })
+    }
+
+    /// Reaches memory through `pread` / `pwrite` on `/proc/PID/mem` from now on. This happens
+    /// by itself when `process_vm_readv` is not permitted; call it to choose the file from the
+    /// start. Fails with `PermissionDenied` or `Gone` if the file cannot be opened.
+    pub fn use_proc_mem(&mut self) -> Result<()> {
+        self.access = MemAccess::proc_mem(self.info.pid)?;
+        Ok(())
+    }
+
+    fn max_address(&self) -> u64 {
+        if self.info.proc_arch == ArchitectureIdent::X86_32 {
+            MAX_ADDRESS_32
+        } else {
+            MAX_ADDRESS_64
+        }
+    }
+
+    fn target(&mut self) -> Target<'_> {
+        Target {
+            pid: self.info.pid,
+            max_address: self.max_address(),
+            page_size: self.page_size,
+            access: &mut self.access,
+        }
+    }
+
+    fn maps(&self) -> Result<Vec<Mapping>> {
+        let text = std::fs::read(proc_path(self.info.pid, "maps"))
+            .map_err(|e| io_error(ErrorOrigin::Process, ErrorKind::Gone, &e))?;
+        Ok(parse_maps(&String::from_utf8_lossy(&text)))
+    }
+
+    /// The ELF images mapped into the process. The ELF identification of every candidate is
+    /// read in one batch; files without it (data files, fonts, locale archives) are left out.
+    fn modules(&mut self) -> Result<Vec<ModuleInfo>> {
+        let spans = image_spans(&self.maps()?);
+        let mut idents: Vec<(Address, [u8; 5])> = spans.iter().map(|s| (Address::from(s.base), [0u8; 5])).collect();
+        if let Err(PartialError::Error(e)) = self.read_many(&mut idents) {
+            return Err(e);
+        }
+        let parent = self.info.address;
+        let modules = spans.into_iter().zip(idents).filter_map(|(span, (base, ident))| {
+            let arch = match ident {
+                [0x7f, b'E', b'L', b'F', class] => arch_of_elf_class(class)?,
+                _ => return None,
+            };
+            let name = span.path.rsplit('/').next().unwrap_or_default();
+            Some(ModuleInfo {
+                address: base,
+                parent,
+                base,
+                size: (span.end - span.base) as umem,
+                name: name.into(),
+                path: span.path.as_str().into(),
+                arch,
+            })
+        });
+        Ok(modules.collect())
+    }
+
+    fn module_not_found(what: core::fmt::Arguments) -> Error {
+        Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(what)
+    }
+}
+
+impl MemoryView for NativeProcess {
+    fn read_batch(&mut self, batch: ReadBatch) -> Result<()> {
+        self.target().transfer(batch)
+    }
+
+    fn write_batch(&mut self, batch: WriteBatch) -> Result<()> {
+        self.target().transfer(batch)
+    }
+
+    fn metadata(&self) -> ViewMetadata {
+        let max_address = self.max_address();
+        ViewMetadata {
+            max_address: Address::from(max_address),
+            real_size: max_address as umem + 1,
+            readonly: false,
+            little_endian: true,
+            arch_bits: if max_address == MAX_ADDRESS_32 { 32 } else { 64 },
+        }
+    }
+}
+
+impl Process for NativeProcess {
+    fn info(&self) -> &ProcessInfo {
+        &self.info
+    }
+
+    /// `Dead` for a zombie, a process that is gone and a later process with the same pid.
+    fn state(&mut self) -> ProcessState {
+        match Stat::read(self.info.pid) {
+            Ok(stat) if stat.start_time == self.start_time && !stat.is_dead() => ProcessState::Alive,
+            Ok(_) => ProcessState::Dead,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => ProcessState::Dead,
+            Err(_) => ProcessState::Unknown,
+        }
+    }
+
+    fn module_address_list_callback(
+        &mut self,
+        arch: Option<&ArchitectureIdent>,
+        mut callback: AddressCallback,
+    ) -> Result<()> {
+        for module in self.modules()? {
+            if arch.is_none_or(|a| *a == module.arch) && !callback.call(module.address) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every module's architecture comes from its own ELF header, so `arch` is not needed.
+    fn module_by_address(&mut self, address: Address, _arch: ArchitectureIdent) -> Result<ModuleInfo> {
+        self.modules()?
+            .into_iter()
+            .find(|m| m.address == address)
+            .ok_or_else(|| Self::module_not_found(format_args!("no module at {address}")))
+    }
+
+    /// The module mapped from the file `/proc/PID/exe` links to.
+    fn primary_module_address(&mut self) -> Result<Address> {
+        let exe = std::fs::read_link(proc_path(self.info.pid, "exe"))
+            .map_err(|e| io_error(ErrorOrigin::Process, ErrorKind::Gone, &e))?;
+        let exe = exe.to_string_lossy();
+        self.modules()?
+            .into_iter()
+            .find(|m| *m.path == *exe)
+            .map(|m| m.address)
+            .ok_or_else(|| Self::module_not_found(format_args!("no module mapped from {exe}")))
+    }
+
+    fn module_import_list_callback(&mut self, module: &ModuleInfo, mut callback: ImportCallback) -> Result<()> {
+        let image = ElfImage::parse(self, module.base)?;
+        image.imports(self, |import| callback.call(import))
+    }
+
+    fn module_export_list_callback(&mut self, module: &ModuleInfo, mut callback: ExportCallback) -> Result<()> {
+        let image = ElfImage::parse(self, module.base)?;
+        image.exports(self, |export| callback.call(export))
+    }
+
+    fn module_section_list_callback(&mut self, module: &ModuleInfo, mut callback: SectionCallback) -> Result<()> {
+        let image = ElfImage::parse(self, module.base)?;
+        // The path as the process sees it, which may be in another mount namespace.
+        let file =
+            (!module.path.is_empty()).then(|| PathBuf::from(format!("/proc/{}/root{}", self.info.pid, &*module.path)));
+        image.sections(self, file.as_deref(), |section| callback.call(section))
+    }
+
+    fn mapped_mem_range(
+        &mut self,
+        gap_size: imem,
+        start: Address,
+        end: Address,
+        mut callback: MemoryRangeCallback,
+    ) -> Result<()> {
+        for range in memory_ranges(&self.maps()?, gap_size, start, end) {
+            if !callback.call(range) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}

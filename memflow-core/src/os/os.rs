@@ -1,0 +1,166 @@
+//! An OS layer: what the bytes mean. Lists processes and kernel modules and opens processes.
+
+use cglue::prelude::v1::*;
+
+use super::info::*;
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::plugins::ProcessInstanceArcBox;
+use crate::types::Address;
+
+fn not_found(what: core::fmt::Arguments) -> Error {
+    Error::new(ErrorOrigin::Os, ErrorKind::NotFound).log_warn(what)
+}
+
+/// An operating system seen through memory.
+///
+/// Implementors provide the address-based primitives; lookups by pid and name and the list
+/// forms are helpers on top, the same for every layer.
+#[cglue_trait]
+#[int_result]
+pub trait Os: Send {
+    /// Calls back with the handle of every process; stops when the callback returns `false`.
+    fn process_address_list_callback(&mut self, callback: AddressCallback) -> Result<()>;
+
+    /// The facts of the process with handle `address`.
+    fn process_info_by_address(&mut self, address: Address) -> Result<ProcessInfo>;
+
+    /// Opens a process: the result reads and writes its memory and lists its modules. It is
+    /// independent of this OS object (it keeps what it needs alive).
+    fn process_by_info(&mut self, info: ProcessInfo) -> Result<ProcessInstanceArcBox<'static>>;
+
+    /// Calls back with the handle of every kernel module (none for layers without a kernel).
+    fn module_address_list_callback(&mut self, callback: AddressCallback) -> Result<()>;
+
+    /// The kernel module with handle `address`.
+    fn module_by_address(&mut self, address: Address) -> Result<ModuleInfo>;
+
+    /// The address of the kernel symbol `name`, for layers that know kernel symbols.
+    fn kernel_symbol(&mut self, name: &str) -> Result<Address> {
+        let _ = name;
+        Err(Error::new(ErrorOrigin::Os, ErrorKind::Unsupported))
+    }
+
+    /// Facts about the OS.
+    fn info(&self) -> &OsInfo;
+
+    /// Calls back with the facts of every process; processes that vanish while listing are
+    /// skipped. Stops when the callback returns `false`.
+    #[skip_func]
+    fn process_info_list_callback(&mut self, mut callback: impl FnMut(ProcessInfo) -> bool) -> Result<()>
+    where
+        Self: Sized,
+    {
+        let mut addrs = Vec::new();
+        self.process_address_list_callback((&mut addrs).into())?;
+        for addr in addrs {
+            if let Ok(info) = self.process_info_by_address(addr) {
+                if !callback(info) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The facts of every process, as a list.
+    #[skip_func]
+    fn process_info_list(&mut self) -> Result<Vec<ProcessInfo>>
+    where
+        Self: Sized,
+    {
+        let mut out = Vec::new();
+        self.process_info_list_callback(|i| {
+            out.push(i);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// The first process matching `pred`.
+    #[skip_func]
+    fn process_info_find(&mut self, mut pred: impl FnMut(&ProcessInfo) -> bool) -> Result<Option<ProcessInfo>>
+    where
+        Self: Sized,
+    {
+        let mut found = None;
+        self.process_info_list_callback(|i| {
+            if pred(&i) {
+                found = Some(i);
+            }
+            found.is_none()
+        })?;
+        Ok(found)
+    }
+
+    /// The process with id `pid`.
+    #[skip_func]
+    fn process_info_by_pid(&mut self, pid: Pid) -> Result<ProcessInfo>
+    where
+        Self: Sized,
+    {
+        self.process_info_find(|i| i.pid == pid)?.ok_or_else(|| not_found(format_args!("no process with pid {pid}")))
+    }
+
+    /// The first process whose name is exactly `name`.
+    #[skip_func]
+    fn process_info_by_name(&mut self, name: &str) -> Result<ProcessInfo>
+    where
+        Self: Sized,
+    {
+        self.process_info_find(|i| &*i.name == name)?
+            .ok_or_else(|| not_found(format_args!("no process named `{name}`")))
+    }
+
+    /// The first process whose name equals `name` ignoring ASCII case.
+    #[skip_func]
+    fn process_info_by_name_ci(&mut self, name: &str) -> Result<ProcessInfo>
+    where
+        Self: Sized,
+    {
+        self.process_info_find(|i| i.name.eq_ignore_ascii_case(name))?
+            .ok_or_else(|| not_found(format_args!("no process named `{name}` (any case)")))
+    }
+
+    /// Opens the process with id `pid`.
+    #[skip_func]
+    fn process_by_pid(&mut self, pid: Pid) -> Result<ProcessInstanceArcBox<'static>>
+    where
+        Self: Sized,
+    {
+        let info = self.process_info_by_pid(pid)?;
+        self.process_by_info(info)
+    }
+
+    /// Opens the first process named exactly `name`.
+    #[skip_func]
+    fn process_by_name(&mut self, name: &str) -> Result<ProcessInstanceArcBox<'static>>
+    where
+        Self: Sized,
+    {
+        let info = self.process_info_by_name(name)?;
+        self.process_by_info(info)
+    }
+
+    /// Every kernel module, as a list (modules that vanish while listing are skipped).
+    #[skip_func]
+    fn module_list(&mut self) -> Result<Vec<ModuleInfo>>
+    where
+        Self: Sized,
+    {
+        let mut addrs = Vec::new();
+        self.module_address_list_callback((&mut addrs).into())?;
+        Ok(addrs.into_iter().filter_map(|a| self.module_by_address(a).ok()).collect())
+    }
+
+    /// The first kernel module whose name equals `name` ignoring ASCII case.
+    #[skip_func]
+    fn module_by_name(&mut self, name: &str) -> Result<ModuleInfo>
+    where
+        Self: Sized,
+    {
+        self.module_list()?
+            .into_iter()
+            .find(|m| m.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| not_found(format_args!("no kernel module `{name}`")))
+    }
+}

@@ -1,0 +1,46 @@
+//! The objects plugins hand out: cglue trait groups that carry their plugin library along.
+//!
+//! An instance is a boxed object plus a context ([`LibArc`]) that keeps the library it came
+//! from loaded for as long as the instance, or anything made from it, lives. Built-in plugins
+//! use an empty context.
+
+use cglue::prelude::v1::*;
+
+use crate::connector::cpu_state::*;
+use crate::mem::*;
+use crate::os::*;
+
+/// A reference-counted handle that keeps a plugin library loaded (empty for built-ins).
+pub type LibArc = CArc<cglue::trait_group::c_void>;
+
+cglue_trait_group!(ConnectorInstance, { PhysicalMemory, Clone }, { CpuState });
+cglue_trait_group!(OsInstance, { Os, Clone }, { PhysicalMemory, MemoryView });
+cglue_trait_group!(ProcessInstance, { Process, MemoryView }, {});
+
+/// Makes a connector instance of `conn` that keeps `lib` loaded. `conn`'s type must be
+/// registered with `cglue_impl_group!(Type, ConnectorInstance, {...})`.
+pub fn connector_instance<T>(conn: T, lib: LibArc) -> ConnectorInstanceArcBox<'static>
+where
+    T: Send + 'static,
+    (T, LibArc): Into<ConnectorInstanceBaseArcBox<'static, T, cglue::trait_group::c_void>>,
+{
+    group_obj!((conn, lib) as ConnectorInstance)
+}
+
+/// Makes an OS instance of `os` that keeps `lib` loaded (see [`connector_instance`]).
+pub fn os_instance<T>(os: T, lib: LibArc) -> OsInstanceArcBox<'static>
+where
+    T: Send + 'static,
+    (T, LibArc): Into<OsInstanceBaseArcBox<'static, T, cglue::trait_group::c_void>>,
+{
+    group_obj!((os, lib) as OsInstance)
+}
+
+/// Makes a process instance of `process` that keeps `lib` loaded (see [`connector_instance`]).
+pub fn process_instance<T>(process: T, lib: LibArc) -> ProcessInstanceArcBox<'static>
+where
+    T: Send + 'static,
+    (T, LibArc): Into<ProcessInstanceBaseArcBox<'static, T, cglue::trait_group::c_void>>,
+{
+    group_obj!((process, lib) as ProcessInstance)
+}

@@ -1,0 +1,328 @@
+//! The inventory: finds plugins, lists them without loading them, and creates instances and
+//! whole chains. Built-in plugins and library files go through the same descriptors.
+
+use std::ffi::CString;
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use cglue::arc::CArc;
+use cglue::option::COption;
+use cglue::trait_group::Opaquable;
+
+use super::args::{parse_chain, Args, ChainLink};
+use super::descriptor::*;
+use super::instances::*;
+use super::library::{check_permissions, read_header, Library};
+use super::logging::PluginLogger;
+use super::middleware::{take_middleware, MiddlewareConfig};
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+
+fn inv_err(kind: ErrorKind, why: impl core::fmt::Display) -> Error {
+    Error::new(ErrorOrigin::Inventory, kind).log_warn(why)
+}
+
+/// Where a plugin comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginSource {
+    /// Compiled into this program.
+    Builtin,
+    /// A library file, loaded on first use.
+    File(PathBuf),
+}
+
+/// What the inventory knows about a plugin (read from its descriptor header).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// Name used in chains.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// One-line description.
+    pub description: String,
+    /// Accepted arguments.
+    pub help: String,
+    /// Connector or OS layer.
+    pub kind: PluginKind,
+    /// Rust or C interface.
+    pub flavor: PluginFlavor,
+    /// Where it comes from.
+    pub source: PluginSource,
+}
+
+/// How to reach a plugin's functions.
+enum Loader {
+    Builtin(&'static PluginDescriptor),
+    File { path: PathBuf, header: PluginHeader, loaded: Mutex<Option<(Arc<Library>, usize)>> },
+}
+
+struct Entry {
+    info: PluginInfo,
+    loader: Loader,
+}
+
+/// A connector or an OS layer: what a chain ends in.
+pub enum ChainInstance {
+    /// The chain ends in a connector.
+    Connector(ConnectorInstanceArcBox<'static>),
+    /// The chain ends in an OS layer.
+    Os(OsInstanceArcBox<'static>),
+}
+
+/// The plugins available to this program.
+#[derive(Default)]
+pub struct Inventory {
+    entries: Vec<Entry>,
+}
+
+impl Inventory {
+    /// An inventory with only the built-in plugins.
+    pub fn builtin() -> Self {
+        let mut inv = Inventory::default();
+        for desc in super::builtin::BUILTIN {
+            inv.add_builtin(desc);
+        }
+        inv
+    }
+
+    /// The built-in plugins plus every plugin found in the default directories:
+    /// `$MEMFLOW_PLUGIN_PATH` (colon-separated), `~/.local/lib/memflow`,
+    /// `/usr/local/lib/memflow`, `/usr/lib/memflow`, and the executable's directory.
+    /// Directories that do not exist are skipped; refused files are logged and skipped.
+    pub fn scan() -> Self {
+        let mut inv = Self::builtin();
+        for dir in default_dirs() {
+            let _ = inv.add_dir(&dir);
+        }
+        inv
+    }
+
+    /// Registers a built-in plugin's descriptor.
+    pub fn add_builtin(&mut self, desc: &'static PluginDescriptor) {
+        if let Ok((kind, flavor)) = desc.header.check() {
+            let info = info_from(&desc.header, kind, flavor, PluginSource::Builtin);
+            self.entries.push(Entry { info, loader: Loader::Builtin(desc) });
+        }
+    }
+
+    /// Adds every plugin library (`*.so`) in `dir`; returns how many were added. Files that
+    /// are refused are logged and skipped.
+    pub fn add_dir(&mut self, dir: &Path) -> Result<usize> {
+        let listing = std::fs::read_dir(dir).map_err(|e| inv_err(ErrorKind::of_io(&e), format_args!("{}: {e}", dir.display())))?;
+        let mut paths: Vec<PathBuf> = listing
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "so") && p.is_file())
+            .collect();
+        paths.sort();
+        Ok(paths.iter().filter(|p| self.add_file(p).is_ok()).count())
+    }
+
+    /// Adds one plugin library after checking its permissions and descriptor, without
+    /// loading it. A file plugin takes precedence over a built-in plugin of the same name.
+    pub fn add_file(&mut self, path: &Path) -> Result<PluginInfo> {
+        check_permissions(path)?;
+        let (header, kind, flavor) = read_header(path)?;
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if let Some(e) = self.entries.iter().find(|e| e.info.source == PluginSource::File(path.clone())) {
+            return Ok(e.info.clone());
+        }
+        let info = info_from(&header, kind, flavor, PluginSource::File(path.clone()));
+        log::debug!("found plugin `{}` ({:?}) in {}", info.name, kind, path.display());
+        self.entries.insert(0, Entry { info: info.clone(), loader: Loader::File { path, header, loaded: Mutex::new(None) } });
+        Ok(info)
+    }
+
+    /// Every known plugin, file plugins first.
+    pub fn plugins(&self) -> impl Iterator<Item = &PluginInfo> {
+        self.entries.iter().map(|e| &e.info)
+    }
+
+    fn find(&self, name: &str, kind: PluginKind) -> Result<&Entry> {
+        self.entries.iter().find(|e| e.info.name == name && e.info.kind == kind).ok_or_else(|| {
+            let known: Vec<&str> = self.entries.iter().filter(|e| e.info.kind == kind).map(|e| e.info.name.as_str()).collect();
+            inv_err(ErrorKind::NotFound, format_args!("no {kind:?} plugin named `{name}` (known: {})", known.join(", ")))
+        })
+    }
+
+    /// The descriptor and library context of a plugin, loading its library on first use.
+    fn resolve(&self, entry: &Entry) -> Result<(DescriptorRef, LibArc)> {
+        match &entry.loader {
+            Loader::Builtin(desc) => Ok((DescriptorRef::Rust(desc), LibArc::default())),
+            Loader::File { path, header, loaded } => {
+                let mut slot = loaded.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.is_none() {
+                    let (lib, ptr) = Library::load(path, header)?;
+                    *slot = Some((lib, ptr as usize));
+                }
+                let (lib, ptr) = slot.as_ref().expect("just loaded");
+                let ctx: LibArc = CArc::<Library>::from(lib.clone()).into_opaque();
+                let desc = match entry.info.flavor {
+                    // SAFETY: the header check proved this is a Rust descriptor of our layout.
+                    PluginFlavor::Rust => DescriptorRef::Rust(unsafe { &*(*ptr as *const PluginDescriptor) }),
+                    PluginFlavor::C => DescriptorRef::C(*ptr as *const u8),
+                };
+                Ok((desc, ctx))
+            }
+        }
+    }
+
+    /// Creates connector `name` with `args` on top of an optional OS (`input`). Middleware
+    /// options in `args` (`cache`, `cache_size`, `cache_page_size`, `cache_time`, `delay`,
+    /// `metrics`) are applied here and not passed to the plugin.
+    pub fn create_connector(
+        &self,
+        name: &str,
+        input: Option<OsInstanceArcBox<'static>>,
+        args: &Args,
+    ) -> Result<ConnectorInstanceArcBox<'static>> {
+        let entry = self.find(name, PluginKind::Connector)?;
+        let mut args = args.clone();
+        let middleware: MiddlewareConfig = take_middleware(&mut args)?;
+        let (desc, lib) = self.resolve(entry)?;
+        let text = args_text(&args)?;
+        let conn = match desc {
+            DescriptorRef::Rust(d) => {
+                let create = d.create_connector.ok_or_else(|| inv_err(ErrorKind::Malformed, format_args!("`{name}` has no connector create function")))?;
+                let mut out = MaybeUninit::uninit();
+                let code = create(text.as_ptr(), COption::from(input), lib.clone(), Some(PluginLogger::host()), &mut out);
+                if code != 0 {
+                    return Err(create_failed(name, code));
+                }
+                // SAFETY: a zero return means the plugin wrote the instance.
+                unsafe { out.assume_init() }
+            }
+            DescriptorRef::C(ptr) => super::c_plugin::create_connector(ptr, &text, lib.clone())?,
+        };
+        Ok(middleware.apply(conn, lib))
+    }
+
+    /// Creates OS layer `name` with `args` on top of an optional connector (`input`).
+    pub fn create_os(
+        &self,
+        name: &str,
+        input: Option<ConnectorInstanceArcBox<'static>>,
+        args: &Args,
+    ) -> Result<OsInstanceArcBox<'static>> {
+        let entry = self.find(name, PluginKind::Os)?;
+        let (desc, lib) = self.resolve(entry)?;
+        let text = args_text(args)?;
+        match desc {
+            DescriptorRef::Rust(d) => {
+                let create = d.create_os.ok_or_else(|| inv_err(ErrorKind::Malformed, format_args!("`{name}` has no OS create function")))?;
+                let mut out = MaybeUninit::uninit();
+                let code = create(text.as_ptr(), COption::from(input), lib, Some(PluginLogger::host()), &mut out);
+                if code != 0 {
+                    return Err(create_failed(name, code));
+                }
+                // SAFETY: a zero return means the plugin wrote the instance.
+                Ok(unsafe { out.assume_init() })
+            }
+            DescriptorRef::C(ptr) => super::c_plugin::create_os(ptr, &text, input, lib),
+        }
+    }
+
+    /// Builds a whole chain such as `coredump:/dumps/a.elf -> linux` or
+    /// `native -> qemu:vm1 -> linux`: each link's output is the next link's input, and a
+    /// link's kind (connector or OS) is whatever plugin of that name exists, preferring the
+    /// kind that fits after the previous link.
+    pub fn create_chain(&self, chain: &str) -> Result<ChainInstance> {
+        let mut current: Option<ChainInstance> = None;
+        for ChainLink { name, args } in parse_chain(chain)? {
+            let want_os = matches!(current, Some(ChainInstance::Connector(_)));
+            let is = |kind| self.entries.iter().any(|e| e.info.name == name && e.info.kind == kind);
+            let as_os = match (is(PluginKind::Os), is(PluginKind::Connector)) {
+                (true, true) => want_os,
+                (true, false) => true,
+                (false, true) => false,
+                (false, false) => return Err(inv_err(ErrorKind::NotFound, format_args!("no plugin named `{name}` in chain `{chain}`"))),
+            };
+            current = Some(match (as_os, current.take()) {
+                (true, Some(ChainInstance::Os(_))) => {
+                    return Err(inv_err(ErrorKind::InvalidArgument, format_args!("OS layer `{name}` cannot take an OS as input in `{chain}`")))
+                }
+                (true, Some(ChainInstance::Connector(c))) => ChainInstance::Os(self.create_os(&name, Some(c), &args)?),
+                (true, None) => ChainInstance::Os(self.create_os(&name, None, &args)?),
+                (false, Some(ChainInstance::Connector(_))) => {
+                    return Err(inv_err(ErrorKind::InvalidArgument, format_args!("connector `{name}` cannot take a connector as input in `{chain}`")))
+                }
+                (false, Some(ChainInstance::Os(o))) => ChainInstance::Connector(self.create_connector(&name, Some(o), &args)?),
+                (false, None) => ChainInstance::Connector(self.create_connector(&name, None, &args)?),
+            });
+        }
+        current.ok_or_else(|| inv_err(ErrorKind::InvalidArgument, "empty chain"))
+    }
+
+    /// Like [`Inventory::create_chain`], for chains that must end in an OS layer.
+    pub fn create_os_chain(&self, chain: &str) -> Result<OsInstanceArcBox<'static>> {
+        match self.create_chain(chain)? {
+            ChainInstance::Os(os) => Ok(os),
+            ChainInstance::Connector(_) => Err(inv_err(ErrorKind::InvalidArgument, format_args!("chain `{chain}` ends in a connector, not an OS layer"))),
+        }
+    }
+
+    /// Like [`Inventory::create_chain`], for chains that must end in a connector.
+    pub fn create_connector_chain(&self, chain: &str) -> Result<ConnectorInstanceArcBox<'static>> {
+        match self.create_chain(chain)? {
+            ChainInstance::Connector(c) => Ok(c),
+            ChainInstance::Os(_) => Err(inv_err(ErrorKind::InvalidArgument, format_args!("chain `{chain}` ends in an OS layer, not a connector"))),
+        }
+    }
+
+    /// The targets a connector plugin can open.
+    pub fn targets(&self, name: &str) -> Result<Vec<TargetInfo>> {
+        let entry = self.find(name, PluginKind::Connector)?;
+        let (desc, _lib) = self.resolve(entry)?;
+        let mut out = Vec::new();
+        if let DescriptorRef::Rust(PluginDescriptor { target_list: Some(list), .. }) = desc {
+            let code = list((&mut out).into());
+            if code != 0 {
+                return Err(create_failed(name, code));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A resolved descriptor.
+enum DescriptorRef {
+    Rust(&'static PluginDescriptor),
+    C(*const u8),
+}
+
+fn create_failed(name: &str, code: i32) -> Error {
+    let err = Error::from_code(code).unwrap_or(Error::new(ErrorOrigin::Plugin, ErrorKind::Unknown));
+    log::warn!("plugin `{name}` failed to create an instance: {err}");
+    err
+}
+
+fn args_text(args: &Args) -> Result<CString> {
+    CString::new(args.to_string()).map_err(|_| inv_err(ErrorKind::InvalidArgument, "argument contains a NUL byte"))
+}
+
+fn info_from(h: &PluginHeader, kind: PluginKind, flavor: PluginFlavor, source: PluginSource) -> PluginInfo {
+    PluginInfo {
+        name: h.name(),
+        version: field_text(&h.version),
+        description: field_text(&h.description),
+        help: field_text(&h.help),
+        kind,
+        flavor,
+        source,
+    }
+}
+
+/// The directories [`Inventory::scan`] looks in, in order.
+pub fn default_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("MEMFLOW_PLUGIN_PATH")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".local/lib/memflow"));
+    }
+    dirs.push("/usr/local/lib/memflow".into());
+    dirs.push("/usr/lib/memflow".into());
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+        dirs.push(exe_dir);
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}

@@ -1,0 +1,85 @@
+//! Logging across the plugin boundary.
+//!
+//! A dynamically loaded plugin has its own copy of the `log` crate, with no logger. The host
+//! hands every create function a [`PluginLogger`]: two plain function pointers back into the
+//! host's `log`. The plugin installs a forwarder once; it asks the host for the current level
+//! on every record, so level changes on the host reach plugins that are already loaded.
+
+use std::sync::Once;
+
+use cglue::slice::CSliceRef;
+
+/// The host's logging entry points, as passed to plugins.
+#[repr(C)]
+pub struct PluginLogger {
+    /// Emits a record: `level` 1 (error) to 5 (trace); `target` and `message` are UTF-8 and
+    /// valid for the call only.
+    pub log: extern "C" fn(level: u32, target: CSliceRef<u8>, message: CSliceRef<u8>),
+    /// The host's current maximum level: 0 (off) to 5 (trace).
+    pub max_level: extern "C" fn() -> u32,
+}
+
+fn level_from(n: u32) -> Option<log::Level> {
+    Some(match n {
+        1 => log::Level::Error,
+        2 => log::Level::Warn,
+        3 => log::Level::Info,
+        4 => log::Level::Debug,
+        5 => log::Level::Trace,
+        _ => return None,
+    })
+}
+
+extern "C" fn host_log(level: u32, target: CSliceRef<u8>, message: CSliceRef<u8>) {
+    let Some(level) = level_from(level) else { return };
+    let target = String::from_utf8_lossy(&target);
+    let message = String::from_utf8_lossy(&message);
+    log::logger().log(&log::Record::builder().level(level).target(&target).args(format_args!("{message}")).build());
+}
+
+extern "C" fn host_max_level() -> u32 {
+    log::max_level() as usize as u32
+}
+
+static HOST: PluginLogger = PluginLogger { log: host_log, max_level: host_max_level };
+
+/// Forwards a plugin's records to the host.
+struct Forwarder(&'static PluginLogger);
+
+impl log::Log for Forwarder {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() as usize as u32 <= (self.0.max_level)()
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let message = record.args().to_string();
+            (self.0.log)(record.level() as usize as u32, record.target().as_bytes().into(), message.as_bytes().into());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+impl PluginLogger {
+    /// The logger of this module, to hand to plugins.
+    pub fn host() -> &'static PluginLogger {
+        &HOST
+    }
+
+    /// Plugin side: routes this module's `log` records to the host, once. Does nothing when
+    /// called in the host itself (a built-in plugin), which already logs there.
+    pub fn install(&self) {
+        if self.log as usize == HOST.log as usize {
+            return;
+        }
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| {
+            // One small forwarder per plugin library, kept for the library's whole life.
+            let this: &'static PluginLogger = Box::leak(Box::new(PluginLogger { log: self.log, max_level: self.max_level }));
+            if log::set_boxed_logger(Box::new(Forwarder(this))).is_ok() {
+                log::set_max_level(log::LevelFilter::Trace);
+            }
+        });
+    }
+}

@@ -1,0 +1,156 @@
+//! Middleware options that any connector accepts: `cache`, `cache_size`, `cache_page_size`,
+//! `cache_time`, `delay`, `metrics`. The inventory takes them out of the arguments and wraps
+//! the connector the plugin made, whatever plugin it is.
+
+use std::time::Duration;
+
+use cglue::prelude::v1::*;
+
+use super::args::Args;
+use super::instances::*;
+use crate::connector::cpu_state::*;
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::{MemMapping, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
+use crate::middleware::{CacheValidity, CachedMemory, DelayedMemory, MetricsMemory};
+use crate::types::size;
+
+/// The middleware requested for one connector.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MiddlewareConfig {
+    /// Page cache: (size in bytes, page size, validity).
+    pub cache: Option<(usize, usize, CacheValidity)>,
+    /// Delay per batch call.
+    pub delay: Option<Duration>,
+    /// Count traffic (logged at `info` level when the connector is dropped).
+    pub metrics: bool,
+}
+
+fn bad(key: &str, value: &str, expected: &str) -> Error {
+    Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`{key}={value}`: expected {expected}"))
+}
+
+fn flag(key: &str, value: &str) -> Result<bool> {
+    match value {
+        "1" | "true" | "yes" | "on" | "" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(bad(key, value, "a boolean")),
+    }
+}
+
+fn bytes(key: &str, value: &str) -> Result<usize> {
+    size::parse(value).and_then(|v| usize::try_from(v).ok()).ok_or_else(|| bad(key, value, "a size like 4096, 64k or 2M"))
+}
+
+/// Parses a duration: a number with `ns`, `us`, `ms` or `s` (default `us`).
+fn duration(key: &str, value: &str) -> Result<Duration> {
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let n: u64 = value[..split].parse().map_err(|_| bad(key, value, "a duration like 50us or 2ms"))?;
+    Ok(match &value[split..] {
+        "ns" => Duration::from_nanos(n),
+        "" | "us" => Duration::from_micros(n),
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        _ => return Err(bad(key, value, "a duration like 50us or 2ms")),
+    })
+}
+
+/// Removes the middleware options from `args` and returns the configuration they describe.
+/// The cache is on when `cache` is true or any other `cache_*` option is given.
+pub fn take_middleware(args: &mut Args) -> Result<MiddlewareConfig> {
+    let cache_flag = args.take("cache").map(|v| flag("cache", &v)).transpose()?;
+    let cache_size = args.take("cache_size").map(|v| bytes("cache_size", &v)).transpose()?;
+    let page_size = args.take("cache_page_size").map(|v| bytes("cache_page_size", &v)).transpose()?;
+    let cache_time = args.take("cache_time").map(|v| duration("cache_time", &v)).transpose()?;
+    let delay = args.take("delay").map(|v| duration("delay", &v)).transpose()?;
+    let metrics = args.take("metrics").map(|v| flag("metrics", &v)).transpose()?.unwrap_or(false);
+    let any_cache_option = cache_size.is_some() || page_size.is_some() || cache_time.is_some();
+    let cache = cache_flag.unwrap_or(any_cache_option).then(|| {
+        (
+            cache_size.unwrap_or(2 << 20),
+            page_size.unwrap_or(4096),
+            CacheValidity::Time(cache_time.unwrap_or(Duration::from_secs(1))),
+        )
+    });
+    Ok(MiddlewareConfig { cache, delay, metrics })
+}
+
+impl MiddlewareConfig {
+    /// Wraps `conn` as configured; returns it unchanged when nothing is configured. The
+    /// result still answers CPU-state queries through the original connector.
+    pub fn apply(&self, conn: ConnectorInstanceArcBox<'static>, lib: LibArc) -> ConnectorInstanceArcBox<'static> {
+        if *self == MiddlewareConfig::default() {
+            return conn;
+        }
+        let original = conn.clone();
+        let mut mem = conn;
+        if self.metrics {
+            mem = group_obj!((MetricsMemory::new(mem).log_on_drop(), lib.clone()) as ConnectorInstance);
+        }
+        if let Some(delay) = self.delay {
+            mem = group_obj!((DelayedMemory::new(mem, delay), lib.clone()) as ConnectorInstance);
+        }
+        if let Some((size, page, validity)) = self.cache {
+            mem = group_obj!((CachedMemory::new(mem, size, page, validity), lib.clone()) as ConnectorInstance);
+        }
+        group_obj!((Wrapped { mem, original }, lib) as ConnectorInstance)
+    }
+}
+
+/// A connector wrapped in middleware that still reports the CPU state of the original.
+#[derive(Clone)]
+struct Wrapped {
+    mem: ConnectorInstanceArcBox<'static>,
+    original: ConnectorInstanceArcBox<'static>,
+}
+
+impl PhysicalMemory for Wrapped {
+    fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
+        self.mem.phys_read_batch(batch)
+    }
+    fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
+        self.mem.phys_write_batch(batch)
+    }
+    fn metadata(&self) -> PhysicalMemoryMetadata {
+        self.mem.metadata()
+    }
+    fn set_mem_map(&mut self, map: &[MemMapping]) {
+        self.mem.set_mem_map(map)
+    }
+}
+
+impl CpuState for Wrapped {
+    fn cpu_count(&self) -> usize {
+        self.original.as_ref_impl_cpustate().map_or(0, |c| c.cpu_count())
+    }
+    fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
+        match self.original.as_ref_impl_cpustate() {
+            Some(c) => c.x86_registers(cpu),
+            None => Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported)),
+        }
+    }
+}
+
+cglue_impl_group!(Wrapped, ConnectorInstance, { CpuState });
+cglue_impl_group!(MetricsMemory<P: PhysicalMemory + Clone>, ConnectorInstance, {});
+cglue_impl_group!(DelayedMemory<P: PhysicalMemory + Clone>, ConnectorInstance, {});
+cglue_impl_group!(CachedMemory<P: PhysicalMemory + Clone>, ConnectorInstance, {});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_options() {
+        let mut a = Args::parse("target,cache_size=4M,delay=2ms,metrics=1,other=x").unwrap();
+        let m = take_middleware(&mut a).unwrap();
+        assert_eq!(m.cache, Some((4 << 20, 4096, CacheValidity::Time(Duration::from_secs(1)))));
+        assert_eq!(m.delay, Some(Duration::from_millis(2)));
+        assert!(m.metrics);
+        assert_eq!(a, Args::parse("target,other=x").unwrap());
+        let mut off = Args::parse("cache=0,cache_size=1M").unwrap();
+        assert_eq!(take_middleware(&mut off).unwrap().cache, None);
+        assert!(take_middleware(&mut Args::parse("delay=fast").unwrap()).is_err());
+        assert!(take_middleware(&mut Args::parse("cache_size=lots").unwrap()).is_err());
+        assert_eq!(take_middleware(&mut Args::default()).unwrap(), MiddlewareConfig::default());
+    }
+}

@@ -1,0 +1,154 @@
+//! Walks the page-table tree of a virtual range depth first, level by level, skipping entries
+//! that are not present, and reports every mapped page in ascending virtual order.
+//!
+//! Working memory is one chunk of entries per level ([`CHUNK_BYTES`] each); a table is read in
+//! chunks, one physical read each. The number of entries inspected is capped by a budget
+//! derived from the size of physical memory, so tables that point back at themselves end the
+//! walk early (with a warning) instead of running for a very long time. Entries that cannot be
+//! read count as not present.
+
+use crate::arch::{Architecture, Denied, Entry, MAX_LEVELS};
+use crate::error::{PartialError, Result};
+use crate::mem::PhysicalMemory;
+use crate::types::{umem, Address, PageType, PhysicalAddress};
+
+/// Bytes of entries read at once per level.
+pub const CHUNK_BYTES: usize = 4096;
+
+/// A page found by a walk.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// The first virtual address of the page.
+    pub va: Address,
+    /// The first physical address of the page.
+    pub pa: Address,
+    /// log2 of the page size.
+    pub size_log2: u8,
+    /// The flags combined over every level.
+    pub page_type: PageType,
+}
+
+impl Page {
+    /// The page size in bytes.
+    pub fn size(&self) -> umem {
+        (1 as umem) << self.size_log2
+    }
+}
+
+/// One table being walked.
+#[derive(Copy, Clone, Debug, Default)]
+struct Frame {
+    table: Address,
+    /// The (segment-local) virtual address of entry 0.
+    base: umem,
+    next: usize,
+    last: usize,
+    denied: Denied,
+    /// The entries `loaded..loaded + count` are in this level's chunk.
+    loaded: usize,
+    count: usize,
+}
+
+/// The working memory of depth-first walks.
+#[derive(Debug, Default)]
+pub(crate) struct PageWalker {
+    chunks: Vec<u8>,
+}
+
+impl PageWalker {
+    /// The most bytes one walker holds.
+    pub const MAX_BYTES: usize = MAX_LEVELS * CHUNK_BYTES;
+
+    /// Calls `found` for every page that intersects `first..=last`, in ascending order.
+    /// `tables` are the top table addresses per root (`None`: nothing mapped there).
+    pub fn walk<P: PhysicalMemory>(
+        &mut self,
+        mem: &mut P,
+        arch: &Architecture,
+        tables: [Option<Address>; 2],
+        first: Address,
+        last: Address,
+        mut found: impl FnMut(Page),
+    ) -> Result<()> {
+        self.chunks.resize(Self::MAX_BYTES, 0);
+        let levels = arch.levels();
+        let entry_size = arch.entry_size();
+        let per_chunk = CHUNK_BYTES / entry_size;
+        let meta = mem.metadata();
+        let phys_bytes = if meta.real_size > 0 { meta.real_size } else { meta.max_address.to_umem() };
+        let phys_entries = phys_bytes / entry_size as umem;
+        let mut budget = (levels.len() as umem).saturating_mul(phys_entries + levels[0].entries() as umem);
+        let local_mask = ((1 as umem) << arch.va_bits()) - 1;
+
+        for seg in arch.segments() {
+            let Some(table) = tables[seg.root] else { continue };
+            let (lo, hi) = (first.max(seg.first), last.min(seg.last));
+            if lo > hi {
+                continue;
+            }
+            let high = seg.first.to_umem() & !local_mask;
+            let (lo, hi) = (lo.to_umem() & local_mask, hi.to_umem() & local_mask);
+            let mut stack = [Frame::default(); MAX_LEVELS];
+            stack[0] = Frame {
+                table,
+                next: (lo >> levels[0].shift) as usize,
+                last: (hi >> levels[0].shift) as usize,
+                ..Frame::default()
+            };
+            let mut depth = 1;
+            while depth > 0 {
+                let level = depth - 1;
+                let lvl = levels[level];
+                let frame = stack[level];
+                if frame.next > frame.last {
+                    depth -= 1;
+                    continue;
+                }
+                let idx = frame.next;
+                stack[level].next += 1;
+                let chunk = &mut self.chunks[level * CHUNK_BYTES..(level + 1) * CHUNK_BYTES];
+                if idx < frame.loaded || idx >= frame.loaded + frame.count {
+                    let count = (frame.last - idx + 1).min(per_chunk);
+                    if budget < count as umem {
+                        log::warn!("page walk stopped: more entries than physical memory can hold (looping tables?)");
+                        return Ok(());
+                    }
+                    budget -= count as umem;
+                    let addr = PhysicalAddress::with_page(frame.table + idx * entry_size, PageType::PAGE_TABLE, 0);
+                    match mem.phys_read_raw_into(addr, &mut chunk[..count * entry_size]) {
+                        Ok(()) | Err(PartialError::PartialRead(())) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    stack[level].loaded = idx;
+                    stack[level].count = count;
+                }
+                let raw = arch.read_entry(&chunk[(idx - stack[level].loaded) * entry_size..]);
+                let base = frame.base + ((idx as umem) << lvl.shift);
+                match arch.decode(level, raw) {
+                    Entry::Invalid => {}
+                    Entry::Page { base: pa, denied } => found(Page {
+                        va: Address::new(high | base),
+                        pa,
+                        size_log2: lvl.shift,
+                        page_type: (frame.denied | denied).page_type(),
+                    }),
+                    Entry::Table { next, denied } => {
+                        let child = levels[level + 1];
+                        let end = base + (((1 as umem) << lvl.shift) - 1);
+                        stack[depth] = Frame {
+                            table: next,
+                            base,
+                            next: ((lo.max(base) - base) >> child.shift) as usize,
+                            last: ((hi.min(end) - base) >> child.shift) as usize,
+                            denied: frame.denied | denied,
+                            loaded: 0,
+                            count: 0,
+                        };
+                        depth += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Summarise the physical-read benchmark (memflow-core/benches/phys_read.rs) as markdown.
+
+Reads criterion's results under TARGET_DIR/criterion (every `new/benchmark.json` with the
+`new/estimates.json` beside it) and prints:
+
+  - one row per read size: ours, memcpy and memflow 0.2.4 (mean time per read and throughput),
+    ours as a share of memcpy's throughput, and ours' speedup over memflow 0.2.4 per call;
+  - the batched group (64 reads of 8 B): one batch against 64 separate calls;
+  - whether issue 2's targets are met.
+
+Usage: scripts/bench-report.py [TARGET_DIR]     (default: target)
+Only the Python standard library is used.
+"""
+
+import glob
+import json
+import os
+import sys
+
+SIZES = ["8B", "4KiB", "64KiB", "1MiB"]
+SIZE_LABEL = {"8B": "8 B", "4KiB": "4 KiB", "64KiB": "64 KiB", "1MiB": "1 MiB"}
+MEMCPY_TARGET = 0.90  # at 64 KiB and above, ours >= 90% of memcpy throughput
+PEER_TARGET = 1.5  # 8 B reads: ours >= 1.5x memflow 0.2.4 per call
+
+
+def load(target_dir):
+    """{(group_id, bench_id): {"mean": ns, "lo": ns, "hi": ns, "bytes": n or None}}"""
+    root = os.path.join(target_dir, "criterion")
+    if not os.path.isdir(root):
+        sys.exit(f"no criterion results under {root}; run the benchmark first "
+                 f"(cargo bench -p memflow-core --bench phys_read)")
+    results = {}
+    pattern = os.path.join(root, "**", "new", "benchmark.json")
+    for bench_file in glob.glob(pattern, recursive=True):
+        est_file = os.path.join(os.path.dirname(bench_file), "estimates.json")
+        if not os.path.exists(est_file):
+            continue
+        with open(bench_file) as f:
+            bench = json.load(f)
+        with open(est_file) as f:
+            est = json.load(f)
+        mean = est["mean"]
+        throughput = bench.get("throughput") or {}
+        bench_id = bench.get("value_str") or bench.get("function_id") or ""
+        results[(bench["group_id"], bench_id)] = {
+            "mean": mean["point_estimate"],
+            "lo": mean["confidence_interval"]["lower_bound"],
+            "hi": mean["confidence_interval"]["upper_bound"],
+            "bytes": throughput.get("Bytes") or throughput.get("BytesDecimal"),
+        }
+    return results
+
+
+def fmt_time(ns):
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def fmt_rate(nbytes, ns):
+    if not nbytes:
+        return ""
+    rate = nbytes / (ns * 1e-9)  # bytes per second
+    for unit, scale in (("GiB/s", 1 << 30), ("MiB/s", 1 << 20), ("KiB/s", 1 << 10)):
+        if rate >= scale:
+            return f"{rate / scale:.3g} {unit}"
+    return f"{rate:.3g} B/s"
+
+
+def cell(r):
+    if r is None:
+        return "–"
+    rate = fmt_rate(r["bytes"], r["mean"])
+    return f"{fmt_time(r['mean'])} ({rate})" if rate else fmt_time(r["mean"])
+
+
+def main():
+    target_dir = sys.argv[1] if len(sys.argv) > 1 else "target"
+    res = load(target_dir)
+    get = lambda group, bench: res.get((group, bench))
+    verdicts = []
+
+    print("Mean time per read (throughput); ratios from the means.\n")
+    print("| size | ours | memcpy | memflow 0.2.4 | ours / memcpy throughput | ours vs memflow 0.2.4 |")
+    print("|---|---|---|---|---|---|")
+    for size in SIZES:
+        group = f"phys_read/{size}"
+        ours, memcpy, peer = get(group, "ours"), get(group, "memcpy"), get(group, "memflow-0.2.4")
+        if not (ours or memcpy or peer):
+            continue
+        share = f"{memcpy['mean'] / ours['mean']:.0%}" if ours and memcpy else "–"
+        speedup = f"{peer['mean'] / ours['mean']:.2f}x" if ours and peer else "–"
+        print(f"| {SIZE_LABEL[size]} | {cell(ours)} | {cell(memcpy)} | {cell(peer)} | {share} | {speedup} |")
+        if ours and memcpy and size in ("64KiB", "1MiB"):
+            ratio = memcpy["mean"] / ours["mean"]
+            verdicts.append((f"{SIZE_LABEL[size]}: ours >= {MEMCPY_TARGET:.0%} of memcpy",
+                             ratio >= MEMCPY_TARGET, f"{ratio:.0%}"))
+        if ours and peer and size == "8B":
+            ratio = peer["mean"] / ours["mean"]
+            verdicts.append((f"8 B: ours >= {PEER_TARGET}x memflow 0.2.4 per call",
+                             ratio >= PEER_TARGET, f"{ratio:.2f}x"))
+
+    # Typed 8-byte reads: phys_read::<u64> against the peer's phys_read_into(&mut u64).
+    ours_u64, peer_u64 = get("phys_read/8B", "ours-read-u64"), get("phys_read/8B", "memflow-0.2.4-u64")
+    if ours_u64 or peer_u64:
+        speedup = f"{peer_u64['mean'] / ours_u64['mean']:.2f}x" if ours_u64 and peer_u64 else "–"
+        print(f"| 8 B as `u64` | {cell(ours_u64)} | | {cell(peer_u64)} | | {speedup} |")
+        if ours_u64 and peer_u64:
+            ratio = peer_u64["mean"] / ours_u64["mean"]
+            verdicts.append((f"8 B as u64: ours >= {PEER_TARGET}x memflow 0.2.4 per call",
+                             ratio >= PEER_TARGET, f"{ratio:.2f}x"))
+
+    batch_group = "phys_read_batch/64x8B"
+    batch = [(b, r) for (g, b), r in sorted(res.items()) if g == batch_group]
+    if batch:
+        base = get(batch_group, "ours-64-calls")
+        order = ["ours-batch", "ours-64-calls", "memflow-0.2.4-batch", "memflow-0.2.4-64-calls", "memcpy-64"]
+        batch.sort(key=lambda br: order.index(br[0]) if br[0] in order else len(order))
+        print("\n64 reads of 8 B at random offsets: one batch against 64 separate calls.\n")
+        print("| variant | per 64 reads | per read | relative to ours-64-calls |")
+        print("|---|---|---|---|")
+        for b, r in batch:
+            rel = f"{r['mean'] / base['mean']:.2f}x time" if base else "–"
+            print(f"| {b} | {fmt_time(r['mean'])} | {fmt_time(r['mean'] / 64)} | {rel} |")
+
+    if verdicts:
+        print("\nTargets (issue 2):\n")
+        for what, ok, value in verdicts:
+            print(f"- {what}: {value}, {'met' if ok else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+//! The dump connectors against real QEMU guest dumps.
+//!
+//! The fixtures come from `scripts/guest-dump.sh --all` (CI runs it before the tests): a
+//! 4-level (`cloud-4l`) and a 5-level paging guest (`cloud-5l`), each with `dump.elf` (QEMU
+//! `dump-guest-memory`), `serial.log` (what the guest printed about itself) and `meta.txt`.
+//! A missing fixture fails the tests: they never skip silently.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use memflow_core::connector::cpu_state::{CR0_PG, CR4_LA57, CR4_PAE};
+use memflow_core::connector::{
+    lime, open, CpuState, DumpFormat, FileConnector, OpenOptions, X86ArchHint, X86RegisterSet,
+};
+use memflow_core::error::PartialResultExt;
+use memflow_core::mem::{MemoryMap, PhysicalMemory};
+use memflow_core::types::{umem, Address, PhysicalAddress};
+use rand::{Rng, SeedableRng};
+
+/// One fixture directory, checked to be complete.
+struct Fixture {
+    name: &'static str,
+    dir: PathBuf,
+    serial: String,
+    meta: String,
+}
+
+impl Fixture {
+    fn load(name: &'static str) -> Self {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures").join(name);
+        let missing: Vec<_> =
+            ["dump.elf", "serial.log", "meta.txt"].into_iter().filter(|f| !dir.join(f).is_file()).collect();
+        assert!(
+            missing.is_empty(),
+            "fixture {name} is incomplete: {missing:?} missing in {}. Run `scripts/guest-dump.sh --all` \
+             first (CI runs it before the tests); it boots a guest under QEMU and dumps its memory.",
+            dir.display()
+        );
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        Fixture { name, serial: read("serial.log"), meta: read("meta.txt"), dir }
+    }
+
+    fn open(&self) -> FileConnector {
+        let conn = open(self.dir.join("dump.elf"), OpenOptions::default()).unwrap();
+        assert_eq!(conn.format(), DumpFormat::ElfCore);
+        conn
+    }
+
+    /// The lines the guest printed between `==== MEMFLOW-BEGIN name ====` and its END line.
+    fn section(&self, name: &str) -> &str {
+        let begin = format!("==== MEMFLOW-BEGIN {name} ====\n");
+        let start =
+            self.serial.find(&begin).unwrap_or_else(|| panic!("{}: no section {name}", self.name)) + begin.len();
+        let len = self.serial[start..].find(&format!("==== MEMFLOW-END {name} ====")).unwrap();
+        &self.serial[start..start + len]
+    }
+
+    /// A `key=value` line of meta.txt.
+    fn meta(&self, key: &str) -> &str {
+        let prefix = format!("{key}=");
+        self.meta
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{}: no {key} in meta.txt", self.name))
+    }
+
+    /// The `System RAM` ranges of the guest's /proc/iomem, inclusive.
+    fn system_ram(&self) -> Vec<(u64, u64)> {
+        let ram: Vec<_> = self
+            .section("iomem")
+            .lines()
+            .filter(|l| l.trim_end().ends_with(": System RAM"))
+            .map(|l| {
+                let (start, end) = l.trim().split(' ').next().unwrap().split_once('-').unwrap();
+                (u64::from_str_radix(start, 16).unwrap(), u64::from_str_radix(end, 16).unwrap())
+            })
+            .collect();
+        assert!(!ram.is_empty(), "{}: no System RAM in /proc/iomem", self.name);
+        ram
+    }
+}
+
+fn hex(v: &str) -> u64 {
+    u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap()
+}
+
+fn memory_map_covers_system_ram(name: &'static str) {
+    let fx = Fixture::load(name);
+    let conn = fx.open();
+    let map = conn.memory_map();
+    for (start, end) in fx.system_ram() {
+        let mut addr = start as umem;
+        while addr <= end as umem {
+            let (_, avail) = map
+                .lookup(Address::new(addr))
+                .unwrap_or_else(|| panic!("{name}: System RAM {start:#x}-{end:#x} is not mapped at {addr:#x}"));
+            addr += avail;
+        }
+    }
+}
+
+fn cpu_state_finds_the_page_tables(name: &'static str, la57: bool) {
+    let fx = Fixture::load(name);
+    let conn = fx.open();
+    assert!(conn.cpu_count() >= 1, "{name}: no CPU state");
+    for cpu in 0..conn.cpu_count() {
+        let regs = conn.x86_registers(cpu).unwrap();
+        assert!(regs.valid.contains(X86RegisterSet::CONTROL | X86RegisterSet::GENERAL), "{name} CPU {cpu}: {regs:?}");
+        assert_ne!(regs.cr0 & CR0_PG, 0, "{name} CPU {cpu}: CR0.PG clear");
+        assert_ne!(regs.cr4 & CR4_PAE, 0, "{name} CPU {cpu}: CR4.PAE clear");
+        assert_eq!(regs.cr4 & CR4_LA57 != 0, la57, "{name} CPU {cpu}: CR4.LA57 should be {la57}");
+        let want = if la57 { X86ArchHint::X86_64La57 } else { X86ArchHint::X86_64 };
+        assert_eq!(regs.arch_hint(), want, "{name} CPU {cpu}");
+        let root = regs.page_table_root().unwrap();
+        assert!(!root.is_null() && root.to_umem() % 0x1000 == 0, "{name} CPU {cpu}: bad root {root}");
+        assert!(conn.memory_map().lookup(root).is_some(), "{name} CPU {cpu}: root {root} is not in the dump");
+    }
+    // The fixture script read the same registers independently.
+    let cpu0 = conn.x86_registers(0).unwrap();
+    assert_eq!(cpu0.cr0, hex(fx.meta("cpu0_cr0")));
+    assert_eq!(cpu0.cr3, hex(fx.meta("cpu0_cr3")));
+    assert_eq!(cpu0.cr4, hex(fx.meta("cpu0_cr4")));
+}
+
+/// Scans all mapped memory for `needle` in chunks that overlap by `needle.len() - 1`.
+fn find_in_memory(conn: &mut FileConnector, needle: &[u8]) -> Option<Address> {
+    const CHUNK: usize = 4 << 20;
+    let mut buf = vec![0u8; CHUNK + needle.len()];
+    for r in conn.memory_map().ranges().to_vec() {
+        let mut off: umem = 0;
+        while off < r.size {
+            let len = (r.size - off).min(buf.len() as umem) as usize;
+            conn.phys_read_raw_into(PhysicalAddress::plain(r.base + off), &mut buf[..len]).data().unwrap();
+            let hay = &buf[..len];
+            let mut i = 0;
+            while let Some(p) = hay[i..].iter().position(|&b| b == needle[0]) {
+                if hay[i + p..].starts_with(needle) {
+                    return Some(r.base + off + (i + p) as umem);
+                }
+                i += p + 1;
+            }
+            off += CHUNK as umem;
+        }
+    }
+    None
+}
+
+fn proc_version_is_in_memory(name: &'static str) {
+    let fx = Fixture::load(name);
+    let version = fx.section("version").trim();
+    assert!(version.starts_with("Linux version "), "{name}: unexpected /proc/version {version:?}");
+    let found = find_in_memory(&mut fx.open(), version.as_bytes());
+    assert!(found.is_some(), "{name}: /proc/version text not found in physical memory: {version:?}");
+}
+
+/// Removes a directory when dropped.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn lime_and_raw_copies_read_back_identical(name: &'static str) {
+    let fx = Fixture::load(name);
+    let mut elf = fx.open();
+    let tmp = TempDir(Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("dumps-{name}-{}", std::process::id())));
+    std::fs::create_dir_all(&tmp.0).unwrap();
+    let ranges = elf.memory_map().ranges().to_vec();
+
+    // A LiME file of the ranges, and a raw file of the same bytes back to back with the
+    // matching caller-given layout.
+    let (lime_path, raw_path) = (tmp.0.join("dump.lime"), tmp.0.join("dump.raw"));
+    let mut lime_out = BufWriter::new(File::create(&lime_path).unwrap());
+    let mut raw_out = BufWriter::new(File::create(&raw_path).unwrap());
+    let mut raw_map = MemoryMap::new();
+    let mut raw_off: umem = 0;
+    let mut buf = vec![0u8; 4 << 20];
+    for r in &ranges {
+        let base = r.base.to_umem() as u64;
+        lime_out.write_all(&lime::header(base, base + r.size as u64 - 1)).unwrap();
+        raw_map.push(r.base, r.size, raw_off).unwrap();
+        raw_off += r.size;
+        let mut off: umem = 0;
+        while off < r.size {
+            let len = (r.size - off).min(buf.len() as umem) as usize;
+            elf.phys_read_raw_into(PhysicalAddress::plain(r.base + off), &mut buf[..len]).data().unwrap();
+            lime_out.write_all(&buf[..len]).unwrap();
+            raw_out.write_all(&buf[..len]).unwrap();
+            off += len as umem;
+        }
+    }
+    lime_out.into_inner().unwrap().sync_all().unwrap();
+    raw_out.into_inner().unwrap().sync_all().unwrap();
+
+    let mut lime = open(&lime_path, OpenOptions::default()).unwrap();
+    assert_eq!(lime.format(), DumpFormat::Lime);
+    let mut raw = open(&raw_path, OpenOptions { writable: false, raw_map: Some(raw_map) }).unwrap();
+    assert_eq!(raw.format(), DumpFormat::Raw);
+    assert_eq!(lime.memory_map().ranges().len(), ranges.len());
+    assert_eq!(lime.metadata().real_size, elf.metadata().real_size);
+
+    // Random reads, some across range edges into holes: same bytes, same partial status.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6d656d666c6f77);
+    for i in 0..4000 {
+        let r = ranges[rng.gen_range(0..ranges.len())];
+        let len = rng.gen_range(1..=8192usize);
+        let addr = if i % 4 == 0 {
+            // Around the end of the range.
+            r.end() - (rng.gen_range(0..2 * len) as umem)
+        } else {
+            r.base + rng.gen_range(0..r.size)
+        };
+        let mut want = vec![0u8; len];
+        let res = elf.phys_read_raw_into(PhysicalAddress::plain(addr), &mut want);
+        for (what, conn) in [("LiME", &mut lime), ("raw", &mut raw)] {
+            let mut got = vec![0xa5u8; len];
+            let got_res = conn.phys_read_raw_into(PhysicalAddress::plain(addr), &mut got);
+            assert_eq!(got_res.is_partial(), res.is_partial(), "{name} {what}: status at {addr}+{len:#x}");
+            assert!(got == want, "{name} {what}: bytes differ at {addr}+{len:#x}");
+        }
+    }
+}
+
+#[test]
+fn cloud_4l_memory_map_covers_system_ram() {
+    memory_map_covers_system_ram("cloud-4l");
+}
+
+#[test]
+fn cloud_5l_memory_map_covers_system_ram() {
+    memory_map_covers_system_ram("cloud-5l");
+}
+
+#[test]
+fn cloud_4l_cpu_state() {
+    cpu_state_finds_the_page_tables("cloud-4l", false);
+}
+
+#[test]
+fn cloud_5l_cpu_state_has_la57() {
+    cpu_state_finds_the_page_tables("cloud-5l", true);
+}
+
+#[test]
+fn cloud_4l_proc_version_is_in_memory() {
+    proc_version_is_in_memory("cloud-4l");
+}
+
+#[test]
+fn cloud_5l_proc_version_is_in_memory() {
+    proc_version_is_in_memory("cloud-5l");
+}
+
+#[test]
+fn cloud_4l_lime_and_raw_copies_read_back_identical() {
+    lime_and_raw_copies_read_back_identical("cloud-4l");
+}
+
+#[test]
+fn cloud_5l_lime_and_raw_copies_read_back_identical() {
+    lime_and_raw_copies_read_back_identical("cloud-5l");
+}
