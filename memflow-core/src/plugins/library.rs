@@ -67,13 +67,20 @@ pub fn read_header(path: &Path) -> Result<(PluginHeader, PluginKind, PluginFlavo
         return Err(refuse(ErrorKind::OutOfBounds, format_args!("{}: {len} bytes is too large for a plugin", path.display())));
     }
     let bytes = std::fs::read(path).map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("{}: {e}", path.display())))?;
-    let header = header_from_elf(&bytes).map_err(|e| e.log_warn(format_args!("in {}", path.display())))?;
-    let (kind, flavor) = header.check()?;
+    let in_file = |e: Error| e.log_warn(format_args!("in {}", path.display()));
+    let header_size = core::mem::size_of::<PluginHeader>();
+    let header: PluginHeader = bytemuck::pod_read_unaligned(descriptor_prefix(&bytes, header_size).map_err(in_file)?);
+    let (kind, flavor) = header.check().map_err(in_file)?;
+    if flavor == PluginFlavor::C {
+        let prefix = descriptor_prefix(&bytes, header_size + 8).map_err(in_file)?;
+        super::c_plugin::check_prefix(&prefix[header_size..]).map_err(in_file)?;
+    }
     Ok((header, kind, flavor))
 }
 
-/// Finds the descriptor symbol in an ELF shared object image and copies its header bytes.
-fn header_from_elf(bytes: &[u8]) -> Result<PluginHeader> {
+/// Finds the descriptor symbol in an ELF shared object image and returns its first `size`
+/// bytes, as stored in the file.
+fn descriptor_prefix(bytes: &[u8], size: usize) -> Result<&[u8]> {
     let elf = Elf::parse(bytes).map_err(|e| refuse(ErrorKind::Malformed, format_args!("not a readable ELF library ({e})")))?;
     if elf.header.e_type != goblin::elf::header::ET_DYN {
         return Err(refuse(ErrorKind::Malformed, "not a shared library (ELF type is not ET_DYN)"));
@@ -95,9 +102,9 @@ fn header_from_elf(bytes: &[u8]) -> Result<PluginHeader> {
         .iter()
         .find(|s| elf.dynstrtab.get_at(s.st_name) == Some(PLUGIN_SYMBOL) && s.st_shndx != 0)
         .ok_or_else(|| refuse(ErrorKind::NotFound, format_args!("no `{PLUGIN_SYMBOL}` descriptor exported")))?;
-    let size = core::mem::size_of::<PluginHeader>() as u64;
+    let size = size as u64;
     if sym.st_size < size {
-        return Err(refuse(ErrorKind::Malformed, format_args!("`{PLUGIN_SYMBOL}` is {} bytes, smaller than a descriptor header", sym.st_size)));
+        return Err(refuse(ErrorKind::Malformed, format_args!("`{PLUGIN_SYMBOL}` is {} bytes, too small for a descriptor", sym.st_size)));
     }
     // Map the symbol's virtual address to a file offset through the segment holding it.
     let seg = elf
@@ -107,10 +114,7 @@ fn header_from_elf(bytes: &[u8]) -> Result<PluginHeader> {
         .find(|p| sym.st_value >= p.p_vaddr && sym.st_value + size <= p.p_vaddr + p.p_filesz)
         .ok_or_else(|| refuse(ErrorKind::Malformed, "descriptor lies outside every loaded segment"))?;
     let start = (sym.st_value - seg.p_vaddr + seg.p_offset) as usize;
-    let raw = bytes
-        .get(start..start + size as usize)
-        .ok_or_else(|| refuse(ErrorKind::Truncated, "descriptor lies past the end of the file"))?;
-    Ok(bytemuck::pod_read_unaligned(raw))
+    bytes.get(start..start + size as usize).ok_or_else(|| refuse(ErrorKind::Truncated, "descriptor lies past the end of the file"))
 }
 
 /// A loaded plugin library. Dropped (unloaded) when the last instance made from it is gone.

@@ -2,7 +2,7 @@
 
 pub mod args;
 pub mod builtin;
-mod c_plugin;
+pub mod c_plugin;
 pub mod descriptor;
 mod instances;
 pub mod inventory;
