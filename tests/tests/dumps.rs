@@ -154,6 +154,13 @@ fn proc_version_is_in_memory(name: &'static str) {
     assert!(found.is_some(), "{name}: /proc/version text not found in physical memory: {version:?}");
 }
 
+/// A guest address or size as the `u64` of a LiME header (`umem` is `u128` with the
+/// `128_bit_mem` feature; the dumps here are 64-bit).
+#[allow(clippy::unnecessary_cast)]
+fn to_u64(v: umem) -> u64 {
+    v as u64
+}
+
 /// Removes a directory when dropped.
 struct TempDir(PathBuf);
 
@@ -179,8 +186,8 @@ fn lime_and_raw_copies_read_back_identical(name: &'static str) {
     let mut raw_off: umem = 0;
     let mut buf = vec![0u8; 4 << 20];
     for r in &ranges {
-        let base = r.base.to_umem() as u64;
-        lime_out.write_all(&lime::header(base, base + r.size as u64 - 1)).unwrap();
+        let base = to_u64(r.base.to_umem());
+        lime_out.write_all(&lime::header(base, base + to_u64(r.size) - 1)).unwrap();
         raw_map.push(r.base, r.size, raw_off).unwrap();
         raw_off += r.size;
         let mut off: umem = 0;

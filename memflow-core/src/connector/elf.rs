@@ -379,12 +379,6 @@ fn build_map(bytes: &[u8], mut loads: Vec<Load>) -> Result<MemoryMap> {
     for load in loads {
         if let Some(prev) = last.filter(|prev| load.paddr < prev.end()) {
             let (p, l) = (prev.index, load.index);
-            if load.size > compare_budget {
-                return Err(format_error(
-                    ErrorKind::LimitExceeded,
-                    "PT_LOAD segments duplicating other segments add up to more bytes than the file holds",
-                ));
-            }
             if load.end() > prev.end() {
                 return Err(format_error(
                     ErrorKind::Malformed,
@@ -395,6 +389,12 @@ fn build_map(bytes: &[u8], mut loads: Vec<Load>) -> Result<MemoryMap> {
                         prev.paddr,
                         prev.end()
                     ),
+                ));
+            }
+            if load.size > compare_budget {
+                return Err(format_error(
+                    ErrorKind::LimitExceeded,
+                    "PT_LOAD segments duplicating other segments add up to more bytes than the file holds",
                 ));
             }
             compare_budget -= load.size;
@@ -821,6 +821,23 @@ mod tests {
         assert_eq!(map.ranges()[0].size, 0x2000);
         let differ = CoreBuilder::new(true, 62).load(0x1000, vec![0xee; 0x400], 0x400).load(0x800, data, 0x2000);
         assert_eq!(kind(&differ.build()), ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn duplicates_cannot_cost_more_than_the_file() {
+        let mut core = CoreBuilder::new(true, 62).load(0x1000, vec![0; 0x1000], 0x1000);
+        for _ in 0..7 {
+            core = core.load(0x1000, vec![0], 1);
+        }
+        let mut core = core.build();
+        let first_offset = core[64 + 8..64 + 16].to_vec();
+        for i in 1..8 {
+            let ph = 64 + 56 * i;
+            core[ph + 8..ph + 16].copy_from_slice(&first_offset);
+            core[ph + 32..ph + 40].copy_from_slice(&0x1000u64.to_le_bytes());
+            core[ph + 40..ph + 48].copy_from_slice(&0x1000u64.to_le_bytes());
+        }
+        assert_eq!(kind(&core), ErrorKind::LimitExceeded);
     }
 
     #[test]
