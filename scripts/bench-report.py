@@ -6,7 +6,8 @@ Reads criterion's results under TARGET_DIR/criterion (every `new/benchmark.json`
 
   - one row per read size: ours, memcpy and memflow 0.2.4 (mean time per read and throughput),
     ours as a share of memcpy's throughput, and ours' speedup over memflow 0.2.4 per call;
-  - the batched group (64 reads of 8 B): one batch against 64 separate calls;
+  - 8-byte reads through cglue trait objects (how plugins and the C API call a connector);
+  - the batched group (64 reads of 8 B): 64 separate calls against one batch;
   - whether issue 2's targets are met.
 
 Usage: scripts/bench-report.py [TARGET_DIR]     (default: target)
@@ -112,18 +113,30 @@ def main():
             verdicts.append((f"8 B as u64: ours >= {PEER_TARGET}x memflow 0.2.4 per call",
                              ratio >= PEER_TARGET, f"{ratio:.2f}x"))
 
+    # 8-byte reads through cglue trait objects (plugins, the C API).
+    ours_dyn, peer_dyn = get("phys_read/8B", "ours-dyn"), get("phys_read/8B", "memflow-0.2.4-dyn")
+    if ours_dyn or peer_dyn:
+        speedup = f"{peer_dyn['mean'] / ours_dyn['mean']:.2f}x" if ours_dyn and peer_dyn else "–"
+        print(f"| 8 B via trait object | {cell(ours_dyn)} | | {cell(peer_dyn)} | | {speedup} |")
+
     batch_group = "phys_read_batch/64x8B"
-    batch = [(b, r) for (g, b), r in sorted(res.items()) if g == batch_group]
-    if batch:
-        base = get(batch_group, "ours-64-calls")
-        order = ["ours-batch", "ours-64-calls", "memflow-0.2.4-batch", "memflow-0.2.4-64-calls", "memcpy-64"]
-        batch.sort(key=lambda br: order.index(br[0]) if br[0] in order else len(order))
-        print("\n64 reads of 8 B at random offsets: one batch against 64 separate calls.\n")
-        print("| variant | per 64 reads | per read | relative to ours-64-calls |")
+    pairs = [
+        ("ours", "ours-64-calls", "ours-batch"),
+        ("ours via trait object", "ours-dyn-64-calls", "ours-dyn-batch"),
+        ("memflow 0.2.4", "memflow-0.2.4-64-calls", "memflow-0.2.4-batch"),
+        ("memcpy", "memcpy-64", None),
+    ]
+    rows = [(label, get(batch_group, calls), get(batch_group, one) if one else None)
+            for label, calls, one in pairs]
+    if any(c or b for _, c, b in rows):
+        print("\n64 reads of 8 B at random offsets: 64 separate calls against one batch "
+              "(time per read).\n")
+        print("| path | 64 calls | one batch of 64 | batch speedup |")
         print("|---|---|---|---|")
-        for b, r in batch:
-            rel = f"{r['mean'] / base['mean']:.2f}x time" if base else "–"
-            print(f"| {b} | {fmt_time(r['mean'])} | {fmt_time(r['mean'] / 64)} | {rel} |")
+        per = lambda r: fmt_time(r["mean"] / 64) if r else "–"
+        for (label, calls, one), (_, _, one_id) in zip(rows, pairs):
+            speedup = f"{calls['mean'] / one['mean']:.2f}x" if calls and one else ""
+            print(f"| {label} | {per(calls)} | {per(one) if one_id else ''} | {speedup} |")
 
     if verdicts:
         print("\nTargets (issue 2):\n")

@@ -12,7 +12,11 @@
 //! `<workspace>/target/bench-data/`, and every mapping is touched page by page before measuring
 //! so no contender pays first-touch page faults inside the measurement.
 //!
-//! A second group compares 64 reads of 8 B in one `phys_read_batch` against 64 separate calls.
+//! For 8 B reads both libraries are also measured through their cglue trait objects (`-dyn`:
+//! how plugins and the C API call a connector).
+//!
+//! A second group compares 64 reads of 8 B in one `phys_read_batch` against 64 separate calls,
+//! on the concrete type and (ours) through the trait object.
 //!
 //! Run: `cargo bench -p memflow-core --bench phys_read -- --warm-up-time 1 --measurement-time 3`
 //! and summarise with `python3 scripts/bench-report.py [target-dir]`.
@@ -39,14 +43,22 @@ use memflow::types::{Address as PeerAddress, PhysicalAddress as PeerPhysicalAddr
 const FILE_SIZE: usize = 256 << 20;
 const N_OFFSETS: usize = 4096;
 const SEED: u64 = 0x6d656d666c6f77; // "memflow"
-const SIZES: [(usize, &str); 4] = [(8, "8B"), (4 << 10, "4KiB"), (64 << 10, "64KiB"), (1 << 20, "1MiB")];
+const SIZES: [(usize, &str); 4] = [
+    (8, "8B"),
+    (4 << 10, "4KiB"),
+    (64 << 10, "64KiB"),
+    (1 << 20, "1MiB"),
+];
 const BATCH: usize = 64;
 
 /// The data file, created with random content if missing or of the wrong size.
 fn data_file() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
     let path = dir.join("phys-read-256m.bin");
-    if std::fs::metadata(&path).map(|m| m.len() == FILE_SIZE as u64).unwrap_or(false) {
+    if std::fs::metadata(&path)
+        .map(|m| m.len() == FILE_SIZE as u64)
+        .unwrap_or(false)
+    {
         return path;
     }
     std::fs::create_dir_all(&dir).expect("create target/bench-data");
@@ -66,7 +78,9 @@ fn data_file() -> PathBuf {
 /// Seeded random offsets, each leaving room for a read of `size` bytes.
 fn offsets(size: usize) -> Vec<u64> {
     let mut rng = SmallRng::seed_from_u64(SEED);
-    (0..N_OFFSETS).map(|_| rng.gen_range(0..=(FILE_SIZE - size) as u64)).collect()
+    (0..N_OFFSETS)
+        .map(|_| rng.gen_range(0..=(FILE_SIZE - size) as u64))
+        .collect()
 }
 
 /// Cycles through `offs`.
@@ -104,7 +118,14 @@ fn phys_read(c: &mut Criterion) {
 
     // Ours: the file as a raw image at guest address 0, through the public file connector.
     let raw_map = Some(MemoryMap::identity(FILE_SIZE as _));
-    let mut ours = open(&path, OpenOptions { writable: false, raw_map }).expect("open the file as a raw image");
+    let mut ours = open(
+        &path,
+        OpenOptions {
+            writable: false,
+            raw_map,
+        },
+    )
+    .expect("open the file as a raw image");
 
     // The memcpy baseline: a plain mapping of the same file.
     // SAFETY: the bench data file is not modified while mapped.
@@ -113,7 +134,11 @@ fn phys_read(c: &mut Criterion) {
 
     // The peer: its own read-only mapping of the same file, identity-mapped.
     let mut peer_map = PeerMemoryMap::new();
-    peer_map.push_remap(PeerAddress::from(0u64), FILE_SIZE as u64, PeerAddress::from(0u64));
+    peer_map.push_remap(
+        PeerAddress::from(0u64),
+        FILE_SIZE as u64,
+        PeerAddress::from(0u64),
+    );
     let mut peer = MmapInfo::try_with_filemap(file.try_clone().expect("dup file"), peer_map)
         .expect("peer maps the file")
         .into_connector();
@@ -124,17 +149,20 @@ fn phys_read(c: &mut Criterion) {
     let mut peer_dyn: memflow::mem::phys_mem::PhysicalMemoryBox<'static> =
         memflow::mem::phys_mem::PhysicalMemoryBase::from(peer.clone()).into_opaque();
 
-    // Fault every page of every mapping in, and check that all three agree.
-    let mut sum = 0u64;
+    // Fault every page of every mapping in (the comparison reads every byte of all three), and
+    // check that the contenders agree.
     let mut a = vec![0u8; 1 << 20];
     let mut b = vec![0u8; 1 << 20];
     for off in (0..FILE_SIZE).step_by(1 << 20) {
-        ours.phys_read_raw_into(pa(off as u64), &mut a).expect("ours reads the file");
-        peer.phys_read_into(peer_pa(off as u64), &mut b[..]).expect("peer reads the file");
-        assert!(a == b && a[..] == raw[off..off + a.len()], "contenders disagree at {off:#x}");
-        sum = sum.wrapping_add(raw[off..off + (1 << 20)].iter().step_by(4096).map(|&x| x as u64).sum::<u64>());
+        ours.phys_read_raw_into(pa(off as u64), &mut a)
+            .expect("ours reads the file");
+        peer.phys_read_into(peer_pa(off as u64), &mut b[..])
+            .expect("peer reads the file");
+        assert!(
+            a == b && a[..] == raw[off..off + a.len()],
+            "contenders disagree at {off:#x}"
+        );
     }
-    black_box(sum);
 
     for (size, name) in SIZES {
         let offs = offsets(size);
@@ -214,9 +242,15 @@ fn phys_read(c: &mut Criterion) {
             };
             let ops = black_box(&mut buf[..]).chunks_exact_mut(8).map(|chunk| {
                 let off = it.next();
-                MemOp { addr: pa(off), tag: Address::from(off), buf: chunk.into() }
+                MemOp {
+                    addr: pa(off),
+                    tag: Address::from(off),
+                    buf: chunk.into(),
+                }
             });
-            let r = MemBatch::with(ops, None, Some(&mut (&mut on_fail).into()), |b| ours.phys_read_batch(b));
+            let r = MemBatch::with(ops, None, Some(&mut (&mut on_fail).into()), |b| {
+                ours.phys_read_batch(b)
+            });
             black_box(r).ok();
             black_box(failed)
         })
@@ -226,6 +260,38 @@ fn phys_read(c: &mut Criterion) {
         bch.iter(|| {
             for chunk in black_box(&mut buf[..]).chunks_exact_mut(8) {
                 black_box(ours.phys_read_raw_into(pa(it.next()), chunk)).ok();
+            }
+        })
+    });
+    // The same through the trait object: one vtable call per batch instead of one per read.
+    g.bench_function(BenchmarkId::from_parameter("ours-dyn-batch"), |bch| {
+        let mut it = Cycle::new(&offs);
+        bch.iter(|| {
+            let mut failed = 0usize;
+            let mut on_fail = |_: MemChunk<CSliceMut<u8>>| {
+                failed += 1;
+                true
+            };
+            let ops = black_box(&mut buf[..]).chunks_exact_mut(8).map(|chunk| {
+                let off = it.next();
+                MemOp {
+                    addr: pa(off),
+                    tag: Address::from(off),
+                    buf: chunk.into(),
+                }
+            });
+            let r = MemBatch::with(ops, None, Some(&mut (&mut on_fail).into()), |b| {
+                ours_dyn.phys_read_batch(b)
+            });
+            black_box(r).ok();
+            black_box(failed)
+        })
+    });
+    g.bench_function(BenchmarkId::from_parameter("ours-dyn-64-calls"), |bch| {
+        let mut it = Cycle::new(&offs);
+        bch.iter(|| {
+            for chunk in black_box(&mut buf[..]).chunks_exact_mut(8) {
+                black_box(ours_dyn.phys_read_raw_into(pa(it.next()), chunk)).ok();
             }
         })
     });
@@ -239,21 +305,30 @@ fn phys_read(c: &mut Criterion) {
             };
             let ops = black_box(&mut buf[..]).chunks_exact_mut(8).map(|chunk| {
                 let off = it.next();
-                CTup3(peer_pa(off), PeerAddress::from(off), PeerCSliceMut::from(chunk))
+                CTup3(
+                    peer_pa(off),
+                    PeerAddress::from(off),
+                    PeerCSliceMut::from(chunk),
+                )
             });
-            let r = MemOps::with_raw(ops, None, Some(&mut (&mut on_fail).into()), |d| peer.phys_read_raw_iter(d));
+            let r = MemOps::with_raw(ops, None, Some(&mut (&mut on_fail).into()), |d| {
+                peer.phys_read_raw_iter(d)
+            });
             black_box(r).ok();
             black_box(failed)
         })
     });
-    g.bench_function(BenchmarkId::from_parameter("memflow-0.2.4-64-calls"), |bch| {
-        let mut it = Cycle::new(&offs);
-        bch.iter(|| {
-            for chunk in black_box(&mut buf[..]).chunks_exact_mut(8) {
-                black_box(peer.phys_read_into(peer_pa(it.next()), chunk)).ok();
-            }
-        })
-    });
+    g.bench_function(
+        BenchmarkId::from_parameter("memflow-0.2.4-64-calls"),
+        |bch| {
+            let mut it = Cycle::new(&offs);
+            bch.iter(|| {
+                for chunk in black_box(&mut buf[..]).chunks_exact_mut(8) {
+                    black_box(peer.phys_read_into(peer_pa(it.next()), chunk)).ok();
+                }
+            })
+        },
+    );
     g.bench_function(BenchmarkId::from_parameter("memcpy-64"), |bch| {
         let mut it = Cycle::new(&offs);
         bch.iter(|| {

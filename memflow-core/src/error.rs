@@ -114,6 +114,9 @@ code_enum! {
         Encoding = 21 => "invalid encoding",
         /// An internal invariant failed.
         Internal = 22 => "internal error",
+        /// A handle passed across the C boundary is not a live object of the expected type
+        /// (garbage, already freed, or of another type).
+        InvalidHandle = 23 => "invalid handle",
     }
 }
 

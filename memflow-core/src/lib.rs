@@ -5,6 +5,7 @@
 
 pub mod arch;
 pub mod connector;
+pub mod dummy;
 pub mod error;
 pub mod mem;
 pub mod middleware;

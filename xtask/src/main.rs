@@ -4,6 +4,10 @@
 //!   prints its memory map and CPU state.
 //! - `test`: every test: guest fixtures, the workspace tests in both address widths.
 //! - `fixtures`: only (re)builds the cached QEMU guest dumps under `target/fixtures/`.
+//! - `headers [OUT_DIR]`: generates the C and C++ headers into `include/` (or `OUT_DIR`), with
+//!   the cbindgen version pinned by this crate (see `xtask::headers`).
+//! - `dist`: the relocatable C/C++ SDK archive `target/dist/memflow-sdk-<version>-<arch>-linux.tar.gz`
+//!   (CMake configure, build, install into a staging prefix, tar).
 
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
@@ -15,8 +19,10 @@ fn main() {
         "demo" => demo(&args[1..]),
         "test" => test(),
         "fixtures" => fixtures(),
+        "headers" => headers(&args[1..]),
+        "dist" => dist(&args[1..]).map(|archive| println!("{}", archive.display())),
         _ => {
-            eprintln!("usage: cargo xtask <demo [DUMP]|test|fixtures>");
+            eprintln!("usage: cargo xtask <demo [DUMP]|test|fixtures|headers [OUT_DIR]|dist [--build-dir DIR]>");
             exit(2);
         }
     };
@@ -68,8 +74,29 @@ fn demo(args: &[String]) -> Result<(), String> {
     run("cargo", &["run", "--quiet", "--release", "-p", "memflow-core", "--example", "dump_info", "--", &dump])
 }
 
+fn headers(args: &[String]) -> Result<(), String> {
+    let out = args.first().map(PathBuf::from).unwrap_or_else(|| root().join("include"));
+    for path in xtask::headers::generate(&out)? {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 fn test() -> Result<(), String> {
     fixtures()?;
     run("cargo", &["test", "--workspace"])?;
     run("cargo", &["test", "-p", "memflow-core", "--features", "128_bit_mem"])
+}
+
+/// Builds the SDK with CMake in `target/dist/build` (or `--build-dir DIR`, to reuse an existing
+/// CMake build directory) and packs the installed tree into a relocatable archive (see
+/// `xtask::dist`). Prints the archive's path on stdout.
+fn dist(args: &[String]) -> Result<PathBuf, String> {
+    let build = match args {
+        [] => xtask::dist::dist_dir().join("build"),
+        // Relative to where the user is; the commands run in the repository root.
+        [flag, dir] if flag == "--build-dir" => std::env::current_dir().map_err(|e| e.to_string())?.join(dir),
+        _ => return Err("usage: cargo xtask dist [--build-dir DIR]".into()),
+    };
+    xtask::dist::dist(&build)
 }

@@ -8,6 +8,8 @@ pub mod dummy;
 pub mod elf;
 pub mod file;
 pub mod lime;
+#[cfg(target_os = "linux")]
+pub mod qemu;
 #[cfg(test)]
 mod testdata;
 

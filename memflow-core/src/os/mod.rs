@@ -2,6 +2,8 @@
 
 pub mod elf_image;
 pub mod info;
+pub mod linux;
+pub mod mappings;
 #[cfg(target_os = "linux")]
 pub mod native;
 #[allow(clippy::module_inception)]

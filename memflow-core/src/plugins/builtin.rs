@@ -79,9 +79,76 @@ impl OsPlugin for Native {
 #[cfg(target_os = "linux")]
 pub const NATIVE: PluginDescriptor = PluginDescriptor::os::<Native>();
 
+/// `qemu`: the RAM of a QEMU guest running on this host, read from the QEMU process.
+#[cfg(target_os = "linux")]
+pub struct Qemu;
+
+#[cfg(target_os = "linux")]
+impl ConnectorPlugin for Qemu {
+    const NAME: &'static str = "qemu";
+    const DESCRIPTION: &'static str = "A running QEMU guest's RAM, read from the QEMU process on this host; layout and CPU state from QMP if given";
+    const HELP: &'static str = "qemu[:NAME][,pid=PID][,qmp=SOCKET]\n  NAME  the guest's -name (also `name=`); optional if one QEMU runs\n  pid   the QEMU process id\n  qmp   the guest's QMP socket: exact RAM layout and CPU registers\n  input an OS layer that sees the QEMU process (default: native)";
+
+    fn create(args: &Args, input: Option<OsInstanceArcBox<'static>>, lib: LibArc) -> Result<ConnectorInstanceArcBox<'static>> {
+        use crate::connector::qemu::{QemuConnector, QemuTarget};
+        args.check_known(&["name", "pid", "qmp"])?;
+        let pid = match args.get("pid") {
+            Some(pid) => Some(pid.parse().map_err(|_| {
+                Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`pid={pid}`: expected a process id"))
+            })?),
+            None => None,
+        };
+        let target = QemuTarget { name: args.target_or("name").map(str::to_owned), pid };
+        let os = input.unwrap_or_else(|| os_instance(crate::os::native::NativeOs::new(lib.clone()), lib.clone()));
+        let conn = QemuConnector::open(os, &target, args.get("qmp").map(std::path::Path::new))?;
+        Ok(connector_instance(conn, lib))
+    }
+
+    /// Every QEMU process of the host: its guest name (or `pid=PID` when it has none).
+    fn targets() -> Result<Vec<TargetInfo>> {
+        let mut host = crate::os::native::NativeOs::new(LibArc::default());
+        let qemus = crate::connector::qemu::qemu_processes(&mut host)?;
+        Ok(qemus
+            .iter()
+            .map(|q| {
+                let name = q.command_line.name.clone().unwrap_or_else(|| format!("pid={}", q.info.pid));
+                TargetInfo { name: name.as_str().into(), description: q.describe().as_str().into() }
+            })
+            .collect())
+    }
+}
+
+/// The `qemu` descriptor.
+#[cfg(target_os = "linux")]
+pub const QEMU: PluginDescriptor = PluginDescriptor::connector::<Qemu>();
+
+/// `linux`: a Linux guest from its physical memory alone (kallsyms and BTF found in memory).
+pub struct Linux;
+
+impl OsPlugin for Linux {
+    const NAME: &'static str = "linux";
+    const DESCRIPTION: &'static str = "Linux guests from memory alone: kernel found by scanning, symbols from kallsyms, layouts from BTF";
+    const HELP: &'static str = "linux (no arguments; takes a connector as input, e.g. `coredump:guest.elf -> linux`)";
+
+    fn create(args: &Args, input: Option<ConnectorInstanceArcBox<'static>>, lib: LibArc) -> Result<OsInstanceArcBox<'static>> {
+        args.check_known(&[])?;
+        if let Some(extra) = args.default_value() {
+            return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`linux` takes no target, got `{extra}`")));
+        }
+        let conn = input.ok_or_else(|| missing(Self::NAME, "a connector as input"))?;
+        Ok(os_instance(crate::os::linux::LinuxOs::from_connector(conn, lib.clone())?, lib))
+    }
+}
+
+/// The `linux` descriptor.
+pub const LINUX: PluginDescriptor = PluginDescriptor::os::<Linux>();
+
 /// Every built-in plugin.
 pub static BUILTIN: &[&PluginDescriptor] = &[
     &COREDUMP,
     #[cfg(target_os = "linux")]
     &NATIVE,
+    #[cfg(target_os = "linux")]
+    &QEMU,
+    &LINUX,
 ];

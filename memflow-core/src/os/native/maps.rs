@@ -1,28 +1,8 @@
-//! `/proc/PID/maps`: the mappings of a process, the images they form and its mapped ranges.
+//! `/proc/PID/maps`: the mappings of a process (grouped into images and ranges by
+//! [`crate::os::mappings`]).
 
-use std::collections::HashMap;
-
-use crate::os::MemoryRange;
-use crate::types::{imem, umem, Address, PageType};
-
-/// One line of `/proc/PID/maps`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Mapping {
-    /// First address.
-    pub start: u64,
-    /// One past the last address.
-    pub end: u64,
-    /// Readable.
-    pub read: bool,
-    /// Writeable.
-    pub write: bool,
-    /// Executable.
-    pub exec: bool,
-    /// Offset into the mapped file.
-    pub offset: u64,
-    /// The mapped file, a pseudo name like `[stack]`, or empty for anonymous memory.
-    pub path: String,
-}
+use crate::os::mappings::Mapping;
+use crate::types::{umem, Address};
 
 /// Splits off the first whitespace-separated field.
 fn split_field(text: &str) -> (&str, &str) {
@@ -30,93 +10,39 @@ fn split_field(text: &str) -> (&str, &str) {
     text.split_at(text.find(|c: char| c.is_ascii_whitespace()).unwrap_or(text.len()))
 }
 
-impl Mapping {
-    /// Parses `start-end perms offset dev inode [path]`; the path may contain spaces.
-    fn parse(line: &str) -> Option<Mapping> {
-        let (range, rest) = split_field(line);
-        let (perms, rest) = split_field(rest);
-        let (offset, rest) = split_field(rest);
-        let (_dev, rest) = split_field(rest);
-        let (_inode, rest) = split_field(rest);
-        let (start, end) = range.split_once('-')?;
-        let perms = perms.as_bytes();
-        Some(Mapping {
-            start: u64::from_str_radix(start, 16).ok()?,
-            end: u64::from_str_radix(end, 16).ok()?,
-            read: perms.first() == Some(&b'r'),
-            write: perms.get(1) == Some(&b'w'),
-            exec: perms.get(2) == Some(&b'x'),
-            offset: u64::from_str_radix(offset, 16).ok()?,
-            path: rest.trim_start().to_owned(),
-        })
-    }
+/// Parses one line, `start-end perms offset dev inode [path]`; the path may contain spaces.
+/// Only paths starting with `/` name a file (not `[heap]`, `[stack]`, ...).
+fn parse_line(line: &str) -> Option<Mapping<String>> {
+    let (range, rest) = split_field(line);
+    let (perms, rest) = split_field(rest);
+    let (offset, rest) = split_field(rest);
+    let (_dev, rest) = split_field(rest);
+    let (_inode, rest) = split_field(rest);
+    let (start, end) = range.split_once('-')?;
+    let perms = perms.as_bytes();
+    let path = rest.trim_start();
+    Some(Mapping {
+        start: Address::from(u64::from_str_radix(start, 16).ok()?),
+        end: Address::from(u64::from_str_radix(end, 16).ok()?),
+        read: perms.first() == Some(&b'r'),
+        write: perms.get(1) == Some(&b'w'),
+        exec: perms.get(2) == Some(&b'x'),
+        offset: u64::from_str_radix(offset, 16).ok()? as umem,
+        file: path.starts_with('/').then(|| path.to_owned()),
+    })
 }
 
 /// Parses the text of `/proc/PID/maps`, skipping malformed lines.
-pub(super) fn parse_maps(text: &str) -> Vec<Mapping> {
-    text.lines().filter_map(Mapping::parse).collect()
-}
-
-/// A file mapped as an image: a mapping of the file at offset 0 and the later mappings of the
-/// same file that follow it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct ImageSpan {
-    /// Start of the offset-0 mapping.
-    pub base: u64,
-    /// End of the last mapping of the file.
-    pub end: u64,
-    /// The file.
-    pub path: String,
-}
-
-/// Groups the file-backed mappings into images, in address order of their bases. Each
-/// offset-0 mapping starts an image (so a file mapped twice gives two); a mapping at another
-/// offset extends the latest image of its file. Mappings of a file before its first offset-0
-/// mapping belong to no image.
-pub(super) fn image_spans(maps: &[Mapping]) -> Vec<ImageSpan> {
-    let mut spans: Vec<ImageSpan> = Vec::new();
-    let mut latest: HashMap<&str, usize> = HashMap::new();
-    for m in maps.iter().filter(|m| m.path.starts_with('/')) {
-        if m.offset == 0 {
-            latest.insert(&m.path, spans.len());
-            spans.push(ImageSpan { base: m.start, end: m.end, path: m.path.clone() });
-        } else if let Some(&index) = latest.get(m.path.as_str()) {
-            spans[index].end = spans[index].end.max(m.end);
-        }
-    }
-    spans
-}
-
-/// The readable mappings clipped to `[start, end)`, as ranges with their flags (`USER`
-/// always, `WRITEABLE` for writeable ones, `NOEXEC` for non-executable ones). A range joins
-/// the previous one if their flags are equal and the gap between them is at most
-/// `gap_size` bytes (never if `gap_size` is negative).
-pub(super) fn memory_ranges(maps: &[Mapping], gap_size: imem, start: Address, end: Address) -> Vec<MemoryRange> {
-    let mut out: Vec<MemoryRange> = Vec::new();
-    for m in maps.iter().filter(|m| m.read) {
-        let lo = Address::from(m.start).max(start);
-        let hi = Address::from(m.end).min(end);
-        if lo >= hi {
-            continue;
-        }
-        let mut page_type = PageType::USER;
-        page_type.set(PageType::WRITEABLE, m.write);
-        page_type.set(PageType::NOEXEC, !m.exec);
-        if let Some(last) = out.last_mut() {
-            let last_end = last.base + last.size;
-            if gap_size >= 0 && last.page_type == page_type && lo >= last_end && lo - last_end <= gap_size as umem {
-                last.size = hi - last.base;
-                continue;
-            }
-        }
-        out.push(MemoryRange { base: lo, size: hi - lo, page_type });
-    }
-    out
+pub(super) fn parse_maps(text: &str) -> Vec<Mapping<String>> {
+    text.lines().filter_map(parse_line).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::os::mappings::{image_spans, memory_ranges};
+    use crate::os::MemoryRange;
+    use crate::types::PageType;
 
     const MAPS: &str = "\
 55d0c0a00000-55d0c0a02000 r--p 00000000 fd:01 100    /usr/bin/my prog
@@ -138,11 +64,11 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]
     fn parses_lines_with_spaces_and_without_paths() {
         let maps = parse_maps(MAPS);
         assert_eq!(maps.len(), 12);
-        assert_eq!(maps[0].path, "/usr/bin/my prog");
+        assert_eq!(maps[0].file.as_deref(), Some("/usr/bin/my prog"));
         assert_eq!((maps[1].read, maps[1].write, maps[1].exec, maps[1].offset), (true, false, true, 0x2000));
-        assert_eq!(maps[3].path, "");
-        assert_eq!(maps[4].path, "[heap]");
-        assert_eq!(maps[11].start, 0xffff_ffff_ff60_0000);
+        assert_eq!(maps[3].file, None);
+        assert_eq!(maps[4].file, None, "[heap] is no file");
+        assert_eq!(maps[11].start, Address::new(0xffff_ffff_ff60_0000));
     }
 
     #[test]
@@ -153,7 +79,7 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]
             (0x7f00_0001_0000, 0x7f00_0001_5000, "/usr/lib/libx.so"),
             (0x7f00_0002_0000, 0x7f00_0002_1000, "/usr/lib/libx.so"),
         ];
-        let got: Vec<_> = spans.iter().map(|s| (s.base, s.end, s.path.as_str())).collect();
+        let got: Vec<_> = spans.iter().map(|s| (s.base.to_umem() as u64, s.end.to_umem() as u64, s.file.as_str())).collect();
         assert_eq!(got, expect);
     }
 

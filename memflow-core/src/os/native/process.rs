@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::maps::{image_spans, memory_ranges, parse_maps, Mapping};
+use super::maps::parse_maps;
 use super::memory::{MemAccess, Target};
 use super::procfs::{proc_path, Stat};
 use super::{arch_of_elf_class, io_error};
@@ -10,6 +10,7 @@ use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, Result};
 use crate::mem::{MemoryView, ReadBatch, ViewMetadata, WriteBatch};
 use crate::os::elf_image::ElfImage;
+use crate::os::mappings::{image_spans, memory_ranges, Mapping};
 use crate::os::*;
 use crate::types::{imem, umem, Address};
 
@@ -70,7 +71,7 @@ impl NativeProcess {
         }
     }
 
-    fn maps(&self) -> Result<Vec<Mapping>> {
+    fn maps(&self) -> Result<Vec<Mapping<String>>> {
         let text = std::fs::read(proc_path(self.info.pid, "maps"))
             .map_err(|e| io_error(ErrorOrigin::Process, ErrorKind::Gone, &e))?;
         Ok(parse_maps(&String::from_utf8_lossy(&text)))
@@ -80,7 +81,7 @@ impl NativeProcess {
     /// read in one batch; files without it (data files, fonts, locale archives) are left out.
     fn modules(&mut self) -> Result<Vec<ModuleInfo>> {
         let spans = image_spans(&self.maps()?);
-        let mut idents: Vec<(Address, [u8; 5])> = spans.iter().map(|s| (Address::from(s.base), [0u8; 5])).collect();
+        let mut idents: Vec<(Address, [u8; 5])> = spans.iter().map(|s| (s.base, [0u8; 5])).collect();
         if let Err(PartialError::Error(e)) = self.read_many(&mut idents) {
             return Err(e);
         }
@@ -90,14 +91,14 @@ impl NativeProcess {
                 [0x7f, b'E', b'L', b'F', class] => arch_of_elf_class(class)?,
                 _ => return None,
             };
-            let name = span.path.rsplit('/').next().unwrap_or_default();
+            let name = span.file.rsplit('/').next().unwrap_or_default();
             Some(ModuleInfo {
                 address: base,
                 parent,
                 base,
-                size: (span.end - span.base) as umem,
+                size: span.end - span.base,
                 name: name.into(),
-                path: span.path.as_str().into(),
+                path: span.file.as_str().into(),
                 arch,
             })
         });

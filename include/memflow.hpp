@@ -1,0 +1,610 @@
+/* Warning: this file is copied by `cargo xtask headers` from memflow-ffi/cpp/memflow.hpp.in;
+   edit that file and regenerate. The C++ wrappers are hand-written (cbindgen cannot produce
+   RAII wrappers); the C API they wrap (memflow.h) is fully generated. */
+/**
+ * @file memflow.hpp
+ * @brief C++17 wrappers of the memflow C API (memflow.h): RAII owners, exceptions, lambdas.
+ *
+ * - Owners (memflow::Inventory, Connector, Os, Process) are move-only and free their handle
+ *   in the destructor with the one matching mf_*_free function. get() gives the raw handle
+ *   for mixing with the C API; release() gives up ownership.
+ * - Failing calls throw memflow::Error, which carries the C error code and the detail message
+ *   (mf_last_error_message()). Reads offer the caller's choice on partial results:
+ *   read_into() returns false for a partial read (unreadable bytes are zero) and throws on
+ *   other errors; read<T>() and write() throw on partial results too (Error::is_partial()).
+ * - Listing functions take any callable (lambdas included) receiving the borrowed C record
+ *   (valid only during the call): returning `false` stops, returning `void` or `true` goes
+ *   on. An exception thrown by the callable stops the listing and is rethrown to the caller.
+ *   The value types ProcessInfo, ModuleInfo and PluginInfo own copies of the strings.
+ * - Objects are not thread-safe: use clone() to get one per thread.
+ *
+ * This file is hand-written (cbindgen cannot produce RAII wrappers); memflow.h, the API it
+ * wraps, is fully generated.
+ */
+#ifndef MEMFLOW_HPP
+#define MEMFLOW_HPP
+
+#include "memflow.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace memflow {
+
+/** An error reported by the C API: its code (see MF_ERR_*, mf_error_kind()) and message. */
+class Error : public std::runtime_error {
+public:
+    /** The error of the call that just failed on this thread with `code`. */
+    explicit Error(int32_t code) : Error(code, mf_last_error_message()) {}
+
+    /** An error with `code` and an explicit message (the code's description if empty). */
+    Error(int32_t code, const char *message)
+        : std::runtime_error(message != nullptr && *message != '\0' ? message : mf_error_string(code)),
+          code_(code) {}
+
+    /** The negative C error code. */
+    int32_t code() const noexcept { return code_; }
+    /** What went wrong, one of MF_KIND_*. */
+    int32_t kind() const noexcept { return mf_error_kind(code_); }
+    /** Where it came from, one of MF_ORIGIN_*. */
+    int32_t origin() const noexcept { return mf_error_origin(code_); }
+    /** True for a partial read or write (the rest of the operation was done). */
+    bool is_partial() const noexcept { return code_ == MF_ERR_PARTIAL_READ || code_ == MF_ERR_PARTIAL_WRITE; }
+
+private:
+    int32_t code_;
+};
+
+namespace detail {
+
+/** Throws memflow::Error for a negative code. */
+inline void check(int32_t code) {
+    if (code < 0) {
+        throw Error(code);
+    }
+}
+
+/** For reads: true if complete, false if partial; throws on other errors. */
+inline bool check_read(int32_t code) {
+    if (code == MF_ERR_PARTIAL_READ) {
+        return false;
+    }
+    check(code);
+    return true;
+}
+
+/** A std::string from a C string that may be NULL. */
+inline std::string text(const char *s) { return s != nullptr ? std::string(s) : std::string(); }
+
+/** Passes C callbacks to a callable: `user` points to this object. */
+template <class F, class Rec>
+struct Trampoline {
+    F &f;
+    std::exception_ptr error{};
+
+    static bool call(void *user, const Rec *rec) noexcept {
+        auto *self = static_cast<Trampoline *>(user);
+        try {
+            if constexpr (std::is_void_v<std::invoke_result_t<F &, const Rec &>>) {
+                std::invoke(self->f, *rec);
+                return true;
+            } else {
+                return static_cast<bool>(std::invoke(self->f, *rec));
+            }
+        } catch (...) {
+            self->error = std::current_exception();
+            return false;
+        }
+    }
+
+    /** Rethrows what the callable threw, else throws for a failed call. */
+    void finish(int32_t code) {
+        if (error) {
+            std::rethrow_exception(error);
+        }
+        check(code);
+    }
+};
+
+/** Owns a C handle, freed with `Free`. Move-only. */
+template <class T, int32_t (*Free)(T *)>
+class Owner {
+public:
+    Owner() noexcept = default;
+    /** Takes ownership of `raw` (may be NULL). */
+    explicit Owner(T *raw) noexcept : raw_(raw) {}
+    Owner(const Owner &) = delete;
+    Owner &operator=(const Owner &) = delete;
+    Owner(Owner &&other) noexcept : raw_(std::exchange(other.raw_, nullptr)) {}
+    Owner &operator=(Owner &&other) noexcept {
+        if (this != &other) {
+            reset();
+            raw_ = std::exchange(other.raw_, nullptr);
+        }
+        return *this;
+    }
+    ~Owner() { reset(); }
+
+    /** The raw handle, still owned by this object. */
+    T *get() const noexcept { return raw_; }
+    /** Gives up ownership: the caller frees the returned handle. */
+    T *release() noexcept { return std::exchange(raw_, nullptr); }
+    /** Frees the handle now (no-op if empty). */
+    void reset() noexcept {
+        if (raw_ != nullptr) {
+            (void)Free(raw_);
+            raw_ = nullptr;
+        }
+    }
+    /** True if this object holds a handle. */
+    explicit operator bool() const noexcept { return raw_ != nullptr; }
+
+private:
+    T *raw_ = nullptr;
+};
+
+} // namespace detail
+
+/** The library version, e.g. "0.1.0". */
+inline std::string_view version() { return mf_version(); }
+
+/** Turns log output on at `level` (MF_LOG_*); safe to call again to change the level. */
+inline void log_init(MfLogLevel level = MF_LOG_WARN) { detail::check(mf_log_init(level)); }
+
+/** Changes the log output level (MF_LOG_*). */
+inline void log_set_level(MfLogLevel level) { detail::check(mf_log_set_level(level)); }
+
+namespace detail {
+struct LogSlot {
+    std::mutex lock;
+    std::function<void(const MfLogRecord &)> f;
+};
+/** Never destroyed, so records logged during static destruction find it. */
+inline LogSlot &log_slot() {
+    static LogSlot *slot = new LogSlot();
+    return *slot;
+}
+inline void log_trampoline(void *, const MfLogRecord *record) noexcept {
+    LogSlot &slot = log_slot();
+    std::lock_guard<std::mutex> guard(slot.lock);
+    if (slot.f) {
+        try {
+            slot.f(*record);
+        } catch (...) {
+            // Nothing may unwind into the library; a throwing log callback loses the record.
+        }
+    }
+}
+} // namespace detail
+
+/**
+ * Sends log records to `callback` (any callable taking `const MfLogRecord &`, whose strings
+ * are valid only during the call) instead of stderr; an empty function restores stderr.
+ * Must not be called from inside the callback.
+ */
+inline void log_set_callback(std::function<void(const MfLogRecord &)> callback) {
+    detail::LogSlot &slot = detail::log_slot();
+    const bool set = static_cast<bool>(callback);
+    {
+        std::lock_guard<std::mutex> guard(slot.lock);
+        slot.f = std::move(callback);
+    }
+    detail::check(mf_log_set_callback(set ? &detail::log_trampoline : nullptr, nullptr));
+}
+
+/** A process record with owned strings. */
+struct ProcessInfo {
+    uint64_t address = 0;          /**< The OS layer's handle for the process. */
+    uint32_t pid = 0;              /**< Process id. */
+    uint32_t ppid = 0;             /**< Parent process id, 0 if not known. */
+    MfProcessState state = MF_PROCESS_STATE_UNKNOWN; /**< Run state when listed. */
+    std::string name;              /**< Short name. */
+    std::string path;              /**< Executable path, empty if not known. */
+    std::string command_line;      /**< Command line, empty if not known. */
+    MfArchitecture sys_arch{};     /**< Architecture of the system. */
+    MfArchitecture proc_arch{};    /**< Architecture of the process. */
+    uint64_t table_root = 0;       /**< Page-table root, 0 if none. */
+    uint64_t table_root_2 = 0;     /**< Second table root, 0 if none. */
+
+    ProcessInfo() = default;
+    /** Copies a borrowed C record. */
+    explicit ProcessInfo(const MfProcessInfo &c)
+        : address(c.address), pid(c.pid), ppid(c.ppid), state(c.state), name(detail::text(c.name)),
+          path(detail::text(c.path)), command_line(detail::text(c.command_line)), sys_arch(c.sys_arch),
+          proc_arch(c.proc_arch), table_root(c.table_root), table_root_2(c.table_root_2) {}
+};
+
+/** A module record with owned strings. */
+struct ModuleInfo {
+    uint64_t address = 0;   /**< The OS layer's handle for the module. */
+    uint64_t parent = 0;    /**< The handle of its process (0 for kernel modules). */
+    uint64_t base = 0;      /**< Where it is mapped. */
+    uint64_t size = 0;      /**< Bytes it spans. */
+    std::string name;       /**< Short name. */
+    std::string path;       /**< Full path, empty if not known. */
+    MfArchitecture arch{};  /**< Architecture of its code. */
+
+    ModuleInfo() = default;
+    /** Copies a borrowed C record. */
+    explicit ModuleInfo(const MfModuleInfo &c)
+        : address(c.address), parent(c.parent), base(c.base), size(c.size), name(detail::text(c.name)),
+          path(detail::text(c.path)), arch(c.arch) {}
+
+    /** A C record borrowing this object's strings (valid while this object is unchanged). */
+    MfModuleInfo c() const noexcept {
+        MfModuleInfo m{};
+        m.address = address;
+        m.parent = parent;
+        m.base = base;
+        m.size = size;
+        m.name = name.c_str();
+        m.path = path.c_str();
+        m.arch = arch;
+        return m;
+    }
+};
+
+/** A plugin as the inventory knows it, with owned strings. */
+struct PluginInfo {
+    std::string name;        /**< Name used in chains. */
+    std::string version;     /**< Plugin version. */
+    std::string description; /**< One-line description. */
+    std::string help;        /**< Accepted arguments. */
+    std::string path;        /**< Library file, empty for built-in plugins. */
+    MfPluginKind kind = 0;   /**< MF_PLUGIN_KIND_CONNECTOR or MF_PLUGIN_KIND_OS. */
+    MfPluginFlavor flavor = 0; /**< MF_PLUGIN_FLAVOR_RUST or MF_PLUGIN_FLAVOR_C. */
+
+    PluginInfo() = default;
+    /** Copies a borrowed C record. */
+    explicit PluginInfo(const MfPluginInfo &c)
+        : name(detail::text(c.name)), version(detail::text(c.version)), description(detail::text(c.description)),
+          help(detail::text(c.help)), path(detail::text(c.path)), kind(c.kind), flavor(c.flavor) {}
+};
+
+/** A connector: physical memory and CPU state of a target. */
+class Connector : public detail::Owner<MfConnector, mf_connector_free> {
+public:
+    using Owner::Owner;
+
+    /** An independent copy for another thread. */
+    Connector clone() const {
+        MfConnector *out = nullptr;
+        detail::check(mf_connector_clone(get(), &out));
+        return Connector(out);
+    }
+
+    /** Reads `len` bytes at physical `addr`: true if complete, false if partial (the
+     *  unreadable bytes are zero); throws on other errors. */
+    bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_connector_read(get(), addr, buf, len)); }
+
+    /** Reads a value at physical `addr`; throws on any failure, partial reads included. */
+    template <class T>
+    T read(uint64_t addr) {
+        static_assert(std::is_trivially_copyable_v<T>, "read<T> needs a trivially copyable type");
+        T value{};
+        detail::check(mf_connector_read(get(), addr, &value, sizeof value));
+        return value;
+    }
+
+    /** Reads many ranges in one batch: true if all were complete; each op's `result` says. */
+    bool read_batch(MfReadOp *ops, size_t count) { return detail::check_read(mf_connector_read_batch(get(), ops, count)); }
+
+    /** Writes `len` bytes at physical `addr`; throws on any failure, partial writes included. */
+    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_connector_write(get(), addr, buf, len)); }
+
+    /** Writes a value at physical `addr`. */
+    template <class T>
+    void write(uint64_t addr, const T &value) {
+        static_assert(std::is_trivially_copyable_v<T>, "write<T> needs a trivially copyable type");
+        write(addr, &value, sizeof value);
+    }
+
+    /** Size and flags of the physical memory. */
+    MfPhysicalMetadata metadata() const {
+        MfPhysicalMetadata out{};
+        detail::check(mf_connector_metadata(get(), &out));
+        return out;
+    }
+
+    /** How many CPUs the connector has register state for (0 if none). */
+    size_t cpu_count() const {
+        size_t out = 0;
+        detail::check(mf_connector_cpu_count(get(), &out));
+        return out;
+    }
+
+    /** The x86 registers of CPU `cpu`. */
+    MfX86Registers x86_registers(size_t cpu) const {
+        MfX86Registers out{};
+        detail::check(mf_connector_x86_registers(get(), cpu, &out));
+        return out;
+    }
+};
+
+/** An open process: its virtual memory, modules and symbols. */
+class Process : public detail::Owner<MfProcess, mf_process_free> {
+public:
+    using Owner::Owner;
+
+    /** The process's facts as they were when it was opened. */
+    ProcessInfo info() const {
+        MfProcessInfo out{};
+        detail::check(mf_process_info(get(), &out));
+        return ProcessInfo(out);
+    }
+
+    /** The current run state, one of MF_PROCESS_STATE_*. */
+    MfProcessState state() {
+        MfProcessState out = MF_PROCESS_STATE_UNKNOWN;
+        detail::check(mf_process_state(get(), &out));
+        return out;
+    }
+
+    /** Reads `len` bytes at `addr`: true if complete, false if partial; throws otherwise. */
+    bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_process_read(get(), addr, buf, len)); }
+
+    /** Reads a value at `addr`; throws on any failure, partial reads included. */
+    template <class T>
+    T read(uint64_t addr) {
+        static_assert(std::is_trivially_copyable_v<T>, "read<T> needs a trivially copyable type");
+        T value{};
+        detail::check(mf_process_read(get(), addr, &value, sizeof value));
+        return value;
+    }
+
+    /** Reads many ranges in one batch: true if all were complete; each op's `result` says. */
+    bool read_batch(MfReadOp *ops, size_t count) { return detail::check_read(mf_process_read_batch(get(), ops, count)); }
+
+    /** Writes `len` bytes at `addr`; throws on any failure, partial writes included. */
+    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_process_write(get(), addr, buf, len)); }
+
+    /** Writes a value at `addr`. */
+    template <class T>
+    void write(uint64_t addr, const T &value) {
+        static_assert(std::is_trivially_copyable_v<T>, "write<T> needs a trivially copyable type");
+        write(addr, &value, sizeof value);
+    }
+
+    /** Calls `f(const MfModuleInfo &)` for every module. */
+    template <class F>
+    void module_list(F &&f) {
+        detail::Trampoline<F, MfModuleInfo> t{f};
+        t.finish(mf_process_module_list_callback(get(), &decltype(t)::call, &t));
+    }
+
+    /** Every module, as owned records. */
+    std::vector<ModuleInfo> modules() {
+        MfModuleList *raw = nullptr;
+        detail::check(mf_process_module_list(get(), &raw));
+        detail::Owner<MfModuleList, mf_module_list_free> list(raw);
+        const MfModuleInfo *items = nullptr;
+        size_t len = 0;
+        detail::check(mf_module_list_get(list.get(), &items, &len));
+        std::vector<ModuleInfo> out;
+        out.reserve(len);
+        for (size_t i = 0; i < len; i++) {
+            out.emplace_back(items[i]);
+        }
+        return out;
+    }
+
+    /** The first module named `name` (ASCII case-insensitive). */
+    ModuleInfo module_by_name(const std::string &name) {
+        MfModuleInfo out{};
+        detail::check(mf_process_module_by_name(get(), name.c_str(), &out));
+        return ModuleInfo(out);
+    }
+
+    /** The main executable's module. */
+    ModuleInfo primary_module() {
+        MfModuleInfo out{};
+        detail::check(mf_process_primary_module(get(), &out));
+        return ModuleInfo(out);
+    }
+
+    /** Calls `f(const MfExportInfo &)` for every export of `module`. */
+    template <class F>
+    void exports(const ModuleInfo &module, F &&f) {
+        const MfModuleInfo m = module.c();
+        detail::Trampoline<F, MfExportInfo> t{f};
+        t.finish(mf_process_module_exports(get(), &m, &decltype(t)::call, &t));
+    }
+
+    /** Calls `f(const MfImportInfo &)` for every import of `module`. */
+    template <class F>
+    void imports(const ModuleInfo &module, F &&f) {
+        const MfModuleInfo m = module.c();
+        detail::Trampoline<F, MfImportInfo> t{f};
+        t.finish(mf_process_module_imports(get(), &m, &decltype(t)::call, &t));
+    }
+
+    /** Calls `f(const MfSectionInfo &)` for every section of `module`. */
+    template <class F>
+    void sections(const ModuleInfo &module, F &&f) {
+        const MfModuleInfo m = module.c();
+        detail::Trampoline<F, MfSectionInfo> t{f};
+        t.finish(mf_process_module_sections(get(), &m, &decltype(t)::call, &t));
+    }
+
+    /** The address of export `name` of `module`. */
+    uint64_t export_address(const ModuleInfo &module, const std::string &name) {
+        const MfModuleInfo m = module.c();
+        uint64_t out = 0;
+        detail::check(mf_process_export_address(get(), &m, name.c_str(), &out));
+        return out;
+    }
+
+    /** Calls `f(const MfMemoryRange &)` for the mapped ranges between `start` and `end`,
+     *  merging neighbours with equal flags at most `gap_size` bytes apart. */
+    template <class F>
+    void mapped_ranges(F &&f, int64_t gap_size = 0, uint64_t start = 0, uint64_t end = UINT64_MAX) {
+        detail::Trampoline<F, MfMemoryRange> t{f};
+        t.finish(mf_process_mapped_ranges(get(), gap_size, start, end, &decltype(t)::call, &t));
+    }
+};
+
+/** An OS layer: processes, kernel modules and symbols. */
+class Os : public detail::Owner<MfOs, mf_os_free> {
+public:
+    using Owner::Owner;
+
+    /** An independent copy for another thread. */
+    Os clone() const {
+        MfOs *out = nullptr;
+        detail::check(mf_os_clone(get(), &out));
+        return Os(out);
+    }
+
+    /** Kernel base, size and architecture. */
+    MfOsInfo info() const {
+        MfOsInfo out{};
+        detail::check(mf_os_info(get(), &out));
+        return out;
+    }
+
+    /** Calls `f(const MfProcessInfo &)` for every process. */
+    template <class F>
+    void process_list(F &&f) {
+        detail::Trampoline<F, MfProcessInfo> t{f};
+        t.finish(mf_os_process_list_callback(get(), &decltype(t)::call, &t));
+    }
+
+    /** Every process, as owned records. */
+    std::vector<ProcessInfo> processes() {
+        MfProcessList *raw = nullptr;
+        detail::check(mf_os_process_list(get(), &raw));
+        detail::Owner<MfProcessList, mf_process_list_free> list(raw);
+        const MfProcessInfo *items = nullptr;
+        size_t len = 0;
+        detail::check(mf_process_list_get(list.get(), &items, &len));
+        std::vector<ProcessInfo> out;
+        out.reserve(len);
+        for (size_t i = 0; i < len; i++) {
+            out.emplace_back(items[i]);
+        }
+        return out;
+    }
+
+    /** Opens the process with id `pid`. */
+    Process process_by_pid(uint32_t pid) {
+        MfProcess *out = nullptr;
+        detail::check(mf_os_process_by_pid(get(), pid, &out));
+        return Process(out);
+    }
+
+    /** Opens the first process named exactly `name`. */
+    Process process_by_name(const std::string &name) {
+        MfProcess *out = nullptr;
+        detail::check(mf_os_process_by_name(get(), name.c_str(), &out));
+        return Process(out);
+    }
+
+    /** Opens the process with OS handle `address` (ProcessInfo::address). */
+    Process process_by_address(uint64_t address) {
+        MfProcess *out = nullptr;
+        detail::check(mf_os_process_by_address(get(), address, &out));
+        return Process(out);
+    }
+
+    /** Calls `f(const MfModuleInfo &)` for every kernel module. */
+    template <class F>
+    void kernel_modules(F &&f) {
+        detail::Trampoline<F, MfModuleInfo> t{f};
+        t.finish(mf_os_module_list_callback(get(), &decltype(t)::call, &t));
+    }
+
+    /** The address of kernel symbol `name`. */
+    uint64_t kernel_symbol(const std::string &name) {
+        uint64_t out = 0;
+        detail::check(mf_os_kernel_symbol(get(), name.c_str(), &out));
+        return out;
+    }
+
+    /** Reads kernel virtual memory: true if complete, false if partial; throws otherwise. */
+    bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_os_read(get(), addr, buf, len)); }
+};
+
+/** The plugins available to the program. */
+class Inventory : public detail::Owner<MfInventory, mf_inventory_free> {
+public:
+    using Owner::Owner;
+
+    /** Built-in plugins plus those in the default directories (see mf_inventory_scan()). */
+    static Inventory scan() {
+        MfInventory *out = nullptr;
+        detail::check(mf_inventory_scan(&out));
+        return Inventory(out);
+    }
+
+    /** Only the built-in plugins. */
+    static Inventory builtin() {
+        MfInventory *out = nullptr;
+        detail::check(mf_inventory_builtin(&out));
+        return Inventory(out);
+    }
+
+    /** Adds the plugin libraries in `dir`; returns how many were added. */
+    size_t add_dir(const std::string &dir) {
+        size_t added = 0;
+        detail::check(mf_inventory_add_dir(get(), dir.c_str(), &added));
+        return added;
+    }
+
+    /** Adds one plugin library (throws with the reason if it is refused). */
+    void add_file(const std::string &path) { detail::check(mf_inventory_add_file(get(), path.c_str())); }
+
+    /** Every known plugin. */
+    std::vector<PluginInfo> plugins() const {
+        size_t count = 0;
+        detail::check(mf_inventory_plugin_count(get(), &count));
+        std::vector<PluginInfo> out;
+        out.reserve(count);
+        for (size_t i = 0; i < count; i++) {
+            MfPluginInfo info{};
+            detail::check(mf_inventory_plugin_at(get(), i, &info));
+            out.emplace_back(info);
+        }
+        return out;
+    }
+
+    /** Creates connector `name` with `args`, optionally on top of OS layer `input`. */
+    Connector create_connector(const std::string &name, const std::string &args = "", const Os *input = nullptr) const {
+        MfConnector *out = nullptr;
+        detail::check(mf_inventory_create_connector(get(), name.c_str(), args.c_str(), input != nullptr ? input->get() : nullptr, &out));
+        return Connector(out);
+    }
+
+    /** Creates OS layer `name` with `args`, optionally on top of connector `input`. */
+    Os create_os(const std::string &name, const std::string &args = "", const Connector *input = nullptr) const {
+        MfOs *out = nullptr;
+        detail::check(mf_inventory_create_os(get(), name.c_str(), args.c_str(), input != nullptr ? input->get() : nullptr, &out));
+        return Os(out);
+    }
+
+    /** Builds a chain ending in an OS layer, e.g. "native" or "coredump:/dump.elf -> linux". */
+    Os create_chain(const std::string &chain) const {
+        MfOs *out = nullptr;
+        detail::check(mf_inventory_create_chain(get(), chain.c_str(), &out));
+        return Os(out);
+    }
+
+    /** Builds a chain ending in a connector, e.g. "coredump:/dump.elf". */
+    Connector create_connector_chain(const std::string &chain) const {
+        MfConnector *out = nullptr;
+        detail::check(mf_inventory_create_connector_chain(get(), chain.c_str(), &out));
+        return Connector(out);
+    }
+};
+
+} // namespace memflow
+
+#endif /* MEMFLOW_HPP */

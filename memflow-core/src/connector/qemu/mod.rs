@@ -1,0 +1,331 @@
+//! The `qemu` connector: the RAM of a QEMU guest running on this host, read and written in
+//! the QEMU process's memory while the guest runs.
+//!
+//! - **Which QEMU.** The QEMU processes are the processes of an OS layer (the host's
+//!   [`NativeOs`] unless the caller gives another, as in the chain `native -> qemu:vm1`)
+//!   whose program, name or first argument is `qemu-system-*` or `qemu-kvm`. One is chosen
+//!   by guest name (`-name vm1` or `-name guest=vm1,...`), by pid, or as the only one
+//!   ([`QemuTarget`]).
+//! - **Where guest RAM is.** The guest-physical layout comes from QMP if a QMP socket is
+//!   given, otherwise from the machine type's known layout and `-m`; each RAM block is found
+//!   among the QEMU process's mappings by its size (the rules are documented in `layout.rs`). The result is a
+//!   [`MemoryMap`] from guest-physical addresses to host addresses in the QEMU process.
+//! - **Reads and writes** go to the QEMU process through the OS layer's process memory (for
+//!   the host: batched `process_vm_readv` / `process_vm_writev`, or `/proc/PID/mem`), a
+//!   batch at a time. Guest addresses outside the map fail like any unbacked address.
+//! - **CPU state.** With QMP, the registers of every vCPU as `info registers -a` shows them
+//!   when the connector is opened (a snapshot: CR3 of a running guest changes with every
+//!   task switch, but the kernel half of every task's tables is the same). Without QMP the
+//!   connector has no CPU state (`cpu_count()` is 0).
+//! - **A guest that exits** makes the next read or write fail with `Gone` (all its bytes
+//!   reported as failed), never crash.
+//!
+//! The QMP socket is used only while opening and then closed: a QMP server takes one client
+//! at a time, and other tools may want it.
+
+pub mod cmdline;
+mod layout;
+mod qmp;
+mod registers;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cglue::prelude::v1::*;
+
+use crate::connector::cpu_state::*;
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::*;
+use crate::os::native::{NativeOs, MAX_IOVECS};
+use crate::os::{Os, Pid, Process, ProcessInfo};
+use crate::plugins::*;
+use crate::types::{Address, PhysicalAddress};
+pub use cmdline::QemuCommandLine;
+use layout::RamLayout;
+use qmp::Qmp;
+
+cglue_impl_group!(QemuConnector, ConnectorInstance, { CpuState });
+
+fn qemu_err(kind: ErrorKind, what: impl core::fmt::Display) -> Error {
+    Error::new(ErrorOrigin::Connector, kind).log_warn(what)
+}
+
+/// A QEMU process found by an OS layer.
+#[derive(Clone, Debug)]
+pub struct QemuProcess {
+    /// The process as the OS layer reports it.
+    pub info: ProcessInfo,
+    /// What its command line says about the guest.
+    pub command_line: QemuCommandLine,
+}
+
+impl QemuProcess {
+    /// A one-line description: pid, guest name, machine type and RAM size.
+    pub fn describe(&self) -> String {
+        let cmd = &self.command_line;
+        format!(
+            "QEMU pid {}, guest `{}`, machine {}, {} MiB",
+            self.info.pid,
+            cmd.name.as_deref().unwrap_or("(unnamed)"),
+            cmd.machine.as_deref().unwrap_or("(default)"),
+            cmd.ram_size.map_or("?".to_owned(), |s| (s >> 20).to_string())
+        )
+    }
+}
+
+/// Every QEMU process `os` lists.
+pub fn qemu_processes(os: &mut impl Os) -> Result<Vec<QemuProcess>> {
+    let mut out = Vec::new();
+    os.process_info_list_callback(|info| {
+        let program = info.command_line.split_whitespace().next().unwrap_or_default();
+        if [&*info.path, &*info.name, program].into_iter().any(cmdline::is_qemu) {
+            let command_line = QemuCommandLine::parse(&info.command_line);
+            out.push(QemuProcess { info, command_line });
+        }
+        true
+    })?;
+    Ok(out)
+}
+
+/// Which QEMU process to open. Every given field must match; with none given, the only QEMU
+/// process is chosen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QemuTarget {
+    /// The guest name (`-name`).
+    pub name: Option<String>,
+    /// The process id.
+    pub pid: Option<Pid>,
+}
+
+impl QemuTarget {
+    /// The one process of `candidates` that matches: `NotFound` if none does,
+    /// `InvalidArgument` (listing them) if several do.
+    fn select(&self, candidates: Vec<QemuProcess>) -> Result<QemuProcess> {
+        let mut matching: Vec<QemuProcess> = candidates
+            .into_iter()
+            .filter(|q| self.pid.is_none_or(|pid| q.info.pid == pid))
+            .filter(|q| self.name.is_none() || q.command_line.name == self.name)
+            .collect();
+        match matching.len() {
+            1 => Ok(matching.remove(0)),
+            0 => Err(qemu_err(ErrorKind::NotFound, format_args!("no QEMU process matches {self:?}"))),
+            _ => {
+                let list: Vec<String> = matching.iter().map(QemuProcess::describe).collect();
+                Err(qemu_err(
+                    ErrorKind::InvalidArgument,
+                    format_args!("several QEMU processes match {self:?}: {}; pick one by name or pid", list.join("; ")),
+                ))
+            }
+        }
+    }
+}
+
+/// What QMP tells about the guest.
+struct QmpFacts {
+    name: Option<String>,
+    layout: RamLayout,
+    cpus: Vec<X86Registers>,
+}
+
+impl QmpFacts {
+    /// Asks the QMP server at `socket`, then disconnects.
+    fn query(socket: &Path) -> Result<QmpFacts> {
+        let mut qmp = Qmp::connect(socket)?;
+        let name = qmp.execute("query-name", None)?.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+        let layout = RamLayout::from_qmp(&qmp.hmp("info mtree -f")?, &qmp.hmp("info ramblock")?)?;
+        let cpus = registers::parse_registers(&qmp.hmp("info registers -a")?);
+        Ok(QmpFacts { name, layout, cpus })
+    }
+}
+
+/// A running QEMU guest's RAM as [`PhysicalMemory`], with its CPU state if opened with QMP.
+/// See the module documentation.
+///
+/// Clones share the layout and CPU state and open their own handle on the QEMU process when
+/// first used.
+pub struct QemuConnector {
+    os: OsInstanceArcBox<'static>,
+    qemu: QemuProcess,
+    /// The QEMU process's memory; `None` until first used by a clone.
+    process: Option<ProcessInstanceArcBox<'static>>,
+    map: Arc<MemoryMap>,
+    cpus: Arc<[X86Registers]>,
+}
+
+impl Clone for QemuConnector {
+    fn clone(&self) -> Self {
+        QemuConnector {
+            os: self.os.clone(),
+            qemu: self.qemu.clone(),
+            process: None,
+            map: self.map.clone(),
+            cpus: self.cpus.clone(),
+        }
+    }
+}
+
+impl QemuConnector {
+    /// Opens the guest of the QEMU process `target` picks among those `os` lists, using the
+    /// QMP server at `qmp` if given (then the QMP guest name picks the process when `target`
+    /// names none, and a named target must have that name).
+    pub fn open(mut os: OsInstanceArcBox<'static>, target: &QemuTarget, qmp: Option<&Path>) -> Result<Self> {
+        let facts = qmp.map(QmpFacts::query).transpose()?;
+        let mut target = target.clone();
+        if let Some(qmp_name) = facts.as_ref().and_then(|f| f.name.clone()) {
+            match &target.name {
+                None => target.name = Some(qmp_name),
+                Some(name) if *name != qmp_name => {
+                    return Err(qemu_err(
+                        ErrorKind::InvalidArgument,
+                        format_args!("the QMP socket belongs to guest `{qmp_name}`, not `{name}`"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let qemu = target.select(qemu_processes(&mut os)?)?;
+        let mut process = os.process_by_info(qemu.info.clone())?;
+        let (layout, cpus) = match facts {
+            Some(facts) => (facts.layout, facts.cpus),
+            None => (RamLayout::from_machine(&qemu.command_line)?, Vec::new()),
+        };
+        let map = layout.resolve(&process.mapped_mem(-1)?)?;
+        log::info!("qemu: {} with {} RAM ranges, {} CPU states", qemu.describe(), map.ranges().len(), cpus.len());
+        Ok(QemuConnector { os, qemu, process: Some(process), map: Arc::new(map), cpus: cpus.into() })
+    }
+
+    /// Like [`QemuConnector::open`] with the host's processes ([`NativeOs`]).
+    pub fn open_native(target: &QemuTarget, qmp: Option<&Path>) -> Result<Self> {
+        let os = os_instance(NativeOs::new(LibArc::default()), LibArc::default());
+        Self::open(os, target, qmp)
+    }
+
+    /// The QEMU process.
+    pub fn qemu(&self) -> &QemuProcess {
+        &self.qemu
+    }
+
+    /// The guest-physical layout: guest ranges to host addresses in the QEMU process.
+    pub fn map(&self) -> &MemoryMap {
+        &self.map
+    }
+
+    /// Runs `batch` on the QEMU process's memory: each operation is cut along the map, the
+    /// mapped pieces go to `run` as host-address operations in batches of at most
+    /// [`MAX_IOVECS`], holes fail at once. After an error every remaining byte fails and the
+    /// error is returned.
+    fn transfer<B: SplitBuf>(
+        &mut self,
+        batch: MemBatch<'_, '_, '_, MemOp<PhysicalAddress, B>, B>,
+        mut run: impl FnMut(&mut ProcessInstanceArcBox<'static>, MemBatch<'_, '_, '_, MemOp<Address, B>, B>) -> Result<()>,
+    ) -> Result<()> {
+        let MemBatch { mut ops, mut on_ok, mut on_fail } = batch;
+        let process = match &mut self.process {
+            Some(process) => process,
+            slot => match self.os.process_by_info(self.qemu.info.clone()) {
+                Ok(process) => slot.insert(process),
+                Err(e) => {
+                    ops.for_each(|op| report(&mut on_fail, op.tag, op.buf));
+                    return Err(e);
+                }
+            },
+        };
+        let mut host_ops: Vec<MemOp<Address, B>> = Vec::new();
+        loop {
+            let next = ops.next();
+            if !host_ops.is_empty() && (next.is_none() || host_ops.len() >= MAX_IOVECS) {
+                let on_ok = on_ok.as_deref_mut();
+                let on_fail_inner = on_fail.as_deref_mut();
+                if let Err(e) = MemBatch::with(host_ops.drain(..), on_ok, on_fail_inner, |b| run(process, b)) {
+                    next.into_iter().chain(ops).for_each(|op| report(&mut on_fail, op.tag, op.buf));
+                    return Err(e);
+                }
+            }
+            let Some(MemOp { addr, tag, buf }) = next else { return Ok(()) };
+            let mut rest = Some(buf);
+            self.map.split(addr.address, rest.as_ref().map_or(0, SplitBuf::len), |piece| {
+                let Some(buf) = rest.take() else { return };
+                let (offset, len) = match piece {
+                    MapPiece::Mapped { offset, len, .. } | MapPiece::Hole { offset, len } => (offset, len),
+                };
+                let (head, tail) = buf.split_at(len);
+                rest = Some(tail);
+                match piece {
+                    MapPiece::Mapped { backing, .. } => {
+                        host_ops.push(MemOp { addr: Address::new(backing), tag: tag + offset, buf: head })
+                    }
+                    MapPiece::Hole { .. } => report(&mut on_fail, tag + offset, head),
+                }
+            });
+        }
+    }
+}
+
+impl PhysicalMemory for QemuConnector {
+    fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
+        self.transfer(batch, |process, b| process.read_batch(b))
+    }
+
+    fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
+        self.transfer(batch, |process, b| process.write_batch(b))
+    }
+
+    fn metadata(&self) -> PhysicalMemoryMetadata {
+        PhysicalMemoryMetadata {
+            max_address: self.map.max_address(),
+            real_size: self.map.real_size(),
+            readonly: false,
+            ideal_batch_size: MAX_IOVECS as u32,
+        }
+    }
+}
+
+impl CpuState for QemuConnector {
+    fn cpu_count(&self) -> usize {
+        self.cpus.len()
+    }
+
+    fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
+        x86_registers_of(&self.cpus, cpu)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qemu(pid: Pid, name: Option<&str>) -> QemuProcess {
+        let info = ProcessInfo {
+            address: Address::from(pid),
+            pid,
+            ppid: 1,
+            state: crate::os::ProcessState::Alive,
+            name: "qemu-system-x86".into(),
+            path: "/usr/bin/qemu-system-x86_64".into(),
+            command_line: "".into(),
+            sys_arch: crate::arch::ArchitectureIdent::X86_64,
+            proc_arch: crate::arch::ArchitectureIdent::X86_64,
+            table_root: Address::NULL,
+            table_root_2: Address::NULL,
+        };
+        let command_line = QemuCommandLine { name: name.map(str::to_owned), ..Default::default() };
+        QemuProcess { info, command_line }
+    }
+
+    #[test]
+    fn target_selection() {
+        let all = || vec![qemu(10, Some("a")), qemu(11, Some("b")), qemu(12, None)];
+        let pick = |name: Option<&str>, pid: Option<Pid>, list: Vec<QemuProcess>| {
+            QemuTarget { name: name.map(str::to_owned), pid }.select(list).map(|q| q.info.pid).map_err(|e| e.kind)
+        };
+        assert_eq!(pick(Some("b"), None, all()), Ok(11));
+        assert_eq!(pick(None, Some(12), all()), Ok(12));
+        assert_eq!(pick(Some("a"), Some(10), all()), Ok(10));
+        assert_eq!(pick(Some("a"), Some(11), all()), Err(ErrorKind::NotFound));
+        assert_eq!(pick(Some("c"), None, all()), Err(ErrorKind::NotFound));
+        assert_eq!(pick(None, None, all()), Err(ErrorKind::InvalidArgument));
+        assert_eq!(pick(None, None, vec![qemu(12, None)]), Ok(12));
+        assert_eq!(pick(None, None, vec![]), Err(ErrorKind::NotFound));
+        assert!(qemu(10, Some("a")).describe().contains("guest `a`"));
+    }
+}

@@ -1,0 +1,153 @@
+//! A minimal QMP (QEMU Machine Protocol) client: line-delimited JSON over a unix socket.
+//!
+//! The session is: QEMU's greeting, `qmp_capabilities`, then commands, each answered by one
+//! `return` or `error` message; asynchronous `event` messages may come in between and are
+//! skipped. HMP commands (`info mtree -f`, `info registers -a`, ...) go through
+//! `human-monitor-command`, whose reply is the HMP output as one string.
+//!
+//! A QMP server socket serves one client at a time, so the connector connects, asks what it
+//! needs and disconnects (drops the client) right away.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+
+/// How long to wait for any one reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn qmp_err(kind: ErrorKind, what: impl core::fmt::Display) -> Error {
+    Error::new(ErrorOrigin::Connector, kind).log_warn(format_args!("QMP: {what}"))
+}
+
+/// A connected QMP session in command mode.
+pub(super) struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Qmp {
+    /// Connects to the QMP server socket at `path`, reads the greeting and enters command
+    /// mode. The socket must not be in use by another client (QEMU would not answer).
+    pub(super) fn connect(path: &Path) -> Result<Qmp> {
+        let stream = UnixStream::connect(path)
+            .map_err(|e| qmp_err(ErrorKind::of_io(&e), format_args!("cannot connect to {}: {e}", path.display())))?;
+        stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(|e| qmp_err(ErrorKind::Io, e))?;
+        let writer = stream.try_clone().map_err(|e| qmp_err(ErrorKind::Io, e))?;
+        let mut qmp = Qmp { reader: BufReader::new(stream), writer };
+        let greeting = qmp.message()?;
+        if greeting.get("QMP").is_none() {
+            return Err(qmp_err(ErrorKind::Malformed, format_args!("{} did not greet as QMP: {greeting}", path.display())));
+        }
+        qmp.execute("qmp_capabilities", None)?;
+        Ok(qmp)
+    }
+
+    /// Reads the next message.
+    fn message(&mut self) -> Result<Value> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => Err(qmp_err(ErrorKind::Gone, "QEMU closed the connection")),
+            Ok(_) => serde_json::from_str(&line).map_err(|e| qmp_err(ErrorKind::Malformed, format_args!("{e} in {line:?}"))),
+            Err(e) => Err(qmp_err(ErrorKind::Io, format_args!("no reply: {e}"))),
+        }
+    }
+
+    /// Runs `command` with optional `arguments` and returns its `return` value. An `error`
+    /// reply gives `Unsupported` (unknown command) or `InvalidArgument`, with QEMU's
+    /// description logged.
+    pub(super) fn execute(&mut self, command: &str, arguments: Option<Value>) -> Result<Value> {
+        let mut request = json!({ "execute": command });
+        if let Some(arguments) = arguments {
+            request["arguments"] = arguments;
+        }
+        let mut text = request.to_string();
+        text.push('\n');
+        self.writer.write_all(text.as_bytes()).map_err(|e| qmp_err(ErrorKind::Gone, format_args!("cannot send {command}: {e}")))?;
+        loop {
+            let mut reply = self.message()?;
+            if let Some(value) = reply.get_mut("return") {
+                return Ok(value.take());
+            }
+            if let Some(error) = reply.get("error") {
+                let class = error.get("class").and_then(Value::as_str).unwrap_or("?");
+                let kind = if class == "CommandNotFound" { ErrorKind::Unsupported } else { ErrorKind::InvalidArgument };
+                let desc = error.get("desc").and_then(Value::as_str).unwrap_or("");
+                return Err(qmp_err(kind, format_args!("{command}: {class}: {desc}")));
+            }
+            // Anything else is an asynchronous event.
+        }
+    }
+
+    /// Runs the HMP command `command_line` and returns its output.
+    pub(super) fn hmp(&mut self, command_line: &str) -> Result<String> {
+        match self.execute("human-monitor-command", Some(json!({ "command-line": command_line })))? {
+            Value::String(text) => Ok(text),
+            other => Err(qmp_err(ErrorKind::Malformed, format_args!("`{command_line}` gave {other} instead of text"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::net::UnixListener;
+
+    /// A fake QEMU: greets, then answers each request line with the next canned reply lines.
+    fn fake_server(path: &Path, replies: Vec<&'static str>) -> std::thread::JoinHandle<Vec<String>> {
+        let listener = UnixListener::bind(path).unwrap();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut out = stream.try_clone().unwrap();
+            out.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n").unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut requests = Vec::new();
+            for reply in replies {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                requests.push(line.trim_end().to_owned());
+                out.write_all(reply.as_bytes()).unwrap();
+            }
+            // Wait for the client to hang up.
+            let _ = reader.read_to_end(&mut Vec::new());
+            requests
+        })
+    }
+
+    #[test]
+    fn commands_events_and_errors() {
+        let dir = std::env::temp_dir().join(format!("mfqmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("qmp.sock");
+        let server = fake_server(
+            &path,
+            vec![
+                "{\"return\": {}}\n",
+                "{\"event\": \"RESUME\", \"data\": {}}\n{\"return\": \"line 1\\r\\nline \\\"2\\\"\\r\\n\"}\n",
+                "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"The command nope has not been found\"}}\n",
+                "{\"return\": {\"base-memory\": 268435456}}\n",
+            ],
+        );
+        let mut qmp = Qmp::connect(&path).unwrap();
+        assert_eq!(qmp.hmp("info registers -a").unwrap(), "line 1\r\nline \"2\"\r\n");
+        assert_eq!(qmp.execute("nope", None).unwrap_err().kind, ErrorKind::Unsupported);
+        let summary = qmp.execute("query-memory-size-summary", None).unwrap();
+        assert_eq!(summary["base-memory"].as_u64(), Some(256 << 20));
+        drop(qmp);
+        let requests = server.join().unwrap();
+        let request = |i: usize| serde_json::from_str::<Value>(&requests[i]).unwrap();
+        assert_eq!(request(0), json!({ "execute": "qmp_capabilities" }));
+        assert_eq!(
+            request(1),
+            json!({ "execute": "human-monitor-command", "arguments": { "command-line": "info registers -a" } })
+        );
+        assert!(Qmp::connect(&dir.join("missing.sock")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,462 @@
+//! kallsyms: the kernel's own symbol table, found in its read-only data and decoded.
+//!
+//! The build (`scripts/kallsyms`) emits these arrays, every one aligned to 8 bytes:
+//!
+//! - `kallsyms_num_syms`: the symbol count `n` (a 32-bit word);
+//! - `kallsyms_names`: per symbol a length (one byte, or with bit 7 set two bytes, low seven
+//!   bits first) and that many token numbers;
+//! - `kallsyms_markers`: a `u32` per 256 symbols, the offset of that symbol's name in
+//!   `kallsyms_names` (so the first is 0);
+//! - `kallsyms_token_table`: 256 NUL-terminated tokens. Every byte value that occurs in some
+//!   symbol name stands for itself (the token is that one character); the others stand for
+//!   frequent substrings. The first character of an expanded name is the symbol type
+//!   (`T`, `t`, `D`, ...);
+//! - `kallsyms_token_index`: 256 `u16` offsets of the tokens in the token table;
+//! - `kallsyms_offsets`: a 32-bit word per symbol, and `kallsyms_relative_base` (64 bits).
+//!   With absolute per-CPU symbols (x86-64 SMP), a non-negative offset is the address itself
+//!   and a negative one means `relative_base - 1 - offset`; otherwise the address is
+//!   `relative_base + offset` (unsigned).
+//!
+//! Up to Linux 6.3 the offsets and the relative base come first, in front of
+//! `kallsyms_num_syms`; from 6.4 they follow the token index. 6.2 and 6.3 (and kernels with
+//! that change backported, like Debian's 6.1) put `kallsyms_seqs_of_names`, three bytes per
+//! symbol, between the markers and the token table. Symbols are sorted by address in every
+//! layout.
+//!
+//! None of these arrays has a name in memory, so they are found by shape: the digits `0` to
+//! `9` are used in names, so their one-character tokens `"0\0" .. "9\0"` stand back to back in
+//! the token table; the token index that follows the table must describe exactly the tokens
+//! found there; the markers are the nearest array before the table that starts with 0 and
+//! grows by plausible steps; `kallsyms_num_syms` is the word in front of the names for which
+//! decoding `n` names hits every marker and ends at the markers.
+
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::types::{umem, Address};
+
+/// The one-character tokens of the ten digits, as they stand in the token table.
+const DIGIT_TOKENS: &[u8] = b"0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00";
+/// How far behind the digit tokens the token index may start (the table is at most 64 KiB,
+/// as its offsets are 16-bit).
+const MAX_TABLE_BYTES: usize = 0x1_0000;
+/// The most symbols accepted.
+const MAX_SYMBOLS: usize = 1 << 22;
+/// The most tokens in one compressed name (`KSYM_NAME_LEN`).
+const MAX_NAME_LEN: usize = 512;
+
+/// A kernel symbol.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Symbol<'a> {
+    /// Its address.
+    pub address: Address,
+    /// Its type as `/proc/kallsyms` shows it (`T`, `t`, `D`, `r`, ...).
+    pub kind: char,
+    /// Its name.
+    pub name: &'a str,
+}
+
+/// One decoded entry: the address and where the name lies in [`Kallsyms::text`].
+#[derive(Copy, Clone, Debug)]
+struct Entry {
+    address: Address,
+    name_start: u32,
+    name_end: u32,
+    kind: u8,
+}
+
+/// The decoded symbol table of a kernel (see the module docs).
+pub struct Kallsyms {
+    /// Every name, back to back.
+    text: String,
+    /// The symbols in table order (ascending addresses).
+    entries: Vec<Entry>,
+}
+
+/// Logged at debug level: images are probed, and the caller says what failed in the end.
+fn not_found() -> Error {
+    log::debug!("linux: no kallsyms tables found in the kernel image");
+    Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+fn u64_at(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+}
+
+fn align8(v: usize) -> usize {
+    (v + 7) & !7
+}
+
+/// The token table and the index behind it.
+struct Tokens<'a> {
+    /// Where the table starts in the image.
+    table: usize,
+    /// Where the index starts in the image.
+    index: usize,
+    tokens: Vec<&'a [u8]>,
+}
+
+/// The names, their markers and the symbol count.
+struct Names {
+    /// Where `kallsyms_num_syms` lies in the image.
+    num_syms: usize,
+    /// Where the names start.
+    start: usize,
+    count: usize,
+}
+
+impl Kallsyms {
+    /// Finds and decodes the tables in `image`, the bytes of the kernel image from a page
+    /// aligned address on (its text, read-only data and data; unmapped parts zero).
+    pub fn find(image: &[u8]) -> Result<Kallsyms> {
+        let mut from = 0;
+        while let Some(hit) = find_bytes(&image[from..], DIGIT_TOKENS) {
+            let digits = from + hit;
+            from = digits + 1;
+            let Some(tokens) = token_table(image, digits) else { continue };
+            let Some(names) = names(image, tokens.table) else { continue };
+            match decode(image, &tokens, &names) {
+                Some(k) => return Ok(k),
+                None => continue,
+            }
+        }
+        Err(not_found())
+    }
+
+    /// The number of symbols.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every symbol, in table order (ascending addresses).
+    pub fn iter(&self) -> impl Iterator<Item = Symbol<'_>> + '_ {
+        self.entries.iter().map(|e| Symbol {
+            address: e.address,
+            kind: e.kind as char,
+            name: &self.text[e.name_start as usize..e.name_end as usize],
+        })
+    }
+
+    /// The address of the first symbol named `name`.
+    pub fn lookup(&self, name: &str) -> Option<Address> {
+        self.iter().find(|s| s.name == name).map(|s| s.address)
+    }
+}
+
+/// The first position of `needle` in `hay`.
+fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(p) = hay[from..].iter().position(|&b| b == needle[0]) {
+        let at = from + p;
+        if hay[at..].starts_with(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// The token table whose digit tokens start at `digits`, and its index: the `u16` array
+/// behind the table whose entries for `'0'..='9'` point at the digit tokens and whose 256
+/// entries describe exactly the NUL-terminated tokens of the table.
+fn token_table(image: &[u8], digits: usize) -> Option<Tokens<'_>> {
+    let first = b'0' as usize;
+    let end = (digits + MAX_TABLE_BYTES + 512).min(image.len());
+    ((digits + DIGIT_TOKENS.len() + 1) & !1..end).step_by(2).find_map(|index| {
+        let table = digits.checked_sub(usize::from(u16_at(image, index + 2 * first)?))?;
+        let plausible = u16_at(image, index)? == 0
+            && (1..10).all(|k| u16_at(image, index + 2 * (first + k)).map(usize::from) == Some(digits - table + 2 * k));
+        if !plausible {
+            return None;
+        }
+        let mut tokens = Vec::with_capacity(256);
+        let mut pos = table;
+        for i in 0..256 {
+            if usize::from(u16_at(image, index + 2 * i)?) != pos - table {
+                return None;
+            }
+            let len = image.get(pos..index)?.iter().position(|&b| b == 0)?;
+            tokens.push(&image[pos..pos + len]);
+            pos += len + 1;
+        }
+        // Only alignment padding between the table and its index.
+        (index - pos < 8 && image[pos..index].iter().all(|&b| b == 0)).then_some(Tokens { table, index, tokens })
+    })
+}
+
+/// Decodes the name lengths of `count` names from `start`, checking every marker on the way;
+/// returns where the names end.
+fn names_end(image: &[u8], start: usize, count: usize, markers: &[u32]) -> Option<usize> {
+    let mut pos = start;
+    for i in 0..count {
+        if i % 256 == 0 && markers.get(i / 256).map(|&m| m as usize) != Some(pos - start) {
+            return None;
+        }
+        let mut len = usize::from(*image.get(pos)?);
+        pos += 1;
+        if len & 0x80 != 0 {
+            len = (len & 0x7f) | usize::from(*image.get(pos)?) << 7;
+            pos += 1;
+        }
+        pos += len;
+    }
+    Some(pos)
+}
+
+/// The markers that start at `start`: the first is 0, each next one at most a group of the
+/// longest names further (every name takes at least two bytes).
+fn markers_at(image: &[u8], start: usize) -> Vec<u32> {
+    let step = |a: u32, b: u32| b > a && (b - a) as usize >= 256 * 2 && (b - a) as usize <= 256 * (2 + MAX_NAME_LEN);
+    let mut markers = vec![];
+    let mut at = start;
+    while let Some(v) = u32_at(image, at) {
+        match markers.last() {
+            None if v != 0 => break,
+            Some(&last) if !step(last, v) => break,
+            _ if markers.len() > MAX_SYMBOLS / 256 => break,
+            _ => markers.push(v),
+        }
+        at += 4;
+    }
+    markers
+}
+
+/// The names and markers in front of the token table at `table`: the markers start at the
+/// nearest zero word before the table that begins a plausible marker array (right before the
+/// table, or before a `kallsyms_seqs_of_names` of three bytes per symbol), and the names end
+/// where the markers start.
+fn names(image: &[u8], table: usize) -> Option<Names> {
+    let lowest = table.saturating_sub(3 * MAX_SYMBOLS + 64);
+    for markers_start in (lowest..=table.checked_sub(8)? & !3).rev().step_by(4) {
+        if u32_at(image, markers_start) != Some(0) {
+            continue;
+        }
+        let markers = markers_at(image, markers_start);
+        // Past the last marker the data may happen to look like one more: try one less too.
+        for count in (markers.len().saturating_sub(1).max(2)..=markers.len()).rev() {
+            if let Some(names) = names_with_markers(image, markers_start, &markers[..count]) {
+                return Some(names);
+            }
+        }
+    }
+    None
+}
+
+/// `kallsyms_num_syms` and the names that end at `markers_start` and agree with `markers`:
+/// the count stands in front of the names, which are at least as long as the last marker says
+/// and at most a group of the longest names longer.
+fn names_with_markers(image: &[u8], markers_start: usize, markers: &[u32]) -> Option<Names> {
+    let last = *markers.last()? as usize;
+    let highest = markers_start.checked_sub(8 + last)?;
+    let lowest = highest.saturating_sub(256 * (2 + MAX_NAME_LEN) + 8);
+    (lowest..=highest & !3).rev().step_by(4).find_map(|num_syms| {
+        let count = u32_at(image, num_syms)? as usize;
+        if count == 0 || count > MAX_SYMBOLS || count.div_ceil(256) != markers.len() {
+            return None;
+        }
+        let start = align8(num_syms + 4);
+        let end = names_end(image, start, count, markers)?;
+        (end <= markers_start && markers_start - end < 8).then_some(Names { num_syms, start, count })
+    })
+}
+
+/// The address of every symbol from the offsets at `offsets` and the base at `base_at`,
+/// `None` unless the base is a kernel address and the addresses ascend.
+fn addresses(image: &[u8], offsets: usize, base_at: usize, count: usize) -> Option<Vec<Address>> {
+    let base = u64_at(image, base_at)?;
+    if base >> 63 == 0 {
+        return None;
+    }
+    let raw: Vec<i32> = (0..count).map(|i| u32_at(image, offsets + 4 * i).map(|v| v as i32)).collect::<Option<_>>()?;
+    let absolute_percpu = raw.iter().any(|&o| o < 0);
+    let addrs: Vec<Address> = raw
+        .iter()
+        .map(|&o| {
+            let a = match (absolute_percpu, o >= 0) {
+                (true, true) => o as u64,
+                (true, false) => base.wrapping_sub(1).wrapping_sub(o as i64 as u64),
+                (false, _) => base.wrapping_add(u64::from(o as u32)),
+            };
+            Address::new(a as umem)
+        })
+        .collect();
+    addrs.windows(2).all(|w| w[0] <= w[1]).then_some(addrs)
+}
+
+/// Decodes the table: addresses from the offsets in front of `kallsyms_num_syms` (up to 6.1)
+/// or behind the token index (from 6.4), whichever gives ascending kernel addresses.
+fn decode(image: &[u8], tokens: &Tokens, names: &Names) -> Option<Kallsyms> {
+    let n = names.count;
+    let old_base = names.num_syms.checked_sub(8)?;
+    let old = old_base.checked_sub(align8(4 * n)).and_then(|offsets| addresses(image, offsets, old_base, n));
+    let new_offsets = align8(tokens.index + 512);
+    let addrs = old.or_else(|| addresses(image, new_offsets, align8(new_offsets + 4 * n), n))?;
+
+    let mut text = String::new();
+    let mut entries = Vec::with_capacity(n);
+    let mut pos = names.start;
+    let mut name = Vec::new();
+    for address in addrs {
+        let mut len = usize::from(image[pos]);
+        pos += 1;
+        if len & 0x80 != 0 {
+            len = (len & 0x7f) | usize::from(image[pos]) << 7;
+            pos += 1;
+        }
+        name.clear();
+        for &t in &image[pos..pos + len] {
+            name.extend_from_slice(tokens.tokens[usize::from(t)]);
+        }
+        pos += len;
+        let (&kind, rest) = name.split_first()?;
+        let name_start = text.len() as u32;
+        text.push_str(&String::from_utf8_lossy(rest));
+        entries.push(Entry { address, name_start, name_end: text.len() as u32, kind });
+    }
+    Some(Kallsyms { text, entries })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The order of the arrays (see the module docs).
+    #[derive(Copy, Clone, Debug)]
+    pub(crate) enum Order {
+        /// Up to 6.1.
+        Old,
+        /// 6.2, 6.3 and backports: `kallsyms_seqs_of_names` before the token table.
+        OldWithSeqs,
+        /// From 6.4.
+        New,
+    }
+
+    /// Writes kallsyms tables the way the kernel build does, in `order`, without compression
+    /// beyond one-character tokens plus one two-character token `"_s"`, at an 8-aligned
+    /// position in an image.
+    pub(crate) fn build_tables(syms: &[(char, &str, u64)], relative_base: u64, order: Order) -> Vec<u8> {
+        let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|c| vec![c]).collect();
+        // Byte 1 never occurs in names: make it a two-character token.
+        tokens[1] = b"_s".to_vec();
+        let pad = |v: &mut Vec<u8>| v.resize(align8(v.len()), 0);
+        let encode = |name: &[u8]| -> Vec<u8> {
+            let mut out = vec![];
+            let mut i = 0;
+            while i < name.len() {
+                if name[i..].starts_with(b"_s") {
+                    out.push(1);
+                    i += 2;
+                } else {
+                    out.push(name[i]);
+                    i += 1;
+                }
+            }
+            out
+        };
+        let mut offsets = vec![];
+        for &(_, _, addr) in syms {
+            let off = if addr < 0x1_0000_0000 { addr as i32 } else { -((addr - relative_base) as i32) - 1 };
+            offsets.extend_from_slice(&off.to_le_bytes());
+        }
+        pad(&mut offsets);
+        let mut names = vec![];
+        let mut markers = vec![];
+        for (i, &(kind, name, _)) in syms.iter().enumerate() {
+            if i % 256 == 0 {
+                markers.extend_from_slice(&(names.len() as u32).to_le_bytes());
+            }
+            let mut full = vec![kind as u8];
+            full.extend_from_slice(name.as_bytes());
+            let enc = encode(&full);
+            if enc.len() > 0x7f {
+                names.push((enc.len() & 0x7f) as u8 | 0x80);
+                names.push((enc.len() >> 7) as u8);
+            } else {
+                names.push(enc.len() as u8);
+            }
+            names.extend_from_slice(&enc);
+        }
+        pad(&mut names);
+        pad(&mut markers);
+        let mut table = vec![];
+        let mut index = vec![];
+        for t in &tokens {
+            index.extend_from_slice(&(table.len() as u16).to_le_bytes());
+            table.extend_from_slice(t);
+            table.push(0);
+        }
+        pad(&mut table);
+        pad(&mut index);
+        let mut num = (syms.len() as u32).to_le_bytes().to_vec();
+        pad(&mut num);
+        let base = relative_base.to_le_bytes().to_vec();
+        let mut out = vec![0xccu8; 64];
+        // The sequence numbers of the names sorted by name, three bytes each, big endian.
+        let mut seqs: Vec<u8> = (0..syms.len() as u32).flat_map(|i| i.to_be_bytes()[1..].to_vec()).collect();
+        pad(&mut seqs);
+        let parts: Vec<&[u8]> = match order {
+            Order::Old => vec![&offsets, &base, &num, &names, &markers, &table, &index],
+            Order::OldWithSeqs => vec![&offsets, &base, &num, &names, &markers, &seqs, &table, &index],
+            Order::New => vec![&num, &names, &markers, &table, &index, &offsets, &base, &seqs],
+        };
+        for p in parts {
+            out.extend_from_slice(p);
+        }
+        out.extend_from_slice(&[0xcc; 64]);
+        out
+    }
+
+    fn sample() -> Vec<(char, String, u64)> {
+        let mut syms = vec![('A', "__per_cpu_start".to_string(), 0), ('A', "cpu_number".into(), 0x19160)];
+        for i in 0..700u64 {
+            let long = if i == 300 { "x".repeat(200) } else { String::new() };
+            syms.push(('t', format!("sym_{i}{long}"), 0xffff_ffff_8100_0000 + i * 0x10));
+        }
+        syms.push(('D', "linux_banner".into(), 0xffff_ffff_8211_ffe0));
+        syms
+    }
+
+    #[test]
+    fn decodes_both_layouts() {
+        let syms = sample();
+        let refs: Vec<_> = syms.iter().map(|(k, n, a)| (*k, n.as_str(), *a)).collect();
+        for order in [Order::Old, Order::OldWithSeqs, Order::New] {
+            let image = build_tables(&refs, 0xffff_ffff_8100_0000, order);
+            let k = Kallsyms::find(&image).unwrap();
+            assert_eq!(k.len(), syms.len(), "{order:?}");
+            for (got, want) in k.iter().zip(&syms) {
+                assert_eq!((got.kind, got.name, got.address.to_umem() as u64), (want.0, want.1.as_str(), want.2));
+            }
+            assert_eq!(k.lookup("linux_banner"), Some(Address::new(0xffff_ffff_8211_ffe0)));
+            assert_eq!(k.lookup("sym_5"), Some(Address::new(0xffff_ffff_8100_0050)));
+            assert_eq!(k.lookup("nope"), None);
+        }
+    }
+
+    #[test]
+    fn damaged_tables_are_not_found() {
+        let syms = sample();
+        let refs: Vec<_> = syms.iter().map(|(k, n, a)| (*k, n.as_str(), *a)).collect();
+        let image = build_tables(&refs, 0xffff_ffff_8100_0000, Order::Old);
+        // A broken marker: the names no longer line up with the markers.
+        // The table starts 48 one-character tokens and the three bytes of "_s\0" before the
+        // digits; the three markers (703 symbols) stand in the 16 bytes before it.
+        let table = find_bytes(&image, DIGIT_TOKENS).unwrap() - (2 * 48 + 1);
+        let mut bad = image.clone();
+        bad[table - 16 + 4] ^= 0x40;
+        assert_eq!(Kallsyms::find(&bad).err().map(|e| e.kind), Some(ErrorKind::NotFound));
+        assert!(Kallsyms::find(&image[..image.len() / 2]).is_err());
+        assert!(Kallsyms::find(&[0u8; 4096]).is_err());
+    }
+}

@@ -1,0 +1,330 @@
+//! Where the kernel keeps the fields the layer reads, resolved once from BTF.
+//!
+//! Every offset comes from the running kernel's own type information, so the layer follows
+//! whatever configuration and version the kernel was built with. Where kernels differ in
+//! shape rather than in offsets, both shapes are known: the VMAs of an address space are in
+//! a maple tree (`mm_struct.mm_mt`, since 6.1) or a linked list (`mm_struct.mmap`, before);
+//! a module's memory is `core_layout` (up to 6.3) or `mem[MOD_TEXT]` (since 6.4).
+
+use super::btf::Btf;
+use super::record::Span;
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+
+/// Size of a pointer or `unsigned long`.
+const WORD: u32 = 8;
+
+/// `struct task_struct`.
+#[derive(Clone, Debug)]
+pub struct TaskLayout {
+    /// `tasks`: the list of thread-group leaders.
+    pub tasks: u32,
+    /// `pid`: the thread id.
+    pub pid: u32,
+    /// `tgid`: the process id.
+    pub tgid: u32,
+    /// `comm`: the name.
+    pub comm: u32,
+    /// Length of `comm`.
+    pub comm_len: u32,
+    /// `real_parent`.
+    pub real_parent: u32,
+    /// `mm`: the address space (NULL for kernel threads).
+    pub mm: u32,
+    /// `exit_state`: zombie or dead when non-zero.
+    pub exit_state: u32,
+    /// The bytes that cover all of the above.
+    pub span: Span,
+}
+
+/// How the VMAs of an address space are linked.
+#[derive(Clone, Debug)]
+pub enum VmaLinks {
+    /// A maple tree (`mm_struct.mm_mt`).
+    Maple {
+        /// Offset of `mm_mt.ma_root` in `mm_struct`.
+        root: u32,
+        /// The node layouts.
+        nodes: MapleLayout,
+    },
+    /// A sorted list (`mm_struct.mmap`, `vm_area_struct.vm_next`).
+    List {
+        /// Offset of `mmap` in `mm_struct`.
+        first: u32,
+        /// Offset of `vm_next` in `vm_area_struct`.
+        next: u32,
+    },
+}
+
+/// `struct mm_struct`.
+#[derive(Clone, Debug)]
+pub struct MmLayout {
+    /// `pgd`: the top-level page table (a kernel virtual address).
+    pub pgd: u32,
+    /// `arg_start`: the command line in user memory.
+    pub arg_start: u32,
+    /// `arg_end`.
+    pub arg_end: u32,
+    /// `exe_file`: the executable.
+    pub exe_file: u32,
+    /// Where the VMAs are.
+    pub vmas: VmaLinks,
+    /// The bytes that cover the fields above (and the VMA root).
+    pub span: Span,
+}
+
+/// `struct vm_area_struct`.
+#[derive(Clone, Debug)]
+pub struct VmaLayout {
+    /// `vm_start`.
+    pub start: u32,
+    /// `vm_end`.
+    pub end: u32,
+    /// `vm_mm`: the address space it belongs to.
+    pub mm: u32,
+    /// `vm_flags`.
+    pub flags: u32,
+    /// `vm_file`.
+    pub file: u32,
+    /// `vm_pgoff`: offset into the file in pages.
+    pub pgoff: u32,
+    /// The bytes that cover the fields above (and `vm_next` where there is one).
+    pub span: Span,
+}
+
+/// One kind of maple tree node: pivots, slots and the metadata that says where data ends.
+#[derive(Clone, Debug)]
+pub struct NodeLayout {
+    /// Offset of the pivot array (`None` for dense nodes, which have none).
+    pub pivots: Option<u32>,
+    /// Offset of the slot array.
+    pub slots: u32,
+    /// Number of slots (one more than pivots).
+    pub slot_count: u32,
+    /// Offset of `meta.end`, the index of the last used slot, where the node keeps it.
+    pub meta_end: Option<u32>,
+}
+
+/// `struct maple_node` in its three shapes.
+#[derive(Clone, Debug)]
+pub struct MapleLayout {
+    /// Bytes per node.
+    pub node_size: u32,
+    /// Dense nodes (slots only).
+    pub dense: NodeLayout,
+    /// `maple_range_64`: leaves and internal nodes of plain trees.
+    pub range64: NodeLayout,
+    /// `maple_arange_64`: internal nodes of allocation trees (with gaps).
+    pub arange64: NodeLayout,
+}
+
+/// `struct file`, `struct dentry`, `struct vfsmount` and `struct mount`: enough to spell a
+/// file's path.
+#[derive(Clone, Debug)]
+pub struct PathLayout {
+    /// `file.f_path.mnt`.
+    pub file_mnt: u32,
+    /// `file.f_path.dentry`.
+    pub file_dentry: u32,
+    /// `dentry.d_parent`.
+    pub d_parent: u32,
+    /// `dentry.d_name.len`.
+    pub d_name_len: u32,
+    /// `dentry.d_name.name`.
+    pub d_name_name: u32,
+    /// The bytes of a dentry that cover the three fields above.
+    pub dentry_span: Span,
+    /// `vfsmount.mnt_root`.
+    pub mnt_root: u32,
+    /// Offset of the `vfsmount` inside its `struct mount` (`mount.mnt`).
+    pub mount_mnt: u32,
+    /// `mount.mnt_parent`.
+    pub mnt_parent: u32,
+    /// `mount.mnt_mountpoint`.
+    pub mnt_mountpoint: u32,
+}
+
+/// `struct module`.
+#[derive(Clone, Debug)]
+pub struct ModuleLayout {
+    /// `list`: the list of modules.
+    pub list: u32,
+    /// `name`.
+    pub name: u32,
+    /// Length of `name`.
+    pub name_len: u32,
+    /// Base of the module's code (`core_layout.base` or `mem[0].base`).
+    pub base: u32,
+    /// Size of the module's code (`core_layout.size` or `mem[0].size`, an `unsigned int`).
+    pub size: u32,
+    /// The bytes that cover the fields above.
+    pub span: Span,
+}
+
+/// Everything the layer reads, from BTF.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// `task_struct`.
+    pub task: TaskLayout,
+    /// `mm_struct`.
+    pub mm: MmLayout,
+    /// `vm_area_struct`.
+    pub vma: VmaLayout,
+    /// Files and paths.
+    pub path: PathLayout,
+    /// `module`.
+    pub module: ModuleLayout,
+}
+
+/// The offset of the member at `path` of `structure`, which the layer cannot do without: the
+/// error is logged with both names.
+fn required(btf: &Btf, structure: &str, path: &str) -> Result<u32> {
+    btf.offset_of(structure, path)
+        .map_err(|e| e.log_warn(format_args!("BTF: the kernel's `{structure}` has no member `{path}`")))
+}
+
+/// The offset of the member at `path` of `structure`, if this kernel has it.
+fn optional(btf: &Btf, structure: &str, path: &str) -> Option<u32> {
+    btf.offset_of(structure, path).ok()
+}
+
+/// The length of the array member at `path` of `structure`.
+fn array_len(btf: &Btf, structure: &str, path: &str) -> Result<u32> {
+    let m = btf
+        .member_path(structure, path)
+        .map_err(|e| e.log_warn(format_args!("BTF: the kernel's `{structure}` has no member `{path}`")))?;
+    btf.array(m.ty).map(|(_, n)| n).ok_or_else(|| {
+        Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+            .log_warn(format_args!("BTF: `{structure}.{path}` is not an array"))
+    })
+}
+
+impl Layout {
+    /// Resolves every offset; the error names the first structure or member that is missing.
+    pub fn from_btf(btf: &Btf) -> Result<Layout> {
+        Ok(Layout {
+            task: TaskLayout::from_btf(btf)?,
+            mm: MmLayout::from_btf(btf)?,
+            vma: VmaLayout::from_btf(btf)?,
+            path: PathLayout::from_btf(btf)?,
+            module: ModuleLayout::from_btf(btf)?,
+        })
+    }
+}
+
+impl TaskLayout {
+    fn from_btf(btf: &Btf) -> Result<Self> {
+        let off = |path| required(btf, "task_struct", path);
+        let comm_len = array_len(btf, "task_struct", "comm")?;
+        let mut t = TaskLayout {
+            tasks: off("tasks")?,
+            pid: off("pid")?,
+            tgid: off("tgid")?,
+            comm: off("comm")?,
+            comm_len,
+            real_parent: off("real_parent")?,
+            mm: off("mm")?,
+            exit_state: off("exit_state")?,
+            span: Span { start: 0, end: 0 },
+        };
+        t.span = Span::covering(&[
+            (t.tasks, 2 * WORD),
+            (t.pid, 4),
+            (t.tgid, 4),
+            (t.comm, t.comm_len),
+            (t.real_parent, WORD),
+            (t.mm, WORD),
+            (t.exit_state, 4),
+        ]);
+        Ok(t)
+    }
+}
+
+impl MmLayout {
+    fn from_btf(btf: &Btf) -> Result<Self> {
+        let off = |path| required(btf, "mm_struct", path);
+        let vmas = match optional(btf, "mm_struct", "mm_mt.ma_root") {
+            Some(root) => VmaLinks::Maple { root, nodes: MapleLayout::from_btf(btf)? },
+            None => VmaLinks::List { first: off("mmap")?, next: required(btf, "vm_area_struct", "vm_next")? },
+        };
+        let vma_root = match vmas {
+            VmaLinks::Maple { root, .. } => root,
+            VmaLinks::List { first, .. } => first,
+        };
+        let (pgd, arg_start, arg_end, exe_file) = (off("pgd")?, off("arg_start")?, off("arg_end")?, off("exe_file")?);
+        let span = Span::covering(&[(pgd, WORD), (arg_start, WORD), (arg_end, WORD), (exe_file, WORD), (vma_root, WORD)]);
+        Ok(MmLayout { pgd, arg_start, arg_end, exe_file, vmas, span })
+    }
+}
+
+impl VmaLayout {
+    fn from_btf(btf: &Btf) -> Result<Self> {
+        let off = |path| required(btf, "vm_area_struct", path);
+        let (start, end, mm, flags, file, pgoff) =
+            (off("vm_start")?, off("vm_end")?, off("vm_mm")?, off("vm_flags")?, off("vm_file")?, off("vm_pgoff")?);
+        let mut fields = vec![(start, WORD), (end, WORD), (mm, WORD), (flags, WORD), (file, WORD), (pgoff, WORD)];
+        if let Some(next) = optional(btf, "vm_area_struct", "vm_next") {
+            fields.push((next, WORD));
+        }
+        Ok(VmaLayout { start, end, mm, flags, file, pgoff, span: Span::covering(&fields) })
+    }
+}
+
+impl NodeLayout {
+    fn from_btf(btf: &Btf, structure: &str) -> Result<Self> {
+        Ok(NodeLayout {
+            pivots: Some(required(btf, structure, "pivot")?),
+            slots: required(btf, structure, "slot")?,
+            slot_count: array_len(btf, structure, "slot")?,
+            meta_end: Some(required(btf, structure, "meta")? + required(btf, "maple_metadata", "end")?),
+        })
+    }
+}
+
+impl MapleLayout {
+    fn from_btf(btf: &Btf) -> Result<Self> {
+        Ok(MapleLayout {
+            node_size: btf.struct_size("maple_node").map_err(|e| e.log_warn("BTF: the kernel has no `maple_node`"))?,
+            dense: NodeLayout {
+                pivots: None,
+                slots: required(btf, "maple_node", "slot")?,
+                slot_count: array_len(btf, "maple_node", "slot")?,
+                meta_end: None,
+            },
+            range64: NodeLayout::from_btf(btf, "maple_range_64")?,
+            arange64: NodeLayout::from_btf(btf, "maple_arange_64")?,
+        })
+    }
+}
+
+impl PathLayout {
+    fn from_btf(btf: &Btf) -> Result<Self> {
+        let dentry = |path| required(btf, "dentry", path);
+        let (d_parent, d_name_len, d_name_name) = (dentry("d_parent")?, dentry("d_name.len")?, dentry("d_name.name")?);
+        Ok(PathLayout {
+            file_mnt: required(btf, "file", "f_path.mnt")?,
+            file_dentry: required(btf, "file", "f_path.dentry")?,
+            d_parent,
+            d_name_len,
+            d_name_name,
+            dentry_span: Span::covering(&[(d_parent, WORD), (d_name_len, 4), (d_name_name, WORD)]),
+            mnt_root: required(btf, "vfsmount", "mnt_root")?,
+            mount_mnt: required(btf, "mount", "mnt")?,
+            mnt_parent: required(btf, "mount", "mnt_parent")?,
+            mnt_mountpoint: required(btf, "mount", "mnt_mountpoint")?,
+        })
+    }
+}
+
+impl ModuleLayout {
+    fn from_btf(btf: &Btf) -> Result<Self> {
+        let off = |path| required(btf, "module", path);
+        let (base, size) = match (optional(btf, "module", "core_layout.base"), optional(btf, "module", "core_layout.size")) {
+            (Some(base), Some(size)) => (base, size),
+            _ => (off("mem.base")?, off("mem.size")?),
+        };
+        let (list, name) = (off("list")?, off("name")?);
+        let name_len = array_len(btf, "module", "name")?;
+        let span = Span::covering(&[(list, 2 * WORD), (name, name_len), (base, WORD), (size, 4)]);
+        Ok(ModuleLayout { list, name, name_len, base, size, span })
+    }
+}

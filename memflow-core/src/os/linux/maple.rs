@@ -1,0 +1,206 @@
+//! Maple trees (`lib/maple_tree.c`, Linux 6.1 on): the range-indexed B-trees that hold the
+//! VMAs of an address space.
+//!
+//! The tree's root and every slot of an internal node hold an encoded node pointer: bits 0..2
+//! are `0b10` (an "internal" entry, above 4096), bits 3..7 the node type and the rest the
+//! node's address (nodes are 256-byte aligned). The types are dense (0: slots only),
+//! `leaf_64` (1) and `range_64` (2), which share the `maple_range_64` layout, and
+//! `arange_64` (3), the internal nodes of trees that track gaps. Leaves are the dense and
+//! `leaf_64` nodes; their slots hold the entries. A root that is not a node is the only entry.
+//!
+//! A node's used slots end at its data end: for `arange_64` nodes the metadata says where;
+//! for `range_64` nodes it does when the last pivot is 0, otherwise the last pivot equals the
+//! node's maximum (the last slot is unused) or not (every slot is used). A node's maximum is
+//! the pivot of its slot in the parent, or the parent's maximum for the last slot.
+//!
+//! The walk visits each node at most once, at most [`MAX_NODES`] nodes, at most
+//! [`MAX_HEIGHT`] levels deep; a tree outside these bounds is an error, never a hang.
+
+use std::collections::HashSet;
+
+use super::layout::{MapleLayout, NodeLayout};
+use super::record::{malformed, Record, Span};
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::MemoryView;
+use crate::types::{umem, Address};
+
+/// The most nodes one walk visits.
+pub const MAX_NODES: usize = 1 << 16;
+/// The deepest tree walked (the kernel's limit is 31 levels).
+pub const MAX_HEIGHT: usize = 31;
+
+/// Entries below this value that look internal are reserved markers, not nodes.
+const RESERVED_RANGE: u64 = 4096;
+
+const DENSE: u64 = 0;
+const LEAF_64: u64 = 1;
+const RANGE_64: u64 = 2;
+const ARANGE_64: u64 = 3;
+
+/// True for an encoded node pointer.
+fn is_node(entry: u64) -> bool {
+    entry & 3 == 2 && entry > RESERVED_RANGE
+}
+
+/// Calls `entry` with every entry of the tree whose root pointer (`ma_root`) is `root`, in
+/// index order.
+pub fn entries<V: MemoryView>(
+    mem: &mut V,
+    layout: &MapleLayout,
+    root: u64,
+    mut entry: impl FnMut(Address),
+) -> Result<()> {
+    if root == 0 {
+        return Ok(());
+    }
+    if !is_node(root) {
+        if root & 3 == 0 {
+            entry(Address::new(root as umem));
+        }
+        return Ok(());
+    }
+    let mut seen = HashSet::new();
+    walk(mem, layout, root, u64::MAX, 0, &mut seen, &mut entry)
+}
+
+fn walk<V: MemoryView>(
+    mem: &mut V,
+    layout: &MapleLayout,
+    encoded: u64,
+    max: u64,
+    depth: usize,
+    seen: &mut HashSet<u64>,
+    entry: &mut impl FnMut(Address),
+) -> Result<()> {
+    let node = encoded & !0xff;
+    if depth > MAX_HEIGHT {
+        return Err(malformed(format_args!("maple tree deeper than {MAX_HEIGHT} levels at node {node:#x}")));
+    }
+    if !seen.insert(node) {
+        return Err(malformed(format_args!("maple tree node {node:#x} is reached twice")));
+    }
+    if seen.len() > MAX_NODES {
+        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
+            .log_warn(format_args!("maple tree has more than {MAX_NODES} nodes")));
+    }
+    let kind = (encoded >> 3) & 0xf;
+    let shape: &NodeLayout = match kind {
+        DENSE => &layout.dense,
+        LEAF_64 | RANGE_64 => &layout.range64,
+        ARANGE_64 => &layout.arange64,
+        _ => return Err(malformed(format_args!("maple tree node {node:#x} has unknown type {kind}"))),
+    };
+    let bytes = Record::read(mem, Address::new(node as umem), Span { start: 0, end: layout.node_size }, "a maple tree node")?;
+    let slots: Vec<u64> = (0..shape.slot_count).map(|i| bytes.u64(shape.slots + 8 * i)).collect();
+    let pivots: Vec<u64> = match shape.pivots {
+        Some(at) => (0..shape.slot_count - 1).map(|i| bytes.u64(at + 8 * i)).collect(),
+        None => Vec::new(),
+    };
+    let meta_end = shape.meta_end.map(|at| u32::from(bytes.bytes(at, 1).first().copied().unwrap_or(0)));
+    let last = data_end(kind, &pivots, meta_end, max, shape.slot_count).min(shape.slot_count - 1) as usize;
+    let leaf = kind == DENSE || kind == LEAF_64;
+    for (i, &slot) in slots.iter().enumerate().take(last + 1) {
+        if leaf {
+            // Leaves hold entries; internal-looking values are reserved markers.
+            if slot != 0 && slot & 3 == 0 {
+                entry(Address::new(slot as umem));
+            }
+        } else if is_node(slot) {
+            let child_max = match pivots.get(i) {
+                Some(&p) if p != 0 => p,
+                _ => max,
+            };
+            walk(mem, layout, slot, child_max, depth + 1, seen, entry)?;
+        }
+    }
+    Ok(())
+}
+
+/// The index of the last used slot of a node (see the module docs).
+fn data_end(kind: u64, pivots: &[u64], meta_end: Option<u32>, max: u64, slot_count: u32) -> u32 {
+    let meta = meta_end.unwrap_or(slot_count - 1);
+    match (kind, pivots.last()) {
+        (ARANGE_64, _) | (_, Some(0)) => meta,
+        (_, Some(&last)) if last == max => pivots.len() as u32 - 1,
+        _ => slot_count - 1,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::connector::{dummy_memory, BufferMemory};
+    use crate::error::PartialResultExt;
+    use crate::mem::PhysicalMemory;
+
+    /// The 6.1 x86-64 layout: 256-byte nodes, 16 slots in range nodes, 10 in arange nodes.
+    pub(crate) fn layout() -> MapleLayout {
+        MapleLayout {
+            node_size: 256,
+            dense: NodeLayout { pivots: None, slots: 8, slot_count: 31, meta_end: None },
+            range64: NodeLayout { pivots: Some(8), slots: 128, slot_count: 16, meta_end: Some(248) },
+            arange64: NodeLayout { pivots: Some(8), slots: 80, slot_count: 10, meta_end: Some(240) },
+        }
+    }
+
+    /// Writes a node of `kind` at `at` with pivots, slots and a metadata end; returns its
+    /// encoded pointer.
+    pub(crate) fn node(mem: &mut BufferMemory, at: u64, kind: u64, pivots: &[u64], slots: &[u64], end: u8) -> u64 {
+        let l = layout();
+        let shape = if kind == ARANGE_64 { &l.arange64 } else { &l.range64 };
+        let write = |mem: &mut BufferMemory, off: u64, v: u64| mem.phys_write(Address::from(at + off).into(), &v).data().unwrap();
+        for (i, &p) in pivots.iter().enumerate() {
+            write(mem, u64::from(shape.pivots.unwrap()) + 8 * i as u64, p);
+        }
+        for (i, &s) in slots.iter().enumerate() {
+            write(mem, u64::from(shape.slots) + 8 * i as u64, s);
+        }
+        mem.phys_write(Address::from(at + u64::from(shape.meta_end.unwrap())).into(), &end).data().unwrap();
+        at | kind << 3 | 2
+    }
+
+    fn collect(mem: BufferMemory, root: u64) -> (Result<()>, Vec<u64>) {
+        let mut out = vec![];
+        let res = entries(&mut mem.into_phys_view(), &layout(), root, |a| out.push(a.to_umem() as u64));
+        (res, out)
+    }
+
+    #[test]
+    fn walks_levels_and_stops_at_the_data_end() {
+        let mut mem = dummy_memory(0x10000);
+        // Leaf 1: three entries, the last pivot unused (0) so the metadata end (2) counts;
+        // a stale entry beyond the end is not reported.
+        let leaf1 = node(&mut mem, 0x1000, LEAF_64, &[0xfff, 0x1fff, 0x2fff], &[0x8000, 0, 0x8100, 0xdead00], 2);
+        // Leaf 2: every slot used (the last pivot is neither 0 nor the maximum).
+        let mut pivots = [0u64; 15];
+        let mut slots = [0u64; 16];
+        for i in 0..15 {
+            pivots[i] = 0x10_0000 + i as u64;
+        }
+        for i in 0..16 {
+            slots[i] = 0x9000 + 0x10 * i as u64;
+        }
+        let leaf2 = node(&mut mem, 0x2000, LEAF_64, &pivots, &slots, 0);
+        let root = node(&mut mem, 0x3000, ARANGE_64, &[0x2fff, u64::MAX], &[leaf1, leaf2, leaf1], 1);
+        let (res, out) = collect(mem, root);
+        res.unwrap();
+        let mut want = vec![0x8000, 0x8100];
+        want.extend((0..16).map(|i| 0x9000 + 0x10 * i));
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn single_entries_and_bad_trees() {
+        assert_eq!(collect(dummy_memory(0x1000), 0).1, Vec::<u64>::new());
+        assert_eq!(collect(dummy_memory(0x1000), 0x8000).1, [0x8000]);
+        // A node that lists itself as its child.
+        let mut mem = dummy_memory(0x10000);
+        let me = 0x1000 | ARANGE_64 << 3 | 2;
+        node(&mut mem, 0x1000, ARANGE_64, &[u64::MAX], &[me], 0);
+        assert_eq!(collect(mem, me).0.unwrap_err().kind, ErrorKind::Malformed);
+        // An unknown node type.
+        assert_eq!(collect(dummy_memory(0x10000), 0x1000 | 7 << 3 | 2).0.unwrap_err().kind, ErrorKind::Malformed);
+        // A node outside memory.
+        assert!(collect(dummy_memory(0x1000), 0x10_0000 | LEAF_64 << 3 | 2).0.is_err());
+    }
+}

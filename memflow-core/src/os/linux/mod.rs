@@ -1,0 +1,283 @@
+//! A Linux kernel seen from its physical memory alone: no profile, no symbol file.
+//!
+//! [`LinuxOs`] finds everything it needs in the guest's memory:
+//!
+//! 1. the page tables and the kernel image, from the CPU state or by scanning (`scan.rs`),
+//!    with KASLR on or off, 4- or 5-level paging;
+//! 2. the kernel's symbol table, by decoding the kallsyms tables found in the image by their
+//!    shape (`kallsyms.rs`);
+//! 3. the structure layouts, from the kernel's own BTF type information
+//!    (`CONFIG_DEBUG_INFO_BTF`, `btf.rs`, `layout.rs`);
+//! 4. then processes from the task list (`tasks.rs`, walked by `list.rs`), their VMAs from the
+//!    maple tree or list of their address space (`maple.rs`, `vma.rs`), file paths from
+//!    dentries (`path.rs`), and kernel modules from the `modules` list.
+//!
+//! A process's handle is the address of its `task_struct`, a kernel module's the address of
+//! its `struct module`. The layer is also a [`MemoryView`] of the kernel's address space and
+//! passes the connector's [`PhysicalMemory`] through.
+//!
+//! Errors name what is missing ("no kernel image found", "no kallsyms tables found", "kernel
+//! has no BTF (CONFIG_DEBUG_INFO_BTF)", a missing structure member) and every walk over guest
+//! data is bounded, so a corrupt list gives an error rather than a hang. Only x86-64 guests
+//! are supported.
+
+mod btf;
+mod kallsyms;
+mod layout;
+mod list;
+mod maple;
+mod path;
+mod process;
+mod record;
+mod scan;
+mod tasks;
+mod vma;
+
+use std::sync::Arc;
+
+use cglue::prelude::v1::*;
+
+pub use btf::{Btf, BtfHeader, Member, TypeId};
+pub use kallsyms::{Kallsyms, Symbol};
+pub use layout::Layout;
+pub use process::LinuxProcess;
+pub use vma::Vma;
+
+use crate::arch::ArchitectureIdent;
+use crate::connector::cpu_state::{CpuState, X86ArchHint};
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::{
+    MemMapping, MemoryView, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata, ReadBatch,
+    ViewMetadata, WriteBatch,
+};
+use crate::os::*;
+use crate::plugins::{process_instance, ConnectorInstanceArcBox, LibArc, ProcessInstanceArcBox};
+use crate::types::{umem, Address};
+use crate::virt::VirtualDma;
+
+use record::Record;
+use scan::FoundKernel;
+
+/// Translations cached per address space.
+const TLB_SLOTS: usize = 4096;
+/// The most kernel modules listed.
+pub const MAX_MODULES: usize = 1 << 16;
+
+fn os_error(kind: ErrorKind, what: core::fmt::Arguments) -> Error {
+    Error::new(ErrorOrigin::Os, kind).log_warn(what)
+}
+
+/// What the layer knows about the kernel; shared by the OS and its processes.
+pub(crate) struct Kernel {
+    /// The paging mode.
+    arch: ArchitectureIdent,
+    /// Physical address of the kernel's top-level page table.
+    root: Address,
+    kallsyms: Kallsyms,
+    layout: Layout,
+    /// The address of `init_task`, the head of the task list.
+    init_task: Address,
+    info: OsInfo,
+}
+
+/// The paging mode and table root of every CPU whose state `cpu` records (x86 CPUs in long
+/// mode only), as hints for [`LinuxOs::new`].
+pub fn cpu_hints<C: CpuState + ?Sized>(cpu: &C) -> Vec<(ArchitectureIdent, Address)> {
+    (0..cpu.cpu_count())
+        .filter_map(|i| cpu.x86_registers(i).ok())
+        .filter_map(|regs| {
+            let arch = match regs.arch_hint() {
+                X86ArchHint::X86_64 => ArchitectureIdent::X86_64,
+                X86ArchHint::X86_64La57 => ArchitectureIdent::X86_64La57,
+                _ => return None,
+            };
+            Some((arch, regs.page_table_root()?))
+        })
+        .collect()
+}
+
+/// A Linux kernel as an [`Os`] (see the module docs). Clones share the decoded kernel facts.
+#[derive(Clone)]
+pub struct LinuxOs<P> {
+    kernel: Arc<Kernel>,
+    /// The kernel's address space.
+    view: VirtualDma<P>,
+    /// The physical memory, passed through.
+    mem: P,
+    lib: LibArc,
+}
+
+impl LinuxOs<ConnectorInstanceArcBox<'static>> {
+    /// The kernel in the memory of `conn`, using its CPU state as a hint where it has one.
+    pub fn from_connector(conn: ConnectorInstanceArcBox<'static>, lib: LibArc) -> Result<Self> {
+        let hints = conn.as_ref_impl_cpustate().map(|cpu| cpu_hints(cpu)).unwrap_or_default();
+        Self::new(conn, &hints, lib)
+    }
+}
+
+impl<P: PhysicalMemory + Clone> LinuxOs<P> {
+    /// The kernel in `mem`. `hints` are paging modes and table roots to try first (see
+    /// [`cpu_hints`]); without any, or if none maps the kernel, physical memory is scanned.
+    /// `lib` is the library context every opened process carries (`LibArc::default()` when
+    /// built in).
+    pub fn new(mut mem: P, hints: &[(ArchitectureIdent, Address)], lib: LibArc) -> Result<Self> {
+        let found = scan::find_kernel(&mut mem, hints)?;
+        let mut view = VirtualDma::new(mem.clone(), found.arch, &[found.root])?.with_tlb(TLB_SLOTS);
+        let btf = read_btf(&found, &mut view)?;
+        let layout = Layout::from_btf(&btf)?;
+        let FoundKernel { arch, root, image_base, image, kallsyms } = found;
+        let init_task = kallsyms
+            .lookup("init_task")
+            .ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("kallsyms has no `init_task`")))?;
+        let base = kallsyms.lookup("_text").unwrap_or(image_base);
+        let size = match kallsyms.lookup("_end") {
+            Some(end) if end > base => end - base,
+            _ => image.len() as umem,
+        };
+        let info = OsInfo { base, size, arch };
+        let kernel = Kernel { arch, root, kallsyms, layout, init_task, info };
+        Ok(LinuxOs { kernel: Arc::new(kernel), view, mem, lib })
+    }
+
+    /// The kernel's symbols.
+    pub fn kallsyms(&self) -> &Kallsyms {
+        &self.kernel.kallsyms
+    }
+
+    /// The structure layouts read from BTF.
+    pub fn layout(&self) -> &Layout {
+        &self.kernel.layout
+    }
+
+    /// Physical address of the kernel's top-level page table.
+    pub fn kernel_root(&self) -> Address {
+        self.kernel.root
+    }
+
+    /// Opens the process `info` as a [`LinuxProcess`] (what [`Os::process_by_info`] wraps).
+    pub fn process(&mut self, info: ProcessInfo) -> Result<LinuxProcess<P>> {
+        LinuxProcess::new(self.mem.clone(), self.kernel.clone(), info)
+    }
+}
+
+/// The `.BTF` section: between `__start_BTF` and `__stop_BTF` where kallsyms has them, else
+/// the first valid BTF header in the kernel image.
+fn read_btf<P: PhysicalMemory>(found: &FoundKernel, view: &mut VirtualDma<P>) -> Result<Btf> {
+    let no_btf = || os_error(ErrorKind::NotFound, format_args!("kernel has no BTF (CONFIG_DEBUG_INFO_BTF)"));
+    let (start, stop) = (found.kallsyms.lookup("__start_BTF"), found.kallsyms.lookup("__stop_BTF"));
+    let section = match (start, stop) {
+        (Some(start), Some(stop)) if stop > start => {
+            let offset = (start - found.image_base) as usize;
+            let len = (stop - start) as usize;
+            match found.image.get(offset..offset.saturating_add(len)) {
+                Some(bytes) if start >= found.image_base => bytes.to_vec(),
+                _ => view.read_raw(start, len).map_err(|_| no_btf())?,
+            }
+        }
+        _ => {
+            let at = (0..found.image.len().saturating_sub(btf::HEADER_LEN))
+                .step_by(4)
+                .find(|&at| {
+                    BtfHeader::parse(&found.image[at..]).is_some_and(|h| at + h.total() <= found.image.len())
+                })
+                .ok_or_else(no_btf)?;
+            let total = BtfHeader::parse(&found.image[at..]).map_or(0, |h| h.total());
+            found.image[at..at + total].to_vec()
+        }
+    };
+    Btf::parse(&section).map_err(|e| e.log_warn("kernel has no usable BTF (CONFIG_DEBUG_INFO_BTF)"))
+}
+
+// A whole OS instance (kernel memory and physical memory included), and a process.
+mod groups {
+    use super::*;
+    use crate::mem::{MemoryViewVtbl, PhysicalMemoryVtbl};
+    use crate::plugins::*;
+
+    cglue_impl_group!(LinuxOs<P: PhysicalMemory + Clone + 'static>, OsInstance, { PhysicalMemory, MemoryView });
+    cglue_impl_group!(LinuxProcess<P: PhysicalMemory + 'static>, ProcessInstance, {});
+}
+
+impl<P: PhysicalMemory + Clone + 'static> Os for LinuxOs<P> {
+    /// Every thread-group leader on the task list of `init_task` (see `tasks.rs`).
+    fn process_address_list_callback(&mut self, mut callback: AddressCallback) -> Result<()> {
+        tasks::processes(&mut self.view, &self.kernel, |task| callback.call(task))
+    }
+
+    fn process_info_by_address(&mut self, address: Address) -> Result<ProcessInfo> {
+        tasks::process_info(&mut self.view, &self.kernel, address)
+    }
+
+    fn process_by_info(&mut self, info: ProcessInfo) -> Result<ProcessInstanceArcBox<'static>> {
+        let process = self.process(info)?;
+        Ok(process_instance(process, self.lib.clone()))
+    }
+
+    /// Every `struct module` on the kernel's `modules` list.
+    fn module_address_list_callback(&mut self, mut callback: AddressCallback) -> Result<()> {
+        let head = self.kernel_symbol("modules")?;
+        let list = self.kernel.layout.module.list as umem;
+        list::walk(&mut self.view, head, MAX_MODULES, "the module list", |node| callback.call(node - list))
+    }
+
+    fn module_by_address(&mut self, address: Address) -> Result<ModuleInfo> {
+        let l = &self.kernel.layout.module;
+        let m = Record::read(&mut self.view, address, l.span, "a struct module")?;
+        let name = m.text(l.name, l.name_len as usize);
+        Ok(ModuleInfo {
+            address,
+            parent: Address::NULL,
+            base: m.addr(l.base),
+            size: m.u32(l.size) as umem,
+            name: name.as_str().into(),
+            path: "".into(),
+            arch: self.kernel.arch,
+        })
+    }
+
+    fn kernel_symbol(&mut self, name: &str) -> Result<Address> {
+        self.kernel
+            .kallsyms
+            .lookup(name)
+            .ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("no kernel symbol `{name}`")))
+    }
+
+    fn info(&self) -> &OsInfo {
+        &self.kernel.info
+    }
+}
+
+/// The kernel's address space.
+impl<P: PhysicalMemory> MemoryView for LinuxOs<P> {
+    fn read_batch(&mut self, batch: ReadBatch) -> Result<()> {
+        self.view.read_batch(batch)
+    }
+
+    fn write_batch(&mut self, batch: WriteBatch) -> Result<()> {
+        self.view.write_batch(batch)
+    }
+
+    fn metadata(&self) -> ViewMetadata {
+        self.view.metadata()
+    }
+}
+
+/// The connector's physical memory, unchanged.
+impl<P: PhysicalMemory> PhysicalMemory for LinuxOs<P> {
+    fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
+        self.mem.phys_read_batch(batch)
+    }
+
+    fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
+        self.mem.phys_write_batch(batch)
+    }
+
+    fn metadata(&self) -> PhysicalMemoryMetadata {
+        self.mem.metadata()
+    }
+
+    fn set_mem_map(&mut self, map: &[MemMapping]) {
+        self.mem.set_mem_map(map);
+        self.view.phys_mem().set_mem_map(map);
+    }
+}

@@ -1,0 +1,121 @@
+//! Processes: the task list and what a `task_struct` says about its process.
+//!
+//! `init_task.tasks` links the thread-group leaders only (a thread is never on this list), so
+//! every element is a process. `init_task` itself is the idle task (pid 0), the head of the
+//! list and not listed, like `/proc` does not list it. A process's pid is the leader's `tgid`,
+//! its parent the `tgid` of `real_parent`, its name `comm`. Kernel threads have no `mm`: no
+//! table root, path or command line.
+//!
+//! The page tables of a process are `mm->pgd`, a kernel address of its top-level table: the
+//! kernel's copy, which maps user space as well as the kernel (with page-table isolation the
+//! user copy is the next page and maps almost none of the kernel).
+
+use super::list;
+use super::path::file_path;
+use super::record::Record;
+use super::Kernel;
+use crate::error::{PartialError, Result};
+use crate::mem::{MemoryView, PhysicalMemory};
+use crate::os::{Pid, ProcessInfo, ProcessState};
+use crate::translate::VirtualTranslate;
+use crate::types::{umem, Address};
+use crate::virt::VirtualDma;
+
+/// The most processes listed (`PID_MAX_LIMIT` on 64-bit).
+pub const MAX_TASKS: usize = 1 << 22;
+/// The longest command line read.
+pub const MAX_COMMAND_LINE: usize = 32 << 10;
+
+/// Calls `visit` with the `task_struct` address of every process until it returns `false`.
+pub fn processes<V: MemoryView>(mem: &mut V, kernel: &Kernel, mut visit: impl FnMut(Address) -> bool) -> Result<()> {
+    let tasks = kernel.layout.task.tasks as umem;
+    list::walk(mem, kernel.init_task + tasks, MAX_TASKS, "the task list", |node| visit(node - tasks))
+}
+
+/// The fields of a `task_struct` that describe its process.
+pub struct Task {
+    /// The process id (`tgid`).
+    pub pid: Pid,
+    /// The parent's process id.
+    pub ppid: Pid,
+    /// `comm`.
+    pub name: String,
+    /// The `mm_struct`, NULL for kernel threads.
+    pub mm: Address,
+    /// Zombie or dead.
+    pub dead: bool,
+}
+
+impl Task {
+    /// Reads the task at `task` and its parent's pid.
+    pub fn read<V: MemoryView>(mem: &mut V, kernel: &Kernel, task: Address) -> Result<Task> {
+        let l = &kernel.layout.task;
+        let t = Record::read(mem, task, l.span, "a task_struct")?;
+        let parent = t.addr(l.real_parent);
+        let ppid = if parent.is_null() || parent == task {
+            0
+        } else {
+            Record::read(mem, parent, l.span, "the parent task_struct")?.u32(l.tgid)
+        };
+        Ok(Task {
+            pid: t.u32(l.tgid),
+            ppid,
+            name: t.text(l.comm, l.comm_len as usize),
+            mm: t.addr(l.mm),
+            dead: t.u32(l.exit_state) != 0,
+        })
+    }
+}
+
+/// The facts of the process whose leader is the `task_struct` at `task`. `view` is the
+/// kernel's address space; it is switched to the process's tables to read the command line and
+/// back. The path and command line are empty where they are not resident.
+pub fn process_info<P: PhysicalMemory>(view: &mut VirtualDma<P>, kernel: &Kernel, task: Address) -> Result<ProcessInfo> {
+    let t = Task::read(view, kernel, task)?;
+    let mut info = ProcessInfo {
+        address: task,
+        pid: t.pid,
+        ppid: t.ppid,
+        state: if t.dead { ProcessState::Dead } else { ProcessState::Alive },
+        name: t.name.as_str().into(),
+        path: "".into(),
+        command_line: "".into(),
+        sys_arch: kernel.arch,
+        proc_arch: kernel.arch,
+        table_root: Address::NULL,
+        table_root_2: Address::NULL,
+    };
+    if t.mm.is_null() {
+        return Ok(info);
+    }
+    let l = &kernel.layout.mm;
+    let mm = Record::read(view, t.mm, l.span, "an mm_struct")?;
+    info.table_root = view.virt_to_phys(mm.addr(l.pgd))?.address;
+    let exe = mm.addr(l.exe_file);
+    if !exe.is_null() {
+        match file_path(view, &kernel.layout.path, exe) {
+            Ok(path) => info.path = path.as_str().into(),
+            Err(e) => log::debug!("linux: no path for pid {}: {e}", t.pid),
+        }
+    }
+    let (start, end) = (mm.addr(l.arg_start), mm.addr(l.arg_end));
+    if start < end {
+        let len = ((end - start) as usize).min(MAX_COMMAND_LINE);
+        view.translator_mut().set_roots(&[info.table_root])?;
+        let args = view.read_raw(start, len);
+        view.translator_mut().set_roots(&[kernel.root])?;
+        match args {
+            Ok(args) => info.command_line = command_line(&args).as_str().into(),
+            Err(PartialError::Error(e)) => return Err(e),
+            Err(_) => log::debug!("linux: the command line of pid {} is not resident", t.pid),
+        }
+    }
+    Ok(info)
+}
+
+/// The arguments `argv` as stored in memory (NUL-separated), joined by spaces.
+pub fn command_line(args: &[u8]) -> String {
+    let args = args.strip_suffix(&[0]).unwrap_or(args);
+    let joined: Vec<u8> = args.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
+    String::from_utf8_lossy(&joined).into_owned()
+}

@@ -1,0 +1,181 @@
+//! Connectors: where the bytes come from. Physical reads and writes, metadata, CPU state.
+
+use std::ffi::c_void;
+
+use memflow_core::connector::CpuState;
+use memflow_core::error::ErrorKind;
+use memflow_core::mem::PhysicalMemory;
+use memflow_core::plugins::ConnectorInstanceArcBox;
+use memflow_core::types::PhysicalAddress;
+
+use crate::call::{array_mut, buf_mut, buf_ref, ffi_err, guard, guard_partial, out_arg, partial};
+use crate::handle::{self, impl_handle};
+use crate::mem;
+use crate::records::{addr_in, addr_out, size_out, MfPhysicalMetadata, MfReadOp, MfWriteOp, MfX86Registers};
+
+/// A connector instance: physical memory of a target, and its CPU state where the connector
+/// knows it. Opaque; made by `mf_inventory_create_connector`,
+/// `mf_inventory_create_connector_chain` or `mf_connector_clone`; freed by `mf_connector_free`.
+///
+/// It keeps the plugin library it came from loaded; it does not depend on the inventory or
+/// on any handle it was created from.
+pub struct MfConnector {
+    magic: u64,
+    pub(crate) inner: ConnectorInstanceArcBox<'static>,
+}
+
+impl_handle! { MfConnector = 0x4d46_434f_4e4e_4543; }
+
+impl MfConnector {
+    /// Wraps a connector instance for C.
+    pub(crate) fn new(inner: ConnectorInstanceArcBox<'static>) -> Self {
+        MfConnector { magic: <Self as handle::Handle>::MAGIC, inner }
+    }
+}
+
+fn phys(addr: u64) -> PhysicalAddress {
+    PhysicalAddress::plain(addr_in(addr))
+}
+
+/// Makes an independent copy of `conn` (sharing what the connector shares between clones,
+/// e.g. a mapped dump file) for use on another thread.
+///
+/// Ownership: `conn` is borrowed. On success `*out` receives a new handle owned by the caller
+/// (free it with `mf_connector_free`).
+#[no_mangle]
+pub extern "C" fn mf_connector_clone(conn: *const MfConnector, out: *mut *mut MfConnector) -> i32 {
+    guard(|| {
+        let conn = handle::get(conn, "conn")?;
+        let out = out_arg(out, "out")?;
+        out.write(handle::into_raw(MfConnector::new(conn.inner.clone())));
+        Ok(())
+    })
+}
+
+/// Frees a connector handle. NULL is a no-op (returns 0); anything that is not a live
+/// `MfConnector` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+///
+/// Ownership: takes `conn`; it must not be used afterwards. Objects made from it (OS layers,
+/// processes) stay valid.
+#[no_mangle]
+pub extern "C" fn mf_connector_free(conn: *mut MfConnector) -> i32 {
+    handle::free(conn)
+}
+
+/// Reads `len` bytes of physical memory at `addr` into `buf`.
+///
+/// Returns 0 if every byte was read, `MF_ERR_PARTIAL_READ` if some could not be (they are
+/// zero in `buf`, the rest is valid), or another error code (then `buf` is unspecified).
+///
+/// Ownership: `buf` (at least `len` writable bytes; may be NULL if `len` is 0) is borrowed.
+#[no_mangle]
+pub extern "C" fn mf_connector_read(conn: *mut MfConnector, addr: u64, buf: *mut c_void, len: usize) -> i32 {
+    guard_partial(|| {
+        let conn = handle::get_mut(conn, "conn")?;
+        let buf = buf_mut(buf.cast(), len, "buf")?;
+        Ok(partial(conn.inner.phys_read_raw_into(phys(addr), buf)))
+    })
+}
+
+/// Writes `len` bytes from `buf` to physical memory at `addr`.
+///
+/// Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, or another error code.
+///
+/// Ownership: `buf` (at least `len` readable bytes; may be NULL if `len` is 0) is borrowed.
+#[no_mangle]
+pub extern "C" fn mf_connector_write(conn: *mut MfConnector, addr: u64, buf: *const c_void, len: usize) -> i32 {
+    guard_partial(|| {
+        let conn = handle::get_mut(conn, "conn")?;
+        let buf = buf_ref(buf.cast(), len, "buf")?;
+        Ok(partial(conn.inner.phys_write_raw(phys(addr), buf)))
+    })
+}
+
+/// Reads many ranges of physical memory in one batch (one round trip for remote
+/// connectors). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ` (unreadable bytes
+/// zeroed).
+///
+/// Returns 0 if every op was read fully, `MF_ERR_PARTIAL_READ` if any was partial, or another
+/// error code if the batch as a whole failed (then the ops' results are untouched).
+///
+/// Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
+/// borrowed for the call.
+#[no_mangle]
+pub extern "C" fn mf_connector_read_batch(conn: *mut MfConnector, ops: *mut MfReadOp, count: usize) -> i32 {
+    guard_partial(|| {
+        let conn = handle::get_mut(conn, "conn")?;
+        let ops = array_mut(ops, count, "ops")?;
+        mem::read_batch(ops, phys, |b| conn.inner.phys_read_batch(b))
+    })
+}
+
+/// Writes many ranges of physical memory in one batch. Each op's `result` is set to 0 or
+/// `MF_ERR_PARTIAL_WRITE`.
+///
+/// Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, or another error code if
+/// the batch as a whole failed.
+///
+/// Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
+/// borrowed for the call.
+#[no_mangle]
+pub extern "C" fn mf_connector_write_batch(conn: *mut MfConnector, ops: *mut MfWriteOp, count: usize) -> i32 {
+    guard_partial(|| {
+        let conn = handle::get_mut(conn, "conn")?;
+        let ops = array_mut(ops, count, "ops")?;
+        mem::write_batch(ops, phys, |b| conn.inner.phys_write_batch(b))
+    })
+}
+
+/// Static facts about the connector's memory (size, read-only).
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_connector_metadata(conn: *const MfConnector, out: *mut MfPhysicalMetadata) -> i32 {
+    guard(|| {
+        let conn = handle::get(conn, "conn")?;
+        let out = out_arg(out, "out")?;
+        let m = conn.inner.metadata();
+        out.write(MfPhysicalMetadata {
+            max_address: addr_out(m.max_address),
+            real_size: size_out(m.real_size),
+            readonly: m.readonly,
+            ideal_batch_size: m.ideal_batch_size,
+        });
+        Ok(())
+    })
+}
+
+/// The number of CPUs the connector has register state for: 0 for connectors without CPU
+/// state (e.g. raw images).
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_connector_cpu_count(conn: *const MfConnector, out: *mut usize) -> i32 {
+    guard(|| {
+        let conn = handle::get(conn, "conn")?;
+        let out = out_arg(out, "out")?;
+        out.write(conn.inner.as_ref_impl_cpustate().map_or(0, |c| c.cpu_count()));
+        Ok(())
+    })
+}
+
+/// The x86 registers of CPU `cpu` (0-based) as the connector recorded them.
+///
+/// Returns 0; `MF_ERR_UNSUPPORTED` if the connector has no CPU state; an error of kind
+/// `MF_KIND_NOT_FOUND` if `cpu` is out of range or the target is not x86.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_connector_x86_registers(conn: *const MfConnector, cpu: usize, out: *mut MfX86Registers) -> i32 {
+    guard(|| {
+        let conn = handle::get(conn, "conn")?;
+        let out = out_arg(out, "out")?;
+        let state = conn
+            .inner
+            .as_ref_impl_cpustate()
+            .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "the connector has no CPU state"))?;
+        let regs = state.x86_registers(cpu)?;
+        out.write(MfX86Registers::from(&regs));
+        Ok(())
+    })
+}

@@ -1,0 +1,321 @@
+//! Error codes, their descriptions, and the thread-local detail of the last failure.
+//!
+//! Every function that can fail returns `MF_OK` (0) or a negative code. A code encodes where
+//! the error came from (`mf_error_origin`, `MF_ORIGIN_*`) and what went wrong
+//! (`mf_error_kind`, `MF_KIND_*`); `mf_error_string` gives a static description of it.
+//!
+//! When a call fails, the library also keeps a message with the detail for the calling
+//! thread (`mf_last_error_message`). The detail is gathered in two ways: argument checks at
+//! the C boundary format it at the failing site (e.g. "argument `name` is NULL"), and a log
+//! hook collects every warning and error that memflow or a plugin logs on the calling thread
+//! during the call (e.g. "no OS plugin named `linx` (known: native)"). This works whatever
+//! the log level chosen with `mf_log_init`, as long as this library's logger owns the `log`
+//! facade (always the case for C programs; a Rust host with its own logger only gets the
+//! site detail).
+
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::{c_char, CString};
+use std::fmt::Write as _;
+use std::sync::{Mutex, OnceLock};
+
+use memflow_core::error::{Error, ErrorKind, ErrorOrigin};
+
+/// Success.
+pub const MF_OK: i32 = 0;
+/// A required pointer argument is NULL (origin `MF_ORIGIN_FFI`, kind `MF_KIND_NULL_POINTER`).
+pub const MF_ERR_NULL: i32 = -3081;
+/// A handle is not a live object of the expected type: garbage, already freed, or a handle of
+/// another type (origin `MF_ORIGIN_FFI`, kind `MF_KIND_INVALID_HANDLE`).
+pub const MF_ERR_INVALID_HANDLE: i32 = -3095;
+/// An argument has an invalid value (origin `MF_ORIGIN_FFI`, kind `MF_KIND_INVALID_ARGUMENT`).
+pub const MF_ERR_INVALID_ARGUMENT: i32 = -3080;
+/// A string argument is not valid UTF-8 (origin `MF_ORIGIN_FFI`, kind `MF_KIND_ENCODING`).
+pub const MF_ERR_ENCODING: i32 = -3093;
+/// The library panicked; the panic was caught at the C boundary (origin `MF_ORIGIN_FFI`,
+/// kind `MF_KIND_PANIC`). The object involved may be in an inconsistent state: free it.
+pub const MF_ERR_PANIC: i32 = -3090;
+/// The object does not support the operation, e.g. CPU state of a connector without it
+/// (origin `MF_ORIGIN_FFI`, kind `MF_KIND_UNSUPPORTED`).
+pub const MF_ERR_UNSUPPORTED: i32 = -3084;
+/// A read only partly succeeded: the buffer is filled, unreadable bytes are zero
+/// (origin `MF_ORIGIN_MEMORY`, kind `MF_KIND_PARTIAL_READ`). Whether that is an error is the
+/// caller's choice.
+pub const MF_ERR_PARTIAL_READ: i32 = -261;
+/// A write only partly succeeded (origin `MF_ORIGIN_MEMORY`, kind `MF_KIND_PARTIAL_WRITE`).
+pub const MF_ERR_PARTIAL_WRITE: i32 = -262;
+
+/// Origin of an error code: any memory view.
+pub const MF_ORIGIN_MEMORY: i32 = 1;
+/// Origin of an error code: a physical memory backend.
+pub const MF_ORIGIN_PHYSICAL_MEMORY: i32 = 2;
+/// Origin of an error code: virtual memory access.
+pub const MF_ORIGIN_VIRTUAL_MEMORY: i32 = 3;
+/// Origin of an error code: address translation.
+pub const MF_ORIGIN_TRANSLATION: i32 = 4;
+/// Origin of an error code: a connector.
+pub const MF_ORIGIN_CONNECTOR: i32 = 5;
+/// Origin of an error code: a dump or image file parser.
+pub const MF_ORIGIN_FILE_FORMAT: i32 = 6;
+/// Origin of an error code: an OS layer.
+pub const MF_ORIGIN_OS: i32 = 7;
+/// Origin of an error code: a process.
+pub const MF_ORIGIN_PROCESS: i32 = 8;
+/// Origin of an error code: a plugin library or descriptor.
+pub const MF_ORIGIN_PLUGIN: i32 = 9;
+/// Origin of an error code: the plugin inventory.
+pub const MF_ORIGIN_INVENTORY: i32 = 10;
+/// Origin of an error code: plugin argument parsing.
+pub const MF_ORIGIN_ARGS: i32 = 11;
+/// Origin of an error code: the C API boundary itself.
+pub const MF_ORIGIN_FFI: i32 = 12;
+/// Origin of an error code: anything else.
+pub const MF_ORIGIN_OTHER: i32 = 13;
+
+/// Kind of an error code: not further specified.
+pub const MF_KIND_UNKNOWN: i32 = 1;
+/// Kind of an error code: something looked up does not exist.
+pub const MF_KIND_NOT_FOUND: i32 = 2;
+/// Kind of an error code: an address or offset is out of range.
+pub const MF_KIND_OUT_OF_BOUNDS: i32 = 3;
+/// Kind of an error code: no mapping exists for an address.
+pub const MF_KIND_UNMAPPED: i32 = 4;
+/// Kind of an error code: only part of a read could be done (the rest is zero).
+pub const MF_KIND_PARTIAL_READ: i32 = 5;
+/// Kind of an error code: only part of a write could be done.
+pub const MF_KIND_PARTIAL_WRITE: i32 = 6;
+/// Kind of an error code: the target cannot be written.
+pub const MF_KIND_READ_ONLY: i32 = 7;
+/// Kind of an error code: an argument is invalid.
+pub const MF_KIND_INVALID_ARGUMENT: i32 = 8;
+/// Kind of an error code: a required pointer is NULL.
+pub const MF_KIND_NULL_POINTER: i32 = 9;
+/// Kind of an error code: input data is malformed.
+pub const MF_KIND_MALFORMED: i32 = 10;
+/// Kind of an error code: input data ends too early.
+pub const MF_KIND_TRUNCATED: i32 = 11;
+/// Kind of an error code: not supported.
+pub const MF_KIND_UNSUPPORTED: i32 = 12;
+/// Kind of an error code: an operating system I/O call failed.
+pub const MF_KIND_IO: i32 = 13;
+/// Kind of an error code: access denied.
+pub const MF_KIND_PERMISSION_DENIED: i32 = 14;
+/// Kind of an error code: an ABI or version check failed.
+pub const MF_KIND_VERSION_MISMATCH: i32 = 15;
+/// Kind of an error code: a type layout check failed.
+pub const MF_KIND_LAYOUT_MISMATCH: i32 = 16;
+/// Kind of an error code: a walk exceeded its bounds.
+pub const MF_KIND_LIMIT_EXCEEDED: i32 = 17;
+/// Kind of an error code: a panic was caught at a boundary.
+pub const MF_KIND_PANIC: i32 = 18;
+/// Kind of an error code: out of memory.
+pub const MF_KIND_OUT_OF_MEMORY: i32 = 19;
+/// Kind of an error code: the target has gone away.
+pub const MF_KIND_GONE: i32 = 20;
+/// Kind of an error code: data is not valid UTF-8.
+pub const MF_KIND_ENCODING: i32 = 21;
+/// Kind of an error code: an internal invariant failed.
+pub const MF_KIND_INTERNAL: i32 = 22;
+/// Kind of an error code: a handle is not a live object of the expected type.
+pub const MF_KIND_INVALID_HANDLE: i32 = 23;
+
+// The C constants are literals (cbindgen cannot evaluate `const fn`s); these checks keep them
+// equal to the core's codes at compile time.
+macro_rules! check_codes {
+    ($($c:ident == $e:expr;)*) => { $(const _: () = assert!($c == $e);)* };
+}
+check_codes! {
+    MF_ERR_NULL == Error::new(ErrorOrigin::Ffi, ErrorKind::NullPointer).code();
+    MF_ERR_INVALID_HANDLE == Error::new(ErrorOrigin::Ffi, ErrorKind::InvalidHandle).code();
+    MF_ERR_INVALID_ARGUMENT == Error::new(ErrorOrigin::Ffi, ErrorKind::InvalidArgument).code();
+    MF_ERR_ENCODING == Error::new(ErrorOrigin::Ffi, ErrorKind::Encoding).code();
+    MF_ERR_PANIC == Error::new(ErrorOrigin::Ffi, ErrorKind::Panic).code();
+    MF_ERR_UNSUPPORTED == Error::new(ErrorOrigin::Ffi, ErrorKind::Unsupported).code();
+    MF_ERR_PARTIAL_READ == Error::new(ErrorOrigin::Memory, ErrorKind::PartialRead).code();
+    MF_ERR_PARTIAL_WRITE == Error::new(ErrorOrigin::Memory, ErrorKind::PartialWrite).code();
+    MF_ORIGIN_MEMORY == ErrorOrigin::Memory as i32;
+    MF_ORIGIN_PHYSICAL_MEMORY == ErrorOrigin::PhysicalMemory as i32;
+    MF_ORIGIN_VIRTUAL_MEMORY == ErrorOrigin::VirtualMemory as i32;
+    MF_ORIGIN_TRANSLATION == ErrorOrigin::Translation as i32;
+    MF_ORIGIN_CONNECTOR == ErrorOrigin::Connector as i32;
+    MF_ORIGIN_FILE_FORMAT == ErrorOrigin::FileFormat as i32;
+    MF_ORIGIN_OS == ErrorOrigin::Os as i32;
+    MF_ORIGIN_PROCESS == ErrorOrigin::Process as i32;
+    MF_ORIGIN_PLUGIN == ErrorOrigin::Plugin as i32;
+    MF_ORIGIN_INVENTORY == ErrorOrigin::Inventory as i32;
+    MF_ORIGIN_ARGS == ErrorOrigin::Args as i32;
+    MF_ORIGIN_FFI == ErrorOrigin::Ffi as i32;
+    MF_ORIGIN_OTHER == ErrorOrigin::Other as i32;
+    MF_KIND_UNKNOWN == ErrorKind::Unknown as i32;
+    MF_KIND_NOT_FOUND == ErrorKind::NotFound as i32;
+    MF_KIND_OUT_OF_BOUNDS == ErrorKind::OutOfBounds as i32;
+    MF_KIND_UNMAPPED == ErrorKind::Unmapped as i32;
+    MF_KIND_PARTIAL_READ == ErrorKind::PartialRead as i32;
+    MF_KIND_PARTIAL_WRITE == ErrorKind::PartialWrite as i32;
+    MF_KIND_READ_ONLY == ErrorKind::ReadOnly as i32;
+    MF_KIND_INVALID_ARGUMENT == ErrorKind::InvalidArgument as i32;
+    MF_KIND_NULL_POINTER == ErrorKind::NullPointer as i32;
+    MF_KIND_MALFORMED == ErrorKind::Malformed as i32;
+    MF_KIND_TRUNCATED == ErrorKind::Truncated as i32;
+    MF_KIND_UNSUPPORTED == ErrorKind::Unsupported as i32;
+    MF_KIND_IO == ErrorKind::Io as i32;
+    MF_KIND_PERMISSION_DENIED == ErrorKind::PermissionDenied as i32;
+    MF_KIND_VERSION_MISMATCH == ErrorKind::VersionMismatch as i32;
+    MF_KIND_LAYOUT_MISMATCH == ErrorKind::LayoutMismatch as i32;
+    MF_KIND_LIMIT_EXCEEDED == ErrorKind::LimitExceeded as i32;
+    MF_KIND_PANIC == ErrorKind::Panic as i32;
+    MF_KIND_OUT_OF_MEMORY == ErrorKind::OutOfMemory as i32;
+    MF_KIND_GONE == ErrorKind::Gone as i32;
+    MF_KIND_ENCODING == ErrorKind::Encoding as i32;
+    MF_KIND_INTERNAL == ErrorKind::Internal as i32;
+    MF_KIND_INVALID_HANDLE == ErrorKind::InvalidHandle as i32;
+}
+// Every kind and origin has its constant above.
+const _: () = assert!(ErrorKind::ALL.len() == 23 && ErrorOrigin::ALL.len() == 13);
+
+/// Longest detail kept for one failure; longer detail is cut.
+const MAX_DETAIL: usize = 2048;
+
+/// The last failure on a thread. The message is built only when asked for, so that failures
+/// nobody looks at (e.g. partial reads in a loop) cost no formatting.
+struct Last {
+    code: i32,
+    detail: String,
+    message: Option<CString>,
+}
+
+thread_local! {
+    /// Detail gathered during the current call on this thread (site detail and captured logs).
+    static DETAIL: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The last failure on this thread.
+    static LAST: RefCell<Last> = const { RefCell::new(Last { code: 0, detail: String::new(), message: None }) };
+}
+
+/// Forgets the detail gathered so far on this thread: called when an entry point starts.
+#[inline]
+pub(crate) fn begin_detail() {
+    let _ = DETAIL.try_with(|d| {
+        if let Ok(mut d) = d.try_borrow_mut() {
+            d.clear();
+        }
+    });
+}
+
+/// Adds `text` to the detail of the current call on this thread.
+pub(crate) fn add_detail(text: impl std::fmt::Display) {
+    let _ = DETAIL.try_with(|d| {
+        if let Ok(mut d) = d.try_borrow_mut() {
+            if d.len() >= MAX_DETAIL {
+                return;
+            }
+            if !d.is_empty() {
+                d.push_str("; ");
+            }
+            let _ = write!(d, "{text}");
+            if d.len() > MAX_DETAIL {
+                let mut cut = MAX_DETAIL;
+                while !d.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                d.truncate(cut);
+                d.push_str("...");
+            }
+        }
+    });
+}
+
+/// Records a failure of the current call with the detail gathered so far; returns `code`.
+pub(crate) fn record_failure(code: i32) -> i32 {
+    let _ = DETAIL.try_with(|d| {
+        LAST.try_with(|l| {
+            if let (Ok(mut d), Ok(mut l)) = (d.try_borrow_mut(), l.try_borrow_mut()) {
+                l.code = code;
+                l.detail.clear();
+                l.detail.push_str(&d);
+                d.clear();
+                l.message = None;
+            }
+        })
+    });
+    code
+}
+
+/// The message of the last failure: "origin: kind: detail".
+fn last_message(l: &mut Last) -> *const c_char {
+    if l.message.is_none() {
+        let base = Error::from_code(l.code).map(|e| e.to_string()).unwrap_or_default();
+        // Errors logged with `Error::log_warn` already start with the description of the code.
+        let text = if l.detail.is_empty() {
+            base
+        } else if l.detail.starts_with(&base) {
+            l.detail.clone()
+        } else {
+            format!("{base}: {}", l.detail)
+        };
+        l.message = Some(CString::new(text.replace('\0', " ")).unwrap_or_default());
+    }
+    l.message.as_ref().map_or(c"".as_ptr(), |m| m.as_ptr())
+}
+
+/// A static, NUL-terminated description of an error code, `"origin: kind"` (e.g.
+/// `"c api: null pointer"`), or `"ok"` for codes >= 0.
+///
+/// Ownership: the string is static; never free it. Never returns NULL.
+#[no_mangle]
+pub extern "C" fn mf_error_string(code: i32) -> *const c_char {
+    static OK: &[u8] = b"ok\0";
+    static FALLBACK: &[u8] = b"error\0";
+    std::panic::catch_unwind(|| match Error::from_code(code) {
+        None => OK.as_ptr().cast(),
+        Some(err) => error_text(err),
+    })
+    .unwrap_or(FALLBACK.as_ptr().cast())
+}
+
+/// The interned description of `err`: at most one string per (origin, kind) pair is ever
+/// made, kept for the life of the process.
+fn error_text(err: Error) -> *const c_char {
+    static TEXTS: OnceLock<Mutex<HashMap<i32, CString>>> = OnceLock::new();
+    let mut texts = TEXTS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    // A CString's heap buffer never moves, so the pointer stays valid after the lock is gone.
+    texts.entry(err.code()).or_insert_with(|| CString::new(err.to_string()).unwrap_or_default()).as_ptr()
+}
+
+/// The message of the last failed call on the calling thread: the description of its code
+/// followed by the detail, e.g. `"inventory: not found: no OS plugin named `linx` (known:
+/// native)"`. Returns `""` if no call has failed on this thread yet.
+///
+/// Ownership: borrowed from thread-local storage of the library; valid until the next failing
+/// call on the same thread (successful calls leave it alone). Never free it; copy it to keep it.
+/// Never returns NULL.
+#[no_mangle]
+pub extern "C" fn mf_last_error_message() -> *const c_char {
+    std::panic::catch_unwind(|| {
+        LAST.try_with(|l| match l.try_borrow_mut() {
+            Ok(mut l) if l.code < 0 => last_message(&mut l),
+            _ => c"".as_ptr(),
+        })
+        .unwrap_or(c"".as_ptr())
+    })
+    .unwrap_or(c"".as_ptr())
+}
+
+/// The code of the last failed call on the calling thread, 0 if none has failed yet.
+/// Like `mf_last_error_message`, successful calls leave it alone.
+#[no_mangle]
+pub extern "C" fn mf_last_error_code() -> i32 {
+    LAST.try_with(|l| l.try_borrow().map(|l| l.code).unwrap_or(0)).unwrap_or(0)
+}
+
+/// The kind part of an error code (one of `MF_KIND_*`), 0 for codes >= 0.
+#[no_mangle]
+pub extern "C" fn mf_error_kind(code: i32) -> i32 {
+    Error::from_code(code).map_or(0, |e| e.kind as i32)
+}
+
+/// The origin part of an error code (one of `MF_ORIGIN_*`), 0 for codes >= 0.
+#[no_mangle]
+pub extern "C" fn mf_error_origin(code: i32) -> i32 {
+    Error::from_code(code).map_or(0, |e| e.origin as i32)
+}

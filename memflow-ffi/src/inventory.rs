@@ -1,0 +1,333 @@
+//! The plugin inventory: finding plugins, listing them, creating connectors, OS layers and
+//! whole chains.
+
+use std::ffi::{c_char, CString};
+use std::path::Path;
+
+use memflow_core::error::{Error, ErrorKind};
+use memflow_core::plugins::{Args, Inventory, PluginFlavor, PluginInfo, PluginKind, PluginSource};
+
+use crate::call::{ffi_err, guard, opt_str_arg, out_arg, str_arg};
+use crate::connector::MfConnector;
+use crate::handle::{self, impl_handle};
+use crate::os::MfOs;
+
+/// What a plugin makes: one of the `MF_PLUGIN_KIND_*` constants.
+pub type MfPluginKind = u32;
+/// Plugin kind: a connector.
+pub const MF_PLUGIN_KIND_CONNECTOR: MfPluginKind = 1;
+/// Plugin kind: an OS layer.
+pub const MF_PLUGIN_KIND_OS: MfPluginKind = 2;
+
+/// How a plugin is implemented: one of the `MF_PLUGIN_FLAVOR_*` constants.
+pub type MfPluginFlavor = u32;
+/// Plugin flavor: Rust (cglue objects).
+pub const MF_PLUGIN_FLAVOR_RUST: MfPluginFlavor = 1;
+/// Plugin flavor: the C plugin interface.
+pub const MF_PLUGIN_FLAVOR_C: MfPluginFlavor = 2;
+
+const _: () = {
+    assert!(MF_PLUGIN_KIND_CONNECTOR == PluginKind::Connector as u32);
+    assert!(MF_PLUGIN_KIND_OS == PluginKind::Os as u32);
+    assert!(MF_PLUGIN_FLAVOR_RUST == PluginFlavor::Rust as u32);
+    assert!(MF_PLUGIN_FLAVOR_C == PluginFlavor::C as u32);
+};
+
+/// What the inventory knows about a plugin (read from its descriptor without loading it).
+#[repr(C)]
+#[derive(Copy, Clone, Debug)]
+pub struct MfPluginInfo {
+    /// Name, as used in chains.
+    pub name: *const c_char,
+    /// Plugin version.
+    pub version: *const c_char,
+    /// One-line description.
+    pub description: *const c_char,
+    /// The accepted arguments (several lines).
+    pub help: *const c_char,
+    /// The library file, or NULL for a plugin built into this library.
+    pub path: *const c_char,
+    /// Connector or OS layer, one of `MF_PLUGIN_KIND_*`.
+    pub kind: MfPluginKind,
+    /// Rust or C plugin, one of `MF_PLUGIN_FLAVOR_*`.
+    pub flavor: MfPluginFlavor,
+}
+
+/// The C strings of one plugin's facts.
+struct PluginText {
+    name: CString,
+    version: CString,
+    description: CString,
+    help: CString,
+    path: Option<CString>,
+    kind: MfPluginKind,
+    flavor: MfPluginFlavor,
+}
+
+fn c_text(s: &str) -> CString {
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
+}
+
+impl From<&PluginInfo> for PluginText {
+    fn from(p: &PluginInfo) -> Self {
+        PluginText {
+            name: c_text(&p.name),
+            version: c_text(&p.version),
+            description: c_text(&p.description),
+            help: c_text(&p.help),
+            path: match &p.source {
+                PluginSource::Builtin => None,
+                PluginSource::File(path) => Some(c_text(&path.to_string_lossy())),
+            },
+            kind: p.kind as u32,
+            flavor: p.flavor as u32,
+        }
+    }
+}
+
+/// The plugins available to a program. Opaque; made by `mf_inventory_scan` or
+/// `mf_inventory_builtin`, freed by `mf_inventory_free`. Objects created from it do not depend
+/// on it: it may be freed while they live.
+pub struct MfInventory {
+    magic: u64,
+    inner: Inventory,
+    /// The plugins' facts as C strings, in `Inventory::plugins` order.
+    text: Vec<PluginText>,
+}
+
+impl_handle! { MfInventory = 0x4d46_494e_5645_4e54; }
+
+impl MfInventory {
+    fn new(inner: Inventory) -> Self {
+        let mut inv = MfInventory { magic: <Self as handle::Handle>::MAGIC, inner, text: Vec::new() };
+        inv.refresh();
+        inv
+    }
+
+    fn refresh(&mut self) {
+        self.text = self.inner.plugins().map(PluginText::from).collect();
+    }
+}
+
+fn make(inner: Inventory, out: *mut *mut MfInventory) -> Result<(), Error> {
+    let out = out_arg(out, "out")?;
+    out.write(handle::into_raw(MfInventory::new(inner)));
+    Ok(())
+}
+
+/// Makes an inventory with the built-in plugins (`coredump`, `native`) plus every plugin
+/// library found in the default directories: `$MEMFLOW_PLUGIN_PATH` (colon-separated),
+/// `~/.local/lib/memflow`, `/usr/local/lib/memflow`, `/usr/lib/memflow`, and the directory of
+/// the executable. Libraries that fail their checks are skipped (and logged).
+///
+/// Ownership: on success `*out` receives an inventory owned by the caller; free it with
+/// `mf_inventory_free`.
+#[no_mangle]
+pub extern "C" fn mf_inventory_scan(out: *mut *mut MfInventory) -> i32 {
+    guard(|| {
+        out_arg(out, "out")?;
+        make(Inventory::scan(), out)
+    })
+}
+
+/// Makes an inventory with only the built-in plugins.
+///
+/// Ownership: on success `*out` receives an inventory owned by the caller; free it with
+/// `mf_inventory_free`.
+#[no_mangle]
+pub extern "C" fn mf_inventory_builtin(out: *mut *mut MfInventory) -> i32 {
+    guard(|| make(Inventory::builtin(), out))
+}
+
+/// Adds every plugin library (`*.so`) in directory `path`; libraries that fail their checks
+/// are skipped and logged. If `out_added` is not NULL it receives how many were added.
+///
+/// Invalidates the strings of earlier `mf_inventory_plugin_at` results.
+///
+/// Ownership: `path` is borrowed; `*out_added` is caller storage.
+#[no_mangle]
+pub extern "C" fn mf_inventory_add_dir(inv: *mut MfInventory, path: *const c_char, out_added: *mut usize) -> i32 {
+    guard(|| {
+        let inv = handle::get_mut(inv, "inv")?;
+        // SAFETY: C string argument, checked for NULL.
+        let path = unsafe { str_arg(path, "path") }?;
+        let added = inv.inner.add_dir(Path::new(path));
+        inv.refresh();
+        let added = added?;
+        if !out_added.is_null() {
+            out_arg(out_added, "out_added")?.write(added);
+        }
+        Ok(())
+    })
+}
+
+/// Adds one plugin library file after checking its permissions and descriptor (without
+/// loading it). A library plugin takes precedence over a built-in plugin of the same name.
+/// Fails with the reason (e.g. kind `MF_KIND_VERSION_MISMATCH`) if the library is refused.
+///
+/// Invalidates the strings of earlier `mf_inventory_plugin_at` results.
+///
+/// Ownership: `path` is borrowed.
+#[no_mangle]
+pub extern "C" fn mf_inventory_add_file(inv: *mut MfInventory, path: *const c_char) -> i32 {
+    guard(|| {
+        let inv = handle::get_mut(inv, "inv")?;
+        // SAFETY: C string argument, checked for NULL.
+        let path = unsafe { str_arg(path, "path") }?;
+        let res = inv.inner.add_file(Path::new(path));
+        inv.refresh();
+        res.map(|_| ())
+    })
+}
+
+/// The number of plugins the inventory knows.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_inventory_plugin_count(inv: *const MfInventory, out: *mut usize) -> i32 {
+    guard(|| {
+        let inv = handle::get(inv, "inv")?;
+        out_arg(out, "out")?.write(inv.text.len());
+        Ok(())
+    })
+}
+
+/// The facts of plugin number `index` (0 .. count-1; library plugins come first).
+/// `MF_ERR_INVALID_ARGUMENT` if `index` is out of range.
+///
+/// Ownership: `*out` is caller storage, written on success; its strings are borrowed from
+/// `inv` and valid until the next `mf_inventory_add_dir` / `mf_inventory_add_file` on it or
+/// until it is freed.
+#[no_mangle]
+pub extern "C" fn mf_inventory_plugin_at(inv: *const MfInventory, index: usize, out: *mut MfPluginInfo) -> i32 {
+    guard(|| {
+        let inv = handle::get(inv, "inv")?;
+        let out = out_arg(out, "out")?;
+        let p = inv
+            .text
+            .get(index)
+            .ok_or_else(|| ffi_err(ErrorKind::InvalidArgument, format_args!("plugin index {index} out of range (count {})", inv.text.len())))?;
+        out.write(MfPluginInfo {
+            name: p.name.as_ptr(),
+            version: p.version.as_ptr(),
+            description: p.description.as_ptr(),
+            help: p.help.as_ptr(),
+            path: p.path.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+            kind: p.kind,
+            flavor: p.flavor,
+        });
+        Ok(())
+    })
+}
+
+fn args_of(args: *const c_char) -> Result<Args, Error> {
+    // SAFETY: C string argument or NULL.
+    match unsafe { opt_str_arg(args, "args") }? {
+        None => Ok(Args::default()),
+        Some(text) => Args::parse(text),
+    }
+}
+
+/// Creates connector `name` with the argument string `args` (e.g. `"/dumps/a.elf"` or
+/// `"path=/dumps/a.elf,cache=true"`; NULL or `""` for none), on top of the OS layer `input`
+/// (NULL for none; e.g. the native OS for a connector reading a VM from its host process).
+///
+/// Ownership: `name`, `args` and `input` are borrowed: the connector gets its own clone of
+/// `input`, and the caller still frees `input`. On success `*out` receives a connector owned
+/// by the caller (free it with `mf_connector_free`).
+#[no_mangle]
+pub extern "C" fn mf_inventory_create_connector(
+    inv: *const MfInventory,
+    name: *const c_char,
+    args: *const c_char,
+    input: *const MfOs,
+    out: *mut *mut MfConnector,
+) -> i32 {
+    guard(|| {
+        let inv = handle::get(inv, "inv")?;
+        // SAFETY: C string argument, checked for NULL.
+        let name = unsafe { str_arg(name, "name") }?;
+        let args = args_of(args)?;
+        let input = if input.is_null() { None } else { Some(handle::get(input, "input")?.inner.clone()) };
+        let out = out_arg(out, "out")?;
+        let conn = inv.inner.create_connector(name, input, &args)?;
+        out.write(handle::into_raw(MfConnector::new(conn)));
+        Ok(())
+    })
+}
+
+/// Creates OS layer `name` with the argument string `args` (NULL or `""` for none), on top
+/// of the connector `input` (NULL for none, e.g. for the native OS).
+///
+/// Ownership: `name`, `args` and `input` are borrowed: the OS layer gets its own clone of
+/// `input`, and the caller still frees `input`. On success `*out` receives an OS layer owned
+/// by the caller (free it with `mf_os_free`).
+#[no_mangle]
+pub extern "C" fn mf_inventory_create_os(
+    inv: *const MfInventory,
+    name: *const c_char,
+    args: *const c_char,
+    input: *const MfConnector,
+    out: *mut *mut MfOs,
+) -> i32 {
+    guard(|| {
+        let inv = handle::get(inv, "inv")?;
+        // SAFETY: C string argument, checked for NULL.
+        let name = unsafe { str_arg(name, "name") }?;
+        let args = args_of(args)?;
+        let input = if input.is_null() { None } else { Some(handle::get(input, "input")?.inner.clone()) };
+        let out = out_arg(out, "out")?;
+        let os = inv.inner.create_os(name, input, &args)?;
+        out.write(handle::into_raw(MfOs::new(os)));
+        Ok(())
+    })
+}
+
+/// Builds a whole chain that ends in an OS layer from a string such as `"native"` or
+/// `"coredump:/dumps/guest.elf -> linux"`: each link's output is the next link's input.
+/// Fails with kind `MF_KIND_INVALID_ARGUMENT` if the chain ends in a connector (use
+/// `mf_inventory_create_connector_chain` for those).
+///
+/// Ownership: `chain` is borrowed. On success `*out` receives an OS layer owned by the
+/// caller (free it with `mf_os_free`); it owns the whole chain below it.
+#[no_mangle]
+pub extern "C" fn mf_inventory_create_chain(inv: *const MfInventory, chain: *const c_char, out: *mut *mut MfOs) -> i32 {
+    guard(|| {
+        let inv = handle::get(inv, "inv")?;
+        // SAFETY: C string argument, checked for NULL.
+        let chain = unsafe { str_arg(chain, "chain") }?;
+        let out = out_arg(out, "out")?;
+        let os = inv.inner.create_os_chain(chain)?;
+        out.write(handle::into_raw(MfOs::new(os)));
+        Ok(())
+    })
+}
+
+/// Builds a whole chain that ends in a connector, such as `"coredump:/dumps/guest.elf"` or
+/// `"native -> qemu:vm1"`. Fails with kind `MF_KIND_INVALID_ARGUMENT` if the chain ends in an
+/// OS layer.
+///
+/// Ownership: `chain` is borrowed. On success `*out` receives a connector owned by the caller
+/// (free it with `mf_connector_free`).
+#[no_mangle]
+pub extern "C" fn mf_inventory_create_connector_chain(inv: *const MfInventory, chain: *const c_char, out: *mut *mut MfConnector) -> i32 {
+    guard(|| {
+        let inv = handle::get(inv, "inv")?;
+        // SAFETY: C string argument, checked for NULL.
+        let chain = unsafe { str_arg(chain, "chain") }?;
+        let out = out_arg(out, "out")?;
+        let conn = inv.inner.create_connector_chain(chain)?;
+        out.write(handle::into_raw(MfConnector::new(conn)));
+        Ok(())
+    })
+}
+
+/// Frees an inventory. NULL is a no-op (returns 0); anything that is not a live
+/// `MfInventory` returns `MF_ERR_INVALID_HANDLE` and is left alone. Connectors, OS layers and
+/// processes created from it stay valid (they keep their plugin libraries loaded).
+///
+/// Ownership: takes `inv`; it and strings borrowed from it must not be used afterwards.
+#[no_mangle]
+pub extern "C" fn mf_inventory_free(inv: *mut MfInventory) -> i32 {
+    handle::free(inv)
+}

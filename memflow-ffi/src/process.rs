@@ -1,0 +1,346 @@
+//! Processes: their facts, memory, modules, symbols and mapped ranges.
+
+use std::ffi::{c_char, c_void};
+
+use memflow_core::mem::MemoryView;
+use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, Process, SectionInfo};
+use memflow_core::plugins::ProcessInstanceArcBox;
+use memflow_core::types::{imem, Address};
+
+use crate::call::{array_mut, buf_mut, buf_ref, callback_arg, guard, guard_partial, out_arg, partial, ref_arg, str_arg};
+use crate::handle::{self, impl_handle};
+use crate::mem;
+use crate::records::*;
+
+/// An open process: its memory (virtual addresses) and modules. Opaque; made by
+/// `mf_os_process_by_pid`, `mf_os_process_by_name` or `mf_os_process_by_address`; freed by
+/// `mf_process_free`. Independent of the OS handle it was opened from.
+pub struct MfProcess {
+    magic: u64,
+    pub(crate) inner: ProcessInstanceArcBox<'static>,
+    /// The module of the last `mf_process_module_by_name` / `mf_process_primary_module`.
+    module: Option<ModuleInfo>,
+}
+
+/// A list of modules, as made by `mf_process_module_list`. Opaque; read it with
+/// `mf_module_list_get`, free it with `mf_module_list_free`.
+pub struct MfModuleList {
+    magic: u64,
+    /// Owns the strings `items` point to.
+    _modules: Vec<ModuleInfo>,
+    items: Vec<MfModuleInfo>,
+}
+
+impl_handle! {
+    MfProcess = 0x4d46_5052_4f43_4553;
+    MfModuleList = 0x4d46_4d4f_4c49_5354;
+}
+
+impl MfProcess {
+    /// Wraps a process instance for C.
+    pub(crate) fn new(inner: ProcessInstanceArcBox<'static>) -> Self {
+        MfProcess { magic: <Self as handle::Handle>::MAGIC, inner, module: None }
+    }
+}
+
+/// Frees a process handle. NULL is a no-op (returns 0); anything that is not a live
+/// `MfProcess` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+///
+/// Ownership: takes `process`; it and every string borrowed from it (`mf_process_info`,
+/// `mf_process_module_by_name`, `mf_process_primary_module`) must not be used afterwards.
+#[no_mangle]
+pub extern "C" fn mf_process_free(process: *mut MfProcess) -> i32 {
+    handle::free(process)
+}
+
+/// The facts of the process as they were when it was opened.
+///
+/// Ownership: `*out` is caller storage, written on success; its strings are borrowed from
+/// `process` and valid until it is freed.
+#[no_mangle]
+pub extern "C" fn mf_process_info(process: *const MfProcess, out: *mut MfProcessInfo) -> i32 {
+    guard(|| {
+        let process = handle::get(process, "process")?;
+        let out = out_arg(out, "out")?;
+        out.write(MfProcessInfo::borrow(process.inner.info()));
+        Ok(())
+    })
+}
+
+/// The current run state of the process (looked up again), one of `MF_PROCESS_STATE_*`.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_process_state(process: *mut MfProcess, out: *mut MfProcessState) -> i32 {
+    guard(|| {
+        let process = handle::get_mut(process, "process")?;
+        let out = out_arg(out, "out")?;
+        out.write(state_out(process.inner.state()));
+        Ok(())
+    })
+}
+
+/// Reads `len` bytes of the process's memory at virtual address `addr` into `buf`.
+///
+/// Returns 0 if every byte was read, `MF_ERR_PARTIAL_READ` if some could not be (they are
+/// zero in `buf`), or another error code.
+///
+/// Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+#[no_mangle]
+pub extern "C" fn mf_process_read(process: *mut MfProcess, addr: u64, buf: *mut c_void, len: usize) -> i32 {
+    guard_partial(|| {
+        let process = handle::get_mut(process, "process")?;
+        let buf = buf_mut(buf.cast(), len, "buf")?;
+        Ok(partial(process.inner.read_raw_into(addr_in(addr), buf)))
+    })
+}
+
+/// Writes `len` bytes from `buf` into the process's memory at `addr`.
+///
+/// Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, or another error code.
+///
+/// Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+#[no_mangle]
+pub extern "C" fn mf_process_write(process: *mut MfProcess, addr: u64, buf: *const c_void, len: usize) -> i32 {
+    guard_partial(|| {
+        let process = handle::get_mut(process, "process")?;
+        let buf = buf_ref(buf.cast(), len, "buf")?;
+        Ok(partial(process.inner.write_raw(addr_in(addr), buf)))
+    })
+}
+
+/// Reads many ranges of the process's memory in one batch (translation of all addresses is
+/// batched too). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ`.
+///
+/// Returns 0, `MF_ERR_PARTIAL_READ` if any op was partial, or another error code if the batch
+/// as a whole failed.
+///
+/// Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
+/// borrowed for the call.
+#[no_mangle]
+pub extern "C" fn mf_process_read_batch(process: *mut MfProcess, ops: *mut MfReadOp, count: usize) -> i32 {
+    guard_partial(|| {
+        let process = handle::get_mut(process, "process")?;
+        let ops = array_mut(ops, count, "ops")?;
+        mem::read_batch(ops, addr_in, |b| process.inner.read_batch(b))
+    })
+}
+
+/// Writes many ranges of the process's memory in one batch. Each op's `result` is set to 0 or
+/// `MF_ERR_PARTIAL_WRITE`.
+///
+/// Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, or another error code.
+///
+/// Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
+/// borrowed for the call.
+#[no_mangle]
+pub extern "C" fn mf_process_write_batch(process: *mut MfProcess, ops: *mut MfWriteOp, count: usize) -> i32 {
+    guard_partial(|| {
+        let process = handle::get_mut(process, "process")?;
+        let ops = array_mut(ops, count, "ops")?;
+        mem::write_batch(ops, addr_in, |b| process.inner.write_batch(b))
+    })
+}
+
+/// Calls `callback` with every module of the process until it returns `false`. Modules that
+/// vanish while listing are skipped.
+///
+/// Ownership: the record passed to `callback` and its strings are borrowed and valid only
+/// during that call. `user` is passed through unchanged.
+#[no_mangle]
+pub extern "C" fn mf_process_module_list_callback(process: *mut MfProcess, callback: MfModuleInfoCallback, user: *mut c_void) -> i32 {
+    guard(|| {
+        let process = handle::get_mut(process, "process")?;
+        let cb = callback_arg(callback, "callback")?;
+        let arch = process.inner.info().proc_arch;
+        let mut addrs: Vec<Address> = Vec::new();
+        process.inner.module_address_list_callback(None, (&mut addrs).into())?;
+        for a in addrs {
+            if let Ok(m) = process.inner.module_by_address(a, arch) {
+                let rec = MfModuleInfo::borrow(&m);
+                // SAFETY: C callback with a record valid for the call, as documented.
+                if !unsafe { cb(user, &rec) } {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Lists every module of the process into a new list.
+///
+/// Ownership: on success `*out` receives a list owned by the caller; free it with
+/// `mf_module_list_free`. The strings of its records belong to the list.
+#[no_mangle]
+pub extern "C" fn mf_process_module_list(process: *mut MfProcess, out: *mut *mut MfModuleList) -> i32 {
+    guard(|| {
+        let process = handle::get_mut(process, "process")?;
+        let out = out_arg(out, "out")?;
+        let modules = process.inner.module_list()?;
+        let items = modules.iter().map(MfModuleInfo::borrow).collect();
+        out.write(handle::into_raw(MfModuleList { magic: <MfModuleList as handle::Handle>::MAGIC, _modules: modules, items }));
+        Ok(())
+    })
+}
+
+/// The records of a module list: `*out_items` receives a pointer to `*out_len` consecutive
+/// records (NULL if the list is empty).
+///
+/// Ownership: the records and their strings are borrowed from `list` and valid until it is
+/// freed. `*out_items` and `*out_len` are caller storage.
+#[no_mangle]
+pub extern "C" fn mf_module_list_get(list: *const MfModuleList, out_items: *mut *const MfModuleInfo, out_len: *mut usize) -> i32 {
+    guard(|| {
+        let list = handle::get(list, "list")?;
+        let items = out_arg(out_items, "out_items")?;
+        let len = out_arg(out_len, "out_len")?;
+        items.write(if list.items.is_empty() { std::ptr::null() } else { list.items.as_ptr() });
+        len.write(list.items.len());
+        Ok(())
+    })
+}
+
+/// Frees a module list. NULL is a no-op (returns 0); anything that is not a live
+/// `MfModuleList` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+///
+/// Ownership: takes `list`; its records and strings must not be used afterwards.
+#[no_mangle]
+pub extern "C" fn mf_module_list_free(list: *mut MfModuleList) -> i32 {
+    handle::free(list)
+}
+
+/// Finds the first module whose name equals `name` (ASCII case-insensitive). Fails with kind
+/// `MF_KIND_NOT_FOUND` if there is none.
+///
+/// Ownership: `name` is borrowed. `*out` is caller storage, written on success; its strings
+/// are borrowed from `process` and valid until the next `mf_process_module_by_name` or
+/// `mf_process_primary_module` on `process`, or until it is freed. Copy them to keep them.
+#[no_mangle]
+pub extern "C" fn mf_process_module_by_name(process: *mut MfProcess, name: *const c_char, out: *mut MfModuleInfo) -> i32 {
+    guard(|| {
+        let process = handle::get_mut(process, "process")?;
+        // SAFETY: C string argument, checked for NULL.
+        let name = unsafe { str_arg(name, "name") }?;
+        let out = out_arg(out, "out")?;
+        let module = process.inner.module_by_name(name)?;
+        let module = process.module.insert(module);
+        out.write(MfModuleInfo::borrow(module));
+        Ok(())
+    })
+}
+
+/// The module of the process's main executable.
+///
+/// Ownership: as for `mf_process_module_by_name`.
+#[no_mangle]
+pub extern "C" fn mf_process_primary_module(process: *mut MfProcess, out: *mut MfModuleInfo) -> i32 {
+    guard(|| {
+        let process = handle::get_mut(process, "process")?;
+        let out = out_arg(out, "out")?;
+        let module = process.inner.primary_module()?;
+        let module = process.module.insert(module);
+        out.write(MfModuleInfo::borrow(module));
+        Ok(())
+    })
+}
+
+/// Calls `callback` with every symbol `module` exports, until it returns `false`.
+///
+/// Ownership: `module` (a record obtained for this process; its strings may be NULL) is
+/// borrowed for the call. The record passed to `callback` and its strings are borrowed and
+/// valid only during that call. `user` is passed through unchanged.
+#[no_mangle]
+pub extern "C" fn mf_process_module_exports(process: *mut MfProcess, module: *const MfModuleInfo, callback: MfExportCallback, user: *mut c_void) -> i32 {
+    guard(|| {
+        let process = handle::get_mut(process, "process")?;
+        let module = ref_arg(module, "module")?.to_core()?;
+        let cb = callback_arg(callback, "callback")?;
+        let mut f = |e: ExportInfo| {
+            let rec = MfExportInfo::borrow(&e);
+            // SAFETY: C callback with a record valid for the call, as documented.
+            unsafe { cb(user, &rec) }
+        };
+        process.inner.module_export_list_callback(&module, (&mut f).into())
+    })
+}
+
+/// Calls `callback` with every symbol `module` imports, until it returns `false`.
+///
+/// Ownership: as for `mf_process_module_exports`.
+#[no_mangle]
+pub extern "C" fn mf_process_module_imports(process: *mut MfProcess, module: *const MfModuleInfo, callback: MfImportCallback, user: *mut c_void) -> i32 {
+    guard(|| {
+        let process = handle::get_mut(process, "process")?;
+        let module = ref_arg(module, "module")?.to_core()?;
+        let cb = callback_arg(callback, "callback")?;
+        let mut f = |e: ImportInfo| {
+            let rec = MfImportInfo::borrow(&e);
+            // SAFETY: C callback with a record valid for the call, as documented.
+            unsafe { cb(user, &rec) }
+        };
+        process.inner.module_import_list_callback(&module, (&mut f).into())
+    })
+}
+
+/// Calls `callback` with every section of `module`, until it returns `false`.
+///
+/// Ownership: as for `mf_process_module_exports`.
+#[no_mangle]
+pub extern "C" fn mf_process_module_sections(process: *mut MfProcess, module: *const MfModuleInfo, callback: MfSectionCallback, user: *mut c_void) -> i32 {
+    guard(|| {
+        let process = handle::get_mut(process, "process")?;
+        let module = ref_arg(module, "module")?.to_core()?;
+        let cb = callback_arg(callback, "callback")?;
+        let mut f = |s: SectionInfo| {
+            let rec = MfSectionInfo::borrow(&s);
+            // SAFETY: C callback with a record valid for the call, as documented.
+            unsafe { cb(user, &rec) }
+        };
+        process.inner.module_section_list_callback(&module, (&mut f).into())
+    })
+}
+
+/// The address of the export `name` of `module` (module base plus the symbol's offset).
+/// Fails with kind `MF_KIND_NOT_FOUND` if the module does not export it.
+///
+/// Ownership: `module` and `name` are borrowed; `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_process_export_address(process: *mut MfProcess, module: *const MfModuleInfo, name: *const c_char, out: *mut u64) -> i32 {
+    guard(|| {
+        let process = handle::get_mut(process, "process")?;
+        let module = ref_arg(module, "module")?.to_core()?;
+        // SAFETY: C string argument, checked for NULL.
+        let name = unsafe { str_arg(name, "name") }?;
+        let out = out_arg(out, "out")?;
+        out.write(addr_out(process.inner.export_address(&module, name)?));
+        Ok(())
+    })
+}
+
+/// Calls `callback` with the mapped ranges of the process's address space between `start`
+/// and `end` (use 0 and `UINT64_MAX` for all), merging neighbours with equal flags that are
+/// at most `gap_size` bytes apart (negative: never merge), until it returns `false`.
+///
+/// Ownership: the range passed to `callback` is borrowed for that call. `user` is passed
+/// through unchanged.
+#[no_mangle]
+pub extern "C" fn mf_process_mapped_ranges(
+    process: *mut MfProcess,
+    gap_size: i64,
+    start: u64,
+    end: u64,
+    callback: MfMemoryRangeCallback,
+    user: *mut c_void,
+) -> i32 {
+    guard(|| {
+        let process = handle::get_mut(process, "process")?;
+        let cb = callback_arg(callback, "callback")?;
+        let mut f = |r: MemoryRange| {
+            let rec = MfMemoryRange::from(&r);
+            // SAFETY: C callback with a record valid for the call, as documented.
+            unsafe { cb(user, &rec) }
+        };
+        process.inner.mapped_mem_range(imem::from(gap_size), addr_in(start), addr_in(end), (&mut f).into())
+    })
+}

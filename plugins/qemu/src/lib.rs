@@ -1,0 +1,3 @@
+//! The `qemu` connector as a plugin library: the built-in descriptor, exported.
+
+memflow_core::export_plugin!(memflow_core::plugins::builtin::QEMU);

@@ -1,0 +1,165 @@
+// Smoke test of the C++ wrappers (memflow.hpp), run by tests/tests/ffi.rs (also under
+// valgrind): every wrapper method is instantiated, lambdas go through the trampolines,
+// exceptions carry codes and messages, owners free their handles.
+//
+// usage: smoke_cpp DUMP_FILE
+#include "memflow.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+static int failures = 0;
+
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                                   \
+        }                                                                                 \
+    } while (0)
+
+static const unsigned long long MARKER = 0x0dd5eedcafe0f00dULL;
+
+static void physical(memflow::Inventory &inv, const std::string &dump) {
+    memflow::Connector conn = inv.create_connector("coredump", "'" + dump + "'");
+    MfPhysicalMetadata meta = conn.metadata();
+    CHECK(meta.real_size > 0);
+    unsigned char buf[16] = {};
+    CHECK(conn.read_into(0x1000, buf, sizeof buf));
+    CHECK(!conn.read_into(meta.max_address - 7, buf, sizeof buf)); // partial: false, no throw
+    try {
+        (void)conn.read<unsigned long long>(meta.max_address - 3);
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.is_partial() && e.code() == MF_ERR_PARTIAL_READ);
+    }
+    MfReadOp ops[1] = {{0x2000, buf, sizeof buf, 1}};
+    CHECK(conn.read_batch(ops, 1) && ops[0].result == 0);
+    CHECK(conn.cpu_count() >= 1);
+    CHECK(conn.x86_registers(0).cr3 != 0);
+    memflow::Connector copy = conn.clone();
+    memflow::Connector moved = std::move(copy);
+    CHECK(!copy && moved);
+    (void)moved.read<unsigned char>(0x1000);
+    try {
+        conn.write(0x1000, buf, 1); // dumps are mapped read-only by default
+    } catch (const memflow::Error &e) {
+        CHECK(e.code() < 0);
+    }
+    memflow::Connector chained = inv.create_connector_chain("coredump:'" + dump + "'");
+    CHECK(chained.metadata().real_size == meta.real_size);
+}
+
+static void native(memflow::Inventory &inv) {
+    memflow::Os os = inv.create_chain("native");
+    CHECK(os.info().arch.pointer_bits == 64);
+    memflow::Os os2 = os.clone();
+    size_t count = 0;
+    os.process_list([&](const MfProcessInfo &p) { count += p.pid > 0 ? 1 : 0; });
+    size_t first = 0;
+    os.process_list([&](const MfProcessInfo &) { first++; return false; });
+    CHECK(count >= 1 && first == 1);
+    std::vector<memflow::ProcessInfo> all = os2.processes();
+    CHECK(!all.empty());
+    bool threw = false;
+    try {
+        os.process_list([](const MfProcessInfo &) -> bool { throw std::runtime_error("stop"); });
+    } catch (const std::runtime_error &e) {
+        threw = std::strcmp(e.what(), "stop") == 0;
+    }
+    CHECK(threw);
+    try {
+        os.process_by_name("no-such-process-name");
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.kind() == MF_KIND_NOT_FOUND && std::string(e.what()).find("no-such-process-name") != std::string::npos);
+    }
+    os.kernel_modules([](const MfModuleInfo &) {});
+    try {
+        os.kernel_symbol("init_task");
+    } catch (const memflow::Error &e) {
+        CHECK(e.code() < 0);
+    }
+    unsigned char b[8];
+    try {
+        os.read_into(0x1000, b, sizeof b);
+    } catch (const memflow::Error &e) {
+        CHECK(e.code() == MF_ERR_UNSUPPORTED);
+    }
+
+    memflow::Process self = os.process_by_pid(static_cast<uint32_t>(getpid()));
+    memflow::Process again = os.process_by_address(self.info().address);
+    CHECK(again.info().pid == self.info().pid);
+    CHECK(self.state() == MF_PROCESS_STATE_ALIVE);
+    CHECK(self.read<unsigned long long>(reinterpret_cast<uintptr_t>(&MARKER)) == MARKER);
+    unsigned long long value = 0;
+    CHECK(self.read_into(reinterpret_cast<uintptr_t>(&MARKER), &value, sizeof value) && value == MARKER);
+    MfReadOp ops[1] = {{reinterpret_cast<uintptr_t>(&MARKER), &value, sizeof value, 1}};
+    CHECK(self.read_batch(ops, 1));
+    static unsigned long long target = 1;
+    self.write(reinterpret_cast<uintptr_t>(&target), 42ULL);
+    CHECK(target == 42);
+
+    size_t modules = 0;
+    self.module_list([&](const MfModuleInfo &) { modules++; });
+    std::vector<memflow::ModuleInfo> list = self.modules();
+    CHECK(modules >= 1 && list.size() >= 1);
+    memflow::ModuleInfo lib = self.module_by_name("libmemflow_ffi.so.1");
+    size_t exports = 0, imports = 0, sections = 0, ranges = 0;
+    self.exports(lib, [&](const MfExportInfo &) { exports++; });
+    self.imports(lib, [&](const MfImportInfo &) { imports++; });
+    self.sections(lib, [&](const MfSectionInfo &) { sections++; });
+    CHECK(exports >= 50 && imports >= 1 && sections >= 1);
+    CHECK(self.export_address(lib, "mf_version") == reinterpret_cast<uintptr_t>(&mf_version));
+    CHECK(self.primary_module().name == "smoke_cpp");
+    self.mapped_ranges([&](const MfMemoryRange &r) { ranges += r.size > 0 ? 1 : 0; });
+    CHECK(ranges >= 3);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: %s DUMP_FILE\n", argv[0]);
+        return 2;
+    }
+    try {
+        CHECK(memflow::version() == mf_version());
+        memflow::log_init(MF_LOG_WARN);
+        size_t records = 0;
+        memflow::log_set_callback([&](const MfLogRecord &r) { records += r.message != nullptr ? 1 : 0; });
+        memflow::Inventory inv = memflow::Inventory::builtin();
+        std::vector<memflow::PluginInfo> plugins = inv.plugins();
+        CHECK(plugins.size() >= 2);
+        try {
+            inv.add_file("/nonexistent/libplugin.so");
+            CHECK(false);
+        } catch (const memflow::Error &e) {
+            CHECK(e.code() < 0 && e.what()[0] != '\0');
+        }
+        try {
+            inv.create_os("no-such-os");
+            CHECK(false);
+        } catch (const memflow::Error &e) {
+            CHECK(e.kind() == MF_KIND_NOT_FOUND && e.origin() == MF_ORIGIN_INVENTORY);
+        }
+        CHECK(records >= 1);
+        memflow::log_set_callback(nullptr);
+        memflow::log_set_level(MF_LOG_OFF);
+        CHECK(inv.add_dir("/") == 0);
+        memflow::Inventory scanned = memflow::Inventory::scan();
+        physical(inv, argv[1]);
+        native(inv);
+    } catch (const memflow::Error &e) {
+        std::fprintf(stderr, "unexpected error %d: %s\n", e.code(), e.what());
+        return 1;
+    }
+    if (failures != 0) {
+        std::fprintf(stderr, "smoke_cpp: %d check(s) failed\n", failures);
+        return 1;
+    }
+    std::printf("smoke_cpp ok\n");
+    return 0;
+}

@@ -1,0 +1,531 @@
+//! The C API (memflow-ffi): every exported function with NULL and with garbage handles gives
+//! an error code and never crashes; the library exports only `mf_*` symbols and carries its
+//! ABI version in the soname; the API works end to end from Rust; and a C program compiled
+//! against the shared library and `include/` runs clean under valgrind (no leaks, no invalid
+//! accesses).
+
+use std::collections::BTreeSet;
+use std::ffi::{c_char, c_void, CStr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::ptr::{null, null_mut};
+
+use memflow_ffi::*;
+
+/// The directory cargo put this workspace's libraries in (`target/debug`).
+fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The shared library, built by `cargo build --workspace` (or as a dependency of this crate).
+fn shared_lib() -> PathBuf {
+    let path = build_dir().join("libmemflow_ffi.so");
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    path
+}
+
+fn fixture_dump() -> PathBuf {
+    let dump = repo_root().join("target/fixtures/cloud-4l/dump.elf");
+    assert!(dump.exists(), "{} is missing: run `scripts/guest-dump.sh --all` (cargo xtask test does)", dump.display());
+    dump
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("memflow-ffi-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn last_message() -> String {
+    // SAFETY: the library returns a valid NUL-terminated string.
+    unsafe { CStr::from_ptr(mf_last_error_message()) }.to_string_lossy().into_owned()
+}
+
+fn text(p: *const c_char) -> String {
+    assert!(!p.is_null());
+    // SAFETY: strings handed out by the library are NUL-terminated.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// How the pointer arguments of a call are filled.
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum Mode {
+    /// Every pointer argument (handles included) is NULL.
+    AllNull,
+    /// Live handles, every other pointer argument NULL.
+    NullArgs,
+    /// Handles point to readable garbage; other pointers are valid.
+    Garbage,
+}
+
+/// What a function is, for the expected outcome.
+#[derive(Copy, Clone, Debug, PartialEq)]
+enum Kind {
+    /// Takes a handle: NULL -> MF_ERR_NULL, garbage -> MF_ERR_INVALID_HANDLE.
+    Handle,
+    /// A free function: NULL -> 0, garbage -> MF_ERR_INVALID_HANDLE.
+    Free,
+    /// No handle, but required pointers: NULL -> MF_ERR_NULL.
+    NoHandle,
+    /// Takes no pointer; checked by its own assertion in the call, which returns 0.
+    Plain,
+}
+
+/// Live objects and storage the calls use.
+struct Live {
+    inv: *mut MfInventory,
+    conn: *mut MfConnector,
+    os: *mut MfOs,
+    process: *mut MfProcess,
+    plist: *mut MfProcessList,
+    mlist: *mut MfModuleList,
+    /// Zeroed storage for output arguments in garbage mode (never written: calls fail first).
+    scratch: *mut u64,
+    /// Readable garbage posing as a handle.
+    garbage: *mut u64,
+}
+
+impl Live {
+    fn new() -> Live {
+        let mut inv = null_mut();
+        assert_eq!(mf_inventory_builtin(&mut inv), 0);
+        let mut conn = null_mut();
+        let args = format!("'{}'\0", fixture_dump().display());
+        assert_eq!(mf_inventory_create_connector(inv, c"coredump".as_ptr(), args.as_ptr().cast(), null(), &mut conn), 0, "{}", last_message());
+        let mut os = null_mut();
+        assert_eq!(mf_inventory_create_chain(inv, c"native".as_ptr(), &mut os), 0, "{}", last_message());
+        let mut process = null_mut();
+        assert_eq!(mf_os_process_by_pid(os, std::process::id(), &mut process), 0, "{}", last_message());
+        let mut plist = null_mut();
+        assert_eq!(mf_os_process_list(os, &mut plist), 0);
+        let mut mlist = null_mut();
+        assert_eq!(mf_process_module_list(process, &mut mlist), 0);
+        let scratch = Box::into_raw(vec![0u64; 2048].into_boxed_slice()).cast::<u64>();
+        let garbage = Box::into_raw(vec![0xa5a5_a5a5_a5a5_a5a5u64; 256].into_boxed_slice()).cast::<u64>();
+        Live { inv, conn, os, process, plist, mlist, scratch, garbage }
+    }
+
+    /// A handle argument.
+    fn h<T>(&self, live: *mut T, m: Mode) -> *mut T {
+        match m {
+            Mode::AllNull => null_mut(),
+            Mode::NullArgs => live,
+            Mode::Garbage => self.garbage.cast(),
+        }
+    }
+
+    /// Any other pointer argument.
+    fn p<T>(&self, m: Mode) -> *mut T {
+        match m {
+            Mode::Garbage => self.scratch.cast(),
+            _ => null_mut(),
+        }
+    }
+
+    /// A string argument.
+    fn s(&self, m: Mode) -> *const c_char {
+        match m {
+            Mode::Garbage => c"x".as_ptr(),
+            _ => null(),
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        assert_eq!(mf_module_list_free(self.mlist), 0);
+        assert_eq!(mf_process_list_free(self.plist), 0);
+        assert_eq!(mf_process_free(self.process), 0);
+        assert_eq!(mf_os_free(self.os), 0);
+        assert_eq!(mf_connector_free(self.conn), 0);
+        assert_eq!(mf_inventory_free(self.inv), 0);
+        // SAFETY: made by Box::into_raw above with these lengths.
+        unsafe {
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.scratch, 2048)));
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.garbage, 256)));
+        }
+    }
+}
+
+/// A callback of any record type, for the garbage mode (never called).
+unsafe extern "C" fn any_cb<R>(_: *mut c_void, _: *const R) -> bool {
+    true
+}
+
+fn cb<R>(m: Mode) -> Option<unsafe extern "C" fn(*mut c_void, *const R) -> bool> {
+    match m {
+        Mode::Garbage => Some(any_cb::<R>),
+        _ => None,
+    }
+}
+
+type Call = Box<dyn Fn(&Live, Mode) -> i32>;
+
+/// Every exported function, with a call that fills its arguments according to the mode.
+fn table() -> Vec<(&'static str, Kind, Call)> {
+    use Kind::*;
+    let plain = |f: fn() -> bool| -> Call { Box::new(move |_, _| if f() { 0 } else { -1 }) };
+    vec![
+        // error
+        ("mf_error_string", Plain, plain(|| text(mf_error_string(MF_ERR_NULL)) == "c api: null pointer" && text(mf_error_string(0)) == "ok" && !mf_error_string(i32::MIN).is_null())),
+        ("mf_last_error_message", Plain, plain(|| !mf_last_error_message().is_null())),
+        ("mf_last_error_code", Plain, plain(|| mf_last_error_code() <= 0)),
+        ("mf_error_kind", Plain, plain(|| mf_error_kind(MF_ERR_INVALID_HANDLE) == MF_KIND_INVALID_HANDLE && mf_error_kind(5) == 0)),
+        ("mf_error_origin", Plain, plain(|| mf_error_origin(MF_ERR_PARTIAL_READ) == MF_ORIGIN_MEMORY && mf_error_origin(0) == 0)),
+        // version
+        ("mf_version", Plain, plain(|| text(mf_version()) == env!("CARGO_PKG_VERSION"))),
+        ("mf_abi_version", Plain, plain(|| mf_abi_version() == MF_ABI_VERSION)),
+        ("mf_plugin_abi_version", Plain, plain(|| mf_plugin_abi_version() == memflow_core::plugins::ABI_VERSION)),
+        // log
+        ("mf_log_init", Plain, plain(|| mf_log_init(99) == MF_ERR_INVALID_ARGUMENT)),
+        ("mf_log_set_level", Plain, plain(|| mf_log_set_level(6) == MF_ERR_INVALID_ARGUMENT)),
+        ("mf_log_level", Plain, plain(|| mf_log_level() <= MF_LOG_TRACE)),
+        ("mf_log_set_callback", Plain, plain(|| mf_log_set_callback(None, null_mut()) == 0)),
+        // inventory
+        ("mf_inventory_scan", NoHandle, Box::new(|l, m| mf_inventory_scan(l.p(m)))),
+        ("mf_inventory_builtin", NoHandle, Box::new(|l, m| mf_inventory_builtin(l.p(m)))),
+        ("mf_inventory_add_dir", Handle, Box::new(|l, m| mf_inventory_add_dir(l.h(l.inv, m), l.s(m), l.p(m)))),
+        ("mf_inventory_add_file", Handle, Box::new(|l, m| mf_inventory_add_file(l.h(l.inv, m), l.s(m)))),
+        ("mf_inventory_plugin_count", Handle, Box::new(|l, m| mf_inventory_plugin_count(l.h(l.inv, m), l.p(m)))),
+        ("mf_inventory_plugin_at", Handle, Box::new(|l, m| mf_inventory_plugin_at(l.h(l.inv, m), 0, l.p(m)))),
+        ("mf_inventory_create_connector", Handle, Box::new(|l, m| mf_inventory_create_connector(l.h(l.inv, m), l.s(m), null(), null(), l.p(m)))),
+        ("mf_inventory_create_os", Handle, Box::new(|l, m| mf_inventory_create_os(l.h(l.inv, m), l.s(m), null(), null(), l.p(m)))),
+        ("mf_inventory_create_chain", Handle, Box::new(|l, m| mf_inventory_create_chain(l.h(l.inv, m), l.s(m), l.p(m)))),
+        ("mf_inventory_create_connector_chain", Handle, Box::new(|l, m| mf_inventory_create_connector_chain(l.h(l.inv, m), l.s(m), l.p(m)))),
+        ("mf_inventory_free", Free, Box::new(|l, m| mf_inventory_free(l.h(null_mut(), m)))),
+        // connector
+        ("mf_connector_clone", Handle, Box::new(|l, m| mf_connector_clone(l.h(l.conn, m), l.p(m)))),
+        ("mf_connector_free", Free, Box::new(|l, m| mf_connector_free(l.h(null_mut(), m)))),
+        ("mf_connector_read", Handle, Box::new(|l, m| mf_connector_read(l.h(l.conn, m), 0x1000, l.p(m), 16))),
+        ("mf_connector_write", Handle, Box::new(|l, m| mf_connector_write(l.h(l.conn, m), 0x1000, l.p(m), 16))),
+        ("mf_connector_read_batch", Handle, Box::new(|l, m| mf_connector_read_batch(l.h(l.conn, m), l.p(m), 1))),
+        ("mf_connector_write_batch", Handle, Box::new(|l, m| mf_connector_write_batch(l.h(l.conn, m), l.p(m), 1))),
+        ("mf_connector_metadata", Handle, Box::new(|l, m| mf_connector_metadata(l.h(l.conn, m), l.p(m)))),
+        ("mf_connector_cpu_count", Handle, Box::new(|l, m| mf_connector_cpu_count(l.h(l.conn, m), l.p(m)))),
+        ("mf_connector_x86_registers", Handle, Box::new(|l, m| mf_connector_x86_registers(l.h(l.conn, m), 0, l.p(m)))),
+        // os
+        ("mf_os_clone", Handle, Box::new(|l, m| mf_os_clone(l.h(l.os, m), l.p(m)))),
+        ("mf_os_free", Free, Box::new(|l, m| mf_os_free(l.h(null_mut(), m)))),
+        ("mf_os_info", Handle, Box::new(|l, m| mf_os_info(l.h(l.os, m), l.p(m)))),
+        ("mf_os_process_list_callback", Handle, Box::new(|l, m| mf_os_process_list_callback(l.h(l.os, m), cb(m), null_mut()))),
+        ("mf_os_process_list", Handle, Box::new(|l, m| mf_os_process_list(l.h(l.os, m), l.p(m)))),
+        ("mf_process_list_get", Handle, Box::new(|l, m| mf_process_list_get(l.h(l.plist, m), l.p(m), l.p(m)))),
+        ("mf_process_list_free", Free, Box::new(|l, m| mf_process_list_free(l.h(null_mut(), m)))),
+        ("mf_os_process_by_pid", Handle, Box::new(|l, m| mf_os_process_by_pid(l.h(l.os, m), 1, l.p(m)))),
+        ("mf_os_process_by_name", Handle, Box::new(|l, m| mf_os_process_by_name(l.h(l.os, m), l.s(m), l.p(m)))),
+        ("mf_os_process_by_address", Handle, Box::new(|l, m| mf_os_process_by_address(l.h(l.os, m), 1, l.p(m)))),
+        ("mf_os_module_list_callback", Handle, Box::new(|l, m| mf_os_module_list_callback(l.h(l.os, m), cb(m), null_mut()))),
+        ("mf_os_kernel_symbol", Handle, Box::new(|l, m| mf_os_kernel_symbol(l.h(l.os, m), l.s(m), l.p(m)))),
+        ("mf_os_read", Handle, Box::new(|l, m| mf_os_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        ("mf_os_write", Handle, Box::new(|l, m| mf_os_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        // process
+        ("mf_process_free", Free, Box::new(|l, m| mf_process_free(l.h(null_mut(), m)))),
+        ("mf_process_info", Handle, Box::new(|l, m| mf_process_info(l.h(l.process, m), l.p(m)))),
+        ("mf_process_state", Handle, Box::new(|l, m| mf_process_state(l.h(l.process, m), l.p(m)))),
+        ("mf_process_read", Handle, Box::new(|l, m| mf_process_read(l.h(l.process, m), 0x1000, l.p(m), 16))),
+        ("mf_process_write", Handle, Box::new(|l, m| mf_process_write(l.h(l.process, m), 0x1000, l.p(m), 16))),
+        ("mf_process_read_batch", Handle, Box::new(|l, m| mf_process_read_batch(l.h(l.process, m), l.p(m), 1))),
+        ("mf_process_write_batch", Handle, Box::new(|l, m| mf_process_write_batch(l.h(l.process, m), l.p(m), 1))),
+        ("mf_process_module_list_callback", Handle, Box::new(|l, m| mf_process_module_list_callback(l.h(l.process, m), cb(m), null_mut()))),
+        ("mf_process_module_list", Handle, Box::new(|l, m| mf_process_module_list(l.h(l.process, m), l.p(m)))),
+        ("mf_module_list_get", Handle, Box::new(|l, m| mf_module_list_get(l.h(l.mlist, m), l.p(m), l.p(m)))),
+        ("mf_module_list_free", Free, Box::new(|l, m| mf_module_list_free(l.h(null_mut(), m)))),
+        ("mf_process_module_by_name", Handle, Box::new(|l, m| mf_process_module_by_name(l.h(l.process, m), l.s(m), l.p(m)))),
+        ("mf_process_primary_module", Handle, Box::new(|l, m| mf_process_primary_module(l.h(l.process, m), l.p(m)))),
+        ("mf_process_module_exports", Handle, Box::new(|l, m| mf_process_module_exports(l.h(l.process, m), l.p(m), cb(m), null_mut()))),
+        ("mf_process_module_imports", Handle, Box::new(|l, m| mf_process_module_imports(l.h(l.process, m), l.p(m), cb(m), null_mut()))),
+        ("mf_process_module_sections", Handle, Box::new(|l, m| mf_process_module_sections(l.h(l.process, m), l.p(m), cb(m), null_mut()))),
+        ("mf_process_export_address", Handle, Box::new(|l, m| mf_process_export_address(l.h(l.process, m), l.p(m), l.s(m), l.p(m)))),
+        ("mf_process_mapped_ranges", Handle, Box::new(|l, m| mf_process_mapped_ranges(l.h(l.process, m), 0, 0, u64::MAX, cb(m), null_mut()))),
+    ]
+}
+
+/// The dynamic symbols the shared library defines.
+fn exported_symbols() -> BTreeSet<String> {
+    let out = Command::new("nm").args(["-D", "--defined-only"]).arg(shared_lib()).output().expect("run nm");
+    assert!(out.status.success(), "nm failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().nth(2)).map(str::to_string).collect()
+}
+
+/// The functions `include/memflow.h` declares.
+fn header_functions() -> BTreeSet<String> {
+    let header = std::fs::read_to_string(repo_root().join("include/memflow.h")).expect("include/memflow.h");
+    let mut names = BTreeSet::new();
+    for line in header.lines().filter(|l| !l.starts_with(' ') && !l.starts_with('#') && !l.starts_with("typedef")) {
+        if let Some(at) = line.find("mf_") {
+            let name: String = line[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if line[at + name.len()..].starts_with('(') {
+                names.insert(name);
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn only_mf_functions_are_exported_and_all_are_covered() {
+    let exported = exported_symbols();
+    let foreign: Vec<&String> = exported.iter().filter(|s| !s.starts_with("mf_") && !s.starts_with("MEMFLOW_PLUGIN")).collect();
+    assert!(foreign.is_empty(), "symbols exported besides mf_*: {foreign:?}");
+    let covered: BTreeSet<String> = table().iter().map(|(n, _, _)| n.to_string()).collect();
+    assert_eq!(exported, covered, "the NULL/garbage table must cover exactly the exported functions");
+    assert_eq!(header_functions(), exported, "include/memflow.h must declare exactly the exported functions");
+}
+
+#[test]
+fn soname_carries_the_abi_version() {
+    let out = Command::new("readelf").arg("-d").arg(shared_lib()).output().expect("run readelf");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = format!("[libmemflow_ffi.so.{MF_ABI_VERSION}]");
+    assert!(text.lines().any(|l| l.contains("SONAME") && l.contains(&want)), "no soname {want} in:\n{text}");
+    assert!(build_dir().join("libmemflow_ffi.a").exists(), "the static library is built too");
+}
+
+#[test]
+fn every_function_rejects_null_and_garbage_without_crashing() {
+    let live = Live::new();
+    let mut failures = Vec::new();
+    for (name, kind, call) in table() {
+        let modes: &[(Mode, i32)] = match kind {
+            Kind::Plain => &[(Mode::AllNull, 0)],
+            Kind::NoHandle => &[(Mode::AllNull, MF_ERR_NULL)],
+            Kind::Free => &[(Mode::AllNull, 0), (Mode::Garbage, MF_ERR_INVALID_HANDLE)],
+            Kind::Handle => &[(Mode::AllNull, MF_ERR_NULL), (Mode::NullArgs, MF_ERR_NULL), (Mode::Garbage, MF_ERR_INVALID_HANDLE)],
+        };
+        for &(mode, want) in modes {
+            let got = call(&live, mode);
+            if got != want {
+                failures.push(format!("{name} {mode:?}: got {got} ({}), want {want}", last_message()));
+            } else if got < 0 && (mf_last_error_code() != got || last_message().is_empty()) {
+                failures.push(format!("{name} {mode:?}: last error not recorded"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The live objects are still usable after all that.
+    let mut buf = [0u8; 8];
+    assert_eq!(mf_connector_read(live.conn, 0x1000, buf.as_mut_ptr().cast(), 8), 0);
+}
+
+#[test]
+fn handles_of_another_type_and_freed_handles_are_rejected() {
+    let live = Live::new();
+    // Type confusion: an inventory passed as an OS, a connector as a process.
+    let mut info = MfOsInfo::default();
+    assert_eq!(mf_os_info(live.inv.cast(), &mut info), MF_ERR_INVALID_HANDLE);
+    assert!(last_message().contains("MfOs"), "{}", last_message());
+    assert_eq!(mf_process_free(live.conn.cast()), MF_ERR_INVALID_HANDLE);
+    assert_eq!(mf_connector_free(live.os.cast()), MF_ERR_INVALID_HANDLE);
+    // Misaligned pointers.
+    let odd = (live.garbage as usize + 1) as *mut MfConnector;
+    assert_eq!(mf_connector_free(odd), MF_ERR_INVALID_HANDLE);
+
+    // A second free of the same list (its memory not reused in between) is recognised. Only
+    // this test makes process lists of this size class from this thread, and nothing runs
+    // between the two calls on it.
+    let mut list = null_mut();
+    assert_eq!(mf_os_process_list(live.os, &mut list), 0);
+    assert_eq!(mf_process_list_free(list), 0);
+    assert_eq!(mf_process_list_free(list), MF_ERR_INVALID_HANDLE);
+}
+
+#[test]
+fn errors_carry_detail_on_the_failing_thread() {
+    let mut inv = null_mut();
+    assert_eq!(mf_inventory_builtin(&mut inv), 0);
+    let mut os = null_mut();
+    let code = mf_inventory_create_os(inv, c"linx-typo".as_ptr(), null(), null(), &mut os);
+    assert_eq!(mf_error_kind(code), MF_KIND_NOT_FOUND);
+    assert_eq!(mf_error_origin(code), MF_ORIGIN_INVENTORY);
+    assert!(os.is_null());
+    let message = last_message();
+    assert!(message.starts_with("inventory: not found: "), "{message}");
+    assert!(message.contains("linx-typo") && message.contains("native"), "detail names the plugin and the known ones: {message}");
+    assert_eq!(mf_last_error_code(), code);
+    // Successful calls leave the message alone; another thread has its own.
+    let mut count = 0usize;
+    assert_eq!(mf_inventory_plugin_count(inv, &mut count), 0);
+    assert_eq!(last_message(), message);
+    let other = std::thread::spawn(|| (mf_last_error_code(), last_message())).join().unwrap();
+    assert_eq!(other, (0, String::new()));
+    // Argument errors name the argument.
+    assert_eq!(mf_inventory_create_chain(inv, null(), &mut os), MF_ERR_NULL);
+    assert!(last_message().contains("`chain`"), "{}", last_message());
+    assert_eq!(mf_inventory_create_chain(inv, c"coredump:/nonexistent/dump.elf".as_ptr(), &mut os), mf_last_error_code());
+    assert!(last_message().contains("/nonexistent/dump.elf"), "plugin detail: {}", last_message());
+    let bad_utf8 = [0xffu8, 0xfe, 0];
+    assert_eq!(mf_inventory_create_chain(inv, bad_utf8.as_ptr().cast(), &mut os), MF_ERR_ENCODING);
+    assert_eq!(mf_inventory_free(inv), 0);
+}
+
+unsafe extern "C" fn collect_log(user: *mut c_void, record: *const MfLogRecord) {
+    let out = &*(user as *const std::sync::Mutex<Vec<(u32, String)>>);
+    let record = &*record;
+    out.lock().unwrap().push((record.level, text(record.message)));
+}
+
+#[test]
+fn logging_init_is_idempotent_and_callbacks_get_records() {
+    assert_eq!(mf_log_init(MF_LOG_WARN), 0);
+    assert_eq!(mf_log_init(MF_LOG_INFO), 0, "a second init must not fail or abort");
+    assert_eq!(mf_log_level(), MF_LOG_INFO);
+    let records: &'static std::sync::Mutex<Vec<(u32, String)>> = Box::leak(Box::default());
+    assert_eq!(mf_log_set_callback(Some(collect_log), records as *const _ as *mut c_void), 0);
+    let mut inv = null_mut();
+    assert_eq!(mf_inventory_builtin(&mut inv), 0);
+    let mut os = null_mut();
+    assert!(mf_inventory_create_os(inv, c"log-probe-missing".as_ptr(), null(), null(), &mut os) < 0);
+    assert_eq!(mf_log_set_callback(None, null_mut()), 0);
+    assert_eq!(mf_log_set_level(MF_LOG_OFF), 0);
+    assert_eq!(mf_inventory_free(inv), 0);
+    let records = records.lock().unwrap();
+    assert!(
+        records.iter().any(|(level, m)| *level == MF_LOG_WARN && m.contains("log-probe-missing")),
+        "the warning reached the callback: {records:?}"
+    );
+}
+
+unsafe extern "C" fn count_processes(user: *mut c_void, info: *const MfProcessInfo) -> bool {
+    let info = &*info;
+    assert!(!info.name.is_null() && !info.path.is_null() && !info.command_line.is_null());
+    *(user as *mut usize) += 1;
+    true
+}
+
+unsafe extern "C" fn stop_at_first(user: *mut c_void, _: *const MfModuleInfo) -> bool {
+    *(user as *mut usize) += 1;
+    false
+}
+
+#[test]
+fn api_works_end_to_end_from_rust() {
+    let live = Live::new();
+    // Plugins are listed with borrowed strings.
+    let mut count = 0usize;
+    assert_eq!(mf_inventory_plugin_count(live.inv, &mut count), 0);
+    let names: Vec<String> = (0..count)
+        .map(|i| {
+            let mut p = std::mem::MaybeUninit::<MfPluginInfo>::uninit();
+            assert_eq!(mf_inventory_plugin_at(live.inv, i, p.as_mut_ptr()), 0);
+            // SAFETY: written on success.
+            text(unsafe { p.assume_init() }.name)
+        })
+        .collect();
+    assert!(names.contains(&"coredump".to_string()) && names.contains(&"native".to_string()), "{names:?}");
+
+    // Physical reads: full, partial past the end, batched.
+    let mut meta = MfPhysicalMetadata::default();
+    assert_eq!(mf_connector_metadata(live.conn, &mut meta), 0);
+    let mut buf = [0xffu8; 32];
+    assert_eq!(mf_connector_read(live.conn, meta.max_address - 15, buf.as_mut_ptr().cast(), 32), MF_ERR_PARTIAL_READ);
+    assert!(buf[16..].iter().all(|&b| b == 0), "unreadable bytes are zeroed");
+    assert_eq!(mf_connector_read(live.conn, 0, null_mut(), 0), 0, "empty reads need no buffer");
+    let mut regs = MfX86Registers::default();
+    assert_eq!(mf_connector_x86_registers(live.conn, 0, &mut regs), 0);
+    assert!(regs.cr3 != 0 && regs.page_table_root != 0);
+
+    // Processes and modules of this very process.
+    let mut n = 0usize;
+    assert_eq!(mf_os_process_list_callback(live.os, Some(count_processes), (&mut n as *mut usize).cast()), 0);
+    assert!(n > 1);
+    let mut first = 0usize;
+    assert_eq!(mf_process_module_list_callback(live.process, Some(stop_at_first), (&mut first as *mut usize).cast()), 0);
+    assert_eq!(first, 1, "returning false stops the listing");
+    let marker: u64 = 0x1234_5678_9abc_def0;
+    let mut value = 0u64;
+    let addr = &marker as *const u64 as u64;
+    assert_eq!(mf_process_read(live.process, addr, (&mut value as *mut u64).cast(), 8), 0);
+    assert_eq!(value, marker);
+    let mut ops = [
+        MfReadOp { addr, buf: (&mut value as *mut u64).cast(), len: 8, result: 1 },
+        MfReadOp { addr: 0x10, buf: buf.as_mut_ptr().cast(), len: 8, result: 1 },
+    ];
+    assert_eq!(mf_process_read_batch(live.process, ops.as_mut_ptr(), 2), MF_ERR_PARTIAL_READ);
+    assert_eq!((ops[0].result, ops[1].result), (0, MF_ERR_PARTIAL_READ));
+
+    // Owned lists hand out their records until freed.
+    let (mut items, mut len) = (null(), 0usize);
+    assert_eq!(mf_module_list_get(live.mlist, &mut items, &mut len), 0);
+    assert!(len > 0 && !items.is_null());
+    // SAFETY: `len` records at `items`, borrowed from the list.
+    let modules = unsafe { std::slice::from_raw_parts(items, len) };
+    assert!(modules.iter().any(|m| text(m.name).starts_with("libc")), "libc is mapped");
+}
+
+/// A directory holding the shared library under its soname, as an installed SDK would.
+fn lib_dir(tag: &str) -> PathBuf {
+    let dir = temp_dir(tag);
+    // The soname names the file the program will look for; give it that name.
+    let soname = format!("libmemflow_ffi.so.{MF_ABI_VERSION}");
+    std::fs::copy(shared_lib(), dir.join(&soname)).unwrap();
+    std::os::unix::fs::symlink(&soname, dir.join("libmemflow_ffi.so")).unwrap();
+    dir
+}
+
+/// Builds `tests/c/<source>` into `dir/<exe>` against the shared library in `dir` and
+/// `include/`, as a C or C++ user would, with warnings as errors.
+fn build(dir: &Path, compiler: &str, std: &str, source: &str, exe: &str) -> PathBuf {
+    let out = dir.join(exe);
+    let status = Command::new(compiler)
+        .args([std, "-Wall", "-Wextra", "-Werror", "-pedantic", "-g", "-I"])
+        .arg(repo_root().join("include"))
+        .arg(repo_root().join("tests/c").join(source))
+        .arg("-L")
+        .arg(dir)
+        .arg("-lmemflow_ffi")
+        .arg(format!("-Wl,-rpath,{}", dir.display()))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(status.success(), "compiling tests/c/{source} failed");
+    out
+}
+
+/// Runs `exe DUMP` plainly and under valgrind; both must succeed and print `<ok>`, and
+/// valgrind must report no errors and no leaks.
+fn run_clean(dir: &Path, exe: &Path, ok: &str) {
+    let dump = fixture_dump();
+    let out = Command::new(exe).arg(&dump).output().expect("run the program");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains(ok), "{} failed:\n{stdout}\n{}", exe.display(), String::from_utf8_lossy(&out.stderr));
+
+    let log = dir.join(format!("{}.valgrind.log", exe.file_name().unwrap().to_string_lossy()));
+    let out = Command::new("valgrind")
+        .args(["--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect,possible", "--show-leak-kinds=definite,indirect,possible"])
+        .arg(format!("--log-file={}", log.display()))
+        .arg(exe)
+        .arg(&dump)
+        .output()
+        .expect("run valgrind (apt-get install valgrind; cargo xtask test installs it)");
+    let report = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(ok),
+        "valgrind found errors or leaks in {}:\n{report}\n{}",
+        exe.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("ERROR SUMMARY: 0 errors"), "{report}");
+}
+
+#[test]
+fn c_smoke_program_runs_clean_under_valgrind() {
+    let dir = lib_dir("smoke-c");
+    let exe = build(&dir, "cc", "-std=c99", "smoke.c", "smoke");
+    run_clean(&dir, &exe, "smoke ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cpp_wrappers_run_clean_under_valgrind() {
+    let dir = lib_dir("smoke-cpp");
+    let exe = build(&dir, "c++", "-std=c++17", "smoke.cpp", "smoke_cpp");
+    run_clean(&dir, &exe, "smoke_cpp ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}

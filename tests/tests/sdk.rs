@@ -1,0 +1,707 @@
+//! The C/C++ SDK end to end, through the tools its users use.
+//!
+//! One setup (shared by every test here, built once per run and reused across runs under
+//! `target/tmp/sdk/`): configure and build the top-level CMake project (cargo builds
+//! `libmemflow_ffi` and the plugins in release mode), install it into a fresh prefix, and build
+//! the C examples (as C99 and as C11, with the C plugin) and the C++ examples (C++17) against
+//! that prefix through `find_package(memflow CONFIG REQUIRED)`, all with `-Wall -Wextra -Werror`.
+//!
+//! The tests then run the examples against this machine (native OS), a real QEMU guest dump
+//! (physical reads compared with the bytes Rust reads from the same dump) and the connector
+//! plugin written in C (loaded from C, C++ and Rust), under valgrind, and check the packaging:
+//! file modes, the soname, the static library's system libraries against rustc's list, a build
+//! through `add_subdirectory`, one through pkg-config, and the relocatable `xtask dist` archive
+//! unpacked elsewhere.
+//!
+//! Needs cmake, cc, c++, pkg-config and valgrind (`scripts/install-deps.sh`), and the guest
+//! fixture `target/fixtures/cloud-4l` (`scripts/guest-dump.sh --all`). Reading other processes
+//! through the native layer needs the rights to (root, or ptrace permission).
+
+#![cfg(target_os = "linux")]
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::sync::OnceLock;
+
+use memflow_core::connector::{open, OpenOptions};
+use memflow_core::error::{PartialError, PartialResultExt};
+use memflow_core::mem::PhysicalMemory;
+use memflow_core::plugins::{Args, Inventory, PluginFlavor, PluginKind};
+use memflow_core::types::{Address, PhysicalAddress};
+
+// ---- the shared setup -------------------------------------------------------------------
+
+/// Where everything is built: the CMake build of the SDK, the install prefix, the examples.
+struct Sdk {
+    repo: PathBuf,
+    work: PathBuf,
+    /// The SDK's CMake build directory (cargo builds in `build/cargo`).
+    build: PathBuf,
+    /// The installed SDK.
+    prefix: PathBuf,
+    /// The C examples built as C99 and as C11 (with `libmemflow_cbuffer.so` beside them).
+    c99: PathBuf,
+    c11: PathBuf,
+    /// The C++ examples.
+    cpp: PathBuf,
+}
+
+fn sdk() -> &'static Sdk {
+    static SDK: OnceLock<Result<Sdk, String>> = OnceLock::new();
+    let setup = SDK.get_or_init(|| {
+        std::panic::catch_unwind(setup).map_err(|e| {
+            e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+        })
+    });
+    match setup {
+        Ok(sdk) => sdk,
+        Err(why) => panic!("the SDK setup failed (see the first failing test): {why}"),
+    }
+}
+
+fn setup() -> Sdk {
+    for tool in ["cmake", "cc", "c++", "pkg-config", "valgrind", "readelf", "tar"] {
+        assert!(
+            Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success(),
+            "`{tool}` is missing: run scripts/install-deps.sh (cargo xtask test does)"
+        );
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk");
+    std::fs::create_dir_all(&work).unwrap();
+    let sdk = Sdk {
+        build: work.join("build"),
+        prefix: work.join("prefix"),
+        c99: work.join("examples-c99"),
+        c11: work.join("examples-c11"),
+        cpp: work.join("examples-cpp"),
+        repo,
+        work,
+    };
+    // The same cargo that runs these tests builds the libraries.
+    let cargo = format!("-DMEMFLOW_CARGO={}", env!("CARGO"));
+    run(Command::new("cmake").arg("-S").arg(&sdk.repo).arg("-B").arg(&sdk.build).arg(&cargo));
+    run(Command::new("cmake").arg("--build").arg(&sdk.build));
+    let _ = std::fs::remove_dir_all(&sdk.prefix);
+    run(Command::new("cmake").arg("--install").arg(&sdk.build).arg("--prefix").arg(&sdk.prefix));
+
+    let prefix_path = format!("-DCMAKE_PREFIX_PATH={}", sdk.prefix.display());
+    for (dir, std) in [(&sdk.c99, "99"), (&sdk.c11, "11")] {
+        cmake_project(&sdk.repo.join("examples-c"), dir, &[&prefix_path, &format!("-DMEMFLOW_EXAMPLES_C_STANDARD={std}")]);
+    }
+    cmake_project(&sdk.repo.join("examples-cpp"), &sdk.cpp, &[&prefix_path]);
+    sdk
+}
+
+/// Configures and builds a CMake project.
+fn cmake_project(src: &Path, build: &Path, defines: &[&str]) {
+    run(Command::new("cmake").arg("-S").arg(src).arg("-B").arg(build).args(defines));
+    run(Command::new("cmake").arg("--build").arg(build));
+}
+
+// ---- helpers ----------------------------------------------------------------------------
+
+/// Runs a command and returns its stdout; fails with everything it printed if it fails.
+fn run(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    assert!(out.status.success(), "{cmd:?} failed ({}):\n{}\n{}", out.status, text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A command for an example program, with a plugin path that only holds what a test passes.
+fn example(path: &Path) -> Command {
+    assert!(path.is_file(), "{} was not built", path.display());
+    let mut cmd = Command::new(path);
+    cmd.env_remove("MEMFLOW_PLUGIN_PATH");
+    cmd
+}
+
+fn fixture_dump() -> PathBuf {
+    let dump = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures/cloud-4l/dump.elf");
+    assert!(dump.exists(), "{} is missing: run `scripts/guest-dump.sh --all` (cargo xtask test does)", dump.display());
+    dump.canonicalize().unwrap()
+}
+
+/// The `comm` of this process, as the native OS layer reports its name.
+fn own_name() -> String {
+    std::fs::read_to_string("/proc/self/comm").unwrap().trim_end().to_string()
+}
+
+/// Parses `phys_read` output (`ADDR: xx xx ...` lines) into (address, bytes).
+fn parse_hexdump(out: &str) -> (u64, Vec<u8>) {
+    let mut start = None;
+    let mut bytes = Vec::new();
+    for line in out.lines().filter(|l| !l.starts_with('#')) {
+        let (addr, hex) = line.split_once(':').unwrap_or_else(|| panic!("not a hexdump line: {line}"));
+        let addr = u64::from_str_radix(addr, 16).unwrap();
+        assert_eq!(addr, start.unwrap_or(addr) + bytes.len() as u64, "hexdump lines are consecutive");
+        start.get_or_insert(addr);
+        bytes.extend(hex.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()));
+    }
+    (start.expect("a hexdump"), bytes)
+}
+
+/// Physical memory of the QEMU fixture as Rust reads it (unreadable bytes are zero).
+fn rust_phys_read(dump: &Path, addr: u64, len: usize) -> Vec<u8> {
+    let mut conn = open(dump, OpenOptions::default()).unwrap();
+    let mut buf = vec![0u8; len];
+    match conn.phys_read_raw_into(PhysicalAddress::plain(Address::new(addr)), &mut buf) {
+        Ok(()) | Err(PartialError::PartialRead(_)) => buf,
+        Err(e) => panic!("Rust read of {len} bytes at {addr:#x} failed: {e:?}"),
+    }
+}
+
+/// A file of `len` pseudo-random bytes for the C plugin to serve.
+fn data_file(sdk: &Sdk, len: usize) -> (PathBuf, Vec<u8>) {
+    let path = sdk.work.join(format!("cbuffer-data-{len}.bin"));
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let bytes: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    std::fs::write(&path, &bytes).unwrap();
+    (path, bytes)
+}
+
+/// A process with a name no other process has: a renamed copy of `sleep`. Killed on drop.
+struct Sleeper {
+    child: Child,
+    name: String,
+    exe: PathBuf,
+}
+
+impl Sleeper {
+    fn start(sdk: &Sdk, tag: &str) -> Self {
+        // `comm` keeps 15 characters.
+        let name = format!("mfsdk{tag}{}", std::process::id() % 100_000);
+        let exe = sdk.work.join(&name);
+        std::fs::copy("/bin/sleep", &exe).unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let child = Command::new(&exe).arg("120").spawn().unwrap();
+        // Wait until the exec is done, so /proc shows the new name.
+        let comm = format!("/proc/{}/comm", child.id());
+        for _ in 0..500 {
+            if std::fs::read_to_string(&comm).map(|c| c.trim_end() == name).unwrap_or(false) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        Sleeper { child, name, exe }
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.exe);
+    }
+}
+
+/// The system libraries rustc says `libmemflow_ffi.a` needs (cargo replays the note when the
+/// crate is up to date, so this is quick after the setup).
+fn rustc_native_static_libs(sdk: &Sdk) -> Vec<String> {
+    let out = output(
+        Command::new(env!("CARGO"))
+            .args(["rustc", "--release", "-p", "memflow-ffi", "--", "--print", "native-static-libs"])
+            .env("CARGO_TARGET_DIR", sdk.build.join("cargo"))
+            .current_dir(&sdk.repo),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let line = stderr.lines().find_map(|l| l.split_once("native-static-libs: ").map(|(_, libs)| libs)).expect("rustc reports native-static-libs");
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+// ---- packaging --------------------------------------------------------------------------
+
+#[test]
+fn installs_the_sdk_with_safe_modes_and_the_soname() {
+    let sdk = sdk();
+    let p = &sdk.prefix;
+    let version = env!("CARGO_PKG_VERSION");
+    for file in [
+        "include/memflow.h",
+        "include/memflow.hpp",
+        "lib/libmemflow_ffi.a",
+        "lib/memflow/libmemflow_coredump.so",
+        "lib/memflow/libmemflow_native.so",
+        "lib/cmake/memflow/memflowConfig.cmake",
+        "lib/cmake/memflow/memflowConfigVersion.cmake",
+        "lib/pkgconfig/memflow.pc",
+        "share/memflow/examples/examples-c/CMakeLists.txt",
+        "share/memflow/examples/examples-c/plugin_buffer/plugin_buffer.c",
+        "share/memflow/examples/examples-cpp/CMakeLists.txt",
+    ] {
+        assert!(p.join(file).is_file(), "{file} is not installed");
+    }
+
+    // The soname carries the C ABI version of the header; the links lead to the real file.
+    let header = std::fs::read_to_string(p.join("include/memflow.h")).unwrap();
+    let abi = header.lines().find_map(|l| l.strip_prefix("#define MF_ABI_VERSION ")).expect("MF_ABI_VERSION").trim();
+    let soname = format!("libmemflow_ffi.so.{abi}");
+    let lib = p.join("lib");
+    assert_eq!(std::fs::read_link(lib.join("libmemflow_ffi.so")).unwrap(), Path::new(&soname));
+    assert_eq!(std::fs::read_link(lib.join(&soname)).unwrap(), Path::new(&format!("libmemflow_ffi.so.{version}")));
+    let dynamic = run(Command::new("readelf").arg("-d").arg(lib.join(format!("libmemflow_ffi.so.{version}"))));
+    assert!(dynamic.contains(&format!("Library soname: [{soname}]")), "{dynamic}");
+    // Programs record the soname, not a path.
+    let needed = run(Command::new("readelf").arg("-d").arg(sdk.c11.join("process_list")));
+    assert!(needed.contains(&format!("Shared library: [{soname}]")), "{needed}");
+
+    // Nothing is writable by group or others (the inventory refuses such plugins).
+    let mut stack = vec![p.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            assert_eq!(meta.permissions().mode() & 0o022, 0, "{} is writable by group or others", entry.path().display());
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    // The installed plugins pass the inventory's checks.
+    let mut inv = Inventory::default();
+    assert_eq!(inv.add_dir(&lib.join("memflow")).unwrap(), 2);
+    let names: BTreeSet<String> = inv.plugins().map(|i| i.name.clone()).collect();
+    assert_eq!(names, ["coredump", "native"].map(String::from).into());
+}
+
+#[test]
+fn static_link_interface_and_pc_have_the_rustc_native_libs() {
+    let sdk = sdk();
+    let rustc = rustc_native_static_libs(sdk);
+    assert!(rustc.iter().any(|l| l == "-lc"), "{rustc:?}");
+
+    // CMake: the imported target's link interface, seen by a consumer of the installed package.
+    let probe = sdk.work.join("probe");
+    std::fs::create_dir_all(&probe).unwrap();
+    std::fs::write(
+        probe.join("CMakeLists.txt"),
+        format!(
+            "cmake_minimum_required(VERSION 3.16)\nproject(probe C)\n\
+             find_package(memflow {} EXACT CONFIG REQUIRED)\n\
+             get_target_property(libs memflow::memflow_static INTERFACE_LINK_LIBRARIES)\n\
+             message(STATUS \"LINK=${{libs}}\")\nmessage(STATUS \"NATIVE=${{memflow_NATIVE_STATIC_LIBS}}\")\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(probe.join("build"));
+    let out = run(Command::new("cmake")
+        .arg("-S")
+        .arg(&probe)
+        .arg("-B")
+        .arg(probe.join("build"))
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", sdk.prefix.display())));
+    let value = |key: &str| -> Vec<String> {
+        let line = out.lines().find_map(|l| l.split_once(&format!("-- {key}=")).map(|(_, v)| v)).unwrap_or_else(|| panic!("{out}"));
+        line.split(';').map(str::to_string).collect()
+    };
+    assert_eq!(value("LINK"), rustc, "memflow::memflow_static INTERFACE_LINK_LIBRARIES");
+    assert_eq!(value("NATIVE"), rustc, "memflow_NATIVE_STATIC_LIBS");
+
+    // A newer minor version is not compatible with 0.x.
+    std::fs::write(
+        probe.join("CMakeLists.txt"),
+        "cmake_minimum_required(VERSION 3.16)\nproject(probe C)\nfind_package(memflow 0.99 CONFIG REQUIRED)\n",
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(probe.join("build"));
+    let refused = output(Command::new("cmake").arg("-S").arg(&probe).arg("-B").arg(probe.join("build")).arg(format!("-DCMAKE_PREFIX_PATH={}", sdk.prefix.display())));
+    assert!(!refused.status.success(), "find_package(memflow 0.99) must fail");
+
+    // pkg-config: Libs.private is exactly rustc's list, and --static passes it on.
+    let pc = std::fs::read_to_string(sdk.prefix.join("lib/pkgconfig/memflow.pc")).unwrap();
+    let private = pc.lines().find_map(|l| l.strip_prefix("Libs.private: ")).expect("Libs.private");
+    assert_eq!(private.split_whitespace().collect::<Vec<_>>(), rustc, "{pc}");
+    let static_libs = run(pkg_config(sdk).args(["--static", "--libs", "memflow"]));
+    let got: BTreeSet<&str> = static_libs.split_whitespace().collect();
+    for lib in &rustc {
+        assert!(got.contains(lib.as_str()), "pkg-config --static --libs memflow lacks {lib}: {static_libs}");
+    }
+}
+
+fn pkg_config(sdk: &Sdk) -> Command {
+    let mut cmd = Command::new("pkg-config");
+    cmd.env("PKG_CONFIG_PATH", sdk.prefix.join("lib/pkgconfig"));
+    cmd
+}
+
+#[test]
+fn builds_with_pkg_config() {
+    let sdk = sdk();
+    let out_dir = sdk.work.join("pkg-config");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let exe = out_dir.join("process_list");
+    let _ = std::fs::remove_file(&exe);
+    // Exactly what a user types, through the shell.
+    let line = format!(
+        "cc -std=c11 -Wall -Wextra -Werror {} -o {} $(pkg-config --cflags --libs memflow)",
+        sdk.repo.join("examples-c/process_list.c").display(),
+        exe.display()
+    );
+    run(pkg_config(sdk).args(["--exists", "memflow"]));
+    run(Command::new("sh").args(["-c", &line]).env("PKG_CONFIG_PATH", sdk.prefix.join("lib/pkgconfig")));
+    let out = run(example(&exe).env("LD_LIBRARY_PATH", sdk.prefix.join("lib")));
+    assert_lists_this_process(&out);
+    // The .pc locates its prefix from its own place.
+    let include = run(pkg_config(sdk).args(["--cflags", "memflow"]));
+    let dir = include.trim().strip_prefix("-I").expect("an -I flag");
+    assert_eq!(Path::new(dir).canonicalize().unwrap(), sdk.prefix.join("include").canonicalize().unwrap());
+}
+
+#[test]
+fn builds_through_add_subdirectory() {
+    let sdk = sdk();
+    let src = sdk.work.join("subdir-consumer");
+    let build = sdk.work.join("subdir-consumer-build");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("CMakeLists.txt"),
+        format!(
+            "cmake_minimum_required(VERSION 3.16)\nproject(consumer C)\n\
+             add_subdirectory(\"{repo}\" memflow)\n\
+             add_subdirectory(\"{repo}/examples-c\" examples-c)\n\
+             add_executable(version version.c)\n\
+             target_link_libraries(version PRIVATE memflow::memflow_static)\n",
+            repo = sdk.repo.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("version.c"),
+        "#include <memflow.h>\n#include <stdio.h>\n#include <string.h>\n\
+         int main(void) { printf(\"%s %u\\n\", mf_version(), mf_abi_version());\n\
+         return mf_abi_version() == MF_ABI_VERSION ? 0 : 1; }\n",
+    )
+    .unwrap();
+    // Reuse the setup's cargo build: nothing is recompiled.
+    let cargo_dir = format!("-DMEMFLOW_CARGO_TARGET_DIR={}", sdk.build.join("cargo").display());
+    cmake_project(&src, &build, &[&cargo_dir, &format!("-DMEMFLOW_CARGO={}", env!("CARGO"))]);
+
+    let out = run(&mut example(&build.join("version")));
+    assert!(out.starts_with(env!("CARGO_PKG_VERSION")), "{out}");
+    assert_lists_this_process(&run(&mut example(&build.join("examples-c/process_list"))));
+    // The C plugin built in this tree is found beside the programs.
+    let dump = run(example(&build.join("examples-c/phys_read")).args(["0x1000", "16"]));
+    assert_eq!(parse_hexdump(&dump), (0x1000, [0x1000u64.to_le_bytes(), 0x1008u64.to_le_bytes()].concat()));
+}
+
+#[test]
+fn dist_archive_is_relocatable() {
+    let sdk = sdk();
+    let archive = xtask::dist::dist(&sdk.build).expect("xtask dist");
+    let name = format!("memflow-sdk-{}-x86_64-linux", env!("CARGO_PKG_VERSION"));
+    assert_eq!(archive, sdk.repo.join("target/dist").join(format!("{name}.tar.gz")));
+
+    // Unpack it somewhere else and use it alone: the repository is not involved from here on.
+    let elsewhere = sdk.work.join("unpacked");
+    let _ = std::fs::remove_dir_all(&elsewhere);
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    run(Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(&elsewhere));
+    let root = elsewhere.join(&name);
+    let listing = run(Command::new("tar").arg("-tvzf").arg(&archive));
+    assert!(listing.lines().all(|l| l.contains(" 0/0 ") || l.contains(" root/root ")), "archive entries are owned by root:\n{listing}");
+    for file in ["lib/cmake/memflow/memflowConfig.cmake", "lib/pkgconfig/memflow.pc"] {
+        let content = std::fs::read_to_string(root.join(file)).unwrap();
+        assert!(!content.contains("target/dist") && !content.contains(&*sdk.repo.to_string_lossy()), "{file} holds an absolute path:\n{content}");
+    }
+
+    let examples = root.join("share/memflow/examples");
+    let prefix_path = format!("-DCMAKE_PREFIX_PATH={}", root.display());
+    let c = elsewhere.join("build-c");
+    cmake_project(&examples.join("examples-c"), &c, &[&prefix_path]);
+    let cpp = elsewhere.join("build-cpp");
+    cmake_project(&examples.join("examples-cpp"), &cpp, &[&prefix_path]);
+    let cache = std::fs::read_to_string(c.join("CMakeCache.txt")).unwrap();
+    assert!(cache.contains(&format!("memflow_DIR:PATH={}", root.join("lib/cmake/memflow").display())), "found the unpacked SDK");
+
+    assert_lists_this_process(&run(&mut example(&c.join("process_list"))));
+    assert_lists_this_process(&run(&mut example(&c.join("process_list_static"))));
+    let out = run(example(&cpp.join("processes")).arg("native"));
+    assert!(out.contains("marker read through the OS layer: 0x6d656d666c6f7721 (matches)"), "{out}");
+    let dump = run(example(&c.join("phys_read")).args(["0x8", "8"]));
+    assert_eq!(parse_hexdump(&dump), (8, 8u64.to_le_bytes().to_vec()));
+    // The shipped plugins in lib/memflow are found through MEMFLOW_PLUGIN_PATH.
+    let dump = fixture_dump();
+    let out = run(example(&c.join("phys_read"))
+        .args(["0x100000", "32", &format!("coredump:{}", dump.display())])
+        .env("MEMFLOW_PLUGIN_PATH", root.join("lib/memflow")));
+    assert_eq!(parse_hexdump(&out).1, rust_phys_read(&dump, 0x10_0000, 32));
+}
+
+// ---- the examples on this machine ---------------------------------------------------------
+
+/// Checks `process_list` output: a line with this test's pid, its parent's pid and its name,
+/// and the count at the end.
+fn assert_lists_this_process(out: &str) {
+    assert_lists_pid(out);
+    assert!(out.trim_end().ends_with(" processes"), "{out}");
+}
+
+/// Checks that a listing has a line `PID PPID  NAME ...` for this test process.
+fn assert_lists_pid(out: &str) {
+    let pid = std::process::id().to_string();
+    let ppid = std::os::unix::process::parent_id().to_string();
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(pid.as_str()))
+        .unwrap_or_else(|| panic!("pid {pid} is not listed:\n{out}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[1], ppid, "{line}");
+    assert!(line.contains(&format!("  {}", own_name())), "name {} in {line}", own_name());
+}
+
+#[test]
+fn c_process_list_lists_this_process() {
+    let sdk = sdk();
+    for exe in [sdk.c99.join("process_list"), sdk.c11.join("process_list"), sdk.c11.join("process_list_static")] {
+        assert_lists_this_process(&run(&mut example(&exe)));
+        assert_lists_this_process(&run(example(&exe).arg("native")));
+    }
+    // The static program carries no dependency on the shared library.
+    let needed = run(Command::new("readelf").arg("-d").arg(sdk.c11.join("process_list_static")));
+    assert!(!needed.contains("libmemflow_ffi"), "{needed}");
+    // A bad chain is an error with the library's message, not a crash.
+    let out = output(example(&sdk.c11.join("process_list")).arg("nosuchos"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no plugin named `nosuchos`"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn c_examples_find_list_dump_and_export() {
+    let sdk = sdk();
+    let sleeper = Sleeper::start(sdk, "c");
+    let pid = sleeper.child.id().to_string();
+    for dir in [&sdk.c99, &sdk.c11] {
+        let out = run(example(&dir.join("find_process")).arg(&sleeper.name));
+        assert!(out.starts_with(&format!("pid {pid}\nppid {}\nname {}\nstate alive\n", std::process::id(), sleeper.name)), "{out}");
+        assert!(out.contains(&format!("path {}\n", sleeper.exe.display())), "{out}");
+        assert!(out.contains(&format!("main module {} at 0x", sleeper.name)), "{out}");
+
+        let out = run(example(&dir.join("module_list")).arg(&pid));
+        let names: Vec<&str> = out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(2)).collect();
+        assert!(names.contains(&sleeper.name.as_str()) && names.contains(&"libc.so.6"), "{out}");
+
+        // The first page of the mapped executable is the first page of its file.
+        let file = sdk.work.join(format!("module-{}.bin", dir.file_name().unwrap().to_string_lossy()));
+        let out = run(example(&dir.join("module_dump")).args([pid.as_str(), &sleeper.name]).arg(&file));
+        assert!(out.starts_with(&format!("wrote ")) && out.contains(&format!(" of {} ", sleeper.name)), "{out}");
+        let dumped = std::fs::read(&file).unwrap();
+        let original = std::fs::read(&sleeper.exe).unwrap();
+        assert_eq!(dumped[..4096], original[..4096]);
+    }
+
+    // This process's libc: the example's address of getpid is where this process has it.
+    let out = run(example(&sdk.c11.join("module_exports")).args([&std::process::id().to_string(), "libc.so.6"]));
+    let getpid = out.lines().find(|l| l.ends_with(" getpid")).unwrap_or_else(|| panic!("{out}"));
+    let addr = u64::from_str_radix(getpid.trim_start_matches("0x").split(' ').next().unwrap(), 16).unwrap();
+    assert_eq!(addr, libc::getpid as usize as u64, "{getpid}");
+
+    // Errors are reported with the library's message.
+    let out = output(example(&sdk.c11.join("find_process")).arg("no-such-process-name"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("error: no-such-process-name: "), "{}", text(&out.stderr));
+}
+
+#[test]
+fn cpp_examples_list_processes_and_read_typed() {
+    let sdk = sdk();
+    let out = run(&mut example(&sdk.cpp.join("processes")));
+    assert_lists_pid(&out);
+    assert!(out.contains(" processes, ") && out.contains(" distinct names"), "{out}");
+    assert!(out.contains("(processes), largest first:"), "{out}");
+    assert!(out.contains(" libmemflow_ffi.so"), "the program's own modules: {out}");
+    assert!(out.contains("marker read through the OS layer: 0x6d656d666c6f7721 (matches)"), "{out}");
+
+    // Typed reads from the C plugin's built-in buffer: each 8-byte word holds its address.
+    let out = run(example(&sdk.cpp.join("typed_reads")).env("MEMFLOW_PLUGIN_PATH", &sdk.c11));
+    for expected in [
+        "expected error: kind not found",
+        "cbuffer: 1048576 bytes, highest address 0xfffff",
+        "u64 at 0x1000 = 0x0000000000001000",
+        "u64 at 0x10000 = 0x0000000000010000",
+        "u32[4] at 0x1000 = 00001000 00000000 00001008 00000000",
+        "Pair at 0x1000 = {low 0x1000, high 0x0}",
+        "16 bytes at the last 8: partial",
+        "read<T> past the end throws: partial=yes",
+    ] {
+        assert!(out.contains(expected), "`{expected}` missing:\n{out}");
+    }
+}
+
+// ---- physical reads: the QEMU dump and the C plugin ---------------------------------------
+
+#[test]
+fn c_phys_read_matches_rust_on_the_qemu_dump() {
+    let sdk = sdk();
+    let dump = fixture_dump();
+    let chain = format!("coredump:{}", dump.display());
+    // Low memory, the kernel's usual load area, deeper RAM, and a range running into the end.
+    let meta = open(&dump, OpenOptions::default()).unwrap().metadata();
+    let end = meta.max_address.to_umem() as u64 + 1;
+    for (addr, len) in [(0x0u64, 64usize), (0x9_f000, 256), (0x100_0000, 4096), (0x300_0123, 100), (end - 8, 16)] {
+        for dir in [&sdk.c99, &sdk.c11] {
+            let out = run(example(&dir.join("phys_read")).args([&format!("{addr:#x}"), &len.to_string(), &chain]));
+            assert_eq!(parse_hexdump(&out), (addr, rust_phys_read(&dump, addr, len)), "{len} bytes at {addr:#x}");
+            assert_eq!(out.contains("# partial read"), addr == end - 8, "{out}");
+        }
+    }
+    // The C++ typed reads agree too.
+    let out = run(example(&sdk.cpp.join("typed_reads")).arg(&chain));
+    let word = u64::from_le_bytes(rust_phys_read(&dump, 0x10000, 8).try_into().unwrap());
+    assert!(out.contains(&format!("u64 at 0x10000 = 0x{word:016x}")), "{out}");
+}
+
+#[test]
+fn c_read_benchmark_reports_rates() {
+    let sdk = sdk();
+    for chain in ["cbuffer".to_string(), format!("coredump:{}", fixture_dump().display())] {
+        let out = run(example(&sdk.c11.join("phys_bench")).args([&chain, "100"]));
+        let rows: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(rows.len(), 4, "{out}");
+        for (row, size) in rows.iter().zip(["8 B", "4096 B", "8 B", "4096 B"]) {
+            assert!(row.trim_start().starts_with(size), "{row}");
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            let rate = |unit: &str| fields[fields.iter().position(|f| *f == unit).unwrap() - 1].parse::<f64>().unwrap();
+            assert!(rate("reads/s") > 0.0 && rate("MB/s") > 0.0, "{row}");
+        }
+    }
+}
+
+#[test]
+fn c_plugin_loaded_by_rust_like_a_rust_plugin() {
+    let sdk = sdk();
+    let (file, bytes) = data_file(sdk, 100_003);
+    let mut inv = Inventory::default();
+    assert_eq!(inv.add_dir(&sdk.c11).unwrap(), 1, "libmemflow_cbuffer.so is accepted");
+    let info = inv.plugins().next().unwrap().clone();
+    assert_eq!((info.name.as_str(), info.kind, info.flavor), ("cbuffer", PluginKind::Connector, PluginFlavor::C));
+    assert!(info.help.contains("PATH"), "{}", info.help);
+
+    // A file: every byte as in the file, the end partial, read-only.
+    let args = Args::parse(&format!("'{}'", file.display())).unwrap();
+    let mut conn = inv.create_connector("cbuffer", None, &args).unwrap();
+    let meta = conn.metadata();
+    assert_eq!((meta.real_size as usize, meta.max_address.to_umem() as usize, meta.readonly), (bytes.len(), bytes.len() - 1, true));
+    let mut all = vec![0u8; bytes.len()];
+    conn.phys_read_raw_into(PhysicalAddress::plain(Address::NULL), &mut all).unwrap();
+    assert_eq!(all, bytes);
+    let mut tail = [0xffu8; 16];
+    let at = bytes.len() as u64 - 5;
+    assert_eq!(conn.phys_read_raw_into(PhysicalAddress::plain(Address::new(at)), &mut tail), Err(PartialError::PartialRead(())));
+    assert_eq!((&tail[..5], &tail[5..]), (&bytes[bytes.len() - 5..], &[0u8; 11][..]));
+    assert!(conn.phys_write(PhysicalAddress::plain(Address::new(0)), &1u8).is_err());
+
+    // The built-in buffer, through a chain with middleware: writable, patterned, clones share it.
+    let mut conn = inv.create_connector_chain("cbuffer:cache=true").unwrap();
+    assert_eq!(conn.phys_read::<u64>(PhysicalAddress::plain(Address::new(0x4_2008))).unwrap(), 0x4_2008);
+    conn.phys_write(PhysicalAddress::plain(Address::new(0x10)), &0xdead_beef_u64).unwrap();
+    let mut clone = conn.clone();
+    assert_eq!(clone.phys_read::<u64>(PhysicalAddress::plain(Address::new(0x10))).unwrap(), 0xdead_beef);
+
+    // Bad arguments come back as errors with the plugin's reason.
+    assert!(inv.create_connector("cbuffer", None, &Args::parse("nosuch=1").unwrap()).is_err());
+    assert!(inv.create_connector("cbuffer", None, &Args::parse("/nonexistent/file").unwrap()).is_err());
+}
+
+#[test]
+fn c_plugin_read_from_c_and_cpp() {
+    let sdk = sdk();
+    let (file, bytes) = data_file(sdk, 70_001);
+    let chain = format!("cbuffer:{}", file.display());
+    for dir in [&sdk.c99, &sdk.c11] {
+        // Found beside the program, in the executable's directory.
+        let out = run(example(&dir.join("phys_read")).args(["0x1234", "300", &chain]));
+        assert_eq!(parse_hexdump(&out), (0x1234, bytes[0x1234..0x1234 + 300].to_vec()));
+        assert!(out.starts_with(&format!("# {chain}: 70001 bytes backed, highest address 0x11170, read-only")), "{out}");
+        // The default chain is the plugin's built-in buffer.
+        let out = run(example(&dir.join("phys_read")).args(["0xff8", "16"]));
+        assert_eq!(parse_hexdump(&out), (0xff8, [0xff8u64.to_le_bytes(), 0x1000u64.to_le_bytes()].concat()));
+    }
+    // A path that needs quoting reaches the plugin intact.
+    let odd = sdk.work.join("a dir, with=odd chars");
+    std::fs::create_dir_all(&odd).unwrap();
+    std::fs::copy(&file, odd.join("data.bin")).unwrap();
+    let out = run(example(&sdk.c11.join("phys_read")).args(["0", "32", &format!("cbuffer:'{}'", odd.join("data.bin").display())]));
+    assert_eq!(parse_hexdump(&out).1, bytes[..32]);
+
+    // C++: typed reads of the file through the plugin.
+    let out = run(example(&sdk.cpp.join("typed_reads")).arg(&chain).env("MEMFLOW_PLUGIN_PATH", &sdk.c11));
+    let word = u64::from_le_bytes(bytes[0x1000..0x1008].try_into().unwrap());
+    assert!(out.contains(&format!("u64 at 0x1000 = 0x{word:016x}")), "{out}");
+    assert!(out.contains("u64 at 0x10000 = "), "{out}");
+
+    // The plugin's refusal reaches the C program's message.
+    let out = output(example(&sdk.c11.join("phys_read")).args(["0", "8", "cbuffer:nosuch=1"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cbuffer: unknown argument (known: path): nosuch"), "{}", text(&out.stderr));
+}
+
+// ---- valgrind -----------------------------------------------------------------------------
+
+#[test]
+fn examples_run_clean_under_valgrind() {
+    let sdk = sdk();
+    let sleeper = Sleeper::start(sdk, "v");
+    let pid = sleeper.child.id().to_string();
+    let dump = format!("coredump:{}", fixture_dump().display());
+    let (file, _) = data_file(sdk, 10_000);
+    let cbuffer_file = format!("cbuffer:{}", file.display());
+    let dump_out = sdk.work.join("valgrind-module.bin");
+    let c = |name: &str| sdk.c11.join(name);
+    let runs: Vec<(PathBuf, Vec<String>)> = [
+        (c("process_list"), vec![]),
+        (c("process_list_static"), vec![]),
+        (c("find_process"), vec![sleeper.name.clone()]),
+        (c("module_list"), vec![pid.clone()]),
+        (c("module_exports"), vec![pid.clone(), "libc.so.6".into()]),
+        (c("module_dump"), vec![pid.clone(), sleeper.name.clone(), dump_out.display().to_string()]),
+        (c("phys_read"), vec!["0x1000".into(), "64".into(), dump.clone()]),
+        (c("phys_read"), vec!["0x10".into(), "64".into(), cbuffer_file.clone()]),
+        (c("phys_read"), vec!["0xffff8".into(), "64".into()]),
+        (c("phys_bench"), vec![dump.clone(), "20".into()]),
+        (sdk.cpp.join("processes"), vec![]),
+        (sdk.cpp.join("typed_reads"), vec![]),
+        (sdk.cpp.join("typed_reads"), vec![dump.clone()]),
+        // Failures must not leak either.
+        (c("process_list"), vec!["nosuchos".into()]),
+        (c("phys_read"), vec!["0".into(), "8".into(), "cbuffer:nosuch=1".into()]),
+    ]
+    .into_iter()
+    .collect();
+    let mut failures = Vec::new();
+    for (exe, args) in &runs {
+        let out = output(
+            Command::new("valgrind")
+                .args(["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite", "--quiet"])
+                .arg(exe)
+                .args(args)
+                .env("MEMFLOW_PLUGIN_PATH", &sdk.c11),
+        );
+        let expect_failure = args.iter().any(|a| a.contains("nosuch"));
+        if out.status.code() != Some(if expect_failure { 1 } else { 0 }) {
+            failures.push(format!("{} {args:?}: {}\n{}", exe.display(), out.status, text(&out.stderr)));
+        }
+    }
+    assert!(failures.is_empty(), "valgrind found problems:\n{}", failures.join("\n"));
+}

@@ -1,0 +1,60 @@
+//! `cargo xtask dist`: the relocatable C/C++ SDK archive.
+//!
+//! Configures the top-level CMake project, builds it (cargo builds the Rust libraries), installs
+//! it into a staging prefix `target/dist/memflow-sdk-<version>-<arch>-linux/` and packs that into
+//! `target/dist/memflow-sdk-<version>-<arch>-linux.tar.gz`. The installed tree locates itself
+//! (`memflowConfig.cmake` and `memflow.pc` use paths relative to their own location), so the
+//! archive can be unpacked and used anywhere. Std-only; needs `cmake` and GNU `tar`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::headers::root;
+
+/// `memflow-sdk-<version>-<arch>-linux`: the archive's base name and its top directory.
+pub fn sdk_name() -> String {
+    format!("memflow-sdk-{}-{}-linux", env!("CARGO_PKG_VERSION"), std::env::consts::ARCH)
+}
+
+/// Where the archive and its staging prefix go.
+pub fn dist_dir() -> PathBuf {
+    root().join("target/dist")
+}
+
+/// Builds the SDK in the CMake build directory `build` (created if needed; an existing one is
+/// reused, so cargo rebuilds nothing that is up to date) and writes the archive. Returns its path.
+pub fn dist(build: &Path) -> Result<PathBuf, String> {
+    let name = sdk_name();
+    let stage = dist_dir().join(&name);
+    let archive = dist_dir().join(format!("{name}.tar.gz"));
+    if stage.exists() {
+        std::fs::remove_dir_all(&stage).map_err(|e| format!("cannot remove {}: {e}", stage.display()))?;
+    }
+    let dist = dist_dir();
+    let (build, stage_s, dist_s, archive_s) = (path_str(build)?, path_str(&stage)?, path_str(&dist)?, path_str(&archive)?);
+    run("cmake", &["-S", ".", "-B", build])?;
+    run("cmake", &["--build", build])?;
+    run("cmake", &["--install", build, "--prefix", stage_s])?;
+    // Owned by root and sorted, so the archive does not depend on who built it or how.
+    run("tar", &["--sort=name", "--owner=0", "--group=0", "--numeric-owner", "-C", dist_s, "-czf", archive_s, &name])?;
+    Ok(archive)
+}
+
+fn path_str(path: &Path) -> Result<&str, String> {
+    path.to_str().ok_or_else(|| format!("path is not UTF-8: {}", path.display()))
+}
+
+/// Runs a command in the repository root, failing with its description if it fails.
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("+ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("cannot start {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
