@@ -11,6 +11,7 @@ declare -A needed=(
   [valgrind]=valgrind
   [cc]=gcc
   [c++]=g++
+  [pkg-config]=pkg-config
 )
 
 missing=()

@@ -26,7 +26,7 @@ use std::process::{Child, Command, Output};
 use std::sync::OnceLock;
 
 use memflow_core::connector::{open, OpenOptions};
-use memflow_core::error::{PartialError, PartialResultExt};
+use memflow_core::error::PartialError;
 use memflow_core::mem::PhysicalMemory;
 use memflow_core::plugins::{Args, Inventory, PluginFlavor, PluginKind};
 use memflow_core::types::{Address, PhysicalAddress};
@@ -62,7 +62,7 @@ fn sdk() -> &'static Sdk {
 }
 
 fn setup() -> Sdk {
-    for tool in ["cmake", "cc", "c++", "pkg-config", "valgrind", "readelf", "tar"] {
+    for tool in ["cmake", "cc", "c++", "pkg-config", "valgrind", "readelf", "nm", "tar"] {
         assert!(
             Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success(),
             "`{tool}` is missing: run scripts/install-deps.sh (cargo xtask test does)"
@@ -285,6 +285,30 @@ fn installs_the_sdk_with_safe_modes_and_the_soname() {
     assert_eq!(names, ["coredump", "native"].map(String::from).into());
 }
 
+/// The libraries a shared object needs (`DT_NEEDED`).
+fn needed(lib: &Path) -> BTreeSet<String> {
+    let dynamic = run(Command::new("readelf").arg("-d").arg(lib));
+    dynamic.lines().filter_map(|l| l.split_once("Shared library: [")).map(|(_, n)| n.trim_end_matches(']').to_string()).collect()
+}
+
+#[test]
+fn plugins_carry_their_own_runtime_and_export_only_the_descriptor() {
+    // Why one binary never holds two Rust static libraries (docs/sdk.md): a plugin is a
+    // separate shared library that exports its descriptor only and needs system libraries
+    // only, never libmemflow_ffi.
+    let sdk = sdk();
+    let rust_plugins = ["libmemflow_coredump.so", "libmemflow_native.so"].map(|f| sdk.prefix.join("lib/memflow").join(f));
+    let c_plugin = sdk.c11.join("libmemflow_cbuffer.so");
+    for lib in rust_plugins.iter().chain([&c_plugin]) {
+        let symbols = run(Command::new("nm").args(["-D", "--defined-only"]).arg(lib));
+        let names: Vec<&str> = symbols.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+        assert_eq!(names, ["MEMFLOW_PLUGIN"], "{} exports only its descriptor", lib.display());
+        let libs = needed(lib);
+        assert!(libs.iter().all(|n| n.starts_with("libc.so") || n.starts_with("libgcc_s.so") || n.starts_with("ld-linux")), "{}: {libs:?}", lib.display());
+    }
+    assert_eq!(needed(&c_plugin), ["libc.so.6".to_string()].into(), "the C plugin links nothing but libc");
+}
+
 #[test]
 fn static_link_interface_and_pc_have_the_rustc_native_libs() {
     let sdk = sdk();
@@ -505,7 +529,7 @@ fn c_examples_find_list_dump_and_export() {
         // The first page of the mapped executable is the first page of its file.
         let file = sdk.work.join(format!("module-{}.bin", dir.file_name().unwrap().to_string_lossy()));
         let out = run(example(&dir.join("module_dump")).args([pid.as_str(), &sleeper.name]).arg(&file));
-        assert!(out.starts_with(&format!("wrote ")) && out.contains(&format!(" of {} ", sleeper.name)), "{out}");
+        assert!(out.starts_with("wrote ") && out.contains(&format!(" of {} ", sleeper.name)), "{out}");
         let dumped = std::fs::read(&file).unwrap();
         let original = std::fs::read(&sleeper.exe).unwrap();
         assert_eq!(dumped[..4096], original[..4096]);
@@ -515,12 +539,12 @@ fn c_examples_find_list_dump_and_export() {
     let out = run(example(&sdk.c11.join("module_exports")).args([&std::process::id().to_string(), "libc.so.6"]));
     let getpid = out.lines().find(|l| l.ends_with(" getpid")).unwrap_or_else(|| panic!("{out}"));
     let addr = u64::from_str_radix(getpid.trim_start_matches("0x").split(' ').next().unwrap(), 16).unwrap();
-    assert_eq!(addr, libc::getpid as usize as u64, "{getpid}");
+    assert_eq!(addr, libc::getpid as *const () as u64, "{getpid}");
 
     // Errors are reported with the library's message.
     let out = output(example(&sdk.c11.join("find_process")).arg("no-such-process-name"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).starts_with("error: no-such-process-name: "), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("error: no-such-process-name: os layer: not found"), "{}", text(&out.stderr));
 }
 
 #[test]

@@ -58,3 +58,29 @@ fn run(program: &str, args: &[&str]) -> Result<(), String> {
         Err(format!("`{program} {}` failed ({status})", args.join(" ")))
     }
 }
+
+/// `cargo xtask sdk [CHAIN...]`: the SDK's main job. Builds the SDK (in the CMake build
+/// directory the SDK tests use, `target/tmp/sdk/build`, so neither rebuilds what the other
+/// built), installs it into `target/sdk/prefix`, builds the C examples against that prefix
+/// through `find_package(memflow)`, and runs the C process list on each chain: by default
+/// `native`, this machine.
+pub fn sdk_demo(chains: &[String]) -> Result<(), String> {
+    let build = root().join("target/tmp/sdk/build");
+    let base = root().join("target/sdk");
+    let (prefix, examples) = (base.join("prefix"), base.join("examples-c"));
+    if prefix.exists() {
+        std::fs::remove_dir_all(&prefix).map_err(|e| format!("cannot remove {}: {e}", prefix.display()))?;
+    }
+    let (build_s, prefix_s, examples_s) = (path_str(&build)?, path_str(&prefix)?, path_str(&examples)?);
+    run("cmake", &["-S", ".", "-B", build_s])?;
+    run("cmake", &["--build", build_s])?;
+    run("cmake", &["--install", build_s, "--prefix", prefix_s])?;
+    run("cmake", &["-S", "examples-c", "-B", examples_s, &format!("-DCMAKE_PREFIX_PATH={prefix_s}")])?;
+    run("cmake", &["--build", examples_s])?;
+    let process_list = examples.join("process_list");
+    let default = ["native".to_string()];
+    for chain in if chains.is_empty() { &default[..] } else { chains } {
+        run(path_str(&process_list)?, &[chain])?;
+    }
+    Ok(())
+}

@@ -8,6 +8,8 @@
 //!   the cbindgen version pinned by this crate (see `xtask::headers`).
 //! - `dist`: the relocatable C/C++ SDK archive `target/dist/memflow-sdk-<version>-<arch>-linux.tar.gz`
 //!   (CMake configure, build, install into a staging prefix, tar).
+//! - `sdk [CHAIN...]`: builds and installs the C/C++ SDK under `target/sdk/`, builds the C
+//!   examples against it and runs the C process list on this machine (or on each CHAIN).
 
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
@@ -21,8 +23,9 @@ fn main() {
         "fixtures" => fixtures(),
         "headers" => headers(&args[1..]),
         "dist" => dist(&args[1..]).map(|archive| println!("{}", archive.display())),
+        "sdk" => xtask::dist::sdk_demo(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo [DUMP]|test|fixtures|headers [OUT_DIR]|dist [--build-dir DIR]>");
+            eprintln!("usage: cargo xtask <demo [DUMP]|test|fixtures|headers [OUT_DIR]|dist [--build-dir DIR]|sdk [CHAIN...]>");
             exit(2);
         }
     };
