@@ -245,14 +245,10 @@ pub(crate) fn record_failure(code: i32) -> i32 {
 fn last_message(l: &mut Last) -> *const c_char {
     if l.message.is_none() {
         let base = Error::from_code(l.code).map(|e| e.to_string()).unwrap_or_default();
-        // Errors logged with `Error::log_warn` already start with the description of the code.
-        let text = if l.detail.is_empty() {
-            base
-        } else if l.detail.starts_with(&base) {
-            l.detail.clone()
-        } else {
-            format!("{base}: {}", l.detail)
-        };
+        // Errors logged with `Error::log_warn` already start with the description of the code;
+        // say it once.
+        let detail = l.detail.replace(&format!("{base}: "), "");
+        let text = if detail.is_empty() { base } else { format!("{base}: {detail}") };
         l.message = Some(CString::new(text.replace('\0', " ")).unwrap_or_default());
     }
     l.message.as_ref().map_or(c"".as_ptr(), |m| m.as_ptr())

@@ -53,6 +53,34 @@ cglue_impl_group!(BufferMemory, ConnectorInstance, {});
 /// The `coredump` descriptor.
 pub const COREDUMP: PluginDescriptor = PluginDescriptor::connector::<Coredump>();
 
+/// `dummy`: zeroed synthetic physical memory of a chosen size.
+pub struct DummyConnector;
+
+/// The largest synthetic memory `dummy` allocates.
+const DUMMY_MAX: usize = 16 << 30;
+
+impl ConnectorPlugin for DummyConnector {
+    const NAME: &'static str = "dummy";
+    const DESCRIPTION: &'static str = "Synthetic physical memory (zeroed, writable), for tests and benchmarks";
+    const HELP: &'static str = "dummy[:SIZE]\n  SIZE  bytes of memory, e.g. 16M or 1G (also `size=`; default 16M, at most 16G)";
+
+    fn create(args: &Args, input: Option<OsInstanceArcBox<'static>>, lib: LibArc) -> Result<ConnectorInstanceArcBox<'static>> {
+        if input.is_some() {
+            return Err(no_input(Self::NAME));
+        }
+        args.check_known(&["size"])?;
+        let text = args.target_or("size").unwrap_or("16M");
+        let size = crate::types::size::parse(text)
+            .and_then(|s| usize::try_from(s).ok())
+            .filter(|&s| s > 0 && s <= DUMMY_MAX)
+            .ok_or_else(|| Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`dummy` size `{text}`: expected 1 byte to 16G")))?;
+        Ok(connector_instance(connector::dummy_memory(size), lib))
+    }
+}
+
+/// The `dummy` connector descriptor.
+pub const DUMMY_CONNECTOR: PluginDescriptor = PluginDescriptor::connector::<DummyConnector>();
+
 /// `native`: the running Linux host as an OS layer.
 #[cfg(target_os = "linux")]
 pub struct Native;
@@ -146,6 +174,7 @@ pub const LINUX: PluginDescriptor = PluginDescriptor::os::<Linux>();
 /// Every built-in plugin.
 pub static BUILTIN: &[&PluginDescriptor] = &[
     &COREDUMP,
+    &DUMMY_CONNECTOR,
     #[cfg(target_os = "linux")]
     &NATIVE,
     #[cfg(target_os = "linux")]

@@ -1,6 +1,7 @@
 //! Plugin descriptors: what a plugin library exports, and what built-in plugins register.
 //!
-//! A plugin exports one static under the symbol [`PLUGIN_SYMBOL`]. It starts with a
+//! A plugin library exports a static under the symbol [`PLUGIN_SYMBOL`] (more under
+//! `MEMFLOW_PLUGIN_<SUFFIX>` when it holds several plugins). Each starts with a
 //! [`PluginHeader`] of plain bytes (no pointers), so the inventory can read and check it from
 //! the library file without loading the library: magic, ABI version, address width, a
 //! fingerprint of the layouts that cross the boundary, kind, name, version, description and
@@ -374,13 +375,17 @@ extern "C" fn target_list_shim<P: ConnectorPlugin>(mut callback: TargetCallback)
     })
 }
 
-/// Exports `$descriptor` (a `PluginDescriptor` constant) under [`PLUGIN_SYMBOL`] from a
-/// plugin library.
+/// Exports a descriptor from a plugin library: `export_plugin!(DESC)` under
+/// [`PLUGIN_SYMBOL`]; a library with several plugins exports the others as
+/// `export_plugin!(MEMFLOW_PLUGIN_<SUFFIX> = DESC)`.
 #[macro_export]
 macro_rules! export_plugin {
-    ($descriptor:expr) => {
+    ($symbol:ident = $descriptor:expr) => {
         #[no_mangle]
         #[used]
-        pub static MEMFLOW_PLUGIN: $crate::plugins::PluginDescriptor = $descriptor;
+        pub static $symbol: $crate::plugins::PluginDescriptor = $descriptor;
+    };
+    ($descriptor:expr) => {
+        $crate::export_plugin!(MEMFLOW_PLUGIN = $descriptor);
     };
 }

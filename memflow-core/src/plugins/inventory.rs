@@ -13,7 +13,7 @@ use cglue::trait_group::Opaquable;
 use super::args::{parse_chain, Args, ChainLink};
 use super::descriptor::*;
 use super::instances::*;
-use super::library::{check_permissions, read_header, Library};
+use super::library::{check_permissions, read_descriptors, FileDescriptor, Library};
 use super::logging::PluginLogger;
 use super::middleware::{take_middleware, MiddlewareConfig};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
@@ -53,7 +53,7 @@ pub struct PluginInfo {
 /// How to reach a plugin's functions.
 enum Loader {
     Builtin(&'static PluginDescriptor),
-    File { path: PathBuf, header: PluginHeader, loaded: Mutex<Option<(Arc<Library>, usize)>> },
+    File { path: PathBuf, desc: FileDescriptor, loaded: Mutex<Option<(Arc<Library>, usize)>> },
 }
 
 struct Entry {
@@ -105,8 +105,8 @@ impl Inventory {
         }
     }
 
-    /// Adds every plugin library (`*.so`) in `dir`; returns how many were added. Files that
-    /// are refused are logged and skipped.
+    /// Adds every plugin library (`*.so`) in `dir`; returns how many plugins were added.
+    /// Files that are refused are logged and skipped.
     pub fn add_dir(&mut self, dir: &Path) -> Result<usize> {
         let listing = std::fs::read_dir(dir).map_err(|e| inv_err(ErrorKind::of_io(&e), format_args!("{}: {e}", dir.display())))?;
         let mut paths: Vec<PathBuf> = listing
@@ -114,22 +114,28 @@ impl Inventory {
             .filter(|p| p.extension().is_some_and(|x| x == "so") && p.is_file())
             .collect();
         paths.sort();
-        Ok(paths.iter().filter(|p| self.add_file(p).is_ok()).count())
+        Ok(paths.iter().filter_map(|p| self.add_file(p).ok()).map(|added| added.len()).sum())
     }
 
-    /// Adds one plugin library after checking its permissions and descriptor, without
-    /// loading it. A file plugin takes precedence over a built-in plugin of the same name.
-    pub fn add_file(&mut self, path: &Path) -> Result<PluginInfo> {
+    /// Adds the plugins of one library after checking its permissions and descriptors,
+    /// without loading it. File plugins take precedence over built-in plugins of the same
+    /// name and kind.
+    pub fn add_file(&mut self, path: &Path) -> Result<Vec<PluginInfo>> {
         check_permissions(path)?;
-        let (header, kind, flavor) = read_header(path)?;
+        let descs = read_descriptors(path)?;
         let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if let Some(e) = self.entries.iter().find(|e| e.info.source == PluginSource::File(path.clone())) {
-            return Ok(e.info.clone());
+        let known = |e: &Entry| e.info.source == PluginSource::File(path.clone());
+        if self.entries.iter().any(known) {
+            return Ok(self.entries.iter().filter(|e| known(e)).map(|e| e.info.clone()).collect());
         }
-        let info = info_from(&header, kind, flavor, PluginSource::File(path.clone()));
-        log::debug!("found plugin `{}` ({:?}) in {}", info.name, kind, path.display());
-        self.entries.insert(0, Entry { info: info.clone(), loader: Loader::File { path, header, loaded: Mutex::new(None) } });
-        Ok(info)
+        let mut added = Vec::new();
+        for desc in descs {
+            let info = info_from(&desc.header, desc.kind, desc.flavor, PluginSource::File(path.clone()));
+            log::debug!("found plugin `{}` ({:?}) in {}", info.name, info.kind, path.display());
+            added.push(info.clone());
+            self.entries.insert(0, Entry { info, loader: Loader::File { path: path.clone(), desc, loaded: Mutex::new(None) } });
+        }
+        Ok(added)
     }
 
     /// Every known plugin, file plugins first.
@@ -148,10 +154,11 @@ impl Inventory {
     fn resolve(&self, entry: &Entry) -> Result<(DescriptorRef, LibArc)> {
         match &entry.loader {
             Loader::Builtin(desc) => Ok((DescriptorRef::Rust(desc), LibArc::default())),
-            Loader::File { path, header, loaded } => {
+            Loader::File { path, desc, loaded } => {
                 let mut slot = loaded.lock().unwrap_or_else(|p| p.into_inner());
                 if slot.is_none() {
-                    let (lib, ptr) = Library::load(path, header)?;
+                    let lib = Library::load(path)?;
+                    let ptr = lib.descriptor(desc)?;
                     *slot = Some((lib, ptr as usize));
                 }
                 let (lib, ptr) = slot.as_ref().expect("just loaded");
@@ -226,9 +233,19 @@ impl Inventory {
     /// link's kind (connector or OS) is whatever plugin of that name exists, preferring the
     /// kind that fits after the previous link.
     pub fn create_chain(&self, chain: &str) -> Result<ChainInstance> {
+        self.create_chain_ending(chain, None)
+    }
+
+    /// Builds a chain; where the last link's name exists as both kinds, `last` decides.
+    fn create_chain_ending(&self, chain: &str, last: Option<PluginKind>) -> Result<ChainInstance> {
         let mut current: Option<ChainInstance> = None;
-        for ChainLink { name, args } in parse_chain(chain)? {
-            let want_os = matches!(current, Some(ChainInstance::Connector(_)));
+        let links = parse_chain(chain)?;
+        let count = links.len();
+        for (i, ChainLink { name, args }) in links.into_iter().enumerate() {
+            let want_os = match (i + 1 == count, last) {
+                (true, Some(kind)) => kind == PluginKind::Os,
+                _ => matches!(current, Some(ChainInstance::Connector(_))),
+            };
             let is = |kind| self.entries.iter().any(|e| e.info.name == name && e.info.kind == kind);
             let as_os = match (is(PluginKind::Os), is(PluginKind::Connector)) {
                 (true, true) => want_os,
@@ -254,7 +271,7 @@ impl Inventory {
 
     /// Like [`Inventory::create_chain`], for chains that must end in an OS layer.
     pub fn create_os_chain(&self, chain: &str) -> Result<OsInstanceArcBox<'static>> {
-        match self.create_chain(chain)? {
+        match self.create_chain_ending(chain, Some(PluginKind::Os))? {
             ChainInstance::Os(os) => Ok(os),
             ChainInstance::Connector(_) => Err(inv_err(ErrorKind::InvalidArgument, format_args!("chain `{chain}` ends in a connector, not an OS layer"))),
         }
@@ -262,7 +279,7 @@ impl Inventory {
 
     /// Like [`Inventory::create_chain`], for chains that must end in a connector.
     pub fn create_connector_chain(&self, chain: &str) -> Result<ConnectorInstanceArcBox<'static>> {
-        match self.create_chain(chain)? {
+        match self.create_chain_ending(chain, Some(PluginKind::Connector))? {
             ChainInstance::Connector(c) => Ok(c),
             ChainInstance::Os(_) => Err(inv_err(ErrorKind::InvalidArgument, format_args!("chain `{chain}` ends in an OS layer, not a connector"))),
         }
@@ -311,7 +328,26 @@ fn info_from(h: &PluginHeader, kind: PluginKind, flavor: PluginFlavor, source: P
     }
 }
 
-/// The directories [`Inventory::scan`] looks in, in order.
+/// The directory of the binary this code is part of (an executable, or a shared library
+/// such as `libmemflow_ffi.so`).
+fn own_module_dir() -> Option<PathBuf> {
+    // SAFETY: Dl_info is plain data; all-zero is a valid value.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    // SAFETY: dladdr only reads the address; `info` is a valid place for the result.
+    let found = unsafe { libc::dladdr(own_module_dir as *const libc::c_void, &mut info) };
+    if found == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dladdr returned a NUL-terminated path owned by the loader.
+    let path = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    let path = Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path.to_bytes()));
+    path.canonicalize().ok()?.parent().map(Path::to_path_buf)
+}
+
+/// The directories [`Inventory::scan`] looks in, in order: `$MEMFLOW_PLUGIN_PATH`,
+/// `~/.local/lib/memflow`, `/usr/local/lib/memflow`, `/usr/lib/memflow`, `memflow/` beside
+/// the binary that contains this code (so an SDK installed in any prefix finds
+/// `<prefix>/lib/memflow` next to `libmemflow_ffi.so`), and the executable's directory.
 pub fn default_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("MEMFLOW_PLUGIN_PATH")
         .map(|v| std::env::split_paths(&v).collect())
@@ -321,6 +357,9 @@ pub fn default_dirs() -> Vec<PathBuf> {
     }
     dirs.push("/usr/local/lib/memflow".into());
     dirs.push("/usr/lib/memflow".into());
+    if let Some(module_dir) = own_module_dir() {
+        dirs.push(module_dir.join("memflow"));
+    }
     if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
         dirs.push(exe_dir);
     }

@@ -60,27 +60,41 @@ pub fn check_permissions(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Reads and checks the descriptor header of a plugin library file, without loading it.
-pub fn read_header(path: &Path) -> Result<(PluginHeader, PluginKind, PluginFlavor)> {
+/// The most descriptors one library may export.
+const MAX_DESCRIPTORS: usize = 16;
+
+/// A descriptor found in a library file.
+#[derive(Clone)]
+pub struct FileDescriptor {
+    /// The exported symbol (`MEMFLOW_PLUGIN` or `MEMFLOW_PLUGIN_<suffix>`).
+    pub symbol: String,
+    /// Its header, as stored in the file.
+    pub header: PluginHeader,
+    /// Connector or OS layer.
+    pub kind: PluginKind,
+    /// Rust or C interface.
+    pub flavor: PluginFlavor,
+}
+
+/// True for the symbols plugin descriptors are exported under.
+fn is_descriptor_symbol(name: &str) -> bool {
+    name == PLUGIN_SYMBOL || name.strip_prefix(PLUGIN_SYMBOL).is_some_and(|rest| rest.starts_with('_'))
+}
+
+/// Reads and checks every descriptor of a plugin library file, without loading it. One bad
+/// descriptor refuses the whole file.
+pub fn read_descriptors(path: &Path) -> Result<Vec<FileDescriptor>> {
     let len = std::fs::metadata(path).map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("{}: {e}", path.display())))?.len();
     if len > MAX_PLUGIN_FILE {
         return Err(refuse(ErrorKind::OutOfBounds, format_args!("{}: {len} bytes is too large for a plugin", path.display())));
     }
     let bytes = std::fs::read(path).map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("{}: {e}", path.display())))?;
     let in_file = |e: Error| e.log_warn(format_args!("in {}", path.display()));
-    let header_size = core::mem::size_of::<PluginHeader>();
-    let header: PluginHeader = bytemuck::pod_read_unaligned(descriptor_prefix(&bytes, header_size).map_err(in_file)?);
-    let (kind, flavor) = header.check().map_err(in_file)?;
-    if flavor == PluginFlavor::C {
-        let prefix = descriptor_prefix(&bytes, header_size + 8).map_err(in_file)?;
-        super::c_plugin::check_prefix(&prefix[header_size..]).map_err(in_file)?;
-    }
-    Ok((header, kind, flavor))
+    descriptors_in(&bytes).map_err(in_file)
 }
 
-/// Finds the descriptor symbol in an ELF shared object image and returns its first `size`
-/// bytes, as stored in the file.
-fn descriptor_prefix(bytes: &[u8], size: usize) -> Result<&[u8]> {
+/// Parses an ELF shared object image and checks each descriptor it exports.
+fn descriptors_in(bytes: &[u8]) -> Result<Vec<FileDescriptor>> {
     let elf = Elf::parse(bytes).map_err(|e| refuse(ErrorKind::Malformed, format_args!("not a readable ELF library ({e})")))?;
     if elf.header.e_type != goblin::elf::header::ET_DYN {
         return Err(refuse(ErrorKind::Malformed, "not a shared library (ELF type is not ET_DYN)"));
@@ -97,24 +111,40 @@ fn descriptor_prefix(bytes: &[u8], size: usize) -> Result<&[u8]> {
             ),
         ));
     }
-    let sym = elf
-        .dynsyms
-        .iter()
-        .find(|s| elf.dynstrtab.get_at(s.st_name) == Some(PLUGIN_SYMBOL) && s.st_shndx != 0)
-        .ok_or_else(|| refuse(ErrorKind::NotFound, format_args!("no `{PLUGIN_SYMBOL}` descriptor exported")))?;
-    let size = size as u64;
-    if sym.st_size < size {
-        return Err(refuse(ErrorKind::Malformed, format_args!("`{PLUGIN_SYMBOL}` is {} bytes, too small for a descriptor", sym.st_size)));
+    let mut found = Vec::new();
+    for sym in elf.dynsyms.iter().filter(|s| s.st_shndx != 0) {
+        let Some(name) = elf.dynstrtab.get_at(sym.st_name).filter(|n| is_descriptor_symbol(n)) else { continue };
+        if found.len() == MAX_DESCRIPTORS {
+            return Err(refuse(ErrorKind::LimitExceeded, format_args!("more than {MAX_DESCRIPTORS} plugin descriptors")));
+        }
+        let header_size = core::mem::size_of::<PluginHeader>();
+        // Map the symbol's virtual address to its bytes through the segment holding it.
+        let prefix = |size: usize| -> Result<&[u8]> {
+            if sym.st_size < size as u64 {
+                return Err(refuse(ErrorKind::Malformed, format_args!("`{name}` is {} bytes, too small for a descriptor", sym.st_size)));
+            }
+            let seg = elf
+                .program_headers
+                .iter()
+                .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD)
+                .find(|p| sym.st_value >= p.p_vaddr && sym.st_value.saturating_add(size as u64) <= p.p_vaddr.saturating_add(p.p_filesz))
+                .ok_or_else(|| refuse(ErrorKind::Malformed, format_args!("`{name}` lies outside every loaded segment")))?;
+            let start = (sym.st_value - seg.p_vaddr).saturating_add(seg.p_offset) as usize;
+            bytes
+                .get(start..start.saturating_add(size))
+                .ok_or_else(|| refuse(ErrorKind::Truncated, format_args!("`{name}` lies past the end of the file")))
+        };
+        let header: PluginHeader = bytemuck::pod_read_unaligned(prefix(header_size)?);
+        let (kind, flavor) = header.check()?;
+        if flavor == PluginFlavor::C {
+            super::c_plugin::check_prefix(&prefix(header_size + 8)?[header_size..])?;
+        }
+        found.push(FileDescriptor { symbol: name.to_string(), header, kind, flavor });
     }
-    // Map the symbol's virtual address to a file offset through the segment holding it.
-    let seg = elf
-        .program_headers
-        .iter()
-        .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD)
-        .find(|p| sym.st_value >= p.p_vaddr && sym.st_value + size <= p.p_vaddr + p.p_filesz)
-        .ok_or_else(|| refuse(ErrorKind::Malformed, "descriptor lies outside every loaded segment"))?;
-    let start = (sym.st_value - seg.p_vaddr + seg.p_offset) as usize;
-    bytes.get(start..start + size as usize).ok_or_else(|| refuse(ErrorKind::Truncated, "descriptor lies past the end of the file"))
+    if found.is_empty() {
+        return Err(refuse(ErrorKind::NotFound, format_args!("no `{PLUGIN_SYMBOL}` descriptor exported")));
+    }
+    Ok(found)
 }
 
 /// A loaded plugin library. Dropped (unloaded) when the last instance made from it is gone.
@@ -124,27 +154,33 @@ pub struct Library {
 }
 
 impl Library {
-    /// Loads `path` and returns it with the address of its descriptor, after checking that
-    /// the loaded descriptor's header is the one read from the file.
-    pub fn load(path: &Path, expected: &PluginHeader) -> Result<(Arc<Library>, *const u8)> {
+    /// Loads `path` (after checking its permissions again).
+    pub fn load(path: &Path) -> Result<Arc<Library>> {
         check_permissions(path)?;
         // SAFETY: loading runs the library's initialisers; the file passed the ownership and
-        // permission checks and its descriptor was validated before.
+        // permission checks and its descriptors were validated before.
         let lib = unsafe { libloading::Library::new(path) }
             .map_err(|e| refuse(ErrorKind::Io, format_args!("cannot load {}: {e}", path.display())))?;
+        Ok(Arc::new(Library { lib, path: path.to_path_buf() }))
+    }
+
+    /// The address of descriptor `desc`, after checking that the loaded header is the one
+    /// read from the file.
+    pub fn descriptor(&self, desc: &FileDescriptor) -> Result<*const u8> {
         // SAFETY: the symbol is a static whose first bytes are a `PluginHeader`.
         let ptr: *const u8 = unsafe {
-            let sym: libloading::Symbol<*const u8> = lib
-                .get(PLUGIN_SYMBOL.as_bytes())
-                .map_err(|e| refuse(ErrorKind::NotFound, format_args!("{}: {e}", path.display())))?;
+            let sym: libloading::Symbol<*const u8> = self
+                .lib
+                .get(desc.symbol.as_bytes())
+                .map_err(|e| refuse(ErrorKind::NotFound, format_args!("{}: {e}", self.path.display())))?;
             *sym
         };
         // SAFETY: as above; the header is plain bytes.
         let loaded: PluginHeader = unsafe { core::ptr::read_unaligned(ptr as *const PluginHeader) };
-        if bytemuck::bytes_of(&loaded) != bytemuck::bytes_of(expected) {
-            return Err(refuse(ErrorKind::Malformed, format_args!("{} changed since it was scanned", path.display())));
+        if bytemuck::bytes_of(&loaded) != bytemuck::bytes_of(&desc.header) {
+            return Err(refuse(ErrorKind::Malformed, format_args!("{} changed since it was scanned", self.path.display())));
         }
-        Ok((Arc::new(Library { lib, path: path.to_path_buf() }), ptr))
+        Ok(ptr)
     }
 
     /// The file it was loaded from.
