@@ -90,7 +90,12 @@ ensure_tools() {
 }
 
 # ------------------------------------------------------------------- kernel
-# Sets KDIR (kernel cache dir), KPKG and KVER.
+# Modules of the kernel package (paths under lib/modules/<release>/) that go into the
+# initramfs and that guest-init.sh loads: small ones without dependencies, so the guest has
+# a kernel module list to report.
+GUEST_MODULES=(kernel/drivers/net/dummy.ko kernel/lib/crc7.ko)
+
+# Sets KDIR (kernel cache dir, with the kernel, its config and modules/), KPKG and KVER.
 fetch_kernel() {
     mkdir -p "$KERNELS"
     exec 8>"$KERNELS/.lock"
@@ -120,7 +125,7 @@ fetch_kernel() {
         log "WARNING: apt cannot resolve $META_PKG; using cached $(basename "$KDIR")"
     fi
 
-    if [[ ! -s $KDIR/vmlinuz ]]; then
+    if [[ ! -s $KDIR/vmlinuz || ! -d $KDIR/modules ]]; then
         log "downloading $KPKG $KVER"
         local tmp
         tmp=$(mktemp -d "$KERNELS/.dl.XXXXXX")
@@ -132,6 +137,12 @@ fetch_kernel() {
         mkdir -p "$tmp/k"
         cp "$tmp"/x/boot/vmlinuz-* "$tmp/k/vmlinuz"
         cp "$tmp"/x/boot/config-* "$tmp/k/config"
+        mkdir -p "$tmp/k/modules"
+        local module
+        for module in "${GUEST_MODULES[@]}"; do
+            cp "$tmp"/x/lib/modules/*/"$module" "$tmp/k/modules/" ||
+                { rm -rf "$tmp"; die "$KPKG has no $module"; }
+        done
         # Debian's System.map is an 83-byte placeholder ("The real System.map
         # is in the linux-image-<version>-dbg package"); keep it anyway.
         cp "$tmp"/x/boot/System.map-* "$tmp/k/System.map" 2>/dev/null || true
@@ -187,7 +198,7 @@ fail_boot() {
 # The sourcing script's EXIT trap must call stop_qemu and remove WORK.
 boot_guest() {
     WORK=$(mktemp -d "/tmp/memflow-$LOG_TAG.XXXXXX")
-    python3 "$SCRIPT_DIR/fixture_util.py" initramfs "$WORK/initrd.gz" "$BUSYBOX" "$INIT_SCRIPT"
+    python3 "$SCRIPT_DIR/fixture_util.py" initramfs "$WORK/initrd.gz" "$BUSYBOX" "$INIT_SCRIPT" "$KDIR/modules"
 
     SERIAL_RAW=$WORK/serial.raw
     KALLSYMS_RAW=$WORK/kallsyms.txt

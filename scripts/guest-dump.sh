@@ -4,7 +4,8 @@
 #   scripts/guest-dump.sh NAME [--cpu qemu64|max] [--mem 256M]
 #                              [--append "nokaslr ..."] [--kernel cloud|generic]
 #                              [--timeout SECONDS] [--require-la57] [--force]
-#   scripts/guest-dump.sh --all [--force]   # the default fixture set (cloud-4l, cloud-5l)
+#   scripts/guest-dump.sh --all [--force]   # the default fixture set (cloud-4l, cloud-5l,
+#                                           # cloud-4l-kaslr, generic-5l, cloud-4l-5g)
 #
 # What it does:
 #   1. installs qemu-system-x86 / busybox-static / python3 with apt if missing;
@@ -22,7 +23,7 @@
 #   serial.log    guest console (ttyS0), CRs stripped. Kernel boot log, then
 #                 sections "==== MEMFLOW-BEGIN <s> ====" .. "==== MEMFLOW-END <s> ===="
 #                 (uname version cmdline cpuinfo ps marker kallsyms kallsyms-full
-#                 iomem meminfo dmesg), then the line MEMFLOW-GUEST-READY.
+#                 modules iomem meminfo dmesg), then the line MEMFLOW-GUEST-READY.
 #   kallsyms.txt  complete /proc/kallsyms (real addresses), sent over ttyS1.
 #   meta.txt      key=value: the request (compared for cache hits) followed by
 #                 observed facts (kernel package/version, la57, marker, CRs...).
@@ -39,13 +40,13 @@ NAME=''
 source "$(dirname "${BASH_SOURCE[0]}")/guest-common.sh"
 # Bump when this script changes what ends up in a fixture (invalidates caches).
 # Changes to guest-init.sh invalidate caches automatically (init_sha256).
-FIXTURE_FORMAT=1
+FIXTURE_FORMAT=2
 
 # The sections guest-init.sh must have printed.
-SECTIONS=(uname version cmdline cpuinfo ps marker kallsyms kallsyms-full iomem meminfo dmesg)
+SECTIONS=(uname version cmdline cpuinfo ps marker kallsyms kallsyms-full modules iomem meminfo dmesg)
 
 usage() {
-    sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -73,6 +74,10 @@ if ((ALL)); then
     fixture() { "${BASH_SOURCE[0]}" "$@" "${extra[@]}"; }
     fixture cloud-4l --kernel cloud --cpu qemu64 --mem 256M --append nokaslr
     fixture cloud-5l --kernel cloud --cpu max --mem 256M --append nokaslr --require-la57
+    fixture cloud-4l-kaslr --kernel cloud --cpu qemu64 --mem 256M --append ''
+    fixture generic-5l --kernel generic --cpu max --mem 256M --append nokaslr --require-la57
+    # More than 4 GiB of RAM: a memory map with a hole below 4 GiB (a 5 GiB dump file).
+    fixture cloud-4l-5g --kernel cloud --cpu qemu64 --mem 5G --append nokaslr
     exit 0
 fi
 

@@ -27,6 +27,8 @@
 //! non-executable mapping of exactly the block's size (rounded up to 4 KiB pages). A block
 //! without exactly one such mapping is left out with a warning.
 
+#![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
+
 use super::cmdline::QemuCommandLine;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::MemoryMap;

@@ -1,0 +1,461 @@
+//! The `qemu` connector against QEMU processes this test starts itself:
+//!
+//! - a live guest booted by `scripts/guest-run.sh` (the cloud kernel of the `cloud-4l`
+//!   fixture, 256 MiB, q35, `nokaslr`), read with and without QMP while it runs, compared
+//!   with the fixture's dump of the same kernel build where memory does not change (kernel
+//!   text and read-only data), written to, and read after it was killed;
+//! - paused QEMUs (`-S`: no guest code runs, so their RAM is never touched and costs
+//!   nothing however large `-m` is) of the q35 and pc machines with RAM sizes around the
+//!   4 GiB split, where the layout from the machine rules must match QEMU's own (QMP) and
+//!   bytes written through the connector must be what QEMU reads at the same guest address.
+//!
+//! Every QEMU is owned by the test (directly or through the guest-run.sh process, which has
+//! a parent-death signal) and killed when the test ends, passes or fails.
+
+#![cfg(target_os = "linux")]
+#![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use memflow_core::connector::qemu::{QemuConnector, QemuTarget};
+use memflow_core::connector::{open, CpuState, OpenOptions, X86ArchHint};
+use memflow_core::error::{ErrorKind, PartialError, PartialResultExt};
+use memflow_core::mem::{MemoryMap, MemoryView, PhysicalMemory};
+use memflow_core::os::Os;
+use memflow_core::plugins::Inventory;
+use memflow_core::types::{umem, Address, PhysicalAddress};
+use memflow_core::virt::VirtualDma;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Makes a child get SIGKILL when the thread that started it (this test) ends.
+fn die_with_parent(cmd: &mut Command) -> &mut Command {
+    // SAFETY: prctl is async-signal-safe and touches nothing of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}
+
+/// Waits up to `limit` for `done`.
+fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has no memory any more: count it as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
+}
+
+/// Runs one HMP command over QMP with `scripts/qmp.py`; returns its output.
+fn hmp(socket: &Path, command: &str) -> String {
+    let out = Command::new("python3")
+        .arg(repo().join("scripts/qmp.py"))
+        .arg(socket)
+        .args(["cmd", "human-monitor-command", &format!("{{\"command-line\": \"{command}\"}}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "qmp.py {command}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The 8-byte value QEMU itself reads at guest-physical `addr` (HMP `xp`).
+fn qemu_reads_u64(socket: &Path, addr: u64) -> u64 {
+    let text = hmp(socket, &format!("xp /1gx {addr:#x}"));
+    let value = text.split(": 0x").nth(1).unwrap_or_else(|| panic!("unexpected xp output {text}"));
+    let hex: String = value.chars().take_while(char::is_ascii_hexdigit).collect();
+    u64::from_str_radix(&hex, 16).unwrap()
+}
+
+/// A guest started by `scripts/guest-run.sh`, stopped on drop.
+struct Guest {
+    script: Child,
+    /// The `-name` of the guest.
+    name: String,
+    /// The QEMU process.
+    pid: u32,
+    qmp: PathBuf,
+    serial: PathBuf,
+}
+
+impl Guest {
+    /// Boots the fixture guest as `memflow-test-<tag>-<test pid>` and waits until it is ready.
+    fn boot(tag: &str) -> Guest {
+        let tag = format!("{tag}-{}", std::process::id());
+        let mut script = die_with_parent(Command::new("bash").arg(repo().join("scripts/guest-run.sh")).arg(&tag))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut facts = HashMap::new();
+        for line in BufReader::new(script.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if line == "ready" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                facts.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let fact = |k: &str| facts.get(k).cloned().unwrap_or_else(|| panic!("guest-run.sh failed (no {k}=); see its log above"));
+        Guest {
+            name: format!("memflow-test-{tag}"),
+            pid: fact("pid").parse().unwrap(),
+            qmp: fact("qmp").into(),
+            serial: fact("serial").into(),
+            script,
+        }
+    }
+
+    /// The lines the guest printed between `==== MEMFLOW-BEGIN name ====` and its END line.
+    fn section(&self, name: &str) -> String {
+        let serial = std::fs::read_to_string(&self.serial).unwrap().replace('\r', "");
+        let begin = format!("==== MEMFLOW-BEGIN {name} ====\n");
+        let start = serial.find(&begin).unwrap_or_else(|| panic!("no section {name}")) + begin.len();
+        let len = serial[start..].find(&format!("==== MEMFLOW-END {name} ====")).unwrap();
+        serial[start..start + len].to_owned()
+    }
+
+    /// Kills QEMU (not the script) and waits until its memory is gone.
+    fn kill_qemu(&self) {
+        // SAFETY: plain kill(2) of the QEMU process this guest owns.
+        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
+        wait_for(Duration::from_secs(10), "QEMU to die", || !alive(self.pid));
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        // SIGTERM lets the script stop QEMU and remove its files; SIGKILL if it hangs
+        // (QEMU then dies by its parent-death signal).
+        // SAFETY: plain kill(2) of our own child.
+        unsafe { libc::kill(self.script.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        while self.script.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.script.kill();
+        let _ = self.script.wait();
+    }
+}
+
+/// The fixture this guest matches: the same kernel, options and machine.
+struct Fixture {
+    dir: PathBuf,
+    meta: String,
+    kallsyms: HashMap<String, u64>,
+}
+
+impl Fixture {
+    fn load(name: &str) -> Fixture {
+        let dir = repo().join("target/fixtures").join(name);
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| {
+                panic!("fixture {name}: {f}: {e}. Run `scripts/guest-dump.sh --all` first (CI does).")
+            })
+        };
+        let kallsyms = read("kallsyms.txt")
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                let addr = u64::from_str_radix(f.next()?, 16).ok()?;
+                Some((f.nth(1)?.to_owned(), addr))
+            })
+            .collect();
+        Fixture { meta: read("meta.txt"), kallsyms, dir }
+    }
+
+    fn meta(&self, key: &str) -> &str {
+        self.meta.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).unwrap()
+    }
+
+    fn symbol(&self, name: &str) -> u64 {
+        self.kallsyms[name]
+    }
+}
+
+/// Physical address of a kernel-image address in a `nokaslr` guest: the image is mapped at
+/// `__START_KERNEL_map` (0xffffffff80000000) from physical 0.
+fn kernel_pa(va: u64) -> u64 {
+    va - 0xffff_ffff_8000_0000
+}
+
+fn read(mem: &mut impl PhysicalMemory, addr: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    mem.phys_read_raw_into(PhysicalAddress::plain(Address::from(addr)), &mut buf).unwrap();
+    buf
+}
+
+/// Every start of `needle` in `len` bytes of guest memory from 0, read in 1 MiB steps.
+fn scan(mem: &mut impl PhysicalMemory, len: u64, needle: &[u8]) -> Vec<u64> {
+    const STEP: u64 = 1 << 20;
+    let mut hits = Vec::new();
+    let mut base = 0;
+    while base < len {
+        // Overlap the next step by the needle so no hit is cut in two.
+        let chunk = read(mem, base, (STEP as usize + needle.len()).min((len - base) as usize));
+        hits.extend(chunk.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| base + i as u64));
+        base += STEP;
+    }
+    hits.dedup();
+    hits
+}
+
+/// (pid, ppid, name) of the guest's user processes (not kernel threads, not the `ps`
+/// that listed them) in the `ps` section.
+fn user_processes_of_ps(ps: &str) -> BTreeSet<(u32, u32, String)> {
+    ps.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?, f.next()?.to_owned()))
+        })
+        .filter(|(pid, ppid, name): &(u32, u32, String)| *pid != 2 && *ppid != 2 && *pid != 0 && name != "ps")
+        .collect()
+}
+
+#[test]
+fn live_guest() {
+    let fixture = Fixture::load("cloud-4l");
+    let guest = Guest::boot("live");
+    let release = guest.section("uname").split_whitespace().nth(2).unwrap().to_owned();
+    assert_eq!(
+        release,
+        fixture.meta("kernel_release"),
+        "the live guest must run the fixture's kernel build; rebuild the fixtures with `scripts/guest-dump.sh --all --force`"
+    );
+    let banner = guest.section("version").trim_end().to_owned();
+    let ram = 256u64 << 20;
+
+    // Listed as a target, opened by name, by pid, through QMP alone, and by chains.
+    let inventory = Inventory::builtin();
+    let targets = inventory.targets("qemu").unwrap();
+    assert!(targets.iter().any(|t| *t.name == guest.name), "{} not among {targets:?}", guest.name);
+    let by_name = QemuTarget { name: Some(guest.name.clone()), pid: None };
+    let mut plain = QemuConnector::open_native(&by_name, None).unwrap();
+    let mut with_qmp = QemuConnector::open_native(&QemuTarget::default(), Some(&guest.qmp)).unwrap();
+    assert_eq!(plain.qemu().info.pid, guest.pid);
+    assert_eq!(with_qmp.qemu().info.pid, guest.pid, "the QMP guest name picks the process");
+    assert_eq!(plain.map(), with_qmp.map(), "machine rules and QMP agree on a 256 MiB q35 guest");
+    let range = plain.map().ranges()[0];
+    assert_eq!((plain.map().ranges().len(), range.base, range.size), (1, Address::NULL, ram as umem));
+    assert_eq!(plain.cpu_count(), 0);
+    assert_eq!(with_qmp.cpu_count(), 1);
+    let wrong = QemuTarget { name: Some("memflow-test-no-such-guest".into()), pid: None };
+    assert_eq!(QemuConnector::open_native(&wrong, Some(&guest.qmp)).err().unwrap().kind, ErrorKind::InvalidArgument);
+    assert_eq!(QemuConnector::open_native(&wrong, None).err().unwrap().kind, ErrorKind::NotFound);
+
+    // The banner the guest printed is in its RAM, where kallsyms puts linux_banner.
+    let banner_pa = kernel_pa(fixture.symbol("linux_banner"));
+    let hits = scan(&mut plain, ram, banner.as_bytes());
+    assert!(hits.contains(&banner_pa), "banner at {hits:x?}, linux_banner at {banner_pa:#x}");
+    let mut chains = vec![
+        format!("qemu:{}", guest.name),
+        format!("qemu:pid={}", guest.pid),
+        format!("qemu:{},qmp={}", guest.name, guest.qmp.display()),
+        format!("native -> qemu:{}", guest.name),
+    ];
+    for chain in &chains {
+        let mut conn = inventory.create_connector_chain(chain).unwrap_or_else(|e| panic!("{chain}: {e}"));
+        assert_eq!(read(&mut conn, banner_pa, banner.len()), banner.as_bytes(), "{chain}");
+    }
+
+    // The same through the plugin libraries `cargo build --workspace` ships.
+    let build_dir = std::env::current_exe().unwrap().parent().and_then(Path::parent).unwrap().to_path_buf();
+    let mut from_files = Inventory::default();
+    for lib in ["native", "qemu"] {
+        let path = build_dir.join(format!("libmemflow_{lib}.so"));
+        from_files.add_file(&path).unwrap_or_else(|e| panic!("{}: {e} (run `cargo build --workspace` first)", path.display()));
+    }
+    assert!(from_files.targets("qemu").unwrap().iter().any(|t| *t.name == guest.name));
+    let mut conn = from_files.create_connector_chain(&chains[3]).unwrap();
+    assert_eq!(read(&mut conn, banner_pa, banner.len()), banner.as_bytes(), "{} from plugin files", chains[3]);
+
+    // Kernel text and read-only data: what the dump of the same kernel build holds, apart
+    // from code the kernel patches at run time (static keys flip as the guest runs).
+    let mut dump = open(fixture.dir.join("dump.elf"), OpenOptions::default()).unwrap();
+    for (start, end, max_diff) in [("_text", "_etext", 0.001), ("__start_rodata", "__end_rodata", 0.001)] {
+        let (pa, len) = (kernel_pa(fixture.symbol(start)), (fixture.symbol(end) - fixture.symbol(start)) as usize);
+        let (live, dumped) = (read(&mut with_qmp, pa, len), read(&mut dump, pa, len));
+        let diff = live.iter().zip(&dumped).filter(|(a, b)| a != b).count();
+        println!("{start}..{end}: {len} bytes at {pa:#x}, {diff} differ from the dump");
+        assert!((diff as f64) < len as f64 * max_diff, "{start}..{end}: {diff} of {len} bytes differ");
+    }
+
+    // A write into a page Linux never uses (the first 64 KiB are reserved:
+    // CONFIG_X86_RESERVE_LOW), seen by QEMU itself, by another connector, and undone.
+    let page: u64 = 0x8000;
+    let original = read(&mut plain, page, 8);
+    let value: u64 = 0x6d65_6d66_6c6f_7721 ^ u64::from(std::process::id());
+    plain.phys_write(PhysicalAddress::plain(Address::from(page)), &value).unwrap();
+    assert_eq!(plain.phys_read::<u64>(PhysicalAddress::plain(Address::from(page))).unwrap(), value);
+    assert_eq!(qemu_reads_u64(&guest.qmp, page), value, "QEMU sees the written bytes at the same guest address");
+    let mut clone = with_qmp.clone();
+    assert_eq!(read(&mut clone, page, 8), value.to_le_bytes());
+    plain.phys_write_raw(PhysicalAddress::plain(Address::from(page)), &original).unwrap();
+    assert_eq!(qemu_reads_u64(&guest.qmp, page).to_le_bytes().to_vec(), original);
+
+    // CR3 from QMP is a page-table root of this guest: its kernel half is the kernel's
+    // (init_top_pgt), and it maps linux_banner to the banner.
+    let regs = with_qmp.x86_registers(0).unwrap();
+    assert_eq!(regs.arch_hint(), X86ArchHint::X86_64);
+    let root = regs.page_table_root().unwrap();
+    let top = read(&mut with_qmp, root.to_umem() as u64, 4096);
+    let kernel_top = read(&mut with_qmp, kernel_pa(fixture.symbol("init_top_pgt")), 4096);
+    assert_eq!(top[2048..], kernel_top[2048..], "kernel half of the PML4 at CR3 {:#x}", regs.cr3);
+    assert_ne!(top[4088..], [0u8; 8], "the kernel image is mapped");
+    let mut kernel = VirtualDma::new(with_qmp.clone(), memflow_core::arch::ArchitectureIdent::X86_64, &[root]).unwrap();
+    let mut text = vec![0u8; banner.len()];
+    kernel.read_raw_into(Address::from(fixture.symbol("linux_banner")), &mut text).unwrap();
+    assert_eq!(text, banner.as_bytes());
+
+    // The `linux` layer on the live guest lists the processes the guest's own `ps` did.
+    let chain = format!("qemu:{},qmp={} -> linux", guest.name, guest.qmp.display());
+    let mut linux = inventory.create_os_chain(&chain).unwrap_or_else(|e| panic!("{chain}: {e}"));
+    let listed: BTreeSet<(u32, u32, String)> = linux
+        .process_info_list()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.pid, p.ppid, (*p.name).to_owned()))
+        .filter(|(pid, ppid, _)| *pid != 2 && *ppid != 2 && *pid != 0)
+        .collect();
+    let ps = user_processes_of_ps(&guest.section("ps"));
+    assert!(listed.is_superset(&ps), "{chain}: lists {listed:?}, ps listed {ps:?}");
+    // After its report, init only started the `sleep` it idles in.
+    let later: Vec<_> = listed.difference(&ps).collect();
+    assert!(later.iter().all(|(_, ppid, name)| *ppid == 1 && name == "sleep"), "{chain}: unexpected {later:?}");
+    chains.push(chain);
+
+    // The guest exits: the next read and write fail with Gone, every byte reported failed.
+    let mut chained = inventory.create_connector_chain(&chains[3]).unwrap();
+    guest.kill_qemu();
+    let mut buf = [0xffu8; 16];
+    match plain.phys_read_raw_into(PhysicalAddress::plain(Address::from(banner_pa)), &mut buf) {
+        Err(PartialError::Error(e)) => assert_eq!(e.kind, ErrorKind::Gone),
+        other => panic!("read from a dead guest gave {other:?}"),
+    }
+    let write = with_qmp.phys_write(PhysicalAddress::plain(Address::from(page)), &value);
+    assert!(matches!(write, Err(PartialError::Error(e)) if e.kind == ErrorKind::Gone), "{write:?}");
+    let chained_read = chained.phys_read::<u64>(PhysicalAddress::plain(Address::from(banner_pa))).data();
+    assert_eq!(chained_read.unwrap_err().kind, ErrorKind::Gone);
+    assert_eq!(clone.phys_read::<u64>(PhysicalAddress::plain(Address::NULL)).data().unwrap_err().kind, ErrorKind::Gone);
+    assert!(QemuConnector::open_native(&by_name, None).is_err());
+}
+
+/// A QEMU started paused (`-S`), killed on drop.
+struct PausedQemu {
+    child: Child,
+    socket: PathBuf,
+    dir: PathBuf,
+}
+
+impl PausedQemu {
+    fn start(machine: &str, mib: u64) -> PausedQemu {
+        let dir = std::env::temp_dir().join(format!("mfqemu-{}-{machine}-{mib}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let socket = dir.join("qmp.sock");
+        let child = die_with_parent(Command::new("qemu-system-x86_64").args([
+            "-machine",
+            machine,
+            "-accel",
+            "tcg",
+            "-m",
+            &format!("{mib}M"),
+            "-S",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-name",
+            &format!("memflow-test-layout-{}-{machine}-{mib}", std::process::id()),
+            "-qmp",
+            &format!("unix:{},server=on,wait=off", socket.display()),
+        ]))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("qemu-system-x86_64 (scripts/guest-dump.sh installs it)");
+        wait_for(Duration::from_secs(20), "the QMP socket", || socket.exists());
+        PausedQemu { child, socket, dir }
+    }
+}
+
+impl Drop for PausedQemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// (guest base, size, host address) of every range, with `[lo, hi)` cut out.
+fn ranges_outside(map: &MemoryMap, lo: u64, hi: u64) -> Vec<(u64, u64, u64)> {
+    let mut out = Vec::new();
+    for r in map.ranges() {
+        let (base, end, host) = (r.base.to_umem() as u64, r.end().to_umem() as u64, r.backing as u64);
+        for (s, e) in [(base, end.min(lo)), (base.max(hi), end)] {
+            if s < e {
+                out.push((s, e - s, host + (s - base)));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn machine_layouts_match_qemu() {
+    const MIB: u64 = 1 << 20;
+    const FOUR_GIB: u64 = 1 << 32;
+    // (machine, RAM in MiB, RAM below 4 GiB): sizes around each machine's split threshold.
+    let cases = [
+        ("q35", 256, 256 * MIB),
+        ("q35", 2815, 2815 * MIB),
+        ("q35", 2816, 2048 * MIB),
+        ("q35", 5120, 2048 * MIB),
+        ("pc", 256, 256 * MIB),
+        ("pc", 3583, 3583 * MIB),
+        ("pc", 3584, 3072 * MIB),
+        ("pc", 5120, 3072 * MIB),
+    ];
+    for (machine, mib, below) in cases {
+        let qemu = PausedQemu::start(machine, mib);
+        let target = QemuTarget { name: None, pid: Some(qemu.child.id()) };
+        let mut rules = QemuConnector::open_native(&target, None).unwrap();
+        let with_qmp = QemuConnector::open_native(&target, Some(&qemu.socket)).unwrap();
+        let ranges = rules.map().ranges().to_vec();
+        let above = mib * MIB - below;
+        let expect: Vec<(u64, u64)> =
+            [(0, below), (FOUR_GIB, above)].into_iter().filter(|(_, size)| *size > 0).collect();
+        let got: Vec<(u64, u64)> = ranges.iter().map(|r| (r.base.to_umem() as u64, r.size as u64)).collect();
+        assert_eq!(got, expect, "{machine} with {mib} MiB");
+        // Before the firmware runs, QEMU shows ROM in the legacy window the rules map as RAM.
+        assert_eq!(
+            ranges_outside(rules.map(), 0xa0000, 0x10_0000),
+            ranges_outside(with_qmp.map(), 0xa0000, 0x10_0000),
+            "{machine} with {mib} MiB: rules and QMP disagree"
+        );
+        let mut probes = vec![0x10_0000, below - 8];
+        if above > 0 {
+            probes.extend([FOUR_GIB, FOUR_GIB + above - 8]);
+        }
+        for (i, addr) in probes.into_iter().enumerate() {
+            let value = 0x5155_454d_0000_0000 | (mib << 8) | i as u64;
+            rules.phys_write(PhysicalAddress::plain(Address::from(addr)), &value).unwrap();
+            assert_eq!(qemu_reads_u64(&qemu.socket, addr), value, "{machine} with {mib} MiB at {addr:#x}");
+        }
+    }
+}
