@@ -125,11 +125,12 @@ fn virt_batch<'a, P: PhysicalMemory, B: SplitBuf>(
             } else {
                 op
             };
-            let mut va = op.addr;
-            let end = op.addr + op.buf.len();
-            while va != end {
+            // By offsets, not addresses: an operation may wrap around the top of the space.
+            let mut pos = 0usize;
+            while pos < op.buf.len() {
+                let va = op.addr + pos;
                 tr.window_push(va);
-                va = (va + page).align_down(page).min(end);
+                pos += ((page - va.page_offset(page)) as usize).min(op.buf.len() - pos);
             }
             window.push(op);
             if carry.is_some() {
@@ -269,5 +270,36 @@ impl<P: PhysicalMemory> VirtualTranslate for VirtualDma<P> {
         self.translator.for_each_page(&mut self.mem, start, last, |p| merge.push(p, &mut out))?;
         merge.finish(&mut out);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Recycling keeps the allocation, so a view allocates its operation storage only once.
+    #[test]
+    fn recycle_reuses_the_allocation() {
+        let mut v: Vec<ReadOp<'static>> = Vec::with_capacity(64);
+        let ptr = v.as_ptr() as usize;
+        let mut buf = [0u8; 4];
+        let mut short: Vec<ReadOp<'_>> = recycle(core::mem::take(&mut v));
+        short.push(MemOp { addr: Address::NULL, tag: Address::NULL, buf: (&mut buf[..]).into() });
+        v = recycle(short);
+        assert!(v.is_empty());
+        assert_eq!(v.as_ptr() as usize, ptr);
+        assert_eq!(v.capacity(), 64);
+    }
+
+    /// A read that wraps around the top of the address space is split into its pieces, not
+    /// into every page of the space (found by the fuzzer).
+    #[test]
+    fn read_wrapping_around_the_top() {
+        let ident = ArchitectureIdent::AArch64 { granule_log2: 16, va_bits: 39 };
+        let mut view = VirtualDma::new(crate::connector::dummy_memory(2), ident, &[Address::NULL]).unwrap();
+        let mut buf = [0xffu8; 64];
+        let va = Address::new(0xffff_ffff_fffe_fff9u64 as umem);
+        assert!(view.read_raw_into(va, &mut buf).is_err());
+        assert_eq!(buf, [0u8; 64]);
     }
 }

@@ -1,5 +1,6 @@
 //! The batched engine against the reference walker and the builder's truth, on random
 //! address spaces of every architecture.
+#![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 
 mod xlate_common;
 
@@ -108,7 +109,8 @@ fn range_maps_are_exact() {
         // Reverse lookup finds every virtual page of a physical address.
         let m = truth[0];
         let vas = dma.phys_to_virt(m.pa).unwrap();
-        let want: Vec<Address> = truth.iter().filter_map(|p| (p.pa <= m.pa && m.pa - p.pa < p.size()).then(|| p.va + (m.pa - p.pa))).collect();
+        let want: Vec<Address> =
+        truth.iter().filter(|p| p.pa <= m.pa && m.pa - p.pa < p.size()).map(|p| p.va + (m.pa - p.pa)).collect();
         let mut sorted_want = want.clone();
         sorted_want.sort();
         assert_eq!(vas, sorted_want, "{ident:?}");
@@ -259,7 +261,6 @@ fn working_memory_is_bounded() {
     let b = random_space(ArchitectureIdent::X86_64, 3, 50, 4 << 20).unwrap();
     let dma = VirtualDma::new(b.memory(), ArchitectureIdent::X86_64, &b.roots()).unwrap();
     assert!(dma.working_memory_bytes() <= 1 << 20);
-    assert!(Translator::MAX_WORKING_BYTES <= 1 << 20);
     let _clone = dma.clone();
 }
 

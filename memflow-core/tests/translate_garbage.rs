@@ -1,5 +1,6 @@
 //! Garbage tables: random entries, self-references, loops and tables past the end of memory end
 //! in per-address failures that agree with the reference walker, never in hangs or panics.
+#![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 
 mod xlate_common;
 
@@ -167,4 +168,23 @@ fn tables_past_the_end_of_memory() {
         v
     };
     assert_eq!(pages.len(), 1);
+}
+
+/// An entry cut by the end of memory (found by the fuzzer): its readable half must not count
+/// as an entry, in the batched walk, the reference walker and the page walk alike.
+#[test]
+fn entry_cut_by_the_end_of_memory() {
+    for ident in [ArchitectureIdent::X86_32, ArchitectureIdent::X86_64] {
+        let arch = ident.describe().unwrap();
+        let mut mem = dummy_memory(0x1002);
+        mem.phys_write_raw(PhysicalAddress::plain(Address::new(0x1000)), &[0x83, 0x00]).data().unwrap();
+        let roots = [arch.root_register(Address::new(0x1000))];
+        let va = Address::NULL;
+        assert!(reference::translate(&mut mem, &arch, &roots, va).is_err());
+        let mut dma = VirtualDma::new(mem.clone(), ident, &roots).unwrap();
+        assert!(translate_list(&mut dma, &[va])[0].1.is_err());
+        let mut count = 0;
+        Translator::new(ident, &roots).unwrap().for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| count += 1).unwrap();
+        assert_eq!(count, 0, "{ident:?}");
+    }
 }

@@ -14,6 +14,7 @@
 //!   left out of its batch;
 //! - memflow's batched translation fails some valid addresses when different virtual ranges
 //!   share identical entries (the kernel image and direct map case).
+#![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 
 mod xlate_common;
 
@@ -172,7 +173,7 @@ fn random_spaces_agree_with_memflow_0_2_4() {
     const MEM: usize = 16 << 20;
     for ident in PEER_MODES {
         let mut tally = Tally::default();
-        for seed in 0..3 {
+        for seed in 0..2 {
             let b = random_space(ident, seed, 400, MEM).unwrap();
             let mut rng = Rng::new(seed);
             let vas = sample_addresses(&b, &mut rng, 50);

@@ -15,6 +15,7 @@
 //! (EFER.NXE); AArch64 uses a 48-bit output address, ignores the access flag and top-byte-ignore;
 //! RISC-V ignores the A/D bits. Reserved bits are not checked, except a large-page marker at a
 //! level that cannot hold a page, which makes the entry invalid as on hardware.
+#![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::types::{umem, Address, PageType};

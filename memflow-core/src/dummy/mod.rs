@@ -5,6 +5,7 @@
 //! space from a seed: pages of every size the architecture has, clustered so tables are
 //! shared, with random flags, in every canonical range, over memory whose every 8-byte word
 //! holds its own physical address (so reads can be checked).
+#![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 
 mod page_tables;
 mod rng;

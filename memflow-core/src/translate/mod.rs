@@ -209,6 +209,9 @@ pub struct Translator {
     tlb: Option<Tlb>,
 }
 
+/// The documented bound: a translator never needs more than 1 MiB.
+const _: () = assert!(Translator::MAX_WORKING_BYTES <= 1 << 20);
+
 impl Clone for Translator {
     fn clone(&self) -> Self {
         let mut tlb = self.tlb.clone();

@@ -4,12 +4,15 @@
 //! Working memory is one chunk of entries per level ([`CHUNK_BYTES`] each); a table is read in
 //! chunks, one physical read each. The number of entries inspected is capped by a budget
 //! derived from the size of physical memory, so tables that point back at themselves end the
-//! walk early (with a warning) instead of running for a very long time. Entries that cannot be
-//! read count as not present.
+//! walk early (with a warning) instead of running for a very long time. Entries with any byte
+//! that cannot be read count as not present.
 
 use crate::arch::{Architecture, Denied, Entry, MAX_LEVELS};
-use crate::error::{PartialError, Result};
-use crate::mem::PhysicalMemory;
+use cglue::slice::CSliceMut;
+
+use super::walk::mark_failed;
+use crate::error::Result;
+use crate::mem::{MemBatch, MemChunk, MemOp, PhysicalMemory};
 use crate::types::{umem, Address, PageType, PhysicalAddress};
 
 /// Bytes of entries read at once per level.
@@ -33,6 +36,26 @@ impl Page {
     pub fn size(&self) -> umem {
         (1 as umem) << self.size_log2
     }
+}
+
+/// Reads consecutive entries at `addr` into `buf`; an entry with any unreadable byte is
+/// zeroed (not present).
+fn read_chunk<P: PhysicalMemory>(mem: &mut P, addr: Address, buf: &mut [u8], entry_size: usize) -> Result<()> {
+    let mut failed = [false; CHUNK_BYTES / 4];
+    let mut on_fail = |chunk: MemChunk<CSliceMut<u8>>| {
+        mark_failed(&mut failed, chunk, entry_size);
+        true
+    };
+    let op = MemOp { addr: PhysicalAddress::with_page(addr, PageType::PAGE_TABLE, 0), tag: Address::NULL, buf: (&mut *buf).into() };
+    mem.phys_read_batch(MemBatch {
+        ops: (&mut core::iter::once(op)).into(),
+        on_ok: None,
+        on_fail: Some(&mut (&mut on_fail).into()),
+    })?;
+    for (entry, _) in buf.chunks_mut(entry_size).zip(failed).filter(|(_, f)| *f) {
+        entry.fill(0);
+    }
+    Ok(())
 }
 
 /// One table being walked.
@@ -114,11 +137,7 @@ impl PageWalker {
                         return Ok(());
                     }
                     budget -= count as umem;
-                    let addr = PhysicalAddress::with_page(frame.table + idx * entry_size, PageType::PAGE_TABLE, 0);
-                    match mem.phys_read_raw_into(addr, &mut chunk[..count * entry_size]) {
-                        Ok(()) | Err(PartialError::PartialRead(())) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    read_chunk(mem, frame.table + idx * entry_size, &mut chunk[..count * entry_size], entry_size)?;
                     stack[level].loaded = idx;
                     stack[level].count = count;
                 }

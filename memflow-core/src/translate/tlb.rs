@@ -4,6 +4,7 @@
 //! number and the page size, and looked up by probing each page size the architecture has.
 //! Entries go stale when the guest changes its tables; [`Tlb::flush`] drops them all, and an
 //! optional maximum age drops them all when it has passed since the last flush.
+#![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 
 use std::time::{Duration, Instant};
 

@@ -151,15 +151,7 @@ impl Walker {
             MemOp { addr: PhysicalAddress::with_page(addr, PageType::PAGE_TABLE, 0), tag, buf: buf.into() }
         });
         let mut on_fail = |chunk: MemChunk<CSliceMut<u8>>| {
-            // Any failed byte fails its whole entry; tags outside the scratch are ignored.
-            let start = (chunk.tag.to_umem() as usize / entry_size).min(failed.len());
-            let end = (chunk.tag.to_umem() as usize)
-                .saturating_add(chunk.buf.len())
-                .div_ceil(entry_size)
-                .min(failed.len());
-            if start < end {
-                failed[start..end].fill(true);
-            }
+            mark_failed(failed, chunk, entry_size);
             true
         };
         mem.phys_read_batch(MemBatch {
@@ -199,6 +191,16 @@ impl Walker {
                 }
             }
         }
+    }
+}
+
+/// Marks every entry that a failed chunk touches (the chunk's tag is its byte offset into a
+/// buffer of entries); tags outside the buffer are ignored.
+pub(crate) fn mark_failed(failed: &mut [bool], chunk: MemChunk<CSliceMut<u8>>, entry_size: usize) {
+    let start = (chunk.tag.to_umem() as usize / entry_size).min(failed.len());
+    let end = (chunk.tag.to_umem() as usize).saturating_add(chunk.buf.len()).div_ceil(entry_size).min(failed.len());
+    if start < end {
+        failed[start..end].fill(true);
     }
 }
 
