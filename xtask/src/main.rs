@@ -1,7 +1,8 @@
 //! `cargo xtask <task>`: the project's tasks, so that a fresh machine needs two commands.
 //!
-//! - `demo`: the main job. Builds a real QEMU guest dump if none is cached, then opens it and
-//!   prints its memory map and CPU state.
+//! - `demo [CHAIN...]`: the main job. Builds and installs the C SDK, then runs the C
+//!   process-list example on this machine (`native`), on a real guest's memory dump
+//!   (`coredump:... -> linux`) and on a live guest under QEMU (`qemu:... -> linux`).
 //! - `test`: every test: guest fixtures, the workspace tests in both address widths.
 //! - `fixtures`: only (re)builds the cached QEMU guest dumps under `target/fixtures/`.
 //! - `headers [OUT_DIR]`: generates the C and C++ headers into `include/` (or `OUT_DIR`), with
@@ -65,16 +66,67 @@ fn fixtures() -> Result<(), String> {
     run("bash", &["scripts/guest-dump.sh", "--all"])
 }
 
+/// The main job: one C program (the SDK's process-list example) lists the processes of this
+/// machine, of a real guest's memory dump, and of a live guest under QEMU. With CHAIN
+/// arguments, it runs on those chains instead.
 fn demo(args: &[String]) -> Result<(), String> {
-    let dump = match args.first() {
-        Some(path) => path.clone(),
-        None => {
-            install_deps()?;
-            run("bash", &["scripts/guest-dump.sh", "cloud-4l"])?;
-            "target/fixtures/cloud-4l/dump.elf".to_string()
+    install_deps()?;
+    if !args.is_empty() {
+        return xtask::dist::sdk_demo(args);
+    }
+    run("bash", &["scripts/guest-dump.sh", "cloud-4l"])?;
+    let dump_chain = "coredump:target/fixtures/cloud-4l/dump.elf -> linux".to_string();
+    let live = LiveGuest::start("demo")?;
+    let live_chain = format!("qemu:memflow-test-demo,qmp={} -> linux", live.qmp);
+    let result = xtask::dist::sdk_demo(&["native".to_string(), dump_chain, live_chain]);
+    drop(live);
+    result
+}
+
+/// A guest booted by `scripts/guest-run.sh`, stopped when dropped.
+struct LiveGuest {
+    child: std::process::Child,
+    qmp: String,
+}
+
+impl LiveGuest {
+    fn start(name: &str) -> Result<LiveGuest, String> {
+        use std::io::BufRead;
+        eprintln!("+ bash scripts/guest-run.sh {name}");
+        let mut child = Command::new("bash")
+            .args(["scripts/guest-run.sh", name])
+            .current_dir(root())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start scripts/guest-run.sh: {e}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut qmp = None;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| e.to_string())?;
+            if let Some(path) = line.strip_prefix("qmp=") {
+                qmp = Some(path.to_string());
+            }
+            if line == "ready" {
+                break;
+            }
         }
-    };
-    run("cargo", &["run", "--quiet", "--release", "-p", "memflow-core", "--example", "dump_info", "--", &dump])
+        match qmp {
+            Some(qmp) => Ok(LiveGuest { child, qmp }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err("the live guest did not come up (see the messages above)".into())
+            }
+        }
+    }
+}
+
+impl Drop for LiveGuest {
+    fn drop(&mut self) {
+        // SIGTERM lets the script stop QEMU and remove its files.
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
 }
 
 fn headers(args: &[String]) -> Result<(), String> {
@@ -87,6 +139,8 @@ fn headers(args: &[String]) -> Result<(), String> {
 
 fn test() -> Result<(), String> {
     fixtures()?;
+    // The plugin libraries (cdylib crates) must exist before the tests that load them.
+    run("cargo", &["build", "--workspace"])?;
     run("cargo", &["test", "--workspace"])?;
     run("cargo", &["test", "-p", "memflow-core", "--features", "128_bit_mem"])
 }
