@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Helpers for scripts/guest-dump.sh (python3 stdlib only).
 
-    fixture_util.py initramfs OUT.cpio.gz BUSYBOX INIT_SCRIPT
+    fixture_util.py initramfs OUT.cpio.gz BUSYBOX INIT_SCRIPT [MODULES_DIR]
         Write a gzip'ed newc cpio archive containing a static busybox, a
-        symlink per applet, the probe symlinks (mfprobe_alpha/beta) and
-        INIT_SCRIPT as /init. Written directly (no cpio(1), no root needed for
-        the /dev/console node) and reproducibly (all mtimes 0).
+        symlink per applet, the probe symlinks (mfprobe_alpha/beta),
+        INIT_SCRIPT as /init and the *.ko files of MODULES_DIR in /lib/modules.
+        Written directly (no cpio(1), no root needed for the /dev/console
+        node) and reproducibly (all mtimes 0).
 
     fixture_util.py elfinfo DUMP.elf
         Sanity-check a QEMU dump-guest-memory ELF core and print key=value
@@ -73,7 +74,7 @@ def is_static_elf(path):
     return True
 
 
-def cmd_initramfs(out, busybox, init_script):
+def cmd_initramfs(out, busybox, init_script, modules_dir=None):
     if not is_static_elf(busybox):
         sys.exit(f"{busybox} is not a static ELF executable")
     applets = subprocess.run([busybox, "--list"], check=True,
@@ -98,6 +99,13 @@ def cmd_initramfs(out, busybox, init_script):
             c.symlink("bin/" + probe, "busybox")
         with open(init_script, "rb") as f:
             c.file("init", f.read(), 0o755)
+        if modules_dir:
+            c.dir("lib")
+            c.dir("lib/modules")
+            for name in sorted(os.listdir(modules_dir)):
+                if name.endswith(".ko"):
+                    with open(os.path.join(modules_dir, name), "rb") as f:
+                        c.file("lib/modules/" + name, f.read())
         c.trailer()
     os.replace(tmp, out)
 
@@ -175,7 +183,7 @@ def cmd_elfinfo(path):
 
 
 def main(argv):
-    if len(argv) == 5 and argv[1] == "initramfs":
+    if len(argv) in (5, 6) and argv[1] == "initramfs":
         cmd_initramfs(*argv[2:])
     elif len(argv) == 3 and argv[1] == "elfinfo":
         cmd_elfinfo(argv[2])

@@ -5,7 +5,7 @@
 #                              [--append "nokaslr ..."] [--kernel cloud|generic]
 #                              [--timeout SECONDS] [--require-la57] [--force]
 #   scripts/guest-dump.sh --all [--force]   # the default fixture set (cloud-4l, cloud-5l,
-#                                           # cloud-4l-kaslr, generic-5l, cloud-4l-5g)
+#                                           # cloud-4l-kaslr, generic-5l, pti-4l, cloud-4l-5g)
 #
 # What it does:
 #   1. installs qemu-system-x86 / busybox-static / python3 with apt if missing;
@@ -76,6 +76,8 @@ if ((ALL)); then
     fixture cloud-5l --kernel cloud --cpu max --mem 256M --append nokaslr --require-la57
     fixture cloud-4l-kaslr --kernel cloud --cpu qemu64 --mem 256M --append ''
     fixture generic-5l --kernel generic --cpu max --mem 256M --append nokaslr --require-la57
+    # An Intel CPU model: the kernel isolates user and kernel page tables (PTI).
+    fixture pti-4l --kernel cloud --cpu Skylake-Client --mem 256M --append nokaslr
     # More than 4 GiB of RAM: a memory map with a hole below 4 GiB (a 5 GiB dump file).
     fixture cloud-4l-5g --kernel cloud --cpu qemu64 --mem 5G --append nokaslr
     exit 0

@@ -18,6 +18,12 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 hostname memflow-guest
 
+# Kernel modules shipped in the initramfs (see GUEST_MODULES in guest-common.sh), so
+# the kernel has a module list to find.
+for module in /lib/modules/*.ko; do
+    [ -e "$module" ] && insmod "$module"
+done
+
 # Real kernel addresses in /proc/kallsyms (and %pK) for everyone.
 echo 0 > /proc/sys/kernel/kptr_restrict
 # Keep late asynchronous kernel messages (crng init, clocksource switch...)
@@ -130,6 +136,7 @@ section ps ps_list
 section marker marker
 section kallsyms kallsyms_sample
 section kallsyms-full kallsyms_full
+section modules cat /proc/modules
 section iomem cat /proc/iomem
 section meminfo head -n 3 /proc/meminfo
 section dmesg dmesg

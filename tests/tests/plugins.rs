@@ -11,33 +11,8 @@ use memflow_core::mem::{MemoryView, PhysicalMemory};
 use memflow_core::plugins::{Args, Inventory, PluginKind, PluginSource, PLUGIN_MAGIC};
 use memflow_core::types::Address;
 
-/// The directory cargo put this workspace's libraries in (`target/debug`).
-fn build_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
-
-/// A shipped plugin library, built by `cargo build --workspace` (which `cargo xtask test` runs first).
-fn shipped(name: &str) -> PathBuf {
-    let path = build_dir().join(format!("libmemflow_{name}.so"));
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (cargo xtask test does)", path.display());
-    path
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("memflow-plugins-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-fn copy_into(dir: &Path, src: &Path, name: &str) -> PathBuf {
-    let dst = dir.join(name);
-    std::fs::copy(src, &dst).unwrap();
-    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
-    dst
-}
+mod common;
+use common::{copy_into, shipped, temp_dir};
 
 /// Patches the `u32` at `offset` bytes into the descriptor header of a library copy.
 fn patch_header(path: &Path, offset: usize, value: u32) {
@@ -239,4 +214,26 @@ fn native_plugin_from_a_library_lists_and_reads_this_process() {
     drop(inv);
     process.read_raw_into(Address::from(KNOWN.as_ptr() as usize), &mut buf).data().unwrap();
     assert_eq!(&buf, &KNOWN);
+}
+
+#[test]
+fn linux_plugin_from_a_library_lists_a_dumped_guest() {
+    use memflow_core::os::{Os, Process};
+    let dir = temp_dir("linux");
+    copy_into(&dir, &shipped("coredump"), "libmemflow_coredump.so");
+    copy_into(&dir, &shipped("linux"), "libmemflow_linux.so");
+    let mut inv = Inventory::default();
+    assert_eq!(inv.add_dir(&dir).unwrap(), 2);
+    let mut os = inv.create_os_chain(&format!("coredump:'{}' -> linux", fixture_dump().display())).unwrap();
+    let alpha = os.process_info_by_name("mfprobe_alpha").unwrap();
+    assert_eq!(alpha.ppid, 1);
+    let mut process = os.process_by_info(alpha).unwrap();
+    assert_eq!(process.primary_module().unwrap().name.to_string(), "busybox");
+    // The process keeps both libraries loaded after the OS and the inventory are gone.
+    drop(os);
+    drop(inv);
+    let base = process.primary_module().unwrap().base;
+    let mut elf = [0u8; 4];
+    process.read_raw_into(base, &mut elf).data().unwrap();
+    assert_eq!(&elf, b"\x7fELF");
 }

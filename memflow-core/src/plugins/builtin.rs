@@ -59,6 +59,14 @@ pub struct DummyConnector;
 /// The largest synthetic memory `dummy` allocates.
 const DUMMY_MAX: usize = 16 << 30;
 
+/// Parses the size of synthetic memory for `dummy`: 1 byte to [`DUMMY_MAX`].
+fn dummy_size(text: &str) -> Result<usize> {
+    crate::types::size::parse(text)
+        .and_then(|s| usize::try_from(s).ok())
+        .filter(|&s| s > 0 && s <= DUMMY_MAX)
+        .ok_or_else(|| Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`dummy` size `{text}`: expected 1 byte to 16G")))
+}
+
 impl ConnectorPlugin for DummyConnector {
     const NAME: &'static str = "dummy";
     const DESCRIPTION: &'static str = "Synthetic physical memory (zeroed, writable), for tests and benchmarks";
@@ -69,17 +77,68 @@ impl ConnectorPlugin for DummyConnector {
             return Err(no_input(Self::NAME));
         }
         args.check_known(&["size"])?;
-        let text = args.target_or("size").unwrap_or("16M");
-        let size = crate::types::size::parse(text)
-            .and_then(|s| usize::try_from(s).ok())
-            .filter(|&s| s > 0 && s <= DUMMY_MAX)
-            .ok_or_else(|| Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`dummy` size `{text}`: expected 1 byte to 16G")))?;
+        let size = dummy_size(args.target_or("size").unwrap_or("16M"))?;
         Ok(connector_instance(connector::dummy_memory(size), lib))
     }
 }
 
 /// The `dummy` connector descriptor.
 pub const DUMMY_CONNECTOR: PluginDescriptor = PluginDescriptor::connector::<DummyConnector>();
+
+/// `dummy` (OS layer): a synthetic OS with processes, modules and real page tables.
+pub struct DummyOsPlugin;
+
+/// Parses the number `key`; absent is `default`.
+fn number_arg<T: core::str::FromStr>(args: &Args, key: &str, default: T) -> Result<T> {
+    match args.get(key) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| {
+            Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`{key}={v}`: expected a number"))
+        }),
+    }
+}
+
+/// The most processes `dummy` starts.
+const DUMMY_MAX_PROCS: usize = 4096;
+
+impl OsPlugin for DummyOsPlugin {
+    const NAME: &'static str = "dummy";
+    const DESCRIPTION: &'static str = "Synthetic OS: processes with ELF modules, heaps and stacks on real page tables, for tests and benchmarks";
+    const HELP: &'static str = "dummy[,procs=N][,arch=ARCH][,seed=N][,size=SIZE]\n  procs  processes: init, worker1, worker2, ... (default 4)\n  arch   x64 (default), la57, pae, aarch64 (4K pages, 48 bits), riscv (Sv48)\n  seed   seed of placements and contents (default 0)\n  size   bytes of physical memory (default 64M, at most 16G)";
+
+    fn create(args: &Args, input: Option<ConnectorInstanceArcBox<'static>>, lib: LibArc) -> Result<OsInstanceArcBox<'static>> {
+        use crate::arch::ArchitectureIdent;
+        if input.is_some() {
+            return Err(no_input(Self::NAME));
+        }
+        args.check_known(&["procs", "arch", "seed", "size"])?;
+        let bad = |what: core::fmt::Arguments| Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(what);
+        if let Some(extra) = args.default_value() {
+            return Err(bad(format_args!("`dummy` takes no target, got `{extra}`")));
+        }
+        let procs: usize = number_arg(args, "procs", 4)?;
+        if procs > DUMMY_MAX_PROCS {
+            return Err(bad(format_args!("`procs={procs}`: at most {DUMMY_MAX_PROCS}")));
+        }
+        let arch = match args.get("arch").unwrap_or("x64") {
+            "x64" => ArchitectureIdent::X86_64,
+            "la57" => ArchitectureIdent::X86_64La57,
+            "pae" => ArchitectureIdent::X86Pae,
+            "aarch64" => ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 },
+            "riscv" => ArchitectureIdent::RiscVSv48,
+            other => return Err(bad(format_args!("`arch={other}`: expected x64, la57, pae, aarch64 or riscv"))),
+        };
+        let size = dummy_size(args.get("size").unwrap_or("64M"))?;
+        let mut builder = crate::dummy::DummyOs::builder().arch(arch).memory(size).seed(number_arg(args, "seed", 0)?).lib(lib.clone());
+        for i in 0..procs {
+            builder = builder.process(&if i == 0 { "init".to_owned() } else { format!("worker{i}") });
+        }
+        Ok(os_instance(builder.build()?, lib))
+    }
+}
+
+/// The `dummy` OS descriptor.
+pub const DUMMY_OS: PluginDescriptor = PluginDescriptor::os::<DummyOsPlugin>();
 
 /// `native`: the running Linux host as an OS layer.
 #[cfg(target_os = "linux")]
@@ -175,6 +234,7 @@ pub const LINUX: PluginDescriptor = PluginDescriptor::os::<Linux>();
 pub static BUILTIN: &[&PluginDescriptor] = &[
     &COREDUMP,
     &DUMMY_CONNECTOR,
+    &DUMMY_OS,
     #[cfg(target_os = "linux")]
     &NATIVE,
     #[cfg(target_os = "linux")]

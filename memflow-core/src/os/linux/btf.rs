@@ -126,6 +126,16 @@ pub struct Btf {
     records: Vec<u32>,
 }
 
+impl core::fmt::Debug for Btf {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Btf")
+            .field("types", &self.records.len())
+            .field("type_bytes", &self.types.len())
+            .field("string_bytes", &self.strings.len())
+            .finish()
+    }
+}
+
 /// The fixed part of a type record.
 #[derive(Copy, Clone, Debug)]
 struct Record {
@@ -323,19 +333,19 @@ impl Btf {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    /// Builds BTF sections by hand, for tests here and elsewhere in the layer.
+    /// Builds BTF sections by hand.
     #[derive(Default)]
-    pub(crate) struct BtfBuilder {
+    struct BtfBuilder {
         types: Vec<u8>,
         strings: Vec<u8>,
         count: u32,
     }
 
     impl BtfBuilder {
-        pub fn new() -> Self {
+        fn new() -> Self {
             BtfBuilder { strings: vec![0], ..Default::default() }
         }
 
@@ -359,25 +369,25 @@ pub(crate) mod tests {
             TypeId(self.count)
         }
 
-        pub fn int(&mut self, name: &str, size: u32) -> TypeId {
+        fn int(&mut self, name: &str, size: u32) -> TypeId {
             self.push(name, KIND_INT, 0, false, size, &[size * 8])
         }
 
-        pub fn ptr(&mut self, to: TypeId) -> TypeId {
+        fn ptr(&mut self, to: TypeId) -> TypeId {
             self.push("", KIND_PTR, 0, false, to.0, &[])
         }
 
-        pub fn typedef(&mut self, name: &str, to: TypeId) -> TypeId {
+        fn typedef(&mut self, name: &str, to: TypeId) -> TypeId {
             self.push(name, KIND_TYPEDEF, 0, false, to.0, &[])
         }
 
-        pub fn array(&mut self, elem: TypeId, index: TypeId, count: u32) -> TypeId {
+        fn array(&mut self, elem: TypeId, index: TypeId, count: u32) -> TypeId {
             self.push("", KIND_ARRAY, 0, false, 0, &[elem.0, index.0, count])
         }
 
         /// A structure (or union) with members `(name, type, bit offset)`; bitfields use
         /// `kind_flag` encoding with the given bit size when it is non-zero.
-        pub fn structure(&mut self, name: &str, union: bool, size: u32, members: &[(&str, TypeId, u32, u32)]) -> TypeId {
+        fn structure(&mut self, name: &str, union: bool, size: u32, members: &[(&str, TypeId, u32, u32)]) -> TypeId {
             let kind_flag = members.iter().any(|m| m.3 != 0);
             let mut data = vec![];
             for &(m_name, ty, bit_off, bits) in members {
@@ -389,11 +399,11 @@ pub(crate) mod tests {
             self.push(name, kind, members.len() as u32, kind_flag, size, &data)
         }
 
-        pub fn fwd(&mut self, name: &str) -> TypeId {
+        fn fwd(&mut self, name: &str) -> TypeId {
             self.push(name, KIND_FWD, 0, false, 0, &[])
         }
 
-        pub fn build(&self) -> Vec<u8> {
+        fn build(&self) -> Vec<u8> {
             let mut out = Vec::new();
             out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
             out.extend_from_slice(&[1, 0]);
@@ -415,7 +425,8 @@ pub(crate) mod tests {
         b.fwd("inner");
         let inner = b.structure("inner", false, 16, &[("a", u64_t, 0, 0), ("b", u32_t, 64, 0)]);
         let anon_union = b.structure("", true, 8, &[("vm_flags", flags_t, 0, 0), ("__vm_flags", u64_t, 0, 0)]);
-        let chars = b.array(b.int("char", 1), u32_t, 16);
+        let char_t = b.int("char", 1);
+        let chars = b.array(char_t, u32_t, 16);
         let inners = b.array(inner, u32_t, 2);
         let outer = b.structure(
             "outer",

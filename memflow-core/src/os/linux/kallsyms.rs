@@ -99,15 +99,17 @@ struct Tokens<'a> {
     table: usize,
     /// Where the index starts in the image.
     index: usize,
+    /// The 256 tokens.
     tokens: Vec<&'a [u8]>,
 }
 
-/// The names, their markers and the symbol count.
+/// Where the names are, and how many.
 struct Names {
     /// Where `kallsyms_num_syms` lies in the image.
     num_syms: usize,
     /// Where the names start.
     start: usize,
+    /// The number of symbols.
     count: usize,
 }
 
@@ -121,9 +123,8 @@ impl Kallsyms {
             from = digits + 1;
             let Some(tokens) = token_table(image, digits) else { continue };
             let Some(names) = names(image, tokens.table) else { continue };
-            match decode(image, &tokens, &names) {
-                Some(k) => return Ok(k),
-                None => continue,
+            if let Some(kallsyms) = decode(image, &tokens, &names) {
+                return Ok(kallsyms);
             }
         }
         Err(not_found())
@@ -195,6 +196,19 @@ fn token_table(image: &[u8], digits: usize) -> Option<Tokens<'_>> {
     })
 }
 
+/// The length of the compressed name at `*pos` (one byte, or two with bit 7 of the first
+/// set, low seven bits first); moves `*pos` past the length.
+fn name_len(image: &[u8], pos: &mut usize) -> Option<usize> {
+    let first = usize::from(*image.get(*pos)?);
+    *pos += 1;
+    if first & 0x80 == 0 {
+        return Some(first);
+    }
+    let second = usize::from(*image.get(*pos)?);
+    *pos += 1;
+    Some((first & 0x7f) | second << 7)
+}
+
 /// Decodes the name lengths of `count` names from `start`, checking every marker on the way;
 /// returns where the names end.
 fn names_end(image: &[u8], start: usize, count: usize, markers: &[u32]) -> Option<usize> {
@@ -203,13 +217,7 @@ fn names_end(image: &[u8], start: usize, count: usize, markers: &[u32]) -> Optio
         if i % 256 == 0 && markers.get(i / 256).map(|&m| m as usize) != Some(pos - start) {
             return None;
         }
-        let mut len = usize::from(*image.get(pos)?);
-        pos += 1;
-        if len & 0x80 != 0 {
-            len = (len & 0x7f) | usize::from(*image.get(pos)?) << 7;
-            pos += 1;
-        }
-        pos += len;
+        pos += name_len(image, &mut pos)?;
     }
     Some(pos)
 }
@@ -294,7 +302,7 @@ fn addresses(image: &[u8], offsets: usize, base_at: usize, count: usize) -> Opti
     addrs.windows(2).all(|w| w[0] <= w[1]).then_some(addrs)
 }
 
-/// Decodes the table: addresses from the offsets in front of `kallsyms_num_syms` (up to 6.1)
+/// Decodes the table: addresses from the offsets in front of `kallsyms_num_syms` (up to 6.3)
 /// or behind the token index (from 6.4), whichever gives ascending kernel addresses.
 fn decode(image: &[u8], tokens: &Tokens, names: &Names) -> Option<Kallsyms> {
     let n = names.count;
@@ -308,14 +316,9 @@ fn decode(image: &[u8], tokens: &Tokens, names: &Names) -> Option<Kallsyms> {
     let mut pos = names.start;
     let mut name = Vec::new();
     for address in addrs {
-        let mut len = usize::from(image[pos]);
-        pos += 1;
-        if len & 0x80 != 0 {
-            len = (len & 0x7f) | usize::from(image[pos]) << 7;
-            pos += 1;
-        }
+        let len = name_len(image, &mut pos)?;
         name.clear();
-        for &t in &image[pos..pos + len] {
+        for &t in image.get(pos..pos + len)? {
             name.extend_from_slice(tokens.tokens[usize::from(t)]);
         }
         pos += len;
@@ -328,12 +331,12 @@ fn decode(image: &[u8], tokens: &Tokens, names: &Names) -> Option<Kallsyms> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     /// The order of the arrays (see the module docs).
     #[derive(Copy, Clone, Debug)]
-    pub(crate) enum Order {
+    enum Order {
         /// Up to 6.1.
         Old,
         /// 6.2, 6.3 and backports: `kallsyms_seqs_of_names` before the token table.
@@ -345,9 +348,11 @@ pub(crate) mod tests {
     /// Writes kallsyms tables the way the kernel build does, in `order`, without compression
     /// beyond one-character tokens plus one two-character token `"_s"`, at an 8-aligned
     /// position in an image.
-    pub(crate) fn build_tables(syms: &[(char, &str, u64)], relative_base: u64, order: Order) -> Vec<u8> {
-        let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|c| vec![c]).collect();
-        // Byte 1 never occurs in names: make it a two-character token.
+    fn build_tables(syms: &[(char, &str, u64)], relative_base: u64, order: Order) -> Vec<u8> {
+        // Printable characters stand for themselves; byte 1 for "_s"; the other bytes never
+        // occur in names and get some unused token.
+        let mut tokens: Vec<Vec<u8>> =
+            (0..=255u8).map(|c| if (0x20..0x7f).contains(&c) { vec![c] } else { b"zz".to_vec() }).collect();
         tokens[1] = b"_s".to_vec();
         let pad = |v: &mut Vec<u8>| v.resize(align8(v.len()), 0);
         let encode = |name: &[u8]| -> Vec<u8> {
@@ -433,10 +438,10 @@ pub(crate) mod tests {
         let refs: Vec<_> = syms.iter().map(|(k, n, a)| (*k, n.as_str(), *a)).collect();
         for order in [Order::Old, Order::OldWithSeqs, Order::New] {
             let image = build_tables(&refs, 0xffff_ffff_8100_0000, order);
-            let k = Kallsyms::find(&image).unwrap();
+            let k = Kallsyms::find(&image).unwrap_or_else(|e| panic!("{order:?}: {e}"));
             assert_eq!(k.len(), syms.len(), "{order:?}");
             for (got, want) in k.iter().zip(&syms) {
-                assert_eq!((got.kind, got.name, got.address.to_umem() as u64), (want.0, want.1.as_str(), want.2));
+                assert_eq!((got.kind, got.name, got.address), (want.0, want.1.as_str(), Address::from(want.2)));
             }
             assert_eq!(k.lookup("linux_banner"), Some(Address::new(0xffff_ffff_8211_ffe0)));
             assert_eq!(k.lookup("sym_5"), Some(Address::new(0xffff_ffff_8100_0050)));
@@ -450,9 +455,8 @@ pub(crate) mod tests {
         let refs: Vec<_> = syms.iter().map(|(k, n, a)| (*k, n.as_str(), *a)).collect();
         let image = build_tables(&refs, 0xffff_ffff_8100_0000, Order::Old);
         // A broken marker: the names no longer line up with the markers.
-        // The table starts 48 one-character tokens and the three bytes of "_s\0" before the
-        // digits; the three markers (703 symbols) stand in the 16 bytes before it.
-        let table = find_bytes(&image, DIGIT_TOKENS).unwrap() - (2 * 48 + 1);
+        // The three markers (703 symbols) stand in the 16 bytes before the token table.
+        let table = token_table(&image, find_bytes(&image, DIGIT_TOKENS).unwrap()).unwrap().table;
         let mut bad = image.clone();
         bad[table - 16 + 4] ^= 0x40;
         assert_eq!(Kallsyms::find(&bad).err().map(|e| e.kind), Some(ErrorKind::NotFound));

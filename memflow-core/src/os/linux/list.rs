@@ -70,10 +70,10 @@ mod tests {
         mem.into_phys_view()
     }
 
-    fn collect(mem: &mut impl MemoryView, max: usize) -> (Result<()>, Vec<u64>) {
+    fn collect(mem: &mut impl MemoryView, max: usize) -> (Result<()>, Vec<Address>) {
         let mut out = vec![];
         let res = walk(mem, Address::new(0x1000), max, "test list", |a| {
-            out.push(a.to_umem() as u64);
+            out.push(a);
             true
         });
         (res, out)
@@ -83,7 +83,7 @@ mod tests {
     fn walks_a_ring() {
         let (res, out) = collect(&mut ring(&[0x2000, 0x3000, 0x1000]), 10);
         assert!(res.is_ok());
-        assert_eq!(out, [0x2000, 0x3000]);
+        assert_eq!(out, [Address::new(0x2000), Address::new(0x3000)]);
         let (res, out) = collect(&mut ring(&[0x1000]), 10);
         assert!(res.is_ok() && out.is_empty(), "an empty list");
     }
@@ -93,7 +93,7 @@ mod tests {
         // An element pointing at itself.
         let (res, out) = collect(&mut ring(&[0x2000, 0x2000]), 10);
         assert_eq!(res.unwrap_err().kind, ErrorKind::LimitExceeded);
-        assert_eq!(out, [0x2000]);
+        assert_eq!(out, [Address::new(0x2000)]);
         // A loop that skips the head.
         let (res, _) = collect(&mut ring(&[0x2000, 0x3000, 0x2000]), 10);
         assert_eq!(res.unwrap_err().kind, ErrorKind::LimitExceeded);

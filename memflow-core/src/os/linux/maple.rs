@@ -127,14 +127,14 @@ fn data_end(kind: u64, pivots: &[u64], meta_end: Option<u32>, max: u64, slot_cou
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::connector::{dummy_memory, BufferMemory};
     use crate::error::PartialResultExt;
     use crate::mem::PhysicalMemory;
 
     /// The 6.1 x86-64 layout: 256-byte nodes, 16 slots in range nodes, 10 in arange nodes.
-    pub(crate) fn layout() -> MapleLayout {
+    fn layout() -> MapleLayout {
         MapleLayout {
             node_size: 256,
             dense: NodeLayout { pivots: None, slots: 8, slot_count: 31, meta_end: None },
@@ -143,9 +143,9 @@ pub(crate) mod tests {
         }
     }
 
-    /// Writes a node of `kind` at `at` with pivots, slots and a metadata end; returns its
-    /// encoded pointer.
-    pub(crate) fn node(mem: &mut BufferMemory, at: u64, kind: u64, pivots: &[u64], slots: &[u64], end: u8) -> u64 {
+    /// Writes a node of `kind` at `at` with pivots, slots and a metadata end (which shares its
+    /// place with the last slot of a range node); returns its encoded pointer.
+    fn node(mem: &mut BufferMemory, at: u64, kind: u64, pivots: &[u64], slots: &[u64], end: Option<u8>) -> u64 {
         let l = layout();
         let shape = if kind == ARANGE_64 { &l.arange64 } else { &l.range64 };
         let write = |mem: &mut BufferMemory, off: u64, v: u64| mem.phys_write(Address::from(at + off).into(), &v).data().unwrap();
@@ -155,13 +155,15 @@ pub(crate) mod tests {
         for (i, &s) in slots.iter().enumerate() {
             write(mem, u64::from(shape.slots) + 8 * i as u64, s);
         }
-        mem.phys_write(Address::from(at + u64::from(shape.meta_end.unwrap())).into(), &end).data().unwrap();
+        if let Some(end) = end {
+            mem.phys_write(Address::from(at + u64::from(shape.meta_end.unwrap())).into(), &end).data().unwrap();
+        }
         at | kind << 3 | 2
     }
 
-    fn collect(mem: BufferMemory, root: u64) -> (Result<()>, Vec<u64>) {
+    fn collect(mem: BufferMemory, root: u64) -> (Result<()>, Vec<Address>) {
         let mut out = vec![];
-        let res = entries(&mut mem.into_phys_view(), &layout(), root, |a| out.push(a.to_umem() as u64));
+        let res = entries(&mut mem.into_phys_view(), &layout(), root, |a| out.push(a));
         (res, out)
     }
 
@@ -170,33 +172,27 @@ pub(crate) mod tests {
         let mut mem = dummy_memory(0x10000);
         // Leaf 1: three entries, the last pivot unused (0) so the metadata end (2) counts;
         // a stale entry beyond the end is not reported.
-        let leaf1 = node(&mut mem, 0x1000, LEAF_64, &[0xfff, 0x1fff, 0x2fff], &[0x8000, 0, 0x8100, 0xdead00], 2);
+        let leaf1 = node(&mut mem, 0x1000, LEAF_64, &[0xfff, 0x1fff, 0x2fff], &[0x8000, 0, 0x8100, 0xdead00], Some(2));
         // Leaf 2: every slot used (the last pivot is neither 0 nor the maximum).
-        let mut pivots = [0u64; 15];
-        let mut slots = [0u64; 16];
-        for i in 0..15 {
-            pivots[i] = 0x10_0000 + i as u64;
-        }
-        for i in 0..16 {
-            slots[i] = 0x9000 + 0x10 * i as u64;
-        }
-        let leaf2 = node(&mut mem, 0x2000, LEAF_64, &pivots, &slots, 0);
-        let root = node(&mut mem, 0x3000, ARANGE_64, &[0x2fff, u64::MAX], &[leaf1, leaf2, leaf1], 1);
+        let pivots: Vec<u64> = (0..15).map(|i| 0x10_0000 + i).collect();
+        let slots: Vec<u64> = (0..16).map(|i| 0x9000 + 0x10 * i).collect();
+        let leaf2 = node(&mut mem, 0x2000, LEAF_64, &pivots, &slots, None);
+        let root = node(&mut mem, 0x3000, ARANGE_64, &[0x2fff, u64::MAX], &[leaf1, leaf2, leaf1], Some(1));
         let (res, out) = collect(mem, root);
         res.unwrap();
-        let mut want = vec![0x8000, 0x8100];
-        want.extend((0..16).map(|i| 0x9000 + 0x10 * i));
-        assert_eq!(out, want);
+        let mut want = vec![0x8000u64, 0x8100];
+        want.extend(slots);
+        assert_eq!(out, want.into_iter().map(Address::from).collect::<Vec<_>>());
     }
 
     #[test]
     fn single_entries_and_bad_trees() {
-        assert_eq!(collect(dummy_memory(0x1000), 0).1, Vec::<u64>::new());
-        assert_eq!(collect(dummy_memory(0x1000), 0x8000).1, [0x8000]);
+        assert_eq!(collect(dummy_memory(0x1000), 0).1, []);
+        assert_eq!(collect(dummy_memory(0x1000), 0x8000).1, [Address::new(0x8000)]);
         // A node that lists itself as its child.
         let mut mem = dummy_memory(0x10000);
         let me = 0x1000 | ARANGE_64 << 3 | 2;
-        node(&mut mem, 0x1000, ARANGE_64, &[u64::MAX], &[me], 0);
+        node(&mut mem, 0x1000, ARANGE_64, &[u64::MAX], &[me], Some(0));
         assert_eq!(collect(mem, me).0.unwrap_err().kind, ErrorKind::Malformed);
         // An unknown node type.
         assert_eq!(collect(dummy_memory(0x10000), 0x1000 | 7 << 3 | 2).0.unwrap_err().kind, ErrorKind::Malformed);

@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use cglue::prelude::v1::*;
 
-pub use btf::{Btf, BtfHeader, Member, TypeId};
+pub use btf::{Btf, Member, TypeId};
 pub use kallsyms::{Kallsyms, Symbol};
 pub use layout::Layout;
 pub use process::LinuxProcess;
@@ -55,6 +55,7 @@ use crate::plugins::{process_instance, ConnectorInstanceArcBox, LibArc, ProcessI
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
 
+use btf::BtfHeader;
 use record::Record;
 use scan::FoundKernel;
 
@@ -73,10 +74,15 @@ pub(crate) struct Kernel {
     arch: ArchitectureIdent,
     /// Physical address of the kernel's top-level page table.
     root: Address,
+    /// The kernel's symbols.
     kallsyms: Kallsyms,
+    /// The kernel's type information.
+    btf: Btf,
+    /// The offsets the layer reads, from `btf`.
     layout: Layout,
     /// The address of `init_task`, the head of the task list.
     init_task: Address,
+    /// Kernel base, size and paging mode.
     info: OsInfo,
 }
 
@@ -110,7 +116,7 @@ pub struct LinuxOs<P> {
 impl LinuxOs<ConnectorInstanceArcBox<'static>> {
     /// The kernel in the memory of `conn`, using its CPU state as a hint where it has one.
     pub fn from_connector(conn: ConnectorInstanceArcBox<'static>, lib: LibArc) -> Result<Self> {
-        let hints = conn.as_ref_impl_cpustate().map(|cpu| cpu_hints(cpu)).unwrap_or_default();
+        let hints = conn.as_ref_impl_cpustate().map(cpu_hints).unwrap_or_default();
         Self::new(conn, &hints, lib)
     }
 }
@@ -135,13 +141,18 @@ impl<P: PhysicalMemory + Clone> LinuxOs<P> {
             _ => image.len() as umem,
         };
         let info = OsInfo { base, size, arch };
-        let kernel = Kernel { arch, root, kallsyms, layout, init_task, info };
+        let kernel = Kernel { arch, root, kallsyms, btf, layout, init_task, info };
         Ok(LinuxOs { kernel: Arc::new(kernel), view, mem, lib })
     }
 
     /// The kernel's symbols.
     pub fn kallsyms(&self) -> &Kallsyms {
         &self.kernel.kallsyms
+    }
+
+    /// The kernel's BTF type information, for structures the layer itself does not read.
+    pub fn btf(&self) -> &Btf {
+        &self.kernel.btf
     }
 
     /// The structure layouts read from BTF.
@@ -160,32 +171,26 @@ impl<P: PhysicalMemory + Clone> LinuxOs<P> {
     }
 }
 
-/// The `.BTF` section: between `__start_BTF` and `__stop_BTF` where kallsyms has them, else
-/// the first valid BTF header in the kernel image.
+/// The `.BTF` section: between `__start_BTF` and `__stop_BTF` where kallsyms has them and a
+/// BTF header is there, else the first BTF header in the kernel image. Without one the kernel
+/// was built without BTF: `NotFound`.
 fn read_btf<P: PhysicalMemory>(found: &FoundKernel, view: &mut VirtualDma<P>) -> Result<Btf> {
-    let no_btf = || os_error(ErrorKind::NotFound, format_args!("kernel has no BTF (CONFIG_DEBUG_INFO_BTF)"));
-    let (start, stop) = (found.kallsyms.lookup("__start_BTF"), found.kallsyms.lookup("__stop_BTF"));
-    let section = match (start, stop) {
-        (Some(start), Some(stop)) if stop > start => {
-            let offset = (start - found.image_base) as usize;
-            let len = (stop - start) as usize;
-            match found.image.get(offset..offset.saturating_add(len)) {
-                Some(bytes) if start >= found.image_base => bytes.to_vec(),
-                _ => view.read_raw(start, len).map_err(|_| no_btf())?,
-            }
-        }
-        _ => {
-            let at = (0..found.image.len().saturating_sub(btf::HEADER_LEN))
+    let named = match (found.kallsyms.lookup("__start_BTF"), found.kallsyms.lookup("__stop_BTF")) {
+        (Some(start), Some(stop)) if stop > start => view.read_raw(start, (stop - start) as usize).ok(),
+        _ => None,
+    };
+    let section = match named.filter(|bytes| BtfHeader::parse(bytes).is_some()) {
+        Some(bytes) => bytes,
+        None => {
+            let image = &found.image;
+            let (at, header) = (0..image.len().saturating_sub(btf::HEADER_LEN))
                 .step_by(4)
-                .find(|&at| {
-                    BtfHeader::parse(&found.image[at..]).is_some_and(|h| at + h.total() <= found.image.len())
-                })
-                .ok_or_else(no_btf)?;
-            let total = BtfHeader::parse(&found.image[at..]).map_or(0, |h| h.total());
-            found.image[at..at + total].to_vec()
+                .find_map(|at| BtfHeader::parse(&image[at..]).filter(|h| at + h.total() <= image.len()).map(|h| (at, h)))
+                .ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("kernel has no BTF (CONFIG_DEBUG_INFO_BTF)")))?;
+            image[at..at + header.total()].to_vec()
         }
     };
-    Btf::parse(&section).map_err(|e| e.log_warn("kernel has no usable BTF (CONFIG_DEBUG_INFO_BTF)"))
+    Btf::parse(&section).map_err(|e| e.log_warn("the kernel's BTF (CONFIG_DEBUG_INFO_BTF) cannot be parsed"))
 }
 
 // A whole OS instance (kernel memory and physical memory included), and a process.

@@ -7,11 +7,11 @@
 //! are tried in order:
 //!
 //! 1. the root of every CPU's CR3 in the connector's CPU state (paging mode from CR4.LA57),
-//!    and the same root with bit 12 cleared (with page-table isolation a CPU in user mode runs
-//!    on the user copy of the tables, the page after the kernel copy, which maps almost none
-//!    of the kernel);
+//!    first with bit 12 cleared, then as it is (with page-table isolation a CPU in user mode
+//!    runs on the user copy of the tables, the page after the kernel copy, which maps the
+//!    kernel's entry code but not its data);
 //! 2. every physical page whose last entry (the one that maps the image) is a present,
-//!    writable, supervisor table entry and whose other entries look like table entries too,
+//!    writable table entry and whose other entries look like table entries too,
 //!    read as a 4-level table. On a 5-level kernel this finds the 4th-level table of the
 //!    image, which maps the image just the same.
 //!
@@ -70,45 +70,80 @@ fn error(kind: ErrorKind, what: core::fmt::Arguments) -> Error {
 /// scanning physical memory after them.
 pub fn find_kernel<P: PhysicalMemory>(mem: &mut P, hints: &[(ArchitectureIdent, Address)]) -> Result<FoundKernel> {
     let mut tried = Vec::new();
-    for &(arch, root) in hints {
-        for root in [root, Address::new(root.to_umem() & !PTI_USER_BIT)] {
-            if tried.contains(&(arch, root)) {
-                continue;
+    let mut images = Vec::new();
+    let mut image_without_kallsyms = None;
+    let mut attempt = |mem: &mut P, arch, root| -> Result<Option<FoundKernel>> {
+        if tried.contains(&(arch, root)) {
+            return Ok(None);
+        }
+        tried.push((arch, root));
+        Ok(match try_root(mem, arch, root, &mut images)? {
+            Tried::Found(found) => Some(found),
+            Tried::NoKallsyms(base) => {
+                image_without_kallsyms = Some(base);
+                None
             }
-            tried.push((arch, root));
-            if let Some(found) = try_root(mem, arch, root)? {
+            Tried::NoImage => None,
+        })
+    };
+    for &(arch, root) in hints {
+        for root in [Address::new(root.to_umem() & !PTI_USER_BIT), root] {
+            if let Some(found) = attempt(mem, arch, root)? {
                 return finish(mem, found);
             }
         }
     }
     if !hints.is_empty() {
-        log::info!("linux: no kernel image behind the CPU's page tables; scanning physical memory");
+        log::info!("linux: no kernel with kallsyms behind the CPU's page tables; scanning physical memory");
     }
-    let mut tried_scanned = 0;
+    let mut scanned = 0;
     let mut found = None;
     scan_top_tables(mem, |mem, root| {
-        if tried.contains(&(ArchitectureIdent::X86_64, root)) {
-            return Ok(true);
-        }
-        tried_scanned += 1;
-        found = try_root(mem, ArchitectureIdent::X86_64, root)?;
-        Ok(found.is_none() && tried_scanned < MAX_SCANNED)
+        scanned += 1;
+        found = attempt(mem, ArchitectureIdent::X86_64, root)?;
+        Ok(found.is_none() && scanned < MAX_SCANNED)
     })?;
-    match found {
-        Some(found) => finish(mem, found),
-        None => Err(error(
+    match (found, image_without_kallsyms) {
+        (Some(found), _) => finish(mem, found),
+        (None, Some(base)) => Err(error(
             ErrorKind::NotFound,
-            format_args!("no kernel image found: no page table maps a kernel image with kallsyms tables at {KERNEL_MAP:#x}"),
+            format_args!("no kallsyms tables found in the kernel image at {base} (CONFIG_KALLSYMS)"),
+        )),
+        (None, None) => Err(error(
+            ErrorKind::NotFound,
+            format_args!("no kernel image found: no page table maps one at {KERNEL_MAP:#x}"),
         )),
     }
 }
 
-/// The image mapped by the tables at `root`, if it holds kallsyms tables.
-fn try_root<P: PhysicalMemory>(mem: &mut P, arch: ArchitectureIdent, root: Address) -> Result<Option<FoundKernel>> {
+/// What trying a table root gave.
+enum Tried {
+    /// No kernel image is mapped, or the same image as by a root tried before.
+    NoImage,
+    /// An image is mapped at this address, but it holds no kallsyms tables.
+    NoKallsyms(Address),
+    /// The kernel.
+    Found(FoundKernel),
+}
+
+/// The image mapped by the tables at `root`, and its kallsyms tables. Every process's tables
+/// map the kernel the same way: an image at an address and physical address in `images`
+/// (where those tried so far are kept) is not read again.
+fn try_root<P: PhysicalMemory>(
+    mem: &mut P,
+    arch: ArchitectureIdent,
+    root: Address,
+    images: &mut Vec<(Address, Address)>,
+) -> Result<Tried> {
     let mut view = VirtualDma::new(mem.forward_mut(), arch, &[root])?;
     let ranges = view.virt_page_map_range_vec(0, Address::new(KERNEL_MAP), Address::new(KERNEL_MAP_END))?;
-    let Some(first) = ranges.first() else { return Ok(None) };
+    let Some(first) = ranges.first() else { return Ok(Tried::NoImage) };
     let image_base = first.address;
+    let Ok(image_phys) = view.virt_to_phys(image_base) else { return Ok(Tried::NoImage) };
+    if images.contains(&(image_base, image_phys.address)) {
+        return Ok(Tried::NoImage);
+    }
+    images.push((image_base, image_phys.address));
     let mut end = image_base;
     for r in &ranges {
         if r.address - end > IMAGE_GAP || (r.address + r.size) - image_base > MAX_IMAGE {
@@ -118,34 +153,44 @@ fn try_root<P: PhysicalMemory>(mem: &mut P, arch: ArchitectureIdent, root: Addre
     }
     let len = end - image_base;
     if len < MIN_IMAGE {
-        return Ok(None);
+        return Ok(Tried::NoImage);
     }
     let mut image = vec![0u8; len as usize];
     match view.read_raw_into(image_base, &mut image) {
         Ok(()) | Err(PartialError::PartialRead(())) => {}
         Err(e) => return Err(Error::from(e)),
     }
-    Ok(Kallsyms::find(&image).ok().map(|kallsyms| FoundKernel { arch, root, image_base, image, kallsyms }))
+    Ok(match Kallsyms::find(&image) {
+        Ok(kallsyms) => Tried::Found(FoundKernel { arch, root, image_base, image, kallsyms }),
+        Err(_) => Tried::NoKallsyms(image_base),
+    })
 }
 
-/// Switches to the paging mode and the top-level table the kernel itself names.
+/// Switches to the paging mode and the top-level table the kernel itself names, where the
+/// tables found so far map them; otherwise (logged) keeps what was found.
 fn finish<P: PhysicalMemory>(mem: &mut P, mut found: FoundKernel) -> Result<FoundKernel> {
     let mut view = VirtualDma::new(mem.forward_mut(), found.arch, &[found.root])?;
     if let Some(l5) = found.kallsyms.lookup("__pgtable_l5_enabled") {
-        let enabled: u32 = view.read(l5).data().map_err(|e| e.log_warn("cannot read __pgtable_l5_enabled"))?;
-        found.arch = if enabled != 0 { ArchitectureIdent::X86_64La57 } else { ArchitectureIdent::X86_64 };
+        match view.read::<u32>(l5).data() {
+            Ok(0) => found.arch = ArchitectureIdent::X86_64,
+            Ok(_) => found.arch = ArchitectureIdent::X86_64La57,
+            Err(e) => log::warn!("linux: cannot read __pgtable_l5_enabled ({e}); keeping {:?}", found.arch),
+        }
     }
     let top = found.kallsyms.lookup("init_top_pgt").or_else(|| found.kallsyms.lookup("swapper_pg_dir"));
-    if let Some(top) = top {
-        let root = view.virt_to_phys(top).map_err(|e| e.log_warn("cannot translate the kernel's top-level page table"))?;
-        let mut check = VirtualDma::new(mem.forward_mut(), found.arch, &[root.address])?;
-        let mut head = [0u8; 64];
-        let same = check.read_raw_into(found.image_base, &mut head).is_ok() && head[..] == found.image[..head.len()];
-        if same {
-            found.root = root.address;
-        } else {
-            log::warn!("linux: init_top_pgt does not map the kernel image; keeping the table at {}", found.root);
+    match top.map(|top| view.virt_to_phys(top)) {
+        Some(Ok(root)) => {
+            let mut check = VirtualDma::new(mem.forward_mut(), found.arch, &[root.address])?;
+            let mut head = [0u8; 64];
+            let same = check.read_raw_into(found.image_base, &mut head).is_ok() && head[..] == found.image[..head.len()];
+            if same {
+                found.root = root.address;
+            } else {
+                log::warn!("linux: init_top_pgt does not map the kernel image; keeping the tables at {}", found.root);
+            }
         }
+        Some(Err(e)) => log::warn!("linux: cannot translate init_top_pgt ({e}); keeping the tables at {}", found.root),
+        None => log::info!("linux: no init_top_pgt symbol; keeping the tables at {}", found.root),
     }
     log::info!(
         "linux: kernel image at {} ({:#x} bytes mapped), {} symbols, {:?} tables at {}",
@@ -183,8 +228,9 @@ fn scan_top_tables<P: PhysicalMemory>(
             return Err(e);
         }
         for &(at, entry) in &last_entries {
-            // Present, writable, supervisor, no large page: a kernel table entry.
-            if entry & 0x87 != 0x03 || !plausible_entry(entry, max) {
+            // Present, writable, no large page: a table entry (the kernel sets the user bit in
+            // upper-level entries too; the leaves decide).
+            if entry & 0x83 != 0x03 || !plausible_entry(entry, max) {
                 continue;
             }
             let table_at = at.align_down(0x1000);

@@ -75,11 +75,11 @@ ffffffffff600000-ffffffffff601000 --xp 00000000 00:00 0  [vsyscall]
     fn images_group_by_file_and_offset_zero() {
         let spans = image_spans(&parse_maps(MAPS));
         let expect = [
-            (0x55d0_c0a0_0000, 0x55d0_c0a0_a000, "/usr/bin/my prog"),
-            (0x7f00_0001_0000, 0x7f00_0001_5000, "/usr/lib/libx.so"),
-            (0x7f00_0002_0000, 0x7f00_0002_1000, "/usr/lib/libx.so"),
+            (Address::new(0x55d0_c0a0_0000), Address::new(0x55d0_c0a0_a000), "/usr/bin/my prog"),
+            (Address::new(0x7f00_0001_0000), Address::new(0x7f00_0001_5000), "/usr/lib/libx.so"),
+            (Address::new(0x7f00_0002_0000), Address::new(0x7f00_0002_1000), "/usr/lib/libx.so"),
         ];
-        let got: Vec<_> = spans.iter().map(|s| (s.base.to_umem() as u64, s.end.to_umem() as u64, s.file.as_str())).collect();
+        let got: Vec<_> = spans.iter().map(|s| (s.base, s.end, s.file.as_str())).collect();
         assert_eq!(got, expect);
     }
 

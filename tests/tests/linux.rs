@@ -1,0 +1,410 @@
+//! The `linux` OS layer against real QEMU guest dumps, checked against what each guest printed
+//! about itself (`serial.log`: `ps`, the marker process, `/proc/version`, `/proc/modules`) and
+//! its complete `/proc/kallsyms` (`kallsyms.txt`).
+//!
+//! The fixtures come from `scripts/guest-dump.sh --all`: Debian's cloud kernel with and without
+//! KASLR, with 4- and 5-level paging, with page-table isolation (an Intel CPU model) and with
+//! 5 GiB of RAM (a memory map with a hole below 4 GiB), and Debian's generic kernel with
+//! 5-level paging. A missing fixture fails the tests.
+
+#![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use memflow_core::arch::ArchitectureIdent;
+use memflow_core::connector::{dummy_memory, FileConnector};
+use memflow_core::error::{ErrorKind, PartialResultExt, Result};
+use memflow_core::mem::{MemOp, MemoryView, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
+use memflow_core::os::linux::{cpu_hints, LinuxOs};
+use memflow_core::os::{Os, Pid, Process, ProcessInfo};
+use memflow_core::plugins::{Inventory, LibArc};
+use memflow_core::translate::VirtualTranslate;
+use memflow_core::types::{umem, Address};
+use memflow_core::virt::VirtualDma;
+use memflow_tests::Fixture;
+
+/// Opens the fixture's dump with the layer, using the CPU state as the hint.
+fn open_os(fx: &Fixture) -> LinuxOs<FileConnector> {
+    let conn = fx.open();
+    let hints = cpu_hints(&conn);
+    assert!(!hints.is_empty(), "{}: the dump has no usable CPU state", fx.name);
+    LinuxOs::new(conn, &hints, LibArc::default()).unwrap_or_else(|e| panic!("{}: {e}", fx.name))
+}
+
+/// One line of the guest's `ps -o pid,ppid,comm`.
+struct PsLine {
+    pid: Pid,
+    ppid: Pid,
+    name: String,
+}
+
+fn ps(fx: &Fixture) -> Vec<PsLine> {
+    let lines: Vec<PsLine> = fx
+        .section("ps")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            let pid = f.next().unwrap().parse().unwrap();
+            let ppid = f.next().unwrap().parse().unwrap();
+            PsLine { pid, ppid, name: f.collect::<Vec<_>>().join(" ") }
+        })
+        .collect();
+    assert!(lines.len() > 10, "{}: short ps section", fx.name);
+    lines
+}
+
+/// `ps` shows `/proc/PID/stat`'s name, which for workqueue workers adds the workqueue after a
+/// `-` (`kworker/0:0-rcu_gp`), cut to 15 characters like `comm` itself.
+fn same_name(ps_name: &str, comm: &str) -> bool {
+    ps_name == comm || ps_name.strip_prefix(comm).is_some_and(|rest| rest.starts_with('-'))
+}
+
+fn processes_match_ps(name: &'static str) {
+    let fx = Fixture::load(name);
+    let mut os = open_os(&fx);
+    let list = os.process_info_list().unwrap();
+    let by_pid: HashMap<Pid, &ProcessInfo> = list.iter().map(|p| (p.pid, p)).collect();
+    assert_eq!(by_pid.len(), list.len(), "{name}: a pid is listed twice");
+    let ps = ps(&fx);
+    // The `ps` that printed the list has exited; anything started after it is newer than it.
+    let ps_pid = ps.iter().find(|l| l.name == "ps").map(|l| l.pid).expect("ps lists itself");
+    for line in ps.iter().filter(|l| l.pid != ps_pid) {
+        let p = by_pid.get(&line.pid).unwrap_or_else(|| panic!("{name}: pid {} ({}) not listed", line.pid, line.name));
+        assert_eq!(p.ppid, line.ppid, "{name}: parent of pid {} ({})", line.pid, line.name);
+        assert!(same_name(&line.name, &p.name), "{name}: pid {}: ps says {:?}, the layer {:?}", line.pid, line.name, &*p.name);
+    }
+    for p in list.iter().filter(|p| p.pid < ps_pid) {
+        assert!(ps.iter().any(|l| l.pid == p.pid), "{name}: pid {} ({}) is not in ps", p.pid, &*p.name);
+    }
+    for probe in ["mfprobe_alpha", "mfprobe_beta", "mfprobe_marker"] {
+        let p = list.iter().find(|p| &*p.name == probe).unwrap_or_else(|| panic!("{name}: no {probe}"));
+        assert_eq!(p.ppid, 1, "{name}: {probe}");
+        assert_eq!(&*p.path, "/bin/busybox", "{name}: {probe} runs busybox");
+        assert!(!p.table_root.is_null(), "{name}: {probe} has page tables");
+    }
+    // Kernel threads have no address space.
+    let kthreadd = by_pid[&2];
+    assert_eq!(&*kthreadd.name, "kthreadd");
+    assert!(kthreadd.table_root.is_null() && kthreadd.path.is_empty() && kthreadd.command_line.is_empty());
+    let init = by_pid[&1];
+    assert_eq!((&*init.name, &*init.path), ("init", "/bin/busybox"));
+    assert!(init.command_line.starts_with("/bin/sh /init"), "{name}: {:?}", &*init.command_line);
+    let la57 = fx.meta("guest_la57_cpuinfo") == "yes";
+    let arch = if la57 { ArchitectureIdent::X86_64La57 } else { ArchitectureIdent::X86_64 };
+    assert!(list.iter().all(|p| p.sys_arch == arch && p.proc_arch == arch));
+}
+
+/// Every occurrence of `needle` in the readable mappings of `process`.
+fn find_in_process(process: &mut (impl Process + MemoryView), needle: &[u8]) -> Vec<Address> {
+    let mut hits = vec![];
+    for range in process.mapped_mem(-1).unwrap() {
+        let bytes = process.read_raw(range.base, range.size as usize).data_part().unwrap();
+        hits.extend(bytes.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| range.base + i));
+    }
+    hits
+}
+
+fn marker_in_process_memory(name: &'static str) {
+    let fx = Fixture::load(name);
+    let marker = fx.section("marker").lines().find_map(|l| l.strip_prefix("marker=")).unwrap().to_owned();
+    let pid: Pid = fx.meta("marker_pid").parse().unwrap();
+    assert!(marker.starts_with("MEMFLOW-MARKER-"));
+    let mut os = open_os(&fx);
+    let info = os.process_info_by_pid(pid).unwrap();
+    assert_eq!(&*info.name, "mfprobe_marker");
+    let cmdline = fx.section("marker").lines().find_map(|l| l.strip_prefix("cmdline=")).unwrap();
+    assert_eq!(&*info.command_line, cmdline.trim_end(), "{name}: command line");
+    let mut process = os.process(info).unwrap();
+    // argv and the environment on the stack, the shell variable on the heap.
+    let hits = find_in_process(&mut process, marker.as_bytes());
+    assert!(hits.len() >= 2, "{name}: marker found {} times in the process", hits.len());
+
+    // The process's mappings and its one module, the busybox image.
+    let ranges = process.mapped_mem(0).unwrap();
+    assert!(ranges.windows(2).all(|w| w[0].base + w[0].size <= w[1].base));
+    assert!(ranges.iter().all(|r| r.base.to_umem() < 1 << 56 && r.size > 0));
+    let modules = process.module_list().unwrap();
+    let busybox = modules.iter().find(|m| &*m.name == "busybox").unwrap_or_else(|| panic!("{name}: {modules:?}"));
+    assert_eq!(&*busybox.path, "/bin/busybox");
+    assert_eq!(process.primary_module().unwrap().base, busybox.base);
+    let elf = process.read_raw(busybox.base, 4).data().unwrap();
+    assert_eq!(elf, b"\x7fELF");
+    let sections = process.module_sections(busybox).unwrap();
+    assert!(!sections.is_empty(), "{name}: busybox has sections or segments");
+}
+
+/// `(address, type, name)` of every line of `/proc/kallsyms`, with the module of module
+/// symbols.
+fn kallsyms_txt(fx: &Fixture) -> Vec<(u64, char, String, Option<String>)> {
+    let text = std::fs::read_to_string(fx.dir.join("kallsyms.txt")).unwrap();
+    text.lines()
+        .map(|l| {
+            let (sym, module) = match l.split_once('\t') {
+                Some((sym, module)) => (sym, Some(module.to_owned())),
+                None => (l, None),
+            };
+            let mut f = sym.splitn(3, ' ');
+            let addr = u64::from_str_radix(f.next().unwrap(), 16).unwrap();
+            let kind = f.next().unwrap().chars().next().unwrap();
+            (addr, kind, f.next().unwrap().to_owned(), module)
+        })
+        .collect()
+}
+
+fn kernel_symbols_match_kallsyms(name: &'static str) {
+    let fx = Fixture::load(name);
+    let mut os = open_os(&fx);
+    let txt = kallsyms_txt(&fx);
+    let ours: Vec<_> = os.kallsyms().iter().map(|s| (s.address.to_umem() as u64, s.kind, s.name.to_owned())).collect();
+    assert!(ours.len() > 50_000, "{name}: {} symbols", ours.len());
+    // /proc/kallsyms lists the kernel's table in order, then module (and BPF) symbols.
+    assert!(txt.len() >= ours.len());
+    for (i, (got, want)) in ours.iter().zip(&txt).enumerate() {
+        assert_eq!((got.0, got.1, got.2.as_str()), (want.0, want.1, want.2.as_str()), "{name}: symbol {i}");
+        assert!(want.3.is_none(), "{name}: symbol {i} belongs to a module");
+    }
+    assert!(txt[ours.len()..].iter().all(|t| t.3.is_some()), "{name}: kernel symbols after the table");
+
+    // Lookups by name through the Os trait: the first symbol of each name, for a spread of names.
+    let mut first: HashMap<&str, u64> = HashMap::new();
+    for t in txt.iter().filter(|t| t.3.is_none()) {
+        first.entry(t.2.as_str()).or_insert(t.0);
+    }
+    let mut names: Vec<_> = first.iter().collect();
+    names.sort();
+    for (sym, &addr) in names.iter().step_by(names.len() / 400) {
+        assert_eq!(os.kernel_symbol(sym).unwrap().to_umem() as u64, addr, "{name}: {sym}");
+    }
+    assert_eq!(os.kernel_symbol("no_such_symbol_anywhere").unwrap_err().kind, ErrorKind::NotFound);
+
+    // The banner read through the kernel's address space is what /proc/version printed.
+    let banner = os.kernel_symbol("linux_banner").unwrap();
+    let text = os.read_utf8_lossy(banner, 1024).data().unwrap();
+    assert_eq!(text.trim_end(), fx.section("version").trim_end(), "{name}: linux_banner");
+
+    // BTF is there for other structures too.
+    let btf = os.btf();
+    assert!(btf.type_count() > 10_000, "{name}: {} BTF types", btf.type_count());
+    assert_eq!(btf.offset_of("list_head", "prev").unwrap(), 8);
+    assert_eq!(btf.struct_size("task_struct").unwrap() % 64, 0, "{name}: task_struct is cache aligned");
+
+    // The kernel image: _text to _end.
+    let info = *os.info();
+    assert_eq!(info.base.to_umem() as u64, first["_text"], "{name}: kernel base");
+    assert_eq!(info.size as u64, first["_end"] - first["_text"], "{name}: kernel size");
+}
+
+fn kernel_modules_match_proc_modules(name: &'static str) {
+    let fx = Fixture::load(name);
+    let mut os = open_os(&fx);
+    let mut want: Vec<(String, u64, u64)> = fx
+        .section("modules")
+        .lines()
+        .map(|l| {
+            let f: Vec<_> = l.split_whitespace().collect();
+            (f[0].to_owned(), f[1].parse().unwrap(), u64::from_str_radix(f[5].trim_start_matches("0x"), 16).unwrap())
+        })
+        .collect();
+    assert!(want.len() >= 2, "{name}: the guest loaded its modules");
+    let mut got: Vec<_> =
+        os.module_list().unwrap().iter().map(|m| (m.name.to_string(), m.size as u64, m.base.to_umem() as u64)).collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "{name}: kernel modules");
+    assert_eq!(&*os.module_by_name("DUMMY").unwrap().name, "dummy");
+}
+
+fn scan_without_cpu_state_finds_the_same_kernel(name: &'static str) {
+    let fx = Fixture::load(name);
+    let mut with_hint = open_os(&fx);
+    let pids = |os: &mut LinuxOs<FileConnector>| os.process_info_list().unwrap().iter().map(|p| p.pid).collect::<Vec<_>>();
+    let want = pids(&mut with_hint);
+    let start = Instant::now();
+    // No CPU state at all, and a hint that points at no page table.
+    for hints in [vec![], vec![(ArchitectureIdent::X86_64, Address::new(0x1000))]] {
+        let mut os = LinuxOs::new(fx.open(), &hints, LibArc::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(os.kernel_root(), with_hint.kernel_root(), "{name}: kernel page tables");
+        assert_eq!(os.info(), with_hint.info(), "{name}");
+        assert_eq!(pids(&mut os), want, "{name}");
+    }
+    assert!(start.elapsed() < Duration::from_secs(60), "{name}: scanning took {:?}", start.elapsed());
+}
+
+macro_rules! fixture_tests {
+    ($($module:ident: $name:literal),* $(,)?) => {$(
+        mod $module {
+            #[test]
+            fn processes_match_ps() {
+                super::processes_match_ps($name);
+            }
+
+            #[test]
+            fn marker_in_process_memory() {
+                super::marker_in_process_memory($name);
+            }
+
+            #[test]
+            fn kernel_symbols_match_kallsyms() {
+                super::kernel_symbols_match_kallsyms($name);
+            }
+
+            #[test]
+            fn kernel_modules_match_proc_modules() {
+                super::kernel_modules_match_proc_modules($name);
+            }
+
+            #[test]
+            fn scan_without_cpu_state_finds_the_same_kernel() {
+                super::scan_without_cpu_state_finds_the_same_kernel($name);
+            }
+        }
+    )*};
+}
+
+fixture_tests! {
+    cloud_4l: "cloud-4l",
+    cloud_5l: "cloud-5l",
+    cloud_4l_kaslr: "cloud-4l-kaslr",
+    generic_5l: "generic-5l",
+    pti_4l: "pti-4l",
+    cloud_4l_5g: "cloud-4l-5g",
+}
+
+/// With page-table isolation a CPU in user mode runs on the user copy of the tables (the page
+/// after the kernel copy, CR3 bit 12), which maps the kernel's entry code (here its text and
+/// read-only data) but none of its data.
+#[test]
+fn user_copy_of_the_tables_leads_to_the_kernel_copy() {
+    let fx = Fixture::load("pti-4l");
+    assert!(fx.section("dmesg").contains("Kernel/User page tables isolation: enabled"));
+    let want = open_os(&fx);
+    let conn = fx.open();
+    let hints: Vec<_> = cpu_hints(&conn).into_iter().map(|(arch, root)| (arch, root + 0x1000 as umem)).collect();
+    let mut user = VirtualDma::new(fx.open(), hints[0].0, &[hints[0].1]).unwrap();
+    let init_task = want.kallsyms().lookup("init_task").unwrap();
+    assert!(user.virt_to_phys(init_task).is_err(), "the user copy does not map kernel data");
+    let mut os = LinuxOs::new(conn, &hints, LibArc::default()).unwrap();
+    assert_eq!(os.kernel_root(), want.kernel_root());
+    assert!(os.process_info_by_name("mfprobe_marker").unwrap().command_line.contains(fx.meta("marker")));
+}
+
+#[test]
+fn chain_through_the_inventory() {
+    let fx = Fixture::load("cloud-4l");
+    let chain = format!("coredump:{} -> linux", fx.dir.join("dump.elf").display());
+    let mut os = Inventory::builtin().create_os_chain(&chain).unwrap();
+    let names: Vec<_> = os.process_info_list().unwrap().iter().map(|p| p.name.to_string()).collect();
+    for probe in ["init", "kthreadd", "mfprobe_alpha", "mfprobe_beta", "mfprobe_marker"] {
+        assert!(names.iter().any(|n| n == probe), "{probe} in {names:?}");
+    }
+    let marker = fx.meta("marker");
+    let mut process = os.process_by_name("mfprobe_marker").unwrap();
+    assert!(process.info().command_line.contains(marker));
+    assert!(!find_in_process(&mut process, marker.as_bytes()).is_empty());
+    assert_eq!(process.primary_module().unwrap().name.to_string(), "busybox");
+    let banner = os.kernel_symbol("linux_banner").unwrap();
+    let kernel = os.as_mut_impl_memoryview().expect("the layer is a view of kernel memory");
+    assert!(kernel.read_utf8_lossy(banner, 256).data().unwrap().starts_with("Linux version "));
+    assert_eq!(os.module_list().unwrap().len(), 2);
+    // Without an input connector the layer has nothing to read.
+    assert!(Inventory::builtin().create_os_chain("linux").is_err());
+}
+
+/// A dump with some bytes replaced: a corrupt guest.
+#[derive(Clone)]
+struct Patched {
+    inner: FileConnector,
+    /// Physical address and the bytes that replace the memory there.
+    patches: Vec<(Address, Vec<u8>)>,
+}
+
+impl PhysicalMemory for Patched {
+    fn phys_read_batch(&mut self, mut batch: PhysReadBatch) -> Result<()> {
+        while let Some(MemOp { addr, tag, mut buf }) = batch.ops.next() {
+            let res = self.inner.phys_read_raw_into(addr, &mut buf);
+            let start = addr.address;
+            for (at, bytes) in &self.patches {
+                for (i, b) in bytes.iter().enumerate() {
+                    let a = *at + i;
+                    if a >= start && a - start < buf.len() as umem {
+                        buf[(a - start) as usize] = *b;
+                    }
+                }
+            }
+            if res.is_ok() {
+                batch.ok(tag, buf);
+            } else {
+                batch.fail(tag, buf);
+            }
+        }
+        Ok(())
+    }
+
+    fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
+        self.inner.phys_write_batch(batch)
+    }
+
+    fn metadata(&self) -> PhysicalMemoryMetadata {
+        self.inner.metadata()
+    }
+}
+
+/// The physical address of the kernel virtual address `va` in the fixture.
+fn kernel_phys(os: &LinuxOs<FileConnector>, fx: &Fixture, va: Address) -> Address {
+    let mut view = VirtualDma::new(fx.open(), os.info().arch, &[os.kernel_root()]).unwrap();
+    view.virt_to_phys(va).unwrap().address
+}
+
+fn open_patched(fx: &Fixture, patches: Vec<(Address, Vec<u8>)>) -> Result<LinuxOs<Patched>> {
+    let conn = fx.open();
+    let hints = cpu_hints(&conn);
+    LinuxOs::new(Patched { inner: conn, patches }, &hints, LibArc::default())
+}
+
+#[test]
+fn corrupt_task_lists_give_errors_not_hangs() {
+    let fx = Fixture::load("cloud-4l");
+    let mut os = open_os(&fx);
+    let alpha = os.process_info_by_name("mfprobe_alpha").unwrap().address;
+    let tasks = os.layout().task.tasks as umem;
+    let next_field = kernel_phys(&os, &fx, alpha + tasks);
+    let own_list = (alpha + tasks).to_umem() as u64;
+    for (next, kind) in [(own_list, ErrorKind::LimitExceeded), (0, ErrorKind::Malformed), (0x1000, ErrorKind::PartialRead)] {
+        let mut os = open_patched(&fx, vec![(next_field, next.to_le_bytes().to_vec())]).unwrap();
+        let start = Instant::now();
+        let err = os.process_info_list().unwrap_err();
+        assert_eq!(err.kind, kind, "next = {next:#x}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+}
+
+#[test]
+fn missing_btf_and_kallsyms_are_named() {
+    let fx = Fixture::load("cloud-4l");
+    let os = open_os(&fx);
+    let btf = os.kallsyms().lookup("__start_BTF").unwrap();
+    let err = open_patched(&fx, vec![(kernel_phys(&os, &fx, btf), vec![0; 4])]).err().expect("no BTF, no layer");
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    // The digit tokens of the token table are gone: no kallsyms, whatever page tables are tried.
+    let image: Vec<u8> = {
+        let mut view = VirtualDma::new(fx.open(), os.info().arch, &[os.kernel_root()]).unwrap();
+        view.read_raw(os.info().base, os.info().size as usize).data_part().unwrap()
+    };
+    let digits = b"0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00";
+    let patches: Vec<_> = image
+        .windows(digits.len())
+        .enumerate()
+        .filter(|(_, w)| w == digits)
+        .map(|(i, _)| (kernel_phys(&os, &fx, os.info().base + i), vec![b'x'; 2]))
+        .collect();
+    assert!(!patches.is_empty());
+    let start = Instant::now();
+    let err = open_patched(&fx, patches).err().expect("no kallsyms, no layer");
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert!(start.elapsed() < Duration::from_secs(60));
+    // Memory without any kernel.
+    let conn = memflow_core::plugins::connector_instance(dummy_memory(16 << 20), LibArc::default());
+    assert_eq!(LinuxOs::from_connector(conn, LibArc::default()).err().map(|e| e.kind), Some(ErrorKind::NotFound));
+}
