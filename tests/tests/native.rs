@@ -1,6 +1,7 @@
 //! The native OS layer against processes this test starts itself: a renamed copy of
 //! `sleep` (known name, known library), processes that exit while being read, and a copy of
-//! this test running as `nobody` that tries to read this (root-owned) process.
+//! this test running as `nobody` that tries to read this (root-owned) process. The
+//! OS-independent `module_header` runs unchanged against the synthetic OS too.
 
 #![cfg(target_os = "linux")]
 
@@ -11,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use memflow_core::cglue::{self, prelude::v1::*};
 use memflow_core::error::{ErrorKind, PartialError, PartialResultExt, Result};
+use memflow_core::dummy::DummyOs;
 use memflow_core::mem::MemoryView;
 use memflow_core::os::native::{NativeOs, NativeProcess};
 use memflow_core::os::{Os, Process, ProcessState};
-use memflow_core::plugins::{LibArc, OsInstanceArcBox, OsInstanceBase};
+use memflow_core::plugins::{Inventory, LibArc, OsInstanceArcBox, OsInstanceBase};
 use memflow_core::types::Address;
 
 /// A directory under the temp dir, removed on drop.
@@ -102,19 +104,40 @@ fn module_header<O: Os>(os: &mut O, process: &str, module: &str) -> Result<[u8; 
     Ok(header)
 }
 
+/// What `module_header` gives through `os`, where `process` runs with `libc.so.6` loaded:
+/// the ELF magic of the executable and of libc, and `NotFound` for a missing module or
+/// process.
+fn check_module_header<O: Os>(os: &mut O, process: &str) {
+    assert_eq!(module_header(os, process, process).unwrap(), *b"\x7fELF");
+    assert_eq!(module_header(os, process, "libc.so.6").unwrap(), *b"\x7fELF");
+    assert_eq!(module_header(os, process, "no_such_module.so").unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(module_header(os, "mf_no_such_proc", "libc.so.6").unwrap_err().kind, ErrorKind::NotFound);
+}
+
 #[test]
 fn module_header_through_the_native_os() {
     let probe = Probe::spawn("mfnative_hdr");
     let mut os = native();
-    assert_eq!(module_header(&mut os, "mfnative_hdr", "mfnative_hdr").unwrap(), *b"\x7fELF");
-    let libc_header = eventually(|| module_header(&mut os, "mfnative_hdr", "libc.so.6").ok());
-    assert_eq!(libc_header, *b"\x7fELF");
-    assert_eq!(module_header(&mut os, "mfnative_hdr", "no_such_module.so").unwrap_err().kind, ErrorKind::NotFound);
-    assert_eq!(module_header(&mut os, "mfnative_none", "libc.so.6").unwrap_err().kind, ErrorKind::NotFound);
+    // A fresh process maps libc a moment after it starts.
+    eventually(|| module_header(&mut os, "mfnative_hdr", "libc.so.6").ok());
+    check_module_header(&mut os, "mfnative_hdr");
     // The same function through the type-erased instance the plugin system hands out.
     let mut instance: OsInstanceArcBox<'static> = group_obj!((native(), LibArc::default()) as OsInstance);
-    assert_eq!(module_header(&mut instance, "mfnative_hdr", "libc.so.6").unwrap(), *b"\x7fELF");
+    check_module_header(&mut instance, "mfnative_hdr");
+    let mut chained = Inventory::builtin().create_os_chain("native").unwrap();
+    check_module_header(&mut chained, "mfnative_hdr");
     drop(probe);
+}
+
+/// The same OS-independent function, unchanged, against the synthetic OS.
+#[test]
+fn module_header_through_the_dummy_os() {
+    let mut os = DummyOs::builder().process("mfdummy_hdr").build().unwrap();
+    check_module_header(&mut os, "mfdummy_hdr");
+    for arch in ["x64", "la57", "pae", "aarch64", "riscv"] {
+        let mut chained = Inventory::builtin().create_os_chain(&format!("dummy:arch={arch}")).unwrap();
+        check_module_header(&mut chained, "init");
+    }
 }
 
 #[test]

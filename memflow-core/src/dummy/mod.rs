@@ -5,12 +5,20 @@
 //! space from a seed: pages of every size the architecture has, clustered so tables are
 //! shared, with random flags, in every canonical range, over memory whose every 8-byte word
 //! holds its own physical address (so reads can be checked).
+//!
+//! [`DummyOs`] is a whole synthetic OS on such tables: processes with ELF modules ([`elf`]),
+//! heaps and stacks, kernel modules, and the truth of all of it (see `os.rs`).
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 
+pub mod elf;
+mod os;
 mod page_tables;
+mod process;
 mod rng;
 
+pub use os::{DummyModule, DummyOs, DummyOsBuilder, DummyProcessTruth, DummyRegion, DummySpace};
 pub use page_tables::{Mapping, PageTableBuilder};
+pub use process::DummyProcess;
 pub use rng::Rng;
 
 use crate::arch::ArchitectureIdent;
@@ -82,3 +90,6 @@ pub fn random_space(arch: ArchitectureIdent, seed: u64, pages: usize, mem_size: 
     }
     Ok(b)
 }
+
+#[cfg(test)]
+mod tests;

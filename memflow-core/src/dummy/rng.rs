@@ -25,6 +25,11 @@ impl Rng {
         self.next_u64() % n
     }
 
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len.div_ceil(8)).flat_map(|_| self.next_u64().to_le_bytes()).take(len).collect()
+    }
+
     /// True with probability `percent` / 100.
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent

@@ -1,0 +1,35 @@
+//! Plugin library files for the integration tests: the shipped libraries and private
+//! temporary directories to load them from.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The directory cargo put this workspace's libraries in (`target/debug`).
+fn build_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+/// A shipped plugin library, built by `cargo build --workspace` (which `cargo xtask test` runs first).
+pub fn shipped(name: &str) -> PathBuf {
+    let path = build_dir().join(format!("libmemflow_{name}.so"));
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (cargo xtask test does)", path.display());
+    path
+}
+
+/// A fresh directory only its owner may write to (the inventory refuses others).
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("memflow-plugins-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Copies `src` into `dir` as `name` with mode 0755.
+pub fn copy_into(dir: &Path, src: &Path, name: &str) -> PathBuf {
+    let dst = dir.join(name);
+    std::fs::copy(src, &dst).unwrap();
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dst
+}
