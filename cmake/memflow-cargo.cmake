@@ -48,8 +48,13 @@ if(NOT _old STREQUAL "${_libs}\n")
   file(WRITE "${NATIVE_LIBS_FILE}" "${_libs}\n")
 endif()
 
+string(REPLACE "," ";" _plugins "${PLUGINS}")
+set(_plugin_packages "")
+foreach(_plugin IN LISTS _plugins)
+  list(APPEND _plugin_packages -p "memflow-${_plugin}")
+endforeach()
 execute_process(
-  COMMAND "${CARGO}" build --release -p memflow-coredump -p memflow-native ${_manifest}
+  COMMAND "${CARGO}" build --release ${_plugin_packages} ${_manifest}
   WORKING_DIRECTORY "${SOURCE_DIR}"
   RESULT_VARIABLE _rc)
 if(NOT _rc EQUAL 0)
@@ -82,8 +87,9 @@ stage(libmemflow_ffi.so "${SO_REAL}")
 link("${SO_NAME}" "${SO_REAL}")
 link(libmemflow_ffi.so "${SO_NAME}")
 stage(libmemflow_ffi.a libmemflow_ffi.a)
-stage(libmemflow_coredump.so memflow/libmemflow_coredump.so)
-stage(libmemflow_native.so memflow/libmemflow_native.so)
+foreach(_plugin IN LISTS _plugins)
+  stage(libmemflow_${_plugin}.so memflow/libmemflow_${_plugin}.so)
+endforeach()
 
 # Programs record the soname; if the library lacks it they would record a build path.
 find_program(_readelf readelf)
