@@ -57,3 +57,24 @@ fn one_library_gives_a_connector_and_an_os() {
     assert_eq!(header, *b"\x7fELF");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn os_and_process_instances_translate_where_the_layer_can() {
+    use memflow_core::translate::VirtualTranslate;
+    let inv = Inventory::builtin();
+    let mut os = inv.create_os_chain("dummy:procs=2").unwrap();
+    assert!(os.as_mut_impl_virtualtranslate().is_some(), "the synthetic kernel translates");
+    let info = os.process_info_list().unwrap().remove(0);
+    let mut process = os.process_by_info(info).unwrap();
+    let module = process.primary_module().unwrap();
+    let mut header = [0u8; 4];
+    process.read_raw_into(module.base, &mut header).data().unwrap();
+    let translate = process.as_mut_impl_virtualtranslate().expect("a synthetic process translates");
+    let pa = translate.virt_to_phys(module.base).unwrap();
+    let mut phys = [0u8; 4];
+    os.as_mut_impl_physicalmemory().unwrap().phys_read_raw_into(pa, &mut phys).data().unwrap();
+    assert_eq!(phys, header, "the translated address holds the bytes read virtually");
+    // The native layer cannot translate host addresses: no such trait on its instances.
+    let mut native = inv.create_os_chain("native").unwrap();
+    assert!(native.as_mut_impl_virtualtranslate().is_none());
+}

@@ -625,9 +625,12 @@ impl PhysicalMemory for DummyOs {
 mod groups {
     use super::*;
     use crate::mem::{MemoryViewVtbl, PhysicalMemoryVtbl};
+    use crate::translate::{VirtualTranslate, VirtualTranslateVtbl};
     use crate::plugins::*;
     use cglue::prelude::v1::*;
 
-    cglue_impl_group!(DummyOs, OsInstance, { PhysicalMemory, MemoryView });
-    cglue_impl_group!(DummyProcess, ProcessInstance, {});
+    cglue_impl_group!(DummyOs, OsInstance, { PhysicalMemory, MemoryView, VirtualTranslate });
+    cglue_impl_group!(DummyProcess, ProcessInstance, { VirtualTranslate });
+
+    crate::forward_virtual_translate!(DummyOs, kernel_view);
 }

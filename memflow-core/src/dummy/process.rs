@@ -146,3 +146,5 @@ impl Process for DummyProcess {
         Ok(())
     }
 }
+
+crate::forward_virtual_translate!(DummyProcess, view);

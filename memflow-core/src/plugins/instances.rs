@@ -9,13 +9,14 @@ use cglue::prelude::v1::*;
 use crate::connector::cpu_state::*;
 use crate::mem::*;
 use crate::os::*;
+use crate::translate::*;
 
 /// A reference-counted handle that keeps a plugin library loaded (empty for built-ins).
 pub type LibArc = CArc<cglue::trait_group::c_void>;
 
 cglue_trait_group!(ConnectorInstance, { PhysicalMemory, Clone }, { CpuState });
-cglue_trait_group!(OsInstance, { Os, Clone }, { PhysicalMemory, MemoryView });
-cglue_trait_group!(ProcessInstance, { Process, MemoryView }, {});
+cglue_trait_group!(OsInstance, { Os, Clone }, { PhysicalMemory, MemoryView, VirtualTranslate });
+cglue_trait_group!(ProcessInstance, { Process, MemoryView }, { VirtualTranslate });
 
 /// Makes a connector instance of `conn` that keeps `lib` loaded. `conn`'s type must be
 /// registered with `cglue_impl_group!(Type, ConnectorInstance, {...})`.

@@ -18,7 +18,7 @@ use cglue::callback::OpaqueCallback;
 use cglue::iter::CIterator;
 use cglue::prelude::v1::*;
 
-use crate::arch::{Architecture, ArchitectureIdent};
+use crate::arch::{Architecture, ArchitectureIdent, Decoder};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::PhysicalMemory;
 use crate::types::{umem, Address, PageType, PhysicalAddress};
@@ -202,6 +202,8 @@ pub trait VirtualTranslate: Send {
 #[derive(Debug)]
 pub struct Translator {
     arch: Architecture,
+    /// `arch`'s entry format as masks, for the hot loops.
+    decoder: Decoder,
     /// Top table per root; `None` where the root was not given.
     tables: [Option<Address>; 2],
     walker: Walker,
@@ -218,7 +220,7 @@ impl Clone for Translator {
         if let Some(t) = &mut tlb {
             t.flush();
         }
-        Translator { arch: self.arch, tables: self.tables, walker: Walker::default(), pages: PageWalker::default(), tlb }
+        Translator { arch: self.arch, decoder: self.decoder, tables: self.tables, walker: Walker::default(), pages: PageWalker::default(), tlb }
     }
 }
 
@@ -231,8 +233,10 @@ impl Translator {
     /// satp). Fails if the architecture parameters are unsupported or more roots are given than
     /// the architecture has; a missing second root leaves the high range unmapped.
     pub fn new(arch: ArchitectureIdent, roots: &[Address]) -> Result<Self> {
+        let arch = arch.describe()?;
         let mut t = Translator {
-            arch: arch.describe()?,
+            arch,
+            decoder: Decoder::new(&arch),
             tables: [None; 2],
             walker: Walker::default(),
             pages: PageWalker::default(),
@@ -313,7 +317,7 @@ impl Translator {
         last: Address,
         found: impl FnMut(Page),
     ) -> Result<()> {
-        self.pages.walk(mem, &self.arch, self.tables, first, last, found)
+        self.pages.walk(mem, &self.arch, &self.decoder, self.tables, first, last, found)
     }
 
     /// Empties the window of the batched walk.
@@ -345,7 +349,7 @@ impl Translator {
         if let Some(tlb) = &mut self.tlb {
             tlb.expire();
         }
-        self.walker.run(mem, &self.arch)?;
+        self.walker.run(mem, &self.arch, &self.decoder)?;
         if let Some(tlb) = &mut self.tlb {
             for (va, res) in self.walker.results() {
                 if let (Ok(pa), Some(root)) = (res, self.arch.root_index(va)) {
@@ -429,4 +433,41 @@ impl TranslationMapMerger {
 /// The inclusive last address of `start..end`, `None` if the range is empty.
 pub(crate) fn last_of(start: Address, end: Address) -> Option<Address> {
     (end > start).then(|| end - 1 as umem)
+}
+
+/// Implements [`VirtualTranslate`] for a type by forwarding to one of its fields (an OS or
+/// process object that translates through the [`crate::virt::VirtualDma`] it holds).
+#[macro_export]
+macro_rules! forward_virtual_translate {
+    ($ty:ty, $field:ident $(, $($gen:tt)*)?) => {
+        impl $(<$($gen)*>)? $crate::translate::VirtualTranslate for $ty {
+            fn virt_to_phys_list(
+                &mut self,
+                addrs: $crate::cglue::iter::CIterator<$crate::types::Address>,
+                out: $crate::translate::TranslationCallback,
+                out_fail: $crate::translate::FailureCallback,
+            ) -> $crate::error::Result<()> {
+                self.$field.virt_to_phys_list(addrs, out, out_fail)
+            }
+
+            fn virt_page_map_range(
+                &mut self,
+                gap: $crate::types::umem,
+                start: $crate::types::Address,
+                end: $crate::types::Address,
+                out: $crate::translate::MemoryRangeCallback,
+            ) -> $crate::error::Result<()> {
+                self.$field.virt_page_map_range(gap, start, end, out)
+            }
+
+            fn virt_translation_map_range(
+                &mut self,
+                start: $crate::types::Address,
+                end: $crate::types::Address,
+                out: $crate::translate::TranslationRangeCallback,
+            ) -> $crate::error::Result<()> {
+                self.$field.virt_translation_map_range(start, end, out)
+            }
+        }
+    };
 }

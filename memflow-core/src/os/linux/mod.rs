@@ -197,10 +197,13 @@ fn read_btf<P: PhysicalMemory>(found: &FoundKernel, view: &mut VirtualDma<P>) ->
 mod groups {
     use super::*;
     use crate::mem::{MemoryViewVtbl, PhysicalMemoryVtbl};
+    use crate::translate::{VirtualTranslate, VirtualTranslateVtbl};
     use crate::plugins::*;
 
-    cglue_impl_group!(LinuxOs<P: PhysicalMemory + Clone + 'static>, OsInstance, { PhysicalMemory, MemoryView });
-    cglue_impl_group!(LinuxProcess<P: PhysicalMemory + 'static>, ProcessInstance, {});
+    cglue_impl_group!(LinuxOs<P: PhysicalMemory + Clone + 'static>, OsInstance, { PhysicalMemory, MemoryView, VirtualTranslate });
+    cglue_impl_group!(LinuxProcess<P: PhysicalMemory + 'static>, ProcessInstance, { VirtualTranslate });
+
+    crate::forward_virtual_translate!(LinuxOs<P>, view, P: PhysicalMemory + Clone + 'static);
 }
 
 impl<P: PhysicalMemory + Clone + 'static> Os for LinuxOs<P> {

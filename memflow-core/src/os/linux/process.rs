@@ -175,3 +175,5 @@ impl<P: PhysicalMemory> Process for LinuxProcess<P> {
         Ok(())
     }
 }
+
+crate::forward_virtual_translate!(LinuxProcess<P>, view, P: PhysicalMemory + 'static);
