@@ -296,7 +296,7 @@ fn needed(lib: &Path) -> BTreeSet<String> {
 
 #[test]
 fn plugins_carry_their_own_runtime_and_export_only_the_descriptor() {
-    // Why one binary never holds two Rust static libraries (docs/sdk.md): a plugin is a
+    // Why one binary never holds two Rust static libraries (README.md): a plugin is a
     // separate shared library that exports its descriptor only and needs system libraries
     // only, never libmemflow_ffi.
     let sdk = sdk();
