@@ -89,18 +89,13 @@ impl Process for DummyProcess {
         arch: Option<&ArchitectureIdent>,
         mut callback: AddressCallback,
     ) -> Result<()> {
-        for module in self.modules()? {
-            if arch.is_none_or(|a| *a == module.arch) && !callback.call(module.address) {
-                break;
-            }
-        }
+        crate::os::module_addresses(self.modules()?, arch, &mut callback);
         Ok(())
     }
 
     /// Every module has the process's architecture, so `arch` is not needed.
     fn module_by_address(&mut self, address: Address, _arch: ArchitectureIdent) -> Result<ModuleInfo> {
-        let module = self.modules()?.iter().find(|m| m.address == address).cloned();
-        module.ok_or_else(|| Self::module_not_found(format_args!("no module at {address}")))
+        crate::os::module_with_address(self.modules()?, address)
     }
 
     /// The executable, mapped first.

@@ -148,3 +148,22 @@ pub trait Process: Send {
         Ok(out)
     }
 }
+
+/// For layers that know a process's module list: calls back with the handle of each module
+/// of architecture `arch` (all with `None`), until the callback returns `false`.
+pub fn module_addresses(modules: &[ModuleInfo], arch: Option<&ArchitectureIdent>, callback: &mut AddressCallback) {
+    for module in modules {
+        if arch.is_none_or(|a| *a == module.arch) && !callback.call(module.address) {
+            break;
+        }
+    }
+}
+
+/// For layers that know a process's module list: the module with handle `address`.
+pub fn module_with_address(modules: &[ModuleInfo], address: Address) -> Result<ModuleInfo> {
+    modules
+        .iter()
+        .find(|m| m.address == address)
+        .cloned()
+        .ok_or_else(|| Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(format_args!("no module at {address}")))
+}

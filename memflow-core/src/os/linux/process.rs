@@ -117,20 +117,13 @@ impl<P: PhysicalMemory> Process for LinuxProcess<P> {
         arch: Option<&ArchitectureIdent>,
         mut callback: AddressCallback,
     ) -> Result<()> {
-        for module in self.modules()? {
-            if arch.is_none_or(|a| *a == module.arch) && !callback.call(module.address) {
-                break;
-            }
-        }
+        crate::os::module_addresses(&self.modules()?, arch, &mut callback);
         Ok(())
     }
 
     /// Every module's architecture comes from its own ELF header, so `arch` is not needed.
     fn module_by_address(&mut self, address: Address, _arch: ArchitectureIdent) -> Result<ModuleInfo> {
-        self.modules()?
-            .into_iter()
-            .find(|m| m.address == address)
-            .ok_or_else(|| not_found(format_args!("no module at {address}")))
+        crate::os::module_with_address(&self.modules()?, address)
     }
 
     /// The module mapped from the process's executable (`mm->exe_file`).
