@@ -389,9 +389,19 @@ impl PausedQemu {
         .stdin(Stdio::null())
         .spawn()
         .expect("qemu-system-x86_64 (scripts/guest-dump.sh installs it)");
-        wait_for(Duration::from_secs(20), "the QMP socket", || socket.exists());
+        // The socket appears before the machine (and its RAM) exists; QEMU greets QMP clients
+        // only once its main loop runs, after machine setup.
+        wait_for(Duration::from_secs(30), "the QMP greeting", || qmp_greets(&socket));
         PausedQemu { child, socket, dir }
     }
+}
+
+/// True once a QMP client connecting to `socket` receives QEMU's greeting.
+fn qmp_greets(socket: &Path) -> bool {
+    let Ok(stream) = std::os::unix::net::UnixStream::connect(socket) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).is_ok() && line.contains("\"QMP\"")
 }
 
 impl Drop for PausedQemu {
