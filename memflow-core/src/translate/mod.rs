@@ -18,7 +18,7 @@ use cglue::callback::OpaqueCallback;
 use cglue::iter::CIterator;
 use cglue::prelude::v1::*;
 
-use crate::arch::{Architecture, ArchitectureIdent, Decoder};
+use crate::arch::{Architecture, ArchitectureIdent};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::PhysicalMemory;
 use crate::types::{umem, Address, PageType, PhysicalAddress};
@@ -202,8 +202,6 @@ pub trait VirtualTranslate: Send {
 #[derive(Debug)]
 pub struct Translator {
     arch: Architecture,
-    /// `arch`'s entry format as masks, for the hot loops.
-    decoder: Decoder,
     /// Top table per root; `None` where the root was not given.
     tables: [Option<Address>; 2],
     walker: Walker,
@@ -220,7 +218,7 @@ impl Clone for Translator {
         if let Some(t) = &mut tlb {
             t.flush();
         }
-        Translator { arch: self.arch, decoder: self.decoder, tables: self.tables, walker: Walker::default(), pages: PageWalker::default(), tlb }
+        Translator { arch: self.arch, tables: self.tables, walker: Walker::default(), pages: PageWalker::default(), tlb }
     }
 }
 
@@ -233,10 +231,8 @@ impl Translator {
     /// satp). Fails if the architecture parameters are unsupported or more roots are given than
     /// the architecture has; a missing second root leaves the high range unmapped.
     pub fn new(arch: ArchitectureIdent, roots: &[Address]) -> Result<Self> {
-        let arch = arch.describe()?;
         let mut t = Translator {
-            arch,
-            decoder: Decoder::new(&arch),
+            arch: arch.describe()?,
             tables: [None; 2],
             walker: Walker::default(),
             pages: PageWalker::default(),
@@ -317,7 +313,7 @@ impl Translator {
         last: Address,
         found: impl FnMut(Page),
     ) -> Result<()> {
-        self.pages.walk(mem, &self.arch, &self.decoder, self.tables, first, last, found)
+        self.pages.walk(mem, &self.arch, self.tables, first, last, found)
     }
 
     /// Empties the window of the batched walk.
@@ -349,7 +345,7 @@ impl Translator {
         if let Some(tlb) = &mut self.tlb {
             tlb.expire();
         }
-        self.walker.run(mem, &self.arch, &self.decoder)?;
+        self.walker.run(mem, &self.arch)?;
         if let Some(tlb) = &mut self.tlb {
             for (va, res) in self.walker.results() {
                 if let (Ok(pa), Some(root)) = (res, self.arch.root_index(va)) {
