@@ -5,12 +5,13 @@
 //! host's `log`. The plugin installs a forwarder once; it asks the host for the current level
 //! on every record, so level changes on the host reach plugins that are already loaded.
 
-use std::sync::Once;
+use std::sync::OnceLock;
 
 use cglue::slice::CSliceRef;
 
 /// The host's logging entry points, as passed to plugins.
 #[repr(C)]
+#[derive(Copy, Clone)]
 pub struct PluginLogger {
     /// Emits a record: `level` 1 (error) to 5 (trace); `target` and `message` are UTF-8 and
     /// valid for the call only.
@@ -43,18 +44,24 @@ extern "C" fn host_max_level() -> u32 {
 
 static HOST: PluginLogger = PluginLogger { log: host_log, max_level: host_max_level };
 
-/// Forwards a plugin's records to the host.
-struct Forwarder(&'static PluginLogger);
+/// Plugin side: the host's entry points, once installed.
+static HOST_ENTRY: OnceLock<PluginLogger> = OnceLock::new();
+
+/// Forwards a plugin's records to the host. A static, so installing it allocates nothing
+/// that could outlive the library.
+struct Forwarder;
+
+static FORWARDER: Forwarder = Forwarder;
 
 impl log::Log for Forwarder {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
-        metadata.level() as usize as u32 <= (self.0.max_level)()
+        HOST_ENTRY.get().is_some_and(|h| metadata.level() as usize as u32 <= (h.max_level)())
     }
 
     fn log(&self, record: &log::Record) {
-        if self.enabled(record.metadata()) {
+        if let (Some(host), true) = (HOST_ENTRY.get(), self.enabled(record.metadata())) {
             let message = record.args().to_string();
-            (self.0.log)(record.level() as usize as u32, record.target().as_bytes().into(), message.as_bytes().into());
+            (host.log)(record.level() as usize as u32, record.target().as_bytes().into(), message.as_bytes().into());
         }
     }
 
@@ -73,13 +80,8 @@ impl PluginLogger {
         if self.log as usize == HOST.log as usize {
             return;
         }
-        static INSTALL: Once = Once::new();
-        INSTALL.call_once(|| {
-            // One small forwarder per plugin library, kept for the library's whole life.
-            let this: &'static PluginLogger = Box::leak(Box::new(PluginLogger { log: self.log, max_level: self.max_level }));
-            if log::set_boxed_logger(Box::new(Forwarder(this))).is_ok() {
-                log::set_max_level(log::LevelFilter::Trace);
-            }
-        });
+        if HOST_ENTRY.set(*self).is_ok() && log::set_logger(&FORWARDER).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
     }
 }
