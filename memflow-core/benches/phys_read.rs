@@ -1,16 +1,16 @@
 //! Physical reads from a memory-mapped file (issue 2), side by side in one criterion run:
 //!
-//! - `ours`: the file opened as a raw image with `connector::open` (a `FileConnector`, i.e. a
-//!   `BufferMemory` over a memory-mapped file), through `phys_read_raw_into` (and
-//!   `phys_read::<u64>` for 8 B reads as `ours-read-u64`),
-//! - `memcpy`: `copy_from_slice` of the same bytes from a plain `memmap2::Mmap` of the file,
+//! - `ours`: the file opened as a raw image the way `connector::open` does it (a
+//!   `FileConnector`: a `BufferMemory` over a `memmap2` mapping), through `phys_read_raw_into`
+//!   (and `phys_read::<u64>` for 8 B reads as `ours-read-u64`),
+//! - `memcpy`: `copy_from_slice` of the same bytes from the same mapping,
 //! - `memflow-0.2.4`: the peer's own read-only file mapping (`MmapInfo` ->
 //!   `MappedPhysicalMemory`) of the same file, through its `phys_read_into`.
 //!
 //! Every contender reads the same sizes at the same seeded random offsets (4096 offsets,
 //! cycled). The data file (256 MiB of random bytes) is created once under
-//! `<workspace>/target/bench-data/`, and every mapping is touched page by page before measuring
-//! so no contender pays first-touch page faults inside the measurement.
+//! `<workspace>/target/bench-data/`, and every mapping is read in full before measuring (the
+//! contenders' bytes compared), so none pays first-touch page faults inside the measurement.
 //!
 //! For 8 B reads both libraries are also measured through their cglue trait objects (`-dyn`:
 //! how plugins and the C API call a connector).
@@ -25,13 +25,16 @@ use std::fs::File;
 use std::hint::black_box;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::SmallRng, Rng, RngCore, SeedableRng};
 
 use memflow_core::cglue::slice::CSliceMut;
 use memflow_core::cglue::trait_group::Opaquable;
-use memflow_core::connector::{open, OpenOptions};
+use memflow_core::connector::detect::from_backing;
+use memflow_core::connector::file::{map_file, MappedFile};
+use memflow_core::connector::{Backing, OpenOptions};
 use memflow_core::mem::{MemBatch, MemChunk, MemOp, MemoryMap, PhysicalMemory};
 use memflow_core::types::{Address, PhysicalAddress};
 
@@ -75,6 +78,25 @@ fn data_file() -> PathBuf {
     path
 }
 
+/// A file mapping shared between our connector and the memcpy baseline.
+struct SharedMapping(Arc<MappedFile>);
+
+impl Backing for SharedMapping {
+    fn bytes(&self) -> (*const u8, usize) {
+        self.0.bytes()
+    }
+    fn writable(&self) -> bool {
+        self.0.writable()
+    }
+}
+
+impl std::ops::Deref for SharedMapping {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Seeded random offsets, each leaving room for a read of `size` bytes.
 fn offsets(size: usize) -> Vec<u64> {
     let mut rng = SmallRng::seed_from_u64(SEED);
@@ -116,21 +138,17 @@ fn phys_read(c: &mut Criterion) {
     let path = data_file();
     let file = File::open(&path).expect("open bench data file");
 
-    // Ours: the file as a raw image at guest address 0, through the public file connector.
-    let raw_map = Some(MemoryMap::identity(FILE_SIZE as _));
-    let mut ours = open(
-        &path,
-        OpenOptions {
-            writable: false,
-            raw_map,
-        },
-    )
-    .expect("open the file as a raw image");
-
-    // The memcpy baseline: a plain mapping of the same file.
-    // SAFETY: the bench data file is not modified while mapped.
-    let mmap = unsafe { memmap2::Mmap::map(&file) }.expect("map bench data file");
-    let raw: &[u8] = &mmap[..];
+    // Ours: exactly what `connector::open` does for a raw image (`map_file`, then
+    // `from_backing`), except that the bench keeps a handle on the mapping so that the memcpy
+    // baseline copies from the very same mapped bytes.
+    let mapped = Arc::new(map_file(&path, false).expect("map the bench data file"));
+    let options = OpenOptions {
+        writable: false,
+        raw_map: Some(MemoryMap::identity(FILE_SIZE as _)),
+    };
+    let mut ours = from_backing(SharedMapping(mapped.clone()), options)
+        .expect("serve the file as a raw image");
+    let raw: &[u8] = &mapped[..];
 
     // The peer: its own read-only mapping of the same file, identity-mapped.
     let mut peer_map = PeerMemoryMap::new();

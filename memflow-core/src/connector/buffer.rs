@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cglue::slice::{CSliceMut, CSliceRef};
 
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResult, Result};
-use crate::mem::{MapPiece, MemBatch, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata, SplitBuf};
+use crate::mem::{MapPiece, MemBatch, MemMapping, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata, SplitBuf};
 use crate::types::{umem, Address, PhysicalAddress};
 
 /// Owns the bytes a [`BufferMemory`] points into.
@@ -66,6 +66,9 @@ pub struct BufferMemory {
     base: *mut u8,
     len: usize,
     map: Arc<MemoryMap>,
+    /// The largest mapping, checked before the binary search of `map`: with one range (a raw
+    /// image) or one dominant range (most dumps) a read is found without leaving `self`.
+    hot: MemMapping,
     readonly: bool,
 }
 
@@ -118,7 +121,12 @@ impl BufferMemory {
             }
         }
         let readonly = !backing.writable();
-        Ok(BufferMemory { base: ptr as *mut u8, len, _backing: backing, map: Arc::new(map), readonly })
+        let hot = map.ranges().iter().copied().max_by_key(|r| r.size).unwrap_or(MemMapping {
+            base: Address::NULL,
+            size: 0,
+            backing: 0,
+        });
+        Ok(BufferMemory { base: ptr as *mut u8, len, _backing: backing, map: Arc::new(map), hot, readonly })
     }
 
     /// Serves all of `backing` at guest address 0.
@@ -148,22 +156,31 @@ impl BufferMemory {
         miss: impl FnMut(Address, B),
     ) {
         // Fast path: the whole request lies in one mapping.
-        if let Some((off, avail)) = self.map.lookup(addr) {
-            if avail >= buf.len() as umem {
-                hit(off as usize, tag, buf);
-                return;
-            }
+        match self.backing_of(addr, buf.len()) {
+            Some(off) => hit(off, tag, buf),
+            None => self.for_pieces_split(addr, tag, buf, hit, miss),
         }
-        self.for_pieces_split(addr, tag, buf, hit, miss)
+    }
+
+    /// The backing offset of `[addr, addr + len)` if the whole range lies in one mapping.
+    #[inline]
+    fn backing_of(&self, addr: Address, len: usize) -> Option<usize> {
+        let hot = &self.hot;
+        let into = umem::from(addr).wrapping_sub(umem::from(hot.base));
+        if into < hot.size && hot.size - into >= len as umem {
+            return Some((hot.backing + into) as usize);
+        }
+        let (off, avail) = self.map.lookup(addr)?;
+        (avail >= len as umem).then_some(off as usize)
     }
 
     /// The backing bytes of `[addr, addr + len)` if the whole range lies in one mapping.
     #[inline]
     fn contiguous(&self, addr: Address, len: usize) -> Option<&[u8]> {
-        let (off, avail) = self.map.lookup(addr)?;
+        let off = self.backing_of(addr, len)?;
         // SAFETY: `new` checked that every mapping lies within the `len` backing bytes, and
         // the range lies inside one mapping.
-        (avail >= len as umem).then(|| unsafe { core::slice::from_raw_parts(self.base.add(off as usize), len) })
+        Some(unsafe { core::slice::from_raw_parts(self.base.add(off), len) })
     }
 
     /// The slow path of `phys_read_raw_into`: the same outcome as the generic helper
@@ -343,6 +360,49 @@ mod tests {
                 copy_bytes(&mut dst[3..3 + n], &src[at..at + n]);
                 assert_eq!(&dst[3..3 + n], &src[at..at + n], "n {n} at {at}");
                 assert!(dst[..3].iter().chain(&dst[3 + n..]).all(|&b| b == 0xee), "n {n}: wrote outside");
+            }
+        }
+    }
+
+    /// The largest mapping (checked first) is not the first one: reads at and across every
+    /// edge of both still see the right bytes, holes and partial results.
+    #[test]
+    fn largest_mapping_first_lookup_keeps_edges() {
+        let mut map = MemoryMap::new();
+        map.push(Address::new(0x1000), 0x800, 0x3000).unwrap();
+        map.push(Address::new(0x4000), 0x3000, 0).unwrap();
+        let mut mem = crate::connector::dummy_memory_with_map(map).unwrap();
+        let pattern: Vec<u8> = (0..0x3800usize).map(|i| (i * 13 + 1) as u8).collect();
+        BufferMemory::identity(mem._backing.clone())
+            .unwrap()
+            .phys_write_raw(PhysicalAddress::plain(Address::NULL), &pattern)
+            .unwrap();
+        let expect = |a: umem| -> Option<u8> {
+            match a {
+                0x1000..=0x17ff => Some(pattern[(a - 0x1000 + 0x3000) as usize]),
+                0x4000..=0x6fff => Some(pattern[(a - 0x4000) as usize]),
+                _ => None,
+            }
+        };
+        for start in (0xf00 as umem..0x7100).step_by(0x3f) {
+            for len in [1usize, 8, 13, 0x100, 0x801, 0x3001] {
+                let mut out = vec![0xaau8; len];
+                let res = mem.phys_read_raw_into(PhysicalAddress::plain(Address::new(start)), &mut out);
+                let mut hole = false;
+                for (i, b) in out.iter().enumerate() {
+                    match expect(start + i as umem) {
+                        Some(v) => assert_eq!(*b, v, "start {start:#x} len {len:#x} byte {i:#x}"),
+                        None => {
+                            assert_eq!(*b, 0);
+                            hole = true
+                        }
+                    }
+                }
+                assert_eq!(res.is_err(), hole, "start {start:#x} len {len:#x}");
+                // The batch path (through a view) agrees.
+                let mut batched = vec![0x55u8; len];
+                let res_batched = mem.phys_view().read_raw_into(Address::new(start), &mut batched);
+                assert_eq!((batched, res_batched), (out, res), "start {start:#x} len {len:#x}");
             }
         }
     }
