@@ -8,9 +8,11 @@
 use cglue::iter::CIterator;
 
 use crate::arch::ArchitectureIdent;
-use crate::error::Result;
+use crate::error::{PartialError, PartialResult, Result};
+use crate::mem::partial::read_zeroing;
 use crate::mem::{
-    report, MemBatch, MemOp, MemoryView, PhysicalMemory, ReadBatch, ReadOp, SplitBuf, ViewMetadata, WriteBatch,
+    report, MemBatch, MemOp, MemoryView, PhysicalMemory, ReadBatch, ReadOp, SplitBuf, ViewMetadata,
+    WriteBatch,
 };
 use crate::translate::{
     last_of, PageMapMerger, TranslationMapMerger, FailureCallback, MemoryRangeCallback, TranslationCallback,
@@ -195,6 +197,56 @@ fn virt_batch<'a, P: PhysicalMemory, B: SplitBuf>(
 }
 
 impl<P: PhysicalMemory> MemoryView for VirtualDma<P> {
+    /// Translated page by page, each page with one read per level and no window, and copied
+    /// with the connector's plain read, as long as that stays cheap: while the pages found are
+    /// large or what is left fits in one of the smallest pages. The rest of a long read over
+    /// small pages goes through [`MemoryView::read_batch`]. The outcome is the same either way.
+    fn read_raw_into(&mut self, addr: Address, out: &mut [u8]) -> PartialResult<()> {
+        let page = self.translator.arch().page_size();
+        let mut partial = false;
+        let mut pos = 0usize;
+        while pos < out.len() {
+            // By offsets, not addresses: a read may wrap around the top of the space.
+            let va = addr + pos;
+            let rest = &mut out[pos..];
+            let small = match self.translator.translate_single(&mut self.mem, va)? {
+                Ok(pa) => {
+                    let size = (1 as umem) << pa.page_size_log2;
+                    let n = ((size - va.page_offset(size)) as usize).min(rest.len());
+                    match self.mem.phys_read_raw_into(pa, &mut rest[..n]) {
+                        Ok(()) => {}
+                        Err(PartialError::Error(e)) => return Err(PartialError::Error(e)),
+                        Err(PartialError::PartialRead(()) | PartialError::PartialWrite) => partial = true,
+                    }
+                    pos += n;
+                    size <= page
+                }
+                Err(_) => {
+                    let n = ((page - va.page_offset(page)) as usize).min(rest.len());
+                    rest[..n].fill(0);
+                    partial = true;
+                    pos += n;
+                    true
+                }
+            };
+            if small && (out.len() - pos) as umem > page {
+                let (va, rest) = (addr + pos, &mut out[pos..]);
+                let op = MemOp { addr: va, tag: va, buf: rest.into() };
+                match read_zeroing(core::iter::once(op), |b| self.read_batch(b)) {
+                    Ok(()) => {}
+                    Err(PartialError::Error(e)) => return Err(PartialError::Error(e)),
+                    Err(PartialError::PartialRead(()) | PartialError::PartialWrite) => partial = true,
+                }
+                break;
+            }
+        }
+        if partial {
+            Err(PartialError::PartialRead(()))
+        } else {
+            Ok(())
+        }
+    }
+
     fn read_batch(&mut self, batch: ReadBatch) -> Result<()> {
         let mut window = recycle(core::mem::take(&mut self.virt_ops));
         let mut phys = recycle(core::mem::take(&mut self.phys_ops));
@@ -231,6 +283,14 @@ impl<P: PhysicalMemory> MemoryView for VirtualDma<P> {
 }
 
 impl<P: PhysicalMemory> VirtualTranslate for VirtualDma<P> {
+    /// One address without the window (see [`Translator::translate_one`]).
+    fn virt_to_phys(&mut self, va: Address) -> Result<PhysicalAddress>
+    where
+        Self: Sized,
+    {
+        self.translator.translate_single(&mut self.mem, va)?
+    }
+
     fn virt_to_phys_list(
         &mut self,
         addrs: CIterator<Address>,

@@ -277,3 +277,52 @@ fn missing_second_root_maps_nothing_high() {
     }
     assert!(VirtualDma::new(b.memory(), ArchitectureIdent::X86_64, &roots).is_err());
 }
+
+/// `read_raw_into` (page by page without a window while pages are large or few, the rest
+/// batched) gives the same bytes and the same partial flag as one batched read, with and
+/// without a TLB, for reads from one byte to several large pages that start inside, before
+/// and across mappings of every page size.
+#[test]
+fn single_reads_equal_batched_reads() {
+    use memflow_core::cglue::slice::CSliceMut;
+    use memflow_core::mem::{MemBatch, MemChunk, MemOp};
+    for (ident, seed, b) in spaces() {
+        let mut rng = Rng::new(seed ^ 0x7ead);
+        let roots = b.roots();
+        let mut batched = VirtualDma::new(b.memory(), ident, &roots).unwrap();
+        let mut single = VirtualDma::new(b.memory(), ident, &roots).unwrap();
+        let mut cached = VirtualDma::new(b.memory(), ident, &roots).unwrap().with_tlb(64);
+        let truth = b.truth().to_vec();
+        let page = b.arch().page_size();
+        for i in 0..120 {
+            let m = truth[rng.below(truth.len() as u64) as usize];
+            let start = m.va + (rng.below(m.size() as u64) as umem) - page;
+            let max = match i % 3 {
+                0 => 3 * page,
+                1 => 3 * m.size(),
+                _ => 12 * page,
+            };
+            let len = 1 + rng.below((max as u64).min(8 << 20)) as usize;
+            let mut want = vec![0xaau8; len];
+            let mut failed = false;
+            let mut on_fail = |mut c: MemChunk<CSliceMut<u8>>| {
+                c.buf.fill(0);
+                failed = true;
+                true
+            };
+            let op = MemOp { addr: start, tag: start, buf: (&mut want[..]).into() };
+            MemBatch::with(core::iter::once(op), None, Some(&mut (&mut on_fail).into()), |batch| {
+                batched.read_batch(batch)
+            })
+            .unwrap();
+            for dma in [&mut single, &mut cached] {
+                for _ in 0..2 {
+                    let mut got = vec![0x55u8; len];
+                    let res = dma.read_raw_into(start, &mut got);
+                    assert!(got == want, "{ident:?} seed {seed}: {len} bytes at {start:?}");
+                    assert_eq!(res.is_partial(), failed, "{ident:?} seed {seed}: {len} bytes at {start:?}");
+                }
+            }
+        }
+    }
+}

@@ -20,6 +20,9 @@
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::types::{umem, Address, PageType};
 
+mod decoder;
+pub(crate) use decoder::Decoder;
+
 /// The most levels any supported architecture walks.
 pub const MAX_LEVELS: usize = 5;
 

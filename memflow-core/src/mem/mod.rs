@@ -4,7 +4,7 @@ pub mod batch;
 mod batcher;
 mod cursor;
 pub mod map;
-mod partial;
+pub(crate) mod partial;
 mod phys;
 mod view;
 

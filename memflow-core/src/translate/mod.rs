@@ -18,7 +18,7 @@ use cglue::callback::OpaqueCallback;
 use cglue::iter::CIterator;
 use cglue::prelude::v1::*;
 
-use crate::arch::{Architecture, ArchitectureIdent};
+use crate::arch::{Architecture, ArchitectureIdent, Decoder, Segment};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::PhysicalMemory;
 use crate::types::{umem, Address, PageType, PhysicalAddress};
@@ -28,7 +28,7 @@ pub use tlb::Tlb;
 pub use walk::WINDOW;
 
 use pages::PageWalker;
-use walk::{Walker, NOT_CANONICAL, NOT_MAPPED};
+use walk::{walk_one, Walker, NOT_CANONICAL, NOT_MAPPED};
 
 /// A translated address.
 #[repr(C)]
@@ -202,6 +202,10 @@ pub trait VirtualTranslate: Send {
 #[derive(Debug)]
 pub struct Translator {
     arch: Architecture,
+    /// `arch`'s entry format as masks, for the hot loops.
+    decoder: Decoder,
+    /// `arch`'s canonical segments (the second one empty where there is only one).
+    segments: [Segment; 2],
     /// Top table per root; `None` where the root was not given.
     tables: [Option<Address>; 2],
     walker: Walker,
@@ -218,7 +222,7 @@ impl Clone for Translator {
         if let Some(t) = &mut tlb {
             t.flush();
         }
-        Translator { arch: self.arch, tables: self.tables, walker: Walker::default(), pages: PageWalker::default(), tlb }
+        Translator { arch: self.arch, decoder: self.decoder, segments: self.segments, tables: self.tables, walker: Walker::default(), pages: PageWalker::default(), tlb }
     }
 }
 
@@ -231,8 +235,11 @@ impl Translator {
     /// satp). Fails if the architecture parameters are unsupported or more roots are given than
     /// the architecture has; a missing second root leaves the high range unmapped.
     pub fn new(arch: ArchitectureIdent, roots: &[Address]) -> Result<Self> {
+        let arch = arch.describe()?;
         let mut t = Translator {
-            arch: arch.describe()?,
+            arch,
+            decoder: Decoder::new(&arch),
+            segments: segments_of(&arch),
             tables: [None; 2],
             walker: Walker::default(),
             pages: PageWalker::default(),
@@ -299,9 +306,37 @@ impl Translator {
 
     /// Translates one address.
     pub fn translate_one<P: PhysicalMemory>(&mut self, mem: &mut P, va: Address) -> Result<PhysicalAddress> {
-        let mut res = Err(NOT_MAPPED);
-        self.translate(mem, [va], |_, r| res = r)?;
-        res
+        self.translate_single(mem, va)?
+    }
+
+    /// Translates one address without the window (the same outcome, a shorter path): the
+    /// outer `Err` only if the memory itself fails.
+    #[inline]
+    pub(crate) fn translate_single<P: PhysicalMemory>(
+        &mut self,
+        mem: &mut P,
+        va: Address,
+    ) -> Result<Result<PhysicalAddress>> {
+        let Some(root) = self.root_index(va) else { return Ok(Err(NOT_CANONICAL)) };
+        let Some(table) = self.tables[root] else { return Ok(Err(NOT_MAPPED)) };
+        if let Some(tlb) = &mut self.tlb {
+            tlb.expire();
+            if let Some(pa) = tlb.lookup(&self.arch, table, va) {
+                return Ok(Ok(pa));
+            }
+        }
+        let res = walk_one(mem, &self.decoder, table, va)?;
+        if let (Ok(pa), Some(tlb)) = (&res, &mut self.tlb) {
+            tlb.insert(table, va, *pa);
+        }
+        Ok(res)
+    }
+
+    /// The root that translates `va`, `None` if it is not canonical (as
+    /// [`Architecture::root_index`], from the cached segments).
+    #[inline]
+    fn root_index(&self, va: Address) -> Option<usize> {
+        self.segments.iter().find(|s| s.first <= va && va <= s.last).map(|s| s.root)
     }
 
     /// Calls `found` for every page that intersects `first..=last`, in ascending order, walking
@@ -313,7 +348,7 @@ impl Translator {
         last: Address,
         found: impl FnMut(Page),
     ) -> Result<()> {
-        self.pages.walk(mem, &self.arch, self.tables, first, last, found)
+        self.pages.walk(mem, &self.arch, &self.decoder, self.tables, first, last, found)
     }
 
     /// Empties the window of the batched walk.
@@ -327,8 +362,9 @@ impl Translator {
     }
 
     /// Adds an address to the window (there must be room).
+    #[inline]
     pub(crate) fn window_push(&mut self, va: Address) {
-        let Some(root) = self.arch.root_index(va) else {
+        let Some(root) = self.root_index(va) else {
             return self.walker.push_done(va, Err(NOT_CANONICAL));
         };
         let Some(table) = self.tables[root] else {
@@ -345,7 +381,7 @@ impl Translator {
         if let Some(tlb) = &mut self.tlb {
             tlb.expire();
         }
-        self.walker.run(mem, &self.arch)?;
+        self.walker.run(mem, &self.arch, &self.decoder)?;
         if let Some(tlb) = &mut self.tlb {
             for (va, res) in self.walker.results() {
                 if let (Ok(pa), Some(root)) = (res, self.arch.root_index(va)) {
@@ -362,6 +398,16 @@ impl Translator {
     pub(crate) fn window_results(&self) -> impl Iterator<Item = (Address, Result<PhysicalAddress>)> + '_ {
         self.walker.results()
     }
+}
+
+/// The canonical segments of `arch` as an array; a missing second one is empty (first > last).
+fn segments_of(arch: &Architecture) -> [Segment; 2] {
+    let empty = Segment { root: 0, first: Address::INVALID, last: Address::NULL };
+    let mut out = [empty; 2];
+    for (o, s) in out.iter_mut().zip(arch.segments()) {
+        *o = s;
+    }
+    out
 }
 
 /// Merges pages, fed in ascending order, into ranges of equal flags, bridging gaps of at most

@@ -7,7 +7,7 @@
 //! walk early (with a warning) instead of running for a very long time. Entries with any byte
 //! that cannot be read count as not present.
 
-use crate::arch::{Architecture, Denied, Entry, MAX_LEVELS};
+use crate::arch::{Architecture, Decoder, Denied, Entry, MAX_LEVELS};
 use cglue::slice::CSliceMut;
 
 use super::walk::mark_failed;
@@ -84,10 +84,12 @@ impl PageWalker {
 
     /// Calls `found` for every page that intersects `first..=last`, in ascending order.
     /// `tables` are the top table addresses per root (`None`: nothing mapped there).
+    #[allow(clippy::too_many_arguments)]
     pub fn walk<P: PhysicalMemory>(
         &mut self,
         mem: &mut P,
         arch: &Architecture,
+        dec: &Decoder,
         tables: [Option<Address>; 2],
         first: Address,
         last: Address,
@@ -141,9 +143,9 @@ impl PageWalker {
                     stack[level].loaded = idx;
                     stack[level].count = count;
                 }
-                let raw = arch.read_entry(&chunk[(idx - stack[level].loaded) * entry_size..]);
+                let raw = dec.read(&chunk[(idx - stack[level].loaded) * entry_size..]);
                 let base = frame.base + ((idx as umem) << lvl.shift);
-                match arch.decode(level, raw) {
+                match dec.decode(level, raw) {
                     Entry::Invalid => {}
                     Entry::Page { base: pa, denied } => found(Page {
                         va: Address::new(high | base),

@@ -1,16 +1,30 @@
 //! The batched page walk: a window of addresses advances one level at a time, with one
-//! physical batch per level. Entries are sorted by their physical address, each distinct entry
-//! is read once however many addresses need it, and adjacent entries are read as one span.
+//! physical batch per level.
+//!
+//! The walking addresses are put in virtual-address order once per window (a single sort of
+//! packed `u64` keys, skipped when they arrive in order, as the pieces of a read do). In that
+//! order, the addresses that share a table entry at a level are exactly the consecutive ones
+//! with equal address bits above the level's shift, so each distinct entry is found by comparing
+//! neighbours: it is read once and decoded once for its whole run of addresses, and entries
+//! adjacent in physical memory (consecutive indexes of one table) are read as one span.
+//! Sharing is decided by the virtual path, never by the physical entry address, so ranges whose
+//! tables share identical entries (a kernel image and its direct-map alias) cannot disturb each
+//! other.
+#![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 
 use cglue::slice::CSliceMut;
 
-use crate::arch::{Architecture, Denied, Entry};
-use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::arch::{Architecture, Decoder, Denied, Entry};
+use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, Result};
 use crate::mem::{MemBatch, MemChunk, MemOp, PhysicalMemory};
 use crate::types::{umem, Address, PageType, PhysicalAddress};
 
 /// How many addresses a window holds. Larger inputs are translated window by window.
 pub const WINDOW: usize = 2048;
+
+/// Bits of a slot index in a packed sort key (`WINDOW` fits).
+const INDEX_BITS: u32 = 11;
+const _: () = assert!(WINDOW <= 1 << INDEX_BITS);
 
 /// The address is not canonical for the architecture.
 pub(crate) const NOT_CANONICAL: Error = Error::new(ErrorOrigin::Translation, ErrorKind::OutOfBounds);
@@ -21,7 +35,7 @@ pub(crate) const TABLE_UNREADABLE: Error = Error::new(ErrorOrigin::PhysicalMemor
 
 #[derive(Copy, Clone, Debug)]
 enum State {
-    /// `at` is the table (before a level) or entry (during a level) address.
+    /// `at` is the table of the next level.
     Walking,
     /// `at` is the physical address; the page is `1 << shift` bytes.
     Mapped(u8),
@@ -36,18 +50,24 @@ struct Slot {
     state: State,
 }
 
-/// The working memory of the batched walk. Every vector holds at most one entry (or one
-/// entry's bytes) per address of the window, so it never grows past [`Walker::MAX_BYTES`].
+/// The working memory of the batched walk. Every vector holds at most one element per address
+/// of the window, so it never grows past [`Walker::MAX_BYTES`].
 #[derive(Debug, Default)]
 pub(crate) struct Walker {
+    /// The addresses in push order.
     slots: Vec<Slot>,
-    /// (entry address, slot) of the slots still walking, sorted by entry address.
-    keys: Vec<(Address, u32)>,
+    /// The slots still walking, in virtual-address order.
+    order: Vec<u32>,
+    /// Packed sort keys (`va >> page shift`, slot index).
+    keys: Vec<u64>,
+    /// Per distinct entry of a level: the end (exclusive) of its run in `order`.
+    runs: Vec<u32>,
     /// (start, length) of the physical reads of one level.
     spans: Vec<(Address, u32)>,
-    /// The bytes of every distinct entry of one level, in address order.
+    /// The bytes of every distinct entry of one level, in `order` (sized once to a whole
+    /// window's entries; only the front is used).
     scratch: Vec<u8>,
-    /// Per distinct entry: its read failed.
+    /// Per distinct entry: its read failed. Empty unless some read of the level failed.
     failed: Vec<bool>,
 }
 
@@ -55,22 +75,27 @@ impl Walker {
     /// The most bytes the buffers of one walker hold.
     pub const MAX_BYTES: usize = WINDOW
         * (core::mem::size_of::<Slot>()
-            + core::mem::size_of::<(Address, u32)>()
+            + core::mem::size_of::<u32>()
+            + core::mem::size_of::<u64>()
+            + core::mem::size_of::<u32>()
             + core::mem::size_of::<(Address, u32)>()
             + 8
             + 1);
 
     /// Empties the window.
+    #[inline]
     pub fn clear(&mut self) {
         self.slots.clear();
     }
 
     /// Free places in the window.
+    #[inline]
     pub fn room(&self) -> usize {
         WINDOW - self.slots.len()
     }
 
     /// Adds an address to walk from the top table at `table`.
+    #[inline]
     pub fn push_walk(&mut self, va: Address, table: Address) {
         self.slots.push(Slot { va, at: table, denied: Denied::default(), state: State::Walking });
     }
@@ -84,30 +109,83 @@ impl Walker {
         self.slots.push(Slot { va, at, denied, state });
     }
 
-    /// Walks every address of the window to its end. `Err` only if the memory itself fails.
-    pub fn run<P: PhysicalMemory>(&mut self, mem: &mut P, arch: &Architecture) -> Result<()> {
-        let entry_size = arch.entry_size();
-        for (level, lvl) in arch.levels().iter().enumerate() {
-            self.keys.clear();
-            for (i, slot) in self.slots.iter_mut().enumerate() {
-                if let State::Walking = slot.state {
-                    slot.at += lvl.index(slot.va) * entry_size;
-                    self.keys.push((slot.at, i as u32));
-                }
+    /// Puts the walking slots into `order`, sorted by virtual address.
+    fn sort(&mut self, page_shift: u8) {
+        self.order.clear();
+        let mut sorted = true;
+        let mut prev = Address::NULL;
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let State::Walking = slot.state {
+                sorted &= slot.va >= prev;
+                prev = slot.va;
+                self.order.push(i as u32);
             }
-            if self.keys.is_empty() {
+        }
+        if sorted {
+            return;
+        }
+        // Walking addresses are canonical, so they fit in 64 bits (also with 128-bit `umem`),
+        // and `va >> page_shift` (page_shift >= 12) leaves room for the index.
+        self.keys.clear();
+        let slots = &self.slots;
+        self.keys.extend(self.order.iter().map(|&i| {
+            (((slots[i as usize].va.to_umem() as u64) >> page_shift) << INDEX_BITS) | u64::from(i)
+        }));
+        self.keys.sort_unstable();
+        let mask = (1u64 << INDEX_BITS) - 1;
+        for (o, k) in self.order.iter_mut().zip(&self.keys) {
+            *o = (k & mask) as u32;
+        }
+    }
+
+    /// Walks every address of the window to its end. `Err` only if the memory itself fails.
+    /// `dec` is `arch`'s decoder.
+    pub fn run<P: PhysicalMemory>(&mut self, mem: &mut P, arch: &Architecture, dec: &Decoder) -> Result<()> {
+        let entry_size = arch.entry_size();
+        self.sort(arch.page_shift());
+        // A lone address needs no grouping: one read per level, straight down.
+        if let [i] = self.order[..] {
+            let slot = &mut self.slots[i as usize];
+            let (state, at, denied) = match walk_one(mem, dec, slot.at, slot.va)? {
+                Ok(pa) => (State::Mapped(pa.page_size_log2), pa.address, denied_of(pa.page_type)),
+                Err(e) => (State::Failed(e), slot.at, slot.denied),
+            };
+            (slot.state, slot.at, slot.denied) = (state, at, denied);
+            return Ok(());
+        }
+        for (level, lvl) in arch.levels().iter().enumerate() {
+            if self.order.is_empty() {
                 break;
             }
-            if !self.keys.is_sorted() {
-                self.keys.sort_unstable();
+            // The distinct entries of this level, one per run of equal `va >> shift`.
+            self.runs.clear();
+            self.spans.clear();
+            let mut prev: Option<umem> = None;
+            for (pos, &i) in self.order.iter().enumerate() {
+                let slot = &self.slots[i as usize];
+                let prefix = slot.va.to_umem() >> lvl.shift;
+                if prev == Some(prefix) {
+                    continue;
+                }
+                if prev.is_some() {
+                    self.runs.push(pos as u32);
+                }
+                prev = Some(prefix);
+                let entry = slot.at + lvl.index(slot.va) * entry_size;
+                match self.spans.last_mut() {
+                    Some((start, len)) if *start + *len as umem == entry => *len += entry_size as u32,
+                    _ => self.spans.push((entry, entry_size as u32)),
+                }
             }
+            self.runs.push(self.order.len() as u32);
             self.read_entries(mem, entry_size)?;
-            self.apply(arch, level);
+            self.apply(dec, level, lvl.shift);
         }
         Ok(())
     }
 
     /// The outcome for every address of the window, in the order they were pushed.
+    #[inline]
     pub fn results(&self) -> impl Iterator<Item = (Address, Result<PhysicalAddress>)> + '_ {
         self.slots.iter().map(|s| {
             let res = match s.state {
@@ -119,28 +197,27 @@ impl Walker {
         })
     }
 
-    /// Reads every distinct entry named in `keys` with one batch; marks the unreadable ones.
+    /// Reads every distinct entry (the spans) with one batch; marks the unreadable ones.
     fn read_entries<P: PhysicalMemory>(&mut self, mem: &mut P, entry_size: usize) -> Result<()> {
-        self.spans.clear();
-        let mut distinct = 0usize;
-        let mut prev = None;
-        for &(addr, _) in &self.keys {
-            if prev == Some(addr) {
-                continue;
-            }
-            prev = Some(addr);
-            distinct += 1;
-            match self.spans.last_mut() {
-                Some((start, len)) if *start + *len as umem == addr => *len += entry_size as u32,
-                _ => self.spans.push((addr, entry_size as u32)),
+        let distinct = self.runs.len();
+        if self.scratch.len() < WINDOW * 8 {
+            self.scratch.resize(WINDOW * 8, 0);
+        }
+        self.failed.clear();
+        let scratch = &mut self.scratch[..distinct * entry_size];
+
+        // One span (a single address, or the pieces of one read): the connector's plain read,
+        // which many connectors serve without building a batch. Only if part of it fails is it
+        // read again as a batch, to learn exactly which entries are unreadable.
+        if let [(addr, _)] = self.spans[..] {
+            match mem.phys_read_raw_into(PhysicalAddress::with_page(addr, PageType::PAGE_TABLE, 0), scratch) {
+                Ok(()) => return Ok(()),
+                Err(PartialError::Error(e)) => return Err(e),
+                Err(PartialError::PartialRead(()) | PartialError::PartialWrite) => {}
             }
         }
-        self.scratch.clear();
-        self.scratch.resize(distinct * entry_size, 0);
-        self.failed.clear();
-        self.failed.resize(distinct, false);
 
-        let Walker { spans, scratch, failed, .. } = self;
+        let Walker { spans, failed, .. } = self;
         let mut rest: &mut [u8] = scratch;
         let mut offset = 0usize;
         let mut ops = spans.iter().map(|&(addr, len)| {
@@ -151,6 +228,9 @@ impl Walker {
             MemOp { addr: PhysicalAddress::with_page(addr, PageType::PAGE_TABLE, 0), tag, buf: buf.into() }
         });
         let mut on_fail = |chunk: MemChunk<CSliceMut<u8>>| {
+            if failed.is_empty() {
+                failed.resize(distinct, false);
+            }
             mark_failed(failed, chunk, entry_size);
             true
         };
@@ -161,37 +241,85 @@ impl Walker {
         })
     }
 
-    /// Decodes the entries read for `level` and moves every walking slot on.
-    fn apply(&mut self, arch: &Architecture, level: usize) {
-        let entry_size = arch.entry_size();
-        let shift = arch.levels()[level].shift;
-        let mut distinct = usize::MAX;
-        let mut prev = None;
-        for &(addr, i) in &self.keys {
-            if prev != Some(addr) {
-                prev = Some(addr);
-                distinct = distinct.wrapping_add(1);
-            }
-            let slot = &mut self.slots[i as usize];
-            if self.failed[distinct] {
-                slot.state = State::Failed(TABLE_UNREADABLE);
-                continue;
-            }
-            let raw = arch.read_entry(&self.scratch[distinct * entry_size..]);
-            match arch.decode(level, raw) {
-                Entry::Invalid => slot.state = State::Failed(NOT_MAPPED),
-                Entry::Table { next, denied } => {
-                    slot.at = next;
-                    slot.denied = slot.denied | denied;
+    /// Decodes each distinct entry read for `level` once, moves its run of slots on, and keeps
+    /// in `order` only the slots that still walk.
+    #[inline]
+    fn apply(&mut self, dec: &Decoder, level: usize, shift: u8) {
+        let entry_size = dec.entry_size();
+        let page_size = (1 as umem) << shift;
+        let Walker { slots, order, runs, scratch, failed, .. } = self;
+        let mut start = 0usize;
+        let mut kept = 0usize;
+        for (d, &end) in runs.iter().enumerate() {
+            let end = end as usize;
+            let entry = if !failed.is_empty() && failed[d] {
+                Err(TABLE_UNREADABLE)
+            } else {
+                Ok(dec.decode(level, dec.read(&scratch[d * entry_size..])))
+            };
+            match entry {
+                Err(e) => order[start..end].iter().for_each(|&i| slots[i as usize].state = State::Failed(e)),
+                Ok(Entry::Invalid) => {
+                    order[start..end].iter().for_each(|&i| slots[i as usize].state = State::Failed(NOT_MAPPED))
                 }
-                Entry::Page { base, denied } => {
-                    slot.at = base + slot.va.page_offset((1 as umem) << shift);
-                    slot.denied = slot.denied | denied;
-                    slot.state = State::Mapped(shift);
+                Ok(Entry::Page { base, denied }) => {
+                    for &i in &order[start..end] {
+                        let slot = &mut slots[i as usize];
+                        slot.at = base + slot.va.page_offset(page_size);
+                        slot.denied = slot.denied | denied;
+                        slot.state = State::Mapped(shift);
+                    }
                 }
+                Ok(Entry::Table { next, denied }) => {
+                    for pos in start..end {
+                        let i = order[pos];
+                        let slot = &mut slots[i as usize];
+                        slot.at = next;
+                        slot.denied = slot.denied | denied;
+                        order[kept] = i;
+                        kept += 1;
+                    }
+                }
+            }
+            start = end;
+        }
+        order.truncate(kept);
+    }
+}
+
+/// Walks one address from the top table at `table`: one read per level. The outer `Err` only
+/// if the memory itself fails; the inner one says why `va` does not translate.
+#[inline]
+pub(crate) fn walk_one<P: PhysicalMemory>(
+    mem: &mut P,
+    dec: &Decoder,
+    mut table: Address,
+    va: Address,
+) -> Result<Result<PhysicalAddress>> {
+    let entry_size = dec.entry_size();
+    let mut denied = Denied::default();
+    for level in 0..dec.level_count() {
+        let entry = table + dec.index(level, va) * entry_size;
+        let mut bytes = [0u8; 8];
+        match mem.phys_read_raw_into(PhysicalAddress::with_page(entry, PageType::PAGE_TABLE, 0), &mut bytes[..entry_size]) {
+            Ok(()) => {}
+            Err(PartialError::Error(e)) => return Err(e),
+            Err(PartialError::PartialRead(()) | PartialError::PartialWrite) => return Ok(Err(TABLE_UNREADABLE)),
+        }
+        match dec.decode(level, dec.read(&bytes)) {
+            Entry::Invalid => return Ok(Err(NOT_MAPPED)),
+            Entry::Table { next, denied: d } => {
+                table = next;
+                denied = denied | d;
+            }
+            Entry::Page { base, denied: d } => {
+                let shift = dec.shift(level);
+                let pa = base + va.page_offset((1 as umem) << shift);
+                return Ok(Ok(PhysicalAddress::with_page(pa, (denied | d).page_type(), shift)));
             }
         }
     }
+    Ok(Err(NOT_MAPPED))
 }
 
 /// Marks every entry that a failed chunk touches (the chunk's tag is its byte offset into a

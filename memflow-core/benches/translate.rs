@@ -1,0 +1,558 @@
+//! Address translation and virtual reads on a real guest (issue 3), side by side in one
+//! criterion run with memflow 0.2.4 and with memcpy.
+//!
+//! The target is the 4-level fixture `target/fixtures/cloud-4l/dump.elf` (Debian 6.1 cloud
+//! kernel, `nokaslr`, `-cpu qemu64`; made by `scripts/guest-dump.sh`) with CR3 from the dump's
+//! CPU state:
+//!
+//! - `ours`: the dump opened with `connector::open` (the ELF core `FileConnector`) under
+//!   `VirtualDma::new(.., X86_64, &[cr3])` (no TLB);
+//! - `memflow-0.2.4`: the peer's own mapping of the same file (`MmapInfo` with a memory map made
+//!   of the dump's PT_LOAD ranges, since 0.2.4 itself does not read ELF cores) under its
+//!   `VirtualDma::new(.., x64::ARCH, x64::new_translator(cr3))`, i.e. its `DirectTranslate`;
+//! - `memcpy`: `copy_from_slice` of the very physical bytes a virtual read returns, from a plain
+//!   `memmap2::Mmap` of the file (the pieces are computed before measuring).
+//!
+//! Groups (every contender gets the same seeded addresses):
+//!
+//! - `translate/batch{1,64,4096}`: 1 million random mapped kernel addresses, picked uniformly
+//!   from the mapped bytes of the kernel half's page map; each iteration translates the next
+//!   batch of the cycled list (ours: `virt_to_phys` / `virt_to_phys_list`; memflow: the same
+//!   names). Throughput in elements = translations.
+//! - `translate_walk/kernel-half`: `virt_page_map_range` over `0xffff8000_00000000..` (gap 0),
+//!   both libraries.
+//! - `virt_read/{4KiB,64KiB,1MiB}`: `read_raw_into` at 4096 random addresses whose whole read is
+//!   mapped and backed by the dump (cycled); besides the three contenders, `ours-tlb` (the same
+//!   view with the optional 4096-slot TLB) and `ours-phys` (our connector's `phys_read_raw_into`
+//!   of the same physical pieces, no translation) show where the time goes.
+//!
+//! Before measuring, the contenders' results are checked against each other, every mapping is
+//! faulted in, and the working memory of one translator clone is measured with a counting
+//! global allocator (peak live heap bytes above the baseline while it translates, walks and
+//! reads); it is printed as `working-memory ...` lines.
+//!
+//! Run: `cargo bench -p memflow-core --bench translate -- --warm-up-time 1 --measurement-time 3`
+//! and summarise with `python3 scripts/bench-report-translate.py [target-dir]`.
+#![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::fs::File;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+
+use memflow_core::arch::ArchitectureIdent;
+use memflow_core::cglue::iter::CIterator;
+use memflow_core::connector::{open, CpuState, FileConnector, OpenOptions};
+use memflow_core::mem::MemoryView;
+use memflow_core::translate::{
+    MemoryRange, TranslationFailure, TranslationRange, Translator, VirtualTranslate, VirtualTranslation,
+};
+use memflow_core::types::{umem, Address};
+use memflow_core::virt::VirtualDma;
+
+use memflow::architecture::x86::x64;
+use memflow::cglue::{CTup2, CTup3};
+use memflow::connector::MmapInfo;
+use memflow::mem::{MemoryMap as PeerMemoryMap, MemoryView as PeerMemoryView, VirtualTranslate as PeerVirtualTranslate};
+use memflow::types::{Address as PeerAddress, PageType as PeerPageType};
+
+// ---- a counting allocator (live bytes always; the peak only while `TRACK` is set) ----
+
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+static TRACK: AtomicBool = AtomicBool::new(false);
+
+#[inline]
+fn grew(by: isize) {
+    let now = LIVE.fetch_add(by, Ordering::Relaxed) + by;
+    if TRACK.load(Ordering::Relaxed) {
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        grew(l.size() as isize);
+        System.alloc(l)
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        grew(l.size() as isize);
+        System.alloc_zeroed(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        grew(new as isize - l.size() as isize);
+        System.realloc(p, l, new)
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The peak of live heap bytes above the level before `f`, while `f` runs (what `f` keeps
+/// after it returns is included, as the peak was at least that).
+fn heap_peak<R>(f: impl FnOnce() -> R) -> (R, isize) {
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    TRACK.store(true, Ordering::Relaxed);
+    let r = f();
+    TRACK.store(false, Ordering::Relaxed);
+    (r, PEAK.load(Ordering::Relaxed) - base)
+}
+
+// ---- the workload ----
+
+const SEED: u64 = 0x6d656d666c6f77; // "memflow"
+const N_ADDRS: usize = 1 << 20; // "1 million"
+const BATCHES: [usize; 3] = [1, 64, 4096];
+const N_READS: usize = 4096;
+const READS: [(usize, &str); 3] = [(4 << 10, "4KiB"), (64 << 10, "64KiB"), (1 << 20, "1MiB")];
+const KERNEL_HALF: u64 = 0xffff_8000_0000_0000;
+
+fn fixture() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures/cloud-4l/dump.elf");
+    assert!(path.is_file(), "{} missing: run `scripts/guest-dump.sh --all` first", path.display());
+    path
+}
+
+fn peer_addr(a: Address) -> PeerAddress {
+    PeerAddress::from(a.to_umem() as u64)
+}
+
+/// `n` addresses uniformly over the mapped bytes of `ranges`, each with at least `room` mapped
+/// bytes from it on (within its range).
+fn pick(ranges: &[MemoryRange], n: usize, room: umem, rng: &mut SmallRng) -> Vec<Address> {
+    let fit: Vec<&MemoryRange> = ranges.iter().filter(|r| r.size >= room).collect();
+    let mut cum = vec![];
+    let mut total: umem = 0;
+    for r in &fit {
+        total += r.size - room + 1;
+        cum.push(total);
+    }
+    (0..n)
+        .map(|_| {
+            let x = rng.gen_range(0..total);
+            let i = cum.partition_point(|&c| c <= x);
+            let before = if i == 0 { 0 } else { cum[i - 1] };
+            fit[i].address + (x - before)
+        })
+        .collect()
+}
+
+/// Cycles through a list.
+struct Cycle<'a, T> {
+    items: &'a [T],
+    i: usize,
+}
+
+impl<'a, T: Copy> Cycle<'a, T> {
+    fn new(items: &'a [T]) -> Self {
+        assert!(items.len().is_power_of_two());
+        Cycle { items, i: 0 }
+    }
+    #[inline(always)]
+    fn next(&mut self) -> T {
+        let v = self.items[self.i];
+        self.i = (self.i + 1) & (self.items.len() - 1);
+        v
+    }
+    /// The next `n` items (`n` divides the length).
+    #[inline(always)]
+    fn next_slice(&mut self, n: usize) -> &'a [T] {
+        let s = &self.items[self.i..self.i + n];
+        self.i = (self.i + n) & (self.items.len() - 1);
+        s
+    }
+}
+
+/// The file-offset pieces a virtual read of `len` bytes at `va` copies (from the translation
+/// map, merged where contiguous in the file).
+fn pieces(tmap: &[TranslationRange], conn: &FileConnector, va: Address, len: usize) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = vec![];
+    let mut pos = 0usize;
+    while pos < len {
+        let a = va + pos;
+        let i = tmap.partition_point(|r| r.va + r.size <= a);
+        let r = &tmap[i];
+        assert!(r.va <= a, "{a} is not mapped");
+        let pa = r.pa + (a - r.va);
+        let in_range = ((r.va + r.size) - a) as usize;
+        let (off, avail) = conn.memory_map().lookup(pa).expect("mapped in the dump");
+        let n = in_range.min(avail as usize).min(len - pos);
+        match out.last_mut() {
+            Some((o, l)) if *o + *l == off as usize => *l += n,
+            _ => out.push((off as usize, n)),
+        }
+        pos += n;
+    }
+    out
+}
+
+fn translate(c: &mut Criterion) {
+    let path = fixture();
+    let conn = open(&path, OpenOptions::default()).expect("open the dump");
+    let regs = conn.x86_registers(0).expect("CPU 0 registers");
+    let cr3 = regs.page_table_root().expect("paging on");
+    let ident = ArchitectureIdent::X86_64;
+    let mut ours = VirtualDma::new(conn.clone(), ident, &[cr3]).expect("our view");
+
+    // The peer on its own mapping of the same file: one remap per PT_LOAD range.
+    let mut peer_map = PeerMemoryMap::new();
+    for m in conn.memory_map().ranges() {
+        peer_map.push_remap(peer_addr(m.base), m.size as u64, PeerAddress::from(m.backing as u64));
+    }
+    let file = File::open(&path).expect("open the dump");
+    let peer_conn = MmapInfo::try_with_filemap(file.try_clone().unwrap(), peer_map).expect("peer maps").into_connector();
+    let mut peer = memflow::mem::VirtualDma::new(peer_conn, x64::ARCH, x64::new_translator(peer_addr(cr3)));
+
+    // The memcpy baseline's own mapping.
+    // SAFETY: the fixture is not modified while mapped.
+    let mmap = unsafe { memmap2::Mmap::map(&file) }.expect("map the dump");
+    let raw: &[u8] = &mmap[..];
+
+    // Fault in every page of every mapping.
+    let check = std::env::var_os("TRANSLATE_BENCH_NO_CHECK").is_none();
+    let mut sum = 0u64;
+    for page in raw.chunks(4096) {
+        sum = sum.wrapping_add(page[0] as u64);
+    }
+    let mut phys = conn.clone();
+    let mut peer_phys = peer.phys_mem().clone();
+    let mut buf = vec![0u8; 1 << 20];
+    for m in conn.memory_map().ranges().iter().filter(|_| check) {
+        let mut off: umem = 0;
+        while off < m.size {
+            let n = ((m.size - off) as usize).min(buf.len());
+            memflow_core::mem::PhysicalMemory::phys_read_raw_into(
+                &mut phys,
+                memflow_core::types::PhysicalAddress::plain(m.base + off),
+                &mut buf[..n],
+            )
+            .unwrap();
+            memflow::mem::PhysicalMemory::phys_read_into(
+                &mut peer_phys,
+                memflow::types::PhysicalAddress::from(peer_addr(m.base + off)),
+                &mut buf[..n],
+            )
+            .unwrap();
+            off += n as umem;
+        }
+    }
+    black_box(sum);
+
+    // The kernel half's page map and translation map (ours; the reference walker agrees, see
+    // tests/tests/translate_guest.rs).
+    let half = Address::new(KERNEL_HALF as umem);
+    let map = ours.virt_page_map_range_vec(0, half, Address::INVALID).unwrap();
+    let mut tmap: Vec<TranslationRange> = vec![];
+    ours.virt_translation_map_range(half, Address::INVALID, (&mut tmap).into()).unwrap();
+    let mapped: umem = map.iter().map(|r| r.size).sum();
+
+    let mut peer_ranges = vec![];
+    peer.virt_page_map_range(
+        0,
+        peer_addr(half),
+        PeerAddress::invalid(),
+        (&mut |CTup3(a, s, t): CTup3<PeerAddress, u64, PeerPageType>| {
+            peer_ranges.push((a, s, t));
+            true
+        })
+            .into(),
+    );
+    let peer_mapped: u64 = peer_ranges.iter().map(|r| r.1).sum();
+    println!(
+        "kernel half: ours {} ranges, {} MiB mapped; memflow 0.2.4 {} ranges, {} MiB mapped",
+        map.len(),
+        mapped >> 20,
+        peer_ranges.len(),
+        peer_mapped >> 20
+    );
+
+    // (a) translations.
+    let mut rng = SmallRng::seed_from_u64(SEED);
+    let vas = pick(&map, N_ADDRS, 1, &mut rng);
+    let peer_vas: Vec<CTup2<PeerAddress, u64>> = vas.iter().map(|&va| CTup2(peer_addr(va), 1)).collect();
+    // Ours and the peer agree on the physical addresses of every one of them (skipped with
+    // TRANSLATE_BENCH_NO_CHECK set, e.g. to profile under callgrind).
+    if check {
+        let mut ok = 0usize;
+        let mut expect = vec![];
+        ours.virt_to_phys_list(
+            CIterator::from(&mut vas.iter().copied()),
+            (&mut |t: VirtualTranslation| {
+                ok += 1;
+                expect.push((t.va.to_umem() as u64, t.pa.address.to_umem() as u64));
+                true
+            })
+                .into(),
+            (&mut |f: TranslationFailure| panic!("ours: {f:?}")).into(),
+        )
+        .unwrap();
+        let mut peer_got = vec![];
+        for chunk in peer_vas.chunks(4096) {
+            peer.virt_to_phys_list(
+                chunk,
+                (&mut |t: memflow::mem::virt_translate::VirtualTranslation| {
+                    peer_got.push((t.in_virtual.to_umem(), t.out_physical.address.to_umem()));
+                    true
+                })
+                    .into(),
+                (&mut |_| true).into(),
+            );
+        }
+        expect.sort_unstable();
+        expect.dedup();
+        peer_got.sort_unstable();
+        peer_got.dedup();
+        let mut matched = 0usize;
+        let mut j = 0usize;
+        for (va, pa) in &peer_got {
+            while expect[j].0 < *va {
+                j += 1;
+            }
+            assert_eq!(expect[j], (*va, *pa), "ours and memflow 0.2.4 disagree");
+            matched += 1;
+        }
+        println!(
+            "translate: {} addresses; ours translated all, memflow 0.2.4's batched translation {} of the \
+             {} distinct ones (the rest are its known false failures), all equal",
+            vas.len(),
+            matched,
+            expect.len()
+        );
+    }
+
+    for batch in BATCHES {
+        let mut g = c.benchmark_group(format!("translate/batch{batch}"));
+        g.throughput(Throughput::Elements(batch as u64));
+        g.bench_function(BenchmarkId::from_parameter("ours"), |b| {
+            let mut it = Cycle::new(&vas);
+            if batch == 1 {
+                b.iter(|| black_box(ours.virt_to_phys(it.next())).ok())
+            } else {
+                b.iter(|| {
+                    let mut acc = 0u64;
+                    let chunk = it.next_slice(batch);
+                    ours.virt_to_phys_list(
+                        CIterator::from(&mut chunk.iter().copied()),
+                        (&mut |t: VirtualTranslation| {
+                            acc = acc.wrapping_add(t.pa.address.to_umem() as u64);
+                            true
+                        })
+                            .into(),
+                        (&mut |_: TranslationFailure| true).into(),
+                    )
+                    .unwrap();
+                    black_box(acc)
+                })
+            }
+        });
+        g.bench_function(BenchmarkId::from_parameter("memflow-0.2.4"), |b| {
+            let mut it = Cycle::new(&peer_vas);
+            if batch == 1 {
+                b.iter(|| black_box(peer.virt_to_phys(it.next().0)).ok())
+            } else {
+                b.iter(|| {
+                    let mut acc = 0u64;
+                    peer.virt_to_phys_list(
+                        it.next_slice(batch),
+                        (&mut |t: memflow::mem::virt_translate::VirtualTranslation| {
+                            acc = acc.wrapping_add(t.out_physical.address.to_umem());
+                            true
+                        })
+                            .into(),
+                        (&mut |_| true).into(),
+                    );
+                    black_box(acc)
+                })
+            }
+        });
+        g.finish();
+    }
+
+    // (b) the whole kernel-half page walk.
+    {
+        let mut g = c.benchmark_group("translate_walk");
+        g.sample_size(20);
+        g.throughput(Throughput::Bytes(mapped as u64));
+        g.bench_function(BenchmarkId::from_parameter("ours"), |b| {
+            b.iter(|| {
+                let mut n = 0usize;
+                ours.virt_page_map_range(
+                    0,
+                    half,
+                    Address::INVALID,
+                    (&mut |r: MemoryRange| {
+                        n += r.size as usize;
+                        true
+                    })
+                        .into(),
+                )
+                .unwrap();
+                black_box(n)
+            })
+        });
+        g.bench_function(BenchmarkId::from_parameter("memflow-0.2.4"), |b| {
+            b.iter(|| {
+                let mut n = 0u64;
+                peer.virt_page_map_range(
+                    0,
+                    peer_addr(half),
+                    PeerAddress::invalid(),
+                    (&mut |CTup3(_, s, _): CTup3<PeerAddress, u64, PeerPageType>| {
+                        n += s;
+                        true
+                    })
+                        .into(),
+                );
+                black_box(n)
+            })
+        });
+        g.finish();
+    }
+
+    // (c) virtual reads, from the part of the kernel half whose physical memory is in the dump
+    // (not MMIO, firmware or PCI windows).
+    let mut readable: Vec<MemoryRange> = vec![];
+    for r in &tmap {
+        let mut pos: umem = 0;
+        while pos < r.size {
+            let lookup = conn.memory_map().lookup(r.pa + pos);
+            let n = lookup.map_or(4096, |(_, avail)| avail).min(r.size - pos);
+            if lookup.is_some() {
+                let va = r.va + pos;
+                match readable.last_mut() {
+                    Some(last) if last.address + last.size == va => last.size += n,
+                    _ => readable.push(MemoryRange { address: va, size: n, page_type: r.page_type }),
+                }
+            }
+            pos += n;
+        }
+    }
+    let mut a = vec![0u8; 1 << 20];
+    let mut b2 = vec![0u8; 1 << 20];
+    // The same view with the optional TLB (4096 slots), as a user who opts in gets it.
+    let mut ours_tlb = VirtualDma::new(conn.clone(), ident, &[cr3]).expect("our view").with_tlb(4096);
+    for (size, name) in READS {
+        let mut rng = SmallRng::seed_from_u64(SEED ^ size as u64);
+        let addrs = pick(&readable, N_READS, size as umem, &mut rng);
+        let plan: Vec<Vec<(usize, usize)>> = addrs.iter().map(|&va| pieces(&tmap, &conn, va, size)).collect();
+        let n_pieces: usize = plan.iter().map(Vec::len).sum();
+        // The three agree on every read.
+        for (va, p) in addrs.iter().zip(&plan).filter(|_| check) {
+            ours.read_raw_into(*va, &mut a[..size]).expect("ours reads");
+            peer.read_raw_into(peer_addr(*va), &mut b2[..size]).expect("memflow 0.2.4 reads");
+            assert!(a[..size] == b2[..size], "ours and memflow 0.2.4 read different bytes at {va}");
+            let mut at = 0;
+            for &(off, len) in p {
+                assert!(a[at..at + len] == raw[off..off + len], "ours and memcpy differ at {va}");
+                at += len;
+            }
+        }
+        println!("virt_read/{name}: {N_READS} addresses, {:.2} physical pieces per read", n_pieces as f64 / N_READS as f64);
+
+        let mut g = c.benchmark_group(format!("virt_read/{name}"));
+        g.throughput(Throughput::Bytes(size as u64));
+        let buf = &mut a[..size];
+        g.bench_function(BenchmarkId::from_parameter("ours"), |b| {
+            let mut it = Cycle::new(&addrs);
+            b.iter(|| black_box(ours.read_raw_into(it.next(), black_box(&mut *buf))).ok())
+        });
+        g.bench_function(BenchmarkId::from_parameter("ours-tlb"), |b| {
+            let mut it = Cycle::new(&addrs);
+            b.iter(|| black_box(ours_tlb.read_raw_into(it.next(), black_box(&mut *buf))).ok())
+        });
+        g.bench_function(BenchmarkId::from_parameter("memflow-0.2.4"), |b| {
+            let mut it = Cycle::new(&addrs);
+            b.iter(|| black_box(peer.read_raw_into(peer_addr(it.next()), black_box(&mut *buf))).ok())
+        });
+        // The same physical pieces through our connector (no translation): splits the cost of
+        // a virtual read into the connector's and the translation's.
+        let phys_plan: Vec<Vec<(Address, usize)>> = addrs
+            .iter()
+            .map(|&va| {
+                let mut out = vec![];
+                let mut pos = 0usize;
+                while pos < size {
+                    let a = va + pos;
+                    let r = &tmap[tmap.partition_point(|r| r.va + r.size <= a)];
+                    let n = (((r.va + r.size) - a) as usize).min(size - pos);
+                    out.push((r.pa + (a - r.va), n));
+                    pos += n;
+                }
+                out
+            })
+            .collect();
+        g.bench_function(BenchmarkId::from_parameter("ours-phys"), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let mut at = 0usize;
+                for &(pa, len) in &phys_plan[i] {
+                    let r = memflow_core::mem::PhysicalMemory::phys_read_raw_into(
+                        &mut phys,
+                        memflow_core::types::PhysicalAddress::plain(pa),
+                        &mut black_box(&mut *buf)[at..at + len],
+                    );
+                    black_box(r).ok();
+                    at += len;
+                }
+                i = (i + 1) & (N_READS - 1);
+            })
+        });
+        g.bench_function(BenchmarkId::from_parameter("memcpy"), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let mut at = 0usize;
+                for &(off, len) in &plan[i] {
+                    black_box(&mut *buf)[at..at + len].copy_from_slice(&black_box(raw)[off..off + len]);
+                    at += len;
+                }
+                i = (i + 1) & (N_READS - 1);
+            })
+        });
+        g.finish();
+    }
+
+    // Working memory of one translator clone.
+    let one = vas[..4096].to_vec();
+    let (_, ours_heap) = heap_peak(|| {
+        let mut v = ours.clone();
+        v.virt_to_phys_list(
+            CIterator::from(&mut one.iter().copied()),
+            (&mut |_: VirtualTranslation| true).into(),
+            (&mut |_: TranslationFailure| true).into(),
+        )
+        .unwrap();
+        v.virt_page_map_range(0, half, Address::INVALID, (&mut |_: MemoryRange| true).into()).unwrap();
+        let va = pick(&readable, 1, 1 << 20, &mut SmallRng::seed_from_u64(1))[0];
+        v.read_raw_into(va, &mut a[..]).unwrap();
+        v
+    });
+    let peer_one: Vec<_> = one.iter().map(|&va| CTup2(peer_addr(va), 1u64)).collect();
+    let (_, peer_heap) = heap_peak(|| {
+        let mut v = peer.clone();
+        v.virt_to_phys_list(&peer_one, (&mut |_| true).into(), (&mut |_| true).into());
+        v.virt_page_map_range(0, peer_addr(half), PeerAddress::invalid(), (&mut |_| true).into());
+        v
+    });
+    println!(
+        "working-memory ours: Translator::MAX_WORKING_BYTES {} B, VirtualDma::working_memory_bytes {} B, \
+         measured peak heap of a fresh clone (4096 translations + kernel-half walk + 1 MiB read) {} B",
+        Translator::MAX_WORKING_BYTES,
+        ours.working_memory_bytes(),
+        ours_heap
+    );
+    println!("working-memory memflow-0.2.4: measured peak heap of a fresh VirtualDma clone (same work) {peer_heap} B");
+}
+
+criterion_group!(benches, translate);
+criterion_main!(benches);

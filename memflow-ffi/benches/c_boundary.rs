@@ -1,0 +1,150 @@
+//! The cost of the C boundary (issue 5), in one criterion run: physical reads of 8 B and
+//! 4 KiB through the C API beside the same reads from Rust, on the same target.
+//!
+//! The target is the fixture `target/fixtures/cloud-4l/dump.elf` (a QEMU ELF core; made by
+//! `scripts/guest-dump.sh`). Contenders, every one reading the same seeded random addresses
+//! of the dump's RAM, cycled: 4096 of them for 8 B reads, 256 for 4 KiB reads (1 MiB in all,
+//! so the bytes come from the cache: with 16 MiB of random 4 KiB reads every contender waits
+//! on DRAM and the run-to-run noise on this shared machine is far larger than the boundary):
+//!
+//! - `c-api`: `mf_connector_read` on an `MfConnector` made by `mf_inventory_builtin` +
+//!   `mf_inventory_create_connector(inv, "coredump", path, NULL, &conn)`, called as the
+//!   `extern "C"` function it is (memflow-ffi is also an rlib, so no dynamic loading);
+//! - `c-api-so`: the same, but from the shared library `libmemflow_ffi.so` that cargo builds
+//!   beside the bench binary, loaded with `dlopen` and called through `dlsym` pointers, as a C
+//!   program linked against it calls it (PLT-free, but with the shared library's code model:
+//!   its thread-locals go through `__tls_get_addr`);
+//! - `rust`: `phys_read_raw_into` on the same connector instance type from Rust: a
+//!   `ConnectorInstanceArcBox` made by `Inventory::builtin().create_connector("coredump", ..)`
+//!   (the object `mf_connector_read` calls into);
+//! - `rust-concrete`: for reference, `phys_read_raw_into` on the concrete `FileConnector` from
+//!   `connector::open` (what a Rust program that links the connector statically gets).
+//!
+//! Run: `cargo bench -p memflow-ffi --bench c_boundary -- --warm-up-time 1 --measurement-time 3`.
+
+use std::ffi::{c_char, c_void, CString};
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+
+use memflow_core::connector::{open, OpenOptions};
+use memflow_core::mem::PhysicalMemory;
+use memflow_core::plugins::{Args, Inventory};
+use memflow_core::types::{Address, PhysicalAddress};
+use memflow_ffi::{mf_connector_free, mf_connector_read, mf_inventory_builtin, mf_inventory_create_connector, mf_inventory_free};
+
+const SEED: u64 = 0x6d656d666c6f77; // "memflow"
+/// The guest's RAM is 256 MiB from physical 0 (`-m 256M`).
+const RAM: u64 = 256 << 20;
+
+fn fixture() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures/cloud-4l/dump.elf");
+    assert!(path.is_file(), "{} missing: run `scripts/guest-dump.sh --all` first", path.display());
+    path
+}
+
+fn c_boundary(c: &mut Criterion) {
+    let path = fixture();
+    let path_str = path.to_str().expect("UTF-8 path");
+
+    // The C side: inventory, then the coredump connector, all through the C API.
+    let mut inv = std::ptr::null_mut();
+    assert_eq!(mf_inventory_builtin(&mut inv), 0);
+    let mut conn = std::ptr::null_mut();
+    let name = CString::new("coredump").unwrap();
+    let args = CString::new(path_str).unwrap();
+    assert_eq!(mf_inventory_create_connector(inv, name.as_ptr(), args.as_ptr(), std::ptr::null(), &mut conn), 0);
+
+    // The same through the shared library (its own copy of everything, its own connector).
+    let so_path = std::env::current_exe().unwrap().parent().unwrap().join("libmemflow_ffi.so");
+    // SAFETY: our own C library; its initialisers have no preconditions.
+    let so = unsafe { libloading::Library::new(&so_path) }.unwrap_or_else(|e| panic!("{}: {e}", so_path.display()));
+    type Read = extern "C" fn(*mut c_void, u64, *mut c_void, usize) -> i32;
+    type Builtin = extern "C" fn(*mut *mut c_void) -> i32;
+    type Create = extern "C" fn(*const c_void, *const c_char, *const c_char, *const c_void, *mut *mut c_void) -> i32;
+    type Free = extern "C" fn(*mut c_void) -> i32;
+    // SAFETY: the symbols have these C signatures (include/memflow.h).
+    let (so_read, so_builtin, so_create, so_conn_free, so_inv_free) = unsafe {
+        (
+            *so.get::<Read>(b"mf_connector_read\0").unwrap(),
+            *so.get::<Builtin>(b"mf_inventory_builtin\0").unwrap(),
+            *so.get::<Create>(b"mf_inventory_create_connector\0").unwrap(),
+            *so.get::<Free>(b"mf_connector_free\0").unwrap(),
+            *so.get::<Free>(b"mf_inventory_free\0").unwrap(),
+        )
+    };
+    let mut so_inv = std::ptr::null_mut();
+    assert_eq!(so_builtin(&mut so_inv), 0);
+    let mut so_conn = std::ptr::null_mut();
+    assert_eq!(so_create(so_inv, name.as_ptr(), args.as_ptr(), std::ptr::null(), &mut so_conn), 0);
+
+    // The Rust side: the same connector instance type, and the concrete connector.
+    let mut rust = Inventory::builtin()
+        .create_connector("coredump", None, &Args::parse(path_str).unwrap())
+        .expect("coredump connector");
+    let mut concrete = open(&path, OpenOptions::default()).expect("open the dump");
+
+    // Fault the dump in through every mapping and check that all three read the same bytes.
+    let mut a = vec![0u8; 1 << 20];
+    let mut b = vec![0u8; 1 << 20];
+    let mut d = vec![0u8; 1 << 20];
+    let mut e = vec![0u8; 1 << 20];
+    for off in (0..RAM).step_by(1 << 20) {
+        assert_eq!(mf_connector_read(conn, off, a.as_mut_ptr().cast(), a.len()), 0);
+        rust.phys_read_raw_into(PhysicalAddress::plain(Address::from(off)), &mut b).unwrap();
+        concrete.phys_read_raw_into(PhysicalAddress::plain(Address::from(off)), &mut d).unwrap();
+        assert_eq!(so_read(so_conn, off, e.as_mut_ptr().cast(), e.len()), 0);
+        assert!(a == b && b == d && d == e, "contenders disagree at {off:#x}");
+    }
+
+    for (size, label, n) in [(8usize, "8B", 4096usize), (4096, "4KiB", 256)] {
+        let mut rng = SmallRng::seed_from_u64(SEED ^ size as u64);
+        let addrs: Vec<u64> = (0..n).map(|_| rng.gen_range(0..=RAM - size as u64)).collect();
+        let mut buf = vec![0u8; size];
+        let mut g = c.benchmark_group(format!("c_boundary/{label}"));
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_function(BenchmarkId::from_parameter("c-api"), |bch| {
+            let mut i = 0;
+            bch.iter(|| {
+                let r = mf_connector_read(black_box(conn), addrs[i], black_box(&mut buf[..]).as_mut_ptr().cast(), size);
+                i = (i + 1) & (n - 1);
+                black_box(r)
+            })
+        });
+        g.bench_function(BenchmarkId::from_parameter("c-api-so"), |bch| {
+            let mut i = 0;
+            bch.iter(|| {
+                let r = so_read(black_box(so_conn), addrs[i], black_box(&mut buf[..]).as_mut_ptr().cast(), size);
+                i = (i + 1) & (n - 1);
+                black_box(r)
+            })
+        });
+        g.bench_function(BenchmarkId::from_parameter("rust"), |bch| {
+            let mut i = 0;
+            bch.iter(|| {
+                let r = rust.phys_read_raw_into(PhysicalAddress::plain(Address::from(addrs[i])), black_box(&mut buf[..]));
+                i = (i + 1) & (n - 1);
+                black_box(r).ok()
+            })
+        });
+        g.bench_function(BenchmarkId::from_parameter("rust-concrete"), |bch| {
+            let mut i = 0;
+            bch.iter(|| {
+                let r = concrete.phys_read_raw_into(PhysicalAddress::plain(Address::from(addrs[i])), black_box(&mut buf[..]));
+                i = (i + 1) & (n - 1);
+                black_box(r).ok()
+            })
+        });
+        g.finish();
+    }
+
+    assert_eq!(so_conn_free(so_conn), 0);
+    assert_eq!(so_inv_free(so_inv), 0);
+    assert_eq!(mf_connector_free(conn), 0);
+    assert_eq!(mf_inventory_free(inv), 0);
+}
+
+criterion_group!(benches, c_boundary);
+criterion_main!(benches);
