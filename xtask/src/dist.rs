@@ -7,9 +7,8 @@
 //! archive can be unpacked and used anywhere. Std-only; needs `cmake` and GNU `tar`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::headers::root;
+use crate::{root, run};
 
 /// `memflow-sdk-<version>-<arch>-linux`: the archive's base name and its top directory.
 pub fn sdk_name() -> String {
@@ -42,21 +41,6 @@ pub fn dist(build: &Path) -> Result<PathBuf, String> {
 
 fn path_str(path: &Path) -> Result<&str, String> {
     path.to_str().ok_or_else(|| format!("path is not UTF-8: {}", path.display()))
-}
-
-/// Runs a command in the repository root, failing with its description if it fails.
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    eprintln!("+ {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
-        .current_dir(root())
-        .status()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
-    }
 }
 
 /// `cargo xtask sdk [CHAIN...]`: the SDK's main job. Builds the SDK (in the CMake build

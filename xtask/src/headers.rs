@@ -9,13 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::root;
+
 /// The names of the generated headers, in the order they are written.
 pub const HEADERS: [&str; 2] = ["memflow.h", "memflow.hpp"];
-
-/// The repository root (the parent of the xtask crate's directory).
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
-}
 
 /// The text of `memflow.h`.
 pub fn c_header() -> Result<String, String> {

@@ -12,8 +12,10 @@
 //! - `sdk [CHAIN...]`: builds and installs the C/C++ SDK under `target/sdk/`, builds the C
 //!   examples against it and runs the C process list on this machine (or on each CHAIN).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{exit, Command};
+
+use xtask::{root, run};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,26 +35,6 @@ fn main() {
     if let Err(message) = result {
         eprintln!("xtask {task}: {message}");
         exit(1);
-    }
-}
-
-/// The repository root (the parent of this crate's directory).
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
-}
-
-/// Runs a command in the repository root, failing with its description if it fails.
-fn run(program: &str, args: &[&str]) -> Result<(), String> {
-    eprintln!("+ {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .args(args)
-        .current_dir(root())
-        .status()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
     }
 }
 
