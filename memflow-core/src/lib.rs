@@ -3,6 +3,10 @@
 //! Bytes come from a connector as [`mem::PhysicalMemory`]; any address space is a
 //! [`mem::MemoryView`] with typed helpers. See `DESIGN.md` for the whole picture.
 
+// `umem` is `u64` or `u128` (feature `128_bit_mem`): casts and conversions that are no-ops in
+// one width are needed in the other.
+#![allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+
 pub mod arch;
 pub mod connector;
 pub mod dummy;

@@ -113,7 +113,7 @@ impl BufferMemory {
         let (ptr, len) = backing.bytes();
         for r in map.ranges() {
             let end = r.backing.checked_add(r.size);
-            if end.map_or(true, |e| e > len as umem) {
+            if end.is_none_or(|e| e > len as umem) {
                 return Err(buf_err(ErrorKind::OutOfBounds).log_warn(format_args!(
                     "range {}+{:#x} at offset {:#x} lies outside the {len:#x} backing bytes",
                     r.base, r.size, r.backing

@@ -53,7 +53,7 @@ pub struct PluginInfo {
 /// How to reach a plugin's functions.
 enum Loader {
     Builtin(&'static PluginDescriptor),
-    File { path: PathBuf, desc: FileDescriptor, loaded: Mutex<Option<(Arc<Library>, usize)>> },
+    File { path: PathBuf, desc: Box<FileDescriptor>, loaded: Mutex<Option<(Arc<Library>, usize)>> },
 }
 
 struct Entry {
@@ -133,7 +133,7 @@ impl Inventory {
             let info = info_from(&desc.header, desc.kind, desc.flavor, PluginSource::File(path.clone()));
             log::debug!("found plugin `{}` ({:?}) in {}", info.name, info.kind, path.display());
             added.push(info.clone());
-            self.entries.insert(0, Entry { info, loader: Loader::File { path: path.clone(), desc, loaded: Mutex::new(None) } });
+            self.entries.insert(0, Entry { info, loader: Loader::File { path: path.clone(), desc: Box::new(desc), loaded: Mutex::new(None) } });
         }
         Ok(added)
     }
