@@ -46,22 +46,14 @@ use memflow::types::{Address as PeerAddress, PhysicalAddress as PeerPhysicalAddr
 const FILE_SIZE: usize = 256 << 20;
 const N_OFFSETS: usize = 4096;
 const SEED: u64 = 0x6d656d666c6f77; // "memflow"
-const SIZES: [(usize, &str); 4] = [
-    (8, "8B"),
-    (4 << 10, "4KiB"),
-    (64 << 10, "64KiB"),
-    (1 << 20, "1MiB"),
-];
+const SIZES: [(usize, &str); 4] = [(8, "8B"), (4 << 10, "4KiB"), (64 << 10, "64KiB"), (1 << 20, "1MiB")];
 const BATCH: usize = 64;
 
 /// The data file, created with random content if missing or of the wrong size.
 fn data_file() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-data");
     let path = dir.join("phys-read-256m.bin");
-    if std::fs::metadata(&path)
-        .map(|m| m.len() == FILE_SIZE as u64)
-        .unwrap_or(false)
-    {
+    if std::fs::metadata(&path).map(|m| m.len() == FILE_SIZE as u64).unwrap_or(false) {
         return path;
     }
     std::fs::create_dir_all(&dir).expect("create target/bench-data");
@@ -100,9 +92,7 @@ impl std::ops::Deref for SharedMapping {
 /// Seeded random offsets, each leaving room for a read of `size` bytes.
 fn offsets(size: usize) -> Vec<u64> {
     let mut rng = SmallRng::seed_from_u64(SEED);
-    (0..N_OFFSETS)
-        .map(|_| rng.gen_range(0..=(FILE_SIZE - size) as u64))
-        .collect()
+    (0..N_OFFSETS).map(|_| rng.gen_range(0..=(FILE_SIZE - size) as u64)).collect()
 }
 
 /// Cycles through `offs`.
@@ -142,21 +132,13 @@ fn phys_read(c: &mut Criterion) {
     // `from_backing`), except that the bench keeps a handle on the mapping so that the memcpy
     // baseline copies from the very same mapped bytes.
     let mapped = Arc::new(map_file(&path, false).expect("map the bench data file"));
-    let options = OpenOptions {
-        writable: false,
-        raw_map: Some(MemoryMap::identity(FILE_SIZE as _)),
-    };
-    let mut ours = from_backing(SharedMapping(mapped.clone()), options)
-        .expect("serve the file as a raw image");
+    let options = OpenOptions { writable: false, raw_map: Some(MemoryMap::identity(FILE_SIZE as _)) };
+    let mut ours = from_backing(SharedMapping(mapped.clone()), options).expect("serve the file as a raw image");
     let raw: &[u8] = &mapped[..];
 
     // The peer: its own read-only mapping of the same file, identity-mapped.
     let mut peer_map = PeerMemoryMap::new();
-    peer_map.push_remap(
-        PeerAddress::from(0u64),
-        FILE_SIZE as u64,
-        PeerAddress::from(0u64),
-    );
+    peer_map.push_remap(PeerAddress::from(0u64), FILE_SIZE as u64, PeerAddress::from(0u64));
     let mut peer = MmapInfo::try_with_filemap(file.try_clone().expect("dup file"), peer_map)
         .expect("peer maps the file")
         .into_connector();
@@ -172,14 +154,9 @@ fn phys_read(c: &mut Criterion) {
     let mut a = vec![0u8; 1 << 20];
     let mut b = vec![0u8; 1 << 20];
     for off in (0..FILE_SIZE).step_by(1 << 20) {
-        ours.phys_read_raw_into(pa(off as u64), &mut a)
-            .expect("ours reads the file");
-        peer.phys_read_into(peer_pa(off as u64), &mut b[..])
-            .expect("peer reads the file");
-        assert!(
-            a == b && a[..] == raw[off..off + a.len()],
-            "contenders disagree at {off:#x}"
-        );
+        ours.phys_read_raw_into(pa(off as u64), &mut a).expect("ours reads the file");
+        peer.phys_read_into(peer_pa(off as u64), &mut b[..]).expect("peer reads the file");
+        assert!(a == b && a[..] == raw[off..off + a.len()], "contenders disagree at {off:#x}");
     }
 
     for (size, name) in SIZES {
@@ -260,15 +237,9 @@ fn phys_read(c: &mut Criterion) {
             };
             let ops = black_box(&mut buf[..]).chunks_exact_mut(8).map(|chunk| {
                 let off = it.next();
-                MemOp {
-                    addr: pa(off),
-                    tag: Address::from(off),
-                    buf: chunk.into(),
-                }
+                MemOp { addr: pa(off), tag: Address::from(off), buf: chunk.into() }
             });
-            let r = MemBatch::with(ops, None, Some(&mut (&mut on_fail).into()), |b| {
-                ours.phys_read_batch(b)
-            });
+            let r = MemBatch::with(ops, None, Some(&mut (&mut on_fail).into()), |b| ours.phys_read_batch(b));
             black_box(r).ok();
             black_box(failed)
         })
@@ -292,15 +263,9 @@ fn phys_read(c: &mut Criterion) {
             };
             let ops = black_box(&mut buf[..]).chunks_exact_mut(8).map(|chunk| {
                 let off = it.next();
-                MemOp {
-                    addr: pa(off),
-                    tag: Address::from(off),
-                    buf: chunk.into(),
-                }
+                MemOp { addr: pa(off), tag: Address::from(off), buf: chunk.into() }
             });
-            let r = MemBatch::with(ops, None, Some(&mut (&mut on_fail).into()), |b| {
-                ours_dyn.phys_read_batch(b)
-            });
+            let r = MemBatch::with(ops, None, Some(&mut (&mut on_fail).into()), |b| ours_dyn.phys_read_batch(b));
             black_box(r).ok();
             black_box(failed)
         })
@@ -323,30 +288,21 @@ fn phys_read(c: &mut Criterion) {
             };
             let ops = black_box(&mut buf[..]).chunks_exact_mut(8).map(|chunk| {
                 let off = it.next();
-                CTup3(
-                    peer_pa(off),
-                    PeerAddress::from(off),
-                    PeerCSliceMut::from(chunk),
-                )
+                CTup3(peer_pa(off), PeerAddress::from(off), PeerCSliceMut::from(chunk))
             });
-            let r = MemOps::with_raw(ops, None, Some(&mut (&mut on_fail).into()), |d| {
-                peer.phys_read_raw_iter(d)
-            });
+            let r = MemOps::with_raw(ops, None, Some(&mut (&mut on_fail).into()), |d| peer.phys_read_raw_iter(d));
             black_box(r).ok();
             black_box(failed)
         })
     });
-    g.bench_function(
-        BenchmarkId::from_parameter("memflow-0.2.4-64-calls"),
-        |bch| {
-            let mut it = Cycle::new(&offs);
-            bch.iter(|| {
-                for chunk in black_box(&mut buf[..]).chunks_exact_mut(8) {
-                    black_box(peer.phys_read_into(peer_pa(it.next()), chunk)).ok();
-                }
-            })
-        },
-    );
+    g.bench_function(BenchmarkId::from_parameter("memflow-0.2.4-64-calls"), |bch| {
+        let mut it = Cycle::new(&offs);
+        bch.iter(|| {
+            for chunk in black_box(&mut buf[..]).chunks_exact_mut(8) {
+                black_box(peer.phys_read_into(peer_pa(it.next()), chunk)).ok();
+            }
+        })
+    });
     g.bench_function(BenchmarkId::from_parameter("memcpy-64"), |bch| {
         let mut it = Cycle::new(&offs);
         bch.iter(|| {

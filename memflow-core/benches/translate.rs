@@ -57,7 +57,9 @@ use memflow_core::virt::VirtualDma;
 use memflow::architecture::x86::x64;
 use memflow::cglue::{CTup2, CTup3};
 use memflow::connector::MmapInfo;
-use memflow::mem::{MemoryMap as PeerMemoryMap, MemoryView as PeerMemoryView, VirtualTranslate as PeerVirtualTranslate};
+use memflow::mem::{
+    MemoryMap as PeerMemoryMap, MemoryView as PeerMemoryView, VirtualTranslate as PeerVirtualTranslate,
+};
 use memflow::types::{Address as PeerAddress, PageType as PeerPageType};
 
 // ---- a counting allocator (live bytes always; the peak only while `TRACK` is set) ----
@@ -211,7 +213,8 @@ fn translate(c: &mut Criterion) {
         peer_map.push_remap(peer_addr(m.base), m.size as u64, PeerAddress::from(m.backing as u64));
     }
     let file = File::open(&path).expect("open the dump");
-    let peer_conn = MmapInfo::try_with_filemap(file.try_clone().unwrap(), peer_map).expect("peer maps").into_connector();
+    let peer_conn =
+        MmapInfo::try_with_filemap(file.try_clone().unwrap(), peer_map).expect("peer maps").into_connector();
     let mut peer = memflow::mem::VirtualDma::new(peer_conn, x64::ARCH, x64::new_translator(peer_addr(cr3)));
 
     // The memcpy baseline's own mapping.
@@ -458,7 +461,10 @@ fn translate(c: &mut Criterion) {
                 at += len;
             }
         }
-        println!("virt_read/{name}: {N_READS} addresses, {:.2} physical pieces per read", n_pieces as f64 / N_READS as f64);
+        println!(
+            "virt_read/{name}: {N_READS} addresses, {:.2} physical pieces per read",
+            n_pieces as f64 / N_READS as f64
+        );
 
         let mut g = c.benchmark_group(format!("virt_read/{name}"));
         g.throughput(Throughput::Bytes(size as u64));

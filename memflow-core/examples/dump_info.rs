@@ -23,7 +23,13 @@ fn main() {
     println!("{path}: {:?} dump, {} bytes of memory up to {}", dump.format(), meta.real_size, meta.max_address);
     println!("memory map ({} ranges):", dump.memory_map().ranges().len());
     for r in dump.memory_map().ranges() {
-        println!("  {:#014x}-{:#014x} ({:>10} bytes) at file offset {:#x}", r.base.to_umem(), r.end().to_umem(), r.size, r.backing);
+        println!(
+            "  {:#014x}-{:#014x} ({:>10} bytes) at file offset {:#x}",
+            r.base.to_umem(),
+            r.end().to_umem(),
+            r.size,
+            r.backing
+        );
     }
     println!("cpus: {}", dump.cpu_count());
     for cpu in 0..dump.cpu_count() {

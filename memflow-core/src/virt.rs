@@ -11,12 +11,11 @@ use crate::arch::ArchitectureIdent;
 use crate::error::{PartialError, PartialResult, Result};
 use crate::mem::partial::read_zeroing;
 use crate::mem::{
-    report, MemBatch, MemOp, MemoryView, PhysicalMemory, ReadBatch, ReadOp, SplitBuf, ViewMetadata,
-    WriteBatch,
+    report, MemBatch, MemOp, MemoryView, PhysicalMemory, ReadBatch, ReadOp, SplitBuf, ViewMetadata, WriteBatch,
 };
 use crate::translate::{
-    last_of, PageMapMerger, TranslationMapMerger, FailureCallback, MemoryRangeCallback, TranslationCallback,
-    TranslationFailure, TranslationRangeCallback, Translator, Tlb, VirtualTranslate, VirtualTranslation, WINDOW,
+    last_of, FailureCallback, MemoryRangeCallback, PageMapMerger, Tlb, TranslationCallback, TranslationFailure,
+    TranslationMapMerger, TranslationRangeCallback, Translator, VirtualTranslate, VirtualTranslation, WINDOW,
 };
 use crate::types::{umem, Address, PhysicalAddress};
 
@@ -80,7 +79,9 @@ impl<P: PhysicalMemory> VirtualDma<P> {
     /// virtual and physical operations.
     pub fn working_memory_bytes(&self) -> usize {
         self.translator.working_memory_bytes()
-            + WINDOW * (core::mem::size_of::<ReadOp<'static>>() + core::mem::size_of::<PhysOp<cglue::slice::CSliceMut<'static, u8>>>())
+            + WINDOW
+                * (core::mem::size_of::<ReadOp<'static>>()
+                    + core::mem::size_of::<PhysOp<cglue::slice::CSliceMut<'static, u8>>>())
     }
 }
 
@@ -188,11 +189,14 @@ fn virt_batch<'a, P: PhysicalMemory, B: SplitBuf>(
             }
         }
         let mut phys_ops = phys.drain(..);
-        submit(mem, MemBatch {
-            ops: CIterator::from(&mut phys_ops),
-            on_ok: on_ok.as_deref_mut(),
-            on_fail: on_fail.as_deref_mut(),
-        })?;
+        submit(
+            mem,
+            MemBatch {
+                ops: CIterator::from(&mut phys_ops),
+                on_ok: on_ok.as_deref_mut(),
+                on_fail: on_fail.as_deref_mut(),
+            },
+        )?;
     }
 }
 
@@ -250,9 +254,8 @@ impl<P: PhysicalMemory> MemoryView for VirtualDma<P> {
     fn read_batch(&mut self, batch: ReadBatch) -> Result<()> {
         let mut window = recycle(core::mem::take(&mut self.virt_ops));
         let mut phys = recycle(core::mem::take(&mut self.phys_ops));
-        let res = virt_batch(&mut self.mem, &mut self.translator, &mut window, &mut phys, batch, |m, b| {
-            m.phys_read_batch(b)
-        });
+        let res =
+            virt_batch(&mut self.mem, &mut self.translator, &mut window, &mut phys, batch, |m, b| m.phys_read_batch(b));
         self.virt_ops = recycle(window);
         self.phys_ops = recycle(phys);
         res

@@ -16,9 +16,9 @@ use xlate_common::{sample_addresses, translate_list};
 const MEM: usize = 16 << 20;
 
 fn spaces() -> impl Iterator<Item = (ArchitectureIdent, u64, PageTableBuilder)> {
-    ArchitectureIdent::EVERY_MODE.iter().flat_map(|&ident| {
-        (0..3u64).map(move |seed| (ident, seed, random_space(ident, seed, 400, MEM).unwrap()))
-    })
+    ArchitectureIdent::EVERY_MODE
+        .iter()
+        .flat_map(|&ident| (0..3u64).map(move |seed| (ident, seed, random_space(ident, seed, 400, MEM).unwrap())))
 }
 
 #[test]
@@ -110,7 +110,7 @@ fn range_maps_are_exact() {
         let m = truth[0];
         let vas = dma.phys_to_virt(m.pa).unwrap();
         let want: Vec<Address> =
-        truth.iter().filter(|p| p.pa <= m.pa && m.pa - p.pa < p.size()).map(|p| p.va + (m.pa - p.pa)).collect();
+            truth.iter().filter(|p| p.pa <= m.pa && m.pa - p.pa < p.size()).map(|p| p.va + (m.pa - p.pa)).collect();
         let mut sorted_want = want.clone();
         sorted_want.sort();
         assert_eq!(vas, sorted_want, "{ident:?}");
@@ -178,7 +178,8 @@ fn large_and_many_reads() {
     }
     assert!(buf[pages * 0x1000..].iter().all(|&b| b == 0));
 
-    let mut items: Vec<(Address, u64)> = (0..10_000).map(|i| (base + ((i * 4104) % (pages * 0x1000)) as umem, 0)).collect();
+    let mut items: Vec<(Address, u64)> =
+        (0..10_000).map(|i| (base + ((i * 4104) % (pages * 0x1000)) as umem, 0)).collect();
     dma.read_many(&mut items).unwrap();
     for (va, v) in items {
         let off = (va - base) as usize;

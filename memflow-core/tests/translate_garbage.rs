@@ -96,7 +96,8 @@ fn random_garbage_agrees_with_reference_on_every_arch() {
 #[test]
 fn self_referencing_pml4_entry() {
     let ident = ArchitectureIdent::X86_64;
-    let mut b = PageTableBuilder::new(dummy_memory(4 << 20), ident, Address::new(1 << 20)..Address::new(4 << 20)).unwrap();
+    let mut b =
+        PageTableBuilder::new(dummy_memory(4 << 20), ident, Address::new(1 << 20)..Address::new(4 << 20)).unwrap();
     let va = Address::new(0x7000_0000_0000);
     b.map(va, Address::new(0x5000), 12, PageType::WRITEABLE).unwrap();
     let pml4 = b.arch().root_table(b.roots()[0]);
@@ -112,7 +113,10 @@ fn self_referencing_pml4_entry() {
     assert_eq!(res[1].1.unwrap().address, Address::new(0x5000));
     assert_eq!(res[2].1, reference::translate(&mut mem, b.arch(), &roots, recursive + 8 as umem));
     let mut count = 0;
-    Translator::new(ident, &roots).unwrap().for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| count += 1).unwrap();
+    Translator::new(ident, &roots)
+        .unwrap()
+        .for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| count += 1)
+        .unwrap();
     // The one page, plus every table seen through 1, 2 and 3 self references.
     assert!(count > 1 && count < 100, "{count}");
 }
@@ -137,7 +141,10 @@ fn tables_that_loop_everywhere() {
         }
         let started = Instant::now();
         let mut count = 0u64;
-        Translator::new(ident, &roots).unwrap().for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| count += 1).unwrap();
+        Translator::new(ident, &roots)
+            .unwrap()
+            .for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| count += 1)
+            .unwrap();
         assert!(started.elapsed() < Duration::from_secs(20), "{ident:?}: {:?}", started.elapsed());
         // On x86 every last-level entry is a page (512^4 of them); RISC-V has none (pointers
         // at the last level are invalid). Either way the budget of entries ends the walk.
@@ -150,7 +157,8 @@ fn tables_that_loop_everywhere() {
 #[test]
 fn tables_past_the_end_of_memory() {
     let ident = ArchitectureIdent::X86_64;
-    let mut b = PageTableBuilder::new(dummy_memory(2 << 20), ident, Address::new(1 << 20)..Address::new(2 << 20)).unwrap();
+    let mut b =
+        PageTableBuilder::new(dummy_memory(2 << 20), ident, Address::new(1 << 20)..Address::new(2 << 20)).unwrap();
     let good = Address::new(0x1000_0000);
     let bad = Address::new(0x2000_0000_0000);
     b.map(good, Address::new(0x3000), 12, PageType::empty()).unwrap();
@@ -164,7 +172,10 @@ fn tables_past_the_end_of_memory() {
     assert_eq!(res[2].1.unwrap_err().kind, ErrorKind::OutOfBounds);
     let pages = {
         let mut v = vec![];
-        Translator::new(ident, &b.roots()).unwrap().for_each_page(&mut b.memory(), Address::NULL, Address::INVALID, |p| v.push(p)).unwrap();
+        Translator::new(ident, &b.roots())
+            .unwrap()
+            .for_each_page(&mut b.memory(), Address::NULL, Address::INVALID, |p| v.push(p))
+            .unwrap();
         v
     };
     assert_eq!(pages.len(), 1);
@@ -184,7 +195,10 @@ fn entry_cut_by_the_end_of_memory() {
         let mut dma = VirtualDma::new(mem.clone(), ident, &roots).unwrap();
         assert!(translate_list(&mut dma, &[va])[0].1.is_err());
         let mut count = 0;
-        Translator::new(ident, &roots).unwrap().for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| count += 1).unwrap();
+        Translator::new(ident, &roots)
+            .unwrap()
+            .for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| count += 1)
+            .unwrap();
         assert_eq!(count, 0, "{ident:?}");
     }
 }

@@ -82,12 +82,17 @@ fn peer_run<D: memflow::mem::VirtualTranslate3>(
 }
 
 /// The peer on a copy of `mem`'s first `size` bytes.
-fn peer(mem: &mut BufferMemory, size: usize, ident: ArchitectureIdent, roots: &[Address], vas: &[Address]) -> (Vec<PeerResult>, HashMap<u64, u64>) {
+fn peer(
+    mem: &mut BufferMemory,
+    size: usize,
+    ident: ArchitectureIdent,
+    roots: &[Address],
+    vas: &[Address],
+) -> (Vec<PeerResult>, HashMap<u64, u64>) {
     let mut bytes = vec![0u8; size];
     mem.phys_read_raw_into(PhysicalAddress::plain(Address::NULL), &mut bytes).unwrap();
     let mut copy = memflow::dummy::DummyMemory::new(size);
-    copy.phys_write(memflow::types::PhysicalAddress::from(memflow::types::Address::null()), bytes.as_slice())
-        .unwrap();
+    copy.phys_write(memflow::types::PhysicalAddress::from(memflow::types::Address::null()), bytes.as_slice()).unwrap();
     let root = mf_addr(roots[0]);
     let arch = ident.describe().unwrap();
     match ident {
@@ -137,7 +142,8 @@ fn compare(ident: ArchitectureIdent, b: &PageTableBuilder, size: usize, vas: &[A
         tally.addresses += 1;
         match (&got, single) {
             (Ok(pa), Some((peer_pa, peer_size, peer_w, peer_nx)))
-                if lenient && (pa.address.to_umem() as u64 != peer_pa || pa.page_size().unwrap() as u64 != peer_size) =>
+                if lenient
+                    && (pa.address.to_umem() as u64 != peer_pa || pa.page_size().unwrap() as u64 != peer_size) =>
             {
                 let _ = (peer_w, peer_nx);
                 tally.peer_disagrees += 1
@@ -226,7 +232,12 @@ fn kernel_aliases_against_memflow_0_2_4() {
 fn writable_is_and_across_levels_unlike_memflow_0_2_4() {
     const MEM: usize = 4 << 20;
     let ident = ArchitectureIdent::X86_64;
-    let mut b = PageTableBuilder::new(memflow_core::connector::dummy_memory(MEM), ident, Address::new(1 << 20)..Address::new(4 << 20)).unwrap();
+    let mut b = PageTableBuilder::new(
+        memflow_core::connector::dummy_memory(MEM),
+        ident,
+        Address::new(1 << 20)..Address::new(4 << 20),
+    )
+    .unwrap();
     let va = Address::new(0x1234_5000);
     b.map(va, Address::new(0x7000), 12, PageType::WRITEABLE).unwrap();
     let pde = b.entry_slot(va, 2).unwrap();

@@ -33,7 +33,9 @@ use memflow_core::connector::{open, OpenOptions};
 use memflow_core::mem::PhysicalMemory;
 use memflow_core::plugins::{Args, Inventory};
 use memflow_core::types::{Address, PhysicalAddress};
-use memflow_ffi::{mf_connector_free, mf_connector_read, mf_inventory_builtin, mf_inventory_create_connector, mf_inventory_free};
+use memflow_ffi::{
+    mf_connector_free, mf_connector_read, mf_inventory_builtin, mf_inventory_create_connector, mf_inventory_free,
+};
 
 const SEED: u64 = 0x6d656d666c6f77; // "memflow"
 /// The guest's RAM is 256 MiB from physical 0 (`-m 256M`).
@@ -124,7 +126,8 @@ fn c_boundary(c: &mut Criterion) {
         g.bench_function(BenchmarkId::from_parameter("rust"), |bch| {
             let mut i = 0;
             bch.iter(|| {
-                let r = rust.phys_read_raw_into(PhysicalAddress::plain(Address::from(addrs[i])), black_box(&mut buf[..]));
+                let r =
+                    rust.phys_read_raw_into(PhysicalAddress::plain(Address::from(addrs[i])), black_box(&mut buf[..]));
                 i = (i + 1) & (n - 1);
                 black_box(r).ok()
             })
@@ -132,7 +135,8 @@ fn c_boundary(c: &mut Criterion) {
         g.bench_function(BenchmarkId::from_parameter("rust-concrete"), |bch| {
             let mut i = 0;
             bch.iter(|| {
-                let r = concrete.phys_read_raw_into(PhysicalAddress::plain(Address::from(addrs[i])), black_box(&mut buf[..]));
+                let r = concrete
+                    .phys_read_raw_into(PhysicalAddress::plain(Address::from(addrs[i])), black_box(&mut buf[..]));
                 i = (i + 1) & (n - 1);
                 black_box(r).ok()
             })

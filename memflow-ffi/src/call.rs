@@ -149,7 +149,8 @@ pub(crate) fn array_mut<'a, T>(ptr: *mut T, count: usize, name: &str) -> Result<
     if ptr.is_null() {
         return Err(ffi_err(ErrorKind::NullPointer, format_args!("array `{name}` is NULL (count {count})")));
     }
-    if ptr.align_offset(std::mem::align_of::<T>()) != 0 || count > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+    if ptr.align_offset(std::mem::align_of::<T>()) != 0 || count > isize::MAX as usize / std::mem::size_of::<T>().max(1)
+    {
         return Err(ffi_err(ErrorKind::InvalidArgument, format_args!("array `{name}` is misaligned or too long")));
     }
     // SAFETY: the caller promises `count` valid, writable records at `ptr`.

@@ -13,7 +13,6 @@
 //! facade (always the case for C programs; a Rust host with its own logger only gets the
 //! site detail).
 
-
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, CString};

@@ -51,14 +51,20 @@ fn check<H: Handle>(ptr: *mut H, name: &str) -> Result<(), Error> {
         return Err(ffi_err(ErrorKind::NullPointer, format_args!("handle `{name}` ({}) is NULL", H::NAME)));
     }
     if ptr.align_offset(std::mem::align_of::<H>()) != 0 {
-        return Err(ffi_err(ErrorKind::InvalidHandle, format_args!("handle `{name}` is not a {} (misaligned pointer {ptr:p})", H::NAME)));
+        return Err(ffi_err(
+            ErrorKind::InvalidHandle,
+            format_args!("handle `{name}` is not a {} (misaligned pointer {ptr:p})", H::NAME),
+        ));
     }
     // SAFETY: non-NULL and aligned. The caller promises readable memory; a volatile read keeps
     // the compiler from assuming anything about what it finds there.
     let magic = unsafe { std::ptr::read_volatile(H::magic_ptr(ptr)) };
     if magic != H::MAGIC {
         let why = if magic == FREED { "already freed" } else { "garbage or another type" };
-        return Err(ffi_err(ErrorKind::InvalidHandle, format_args!("handle `{name}` at {ptr:p} is not a live {} ({why})", H::NAME)));
+        return Err(ffi_err(
+            ErrorKind::InvalidHandle,
+            format_args!("handle `{name}` at {ptr:p} is not a live {} ({why})", H::NAME),
+        ));
     }
     Ok(())
 }

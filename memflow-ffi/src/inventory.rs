@@ -203,10 +203,12 @@ pub extern "C" fn mf_inventory_plugin_at(inv: *const MfInventory, index: usize, 
     guard(|| {
         let inv = handle::get(inv, "inv")?;
         let out = out_arg(out, "out")?;
-        let p = inv
-            .text
-            .get(index)
-            .ok_or_else(|| ffi_err(ErrorKind::InvalidArgument, format_args!("plugin index {index} out of range (count {})", inv.text.len())))?;
+        let p = inv.text.get(index).ok_or_else(|| {
+            ffi_err(
+                ErrorKind::InvalidArgument,
+                format_args!("plugin index {index} out of range (count {})", inv.text.len()),
+            )
+        })?;
         out.write(MfPluginInfo {
             name: p.name.as_ptr(),
             version: p.version.as_ptr(),
@@ -310,7 +312,11 @@ pub extern "C" fn mf_inventory_create_chain(inv: *const MfInventory, chain: *con
 /// Ownership: `chain` is borrowed. On success `*out` receives a connector owned by the caller
 /// (free it with `mf_connector_free`).
 #[no_mangle]
-pub extern "C" fn mf_inventory_create_connector_chain(inv: *const MfInventory, chain: *const c_char, out: *mut *mut MfConnector) -> i32 {
+pub extern "C" fn mf_inventory_create_connector_chain(
+    inv: *const MfInventory,
+    chain: *const c_char,
+    out: *mut *mut MfConnector,
+) -> i32 {
     guard(|| {
         let inv = handle::get(inv, "inv")?;
         // SAFETY: C string argument, checked for NULL.

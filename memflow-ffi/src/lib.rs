@@ -42,12 +42,12 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod call;
-mod mem;
 pub mod connector;
 pub mod error;
 mod handle;
 pub mod inventory;
 pub mod log;
+mod mem;
 pub mod os;
 pub mod process;
 pub mod records;

@@ -88,7 +88,13 @@ impl ::log::Log for FfiLogger {
         let sink = *SINK.lock().unwrap_or_else(|p| p.into_inner());
         match sink {
             None => {
-                let _ = writeln!(std::io::stderr().lock(), "[memflow {} {}] {}", record.level(), record.target(), record.args());
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "[memflow {} {}] {}",
+                    record.level(),
+                    record.target(),
+                    record.args()
+                );
             }
             Some((cb, user)) => {
                 if IN_CALLBACK.with(|c| c.replace(true)) {
@@ -148,7 +154,10 @@ pub(crate) fn ensure_logger() {
 
 fn check_level(level: MfLogLevel) -> Result<(), memflow_core::error::Error> {
     if level > MF_LOG_TRACE {
-        return Err(ffi_err(ErrorKind::InvalidArgument, format_args!("log level {level} is not one of MF_LOG_OFF..MF_LOG_TRACE")));
+        return Err(ffi_err(
+            ErrorKind::InvalidArgument,
+            format_args!("log level {level} is not one of MF_LOG_OFF..MF_LOG_TRACE"),
+        ));
     }
     Ok(())
 }

@@ -15,9 +15,7 @@ fn tag_starts(lens: impl Iterator<Item = usize>) -> Result<Vec<u64>, Error> {
     let mut at = 0u64;
     for len in lens {
         starts.push(at);
-        at = at
-            .checked_add(len as u64)
-            .ok_or_else(|| ffi_err(ErrorKind::InvalidArgument, "batch lengths overflow"))?;
+        at = at.checked_add(len as u64).ok_or_else(|| ffi_err(ErrorKind::InvalidArgument, "batch lengths overflow"))?;
     }
     Ok(starts)
 }

@@ -12,7 +12,9 @@ use memflow_core::types::Address;
 use crate::call::{buf_mut, buf_ref, callback_arg, ffi_err, guard, guard_partial, out_arg, partial, str_arg};
 use crate::handle::{self, impl_handle};
 use crate::process::MfProcess;
-use crate::records::{addr_in, addr_out, MfModuleInfo, MfModuleInfoCallback, MfOsInfo, MfProcessInfo, MfProcessInfoCallback};
+use crate::records::{
+    addr_in, addr_out, MfModuleInfo, MfModuleInfoCallback, MfOsInfo, MfProcessInfo, MfProcessInfoCallback,
+};
 
 /// An OS layer instance. Opaque; made by `mf_inventory_create_os`, `mf_inventory_create_chain`
 /// or `mf_os_clone`; freed by `mf_os_free`.
@@ -87,7 +89,11 @@ pub extern "C" fn mf_os_info(os: *const MfOs, out: *mut MfOsInfo) -> i32 {
 /// Ownership: the record passed to `callback` and its strings are borrowed and valid only
 /// during that call. `user` is passed through unchanged and stays owned by the caller.
 #[no_mangle]
-pub extern "C" fn mf_os_process_list_callback(os: *mut MfOs, callback: MfProcessInfoCallback, user: *mut c_void) -> i32 {
+pub extern "C" fn mf_os_process_list_callback(
+    os: *mut MfOs,
+    callback: MfProcessInfoCallback,
+    user: *mut c_void,
+) -> i32 {
     guard(|| {
         let os = handle::get_mut(os, "os")?;
         let cb = callback_arg(callback, "callback")?;
@@ -110,7 +116,11 @@ pub extern "C" fn mf_os_process_list(os: *mut MfOs, out: *mut *mut MfProcessList
         let out = out_arg(out, "out")?;
         let infos = os.inner.process_info_list()?;
         let items = infos.iter().map(MfProcessInfo::borrow).collect();
-        out.write(handle::into_raw(MfProcessList { magic: <MfProcessList as handle::Handle>::MAGIC, _infos: infos, items }));
+        out.write(handle::into_raw(MfProcessList {
+            magic: <MfProcessList as handle::Handle>::MAGIC,
+            _infos: infos,
+            items,
+        }));
         Ok(())
     })
 }
@@ -121,7 +131,11 @@ pub extern "C" fn mf_os_process_list(os: *mut MfOs, out: *mut *mut MfProcessList
 /// Ownership: the records and their strings are borrowed from `list` and valid until it is
 /// freed. `*out_items` and `*out_len` are caller storage.
 #[no_mangle]
-pub extern "C" fn mf_process_list_get(list: *const MfProcessList, out_items: *mut *const MfProcessInfo, out_len: *mut usize) -> i32 {
+pub extern "C" fn mf_process_list_get(
+    list: *const MfProcessList,
+    out_items: *mut *const MfProcessInfo,
+    out_len: *mut usize,
+) -> i32 {
     guard(|| {
         let list = handle::get(list, "list")?;
         let items = out_arg(out_items, "out_items")?;

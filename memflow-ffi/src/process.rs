@@ -7,7 +7,9 @@ use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, Process,
 use memflow_core::plugins::ProcessInstanceArcBox;
 use memflow_core::types::{imem, Address};
 
-use crate::call::{array_mut, buf_mut, buf_ref, callback_arg, guard, guard_partial, out_arg, partial, ref_arg, str_arg};
+use crate::call::{
+    array_mut, buf_mut, buf_ref, callback_arg, guard, guard_partial, out_arg, partial, ref_arg, str_arg,
+};
 use crate::handle::{self, impl_handle};
 use crate::mem;
 use crate::records::*;
@@ -148,7 +150,11 @@ pub extern "C" fn mf_process_write_batch(process: *mut MfProcess, ops: *mut MfWr
 /// Ownership: the record passed to `callback` and its strings are borrowed and valid only
 /// during that call. `user` is passed through unchanged.
 #[no_mangle]
-pub extern "C" fn mf_process_module_list_callback(process: *mut MfProcess, callback: MfModuleInfoCallback, user: *mut c_void) -> i32 {
+pub extern "C" fn mf_process_module_list_callback(
+    process: *mut MfProcess,
+    callback: MfModuleInfoCallback,
+    user: *mut c_void,
+) -> i32 {
     guard(|| {
         let process = handle::get_mut(process, "process")?;
         let cb = callback_arg(callback, "callback")?;
@@ -179,7 +185,11 @@ pub extern "C" fn mf_process_module_list(process: *mut MfProcess, out: *mut *mut
         let out = out_arg(out, "out")?;
         let modules = process.inner.module_list()?;
         let items = modules.iter().map(MfModuleInfo::borrow).collect();
-        out.write(handle::into_raw(MfModuleList { magic: <MfModuleList as handle::Handle>::MAGIC, _modules: modules, items }));
+        out.write(handle::into_raw(MfModuleList {
+            magic: <MfModuleList as handle::Handle>::MAGIC,
+            _modules: modules,
+            items,
+        }));
         Ok(())
     })
 }
@@ -190,7 +200,11 @@ pub extern "C" fn mf_process_module_list(process: *mut MfProcess, out: *mut *mut
 /// Ownership: the records and their strings are borrowed from `list` and valid until it is
 /// freed. `*out_items` and `*out_len` are caller storage.
 #[no_mangle]
-pub extern "C" fn mf_module_list_get(list: *const MfModuleList, out_items: *mut *const MfModuleInfo, out_len: *mut usize) -> i32 {
+pub extern "C" fn mf_module_list_get(
+    list: *const MfModuleList,
+    out_items: *mut *const MfModuleInfo,
+    out_len: *mut usize,
+) -> i32 {
     guard(|| {
         let list = handle::get(list, "list")?;
         let items = out_arg(out_items, "out_items")?;
@@ -217,7 +231,11 @@ pub extern "C" fn mf_module_list_free(list: *mut MfModuleList) -> i32 {
 /// are borrowed from `process` and valid until the next `mf_process_module_by_name` or
 /// `mf_process_primary_module` on `process`, or until it is freed. Copy them to keep them.
 #[no_mangle]
-pub extern "C" fn mf_process_module_by_name(process: *mut MfProcess, name: *const c_char, out: *mut MfModuleInfo) -> i32 {
+pub extern "C" fn mf_process_module_by_name(
+    process: *mut MfProcess,
+    name: *const c_char,
+    out: *mut MfModuleInfo,
+) -> i32 {
     guard(|| {
         let process = handle::get_mut(process, "process")?;
         // SAFETY: C string argument, checked for NULL.
@@ -251,7 +269,12 @@ pub extern "C" fn mf_process_primary_module(process: *mut MfProcess, out: *mut M
 /// borrowed for the call. The record passed to `callback` and its strings are borrowed and
 /// valid only during that call. `user` is passed through unchanged.
 #[no_mangle]
-pub extern "C" fn mf_process_module_exports(process: *mut MfProcess, module: *const MfModuleInfo, callback: MfExportCallback, user: *mut c_void) -> i32 {
+pub extern "C" fn mf_process_module_exports(
+    process: *mut MfProcess,
+    module: *const MfModuleInfo,
+    callback: MfExportCallback,
+    user: *mut c_void,
+) -> i32 {
     guard(|| {
         let process = handle::get_mut(process, "process")?;
         let module = ref_arg(module, "module")?.to_core()?;
@@ -269,7 +292,12 @@ pub extern "C" fn mf_process_module_exports(process: *mut MfProcess, module: *co
 ///
 /// Ownership: as for `mf_process_module_exports`.
 #[no_mangle]
-pub extern "C" fn mf_process_module_imports(process: *mut MfProcess, module: *const MfModuleInfo, callback: MfImportCallback, user: *mut c_void) -> i32 {
+pub extern "C" fn mf_process_module_imports(
+    process: *mut MfProcess,
+    module: *const MfModuleInfo,
+    callback: MfImportCallback,
+    user: *mut c_void,
+) -> i32 {
     guard(|| {
         let process = handle::get_mut(process, "process")?;
         let module = ref_arg(module, "module")?.to_core()?;
@@ -287,7 +315,12 @@ pub extern "C" fn mf_process_module_imports(process: *mut MfProcess, module: *co
 ///
 /// Ownership: as for `mf_process_module_exports`.
 #[no_mangle]
-pub extern "C" fn mf_process_module_sections(process: *mut MfProcess, module: *const MfModuleInfo, callback: MfSectionCallback, user: *mut c_void) -> i32 {
+pub extern "C" fn mf_process_module_sections(
+    process: *mut MfProcess,
+    module: *const MfModuleInfo,
+    callback: MfSectionCallback,
+    user: *mut c_void,
+) -> i32 {
     guard(|| {
         let process = handle::get_mut(process, "process")?;
         let module = ref_arg(module, "module")?.to_core()?;
@@ -306,7 +339,12 @@ pub extern "C" fn mf_process_module_sections(process: *mut MfProcess, module: *c
 ///
 /// Ownership: `module` and `name` are borrowed; `*out` is caller storage, written on success.
 #[no_mangle]
-pub extern "C" fn mf_process_export_address(process: *mut MfProcess, module: *const MfModuleInfo, name: *const c_char, out: *mut u64) -> i32 {
+pub extern "C" fn mf_process_export_address(
+    process: *mut MfProcess,
+    module: *const MfModuleInfo,
+    name: *const c_char,
+    out: *mut u64,
+) -> i32 {
     guard(|| {
         let process = handle::get_mut(process, "process")?;
         let module = ref_arg(module, "module")?.to_core()?;

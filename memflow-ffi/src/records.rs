@@ -10,7 +10,9 @@ use cglue::repr_cstring::ReprCString;
 use memflow_core::arch::ArchitectureIdent;
 use memflow_core::connector::X86Registers;
 use memflow_core::error::{Error, ErrorKind};
-use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, OsInfo, ProcessInfo, ProcessState, SectionInfo};
+use memflow_core::os::{
+    ExportInfo, ImportInfo, MemoryRange, ModuleInfo, OsInfo, ProcessInfo, ProcessState, SectionInfo,
+};
 use memflow_core::types::{umem, Address, PageType};
 
 use crate::call::ffi_err;

@@ -29,7 +29,10 @@ fn one_library_gives_a_connector_and_an_os() {
     let mut view = conn.phys_view();
     view.write_raw(Address::new(0x1000), b"dummy!").data().unwrap();
     assert_eq!(view.read_raw(Address::new(0x1000), 6).data().unwrap(), b"dummy!");
-    assert!(matches!(inv.create_chain("dummy").unwrap(), ChainInstance::Connector(_)), "a lone `dummy` is the connector");
+    assert!(
+        matches!(inv.create_chain("dummy").unwrap(), ChainInstance::Connector(_)),
+        "a lone `dummy` is the connector"
+    );
 
     // The OS: processes, modules and memory.
     let mut os = inv.create_os_chain("dummy:procs=2,arch=riscv,seed=9").unwrap();

@@ -97,7 +97,12 @@ impl Live {
         assert_eq!(mf_inventory_builtin(&mut inv), 0);
         let mut conn = null_mut();
         let args = format!("'{}'\0", fixture_dump().display());
-        assert_eq!(mf_inventory_create_connector(inv, c"coredump".as_ptr(), args.as_ptr().cast(), null(), &mut conn), 0, "{}", last_message());
+        assert_eq!(
+            mf_inventory_create_connector(inv, c"coredump".as_ptr(), args.as_ptr().cast(), null(), &mut conn),
+            0,
+            "{}",
+            last_message()
+        );
         let mut os = null_mut();
         assert_eq!(mf_inventory_create_chain(inv, c"native".as_ptr(), &mut os), 0, "{}", last_message());
         let mut process = null_mut();
@@ -173,11 +178,27 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
     let plain = |f: fn() -> bool| -> Call { Box::new(move |_, _| if f() { 0 } else { -1 }) };
     vec![
         // error
-        ("mf_error_string", Plain, plain(|| text(mf_error_string(MF_ERR_NULL)) == "c api: null pointer" && text(mf_error_string(0)) == "ok" && !mf_error_string(i32::MIN).is_null())),
+        (
+            "mf_error_string",
+            Plain,
+            plain(|| {
+                text(mf_error_string(MF_ERR_NULL)) == "c api: null pointer"
+                    && text(mf_error_string(0)) == "ok"
+                    && !mf_error_string(i32::MIN).is_null()
+            }),
+        ),
         ("mf_last_error_message", Plain, plain(|| !mf_last_error_message().is_null())),
         ("mf_last_error_code", Plain, plain(|| mf_last_error_code() <= 0)),
-        ("mf_error_kind", Plain, plain(|| mf_error_kind(MF_ERR_INVALID_HANDLE) == MF_KIND_INVALID_HANDLE && mf_error_kind(5) == 0)),
-        ("mf_error_origin", Plain, plain(|| mf_error_origin(MF_ERR_PARTIAL_READ) == MF_ORIGIN_MEMORY && mf_error_origin(0) == 0)),
+        (
+            "mf_error_kind",
+            Plain,
+            plain(|| mf_error_kind(MF_ERR_INVALID_HANDLE) == MF_KIND_INVALID_HANDLE && mf_error_kind(5) == 0),
+        ),
+        (
+            "mf_error_origin",
+            Plain,
+            plain(|| mf_error_origin(MF_ERR_PARTIAL_READ) == MF_ORIGIN_MEMORY && mf_error_origin(0) == 0),
+        ),
         // version
         ("mf_version", Plain, plain(|| text(mf_version()) == env!("CARGO_PKG_VERSION"))),
         ("mf_abi_version", Plain, plain(|| mf_abi_version() == MF_ABI_VERSION)),
@@ -194,10 +215,26 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ("mf_inventory_add_file", Handle, Box::new(|l, m| mf_inventory_add_file(l.h(l.inv, m), l.s(m)))),
         ("mf_inventory_plugin_count", Handle, Box::new(|l, m| mf_inventory_plugin_count(l.h(l.inv, m), l.p(m)))),
         ("mf_inventory_plugin_at", Handle, Box::new(|l, m| mf_inventory_plugin_at(l.h(l.inv, m), 0, l.p(m)))),
-        ("mf_inventory_create_connector", Handle, Box::new(|l, m| mf_inventory_create_connector(l.h(l.inv, m), l.s(m), null(), null(), l.p(m)))),
-        ("mf_inventory_create_os", Handle, Box::new(|l, m| mf_inventory_create_os(l.h(l.inv, m), l.s(m), null(), null(), l.p(m)))),
-        ("mf_inventory_create_chain", Handle, Box::new(|l, m| mf_inventory_create_chain(l.h(l.inv, m), l.s(m), l.p(m)))),
-        ("mf_inventory_create_connector_chain", Handle, Box::new(|l, m| mf_inventory_create_connector_chain(l.h(l.inv, m), l.s(m), l.p(m)))),
+        (
+            "mf_inventory_create_connector",
+            Handle,
+            Box::new(|l, m| mf_inventory_create_connector(l.h(l.inv, m), l.s(m), null(), null(), l.p(m))),
+        ),
+        (
+            "mf_inventory_create_os",
+            Handle,
+            Box::new(|l, m| mf_inventory_create_os(l.h(l.inv, m), l.s(m), null(), null(), l.p(m))),
+        ),
+        (
+            "mf_inventory_create_chain",
+            Handle,
+            Box::new(|l, m| mf_inventory_create_chain(l.h(l.inv, m), l.s(m), l.p(m))),
+        ),
+        (
+            "mf_inventory_create_connector_chain",
+            Handle,
+            Box::new(|l, m| mf_inventory_create_connector_chain(l.h(l.inv, m), l.s(m), l.p(m))),
+        ),
         ("mf_inventory_free", Free, Box::new(|l, m| mf_inventory_free(l.h(null_mut(), m)))),
         // connector
         ("mf_connector_clone", Handle, Box::new(|l, m| mf_connector_clone(l.h(l.conn, m), l.p(m)))),
@@ -213,14 +250,22 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ("mf_os_clone", Handle, Box::new(|l, m| mf_os_clone(l.h(l.os, m), l.p(m)))),
         ("mf_os_free", Free, Box::new(|l, m| mf_os_free(l.h(null_mut(), m)))),
         ("mf_os_info", Handle, Box::new(|l, m| mf_os_info(l.h(l.os, m), l.p(m)))),
-        ("mf_os_process_list_callback", Handle, Box::new(|l, m| mf_os_process_list_callback(l.h(l.os, m), cb(m), null_mut()))),
+        (
+            "mf_os_process_list_callback",
+            Handle,
+            Box::new(|l, m| mf_os_process_list_callback(l.h(l.os, m), cb(m), null_mut())),
+        ),
         ("mf_os_process_list", Handle, Box::new(|l, m| mf_os_process_list(l.h(l.os, m), l.p(m)))),
         ("mf_process_list_get", Handle, Box::new(|l, m| mf_process_list_get(l.h(l.plist, m), l.p(m), l.p(m)))),
         ("mf_process_list_free", Free, Box::new(|l, m| mf_process_list_free(l.h(null_mut(), m)))),
         ("mf_os_process_by_pid", Handle, Box::new(|l, m| mf_os_process_by_pid(l.h(l.os, m), 1, l.p(m)))),
         ("mf_os_process_by_name", Handle, Box::new(|l, m| mf_os_process_by_name(l.h(l.os, m), l.s(m), l.p(m)))),
         ("mf_os_process_by_address", Handle, Box::new(|l, m| mf_os_process_by_address(l.h(l.os, m), 1, l.p(m)))),
-        ("mf_os_module_list_callback", Handle, Box::new(|l, m| mf_os_module_list_callback(l.h(l.os, m), cb(m), null_mut()))),
+        (
+            "mf_os_module_list_callback",
+            Handle,
+            Box::new(|l, m| mf_os_module_list_callback(l.h(l.os, m), cb(m), null_mut())),
+        ),
         ("mf_os_kernel_symbol", Handle, Box::new(|l, m| mf_os_kernel_symbol(l.h(l.os, m), l.s(m), l.p(m)))),
         ("mf_os_read", Handle, Box::new(|l, m| mf_os_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
         ("mf_os_write", Handle, Box::new(|l, m| mf_os_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
@@ -232,17 +277,45 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ("mf_process_write", Handle, Box::new(|l, m| mf_process_write(l.h(l.process, m), 0x1000, l.p(m), 16))),
         ("mf_process_read_batch", Handle, Box::new(|l, m| mf_process_read_batch(l.h(l.process, m), l.p(m), 1))),
         ("mf_process_write_batch", Handle, Box::new(|l, m| mf_process_write_batch(l.h(l.process, m), l.p(m), 1))),
-        ("mf_process_module_list_callback", Handle, Box::new(|l, m| mf_process_module_list_callback(l.h(l.process, m), cb(m), null_mut()))),
+        (
+            "mf_process_module_list_callback",
+            Handle,
+            Box::new(|l, m| mf_process_module_list_callback(l.h(l.process, m), cb(m), null_mut())),
+        ),
         ("mf_process_module_list", Handle, Box::new(|l, m| mf_process_module_list(l.h(l.process, m), l.p(m)))),
         ("mf_module_list_get", Handle, Box::new(|l, m| mf_module_list_get(l.h(l.mlist, m), l.p(m), l.p(m)))),
         ("mf_module_list_free", Free, Box::new(|l, m| mf_module_list_free(l.h(null_mut(), m)))),
-        ("mf_process_module_by_name", Handle, Box::new(|l, m| mf_process_module_by_name(l.h(l.process, m), l.s(m), l.p(m)))),
+        (
+            "mf_process_module_by_name",
+            Handle,
+            Box::new(|l, m| mf_process_module_by_name(l.h(l.process, m), l.s(m), l.p(m))),
+        ),
         ("mf_process_primary_module", Handle, Box::new(|l, m| mf_process_primary_module(l.h(l.process, m), l.p(m)))),
-        ("mf_process_module_exports", Handle, Box::new(|l, m| mf_process_module_exports(l.h(l.process, m), l.p(m), cb(m), null_mut()))),
-        ("mf_process_module_imports", Handle, Box::new(|l, m| mf_process_module_imports(l.h(l.process, m), l.p(m), cb(m), null_mut()))),
-        ("mf_process_module_sections", Handle, Box::new(|l, m| mf_process_module_sections(l.h(l.process, m), l.p(m), cb(m), null_mut()))),
-        ("mf_process_export_address", Handle, Box::new(|l, m| mf_process_export_address(l.h(l.process, m), l.p(m), l.s(m), l.p(m)))),
-        ("mf_process_mapped_ranges", Handle, Box::new(|l, m| mf_process_mapped_ranges(l.h(l.process, m), 0, 0, u64::MAX, cb(m), null_mut()))),
+        (
+            "mf_process_module_exports",
+            Handle,
+            Box::new(|l, m| mf_process_module_exports(l.h(l.process, m), l.p(m), cb(m), null_mut())),
+        ),
+        (
+            "mf_process_module_imports",
+            Handle,
+            Box::new(|l, m| mf_process_module_imports(l.h(l.process, m), l.p(m), cb(m), null_mut())),
+        ),
+        (
+            "mf_process_module_sections",
+            Handle,
+            Box::new(|l, m| mf_process_module_sections(l.h(l.process, m), l.p(m), cb(m), null_mut())),
+        ),
+        (
+            "mf_process_export_address",
+            Handle,
+            Box::new(|l, m| mf_process_export_address(l.h(l.process, m), l.p(m), l.s(m), l.p(m))),
+        ),
+        (
+            "mf_process_mapped_ranges",
+            Handle,
+            Box::new(|l, m| mf_process_mapped_ranges(l.h(l.process, m), 0, 0, u64::MAX, cb(m), null_mut())),
+        ),
     ]
 }
 
@@ -250,7 +323,11 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
 fn exported_symbols() -> BTreeSet<String> {
     let out = Command::new("nm").args(["-D", "--defined-only"]).arg(shared_lib()).output().expect("run nm");
     assert!(out.status.success(), "nm failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_whitespace().nth(2)).map(str::to_string).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The functions `include/memflow.h` declares.
@@ -271,7 +348,8 @@ fn header_functions() -> BTreeSet<String> {
 #[test]
 fn only_mf_functions_are_exported_and_all_are_covered() {
     let exported = exported_symbols();
-    let foreign: Vec<&String> = exported.iter().filter(|s| !s.starts_with("mf_") && !s.starts_with("MEMFLOW_PLUGIN")).collect();
+    let foreign: Vec<&String> =
+        exported.iter().filter(|s| !s.starts_with("mf_") && !s.starts_with("MEMFLOW_PLUGIN")).collect();
     assert!(foreign.is_empty(), "symbols exported besides mf_*: {foreign:?}");
     let covered: BTreeSet<String> = table().iter().map(|(n, _, _)| n.to_string()).collect();
     assert_eq!(exported, covered, "the NULL/garbage table must cover exactly the exported functions");
@@ -296,7 +374,9 @@ fn every_function_rejects_null_and_garbage_without_crashing() {
             Kind::Plain => &[(Mode::AllNull, 0)],
             Kind::NoHandle => &[(Mode::AllNull, MF_ERR_NULL)],
             Kind::Free => &[(Mode::AllNull, 0), (Mode::Garbage, MF_ERR_INVALID_HANDLE)],
-            Kind::Handle => &[(Mode::AllNull, MF_ERR_NULL), (Mode::NullArgs, MF_ERR_NULL), (Mode::Garbage, MF_ERR_INVALID_HANDLE)],
+            Kind::Handle => {
+                &[(Mode::AllNull, MF_ERR_NULL), (Mode::NullArgs, MF_ERR_NULL), (Mode::Garbage, MF_ERR_INVALID_HANDLE)]
+            }
         };
         for &(mode, want) in modes {
             let got = call(&live, mode);
@@ -346,7 +426,10 @@ fn errors_carry_detail_on_the_failing_thread() {
     assert!(os.is_null());
     let message = last_message();
     assert!(message.starts_with("inventory: not found: "), "{message}");
-    assert!(message.contains("linx-typo") && message.contains("native"), "detail names the plugin and the known ones: {message}");
+    assert!(
+        message.contains("linx-typo") && message.contains("native"),
+        "detail names the plugin and the known ones: {message}"
+    );
     assert_eq!(mf_last_error_code(), code);
     // Successful calls leave the message alone; another thread has its own.
     let mut count = 0usize;
@@ -357,7 +440,10 @@ fn errors_carry_detail_on_the_failing_thread() {
     // Argument errors name the argument.
     assert_eq!(mf_inventory_create_chain(inv, null(), &mut os), MF_ERR_NULL);
     assert!(last_message().contains("`chain`"), "{}", last_message());
-    assert_eq!(mf_inventory_create_chain(inv, c"coredump:/nonexistent/dump.elf".as_ptr(), &mut os), mf_last_error_code());
+    assert_eq!(
+        mf_inventory_create_chain(inv, c"coredump:/nonexistent/dump.elf".as_ptr(), &mut os),
+        mf_last_error_code()
+    );
     assert!(last_message().contains("/nonexistent/dump.elf"), "plugin detail: {}", last_message());
     let bad_utf8 = [0xffu8, 0xfe, 0];
     assert_eq!(mf_inventory_create_chain(inv, bad_utf8.as_ptr().cast(), &mut os), MF_ERR_ENCODING);
@@ -435,7 +521,10 @@ fn api_works_end_to_end_from_rust() {
     assert_eq!(mf_os_process_list_callback(live.os, Some(count_processes), (&mut n as *mut usize).cast()), 0);
     assert!(n > 1);
     let mut first = 0usize;
-    assert_eq!(mf_process_module_list_callback(live.process, Some(stop_at_first), (&mut first as *mut usize).cast()), 0);
+    assert_eq!(
+        mf_process_module_list_callback(live.process, Some(stop_at_first), (&mut first as *mut usize).cast()),
+        0
+    );
     assert_eq!(first, 1, "returning false stops the listing");
     let marker: u64 = 0x1234_5678_9abc_def0;
     let mut value = 0u64;
@@ -494,11 +583,21 @@ fn run_clean(dir: &Path, exe: &Path, ok: &str) {
     let dump = fixture_dump();
     let out = Command::new(exe).arg(&dump).output().expect("run the program");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains(ok), "{} failed:\n{stdout}\n{}", exe.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains(ok),
+        "{} failed:\n{stdout}\n{}",
+        exe.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let log = dir.join(format!("{}.valgrind.log", exe.file_name().unwrap().to_string_lossy()));
     let out = Command::new("valgrind")
-        .args(["--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect,possible", "--show-leak-kinds=definite,indirect,possible"])
+        .args([
+            "--error-exitcode=1",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite,indirect,possible",
+            "--show-leak-kinds=definite,indirect,possible",
+        ])
         .arg(format!("--log-file={}", log.display()))
         .arg(exe)
         .arg(&dump)

@@ -71,14 +71,23 @@ fn checked_in_headers_match_the_generator() {
 fn version_macros_match_cargo_and_the_library() {
     let header = std::fs::read_to_string(include_dir().join("memflow.h")).unwrap();
     let version = workspace_version();
-    let macros = format!("{}.{}.{}", define(&header, "MF_VERSION_MAJOR"), define(&header, "MF_VERSION_MINOR"), define(&header, "MF_VERSION_PATCH"));
+    let macros = format!(
+        "{}.{}.{}",
+        define(&header, "MF_VERSION_MAJOR"),
+        define(&header, "MF_VERSION_MINOR"),
+        define(&header, "MF_VERSION_PATCH")
+    );
     assert_eq!(macros, version, "MF_VERSION_* macros vs Cargo.toml");
     // SAFETY: mf_version returns a static NUL-terminated string.
     let runtime = unsafe { std::ffi::CStr::from_ptr(memflow_ffi::mf_version()) }.to_str().unwrap().to_string();
     assert_eq!(runtime, version, "mf_version() vs Cargo.toml");
     assert_eq!(define(&header, "MF_ABI_VERSION"), memflow_ffi::mf_abi_version().to_string());
     assert_eq!(define(&header, "MF_PLUGIN_ABI_VERSION"), memflow_core::plugins::ABI_VERSION.to_string());
-    assert_eq!(define(&header, "MF_ERR_NULL"), format!("({})", memflow_ffi::MF_ERR_NULL), "negative macros are parenthesised");
+    assert_eq!(
+        define(&header, "MF_ERR_NULL"),
+        format!("({})", memflow_ffi::MF_ERR_NULL),
+        "negative macros are parenthesised"
+    );
 }
 
 /// Compiles `source` (a file in `dir`) with `compiler` and `flags`, `-I include/`.

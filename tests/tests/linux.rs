@@ -73,7 +73,13 @@ fn processes_match_ps(name: &'static str) {
     for line in ps.iter().filter(|l| l.pid != ps_pid) {
         let p = by_pid.get(&line.pid).unwrap_or_else(|| panic!("{name}: pid {} ({}) not listed", line.pid, line.name));
         assert_eq!(p.ppid, line.ppid, "{name}: parent of pid {} ({})", line.pid, line.name);
-        assert!(same_name(&line.name, &p.name), "{name}: pid {}: ps says {:?}, the layer {:?}", line.pid, line.name, &*p.name);
+        assert!(
+            same_name(&line.name, &p.name),
+            "{name}: pid {}: ps says {:?}, the layer {:?}",
+            line.pid,
+            line.name,
+            &*p.name
+        );
     }
     for p in list.iter().filter(|p| p.pid < ps_pid) {
         assert!(ps.iter().any(|l| l.pid == p.pid), "{name}: pid {} ({}) is not in ps", p.pid, &*p.name);
@@ -208,8 +214,12 @@ fn kernel_modules_match_proc_modules(name: &'static str) {
         })
         .collect();
     assert!(want.len() >= 2, "{name}: the guest loaded its modules");
-    let mut got: Vec<_> =
-        os.module_list().unwrap().iter().map(|m| (m.name.to_string(), m.size as u64, m.base.to_umem() as u64)).collect();
+    let mut got: Vec<_> = os
+        .module_list()
+        .unwrap()
+        .iter()
+        .map(|m| (m.name.to_string(), m.size as u64, m.base.to_umem() as u64))
+        .collect();
     want.sort();
     got.sort();
     assert_eq!(got, want, "{name}: kernel modules");
@@ -219,7 +229,8 @@ fn kernel_modules_match_proc_modules(name: &'static str) {
 fn scan_without_cpu_state_finds_the_same_kernel(name: &'static str) {
     let fx = Fixture::load(name);
     let mut with_hint = open_os(&fx);
-    let pids = |os: &mut LinuxOs<FileConnector>| os.process_info_list().unwrap().iter().map(|p| p.pid).collect::<Vec<_>>();
+    let pids =
+        |os: &mut LinuxOs<FileConnector>| os.process_info_list().unwrap().iter().map(|p| p.pid).collect::<Vec<_>>();
     let want = pids(&mut with_hint);
     let start = Instant::now();
     // No CPU state at all, and a hint that points at no page table.
@@ -371,7 +382,9 @@ fn corrupt_task_lists_give_errors_not_hangs() {
     let tasks = os.layout().task.tasks as umem;
     let next_field = kernel_phys(&os, &fx, alpha + tasks);
     let own_list = (alpha + tasks).to_umem() as u64;
-    for (next, kind) in [(own_list, ErrorKind::LimitExceeded), (0, ErrorKind::Malformed), (0x1000, ErrorKind::PartialRead)] {
+    for (next, kind) in
+        [(own_list, ErrorKind::LimitExceeded), (0, ErrorKind::Malformed), (0x1000, ErrorKind::PartialRead)]
+    {
         let mut os = open_patched(&fx, vec![(next_field, next.to_le_bytes().to_vec())]).unwrap();
         let start = Instant::now();
         let err = os.process_info_list().unwrap_err();

@@ -11,8 +11,8 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use memflow_core::cglue::{self, prelude::v1::*};
-use memflow_core::error::{ErrorKind, PartialError, PartialResultExt, Result};
 use memflow_core::dummy::DummyOs;
+use memflow_core::error::{ErrorKind, PartialError, PartialResultExt, Result};
 use memflow_core::mem::MemoryView;
 use memflow_core::os::native::{NativeOs, NativeProcess};
 use memflow_core::os::{Os, Process, ProcessState};

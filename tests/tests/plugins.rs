@@ -64,7 +64,10 @@ fn refuses_bad_libraries_with_the_reason() {
     std::fs::OpenOptions::new().write(true).open(&truncated).unwrap().set_len(len / 3).unwrap();
     assert!(inv.add_file(&truncated).is_err(), "truncated library");
 
-    let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6"].into_iter().find(|p| Path::new(p).exists()).unwrap();
+    let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap();
     let plain = copy_into(&dir, Path::new(libm), "plain.so");
     assert_eq!(inv.add_file(&plain).unwrap_err().kind, ErrorKind::NotFound, "no descriptor");
 
@@ -123,15 +126,21 @@ fn builds_chains_from_strings_with_middleware() {
     assert_eq!(a, b);
     assert!(inv.create_connector_chain("coredump:/nonexistent/file").is_err());
     assert!(inv.create_connector_chain("nosuchplugin:x").is_err());
-    assert!(inv.create_connector_chain(&format!("coredump:'{}',bogus=1", fixture_dump().display())).is_err(), "unknown key");
+    assert!(
+        inv.create_connector_chain(&format!("coredump:'{}',bogus=1", fixture_dump().display())).is_err(),
+        "unknown key"
+    );
 }
 
 #[test]
 fn two_threads_read_through_clones_of_one_instance() {
     let inv = Inventory::builtin();
-    let conn = inv.create_connector("coredump", None, &Args::parse(&format!("'{}'", fixture_dump().display())).unwrap()).unwrap();
+    let conn = inv
+        .create_connector("coredump", None, &Args::parse(&format!("'{}'", fixture_dump().display())).unwrap())
+        .unwrap();
     let mut reference = conn.clone();
-    let expected: Vec<u64> = (0..64).map(|i| reference.phys_read::<u64>(Address::new(0x100_0000 + i * 0x1000).into()).unwrap()).collect();
+    let expected: Vec<u64> =
+        (0..64).map(|i| reference.phys_read::<u64>(Address::new(0x100_0000 + i * 0x1000).into()).unwrap()).collect();
     let threads: Vec<_> = (0..2)
         .map(|_| {
             let mut c = conn.clone();

@@ -110,7 +110,9 @@ impl Guest {
                 facts.insert(k.to_owned(), v.to_owned());
             }
         }
-        let fact = |k: &str| facts.get(k).cloned().unwrap_or_else(|| panic!("guest-run.sh failed (no {k}=); see its log above"));
+        let fact = |k: &str| {
+            facts.get(k).cloned().unwrap_or_else(|| panic!("guest-run.sh failed (no {k}=); see its log above"))
+        };
         Guest {
             name: format!("memflow-test-{tag}"),
             pid: fact("pid").parse().unwrap(),
@@ -207,7 +209,9 @@ fn scan(mem: &mut impl PhysicalMemory, len: u64, needle: &[u8]) -> Vec<u64> {
     while base < len {
         // Overlap the next step by the needle so no hit is cut in two.
         let chunk = read(mem, base, (STEP as usize + needle.len()).min((len - base) as usize));
-        hits.extend(chunk.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| base + i as u64));
+        hits.extend(
+            chunk.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| base + i as u64),
+        );
         base += STEP;
     }
     hits.dedup();
@@ -278,7 +282,9 @@ fn live_guest() {
     let mut from_files = Inventory::default();
     for lib in ["native", "qemu"] {
         let path = build_dir.join(format!("libmemflow_{lib}.so"));
-        from_files.add_file(&path).unwrap_or_else(|e| panic!("{}: {e} (run `cargo build --workspace` first)", path.display()));
+        from_files
+            .add_file(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run `cargo build --workspace` first)", path.display()));
     }
     assert!(from_files.targets("qemu").unwrap().iter().any(|t| *t.name == guest.name));
     let mut conn = from_files.create_connector_chain(&chains[3]).unwrap();

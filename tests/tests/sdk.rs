@@ -52,7 +52,10 @@ fn sdk() -> &'static Sdk {
     static SDK: OnceLock<Result<Sdk, String>> = OnceLock::new();
     let setup = SDK.get_or_init(|| {
         std::panic::catch_unwind(setup).map_err(|e| {
-            e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default()
         })
     });
     match setup {
@@ -89,7 +92,11 @@ fn setup() -> Sdk {
 
     let prefix_path = format!("-DCMAKE_PREFIX_PATH={}", sdk.prefix.display());
     for (dir, std) in [(&sdk.c99, "99"), (&sdk.c11, "11")] {
-        cmake_project(&sdk.repo.join("examples-c"), dir, &[&prefix_path, &format!("-DMEMFLOW_EXAMPLES_C_STANDARD={std}")]);
+        cmake_project(
+            &sdk.repo.join("examples-c"),
+            dir,
+            &[&prefix_path, &format!("-DMEMFLOW_EXAMPLES_C_STANDARD={std}")],
+        );
     }
     cmake_project(&sdk.repo.join("examples-cpp"), &sdk.cpp, &[&prefix_path]);
     sdk
@@ -223,7 +230,10 @@ fn rustc_native_static_libs(sdk: &Sdk) -> Vec<String> {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
-    let line = stderr.lines().find_map(|l| l.split_once("native-static-libs: ").map(|(_, libs)| libs)).expect("rustc reports native-static-libs");
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split_once("native-static-libs: ").map(|(_, libs)| libs))
+        .expect("rustc reports native-static-libs");
     line.split_whitespace().map(str::to_string).collect()
 }
 
@@ -275,7 +285,12 @@ fn installs_the_sdk_with_safe_modes_and_the_soname() {
             if meta.file_type().is_symlink() {
                 continue;
             }
-            assert_eq!(meta.permissions().mode() & 0o022, 0, "{} is writable by group or others", entry.path().display());
+            assert_eq!(
+                meta.permissions().mode() & 0o022,
+                0,
+                "{} is writable by group or others",
+                entry.path().display()
+            );
             if meta.is_dir() {
                 stack.push(entry.path());
             }
@@ -292,7 +307,11 @@ fn installs_the_sdk_with_safe_modes_and_the_soname() {
 /// The libraries a shared object needs (`DT_NEEDED`).
 fn needed(lib: &Path) -> BTreeSet<String> {
     let dynamic = run(Command::new("readelf").arg("-d").arg(lib));
-    dynamic.lines().filter_map(|l| l.split_once("Shared library: [")).map(|(_, n)| n.trim_end_matches(']').to_string()).collect()
+    dynamic
+        .lines()
+        .filter_map(|l| l.split_once("Shared library: ["))
+        .map(|(_, n)| n.trim_end_matches(']').to_string())
+        .collect()
 }
 
 #[test]
@@ -301,14 +320,23 @@ fn plugins_carry_their_own_runtime_and_export_only_the_descriptor() {
     // separate shared library that exports its descriptor only and needs system libraries
     // only, never libmemflow_ffi.
     let sdk = sdk();
-    let rust_plugins = ["coredump", "dummy", "linux", "native", "qemu"].map(|p| sdk.prefix.join(format!("lib/memflow/libmemflow_{p}.so")));
+    let rust_plugins = ["coredump", "dummy", "linux", "native", "qemu"]
+        .map(|p| sdk.prefix.join(format!("lib/memflow/libmemflow_{p}.so")));
     let c_plugin = sdk.c11.join("libmemflow_cbuffer.so");
     for lib in rust_plugins.iter().chain([&c_plugin]) {
         let symbols = run(Command::new("nm").args(["-D", "--defined-only"]).arg(lib));
         let names: Vec<&str> = symbols.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
-        assert!(!names.is_empty() && names.iter().all(|n| n.starts_with("MEMFLOW_PLUGIN")), "{} exports only descriptors: {names:?}", lib.display());
+        assert!(
+            !names.is_empty() && names.iter().all(|n| n.starts_with("MEMFLOW_PLUGIN")),
+            "{} exports only descriptors: {names:?}",
+            lib.display()
+        );
         let libs = needed(lib);
-        assert!(libs.iter().all(|n| n.starts_with("libc.so") || n.starts_with("libgcc_s.so") || n.starts_with("ld-linux")), "{}: {libs:?}", lib.display());
+        assert!(
+            libs.iter().all(|n| n.starts_with("libc.so") || n.starts_with("libgcc_s.so") || n.starts_with("ld-linux")),
+            "{}: {libs:?}",
+            lib.display()
+        );
     }
     assert_eq!(needed(&c_plugin), ["libc.so.6".to_string()].into(), "the C plugin links nothing but libc");
 }
@@ -341,7 +369,10 @@ fn static_link_interface_and_pc_have_the_rustc_native_libs() {
         .arg(probe.join("build"))
         .arg(format!("-DCMAKE_PREFIX_PATH={}", sdk.prefix.display())));
     let value = |key: &str| -> Vec<String> {
-        let line = out.lines().find_map(|l| l.split_once(&format!("-- {key}=")).map(|(_, v)| v)).unwrap_or_else(|| panic!("{out}"));
+        let line = out
+            .lines()
+            .find_map(|l| l.split_once(&format!("-- {key}=")).map(|(_, v)| v))
+            .unwrap_or_else(|| panic!("{out}"));
         line.split(';').map(str::to_string).collect()
     };
     assert_eq!(value("LINK"), rustc, "memflow::memflow_static INTERFACE_LINK_LIBRARIES");
@@ -354,7 +385,14 @@ fn static_link_interface_and_pc_have_the_rustc_native_libs() {
     )
     .unwrap();
     let _ = std::fs::remove_dir_all(probe.join("build"));
-    let refused = output(Command::new("cmake").arg("-S").arg(&probe).arg("-B").arg(probe.join("build")).arg(format!("-DCMAKE_PREFIX_PATH={}", sdk.prefix.display())));
+    let refused = output(
+        Command::new("cmake")
+            .arg("-S")
+            .arg(&probe)
+            .arg("-B")
+            .arg(probe.join("build"))
+            .arg(format!("-DCMAKE_PREFIX_PATH={}", sdk.prefix.display())),
+    );
     assert!(!refused.status.success(), "find_package(memflow 0.99) must fail");
 
     // pkg-config: Libs.private is exactly rustc's list, and --static passes it on.
@@ -448,10 +486,16 @@ fn dist_archive_is_relocatable() {
     run(Command::new("tar").arg("-xzf").arg(&archive).arg("-C").arg(&elsewhere));
     let root = elsewhere.join(&name);
     let listing = run(Command::new("tar").arg("-tvzf").arg(&archive));
-    assert!(listing.lines().all(|l| l.contains(" 0/0 ") || l.contains(" root/root ")), "archive entries are owned by root:\n{listing}");
+    assert!(
+        listing.lines().all(|l| l.contains(" 0/0 ") || l.contains(" root/root ")),
+        "archive entries are owned by root:\n{listing}"
+    );
     for file in ["lib/cmake/memflow/memflowConfig.cmake", "lib/pkgconfig/memflow.pc"] {
         let content = std::fs::read_to_string(root.join(file)).unwrap();
-        assert!(!content.contains("target/dist") && !content.contains(&*sdk.repo.to_string_lossy()), "{file} holds an absolute path:\n{content}");
+        assert!(
+            !content.contains("target/dist") && !content.contains(&*sdk.repo.to_string_lossy()),
+            "{file} holds an absolute path:\n{content}"
+        );
     }
 
     let examples = root.join("share/memflow/examples");
@@ -461,7 +505,10 @@ fn dist_archive_is_relocatable() {
     let cpp = elsewhere.join("build-cpp");
     cmake_project(&examples.join("examples-cpp"), &cpp, &[&prefix_path]);
     let cache = std::fs::read_to_string(c.join("CMakeCache.txt")).unwrap();
-    assert!(cache.contains(&format!("memflow_DIR:PATH={}", root.join("lib/cmake/memflow").display())), "found the unpacked SDK");
+    assert!(
+        cache.contains(&format!("memflow_DIR:PATH={}", root.join("lib/cmake/memflow").display())),
+        "found the unpacked SDK"
+    );
 
     assert_lists_this_process(&run(&mut example(&c.join("process_list"))));
     assert_lists_this_process(&run(&mut example(&c.join("process_list_static"))));
@@ -522,7 +569,10 @@ fn c_examples_find_list_dump_and_export() {
     let pid = sleeper.child.id().to_string();
     for dir in [&sdk.c99, &sdk.c11] {
         let out = run(example(&dir.join("find_process")).arg(&sleeper.name));
-        assert!(out.starts_with(&format!("pid {pid}\nppid {}\nname {}\nstate alive\n", std::process::id(), sleeper.name)), "{out}");
+        assert!(
+            out.starts_with(&format!("pid {pid}\nppid {}\nname {}\nstate alive\n", std::process::id(), sleeper.name)),
+            "{out}"
+        );
         assert!(out.contains(&format!("path {}\n", sleeper.exe.display())), "{out}");
         assert!(out.contains(&format!("main module {} at 0x", sleeper.name)), "{out}");
 
@@ -631,13 +681,19 @@ fn c_plugin_loaded_by_rust_like_a_rust_plugin() {
     let args = Args::parse(&format!("'{}'", file.display())).unwrap();
     let mut conn = inv.create_connector("cbuffer", None, &args).unwrap();
     let meta = conn.metadata();
-    assert_eq!((meta.real_size as usize, meta.max_address.to_umem() as usize, meta.readonly), (bytes.len(), bytes.len() - 1, true));
+    assert_eq!(
+        (meta.real_size as usize, meta.max_address.to_umem() as usize, meta.readonly),
+        (bytes.len(), bytes.len() - 1, true)
+    );
     let mut all = vec![0u8; bytes.len()];
     conn.phys_read_raw_into(PhysicalAddress::plain(Address::NULL), &mut all).unwrap();
     assert_eq!(all, bytes);
     let mut tail = [0xffu8; 16];
     let at = bytes.len() as u64 - 5;
-    assert_eq!(conn.phys_read_raw_into(PhysicalAddress::plain(Address::new(at)), &mut tail), Err(PartialError::PartialRead(())));
+    assert_eq!(
+        conn.phys_read_raw_into(PhysicalAddress::plain(Address::new(at)), &mut tail),
+        Err(PartialError::PartialRead(()))
+    );
     assert_eq!((&tail[..5], &tail[5..]), (&bytes[bytes.len() - 5..], &[0u8; 11][..]));
     assert!(conn.phys_write(PhysicalAddress::plain(Address::new(0)), &1u8).is_err());
 
@@ -662,7 +718,10 @@ fn c_plugin_read_from_c_and_cpp() {
         // Found beside the program, in the executable's directory.
         let out = run(example(&dir.join("phys_read")).args(["0x1234", "300", &chain]));
         assert_eq!(parse_hexdump(&out), (0x1234, bytes[0x1234..0x1234 + 300].to_vec()));
-        assert!(out.starts_with(&format!("# {chain}: 70001 bytes backed, highest address 0x11170, read-only")), "{out}");
+        assert!(
+            out.starts_with(&format!("# {chain}: 70001 bytes backed, highest address 0x11170, read-only")),
+            "{out}"
+        );
         // The default chain is the plugin's built-in buffer.
         let out = run(example(&dir.join("phys_read")).args(["0xff8", "16"]));
         assert_eq!(parse_hexdump(&out), (0xff8, [0xff8u64.to_le_bytes(), 0x1000u64.to_le_bytes()].concat()));
@@ -671,7 +730,11 @@ fn c_plugin_read_from_c_and_cpp() {
     let odd = sdk.work.join("a dir, with=odd chars");
     std::fs::create_dir_all(&odd).unwrap();
     std::fs::copy(&file, odd.join("data.bin")).unwrap();
-    let out = run(example(&sdk.c11.join("phys_read")).args(["0", "32", &format!("cbuffer:'{}'", odd.join("data.bin").display())]));
+    let out = run(example(&sdk.c11.join("phys_read")).args([
+        "0",
+        "32",
+        &format!("cbuffer:'{}'", odd.join("data.bin").display()),
+    ]));
     assert_eq!(parse_hexdump(&out).1, bytes[..32]);
 
     // C++: typed reads of the file through the plugin.

@@ -60,7 +60,8 @@ impl Fixture {
     /// The lines the guest printed between `==== MEMFLOW-BEGIN name ====` and its END line.
     fn section(&self, name: &str) -> &str {
         let begin = format!("==== MEMFLOW-BEGIN {name} ====\n");
-        let start = self.serial.find(&begin).unwrap_or_else(|| panic!("{}: no section {name}", self.name)) + begin.len();
+        let start =
+            self.serial.find(&begin).unwrap_or_else(|| panic!("{}: no section {name}", self.name)) + begin.len();
         let len = self.serial[start..].find(&format!("==== MEMFLOW-END {name} ====")).unwrap();
         &self.serial[start..start + len]
     }
@@ -104,10 +105,8 @@ fn kallsyms(fx: &Fixture) -> Kallsyms {
     let text_end = (find("_text"), find("_end"));
     let init = (find("__init_begin"), find("__init_end"));
     assert!(text_end.0 >= 0xffff_ffff_8000_0000 && text_end.0 < text_end.1, "{}: image {text_end:x?}", fx.name);
-    let image = all
-        .into_iter()
-        .filter(|s| "TtDdRrBb".contains(s.kind) && (text_end.0..text_end.1).contains(&s.addr))
-        .collect();
+    let image =
+        all.into_iter().filter(|s| "TtDdRrBb".contains(s.kind) && (text_end.0..text_end.1).contains(&s.addr)).collect();
     Kallsyms { image, text_end, init }
 }
 
@@ -167,7 +166,8 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
         let va = Address::new(sym.addr as umem);
         let oracle = reference::translate(&mut phys, &arch, &[root], va);
         assert_eq!(*got, oracle, "{name}: {} {} {:#x}: engine vs reference walker", sym.kind, sym.name, sym.addr);
-        let pa = got.unwrap_or_else(|e| panic!("{name}: {} {} {:#x} does not translate: {e:?}", sym.kind, sym.name, sym.addr));
+        let pa = got
+            .unwrap_or_else(|e| panic!("{name}: {} {} {:#x} does not translate: {e:?}", sym.kind, sym.name, sym.addr));
         // nokaslr: the image is mapped linearly, `_text` (0xffffffff81000000) at physical 16 MiB.
         assert_eq!(pa.address.to_umem() as u64, sym.addr - 0xffff_ffff_8000_0000, "{name}: {}", sym.name);
         *by_kind.entry(sym.kind).or_default() += 1;
@@ -180,7 +180,8 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
         syms.text_end.0,
         syms.text_end.1
     );
-    for must in ["_text", "_stext", "linux_banner", "init_task", "_sdata", "__bss_start", "jiffies_64", "start_kernel"] {
+    for must in ["_text", "_stext", "linux_banner", "init_task", "_sdata", "__bss_start", "jiffies_64", "start_kernel"]
+    {
         assert!(syms.image.iter().any(|s| s.name == must), "{name}: {must} not among the checked symbols");
     }
 }
@@ -257,7 +258,10 @@ fn kernel_page_map(name: &'static str, want: ArchitectureIdent) {
     assert_eq!(ident, want);
     let arch = ident.describe().unwrap();
     let half = kernel_half(&arch);
-    assert_eq!(half.to_umem() as u64, if want == ArchitectureIdent::X86_64 { 0xffff_8000_0000_0000 } else { 0xff00_0000_0000_0000 });
+    assert_eq!(
+        half.to_umem() as u64,
+        if want == ArchitectureIdent::X86_64 { 0xffff_8000_0000_0000 } else { 0xff00_0000_0000_0000 }
+    );
 
     let mut phys = conn.clone();
     let start = std::time::Instant::now();

@@ -30,7 +30,8 @@ pub fn dist(build: &Path) -> Result<PathBuf, String> {
         std::fs::remove_dir_all(&stage).map_err(|e| format!("cannot remove {}: {e}", stage.display()))?;
     }
     let dist = dist_dir();
-    let (build, stage_s, dist_s, archive_s) = (path_str(build)?, path_str(&stage)?, path_str(&dist)?, path_str(&archive)?);
+    let (build, stage_s, dist_s, archive_s) =
+        (path_str(build)?, path_str(&stage)?, path_str(&dist)?, path_str(&archive)?);
     run("cmake", &["-S", ".", "-B", build])?;
     run("cmake", &["--build", build])?;
     run("cmake", &["--install", build, "--prefix", stage_s])?;

@@ -40,7 +40,10 @@ pub fn c_header() -> Result<String, String> {
 /// has the same representation as the pointer, so `Option_Alias` becomes the (renamed) alias
 /// typedef, which must be in the header (listed under `[export] include`), and the opaque
 /// declaration goes.
-fn resolve_optional_fn_aliases(text: &str, renames: &std::collections::HashMap<String, String>) -> Result<String, String> {
+fn resolve_optional_fn_aliases(
+    text: &str,
+    renames: &std::collections::HashMap<String, String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut aliases = Vec::new();
     for line in text.split_inclusive('\n') {

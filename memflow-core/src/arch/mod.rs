@@ -367,12 +367,7 @@ const NO_LEVEL: Level = Level { shift: 0, bits: 0, leaf: false, table_perms: fal
 /// Levels of `bits_per_level` bits each above a page of `1 << page_shift` bytes, the top one
 /// narrower if `va_bits` asks for it; a level may hold pages if its entries span at most
 /// `1 << max_leaf_shift` bytes.
-fn uniform_levels(
-    va_bits: u8,
-    page_shift: u8,
-    bits_per_level: u8,
-    max_leaf_shift: u8,
-) -> ([Level; MAX_LEVELS], u8) {
+fn uniform_levels(va_bits: u8, page_shift: u8, bits_per_level: u8, max_leaf_shift: u8) -> ([Level; MAX_LEVELS], u8) {
     let index_bits = va_bits - page_shift;
     let count = index_bits.div_ceil(bits_per_level);
     let mut levels = [NO_LEVEL; MAX_LEVELS];
@@ -786,7 +781,10 @@ mod tests {
         let x64 = arch(ArchitectureIdent::X86_64);
         // PDE: present, writable, supervisor, PS, PAT (bit 12) set, NX.
         let pde = 0x8000_0001_2340_1083u64;
-        let expect = Entry::Page { base: Address::new(0x1_2340_0000), denied: Denied::USER | Denied::EXEC_USER | Denied::EXEC_KERNEL };
+        let expect = Entry::Page {
+            base: Address::new(0x1_2340_0000),
+            denied: Denied::USER | Denied::EXEC_USER | Denied::EXEC_KERNEL,
+        };
         assert_eq!(x64.decode(2, pde), expect);
         assert_eq!(x64.decode(0, 0x83), Entry::Invalid, "PS is reserved in a PML4E");
         assert_eq!(x64.decode(3, 0x5007), Entry::Page { base: Address::new(0x5000), denied: Denied::default() });
@@ -795,17 +793,29 @@ mod tests {
         assert_eq!(x32.decode(0, 0x00c0_0083), Entry::Page { base: Address::new(0xc0_0000), denied: Denied::USER });
 
         let pae = arch(ArchitectureIdent::X86Pae);
-        assert_eq!(pae.decode(0, 0x8000_0000_0000_3001), Entry::Table { next: Address::new(0x3000), denied: Denied::default() });
+        assert_eq!(
+            pae.decode(0, 0x8000_0000_0000_3001),
+            Entry::Table { next: Address::new(0x3000), denied: Denied::default() }
+        );
         assert_eq!(pae.root_table(Address::new(0x1_2345_6fe0)), Address::new(0x2345_6fe0));
 
         // AArch64 4K: level 1 block, AF, AP = RO at EL1 (AP[2]=1), UXN; level 3 page RW EL0, PXN.
         let arm = arch(ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 });
         let block = 0x0040_0000_4000_0481u64;
-        assert_eq!(arm.decode(1, block), Entry::Page { base: Address::new(0x4000_0000), denied: Denied::WRITE | Denied::USER | Denied::EXEC_USER });
+        assert_eq!(
+            arm.decode(1, block),
+            Entry::Page { base: Address::new(0x4000_0000), denied: Denied::WRITE | Denied::USER | Denied::EXEC_USER }
+        );
         assert_eq!(arm.decode(0, block), Entry::Invalid, "no blocks at level 0 with 4K granule");
-        assert_eq!(arm.decode(3, 0x0020_0000_8765_4443), Entry::Page { base: Address::new(0x8765_4000), denied: Denied::EXEC_KERNEL });
+        assert_eq!(
+            arm.decode(3, 0x0020_0000_8765_4443),
+            Entry::Page { base: Address::new(0x8765_4000), denied: Denied::EXEC_KERNEL }
+        );
         assert_eq!(arm.decode(3, 0x0000_0000_8765_4441), Entry::Invalid, "0b01 is reserved at level 3");
-        assert_eq!(arm.decode(0, 0x6000_0000_1234_5003), Entry::Table { next: Address::new(0x1234_5000), denied: Denied::WRITE | Denied::USER });
+        assert_eq!(
+            arm.decode(0, 0x6000_0000_1234_5003),
+            Entry::Table { next: Address::new(0x1234_5000), denied: Denied::WRITE | Denied::USER }
+        );
         let arm16 = arch(ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 48 });
         assert_eq!(arm16.decode(1, 0x4000_0001), Entry::Invalid, "no level 1 blocks with 16K granule");
         assert!(matches!(arm16.decode(2, 0x0200_0001), Entry::Page { .. }));
@@ -816,7 +826,13 @@ mod tests {
         let pte = (0x80201u64 << 10) | 0b11111;
         assert_eq!(rv.decode(2, pte), Entry::Page { base: Address::new(0x8020_1000), denied: Denied::default() });
         assert_eq!(rv.decode(1, pte), Entry::Invalid);
-        assert_eq!(rv.decode(1, (0x80200u64 << 10) | 0b00011), Entry::Page { base: Address::new(0x8020_0000), denied: Denied::WRITE | Denied::USER | Denied::EXEC_USER | Denied::EXEC_KERNEL });
+        assert_eq!(
+            rv.decode(1, (0x80200u64 << 10) | 0b00011),
+            Entry::Page {
+                base: Address::new(0x8020_0000),
+                denied: Denied::WRITE | Denied::USER | Denied::EXEC_USER | Denied::EXEC_KERNEL
+            }
+        );
         assert_eq!(rv.decode(0, 0b101), Entry::Invalid);
         assert_eq!(rv.decode(2, (0x1234u64 << 10) | 1), Entry::Invalid);
         assert_eq!(rv.root_table(Address::new(0x8000_0000_0008_0200)), Address::new(0x8020_0000));
@@ -847,7 +863,10 @@ mod tests {
                 }
                 if level + 1 < a.levels().len() {
                     let next = Address::new(0x30000);
-                    assert_eq!(a.decode(level, a.encode_table(level, next)), Entry::Table { next, denied: Denied::default() });
+                    assert_eq!(
+                        a.decode(level, a.encode_table(level, next)),
+                        Entry::Table { next, denied: Denied::default() }
+                    );
                 }
             }
             let root = Address::new(0x30000);

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use cglue::slice::{CSliceMut, CSliceRef};
 
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResult, Result};
-use crate::mem::{MapPiece, MemBatch, MemMapping, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata, SplitBuf};
+use crate::mem::{
+    MapPiece, MemBatch, MemMapping, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata,
+    SplitBuf,
+};
 use crate::types::{umem, Address, PhysicalAddress};
 
 /// Owns the bytes a [`BufferMemory`] points into.

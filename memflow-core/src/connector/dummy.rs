@@ -9,8 +9,7 @@ use crate::types::umem;
 
 /// `size` bytes of zeroed, writable physical memory at address 0.
 pub fn dummy_memory(size: usize) -> BufferMemory {
-    BufferMemory::identity(Arc::new(HeapBacking::zeroed(size)))
-        .expect("an identity map always fits its own buffer")
+    BufferMemory::identity(Arc::new(HeapBacking::zeroed(size))).expect("an identity map always fits its own buffer")
 }
 
 /// Zeroed, writable physical memory laid out by `map`; the backing is as large as the

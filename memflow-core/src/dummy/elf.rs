@@ -15,8 +15,8 @@
 //! undefined symbols named by `JUMP_SLOT` relocations of their `.got` slots.
 
 use goblin::elf::dynamic::{
-    DT_GNU_HASH, DT_HASH, DT_JMPREL, DT_NULL, DT_PLTGOT, DT_PLTREL, DT_PLTRELSZ, DT_REL, DT_RELA, DT_STRSZ,
-    DT_STRTAB, DT_SYMENT, DT_SYMTAB,
+    DT_GNU_HASH, DT_HASH, DT_JMPREL, DT_NULL, DT_PLTGOT, DT_PLTREL, DT_PLTRELSZ, DT_REL, DT_RELA, DT_STRSZ, DT_STRTAB,
+    DT_SYMENT, DT_SYMTAB,
 };
 use goblin::elf::header::{EM_386, EM_AARCH64, EM_RISCV, EM_X86_64, ET_DYN};
 use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_DYNAMIC, PT_LOAD};
@@ -196,31 +196,41 @@ impl Writer {
     fn header(&mut self, machine: u16, phnum: usize, shoff: usize, shnum: usize) {
         self.bytes[..8].copy_from_slice(&[0x7f, b'E', b'L', b'F', if self.is64 { 2 } else { 1 }, 1, 1, 0]);
         let w = self.word();
-        self.fields(16, &[
-            (u64::from(ET_DYN), 2),
-            (u64::from(machine), 2),
-            (1, 4), // e_version
-            (0, w), // e_entry
-            (self.header_size() as u64, w),
-            (shoff as u64, w),
-            (0, 4), // e_flags
-            (self.header_size() as u64, 2),
-            (self.phdr_size() as u64, 2),
-            (phnum as u64, 2),
-            (self.shdr_size() as u64, 2),
-            (shnum as u64, 2),
-            (shnum as u64 - 1, 2), // .shstrtab is the last section
-        ]);
+        self.fields(
+            16,
+            &[
+                (u64::from(ET_DYN), 2),
+                (u64::from(machine), 2),
+                (1, 4), // e_version
+                (0, w), // e_entry
+                (self.header_size() as u64, w),
+                (shoff as u64, w),
+                (0, 4), // e_flags
+                (self.header_size() as u64, 2),
+                (self.phdr_size() as u64, 2),
+                (phnum as u64, 2),
+                (self.shdr_size() as u64, 2),
+                (shnum as u64, 2),
+                (shnum as u64 - 1, 2), // .shstrtab is the last section
+            ],
+        );
     }
 
     /// A program header whose file offset, address and sizes are `offset` and `size`.
     fn phdr(&mut self, index: usize, kind: u32, flags: u32, offset: usize, size: usize, align: usize) {
         let at = self.header_size() + index * self.phdr_size();
-        let (kind, flags, offset, size, align) = (u64::from(kind), u64::from(flags), offset as u64, size as u64, align as u64);
+        let (kind, flags, offset, size, align) =
+            (u64::from(kind), u64::from(flags), offset as u64, size as u64, align as u64);
         if self.is64 {
-            self.fields(at, &[(kind, 4), (flags, 4), (offset, 8), (offset, 8), (offset, 8), (size, 8), (size, 8), (align, 8)]);
+            self.fields(
+                at,
+                &[(kind, 4), (flags, 4), (offset, 8), (offset, 8), (offset, 8), (size, 8), (size, 8), (align, 8)],
+            );
         } else {
-            self.fields(at, &[(kind, 4), (offset, 4), (offset, 4), (offset, 4), (size, 4), (size, 4), (flags, 4), (align, 4)]);
+            self.fields(
+                at,
+                &[(kind, 4), (offset, 4), (offset, 4), (offset, 4), (size, 4), (size, 4), (flags, 4), (align, 4)],
+            );
         }
     }
 
@@ -245,18 +255,21 @@ impl Writer {
         let w = self.word();
         // Allocated sections sit at the address equal to their file offset.
         let addr = if s.flags & SHF_ALLOC != 0 { s.offset as u64 } else { 0 };
-        self.fields(at, &[
-            (name as u64, 4),
-            (u64::from(s.kind), 4),
-            (u64::from(s.flags), w),
-            (addr, w),
-            (s.offset as u64, w),
-            (s.size as u64, w),
-            (u64::from(s.link), 4),
-            (u64::from(s.info), 4),
-            (s.align as u64, w),
-            (s.entsize as u64, w),
-        ]);
+        self.fields(
+            at,
+            &[
+                (name as u64, 4),
+                (u64::from(s.kind), 4),
+                (u64::from(s.flags), w),
+                (addr, w),
+                (s.offset as u64, w),
+                (s.size as u64, w),
+                (u64::from(s.link), 4),
+                (u64::from(s.info), 4),
+                (s.align as u64, w),
+                (s.entsize as u64, w),
+            ],
+        );
     }
 }
 
@@ -327,28 +340,120 @@ pub fn write_image(target: ElfTarget, page: usize, spec: &ImageSpec) -> WrittenI
     let data_index = text_index + 3;
     let mut sections = vec![
         Section { name: "", kind: 0, flags: 0, offset: 0, size: 0, link: 0, info: 0, align: 0, entsize: 0 },
-        Section { name: hash_name, kind: hash_kind, flags: SHF_ALLOC, offset: hash_at, size: hash_size, link: 2, info: 0, align: word, entsize: if spec.hash == HashStyle::SysV { 4 } else { 0 } },
-        Section { name: ".dynsym", kind: SHT_DYNSYM, flags: SHF_ALLOC, offset: dynsym_at, size: sym_count * w.sym_size(), link: 3, info: 1, align: word, entsize: w.sym_size() },
-        Section { name: ".dynstr", kind: SHT_STRTAB, flags: SHF_ALLOC, offset: dynstr_at, size: dynstr.len(), link: 0, info: 0, align: 1, entsize: 0 },
+        Section {
+            name: hash_name,
+            kind: hash_kind,
+            flags: SHF_ALLOC,
+            offset: hash_at,
+            size: hash_size,
+            link: 2,
+            info: 0,
+            align: word,
+            entsize: if spec.hash == HashStyle::SysV { 4 } else { 0 },
+        },
+        Section {
+            name: ".dynsym",
+            kind: SHT_DYNSYM,
+            flags: SHF_ALLOC,
+            offset: dynsym_at,
+            size: sym_count * w.sym_size(),
+            link: 3,
+            info: 1,
+            align: word,
+            entsize: w.sym_size(),
+        },
+        Section {
+            name: ".dynstr",
+            kind: SHT_STRTAB,
+            flags: SHF_ALLOC,
+            offset: dynstr_at,
+            size: dynstr.len(),
+            link: 0,
+            info: 0,
+            align: 1,
+            entsize: 0,
+        },
     ];
     if has_plt {
         let got_index = text_index as u32 + 2;
-        sections.push(Section { name: reloc_name, kind: reloc_kind, flags: SHF_ALLOC, offset: relocs_at, size: relocs_size, link: 2, info: got_index, align: word, entsize: w.reloc_size() });
+        sections.push(Section {
+            name: reloc_name,
+            kind: reloc_kind,
+            flags: SHF_ALLOC,
+            offset: relocs_at,
+            size: relocs_size,
+            link: 2,
+            info: got_index,
+            align: word,
+            entsize: w.reloc_size(),
+        });
     }
     sections.extend([
-        Section { name: ".text", kind: SHT_PROGBITS, flags: SHF_ALLOC | SHF_EXECINSTR, offset: text_at, size: spec.functions.len() * FUNCTION_SIZE, link: 0, info: 0, align: FUNCTION_SIZE, entsize: 0 },
-        Section { name: ".dynamic", kind: SHT_DYNAMIC, flags: SHF_ALLOC | SHF_WRITE, offset: dynamic_at, size: dyn_count * 2 * word, link: 3, info: 0, align: word, entsize: 2 * word },
-        Section { name: ".got", kind: SHT_PROGBITS, flags: SHF_ALLOC | SHF_WRITE, offset: got_at, size: spec.imports.len() * word, link: 0, info: 0, align: word, entsize: word },
-        Section { name: ".data", kind: SHT_PROGBITS, flags: SHF_ALLOC | SHF_WRITE, offset: data_at, size: spec.objects.len() * OBJECT_SIZE, link: 0, info: 0, align: OBJECT_SIZE, entsize: 0 },
+        Section {
+            name: ".text",
+            kind: SHT_PROGBITS,
+            flags: SHF_ALLOC | SHF_EXECINSTR,
+            offset: text_at,
+            size: spec.functions.len() * FUNCTION_SIZE,
+            link: 0,
+            info: 0,
+            align: FUNCTION_SIZE,
+            entsize: 0,
+        },
+        Section {
+            name: ".dynamic",
+            kind: SHT_DYNAMIC,
+            flags: SHF_ALLOC | SHF_WRITE,
+            offset: dynamic_at,
+            size: dyn_count * 2 * word,
+            link: 3,
+            info: 0,
+            align: word,
+            entsize: 2 * word,
+        },
+        Section {
+            name: ".got",
+            kind: SHT_PROGBITS,
+            flags: SHF_ALLOC | SHF_WRITE,
+            offset: got_at,
+            size: spec.imports.len() * word,
+            link: 0,
+            info: 0,
+            align: word,
+            entsize: word,
+        },
+        Section {
+            name: ".data",
+            kind: SHT_PROGBITS,
+            flags: SHF_ALLOC | SHF_WRITE,
+            offset: data_at,
+            size: spec.objects.len() * OBJECT_SIZE,
+            link: 0,
+            info: 0,
+            align: OBJECT_SIZE,
+            entsize: 0,
+        },
     ]);
     let mut shstrtab = vec![0u8];
-    let section_names: Vec<usize> = sections.iter().map(|s| if s.name.is_empty() { 0 } else { add_name(&mut shstrtab, s.name) }).collect();
+    let section_names: Vec<usize> =
+        sections.iter().map(|s| if s.name.is_empty() { 0 } else { add_name(&mut shstrtab, s.name) }).collect();
     let shstrtab_name = add_name(&mut shstrtab, ".shstrtab");
     let shstrtab_at = cursor.take(shstrtab.len());
-    sections.push(Section { name: ".shstrtab", kind: SHT_STRTAB, flags: 0, offset: shstrtab_at, size: shstrtab.len(), link: 0, info: 0, align: 1, entsize: 0 });
+    sections.push(Section {
+        name: ".shstrtab",
+        kind: SHT_STRTAB,
+        flags: 0,
+        offset: shstrtab_at,
+        size: shstrtab.len(),
+        link: 0,
+        info: 0,
+        align: 1,
+        entsize: 0,
+    });
     let shdrs_at = cursor.take(sections.len() * w.shdr_size());
     assert!(cursor.0 <= page, "image tables take {:#x} bytes, more than a page", cursor.0);
-    let code_and_data_fit = spec.functions.len() * FUNCTION_SIZE <= page && data_at + spec.objects.len() * OBJECT_SIZE <= SEGMENT_COUNT * page;
+    let code_and_data_fit = spec.functions.len() * FUNCTION_SIZE <= page
+        && data_at + spec.objects.len() * OBJECT_SIZE <= SEGMENT_COUNT * page;
     assert!(code_and_data_fit, "the code or the data of the image take more than a page");
 
     // Headers.
@@ -379,7 +484,10 @@ pub fn write_image(target: ElfTarget, page: usize, spec: &ImageSpec) -> WrittenI
             let hashes: Vec<u32> = exported.iter().map(|n| gnu_hash(n)).collect();
             let bloom = hashes.iter().fold(0u64, |b, h| b | 1 << (h % bits) | 1 << ((h >> shift) % bits));
             let bucket = if hashes.is_empty() { 0 } else { first_export };
-            let at = w.fields(hash_at, &[(1, 4), (first_export as u64, 4), (1, 4), (u64::from(shift), 4), (bloom, word), (bucket as u64, 4)]);
+            let at = w.fields(
+                hash_at,
+                &[(1, 4), (first_export as u64, 4), (1, 4), (u64::from(shift), 4), (bloom, word), (bucket as u64, 4)],
+            );
             for (i, h) in hashes.iter().enumerate() {
                 let end = u32::from(i + 1 == hashes.len());
                 w.fields(at + 4 * i, &[(u64::from(h & !1 | end), 4)]);
@@ -415,7 +523,12 @@ pub fn write_image(target: ElfTarget, page: usize, spec: &ImageSpec) -> WrittenI
     ];
     if has_plt {
         let rel_tag = if target.is64 { DT_RELA } else { DT_REL };
-        entries.extend([(DT_PLTGOT, got_at), (DT_JMPREL, relocs_at), (DT_PLTRELSZ, relocs_size), (DT_PLTREL, rel_tag as usize)]);
+        entries.extend([
+            (DT_PLTGOT, got_at),
+            (DT_JMPREL, relocs_at),
+            (DT_PLTRELSZ, relocs_size),
+            (DT_PLTREL, rel_tag as usize),
+        ]);
     }
     entries.push((DT_NULL, 0));
     for (i, (tag, value)) in entries.into_iter().enumerate() {
@@ -461,18 +574,22 @@ mod tests {
                     let elf = Elf::parse(&image.bytes).unwrap_or_else(|e| panic!("{arch:?} {hash:?}: {e}"));
                     assert_eq!(elf.is_64, ElfTarget::of(arch).is64);
                     assert_eq!(elf.header.e_machine, ElfTarget::of(arch).machine);
-                    let dynsyms: Vec<_> = elf.dynsyms.iter().map(|s| (elf.dynstrtab.get_at(s.st_name).unwrap(), s.st_value)).collect();
-                    let defined: Vec<_> = dynsyms.iter().filter(|(_, v)| *v != 0).map(|(n, v)| (n.to_string(), *v as umem)).collect();
+                    let dynsyms: Vec<_> =
+                        elf.dynsyms.iter().map(|s| (elf.dynstrtab.get_at(s.st_name).unwrap(), s.st_value)).collect();
+                    let defined: Vec<_> =
+                        dynsyms.iter().filter(|(_, v)| *v != 0).map(|(n, v)| (n.to_string(), *v as umem)).collect();
                     assert_eq!(defined, image.exports, "{arch:?} {hash:?}");
                     let relocs: Vec<_> = elf
                         .pltrelocs
                         .iter()
                         .map(|r| (dynsyms[r.r_sym].0.to_string(), r.r_offset as umem, r.r_type))
                         .collect();
-                    let expect: Vec<_> = image.imports.iter().map(|(n, o)| (n.clone(), *o, ElfTarget::of(arch).jump_slot)).collect();
+                    let expect: Vec<_> =
+                        image.imports.iter().map(|(n, o)| (n.clone(), *o, ElfTarget::of(arch).jump_slot)).collect();
                     assert_eq!(relocs, expect);
                     assert_eq!(elf.program_headers.len(), 4);
-                    let names: Vec<_> = elf.section_headers.iter().filter_map(|s| elf.shdr_strtab.get_at(s.sh_name)).collect();
+                    let names: Vec<_> =
+                        elf.section_headers.iter().filter_map(|s| elf.shdr_strtab.get_at(s.sh_name)).collect();
                     assert!(names.contains(&".text") && names.contains(&".shstrtab"), "{names:?}");
                     for (name, offset) in &image.exports {
                         let at = *offset as usize;

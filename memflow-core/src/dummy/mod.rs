@@ -64,7 +64,11 @@ pub fn random_space(arch: ArchitectureIdent, seed: u64, pages: usize, mem_size: 
             break;
         }
         // Mostly small pages; sometimes each larger size.
-        let shift = if rng.chance(75) { leaf_levels[leaf_levels.len() - 1] } else { leaf_levels[rng.below(leaf_levels.len() as u64) as usize] };
+        let shift = if rng.chance(75) {
+            leaf_levels[leaf_levels.len() - 1]
+        } else {
+            leaf_levels[rng.below(leaf_levels.len() as u64) as usize]
+        };
         let size = (1 as umem) << shift;
         let run = if rng.chance(50) { 1 + rng.below(16) } else { 1 };
         let base = clusters[rng.below(clusters.len() as u64) as usize];

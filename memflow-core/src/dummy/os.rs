@@ -101,10 +101,18 @@ const KERNEL_MODULES: [(&str, ImageSpec); 3] = [
             hash: HashStyle::SysV,
         },
     ),
-    ("dummy_blk.ko", ImageSpec { functions: &["blk_dummy_init"], objects: &[], imports: &["printk"], hash: HashStyle::Gnu }),
+    (
+        "dummy_blk.ko",
+        ImageSpec { functions: &["blk_dummy_init"], objects: &[], imports: &["printk"], hash: HashStyle::Gnu },
+    ),
     (
         "dummy_net.ko",
-        ImageSpec { functions: &["net_dummy_init"], objects: &["net_dummy_stats"], imports: &["printk"], hash: HashStyle::SysV },
+        ImageSpec {
+            functions: &["net_dummy_init"],
+            objects: &["net_dummy_stats"],
+            imports: &["printk"],
+            hash: HashStyle::SysV,
+        },
     ),
 ];
 
@@ -193,7 +201,8 @@ impl Layout {
             None => (page_shift, HEAP_PAGES << page_shift),
         };
         let mut segments = a.segments();
-        let low = segments.next().ok_or_else(|| os_error(ErrorKind::Internal, format_args!("{arch:?} has no addresses")))?;
+        let low =
+            segments.next().ok_or_else(|| os_error(ErrorKind::Internal, format_args!("{arch:?} has no addresses")))?;
         let low_end = low.last.to_umem() as u64 + 1;
         let (user_top, kernel_start) = match segments.next() {
             Some(high) => (low_end, high.first.to_umem() as u64),
@@ -236,7 +245,9 @@ impl PhysAlloc {
         let at = at.ok_or_else(|| {
             os_error(
                 ErrorKind::OutOfMemory,
-                format_args!("synthetic physical memory exhausted ({size:#x} bytes wanted); give the dummy OS more memory"),
+                format_args!(
+                    "synthetic physical memory exhausted ({size:#x} bytes wanted); give the dummy OS more memory"
+                ),
             )
         })?;
         if align > self.page {
@@ -267,13 +278,31 @@ impl<'a> SpaceBuilder<'a> {
         let size = TABLE_PAGES * layout.page();
         let tables_base = alloc.take(size, layout.page())?;
         let tables = PageTableBuilder::new(mem.clone(), layout.arch, tables_base..tables_base + size as umem)?;
-        Ok(SpaceBuilder { tables, mem: mem.clone(), alloc, layout, user, tables_base, modules: vec![], regions: vec![] })
+        Ok(SpaceBuilder {
+            tables,
+            mem: mem.clone(),
+            alloc,
+            layout,
+            user,
+            tables_base,
+            modules: vec![],
+            regions: vec![],
+        })
     }
 
     /// Maps `size` bytes at `va` to `pa` with pages of `1 << shift` bytes and writes `data`
     /// at its start.
     #[allow(clippy::too_many_arguments)]
-    fn map(&mut self, name: String, va: u64, pa: Address, size: u64, shift: u8, access: Access, data: Vec<u8>) -> Result<()> {
+    fn map(
+        &mut self,
+        name: String,
+        va: u64,
+        pa: Address,
+        size: u64,
+        shift: u8,
+        access: Access,
+        data: Vec<u8>,
+    ) -> Result<()> {
         let mut flags = PageType::empty();
         flags.set(PageType::USER, self.user);
         flags.set(PageType::WRITEABLE, access.write);
@@ -470,7 +499,14 @@ impl DummyOsBuilder {
         for name in &self.processes {
             world.add_process(name)?;
         }
-        Ok(DummyOs { world: Arc::new(Mutex::new(world)), mem, kernel: Arc::new(kernel), kernel_view, info, lib: self.lib })
+        Ok(DummyOs {
+            world: Arc::new(Mutex::new(world)),
+            mem,
+            kernel: Arc::new(kernel),
+            kernel_view,
+            info,
+            lib: self.lib,
+        })
     }
 }
 
@@ -543,7 +579,9 @@ impl Os for DummyOs {
 
     fn process_info_by_address(&mut self, address: Address) -> Result<ProcessInfo> {
         let world = self.world();
-        let entry = world.process(address).ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("no process {address}")))?;
+        let entry = world
+            .process(address)
+            .ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("no process {address}")))?;
         Ok(entry.truth.info.clone())
     }
 
@@ -569,7 +607,9 @@ impl Os for DummyOs {
 
     fn module_by_address(&mut self, address: Address) -> Result<ModuleInfo> {
         let module = self.kernel.modules.iter().find(|m| m.info.address == address);
-        module.map(|m| m.info.clone()).ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("no kernel module {address}")))
+        module
+            .map(|m| m.info.clone())
+            .ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("no kernel module {address}")))
     }
 
     /// The exports of the kernel image.
@@ -625,8 +665,8 @@ impl PhysicalMemory for DummyOs {
 mod groups {
     use super::*;
     use crate::mem::{MemoryViewVtbl, PhysicalMemoryVtbl};
-    use crate::translate::{VirtualTranslate, VirtualTranslateVtbl};
     use crate::plugins::*;
+    use crate::translate::{VirtualTranslate, VirtualTranslateVtbl};
     use cglue::prelude::v1::*;
 
     cglue_impl_group!(DummyOs, OsInstance, { PhysicalMemory, MemoryView, VirtualTranslate });

@@ -144,9 +144,7 @@ impl PageTableBuilder {
                     self.write_entry(slot, self.arch.encode_table(l, next))?;
                     next
                 }
-                Entry::Page { .. } | Entry::Invalid => {
-                    return Err(build_err(ErrorKind::InvalidArgument))
-                }
+                Entry::Page { .. } | Entry::Invalid => return Err(build_err(ErrorKind::InvalidArgument)),
             };
         }
         Err(build_err(ErrorKind::InvalidArgument))

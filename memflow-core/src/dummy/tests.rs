@@ -55,9 +55,11 @@ fn check_process<P: Process + MemoryView>(os: &mut DummyOs, process: &mut P, tru
     for module in &truth.space.modules {
         let found = process.module_by_name(&module.info.name.to_ascii_uppercase()).unwrap();
         assert_eq!(found.base, module.info.base, "by name, any case");
-        let exports: Vec<_> = process.module_exports(&found).unwrap().iter().map(|e| (e.name.to_string(), e.offset)).collect();
+        let exports: Vec<_> =
+            process.module_exports(&found).unwrap().iter().map(|e| (e.name.to_string(), e.offset)).collect();
         assert_eq!(exports, module.exports, "{name} {}", module.info.name);
-        let imports: Vec<_> = process.module_imports(&found).unwrap().iter().map(|i| (i.name.to_string(), i.offset)).collect();
+        let imports: Vec<_> =
+            process.module_imports(&found).unwrap().iter().map(|i| (i.name.to_string(), i.offset)).collect();
         assert_eq!(imports, module.imports);
         let sections: Vec<_> =
             process.module_sections(&found).unwrap().iter().map(|s| (s.name.to_string(), s.base, s.size)).collect();
@@ -82,11 +84,10 @@ fn every_architecture_matches_its_truth() {
     for &arch in ArchitectureIdent::EVERY_MODE {
         let mut os = os_of(arch, &["init", "sshd", "Bash"]);
         let infos = os.process_info_list().unwrap();
-        assert_eq!(infos.iter().map(|i| (i.pid, i.ppid, i.name.to_string())).collect::<Vec<_>>(), [
-            (1, 0, "init".to_string()),
-            (2, 1, "sshd".to_string()),
-            (3, 1, "Bash".to_string())
-        ]);
+        assert_eq!(
+            infos.iter().map(|i| (i.pid, i.ppid, i.name.to_string())).collect::<Vec<_>>(),
+            [(1, 0, "init".to_string()), (2, 1, "sshd".to_string()), (3, 1, "Bash".to_string())]
+        );
         for info in infos {
             assert_eq!((info.sys_arch, info.proc_arch, info.state), (arch, arch, ProcessState::Alive));
             let truth = os.truth(info.pid).unwrap();
@@ -123,7 +124,11 @@ fn the_process_view_differs_per_process_and_layouts_follow_the_seed() {
 
 #[test]
 fn kernel_space_modules_and_physical_memory() {
-    for arch in [ArchitectureIdent::X86_64, ArchitectureIdent::X86Pae, ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 }] {
+    for arch in [
+        ArchitectureIdent::X86_64,
+        ArchitectureIdent::X86Pae,
+        ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 },
+    ] {
         let mut os = os_of(arch, &["init"]);
         let kernel = os.kernel().clone();
         let names: Vec<String> = os.module_list().unwrap().iter().map(|m| m.name.to_string()).collect();

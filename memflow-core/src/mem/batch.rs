@@ -69,8 +69,7 @@ pub type WriteBatch<'buf, 'a, 'b, 'c> = MemBatch<'a, 'b, 'c, WriteOp<'buf>, CSli
 /// A batch of physical reads.
 pub type PhysReadBatch<'buf, 'a, 'b, 'c> = MemBatch<'a, 'b, 'c, PhysReadOp<'buf>, CSliceMut<'buf, u8>>;
 /// A batch of physical writes.
-pub type PhysWriteBatch<'buf, 'a, 'b, 'c> =
-    MemBatch<'a, 'b, 'c, PhysWriteOp<'buf>, CSliceRef<'buf, u8>>;
+pub type PhysWriteBatch<'buf, 'a, 'b, 'c> = MemBatch<'a, 'b, 'c, PhysWriteOp<'buf>, CSliceRef<'buf, u8>>;
 
 impl<'a, 'b, 'c, T, B> MemBatch<'a, 'b, 'c, T, B> {
     /// Runs `f` on a batch built from a Rust iterator and optional callbacks.

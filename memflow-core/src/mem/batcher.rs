@@ -49,15 +49,14 @@ impl<'a, V: MemoryView> MemoryBatcher<'a, V> {
     /// Unreadable bytes are zeroed; the result is partial if any read or write failed in part.
     pub fn commit(&mut self) -> PartialResult<()> {
         let writes = core::mem::take(&mut self.writes);
-        let write_res = write_checking(
-            writes.into_iter().map(|(addr, d)| MemOp { addr, tag: addr, buf: d.into() }),
-            |b| self.view.write_batch(b),
-        );
+        let write_res =
+            write_checking(writes.into_iter().map(|(addr, d)| MemOp { addr, tag: addr, buf: d.into() }), |b| {
+                self.view.write_batch(b)
+            });
         let reads = core::mem::take(&mut self.reads);
-        let read_res = read_zeroing(
-            reads.into_iter().map(|(addr, d)| MemOp { addr, tag: addr, buf: d.into() }),
-            |b| self.view.read_batch(b),
-        );
+        let read_res = read_zeroing(reads.into_iter().map(|(addr, d)| MemOp { addr, tag: addr, buf: d.into() }), |b| {
+            self.view.read_batch(b)
+        });
         match (write_res, read_res) {
             (Err(PartialError::Error(e)), _) | (_, Err(PartialError::Error(e))) => Err(e.into()),
             (Err(e), _) | (_, Err(e)) => Err(e),

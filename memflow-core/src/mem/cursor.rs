@@ -92,10 +92,7 @@ impl<V: MemoryView> Seek for MemoryCursor<V> {
 
 fn offset(base: Address, delta: i64) -> Option<Address> {
     let base = base.to_umem();
-    let moved = if delta >= 0 {
-        base.checked_add(delta as umem)
-    } else {
-        base.checked_sub(delta.unsigned_abs() as umem)
-    };
+    let moved =
+        if delta >= 0 { base.checked_add(delta as umem) } else { base.checked_sub(delta.unsigned_abs() as umem) };
     moved.map(Address::new)
 }

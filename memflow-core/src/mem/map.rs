@@ -237,10 +237,7 @@ mod tests {
         m.split(Address::new(umem::MAX - 0x100f), 0x20, |p| pieces.push(p));
         assert_eq!(
             pieces,
-            vec![
-                MapPiece::Mapped { offset: 0, len: 0x10, backing: 0xff0 },
-                MapPiece::Hole { offset: 0x10, len: 0x10 },
-            ]
+            vec![MapPiece::Mapped { offset: 0, len: 0x10, backing: 0xff0 }, MapPiece::Hole { offset: 0x10, len: 0x10 },]
         );
         pieces.clear();
         m.split(Address::new(umem::MAX - 0xf), 0x20, |p| pieces.push(p));

@@ -108,7 +108,6 @@ pub trait PhysicalMemory: Send {
     }
 }
 
-
 /// Any [`PhysicalMemory`] seen as a [`MemoryView`]: addresses are physical addresses.
 ///
 /// Pointer width and endianness default to 64-bit little endian; set them with

@@ -108,9 +108,7 @@ pub trait MemoryView: Send {
     where
         Self: Sized,
     {
-        let ops = items
-            .iter_mut()
-            .map(|(a, v)| MemOp { addr: *a, tag: *a, buf: bytemuck::bytes_of_mut(v).into() });
+        let ops = items.iter_mut().map(|(a, v)| MemOp { addr: *a, tag: *a, buf: bytemuck::bytes_of_mut(v).into() });
         read_zeroing(ops, |b| self.read_batch(b))
     }
 
@@ -184,9 +182,8 @@ pub trait MemoryView: Send {
     where
         Self: Sized,
     {
-        let decode = |b: Vec<u8>| {
-            String::from_utf8(b).map_err(|_| Error::new(ErrorOrigin::Memory, ErrorKind::Encoding))
-        };
+        let decode =
+            |b: Vec<u8>| String::from_utf8(b).map_err(|_| Error::new(ErrorOrigin::Memory, ErrorKind::Encoding));
         match self.read_cstr_bytes(addr, max_len) {
             Ok(b) => Ok(decode(b)?),
             Err(PartialError::PartialRead(b)) => Err(PartialError::PartialRead(decode(b)?)),

@@ -10,8 +10,8 @@ use cglue::slice::CSliceMut;
 
 use crate::error::Result;
 use crate::mem::{
-    report, split_at_boundaries, MemBatch, MemChunk, MemMapping, MemOp, PhysReadBatch, PhysReadOp,
-    PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata,
+    report, split_at_boundaries, MemBatch, MemChunk, MemMapping, MemOp, PhysReadBatch, PhysReadOp, PhysWriteBatch,
+    PhysicalMemory, PhysicalMemoryMetadata,
 };
 use crate::types::{umem, Address, PageType, PhysicalAddress};
 
@@ -175,7 +175,8 @@ impl<P: PhysicalMemory> CachedMemory<P> {
         }
         if !direct.is_empty() {
             let mut ops = direct.drain(..);
-            let batch = MemBatch { ops: (&mut ops).into(), on_ok: on_ok.as_deref_mut(), on_fail: on_fail.as_deref_mut() };
+            let batch =
+                MemBatch { ops: (&mut ops).into(), on_ok: on_ok.as_deref_mut(), on_fail: on_fail.as_deref_mut() };
             self.mem.phys_read_batch(batch)?;
         }
         Ok(())
@@ -320,7 +321,10 @@ mod tests {
         let res = cached.phys_read_raw_into(table(0x1ff0), &mut buf);
         assert!(res.is_partial());
         assert!(buf[0x10..].iter().all(|&b| b == 0));
-        assert_eq!(&buf[..0x10], &patterned(0x2000).phys_view().read_raw(Address::new(0x1ff0), 0x10).data().unwrap()[..]);
+        assert_eq!(
+            &buf[..0x10],
+            &patterned(0x2000).phys_view().read_raw(Address::new(0x1ff0), 0x10).data().unwrap()[..]
+        );
     }
 
     proptest! {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::Result;
-use crate::mem::{MemBatch, MemChunk, MemMapping, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
+use crate::mem::{
+    MemBatch, MemChunk, MemMapping, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata,
+};
 
 /// A snapshot of the counters of a [`MetricsMemory`].
 #[repr(C)]
@@ -123,7 +125,11 @@ impl<P: PhysicalMemory> MetricsMemory<P> {
         let start = Instant::now();
         let res = f(
             &mut self.mem,
-            MemBatch { ops: (&mut ops).into(), on_ok: Some(&mut (&mut ok).into()), on_fail: Some(&mut (&mut fail).into()) },
+            MemBatch {
+                ops: (&mut ops).into(),
+                on_ok: Some(&mut (&mut ok).into()),
+                on_fail: Some(&mut (&mut fail).into()),
+            },
         );
         add(&self.counters.busy_ns, start.elapsed().as_nanos() as u64);
         add(&self.counters.batches, 1);

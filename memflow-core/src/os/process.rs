@@ -70,10 +70,9 @@ pub trait Process: Send {
     where
         Self: Sized,
     {
-        self.module_list()?
-            .into_iter()
-            .find(|m| m.name.eq_ignore_ascii_case(name))
-            .ok_or_else(|| Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(format_args!("no module `{name}`")))
+        self.module_list()?.into_iter().find(|m| m.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
+            Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(format_args!("no module `{name}`"))
+        })
     }
 
     /// The main executable's module.
@@ -134,7 +133,9 @@ pub trait Process: Send {
             found.is_none()
         };
         self.module_export_list_callback(module, (&mut cb).into())?;
-        found.ok_or_else(|| Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(format_args!("no export `{name}`")))
+        found.ok_or_else(|| {
+            Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(format_args!("no export `{name}`"))
+        })
     }
 
     /// Every mapped range of the whole address space, merging gaps up to `gap_size` bytes.
@@ -161,9 +162,7 @@ pub fn module_addresses(modules: &[ModuleInfo], arch: Option<&ArchitectureIdent>
 
 /// For layers that know a process's module list: the module with handle `address`.
 pub fn module_with_address(modules: &[ModuleInfo], address: Address) -> Result<ModuleInfo> {
-    modules
-        .iter()
-        .find(|m| m.address == address)
-        .cloned()
-        .ok_or_else(|| Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(format_args!("no module at {address}")))
+    modules.iter().find(|m| m.address == address).cloned().ok_or_else(|| {
+        Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(format_args!("no module at {address}"))
+    })
 }

@@ -23,7 +23,8 @@ pub fn bool_arg(args: &Args, key: &str) -> Result<bool> {
     match args.get(key) {
         None | Some("0") | Some("false") | Some("no") | Some("off") => Ok(false),
         Some("") | Some("1") | Some("true") | Some("yes") | Some("on") => Ok(true),
-        Some(v) => Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`{key}={v}`: expected a boolean"))),
+        Some(v) => Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+            .log_warn(format_args!("`{key}={v}`: expected a boolean"))),
     }
 }
 
@@ -32,10 +33,15 @@ pub struct Coredump;
 
 impl ConnectorPlugin for Coredump {
     const NAME: &'static str = "coredump";
-    const DESCRIPTION: &'static str = "Memory dump files: QEMU ELF cores, Linux vmcore/kdump, LiME, raw images (detected by content)";
+    const DESCRIPTION: &'static str =
+        "Memory dump files: QEMU ELF cores, Linux vmcore/kdump, LiME, raw images (detected by content)";
     const HELP: &'static str = "coredump:PATH[,writable=true]\n  PATH      the dump file (also `path=`)\n  writable  map the file writable (writes change the file)";
 
-    fn create(args: &Args, input: Option<OsInstanceArcBox<'static>>, lib: LibArc) -> Result<ConnectorInstanceArcBox<'static>> {
+    fn create(
+        args: &Args,
+        input: Option<OsInstanceArcBox<'static>>,
+        lib: LibArc,
+    ) -> Result<ConnectorInstanceArcBox<'static>> {
         if input.is_some() {
             return Err(no_input(Self::NAME));
         }
@@ -64,15 +70,23 @@ fn dummy_size(text: &str) -> Result<usize> {
     crate::types::size::parse(text)
         .and_then(|s| usize::try_from(s).ok())
         .filter(|&s| s > 0 && s <= DUMMY_MAX)
-        .ok_or_else(|| Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`dummy` size `{text}`: expected 1 byte to 16G")))
+        .ok_or_else(|| {
+            Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+                .log_warn(format_args!("`dummy` size `{text}`: expected 1 byte to 16G"))
+        })
 }
 
 impl ConnectorPlugin for DummyConnector {
     const NAME: &'static str = "dummy";
     const DESCRIPTION: &'static str = "Synthetic physical memory (zeroed, writable), for tests and benchmarks";
-    const HELP: &'static str = "dummy[:SIZE]\n  SIZE  bytes of memory, e.g. 16M or 1G (also `size=`; default 16M, at most 16G)";
+    const HELP: &'static str =
+        "dummy[:SIZE]\n  SIZE  bytes of memory, e.g. 16M or 1G (also `size=`; default 16M, at most 16G)";
 
-    fn create(args: &Args, input: Option<OsInstanceArcBox<'static>>, lib: LibArc) -> Result<ConnectorInstanceArcBox<'static>> {
+    fn create(
+        args: &Args,
+        input: Option<OsInstanceArcBox<'static>>,
+        lib: LibArc,
+    ) -> Result<ConnectorInstanceArcBox<'static>> {
         if input.is_some() {
             return Err(no_input(Self::NAME));
         }
@@ -93,7 +107,8 @@ fn number_arg<T: core::str::FromStr>(args: &Args, key: &str, default: T) -> Resu
     match args.get(key) {
         None => Ok(default),
         Some(v) => v.parse().map_err(|_| {
-            Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`{key}={v}`: expected a number"))
+            Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+                .log_warn(format_args!("`{key}={v}`: expected a number"))
         }),
     }
 }
@@ -103,10 +118,15 @@ const DUMMY_MAX_PROCS: usize = 4096;
 
 impl OsPlugin for DummyOsPlugin {
     const NAME: &'static str = "dummy";
-    const DESCRIPTION: &'static str = "Synthetic OS: processes with ELF modules, heaps and stacks on real page tables, for tests and benchmarks";
+    const DESCRIPTION: &'static str =
+        "Synthetic OS: processes with ELF modules, heaps and stacks on real page tables, for tests and benchmarks";
     const HELP: &'static str = "dummy[,procs=N][,arch=ARCH][,seed=N][,size=SIZE]\n  procs  processes: init, worker1, worker2, ... (default 4)\n  arch   x64 (default), la57, pae, aarch64 (4K pages, 48 bits), riscv (Sv48)\n  seed   seed of placements and contents (default 0)\n  size   bytes of physical memory (default 64M, at most 16G)";
 
-    fn create(args: &Args, input: Option<ConnectorInstanceArcBox<'static>>, lib: LibArc) -> Result<OsInstanceArcBox<'static>> {
+    fn create(
+        args: &Args,
+        input: Option<ConnectorInstanceArcBox<'static>>,
+        lib: LibArc,
+    ) -> Result<OsInstanceArcBox<'static>> {
         use crate::arch::ArchitectureIdent;
         if input.is_some() {
             return Err(no_input(Self::NAME));
@@ -129,7 +149,11 @@ impl OsPlugin for DummyOsPlugin {
             other => return Err(bad(format_args!("`arch={other}`: expected x64, la57, pae, aarch64 or riscv"))),
         };
         let size = dummy_size(args.get("size").unwrap_or("64M"))?;
-        let mut builder = crate::dummy::DummyOs::builder().arch(arch).memory(size).seed(number_arg(args, "seed", 0)?).lib(lib.clone());
+        let mut builder = crate::dummy::DummyOs::builder()
+            .arch(arch)
+            .memory(size)
+            .seed(number_arg(args, "seed", 0)?)
+            .lib(lib.clone());
         for i in 0..procs {
             builder = builder.process(&if i == 0 { "init".to_owned() } else { format!("worker{i}") });
         }
@@ -147,16 +171,22 @@ pub struct Native;
 #[cfg(target_os = "linux")]
 impl OsPlugin for Native {
     const NAME: &'static str = "native";
-    const DESCRIPTION: &'static str = "The running Linux host: processes from /proc, memory through process_vm_readv or /proc/PID/mem";
+    const DESCRIPTION: &'static str =
+        "The running Linux host: processes from /proc, memory through process_vm_readv or /proc/PID/mem";
     const HELP: &'static str = "native (no arguments)";
 
-    fn create(args: &Args, input: Option<ConnectorInstanceArcBox<'static>>, lib: LibArc) -> Result<OsInstanceArcBox<'static>> {
+    fn create(
+        args: &Args,
+        input: Option<ConnectorInstanceArcBox<'static>>,
+        lib: LibArc,
+    ) -> Result<OsInstanceArcBox<'static>> {
         if input.is_some() {
             return Err(no_input(Self::NAME));
         }
         args.check_known(&[])?;
         if let Some(extra) = args.default_value() {
-            return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`native` takes no target, got `{extra}`")));
+            return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+                .log_warn(format_args!("`native` takes no target, got `{extra}`")));
         }
         Ok(os_instance(crate::os::native::NativeOs::new(lib.clone()), lib))
     }
@@ -173,15 +203,21 @@ pub struct Qemu;
 #[cfg(target_os = "linux")]
 impl ConnectorPlugin for Qemu {
     const NAME: &'static str = "qemu";
-    const DESCRIPTION: &'static str = "A running QEMU guest's RAM, read from the QEMU process on this host; layout and CPU state from QMP if given";
+    const DESCRIPTION: &'static str =
+        "A running QEMU guest's RAM, read from the QEMU process on this host; layout and CPU state from QMP if given";
     const HELP: &'static str = "qemu[:NAME][,pid=PID][,qmp=SOCKET]\n  NAME  the guest's -name (also `name=`); optional if one QEMU runs\n  pid   the QEMU process id\n  qmp   the guest's QMP socket: exact RAM layout and CPU registers\n  input an OS layer that sees the QEMU process (default: native)";
 
-    fn create(args: &Args, input: Option<OsInstanceArcBox<'static>>, lib: LibArc) -> Result<ConnectorInstanceArcBox<'static>> {
+    fn create(
+        args: &Args,
+        input: Option<OsInstanceArcBox<'static>>,
+        lib: LibArc,
+    ) -> Result<ConnectorInstanceArcBox<'static>> {
         use crate::connector::qemu::{QemuConnector, QemuTarget};
         args.check_known(&["name", "pid", "qmp"])?;
         let pid = match args.get("pid") {
             Some(pid) => Some(pid.parse().map_err(|_| {
-                Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`pid={pid}`: expected a process id"))
+                Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+                    .log_warn(format_args!("`pid={pid}`: expected a process id"))
             })?),
             None => None,
         };
@@ -214,13 +250,19 @@ pub struct Linux;
 
 impl OsPlugin for Linux {
     const NAME: &'static str = "linux";
-    const DESCRIPTION: &'static str = "Linux guests from memory alone: kernel found by scanning, symbols from kallsyms, layouts from BTF";
+    const DESCRIPTION: &'static str =
+        "Linux guests from memory alone: kernel found by scanning, symbols from kallsyms, layouts from BTF";
     const HELP: &'static str = "linux (no arguments; takes a connector as input, e.g. `coredump:guest.elf -> linux`)";
 
-    fn create(args: &Args, input: Option<ConnectorInstanceArcBox<'static>>, lib: LibArc) -> Result<OsInstanceArcBox<'static>> {
+    fn create(
+        args: &Args,
+        input: Option<ConnectorInstanceArcBox<'static>>,
+        lib: LibArc,
+    ) -> Result<OsInstanceArcBox<'static>> {
         args.check_known(&[])?;
         if let Some(extra) = args.default_value() {
-            return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`linux` takes no target, got `{extra}`")));
+            return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+                .log_warn(format_args!("`linux` takes no target, got `{extra}`")));
         }
         let conn = input.ok_or_else(|| missing(Self::NAME, "a connector as input"))?;
         Ok(os_instance(crate::os::linux::LinuxOs::from_connector(conn, lib.clone())?, lib))

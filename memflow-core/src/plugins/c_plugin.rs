@@ -45,7 +45,8 @@ pub struct CConnectorMetadata {
 
 /// Creates an instance for `args` (NUL-terminated `key=value,...` text, may be empty); stores
 /// it in `*out` and returns 0, or returns a negative error code.
-pub type CCreateFn = unsafe extern "C" fn(args: *const c_char, user: *mut c_void, host: *const CHost, out: *mut *mut c_void) -> i32;
+pub type CCreateFn =
+    unsafe extern "C" fn(args: *const c_char, user: *mut c_void, host: *const CHost, out: *mut *mut c_void) -> i32;
 /// Reads `len` bytes at physical address `addr` into `buf`. Returns how many bytes from the
 /// start were read (`0..=len`; the rest count as unreadable) or a negative error code.
 pub type CReadFn = unsafe extern "C" fn(instance: *mut c_void, addr: u64, buf: *mut u8, len: u64) -> i64;
@@ -100,10 +101,16 @@ pub fn check_prefix(after_header: &[u8]) -> Result<()> {
         return Err(c_err(ErrorKind::Truncated, "C plugin descriptor ends after its header"));
     };
     if version != C_PLUGIN_VERSION {
-        return Err(c_err(ErrorKind::VersionMismatch, format_args!("C plugin interface version {version}, this host speaks {C_PLUGIN_VERSION}")));
+        return Err(c_err(
+            ErrorKind::VersionMismatch,
+            format_args!("C plugin interface version {version}, this host speaks {C_PLUGIN_VERSION}"),
+        ));
     }
     if (size as usize) < core::mem::size_of::<CConnectorPlugin>() {
-        return Err(c_err(ErrorKind::LayoutMismatch, format_args!("C plugin descriptor is {size} bytes, expected {}", core::mem::size_of::<CConnectorPlugin>())));
+        return Err(c_err(
+            ErrorKind::LayoutMismatch,
+            format_args!("C plugin descriptor is {size} bytes, expected {}", core::mem::size_of::<CConnectorPlugin>()),
+        ));
     }
     Ok(())
 }
@@ -198,20 +205,28 @@ impl CConnector {
 
 impl PhysicalMemory for CConnector {
     fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
-        self.run(batch, |op| (op.addr.address, op.tag, op.buf), |c, addr, buf| {
-            let read = c.plugin.read.expect("checked when the plugin was created");
-            // SAFETY: `buf` is a writable slice of `len` bytes for the call.
-            unsafe { read(c.instance, addr, buf.as_ptr() as *mut u8, buf.len() as u64) }
-        });
+        self.run(
+            batch,
+            |op| (op.addr.address, op.tag, op.buf),
+            |c, addr, buf| {
+                let read = c.plugin.read.expect("checked when the plugin was created");
+                // SAFETY: `buf` is a writable slice of `len` bytes for the call.
+                unsafe { read(c.instance, addr, buf.as_ptr() as *mut u8, buf.len() as u64) }
+            },
+        );
         Ok(())
     }
 
     fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
-        self.run(batch, |op| (op.addr.address, op.tag, op.buf), |c, addr, buf| match c.plugin.write {
-            // SAFETY: `buf` is a readable slice of `len` bytes for the call.
-            Some(write) => unsafe { write(c.instance, addr, buf.as_ptr(), buf.len() as u64) },
-            None => -1,
-        });
+        self.run(
+            batch,
+            |op| (op.addr.address, op.tag, op.buf),
+            |c, addr, buf| match c.plugin.write {
+                // SAFETY: `buf` is a readable slice of `len` bytes for the call.
+                Some(write) => unsafe { write(c.instance, addr, buf.as_ptr(), buf.len() as u64) },
+                None => -1,
+            },
+        );
         Ok(())
     }
 
@@ -239,8 +254,12 @@ pub fn create_connector(desc: *const u8, args: &CStr, lib: LibArc) -> Result<Con
     let plugin: &'static CConnectorPlugin = unsafe { &*(desc as *const CConnectorPlugin) };
     check_prefix(&[plugin.version.to_le_bytes(), plugin.struct_size.to_le_bytes()].concat())?;
     let name = plugin.header.name();
-    let (Some(create), Some(_), Some(_), Some(_)) = (plugin.create, plugin.read, plugin.metadata, plugin.destroy) else {
-        return Err(c_err(ErrorKind::Malformed, format_args!("C plugin `{name}` lacks one of create, read, metadata, destroy")));
+    let (Some(create), Some(_), Some(_), Some(_)) = (plugin.create, plugin.read, plugin.metadata, plugin.destroy)
+    else {
+        return Err(c_err(
+            ErrorKind::Malformed,
+            format_args!("C plugin `{name}` lacks one of create, read, metadata, destroy"),
+        ));
     };
     let mut out = core::ptr::null_mut();
     // SAFETY: the function pointers come from the plugin; arguments are valid for the call.
@@ -258,7 +277,12 @@ pub fn create_connector(desc: *const u8, args: &CStr, lib: LibArc) -> Result<Con
 }
 
 /// C plugins can only be connectors; an OS layer needs the Rust interface.
-pub fn create_os(_desc: *const u8, _args: &CStr, _input: Option<ConnectorInstanceArcBox<'static>>, _lib: LibArc) -> Result<OsInstanceArcBox<'static>> {
+pub fn create_os(
+    _desc: *const u8,
+    _args: &CStr,
+    _input: Option<ConnectorInstanceArcBox<'static>>,
+    _lib: LibArc,
+) -> Result<OsInstanceArcBox<'static>> {
     Err(c_err(ErrorKind::Unsupported, "OS layers cannot be C plugins; write them against the Rust plugin interface"))
 }
 
@@ -280,7 +304,12 @@ mod tests {
     /// Tests that create instances run one at a time, so `LIVE` counts only their own.
     static SERIAL: Mutex<()> = Mutex::new(());
 
-    unsafe extern "C" fn create(args: *const c_char, _user: *mut c_void, host: *const CHost, out: *mut *mut c_void) -> i32 {
+    unsafe extern "C" fn create(
+        args: *const c_char,
+        _user: *mut c_void,
+        host: *const CHost,
+        out: *mut *mut c_void,
+    ) -> i32 {
         let args = CStr::from_ptr(args).to_str().unwrap();
         ((*host).log)(3, c"buffer plugin creating".as_ptr());
         if args == "fail" {
@@ -380,13 +409,22 @@ mod tests {
         let good = plugin(true);
         // SAFETY: a bitwise copy of a descriptor of plain pointers.
         let mut copy = CConnectorPlugin { read: None, ..unsafe { core::ptr::read(good) } };
-        assert_eq!(create_connector(&copy as *const _ as *const u8, c"", LibArc::default()).err().unwrap().kind, ErrorKind::Malformed);
+        assert_eq!(
+            create_connector(&copy as *const _ as *const u8, c"", LibArc::default()).err().unwrap().kind,
+            ErrorKind::Malformed
+        );
         copy.read = good.read;
         copy.version = 7;
-        assert_eq!(create_connector(&copy as *const _ as *const u8, c"", LibArc::default()).err().unwrap().kind, ErrorKind::VersionMismatch);
+        assert_eq!(
+            create_connector(&copy as *const _ as *const u8, c"", LibArc::default()).err().unwrap().kind,
+            ErrorKind::VersionMismatch
+        );
         copy.version = C_PLUGIN_VERSION;
         copy.struct_size = 16;
-        assert_eq!(create_connector(&copy as *const _ as *const u8, c"", LibArc::default()).err().unwrap().kind, ErrorKind::LayoutMismatch);
+        assert_eq!(
+            create_connector(&copy as *const _ as *const u8, c"", LibArc::default()).err().unwrap().kind,
+            ErrorKind::LayoutMismatch
+        );
         assert!(check_prefix(&[1, 0, 0]).is_err());
     }
 }

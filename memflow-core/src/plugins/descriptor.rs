@@ -101,7 +101,14 @@ pub fn field_text(field: &[u8]) -> String {
 
 impl PluginHeader {
     /// A header for a plugin built now, with this crate's ABI and layout.
-    pub const fn new(kind: PluginKind, flavor: PluginFlavor, name: &str, version: &str, description: &str, help: &str) -> Self {
+    pub const fn new(
+        kind: PluginKind,
+        flavor: PluginFlavor,
+        name: &str,
+        version: &str,
+        description: &str,
+        help: &str,
+    ) -> Self {
         PluginHeader {
             magic: PLUGIN_MAGIC,
             abi_version: ABI_VERSION,
@@ -136,11 +143,18 @@ impl PluginHeader {
         if self.abi_version != ABI_VERSION {
             return refuse(
                 ErrorKind::VersionMismatch,
-                format!("plugin `{}` was built for plugin ABI {}, this host uses ABI {ABI_VERSION}", self.name(), self.abi_version),
+                format!(
+                    "plugin `{}` was built for plugin ABI {}, this host uses ABI {ABI_VERSION}",
+                    self.name(),
+                    self.abi_version
+                ),
             );
         }
         if self.header_size as usize != core::mem::size_of::<PluginHeader>() {
-            return refuse(ErrorKind::LayoutMismatch, format!("plugin `{}` has a {}-byte header", self.name(), self.header_size));
+            return refuse(
+                ErrorKind::LayoutMismatch,
+                format!("plugin `{}` has a {}-byte header", self.name(), self.header_size),
+            );
         }
         if self.umem_bits != UMEM_BITS {
             return refuse(
@@ -159,7 +173,10 @@ impl PluginHeader {
             f => return refuse(ErrorKind::Unsupported, format!("plugin `{}` has unknown flavor {f}", self.name())),
         };
         if flavor == PluginFlavor::C && kind == PluginKind::Os {
-            return refuse(ErrorKind::Unsupported, format!("plugin `{}`: OS layers cannot use the C plugin interface", self.name()));
+            return refuse(
+                ErrorKind::Unsupported,
+                format!("plugin `{}`: OS layers cannot use the C plugin interface", self.name()),
+            );
         }
         if flavor == PluginFlavor::Rust && self.layout != layout_fingerprint() {
             return refuse(
@@ -169,7 +186,10 @@ impl PluginHeader {
         }
         let name = self.name();
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            return refuse(ErrorKind::Malformed, format!("plugin name `{name}` is empty or has characters other than [A-Za-z0-9_-]"));
+            return refuse(
+                ErrorKind::Malformed,
+                format!("plugin name `{name}` is empty or has characters other than [A-Za-z0-9_-]"),
+            );
         }
         Ok((kind, flavor))
     }
@@ -270,7 +290,11 @@ pub trait ConnectorPlugin {
     /// Accepted arguments.
     const HELP: &'static str;
     /// Creates the connector.
-    fn create(args: &Args, input: Option<OsInstanceArcBox<'static>>, lib: LibArc) -> Result<ConnectorInstanceArcBox<'static>>;
+    fn create(
+        args: &Args,
+        input: Option<OsInstanceArcBox<'static>>,
+        lib: LibArc,
+    ) -> Result<ConnectorInstanceArcBox<'static>>;
     /// The targets it can open (none by default).
     fn targets() -> Result<Vec<TargetInfo>> {
         Ok(Vec::new())
@@ -286,14 +310,25 @@ pub trait OsPlugin {
     /// Accepted arguments.
     const HELP: &'static str;
     /// Creates the OS layer.
-    fn create(args: &Args, input: Option<ConnectorInstanceArcBox<'static>>, lib: LibArc) -> Result<OsInstanceArcBox<'static>>;
+    fn create(
+        args: &Args,
+        input: Option<ConnectorInstanceArcBox<'static>>,
+        lib: LibArc,
+    ) -> Result<OsInstanceArcBox<'static>>;
 }
 
 impl PluginDescriptor {
     /// The descriptor of connector `P`.
     pub const fn connector<P: ConnectorPlugin>() -> Self {
         PluginDescriptor {
-            header: PluginHeader::new(PluginKind::Connector, PluginFlavor::Rust, P::NAME, env!("CARGO_PKG_VERSION"), P::DESCRIPTION, P::HELP),
+            header: PluginHeader::new(
+                PluginKind::Connector,
+                PluginFlavor::Rust,
+                P::NAME,
+                env!("CARGO_PKG_VERSION"),
+                P::DESCRIPTION,
+                P::HELP,
+            ),
             target_list: Some(target_list_shim::<P>),
             create_connector: Some(create_connector_shim::<P>),
             create_os: None,
@@ -303,7 +338,14 @@ impl PluginDescriptor {
     /// The descriptor of OS layer `P`.
     pub const fn os<P: OsPlugin>() -> Self {
         PluginDescriptor {
-            header: PluginHeader::new(PluginKind::Os, PluginFlavor::Rust, P::NAME, env!("CARGO_PKG_VERSION"), P::DESCRIPTION, P::HELP),
+            header: PluginHeader::new(
+                PluginKind::Os,
+                PluginFlavor::Rust,
+                P::NAME,
+                env!("CARGO_PKG_VERSION"),
+                P::DESCRIPTION,
+                P::HELP,
+            ),
             target_list: None,
             create_connector: None,
             create_os: Some(create_os_shim::<P>),
@@ -332,7 +374,9 @@ fn args_from(ptr: *const c_char) -> Result<Args> {
         return Ok(Args::default());
     }
     // SAFETY: the host passes a NUL-terminated string that lives for the call.
-    let text = unsafe { std::ffi::CStr::from_ptr(ptr) }.to_str().map_err(|_| Error::new(ErrorOrigin::Args, ErrorKind::Encoding))?;
+    let text = unsafe { std::ffi::CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|_| Error::new(ErrorOrigin::Args, ErrorKind::Encoding))?;
     Args::parse(text)
 }
 

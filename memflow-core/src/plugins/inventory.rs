@@ -108,7 +108,8 @@ impl Inventory {
     /// Adds every plugin library (`*.so`) in `dir`; returns how many plugins were added.
     /// Files that are refused are logged and skipped.
     pub fn add_dir(&mut self, dir: &Path) -> Result<usize> {
-        let listing = std::fs::read_dir(dir).map_err(|e| inv_err(ErrorKind::of_io(&e), format_args!("{}: {e}", dir.display())))?;
+        let listing = std::fs::read_dir(dir)
+            .map_err(|e| inv_err(ErrorKind::of_io(&e), format_args!("{}: {e}", dir.display())))?;
         let mut paths: Vec<PathBuf> = listing
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "so") && p.is_file())
@@ -133,7 +134,13 @@ impl Inventory {
             let info = info_from(&desc.header, desc.kind, desc.flavor, PluginSource::File(path.clone()));
             log::debug!("found plugin `{}` ({:?}) in {}", info.name, info.kind, path.display());
             added.push(info.clone());
-            self.entries.insert(0, Entry { info, loader: Loader::File { path: path.clone(), desc: Box::new(desc), loaded: Mutex::new(None) } });
+            self.entries.insert(
+                0,
+                Entry {
+                    info,
+                    loader: Loader::File { path: path.clone(), desc: Box::new(desc), loaded: Mutex::new(None) },
+                },
+            );
         }
         Ok(added)
     }
@@ -145,8 +152,12 @@ impl Inventory {
 
     fn find(&self, name: &str, kind: PluginKind) -> Result<&Entry> {
         self.entries.iter().find(|e| e.info.name == name && e.info.kind == kind).ok_or_else(|| {
-            let known: Vec<&str> = self.entries.iter().filter(|e| e.info.kind == kind).map(|e| e.info.name.as_str()).collect();
-            inv_err(ErrorKind::NotFound, format_args!("no {kind:?} plugin named `{name}` (known: {})", known.join(", ")))
+            let known: Vec<&str> =
+                self.entries.iter().filter(|e| e.info.kind == kind).map(|e| e.info.name.as_str()).collect();
+            inv_err(
+                ErrorKind::NotFound,
+                format_args!("no {kind:?} plugin named `{name}` (known: {})", known.join(", ")),
+            )
         })
     }
 
@@ -189,9 +200,12 @@ impl Inventory {
         let text = args_text(&args)?;
         let conn = match desc {
             DescriptorRef::Rust(d) => {
-                let create = d.create_connector.ok_or_else(|| inv_err(ErrorKind::Malformed, format_args!("`{name}` has no connector create function")))?;
+                let create = d.create_connector.ok_or_else(|| {
+                    inv_err(ErrorKind::Malformed, format_args!("`{name}` has no connector create function"))
+                })?;
                 let mut out = MaybeUninit::uninit();
-                let code = create(text.as_ptr(), COption::from(input), lib.clone(), Some(PluginLogger::host()), &mut out);
+                let code =
+                    create(text.as_ptr(), COption::from(input), lib.clone(), Some(PluginLogger::host()), &mut out);
                 if code != 0 {
                     return Err(create_failed(name, code));
                 }
@@ -215,7 +229,9 @@ impl Inventory {
         let text = args_text(args)?;
         match desc {
             DescriptorRef::Rust(d) => {
-                let create = d.create_os.ok_or_else(|| inv_err(ErrorKind::Malformed, format_args!("`{name}` has no OS create function")))?;
+                let create = d
+                    .create_os
+                    .ok_or_else(|| inv_err(ErrorKind::Malformed, format_args!("`{name}` has no OS create function")))?;
                 let mut out = MaybeUninit::uninit();
                 let code = create(text.as_ptr(), COption::from(input), lib, Some(PluginLogger::host()), &mut out);
                 if code != 0 {
@@ -251,18 +267,33 @@ impl Inventory {
                 (true, true) => want_os,
                 (true, false) => true,
                 (false, true) => false,
-                (false, false) => return Err(inv_err(ErrorKind::NotFound, format_args!("no plugin named `{name}` in chain `{chain}`"))),
+                (false, false) => {
+                    return Err(inv_err(
+                        ErrorKind::NotFound,
+                        format_args!("no plugin named `{name}` in chain `{chain}`"),
+                    ))
+                }
             };
             current = Some(match (as_os, current.take()) {
                 (true, Some(ChainInstance::Os(_))) => {
-                    return Err(inv_err(ErrorKind::InvalidArgument, format_args!("OS layer `{name}` cannot take an OS as input in `{chain}`")))
+                    return Err(inv_err(
+                        ErrorKind::InvalidArgument,
+                        format_args!("OS layer `{name}` cannot take an OS as input in `{chain}`"),
+                    ))
                 }
-                (true, Some(ChainInstance::Connector(c))) => ChainInstance::Os(self.create_os(&name, Some(c), &args)?),
+                (true, Some(ChainInstance::Connector(c))) => {
+                    ChainInstance::Os(self.create_os(&name, Some(c), &args)?)
+                }
                 (true, None) => ChainInstance::Os(self.create_os(&name, None, &args)?),
                 (false, Some(ChainInstance::Connector(_))) => {
-                    return Err(inv_err(ErrorKind::InvalidArgument, format_args!("connector `{name}` cannot take a connector as input in `{chain}`")))
+                    return Err(inv_err(
+                        ErrorKind::InvalidArgument,
+                        format_args!("connector `{name}` cannot take a connector as input in `{chain}`"),
+                    ))
                 }
-                (false, Some(ChainInstance::Os(o))) => ChainInstance::Connector(self.create_connector(&name, Some(o), &args)?),
+                (false, Some(ChainInstance::Os(o))) => {
+                    ChainInstance::Connector(self.create_connector(&name, Some(o), &args)?)
+                }
                 (false, None) => ChainInstance::Connector(self.create_connector(&name, None, &args)?),
             });
         }
@@ -273,7 +304,10 @@ impl Inventory {
     pub fn create_os_chain(&self, chain: &str) -> Result<OsInstanceArcBox<'static>> {
         match self.create_chain_ending(chain, Some(PluginKind::Os))? {
             ChainInstance::Os(os) => Ok(os),
-            ChainInstance::Connector(_) => Err(inv_err(ErrorKind::InvalidArgument, format_args!("chain `{chain}` ends in a connector, not an OS layer"))),
+            ChainInstance::Connector(_) => Err(inv_err(
+                ErrorKind::InvalidArgument,
+                format_args!("chain `{chain}` ends in a connector, not an OS layer"),
+            )),
         }
     }
 
@@ -281,7 +315,10 @@ impl Inventory {
     pub fn create_connector_chain(&self, chain: &str) -> Result<ConnectorInstanceArcBox<'static>> {
         match self.create_chain_ending(chain, Some(PluginKind::Connector))? {
             ChainInstance::Connector(c) => Ok(c),
-            ChainInstance::Os(_) => Err(inv_err(ErrorKind::InvalidArgument, format_args!("chain `{chain}` ends in an OS layer, not a connector"))),
+            ChainInstance::Os(_) => Err(inv_err(
+                ErrorKind::InvalidArgument,
+                format_args!("chain `{chain}` ends in an OS layer, not a connector"),
+            )),
         }
     }
 
@@ -349,9 +386,8 @@ fn own_module_dir() -> Option<PathBuf> {
 /// the binary that contains this code (so an SDK installed in any prefix finds
 /// `<prefix>/lib/memflow` next to `libmemflow_ffi.so`), and the executable's directory.
 pub fn default_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("MEMFLOW_PLUGIN_PATH")
-        .map(|v| std::env::split_paths(&v).collect())
-        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("MEMFLOW_PLUGIN_PATH").map(|v| std::env::split_paths(&v).collect()).unwrap_or_default();
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(Path::new(&home).join(".local/lib/memflow"));
     }

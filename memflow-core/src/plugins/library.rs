@@ -40,20 +40,31 @@ pub fn check_permissions(path: &Path) -> Result<()> {
         checked.push(if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_path_buf() });
     }
     for p in checked {
-        let meta = std::fs::metadata(&p).map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("cannot stat {}: {e}", p.display())))?;
+        let meta = std::fs::metadata(&p)
+            .map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("cannot stat {}: {e}", p.display())))?;
         let others_write = meta.mode() & 0o022 != 0;
         // A sticky directory (like /tmp) still lets others replace only their own files.
         let sticky_dir = meta.is_dir() && meta.mode() & 0o1000 != 0 && meta.uid() == 0;
         if others_write && !sticky_dir {
             return Err(refuse(
                 ErrorKind::PermissionDenied,
-                format_args!("refusing plugin {}: {} is writable by other users (mode {:o})", path.display(), p.display(), meta.mode() & 0o7777),
+                format_args!(
+                    "refusing plugin {}: {} is writable by other users (mode {:o})",
+                    path.display(),
+                    p.display(),
+                    meta.mode() & 0o7777
+                ),
             ));
         }
         if meta.uid() != 0 && meta.uid() != me {
             return Err(refuse(
                 ErrorKind::PermissionDenied,
-                format_args!("refusing plugin {}: {} belongs to uid {}, not to root or this user", path.display(), p.display(), meta.uid()),
+                format_args!(
+                    "refusing plugin {}: {} belongs to uid {}, not to root or this user",
+                    path.display(),
+                    p.display(),
+                    meta.uid()
+                ),
             ));
         }
     }
@@ -84,18 +95,25 @@ fn is_descriptor_symbol(name: &str) -> bool {
 /// Reads and checks every descriptor of a plugin library file, without loading it. One bad
 /// descriptor refuses the whole file.
 pub fn read_descriptors(path: &Path) -> Result<Vec<FileDescriptor>> {
-    let len = std::fs::metadata(path).map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("{}: {e}", path.display())))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("{}: {e}", path.display())))?
+        .len();
     if len > MAX_PLUGIN_FILE {
-        return Err(refuse(ErrorKind::OutOfBounds, format_args!("{}: {len} bytes is too large for a plugin", path.display())));
+        return Err(refuse(
+            ErrorKind::OutOfBounds,
+            format_args!("{}: {len} bytes is too large for a plugin", path.display()),
+        ));
     }
-    let bytes = std::fs::read(path).map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("{}: {e}", path.display())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("{}: {e}", path.display())))?;
     let in_file = |e: Error| e.log_warn(format_args!("in {}", path.display()));
     descriptors_in(&bytes).map_err(in_file)
 }
 
 /// Parses an ELF shared object image and checks each descriptor it exports.
 fn descriptors_in(bytes: &[u8]) -> Result<Vec<FileDescriptor>> {
-    let elf = Elf::parse(bytes).map_err(|e| refuse(ErrorKind::Malformed, format_args!("not a readable ELF library ({e})")))?;
+    let elf = Elf::parse(bytes)
+        .map_err(|e| refuse(ErrorKind::Malformed, format_args!("not a readable ELF library ({e})")))?;
     if elf.header.e_type != goblin::elf::header::ET_DYN {
         return Err(refuse(ErrorKind::Malformed, "not a shared library (ELF type is not ET_DYN)"));
     }
@@ -115,20 +133,31 @@ fn descriptors_in(bytes: &[u8]) -> Result<Vec<FileDescriptor>> {
     for sym in elf.dynsyms.iter().filter(|s| s.st_shndx != 0) {
         let Some(name) = elf.dynstrtab.get_at(sym.st_name).filter(|n| is_descriptor_symbol(n)) else { continue };
         if found.len() == MAX_DESCRIPTORS {
-            return Err(refuse(ErrorKind::LimitExceeded, format_args!("more than {MAX_DESCRIPTORS} plugin descriptors")));
+            return Err(refuse(
+                ErrorKind::LimitExceeded,
+                format_args!("more than {MAX_DESCRIPTORS} plugin descriptors"),
+            ));
         }
         let header_size = core::mem::size_of::<PluginHeader>();
         // Map the symbol's virtual address to its bytes through the segment holding it.
         let prefix = |size: usize| -> Result<&[u8]> {
             if sym.st_size < size as u64 {
-                return Err(refuse(ErrorKind::Malformed, format_args!("`{name}` is {} bytes, too small for a descriptor", sym.st_size)));
+                return Err(refuse(
+                    ErrorKind::Malformed,
+                    format_args!("`{name}` is {} bytes, too small for a descriptor", sym.st_size),
+                ));
             }
             let seg = elf
                 .program_headers
                 .iter()
                 .filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD)
-                .find(|p| sym.st_value >= p.p_vaddr && sym.st_value.saturating_add(size as u64) <= p.p_vaddr.saturating_add(p.p_filesz))
-                .ok_or_else(|| refuse(ErrorKind::Malformed, format_args!("`{name}` lies outside every loaded segment")))?;
+                .find(|p| {
+                    sym.st_value >= p.p_vaddr
+                        && sym.st_value.saturating_add(size as u64) <= p.p_vaddr.saturating_add(p.p_filesz)
+                })
+                .ok_or_else(|| {
+                    refuse(ErrorKind::Malformed, format_args!("`{name}` lies outside every loaded segment"))
+                })?;
             let start = (sym.st_value - seg.p_vaddr).saturating_add(seg.p_offset) as usize;
             bytes
                 .get(start..start.saturating_add(size))
@@ -178,7 +207,10 @@ impl Library {
         // SAFETY: as above; the header is plain bytes.
         let loaded: PluginHeader = unsafe { core::ptr::read_unaligned(ptr as *const PluginHeader) };
         if bytemuck::bytes_of(&loaded) != bytemuck::bytes_of(&desc.header) {
-            return Err(refuse(ErrorKind::Malformed, format_args!("{} changed since it was scanned", self.path.display())));
+            return Err(refuse(
+                ErrorKind::Malformed,
+                format_args!("{} changed since it was scanned", self.path.display()),
+            ));
         }
         Ok(ptr)
     }

@@ -26,7 +26,8 @@ pub struct MiddlewareConfig {
 }
 
 fn bad(key: &str, value: &str, expected: &str) -> Error {
-    Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`{key}={value}`: expected {expected}"))
+    Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+        .log_warn(format_args!("`{key}={value}`: expected {expected}"))
 }
 
 fn flag(key: &str, value: &str) -> Result<bool> {
@@ -38,7 +39,9 @@ fn flag(key: &str, value: &str) -> Result<bool> {
 }
 
 fn bytes(key: &str, value: &str) -> Result<usize> {
-    size::parse(value).and_then(|v| usize::try_from(v).ok()).ok_or_else(|| bad(key, value, "a size like 4096, 64k or 2M"))
+    size::parse(value)
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| bad(key, value, "a size like 4096, 64k or 2M"))
 }
 
 /// Parses a duration: a number with `ns`, `us`, `ms` or `s` (default `us`).

@@ -106,22 +106,12 @@ pub trait VirtualTranslate: Send {
 
     /// Reports the mapped memory of `start..end` as ranges of equal flags, in ascending order.
     /// Ranges with the same flags separated by at most `gap` unmapped bytes are merged.
-    fn virt_page_map_range(
-        &mut self,
-        gap: umem,
-        start: Address,
-        end: Address,
-        out: MemoryRangeCallback,
-    ) -> Result<()>;
+    fn virt_page_map_range(&mut self, gap: umem, start: Address, end: Address, out: MemoryRangeCallback) -> Result<()>;
 
     /// Reports the mapped memory of `start..end` as ranges contiguous in both virtual and
     /// physical memory with equal flags, in ascending virtual order.
-    fn virt_translation_map_range(
-        &mut self,
-        start: Address,
-        end: Address,
-        out: TranslationRangeCallback,
-    ) -> Result<()>;
+    fn virt_translation_map_range(&mut self, start: Address, end: Address, out: TranslationRangeCallback)
+        -> Result<()>;
 
     /// Translates one address.
     #[skip_func]
@@ -138,11 +128,7 @@ pub trait VirtualTranslate: Send {
             res.set(Err(f.error));
             true
         };
-        self.virt_to_phys_list(
-            CIterator::from(&mut core::iter::once(va)),
-            (&mut ok).into(),
-            (&mut fail).into(),
-        )?;
+        self.virt_to_phys_list(CIterator::from(&mut core::iter::once(va)), (&mut ok).into(), (&mut fail).into())?;
         res.get()
     }
 
@@ -222,7 +208,15 @@ impl Clone for Translator {
         if let Some(t) = &mut tlb {
             t.flush();
         }
-        Translator { arch: self.arch, decoder: self.decoder, segments: self.segments, tables: self.tables, walker: Walker::default(), pages: PageWalker::default(), tlb }
+        Translator {
+            arch: self.arch,
+            decoder: self.decoder,
+            segments: self.segments,
+            tables: self.tables,
+            walker: Walker::default(),
+            pages: PageWalker::default(),
+            tlb,
+        }
     }
 }
 
@@ -269,8 +263,11 @@ impl Translator {
     /// it stays valid.
     pub fn set_roots(&mut self, roots: &[Address]) -> Result<()> {
         if roots.len() > self.arch.root_count() {
-            return Err(Error::new(ErrorOrigin::Translation, ErrorKind::InvalidArgument)
-                .log_warn(format_args!("{} roots given, the architecture has {}", roots.len(), self.arch.root_count())));
+            return Err(Error::new(ErrorOrigin::Translation, ErrorKind::InvalidArgument).log_warn(format_args!(
+                "{} roots given, the architecture has {}",
+                roots.len(),
+                self.arch.root_count()
+            )));
         }
         self.tables = [None; 2];
         for (table, &reg) in self.tables.iter_mut().zip(roots) {

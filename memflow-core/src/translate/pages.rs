@@ -46,7 +46,11 @@ fn read_chunk<P: PhysicalMemory>(mem: &mut P, addr: Address, buf: &mut [u8], ent
         mark_failed(&mut failed, chunk, entry_size);
         true
     };
-    let op = MemOp { addr: PhysicalAddress::with_page(addr, PageType::PAGE_TABLE, 0), tag: Address::NULL, buf: (&mut *buf).into() };
+    let op = MemOp {
+        addr: PhysicalAddress::with_page(addr, PageType::PAGE_TABLE, 0),
+        tag: Address::NULL,
+        buf: (&mut *buf).into(),
+    };
     mem.phys_read_batch(MemBatch {
         ops: (&mut core::iter::once(op)).into(),
         on_ok: None,

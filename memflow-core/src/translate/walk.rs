@@ -128,9 +128,11 @@ impl Walker {
         // and `va >> page_shift` (page_shift >= 12) leaves room for the index.
         self.keys.clear();
         let slots = &self.slots;
-        self.keys.extend(self.order.iter().map(|&i| {
-            (((slots[i as usize].va.to_umem() as u64) >> page_shift) << INDEX_BITS) | u64::from(i)
-        }));
+        self.keys.extend(
+            self.order
+                .iter()
+                .map(|&i| (((slots[i as usize].va.to_umem() as u64) >> page_shift) << INDEX_BITS) | u64::from(i)),
+        );
         self.keys.sort_unstable();
         let mask = (1u64 << INDEX_BITS) - 1;
         for (o, k) in self.order.iter_mut().zip(&self.keys) {
@@ -234,11 +236,7 @@ impl Walker {
             mark_failed(failed, chunk, entry_size);
             true
         };
-        mem.phys_read_batch(MemBatch {
-            ops: (&mut ops).into(),
-            on_ok: None,
-            on_fail: Some(&mut (&mut on_fail).into()),
-        })
+        mem.phys_read_batch(MemBatch { ops: (&mut ops).into(), on_ok: None, on_fail: Some(&mut (&mut on_fail).into()) })
     }
 
     /// Decodes each distinct entry read for `level` once, moves its run of slots on, and keeps
@@ -301,7 +299,9 @@ pub(crate) fn walk_one<P: PhysicalMemory>(
     for level in 0..dec.level_count() {
         let entry = table + dec.index(level, va) * entry_size;
         let mut bytes = [0u8; 8];
-        match mem.phys_read_raw_into(PhysicalAddress::with_page(entry, PageType::PAGE_TABLE, 0), &mut bytes[..entry_size]) {
+        match mem
+            .phys_read_raw_into(PhysicalAddress::with_page(entry, PageType::PAGE_TABLE, 0), &mut bytes[..entry_size])
+        {
             Ok(()) => {}
             Err(PartialError::Error(e)) => return Err(e),
             Err(PartialError::PartialRead(()) | PartialError::PartialWrite) => return Ok(Err(TABLE_UNREADABLE)),

@@ -13,7 +13,11 @@ fn build_dir() -> PathBuf {
 /// A shipped plugin library, built by `cargo build --workspace` (which `cargo xtask test` runs first).
 pub fn shipped(name: &str) -> PathBuf {
     let path = build_dir().join(format!("libmemflow_{name}.so"));
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first (cargo xtask test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first (cargo xtask test does)",
+        path.display()
+    );
     path
 }
 

@@ -143,7 +143,9 @@ mod tests {
         assert_eq!(QemuCommandLine::parse("/opt/bin/qemu-system-aarch64"), QemuCommandLine::default());
         assert_eq!(QemuCommandLine::parse("qemu-system-x86_64 -name"), QemuCommandLine::default());
         assert_eq!(QemuCommandLine::parse(""), QemuCommandLine::default());
-        assert!(is_qemu("/usr/bin/qemu-system-x86_64") && is_qemu("qemu-system-x86") && is_qemu("/usr/libexec/qemu-kvm"));
+        assert!(
+            is_qemu("/usr/bin/qemu-system-x86_64") && is_qemu("qemu-system-x86") && is_qemu("/usr/libexec/qemu-kvm")
+        );
         assert!(!is_qemu("/usr/bin/qemu-img") && !is_qemu("bash") && !is_qemu(""));
     }
 }

@@ -170,7 +170,9 @@ impl RamLayout {
             (None, Some(backend)) => {
                 return Err(layout_err(
                     ErrorKind::Unsupported,
-                    format_args!("RAM is memory backend `{backend}` without -m: its size is not known; pass qmp=SOCKET"),
+                    format_args!(
+                        "RAM is memory backend `{backend}` without -m: its size is not known; pass qmp=SOCKET"
+                    ),
                 ))
             }
         };
@@ -190,7 +192,9 @@ impl RamLayout {
         // A flat view names the memory region; a block is named after it, maybe with the
         // path of its device in front.
         let block_of = |region: &str| {
-            all_blocks.iter().position(|b| b.name == region || b.name.strip_suffix(region).is_some_and(|p| p.ends_with('/')))
+            all_blocks
+                .iter()
+                .position(|b| b.name == region || b.name.strip_suffix(region).is_some_and(|p| p.ends_with('/')))
         };
         let flat = memory_flat_view(mtree);
         let mut blocks: Vec<RamBlock> = Vec::new();
@@ -242,7 +246,11 @@ impl RamLayout {
         for range in &self.ranges {
             let Some(host) = hosts[range.block] else { continue };
             if range.offset.checked_add(range.size).is_none_or(|end| end > self.blocks[range.block].size) {
-                log::warn!("qemu: guest range {:#x}+{:#x} lies outside its RAM block; left out", range.base, range.size);
+                log::warn!(
+                    "qemu: guest range {:#x}+{:#x} lies outside its RAM block; left out",
+                    range.base,
+                    range.size
+                );
                 continue;
             }
             map.push(Address::from(range.base), range.size as umem, (host + range.offset) as umem)?;
@@ -289,7 +297,8 @@ FlatView #3\r
   0000000000000000-00000000000c2fff (prio 0, ram): smram-only\r
 ";
 
-    const RAMBLOCK: &str = "              Block Name    PSize              Offset               Used              Total\r
+    const RAMBLOCK: &str =
+        "              Block Name    PSize              Offset               Used              Total\r
                   pc.ram    4 KiB  0x0000000000000000 0x0000000020000000 0x0000000020000000\r
    0000:00:01.0/vga.vram    4 KiB  0x0000000020000000 0x0000000001000000 0x0000000001000000\r
     /rom@etc/acpi/tables    4 KiB  0x0000000021080000 0x0000000000020000 0x0000000000200000\r
@@ -342,7 +351,10 @@ FlatView #3\r
         assert_eq!(ranges(Some("q35"), 5 * G), vec![range(0, 2 * G, 0, 0), range(4 * G, 3 * G, 0, 2 * G)]);
         assert_eq!(ranges(Some("pc"), 0xe000_0000 - M), vec![range(0, 0xe000_0000 - M, 0, 0)]);
         assert_eq!(ranges(None, 4 * G), vec![range(0, 3 * G, 0, 0), range(4 * G, G, 0, 3 * G)]);
-        assert_eq!(ranges(Some("pc-i440fx-7.2"), 0xe000_0000), vec![range(0, 3 * G, 0, 0), range(4 * G, 0x2000_0000, 0, 3 * G)]);
+        assert_eq!(
+            ranges(Some("pc-i440fx-7.2"), 0xe000_0000),
+            vec![range(0, 3 * G, 0, 0), range(4 * G, 0x2000_0000, 0, 3 * G)]
+        );
         assert_eq!(machine(None, None).unwrap().blocks, vec![RamBlock { name: "pc.ram".into(), size: 128 * M }]);
         assert_eq!(machine(Some("microvm"), Some(G)).unwrap_err().kind, ErrorKind::Unsupported);
         let limited = QemuCommandLine { max_ram_below_4g: Some(G), ..Default::default() };

@@ -41,7 +41,10 @@ impl Qmp {
         let mut qmp = Qmp { reader: BufReader::new(stream), writer };
         let greeting = qmp.message()?;
         if greeting.get("QMP").is_none() {
-            return Err(qmp_err(ErrorKind::Malformed, format_args!("{} did not greet as QMP: {greeting}", path.display())));
+            return Err(qmp_err(
+                ErrorKind::Malformed,
+                format_args!("{} did not greet as QMP: {greeting}", path.display()),
+            ));
         }
         qmp.execute("qmp_capabilities", None)?;
         Ok(qmp)
@@ -52,7 +55,9 @@ impl Qmp {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) => Err(qmp_err(ErrorKind::Gone, "QEMU closed the connection")),
-            Ok(_) => serde_json::from_str(&line).map_err(|e| qmp_err(ErrorKind::Malformed, format_args!("{e} in {line:?}"))),
+            Ok(_) => {
+                serde_json::from_str(&line).map_err(|e| qmp_err(ErrorKind::Malformed, format_args!("{e} in {line:?}")))
+            }
             Err(e) => Err(qmp_err(ErrorKind::Io, format_args!("no reply: {e}"))),
         }
     }
@@ -67,7 +72,9 @@ impl Qmp {
         }
         let mut text = request.to_string();
         text.push('\n');
-        self.writer.write_all(text.as_bytes()).map_err(|e| qmp_err(ErrorKind::Gone, format_args!("cannot send {command}: {e}")))?;
+        self.writer
+            .write_all(text.as_bytes())
+            .map_err(|e| qmp_err(ErrorKind::Gone, format_args!("cannot send {command}: {e}")))?;
         loop {
             let mut reply = self.message()?;
             if let Some(value) = reply.get_mut("return") {

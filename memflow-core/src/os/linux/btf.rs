@@ -234,7 +234,9 @@ impl Btf {
     pub fn resolve(&self, mut id: TypeId) -> TypeId {
         for _ in 0..MAX_DEPTH {
             match self.record(id) {
-                Some(r) if matches!(r.kind, KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG) => {
+                Some(r)
+                    if matches!(r.kind, KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG) =>
+                {
                     id = TypeId(r.size_or_type)
                 }
                 _ => break,
@@ -262,7 +264,8 @@ impl Btf {
     /// Element type and element count of the array type `id` (after resolving).
     pub fn array(&self, id: TypeId) -> Option<(TypeId, u32)> {
         let r = self.record(self.resolve(id))?;
-        (r.kind == KIND_ARRAY).then(|| Some((TypeId(u32_at(&self.types, r.at + 12)?), u32_at(&self.types, r.at + 20)?)))?
+        (r.kind == KIND_ARRAY)
+            .then(|| Some((TypeId(u32_at(&self.types, r.at + 12)?), u32_at(&self.types, r.at + 20)?)))?
     }
 
     /// The member `name` of the structure or union `container`, searching anonymous
@@ -313,7 +316,9 @@ impl Btf {
             let m = self
                 .member(ty, part)
                 .ok_or_else(|| not_found(format_args!("structure `{structure}` has no member `{path}`")))?;
-            offset = offset.checked_add(m.offset).ok_or_else(|| malformed(format_args!("offset of `{structure}.{path}` overflows")))?;
+            offset = offset
+                .checked_add(m.offset)
+                .ok_or_else(|| malformed(format_args!("offset of `{structure}.{path}` overflows")))?;
             ty = m.ty;
             found = Some(Member { offset, ty });
         }
@@ -359,7 +364,15 @@ mod tests {
             off
         }
 
-        fn push(&mut self, name: &str, kind: u32, vlen: u32, kind_flag: bool, size_or_type: u32, data: &[u32]) -> TypeId {
+        fn push(
+            &mut self,
+            name: &str,
+            kind: u32,
+            vlen: u32,
+            kind_flag: bool,
+            size_or_type: u32,
+            data: &[u32],
+        ) -> TypeId {
             let name = self.name(name);
             let info = kind << 24 | vlen | (kind_flag as u32) << 31;
             for v in [name, info, size_or_type].iter().chain(data) {
@@ -407,7 +420,8 @@ mod tests {
             let mut out = Vec::new();
             out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
             out.extend_from_slice(&[1, 0]);
-            for v in [HEADER_LEN as u32, 0, self.types.len() as u32, self.types.len() as u32, self.strings.len() as u32] {
+            for v in [HEADER_LEN as u32, 0, self.types.len() as u32, self.types.len() as u32, self.strings.len() as u32]
+            {
                 out.extend_from_slice(&v.to_le_bytes());
             }
             out.extend_from_slice(&self.types);
@@ -432,7 +446,14 @@ mod tests {
             "outer",
             false,
             64,
-            &[("x", u32_t, 0, 0), ("", anon_union, 64, 0), ("in", inner, 128, 0), ("comm", chars, 256, 0), ("bits", u32_t, 387, 3), ("arr", inners, 256, 0)],
+            &[
+                ("x", u32_t, 0, 0),
+                ("", anon_union, 64, 0),
+                ("in", inner, 128, 0),
+                ("comm", chars, 256, 0),
+                ("bits", u32_t, 387, 3),
+                ("arr", inners, 256, 0),
+            ],
         );
         let ptr = b.ptr(outer);
         let btf = Btf::parse(&b.build()).unwrap();

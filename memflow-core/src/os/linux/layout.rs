@@ -251,7 +251,8 @@ impl MmLayout {
             VmaLinks::List { first, .. } => first,
         };
         let (pgd, arg_start, arg_end, exe_file) = (off("pgd")?, off("arg_start")?, off("arg_end")?, off("exe_file")?);
-        let span = Span::covering(&[(pgd, WORD), (arg_start, WORD), (arg_end, WORD), (exe_file, WORD), (vma_root, WORD)]);
+        let span =
+            Span::covering(&[(pgd, WORD), (arg_start, WORD), (arg_end, WORD), (exe_file, WORD), (vma_root, WORD)]);
         Ok(MmLayout { pgd, arg_start, arg_end, exe_file, vmas, span })
     }
 }
@@ -318,10 +319,11 @@ impl PathLayout {
 impl ModuleLayout {
     fn from_btf(btf: &Btf) -> Result<Self> {
         let off = |path| required(btf, "module", path);
-        let (base, size) = match (optional(btf, "module", "core_layout.base"), optional(btf, "module", "core_layout.size")) {
-            (Some(base), Some(size)) => (base, size),
-            _ => (off("mem.base")?, off("mem.size")?),
-        };
+        let (base, size) =
+            match (optional(btf, "module", "core_layout.base"), optional(btf, "module", "core_layout.size")) {
+                (Some(base), Some(size)) => (base, size),
+                _ => (off("mem.base")?, off("mem.size")?),
+            };
         let (list, name) = (off("list")?, off("name")?);
         let name_len = array_len(btf, "module", "name")?;
         let span = Span::covering(&[(list, 2 * WORD), (name, name_len), (base, WORD), (size, 4)]);

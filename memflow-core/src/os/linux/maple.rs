@@ -90,7 +90,8 @@ fn walk<V: MemoryView>(
         ARANGE_64 => &layout.arange64,
         _ => return Err(malformed(format_args!("maple tree node {node:#x} has unknown type {kind}"))),
     };
-    let bytes = Record::read(mem, Address::new(node as umem), Span { start: 0, end: layout.node_size }, "a maple tree node")?;
+    let bytes =
+        Record::read(mem, Address::new(node as umem), Span { start: 0, end: layout.node_size }, "a maple tree node")?;
     let slots: Vec<u64> = (0..shape.slot_count).map(|i| bytes.u64(shape.slots + 8 * i)).collect();
     let pivots: Vec<u64> = match shape.pivots {
         Some(at) => (0..shape.slot_count - 1).map(|i| bytes.u64(at + 8 * i)).collect(),
@@ -148,7 +149,9 @@ mod tests {
     fn node(mem: &mut BufferMemory, at: u64, kind: u64, pivots: &[u64], slots: &[u64], end: Option<u8>) -> u64 {
         let l = layout();
         let shape = if kind == ARANGE_64 { &l.arange64 } else { &l.range64 };
-        let write = |mem: &mut BufferMemory, off: u64, v: u64| mem.phys_write(Address::from(at + off).into(), &v).data().unwrap();
+        let write = |mem: &mut BufferMemory, off: u64, v: u64| {
+            mem.phys_write(Address::from(at + off).into(), &v).data().unwrap()
+        };
         for (i, &p) in pivots.iter().enumerate() {
             write(mem, u64::from(shape.pivots.unwrap()) + 8 * i as u64, p);
         }

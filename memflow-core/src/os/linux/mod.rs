@@ -185,8 +185,12 @@ fn read_btf<P: PhysicalMemory>(found: &FoundKernel, view: &mut VirtualDma<P>) ->
             let image = &found.image;
             let (at, header) = (0..image.len().saturating_sub(btf::HEADER_LEN))
                 .step_by(4)
-                .find_map(|at| BtfHeader::parse(&image[at..]).filter(|h| at + h.total() <= image.len()).map(|h| (at, h)))
-                .ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("kernel has no BTF (CONFIG_DEBUG_INFO_BTF)")))?;
+                .find_map(|at| {
+                    BtfHeader::parse(&image[at..]).filter(|h| at + h.total() <= image.len()).map(|h| (at, h))
+                })
+                .ok_or_else(|| {
+                    os_error(ErrorKind::NotFound, format_args!("kernel has no BTF (CONFIG_DEBUG_INFO_BTF)"))
+                })?;
             image[at..at + header.total()].to_vec()
         }
     };
@@ -197,8 +201,8 @@ fn read_btf<P: PhysicalMemory>(found: &FoundKernel, view: &mut VirtualDma<P>) ->
 mod groups {
     use super::*;
     use crate::mem::{MemoryViewVtbl, PhysicalMemoryVtbl};
-    use crate::translate::{VirtualTranslate, VirtualTranslateVtbl};
     use crate::plugins::*;
+    use crate::translate::{VirtualTranslate, VirtualTranslateVtbl};
 
     cglue_impl_group!(LinuxOs<P: PhysicalMemory + Clone + 'static>, OsInstance, { PhysicalMemory, MemoryView, VirtualTranslate });
     cglue_impl_group!(LinuxProcess<P: PhysicalMemory + 'static>, ProcessInstance, { VirtualTranslate });

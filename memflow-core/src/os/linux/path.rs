@@ -31,7 +31,12 @@ pub fn file_path<V: MemoryView>(mem: &mut V, l: &PathLayout, file: Address) -> R
 }
 
 /// The absolute path of `dentry` seen through the mount `vfsmount` (see the module docs).
-pub fn dentry_path<V: MemoryView>(mem: &mut V, l: &PathLayout, mut dentry: Address, mut vfsmount: Address) -> Result<String> {
+pub fn dentry_path<V: MemoryView>(
+    mem: &mut V,
+    l: &PathLayout,
+    mut dentry: Address,
+    mut vfsmount: Address,
+) -> Result<String> {
     let mut names: Vec<Vec<u8>> = Vec::new();
     for _ in 0..MAX_DEPTH {
         let d = Record::read(mem, dentry, l.dentry_span, "a dentry")?;

@@ -53,7 +53,9 @@ impl Record {
                 MemOp { addr, tag: addr, buf: buf.into() }
             });
             let mut failed = |chunk: ReadChunk| {
-                if let Some(i) = bases.iter().position(|&b| chunk.tag >= b + span.start as umem && chunk.tag < b + span.end as umem) {
+                if let Some(i) =
+                    bases.iter().position(|&b| chunk.tag >= b + span.start as umem && chunk.tag < b + span.end as umem)
+                {
                     ok[i] = false;
                 }
                 true

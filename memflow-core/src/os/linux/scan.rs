@@ -182,7 +182,8 @@ fn finish<P: PhysicalMemory>(mem: &mut P, mut found: FoundKernel) -> Result<Foun
         Some(Ok(root)) => {
             let mut check = VirtualDma::new(mem.forward_mut(), found.arch, &[root.address])?;
             let mut head = [0u8; 64];
-            let same = check.read_raw_into(found.image_base, &mut head).is_ok() && head[..] == found.image[..head.len()];
+            let same =
+                check.read_raw_into(found.image_base, &mut head).is_ok() && head[..] == found.image[..head.len()];
             if same {
                 found.root = root.address;
             } else {

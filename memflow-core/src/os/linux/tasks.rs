@@ -70,7 +70,11 @@ impl Task {
 /// The facts of the process whose leader is the `task_struct` at `task`. `view` is the
 /// kernel's address space; it is switched to the process's tables to read the command line and
 /// back. The path and command line are empty where they are not resident.
-pub fn process_info<P: PhysicalMemory>(view: &mut VirtualDma<P>, kernel: &Kernel, task: Address) -> Result<ProcessInfo> {
+pub fn process_info<P: PhysicalMemory>(
+    view: &mut VirtualDma<P>,
+    kernel: &Kernel,
+    task: Address,
+) -> Result<ProcessInfo> {
     let t = Task::read(view, kernel, task)?;
     let mut info = ProcessInfo {
         address: task,

@@ -2,7 +2,9 @@
 //! panics or succeeds with synthetic memory, as its arguments ask.
 
 use memflow_core::error::{Error, ErrorKind, ErrorOrigin, Result};
-use memflow_core::plugins::{connector_instance, Args, ConnectorInstanceArcBox, ConnectorPlugin, LibArc, OsInstanceArcBox, PluginDescriptor};
+use memflow_core::plugins::{
+    connector_instance, Args, ConnectorInstanceArcBox, ConnectorPlugin, LibArc, OsInstanceArcBox, PluginDescriptor,
+};
 
 struct Probe;
 
@@ -11,7 +13,11 @@ impl ConnectorPlugin for Probe {
     const DESCRIPTION: &'static str = "test plugin";
     const HELP: &'static str = "probe:[fail|panic|ok]";
 
-    fn create(args: &Args, _input: Option<OsInstanceArcBox<'static>>, lib: LibArc) -> Result<ConnectorInstanceArcBox<'static>> {
+    fn create(
+        args: &Args,
+        _input: Option<OsInstanceArcBox<'static>>,
+        lib: LibArc,
+    ) -> Result<ConnectorInstanceArcBox<'static>> {
         log::error!("probe says error");
         log::warn!("probe says warn");
         log::info!("probe says info");
