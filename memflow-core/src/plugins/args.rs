@@ -91,6 +91,26 @@ impl Args {
         }
     }
 
+    /// Fails, naming the plugin, if a positional argument was given to a plugin that takes none.
+    pub fn check_no_target(&self, plugin: &str) -> Result<()> {
+        match self.default_value() {
+            Some(extra) => {
+                Err(args_err(ErrorKind::InvalidArgument, format_args!("`{plugin}` takes no target, got `{extra}`")))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The boolean `key` (see [`parse_flag`]); absent is `false`.
+    pub fn flag(&self, key: &str) -> Result<bool> {
+        self.get(key).map_or(Ok(false), |v| parse_flag(key, v))
+    }
+
+    /// The number `key`; absent is `default`.
+    pub fn number<T: core::str::FromStr>(&self, key: &str, default: T) -> Result<T> {
+        self.get(key).map_or(Ok(default), |v| parse_number(key, v))
+    }
+
     /// Removes and returns `key`'s value (used to take generic options such as middleware
     /// settings before handing the rest to a plugin).
     pub fn take(&mut self, key: &str) -> Option<String> {
@@ -145,6 +165,26 @@ fn write_quoted(f: &mut core::fmt::Formatter<'_>, value: &str) -> core::fmt::Res
         write!(f, "{c}")?;
     }
     f.write_str("\"")
+}
+
+/// Parses the value of a boolean argument: `1`/`true`/`yes`/`on` or empty (`key=`) for true,
+/// `0`/`false`/`no`/`off` for false.
+pub fn parse_flag(key: &str, value: &str) -> Result<bool> {
+    match value {
+        "" | "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(bad_value(key, value, "a boolean")),
+    }
+}
+
+/// Parses the value of a numeric argument.
+pub fn parse_number<T: core::str::FromStr>(key: &str, value: &str) -> Result<T> {
+    value.parse().map_err(|_| bad_value(key, value, "a number"))
+}
+
+/// The error for `key=value` that is not what `expected` describes.
+pub fn bad_value(key: &str, value: &str, expected: &str) -> Error {
+    args_err(ErrorKind::InvalidArgument, format_args!("`{key}={value}`: expected {expected}"))
 }
 
 /// One link of a chain: a plugin name and its arguments.

@@ -3,7 +3,7 @@
 
 use cglue::prelude::v1::*;
 
-use super::args::Args;
+use super::args::{parse_number, Args};
 use super::descriptor::*;
 use super::instances::*;
 use crate::connector::cpu_state::*;
@@ -16,16 +16,6 @@ fn no_input(name: &str) -> Error {
 
 fn missing(name: &str, what: &str) -> Error {
     Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`{name}` needs {what}"))
-}
-
-/// Parses a boolean argument (`true`/`false`, `1`/`0`, `yes`/`no`); absent is `false`.
-pub fn bool_arg(args: &Args, key: &str) -> Result<bool> {
-    match args.get(key) {
-        None | Some("0") | Some("false") | Some("no") | Some("off") => Ok(false),
-        Some("") | Some("1") | Some("true") | Some("yes") | Some("on") => Ok(true),
-        Some(v) => Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
-            .log_warn(format_args!("`{key}={v}`: expected a boolean"))),
-    }
 }
 
 /// `coredump`: memory dump files (QEMU ELF cores, kdump/vmcore, LiME, raw images).
@@ -47,7 +37,7 @@ impl ConnectorPlugin for Coredump {
         }
         args.check_known(&["path", "writable"])?;
         let path = args.target_or("path").ok_or_else(|| missing(Self::NAME, "a dump file path"))?;
-        let options = OpenOptions { writable: bool_arg(args, "writable")?, raw_map: None };
+        let options = OpenOptions { writable: args.flag("writable")?, raw_map: None };
         let conn = connector::open(path, options)?;
         Ok(group_obj!((conn, lib) as ConnectorInstance))
     }
@@ -102,17 +92,6 @@ pub const DUMMY_CONNECTOR: PluginDescriptor = PluginDescriptor::connector::<Dumm
 /// `dummy` (OS layer): a synthetic OS with processes, modules and real page tables.
 pub struct DummyOsPlugin;
 
-/// Parses the number `key`; absent is `default`.
-fn number_arg<T: core::str::FromStr>(args: &Args, key: &str, default: T) -> Result<T> {
-    match args.get(key) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| {
-            Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
-                .log_warn(format_args!("`{key}={v}`: expected a number"))
-        }),
-    }
-}
-
 /// The most processes `dummy` starts.
 const DUMMY_MAX_PROCS: usize = 4096;
 
@@ -132,11 +111,9 @@ impl OsPlugin for DummyOsPlugin {
             return Err(no_input(Self::NAME));
         }
         args.check_known(&["procs", "arch", "seed", "size"])?;
+        args.check_no_target(Self::NAME)?;
         let bad = |what: core::fmt::Arguments| Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(what);
-        if let Some(extra) = args.default_value() {
-            return Err(bad(format_args!("`dummy` takes no target, got `{extra}`")));
-        }
-        let procs: usize = number_arg(args, "procs", 4)?;
+        let procs: usize = args.number("procs", 4)?;
         if procs > DUMMY_MAX_PROCS {
             return Err(bad(format_args!("`procs={procs}`: at most {DUMMY_MAX_PROCS}")));
         }
@@ -149,11 +126,8 @@ impl OsPlugin for DummyOsPlugin {
             other => return Err(bad(format_args!("`arch={other}`: expected x64, la57, pae, aarch64 or riscv"))),
         };
         let size = dummy_size(args.get("size").unwrap_or("64M"))?;
-        let mut builder = crate::dummy::DummyOs::builder()
-            .arch(arch)
-            .memory(size)
-            .seed(number_arg(args, "seed", 0)?)
-            .lib(lib.clone());
+        let mut builder =
+            crate::dummy::DummyOs::builder().arch(arch).memory(size).seed(args.number("seed", 0)?).lib(lib.clone());
         for i in 0..procs {
             builder = builder.process(&if i == 0 { "init".to_owned() } else { format!("worker{i}") });
         }
@@ -184,10 +158,7 @@ impl OsPlugin for Native {
             return Err(no_input(Self::NAME));
         }
         args.check_known(&[])?;
-        if let Some(extra) = args.default_value() {
-            return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
-                .log_warn(format_args!("`native` takes no target, got `{extra}`")));
-        }
+        args.check_no_target(Self::NAME)?;
         Ok(os_instance(crate::os::native::NativeOs::new(lib.clone()), lib))
     }
 }
@@ -214,13 +185,7 @@ impl ConnectorPlugin for Qemu {
     ) -> Result<ConnectorInstanceArcBox<'static>> {
         use crate::connector::qemu::{QemuConnector, QemuTarget};
         args.check_known(&["name", "pid", "qmp"])?;
-        let pid = match args.get("pid") {
-            Some(pid) => Some(pid.parse().map_err(|_| {
-                Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
-                    .log_warn(format_args!("`pid={pid}`: expected a process id"))
-            })?),
-            None => None,
-        };
+        let pid = args.get("pid").map(|pid| parse_number("pid", pid)).transpose()?;
         let target = QemuTarget { name: args.target_or("name").map(str::to_owned), pid };
         let os = input.unwrap_or_else(|| os_instance(crate::os::native::NativeOs::new(lib.clone()), lib.clone()));
         let conn = QemuConnector::open(os, &target, args.get("qmp").map(std::path::Path::new))?;
@@ -260,10 +225,7 @@ impl OsPlugin for Linux {
         lib: LibArc,
     ) -> Result<OsInstanceArcBox<'static>> {
         args.check_known(&[])?;
-        if let Some(extra) = args.default_value() {
-            return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
-                .log_warn(format_args!("`linux` takes no target, got `{extra}`")));
-        }
+        args.check_no_target(Self::NAME)?;
         let conn = input.ok_or_else(|| missing(Self::NAME, "a connector as input"))?;
         Ok(os_instance(crate::os::linux::LinuxOs::from_connector(conn, lib.clone())?, lib))
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cglue::prelude::v1::*;
 
-use super::args::Args;
+use super::args::{bad_value, parse_flag, Args};
 use super::instances::*;
 use crate::connector::cpu_state::*;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
@@ -25,47 +25,34 @@ pub struct MiddlewareConfig {
     pub metrics: bool,
 }
 
-fn bad(key: &str, value: &str, expected: &str) -> Error {
-    Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
-        .log_warn(format_args!("`{key}={value}`: expected {expected}"))
-}
-
-fn flag(key: &str, value: &str) -> Result<bool> {
-    match value {
-        "1" | "true" | "yes" | "on" | "" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(bad(key, value, "a boolean")),
-    }
-}
-
 fn bytes(key: &str, value: &str) -> Result<usize> {
     size::parse(value)
         .and_then(|v| usize::try_from(v).ok())
-        .ok_or_else(|| bad(key, value, "a size like 4096, 64k or 2M"))
+        .ok_or_else(|| bad_value(key, value, "a size like 4096, 64k or 2M"))
 }
 
 /// Parses a duration: a number with `ns`, `us`, `ms` or `s` (default `us`).
 fn duration(key: &str, value: &str) -> Result<Duration> {
     let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
-    let n: u64 = value[..split].parse().map_err(|_| bad(key, value, "a duration like 50us or 2ms"))?;
+    let n: u64 = value[..split].parse().map_err(|_| bad_value(key, value, "a duration like 50us or 2ms"))?;
     Ok(match &value[split..] {
         "ns" => Duration::from_nanos(n),
         "" | "us" => Duration::from_micros(n),
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
-        _ => return Err(bad(key, value, "a duration like 50us or 2ms")),
+        _ => return Err(bad_value(key, value, "a duration like 50us or 2ms")),
     })
 }
 
 /// Removes the middleware options from `args` and returns the configuration they describe.
 /// The cache is on when `cache` is true or any other `cache_*` option is given.
 pub fn take_middleware(args: &mut Args) -> Result<MiddlewareConfig> {
-    let cache_flag = args.take("cache").map(|v| flag("cache", &v)).transpose()?;
+    let cache_flag = args.take("cache").map(|v| parse_flag("cache", &v)).transpose()?;
     let cache_size = args.take("cache_size").map(|v| bytes("cache_size", &v)).transpose()?;
     let page_size = args.take("cache_page_size").map(|v| bytes("cache_page_size", &v)).transpose()?;
     let cache_time = args.take("cache_time").map(|v| duration("cache_time", &v)).transpose()?;
     let delay = args.take("delay").map(|v| duration("delay", &v)).transpose()?;
-    let metrics = args.take("metrics").map(|v| flag("metrics", &v)).transpose()?.unwrap_or(false);
+    let metrics = args.take("metrics").map(|v| parse_flag("metrics", &v)).transpose()?.unwrap_or(false);
     let any_cache_option = cache_size.is_some() || page_size.is_some() || cache_time.is_some();
     let cache = cache_flag.unwrap_or(any_cache_option).then(|| {
         (
