@@ -38,11 +38,18 @@ typedef struct {
     uint64_t size;   /* bytes served, at physical addresses 0 .. size-1 */
 } Instance;
 
-/* Logs "cbuffer: <what><detail>" through the host (only possible during create). */
+/* Logs "cbuffer: <what><detail>" through the host (only possible during create). A line too
+   long for the buffer (a path can be 4 KiB) is cut and ends in "..." so the cut is visible. */
 static void say(const MfCHost *host, uint32_t level, const char *what, const char *detail)
 {
     char line[512];
-    snprintf(line, sizeof line, "cbuffer: %s%s", what, detail);
+    int n = snprintf(line, sizeof line, "cbuffer: %s%s", what, detail);
+    if (n < 0) {
+        host->log(level, "cbuffer: (a message could not be formatted)");
+        return;
+    }
+    if ((size_t)n >= sizeof line)
+        memcpy(line + sizeof line - 4, "...", 4);
     host->log(level, line);
 }
 
