@@ -246,3 +246,169 @@ fn linux_plugin_from_a_library_lists_a_dumped_guest() {
     process.read_raw_into(base, &mut elf).data().unwrap();
     assert_eq!(&elf, b"\x7fELF");
 }
+
+/// A new directory `name` in `parent` with exactly `mode`.
+fn dir_with_mode(parent: &Path, name: &str, mode: u32) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
+    dir
+}
+
+/// The uid of `nobody`: a user that is neither root nor this one.
+const NOBODY: u32 = 65534;
+
+#[test]
+fn refuses_libraries_that_another_user_could_have_placed_or_chosen() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "these cases chown files to another user: run as root");
+    let base = temp_dir("trust");
+    let good = shipped("probe_fixture");
+    let mut inv = Inventory::default();
+    let mut refused = |path: &Path| inv.add_file(path).unwrap_err().kind;
+
+    // A sticky world-writable directory, like /tmp: anyone may create names in it.
+    let sticky = dir_with_mode(&base, "sticky", 0o1777);
+    assert_eq!(refused(&copy_into(&sticky, &good, "lib.so")), ErrorKind::PermissionDenied, "sticky dir");
+    // A world-writable grandparent lets anyone rename the parent away and put another in place.
+    let open = dir_with_mode(&base, "open", 0o777);
+    let closed = dir_with_mode(&open, "closed", 0o755);
+    assert_eq!(refused(&copy_into(&closed, &good, "lib.so")), ErrorKind::PermissionDenied, "grandparent");
+    // Group-writable: a directory, then a file.
+    let group_dir = dir_with_mode(&base, "group", 0o775);
+    assert_eq!(refused(&copy_into(&group_dir, &good, "lib.so")), ErrorKind::PermissionDenied, "group dir");
+    let group_file = copy_into(&base, &good, "group_file.so");
+    std::fs::set_permissions(&group_file, std::fs::Permissions::from_mode(0o775)).unwrap();
+    assert_eq!(refused(&group_file), ErrorKind::PermissionDenied, "group-writable file");
+    // Owned by another user: the file, then its directory.
+    let foreign_file = copy_into(&base, &good, "foreign_file.so");
+    std::os::unix::fs::chown(&foreign_file, Some(NOBODY), None).unwrap();
+    assert_eq!(refused(&foreign_file), ErrorKind::PermissionDenied, "file of another user");
+    let foreign_dir = dir_with_mode(&base, "foreign", 0o755);
+    let in_foreign_dir = copy_into(&foreign_dir, &good, "lib.so");
+    std::os::unix::fs::chown(&foreign_dir, Some(NOBODY), None).unwrap();
+    assert_eq!(refused(&in_foreign_dir), ErrorKind::PermissionDenied, "directory of another user");
+
+    // A symbolic link in a trusted directory to a library in an untrusted one: the target's
+    // path is checked too.
+    let links = dir_with_mode(&base, "links", 0o755);
+    std::os::unix::fs::symlink(sticky.join("lib.so"), links.join("into_sticky.so")).unwrap();
+    assert_eq!(refused(&links.join("into_sticky.so")), ErrorKind::PermissionDenied, "link into a sticky dir");
+    // A directory on the path that is a link into an untrusted directory.
+    std::os::unix::fs::symlink(&closed, links.join("closed")).unwrap();
+    assert_eq!(refused(&links.join("closed/lib.so")), ErrorKind::PermissionDenied, "linked directory");
+    // A link planted by another user, even to a trusted library: its owner chose the target.
+    let trusted = copy_into(&base, &good, "trusted.so");
+    std::os::unix::fs::symlink(&trusted, links.join("planted.so")).unwrap();
+    std::os::unix::fs::lchown(links.join("planted.so"), Some(NOBODY), None).unwrap();
+    assert_eq!(refused(&links.join("planted.so")), ErrorKind::PermissionDenied, "link of another user");
+    // A loop of links ends with an error, not a hang.
+    std::os::unix::fs::symlink("loop_b.so", links.join("loop_a.so")).unwrap();
+    std::os::unix::fs::symlink("loop_a.so", links.join("loop_b.so")).unwrap();
+    assert_eq!(refused(&links.join("loop_a.so")), ErrorKind::LimitExceeded, "link loop");
+
+    // Not a regular file: a FIFO is refused without blocking in `open`, a directory too.
+    let fifo = base.join("fifo.so");
+    let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `name` is a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0);
+    assert_eq!(refused(&fifo), ErrorKind::PermissionDenied, "fifo");
+    assert_eq!(refused(&dir_with_mode(&base, "dir.so", 0o755)), ErrorKind::InvalidArgument, "directory");
+
+    // What the issue found: a library put in /tmp itself.
+    let in_tmp = std::env::temp_dir().join(format!("memflow-trust-{}.so", std::process::id()));
+    std::fs::copy(&good, &in_tmp).unwrap();
+    std::fs::set_permissions(&in_tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let kind = refused(&in_tmp);
+    std::fs::remove_file(&in_tmp).unwrap();
+    assert_eq!(kind, ErrorKind::PermissionDenied, "a library in /tmp");
+
+    assert_eq!(inv.plugins().count(), 0, "nothing was registered");
+    // Scanning the directories skips them all without failing.
+    for dir in [&base, &sticky, &closed, &links] {
+        assert_eq!(inv.add_dir(dir).unwrap(), usize::from(dir == &base), "{}", dir.display());
+    }
+}
+
+#[test]
+fn follows_symbolic_links_through_trusted_paths_to_the_real_file() {
+    let base = temp_dir("links-ok");
+    let real_dir = dir_with_mode(&base, "real", 0o755);
+    let lib = copy_into(&real_dir, &shipped("probe_fixture"), "libprobe.so");
+    let links = dir_with_mode(&base, "links", 0o755);
+    std::os::unix::fs::symlink(&lib, links.join("absolute.so")).unwrap();
+    std::os::unix::fs::symlink("../real/./libprobe.so", links.join("relative.so")).unwrap();
+    std::os::unix::fs::symlink("../real", links.join("dir")).unwrap();
+    let real = lib.canonicalize().unwrap();
+    for link in [links.join("absolute.so"), links.join("relative.so"), links.join("dir/libprobe.so")] {
+        let mut inv = Inventory::default();
+        let added = inv.add_file(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display()));
+        assert_eq!(added[0].source, PluginSource::File(real.clone()), "the source is the resolved file");
+        let conn = inv.create_connector("probe", None, &Args::parse("ok").unwrap()).unwrap();
+        assert_eq!(conn.metadata().real_size, 1 << 16);
+    }
+    // A directory listing follows the links too; both links name one file, registered once.
+    let mut inv = Inventory::default();
+    inv.add_dir(&links).unwrap();
+    assert_eq!(inv.plugins().count(), 1);
+}
+
+#[test]
+fn loads_the_scanned_file_never_one_put_in_its_place() {
+    let dir = temp_dir("swap");
+    let lib = copy_into(&dir, &shipped("probe_fixture"), "libplugin.so");
+    let mut inv = Inventory::default();
+    inv.add_file(&lib).unwrap();
+    // Another library renamed over the scanned one: the scanned one is what gets loaded.
+    std::fs::rename(copy_into(&dir, &shipped("dummy"), "other.so"), &lib).unwrap();
+    let conn = inv.create_connector("probe", None, &Args::parse("ok").unwrap()).unwrap();
+    assert_eq!(conn.metadata().real_size, 1 << 16, "the probe plugin, not the dummy one");
+    assert!(inv.create_connector("dummy", None, &Args::default()).is_err(), "the new file was not scanned");
+
+    // The scanned file rewritten in place with another library: refused.
+    let lib = copy_into(&dir, &shipped("probe_fixture"), "librewritten.so");
+    let mut inv = Inventory::default();
+    inv.add_file(&lib).unwrap();
+    std::fs::write(&lib, std::fs::read(shipped("dummy")).unwrap()).unwrap();
+    let err = inv.create_connector("probe", None, &Args::parse("ok").unwrap()).err().unwrap();
+    assert_eq!(err.kind, ErrorKind::Malformed, "changed since it was scanned");
+
+    // Opened up to others after the scan: refused when it is about to be loaded.
+    let lib = copy_into(&dir, &shipped("probe_fixture"), "libopened.so");
+    let mut inv = Inventory::default();
+    inv.add_file(&lib).unwrap();
+    std::fs::set_permissions(&lib, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = inv.create_connector("probe", None, &Args::parse("ok").unwrap()).err().unwrap();
+    assert_eq!(err.kind, ErrorKind::PermissionDenied, "writable by others since the scan");
+}
+
+/// How many descriptors of this process have `file` open.
+fn open_descriptors_of(file: &Path) -> usize {
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap();
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok()).filter(|target| target == file).count()
+}
+
+#[test]
+fn a_library_still_loaded_elsewhere_keeps_its_descriptor_name() {
+    // The loader knows a library loaded through `/proc/self/fd/N` by that name. While it stays
+    // loaded (here: by a second inventory), descriptor N must stay open, or the next plugin
+    // file opened as N would be handed this library.
+    let dir = temp_dir("fd-reuse");
+    let probe = copy_into(&dir, &shipped("probe_fixture"), "libprobe.so");
+    let (mut first, mut second) = (Inventory::default(), Inventory::default());
+    first.add_file(&probe).unwrap();
+    second.add_file(&probe).unwrap();
+    assert_eq!(open_descriptors_of(&probe), 2, "each inventory keeps its file open");
+    let kept = second.create_connector("probe", None, &Args::parse("ok").unwrap()).unwrap();
+    drop(first.create_connector("probe", None, &Args::parse("ok").unwrap()).unwrap());
+    drop(first);
+    assert_eq!(open_descriptors_of(&probe), 2, "the first inventory's descriptor outlives it");
+    // Other plugin files load as themselves.
+    let native = copy_into(&dir, &shipped("native"), "libnative.so");
+    for _ in 0..4 {
+        let mut inv = Inventory::default();
+        inv.add_file(&native).unwrap();
+        inv.create_os_chain("native").expect("the native library, not the probe still loaded");
+    }
+    assert_eq!(kept.metadata().real_size, 1 << 16);
+}

@@ -13,9 +13,10 @@ use cglue::trait_group::Opaquable;
 use super::args::{parse_chain, Args, ChainLink};
 use super::descriptor::*;
 use super::instances::*;
-use super::library::{check_permissions, read_descriptors, FileDescriptor, Library};
+use super::library::{read_descriptors, FileDescriptor, Library};
 use super::logging::PluginLogger;
 use super::middleware::{take_middleware, MiddlewareConfig};
+use super::trust::{open_trusted, TrustedFile};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
 fn inv_err(kind: ErrorKind, why: impl core::fmt::Display) -> Error {
@@ -53,7 +54,7 @@ pub struct PluginInfo {
 /// How to reach a plugin's functions.
 enum Loader {
     Builtin(&'static PluginDescriptor),
-    File { path: PathBuf, desc: Box<FileDescriptor>, loaded: Mutex<Option<(Arc<Library>, usize)>> },
+    File { file: Arc<TrustedFile>, desc: Box<FileDescriptor>, loaded: Mutex<Option<(Arc<Library>, usize)>> },
 }
 
 struct Entry {
@@ -118,13 +119,14 @@ impl Inventory {
         Ok(paths.iter().filter_map(|p| self.add_file(p).ok()).map(|added| added.len()).sum())
     }
 
-    /// Adds the plugins of one library after checking its permissions and descriptors,
-    /// without loading it. File plugins take precedence over built-in plugins of the same
-    /// name and kind.
+    /// Adds the plugins of one library after checking who could have put it there
+    /// ([`super::trust`]) and its descriptors, without loading it. The file stays open: it is
+    /// loaded through the same descriptor, so a file put in its place later is never loaded.
+    /// File plugins take precedence over built-in plugins of the same name and kind.
     pub fn add_file(&mut self, path: &Path) -> Result<Vec<PluginInfo>> {
-        check_permissions(path)?;
-        let descs = read_descriptors(path)?;
-        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let file = Arc::new(open_trusted(path)?);
+        let descs = read_descriptors(&file)?;
+        let path = file.path().to_path_buf();
         let known = |e: &Entry| e.info.source == PluginSource::File(path.clone());
         if self.entries.iter().any(known) {
             return Ok(self.entries.iter().filter(|e| known(e)).map(|e| e.info.clone()).collect());
@@ -138,7 +140,7 @@ impl Inventory {
                 0,
                 Entry {
                     info,
-                    loader: Loader::File { path: path.clone(), desc: Box::new(desc), loaded: Mutex::new(None) },
+                    loader: Loader::File { file: file.clone(), desc: Box::new(desc), loaded: Mutex::new(None) },
                 },
             );
         }
@@ -165,10 +167,10 @@ impl Inventory {
     fn resolve(&self, entry: &Entry) -> Result<(DescriptorRef, LibArc)> {
         match &entry.loader {
             Loader::Builtin(desc) => Ok((DescriptorRef::Rust(desc), LibArc::default())),
-            Loader::File { path, desc, loaded } => {
+            Loader::File { file, desc, loaded } => {
                 let mut slot = loaded.lock().unwrap_or_else(|p| p.into_inner());
                 if slot.is_none() {
-                    let lib = Library::load(path)?;
+                    let lib = Library::load(file)?;
                     let ptr = lib.descriptor(desc)?;
                     *slot = Some((lib, ptr as usize));
                 }

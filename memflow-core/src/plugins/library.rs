@@ -1,12 +1,14 @@
-//! Plugin library files: reading a descriptor header without loading the library, the
-//! ownership and permission checks, and loading.
+//! Plugin library files: reading their descriptors without loading them, and loading them
+//! through the descriptor they were checked through ([`super::trust`]).
 
-use std::path::{Path, PathBuf};
+use std::mem::ManuallyDrop;
+use std::path::Path;
 use std::sync::Arc;
 
 use goblin::elf::Elf;
 
 use super::descriptor::{PluginFlavor, PluginHeader, PluginKind, PLUGIN_SYMBOL};
+use super::trust::TrustedFile;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
 fn refuse(kind: ErrorKind, why: impl core::fmt::Display) -> Error {
@@ -27,48 +29,6 @@ fn host_machine() -> u16 {
         "riscv64" => EM_RISCV,
         _ => EM_NONE,
     }
-}
-
-/// Refuses files and directories that users other than root and the current user can write:
-/// loading a plugin runs its code.
-pub fn check_permissions(path: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    let mut checked: Vec<PathBuf> = vec![path.to_path_buf()];
-    if let Some(dir) = path.parent() {
-        checked.push(if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir.to_path_buf() });
-    }
-    for p in checked {
-        let meta = std::fs::metadata(&p)
-            .map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("cannot stat {}: {e}", p.display())))?;
-        let others_write = meta.mode() & 0o022 != 0;
-        // A sticky directory (like /tmp) still lets others replace only their own files.
-        let sticky_dir = meta.is_dir() && meta.mode() & 0o1000 != 0 && meta.uid() == 0;
-        if others_write && !sticky_dir {
-            return Err(refuse(
-                ErrorKind::PermissionDenied,
-                format_args!(
-                    "refusing plugin {}: {} is writable by other users (mode {:o})",
-                    path.display(),
-                    p.display(),
-                    meta.mode() & 0o7777
-                ),
-            ));
-        }
-        if meta.uid() != 0 && meta.uid() != me {
-            return Err(refuse(
-                ErrorKind::PermissionDenied,
-                format_args!(
-                    "refusing plugin {}: {} belongs to uid {}, not to root or this user",
-                    path.display(),
-                    p.display(),
-                    meta.uid()
-                ),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// The most descriptors one library may export.
@@ -94,19 +54,9 @@ fn is_descriptor_symbol(name: &str) -> bool {
 
 /// Reads and checks every descriptor of a plugin library file, without loading it. One bad
 /// descriptor refuses the whole file.
-pub fn read_descriptors(path: &Path) -> Result<Vec<FileDescriptor>> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("{}: {e}", path.display())))?
-        .len();
-    if len > MAX_PLUGIN_FILE {
-        return Err(refuse(
-            ErrorKind::OutOfBounds,
-            format_args!("{}: {len} bytes is too large for a plugin", path.display()),
-        ));
-    }
-    let bytes =
-        std::fs::read(path).map_err(|e| refuse(ErrorKind::of_io(&e), format_args!("{}: {e}", path.display())))?;
-    let in_file = |e: Error| e.log_warn(format_args!("in {}", path.display()));
+pub fn read_descriptors(file: &TrustedFile) -> Result<Vec<FileDescriptor>> {
+    let bytes = file.bytes(MAX_PLUGIN_FILE)?;
+    let in_file = |e: Error| e.log_warn(format_args!("in {}", file.path().display()));
     descriptors_in(&bytes).map_err(in_file)
 }
 
@@ -178,52 +128,76 @@ fn descriptors_in(bytes: &[u8]) -> Result<Vec<FileDescriptor>> {
 
 /// A loaded plugin library. Dropped (unloaded) when the last instance made from it is gone.
 pub struct Library {
-    lib: libloading::Library,
-    path: PathBuf,
+    lib: ManuallyDrop<libloading::Library>,
+    /// The descriptor it was loaded through.
+    file: Arc<TrustedFile>,
 }
 
 impl Library {
-    /// Loads `path` (after checking its permissions again).
-    pub fn load(path: &Path) -> Result<Arc<Library>> {
-        check_permissions(path)?;
-        // SAFETY: loading runs the library's initialisers; the file passed the ownership and
-        // permission checks and its descriptors were validated before.
-        let lib = unsafe { libloading::Library::new(path) }
-            .map_err(|e| refuse(ErrorKind::Io, format_args!("cannot load {}: {e}", path.display())))?;
-        Ok(Arc::new(Library { lib, path: path.to_path_buf() }))
+    /// Loads the checked file `file` through its open descriptor, so the loaded code is the
+    /// checked file's, and only if it has not changed since it was checked.
+    pub fn load(file: &Arc<TrustedFile>) -> Result<Arc<Library>> {
+        // Before loading: loading runs the library's initialisers.
+        file.unchanged()?;
+        let name = file.fd_path();
+        // SAFETY: loading runs the library's initialisers; the file passed the trust rules and
+        // its descriptors were validated before.
+        let lib = unsafe { libloading::Library::new(&name) }.map_err(|e| {
+            refuse(ErrorKind::Io, format_args!("cannot load {} (as {}): {e}", file.path().display(), name.display()))
+        })?;
+        let lib = Arc::new(Library { lib: ManuallyDrop::new(lib), file: file.clone() });
+        // After loading: a change while it was being mapped.
+        file.unchanged()?;
+        Ok(lib)
     }
 
     /// The address of descriptor `desc`, after checking that the loaded header is the one
     /// read from the file.
     pub fn descriptor(&self, desc: &FileDescriptor) -> Result<*const u8> {
+        let path = self.file.path();
         // SAFETY: the symbol is a static whose first bytes are a `PluginHeader`.
         let ptr: *const u8 = unsafe {
             let sym: libloading::Symbol<*const u8> = self
                 .lib
                 .get(desc.symbol.as_bytes())
-                .map_err(|e| refuse(ErrorKind::NotFound, format_args!("{}: {e}", self.path.display())))?;
+                .map_err(|e| refuse(ErrorKind::NotFound, format_args!("{}: {e}", path.display())))?;
             *sym
         };
         // SAFETY: as above; the header is plain bytes.
         let loaded: PluginHeader = unsafe { core::ptr::read_unaligned(ptr as *const PluginHeader) };
         if bytemuck::bytes_of(&loaded) != bytemuck::bytes_of(&desc.header) {
-            return Err(refuse(
-                ErrorKind::Malformed,
-                format_args!("{} changed since it was scanned", self.path.display()),
-            ));
+            return Err(refuse(ErrorKind::Malformed, format_args!("{} changed since it was scanned", path.display())));
         }
         Ok(ptr)
     }
 
     /// The file it was loaded from.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.file.path()
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here, and not used afterwards.
+        let lib = unsafe { ManuallyDrop::take(&mut self.lib) };
+        let _ = lib.close();
+        // The loader finds loaded libraries by name before it opens anything, so while a
+        // library loaded as `/proc/self/fd/N` stays resident (a library may not unload, or
+        // another inventory holds it), descriptor N must stay open: a later plugin opened as
+        // N would otherwise be handed this library instead of its own file.
+        let name = self.file.fd_path();
+        // SAFETY: RTLD_NOLOAD only looks the name up; nothing is loaded or initialised.
+        let resident = unsafe { libloading::os::unix::Library::open(Some(&name), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+        if let Ok(handle) = resident {
+            let _ = handle.close();
+            core::mem::forget(self.file.clone());
+        }
     }
 }
 
 impl core::fmt::Debug for Library {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let _ = &self.lib;
-        write!(f, "Library({})", self.path.display())
+        write!(f, "Library({})", self.file.path().display())
     }
 }

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod library;
 pub mod logging;
 pub mod middleware;
+pub mod trust;
 
 pub use args::{parse_chain, Args, ChainLink};
 pub use descriptor::*;

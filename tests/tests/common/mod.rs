@@ -21,9 +21,11 @@ pub fn shipped(name: &str) -> PathBuf {
     path
 }
 
-/// A fresh directory only its owner may write to (the inventory refuses others).
+/// A fresh directory only its owner may write to. It is under the target directory, not the
+/// system's temporary directory: the inventory refuses plugins under a directory others can
+/// write to, and `/tmp` is one.
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("memflow-plugins-{tag}-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("memflow-plugins-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
