@@ -294,3 +294,63 @@ fn open_file(rules: &Rules, dir: &File, name: &OsStr, at: PathBuf, seen: &Metada
     rules.owner_only_writes(&meta, "file", &at)?;
     Ok(TrustedFile { file, path: at, stamp: Stamp::of(&meta) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The C library this test program is linked against, by the name the loader used.
+    fn libc_path() -> PathBuf {
+        // SAFETY: Dl_info is plain data; all-zero is a valid value.
+        let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+        // SAFETY: dladdr only reads the address; `info` is a valid place for the result.
+        assert_ne!(unsafe { libc::dladdr(libc::getpid as *const libc::c_void, &mut info) }, 0);
+        // SAFETY: dladdr returned a NUL-terminated path owned by the loader.
+        let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+        PathBuf::from(OsStr::from_bytes(name.to_bytes()))
+    }
+
+    #[test]
+    fn resolves_links_dots_and_relative_paths_like_the_kernel() {
+        let lib = libc_path();
+        let real = lib.canonicalize().unwrap();
+        let (dir, name) = (real.parent().unwrap(), real.file_name().unwrap());
+        let twisted = PathBuf::from(format!(
+            "/../..{}/./../{}/{}",
+            dir.display(),
+            dir.file_name().unwrap().to_str().unwrap(),
+            name.to_str().unwrap()
+        ));
+        assert!(twisted.starts_with("/../.."), "{}", twisted.display());
+        for path in [lib, real.clone(), twisted] {
+            let file = open_trusted(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(file.path(), real, "{}", path.display());
+            file.unchanged().unwrap();
+        }
+        // Relative to the working directory (this crate's directory during tests).
+        let manifest = open_trusted(Path::new("./src/../Cargo.toml")).unwrap();
+        assert_eq!(manifest.path(), Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml").canonicalize().unwrap());
+    }
+
+    #[test]
+    fn reads_the_checked_file_within_a_limit() {
+        let file = open_trusted(&libc_path()).unwrap();
+        let bytes = file.bytes(u64::MAX).unwrap();
+        assert_eq!(&bytes[..4], b"\x7fELF");
+        assert_eq!(bytes.len() as u64, file.stamp.size);
+        assert_eq!(file.bytes(1000).unwrap_err().kind, ErrorKind::OutOfBounds);
+        assert!(file.fd_path().starts_with("/proc/self/fd/"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_trusted_regular_file() {
+        let kind = |p: &[u8]| open_trusted(Path::new(OsStr::from_bytes(p))).unwrap_err().kind;
+        assert_eq!(kind(b"/"), ErrorKind::InvalidArgument, "a directory");
+        assert_eq!(kind(b"/usr/lib/../"), ErrorKind::InvalidArgument, "a directory");
+        assert_eq!(kind(b"/dev/null"), ErrorKind::PermissionDenied, "a device");
+        assert_eq!(kind(b"/tmp/no-such-plugin.so"), ErrorKind::PermissionDenied, "below sticky /tmp");
+        assert_eq!(kind(b"/usr/no-such-dir/plugin.so"), ErrorKind::NotFound);
+        assert_eq!(kind(b"/usr/lib/\0/plugin.so"), ErrorKind::InvalidArgument, "a NUL byte");
+        assert_eq!(kind(b"./Cargo.toml/x.so"), ErrorKind::NotFound, "a file used as a directory");
+    }
+}
