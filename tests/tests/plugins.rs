@@ -90,6 +90,11 @@ fn refuses_bad_libraries_with_the_reason() {
     let in_open_dir = copy_into(&open_dir, &good, "libmemflow_coredump.so");
     assert_eq!(inv.add_file(&in_open_dir).unwrap_err().kind, ErrorKind::PermissionDenied);
 
+    // A (sparse) 1 GiB file is refused by its size, before anything is read or allocated.
+    let huge = copy_into(&dir, &good, "huge.so");
+    std::fs::OpenOptions::new().write(true).open(&huge).unwrap().set_len(1 << 30).unwrap();
+    assert_eq!(inv.add_file(&huge).unwrap_err().kind, ErrorKind::OutOfBounds, "too large");
+
     assert_eq!(inv.plugins().count(), 0, "nothing was registered");
     // The directory scan skips them all without failing.
     assert_eq!(inv.add_dir(&dir).unwrap(), 0);
