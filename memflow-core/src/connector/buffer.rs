@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cglue::slice::{CSliceMut, CSliceRef};
 
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResult, Result};
+use crate::mem::alloc::zeroed_vec;
 use crate::mem::{
     MapPiece, MemBatch, MemMapping, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata,
     SplitBuf,
@@ -43,9 +44,10 @@ impl Backing for memmap2::MmapMut {
 pub struct HeapBacking(Box<[u8]>);
 
 impl HeapBacking {
-    /// `size` zero bytes.
-    pub fn zeroed(size: usize) -> Self {
-        HeapBacking(vec![0u8; size].into_boxed_slice())
+    /// `size` zero bytes, allocated fallibly ([`ErrorKind::OutOfMemory`] if they cannot be).
+    pub fn zeroed(size: usize) -> Result<Self> {
+        let bytes = zeroed_vec(size, ErrorOrigin::Connector, "synthetic memory")?;
+        Ok(HeapBacking(bytes.into_boxed_slice()))
     }
 }
 
@@ -414,7 +416,7 @@ mod tests {
     fn rejects_maps_outside_the_backing() {
         let mut map = MemoryMap::new();
         map.push(Address::new(0), 0x2000, 0).unwrap();
-        let err = BufferMemory::new(Arc::new(HeapBacking::zeroed(0x1000)), map).unwrap_err();
+        let err = BufferMemory::new(Arc::new(HeapBacking::zeroed(0x1000).unwrap()), map).unwrap_err();
         assert_eq!(err.kind, ErrorKind::OutOfBounds);
     }
 

@@ -52,17 +52,21 @@ pub const COREDUMP: PluginDescriptor = PluginDescriptor::connector::<Coredump>()
 /// `dummy`: zeroed synthetic physical memory of a chosen size.
 pub struct DummyConnector;
 
-/// The largest synthetic memory `dummy` allocates.
-const DUMMY_MAX: usize = 16 << 30;
+/// The largest synthetic memory the `dummy` plugins (connector and OS) allocate; the size
+/// must also be at most the machine's physical memory.
+pub const DUMMY_MEMORY_MAX: usize = 16 << 30;
 
-/// Parses the size of synthetic memory for `dummy`: 1 byte to [`DUMMY_MAX`].
+/// Parses the size of synthetic memory for `dummy`: 1 byte to [`DUMMY_MEMORY_MAX`] and at
+/// most the machine's physical memory.
 fn dummy_size(text: &str) -> Result<usize> {
+    let ram = crate::mem::alloc::physical_memory();
     crate::types::size::parse(text)
         .and_then(|s| usize::try_from(s).ok())
-        .filter(|&s| s > 0 && s <= DUMMY_MAX)
+        .filter(|&s| s > 0 && s <= DUMMY_MEMORY_MAX && ram.is_none_or(|ram| s as u64 <= ram))
         .ok_or_else(|| {
+            let ram = ram.map_or(String::new(), |ram| format!(" and at most the {} MiB of this machine", ram >> 20));
             Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
-                .log_warn(format_args!("`dummy` size `{text}`: expected 1 byte to 16G"))
+                .log_warn(format_args!("`dummy` size `{text}`: expected 1 byte to 16G{ram}"))
         })
 }
 
@@ -82,7 +86,7 @@ impl ConnectorPlugin for DummyConnector {
         }
         args.check_known(&["size"])?;
         let size = dummy_size(args.target_or("size").unwrap_or("16M"))?;
-        Ok(connector_instance(connector::dummy_memory(size), lib))
+        Ok(connector_instance(connector::try_dummy_memory(size)?, lib))
     }
 }
 

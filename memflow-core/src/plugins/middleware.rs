@@ -11,7 +11,7 @@ use super::instances::*;
 use crate::connector::cpu_state::*;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::{MemMapping, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
-use crate::middleware::{CacheValidity, CachedMemory, DelayedMemory, MetricsMemory};
+use crate::middleware::{check_cache_config, CacheValidity, CachedMemory, DelayedMemory, MetricsMemory};
 use crate::types::size;
 
 /// The middleware requested for one connector.
@@ -61,15 +61,23 @@ pub fn take_middleware(args: &mut Args) -> Result<MiddlewareConfig> {
             CacheValidity::Time(cache_time.unwrap_or(Duration::from_secs(1))),
         )
     });
+    if let Some((size, page, _)) = cache {
+        check_cache_config(size, page)?;
+    }
     Ok(MiddlewareConfig { cache, delay, metrics })
 }
 
 impl MiddlewareConfig {
     /// Wraps `conn` as configured; returns it unchanged when nothing is configured. The
-    /// result still answers CPU-state queries through the original connector.
-    pub fn apply(&self, conn: ConnectorInstanceArcBox<'static>, lib: LibArc) -> ConnectorInstanceArcBox<'static> {
+    /// result still answers CPU-state queries through the original connector. Fails if the
+    /// cache is outside its limits or cannot be allocated.
+    pub fn apply(
+        &self,
+        conn: ConnectorInstanceArcBox<'static>,
+        lib: LibArc,
+    ) -> Result<ConnectorInstanceArcBox<'static>> {
         if *self == MiddlewareConfig::default() {
-            return conn;
+            return Ok(conn);
         }
         let original = conn.clone();
         let mut mem = conn;
@@ -80,9 +88,9 @@ impl MiddlewareConfig {
             mem = group_obj!((DelayedMemory::new(mem, delay), lib.clone()) as ConnectorInstance);
         }
         if let Some((size, page, validity)) = self.cache {
-            mem = group_obj!((CachedMemory::new(mem, size, page, validity), lib.clone()) as ConnectorInstance);
+            mem = group_obj!((CachedMemory::new(mem, size, page, validity)?, lib.clone()) as ConnectorInstance);
         }
-        group_obj!((Wrapped { mem, original }, lib) as ConnectorInstance)
+        Ok(group_obj!((Wrapped { mem, original }, lib) as ConnectorInstance))
     }
 }
 
