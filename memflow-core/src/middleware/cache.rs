@@ -483,6 +483,93 @@ mod tests {
         );
     }
 
+    #[test]
+    fn sizes_outside_the_limits_are_refused() {
+        let cache =
+            |size: usize, page: usize| CachedMemory::new(patterned(0x1000), size, page, CacheValidity::Batches(1));
+        for (size, page) in [
+            (1 << 40, 0x1000),            // cache_size=1T
+            (64 << 30, 0x1000),           // cache_size=64G
+            (CACHE_SIZE_MAX + 1, 0x1000), // one byte over
+            (2 << 20, 64 << 30),          // cache_page_size=64G
+            (2 << 20, 1 << 30),           // cache_page_size=1G
+            (2 << 20, 4 << 20),           // just over 2M
+            (2 << 20, 0x800),             // under 4K
+            (2 << 20, 3000),              // not a power of two
+            (2 << 20, 0),
+        ] {
+            let err = cache(size, page).err().unwrap_or_else(|| panic!("{size:#x}/{page:#x} accepted"));
+            assert_eq!(err, Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument), "{size:#x}/{page:#x}");
+        }
+        for page in [CACHE_PAGE_SIZE_MIN, 0x10000, CACHE_PAGE_SIZE_MAX] {
+            assert_eq!(cache(4 << 20, page).unwrap().cache_bytes(), (4 << 20) / page * page);
+        }
+        // Smaller than a page: one page.
+        assert_eq!(cache(10, 0x1000).unwrap().cache_bytes(), 0x1000);
+    }
+
+    /// Clones (the process handles of an OS layer) use the one cache: its memory is not
+    /// multiplied, and a page one clone read is a hit for every other.
+    #[test]
+    fn clones_share_one_cache() {
+        let metered = MetricsMemory::new(patterned(0x10000));
+        let first = CachedMemory::new(metered.clone(), 0x8000, 0x1000, CacheValidity::Batches(1000)).unwrap();
+        let mut clones: Vec<_> = (0..8).map(|_| first.clone()).collect();
+        assert!(clones.iter().all(|c| c.shares_cache_with(&first) && c.cache_bytes() == 0x8000));
+        assert_eq!(Arc::strong_count(&first.cache), 9);
+        let other = CachedMemory::new(metered.clone(), 0x8000, 0x1000, CacheValidity::Batches(1000)).unwrap();
+        assert!(!other.shares_cache_with(&first));
+
+        let value: u64 = clones[0].phys_read(table(0x3008)).unwrap();
+        let batches = metered.metrics().batches;
+        for c in &mut clones[1..] {
+            assert_eq!(c.phys_read::<u64>(table(0x3008)).unwrap(), value);
+        }
+        assert_eq!(metered.metrics().batches, batches, "every other clone hits the page the first one read");
+        // A write through one clone invalidates the page for all.
+        clones[3].phys_write(table(0x3008), &0xfeed_u64).unwrap();
+        assert_eq!(clones[5].phys_read::<u64>(table(0x3008)).unwrap(), 0xfeed);
+    }
+
+    /// Clones on several threads, over a cache much smaller than what they read (constant
+    /// eviction), always get the right bytes.
+    #[test]
+    fn concurrent_clones_read_correct_bytes() {
+        const SIZE: usize = 0x40000;
+        let truth = patterned(SIZE);
+        let cached = CachedMemory::new(patterned(SIZE), 0x4000, 0x1000, CacheValidity::Batches(50)).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..8u64 {
+                let (mut mem, mut truth) = (cached.clone(), truth.clone());
+                scope.spawn(move || {
+                    let mut rng = crate::dummy::Rng::new(t);
+                    for _ in 0..2000 {
+                        let addr = rng.below(SIZE as u64 - 0x10) as umem;
+                        let len = 1 + rng.below(0x2000.min(SIZE as u64 - addr as u64) - 1) as usize;
+                        let at = table(addr);
+                        let (mut got, mut want) = (vec![0u8; len], vec![0u8; len]);
+                        mem.phys_read_raw_into(at, &mut got).unwrap();
+                        truth.phys_read_raw_into(at, &mut want).unwrap();
+                        assert_eq!(got, want, "thread {t}: {addr:#x}+{len:#x}");
+                    }
+                });
+            }
+        });
+    }
+
+    /// One read of many pages is filled in rounds of at most `FILL_BYTES`: the buffer each
+    /// clone fills into stays small whatever the size of the read.
+    #[test]
+    fn large_reads_fill_in_bounded_rounds() {
+        let metered = MetricsMemory::new(patterned(0x100000));
+        let mut cached = CachedMemory::new(metered.clone(), 0x100000, 0x1000, CacheValidity::Batches(1000)).unwrap();
+        let mut buf = vec![0u8; 0x100000];
+        cached.phys_read_raw_into(table(0), &mut buf).unwrap();
+        assert_eq!(buf, patterned(0x100000).phys_view().read_raw(Address::NULL, 0x100000).data().unwrap());
+        assert_eq!(metered.metrics().batches, (0x100000 / FILL_BYTES) as u64);
+        assert_eq!(cached.scratch.len(), FILL_BYTES);
+    }
+
     proptest! {
         /// Through any mix of page types, sizes and cache sizes, cached reads equal direct ones.
         #[test]

@@ -8,5 +8,5 @@ mod metrics;
 pub use cache::{
     check_cache_config, CacheValidity, CachedMemory, CACHE_PAGE_SIZE_MAX, CACHE_PAGE_SIZE_MIN, CACHE_SIZE_MAX,
 };
-pub use delay::DelayedMemory;
+pub use delay::{DelayedMemory, DELAY_MAX};
 pub use metrics::{Metrics, MetricsMemory};

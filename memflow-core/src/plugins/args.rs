@@ -368,6 +368,32 @@ mod tests {
     }
 
     #[test]
+    fn counts_and_lengths_are_capped() {
+        let keys = |n: usize| (0..n).map(|i| format!("k{i}=1")).collect::<Vec<_>>().join(",");
+        assert_eq!(Args::parse(&keys(ARGS_MAX)).unwrap().pairs().count(), ARGS_MAX);
+        assert_eq!(Args::parse(&keys(ARGS_MAX + 1)).unwrap_err().kind, ErrorKind::InvalidArgument);
+        // The duplicate is found among many keys, at the end.
+        let dup = format!("{},k7=2", keys(ARGS_MAX - 1));
+        assert_eq!(Args::parse(&dup).unwrap_err().kind, ErrorKind::InvalidArgument);
+        // 100k distinct keys (the quadratic case of the issue): refused by length, unparsed.
+        let many = keys(100_000);
+        assert!(many.len() > ARGS_TEXT_MAX);
+        assert_eq!(Args::parse(&many).unwrap_err().kind, ErrorKind::InvalidArgument);
+        assert_eq!(parse_chain(&format!("dummy:{many}")).unwrap_err().kind, ErrorKind::InvalidArgument);
+        // Lengths: a long path is fine up to the limit, not beyond.
+        let long = "x".repeat(ARGS_TEXT_MAX);
+        assert_eq!(Args::parse(&long).unwrap().default_value(), Some(long.as_str()));
+        assert_eq!(Args::parse(&format!("{long}x")).unwrap_err().kind, ErrorKind::InvalidArgument);
+        // Empty elements cost nothing but are bounded by the length too.
+        assert_eq!(Args::parse(&",".repeat(ARGS_TEXT_MAX)).unwrap(), Args::default());
+        // Links.
+        let chain = |n: usize| vec!["dummy"; n].join(" -> ");
+        assert_eq!(parse_chain(&chain(CHAIN_LINKS_MAX)).unwrap().len(), CHAIN_LINKS_MAX);
+        assert_eq!(parse_chain(&chain(CHAIN_LINKS_MAX + 1)).unwrap_err().kind, ErrorKind::InvalidArgument);
+        assert_eq!(parse_chain(&"->".repeat(ARGS_TEXT_MAX / 2)).unwrap_err().kind, ErrorKind::InvalidArgument);
+    }
+
+    #[test]
     fn take_and_set() {
         let mut a = Args::parse("t,cache=1,x=2").unwrap();
         assert_eq!(a.take("cache").as_deref(), Some("1"));
