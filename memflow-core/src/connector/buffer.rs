@@ -420,6 +420,22 @@ mod tests {
         assert_eq!(err.kind, ErrorKind::OutOfBounds);
     }
 
+    /// Lengths no caller could mean (taken from guest memory, say) are errors, not aborts.
+    #[test]
+    fn hostile_lengths_are_errors() {
+        let mut view = holey().into_phys_view();
+        for len in [usize::MAX, isize::MAX as usize, 1 << 50] {
+            let err = view.read_raw(Address::new(0x1000), len).unwrap_err();
+            assert_eq!(err, PartialError::Error(Error::new(ErrorOrigin::Memory, ErrorKind::OutOfMemory)), "{len:#x}");
+        }
+        assert_eq!(view.read_raw(Address::new(0x1000), 4).unwrap(), [0, 7, 14, 21]);
+        // A string read stops at its maximum, however large, when memory ends first.
+        let string = view.read_cstr_bytes(Address::new(0x5ff0), usize::MAX);
+        assert!(matches!(string, Err(PartialError::PartialRead(ref b)) if b.len() == 0x10), "{string:?}");
+        let oom = HeapBacking::zeroed(1 << 50).err();
+        assert_eq!(oom, Some(Error::new(ErrorOrigin::Connector, ErrorKind::OutOfMemory)));
+    }
+
     #[test]
     fn readonly_refuses_writes() {
         let mut mem = holey();

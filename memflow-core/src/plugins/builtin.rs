@@ -249,3 +249,43 @@ pub static BUILTIN: &[&PluginDescriptor] = &[
     &QEMU,
     &LINUX,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::PhysicalMemory;
+    use crate::plugins::Inventory;
+
+    /// Sizes of synthetic memory beyond the limits are argument errors, checked before
+    /// anything is allocated; so are cache options given with them.
+    #[test]
+    fn dummy_sizes_beyond_the_limits_are_errors() {
+        let inv = Inventory::builtin();
+        let invalid = Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument);
+        for chain in [
+            "dummy:1T",
+            "dummy:64G",
+            "dummy:17G",
+            "dummy:0",
+            "dummy:size=0xffffffffffffffffffffffff",
+            "dummy:1M,cache_size=1T",
+            "dummy:1M,cache_size=64G",
+            "dummy:1M,cache_page_size=64G",
+            "dummy:1M,cache_page_size=1G",
+        ] {
+            assert_eq!(inv.create_connector_chain(chain).err(), Some(invalid), "{chain}");
+        }
+        for chain in ["dummy:size=1T", "dummy:size=64G", "dummy:procs=1,size=0"] {
+            assert_eq!(inv.create_os_chain(chain).err(), Some(invalid), "{chain}");
+        }
+        assert!(inv.create_connector_chain("dummy:1M,cache_size=1M,cache_page_size=2M").is_ok());
+    }
+
+    #[test]
+    fn dummy_memory_allocation_failures_are_errors() {
+        let oom = Error::new(ErrorOrigin::Connector, ErrorKind::OutOfMemory);
+        assert_eq!(connector::try_dummy_memory(1 << 50).err(), Some(oom));
+        assert_eq!(connector::try_dummy_memory(usize::MAX).err(), Some(oom));
+        assert_eq!(connector::try_dummy_memory(0x1000).unwrap().metadata().real_size, 0x1000);
+    }
+}
