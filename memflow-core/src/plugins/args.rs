@@ -414,8 +414,7 @@ mod tests {
         /// Printing and parsing again gives the same arguments.
         #[test]
         fn display_roundtrips_any(default in proptest::option::of(".{1,12}"), vals in proptest::collection::vec(".{0,12}", 0..4)) {
-            let mut a = Args::default();
-            a.default = default.filter(|d| !d.trim().is_empty() && d.trim() == d);
+            let mut a = Args { default: default.filter(|d| !d.trim().is_empty() && d.trim() == d), ..Args::default() };
             for (i, v) in vals.iter().enumerate() {
                 a.set(&format!("k{i}"), v.trim());
             }
