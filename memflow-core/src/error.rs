@@ -317,7 +317,8 @@ mod tests {
         assert_eq!(read.data().unwrap_err().kind, ErrorKind::PartialRead);
         let write: PartialResult<()> = Err(PartialError::PartialWrite);
         assert_eq!(write.data_part().unwrap_err().kind, ErrorKind::PartialWrite);
-        assert_ne!(Error::from(read.unwrap_err()).code(), Error::from(write.unwrap_err()).code());
+        let (read, write) = (PartialError::<u8>::PartialRead(7), PartialError::<()>::PartialWrite);
+        assert_ne!(Error::from(read).code(), Error::from(write).code());
     }
 
     #[test]

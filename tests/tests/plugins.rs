@@ -165,6 +165,53 @@ fn two_threads_read_through_clones_of_one_instance() {
     }
 }
 
+/// Eight threads, each on its own clone of a connector with a small page cache (constantly
+/// evicting), read page-table-labelled ranges of the guest and get the bytes of the dump.
+#[test]
+fn eight_threads_read_through_clones_sharing_one_cache() {
+    use memflow_core::types::{PageType, PhysicalAddress};
+    let inv = Inventory::builtin();
+    let dump = fixture_dump();
+    let cached = inv.create_connector_chain(&format!("coredump:'{}',cache_size=256k", dump.display())).unwrap();
+    let plain = inv.create_connector_chain(&format!("coredump:'{}'", dump.display())).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..8u64 {
+            let (mut cached, mut plain) = (cached.clone(), plain.clone());
+            scope.spawn(move || {
+                let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ t;
+                for _ in 0..500 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    // Within the first 64 MiB, up to two pages long, any alignment.
+                    let addr = Address::new((x >> 20) % (64 << 20));
+                    let len = 1 + (x % 0x2000) as usize;
+                    let at = PhysicalAddress::with_page(addr, PageType::PAGE_TABLE, 12);
+                    let (mut got, mut want) = (vec![0u8; len], vec![0u8; len]);
+                    let res = cached.phys_read_raw_into(at, &mut got);
+                    assert_eq!(res, plain.phys_read_raw_into(at, &mut want), "thread {t}: {addr}+{len:#x}");
+                    assert_eq!(got, want, "thread {t}: {addr}+{len:#x}");
+                }
+            });
+        }
+    });
+}
+
+/// A dump path that is a FIFO would block `open` forever; it is refused at once, naming it.
+#[test]
+fn a_fifo_as_dump_path_is_an_error_not_a_hang() {
+    let dir = temp_dir("fifo");
+    let fifo = dir.join("dump.elf");
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let inv = Inventory::builtin();
+    let err = inv.create_connector_chain(&format!("coredump:'{}'", fifo.display())).err().unwrap();
+    assert_eq!(err.kind, ErrorKind::InvalidArgument);
+    let err = inv.create_os_chain(&format!("coredump:'{}',writable=1 -> linux", fifo.display())).err().unwrap();
+    assert_eq!(err.kind, ErrorKind::InvalidArgument);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Captures log records so the test can see what plugins log through the host.
 struct Capture(std::sync::Mutex<Vec<String>>);
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use cglue::slice::{CSliceMut, CSliceRef};
 
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResult, Result};
+use crate::mem::alloc::zeroed_vec;
 use crate::mem::{
     MapPiece, MemBatch, MemMapping, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata,
     SplitBuf,
@@ -43,9 +44,10 @@ impl Backing for memmap2::MmapMut {
 pub struct HeapBacking(Box<[u8]>);
 
 impl HeapBacking {
-    /// `size` zero bytes.
-    pub fn zeroed(size: usize) -> Self {
-        HeapBacking(vec![0u8; size].into_boxed_slice())
+    /// `size` zero bytes, allocated fallibly ([`ErrorKind::OutOfMemory`] if they cannot be).
+    pub fn zeroed(size: usize) -> Result<Self> {
+        let bytes = zeroed_vec(size, ErrorOrigin::Connector, "synthetic memory")?;
+        Ok(HeapBacking(bytes.into_boxed_slice()))
     }
 }
 
@@ -414,8 +416,24 @@ mod tests {
     fn rejects_maps_outside_the_backing() {
         let mut map = MemoryMap::new();
         map.push(Address::new(0), 0x2000, 0).unwrap();
-        let err = BufferMemory::new(Arc::new(HeapBacking::zeroed(0x1000)), map).unwrap_err();
+        let err = BufferMemory::new(Arc::new(HeapBacking::zeroed(0x1000).unwrap()), map).unwrap_err();
         assert_eq!(err.kind, ErrorKind::OutOfBounds);
+    }
+
+    /// Lengths no caller could mean (taken from guest memory, say) are errors, not aborts.
+    #[test]
+    fn hostile_lengths_are_errors() {
+        let mut view = holey().into_phys_view();
+        for len in [usize::MAX, isize::MAX as usize, 1 << 50] {
+            let err = view.read_raw(Address::new(0x1000), len).unwrap_err();
+            assert_eq!(err, PartialError::Error(Error::new(ErrorOrigin::Memory, ErrorKind::OutOfMemory)), "{len:#x}");
+        }
+        assert_eq!(view.read_raw(Address::new(0x1000), 4).unwrap(), [0, 7, 14, 21]);
+        // A string read stops at its maximum, however large, when memory ends first.
+        let string = view.read_cstr_bytes(Address::new(0x5ff0), usize::MAX);
+        assert!(matches!(string, Err(PartialError::PartialRead(ref b)) if b.len() == 0x10), "{string:?}");
+        let oom = HeapBacking::zeroed(1 << 50).err();
+        assert_eq!(oom, Some(Error::new(ErrorOrigin::Connector, ErrorKind::OutOfMemory)));
     }
 
     #[test]

@@ -95,6 +95,23 @@ mod tests {
         }
     }
 
+    /// A directory in the temp directory that is removed with its contents when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let path = std::env::temp_dir().join(format!("memflow-detect-{}-{name}", std::process::id()));
+            std::fs::create_dir_all(&path).unwrap();
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     fn read(conn: &FileConnector, addr: umem, len: usize) -> Vec<u8> {
         conn.clone().into_phys_view().read_raw(Address::new(addr), len).data().unwrap()
     }
@@ -163,6 +180,36 @@ mod tests {
         conn.phys_write_raw(crate::types::PhysicalAddress::plain(Address::new(0x10)), b"memflow").unwrap();
         drop(conn);
         assert_eq!(&std::fs::read(&raw.0).unwrap()[0x10..0x17], b"memflow");
+    }
+
+    /// A FIFO would block `open` forever waiting for a writer; it, character devices,
+    /// directories and sockets are refused at once, naming what they are.
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = TempDir::new("special");
+        let fifo = dir.0.join("fifo");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let invalid = |path: &std::path::Path, writable: bool| {
+            let err = open(path, OpenOptions { writable, raw_map: None }).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidArgument, "{}", path.display());
+        };
+        invalid(&fifo, false);
+        invalid(&fifo, true);
+        invalid(&dir.0, false);
+        invalid(std::path::Path::new("/dev/null"), false);
+        invalid(std::path::Path::new("/dev/zero"), true);
+        let socket = dir.0.join("socket");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert!(open(&socket, OpenOptions::default()).is_err());
+        // A regular file next to them still opens, and stays readable (O_NONBLOCK cleared).
+        let raw = dir.0.join("raw");
+        std::fs::write(&raw, pattern(0x2000, 9)).unwrap();
+        let conn = open(&raw, OpenOptions::default()).unwrap();
+        assert_eq!(read(&conn, 0x1ff0, 0x10), pattern(0x2000, 9)[0x1ff0..]);
     }
 
     #[test]

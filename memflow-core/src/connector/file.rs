@@ -92,22 +92,87 @@ fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
         .log_warn(format_args!("cannot {what} {}: {e}", path.display()))
 }
 
-/// Maps the file at `path`, writable only if asked. Empty files are refused: there is
-/// nothing to map.
+/// Opens `path` without blocking and checks, on the opened descriptor, that it is a regular
+/// file or a block device: opening a FIFO for reading would wait forever for a writer, and a
+/// character device, socket or directory cannot be mapped as a dump.
+fn open_dump(path: &Path, writable: bool) -> Result<File> {
+    let mut options = File::options();
+    options.read(true).write(writable);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK | libc::O_NOCTTY);
+    let file = options.open(path).map_err(|e| io_error(path, "open", e))?;
+    let kind = file.metadata().map_err(|e| io_error(path, "stat", e))?.file_type();
+    if let Some(what) = unmappable(kind) {
+        return Err(Error::new(ErrorOrigin::Connector, ErrorKind::InvalidArgument).log_warn(format_args!(
+            "{} is {what}, not a regular file or a block device: it cannot be mapped as a dump",
+            path.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        // Reads of the mapping must wait for the disk as usual.
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: `fd` is the open descriptor of `file`; F_GETFL/F_SETFL only change its flags.
+        let done = unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+        };
+        if !done {
+            return Err(io_error(path, "clear O_NONBLOCK on", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(file)
+}
+
+/// What a file of type `kind` is, if it is not something a dump can be mapped from.
+fn unmappable(kind: std::fs::FileType) -> Option<&'static str> {
+    if kind.is_file() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_block_device() {
+            return None;
+        }
+        if kind.is_fifo() {
+            return Some("a FIFO (named pipe)");
+        }
+        if kind.is_char_device() {
+            return Some("a character device");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some(if kind.is_dir() { "a directory" } else { "not a regular file" })
+}
+
+/// Maps the file (or block device) at `path`, writable only if asked. Empty files are
+/// refused: there is nothing to map. FIFOs, character devices, sockets and directories are
+/// refused without blocking.
 pub fn map_file(path: &Path, writable: bool) -> Result<MappedFile> {
-    let file = File::options().read(true).write(writable).open(path).map_err(|e| io_error(path, "open", e))?;
-    let len = file.metadata().map_err(|e| io_error(path, "stat", e))?.len();
+    let mut file = open_dump(path, writable)?;
+    // The end, not the metadata: a block device's metadata says 0 bytes.
+    let len = std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(|e| io_error(path, "seek in", e))?;
     if len == 0 {
         return Err(Error::new(ErrorOrigin::Connector, ErrorKind::Truncated)
             .log_warn(format_args!("{} is empty (0 bytes): there is no memory to map", path.display())));
     }
+    let len = usize::try_from(len).map_err(|_| {
+        Error::new(ErrorOrigin::Connector, ErrorKind::OutOfMemory)
+            .log_warn(format_args!("{} ({len:#x} bytes) does not fit in this process's address space", path.display()))
+    })?;
+    let mut options = memmap2::MmapOptions::new();
+    options.len(len);
     // SAFETY: the mapping is only sound while nobody truncates or rewrites the file; that is
     // the documented contract of this connector (see the module documentation).
     let mapped = unsafe {
         if writable {
-            memmap2::MmapMut::map_mut(&file).map(MappedFile::Writable)
+            options.map_mut(&file).map(MappedFile::Writable)
         } else {
-            memmap2::Mmap::map(&file).map(MappedFile::ReadOnly)
+            options.map(&file).map(MappedFile::ReadOnly)
         }
     };
     mapped.map_err(|e| io_error(path, "memory-map", e))

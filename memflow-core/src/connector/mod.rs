@@ -16,5 +16,5 @@ mod testdata;
 pub use buffer::{Backing, BufferMemory, HeapBacking};
 pub use cpu_state::{CpuState, X86ArchHint, X86RegisterSet, X86Registers};
 pub use detect::{open, ParsedDump};
-pub use dummy::{dummy_memory, dummy_memory_with_map};
+pub use dummy::{dummy_memory, dummy_memory_with_map, try_dummy_memory};
 pub use file::{DumpFormat, DumpInfo, FileConnector, OpenOptions};

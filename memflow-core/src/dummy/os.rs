@@ -30,7 +30,7 @@ use super::page_tables::{Mapping, PageTableBuilder};
 use super::process::DummyProcess;
 use super::rng::Rng;
 use crate::arch::ArchitectureIdent;
-use crate::connector::{dummy_memory, BufferMemory};
+use crate::connector::{try_dummy_memory, BufferMemory};
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResultExt, Result};
 use crate::mem::{
     MemoryView, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata, ReadBatch, ViewMetadata,
@@ -483,7 +483,7 @@ impl DummyOsBuilder {
     /// (`OutOfMemory`).
     pub fn build(self) -> Result<DummyOs> {
         let layout = Layout::new(self.arch)?;
-        let mem = dummy_memory(self.memory);
+        let mem = try_dummy_memory(self.memory)?;
         let mut alloc = PhysAlloc { low: 0, high: self.memory as u64, page: layout.page() };
         let mut s = SpaceBuilder::new(&mem, &mut alloc, layout, false)?;
         let base = layout.kernel_start + KERNEL_OFFSET;

@@ -1,5 +1,7 @@
-//! Memory access: the batch types, physical memory, memory views and their helpers.
+//! Memory access: the batch types, physical memory, memory views and their helpers, and the
+//! fallible allocation every size from outside goes through.
 
+pub mod alloc;
 pub mod batch;
 mod batcher;
 mod cursor;

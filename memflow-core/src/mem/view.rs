@@ -3,6 +3,7 @@
 use bytemuck::Pod;
 use cglue::prelude::v1::*;
 
+use super::alloc::{reserve, zeroed_vec};
 use super::batch::*;
 use super::batcher::MemoryBatcher;
 use super::cursor::MemoryCursor;
@@ -59,12 +60,16 @@ pub trait MemoryView: Send {
     }
 
     /// Reads `len` bytes at `addr` into a new vector.
+    ///
+    /// The vector is allocated up front and fallibly: a `len` that cannot be allocated is an
+    /// [`ErrorKind::OutOfMemory`] error, not an abort. Callers still bound lengths they take
+    /// from guest memory, since a length that can be allocated is also read.
     #[skip_func]
     fn read_raw(&mut self, addr: Address, len: usize) -> PartialResult<Vec<u8>>
     where
         Self: Sized,
     {
-        let mut v = vec![0u8; len];
+        let mut v = zeroed_vec(len, ErrorOrigin::Memory, format_args!("a read of {len:#x} bytes at {addr}"))?;
         match self.read_raw_into(addr, &mut v) {
             Ok(()) => Ok(v),
             Err(e) => Err(e.map_data(v)),
@@ -158,6 +163,7 @@ pub trait MemoryView: Send {
             let want = STRING_STEP.min(max_len - out.len()).min(to_page);
             let res = self.read_raw_into(cur, &mut step[..want]);
             let chunk = &step[..want];
+            reserve(&mut out, want, ErrorOrigin::Memory, format_args!("a string at {addr}"))?;
             if let Some(nul) = chunk.iter().position(|&b| b == 0) {
                 out.extend_from_slice(&chunk[..nul]);
                 return match res {

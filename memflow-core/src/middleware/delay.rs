@@ -5,6 +5,10 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::mem::{MemMapping, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
 
+/// The longest delay the `delay` option accepts: a round trip of one second is already far
+/// slower than any real link.
+pub const DELAY_MAX: Duration = Duration::from_secs(1);
+
 /// Waits a fixed time per batch call, as a round trip to a remote target would take.
 ///
 /// This is what batching saves: a thousand reads in one batch wait once.

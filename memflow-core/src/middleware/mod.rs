@@ -5,6 +5,8 @@ mod cache;
 mod delay;
 mod metrics;
 
-pub use cache::{CacheValidity, CachedMemory};
-pub use delay::DelayedMemory;
+pub use cache::{
+    check_cache_config, CacheValidity, CachedMemory, CACHE_PAGE_SIZE_MAX, CACHE_PAGE_SIZE_MIN, CACHE_SIZE_MAX,
+};
+pub use delay::{DelayedMemory, DELAY_MAX};
 pub use metrics::{Metrics, MetricsMemory};

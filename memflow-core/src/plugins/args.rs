@@ -12,7 +12,16 @@
 //! `native -> qemu:vm1 -> linux`. Values may be quoted with `'` or `"` to contain `,`, `=`,
 //! `->` or spaces; inside double quotes `\"` and `\\` are escapes.
 
+use std::collections::HashSet;
+
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+
+/// The longest argument string or chain accepted, in bytes (a path is at most 4 KiB).
+pub const ARGS_TEXT_MAX: usize = 64 << 10;
+/// The most `key=value` arguments one plugin takes.
+pub const ARGS_MAX: usize = 256;
+/// The most links in one chain.
+pub const CHAIN_LINKS_MAX: usize = 16;
 
 fn args_err(kind: ErrorKind, detail: impl core::fmt::Display) -> Error {
     Error::new(ErrorOrigin::Args, kind).log_warn(detail)
@@ -27,9 +36,12 @@ pub struct Args {
 
 impl Args {
     /// Parses `target,key=value,...`. Fails on unbalanced quotes, empty keys, a key given
-    /// twice, or more than one positional value.
+    /// twice, more than one positional value, more than [`ARGS_MAX`] arguments or more than
+    /// [`ARGS_TEXT_MAX`] bytes.
     pub fn parse(text: &str) -> Result<Args> {
+        check_length(text, "argument string")?;
         let mut args = Args::default();
+        let mut keys = HashSet::new();
         for element in split_unquoted(text, ",")? {
             let element = element.trim();
             if element.is_empty() {
@@ -41,8 +53,14 @@ impl Args {
                     if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                         return Err(args_err(ErrorKind::InvalidArgument, format_args!("bad argument name `{key}`")));
                     }
-                    if args.get(key).is_some() {
+                    if !keys.insert(key) {
                         return Err(args_err(ErrorKind::InvalidArgument, format_args!("argument `{key}` given twice")));
+                    }
+                    if keys.len() > ARGS_MAX {
+                        return Err(args_err(
+                            ErrorKind::InvalidArgument,
+                            format_args!("more than {ARGS_MAX} arguments (ARGS_MAX)"),
+                        ));
                     }
                     args.pairs.push((key.to_string(), unquote(element[eq + 1..].trim())?));
                 }
@@ -212,13 +230,35 @@ impl ChainLink {
     }
 }
 
-/// Parses a chain `link -> link -> ...`. Fails on an empty chain or link.
+/// Parses a chain `link -> link -> ...`. Fails on an empty chain or link, more than
+/// [`CHAIN_LINKS_MAX`] links or more than [`ARGS_TEXT_MAX`] bytes.
 pub fn parse_chain(text: &str) -> Result<Vec<ChainLink>> {
+    check_length(text, "chain")?;
     let links = split_unquoted(text, "->")?;
     if links.iter().any(|l| l.trim().is_empty()) {
         return Err(args_err(ErrorKind::InvalidArgument, format_args!("empty link in chain `{text}`")));
     }
+    if links.len() > CHAIN_LINKS_MAX {
+        return Err(args_err(
+            ErrorKind::InvalidArgument,
+            format_args!(
+                "the chain has {} links; at most {CHAIN_LINKS_MAX} are accepted (CHAIN_LINKS_MAX)",
+                links.len()
+            ),
+        ));
+    }
     links.into_iter().map(ChainLink::parse).collect()
+}
+
+/// Refuses `text` (a `what`) longer than [`ARGS_TEXT_MAX`] before any parsing.
+fn check_length(text: &str, what: &str) -> Result<()> {
+    if text.len() <= ARGS_TEXT_MAX {
+        return Ok(());
+    }
+    Err(args_err(
+        ErrorKind::InvalidArgument,
+        format_args!("the {what} is {} bytes long; at most {ARGS_TEXT_MAX} are accepted (ARGS_TEXT_MAX)", text.len()),
+    ))
 }
 
 /// Splits at every `sep` that is not inside quotes.
@@ -328,6 +368,32 @@ mod tests {
     }
 
     #[test]
+    fn counts_and_lengths_are_capped() {
+        let keys = |n: usize| (0..n).map(|i| format!("k{i}=1")).collect::<Vec<_>>().join(",");
+        assert_eq!(Args::parse(&keys(ARGS_MAX)).unwrap().pairs().count(), ARGS_MAX);
+        assert_eq!(Args::parse(&keys(ARGS_MAX + 1)).unwrap_err().kind, ErrorKind::InvalidArgument);
+        // The duplicate is found among many keys, at the end.
+        let dup = format!("{},k7=2", keys(ARGS_MAX - 1));
+        assert_eq!(Args::parse(&dup).unwrap_err().kind, ErrorKind::InvalidArgument);
+        // 100k distinct keys (the quadratic case of the issue): refused by length, unparsed.
+        let many = keys(100_000);
+        assert!(many.len() > ARGS_TEXT_MAX);
+        assert_eq!(Args::parse(&many).unwrap_err().kind, ErrorKind::InvalidArgument);
+        assert_eq!(parse_chain(&format!("dummy:{many}")).unwrap_err().kind, ErrorKind::InvalidArgument);
+        // Lengths: a long path is fine up to the limit, not beyond.
+        let long = "x".repeat(ARGS_TEXT_MAX);
+        assert_eq!(Args::parse(&long).unwrap().default_value(), Some(long.as_str()));
+        assert_eq!(Args::parse(&format!("{long}x")).unwrap_err().kind, ErrorKind::InvalidArgument);
+        // Empty elements cost nothing but are bounded by the length too.
+        assert_eq!(Args::parse(&",".repeat(ARGS_TEXT_MAX)).unwrap(), Args::default());
+        // Links.
+        let chain = |n: usize| vec!["dummy"; n].join(" -> ");
+        assert_eq!(parse_chain(&chain(CHAIN_LINKS_MAX)).unwrap().len(), CHAIN_LINKS_MAX);
+        assert_eq!(parse_chain(&chain(CHAIN_LINKS_MAX + 1)).unwrap_err().kind, ErrorKind::InvalidArgument);
+        assert_eq!(parse_chain(&"->".repeat(ARGS_TEXT_MAX / 2)).unwrap_err().kind, ErrorKind::InvalidArgument);
+    }
+
+    #[test]
     fn take_and_set() {
         let mut a = Args::parse("t,cache=1,x=2").unwrap();
         assert_eq!(a.take("cache").as_deref(), Some("1"));
@@ -348,8 +414,7 @@ mod tests {
         /// Printing and parsing again gives the same arguments.
         #[test]
         fn display_roundtrips_any(default in proptest::option::of(".{1,12}"), vals in proptest::collection::vec(".{0,12}", 0..4)) {
-            let mut a = Args::default();
-            a.default = default.filter(|d| !d.trim().is_empty() && d.trim() == d);
+            let mut a = Args { default: default.filter(|d| !d.trim().is_empty() && d.trim() == d), ..Args::default() };
             for (i, v) in vals.iter().enumerate() {
                 a.set(&format!("k{i}"), v.trim());
             }

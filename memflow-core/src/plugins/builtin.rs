@@ -52,17 +52,21 @@ pub const COREDUMP: PluginDescriptor = PluginDescriptor::connector::<Coredump>()
 /// `dummy`: zeroed synthetic physical memory of a chosen size.
 pub struct DummyConnector;
 
-/// The largest synthetic memory `dummy` allocates.
-const DUMMY_MAX: usize = 16 << 30;
+/// The largest synthetic memory the `dummy` plugins (connector and OS) allocate; the size
+/// must also be at most the machine's physical memory.
+pub const DUMMY_MEMORY_MAX: usize = 16 << 30;
 
-/// Parses the size of synthetic memory for `dummy`: 1 byte to [`DUMMY_MAX`].
+/// Parses the size of synthetic memory for `dummy`: 1 byte to [`DUMMY_MEMORY_MAX`] and at
+/// most the machine's physical memory.
 fn dummy_size(text: &str) -> Result<usize> {
+    let ram = crate::mem::alloc::physical_memory();
     crate::types::size::parse(text)
         .and_then(|s| usize::try_from(s).ok())
-        .filter(|&s| s > 0 && s <= DUMMY_MAX)
+        .filter(|&s| s > 0 && s <= DUMMY_MEMORY_MAX && ram.is_none_or(|ram| s as u64 <= ram))
         .ok_or_else(|| {
+            let ram = ram.map_or(String::new(), |ram| format!(" and at most the {} MiB of this machine", ram >> 20));
             Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
-                .log_warn(format_args!("`dummy` size `{text}`: expected 1 byte to 16G"))
+                .log_warn(format_args!("`dummy` size `{text}`: expected 1 byte to 16G{ram}"))
         })
 }
 
@@ -82,7 +86,7 @@ impl ConnectorPlugin for DummyConnector {
         }
         args.check_known(&["size"])?;
         let size = dummy_size(args.target_or("size").unwrap_or("16M"))?;
-        Ok(connector_instance(connector::dummy_memory(size), lib))
+        Ok(connector_instance(connector::try_dummy_memory(size)?, lib))
     }
 }
 
@@ -245,3 +249,43 @@ pub static BUILTIN: &[&PluginDescriptor] = &[
     &QEMU,
     &LINUX,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::PhysicalMemory;
+    use crate::plugins::Inventory;
+
+    /// Sizes of synthetic memory beyond the limits are argument errors, checked before
+    /// anything is allocated; so are cache options given with them.
+    #[test]
+    fn dummy_sizes_beyond_the_limits_are_errors() {
+        let inv = Inventory::builtin();
+        let invalid = Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument);
+        for chain in [
+            "dummy:1T",
+            "dummy:64G",
+            "dummy:17G",
+            "dummy:0",
+            "dummy:size=0xffffffffffffffffffffffff",
+            "dummy:1M,cache_size=1T",
+            "dummy:1M,cache_size=64G",
+            "dummy:1M,cache_page_size=64G",
+            "dummy:1M,cache_page_size=1G",
+        ] {
+            assert_eq!(inv.create_connector_chain(chain).err(), Some(invalid), "{chain}");
+        }
+        for chain in ["dummy:size=1T", "dummy:size=64G", "dummy:procs=1,size=0"] {
+            assert_eq!(inv.create_os_chain(chain).err(), Some(invalid), "{chain}");
+        }
+        assert!(inv.create_connector_chain("dummy:1M,cache_size=1M,cache_page_size=2M").is_ok());
+    }
+
+    #[test]
+    fn dummy_memory_allocation_failures_are_errors() {
+        let oom = Error::new(ErrorOrigin::Connector, ErrorKind::OutOfMemory);
+        assert_eq!(connector::try_dummy_memory(1 << 50).err(), Some(oom));
+        assert_eq!(connector::try_dummy_memory(usize::MAX).err(), Some(oom));
+        assert_eq!(connector::try_dummy_memory(0x1000).unwrap().metadata().real_size, 0x1000);
+    }
+}

@@ -216,7 +216,7 @@ impl Inventory {
             }
             DescriptorRef::C(ptr) => super::c_plugin::create_connector(ptr, &text, lib.clone())?,
         };
-        Ok(middleware.apply(conn, lib))
+        middleware.apply(conn, lib)
     }
 
     /// Creates OS layer `name` with `args` on top of an optional connector (`input`).

@@ -11,7 +11,7 @@ use super::instances::*;
 use crate::connector::cpu_state::*;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::{MemMapping, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
-use crate::middleware::{CacheValidity, CachedMemory, DelayedMemory, MetricsMemory};
+use crate::middleware::{check_cache_config, CacheValidity, CachedMemory, DelayedMemory, MetricsMemory, DELAY_MAX};
 use crate::types::size;
 
 /// The middleware requested for one connector.
@@ -52,6 +52,9 @@ pub fn take_middleware(args: &mut Args) -> Result<MiddlewareConfig> {
     let page_size = args.take("cache_page_size").map(|v| bytes("cache_page_size", &v)).transpose()?;
     let cache_time = args.take("cache_time").map(|v| duration("cache_time", &v)).transpose()?;
     let delay = args.take("delay").map(|v| duration("delay", &v)).transpose()?;
+    if let Some(d) = delay.filter(|&d| d > DELAY_MAX) {
+        return Err(bad_value("delay", &format!("{d:?}"), "at most 1s (DELAY_MAX)"));
+    }
     let metrics = args.take("metrics").map(|v| parse_flag("metrics", &v)).transpose()?.unwrap_or(false);
     let any_cache_option = cache_size.is_some() || page_size.is_some() || cache_time.is_some();
     let cache = cache_flag.unwrap_or(any_cache_option).then(|| {
@@ -61,15 +64,23 @@ pub fn take_middleware(args: &mut Args) -> Result<MiddlewareConfig> {
             CacheValidity::Time(cache_time.unwrap_or(Duration::from_secs(1))),
         )
     });
+    if let Some((size, page, _)) = cache {
+        check_cache_config(size, page)?;
+    }
     Ok(MiddlewareConfig { cache, delay, metrics })
 }
 
 impl MiddlewareConfig {
     /// Wraps `conn` as configured; returns it unchanged when nothing is configured. The
-    /// result still answers CPU-state queries through the original connector.
-    pub fn apply(&self, conn: ConnectorInstanceArcBox<'static>, lib: LibArc) -> ConnectorInstanceArcBox<'static> {
+    /// result still answers CPU-state queries through the original connector. Fails if the
+    /// cache is outside its limits or cannot be allocated.
+    pub fn apply(
+        &self,
+        conn: ConnectorInstanceArcBox<'static>,
+        lib: LibArc,
+    ) -> Result<ConnectorInstanceArcBox<'static>> {
         if *self == MiddlewareConfig::default() {
-            return conn;
+            return Ok(conn);
         }
         let original = conn.clone();
         let mut mem = conn;
@@ -80,9 +91,9 @@ impl MiddlewareConfig {
             mem = group_obj!((DelayedMemory::new(mem, delay), lib.clone()) as ConnectorInstance);
         }
         if let Some((size, page, validity)) = self.cache {
-            mem = group_obj!((CachedMemory::new(mem, size, page, validity), lib.clone()) as ConnectorInstance);
+            mem = group_obj!((CachedMemory::new(mem, size, page, validity)?, lib.clone()) as ConnectorInstance);
         }
-        group_obj!((Wrapped { mem, original }, lib) as ConnectorInstance)
+        Ok(group_obj!((Wrapped { mem, original }, lib) as ConnectorInstance))
     }
 }
 
@@ -142,5 +153,31 @@ mod tests {
         assert!(take_middleware(&mut Args::parse("delay=fast").unwrap()).is_err());
         assert!(take_middleware(&mut Args::parse("cache_size=lots").unwrap()).is_err());
         assert_eq!(take_middleware(&mut Args::default()).unwrap(), MiddlewareConfig::default());
+    }
+
+    /// Sizes and times from users are checked before anything is allocated or waited for;
+    /// the error names the option.
+    #[test]
+    fn options_outside_their_limits_are_errors() {
+        for text in [
+            "cache_size=1T",
+            "cache_size=64G",
+            "cache_size=1G,cache_page_size=64G",
+            "cache_page_size=64G",
+            "cache_page_size=1G",
+            "cache_page_size=3000",
+            "cache_page_size=1k",
+            "cache_size=0xffffffffffffffffffff",
+            "delay=2s",
+            "delay=18446744073709551615s",
+        ] {
+            let err = take_middleware(&mut Args::parse(text).unwrap()).unwrap_err();
+            assert_eq!(err, Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument), "{text}");
+        }
+        let mut ok = Args::parse("cache_size=64M,cache_page_size=2M,delay=1s").unwrap();
+        let config = take_middleware(&mut ok).unwrap();
+        assert_eq!(config.cache, Some((64 << 20, 2 << 20, CacheValidity::Time(Duration::from_secs(1)))));
+        let conn = crate::plugins::connector_instance(crate::connector::dummy_memory(0x1000), LibArc::default());
+        assert!(config.apply(conn, LibArc::default()).is_ok());
     }
 }

@@ -7,7 +7,7 @@
 //! proportion to the input; [`Translator::MAX_WORKING_BYTES`] is the bound per clone.
 //!
 //! [`VirtualTranslate`] is the cglue trait users call; [`crate::virt::VirtualDma`] implements it.
-//! [`reference`] is a deliberately simple walker used as the oracle in tests.
+//! [`reference`](mod@reference) is a deliberately simple walker used as the oracle in tests.
 
 mod pages;
 pub mod reference;

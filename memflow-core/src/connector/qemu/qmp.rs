@@ -8,7 +8,7 @@
 //! A QMP server socket serves one client at a time, so the connector connects, asks what it
 //! needs and disconnects (drops the client) right away.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -19,6 +19,10 @@ use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
 /// How long to wait for any one reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest message accepted (`info mtree -f` of a large guest is well under 1 MiB).
+pub const QMP_MESSAGE_MAX: u64 = 16 << 20;
+/// The most asynchronous events skipped while waiting for one reply.
+pub const QMP_EVENTS_MAX: usize = 4096;
 
 fn qmp_err(kind: ErrorKind, what: impl core::fmt::Display) -> Error {
     Error::new(ErrorOrigin::Connector, kind).log_warn(format_args!("QMP: {what}"))
@@ -53,8 +57,12 @@ impl Qmp {
     /// Reads the next message.
     fn message(&mut self) -> Result<Value> {
         let mut line = String::new();
-        match self.reader.read_line(&mut line) {
+        match (&mut self.reader).take(QMP_MESSAGE_MAX).read_line(&mut line) {
             Ok(0) => Err(qmp_err(ErrorKind::Gone, "QEMU closed the connection")),
+            Ok(_) if !line.ends_with('\n') && line.len() as u64 == QMP_MESSAGE_MAX => Err(qmp_err(
+                ErrorKind::LimitExceeded,
+                format_args!("a message longer than {QMP_MESSAGE_MAX} bytes (QMP_MESSAGE_MAX)"),
+            )),
             Ok(_) => {
                 serde_json::from_str(&line).map_err(|e| qmp_err(ErrorKind::Malformed, format_args!("{e} in {line:?}")))
             }
@@ -75,7 +83,7 @@ impl Qmp {
         self.writer
             .write_all(text.as_bytes())
             .map_err(|e| qmp_err(ErrorKind::Gone, format_args!("cannot send {command}: {e}")))?;
-        loop {
+        for _ in 0..=QMP_EVENTS_MAX {
             let mut reply = self.message()?;
             if let Some(value) = reply.get_mut("return") {
                 return Ok(value.take());
@@ -88,6 +96,10 @@ impl Qmp {
             }
             // Anything else is an asynchronous event.
         }
+        Err(qmp_err(
+            ErrorKind::LimitExceeded,
+            format_args!("no reply to {command} among more than {QMP_EVENTS_MAX} events (QMP_EVENTS_MAX)"),
+        ))
     }
 
     /// Runs the HMP command `command_line` and returns its output.
@@ -155,6 +167,32 @@ mod tests {
             json!({ "execute": "human-monitor-command", "arguments": { "command-line": "info registers -a" } })
         );
         assert!(Qmp::connect(&dir.join("missing.sock")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A server that floods events or sends an endless line gets an error, not a hang or
+    /// unbounded memory.
+    #[test]
+    fn event_floods_and_endless_messages_are_errors() {
+        let dir = std::env::temp_dir().join(format!("mfqmp-flood-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let events: &'static str = "{\"event\": \"RESUME\"}\n".repeat(QMP_EVENTS_MAX + 1).leak();
+        let path = dir.join("events.sock");
+        let server = fake_server(&path, vec!["{\"return\": {}}\n", events]);
+        let mut qmp = Qmp::connect(&path).unwrap();
+        assert_eq!(qmp.execute("query-status", None).unwrap_err().kind, ErrorKind::LimitExceeded);
+        drop(qmp);
+        server.join().unwrap();
+
+        let endless: &'static str = " ".repeat(QMP_MESSAGE_MAX as usize + 10).leak();
+        let path = dir.join("endless.sock");
+        let server = fake_server(&path, vec!["{\"return\": {}}\n", endless]);
+        let mut qmp = Qmp::connect(&path).unwrap();
+        assert_eq!(qmp.execute("query-status", None).unwrap_err().kind, ErrorKind::LimitExceeded);
+        drop(qmp);
+        // The server may fail to write its last bytes to the closed connection.
+        let _ = server.join();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
