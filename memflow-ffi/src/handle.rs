@@ -132,7 +132,10 @@ fn decode(value: usize) -> Decoded {
     let index = value & INDEX_MASK;
     let top = value >> TAG_SHIFT;
     Decoded {
-        tag: if top & !0x7 == TAG_MARK { top & 0x7 } else { 0 },
+        tag: match top ^ TAG_MARK {
+            tag if tag < NAMES.len() => tag,
+            _ => 0,
+        },
         generation: (value >> INDEX_BITS) & GEN_MASK,
         shard: index % SHARDS,
         slot: index / SHARDS,
@@ -310,7 +313,9 @@ mod tests {
         assert_eq!(value(h).unwrap(), 7);
         assert_eq!(kind(value(std::ptr::null_mut())), ErrorKind::NullPointer);
         let local = 5u64;
-        for garbage in [0x10usize, 0x1000, &local as *const u64 as usize, usize::MAX, h as usize ^ 1 << INDEX_BITS] {
+        let unknown_tags = [(TAG_MARK | 7) << TAG_SHIFT, (TAG_MARK | 0xf) << TAG_SHIFT, TAG_MARK << TAG_SHIFT];
+        let others = [0x10usize, 0x1000, &local as *const u64 as usize, usize::MAX, h as usize ^ 1 << INDEX_BITS];
+        for garbage in unknown_tags.into_iter().chain(others) {
             assert_eq!(kind(value(garbage as *mut Thing)), ErrorKind::InvalidHandle, "{garbage:#x}");
         }
         let other = into_raw(Other).unwrap();
