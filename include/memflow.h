@@ -18,9 +18,9 @@
  * Threads: every handle may be used from several threads at once; calls on one handle are
  * serialised inside the library (each waits for the call running on that handle), calls on
  * different handles run in parallel: clone connectors and OS layers to read in parallel.
- * Freeing a handle while another thread is in a call on it is safe: that call finishes, later
- * calls get MF_ERR_INVALID_HANDLE. A callback must not use the handle whose call invoked it
- * (MF_ERR_UNSUPPORTED).
+ * Freeing a handle while another thread is in a call on it is safe: the free waits for that
+ * call to finish, later calls get MF_ERR_INVALID_HANDLE. A callback must not use (or free) the
+ * handle whose call invoked it: that gives MF_ERR_UNSUPPORTED.
  *
  * Dump files are memory-mapped: truncating or rewriting a dump while a connector reads it
  * raises SIGBUS in the reading thread, which no library can turn into an error code. Do not

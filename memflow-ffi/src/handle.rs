@@ -3,51 +3,52 @@
 //!
 //! The pointer handed to C (`MfOs *`, ...) is not an address but a number that encodes a type
 //! tag, a slot index and the slot's generation. A lookup decodes it, finds the slot in the
-//! type's table and compares the generation before anything is touched: NULL, garbage (small
-//! numbers, heap or stack addresses, pointers into strings), a handle of another type, a freed
-//! handle, a double free and a stale handle whose slot now holds a newer object are all
-//! rejected, every time, without reading memory at the handle's value. A slot whose generation
-//! counter is used up is retired rather than wrapped, so a handle value is never handed out
-//! twice. On 64-bit targets the tag sits in the top byte, which makes every handle value a
-//! non-canonical address: C code that dereferences one faults at once instead of reading
-//! something.
+//! type's table and compares the generation before the object is touched: NULL, garbage
+//! (small numbers, heap or stack addresses, pointers into strings), a handle of another type,
+//! a freed handle, a double free and a stale handle whose slot now holds a newer object are
+//! all rejected, every time, without reading memory at the handle's value. A slot whose
+//! generation counter is used up is retired rather than wrapped, so a handle value is never
+//! handed out twice. On 64-bit targets the tag sits in the top byte, which makes every handle
+//! value a non-canonical address: C code that dereferences one faults at once instead of
+//! reading something.
 //!
-//! Objects are `Arc<Mutex<_>>`. A call holds the shard's read lock only to clone the `Arc`,
-//! then locks the object for the duration of the call: calls on one object are serialised,
-//! calls on different objects run in parallel (the shards are chosen round-robin and sit on
-//! their own cache lines), and a free that races a running call only removes the object from
-//! the registry; the call finishes on its own reference.
+//! Each slot is a mutex around its generation and object, on its own cache line, in chunks
+//! that are allocated as the table grows and never move or go away. A call locks its slot
+//! for its duration: calls on one object are serialised, calls on different objects share
+//! nothing (no table-wide lock, no shared cache line), and a free waits for the call running
+//! on the object, then empties the slot. That costs one uncontended lock per call.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
 use memflow_core::error::{Error, ErrorKind};
 
 use crate::call::{ffi_err, guard};
 
-/// Bits of a handle value that hold the slot index (shard in the low bits).
+/// Bits of a handle value that hold the slot index.
 #[cfg(target_pointer_width = "64")]
-const INDEX_BITS: u32 = 24;
+const INDEX_BITS: u32 = 20;
 /// Bits of a handle value that hold the slot's generation.
 #[cfg(target_pointer_width = "64")]
-const GEN_BITS: u32 = 32;
+const GEN_BITS: u32 = 36;
 /// The high bits every tag carries (the top byte is `0xa0 | tag`: never a user-space address).
 #[cfg(target_pointer_width = "64")]
 const TAG_MARK: usize = 0xa0;
 #[cfg(not(target_pointer_width = "64"))]
-const INDEX_BITS: u32 = 16;
+const INDEX_BITS: u32 = 14;
 #[cfg(not(target_pointer_width = "64"))]
-const GEN_BITS: u32 = 12;
+const GEN_BITS: u32 = 14;
 #[cfg(not(target_pointer_width = "64"))]
 const TAG_MARK: usize = 0x8;
 
 const TAG_SHIFT: u32 = INDEX_BITS + GEN_BITS;
 const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
 const GEN_MASK: usize = (1 << GEN_BITS) - 1;
-/// Shards per table (a power of two).
-const SHARDS: usize = 16;
 /// Live objects one type can have at once.
 const MAX_LIVE: usize = 1 << INDEX_BITS;
+/// Slots per chunk of a table.
+const CHUNK: usize = 256;
+const CHUNKS: usize = MAX_LIVE / CHUNK;
 
 /// The C type names by tag (tag 0 is never used).
 const NAMES: [&str; 7] = ["", "MfInventory", "MfConnector", "MfOs", "MfProcess", "MfProcessList", "MfModuleList"];
@@ -76,43 +77,86 @@ macro_rules! impl_handle {
 }
 pub(crate) use impl_handle;
 
-/// A live object: the value behind its lock, and which thread holds that lock.
-struct Object<H> {
-    /// The mark (see [`thread_mark`]) of the thread inside a call on the object, 0 if none.
-    owner: AtomicUsize,
-    value: Mutex<H>,
-}
-
-struct Slot<H> {
+/// What a slot holds: its generation and its object, if live.
+struct State<H> {
     generation: usize,
-    object: Option<Arc<Object<H>>>,
+    object: Option<Box<H>>,
 }
 
-struct Slots<H> {
-    slots: Vec<Slot<H>>,
-    /// Indices of empty slots that may be reused; capacity kept >= `slots.len()` so that
-    /// pushing never allocates.
+/// One slot of a table, on its own cache line(s).
+#[repr(align(128))]
+struct Slot<H> {
+    /// The mark (see [`thread_mark`]) of the thread that holds `state`, 0 if none.
+    owner: AtomicUsize,
+    state: Mutex<State<H>>,
+}
+
+/// Which slots are in use.
+struct Alloc {
+    /// Slots ever used (they are `0..used`).
+    used: usize,
+    /// Empty slots that may be reused; capacity kept >= `used` so that a free never allocates.
     free: Vec<usize>,
 }
 
-/// One shard, on its own cache line(s) so that readers of different shards do not share one.
-#[repr(align(128))]
-struct Shard<H>(RwLock<Slots<H>>);
-
 /// The registry of the live objects of one handle type.
 pub(crate) struct Table<H> {
-    shards: [Shard<H>; SHARDS],
-    /// Round-robin choice of the shard for the next object.
-    next: AtomicUsize,
+    /// Chunks of `CHUNK` slots, allocated in order as the table grows, never freed.
+    chunks: [AtomicPtr<Slot<H>>; CHUNKS],
+    alloc: Mutex<Alloc>,
 }
 
 impl<H: Handle> Table<H> {
     /// An empty table.
     pub(crate) const fn new() -> Self {
         Table {
-            shards: [const { Shard(RwLock::new(Slots { slots: Vec::new(), free: Vec::new() })) }; SHARDS],
-            next: AtomicUsize::new(0),
+            chunks: [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS],
+            alloc: Mutex::new(Alloc { used: 0, free: Vec::new() }),
         }
+    }
+
+    /// Slot `index`, if its chunk exists.
+    fn slot(&self, index: usize) -> Option<&Slot<H>> {
+        let chunk = self.chunks.get(index / CHUNK)?.load(Ordering::Acquire);
+        // SAFETY: a non-NULL chunk pointer points to `CHUNK` slots that are never freed.
+        (!chunk.is_null()).then(|| unsafe { &*chunk.add(index % CHUNK) })
+    }
+
+    /// Reserves an empty slot: a free one, or the next one (allocating its chunk).
+    fn reserve(&self) -> Result<usize, Error> {
+        let mut a = self.alloc.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(index) = a.free.pop() {
+            return Ok(index);
+        }
+        let index = a.used;
+        if index >= MAX_LIVE {
+            return Err(ffi_err(
+                ErrorKind::LimitExceeded,
+                format_args!("too many live {} handles (at most {MAX_LIVE}); free some", H::NAME),
+            ));
+        }
+        let no_memory = || ffi_err(ErrorKind::OutOfMemory, format_args!("no memory for the {} handle table", H::NAME));
+        a.free.try_reserve(index + 1).map_err(|_| no_memory())?;
+        if index % CHUNK == 0 {
+            let mut chunk = Vec::new();
+            chunk.try_reserve_exact(CHUNK).map_err(|_| no_memory())?;
+            chunk.extend((0..CHUNK).map(|_| Slot {
+                owner: AtomicUsize::new(0),
+                state: Mutex::new(State { generation: 0, object: None }),
+            }));
+            // Never freed: a slot must outlive every lookup of it.
+            let chunk = Box::leak(chunk.into_boxed_slice());
+            self.chunks[index / CHUNK].store(chunk.as_mut_ptr(), Ordering::Release);
+        }
+        a.used += 1;
+        Ok(index)
+    }
+
+    /// Puts slot `index` back for reuse.
+    fn release(&self, index: usize) {
+        let mut a = self.alloc.lock().unwrap_or_else(PoisonError::into_inner);
+        // Capacity for every used slot is reserved: this does not allocate.
+        a.free.push(index);
     }
 }
 
@@ -120,25 +164,21 @@ impl<H: Handle> Table<H> {
 struct Decoded {
     tag: usize,
     generation: usize,
-    shard: usize,
-    slot: usize,
+    index: usize,
 }
 
-fn encode(tag: usize, generation: usize, shard: usize, slot: usize) -> usize {
-    ((TAG_MARK | tag) << TAG_SHIFT) | (generation << INDEX_BITS) | (slot * SHARDS + shard)
+fn encode(tag: usize, generation: usize, index: usize) -> usize {
+    ((TAG_MARK | tag) << TAG_SHIFT) | (generation << INDEX_BITS) | index
 }
 
 fn decode(value: usize) -> Decoded {
-    let index = value & INDEX_MASK;
-    let top = value >> TAG_SHIFT;
     Decoded {
-        tag: match top ^ TAG_MARK {
+        tag: match (value >> TAG_SHIFT) ^ TAG_MARK {
             tag if tag < NAMES.len() => tag,
             _ => 0,
         },
         generation: (value >> INDEX_BITS) & GEN_MASK,
-        shard: index % SHARDS,
-        slot: index / SHARDS,
+        index: value & INDEX_MASK,
     }
 }
 
@@ -153,32 +193,11 @@ fn thread_mark() -> usize {
 /// Registers `value` and returns its handle; the caller (C) owns it.
 pub(crate) fn into_raw<H: Handle>(value: H) -> Result<*mut H, Error> {
     let table = H::table();
-    let shard = table.next.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    let mut s = table.shards[shard].0.write().unwrap_or_else(PoisonError::into_inner);
-    let slot = match s.free.pop() {
-        Some(slot) => slot,
-        None => {
-            let slot = s.slots.len();
-            if slot >= MAX_LIVE / SHARDS {
-                return Err(ffi_err(
-                    ErrorKind::LimitExceeded,
-                    format_args!("too many live {} handles (at most {MAX_LIVE}); free some", H::NAME),
-                ));
-            }
-            let more = slot + 1 - s.free.len();
-            if s.slots.try_reserve(1).is_err() || s.free.try_reserve(more).is_err() {
-                return Err(ffi_err(
-                    ErrorKind::OutOfMemory,
-                    format_args!("no memory for the handle table of {}", H::NAME),
-                ));
-            }
-            s.slots.push(Slot { generation: 0, object: None });
-            slot
-        }
-    };
-    let entry = &mut s.slots[slot];
-    entry.object = Some(Arc::new(Object { owner: AtomicUsize::new(0), value: Mutex::new(value) }));
-    Ok(encode(H::TAG, entry.generation, shard, slot) as *mut H)
+    let index = table.reserve()?;
+    let slot = table.slot(index).expect("a reserved slot's chunk exists");
+    let mut state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+    state.object = Some(Box::new(value));
+    Ok(encode(H::TAG, state.generation, index) as *mut H)
 }
 
 /// Why `value` is not a live handle of type `H`.
@@ -194,24 +213,43 @@ fn invalid<H: Handle>(value: usize, name: &str) -> Error {
     ffi_err(ErrorKind::InvalidHandle, format_args!("handle `{name}` ({value:#x}) is {why}"))
 }
 
-/// The object of handle `ptr`, checked without dereferencing `ptr`.
-fn lookup<H: Handle>(ptr: *const H, name: &str) -> Result<Arc<Object<H>>, Error> {
+/// The slot of handle `ptr`, locked, if `ptr` is a live handle of type `H`; checked without
+/// dereferencing `ptr`. Waits for a call running on the object on another thread.
+fn lock<'t, H: Handle>(ptr: *const H, name: &str) -> Result<(&'t Slot<H>, MutexGuard<'t, State<H>>), Error> {
     if ptr.is_null() {
         return Err(ffi_err(ErrorKind::NullPointer, format_args!("handle `{name}` ({}) is NULL", H::NAME)));
     }
     let value = ptr as usize;
     let d = decode(value);
-    if d.tag != H::TAG {
+    let slot = match H::table().slot(d.index) {
+        Some(slot) if d.tag == H::TAG => slot,
+        _ => return Err(invalid::<H>(value, name)),
+    };
+    let state = match slot.state.try_lock() {
+        Ok(state) => state,
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => {
+            // Only this thread ever stores its own mark, and it clears it before unlocking.
+            if slot.owner.load(Ordering::Relaxed) == thread_mark() {
+                return Err(ffi_err(
+                    ErrorKind::Unsupported,
+                    format_args!(
+                        "handle `{name}` ({}) is already in a call on this thread (used from inside one of its \
+                         own callbacks)",
+                        H::NAME
+                    ),
+                ));
+            }
+            slot.state.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    };
+    if state.generation != d.generation || state.object.is_none() {
         return Err(invalid::<H>(value, name));
     }
-    let s = H::table().shards[d.shard].0.read().unwrap_or_else(PoisonError::into_inner);
-    match s.slots.get(d.slot) {
-        Some(Slot { generation, object: Some(object) }) if *generation == d.generation => Ok(Arc::clone(object)),
-        _ => Err(invalid::<H>(value, name)),
-    }
+    Ok((slot, state))
 }
 
-/// Clears the owner mark of an object when a call on it ends (before its lock is released).
+/// Clears the owner mark of a slot when a call on it ends (before its lock is released).
 struct Owned<'a>(&'a AtomicUsize);
 
 impl Drop for Owned<'_> {
@@ -229,59 +267,32 @@ pub(crate) fn with<H: Handle, R>(
     name: &str,
     f: impl FnOnce(&mut H) -> Result<R, Error>,
 ) -> Result<R, Error> {
-    let object = lookup(ptr, name)?;
-    let me = thread_mark();
-    let mut value = match object.value.try_lock() {
-        Ok(v) => v,
-        Err(TryLockError::Poisoned(p)) => p.into_inner(),
-        Err(TryLockError::WouldBlock) => {
-            // Only this thread ever stores its own mark, and it clears it before unlocking.
-            if object.owner.load(Ordering::Relaxed) == me {
-                return Err(ffi_err(
-                    ErrorKind::Unsupported,
-                    format_args!(
-                        "handle `{name}` ({}) is already in a call on this thread (used from inside one of its \
-                         own callbacks)",
-                        H::NAME
-                    ),
-                ));
-            }
-            object.value.lock().unwrap_or_else(PoisonError::into_inner)
-        }
-    };
-    object.owner.store(me, Ordering::Relaxed);
-    let _owned = Owned(&object.owner);
-    f(&mut value)
+    let (slot, mut state) = lock(ptr, name)?;
+    slot.owner.store(thread_mark(), Ordering::Relaxed);
+    let _owned = Owned(&slot.owner);
+    match state.object.as_deref_mut() {
+        Some(object) => f(object),
+        None => Err(invalid::<H>(ptr as usize, name)),
+    }
 }
 
 /// Frees the handle `ptr`: 0 on success or for NULL (a no-op), `MF_ERR_INVALID_HANDLE` for
-/// anything that is not a live handle of type `H`. A call running on the object on another
-/// thread finishes first; the object is dropped when the last call on it ends.
+/// anything that is not a live handle of type `H`. Waits for a call running on the object on
+/// another thread; from inside such a call on the same thread it fails like [`with`].
 pub(crate) fn free<H: Handle>(ptr: *mut H) -> i32 {
     guard(|| {
         if ptr.is_null() {
             return Ok(());
         }
-        let value = ptr as usize;
-        let d = decode(value);
-        if d.tag != H::TAG {
-            return Err(invalid::<H>(value, "handle"));
+        let (_, mut state) = lock(ptr, "handle")?;
+        let object = state.object.take();
+        state.generation += 1;
+        // A slot whose generation would wrap is retired: its handle values are never reused.
+        let reuse = state.generation <= GEN_MASK;
+        drop(state);
+        if reuse {
+            H::table().release(decode(ptr as usize).index);
         }
-        let object = {
-            let mut s = H::table().shards[d.shard].0.write().unwrap_or_else(PoisonError::into_inner);
-            let Slots { slots, free } = &mut *s;
-            let slot = match slots.get_mut(d.slot) {
-                Some(slot) if slot.generation == d.generation && slot.object.is_some() => slot,
-                _ => return Err(invalid::<H>(value, "handle")),
-            };
-            let object = slot.object.take();
-            slot.generation += 1;
-            // A slot whose generation would wrap is retired: its handle values are never reused.
-            if slot.generation <= GEN_MASK {
-                free.push(d.slot);
-            }
-            object
-        };
         // Dropped outside the lock: closing a connector may take a while.
         drop(object);
         Ok(())
@@ -348,19 +359,15 @@ mod tests {
     #[test]
     fn a_slot_whose_generation_is_used_up_is_retired() {
         let h = into_raw(Thing(1)).unwrap();
-        let d = decode(h as usize);
-        set_generation(d.shard, d.slot, GEN_MASK);
-        let last = encode(3, GEN_MASK, d.shard, d.slot) as *mut Thing;
+        let index = decode(h as usize).index;
+        let slot = Thing::table().slot(index).unwrap();
+        // A test cannot free 2^36 times: jump to the last generation.
+        slot.state.lock().unwrap().generation = GEN_MASK;
+        let last = encode(3, GEN_MASK, index) as *mut Thing;
         assert_eq!(value(last).unwrap(), 1);
         assert_eq!(free(last), 0);
-        let s = Thing::table().shards[d.shard].0.read().unwrap();
-        assert!(!s.free.contains(&d.slot), "the slot is not reused");
-    }
-
-    /// Sets the generation of a slot (a test cannot free 2^32 times).
-    fn set_generation(shard: usize, slot: usize, generation: usize) {
-        let mut s = Thing::table().shards[shard].0.write().unwrap();
-        s.slots[slot].generation = generation;
+        let a = Thing::table().alloc.lock().unwrap();
+        assert!(!a.free.contains(&index), "the slot is not reused");
     }
 
     #[test]

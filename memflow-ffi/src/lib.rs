@@ -35,11 +35,11 @@
 //! - Threads: every handle may be used from several threads at once. Calls on one handle
 //!   are serialised (a call waits for the one running on the same handle); calls on
 //!   different handles run in parallel, so clone connectors and OS layers
-//!   (`mf_connector_clone`, `mf_os_clone`) to read in parallel. A handle freed while another
-//!   thread is in a call on it stays alive until that call returns; later calls get
-//!   `MF_ERR_INVALID_HANDLE`. A callback must not call back into the library with the handle
-//!   whose call invoked it: that call fails with `MF_ERR_UNSUPPORTED` (other handles are
-//!   fine). Strings borrowed from a handle are valid until the documented next call on it,
+//!   (`mf_connector_clone`, `mf_os_clone`) to read in parallel. Freeing a handle while
+//!   another thread is in a call on it waits for that call to return; later calls get
+//!   `MF_ERR_INVALID_HANDLE`. A callback must not call back into the library with (or free)
+//!   the handle whose call invoked it: that call fails with `MF_ERR_UNSUPPORTED` (other
+//!   handles are fine). Strings borrowed from a handle are valid until the documented next call on it,
 //!   whichever thread makes that call.
 //! - Dump files are memory-mapped: if a dump file is truncated or rewritten while a
 //!   connector uses it, reads of the lost pages raise `SIGBUS` (which the library cannot turn

@@ -257,6 +257,7 @@ struct reentry {
     MfOs *os;
     MfOs *other;
     int32_t same;
+    int32_t free_result;
     int32_t other_result;
     size_t calls;
 };
@@ -266,23 +267,28 @@ static bool call_back_in(void *user, const MfProcessInfo *info) {
     MfOsInfo os_info;
     (void)info;
     r->same = mf_os_info(r->os, &os_info);
+    r->free_result = mf_os_free(r->os);
     r->other_result = mf_os_info(r->other, &os_info);
     r->calls++;
     return false;
 }
 
-/* A callback that uses the handle whose call invoked it gets an error, not a deadlock. */
+/* A callback that uses or frees the handle whose call invoked it gets an error, not a
+ * deadlock; other handles work. */
 static void reentrant_callback(MfOs *os) {
     struct reentry r;
     r.os = os;
     r.other = NULL;
     r.same = 1;
+    r.free_result = 1;
     r.other_result = 1;
     r.calls = 0;
     OK(mf_os_clone(os, &r.other));
     OK(mf_os_process_list_callback(os, call_back_in, &r));
     EXPECT(r.calls == 1, 1);
     EXPECT(r.same, MF_ERR_UNSUPPORTED);
+    EXPECT(r.free_result, MF_ERR_UNSUPPORTED);
+    OK(mf_os_info(os, &(MfOsInfo){0})); /* still live */
     EXPECT(r.other_result, MF_OK);
     OK(mf_os_free(r.other));
 }
