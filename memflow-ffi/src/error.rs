@@ -14,7 +14,7 @@
 //! site detail).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_char, CString};
 use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
@@ -175,7 +175,11 @@ const _: () = assert!(ErrorKind::ALL.len() == 23 && ErrorOrigin::ALL.len() == 13
 
 /// Longest single message kept (in bytes); a longer one is cut.
 const MAX_ENTRY: usize = 512;
-/// Distinct kinds of message kept per failure; messages of further kinds are only counted.
+/// Runs of messages at the end of the detail that are always kept: the final cause of a
+/// failure and what the layers above it added while giving up.
+const RECENT: usize = 4;
+/// Distinct kinds of earlier message kept per failure; messages of further kinds are only
+/// counted.
 const MAX_GROUPS: usize = 8;
 
 /// Messages of one shape (the same text but for its numbers): the first one, and how many
@@ -186,32 +190,41 @@ struct Group {
     more: usize,
 }
 
+impl Group {
+    fn render(&self) -> String {
+        match self.more {
+            0 => self.first.clone(),
+            n => format!("{} (and {} more like this)", self.first, thousands(n)),
+        }
+    }
+}
+
 /// The detail gathered during one call, bounded whatever is logged: messages are cut to
 /// `MAX_ENTRY` bytes, repeated ones (e.g. one warning per CPU note of a dump) are summarised
-/// as "(and 4,990 more like this)", and the latest message, the final cause of a failure, is
-/// always kept.
+/// as "(and 4,990 more like this)", and the latest `RECENT` runs of messages, which hold the
+/// final cause of a failure, are always kept.
 struct Detail {
-    /// Every message but the latest, grouped by shape in order of first appearance.
+    /// Messages older than `recent`, grouped by shape in order of first appearance.
     groups: Vec<Group>,
     /// Messages of shapes beyond the first `MAX_GROUPS`.
     others: usize,
-    /// The latest message (empty if none).
-    last: String,
+    /// The latest runs of consecutive messages of one shape, oldest first.
+    recent: VecDeque<Group>,
 }
 
 impl Detail {
     const fn new() -> Self {
-        Detail { groups: Vec::new(), others: 0, last: String::new() }
+        Detail { groups: Vec::new(), others: 0, recent: VecDeque::new() }
     }
 
     fn clear(&mut self) {
         self.groups.clear();
         self.others = 0;
-        self.last.clear();
+        self.recent.clear();
     }
 
     fn is_empty(&self) -> bool {
-        self.last.is_empty() && self.groups.is_empty() && self.others == 0
+        self.recent.is_empty()
     }
 
     /// Adds `text` (cut to `MAX_ENTRY` bytes) as the latest message.
@@ -221,40 +234,37 @@ impl Detail {
         if write!(w, "{text}").is_err() {
             entry.push_str("...");
         }
-        let previous = std::mem::replace(&mut self.last, entry);
-        if !previous.is_empty() {
-            self.fold(previous);
+        let shape = shape(&entry);
+        if let Some(run) = self.recent.back_mut().filter(|run| run.shape == shape) {
+            run.more += 1;
+            return;
         }
+        if self.recent.len() == RECENT {
+            if let Some(oldest) = self.recent.pop_front() {
+                self.fold(oldest);
+            }
+        }
+        self.recent.push_back(Group { shape, first: entry, more: 0 });
     }
 
-    /// Counts `message` into its group.
-    fn fold(&mut self, message: String) {
-        let shape = shape(&message);
-        if let Some(g) = self.groups.iter_mut().find(|g| g.shape == shape) {
-            g.more += 1;
+    /// Counts a run that is no longer recent into its group.
+    fn fold(&mut self, run: Group) {
+        if let Some(g) = self.groups.iter_mut().find(|g| g.shape == run.shape) {
+            g.more += run.more + 1;
         } else if self.groups.len() < MAX_GROUPS {
-            self.groups.push(Group { shape, first: message, more: 0 });
+            self.groups.push(run);
         } else {
-            self.others += 1;
+            self.others += run.more + 1;
         }
     }
 
     /// The messages as one line, the final cause last.
     fn render(&self) -> String {
-        let mut parts: Vec<String> = self
-            .groups
-            .iter()
-            .map(|g| match g.more {
-                0 => g.first.clone(),
-                n => format!("{} (and {} more like this)", g.first, thousands(n)),
-            })
-            .collect();
+        let mut parts: Vec<String> = self.groups.iter().map(Group::render).collect();
         if self.others > 0 {
             parts.push(format!("... and {} more messages", thousands(self.others)));
         }
-        if !self.last.is_empty() {
-            parts.push(self.last.clone());
-        }
+        parts.extend(self.recent.iter().map(Group::render));
         parts.join("; ")
     }
 }
@@ -473,11 +483,13 @@ mod tests {
             add_detail(format_args!("warning {word}"));
         }
         add_detail(format_args!("the cause ({})", "é".repeat(1000)));
+        add_detail("the layer above gave up");
         let m = message_of(MF_ERR_NULL);
-        assert!(m.len() < (MAX_GROUPS + 2) * (MAX_ENTRY + 64), "{} bytes", m.len());
-        assert!(m.contains(&format!("{}...", "x".repeat(MAX_ENTRY))), "long messages are cut");
-        assert!(m.contains("... and 99,993 more messages"), "{m}");
-        assert!(m.contains("the cause (éé") && m.ends_with("..."), "the final cause is kept: {m}");
+        assert!(m.len() < (MAX_GROUPS + RECENT + 1) * (MAX_ENTRY + 64), "{} bytes", m.len());
+        assert!(m.starts_with(&format!("c api: null pointer: {}...; warning a; ", "x".repeat(MAX_ENTRY))), "{m}");
+        // 100,003 messages: 8 groups, 4 recent runs, the rest counted.
+        assert!(m.contains("; ... and 99,991 more messages; warning jjjji; warning jjjjj; the cause (éé"), "{m}");
+        assert!(m.ends_with("...; the layer above gave up"), "the final cause is kept: {m}");
     }
 
     #[test]

@@ -714,3 +714,63 @@ fn c_threads_share_handles_and_use_clones() {
     run_sanitized(&sanitized, &[dump.as_os_str(), std::ffi::OsStr::new("16")], "threads ok");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An x86-64 ELF core with `notes` malformed `NT_PRSTATUS` notes (one warning each) and one
+/// page of zeros at guest physical 0x1000 (no kernel anywhere).
+fn core_with_bad_notes(notes: usize) -> Vec<u8> {
+    const NOTE: usize = 12 + 8 + 4; // header, "CORE\0" padded, 4-byte descriptor
+    let notes_off = 64 + 2 * 56;
+    let load_off = (notes_off + notes * NOTE).next_multiple_of(4096);
+    let mut f = Vec::with_capacity(load_off + 4096);
+    f.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    for v in [4u16, 62] {
+        f.extend_from_slice(&v.to_le_bytes()); // e_type ET_CORE, e_machine x86-64
+    }
+    f.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    for v in [0u64, 64, 0] {
+        f.extend_from_slice(&v.to_le_bytes()); // e_entry, e_phoff, e_shoff
+    }
+    f.extend_from_slice(&0u32.to_le_bytes()); // e_flags
+    for v in [64u16, 56, 2, 64, 0, 0] {
+        f.extend_from_slice(&v.to_le_bytes()); // e_ehsize, e_phentsize, e_phnum, e_shentsize, e_shnum, e_shstrndx
+    }
+    let phdr = |f: &mut Vec<u8>, ty: u32, off: usize, paddr: u64, size: usize| {
+        f.extend_from_slice(&ty.to_le_bytes());
+        f.extend_from_slice(&0u32.to_le_bytes());
+        for v in [off as u64, 0, paddr, size as u64, size as u64, 0] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+    };
+    phdr(&mut f, 4, notes_off, 0, notes * NOTE); // PT_NOTE
+    phdr(&mut f, 1, load_off, 0x1000, 4096); // PT_LOAD
+    for _ in 0..notes {
+        for v in [5u32, 4, 1] {
+            f.extend_from_slice(&v.to_le_bytes()); // namesz, descsz, NT_PRSTATUS
+        }
+        f.extend_from_slice(b"CORE\0\0\0\0\0\0\0\0");
+    }
+    f.resize(load_off + 4096, 0);
+    f
+}
+
+/// Thousands of repeated warnings before a failure are summarised in
+/// `mf_last_error_message`, and the final cause is never cut (issue 9, item 5).
+#[test]
+fn repeated_warnings_do_not_push_out_the_final_cause() {
+    let dir = temp_dir("notes");
+    let dump = dir.join("notes.elf");
+    std::fs::write(&dump, core_with_bad_notes(5000)).unwrap();
+    let mut inv = null_mut();
+    assert_eq!(mf_inventory_builtin(&mut inv), 0);
+    let chain = format!("coredump:'{}' -> linux\0", dump.display());
+    let mut os = null_mut();
+    let code = mf_inventory_create_chain(inv, chain.as_ptr().cast(), &mut os);
+    assert!(code < 0 && os.is_null(), "a dump without a kernel cannot give an OS");
+    let message = last_message();
+    assert!(message.contains("(and 4,999 more like this)"), "{message}");
+    assert!(message.len() < 8192, "bounded: {} bytes", message.len());
+    let after = message.split("(and 4,999 more like this); ").nth(1).unwrap_or_default();
+    assert!(after.contains("no kernel image found"), "the final cause comes last and is kept: {message}");
+    assert_eq!(mf_inventory_free(inv), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
