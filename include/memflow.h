@@ -1348,6 +1348,11 @@ const char *mf_error_string(int32_t code);
  * followed by the detail, e.g. `"inventory: not found: no OS plugin named `linx` (known:
  * native)"`. Returns `""` if no call has failed on this thread yet.
  *
+ * The detail is bounded: each message is cut to 512 bytes, messages that differ only in
+ * numbers are summarised (`"CPU note #4096 exceeds ... (and 4,990 more like this)"`), at most
+ * 8 kinds of earlier message are shown (`"... and 120 more messages"`), and the last four
+ * runs of messages, which hold the cause of the failure, are always kept.
+ *
  * Ownership: borrowed from thread-local storage of the library; valid until the next failing
  * call on the same thread (successful calls leave it alone). Never free it; copy it to keep it.
  * Never returns NULL.

@@ -11,7 +11,8 @@
 //! during the call (e.g. "no OS plugin named `linx` (known: native)"). This works whatever
 //! the log level chosen with `mf_log_init`, as long as this library's logger owns the `log`
 //! facade (always the case for C programs; a Rust host with its own logger only gets the
-//! site detail).
+//! site detail). The detail stays bounded however much is logged (see `mf_last_error_message`), and the
+//! final cause is always in it.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -412,6 +413,11 @@ fn error_text(err: Error) -> *const c_char {
 /// The message of the last failed call on the calling thread: the description of its code
 /// followed by the detail, e.g. `"inventory: not found: no OS plugin named `linx` (known:
 /// native)"`. Returns `""` if no call has failed on this thread yet.
+///
+/// The detail is bounded: each message is cut to 512 bytes, messages that differ only in
+/// numbers are summarised (`"CPU note #4096 exceeds ... (and 4,990 more like this)"`), at most
+/// 8 kinds of earlier message are shown (`"... and 120 more messages"`), and the last four
+/// runs of messages, which hold the cause of the failure, are always kept.
 ///
 /// Ownership: borrowed from thread-local storage of the library; valid until the next failing
 /// call on the same thread (successful calls leave it alone). Never free it; copy it to keep it.
