@@ -20,7 +20,9 @@
  * different handles run in parallel: clone connectors and OS layers to read in parallel.
  * Freeing a handle while another thread is in a call on it is safe: the free waits for that
  * call to finish, later calls get MF_ERR_INVALID_HANDLE. A callback must not use (or free) the
- * handle whose call invoked it: that gives MF_ERR_UNSUPPORTED.
+ * handle whose call invoked it: that gives MF_ERR_UNSUPPORTED. A callback (listing or log)
+ * that calls the library with other handles holds its own handle meanwhile: two threads doing
+ * that the other way round wait for each other forever, so keep callbacks to their records.
  *
  * Dump files are memory-mapped: truncating or rewriting a dump while a connector reads it
  * raises SIGBUS in the reading thread, which no library can turn into an error code. Do not

@@ -260,11 +260,13 @@ pub extern "C" fn mf_inventory_create_connector(
     out: *mut *mut MfConnector,
 ) -> i32 {
     guard(|| {
+        // The input is cloned before the inventory is locked: one lock at a time, so no order
+        // of calls on several threads can deadlock.
+        let input = input_of(input, |os: &mut MfOs| os.inner.clone())?;
         let conn = handle::with(inv, "inv", |inv| {
             // SAFETY: C string argument, checked for NULL.
             let name = unsafe { str_arg(name, "name") }?;
             let args = args_of(args)?;
-            let input = input_of(input, |os: &mut MfOs| os.inner.clone())?;
             out_arg(out, "out")?;
             inv.inner.create_connector(name, input, &args)
         })?;
@@ -288,11 +290,12 @@ pub extern "C" fn mf_inventory_create_os(
     out: *mut *mut MfOs,
 ) -> i32 {
     guard(|| {
+        // As in `mf_inventory_create_connector`: one lock at a time.
+        let input = input_of(input, |conn: &mut MfConnector| conn.inner.clone())?;
         let os = handle::with(inv, "inv", |inv| {
             // SAFETY: C string argument, checked for NULL.
             let name = unsafe { str_arg(name, "name") }?;
             let args = args_of(args)?;
-            let input = input_of(input, |conn: &mut MfConnector| conn.inner.clone())?;
             out_arg(out, "out")?;
             inv.inner.create_os(name, input, &args)
         })?;

@@ -39,7 +39,8 @@
 //!   another thread is in a call on it waits for that call to return; later calls get
 //!   `MF_ERR_INVALID_HANDLE`. A callback must not call back into the library with (or free)
 //!   the handle whose call invoked it: that call fails with `MF_ERR_UNSUPPORTED` (other
-//!   handles are fine). Strings borrowed from a handle are valid until the documented next call on it,
+//!   handles are fine, but two threads whose callbacks each use the other's handle wait for
+//!   each other forever). Strings borrowed from a handle are valid until the documented next call on it,
 //!   whichever thread makes that call.
 //! - Dump files are memory-mapped: if a dump file is truncated or rewritten while a
 //!   connector uses it, reads of the lost pages raise `SIGBUS` (which the library cannot turn
