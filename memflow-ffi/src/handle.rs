@@ -10,7 +10,11 @@
 //! generation counter is used up is retired rather than wrapped, so a handle value is never
 //! handed out twice. On 64-bit targets the tag sits in the top byte, which makes every handle
 //! value a non-canonical address: C code that dereferences one faults at once instead of
-//! reading something.
+//! reading something. On 32-bit targets (4 tag, 14 generation and 14 index bits) a garbage
+//! value can, rarely, equal a live handle, and a slot retires after 16,384 reuses.
+//!
+//! Limits: at most [`MAX_LIVE`] live handles per type (1,048,576 on 64-bit targets; more
+//! gives `MF_KIND_LIMIT_EXCEEDED`); a slot retires after 2^36 reuses on 64-bit targets.
 //!
 //! Each slot is a mutex around its generation and object, on its own cache line, in chunks
 //! that are allocated as the table grows and never move or go away. A call locks its slot
@@ -368,6 +372,33 @@ mod tests {
         assert_eq!(free(last), 0);
         let a = Thing::table().alloc.lock().unwrap();
         assert!(!a.free.contains(&index), "the slot is not reused");
+    }
+
+    #[test]
+    fn concurrent_churn_never_revives_a_freed_handle() {
+        let stale = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..4u32)
+            .map(|t| {
+                let stale = stale.clone();
+                std::thread::spawn(move || {
+                    for i in 0..2000u32 {
+                        let h = into_raw(Thing(t * 10_000 + i)).unwrap();
+                        assert_eq!(value(h).unwrap(), t * 10_000 + i, "a live handle finds its own object");
+                        assert_eq!(free(h), 0);
+                        let mut s = stale.lock().unwrap();
+                        s.push(h as usize);
+                        for &old in s.iter().rev().take(8) {
+                            assert_eq!(kind(value(old as *mut Thing)), ErrorKind::InvalidHandle);
+                        }
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let mut all = stale.lock().unwrap().clone();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 8000, "no handle value was handed out twice");
     }
 
     #[test]
