@@ -6,9 +6,27 @@
  * Do not edit: change the Rust doc comments and regenerate.
  *
  * Conventions: functions return 0 (MF_OK) or a negative error code (see mf_error_string() and
- * mf_last_error_message()); every pointer is checked (NULL gives MF_ERR_NULL); handles are
- * opaque, owned by the caller and released with exactly one mf_*_free function; strings handed
+ * mf_last_error_message()); every pointer is checked (NULL gives MF_ERR_NULL); strings handed
  * out are borrowed as each function documents.
+ *
+ * Handles (MfInventory, MfConnector, MfOs, MfProcess, MfProcessList, MfModuleList) are opaque,
+ * owned by the caller and released with exactly one mf_*_free function. A handle is a number
+ * registered by the library, not an address: never dereference it. It is looked up before
+ * anything is read, so garbage, a handle of another type, a freed handle (even after a new
+ * object took its place) and a double free give MF_ERR_INVALID_HANDLE, every time.
+ *
+ * Threads: every handle may be used from several threads at once; calls on one handle are
+ * serialised inside the library (each waits for the call running on that handle), calls on
+ * different handles run in parallel: clone connectors and OS layers to read in parallel.
+ * Freeing a handle while another thread is in a call on it is safe: the free waits for that
+ * call to finish, later calls get MF_ERR_INVALID_HANDLE. A callback must not use (or free) the
+ * handle whose call invoked it: that gives MF_ERR_UNSUPPORTED. A callback (listing or log)
+ * that calls the library with other handles holds its own handle meanwhile: two threads doing
+ * that the other way round wait for each other forever, so keep callbacks to their records.
+ *
+ * Dump files are memory-mapped: truncating or rewriting a dump while a connector reads it
+ * raises SIGBUS in the reading thread, which no library can turn into an error code. Do not
+ * modify dumps that are in use; analyse a copy.
  */
 
 #ifndef MEMFLOW_H
@@ -290,6 +308,9 @@
  *
  * It keeps the plugin library it came from loaded; it does not depend on the inventory or
  * on any handle it was created from.
+ *
+ * Threads: may be used from several threads at once; calls on it are serialised (see
+ * "Threads" at the top of memflow.h).
  */
 typedef struct MfConnector MfConnector;
 
@@ -297,12 +318,18 @@ typedef struct MfConnector MfConnector;
  * The plugins available to a program. Opaque; made by `mf_inventory_scan` or
  * `mf_inventory_builtin`, freed by `mf_inventory_free`. Objects created from it do not depend
  * on it: it may be freed while they live.
+ *
+ * Threads: may be used from several threads at once; calls on it are serialised (see
+ * "Threads" at the top of memflow.h).
  */
 typedef struct MfInventory MfInventory;
 
 /**
  * A list of modules, as made by `mf_process_module_list`. Opaque; read it with
  * `mf_module_list_get`, free it with `mf_module_list_free`.
+ *
+ * Threads: may be used from several threads at once; calls on it are serialised (see
+ * "Threads" at the top of memflow.h).
  */
 typedef struct MfModuleList MfModuleList;
 
@@ -312,6 +339,9 @@ typedef struct MfModuleList MfModuleList;
  *
  * It owns the connector below it (if any) and keeps its plugin libraries loaded; it does not
  * depend on the inventory or on any handle it was created from.
+ *
+ * Threads: may be used from several threads at once; calls on it are serialised (see
+ * "Threads" at the top of memflow.h).
  */
 typedef struct MfOs MfOs;
 
@@ -319,12 +349,18 @@ typedef struct MfOs MfOs;
  * An open process: its memory (virtual addresses) and modules. Opaque; made by
  * `mf_os_process_by_pid`, `mf_os_process_by_name` or `mf_os_process_by_address`; freed by
  * `mf_process_free`. Independent of the OS handle it was opened from.
+ *
+ * Threads: may be used from several threads at once; calls on it are serialised (see
+ * "Threads" at the top of memflow.h).
  */
 typedef struct MfProcess MfProcess;
 
 /**
  * A list of processes, as made by `mf_os_process_list`. Opaque; read it with
  * `mf_process_list_get`, free it with `mf_process_list_free`.
+ *
+ * Threads: may be used from several threads at once; calls on it are serialised (see
+ * "Threads" at the top of memflow.h).
  */
 typedef struct MfProcessList MfProcessList;
 
@@ -1313,6 +1349,11 @@ const char *mf_error_string(int32_t code);
  * The message of the last failed call on the calling thread: the description of its code
  * followed by the detail, e.g. `"inventory: not found: no OS plugin named `linx` (known:
  * native)"`. Returns `""` if no call has failed on this thread yet.
+ *
+ * The detail is bounded: each message is cut to 512 bytes, messages that differ only in
+ * numbers are summarised (`"CPU note #4096 exceeds ... (and 4,990 more like this)"`), at most
+ * 8 kinds of earlier message are shown (`"... and 120 more messages"`), and the last four
+ * runs of messages, which hold the cause of the failure, are always kept.
  *
  * Ownership: borrowed from thread-local storage of the library; valid until the next failing
  * call on the same thread (successful calls leave it alone). Never free it; copy it to keep it.

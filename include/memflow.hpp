@@ -16,7 +16,14 @@
  *   (valid only during the call): returning `false` stops, returning `void` or `true` goes
  *   on. An exception thrown by the callable stops the listing and is rethrown to the caller.
  *   The value types ProcessInfo, ModuleInfo and PluginInfo own copies of the strings.
- * - Objects are not thread-safe: use clone() to get one per thread.
+ * - Threads: the C handles are safe to use from several threads at once (calls on one handle
+ *   are serialised inside the library), so one owner (which holds nothing but its handle)
+ *   may be used by many threads at once; calls on different objects run in parallel, so
+ *   clone() one per thread to read in parallel. Moving, resetting or destroying an owner is not synchronised:
+ *   do it while no other thread uses that owner object. A callable must not call back into
+ *   the object whose listing invoked it (memflow::Error with MF_ERR_UNSUPPORTED).
+ * - Dump files are memory-mapped: truncating or rewriting a dump in use raises SIGBUS (see
+ *   memflow.h). Analyse a copy of a dump that may change.
  *
  * This file is hand-written (cbindgen cannot produce RAII wrappers); memflow.h, the API it
  * wraps, is fully generated.
@@ -275,7 +282,7 @@ class Connector : public detail::Owner<MfConnector, mf_connector_free> {
 public:
     using Owner::Owner;
 
-    /** An independent copy for another thread. */
+    /** An independent copy, to read in parallel on another thread. */
     Connector clone() const {
         MfConnector *out = nullptr;
         detail::check(mf_connector_clone(get(), &out));
@@ -457,7 +464,7 @@ class Os : public detail::Owner<MfOs, mf_os_free> {
 public:
     using Owner::Owner;
 
-    /** An independent copy for another thread. */
+    /** An independent copy, to read in parallel on another thread. */
     Os clone() const {
         MfOs *out = nullptr;
         detail::check(mf_os_clone(get(), &out));

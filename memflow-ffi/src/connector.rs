@@ -3,7 +3,7 @@
 use std::ffi::c_void;
 
 use memflow_core::connector::CpuState;
-use memflow_core::error::ErrorKind;
+use memflow_core::error::{Error, ErrorKind};
 use memflow_core::mem::PhysicalMemory;
 use memflow_core::plugins::ConnectorInstanceArcBox;
 use memflow_core::types::PhysicalAddress;
@@ -19,17 +19,19 @@ use crate::records::{addr_in, addr_out, size_out, MfPhysicalMetadata, MfReadOp, 
 ///
 /// It keeps the plugin library it came from loaded; it does not depend on the inventory or
 /// on any handle it was created from.
+///
+/// Threads: may be used from several threads at once; calls on it are serialised (see
+/// "Threads" at the top of memflow.h).
 pub struct MfConnector {
-    magic: u64,
     pub(crate) inner: ConnectorInstanceArcBox<'static>,
 }
 
-impl_handle! { MfConnector = 0x4d46_434f_4e4e_4543; }
+impl_handle! { MfConnector = 2; }
 
 impl MfConnector {
-    /// Wraps a connector instance for C.
-    pub(crate) fn new(inner: ConnectorInstanceArcBox<'static>) -> Self {
-        MfConnector { magic: <Self as handle::Handle>::MAGIC, inner }
+    /// Registers a connector instance as a new handle for C.
+    pub(crate) fn into_handle(inner: ConnectorInstanceArcBox<'static>) -> Result<*mut Self, Error> {
+        handle::into_raw(MfConnector { inner })
     }
 }
 
@@ -45,9 +47,9 @@ fn phys(addr: u64) -> PhysicalAddress {
 #[no_mangle]
 pub extern "C" fn mf_connector_clone(conn: *const MfConnector, out: *mut *mut MfConnector) -> i32 {
     guard(|| {
-        let conn = handle::get(conn, "conn")?;
+        let copy = handle::with(conn, "conn", |conn| Ok(conn.inner.clone()))?;
         let out = out_arg(out, "out")?;
-        out.write(handle::into_raw(MfConnector::new(conn.inner.clone())));
+        out.write(MfConnector::into_handle(copy)?);
         Ok(())
     })
 }
@@ -71,9 +73,10 @@ pub extern "C" fn mf_connector_free(conn: *mut MfConnector) -> i32 {
 #[no_mangle]
 pub extern "C" fn mf_connector_read(conn: *mut MfConnector, addr: u64, buf: *mut c_void, len: usize) -> i32 {
     guard_partial(|| {
-        let conn = handle::get_mut(conn, "conn")?;
-        let buf = buf_mut(buf.cast(), len, "buf")?;
-        Ok(partial(conn.inner.phys_read_raw_into(phys(addr), buf)))
+        handle::with(conn, "conn", |conn| {
+            let buf = buf_mut(buf.cast(), len, "buf")?;
+            Ok(partial(conn.inner.phys_read_raw_into(phys(addr), buf)))
+        })
     })
 }
 
@@ -85,9 +88,10 @@ pub extern "C" fn mf_connector_read(conn: *mut MfConnector, addr: u64, buf: *mut
 #[no_mangle]
 pub extern "C" fn mf_connector_write(conn: *mut MfConnector, addr: u64, buf: *const c_void, len: usize) -> i32 {
     guard_partial(|| {
-        let conn = handle::get_mut(conn, "conn")?;
-        let buf = buf_ref(buf.cast(), len, "buf")?;
-        Ok(partial(conn.inner.phys_write_raw(phys(addr), buf)))
+        handle::with(conn, "conn", |conn| {
+            let buf = buf_ref(buf.cast(), len, "buf")?;
+            Ok(partial(conn.inner.phys_write_raw(phys(addr), buf)))
+        })
     })
 }
 
@@ -103,9 +107,10 @@ pub extern "C" fn mf_connector_write(conn: *mut MfConnector, addr: u64, buf: *co
 #[no_mangle]
 pub extern "C" fn mf_connector_read_batch(conn: *mut MfConnector, ops: *mut MfReadOp, count: usize) -> i32 {
     guard_partial(|| {
-        let conn = handle::get_mut(conn, "conn")?;
-        let ops = array_mut(ops, count, "ops")?;
-        mem::read_batch(ops, phys, |b| conn.inner.phys_read_batch(b))
+        handle::with(conn, "conn", |conn| {
+            let ops = array_mut(ops, count, "ops")?;
+            mem::read_batch(ops, phys, |b| conn.inner.phys_read_batch(b))
+        })
     })
 }
 
@@ -120,9 +125,10 @@ pub extern "C" fn mf_connector_read_batch(conn: *mut MfConnector, ops: *mut MfRe
 #[no_mangle]
 pub extern "C" fn mf_connector_write_batch(conn: *mut MfConnector, ops: *mut MfWriteOp, count: usize) -> i32 {
     guard_partial(|| {
-        let conn = handle::get_mut(conn, "conn")?;
-        let ops = array_mut(ops, count, "ops")?;
-        mem::write_batch(ops, phys, |b| conn.inner.phys_write_batch(b))
+        handle::with(conn, "conn", |conn| {
+            let ops = array_mut(ops, count, "ops")?;
+            mem::write_batch(ops, phys, |b| conn.inner.phys_write_batch(b))
+        })
     })
 }
 
@@ -132,16 +138,17 @@ pub extern "C" fn mf_connector_write_batch(conn: *mut MfConnector, ops: *mut MfW
 #[no_mangle]
 pub extern "C" fn mf_connector_metadata(conn: *const MfConnector, out: *mut MfPhysicalMetadata) -> i32 {
     guard(|| {
-        let conn = handle::get(conn, "conn")?;
-        let out = out_arg(out, "out")?;
-        let m = conn.inner.metadata();
-        out.write(MfPhysicalMetadata {
-            max_address: addr_out(m.max_address),
-            real_size: size_out(m.real_size),
-            readonly: m.readonly,
-            ideal_batch_size: m.ideal_batch_size,
-        });
-        Ok(())
+        handle::with(conn, "conn", |conn| {
+            let out = out_arg(out, "out")?;
+            let m = conn.inner.metadata();
+            out.write(MfPhysicalMetadata {
+                max_address: addr_out(m.max_address),
+                real_size: size_out(m.real_size),
+                readonly: m.readonly,
+                ideal_batch_size: m.ideal_batch_size,
+            });
+            Ok(())
+        })
     })
 }
 
@@ -152,10 +159,11 @@ pub extern "C" fn mf_connector_metadata(conn: *const MfConnector, out: *mut MfPh
 #[no_mangle]
 pub extern "C" fn mf_connector_cpu_count(conn: *const MfConnector, out: *mut usize) -> i32 {
     guard(|| {
-        let conn = handle::get(conn, "conn")?;
-        let out = out_arg(out, "out")?;
-        out.write(conn.inner.as_ref_impl_cpustate().map_or(0, |c| c.cpu_count()));
-        Ok(())
+        handle::with(conn, "conn", |conn| {
+            let out = out_arg(out, "out")?;
+            out.write(conn.inner.as_ref_impl_cpustate().map_or(0, |c| c.cpu_count()));
+            Ok(())
+        })
     })
 }
 
@@ -168,14 +176,15 @@ pub extern "C" fn mf_connector_cpu_count(conn: *const MfConnector, out: *mut usi
 #[no_mangle]
 pub extern "C" fn mf_connector_x86_registers(conn: *const MfConnector, cpu: usize, out: *mut MfX86Registers) -> i32 {
     guard(|| {
-        let conn = handle::get(conn, "conn")?;
-        let out = out_arg(out, "out")?;
-        let state = conn
-            .inner
-            .as_ref_impl_cpustate()
-            .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "the connector has no CPU state"))?;
-        let regs = state.x86_registers(cpu)?;
-        out.write(MfX86Registers::from(&regs));
-        Ok(())
+        handle::with(conn, "conn", |conn| {
+            let out = out_arg(out, "out")?;
+            let state = conn
+                .inner
+                .as_ref_impl_cpustate()
+                .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "the connector has no CPU state"))?;
+            let regs = state.x86_registers(cpu)?;
+            out.write(MfX86Registers::from(&regs));
+            Ok(())
+        })
     })
 }

@@ -11,10 +11,11 @@
 //! during the call (e.g. "no OS plugin named `linx` (known: native)"). This works whatever
 //! the log level chosen with `mf_log_init`, as long as this library's logger owns the `log`
 //! facade (always the case for C programs; a Rust host with its own logger only gets the
-//! site detail).
+//! site detail). The detail stays bounded however much is logged (see `mf_last_error_message`), and the
+//! final cause is always in it.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_char, CString};
 use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
@@ -173,22 +174,167 @@ check_codes! {
 // Every kind and origin has its constant above.
 const _: () = assert!(ErrorKind::ALL.len() == 23 && ErrorOrigin::ALL.len() == 13);
 
-/// Longest detail kept for one failure; longer detail is cut.
-const MAX_DETAIL: usize = 2048;
+/// Longest single message kept (in bytes); a longer one is cut.
+const MAX_ENTRY: usize = 512;
+/// Runs of messages at the end of the detail that are always kept: the final cause of a
+/// failure and what the layers above it added while giving up.
+const RECENT: usize = 4;
+/// Distinct kinds of earlier message kept per failure; messages of further kinds are only
+/// counted.
+const MAX_GROUPS: usize = 8;
+
+/// Messages of one shape (the same text but for its numbers): the first one, and how many
+/// more followed.
+struct Group {
+    shape: String,
+    first: String,
+    more: usize,
+}
+
+impl Group {
+    fn render(&self) -> String {
+        match self.more {
+            0 => self.first.clone(),
+            n => format!("{} (and {} more like this)", self.first, thousands(n)),
+        }
+    }
+}
+
+/// The detail gathered during one call, bounded whatever is logged: messages are cut to
+/// `MAX_ENTRY` bytes, repeated ones (e.g. one warning per CPU note of a dump) are summarised
+/// as "(and 4,990 more like this)", and the latest `RECENT` runs of messages, which hold the
+/// final cause of a failure, are always kept.
+struct Detail {
+    /// Messages older than `recent`, grouped by shape in order of first appearance.
+    groups: Vec<Group>,
+    /// Messages of shapes beyond the first `MAX_GROUPS`.
+    others: usize,
+    /// The latest runs of consecutive messages of one shape, oldest first.
+    recent: VecDeque<Group>,
+}
+
+impl Detail {
+    const fn new() -> Self {
+        Detail { groups: Vec::new(), others: 0, recent: VecDeque::new() }
+    }
+
+    fn clear(&mut self) {
+        self.groups.clear();
+        self.others = 0;
+        self.recent.clear();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.recent.is_empty()
+    }
+
+    /// Adds `text` (cut to `MAX_ENTRY` bytes) as the latest message.
+    fn add(&mut self, text: impl std::fmt::Display) {
+        let mut entry = String::new();
+        let mut w = Bounded { out: &mut entry, room: MAX_ENTRY };
+        if write!(w, "{text}").is_err() {
+            entry.push_str("...");
+        }
+        let shape = shape(&entry);
+        if let Some(run) = self.recent.back_mut().filter(|run| run.shape == shape) {
+            run.more += 1;
+            return;
+        }
+        if self.recent.len() == RECENT {
+            if let Some(oldest) = self.recent.pop_front() {
+                self.fold(oldest);
+            }
+        }
+        self.recent.push_back(Group { shape, first: entry, more: 0 });
+    }
+
+    /// Counts a run that is no longer recent into its group.
+    fn fold(&mut self, run: Group) {
+        if let Some(g) = self.groups.iter_mut().find(|g| g.shape == run.shape) {
+            g.more += run.more + 1;
+        } else if self.groups.len() < MAX_GROUPS {
+            self.groups.push(run);
+        } else {
+            self.others += run.more + 1;
+        }
+    }
+
+    /// The messages as one line, the final cause last.
+    fn render(&self) -> String {
+        let mut parts: Vec<String> = self.groups.iter().map(Group::render).collect();
+        if self.others > 0 {
+            parts.push(format!("... and {} more messages", thousands(self.others)));
+        }
+        parts.extend(self.recent.iter().map(Group::render));
+        parts.join("; ")
+    }
+}
+
+/// A `fmt::Write` that keeps at most `room` more bytes (cut at a character boundary) and
+/// then fails, which stops the formatting.
+struct Bounded<'a> {
+    out: &'a mut String,
+    room: usize,
+}
+
+impl std::fmt::Write for Bounded<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if s.len() <= self.room {
+            self.out.push_str(s);
+            self.room -= s.len();
+            return Ok(());
+        }
+        let mut cut = self.room;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.out.push_str(&s[..cut]);
+        self.room = 0;
+        Err(std::fmt::Error)
+    }
+}
+
+/// `message` with every word that starts with a digit (`4096`, `0x1f00`, `3rd`) replaced by
+/// `#`: messages that differ only in such numbers have the same shape.
+fn shape(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_number = false;
+    for c in message.chars() {
+        if in_number && c.is_ascii_alphanumeric() {
+            continue;
+        }
+        in_number = c.is_ascii_digit();
+        out.push(if in_number { '#' } else { c });
+    }
+    out
+}
+
+/// `n` with thousands separators: 4990 -> "4,990".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
 
 /// The last failure on a thread. The message is built only when asked for, so that failures
 /// nobody looks at (e.g. partial reads in a loop) cost no formatting.
 struct Last {
     code: i32,
-    detail: String,
+    detail: Detail,
     message: Option<CString>,
 }
 
 thread_local! {
     /// Detail gathered during the current call on this thread (site detail and captured logs).
-    static DETAIL: RefCell<String> = const { RefCell::new(String::new()) };
+    static DETAIL: RefCell<Detail> = const { RefCell::new(Detail::new()) };
     /// The last failure on this thread.
-    static LAST: RefCell<Last> = const { RefCell::new(Last { code: 0, detail: String::new(), message: None }) };
+    static LAST: RefCell<Last> = const { RefCell::new(Last { code: 0, detail: Detail::new(), message: None }) };
 }
 
 /// Forgets the detail gathered so far on this thread: called when an entry point starts.
@@ -196,30 +342,18 @@ thread_local! {
 pub(crate) fn begin_detail() {
     let _ = DETAIL.try_with(|d| {
         if let Ok(mut d) = d.try_borrow_mut() {
-            d.clear();
+            if !d.is_empty() {
+                d.clear();
+            }
         }
     });
 }
 
-/// Adds `text` to the detail of the current call on this thread.
+/// Adds `text` to the detail of the current call on this thread, as its latest message.
 pub(crate) fn add_detail(text: impl std::fmt::Display) {
     let _ = DETAIL.try_with(|d| {
         if let Ok(mut d) = d.try_borrow_mut() {
-            if d.len() >= MAX_DETAIL {
-                return;
-            }
-            if !d.is_empty() {
-                d.push_str("; ");
-            }
-            let _ = write!(d, "{text}");
-            if d.len() > MAX_DETAIL {
-                let mut cut = MAX_DETAIL;
-                while !d.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                d.truncate(cut);
-                d.push_str("...");
-            }
+            d.add(text);
         }
     });
 }
@@ -230,8 +364,7 @@ pub(crate) fn record_failure(code: i32) -> i32 {
         LAST.try_with(|l| {
             if let (Ok(mut d), Ok(mut l)) = (d.try_borrow_mut(), l.try_borrow_mut()) {
                 l.code = code;
-                l.detail.clear();
-                l.detail.push_str(&d);
+                std::mem::swap(&mut l.detail, &mut *d);
                 d.clear();
                 l.message = None;
             }
@@ -246,7 +379,7 @@ fn last_message(l: &mut Last) -> *const c_char {
         let base = Error::from_code(l.code).map(|e| e.to_string()).unwrap_or_default();
         // Errors logged with `Error::log_warn` already start with the description of the code;
         // say it once.
-        let detail = l.detail.replace(&format!("{base}: "), "");
+        let detail = l.detail.render().replace(&format!("{base}: "), "");
         let text = if detail.is_empty() { base } else { format!("{base}: {detail}") };
         l.message = Some(CString::new(text.replace('\0', " ")).unwrap_or_default());
     }
@@ -281,6 +414,11 @@ fn error_text(err: Error) -> *const c_char {
 /// followed by the detail, e.g. `"inventory: not found: no OS plugin named `linx` (known:
 /// native)"`. Returns `""` if no call has failed on this thread yet.
 ///
+/// The detail is bounded: each message is cut to 512 bytes, messages that differ only in
+/// numbers are summarised (`"CPU note #4096 exceeds ... (and 4,990 more like this)"`), at most
+/// 8 kinds of earlier message are shown (`"... and 120 more messages"`), and the last four
+/// runs of messages, which hold the cause of the failure, are always kept.
+///
 /// Ownership: borrowed from thread-local storage of the library; valid until the next failing
 /// call on the same thread (successful calls leave it alone). Never free it; copy it to keep it.
 /// Never returns NULL.
@@ -313,4 +451,65 @@ pub extern "C" fn mf_error_kind(code: i32) -> i32 {
 #[no_mangle]
 pub extern "C" fn mf_error_origin(code: i32) -> i32 {
     Error::from_code(code).map_or(0, |e| e.origin as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message_of(code: i32) -> String {
+        assert_eq!(record_failure(code), code);
+        // SAFETY: a NUL-terminated string of this thread's storage.
+        unsafe { std::ffi::CStr::from_ptr(mf_last_error_message()) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn repeated_warnings_are_summarised_and_the_final_cause_is_kept() {
+        begin_detail();
+        for cpu in 0..5000 {
+            add_detail(format_args!("CPU note #{cpu} exceeds the 4096 CPU states kept; skipped"));
+        }
+        add_detail("no kernel image found");
+        let m = message_of(MF_ERR_INVALID_ARGUMENT);
+        assert_eq!(
+            m,
+            "c api: invalid argument: CPU note #0 exceeds the 4096 CPU states kept; skipped (and 4,999 more like \
+             this); no kernel image found"
+        );
+    }
+
+    #[test]
+    fn many_kinds_of_message_and_huge_ones_stay_bounded() {
+        begin_detail();
+        let huge = "x".repeat(1 << 20);
+        add_detail(&huge);
+        for i in 0..100_000u32 {
+            // Shapes that differ in letters, not numbers.
+            let word: String = i.to_string().bytes().map(|b| char::from(b - b'0' + b'a')).collect();
+            add_detail(format_args!("warning {word}"));
+        }
+        add_detail(format_args!("the cause ({})", "é".repeat(1000)));
+        add_detail("the layer above gave up");
+        let m = message_of(MF_ERR_NULL);
+        assert!(m.len() < (MAX_GROUPS + RECENT + 1) * (MAX_ENTRY + 64), "{} bytes", m.len());
+        assert!(m.starts_with(&format!("c api: null pointer: {}...; warning a; ", "x".repeat(MAX_ENTRY))), "{m}");
+        // 100,003 messages: 8 groups, 4 recent runs, the rest counted.
+        assert!(m.contains("; ... and 99,991 more messages; warning jjjji; warning jjjjj; the cause (éé"), "{m}");
+        assert!(m.ends_with("...; the layer above gave up"), "the final cause is kept: {m}");
+    }
+
+    #[test]
+    fn each_call_starts_afresh_and_numbers_are_grouped() {
+        begin_detail();
+        add_detail("old");
+        begin_detail();
+        add_detail("read at 0x1000 failed");
+        add_detail("read at 0xfff000 failed");
+        add_detail("gone");
+        assert_eq!(message_of(MF_ERR_NULL), "c api: null pointer: read at 0x1000 failed (and 1 more like this); gone");
+        assert_eq!(
+            (thousands(0), thousands(999), thousands(1000), thousands(1234567)),
+            ("0".into(), "999".into(), "1,000".into(), "1,234,567".into())
+        );
+    }
 }

@@ -88,18 +88,20 @@ impl From<&PluginInfo> for PluginText {
 /// The plugins available to a program. Opaque; made by `mf_inventory_scan` or
 /// `mf_inventory_builtin`, freed by `mf_inventory_free`. Objects created from it do not depend
 /// on it: it may be freed while they live.
+///
+/// Threads: may be used from several threads at once; calls on it are serialised (see
+/// "Threads" at the top of memflow.h).
 pub struct MfInventory {
-    magic: u64,
     inner: Inventory,
     /// The plugins' facts as C strings, in `Inventory::plugins` order.
     text: Vec<PluginText>,
 }
 
-impl_handle! { MfInventory = 0x4d46_494e_5645_4e54; }
+impl_handle! { MfInventory = 1; }
 
 impl MfInventory {
     fn new(inner: Inventory) -> Self {
-        let mut inv = MfInventory { magic: <Self as handle::Handle>::MAGIC, inner, text: Vec::new() };
+        let mut inv = MfInventory { inner, text: Vec::new() };
         inv.refresh();
         inv
     }
@@ -111,7 +113,7 @@ impl MfInventory {
 
 fn make(inner: Inventory, out: *mut *mut MfInventory) -> Result<(), Error> {
     let out = out_arg(out, "out")?;
-    out.write(handle::into_raw(MfInventory::new(inner)));
+    out.write(handle::into_raw(MfInventory::new(inner))?);
     Ok(())
 }
 
@@ -148,16 +150,17 @@ pub extern "C" fn mf_inventory_builtin(out: *mut *mut MfInventory) -> i32 {
 #[no_mangle]
 pub extern "C" fn mf_inventory_add_dir(inv: *mut MfInventory, path: *const c_char, out_added: *mut usize) -> i32 {
     guard(|| {
-        let inv = handle::get_mut(inv, "inv")?;
-        // SAFETY: C string argument, checked for NULL.
-        let path = unsafe { str_arg(path, "path") }?;
-        let added = inv.inner.add_dir(Path::new(path));
-        inv.refresh();
-        let added = added?;
-        if !out_added.is_null() {
-            out_arg(out_added, "out_added")?.write(added);
-        }
-        Ok(())
+        handle::with(inv, "inv", |inv| {
+            // SAFETY: C string argument, checked for NULL.
+            let path = unsafe { str_arg(path, "path") }?;
+            let added = inv.inner.add_dir(Path::new(path));
+            inv.refresh();
+            let added = added?;
+            if !out_added.is_null() {
+                out_arg(out_added, "out_added")?.write(added);
+            }
+            Ok(())
+        })
     })
 }
 
@@ -171,12 +174,13 @@ pub extern "C" fn mf_inventory_add_dir(inv: *mut MfInventory, path: *const c_cha
 #[no_mangle]
 pub extern "C" fn mf_inventory_add_file(inv: *mut MfInventory, path: *const c_char) -> i32 {
     guard(|| {
-        let inv = handle::get_mut(inv, "inv")?;
-        // SAFETY: C string argument, checked for NULL.
-        let path = unsafe { str_arg(path, "path") }?;
-        let res = inv.inner.add_file(Path::new(path));
-        inv.refresh();
-        res.map(|_| ())
+        handle::with(inv, "inv", |inv| {
+            // SAFETY: C string argument, checked for NULL.
+            let path = unsafe { str_arg(path, "path") }?;
+            let res = inv.inner.add_file(Path::new(path));
+            inv.refresh();
+            res.map(|_| ())
+        })
     })
 }
 
@@ -186,9 +190,10 @@ pub extern "C" fn mf_inventory_add_file(inv: *mut MfInventory, path: *const c_ch
 #[no_mangle]
 pub extern "C" fn mf_inventory_plugin_count(inv: *const MfInventory, out: *mut usize) -> i32 {
     guard(|| {
-        let inv = handle::get(inv, "inv")?;
-        out_arg(out, "out")?.write(inv.text.len());
-        Ok(())
+        handle::with(inv, "inv", |inv| {
+            out_arg(out, "out")?.write(inv.text.len());
+            Ok(())
+        })
     })
 }
 
@@ -201,24 +206,25 @@ pub extern "C" fn mf_inventory_plugin_count(inv: *const MfInventory, out: *mut u
 #[no_mangle]
 pub extern "C" fn mf_inventory_plugin_at(inv: *const MfInventory, index: usize, out: *mut MfPluginInfo) -> i32 {
     guard(|| {
-        let inv = handle::get(inv, "inv")?;
-        let out = out_arg(out, "out")?;
-        let p = inv.text.get(index).ok_or_else(|| {
-            ffi_err(
-                ErrorKind::InvalidArgument,
-                format_args!("plugin index {index} out of range (count {})", inv.text.len()),
-            )
-        })?;
-        out.write(MfPluginInfo {
-            name: p.name.as_ptr(),
-            version: p.version.as_ptr(),
-            description: p.description.as_ptr(),
-            help: p.help.as_ptr(),
-            path: p.path.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-            kind: p.kind,
-            flavor: p.flavor,
-        });
-        Ok(())
+        handle::with(inv, "inv", |inv| {
+            let out = out_arg(out, "out")?;
+            let p = inv.text.get(index).ok_or_else(|| {
+                ffi_err(
+                    ErrorKind::InvalidArgument,
+                    format_args!("plugin index {index} out of range (count {})", inv.text.len()),
+                )
+            })?;
+            out.write(MfPluginInfo {
+                name: p.name.as_ptr(),
+                version: p.version.as_ptr(),
+                description: p.description.as_ptr(),
+                help: p.help.as_ptr(),
+                path: p.path.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                kind: p.kind,
+                flavor: p.flavor,
+            });
+            Ok(())
+        })
     })
 }
 
@@ -228,6 +234,14 @@ fn args_of(args: *const c_char) -> Result<Args, Error> {
         None => Ok(Args::default()),
         Some(text) => Args::parse(text),
     }
+}
+
+/// A clone of the instance of the optional input handle (NULL: none).
+fn input_of<H: handle::Handle, T>(input: *const H, clone: impl FnOnce(&mut H) -> T) -> Result<Option<T>, Error> {
+    if input.is_null() {
+        return Ok(None);
+    }
+    handle::with(input, "input", |h| Ok(Some(clone(h))))
 }
 
 /// Creates connector `name` with the argument string `args` (e.g. `"/dumps/a.elf"` or
@@ -246,14 +260,17 @@ pub extern "C" fn mf_inventory_create_connector(
     out: *mut *mut MfConnector,
 ) -> i32 {
     guard(|| {
-        let inv = handle::get(inv, "inv")?;
-        // SAFETY: C string argument, checked for NULL.
-        let name = unsafe { str_arg(name, "name") }?;
-        let args = args_of(args)?;
-        let input = if input.is_null() { None } else { Some(handle::get(input, "input")?.inner.clone()) };
-        let out = out_arg(out, "out")?;
-        let conn = inv.inner.create_connector(name, input, &args)?;
-        out.write(handle::into_raw(MfConnector::new(conn)));
+        // The input is cloned before the inventory is locked: one lock at a time, so no order
+        // of calls on several threads can deadlock.
+        let input = input_of(input, |os: &mut MfOs| os.inner.clone())?;
+        let conn = handle::with(inv, "inv", |inv| {
+            // SAFETY: C string argument, checked for NULL.
+            let name = unsafe { str_arg(name, "name") }?;
+            let args = args_of(args)?;
+            out_arg(out, "out")?;
+            inv.inner.create_connector(name, input, &args)
+        })?;
+        out_arg(out, "out")?.write(MfConnector::into_handle(conn)?);
         Ok(())
     })
 }
@@ -273,14 +290,16 @@ pub extern "C" fn mf_inventory_create_os(
     out: *mut *mut MfOs,
 ) -> i32 {
     guard(|| {
-        let inv = handle::get(inv, "inv")?;
-        // SAFETY: C string argument, checked for NULL.
-        let name = unsafe { str_arg(name, "name") }?;
-        let args = args_of(args)?;
-        let input = if input.is_null() { None } else { Some(handle::get(input, "input")?.inner.clone()) };
-        let out = out_arg(out, "out")?;
-        let os = inv.inner.create_os(name, input, &args)?;
-        out.write(handle::into_raw(MfOs::new(os)));
+        // As in `mf_inventory_create_connector`: one lock at a time.
+        let input = input_of(input, |conn: &mut MfConnector| conn.inner.clone())?;
+        let os = handle::with(inv, "inv", |inv| {
+            // SAFETY: C string argument, checked for NULL.
+            let name = unsafe { str_arg(name, "name") }?;
+            let args = args_of(args)?;
+            out_arg(out, "out")?;
+            inv.inner.create_os(name, input, &args)
+        })?;
+        out_arg(out, "out")?.write(MfOs::into_handle(os)?);
         Ok(())
     })
 }
@@ -295,12 +314,13 @@ pub extern "C" fn mf_inventory_create_os(
 #[no_mangle]
 pub extern "C" fn mf_inventory_create_chain(inv: *const MfInventory, chain: *const c_char, out: *mut *mut MfOs) -> i32 {
     guard(|| {
-        let inv = handle::get(inv, "inv")?;
-        // SAFETY: C string argument, checked for NULL.
-        let chain = unsafe { str_arg(chain, "chain") }?;
-        let out = out_arg(out, "out")?;
-        let os = inv.inner.create_os_chain(chain)?;
-        out.write(handle::into_raw(MfOs::new(os)));
+        let os = handle::with(inv, "inv", |inv| {
+            // SAFETY: C string argument, checked for NULL.
+            let chain = unsafe { str_arg(chain, "chain") }?;
+            out_arg(out, "out")?;
+            inv.inner.create_os_chain(chain)
+        })?;
+        out_arg(out, "out")?.write(MfOs::into_handle(os)?);
         Ok(())
     })
 }
@@ -318,12 +338,13 @@ pub extern "C" fn mf_inventory_create_connector_chain(
     out: *mut *mut MfConnector,
 ) -> i32 {
     guard(|| {
-        let inv = handle::get(inv, "inv")?;
-        // SAFETY: C string argument, checked for NULL.
-        let chain = unsafe { str_arg(chain, "chain") }?;
-        let out = out_arg(out, "out")?;
-        let conn = inv.inner.create_connector_chain(chain)?;
-        out.write(handle::into_raw(MfConnector::new(conn)));
+        let conn = handle::with(inv, "inv", |inv| {
+            // SAFETY: C string argument, checked for NULL.
+            let chain = unsafe { str_arg(chain, "chain") }?;
+            out_arg(out, "out")?;
+            inv.inner.create_connector_chain(chain)
+        })?;
+        out_arg(out, "out")?.write(MfConnector::into_handle(conn)?);
         Ok(())
     })
 }

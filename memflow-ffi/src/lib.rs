@@ -23,18 +23,28 @@
 //!   give an error code of kind `MF_KIND_PANIC`. Nothing unwinds into C.
 //! - Handles (`MfInventory`, `MfConnector`, `MfOs`, `MfProcess`, `MfProcessList`,
 //!   `MfModuleList`) are opaque, owned by the caller, and released with exactly one function
-//!   (`mf_<type>_free`). Each carries a per-type magic value that is checked before use and
-//!   cleared on free: a pointer to readable memory that is not a live handle of the expected
-//!   type (garbage, a handle of another type, a freed handle whose memory was not reused)
-//!   gives `MF_ERR_INVALID_HANDLE`. Limits: a pointer to unmapped memory cannot be detected
-//!   and faults like in any C library, and a freed handle whose memory was reused for a new
-//!   handle of the same type is indistinguishable from that new handle.
+//!   (`mf_<type>_free`). A handle is a registered number, not an address: the library looks
+//!   it up in its registry of live objects before anything is read, so NULL gives
+//!   `MF_ERR_NULL` and garbage, a handle of another type, a freed handle (also after its slot
+//!   was reused by a new object) and a second free give `MF_ERR_INVALID_HANDLE`, every time.
+//!   Never dereference a handle.
 //! - Output pointers (`out`) are written only on success.
 //! - Strings passed in are NUL-terminated UTF-8, borrowed for the call. Strings handed out
 //!   are either borrowed (the documentation says from what and for how long) or owned with a
 //!   named free function.
-//! - A handle may be used from any thread, but not from two threads at once; clone connectors
-//!   and OS layers (`mf_connector_clone`, `mf_os_clone`) to work in parallel.
+//! - Threads: every handle may be used from several threads at once. Calls on one handle
+//!   are serialised (a call waits for the one running on the same handle); calls on
+//!   different handles run in parallel, so clone connectors and OS layers
+//!   (`mf_connector_clone`, `mf_os_clone`) to read in parallel. Freeing a handle while
+//!   another thread is in a call on it waits for that call to return; later calls get
+//!   `MF_ERR_INVALID_HANDLE`. A callback must not call back into the library with (or free)
+//!   the handle whose call invoked it: that call fails with `MF_ERR_UNSUPPORTED` (other
+//!   handles are fine, but two threads whose callbacks each use the other's handle wait for
+//!   each other forever). Strings borrowed from a handle are valid until the documented next call on it,
+//!   whichever thread makes that call.
+//! - Dump files are memory-mapped: if a dump file is truncated or rewritten while a
+//!   connector uses it, reads of the lost pages raise `SIGBUS` (which the library cannot turn
+//!   into an error). Do not modify dumps that are in use; analyse a copy.
 
 #![warn(missing_docs)]
 // Every exported function checks its pointers itself; marking them `unsafe` would add nothing

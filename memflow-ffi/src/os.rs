@@ -21,29 +21,37 @@ use crate::records::{
 ///
 /// It owns the connector below it (if any) and keeps its plugin libraries loaded; it does not
 /// depend on the inventory or on any handle it was created from.
+///
+/// Threads: may be used from several threads at once; calls on it are serialised (see
+/// "Threads" at the top of memflow.h).
 pub struct MfOs {
-    magic: u64,
     pub(crate) inner: OsInstanceArcBox<'static>,
 }
 
 /// A list of processes, as made by `mf_os_process_list`. Opaque; read it with
 /// `mf_process_list_get`, free it with `mf_process_list_free`.
+///
+/// Threads: may be used from several threads at once; calls on it are serialised (see
+/// "Threads" at the top of memflow.h).
 pub struct MfProcessList {
-    magic: u64,
     /// Owns the strings `items` point to.
     _infos: Vec<ProcessInfo>,
     items: Vec<MfProcessInfo>,
 }
 
+// SAFETY: the record pointers point into `_infos`, which the list owns and never changes;
+// moving the list to another thread moves both.
+unsafe impl Send for MfProcessList {}
+
 impl_handle! {
-    MfOs = 0x4d46_4f53_4f53_4f53;
-    MfProcessList = 0x4d46_5052_4c49_5354;
+    MfOs = 3;
+    MfProcessList = 5;
 }
 
 impl MfOs {
-    /// Wraps an OS instance for C.
-    pub(crate) fn new(inner: OsInstanceArcBox<'static>) -> Self {
-        MfOs { magic: <Self as handle::Handle>::MAGIC, inner }
+    /// Registers an OS instance as a new handle for C.
+    pub(crate) fn into_handle(inner: OsInstanceArcBox<'static>) -> Result<*mut Self, Error> {
+        handle::into_raw(MfOs { inner })
     }
 }
 
@@ -54,9 +62,9 @@ impl MfOs {
 #[no_mangle]
 pub extern "C" fn mf_os_clone(os: *const MfOs, out: *mut *mut MfOs) -> i32 {
     guard(|| {
-        let os = handle::get(os, "os")?;
+        let copy = handle::with(os, "os", |os| Ok(os.inner.clone()))?;
         let out = out_arg(out, "out")?;
-        out.write(handle::into_raw(MfOs::new(os.inner.clone())));
+        out.write(MfOs::into_handle(copy)?);
         Ok(())
     })
 }
@@ -76,10 +84,11 @@ pub extern "C" fn mf_os_free(os: *mut MfOs) -> i32 {
 #[no_mangle]
 pub extern "C" fn mf_os_info(os: *const MfOs, out: *mut MfOsInfo) -> i32 {
     guard(|| {
-        let os = handle::get(os, "os")?;
-        let out = out_arg(out, "out")?;
-        out.write(MfOsInfo::from(os.inner.info()));
-        Ok(())
+        handle::with(os, "os", |os| {
+            let out = out_arg(out, "out")?;
+            out.write(MfOsInfo::from(os.inner.info()));
+            Ok(())
+        })
     })
 }
 
@@ -95,12 +104,13 @@ pub extern "C" fn mf_os_process_list_callback(
     user: *mut c_void,
 ) -> i32 {
     guard(|| {
-        let os = handle::get_mut(os, "os")?;
-        let cb = callback_arg(callback, "callback")?;
-        os.inner.process_info_list_callback(|info| {
-            let rec = MfProcessInfo::borrow(&info);
-            // SAFETY: C callback with a record valid for the call, as documented.
-            unsafe { cb(user, &rec) }
+        handle::with(os, "os", |os| {
+            let cb = callback_arg(callback, "callback")?;
+            os.inner.process_info_list_callback(|info| {
+                let rec = MfProcessInfo::borrow(&info);
+                // SAFETY: C callback with a record valid for the call, as documented.
+                unsafe { cb(user, &rec) }
+            })
         })
     })
 }
@@ -112,15 +122,12 @@ pub extern "C" fn mf_os_process_list_callback(
 #[no_mangle]
 pub extern "C" fn mf_os_process_list(os: *mut MfOs, out: *mut *mut MfProcessList) -> i32 {
     guard(|| {
-        let os = handle::get_mut(os, "os")?;
-        let out = out_arg(out, "out")?;
-        let infos = os.inner.process_info_list()?;
+        let infos = handle::with(os, "os", |os| {
+            out_arg(out, "out")?;
+            os.inner.process_info_list()
+        })?;
         let items = infos.iter().map(MfProcessInfo::borrow).collect();
-        out.write(handle::into_raw(MfProcessList {
-            magic: <MfProcessList as handle::Handle>::MAGIC,
-            _infos: infos,
-            items,
-        }));
+        out_arg(out, "out")?.write(handle::into_raw(MfProcessList { _infos: infos, items })?);
         Ok(())
     })
 }
@@ -137,12 +144,13 @@ pub extern "C" fn mf_process_list_get(
     out_len: *mut usize,
 ) -> i32 {
     guard(|| {
-        let list = handle::get(list, "list")?;
-        let items = out_arg(out_items, "out_items")?;
-        let len = out_arg(out_len, "out_len")?;
-        items.write(if list.items.is_empty() { std::ptr::null() } else { list.items.as_ptr() });
-        len.write(list.items.len());
-        Ok(())
+        handle::with(list, "list", |list| {
+            let items = out_arg(out_items, "out_items")?;
+            let len = out_arg(out_len, "out_len")?;
+            items.write(if list.items.is_empty() { std::ptr::null() } else { list.items.as_ptr() });
+            len.write(list.items.len());
+            Ok(())
+        })
     })
 }
 
@@ -155,10 +163,18 @@ pub extern "C" fn mf_process_list_free(list: *mut MfProcessList) -> i32 {
     handle::free(list)
 }
 
-fn open(os: &mut MfOs, info: Result<ProcessInfo, Error>, out: *mut *mut MfProcess) -> Result<(), Error> {
-    let out = out_arg(out, "out")?;
-    let process = os.inner.process_by_info(info?)?;
-    out.write(handle::into_raw(MfProcess::new(process)));
+/// Opens the process `find` looks up on `os`, into `*out`.
+fn open(
+    os: *mut MfOs,
+    out: *mut *mut MfProcess,
+    find: impl FnOnce(&mut MfOs) -> Result<ProcessInfo, Error>,
+) -> Result<(), Error> {
+    let process = handle::with(os, "os", |os| {
+        out_arg(out, "out")?;
+        let info = find(os)?;
+        os.inner.process_by_info(info)
+    })?;
+    out_arg(out, "out")?.write(MfProcess::into_handle(process)?);
     Ok(())
 }
 
@@ -168,12 +184,7 @@ fn open(os: &mut MfOs, info: Result<ProcessInfo, Error>, out: *mut *mut MfProces
 /// `mf_process_free`); it is independent of `os`.
 #[no_mangle]
 pub extern "C" fn mf_os_process_by_pid(os: *mut MfOs, pid: u32, out: *mut *mut MfProcess) -> i32 {
-    guard(|| {
-        let os = handle::get_mut(os, "os")?;
-        out_arg(out, "out")?;
-        let info = os.inner.process_info_by_pid(pid);
-        open(os, info, out)
-    })
+    guard(|| open(os, out, |os| os.inner.process_info_by_pid(pid)))
 }
 
 /// Opens the first process whose name is exactly `name`. Fails with kind `MF_KIND_NOT_FOUND`
@@ -184,12 +195,11 @@ pub extern "C" fn mf_os_process_by_pid(os: *mut MfOs, pid: u32, out: *mut *mut M
 #[no_mangle]
 pub extern "C" fn mf_os_process_by_name(os: *mut MfOs, name: *const c_char, out: *mut *mut MfProcess) -> i32 {
     guard(|| {
-        let os = handle::get_mut(os, "os")?;
-        // SAFETY: C string argument, checked for NULL.
-        let name = unsafe { str_arg(name, "name") }?;
-        out_arg(out, "out")?;
-        let info = os.inner.process_info_by_name(name);
-        open(os, info, out)
+        open(os, out, |os| {
+            // SAFETY: C string argument, checked for NULL.
+            let name = unsafe { str_arg(name, "name") }?;
+            os.inner.process_info_by_name(name)
+        })
     })
 }
 
@@ -199,12 +209,7 @@ pub extern "C" fn mf_os_process_by_name(os: *mut MfOs, name: *const c_char, out:
 /// `mf_process_free`).
 #[no_mangle]
 pub extern "C" fn mf_os_process_by_address(os: *mut MfOs, address: u64, out: *mut *mut MfProcess) -> i32 {
-    guard(|| {
-        let os = handle::get_mut(os, "os")?;
-        out_arg(out, "out")?;
-        let info = os.inner.process_info_by_address(addr_in(address));
-        open(os, info, out)
-    })
+    guard(|| open(os, out, |os| os.inner.process_info_by_address(addr_in(address))))
 }
 
 /// Calls `callback` with every kernel module until it returns `false` (no calls for layers
@@ -215,20 +220,21 @@ pub extern "C" fn mf_os_process_by_address(os: *mut MfOs, address: u64, out: *mu
 #[no_mangle]
 pub extern "C" fn mf_os_module_list_callback(os: *mut MfOs, callback: MfModuleInfoCallback, user: *mut c_void) -> i32 {
     guard(|| {
-        let os = handle::get_mut(os, "os")?;
-        let cb = callback_arg(callback, "callback")?;
-        let mut addrs: Vec<Address> = Vec::new();
-        os.inner.module_address_list_callback((&mut addrs).into())?;
-        for a in addrs {
-            if let Ok(m) = os.inner.module_by_address(a) {
-                let rec = MfModuleInfo::borrow(&m);
-                // SAFETY: C callback with a record valid for the call, as documented.
-                if !unsafe { cb(user, &rec) } {
-                    break;
+        handle::with(os, "os", |os| {
+            let cb = callback_arg(callback, "callback")?;
+            let mut addrs: Vec<Address> = Vec::new();
+            os.inner.module_address_list_callback((&mut addrs).into())?;
+            for a in addrs {
+                if let Ok(m) = os.inner.module_by_address(a) {
+                    let rec = MfModuleInfo::borrow(&m);
+                    // SAFETY: C callback with a record valid for the call, as documented.
+                    if !unsafe { cb(user, &rec) } {
+                        break;
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     })
 }
 
@@ -239,12 +245,13 @@ pub extern "C" fn mf_os_module_list_callback(os: *mut MfOs, callback: MfModuleIn
 #[no_mangle]
 pub extern "C" fn mf_os_kernel_symbol(os: *mut MfOs, name: *const c_char, out: *mut u64) -> i32 {
     guard(|| {
-        let os = handle::get_mut(os, "os")?;
-        // SAFETY: C string argument, checked for NULL.
-        let name = unsafe { str_arg(name, "name") }?;
-        let out = out_arg(out, "out")?;
-        out.write(addr_out(os.inner.kernel_symbol(name)?));
-        Ok(())
+        handle::with(os, "os", |os| {
+            // SAFETY: C string argument, checked for NULL.
+            let name = unsafe { str_arg(name, "name") }?;
+            let out = out_arg(out, "out")?;
+            out.write(addr_out(os.inner.kernel_symbol(name)?));
+            Ok(())
+        })
     })
 }
 
@@ -257,13 +264,14 @@ pub extern "C" fn mf_os_kernel_symbol(os: *mut MfOs, name: *const c_char, out: *
 #[no_mangle]
 pub extern "C" fn mf_os_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: usize) -> i32 {
     guard_partial(|| {
-        let os = handle::get_mut(os, "os")?;
-        let buf = buf_mut(buf.cast(), len, "buf")?;
-        let view = os
-            .inner
-            .as_mut_impl_memoryview()
-            .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
-        Ok(partial(view.read_raw_into(addr_in(addr), buf)))
+        handle::with(os, "os", |os| {
+            let buf = buf_mut(buf.cast(), len, "buf")?;
+            let view = os
+                .inner
+                .as_mut_impl_memoryview()
+                .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
+            Ok(partial(view.read_raw_into(addr_in(addr), buf)))
+        })
     })
 }
 
@@ -275,12 +283,13 @@ pub extern "C" fn mf_os_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: us
 #[no_mangle]
 pub extern "C" fn mf_os_write(os: *mut MfOs, addr: u64, buf: *const c_void, len: usize) -> i32 {
     guard_partial(|| {
-        let os = handle::get_mut(os, "os")?;
-        let buf = buf_ref(buf.cast(), len, "buf")?;
-        let view = os
-            .inner
-            .as_mut_impl_memoryview()
-            .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
-        Ok(partial(view.write_raw(addr_in(addr), buf)))
+        handle::with(os, "os", |os| {
+            let buf = buf_ref(buf.cast(), len, "buf")?;
+            let view = os
+                .inner
+                .as_mut_impl_memoryview()
+                .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
+            Ok(partial(view.write_raw(addr_in(addr), buf)))
+        })
     })
 }

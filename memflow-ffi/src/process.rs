@@ -2,6 +2,7 @@
 
 use std::ffi::{c_char, c_void};
 
+use memflow_core::error::Error;
 use memflow_core::mem::MemoryView;
 use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, Process, SectionInfo};
 use memflow_core::plugins::ProcessInstanceArcBox;
@@ -17,8 +18,10 @@ use crate::records::*;
 /// An open process: its memory (virtual addresses) and modules. Opaque; made by
 /// `mf_os_process_by_pid`, `mf_os_process_by_name` or `mf_os_process_by_address`; freed by
 /// `mf_process_free`. Independent of the OS handle it was opened from.
+///
+/// Threads: may be used from several threads at once; calls on it are serialised (see
+/// "Threads" at the top of memflow.h).
 pub struct MfProcess {
-    magic: u64,
     pub(crate) inner: ProcessInstanceArcBox<'static>,
     /// The module of the last `mf_process_module_by_name` / `mf_process_primary_module`.
     module: Option<ModuleInfo>,
@@ -26,22 +29,28 @@ pub struct MfProcess {
 
 /// A list of modules, as made by `mf_process_module_list`. Opaque; read it with
 /// `mf_module_list_get`, free it with `mf_module_list_free`.
+///
+/// Threads: may be used from several threads at once; calls on it are serialised (see
+/// "Threads" at the top of memflow.h).
 pub struct MfModuleList {
-    magic: u64,
     /// Owns the strings `items` point to.
     _modules: Vec<ModuleInfo>,
     items: Vec<MfModuleInfo>,
 }
 
+// SAFETY: the record pointers point into `_modules`, which the list owns and never changes;
+// moving the list to another thread moves both.
+unsafe impl Send for MfModuleList {}
+
 impl_handle! {
-    MfProcess = 0x4d46_5052_4f43_4553;
-    MfModuleList = 0x4d46_4d4f_4c49_5354;
+    MfProcess = 4;
+    MfModuleList = 6;
 }
 
 impl MfProcess {
-    /// Wraps a process instance for C.
-    pub(crate) fn new(inner: ProcessInstanceArcBox<'static>) -> Self {
-        MfProcess { magic: <Self as handle::Handle>::MAGIC, inner, module: None }
+    /// Registers a process instance as a new handle for C.
+    pub(crate) fn into_handle(inner: ProcessInstanceArcBox<'static>) -> Result<*mut Self, Error> {
+        handle::into_raw(MfProcess { inner, module: None })
     }
 }
 
@@ -62,10 +71,11 @@ pub extern "C" fn mf_process_free(process: *mut MfProcess) -> i32 {
 #[no_mangle]
 pub extern "C" fn mf_process_info(process: *const MfProcess, out: *mut MfProcessInfo) -> i32 {
     guard(|| {
-        let process = handle::get(process, "process")?;
-        let out = out_arg(out, "out")?;
-        out.write(MfProcessInfo::borrow(process.inner.info()));
-        Ok(())
+        handle::with(process, "process", |process| {
+            let out = out_arg(out, "out")?;
+            out.write(MfProcessInfo::borrow(process.inner.info()));
+            Ok(())
+        })
     })
 }
 
@@ -75,10 +85,11 @@ pub extern "C" fn mf_process_info(process: *const MfProcess, out: *mut MfProcess
 #[no_mangle]
 pub extern "C" fn mf_process_state(process: *mut MfProcess, out: *mut MfProcessState) -> i32 {
     guard(|| {
-        let process = handle::get_mut(process, "process")?;
-        let out = out_arg(out, "out")?;
-        out.write(state_out(process.inner.state()));
-        Ok(())
+        handle::with(process, "process", |process| {
+            let out = out_arg(out, "out")?;
+            out.write(state_out(process.inner.state()));
+            Ok(())
+        })
     })
 }
 
@@ -91,9 +102,10 @@ pub extern "C" fn mf_process_state(process: *mut MfProcess, out: *mut MfProcessS
 #[no_mangle]
 pub extern "C" fn mf_process_read(process: *mut MfProcess, addr: u64, buf: *mut c_void, len: usize) -> i32 {
     guard_partial(|| {
-        let process = handle::get_mut(process, "process")?;
-        let buf = buf_mut(buf.cast(), len, "buf")?;
-        Ok(partial(process.inner.read_raw_into(addr_in(addr), buf)))
+        handle::with(process, "process", |process| {
+            let buf = buf_mut(buf.cast(), len, "buf")?;
+            Ok(partial(process.inner.read_raw_into(addr_in(addr), buf)))
+        })
     })
 }
 
@@ -105,9 +117,10 @@ pub extern "C" fn mf_process_read(process: *mut MfProcess, addr: u64, buf: *mut 
 #[no_mangle]
 pub extern "C" fn mf_process_write(process: *mut MfProcess, addr: u64, buf: *const c_void, len: usize) -> i32 {
     guard_partial(|| {
-        let process = handle::get_mut(process, "process")?;
-        let buf = buf_ref(buf.cast(), len, "buf")?;
-        Ok(partial(process.inner.write_raw(addr_in(addr), buf)))
+        handle::with(process, "process", |process| {
+            let buf = buf_ref(buf.cast(), len, "buf")?;
+            Ok(partial(process.inner.write_raw(addr_in(addr), buf)))
+        })
     })
 }
 
@@ -122,9 +135,10 @@ pub extern "C" fn mf_process_write(process: *mut MfProcess, addr: u64, buf: *con
 #[no_mangle]
 pub extern "C" fn mf_process_read_batch(process: *mut MfProcess, ops: *mut MfReadOp, count: usize) -> i32 {
     guard_partial(|| {
-        let process = handle::get_mut(process, "process")?;
-        let ops = array_mut(ops, count, "ops")?;
-        mem::read_batch(ops, addr_in, |b| process.inner.read_batch(b))
+        handle::with(process, "process", |process| {
+            let ops = array_mut(ops, count, "ops")?;
+            mem::read_batch(ops, addr_in, |b| process.inner.read_batch(b))
+        })
     })
 }
 
@@ -138,9 +152,10 @@ pub extern "C" fn mf_process_read_batch(process: *mut MfProcess, ops: *mut MfRea
 #[no_mangle]
 pub extern "C" fn mf_process_write_batch(process: *mut MfProcess, ops: *mut MfWriteOp, count: usize) -> i32 {
     guard_partial(|| {
-        let process = handle::get_mut(process, "process")?;
-        let ops = array_mut(ops, count, "ops")?;
-        mem::write_batch(ops, addr_in, |b| process.inner.write_batch(b))
+        handle::with(process, "process", |process| {
+            let ops = array_mut(ops, count, "ops")?;
+            mem::write_batch(ops, addr_in, |b| process.inner.write_batch(b))
+        })
     })
 }
 
@@ -156,21 +171,22 @@ pub extern "C" fn mf_process_module_list_callback(
     user: *mut c_void,
 ) -> i32 {
     guard(|| {
-        let process = handle::get_mut(process, "process")?;
-        let cb = callback_arg(callback, "callback")?;
-        let arch = process.inner.info().proc_arch;
-        let mut addrs: Vec<Address> = Vec::new();
-        process.inner.module_address_list_callback(None, (&mut addrs).into())?;
-        for a in addrs {
-            if let Ok(m) = process.inner.module_by_address(a, arch) {
-                let rec = MfModuleInfo::borrow(&m);
-                // SAFETY: C callback with a record valid for the call, as documented.
-                if !unsafe { cb(user, &rec) } {
-                    break;
+        handle::with(process, "process", |process| {
+            let cb = callback_arg(callback, "callback")?;
+            let arch = process.inner.info().proc_arch;
+            let mut addrs: Vec<Address> = Vec::new();
+            process.inner.module_address_list_callback(None, (&mut addrs).into())?;
+            for a in addrs {
+                if let Ok(m) = process.inner.module_by_address(a, arch) {
+                    let rec = MfModuleInfo::borrow(&m);
+                    // SAFETY: C callback with a record valid for the call, as documented.
+                    if !unsafe { cb(user, &rec) } {
+                        break;
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     })
 }
 
@@ -181,15 +197,12 @@ pub extern "C" fn mf_process_module_list_callback(
 #[no_mangle]
 pub extern "C" fn mf_process_module_list(process: *mut MfProcess, out: *mut *mut MfModuleList) -> i32 {
     guard(|| {
-        let process = handle::get_mut(process, "process")?;
-        let out = out_arg(out, "out")?;
-        let modules = process.inner.module_list()?;
+        let modules = handle::with(process, "process", |process| {
+            out_arg(out, "out")?;
+            process.inner.module_list()
+        })?;
         let items = modules.iter().map(MfModuleInfo::borrow).collect();
-        out.write(handle::into_raw(MfModuleList {
-            magic: <MfModuleList as handle::Handle>::MAGIC,
-            _modules: modules,
-            items,
-        }));
+        out_arg(out, "out")?.write(handle::into_raw(MfModuleList { _modules: modules, items })?);
         Ok(())
     })
 }
@@ -206,12 +219,13 @@ pub extern "C" fn mf_module_list_get(
     out_len: *mut usize,
 ) -> i32 {
     guard(|| {
-        let list = handle::get(list, "list")?;
-        let items = out_arg(out_items, "out_items")?;
-        let len = out_arg(out_len, "out_len")?;
-        items.write(if list.items.is_empty() { std::ptr::null() } else { list.items.as_ptr() });
-        len.write(list.items.len());
-        Ok(())
+        handle::with(list, "list", |list| {
+            let items = out_arg(out_items, "out_items")?;
+            let len = out_arg(out_len, "out_len")?;
+            items.write(if list.items.is_empty() { std::ptr::null() } else { list.items.as_ptr() });
+            len.write(list.items.len());
+            Ok(())
+        })
     })
 }
 
@@ -237,14 +251,15 @@ pub extern "C" fn mf_process_module_by_name(
     out: *mut MfModuleInfo,
 ) -> i32 {
     guard(|| {
-        let process = handle::get_mut(process, "process")?;
-        // SAFETY: C string argument, checked for NULL.
-        let name = unsafe { str_arg(name, "name") }?;
-        let out = out_arg(out, "out")?;
-        let module = process.inner.module_by_name(name)?;
-        let module = process.module.insert(module);
-        out.write(MfModuleInfo::borrow(module));
-        Ok(())
+        handle::with(process, "process", |process| {
+            // SAFETY: C string argument, checked for NULL.
+            let name = unsafe { str_arg(name, "name") }?;
+            let out = out_arg(out, "out")?;
+            let module = process.inner.module_by_name(name)?;
+            let module = process.module.insert(module);
+            out.write(MfModuleInfo::borrow(module));
+            Ok(())
+        })
     })
 }
 
@@ -254,12 +269,13 @@ pub extern "C" fn mf_process_module_by_name(
 #[no_mangle]
 pub extern "C" fn mf_process_primary_module(process: *mut MfProcess, out: *mut MfModuleInfo) -> i32 {
     guard(|| {
-        let process = handle::get_mut(process, "process")?;
-        let out = out_arg(out, "out")?;
-        let module = process.inner.primary_module()?;
-        let module = process.module.insert(module);
-        out.write(MfModuleInfo::borrow(module));
-        Ok(())
+        handle::with(process, "process", |process| {
+            let out = out_arg(out, "out")?;
+            let module = process.inner.primary_module()?;
+            let module = process.module.insert(module);
+            out.write(MfModuleInfo::borrow(module));
+            Ok(())
+        })
     })
 }
 
@@ -276,15 +292,16 @@ pub extern "C" fn mf_process_module_exports(
     user: *mut c_void,
 ) -> i32 {
     guard(|| {
-        let process = handle::get_mut(process, "process")?;
-        let module = ref_arg(module, "module")?.to_core()?;
-        let cb = callback_arg(callback, "callback")?;
-        let mut f = |e: ExportInfo| {
-            let rec = MfExportInfo::borrow(&e);
-            // SAFETY: C callback with a record valid for the call, as documented.
-            unsafe { cb(user, &rec) }
-        };
-        process.inner.module_export_list_callback(&module, (&mut f).into())
+        handle::with(process, "process", |process| {
+            let module = ref_arg(module, "module")?.to_core()?;
+            let cb = callback_arg(callback, "callback")?;
+            let mut f = |e: ExportInfo| {
+                let rec = MfExportInfo::borrow(&e);
+                // SAFETY: C callback with a record valid for the call, as documented.
+                unsafe { cb(user, &rec) }
+            };
+            process.inner.module_export_list_callback(&module, (&mut f).into())
+        })
     })
 }
 
@@ -299,15 +316,16 @@ pub extern "C" fn mf_process_module_imports(
     user: *mut c_void,
 ) -> i32 {
     guard(|| {
-        let process = handle::get_mut(process, "process")?;
-        let module = ref_arg(module, "module")?.to_core()?;
-        let cb = callback_arg(callback, "callback")?;
-        let mut f = |e: ImportInfo| {
-            let rec = MfImportInfo::borrow(&e);
-            // SAFETY: C callback with a record valid for the call, as documented.
-            unsafe { cb(user, &rec) }
-        };
-        process.inner.module_import_list_callback(&module, (&mut f).into())
+        handle::with(process, "process", |process| {
+            let module = ref_arg(module, "module")?.to_core()?;
+            let cb = callback_arg(callback, "callback")?;
+            let mut f = |e: ImportInfo| {
+                let rec = MfImportInfo::borrow(&e);
+                // SAFETY: C callback with a record valid for the call, as documented.
+                unsafe { cb(user, &rec) }
+            };
+            process.inner.module_import_list_callback(&module, (&mut f).into())
+        })
     })
 }
 
@@ -322,15 +340,16 @@ pub extern "C" fn mf_process_module_sections(
     user: *mut c_void,
 ) -> i32 {
     guard(|| {
-        let process = handle::get_mut(process, "process")?;
-        let module = ref_arg(module, "module")?.to_core()?;
-        let cb = callback_arg(callback, "callback")?;
-        let mut f = |s: SectionInfo| {
-            let rec = MfSectionInfo::borrow(&s);
-            // SAFETY: C callback with a record valid for the call, as documented.
-            unsafe { cb(user, &rec) }
-        };
-        process.inner.module_section_list_callback(&module, (&mut f).into())
+        handle::with(process, "process", |process| {
+            let module = ref_arg(module, "module")?.to_core()?;
+            let cb = callback_arg(callback, "callback")?;
+            let mut f = |s: SectionInfo| {
+                let rec = MfSectionInfo::borrow(&s);
+                // SAFETY: C callback with a record valid for the call, as documented.
+                unsafe { cb(user, &rec) }
+            };
+            process.inner.module_section_list_callback(&module, (&mut f).into())
+        })
     })
 }
 
@@ -346,13 +365,14 @@ pub extern "C" fn mf_process_export_address(
     out: *mut u64,
 ) -> i32 {
     guard(|| {
-        let process = handle::get_mut(process, "process")?;
-        let module = ref_arg(module, "module")?.to_core()?;
-        // SAFETY: C string argument, checked for NULL.
-        let name = unsafe { str_arg(name, "name") }?;
-        let out = out_arg(out, "out")?;
-        out.write(addr_out(process.inner.export_address(&module, name)?));
-        Ok(())
+        handle::with(process, "process", |process| {
+            let module = ref_arg(module, "module")?.to_core()?;
+            // SAFETY: C string argument, checked for NULL.
+            let name = unsafe { str_arg(name, "name") }?;
+            let out = out_arg(out, "out")?;
+            out.write(addr_out(process.inner.export_address(&module, name)?));
+            Ok(())
+        })
     })
 }
 
@@ -372,13 +392,14 @@ pub extern "C" fn mf_process_mapped_ranges(
     user: *mut c_void,
 ) -> i32 {
     guard(|| {
-        let process = handle::get_mut(process, "process")?;
-        let cb = callback_arg(callback, "callback")?;
-        let mut f = |r: MemoryRange| {
-            let rec = MfMemoryRange::from(&r);
-            // SAFETY: C callback with a record valid for the call, as documented.
-            unsafe { cb(user, &rec) }
-        };
-        process.inner.mapped_mem_range(imem::from(gap_size), addr_in(start), addr_in(end), (&mut f).into())
+        handle::with(process, "process", |process| {
+            let cb = callback_arg(callback, "callback")?;
+            let mut f = |r: MemoryRange| {
+                let rec = MfMemoryRange::from(&r);
+                // SAFETY: C callback with a record valid for the call, as documented.
+                unsafe { cb(user, &rec) }
+            };
+            process.inner.mapped_mem_range(imem::from(gap_size), addr_in(start), addr_in(end), (&mut f).into())
+        })
     })
 }
