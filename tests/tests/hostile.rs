@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use memflow_core::error::{Error, ErrorKind};
 
-use dump::{Dump, Patch, WorkCopy};
+use dump::{Dump, Patch, Slot, WorkCopy};
 use files::{cpu_notes, elf_core, lime, pages_at, token_flood_memory, tokens, DIGIT_TOKENS};
 
 /// Address space a case may use on top of the size of its input file (which the connector
@@ -384,24 +384,36 @@ fn patched(d: &mut Dump) -> Vec<Case> {
         three.extend(d.btf_u32(m.at, 0));
         three.extend(d.btf_u32(m.at + 4, task));
     }
-    add(&mut cases, "3-btf", "task_struct with 3 anonymous task_struct members", three);
+    add(&mut cases, "3-btf", "task_struct with 3 anonymous task_struct members", three.clone());
+    // Looking for a member that is not there goes down every anonymous member: 3^depth.
     let comm = d.btf.member(task, "comm");
+    let tasks = d.btf.member(task, "tasks");
+    let tasks_name = d.btf.name_off(tasks.at);
+    three.extend(d.btf_u32(comm.at, tasks_name));
+    add(&mut cases, "3-btf", "3 anonymous task_struct members, no comm", three).expect = Expect::Fails(ANY, None);
     assert_eq!(d.btf.kind(comm.ty), 3, "task_struct.comm is an array");
     let nelems = d.btf.record(comm.ty) + 12 + 8;
     for (name, len) in [("comm length 2^30", 1u32 << 30), ("comm length 2^32-1", u32::MAX)] {
         let p = d.btf_u32(nelems, len);
         add(&mut cases, "3-btf", name, p).expect = Expect::Fails(BOUNDED, None);
     }
-    let tasks = d.btf.member(task, "tasks");
+    // The layer needs only the offset of `tasks`, not its type: any outcome will do.
     for (name, id) in [("tasks of type id 2^24", 1u32 << 24), ("tasks of type id 2^32-1", u32::MAX)] {
         let p = d.btf_u32(tasks.at + 4, id);
+        add(&mut cases, "3-btf", name, p);
+    }
+    for (name, id) in [("comm of type id 2^24", 1u32 << 24), ("comm of type id 2^32-1", u32::MAX)] {
+        let p = d.btf_u32(comm.at + 4, id);
         add(&mut cases, "3-btf", name, p).expect = Expect::Fails(ANY, None);
     }
     let pid_t = d.btf.find(8, "pid_t");
     let kernel_pid_t = d.btf.target(pid_t);
-    let mut self_typedef = d.btf_u32(d.btf.record(comm.ty) + 12, pid_t);
+    let mut self_typedef = d.btf_u32(comm.at + 4, pid_t);
     self_typedef.extend(d.btf_u32(d.btf.record(pid_t) + 8, pid_t));
     add(&mut cases, "3-btf", "comm of a typedef that is itself", self_typedef).expect = Expect::Fails(ANY, None);
+    let mut elem_loop = d.btf_u32(d.btf.record(comm.ty) + 12, pid_t);
+    elem_loop.extend(d.btf_u32(d.btf.record(pid_t) + 8, pid_t));
+    add(&mut cases, "3-btf", "comm of elements of a typedef that is itself", elem_loop);
     let p = d.btf_u32(d.btf.record(kernel_pid_t) + 8, pid_t);
     add(&mut cases, "3-btf", "pid_t -> __kernel_pid_t -> pid_t", p);
     let mm = d.btf.member(task, "mm");
@@ -457,6 +469,28 @@ fn patched(d: &mut Dump) -> Vec<Case> {
         case("7-process", "pid 1 with mm at 2^64-8: open it", Source::Patched(p), LINUX).op("process", Some("1")),
     );
 
+    // The VMA maple tree of pid 1 (its modules are its file-backed VMAs).
+    let mut maple = |name: &str, patch: Patch, expect: Expect| {
+        cases.push(Case {
+            expect,
+            ..case("7-maple-tree", name, Source::Patched(patch), LINUX).op("process", Some("1"))
+        });
+    };
+    maple("a node that is its own child", d.maple_nodes(&[vec![Slot::Node(0)]], 1), Expect::Fails(BOUNDED, None));
+    let chain: Vec<Vec<Slot>> =
+        (0..40).map(|i| vec![if i < 39 { Slot::Node(i + 1) } else { Slot::Entry(0) }]).collect();
+    maple("40 levels deep", d.maple_nodes(&chain, 1), Expect::Fails(BOUNDED, None));
+    let diamonds: Vec<Vec<Slot>> =
+        (0..30).map(|i| if i < 29 { vec![Slot::Node(i + 1); 16] } else { vec![Slot::Entry(0)] }).collect();
+    maple("29 levels, all 16 slots of a node one child", d.maple_nodes(&diamonds, 1), Expect::Fails(BOUNDED, None));
+    let unknown_type = d.direct(d.chunk(1)) | 7 << 3 | 2;
+    let root = d.maple_root;
+    maple("root of unknown node type 7", d.virt_u64(root, unknown_type), Expect::Fails(BOUNDED, None));
+    let vmas = d.direct(d.chunk(0));
+    let mut leaf = d.maple_nodes(&[(0..16).map(|k| Slot::Entry(vmas + 0x400 * k)).collect()], 1);
+    leaf.extend(d.phys(d.chunk(0), &[0x41; 0x10000]));
+    maple("16 VMAs of 0x41 bytes", leaf, Expect::Returns);
+
     // Kernel modules.
     let modules = d.modules;
     let mut module = |name: &str, patch: Patch, expect: Expect| {
@@ -507,7 +541,7 @@ fn run(runner: &Path, dir: &Path, op: &str, chain: &str, arg: Option<&str>, inpu
     let (stdout, stderr) = (dir.join("runner.stdout"), dir.join("runner.stderr"));
     let limit = memory_limit(input);
     let mut cmd = Command::new(runner);
-    cmd.arg(op).arg(&chain_arg).args(arg).stdin(Stdio::null());
+    cmd.arg(op).arg(&chain_arg).args(arg).stdin(Stdio::null()).env("RUST_BACKTRACE", "0");
     cmd.stdout(std::fs::File::create(&stdout).unwrap()).stderr(std::fs::File::create(&stderr).unwrap());
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {

@@ -132,6 +132,11 @@ impl BtfSection {
             .unwrap_or_else(|| panic!("BTF has no type {name} of kind {kind}"))
     }
 
+    /// The name offset of the record at section offset `at` (a type or a member).
+    pub fn name_off(&self, at: usize) -> u32 {
+        self.u32_at(at)
+    }
+
     /// The members of structure `id`.
     pub fn members(&self, id: u32) -> Vec<MemberRecord> {
         let at = self.record(id);
@@ -185,6 +190,10 @@ pub struct Dump {
     pub free: Vec<u64>,
     /// Physical address of the ELF header of pid 1's executable (`/bin/busybox`).
     pub busybox_header: u64,
+    /// Kernel virtual address of `mm_mt.ma_root` of pid 1, the root of its VMA maple tree.
+    pub maple_root: u64,
+    /// `maple_range_64`: offsets of `pivot` and `slot`, and the number of slots.
+    pub maple_range64: (u64, u64, usize),
 }
 
 impl Dump {
@@ -213,6 +222,12 @@ impl Dump {
         let busybox = process.primary_module().unwrap();
         let busybox_header = process.virt_to_phys(busybox.base).unwrap().address.to_umem() as u64;
         let root = os.kernel_root().to_umem() as u64;
+        let init_mm = os.read_addr(Address::new((init_proc + task_mm) as umem)).data().unwrap().to_umem() as u64;
+        let btf_of = |structure: &str, path: &str| os.btf().member_path(structure, path).unwrap();
+        let maple_root = init_mm + btf_of("mm_struct", "mm_mt.ma_root").offset as u64;
+        let slot = btf_of("maple_range_64", "slot");
+        let slot_count = os.btf().array(slot.ty).unwrap().1 as usize;
+        let maple_range64 = (btf_of("maple_range_64", "pivot").offset as u64, slot.offset as u64, slot_count);
         let loads = loads(&path);
         let mut dump = Dump {
             path,
@@ -230,6 +245,8 @@ impl Dump {
             direct_map,
             free: vec![],
             busybox_header,
+            maple_root,
+            maple_range64,
         };
         let pdpt = dump.phys_u64(root + 511 * 8) & 0x000f_ffff_ffff_f000;
         dump.kernel_pd = dump.phys_u64(pdpt + 510 * 8) & 0x000f_ffff_ffff_f000;
@@ -373,6 +390,36 @@ impl Dump {
         out
     }
 
+    /// Maple tree nodes in free chunk `chunk`, 256 bytes apart, with pivots that mark every
+    /// slot used: node `i` holds `slots[i]` (the rest empty) and is a `range_64` node if one of
+    /// them is a node, a `leaf_64` otherwise; pid 1's tree root points at node 0.
+    pub fn maple_nodes(&mut self, slots: &[Vec<Slot>], chunk: usize) -> Patch {
+        let (pivot_at, slot_at, count) = self.maple_range64;
+        let base = self.direct(self.chunk(chunk));
+        let leaf = |i: usize| slots[i].iter().all(|s| matches!(s, Slot::Entry(_)));
+        let encode = |i: usize| (base + 256 * i as u64) | if leaf(i) { 1 << 3 } else { 2 << 3 } | 2;
+        let mut buf = vec![0u8; 256 * slots.len()];
+        for (i, node_slots) in slots.iter().enumerate() {
+            let node = &mut buf[256 * i..256 * (i + 1)];
+            for k in 0..count - 1 {
+                let at = pivot_at as usize + 8 * k;
+                node[at..at + 8].copy_from_slice(&((k as u64 + 1) << 32).to_le_bytes());
+            }
+            for (k, slot) in node_slots.iter().enumerate().take(count) {
+                let value = match *slot {
+                    Slot::Node(c) => encode(c),
+                    Slot::Entry(v) => v,
+                };
+                let at = slot_at as usize + 8 * k;
+                node[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            }
+        }
+        let mut out = self.phys(self.chunk(chunk), &buf);
+        let root = self.maple_root;
+        out.extend(self.virt_u64(root, encode(0)));
+        out
+    }
+
     /// 2 MiB of digit tokens in free chunk `chunk`, mapped by `count` large pages of the
     /// kernel's page directory from `__START_KERNEL_map` on (in front of a kernel image
     /// loaded at `KERNEL_MAP + 16 MiB`, where those entries are empty).
@@ -388,6 +435,15 @@ impl Dump {
         }
         out
     }
+}
+
+/// What a maple tree slot written by [`Dump::maple_nodes`] holds.
+#[derive(Copy, Clone, Debug)]
+pub enum Slot {
+    /// The node of this index.
+    Node(usize),
+    /// This raw value (an entry: a VMA address).
+    Entry(u64),
 }
 
 /// A writable copy of a dump that patches are applied to and taken back from.
