@@ -459,6 +459,12 @@ fn patched(d: &mut Dump) -> Vec<Case> {
     add(&mut cases, "4-task-list", "pid 1 with a 1 TiB command line", p);
     let p = d.virt_u64(init_mm + arg_start, u64::MAX - 0xfff);
     add(&mut cases, "4-task-list", "pid 1 command line from 2^64-4K", p);
+    let cycle = d.dentry_cycle(2);
+    add(&mut cases, "4-task-list", "pid 1's executable in a dentry cycle", cycle.clone()).expect = Expect::Same;
+    cases.push(
+        case("7-process", "pid 1's executable in a dentry cycle: open it", Source::Patched(cycle), LINUX)
+            .op("process", Some("1")),
+    );
     let garbage = d.chunk(0);
     let mut p = d.phys(garbage, &[0x41; 0x4000]);
     p.extend(d.virt_u64(d.init_proc + d.task_mm, d.direct(garbage)));

@@ -194,6 +194,30 @@ pub struct Dump {
     pub maple_root: u64,
     /// `maple_range_64`: offsets of `pivot` and `slot`, and the number of slots.
     pub maple_range64: (u64, u64, usize),
+    /// Kernel virtual address of `mm->exe_file` of pid 1.
+    pub exe_file: u64,
+    /// Offsets of the fields a file path is spelled from.
+    pub path_offsets: PathOffsets,
+}
+
+/// Offsets of the fields of `struct file`, `dentry`, `vfsmount` and `mount` that a file's
+/// path is spelled from.
+#[derive(Copy, Clone, Debug)]
+pub struct PathOffsets {
+    /// `file.f_path.mnt` and `file.f_path.dentry`.
+    pub file_mnt: u64,
+    /// See `file_mnt`.
+    pub file_dentry: u64,
+    /// `dentry.d_parent`, `d_name.len` and `d_name.name`.
+    pub d_parent: u64,
+    /// See `d_parent`.
+    pub d_name_len: u64,
+    /// See `d_parent`.
+    pub d_name_name: u64,
+    /// `vfsmount.mnt_root`, and where `mount` keeps its `vfsmount`.
+    pub mnt_root: u64,
+    /// See `mnt_root`.
+    pub mount_mnt: u64,
 }
 
 impl Dump {
@@ -211,6 +235,17 @@ impl Dump {
         let layout = os.layout();
         let (task_tasks, task_mm) = (layout.task.tasks as u64, layout.task.mm as u64);
         let mm_args = (layout.mm.arg_start as u64, layout.mm.arg_end as u64);
+        let exe_file_off = layout.mm.exe_file as u64;
+        let p = &layout.path;
+        let path_offsets = PathOffsets {
+            file_mnt: p.file_mnt as u64,
+            file_dentry: p.file_dentry as u64,
+            d_parent: p.d_parent as u64,
+            d_name_len: p.d_name_len as u64,
+            d_name_name: p.d_name_name as u64,
+            mnt_root: p.mnt_root as u64,
+            mount_mnt: p.mount_mnt as u64,
+        };
         let init_task = sym(&mut os, "init_task");
         let modules = sym(&mut os, "modules");
         let text = sym(&mut os, "_stext");
@@ -228,6 +263,7 @@ impl Dump {
         let slot = btf_of("maple_range_64", "slot");
         let slot_count = os.btf().array(slot.ty).unwrap().1 as usize;
         let maple_range64 = (btf_of("maple_range_64", "pivot").offset as u64, slot.offset as u64, slot_count);
+        let exe_file = init_mm + exe_file_off;
         let loads = loads(&path);
         let mut dump = Dump {
             path,
@@ -247,6 +283,8 @@ impl Dump {
             busybox_header,
             maple_root,
             maple_range64,
+            exe_file,
+            path_offsets,
         };
         let pdpt = dump.phys_u64(root + 511 * 8) & 0x000f_ffff_ffff_f000;
         dump.kernel_pd = dump.phys_u64(pdpt + 510 * 8) & 0x000f_ffff_ffff_f000;
@@ -417,6 +455,30 @@ impl Dump {
         let mut out = self.phys(self.chunk(chunk), &buf);
         let root = self.maple_root;
         out.extend(self.virt_u64(root, encode(0)));
+        out
+    }
+
+    /// Pid 1's executable as a fake `struct file` in free chunk `chunk` whose dentry and its
+    /// parent are each other's parents, both with 255-byte names, on a mount whose root is
+    /// neither: spelling the path never reaches a root.
+    pub fn dentry_cycle(&mut self, chunk: usize) -> Patch {
+        let p = self.path_offsets;
+        let va = self.direct(self.chunk(chunk));
+        let (file, mount, dentry_a, dentry_b, name) = (va, va + 0x1000, va + 0x2000, va + 0x2800, va + 0x5000);
+        let mut buf = vec![0u8; 0x6000];
+        let put = |buf: &mut Vec<u8>, at: u64, v: u64| buf[(at - va) as usize..][..8].copy_from_slice(&v.to_le_bytes());
+        put(&mut buf, file + p.file_mnt, mount + p.mount_mnt);
+        put(&mut buf, file + p.file_dentry, dentry_a);
+        put(&mut buf, mount + p.mount_mnt + p.mnt_root, va + 0x3000);
+        for (me, parent) in [(dentry_a, dentry_b), (dentry_b, dentry_a)] {
+            put(&mut buf, me + p.d_parent, parent);
+            put(&mut buf, me + p.d_name_name, name);
+            buf[(me + p.d_name_len - va) as usize..][..4].copy_from_slice(&255u32.to_le_bytes());
+        }
+        buf[0x5000..0x5000 + 255].fill(b'a');
+        let mut out = self.phys(self.chunk(chunk), &buf);
+        let exe = self.exe_file;
+        out.extend(self.virt_u64(exe, file));
         out
     }
 
