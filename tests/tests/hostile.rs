@@ -433,7 +433,7 @@ fn patched(d: &mut Dump) -> Vec<Case> {
         ("header str_off 2^32-2^16", 16, u32::MAX - 0xffff),
         ("header hdr_len 2^32-1", 4, u32::MAX),
     ] {
-        let p = d.btf_u32(d.btf.header_field(field), value);
+        let p = d.btf_u32(field, value);
         add(&mut cases, "3-btf", name, p).expect = Expect::Fails(ANY, None);
     }
 

@@ -58,8 +58,6 @@ pub struct BtfSection {
     /// Virtual address of the section.
     pub va: u64,
     bytes: Vec<u8>,
-    /// Where the type records start in the section.
-    types: usize,
     /// Where the strings start in the section.
     strings: usize,
     /// Section offset of the record of type id `i + 1`.
@@ -98,7 +96,7 @@ impl BtfSection {
                     _ => 0,
                 };
         }
-        BtfSection { va, bytes, types, strings, records }
+        BtfSection { va, bytes, strings, records }
     }
 
     fn u32_at(&self, at: usize) -> u32 {
@@ -151,12 +149,6 @@ impl BtfSection {
             .iter()
             .find(|m| self.name(self.u32_at(m.at)) == name.as_bytes())
             .unwrap_or_else(|| panic!("BTF: no member {name}"))
-    }
-
-    /// Section offset of the header field at byte `at` of the header (for header patches).
-    pub fn header_field(&self, at: usize) -> usize {
-        assert!(at + 4 <= self.types);
-        at
     }
 }
 
@@ -368,7 +360,7 @@ impl Dump {
         self.virt(va, &value.to_le_bytes())
     }
 
-    /// `bytes` at section offset `at` of `.BTF`.
+    /// A 32-bit `value` at offset `at` of the `.BTF` section (its header starts at 0).
     pub fn btf_u32(&mut self, at: usize, value: u32) -> Patch {
         self.virt(self.btf.va + at as u64, &value.to_le_bytes())
     }
