@@ -20,6 +20,11 @@
 //! - `rust-concrete`: for reference, `phys_read_raw_into` on the concrete `FileConnector` from
 //!   `connector::open` (what a Rust program that links the connector statically gets).
 //!
+//! - `threads/c-api` and `threads/rust`: 8 threads at once, each on its own clone
+//!   (`mf_connector_clone` / `Clone` of the instance), 8 B reads; the time per read of one
+//!   thread. Their ratio shows whether the C handle registry serialises readers of different
+//!   objects (it must not: each handle has its own lock).
+//!
 //! Run: `cargo bench -p memflow-ffi --bench c_boundary -- --warm-up-time 1 --measurement-time 3`.
 
 use std::ffi::{c_char, c_void, CString};
@@ -34,7 +39,8 @@ use memflow_core::mem::PhysicalMemory;
 use memflow_core::plugins::{Args, Inventory};
 use memflow_core::types::{Address, PhysicalAddress};
 use memflow_ffi::{
-    mf_connector_free, mf_connector_read, mf_inventory_builtin, mf_inventory_create_connector, mf_inventory_free,
+    mf_connector_clone, mf_connector_free, mf_connector_read, mf_inventory_builtin, mf_inventory_create_connector,
+    mf_inventory_free, MfConnector,
 };
 
 const SEED: u64 = 0x6d656d666c6f77; // "memflow"
@@ -144,10 +150,79 @@ fn c_boundary(c: &mut Criterion) {
         g.finish();
     }
 
+    threads(c, conn, &rust);
+
     assert_eq!(so_conn_free(so_conn), 0);
     assert_eq!(so_inv_free(so_inv), 0);
     assert_eq!(mf_connector_free(conn), 0);
     assert_eq!(mf_inventory_free(inv), 0);
+}
+
+/// How many threads read at once in the `threads` group.
+const THREADS: usize = 8;
+
+/// A C handle that may be sent to another thread (every C handle may: each has its own lock).
+struct SendHandle(*mut MfConnector);
+// SAFETY: the C API serialises calls on one handle; each thread here uses its own clone anyway.
+unsafe impl Send for SendHandle {}
+
+/// 8 B reads by [`THREADS`] threads at once, each on its own clone, through the C API and from
+/// Rust: the time of `iters` reads on one thread while all of them run.
+fn threads(c: &mut Criterion, conn: *mut MfConnector, rust: &memflow_core::plugins::ConnectorInstanceArcBox<'static>) {
+    let mut rng = SmallRng::seed_from_u64(SEED ^ 0x7468);
+    let addrs: Vec<u64> = (0..4096).map(|_| rng.gen_range(0..=RAM - 8)).collect();
+    let mut g = c.benchmark_group(format!("c_boundary/threads{THREADS}-8B"));
+    g.throughput(Throughput::Bytes(8));
+    g.bench_function(BenchmarkId::from_parameter("c-api"), |bch| {
+        bch.iter_custom(|iters| {
+            let clones: Vec<SendHandle> = (0..THREADS)
+                .map(|_| {
+                    let mut clone = std::ptr::null_mut();
+                    assert_eq!(mf_connector_clone(conn, &mut clone), 0);
+                    SendHandle(clone)
+                })
+                .collect();
+            let start = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for handle in clones.iter().map(|h| SendHandle(h.0)) {
+                    let addrs = &addrs;
+                    s.spawn(move || {
+                        let handle = handle; // the whole wrapper, not its field, moves in
+                        let mut buf = [0u8; 8];
+                        for i in 0..iters as usize {
+                            let addr = addrs[i & 4095];
+                            black_box(mf_connector_read(handle.0, addr, buf.as_mut_ptr().cast(), 8));
+                        }
+                    });
+                }
+            });
+            let elapsed = start.elapsed();
+            for handle in clones {
+                assert_eq!(mf_connector_free(handle.0), 0);
+            }
+            elapsed
+        })
+    });
+    g.bench_function(BenchmarkId::from_parameter("rust"), |bch| {
+        bch.iter_custom(|iters| {
+            let clones: Vec<_> = (0..THREADS).map(|_| rust.clone()).collect();
+            let start = std::time::Instant::now();
+            std::thread::scope(|s| {
+                for mut clone in clones {
+                    let addrs = &addrs;
+                    s.spawn(move || {
+                        let mut buf = [0u8; 8];
+                        for i in 0..iters as usize {
+                            let addr = PhysicalAddress::plain(Address::from(addrs[i & 4095]));
+                            black_box(clone.phys_read_raw_into(addr, &mut buf).ok());
+                        }
+                    });
+                }
+            });
+            start.elapsed()
+        })
+    });
+    g.finish();
 }
 
 criterion_group!(benches, c_boundary);
