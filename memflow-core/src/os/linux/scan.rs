@@ -176,7 +176,14 @@ fn try_root<P: PhysicalMemory>(
         return Ok(Tried::NoImage);
     }
     images.bytes_left -= len as u64;
-    let mut image = vec![0u8; len as usize];
+    let mut image = Vec::new();
+    if image.try_reserve_exact(len as usize).is_err() {
+        return Err(error(
+            ErrorKind::OutOfMemory,
+            format_args!("no memory for the kernel image at {image_base} ({len:#x} bytes)"),
+        ));
+    }
+    image.resize(len as usize, 0);
     match view.read_raw_into(image_base, &mut image) {
         Ok(()) | Err(PartialError::PartialRead(())) => {}
         Err(e) => return Err(Error::from(e)),
