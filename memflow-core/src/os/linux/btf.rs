@@ -80,7 +80,7 @@ impl BtfHeader {
     /// its sections overlap the header.
     pub fn parse(bytes: &[u8]) -> Option<BtfHeader> {
         let magic = u16::from_le_bytes(bytes.get(0..2)?.try_into().ok()?);
-        if magic != BTF_MAGIC || bytes[2] != 1 {
+        if magic != BTF_MAGIC || bytes.get(2) != Some(&1) {
             return None;
         }
         let h = BtfHeader {
@@ -505,6 +505,12 @@ pub(super) mod tests {
         let mut bad_magic = good.clone();
         bad_magic[0] = 0;
         assert!(BtfHeader::parse(&bad_magic).is_none());
+        // Found by the `btf` fuzz target: the magic alone (a `__start_BTF` two bytes before
+        // `__stop_BTF`) panicked on the version byte.
+        for len in 0..HEADER_LEN {
+            assert!(BtfHeader::parse(&good[..len]).is_none(), "{len} bytes");
+            assert_eq!(Btf::parse(&good[..len]).unwrap_err().kind, ErrorKind::Malformed);
+        }
         // A structure claiming more members than there are bytes.
         let mut big = good.clone();
         big[HEADER_LEN + 4..HEADER_LEN + 8].copy_from_slice(&(KIND_STRUCT << 24 | 0xffff).to_le_bytes());

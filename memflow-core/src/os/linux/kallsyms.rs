@@ -202,9 +202,12 @@ impl Kallsyms {
 /// True if the 256 `u16`s at `at` could be a token index: the first is 0 and those of the
 /// digits step by 2 (see the module docs). Cheap: it runs for every aligned position.
 fn index_shape(image: &[u8], at: usize) -> bool {
+    if u16_at(image, at) != Some(0) {
+        return false;
+    }
     let digit = |k: usize| u16_at(image, at + 2 * (usize::from(b'0') + k));
     let Some(zero) = digit(0) else { return false };
-    u16_at(image, at) == Some(0) && (1..10).all(|k| digit(k) == Some(zero.wrapping_add(2 * k as u16)))
+    (1..10).all(|k| digit(k) == Some(zero.wrapping_add(2 * k as u16)))
 }
 
 /// The token table in front of the index candidate at `index` (see the module docs): its
