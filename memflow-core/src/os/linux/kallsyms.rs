@@ -159,6 +159,7 @@ impl Kallsyms {
             if let Some(tokens) = token_table(image, index, &mut budget) {
                 if let Some(names) = names(image, tokens.table, &mut budget) {
                     if let Some(kallsyms) = decode(image, &tokens, &names)? {
+                        log::debug!("linux: kallsyms found after {} search steps", steps - budget.0);
                         return Ok(kallsyms);
                     }
                 }

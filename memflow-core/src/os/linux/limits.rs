@@ -33,8 +33,8 @@ pub const MAX_SYMBOL_TEXT: usize = 64 << 20;
 /// kernel has one.
 pub const MAX_TOKEN_TABLES: usize = 16;
 /// Steps (bytes examined, names decoded) the kallsyms search may take in one image beyond
-/// one pass over it; the search of a real kernel takes a few million.
-pub const MAX_KALLSYMS_STEPS: u64 = 1 << 28;
+/// one pass over it; the search in a Debian 6.1 kernel takes about 160,000.
+pub const MAX_KALLSYMS_STEPS: u64 = 1 << 26;
 
 /// The largest BTF section read (a distribution kernel's is about 6 MiB).
 pub const MAX_BTF_BYTES: usize = 64 << 20;
