@@ -32,23 +32,29 @@ pub fn processes<V: MemoryView>(mem: &mut V, kernel: &Kernel, mut visit: impl Fn
     list::walk(mem, kernel.init_task + tasks, max, &what, |node| visit(node - tasks))
 }
 
-/// The most elements the task list can have, and why: every process is a thread, so the
-/// kernel's thread count `nr_threads` plus [`TASK_SLACK`] (threads started while a live
-/// guest is read); else the kernel's `pid_max`; else (or if either says more) [`MAX_TASKS`],
-/// the highest `pid_max` there is.
+/// The most elements the task list can have, and why: every process is a thread and has its
+/// own pid, so the kernel's thread count `nr_threads` plus [`TASK_SLACK`] (threads started
+/// while a live guest is read) and the kernel's `pid_max`, whichever is smaller and can be
+/// read; else (or if either says more) [`MAX_TASKS`], the highest `pid_max` there is.
 fn task_limit<V: MemoryView>(mem: &mut V, kernel: &Kernel) -> (usize, String) {
     let mut read_count = |name: &str| {
         let at = kernel.kallsyms.lookup(name)?;
         let n = mem.read::<i32>(at).data().ok()?;
         usize::try_from(n).ok().filter(|&n| n > 0 && n <= MAX_TASKS)
     };
-    if let Some(n) = read_count("nr_threads") {
-        return (n + TASK_SLACK, format!("the kernel counts {n} threads"));
+    let threads = read_count("nr_threads").map(|n| (n + TASK_SLACK, format!("the kernel counts {n} threads")));
+    let pids = read_count("pid_max").map(|n| (n, format!("the kernel's pid_max is {n}")));
+    match (threads, pids) {
+        (Some(t), Some(p)) => {
+            if t.0 <= p.0 {
+                t
+            } else {
+                p
+            }
+        }
+        (Some(limit), None) | (None, Some(limit)) => limit,
+        (None, None) => (MAX_TASKS, format!("PID_MAX_LIMIT is {MAX_TASKS}")),
     }
-    if let Some(n) = read_count("pid_max") {
-        return (n, format!("the kernel's pid_max is {n}"));
-    }
-    (MAX_TASKS, format!("PID_MAX_LIMIT is {MAX_TASKS}"))
 }
 
 /// The fields of a `task_struct` that describe its process.
