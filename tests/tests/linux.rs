@@ -428,6 +428,10 @@ fn fake_task_lists_are_cut_at_the_kernel_thread_count() {
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::LimitExceeded);
     assert_eq!(visited, nr_threads + memflow_core::os::linux::limits::TASK_SLACK, "{nr_threads} threads");
+    // An empty task list is no less corrupt than an endless one.
+    let head_phys = kernel_phys(&open_os(&fx), &fx, head);
+    let mut os = open_patched(&fx, vec![(head_phys, (head.to_umem() as u64).to_le_bytes().to_vec())]).unwrap();
+    assert_eq!(os.process_info_list().unwrap_err().kind, ErrorKind::Malformed);
 }
 
 #[test]

@@ -13,7 +13,7 @@
 use super::limits::{MAX_COMMAND_LINE, MAX_TASKS, TASK_SLACK};
 use super::list;
 use super::path::file_path;
-use super::record::Record;
+use super::record::{malformed, Record};
 use super::Kernel;
 use crate::error::{PartialError, PartialResultExt, Result};
 use crate::mem::{MemoryView, PhysicalMemory};
@@ -24,12 +24,21 @@ use crate::virt::VirtualDma;
 
 /// Calls `visit` with the `task_struct` address of every process until it returns `false`.
 /// A list longer than the kernel says it can be (see [`task_limit`]) is corrupt: the walk
-/// ends with `LimitExceeded` after that many elements.
+/// ends with `LimitExceeded` after that many elements. So is an empty one (a running kernel
+/// has at least `init`): `Malformed`.
 pub fn processes<V: MemoryView>(mem: &mut V, kernel: &Kernel, mut visit: impl FnMut(Address) -> bool) -> Result<()> {
     let tasks = kernel.layout.task.tasks as umem;
     let (max, reason) = task_limit(mem, kernel);
     let what = format!("the task list of init_task ({reason})");
-    list::walk(mem, kernel.init_task + tasks, max, &what, |node| visit(node - tasks))
+    let mut any = false;
+    list::walk(mem, kernel.init_task + tasks, max, &what, |node| {
+        any = true;
+        visit(node - tasks)
+    })?;
+    if !any {
+        return Err(malformed(format_args!("the task list of init_task is empty: no init, no processes")));
+    }
+    Ok(())
 }
 
 /// The most elements the task list can have, and why: every process is a thread and has its
