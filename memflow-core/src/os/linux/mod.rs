@@ -18,8 +18,9 @@
 //!
 //! Errors name what is missing ("no kernel image found", "no kallsyms tables found", "kernel
 //! has no BTF (CONFIG_DEBUG_INFO_BTF)", a missing structure member) and every walk over guest
-//! data is bounded, so a corrupt list gives an error rather than a hang. Only x86-64 guests
-//! are supported.
+//! data, every count, length and size read there is bounded by a limit in [`limits`], so
+//! corrupt or hostile memory gives an error rather than a hang, an abort or garbage. Only
+//! x86-64 guests are supported.
 
 mod btf;
 mod kallsyms;
@@ -210,7 +211,7 @@ fn read_btf<P: PhysicalMemory>(found: &FoundKernel, view: &mut VirtualDma<P>) ->
 pub mod fuzz {
     use super::*;
 
-    /// [`list::walk`]: the elements of the `list_head` ring at `head`, at most `max`.
+    /// `list::walk`: the elements of the `list_head` ring at `head`, at most `max`.
     pub fn list_walk<V: MemoryView>(
         mem: &mut V,
         head: Address,
@@ -220,7 +221,7 @@ pub mod fuzz {
         list::walk(mem, head, max, "the fuzzed list", visit)
     }
 
-    /// [`maple::entries`] with the node layout of Linux 6.1 on x86-64.
+    /// `maple::entries` with the node layout of Linux 6.1 on x86-64.
     pub fn maple_entries<V: MemoryView>(mem: &mut V, root: u64, entry: impl FnMut(Address)) -> Result<()> {
         maple::entries(mem, &layout::MapleLayout::linux_6_1(), root, entry)
     }
