@@ -393,6 +393,47 @@ fn corrupt_task_lists_give_errors_not_hangs() {
     }
 }
 
+/// A fake task list of 5000 elements that loops back to `init_task` (a hostile guest's): the
+/// walk stops once it has more elements than the kernel has threads (`nr_threads`, plus
+/// `TASK_SLACK`) and says the list is corrupt, instead of listing 5000 garbage processes.
+#[test]
+fn fake_task_lists_are_cut_at_the_kernel_thread_count() {
+    let fx = Fixture::load("cloud-4l");
+    let mut os = open_os(&fx);
+    let [nr_threads, page_offset_base, init_task] =
+        ["nr_threads", "page_offset_base", "init_task"].map(|name| os.kallsyms().lookup(name).unwrap());
+    let nr_threads = os.read::<i32>(nr_threads).data().unwrap() as usize;
+    let direct_map = Address::from(os.read::<u64>(page_offset_base).data().unwrap());
+    let head = init_task + os.layout().task.tasks as umem;
+    // The fake elements, 16 bytes apart at 128 MiB (reached through the direct map).
+    let (fake, count) = (128u64 << 20, 5000u64);
+    let mut links = Vec::new();
+    for i in 1..=count {
+        let next = if i == count { head } else { direct_map + (fake + 16 * i) as umem };
+        links.extend_from_slice(&(next.to_umem() as u64).to_le_bytes());
+        links.extend_from_slice(&[0; 8]);
+    }
+    let first = ((direct_map + fake as umem).to_umem() as u64).to_le_bytes().to_vec();
+    let patches = vec![(kernel_phys(&os, &fx, head), first), (Address::from(fake), links)];
+    let mut os = open_patched(&fx, patches).unwrap();
+    let mut visited = 0;
+    let err = os
+        .process_address_list_callback(
+            (&mut |_| {
+                visited += 1;
+                true
+            })
+                .into(),
+        )
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::LimitExceeded);
+    assert_eq!(visited, nr_threads + memflow_core::os::linux::limits::TASK_SLACK, "{nr_threads} threads");
+    // An empty task list is no less corrupt than an endless one.
+    let head_phys = kernel_phys(&open_os(&fx), &fx, head);
+    let mut os = open_patched(&fx, vec![(head_phys, (head.to_umem() as u64).to_le_bytes().to_vec())]).unwrap();
+    assert_eq!(os.process_info_list().unwrap_err().kind, ErrorKind::Malformed);
+}
+
 #[test]
 fn missing_btf_and_kallsyms_are_named() {
     let fx = Fixture::load("cloud-4l");

@@ -797,4 +797,16 @@ mod tests {
             let _ = everything(&mut memory_with(&bytes));
         }
     }
+
+    /// Writes the seeds of the `elf_image` fuzz target (the image at address 0). Run with
+    /// `cargo test -p memflow-core --lib -- --ignored elf_image::tests::write_fuzz_seeds`.
+    #[test]
+    #[ignore]
+    fn write_fuzz_seeds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/elf_image");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, is64, relocated) in [("elf64", true, false), ("elf32_relocated", false, true)] {
+            std::fs::write(dir.join(name), Builder::build(is64, relocated)).unwrap();
+        }
+    }
 }

@@ -15,16 +15,15 @@
 //! and anonymous structures and unions. The bytes are untrusted: every record is bounds
 //! checked when the index is built and every walk is bounded.
 
+use std::collections::HashSet;
+
+use super::limits::{MAX_BTF_DEPTH, MAX_BTF_TYPES};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
 /// The magic number in the first two bytes of a BTF header.
 pub const BTF_MAGIC: u16 = 0xeb9f;
 /// Bytes of the header this parser reads (`btf_header` of version 1).
 pub const HEADER_LEN: usize = 24;
-/// The most type records accepted.
-const MAX_TYPES: usize = 1 << 21;
-/// How deep anonymous members and type references are followed.
-const MAX_DEPTH: usize = 32;
 
 const KIND_INT: u32 = 1;
 const KIND_PTR: u32 = 2;
@@ -81,7 +80,7 @@ impl BtfHeader {
     /// its sections overlap the header.
     pub fn parse(bytes: &[u8]) -> Option<BtfHeader> {
         let magic = u16::from_le_bytes(bytes.get(0..2)?.try_into().ok()?);
-        if magic != BTF_MAGIC || bytes[2] != 1 {
+        if magic != BTF_MAGIC || bytes.get(2) != Some(&1) {
             return None;
         }
         let h = BtfHeader {
@@ -162,8 +161,8 @@ impl Btf {
         let mut btf = Btf { types, strings, records: Vec::new() };
         let mut at = 0usize;
         while at < btf.types.len() {
-            if btf.records.len() >= MAX_TYPES {
-                return Err(malformed(format_args!("more than {MAX_TYPES} types")));
+            if btf.records.len() >= MAX_BTF_TYPES {
+                return Err(malformed(format_args!("more than {MAX_BTF_TYPES} types")));
             }
             let rec = btf.record_at(at).ok_or_else(|| malformed(format_args!("type record at {at:#x} is cut off")))?;
             let data = Self::data_len(&rec).ok_or_else(|| malformed(format_args!("unknown type kind {}", rec.kind)))?;
@@ -232,7 +231,7 @@ impl Btf {
     /// The type `id` refers to once typedefs and qualifiers (const, volatile, restrict, type
     /// tags) are looked through.
     pub fn resolve(&self, mut id: TypeId) -> TypeId {
-        for _ in 0..MAX_DEPTH {
+        for _ in 0..MAX_BTF_DEPTH {
             match self.record(id) {
                 Some(r)
                     if matches!(r.kind, KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG) =>
@@ -246,19 +245,28 @@ impl Btf {
     }
 
     /// The size in bytes of a value of type `id`; `None` for types without one (void,
-    /// functions, forward declarations) or malformed arrays.
+    /// functions, forward declarations), arrays nested deeper than [`MAX_BTF_DEPTH`] (an
+    /// array of itself) and sizes that overflow.
     pub fn size_of(&self, id: TypeId) -> Option<u32> {
-        let id = self.resolve(id);
-        let r = self.record(id)?;
-        match r.kind {
-            KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_FLOAT => Some(r.size_or_type),
-            KIND_PTR => Some(8),
-            KIND_ARRAY => {
-                let (elem, count) = self.array(id)?;
-                self.size_of(elem)?.checked_mul(count)
-            }
-            _ => None,
+        let mut id = id;
+        let mut count = 1u32;
+        for _ in 0..MAX_BTF_DEPTH {
+            let id_now = self.resolve(id);
+            let r = self.record(id_now)?;
+            let size = match r.kind {
+                KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_FLOAT => r.size_or_type,
+                KIND_PTR => 8,
+                KIND_ARRAY => {
+                    let (elem, n) = self.array(id_now)?;
+                    count = count.checked_mul(n)?;
+                    id = elem;
+                    continue;
+                }
+                _ => return None,
+            };
+            return size.checked_mul(count);
         }
+        None
     }
 
     /// Element type and element count of the array type `id` (after resolving).
@@ -269,17 +277,22 @@ impl Btf {
     }
 
     /// The member `name` of the structure or union `container`, searching anonymous
-    /// structures and unions inside it too. The offset is in bytes from `container`'s start;
-    /// bitfields that do not start on a byte are not found.
+    /// structures and unions inside it too (depth first, in member order). The offset is in
+    /// bytes from `container`'s start; bitfields that do not start on a byte are not found.
+    /// Each type is searched at most once per lookup and at most [`MAX_BTF_DEPTH`] levels
+    /// deep, so anonymous members that contain their own container (a cycle) or share types
+    /// cannot make the lookup run away.
     pub fn member(&self, container: TypeId, name: &str) -> Option<Member> {
-        self.member_in(container, name.as_bytes(), 0)
+        self.member_in(container, name.as_bytes(), 0, &mut HashSet::new())
     }
 
-    fn member_in(&self, container: TypeId, name: &[u8], depth: usize) -> Option<Member> {
-        if depth > MAX_DEPTH {
+    fn member_in(&self, container: TypeId, name: &[u8], depth: usize, searched: &mut HashSet<u32>) -> Option<Member> {
+        let container = self.resolve(container);
+        // A type searched before (on this path: a cycle; or done: it has no such member).
+        if depth > MAX_BTF_DEPTH || !searched.insert(container.0) {
             return None;
         }
-        let r = self.record(self.resolve(container))?;
+        let r = self.record(container)?;
         if !matches!(r.kind, KIND_STRUCT | KIND_UNION) {
             return None;
         }
@@ -289,9 +302,9 @@ impl Btf {
                 (u32_at(&self.types, at)?, TypeId(u32_at(&self.types, at + 4)?), u32_at(&self.types, at + 8)?);
             let bit_offset = if r.kind_flag { m_off & 0x00ff_ffff } else { m_off };
             if m_name == 0 {
-                if let Some(inner) = self.member_in(m_type, name, depth + 1) {
+                if let Some(inner) = self.member_in(m_type, name, depth + 1, searched) {
                     if bit_offset % 8 == 0 {
-                        return Some(Member { offset: inner.offset + bit_offset / 8, ty: inner.ty });
+                        return Some(Member { offset: inner.offset.checked_add(bit_offset / 8)?, ty: inner.ty });
                     }
                 }
             } else if self.name(m_name) == name && bit_offset % 8 == 0 {
@@ -338,19 +351,19 @@ impl Btf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Builds BTF sections by hand.
     #[derive(Default)]
-    struct BtfBuilder {
+    pub(crate) struct BtfBuilder {
         types: Vec<u8>,
         strings: Vec<u8>,
         count: u32,
     }
 
     impl BtfBuilder {
-        fn new() -> Self {
+        pub(crate) fn new() -> Self {
             BtfBuilder { strings: vec![0], ..Default::default() }
         }
 
@@ -364,7 +377,7 @@ mod tests {
             off
         }
 
-        fn push(
+        pub(crate) fn push(
             &mut self,
             name: &str,
             kind: u32,
@@ -382,25 +395,31 @@ mod tests {
             TypeId(self.count)
         }
 
-        fn int(&mut self, name: &str, size: u32) -> TypeId {
+        pub(crate) fn int(&mut self, name: &str, size: u32) -> TypeId {
             self.push(name, KIND_INT, 0, false, size, &[size * 8])
         }
 
-        fn ptr(&mut self, to: TypeId) -> TypeId {
+        pub(crate) fn ptr(&mut self, to: TypeId) -> TypeId {
             self.push("", KIND_PTR, 0, false, to.0, &[])
         }
 
-        fn typedef(&mut self, name: &str, to: TypeId) -> TypeId {
+        pub(crate) fn typedef(&mut self, name: &str, to: TypeId) -> TypeId {
             self.push(name, KIND_TYPEDEF, 0, false, to.0, &[])
         }
 
-        fn array(&mut self, elem: TypeId, index: TypeId, count: u32) -> TypeId {
+        pub(crate) fn array(&mut self, elem: TypeId, index: TypeId, count: u32) -> TypeId {
             self.push("", KIND_ARRAY, 0, false, 0, &[elem.0, index.0, count])
         }
 
         /// A structure (or union) with members `(name, type, bit offset)`; bitfields use
         /// `kind_flag` encoding with the given bit size when it is non-zero.
-        fn structure(&mut self, name: &str, union: bool, size: u32, members: &[(&str, TypeId, u32, u32)]) -> TypeId {
+        pub(crate) fn structure(
+            &mut self,
+            name: &str,
+            union: bool,
+            size: u32,
+            members: &[(&str, TypeId, u32, u32)],
+        ) -> TypeId {
             let kind_flag = members.iter().any(|m| m.3 != 0);
             let mut data = vec![];
             for &(m_name, ty, bit_off, bits) in members {
@@ -412,11 +431,11 @@ mod tests {
             self.push(name, kind, members.len() as u32, kind_flag, size, &data)
         }
 
-        fn fwd(&mut self, name: &str) -> TypeId {
+        pub(crate) fn fwd(&mut self, name: &str) -> TypeId {
             self.push(name, KIND_FWD, 0, false, 0, &[])
         }
 
-        fn build(&self) -> Vec<u8> {
+        pub(crate) fn build(&self) -> Vec<u8> {
             let mut out = Vec::new();
             out.extend_from_slice(&BTF_MAGIC.to_le_bytes());
             out.extend_from_slice(&[1, 0]);
@@ -486,9 +505,56 @@ mod tests {
         let mut bad_magic = good.clone();
         bad_magic[0] = 0;
         assert!(BtfHeader::parse(&bad_magic).is_none());
+        // Found by the `btf` fuzz target: the magic alone (a `__start_BTF` two bytes before
+        // `__stop_BTF`) panicked on the version byte.
+        for len in 0..HEADER_LEN {
+            assert!(BtfHeader::parse(&good[..len]).is_none(), "{len} bytes");
+            assert_eq!(Btf::parse(&good[..len]).unwrap_err().kind, ErrorKind::Malformed);
+        }
         // A structure claiming more members than there are bytes.
         let mut big = good.clone();
         big[HEADER_LEN + 4..HEADER_LEN + 8].copy_from_slice(&(KIND_STRUCT << 24 | 0xffff).to_le_bytes());
         assert_eq!(Btf::parse(&big).unwrap_err().kind, ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn anonymous_members_that_contain_their_container_end() {
+        // `task_struct` with three anonymous members of type `task_struct` (a cycle), and a
+        // chain of 40 structures each with three anonymous members of the next (3^40 paths
+        // without memoisation).
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4);
+        let own = TypeId(b.count + 1);
+        let task = b.structure("task_struct", false, 64, &[("", own, 0, 0), ("", own, 0, 0), ("", own, 0, 0)]);
+        assert_eq!(task, own);
+        let mut next = b.structure("leaf", false, 8, &[("deep", int, 32, 0)]);
+        for level in 0..40 {
+            let name = if level == 39 { "top" } else { "" };
+            next = b.structure(name, false, 8, &[("", next, 0, 0), ("", next, 0, 0), ("", next, 0, 0)]);
+        }
+        let btf = Btf::parse(&b.build()).unwrap();
+        assert_eq!(btf.offset_of("task_struct", "comm").unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(btf.member(next, "nothing"), None);
+        // Deeper than MAX_BTF_DEPTH: not found, but found within it.
+        assert_eq!(btf.member(next, "deep"), None);
+        assert_eq!(btf.member(TypeId(next.0 - 10), "deep").map(|m| m.offset), Some(4));
+    }
+
+    #[test]
+    fn self_referencing_types_have_no_size() {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4);
+        // An array of itself, a typedef of itself, an array of 2^31 arrays of 2^31 ints.
+        let own = TypeId(b.count + 1);
+        let arr = b.array(own, int, 2);
+        let tdef = TypeId(b.count + 1);
+        b.typedef("loop", tdef);
+        let big = b.array(int, int, 1 << 31);
+        let bigger = b.array(big, int, 1 << 31);
+        let btf = Btf::parse(&b.build()).unwrap();
+        assert_eq!(btf.size_of(arr), None);
+        assert_eq!(btf.size_of(tdef), None);
+        assert_eq!(btf.size_of(bigger), None, "overflows");
+        assert_eq!(btf.size_of(TypeId(1000)), None, "out of range");
     }
 }

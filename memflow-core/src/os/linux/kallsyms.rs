@@ -23,25 +23,34 @@
 //! symbol, between the markers and the token table. Symbols are sorted by address in every
 //! layout.
 //!
-//! None of these arrays has a name in memory, so they are found by shape: the digits `0` to
-//! `9` are used in names, so their one-character tokens `"0\0" .. "9\0"` stand back to back in
-//! the token table; the token index that follows the table must describe exactly the tokens
-//! found there; the markers are the nearest array before the table that starts with 0 and
-//! grows by plausible steps; `kallsyms_num_syms` is the word in front of the names for which
-//! decoding `n` names hits every marker and ends at the markers.
+//! None of these arrays has a name in memory, so they are found by shape, in time linear in
+//! the image plus a bounded amount of checking:
+//!
+//! 1. the token index: an 8-aligned array of 256 `u16`s that starts with 0 and whose entries
+//!    for `'0'..='9'` step by 2 (the digits are used in names, so their one-character tokens
+//!    `"0\0" .. "9\0"` stand back to back in the table); one pass over the image finds these,
+//!    and only they are checked further: the entries must ascend, the last token ends (with
+//!    its NUL and padding) where the index starts, which places the table, the digit tokens
+//!    must be where the index says, and the index must describe exactly the tokens there;
+//! 2. the markers are the nearest array before the table that starts with 0 and grows by
+//!    plausible steps; `kallsyms_num_syms` is the word in front of the names for which
+//!    decoding `n` names hits every marker and ends at the markers.
+//!
+//! Everything after step 1's pass counts against [`MAX_KALLSYMS_STEPS`], at most
+//! [`MAX_TOKEN_TABLES`] token tables are followed, and names and the text of all names are
+//! capped ([`MAX_SYMBOL_NAME`], [`MAX_SYMBOL_TEXT`]): memory full of plausible tokens, or
+//! tables built to look almost right, end the search with an error instead of a hang.
 
+use super::limits::{MAX_KALLSYMS_STEPS, MAX_SYMBOLS, MAX_SYMBOL_NAME, MAX_SYMBOL_TEXT, MAX_TOKEN_TABLES};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::types::{umem, Address};
 
 /// The one-character tokens of the ten digits, as they stand in the token table.
 const DIGIT_TOKENS: &[u8] = b"0\x001\x002\x003\x004\x005\x006\x007\x008\x009\x00";
-/// How far behind the digit tokens the token index may start (the table is at most 64 KiB,
-/// as its offsets are 16-bit).
+/// The largest token table (its offsets are 16-bit).
 const MAX_TABLE_BYTES: usize = 0x1_0000;
-/// The most symbols accepted.
-const MAX_SYMBOLS: usize = 1 << 22;
-/// The most tokens in one compressed name (`KSYM_NAME_LEN`).
-const MAX_NAME_LEN: usize = 512;
+/// Every kallsyms array is aligned to this many bytes (`.balign 8` in `scripts/kallsyms`).
+const ALIGN: usize = 8;
 
 /// A kernel symbol.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -75,6 +84,25 @@ pub struct Kallsyms {
 fn not_found() -> Error {
     log::debug!("linux: no kallsyms tables found in the kernel image");
     Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
+}
+
+fn limit(what: core::fmt::Arguments) -> Error {
+    Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).log_warn(format_args!("kallsyms: {what}"))
+}
+
+/// The steps one search may still take (see [`MAX_KALLSYMS_STEPS`]).
+struct Budget(u64);
+
+impl Budget {
+    /// Takes `n` steps; `None` (the candidate at hand is dropped) once the budget is spent.
+    fn spend(&mut self, n: usize) -> Option<()> {
+        self.0 = self.0.saturating_sub(n as u64);
+        (self.0 > 0).then_some(())
+    }
+
+    fn spent(&self) -> bool {
+        self.0 == 0
+    }
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -116,15 +144,32 @@ struct Names {
 impl Kallsyms {
     /// Finds and decodes the tables in `image`, the bytes of the kernel image from a page
     /// aligned address on (its text, read-only data and data; unmapped parts zero).
+    ///
+    /// `NotFound` if there are none, `LimitExceeded` if the search ran out of steps or
+    /// token tables (see the module docs) or the symbols exceed a limit.
     pub fn find(image: &[u8]) -> Result<Kallsyms> {
-        let mut from = 0;
-        while let Some(hit) = find_bytes(&image[from..], DIGIT_TOKENS) {
-            let digits = from + hit;
-            from = digits + 1;
-            let Some(tokens) = token_table(image, digits) else { continue };
-            let Some(names) = names(image, tokens.table) else { continue };
-            if let Some(kallsyms) = decode(image, &tokens, &names) {
-                return Ok(kallsyms);
+        Self::search(image, MAX_KALLSYMS_STEPS)
+    }
+
+    /// [`Kallsyms::find`] with `steps` instead of [`MAX_KALLSYMS_STEPS`].
+    fn search(image: &[u8], steps: u64) -> Result<Kallsyms> {
+        let mut budget = Budget(steps);
+        let mut tables = 0;
+        for index in (0..image.len()).step_by(ALIGN).filter(|&at| index_shape(image, at)) {
+            if let Some(tokens) = token_table(image, index, &mut budget) {
+                if let Some(names) = names(image, tokens.table, &mut budget) {
+                    if let Some(kallsyms) = decode(image, &tokens, &names)? {
+                        log::debug!("linux: kallsyms found after {} search steps", steps - budget.0);
+                        return Ok(kallsyms);
+                    }
+                }
+                tables += 1;
+                if tables >= MAX_TOKEN_TABLES {
+                    return Err(limit(format_args!("{tables} token tables without symbols; giving up")));
+                }
+            }
+            if budget.spent() {
+                return Err(limit(format_args!("no tables found in {steps} steps; giving up")));
             }
         }
         Err(not_found())
@@ -155,45 +200,47 @@ impl Kallsyms {
     }
 }
 
-/// The first position of `needle` in `hay`.
-fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let mut from = 0;
-    while let Some(p) = hay[from..].iter().position(|&b| b == needle[0]) {
-        let at = from + p;
-        if hay[at..].starts_with(needle) {
-            return Some(at);
-        }
-        from = at + 1;
+/// True if the 256 `u16`s at `at` could be a token index: the first is 0 and those of the
+/// digits step by 2 (see the module docs). Cheap: it runs for every aligned position.
+fn index_shape(image: &[u8], at: usize) -> bool {
+    if u16_at(image, at) != Some(0) {
+        return false;
     }
-    None
+    let digit = |k: usize| u16_at(image, at + 2 * (usize::from(b'0') + k));
+    let Some(zero) = digit(0) else { return false };
+    (1..10).all(|k| digit(k) == Some(zero.wrapping_add(2 * k as u16)))
 }
 
-/// The token table whose digit tokens start at `digits`, and its index: the `u16` array
-/// behind the table whose entries for `'0'..='9'` point at the digit tokens and whose 256
-/// entries describe exactly the NUL-terminated tokens of the table.
-fn token_table(image: &[u8], digits: usize) -> Option<Tokens<'_>> {
-    let first = b'0' as usize;
-    let end = (digits + MAX_TABLE_BYTES + 512).min(image.len());
-    ((digits + DIGIT_TOKENS.len() + 1) & !1..end).step_by(2).find_map(|index| {
-        let table = digits.checked_sub(usize::from(u16_at(image, index + 2 * first)?))?;
-        let plausible = u16_at(image, index)? == 0
-            && (1..10).all(|k| u16_at(image, index + 2 * (first + k)).map(usize::from) == Some(digits - table + 2 * k));
-        if !plausible {
+/// The token table in front of the index candidate at `index` (see the module docs): its
+/// 256 non-empty NUL-terminated tokens must be exactly where the index says, the last one
+/// followed by at most 7 bytes of zero padding up to the index.
+fn token_table<'a>(image: &'a [u8], index: usize, budget: &mut Budget) -> Option<Tokens<'a>> {
+    budget.spend(256)?;
+    let offsets: Vec<usize> = (0..256).map(|i| u16_at(image, index + 2 * i).map(usize::from)).collect::<Option<_>>()?;
+    // Ascending by at least two: every token has a character and its NUL.
+    if !offsets.windows(2).all(|w| w[1] >= w[0] + 2) {
+        return None;
+    }
+    let before = &image[..index];
+    let zeros = before.iter().rev().take(ALIGN).take_while(|&&b| b == 0).count();
+    let end = index - zeros;
+    let last_len = before[..end].iter().rev().take(MAX_TABLE_BYTES).take_while(|&&b| b != 0).count();
+    budget.spend(last_len)?;
+    let table = (end - last_len).checked_sub(offsets[255])?;
+    if zeros == 0 || last_len == 0 || !image[table + offsets[usize::from(b'0')]..].starts_with(DIGIT_TOKENS) {
+        return None;
+    }
+    budget.spend(end - table)?;
+    let mut tokens = Vec::with_capacity(256);
+    for (i, &start) in offsets.iter().enumerate() {
+        let stop = offsets.get(i + 1).map_or(end, |&next| table + next - 1);
+        let token = &image[table + start..stop];
+        if image[stop] != 0 || token.contains(&0) {
             return None;
         }
-        let mut tokens = Vec::with_capacity(256);
-        let mut pos = table;
-        for i in 0..256 {
-            if usize::from(u16_at(image, index + 2 * i)?) != pos - table {
-                return None;
-            }
-            let len = image.get(pos..index)?.iter().position(|&b| b == 0)?;
-            tokens.push(&image[pos..pos + len]);
-            pos += len + 1;
-        }
-        // Only alignment padding between the table and its index.
-        (index - pos < 8 && image[pos..index].iter().all(|&b| b == 0)).then_some(Tokens { table, index, tokens })
-    })
+        tokens.push(token);
+    }
+    Some(Tokens { table, index, tokens })
 }
 
 /// The length of the compressed name at `*pos` (one byte, or two with bit 7 of the first
@@ -209,15 +256,22 @@ fn name_len(image: &[u8], pos: &mut usize) -> Option<usize> {
     Some((first & 0x7f) | second << 7)
 }
 
-/// Decodes the name lengths of `count` names from `start`, checking every marker on the way;
-/// returns where the names end.
-fn names_end(image: &[u8], start: usize, count: usize, markers: &[u32]) -> Option<usize> {
+/// Decodes the name lengths of `count` names from `start`, checking every marker on the way
+/// and that every name has 1 to [`MAX_SYMBOL_NAME`] tokens; returns where the names end.
+fn names_end(image: &[u8], start: usize, count: usize, markers: &[u32], budget: &mut Budget) -> Option<usize> {
     let mut pos = start;
     for i in 0..count {
-        if i % 256 == 0 && markers.get(i / 256).map(|&m| m as usize) != Some(pos - start) {
+        if i % 256 == 0 {
+            budget.spend(256)?;
+            if markers.get(i / 256).map(|&m| m as usize) != Some(pos - start) {
+                return None;
+            }
+        }
+        let len = name_len(image, &mut pos)?;
+        if len == 0 || len > MAX_SYMBOL_NAME {
             return None;
         }
-        pos += name_len(image, &mut pos)?;
+        pos += len;
     }
     Some(pos)
 }
@@ -225,7 +279,7 @@ fn names_end(image: &[u8], start: usize, count: usize, markers: &[u32]) -> Optio
 /// The markers that start at `start`: the first is 0, each next one at most a group of the
 /// longest names further (every name takes at least two bytes).
 fn markers_at(image: &[u8], start: usize) -> Vec<u32> {
-    let step = |a: u32, b: u32| b > a && (b - a) as usize >= 256 * 2 && (b - a) as usize <= 256 * (2 + MAX_NAME_LEN);
+    let step = |a: u32, b: u32| b > a && (b - a) as usize >= 256 * 2 && (b - a) as usize <= 256 * (2 + MAX_SYMBOL_NAME);
     let mut markers = vec![];
     let mut at = start;
     while let Some(v) = u32_at(image, at) {
@@ -244,16 +298,18 @@ fn markers_at(image: &[u8], start: usize) -> Vec<u32> {
 /// nearest zero word before the table that begins a plausible marker array (right before the
 /// table, or before a `kallsyms_seqs_of_names` of three bytes per symbol), and the names end
 /// where the markers start.
-fn names(image: &[u8], table: usize) -> Option<Names> {
+fn names(image: &[u8], table: usize, budget: &mut Budget) -> Option<Names> {
     let lowest = table.saturating_sub(3 * MAX_SYMBOLS + 64);
     for markers_start in (lowest..=table.checked_sub(8)? & !3).rev().step_by(4) {
+        budget.spend(1)?;
         if u32_at(image, markers_start) != Some(0) {
             continue;
         }
         let markers = markers_at(image, markers_start);
+        budget.spend(markers.len())?;
         // Past the last marker the data may happen to look like one more: try one less too.
         for count in (markers.len().saturating_sub(1).max(2)..=markers.len()).rev() {
-            if let Some(names) = names_with_markers(image, markers_start, &markers[..count]) {
+            if let Some(names) = names_with_markers(image, markers_start, &markers[..count], budget) {
                 return Some(names);
             }
         }
@@ -264,17 +320,18 @@ fn names(image: &[u8], table: usize) -> Option<Names> {
 /// `kallsyms_num_syms` and the names that end at `markers_start` and agree with `markers`:
 /// the count stands in front of the names, which are at least as long as the last marker says
 /// and at most a group of the longest names longer.
-fn names_with_markers(image: &[u8], markers_start: usize, markers: &[u32]) -> Option<Names> {
+fn names_with_markers(image: &[u8], markers_start: usize, markers: &[u32], budget: &mut Budget) -> Option<Names> {
     let last = *markers.last()? as usize;
     let highest = markers_start.checked_sub(8 + last)?;
-    let lowest = highest.saturating_sub(256 * (2 + MAX_NAME_LEN) + 8);
+    let lowest = highest.saturating_sub(256 * (2 + MAX_SYMBOL_NAME) + 8);
     (lowest..=highest & !3).rev().step_by(4).find_map(|num_syms| {
+        budget.spend(1)?;
         let count = u32_at(image, num_syms)? as usize;
         if count == 0 || count > MAX_SYMBOLS || count.div_ceil(256) != markers.len() {
             return None;
         }
         let start = align8(num_syms + 4);
-        let end = names_end(image, start, count, markers)?;
+        let end = names_end(image, start, count, markers, budget)?;
         (end <= markers_start && markers_start - end < 8).then_some(Names { num_syms, start, count })
     })
 }
@@ -304,30 +361,42 @@ fn addresses(image: &[u8], offsets: usize, base_at: usize, count: usize) -> Opti
 
 /// Decodes the table: addresses from the offsets in front of `kallsyms_num_syms` (up to 6.3)
 /// or behind the token index (from 6.4), whichever gives ascending kernel addresses.
-fn decode(image: &[u8], tokens: &Tokens, names: &Names) -> Option<Kallsyms> {
+/// `Ok(None)` if the tables do not decode; `LimitExceeded` if the names together are longer
+/// than [`MAX_SYMBOL_TEXT`] (a name expands to at most [`MAX_SYMBOL_NAME`] characters after
+/// its type, or the table is not taken).
+fn decode(image: &[u8], tokens: &Tokens, names: &Names) -> Result<Option<Kallsyms>> {
     let n = names.count;
-    let old_base = names.num_syms.checked_sub(8)?;
+    let Some(old_base) = names.num_syms.checked_sub(8) else { return Ok(None) };
     let old = old_base.checked_sub(align8(4 * n)).and_then(|offsets| addresses(image, offsets, old_base, n));
     let new_offsets = align8(tokens.index + 512);
-    let addrs = old.or_else(|| addresses(image, new_offsets, align8(new_offsets + 4 * n), n))?;
+    let Some(addrs) = old.or_else(|| addresses(image, new_offsets, align8(new_offsets + 4 * n), n)) else {
+        return Ok(None);
+    };
 
     let mut text = String::new();
     let mut entries = Vec::with_capacity(n);
     let mut pos = names.start;
     let mut name = Vec::new();
     for address in addrs {
-        let len = name_len(image, &mut pos)?;
+        let Some(len) = name_len(image, &mut pos) else { return Ok(None) };
+        let Some(compressed) = image.get(pos..pos + len) else { return Ok(None) };
         name.clear();
-        for &t in image.get(pos..pos + len)? {
+        for &t in compressed {
             name.extend_from_slice(tokens.tokens[usize::from(t)]);
+            if name.len() > 1 + MAX_SYMBOL_NAME {
+                return Ok(None);
+            }
         }
         pos += len;
-        let (&kind, rest) = name.split_first()?;
+        let Some((&kind, rest)) = name.split_first() else { return Ok(None) };
         let name_start = text.len() as u32;
         text.push_str(&String::from_utf8_lossy(rest));
+        if text.len() > MAX_SYMBOL_TEXT {
+            return Err(limit(format_args!("the names of {n} symbols are longer than {MAX_SYMBOL_TEXT} bytes")));
+        }
         entries.push(Entry { address, name_start, name_end: text.len() as u32, kind });
     }
-    Some(Kallsyms { text, entries })
+    Ok(Some(Kallsyms { text, entries }))
 }
 
 #[cfg(test)]
@@ -456,11 +525,68 @@ mod tests {
         let image = build_tables(&refs, 0xffff_ffff_8100_0000, Order::Old);
         // A broken marker: the names no longer line up with the markers.
         // The three markers (703 symbols) stand in the 16 bytes before the token table.
-        let table = token_table(&image, find_bytes(&image, DIGIT_TOKENS).unwrap()).unwrap().table;
+        let mut budget = Budget(MAX_KALLSYMS_STEPS);
+        let tokens = (0..image.len()).step_by(ALIGN).filter(|&at| index_shape(&image, at));
+        let table = tokens.filter_map(|index| token_table(&image, index, &mut budget)).next().unwrap().table;
         let mut bad = image.clone();
         bad[table - 16 + 4] ^= 0x40;
         assert_eq!(Kallsyms::find(&bad).err().map(|e| e.kind), Some(ErrorKind::NotFound));
         assert!(Kallsyms::find(&image[..image.len() / 2]).is_err());
         assert!(Kallsyms::find(&[0u8; 4096]).is_err());
+    }
+
+    fn sample_image(order: Order) -> Vec<u8> {
+        let syms = sample();
+        let refs: Vec<_> = syms.iter().map(|(k, n, a)| (*k, n.as_str(), *a)).collect();
+        build_tables(&refs, 0xffff_ffff_8100_0000, order)
+    }
+
+    #[test]
+    fn token_floods_cost_no_search_steps() {
+        // 16 MiB of digit tokens (and the bytes `u16` 0..=9 in a row) in front of the tables:
+        // the tables are still found with a budget far below the flood's size.
+        let mut image: Vec<u8> = DIGIT_TOKENS.iter().copied().cycle().take(16 << 20).collect();
+        image.extend((0u16..10).cycle().take(1 << 16).flat_map(u16::to_le_bytes));
+        image.resize(align8(image.len()), 0);
+        image.extend(sample_image(Order::New));
+        let k = Kallsyms::search(&image, 1 << 16).unwrap();
+        assert_eq!(k.lookup("linux_banner"), Some(Address::new(0xffff_ffff_8211_ffe0)));
+    }
+
+    #[test]
+    fn almost_right_tables_end_the_search() {
+        // Indexes that look right (0, 2, 4, ...) everywhere: each is checked and refused,
+        // until the budget is spent.
+        let index: Vec<u8> = (0u16..256).flat_map(|i| (2 * i).to_le_bytes()).collect();
+        let image = index.repeat(2048);
+        assert_eq!(Kallsyms::search(&image, 10_000).err().map(|e| e.kind), Some(ErrorKind::LimitExceeded));
+        assert_eq!(Kallsyms::find(&image).err().map(|e| e.kind), Some(ErrorKind::NotFound));
+        // Whole token tables without names, more than MAX_TOKEN_TABLES of them.
+        let one = sample_image(Order::New);
+        let mut budget = Budget(MAX_KALLSYMS_STEPS);
+        let index = (0..one.len()).step_by(ALIGN).find(|&at| token_table(&one, at, &mut budget).is_some()).unwrap();
+        let table = token_table(&one, index, &mut budget).unwrap().table;
+        let mut chunk = one[table & !7..index + 512].to_vec();
+        chunk.resize(align8(chunk.len()), 0);
+        let image = chunk.repeat(MAX_TOKEN_TABLES + 1);
+        assert_eq!(Kallsyms::find(&image).err().map(|e| e.kind), Some(ErrorKind::LimitExceeded));
+    }
+
+    #[test]
+    fn overlong_names_are_refused() {
+        let long = "y".repeat(MAX_SYMBOL_NAME + 1);
+        let syms = [('T', "_text", 0xffff_ffff_8100_0000u64), ('T', long.as_str(), 0xffff_ffff_8100_0010)];
+        let image = build_tables(&syms, 0xffff_ffff_8100_0000, Order::Old);
+        assert_eq!(Kallsyms::find(&image).err().map(|e| e.kind), Some(ErrorKind::NotFound));
+    }
+
+    #[test]
+    #[ignore]
+    fn write_fuzz_seeds() {
+        let syms: Vec<_> = (0..300u64).map(|i| ('t', format!("f_{i}"), 0xffff_ffff_8100_0000 + 16 * i)).collect();
+        let refs: Vec<_> = syms.iter().map(|(k, n, a)| (*k, n.as_str(), *a)).collect();
+        for (name, order) in [("old", Order::Old), ("seqs", Order::OldWithSeqs), ("new", Order::New)] {
+            super::super::write_fuzz_seed("kallsyms", name, &build_tables(&refs, 0xffff_ffff_8100_0000, order));
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! a module's memory is `core_layout` (up to 6.3) or `mem[MOD_TEXT]` (since 6.4).
 
 use super::btf::Btf;
+use super::limits::{MAX_MAPLE_NODE, MAX_MAPLE_SLOTS, MAX_NAME_ARRAY};
 use super::record::Span;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
@@ -131,6 +132,8 @@ pub struct PathLayout {
     pub d_name_len: u32,
     /// `dentry.d_name.name`.
     pub d_name_name: u32,
+    /// The bytes of a file that cover the two fields above.
+    pub file_span: Span,
     /// The bytes of a dentry that cover the three fields above.
     pub dentry_span: Span,
     /// `vfsmount.mnt_root`.
@@ -141,6 +144,8 @@ pub struct PathLayout {
     pub mnt_parent: u32,
     /// `mount.mnt_mountpoint`.
     pub mnt_mountpoint: u32,
+    /// The bytes of a mount that cover the two fields above.
+    pub mount_span: Span,
 }
 
 /// `struct module`.
@@ -187,15 +192,20 @@ fn optional(btf: &Btf, structure: &str, path: &str) -> Option<u32> {
     btf.offset_of(structure, path).ok()
 }
 
-/// The length of the array member at `path` of `structure`.
-fn array_len(btf: &Btf, structure: &str, path: &str) -> Result<u32> {
+/// The length of the array member at `path` of `structure`, which must lie in `range`
+/// (the lengths come from BTF, which the guest could have changed).
+fn array_len(btf: &Btf, structure: &str, path: &str, range: core::ops::RangeInclusive<u32>) -> Result<u32> {
     let m = btf
         .member_path(structure, path)
         .map_err(|e| e.log_warn(format_args!("BTF: the kernel's `{structure}` has no member `{path}`")))?;
-    btf.array(m.ty).map(|(_, n)| n).ok_or_else(|| {
-        Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
-            .log_warn(format_args!("BTF: `{structure}.{path}` is not an array"))
-    })
+    let malformed = |what: core::fmt::Arguments| {
+        Error::new(ErrorOrigin::Os, ErrorKind::Malformed).log_warn(format_args!("BTF: `{structure}.{path}` {what}"))
+    };
+    match btf.array(m.ty) {
+        Some((_, n)) if range.contains(&n) => Ok(n),
+        Some((_, n)) => Err(malformed(format_args!("has {n} elements, not {} to {}", range.start(), range.end()))),
+        None => Err(malformed(format_args!("is not an array"))),
+    }
 }
 
 impl Layout {
@@ -214,7 +224,7 @@ impl Layout {
 impl TaskLayout {
     fn from_btf(btf: &Btf) -> Result<Self> {
         let off = |path| required(btf, "task_struct", path);
-        let comm_len = array_len(btf, "task_struct", "comm")?;
+        let comm_len = array_len(btf, "task_struct", "comm", 1..=MAX_NAME_ARRAY)?;
         let mut t = TaskLayout {
             tasks: off("tasks")?,
             pid: off("pid")?,
@@ -226,15 +236,18 @@ impl TaskLayout {
             exit_state: off("exit_state")?,
             span: Span { start: 0, end: 0 },
         };
-        t.span = Span::covering(&[
-            (t.tasks, 2 * WORD),
-            (t.pid, 4),
-            (t.tgid, 4),
-            (t.comm, t.comm_len),
-            (t.real_parent, WORD),
-            (t.mm, WORD),
-            (t.exit_state, 4),
-        ]);
+        t.span = Span::covering(
+            "task_struct",
+            &[
+                (t.tasks, 2 * WORD),
+                (t.pid, 4),
+                (t.tgid, 4),
+                (t.comm, t.comm_len),
+                (t.real_parent, WORD),
+                (t.mm, WORD),
+                (t.exit_state, 4),
+            ],
+        )?;
         Ok(t)
     }
 }
@@ -251,8 +264,10 @@ impl MmLayout {
             VmaLinks::List { first, .. } => first,
         };
         let (pgd, arg_start, arg_end, exe_file) = (off("pgd")?, off("arg_start")?, off("arg_end")?, off("exe_file")?);
-        let span =
-            Span::covering(&[(pgd, WORD), (arg_start, WORD), (arg_end, WORD), (exe_file, WORD), (vma_root, WORD)]);
+        let span = Span::covering(
+            "mm_struct",
+            &[(pgd, WORD), (arg_start, WORD), (arg_end, WORD), (exe_file, WORD), (vma_root, WORD)],
+        )?;
         Ok(MmLayout { pgd, arg_start, arg_end, exe_file, vmas, span })
     }
 }
@@ -266,34 +281,63 @@ impl VmaLayout {
         if let Some(next) = optional(btf, "vm_area_struct", "vm_next") {
             fields.push((next, WORD));
         }
-        Ok(VmaLayout { start, end, mm, flags, file, pgoff, span: Span::covering(&fields) })
+        Ok(VmaLayout { start, end, mm, flags, file, pgoff, span: Span::covering("vm_area_struct", &fields)? })
     }
 }
 
 impl NodeLayout {
     fn from_btf(btf: &Btf, structure: &str) -> Result<Self> {
+        let meta = required(btf, structure, "meta")?.checked_add(required(btf, "maple_metadata", "end")?);
         Ok(NodeLayout {
             pivots: Some(required(btf, structure, "pivot")?),
             slots: required(btf, structure, "slot")?,
-            slot_count: array_len(btf, structure, "slot")?,
-            meta_end: Some(required(btf, structure, "meta")? + required(btf, "maple_metadata", "end")?),
+            slot_count: array_len(btf, structure, "slot", 2..=MAX_MAPLE_SLOTS)?,
+            meta_end: Some(meta.unwrap_or(u32::MAX)),
         })
+    }
+
+    /// True if every field lies inside a node of `node_size` bytes.
+    fn fits(&self, node_size: u32) -> bool {
+        let slots_end = self.slots.checked_add(8 * self.slot_count);
+        let pivots_end = self.pivots.map_or(Some(0), |p| p.checked_add(8 * (self.slot_count - 1)));
+        let meta_end = self.meta_end.map_or(Some(0), |m| m.checked_add(1));
+        [slots_end, pivots_end, meta_end].iter().all(|e| e.is_some_and(|e| e <= node_size))
     }
 }
 
 impl MapleLayout {
+    /// The layout of Linux 6.1 on x86-64: 256-byte nodes, 31 slots in dense nodes, 16 in
+    /// range nodes, 10 in arange nodes.
+    pub fn linux_6_1() -> Self {
+        MapleLayout {
+            node_size: 256,
+            dense: NodeLayout { pivots: None, slots: 8, slot_count: 31, meta_end: None },
+            range64: NodeLayout { pivots: Some(8), slots: 128, slot_count: 16, meta_end: Some(248) },
+            arange64: NodeLayout { pivots: Some(8), slots: 80, slot_count: 10, meta_end: Some(240) },
+        }
+    }
+
+    /// The node layouts; every one must fit in a node of at most [`MAX_MAPLE_NODE`] bytes.
     fn from_btf(btf: &Btf) -> Result<Self> {
-        Ok(MapleLayout {
+        let layout = MapleLayout {
             node_size: btf.struct_size("maple_node").map_err(|e| e.log_warn("BTF: the kernel has no `maple_node`"))?,
             dense: NodeLayout {
                 pivots: None,
                 slots: required(btf, "maple_node", "slot")?,
-                slot_count: array_len(btf, "maple_node", "slot")?,
+                slot_count: array_len(btf, "maple_node", "slot", 2..=MAX_MAPLE_SLOTS)?,
                 meta_end: None,
             },
             range64: NodeLayout::from_btf(btf, "maple_range_64")?,
             arange64: NodeLayout::from_btf(btf, "maple_arange_64")?,
-        })
+        };
+        let n = layout.node_size;
+        if n <= MAX_MAPLE_NODE && [&layout.dense, &layout.range64, &layout.arange64].iter().all(|l| l.fits(n)) {
+            Ok(layout)
+        } else {
+            Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed).log_warn(format_args!(
+                "BTF: the maple tree nodes do not fit in `maple_node` ({n} bytes, at most {MAX_MAPLE_NODE})"
+            )))
+        }
     }
 }
 
@@ -301,17 +345,22 @@ impl PathLayout {
     fn from_btf(btf: &Btf) -> Result<Self> {
         let dentry = |path| required(btf, "dentry", path);
         let (d_parent, d_name_len, d_name_name) = (dentry("d_parent")?, dentry("d_name.len")?, dentry("d_name.name")?);
+        let (file_mnt, file_dentry) = (required(btf, "file", "f_path.mnt")?, required(btf, "file", "f_path.dentry")?);
+        let (mnt_parent, mnt_mountpoint) =
+            (required(btf, "mount", "mnt_parent")?, required(btf, "mount", "mnt_mountpoint")?);
         Ok(PathLayout {
-            file_mnt: required(btf, "file", "f_path.mnt")?,
-            file_dentry: required(btf, "file", "f_path.dentry")?,
+            file_mnt,
+            file_dentry,
+            file_span: Span::covering("file", &[(file_mnt, WORD), (file_dentry, WORD)])?,
             d_parent,
             d_name_len,
             d_name_name,
-            dentry_span: Span::covering(&[(d_parent, WORD), (d_name_len, 4), (d_name_name, WORD)]),
+            dentry_span: Span::covering("dentry", &[(d_parent, WORD), (d_name_len, 4), (d_name_name, WORD)])?,
             mnt_root: required(btf, "vfsmount", "mnt_root")?,
             mount_mnt: required(btf, "mount", "mnt")?,
-            mnt_parent: required(btf, "mount", "mnt_parent")?,
-            mnt_mountpoint: required(btf, "mount", "mnt_mountpoint")?,
+            mnt_parent,
+            mnt_mountpoint,
+            mount_span: Span::covering("mount", &[(mnt_parent, WORD), (mnt_mountpoint, WORD)])?,
         })
     }
 }
@@ -325,8 +374,80 @@ impl ModuleLayout {
                 _ => (off("mem.base")?, off("mem.size")?),
             };
         let (list, name) = (off("list")?, off("name")?);
-        let name_len = array_len(btf, "module", "name")?;
-        let span = Span::covering(&[(list, 2 * WORD), (name, name_len), (base, WORD), (size, 4)]);
+        let name_len = array_len(btf, "module", "name", 1..=MAX_NAME_ARRAY)?;
+        let span = Span::covering("module", &[(list, 2 * WORD), (name, name_len), (base, WORD), (size, 4)])?;
         Ok(ModuleLayout { list, name, name_len, base, size, span })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::btf::tests::BtfBuilder;
+    use super::*;
+
+    /// A `task_struct` with every member the layer reads, `comm` of `comm_len` characters
+    /// and `exit_state` at byte `exit_state`.
+    fn task_btf(comm_len: u32, exit_state: u32) -> Btf {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4);
+        let ch = b.int("char", 1);
+        let comm = b.array(ch, int, comm_len);
+        let ptr = b.ptr(int);
+        let list = b.structure("list_head", false, 16, &[("next", ptr, 0, 0), ("prev", ptr, 64, 0)]);
+        let members = [
+            ("tasks", list, 0),
+            ("pid", int, 128),
+            ("tgid", int, 160),
+            ("real_parent", ptr, 192),
+            ("mm", ptr, 256),
+            ("exit_state", int, exit_state * 8),
+            ("comm", comm, 512),
+        ];
+        let members: Vec<_> = members.iter().map(|&(n, t, off)| (n, t, off, 0)).collect();
+        b.structure("task_struct", false, 4096, &members);
+        Btf::parse(&b.build()).unwrap()
+    }
+
+    #[test]
+    fn hostile_array_lengths_and_offsets_are_refused() {
+        let t = TaskLayout::from_btf(&task_btf(16, 40)).unwrap();
+        assert_eq!((t.comm, t.comm_len, t.span), (64, 16, Span { start: 0, end: 80 }));
+        for comm_len in [0, MAX_NAME_ARRAY + 1, 1 << 30, u32::MAX] {
+            let err = TaskLayout::from_btf(&task_btf(comm_len, 40)).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Malformed, "comm of {comm_len}");
+        }
+        // A member far out: the record would be huge.
+        let err = TaskLayout::from_btf(&task_btf(16, 1 << 28)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Malformed);
+    }
+
+    #[test]
+    fn maple_nodes_must_fit() {
+        let node = |slot_count: u32, slots: u32| NodeLayout { pivots: Some(8), slots, slot_count, meta_end: Some(248) };
+        assert!(node(16, 128).fits(256));
+        assert!(!node(16, 200).fits(256), "slots run past the node");
+        assert!(!node(16, u32::MAX - 8).fits(256), "overflow");
+        assert!(!NodeLayout { meta_end: Some(u32::MAX), ..node(16, 128) }.fits(256));
+    }
+
+    #[test]
+    #[ignore]
+    fn write_fuzz_seeds() {
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4);
+        let own = super::super::btf::TypeId(3);
+        b.structure("task_struct", false, 64, &[("", own, 0, 0), ("pid", int, 32, 0)]);
+        b.structure("", true, 8, &[("comm", int, 0, 0)]);
+        super::super::write_fuzz_seed("btf", "anonymous", &b.build());
+        let mut b = BtfBuilder::new();
+        let int = b.int("int", 4);
+        let ch = b.int("char", 1);
+        let comm = b.array(ch, int, 16);
+        let ptr = b.ptr(int);
+        let list = b.structure("list_head", false, 16, &[("next", ptr, 0, 0), ("prev", ptr, 64, 0)]);
+        let members = [("tasks", list, 0), ("pid", int, 128), ("tgid", int, 160), ("comm", comm, 512)];
+        let members: Vec<_> = members.iter().map(|&(n, t, off)| (n, t, off, 0)).collect();
+        b.structure("task_struct", false, 4096, &members);
+        super::super::write_fuzz_seed("btf", "task_struct", &b.build());
     }
 }

@@ -38,6 +38,9 @@ pub fn walk<V: MemoryView>(
         if next.is_null() {
             return Err(corrupt(ErrorKind::Malformed, format_args!("{what}: NULL link at {node}")));
         }
+        if seen.try_reserve(1).is_err() {
+            return Err(corrupt(ErrorKind::OutOfMemory, format_args!("{what}: no memory for {} elements", seen.len())));
+        }
         if !seen.insert(next) {
             return Err(corrupt(
                 ErrorKind::LimitExceeded,
@@ -106,5 +109,21 @@ mod tests {
         let (res, out) = collect(&mut ring(&[0x2000, 0x3000, 0x4000, 0x1000]), 2);
         assert_eq!(res.unwrap_err().kind, ErrorKind::LimitExceeded);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    #[ignore]
+    fn write_fuzz_seeds() {
+        // Limit 16, head at 0, elements at 0x10 and 0x20; and a loop that skips the head.
+        let seed = |links: &[u64]| -> Vec<u8> {
+            let mut out = vec![16, 0, 0, 0, 0, 0];
+            for &next in links {
+                out.extend_from_slice(&next.to_le_bytes());
+                out.extend_from_slice(&[0; 8]);
+            }
+            out
+        };
+        super::super::write_fuzz_seed("task_list", "ring", &seed(&[0x10, 0x20, 0]));
+        super::super::write_fuzz_seed("task_list", "loop", &seed(&[0x10, 0x20, 0x10]));
     }
 }

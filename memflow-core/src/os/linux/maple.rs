@@ -13,21 +13,17 @@
 //! node's maximum (the last slot is unused) or not (every slot is used). A node's maximum is
 //! the pivot of its slot in the parent, or the parent's maximum for the last slot.
 //!
-//! The walk visits each node at most once, at most [`MAX_NODES`] nodes, at most
-//! [`MAX_HEIGHT`] levels deep; a tree outside these bounds is an error, never a hang.
+//! The walk visits each node at most once, at most [`MAX_MAPLE_NODES`] nodes, at most
+//! [`MAX_MAPLE_HEIGHT`] levels deep; a tree outside these bounds is an error, never a hang.
 
 use std::collections::HashSet;
 
 use super::layout::{MapleLayout, NodeLayout};
+use super::limits::{MAX_MAPLE_HEIGHT, MAX_MAPLE_NODES};
 use super::record::{malformed, Record, Span};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::MemoryView;
 use crate::types::{umem, Address};
-
-/// The most nodes one walk visits.
-pub const MAX_NODES: usize = 1 << 16;
-/// The deepest tree walked (the kernel's limit is 31 levels).
-pub const MAX_HEIGHT: usize = 31;
 
 /// Entries below this value that look internal are reserved markers, not nodes.
 const RESERVED_RANGE: u64 = 4096;
@@ -73,15 +69,15 @@ fn walk<V: MemoryView>(
     entry: &mut impl FnMut(Address),
 ) -> Result<()> {
     let node = encoded & !0xff;
-    if depth > MAX_HEIGHT {
-        return Err(malformed(format_args!("maple tree deeper than {MAX_HEIGHT} levels at node {node:#x}")));
+    if depth > MAX_MAPLE_HEIGHT {
+        return Err(malformed(format_args!("maple tree deeper than {MAX_MAPLE_HEIGHT} levels at node {node:#x}")));
     }
     if !seen.insert(node) {
         return Err(malformed(format_args!("maple tree node {node:#x} is reached twice")));
     }
-    if seen.len() > MAX_NODES {
+    if seen.len() > MAX_MAPLE_NODES {
         return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
-            .log_warn(format_args!("maple tree has more than {MAX_NODES} nodes")));
+            .log_warn(format_args!("maple tree has more than {MAX_MAPLE_NODES} nodes")));
     }
     let kind = (encoded >> 3) & 0xf;
     let shape: &NodeLayout = match kind {
@@ -134,20 +130,10 @@ mod tests {
     use crate::error::PartialResultExt;
     use crate::mem::PhysicalMemory;
 
-    /// The 6.1 x86-64 layout: 256-byte nodes, 16 slots in range nodes, 10 in arange nodes.
-    fn layout() -> MapleLayout {
-        MapleLayout {
-            node_size: 256,
-            dense: NodeLayout { pivots: None, slots: 8, slot_count: 31, meta_end: None },
-            range64: NodeLayout { pivots: Some(8), slots: 128, slot_count: 16, meta_end: Some(248) },
-            arange64: NodeLayout { pivots: Some(8), slots: 80, slot_count: 10, meta_end: Some(240) },
-        }
-    }
-
     /// Writes a node of `kind` at `at` with pivots, slots and a metadata end (which shares its
     /// place with the last slot of a range node); returns its encoded pointer.
     fn node(mem: &mut BufferMemory, at: u64, kind: u64, pivots: &[u64], slots: &[u64], end: Option<u8>) -> u64 {
-        let l = layout();
+        let l = MapleLayout::linux_6_1();
         let shape = if kind == ARANGE_64 { &l.arange64 } else { &l.range64 };
         let write = |mem: &mut BufferMemory, off: u64, v: u64| {
             mem.phys_write(Address::from(at + off).into(), &v).data().unwrap()
@@ -166,7 +152,7 @@ mod tests {
 
     fn collect(mem: BufferMemory, root: u64) -> (Result<()>, Vec<Address>) {
         let mut out = vec![];
-        let res = entries(&mut mem.into_phys_view(), &layout(), root, |a| out.push(a));
+        let res = entries(&mut mem.into_phys_view(), &MapleLayout::linux_6_1(), root, |a| out.push(a));
         (res, out)
     }
 
@@ -201,5 +187,48 @@ mod tests {
         assert_eq!(collect(dummy_memory(0x10000), 0x1000 | 7 << 3 | 2).0.unwrap_err().kind, ErrorKind::Malformed);
         // A node outside memory.
         assert!(collect(dummy_memory(0x1000), 0x10_0000 | LEAF_64 << 3 | 2).0.is_err());
+    }
+
+    #[test]
+    fn deep_and_wide_trees_end_with_errors() {
+        // A chain of 40 internal nodes, each the only child of the one before.
+        let at = |n: u64| 0x1_0000 + n * 0x100;
+        let mut mem = dummy_memory(at(41) as usize);
+        let mut child = node(&mut mem, at(40), LEAF_64, &[0], &[0x8000], Some(0));
+        for i in (0..40).rev() {
+            child = node(&mut mem, at(i), RANGE_64, &[0], &[child], Some(0));
+        }
+        assert_eq!(collect(mem, child).0.unwrap_err().kind, ErrorKind::Malformed);
+        // A full tree of range nodes, 16 children each, five levels: more than MAX_MAPLE_NODES.
+        let mut mem = dummy_memory(at(70_000) as usize);
+        let mut next = 1u64;
+        let mut level = vec![0u64];
+        for _ in 0..4 {
+            let mut children = vec![];
+            for &parent in &level {
+                children.extend(next..next + 16);
+                let slots: Vec<u64> = (next..next + 16).map(|n| at(n) | RANGE_64 << 3 | 2).collect();
+                // Every pivot set and below the maximum: all 16 slots are used.
+                node(&mut mem, at(parent), RANGE_64, &(1..16).collect::<Vec<_>>(), &slots, None);
+                next += 16;
+            }
+            level = children;
+        }
+        let err = collect(mem, at(0) | RANGE_64 << 3 | 2).0.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::LimitExceeded);
+    }
+
+    #[test]
+    #[ignore]
+    fn write_fuzz_seeds() {
+        let mut mem = dummy_memory(0x4000);
+        let leaf1 = node(&mut mem, 0x1000, LEAF_64, &[0xfff, 0x1fff, 0x2fff], &[0x8000, 0, 0x8100], Some(2));
+        let leaf2 = node(&mut mem, 0x2000, LEAF_64, &[0x10_0000, 0x10_0001], &[0x9000, 0x9010], Some(1));
+        let root = node(&mut mem, 0x3000, ARANGE_64, &[0x2fff, u64::MAX], &[leaf1, leaf2], Some(1));
+        let mut seed = root.to_le_bytes().to_vec();
+        let mut bytes = vec![0u8; 0x4000];
+        mem.phys_read_raw_into(Address::NULL.into(), &mut bytes).unwrap();
+        seed.extend(bytes);
+        super::super::write_fuzz_seed("maple", "two_levels", &seed);
     }
 }

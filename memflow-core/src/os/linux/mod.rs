@@ -18,12 +18,14 @@
 //!
 //! Errors name what is missing ("no kernel image found", "no kallsyms tables found", "kernel
 //! has no BTF (CONFIG_DEBUG_INFO_BTF)", a missing structure member) and every walk over guest
-//! data is bounded, so a corrupt list gives an error rather than a hang. Only x86-64 guests
-//! are supported.
+//! data, every count, length and size read there is bounded by a limit in [`limits`], so
+//! corrupt or hostile memory gives an error rather than a hang, an abort or garbage. Only
+//! x86-64 guests are supported.
 
 mod btf;
 mod kallsyms;
 mod layout;
+pub mod limits;
 mod list;
 mod maple;
 mod path;
@@ -56,13 +58,12 @@ use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
 
 use btf::BtfHeader;
+use limits::{MAX_BTF_BYTES, MAX_MODULES};
 use record::Record;
 use scan::FoundKernel;
 
 /// Translations cached per address space.
 const TLB_SLOTS: usize = 4096;
-/// The most kernel modules listed.
-pub const MAX_MODULES: usize = 1 << 16;
 
 fn os_error(kind: ErrorKind, what: core::fmt::Arguments) -> Error {
     Error::new(ErrorOrigin::Os, kind).log_warn(what)
@@ -171,12 +172,19 @@ impl<P: PhysicalMemory + Clone> LinuxOs<P> {
     }
 }
 
-/// The `.BTF` section: between `__start_BTF` and `__stop_BTF` where kallsyms has them and a
-/// BTF header is there, else the first BTF header in the kernel image. Without one the kernel
+/// The `.BTF` section: between `__start_BTF` and `__stop_BTF` where kallsyms has them, they
+/// are at most [`MAX_BTF_BYTES`] apart and a BTF header is there, else the first BTF header
+/// in the kernel image. Without one the kernel
 /// was built without BTF: `NotFound`.
 fn read_btf<P: PhysicalMemory>(found: &FoundKernel, view: &mut VirtualDma<P>) -> Result<Btf> {
     let named = match (found.kallsyms.lookup("__start_BTF"), found.kallsyms.lookup("__stop_BTF")) {
-        (Some(start), Some(stop)) if stop > start => view.read_raw(start, (stop - start) as usize).ok(),
+        (Some(start), Some(stop)) if stop > start && stop - start <= MAX_BTF_BYTES as umem => {
+            view.read_raw(start, (stop - start) as usize).ok()
+        }
+        (Some(start), Some(stop)) if stop > start => {
+            log::warn!("linux: __start_BTF..__stop_BTF is {:#x} bytes, more than {MAX_BTF_BYTES}", stop - start);
+            None
+        }
         _ => None,
     };
     let section = match named.filter(|bytes| BtfHeader::parse(bytes).is_some()) {
@@ -195,6 +203,38 @@ fn read_btf<P: PhysicalMemory>(found: &FoundKernel, view: &mut VirtualDma<P>) ->
         }
     };
     Btf::parse(&section).map_err(|e| e.log_warn("the kernel's BTF (CONFIG_DEBUG_INFO_BTF) cannot be parsed"))
+}
+
+/// Entry points for the fuzz targets (`memflow-core/fuzz`): the walks over guest data that
+/// are not public otherwise. Not a stable API.
+#[doc(hidden)]
+pub mod fuzz {
+    use super::*;
+
+    /// `list::walk`: the elements of the `list_head` ring at `head`, at most `max`.
+    pub fn list_walk<V: MemoryView>(
+        mem: &mut V,
+        head: Address,
+        max: usize,
+        visit: impl FnMut(Address) -> bool,
+    ) -> Result<()> {
+        list::walk(mem, head, max, "the fuzzed list", visit)
+    }
+
+    /// `maple::entries` with the node layout of Linux 6.1 on x86-64.
+    pub fn maple_entries<V: MemoryView>(mem: &mut V, root: u64, entry: impl FnMut(Address)) -> Result<()> {
+        maple::entries(mem, &layout::MapleLayout::linux_6_1(), root, entry)
+    }
+}
+
+/// Writes `bytes` as the seed `name` of the fuzz target `target` (`fuzz/seeds/<target>/`); the
+/// modules' ignored `write_fuzz_seeds` tests call it. Run them with
+/// `cargo test -p memflow-core --lib -- --ignored os::linux`.
+#[cfg(test)]
+fn write_fuzz_seed(target: &str, name: &str, bytes: &[u8]) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
 }
 
 // A whole OS instance (kernel memory and physical memory included), and a process.

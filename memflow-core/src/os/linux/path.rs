@@ -8,13 +8,12 @@
 //! `d_absolute_path`. Every step is bounded: a corrupt tree gives an error, never a hang.
 
 use super::layout::PathLayout;
-use super::record::{malformed, Record, Span};
+use super::limits::MAX_PATH_DEPTH;
+use super::record::{malformed, Record};
 use crate::error::{PartialResultExt, Result};
 use crate::mem::MemoryView;
 use crate::types::{umem, Address};
 
-/// The most path components (and mount crossings) followed.
-pub const MAX_DEPTH: usize = 256;
 /// The longest name of one component (`NAME_MAX`).
 const NAME_MAX: u32 = 255;
 
@@ -25,8 +24,7 @@ pub fn file_name(path: &str) -> &str {
 
 /// The absolute path of the `struct file` at `file`.
 pub fn file_path<V: MemoryView>(mem: &mut V, l: &PathLayout, file: Address) -> Result<String> {
-    let span = Span::covering(&[(l.file_mnt, 8), (l.file_dentry, 8)]);
-    let f = Record::read(mem, file, span, "a file")?;
+    let f = Record::read(mem, file, l.file_span, "a file")?;
     dentry_path(mem, l, f.addr(l.file_dentry), f.addr(l.file_mnt))
 }
 
@@ -38,13 +36,13 @@ pub fn dentry_path<V: MemoryView>(
     mut vfsmount: Address,
 ) -> Result<String> {
     let mut names: Vec<Vec<u8>> = Vec::new();
-    for _ in 0..MAX_DEPTH {
+    for _ in 0..MAX_PATH_DEPTH {
         let d = Record::read(mem, dentry, l.dentry_span, "a dentry")?;
         let parent = d.addr(l.d_parent);
         let mnt_root = mem.read_addr(vfsmount + l.mnt_root as umem).data()?;
         if dentry == mnt_root || dentry == parent {
             let mount = vfsmount - l.mount_mnt as umem;
-            let m = Record::read(mem, mount, Span::covering(&[(l.mnt_parent, 8), (l.mnt_mountpoint, 8)]), "a mount")?;
+            let m = Record::read(mem, mount, l.mount_span, "a mount")?;
             let parent_mount = m.addr(l.mnt_parent);
             if parent_mount == mount || parent_mount.is_null() {
                 return Ok(join(&names));
@@ -58,7 +56,7 @@ pub fn dentry_path<V: MemoryView>(
         names.push(name);
         dentry = parent;
     }
-    Err(malformed(format_args!("the path of dentry {dentry} is deeper than {MAX_DEPTH} levels")))
+    Err(malformed(format_args!("the path of dentry {dentry} is deeper than {MAX_PATH_DEPTH} levels")))
 }
 
 /// `/` followed by `names` in reverse order, separated by `/`.

@@ -1,6 +1,7 @@
 //! Kernel structures read in one piece: the byte range of a structure that holds the fields
 //! the layer needs, read with one call, and the fields taken out of it by offset.
 
+use super::limits::{MAX_RECORD_BATCH_BYTES, MAX_RECORD_BYTES};
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResultExt, Result};
 use crate::mem::{MemBatch, MemOp, MemoryView, ReadChunk};
 use crate::types::{umem, Address};
@@ -15,11 +16,19 @@ pub struct Span {
 }
 
 impl Span {
-    /// The smallest span covering fields `(offset, size)`.
-    pub fn covering(fields: &[(u32, u32)]) -> Span {
+    /// The smallest span covering fields `(offset, size)` of the structure `what`. Offsets
+    /// and sizes come from BTF: a span that overflows or is larger than
+    /// [`MAX_RECORD_BYTES`] is a `Malformed` error naming the structure.
+    pub fn covering(what: &str, fields: &[(u32, u32)]) -> Result<Span> {
         let start = fields.iter().map(|f| f.0).min().unwrap_or(0);
-        let end = fields.iter().map(|f| f.0 + f.1).max().unwrap_or(0);
-        Span { start, end }
+        let end = fields.iter().try_fold(0u32, |end, f| Some(end.max(f.0.checked_add(f.1)?)));
+        match end {
+            Some(end) if end - start <= MAX_RECORD_BYTES => Ok(Span { start, end }),
+            _ => Err(malformed(format_args!(
+                "BTF: the fields read of `{what}` span more than {MAX_RECORD_BYTES} bytes (offsets {:?})",
+                fields.iter().map(|f| f.0).collect::<Vec<_>>()
+            ))),
+        }
     }
 }
 
@@ -43,9 +52,16 @@ impl Record {
 
     /// Reads `span` of the structures at each of `bases` in one batch; a structure that
     /// cannot be read whole is `None`.
+    /// All of them together may be at most [`MAX_RECORD_BATCH_BYTES`] (`LimitExceeded`).
     pub fn read_many<V: MemoryView>(mem: &mut V, bases: &[Address], span: Span) -> Result<Vec<Option<Record>>> {
         let len = (span.end - span.start) as usize;
-        let mut bytes = vec![0u8; len * bases.len()];
+        let total = len.checked_mul(bases.len()).filter(|&t| t <= MAX_RECORD_BATCH_BYTES).ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).log_warn(format_args!(
+                "{} structures of {len} bytes are more than {MAX_RECORD_BATCH_BYTES} bytes",
+                bases.len()
+            ))
+        })?;
+        let mut bytes = vec![0u8; total];
         let mut ok = vec![true; bases.len()];
         {
             let ops = bases.iter().zip(bytes.chunks_mut(len.max(1))).map(|(&base, buf)| {
@@ -101,4 +117,24 @@ impl Record {
 /// The error for a kernel structure whose contents make no sense.
 pub fn malformed(what: core::fmt::Arguments) -> Error {
     Error::new(ErrorOrigin::Os, ErrorKind::Malformed).log_warn(what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::dummy_memory;
+    use crate::mem::PhysicalMemory;
+
+    #[test]
+    fn spans_and_batches_are_bounded() {
+        assert_eq!(Span::covering("s", &[(8, 8), (0, 4)]).unwrap(), Span { start: 0, end: 16 });
+        assert_eq!(Span::covering("s", &[(u32::MAX, 8)]).unwrap_err().kind, ErrorKind::Malformed, "overflow");
+        assert_eq!(Span::covering("s", &[(0, 8), (1 << 20, 8)]).unwrap_err().kind, ErrorKind::Malformed);
+        let mut mem = dummy_memory(0x1000).into_phys_view();
+        let span = Span { start: 0, end: MAX_RECORD_BYTES };
+        let bases = vec![Address::NULL; MAX_RECORD_BATCH_BYTES / MAX_RECORD_BYTES as usize + 1];
+        assert_eq!(Record::read_many(&mut mem, &bases, span).unwrap_err().kind, ErrorKind::LimitExceeded);
+        let small = Record::read_many(&mut mem, &bases[..2], Span { start: 0, end: 16 }).unwrap();
+        assert!(small.iter().all(Option::is_some));
+    }
 }

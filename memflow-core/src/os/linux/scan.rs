@@ -15,6 +15,12 @@
 //!    read as a 4-level table. On a 5-level kernel this finds the 4th-level table of the
 //!    image, which maps the image just the same.
 //!
+//! The scan is bounded by what exists, not by the address span: it ends once it has seen as
+//! many backed pages as the connector reports (`real_size`), at the 52-bit physical address
+//! limit ([`MAX_PHYS_ADDRESS`]), or after [`MAX_SCAN_HOLE_PAGES`] unbacked pages, so memory
+//! declared at a huge address costs little. It tries at most [`MAX_SCANNED_TABLES`] tables
+//! and reads at most [`MAX_SCANNED_IMAGE_BYTES`] of candidate images in all.
+//!
 //! Once kallsyms is decoded, the kernel says how it runs: `__pgtable_l5_enabled` gives the
 //! paging mode and `init_top_pgt` (the kernel's own top-level table, also known as
 //! `swapper_pg_dir`) the root used from then on.
@@ -23,12 +29,13 @@ use cglue::forward::ForwardMut;
 
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResultExt, Result};
-use crate::mem::{MemoryView, PhysicalMemory};
+use crate::mem::{MemBatch, MemOp, MemoryView, PhysicalMemory, ReadChunk};
 use crate::translate::VirtualTranslate;
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
 
 use super::kallsyms::Kallsyms;
+use super::limits::{MAX_IMAGE, MAX_PHYS_ADDRESS, MAX_SCANNED_IMAGE_BYTES, MAX_SCANNED_TABLES, MAX_SCAN_HOLE_PAGES};
 
 /// `__START_KERNEL_map`: where the kernel image mapping starts.
 pub const KERNEL_MAP: umem = 0xffff_ffff_8000_0000;
@@ -37,14 +44,10 @@ pub const KERNEL_MAP_END: umem = 0xffff_ffff_c000_0000;
 /// Mapped pieces of the image this far apart still belong to it (freed init memory and the
 /// gaps between text, read-only data and data are unmapped).
 const IMAGE_GAP: umem = 16 << 20;
-/// The largest kernel image read.
-const MAX_IMAGE: umem = 256 << 20;
 /// The smallest kernel image accepted.
 const MIN_IMAGE: umem = 2 << 20;
 /// Physical pages whose top entries are checked per batch while scanning.
 const SCAN_BATCH: usize = 4096;
-/// The most scanned candidates tried.
-const MAX_SCANNED: usize = 64;
 /// Bit 12 of CR3 selects the user copy of the tables under page-table isolation.
 const PTI_USER_BIT: umem = 0x1000;
 
@@ -70,7 +73,7 @@ fn error(kind: ErrorKind, what: core::fmt::Arguments) -> Error {
 /// scanning physical memory after them.
 pub fn find_kernel<P: PhysicalMemory>(mem: &mut P, hints: &[(ArchitectureIdent, Address)]) -> Result<FoundKernel> {
     let mut tried = Vec::new();
-    let mut images = Vec::new();
+    let mut images = Images { seen: Vec::new(), bytes_left: MAX_SCANNED_IMAGE_BYTES };
     let mut image_without_kallsyms = None;
     let mut attempt = |mem: &mut P, arch, root| -> Result<Option<FoundKernel>> {
         if tried.contains(&(arch, root)) {
@@ -79,8 +82,8 @@ pub fn find_kernel<P: PhysicalMemory>(mem: &mut P, hints: &[(ArchitectureIdent, 
         tried.push((arch, root));
         Ok(match try_root(mem, arch, root, &mut images)? {
             Tried::Found(found) => Some(found),
-            Tried::NoKallsyms(base) => {
-                image_without_kallsyms = Some(base);
+            Tried::NoKallsyms(base, kind) => {
+                image_without_kallsyms = Some((base, kind));
                 None
             }
             Tried::NoImage => None,
@@ -101,13 +104,17 @@ pub fn find_kernel<P: PhysicalMemory>(mem: &mut P, hints: &[(ArchitectureIdent, 
     scan_top_tables(mem, |mem, root| {
         scanned += 1;
         found = attempt(mem, ArchitectureIdent::X86_64, root)?;
-        Ok(found.is_none() && scanned < MAX_SCANNED)
+        Ok(found.is_none() && scanned < MAX_SCANNED_TABLES)
     })?;
     match (found, image_without_kallsyms) {
         (Some(found), _) => finish(mem, found),
-        (None, Some(base)) => Err(error(
+        (None, Some((base, ErrorKind::NotFound))) => Err(error(
             ErrorKind::NotFound,
             format_args!("no kallsyms tables found in the kernel image at {base} (CONFIG_KALLSYMS)"),
+        )),
+        (None, Some((base, kind))) => Err(error(
+            kind,
+            format_args!("no kallsyms tables found in the kernel image at {base}: the search hit a limit"),
         )),
         (None, None) => Err(error(
             ErrorKind::NotFound,
@@ -120,33 +127,42 @@ pub fn find_kernel<P: PhysicalMemory>(mem: &mut P, hints: &[(ArchitectureIdent, 
 enum Tried {
     /// No kernel image is mapped, or the same image as by a root tried before.
     NoImage,
-    /// An image is mapped at this address, but it holds no kallsyms tables.
-    NoKallsyms(Address),
+    /// An image is mapped at this address, but no kallsyms tables were found in it: none
+    /// (`NotFound`), or the search hit a limit (`LimitExceeded`).
+    NoKallsyms(Address, ErrorKind),
     /// The kernel.
     Found(FoundKernel),
 }
 
+/// The images tried so far.
+struct Images {
+    /// Address and physical address of each.
+    seen: Vec<(Address, Address)>,
+    /// Bytes that may still be read (see [`MAX_SCANNED_IMAGE_BYTES`]).
+    bytes_left: u64,
+}
+
 /// The image mapped by the tables at `root`, and its kallsyms tables. Every process's tables
 /// map the kernel the same way: an image at an address and physical address in `images`
-/// (where those tried so far are kept) is not read again.
+/// is not read again, and no image is read once `images` has no bytes left.
 fn try_root<P: PhysicalMemory>(
     mem: &mut P,
     arch: ArchitectureIdent,
     root: Address,
-    images: &mut Vec<(Address, Address)>,
+    images: &mut Images,
 ) -> Result<Tried> {
     let mut view = VirtualDma::new(mem.forward_mut(), arch, &[root])?;
     let ranges = view.virt_page_map_range_vec(0, Address::new(KERNEL_MAP), Address::new(KERNEL_MAP_END))?;
     let Some(first) = ranges.first() else { return Ok(Tried::NoImage) };
     let image_base = first.address;
     let Ok(image_phys) = view.virt_to_phys(image_base) else { return Ok(Tried::NoImage) };
-    if images.contains(&(image_base, image_phys.address)) {
+    if images.seen.contains(&(image_base, image_phys.address)) {
         return Ok(Tried::NoImage);
     }
-    images.push((image_base, image_phys.address));
+    images.seen.push((image_base, image_phys.address));
     let mut end = image_base;
     for r in &ranges {
-        if r.address - end > IMAGE_GAP || (r.address + r.size) - image_base > MAX_IMAGE {
+        if r.address - end > IMAGE_GAP || (r.address + r.size) - image_base > MAX_IMAGE as umem {
             break;
         }
         end = r.address + r.size;
@@ -155,14 +171,26 @@ fn try_root<P: PhysicalMemory>(
     if len < MIN_IMAGE {
         return Ok(Tried::NoImage);
     }
-    let mut image = vec![0u8; len as usize];
+    if len as u64 > images.bytes_left {
+        log::warn!("linux: {MAX_SCANNED_IMAGE_BYTES:#x} bytes of candidate kernel images read; skipping the one at {image_base}");
+        return Ok(Tried::NoImage);
+    }
+    images.bytes_left -= len as u64;
+    let mut image = Vec::new();
+    if image.try_reserve_exact(len as usize).is_err() {
+        return Err(error(
+            ErrorKind::OutOfMemory,
+            format_args!("no memory for the kernel image at {image_base} ({len:#x} bytes)"),
+        ));
+    }
+    image.resize(len as usize, 0);
     match view.read_raw_into(image_base, &mut image) {
         Ok(()) | Err(PartialError::PartialRead(())) => {}
         Err(e) => return Err(Error::from(e)),
     }
     Ok(match Kallsyms::find(&image) {
         Ok(kallsyms) => Tried::Found(FoundKernel { arch, root, image_base, image, kallsyms }),
-        Err(_) => Tried::NoKallsyms(image_base),
+        Err(e) => Tried::NoKallsyms(image_base, e.kind),
     })
 }
 
@@ -217,7 +245,14 @@ fn scan_top_tables<P: PhysicalMemory>(
     mem: &mut P,
     mut candidate: impl FnMut(&mut P, Address) -> Result<bool>,
 ) -> Result<()> {
-    let max = mem.metadata().max_address;
+    let meta = mem.metadata();
+    let max = meta.max_address.min(Address::new(MAX_PHYS_ADDRESS as umem));
+    // Unknown (0) means: no early end.
+    let backed_pages = match (meta.real_size as u64).div_ceil(0x1000) {
+        0 => u64::MAX,
+        n => n,
+    };
+    let (mut backed, mut holes) = (0u64, 0u64);
     let mut page = Address::NULL;
     let mut last_entries = vec![(Address::NULL, 0u64); SCAN_BATCH];
     while page <= max {
@@ -225,9 +260,9 @@ fn scan_top_tables<P: PhysicalMemory>(
             *slot = (page + (i as umem * 0x1000 + 0xff8), 0);
         }
         // Pages outside the memory map read as zero: no candidate.
-        if let Err(PartialError::Error(e)) = mem.phys_view().read_many(&mut last_entries) {
-            return Err(e);
-        }
+        let failed = read_counting_failures(mem, &mut last_entries)?;
+        backed += (SCAN_BATCH - failed) as u64;
+        holes += failed as u64;
         for &(at, entry) in &last_entries {
             // Present, writable, no large page: a table entry (the kernel sets the user bit in
             // upper-level entries too; the leaves decide).
@@ -244,10 +279,94 @@ fn scan_top_tables<P: PhysicalMemory>(
                 return Ok(());
             }
         }
+        if backed >= backed_pages {
+            break;
+        }
+        if holes >= MAX_SCAN_HOLE_PAGES {
+            log::warn!("linux: page table scan stopped at {page} after {holes} pages of holes in physical memory");
+            break;
+        }
         page = match page.checked_add(SCAN_BATCH as umem * 0x1000) {
             Some(next) => next,
             None => break,
         };
     }
     Ok(())
+}
+
+/// Reads the `u64` at each address of `items` in one batch; what cannot be read is zero.
+/// Returns how many items (pieces of them, strictly) could not be read.
+fn read_counting_failures<P: PhysicalMemory>(mem: &mut P, items: &mut [(Address, u64)]) -> Result<usize> {
+    let mut failed = 0;
+    let mut on_fail = |mut chunk: ReadChunk| {
+        chunk.buf.fill(0);
+        failed += 1;
+        true
+    };
+    let ops =
+        items.iter_mut().map(|(at, v)| MemOp { addr: (*at).into(), tag: *at, buf: bytemuck::bytes_of_mut(v).into() });
+    MemBatch::with(ops, None, Some(&mut (&mut on_fail).into()), |b| mem.phys_read_batch(b))?;
+    Ok(failed.min(items.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::dummy_memory_with_map;
+    use crate::mem::{MemMapping, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemoryMetadata};
+
+    /// Physical memory that counts the pages whose last entry the scan probes.
+    struct Counting<P> {
+        mem: P,
+        probes: u64,
+    }
+
+    impl<P: PhysicalMemory> PhysicalMemory for Counting<P> {
+        fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
+            let MemBatch { ops, on_ok, on_fail } = batch;
+            let probes = &mut self.probes;
+            let mut ops = ops.inspect(|op| *probes += u64::from(op.addr.address.page_offset(0x1000) == 0xff8));
+            MemBatch::with(&mut ops, on_ok, on_fail, |b| self.mem.phys_read_batch(b))
+        }
+
+        fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
+            self.mem.phys_write_batch(batch)
+        }
+
+        fn metadata(&self) -> PhysicalMemoryMetadata {
+            self.mem.metadata()
+        }
+
+        fn set_mem_map(&mut self, _map: &[MemMapping]) {}
+    }
+
+    fn probes<P: PhysicalMemory>(mem: P) -> (u64, Result<FoundKernel>) {
+        let mut mem = Counting { mem, probes: 0 };
+        let res = find_kernel(&mut mem, &[]);
+        (mem.probes, res)
+    }
+
+    #[test]
+    fn memory_at_huge_addresses_is_not_scanned_through() {
+        for at in [1u64 << 40, 1 << 52, 1 << 63] {
+            let mut map = MemoryMap::new();
+            map.push(Address::new(at as umem), 0x1000, 0).unwrap();
+            let (probes, res) = probes(dummy_memory_with_map(map).unwrap());
+            assert_eq!(res.err().map(|e| e.kind), Some(ErrorKind::NotFound), "page at {at:#x}");
+            assert!(probes <= MAX_SCAN_HOLE_PAGES + SCAN_BATCH as u64, "page at {at:#x}: {probes} pages probed");
+        }
+    }
+
+    #[test]
+    fn the_scan_ends_with_the_backed_memory() {
+        // 64 MiB at 0 and at 1 GiB: the scan ends after the second range, having seen every
+        // backed page.
+        let mut map = MemoryMap::new();
+        map.push(Address::NULL, 64 << 20, 0).unwrap();
+        map.push(Address::new(1 << 30), 64 << 20, 64 << 20).unwrap();
+        map.push(Address::new(1 << 30), 64 << 20, 64 << 20).unwrap_err();
+        let (probes, res) = probes(dummy_memory_with_map(map).unwrap());
+        assert_eq!(res.err().map(|e| e.kind), Some(ErrorKind::NotFound));
+        assert_eq!(probes, ((1 << 30) + (64 << 20)) / 0x1000);
+    }
 }

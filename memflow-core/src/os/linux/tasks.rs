@@ -10,26 +10,60 @@
 //! kernel's copy, which maps user space as well as the kernel (with page-table isolation the
 //! user copy is the next page and maps almost none of the kernel).
 
+use super::limits::{MAX_COMMAND_LINE, MAX_TASKS, TASK_SLACK};
 use super::list;
 use super::path::file_path;
-use super::record::Record;
+use super::record::{malformed, Record};
 use super::Kernel;
-use crate::error::{PartialError, Result};
+use crate::error::{PartialError, PartialResultExt, Result};
 use crate::mem::{MemoryView, PhysicalMemory};
 use crate::os::{Pid, ProcessInfo, ProcessState};
 use crate::translate::VirtualTranslate;
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
 
-/// The most processes listed (`PID_MAX_LIMIT` on 64-bit).
-pub const MAX_TASKS: usize = 1 << 22;
-/// The longest command line read.
-pub const MAX_COMMAND_LINE: usize = 32 << 10;
-
 /// Calls `visit` with the `task_struct` address of every process until it returns `false`.
+/// A list longer than the kernel says it can be (see [`task_limit`]) is corrupt: the walk
+/// ends with `LimitExceeded` after that many elements. So is an empty one (a running kernel
+/// has at least `init`): `Malformed`.
 pub fn processes<V: MemoryView>(mem: &mut V, kernel: &Kernel, mut visit: impl FnMut(Address) -> bool) -> Result<()> {
     let tasks = kernel.layout.task.tasks as umem;
-    list::walk(mem, kernel.init_task + tasks, MAX_TASKS, "the task list", |node| visit(node - tasks))
+    let (max, reason) = task_limit(mem, kernel);
+    let what = format!("the task list of init_task ({reason})");
+    let mut any = false;
+    list::walk(mem, kernel.init_task + tasks, max, &what, |node| {
+        any = true;
+        visit(node - tasks)
+    })?;
+    if !any {
+        return Err(malformed(format_args!("the task list of init_task is empty: no init, no processes")));
+    }
+    Ok(())
+}
+
+/// The most elements the task list can have, and why: every process is a thread and has its
+/// own pid, so the kernel's thread count `nr_threads` plus [`TASK_SLACK`] (threads started
+/// while a live guest is read) and the kernel's `pid_max`, whichever is smaller and can be
+/// read; else (or if either says more) [`MAX_TASKS`], the highest `pid_max` there is.
+fn task_limit<V: MemoryView>(mem: &mut V, kernel: &Kernel) -> (usize, String) {
+    let mut read_count = |name: &str| {
+        let at = kernel.kallsyms.lookup(name)?;
+        let n = mem.read::<i32>(at).data().ok()?;
+        usize::try_from(n).ok().filter(|&n| n > 0 && n <= MAX_TASKS)
+    };
+    let threads = read_count("nr_threads").map(|n| (n + TASK_SLACK, format!("the kernel counts {n} threads")));
+    let pids = read_count("pid_max").map(|n| (n, format!("the kernel's pid_max is {n}")));
+    match (threads, pids) {
+        (Some(t), Some(p)) => {
+            if t.0 <= p.0 {
+                t
+            } else {
+                p
+            }
+        }
+        (Some(limit), None) | (None, Some(limit)) => limit,
+        (None, None) => (MAX_TASKS, format!("PID_MAX_LIMIT is {MAX_TASKS}")),
+    }
 }
 
 /// The fields of a `task_struct` that describe its process.

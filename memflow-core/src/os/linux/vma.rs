@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 
 use super::layout::{Layout, VmaLinks};
+use super::limits::MAX_VMAS;
 use super::maple;
 use super::record::{malformed, Record};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
@@ -21,8 +22,6 @@ pub const VM_READ: u64 = 0x1;
 pub const VM_WRITE: u64 = 0x2;
 /// `VM_EXEC`.
 pub const VM_EXEC: u64 = 0x4;
-/// The most VMAs of one address space (the kernel's default `vm.max_map_count` is 65530).
-pub const MAX_VMAS: usize = 1 << 17;
 
 /// One mapping of an address space.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
