@@ -294,7 +294,7 @@
 /**
  * Version of the plugin ABI (the descriptor layout plugins must be built for).
  */
-#define MF_PLUGIN_ABI_VERSION 1
+#define MF_PLUGIN_ABI_VERSION 2
 
 /**
  * Version of the C connector interface ([`CConnectorPlugin`]).

@@ -360,6 +360,10 @@ impl PhysicalMemory for Patched {
     fn metadata(&self) -> PhysicalMemoryMetadata {
         self.inner.metadata()
     }
+
+    fn mem_map_callback(&self, callback: memflow_core::mem::MemMappingCallback) -> Result<()> {
+        self.inner.mem_map_callback(callback)
+    }
 }
 
 /// The physical address of the kernel virtual address `va` in the fixture.

@@ -315,6 +315,11 @@ impl PhysicalMemory for BufferMemory {
             ideal_batch_size: u32::MAX,
         }
     }
+
+    fn mem_map_callback(&self, callback: crate::mem::MemMappingCallback) -> Result<()> {
+        self.map.report(callback);
+        Ok(())
+    }
 }
 
 impl core::fmt::Debug for BufferMemory {

@@ -230,6 +230,10 @@ impl PhysicalMemory for FileConnector {
     fn metadata(&self) -> PhysicalMemoryMetadata {
         self.mem.metadata()
     }
+
+    fn mem_map_callback(&self, callback: crate::mem::MemMappingCallback) -> Result<()> {
+        self.mem.mem_map_callback(callback)
+    }
 }
 
 impl CpuState for FileConnector {

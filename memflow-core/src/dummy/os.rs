@@ -659,6 +659,10 @@ impl PhysicalMemory for DummyOs {
     fn metadata(&self) -> PhysicalMemoryMetadata {
         self.mem.metadata()
     }
+
+    fn mem_map_callback(&self, callback: crate::mem::MemMappingCallback) -> Result<()> {
+        self.mem.mem_map_callback(callback)
+    }
 }
 
 // A whole OS instance (kernel view and physical memory included), and a process.

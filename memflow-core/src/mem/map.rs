@@ -31,6 +31,9 @@ impl MemMapping {
     }
 }
 
+/// Called with each [`MemMapping`] of a memory map; returns `false` to stop.
+pub type MemMappingCallback<'a> = cglue::callback::OpaqueCallback<'a, MemMapping>;
+
 /// A piece of a request cut along the map.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum MapPiece {
@@ -92,6 +95,15 @@ impl MemoryMap {
         }
         self.ranges.insert(idx, new);
         Ok(())
+    }
+
+    /// Calls back with each range in ascending order until the callback returns `false`.
+    pub fn report(&self, mut callback: MemMappingCallback) {
+        for range in &self.ranges {
+            if !callback.call(*range) {
+                break;
+            }
+        }
     }
 
     /// The ranges, sorted by guest address.

@@ -13,6 +13,6 @@ mod view;
 pub use batch::*;
 pub use batcher::MemoryBatcher;
 pub use cursor::MemoryCursor;
-pub use map::{MapPiece, MemMapping, MemoryMap};
+pub use map::{MapPiece, MemMapping, MemMappingCallback, MemoryMap};
 pub use phys::*;
 pub use view::*;

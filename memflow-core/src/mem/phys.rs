@@ -4,10 +4,10 @@ use bytemuck::Pod;
 use cglue::prelude::v1::*;
 
 use super::batch::*;
-use super::map::MemMapping;
+use super::map::{MemMapping, MemMappingCallback};
 use super::partial::{read_zeroing, write_checking};
 use super::view::{MemoryView, ViewMetadata};
-use crate::error::{PartialResult, Result};
+use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResult, Result};
 use crate::types::{umem, Address, PhysicalAddress};
 
 /// Static facts about a physical memory backend.
@@ -46,6 +46,16 @@ pub trait PhysicalMemory: Send {
     /// Tells the backend which ranges really exist, for backends that cannot find out
     /// themselves (an OS layer may know better). The default ignores it.
     fn set_mem_map(&mut self, _map: &[MemMapping]) {}
+
+    /// Calls back with each range of physical memory that exists, in ascending order of
+    /// address, until the callback returns `false` (a range's `backing` is the backend's own
+    /// business). Scans over physical memory go over these ranges, never over the address
+    /// span. Backends that do not know their layout return [`ErrorKind::Unsupported`] (the
+    /// default): then anything up to `metadata().max_address` may exist.
+    fn mem_map_callback(&self, callback: MemMappingCallback) -> Result<()> {
+        let _ = callback;
+        Err(Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::Unsupported))
+    }
 
     /// Reads `out.len()` bytes at `addr`; unreadable bytes are zeroed and reported as partial.
     #[skip_func]

@@ -45,6 +45,10 @@ impl<P: PhysicalMemory> PhysicalMemory for DelayedMemory<P> {
         self.mem.metadata()
     }
 
+    fn mem_map_callback(&self, callback: crate::mem::MemMappingCallback) -> Result<()> {
+        self.mem.mem_map_callback(callback)
+    }
+
     fn set_mem_map(&mut self, map: &[MemMapping]) {
         self.mem.set_mem_map(map)
     }

@@ -114,6 +114,10 @@ impl PhysicalMemory for Wrapped {
     fn metadata(&self) -> PhysicalMemoryMetadata {
         self.mem.metadata()
     }
+
+    fn mem_map_callback(&self, callback: crate::mem::MemMappingCallback) -> Result<()> {
+        self.mem.mem_map_callback(callback)
+    }
     fn set_mem_map(&mut self, map: &[MemMapping]) {
         self.mem.set_mem_map(map)
     }

@@ -278,6 +278,11 @@ impl PhysicalMemory for QemuConnector {
             ideal_batch_size: MAX_IOVECS as u32,
         }
     }
+
+    fn mem_map_callback(&self, callback: crate::mem::MemMappingCallback) -> Result<()> {
+        self.map.report(callback);
+        Ok(())
+    }
 }
 
 impl CpuState for QemuConnector {

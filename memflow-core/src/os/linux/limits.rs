@@ -15,6 +15,9 @@ pub const MAX_PHYS_ADDRESS: u64 = (1 << 52) - 1;
 /// declared at a huge address (one page at 2^40) ends the scan quickly instead of walking
 /// the whole span.
 pub const MAX_SCAN_HOLE_PAGES: u64 = 4 << 20;
+/// The most physical memory ranges the scan accepts from a connector's memory map (dump
+/// formats allow at most 4096; QEMU has a handful).
+pub const MAX_SCAN_RANGES: usize = 1 << 16;
 /// Candidate top-level tables tried by the scan.
 pub const MAX_SCANNED_TABLES: usize = 64;
 /// Bytes of candidate kernel images read and searched for kallsyms by the scan, in total.

@@ -15,10 +15,11 @@
 //!    read as a 4-level table. On a 5-level kernel this finds the 4th-level table of the
 //!    image, which maps the image just the same.
 //!
-//! The scan is bounded by what exists, not by the address span: it ends once it has seen as
-//! many backed pages as the connector reports (`real_size`), at the 52-bit physical address
-//! limit ([`MAX_PHYS_ADDRESS`]), or after [`MAX_SCAN_HOLE_PAGES`] unbacked pages, so memory
-//! declared at a huge address costs little. It tries at most [`MAX_SCANNED_TABLES`] tables
+//! The scan is bounded by what exists, not by the address span: it visits the ranges of the
+//! connector's memory map (at most [`MAX_SCAN_RANGES`]), so memory declared at a huge address
+//! costs only its own pages. It ends once it has seen as many backed pages as the connector
+//! reports (`real_size`), at the 52-bit physical address limit ([`MAX_PHYS_ADDRESS`]), or,
+//! for a connector that does not know its map, after [`MAX_SCAN_HOLE_PAGES`] unbacked pages. It tries at most [`MAX_SCANNED_TABLES`] tables
 //! and reads at most [`MAX_SCANNED_IMAGE_BYTES`] of candidate images in all.
 //!
 //! Once kallsyms is decoded, the kernel says how it runs: `__pgtable_l5_enabled` gives the
@@ -29,13 +30,15 @@ use cglue::forward::ForwardMut;
 
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResultExt, Result};
-use crate::mem::{MemBatch, MemOp, MemoryView, PhysicalMemory, ReadChunk};
+use crate::mem::{MemBatch, MemMapping, MemOp, MemoryView, PhysicalMemory, ReadChunk};
 use crate::translate::VirtualTranslate;
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
 
 use super::kallsyms::Kallsyms;
-use super::limits::{MAX_IMAGE, MAX_PHYS_ADDRESS, MAX_SCANNED_IMAGE_BYTES, MAX_SCANNED_TABLES, MAX_SCAN_HOLE_PAGES};
+use super::limits::{
+    MAX_IMAGE, MAX_PHYS_ADDRESS, MAX_SCANNED_IMAGE_BYTES, MAX_SCANNED_TABLES, MAX_SCAN_HOLE_PAGES, MAX_SCAN_RANGES,
+};
 
 /// `__START_KERNEL_map`: where the kernel image mapping starts.
 pub const KERNEL_MAP: umem = 0xffff_ffff_8000_0000;
@@ -239,6 +242,34 @@ fn plausible_entry(entry: u64, max_address: Address) -> bool {
     entry & 1 == 0 || (entry & (1 << 7) == 0 && entry & 0x7ff0_0000_0000_0000 == 0 && addr <= max_address)
 }
 
+/// The ranges of physical memory the scan visits, as (first, last) addresses clamped to
+/// `max`: the connector's memory map, or everything up to `max` when the connector does not
+/// know its map (then the hole budget bounds the scan).
+fn scan_ranges<P: PhysicalMemory>(mem: &P, max: Address) -> Result<Vec<(Address, Address)>> {
+    let mut ranges = Vec::new();
+    let mut too_many = false;
+    let mut add = |range: MemMapping| {
+        if ranges.len() >= MAX_SCAN_RANGES {
+            too_many = true;
+            return false;
+        }
+        if range.size > 0 && range.base <= max {
+            let last = (range.end() - 1).min(max);
+            ranges.push((range.base, last));
+        }
+        true
+    };
+    match mem.mem_map_callback((&mut add).into()) {
+        Ok(()) if too_many => Err(error(
+            ErrorKind::LimitExceeded,
+            format_args!("linux: more than {MAX_SCAN_RANGES} physical memory ranges"),
+        )),
+        Ok(()) => Ok(ranges),
+        Err(e) if e.kind == ErrorKind::Unsupported => Ok(vec![(Address::NULL, max)]),
+        Err(e) => Err(e),
+    }
+}
+
 /// Calls `candidate` with every physical page that looks like a kernel top-level table (see
 /// the module docs), in ascending order, until it returns `false`.
 fn scan_top_tables<P: PhysicalMemory>(
@@ -253,43 +284,45 @@ fn scan_top_tables<P: PhysicalMemory>(
         n => n,
     };
     let (mut backed, mut holes) = (0u64, 0u64);
-    let mut page = Address::NULL;
     let mut last_entries = vec![(Address::NULL, 0u64); SCAN_BATCH];
-    while page <= max {
-        for (i, slot) in last_entries.iter_mut().enumerate() {
-            *slot = (page + (i as umem * 0x1000 + 0xff8), 0);
-        }
-        // Pages outside the memory map read as zero: no candidate.
-        let failed = read_counting_failures(mem, &mut last_entries)?;
-        backed += (SCAN_BATCH - failed) as u64;
-        holes += failed as u64;
-        for &(at, entry) in &last_entries {
-            // Present, writable, no large page: a table entry (the kernel sets the user bit in
-            // upper-level entries too; the leaves decide).
-            if entry & 0x83 != 0x03 || !plausible_entry(entry, max) {
-                continue;
+    for (first, last) in scan_ranges(mem, max)? {
+        let mut page = first.align_down(0x1000);
+        while page <= last {
+            for (i, slot) in last_entries.iter_mut().enumerate() {
+                *slot = (page + (i as umem * 0x1000 + 0xff8), 0);
             }
-            let table_at = at.align_down(0x1000);
-            let mut table = [0u64; 512];
-            if mem.phys_view().read_into(table_at, &mut table).is_err() {
-                continue;
+            // Pages outside the memory map read as zero: no candidate.
+            let failed = read_counting_failures(mem, &mut last_entries)?;
+            backed += (SCAN_BATCH - failed) as u64;
+            holes += failed as u64;
+            for &(at, entry) in &last_entries {
+                // Present, writable, no large page: a table entry (the kernel sets the user bit
+                // in upper-level entries too; the leaves decide).
+                if entry & 0x83 != 0x03 || !plausible_entry(entry, max) {
+                    continue;
+                }
+                let table_at = at.align_down(0x1000);
+                let mut table = [0u64; 512];
+                if mem.phys_view().read_into(table_at, &mut table).is_err() {
+                    continue;
+                }
+                let kernel_half = table[256..].iter().filter(|&&e| e & 1 == 1).count();
+                if kernel_half >= 2 && table.iter().all(|&e| plausible_entry(e, max)) && !candidate(mem, table_at)? {
+                    return Ok(());
+                }
             }
-            let kernel_half = table[256..].iter().filter(|&&e| e & 1 == 1).count();
-            if kernel_half >= 2 && table.iter().all(|&e| plausible_entry(e, max)) && !candidate(mem, table_at)? {
+            if backed >= backed_pages {
                 return Ok(());
             }
+            if holes >= MAX_SCAN_HOLE_PAGES {
+                log::warn!("linux: page table scan stopped at {page} after {holes} pages of holes in physical memory");
+                return Ok(());
+            }
+            page = match page.checked_add(SCAN_BATCH as umem * 0x1000) {
+                Some(next) => next,
+                None => break,
+            };
         }
-        if backed >= backed_pages {
-            break;
-        }
-        if holes >= MAX_SCAN_HOLE_PAGES {
-            log::warn!("linux: page table scan stopped at {page} after {holes} pages of holes in physical memory");
-            break;
-        }
-        page = match page.checked_add(SCAN_BATCH as umem * 0x1000) {
-            Some(next) => next,
-            None => break,
-        };
     }
     Ok(())
 }
@@ -315,10 +348,12 @@ mod tests {
     use crate::connector::dummy_memory_with_map;
     use crate::mem::{MemMapping, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemoryMetadata};
 
-    /// Physical memory that counts the pages whose last entry the scan probes.
+    /// Physical memory that counts the pages whose last entry the scan probes, and tells its
+    /// memory map or (`map_known == false`) does not.
     struct Counting<P> {
         mem: P,
         probes: u64,
+        map_known: bool,
     }
 
     impl<P: PhysicalMemory> PhysicalMemory for Counting<P> {
@@ -337,11 +372,18 @@ mod tests {
             self.mem.metadata()
         }
 
+        fn mem_map_callback(&self, callback: crate::mem::MemMappingCallback) -> Result<()> {
+            if !self.map_known {
+                return Err(Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::Unsupported));
+            }
+            self.mem.mem_map_callback(callback)
+        }
+
         fn set_mem_map(&mut self, _map: &[MemMapping]) {}
     }
 
-    fn probes<P: PhysicalMemory>(mem: P) -> (u64, Result<FoundKernel>) {
-        let mut mem = Counting { mem, probes: 0 };
+    fn scan_probes<P: PhysicalMemory>(mem: P, map_known: bool) -> (u64, Result<FoundKernel>) {
+        let mut mem = Counting { mem, probes: 0, map_known };
         let res = find_kernel(&mut mem, &[]);
         (mem.probes, res)
     }
@@ -351,22 +393,51 @@ mod tests {
         for at in [1u64 << 40, 1 << 52, 1 << 63] {
             let mut map = MemoryMap::new();
             map.push(Address::new(at as umem), 0x1000, 0).unwrap();
-            let (probes, res) = probes(dummy_memory_with_map(map).unwrap());
+            // With the map: the one page (in one batch), nothing of the span below it.
+            let (probes, res) = scan_probes(dummy_memory_with_map(map.clone()).unwrap(), true);
+            assert_eq!(res.err().map(|e| e.kind), Some(ErrorKind::NotFound), "page at {at:#x}");
+            assert!(probes <= SCAN_BATCH as u64, "page at {at:#x}: {probes} pages probed");
+            // Without it: the hole budget ends the scan.
+            let (probes, res) = scan_probes(dummy_memory_with_map(map).unwrap(), false);
             assert_eq!(res.err().map(|e| e.kind), Some(ErrorKind::NotFound), "page at {at:#x}");
             assert!(probes <= MAX_SCAN_HOLE_PAGES + SCAN_BATCH as u64, "page at {at:#x}: {probes} pages probed");
         }
     }
 
     #[test]
+    fn many_ranges_are_visited_and_too_many_refused() {
+        // 4096 single pages spread over 2^60: each is probed, the span between them is not.
+        let mut map = MemoryMap::new();
+        for i in 0..4096u64 {
+            map.push(Address::new((i << 48) as umem), 0x1000, i * 0x1000).unwrap();
+        }
+        let (probes, res) = scan_probes(dummy_memory_with_map(map).unwrap(), true);
+        assert_eq!(res.err().map(|e| e.kind), Some(ErrorKind::NotFound));
+        assert!(probes <= 4096 * SCAN_BATCH as u64, "{probes} pages probed");
+
+        let mut map = MemoryMap::new();
+        for i in 0..=MAX_SCAN_RANGES as u64 {
+            map.push(Address::new((i << 20) as umem), 0x1000, i * 0x1000).unwrap();
+        }
+        let (probes, res) = scan_probes(dummy_memory_with_map(map).unwrap(), true);
+        assert_eq!(res.err().map(|e| e.kind), Some(ErrorKind::LimitExceeded));
+        assert_eq!(probes, 0);
+    }
+
+    #[test]
     fn the_scan_ends_with_the_backed_memory() {
-        // 64 MiB at 0 and at 1 GiB: the scan ends after the second range, having seen every
-        // backed page.
+        // 64 MiB at 0 and at 1 GiB: without the map, the scan ends after the second range,
+        // having seen every backed page.
         let mut map = MemoryMap::new();
         map.push(Address::NULL, 64 << 20, 0).unwrap();
         map.push(Address::new(1 << 30), 64 << 20, 64 << 20).unwrap();
         map.push(Address::new(1 << 30), 64 << 20, 64 << 20).unwrap_err();
-        let (probes, res) = probes(dummy_memory_with_map(map).unwrap());
+        let (probes, res) = scan_probes(dummy_memory_with_map(map.clone()).unwrap(), false);
         assert_eq!(res.err().map(|e| e.kind), Some(ErrorKind::NotFound));
         assert_eq!(probes, ((1 << 30) + (64 << 20)) / 0x1000);
+        // With the map, the hole between the ranges is not visited either.
+        let (probes, res) = scan_probes(dummy_memory_with_map(map).unwrap(), true);
+        assert_eq!(res.err().map(|e| e.kind), Some(ErrorKind::NotFound));
+        assert_eq!(probes, 2 * (64 << 20) / 0x1000);
     }
 }
