@@ -409,7 +409,7 @@ mod tests {
         // 4096 single pages spread over 2^60: each is probed, the span between them is not.
         let mut map = MemoryMap::new();
         for i in 0..4096u64 {
-            map.push(Address::new((i << 48) as umem), 0x1000, i * 0x1000).unwrap();
+            map.push(Address::new((i << 48) as umem), 0x1000, (i * 0x1000) as umem).unwrap();
         }
         let (probes, res) = scan_probes(dummy_memory_with_map(map).unwrap(), true);
         assert_eq!(res.err().map(|e| e.kind), Some(ErrorKind::NotFound));
@@ -417,7 +417,7 @@ mod tests {
 
         let mut map = MemoryMap::new();
         for i in 0..=MAX_SCAN_RANGES as u64 {
-            map.push(Address::new((i << 20) as umem), 0x1000, i * 0x1000).unwrap();
+            map.push(Address::new((i << 20) as umem), 0x1000, (i * 0x1000) as umem).unwrap();
         }
         let (probes, res) = scan_probes(dummy_memory_with_map(map).unwrap(), true);
         assert_eq!(res.err().map(|e| e.kind), Some(ErrorKind::LimitExceeded));
