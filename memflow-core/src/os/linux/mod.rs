@@ -83,6 +83,10 @@ pub(crate) struct Kernel {
     layout: Layout,
     /// The address of `init_task`, the head of the task list.
     init_task: Address,
+    /// The addresses of the kernel's thread count `nr_threads` and of `pid_max`, where
+    /// kallsyms has them (they bound the task list).
+    nr_threads: Option<Address>,
+    pid_max: Option<Address>,
     /// Kernel base, size and paging mode.
     info: OsInfo,
 }
@@ -142,7 +146,8 @@ impl<P: PhysicalMemory + Clone> LinuxOs<P> {
             _ => image.len() as umem,
         };
         let info = OsInfo { base, size, arch };
-        let kernel = Kernel { arch, root, kallsyms, btf, layout, init_task, info };
+        let (nr_threads, pid_max) = (kallsyms.lookup("nr_threads"), kallsyms.lookup("pid_max"));
+        let kernel = Kernel { arch, root, kallsyms, btf, layout, init_task, nr_threads, pid_max, info };
         Ok(LinuxOs { kernel: Arc::new(kernel), view, mem, lib })
     }
 

@@ -46,13 +46,12 @@ pub fn processes<V: MemoryView>(mem: &mut V, kernel: &Kernel, mut visit: impl Fn
 /// while a live guest is read) and the kernel's `pid_max`, whichever is smaller and can be
 /// read; else (or if either says more) [`MAX_TASKS`], the highest `pid_max` there is.
 fn task_limit<V: MemoryView>(mem: &mut V, kernel: &Kernel) -> (usize, String) {
-    let mut read_count = |name: &str| {
-        let at = kernel.kallsyms.lookup(name)?;
-        let n = mem.read::<i32>(at).data().ok()?;
+    let mut read_count = |at: Option<Address>| {
+        let n = mem.read::<i32>(at?).data().ok()?;
         usize::try_from(n).ok().filter(|&n| n > 0 && n <= MAX_TASKS)
     };
-    let threads = read_count("nr_threads").map(|n| (n + TASK_SLACK, format!("the kernel counts {n} threads")));
-    let pids = read_count("pid_max").map(|n| (n, format!("the kernel's pid_max is {n}")));
+    let threads = read_count(kernel.nr_threads).map(|n| (n + TASK_SLACK, format!("the kernel counts {n} threads")));
+    let pids = read_count(kernel.pid_max).map(|n| (n, format!("the kernel's pid_max is {n}")));
     match (threads, pids) {
         (Some(t), Some(p)) => {
             if t.0 <= p.0 {
