@@ -11,6 +11,7 @@ pub mod arch;
 pub mod connector;
 pub mod dummy;
 pub mod error;
+pub mod instance;
 pub mod mem;
 pub mod middleware;
 pub mod os;

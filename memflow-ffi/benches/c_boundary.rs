@@ -168,7 +168,7 @@ unsafe impl Send for SendHandle {}
 
 /// 8 B reads by [`THREADS`] threads at once, each on its own clone, through the C API and from
 /// Rust: the time of `iters` reads on one thread while all of them run.
-fn threads(c: &mut Criterion, conn: *mut MfConnector, rust: &memflow_core::plugins::ConnectorInstanceArcBox<'static>) {
+fn threads(c: &mut Criterion, conn: *mut MfConnector, rust: &memflow_core::instance::ConnectorInstanceArcBox<'static>) {
     let mut rng = SmallRng::seed_from_u64(SEED ^ 0x7468);
     let addrs: Vec<u64> = (0..4096).map(|_| rng.gen_range(0..=RAM - 8)).collect();
     let mut g = c.benchmark_group(format!("c_boundary/threads{THREADS}-8B"));

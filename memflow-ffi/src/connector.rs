@@ -4,8 +4,8 @@ use std::ffi::c_void;
 
 use memflow_core::connector::CpuState;
 use memflow_core::error::{Error, ErrorKind};
+use memflow_core::instance::ConnectorInstanceArcBox;
 use memflow_core::mem::PhysicalMemory;
-use memflow_core::plugins::ConnectorInstanceArcBox;
 use memflow_core::types::PhysicalAddress;
 
 use crate::call::{array_mut, buf_mut, buf_ref, ffi_err, guard, guard_partial, out_arg, partial};

@@ -4,9 +4,9 @@
 use std::ffi::{c_char, c_void};
 
 use memflow_core::error::{Error, ErrorKind};
+use memflow_core::instance::OsInstanceArcBox;
 use memflow_core::mem::MemoryView;
 use memflow_core::os::{Os, ProcessInfo};
-use memflow_core::plugins::OsInstanceArcBox;
 use memflow_core::types::Address;
 
 use crate::call::{buf_mut, buf_ref, callback_arg, ffi_err, guard, guard_partial, out_arg, partial, str_arg};

@@ -3,9 +3,9 @@
 use std::ffi::{c_char, c_void};
 
 use memflow_core::error::Error;
+use memflow_core::instance::ProcessInstanceArcBox;
 use memflow_core::mem::MemoryView;
 use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, Process, SectionInfo};
-use memflow_core::plugins::ProcessInstanceArcBox;
 use memflow_core::types::{imem, Address};
 
 use crate::call::{

@@ -32,13 +32,13 @@ use super::rng::Rng;
 use crate::arch::ArchitectureIdent;
 use crate::connector::{try_dummy_memory, BufferMemory};
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResultExt, Result};
+use crate::instance::{process_instance, LibArc, ProcessInstanceArcBox};
 use crate::mem::{
     MemoryView, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata, ReadBatch, ViewMetadata,
     WriteBatch,
 };
 use crate::os::elf_image::ElfImage;
 use crate::os::*;
-use crate::plugins::{process_instance, LibArc, ProcessInstanceArcBox};
 use crate::types::{umem, Address, PageType, PhysicalAddress};
 use crate::virt::VirtualDma;
 
@@ -668,8 +668,8 @@ impl PhysicalMemory for DummyOs {
 // A whole OS instance (kernel view and physical memory included), and a process.
 mod groups {
     use super::*;
+    use crate::instance::*;
     use crate::mem::{MemoryViewVtbl, PhysicalMemoryVtbl};
-    use crate::plugins::*;
     use crate::translate::{VirtualTranslate, VirtualTranslateVtbl};
     use cglue::prelude::v1::*;
 

@@ -4,7 +4,7 @@ use cglue::prelude::v1::*;
 
 use super::info::*;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
-use crate::plugins::ProcessInstanceArcBox;
+use crate::instance::ProcessInstanceArcBox;
 use crate::types::Address;
 
 fn not_found(what: core::fmt::Arguments) -> Error {

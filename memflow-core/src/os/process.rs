@@ -8,7 +8,7 @@ use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::types::{imem, Address};
 
 /// A process. Instances are also a [`crate::mem::MemoryView`] of the process's address space
-/// (see [`crate::plugins::ProcessInstance`]).
+/// (see [`crate::instance::ProcessInstance`]).
 #[cglue_trait]
 #[int_result]
 pub trait Process: Send {

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use cglue::prelude::v1::*;
 
 use super::descriptor::PluginHeader;
-use super::instances::*;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::instance::*;
 use crate::mem::{report, MemBatch, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata, SplitBuf};
 use crate::types::{umem, Address};
 

@@ -16,9 +16,9 @@ use cglue::option::COption;
 use cglue::repr_cstring::ReprCString;
 
 use super::args::Args;
-use super::instances::*;
 use super::logging::PluginLogger;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::instance::*;
 use crate::types::{umem, Address, PhysicalAddress, UMEM_BITS};
 
 /// The exported symbol every plugin library defines.

@@ -12,12 +12,12 @@ use cglue::trait_group::Opaquable;
 
 use super::args::{parse_chain, Args, ChainLink};
 use super::descriptor::*;
-use super::instances::*;
 use super::library::{read_descriptors, FileDescriptor, Library};
 use super::logging::PluginLogger;
 use super::middleware::{take_middleware, MiddlewareConfig};
 use super::trust::{open_trusted, TrustedFile};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::instance::*;
 
 fn inv_err(kind: ErrorKind, why: impl core::fmt::Display) -> Error {
     Error::new(ErrorOrigin::Inventory, kind).log_warn(why)

@@ -7,9 +7,9 @@ use std::time::Duration;
 use cglue::prelude::v1::*;
 
 use super::args::{bad_value, parse_flag, Args};
-use super::instances::*;
 use crate::connector::cpu_state::*;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::instance::*;
 use crate::mem::{MemMapping, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
 use crate::middleware::{check_cache_config, CacheValidity, CachedMemory, DelayedMemory, MetricsMemory, DELAY_MAX};
 use crate::types::size;

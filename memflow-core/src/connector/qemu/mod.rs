@@ -35,10 +35,10 @@ use cglue::prelude::v1::*;
 
 use crate::connector::cpu_state::*;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::instance::*;
 use crate::mem::*;
 use crate::os::native::{NativeOs, MAX_IOVECS};
 use crate::os::{Os, Pid, Process, ProcessInfo};
-use crate::plugins::*;
 use crate::types::{Address, PhysicalAddress};
 pub use cmdline::QemuCommandLine;
 use layout::RamLayout;

@@ -48,12 +48,12 @@ pub use vma::Vma;
 use crate::arch::ArchitectureIdent;
 use crate::connector::cpu_state::{CpuState, X86ArchHint};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::instance::{process_instance, ConnectorInstanceArcBox, LibArc, ProcessInstanceArcBox};
 use crate::mem::{
     MemMapping, MemoryView, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata, ReadBatch,
     ViewMetadata, WriteBatch,
 };
 use crate::os::*;
-use crate::plugins::{process_instance, ConnectorInstanceArcBox, LibArc, ProcessInstanceArcBox};
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
 
@@ -245,8 +245,8 @@ fn write_fuzz_seed(target: &str, name: &str, bytes: &[u8]) {
 // A whole OS instance (kernel memory and physical memory included), and a process.
 mod groups {
     use super::*;
+    use crate::instance::*;
     use crate::mem::{MemoryViewVtbl, PhysicalMemoryVtbl};
-    use crate::plugins::*;
     use crate::translate::{VirtualTranslate, VirtualTranslateVtbl};
 
     cglue_impl_group!(LinuxOs<P: PhysicalMemory + Clone + 'static>, OsInstance, { PhysicalMemory, MemoryView, VirtualTranslate });

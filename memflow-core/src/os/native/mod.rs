@@ -26,8 +26,8 @@ pub use process::NativeProcess;
 
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::instance::{LibArc, ProcessInstanceArcBox, ProcessInstanceBase};
 use crate::os::*;
-use crate::plugins::{LibArc, ProcessInstanceArcBox, ProcessInstanceBase};
 use crate::types::{umem, Address};
 use procfs::{proc_path, KernelModule, Stat};
 
@@ -60,8 +60,8 @@ fn io_error(origin: ErrorOrigin, missing: ErrorKind, e: &io::Error) -> Error {
 }
 
 // Both are whole instances: an OS without physical memory or a kernel view, and a process.
-cglue_impl_group!(NativeOs, crate::plugins::OsInstance, {});
-cglue_impl_group!(NativeProcess, crate::plugins::ProcessInstance, {});
+cglue_impl_group!(NativeOs, crate::instance::OsInstance, {});
+cglue_impl_group!(NativeProcess, crate::instance::ProcessInstance, {});
 
 /// The running Linux host as an [`Os`]. Clones share nothing but the library context.
 #[derive(Clone)]

@@ -1,5 +1,8 @@
 //! The objects plugins hand out: cglue trait groups that carry their plugin library along.
 //!
+//! They sit below `os/` and `connector/` (which implement them and return them, e.g.
+//! [`crate::os::Os::process_by_info`]) and below `plugins/` (which re-exports them).
+//!
 //! An instance is a boxed object plus a context ([`LibArc`]) that keeps the library it came
 //! from loaded for as long as the instance, or anything made from it, lives. Built-in plugins
 //! use an empty context.
