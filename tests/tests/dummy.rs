@@ -7,8 +7,7 @@ use memflow_core::os::{Os, Process};
 use memflow_core::plugins::{ChainInstance, Inventory, PluginKind, PluginSource};
 use memflow_core::types::Address;
 
-mod common;
-use common::{copy_into, shipped, temp_dir};
+use memflow_tests::{copy_into, shipped, temp_dir};
 
 #[test]
 fn one_library_gives_a_connector_and_an_os() {

@@ -11,16 +11,7 @@ use std::process::Command;
 use std::ptr::{null, null_mut};
 
 use memflow_ffi::*;
-
-/// The directory cargo put this workspace's libraries in (`target/debug`).
-fn build_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use memflow_tests::{build_dir, repo_root, temp_dir};
 
 /// The shared library, built by `cargo build --workspace` (or as a dependency of this crate).
 fn shared_lib() -> PathBuf {
@@ -33,13 +24,6 @@ fn fixture_dump() -> PathBuf {
     let dump = repo_root().join("target/fixtures/cloud-4l/dump.elf");
     assert!(dump.exists(), "{} is missing: run `scripts/guest-dump.sh --all` (cargo xtask test does)", dump.display());
     dump
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("memflow-ffi-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn last_message() -> String {

@@ -2,6 +2,7 @@
 //! the headers and compare them with the checked-in ones, and build the SDK archive).
 
 pub mod dist;
+pub mod guest;
 pub mod headers;
 
 use std::path::{Path, PathBuf};
