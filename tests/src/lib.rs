@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests in `tests/tests/`: the guest fixtures, the
 //! repository's paths, private temporary directories, the shipped plugin libraries and the
 //! live-guest launcher (the one `cargo xtask demo` uses).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod files;
 mod fixture;

@@ -1,5 +1,6 @@
 //! The `dummy` plugin library: one file with two plugins, the synthetic memory connector and
 //! the synthetic OS, loaded from a temporary directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use memflow_core::error::{ErrorKind, PartialResultExt};
 use memflow_core::mem::{MemoryView, PhysicalMemory};

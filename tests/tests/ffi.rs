@@ -3,6 +3,7 @@
 //! ABI version in the soname; the API works end to end from Rust; and a C program compiled
 //! against the shared library and `include/` runs clean under valgrind (no leaks, no invalid
 //! accesses).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::BTreeSet;
 use std::ffi::{c_char, c_void, CStr};

@@ -2,6 +2,7 @@
 //! pinned generator they must be identical; their version macros match the workspace version
 //! and the library; each compiles on its own as C99/C11/C++17 with warnings as errors and
 //! survives double inclusion.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -19,6 +19,7 @@
 //! (`target/hostile/hostile_runner OP CHAIN [ARG]`).
 
 #![allow(clippy::unnecessary_cast)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 #[path = "hostile/dump.rs"]
 mod dump;

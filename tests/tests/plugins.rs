@@ -1,5 +1,6 @@
 //! The plugin system with real libraries: loading from a directory, refusing bad libraries
 //! with the reason, chains from strings, clones across threads.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -14,6 +14,7 @@
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};

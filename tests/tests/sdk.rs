@@ -18,6 +18,7 @@
 //! through the native layer needs the rights to (root, or ptrace permission).
 
 #![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;

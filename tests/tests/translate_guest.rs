@@ -15,6 +15,7 @@
 //!
 //! Every symbol is checked (no sampling): a debug build runs each fixture in well under a second.
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::HashMap;
 

@@ -11,6 +11,7 @@
 //!   (CMake configure, build, install into a staging prefix, tar).
 //! - `sdk [CHAIN...]`: builds and installs the C/C++ SDK under `target/sdk/`, builds the C
 //!   examples against it and runs the C process list on this machine (or on each CHAIN).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a developer tool: a panic is a failed task
 
 use std::path::PathBuf;
 use std::process::exit;
