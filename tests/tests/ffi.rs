@@ -12,7 +12,7 @@ use std::process::Command;
 use std::ptr::{null, null_mut};
 
 use memflow_ffi::*;
-use memflow_tests::{build_dir, repo_root, temp_dir};
+use memflow_tests::{build_dir, repo_root, temp_dir, Fixture};
 
 /// The shared library, built by `cargo build --workspace` (or as a dependency of this crate).
 fn shared_lib() -> PathBuf {
@@ -22,9 +22,7 @@ fn shared_lib() -> PathBuf {
 }
 
 fn fixture_dump() -> PathBuf {
-    let dump = repo_root().join("target/fixtures/cloud-4l/dump.elf");
-    assert!(dump.exists(), "{} is missing: run `scripts/guest-dump.sh --all` (cargo xtask test does)", dump.display());
-    dump
+    Fixture::load("cloud-4l").dir.join("dump.elf")
 }
 
 fn last_message() -> String {
