@@ -1,6 +1,7 @@
 //! Link settings of the shared library: a soname carrying the C ABI version
 //! (`libmemflow_ffi.so.<MF_ABI_VERSION>`) and a version script that exports only the C API.
 //! The ABI version is read from `src/version.rs`, the single place it is defined.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a build script: a panic is a failed build
 
 use std::path::Path;
 

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p memflow-core --example dump_info -- target/fixtures/cloud-4l/dump.elf
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)] // example code: a panic with its message is the clearest way out
 
 use memflow_core::connector::{self, CpuState, OpenOptions};
 use memflow_core::mem::PhysicalMemory;

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release -p memflow-core --example linux_ps -- "coredump:target/fixtures/cloud-4l/dump.elf -> linux"
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)] // example code: a panic with its message is the clearest way out
 
 use std::time::Instant;
 

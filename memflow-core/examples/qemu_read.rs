@@ -9,6 +9,7 @@
 //!
 //! Reads walk the guest's first RAM range block by block (wrapping around), so they touch
 //! the guest RAM, not one cached block.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // example code: a panic with its message is the clearest way out
 
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,7 @@
 // `umem` is `u64` or `u128` (feature `128_bit_mem`): casts and conversions that are no-ops in
 // one width are needed in the other.
 #![allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+#![warn(missing_docs)]
 
 pub mod arch;
 pub mod connector;

@@ -1,6 +1,7 @@
 //! The batched engine against the reference walker and the builder's truth, on random
 //! address spaces of every architecture.
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod xlate_common;
 

@@ -1,6 +1,7 @@
 //! Garbage tables: random entries, self-references, loops and tables past the end of memory end
 //! in per-address failures that agree with the reference walker, never in hangs or panics.
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod xlate_common;
 

@@ -15,6 +15,7 @@
 //! - memflow's batched translation fails some valid addresses when different virtual ranges
 //!   share identical entries (the kernel image and direct map case).
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod xlate_common;
 

@@ -26,6 +26,7 @@
 //!   objects (it must not: each handle has its own lock).
 //!
 //! Run: `cargo bench -p memflow-ffi --bench c_boundary -- --warm-up-time 1 --measurement-time 3`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failed run
 
 use std::ffi::{c_char, c_void, CString};
 use std::hint::black_box;

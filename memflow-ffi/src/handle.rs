@@ -198,7 +198,9 @@ fn thread_mark() -> usize {
 pub(crate) fn into_raw<H: Handle>(value: H) -> Result<*mut H, Error> {
     let table = H::table();
     let index = table.reserve()?;
-    let slot = table.slot(index).expect("a reserved slot's chunk exists");
+    let slot = table.slot(index).ok_or_else(|| {
+        ffi_err(ErrorKind::Unknown, format_args!("handle slot {index} was reserved but has no chunk"))
+    })?;
     let mut state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
     state.object = Some(Box::new(value));
     Ok(encode(H::TAG, state.generation, index) as *mut H)

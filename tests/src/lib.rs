@@ -1,75 +1,11 @@
-//! Shared helpers of the integration tests in `tests/tests/`.
+//! Shared helpers of the integration tests in `tests/tests/`: the guest fixtures, the
+//! repository's paths, private temporary directories, the shipped plugin libraries and the
+//! live-guest launcher (the one `cargo xtask demo` uses).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::path::{Path, PathBuf};
+mod files;
+mod fixture;
 
-use memflow_core::connector::{open, DumpFormat, FileConnector, OpenOptions};
-
-/// One guest fixture directory made by `scripts/guest-dump.sh`, checked to be complete.
-/// A missing fixture fails the test that loads it: tests never skip silently.
-pub struct Fixture {
-    /// The fixture's name (its directory under `target/fixtures`).
-    pub name: &'static str,
-    /// Its directory.
-    pub dir: PathBuf,
-    /// `serial.log`.
-    pub serial: String,
-    /// `meta.txt`.
-    pub meta: String,
-}
-
-impl Fixture {
-    /// Loads `target/fixtures/NAME`; panics with instructions if it is incomplete.
-    pub fn load(name: &'static str) -> Self {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures").join(name);
-        let missing: Vec<_> =
-            ["dump.elf", "serial.log", "meta.txt"].into_iter().filter(|f| !dir.join(f).is_file()).collect();
-        assert!(
-            missing.is_empty(),
-            "fixture {name} is incomplete: {missing:?} missing in {}. Run `scripts/guest-dump.sh --all` \
-             first (CI runs it before the tests); it boots a guest under QEMU and dumps its memory.",
-            dir.display()
-        );
-        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-        Fixture { name, serial: read("serial.log"), meta: read("meta.txt"), dir }
-    }
-
-    /// Opens `dump.elf`.
-    pub fn open(&self) -> FileConnector {
-        let conn = open(self.dir.join("dump.elf"), OpenOptions::default()).unwrap();
-        assert_eq!(conn.format(), DumpFormat::ElfCore);
-        conn
-    }
-
-    /// The lines the guest printed between `==== MEMFLOW-BEGIN name ====` and its END line.
-    pub fn section(&self, name: &str) -> &str {
-        let begin = format!("==== MEMFLOW-BEGIN {name} ====\n");
-        let start =
-            self.serial.find(&begin).unwrap_or_else(|| panic!("{}: no section {name}", self.name)) + begin.len();
-        let len = self.serial[start..].find(&format!("==== MEMFLOW-END {name} ====")).unwrap();
-        &self.serial[start..start + len]
-    }
-
-    /// A `key=value` line of meta.txt.
-    pub fn meta(&self, key: &str) -> &str {
-        let prefix = format!("{key}=");
-        self.meta
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("{}: no {key} in meta.txt", self.name))
-    }
-
-    /// The `System RAM` ranges of the guest's /proc/iomem, inclusive.
-    pub fn system_ram(&self) -> Vec<(u64, u64)> {
-        let ram: Vec<_> = self
-            .section("iomem")
-            .lines()
-            .filter(|l| l.trim_end().ends_with(": System RAM"))
-            .map(|l| {
-                let (start, end) = l.trim().split(' ').next().unwrap().split_once('-').unwrap();
-                (u64::from_str_radix(start, 16).unwrap(), u64::from_str_radix(end, 16).unwrap())
-            })
-            .collect();
-        assert!(!ram.is_empty(), "{}: no System RAM in /proc/iomem", self.name);
-        ram
-    }
-}
+pub use files::{build_dir, copy_into, repo_root, shipped, temp_dir};
+pub use fixture::{section, Fixture};
+pub use xtask::guest::LiveGuest;

@@ -1,5 +1,6 @@
 //! The `dummy` plugin library: one file with two plugins, the synthetic memory connector and
 //! the synthetic OS, loaded from a temporary directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use memflow_core::error::{ErrorKind, PartialResultExt};
 use memflow_core::mem::{MemoryView, PhysicalMemory};
@@ -7,8 +8,7 @@ use memflow_core::os::{Os, Process};
 use memflow_core::plugins::{ChainInstance, Inventory, PluginKind, PluginSource};
 use memflow_core::types::Address;
 
-mod common;
-use common::{copy_into, shipped, temp_dir};
+use memflow_tests::{copy_into, shipped, temp_dir};
 
 #[test]
 fn one_library_gives_a_connector_and_an_os() {

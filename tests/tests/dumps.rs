@@ -4,6 +4,7 @@
 //! 4-level (`cloud-4l`) and a 5-level paging guest (`cloud-5l`), each with `dump.elf` (QEMU
 //! `dump-guest-memory`), `serial.log` (what the guest printed about itself) and `meta.txt`.
 //! A missing fixture fails the tests: they never skip silently.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

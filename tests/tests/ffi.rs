@@ -3,6 +3,7 @@
 //! ABI version in the soname; the API works end to end from Rust; and a C program compiled
 //! against the shared library and `include/` runs clean under valgrind (no leaks, no invalid
 //! accesses).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::BTreeSet;
 use std::ffi::{c_char, c_void, CStr};
@@ -11,16 +12,7 @@ use std::process::Command;
 use std::ptr::{null, null_mut};
 
 use memflow_ffi::*;
-
-/// The directory cargo put this workspace's libraries in (`target/debug`).
-fn build_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use memflow_tests::{build_dir, repo_root, temp_dir, Fixture};
 
 /// The shared library, built by `cargo build --workspace` (or as a dependency of this crate).
 fn shared_lib() -> PathBuf {
@@ -30,16 +22,7 @@ fn shared_lib() -> PathBuf {
 }
 
 fn fixture_dump() -> PathBuf {
-    let dump = repo_root().join("target/fixtures/cloud-4l/dump.elf");
-    assert!(dump.exists(), "{} is missing: run `scripts/guest-dump.sh --all` (cargo xtask test does)", dump.display());
-    dump
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("memflow-ffi-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Fixture::load("cloud-4l").dir.join("dump.elf")
 }
 
 fn last_message() -> String {

@@ -2,23 +2,15 @@
 //! pinned generator they must be identical; their version macros match the workspace version
 //! and the library; each compiles on its own as C99/C11/C++17 with warnings as errors and
 //! survives double inclusion.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
+use memflow_tests::{repo_root, temp_dir};
 
 fn include_dir() -> PathBuf {
     repo_root().join("include")
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("memflow-headers-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// The version in the workspace's Cargo.toml (`[workspace.package] version = "..."`).

@@ -19,6 +19,7 @@
 //! (`target/hostile/hostile_runner OP CHAIN [ARG]`).
 
 #![allow(clippy::unnecessary_cast)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 #[path = "hostile/dump.rs"]
 mod dump;
@@ -32,6 +33,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use memflow_core::error::{Error, ErrorKind};
+use memflow_tests::{build_dir, repo_root};
 
 use dump::{Dump, Patch, Slot, WorkCopy};
 use files::{cpu_notes, elf_core, lime, pages_at, token_flood_memory, tokens, DIGIT_TOKENS};
@@ -63,16 +65,6 @@ fn time_limit() -> Duration {
 fn memory_limit(file: Option<&Path>) -> u64 {
     let size = file.and_then(|f| std::fs::metadata(f).ok()).filter(|m| m.is_file()).map_or(0, |m| m.len());
     size + MEMORY_HEADROOM
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-/// The directory cargo put this workspace's libraries in (`target/debug`).
-fn build_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
 /// Builds the runner in `dir` against the shared library (under its soname, as installed)

@@ -8,6 +8,7 @@
 //! 5-level paging. A missing fixture fails the tests.
 
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -4,6 +4,7 @@
 //! OS-independent `module_header` runs unchanged against the synthetic OS too.
 
 #![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

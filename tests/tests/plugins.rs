@@ -1,5 +1,6 @@
 //! The plugin system with real libraries: loading from a directory, refusing bad libraries
 //! with the reason, chains from strings, clones across threads.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,8 +12,7 @@ use memflow_core::mem::{MemoryView, PhysicalMemory};
 use memflow_core::plugins::{Args, Inventory, PluginKind, PluginSource, PLUGIN_MAGIC};
 use memflow_core::types::Address;
 
-mod common;
-use common::{copy_into, shipped, temp_dir};
+use memflow_tests::{copy_into, shipped, temp_dir};
 
 /// Patches the `u32` at `offset` bytes into the descriptor header of a library copy.
 fn patch_header(path: &Path, offset: usize, value: u32) {

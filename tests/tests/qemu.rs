@@ -14,8 +14,9 @@
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -30,10 +31,7 @@ use memflow_core::os::Os;
 use memflow_core::plugins::Inventory;
 use memflow_core::types::{umem, Address, PhysicalAddress};
 use memflow_core::virt::VirtualDma;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use memflow_tests::{repo_root, section, Fixture, LiveGuest};
 
 /// Makes a child get SIGKILL when the thread that started it (this test) ends.
 fn die_with_parent(cmd: &mut Command) -> &mut Command {
@@ -64,7 +62,7 @@ fn alive(pid: u32) -> bool {
 /// Runs one HMP command over QMP with `scripts/qmp.py`; returns its output.
 fn hmp(socket: &Path, command: &str) -> String {
     let out = Command::new("python3")
-        .arg(repo().join("scripts/qmp.py"))
+        .arg(repo_root().join("scripts/qmp.py"))
         .arg(socket)
         .args(["cmd", "human-monitor-command", &format!("{{\"command-line\": \"{command}\"}}")])
         .output()
@@ -81,112 +79,22 @@ fn qemu_reads_u64(socket: &Path, addr: u64) -> u64 {
     u64::from_str_radix(&hex, 16).unwrap()
 }
 
-/// A guest started by `scripts/guest-run.sh`, stopped on drop.
-struct Guest {
-    script: Child,
-    /// The `-name` of the guest.
-    name: String,
-    /// The QEMU process.
-    pid: u32,
-    qmp: PathBuf,
-    serial: PathBuf,
+/// Boots the fixture guest as `memflow-test-<tag>-<test pid>` and waits until it is ready.
+fn boot(tag: &str) -> LiveGuest {
+    LiveGuest::start(&format!("{tag}-{}", std::process::id())).unwrap_or_else(|e| panic!("{e}"))
 }
 
-impl Guest {
-    /// Boots the fixture guest as `memflow-test-<tag>-<test pid>` and waits until it is ready.
-    fn boot(tag: &str) -> Guest {
-        let tag = format!("{tag}-{}", std::process::id());
-        let mut script = die_with_parent(Command::new("bash").arg(repo().join("scripts/guest-run.sh")).arg(&tag))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut facts = HashMap::new();
-        for line in BufReader::new(script.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if line == "ready" {
-                break;
-            }
-            if let Some((k, v)) = line.split_once('=') {
-                facts.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        let fact = |k: &str| {
-            facts.get(k).cloned().unwrap_or_else(|| panic!("guest-run.sh failed (no {k}=); see its log above"))
-        };
-        Guest {
-            name: format!("memflow-test-{tag}"),
-            pid: fact("pid").parse().unwrap(),
-            qmp: fact("qmp").into(),
-            serial: fact("serial").into(),
-            script,
-        }
-    }
-
-    /// The lines the guest printed between `==== MEMFLOW-BEGIN name ====` and its END line.
-    fn section(&self, name: &str) -> String {
-        let serial = std::fs::read_to_string(&self.serial).unwrap().replace('\r', "");
-        let begin = format!("==== MEMFLOW-BEGIN {name} ====\n");
-        let start = serial.find(&begin).unwrap_or_else(|| panic!("no section {name}")) + begin.len();
-        let len = serial[start..].find(&format!("==== MEMFLOW-END {name} ====")).unwrap();
-        serial[start..start + len].to_owned()
-    }
-
-    /// Kills QEMU (not the script) and waits until its memory is gone.
-    fn kill_qemu(&self) {
-        // SAFETY: plain kill(2) of the QEMU process this guest owns.
-        unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
-        wait_for(Duration::from_secs(10), "QEMU to die", || !alive(self.pid));
-    }
+/// The lines the guest printed so far between `==== MEMFLOW-BEGIN name ====` and its END line.
+fn guest_section(guest: &LiveGuest, name: &str) -> String {
+    let serial = std::fs::read_to_string(&guest.serial).unwrap().replace('\r', "");
+    section(&serial, name).unwrap_or_else(|| panic!("no section {name}")).to_owned()
 }
 
-impl Drop for Guest {
-    fn drop(&mut self) {
-        // SIGTERM lets the script stop QEMU and remove its files; SIGKILL if it hangs
-        // (QEMU then dies by its parent-death signal).
-        // SAFETY: plain kill(2) of our own child.
-        unsafe { libc::kill(self.script.id() as libc::pid_t, libc::SIGTERM) };
-        let start = Instant::now();
-        while self.script.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(15) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.script.kill();
-        let _ = self.script.wait();
-    }
-}
-
-/// The fixture this guest matches: the same kernel, options and machine.
-struct Fixture {
-    dir: PathBuf,
-    meta: String,
-    kallsyms: HashMap<String, u64>,
-}
-
-impl Fixture {
-    fn load(name: &str) -> Fixture {
-        let dir = repo().join("target/fixtures").join(name);
-        let read = |f: &str| {
-            std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| {
-                panic!("fixture {name}: {f}: {e}. Run `scripts/guest-dump.sh --all` first (CI does).")
-            })
-        };
-        let kallsyms = read("kallsyms.txt")
-            .lines()
-            .filter_map(|l| {
-                let mut f = l.split_whitespace();
-                let addr = u64::from_str_radix(f.next()?, 16).ok()?;
-                Some((f.nth(1)?.to_owned(), addr))
-            })
-            .collect();
-        Fixture { meta: read("meta.txt"), kallsyms, dir }
-    }
-
-    fn meta(&self, key: &str) -> &str {
-        self.meta.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).unwrap()
-    }
-
-    fn symbol(&self, name: &str) -> u64 {
-        self.kallsyms[name]
-    }
+/// Kills QEMU (not the script) and waits until its memory is gone.
+fn kill_qemu(guest: &LiveGuest) {
+    // SAFETY: plain kill(2) of the QEMU process this guest owns.
+    unsafe { libc::kill(guest.pid as libc::pid_t, libc::SIGKILL) };
+    wait_for(Duration::from_secs(10), "QEMU to die", || !alive(guest.pid));
 }
 
 /// Physical address of a kernel-image address in a `nokaslr` guest: the image is mapped at
@@ -234,14 +142,14 @@ fn user_processes_of_ps(ps: &str) -> BTreeSet<(u32, u32, String)> {
 #[test]
 fn live_guest() {
     let fixture = Fixture::load("cloud-4l");
-    let guest = Guest::boot("live");
-    let release = guest.section("uname").split_whitespace().nth(2).unwrap().to_owned();
+    let guest = boot("live");
+    let release = guest_section(&guest, "uname").split_whitespace().nth(2).unwrap().to_owned();
     assert_eq!(
         release,
         fixture.meta("kernel_release"),
         "the live guest must run the fixture's kernel build; rebuild the fixtures with `scripts/guest-dump.sh --all --force`"
     );
-    let banner = guest.section("version").trim_end().to_owned();
+    let banner = guest_section(&guest, "version").trim_end().to_owned();
     let ram = 256u64 << 20;
 
     // Listed as a target, opened by name, by pid, through QMP alone, and by chains.
@@ -338,7 +246,7 @@ fn live_guest() {
         .map(|p| (p.pid, p.ppid, (*p.name).to_owned()))
         .filter(|(pid, ppid, _)| *pid != 2 && *ppid != 2 && *pid != 0)
         .collect();
-    let ps = user_processes_of_ps(&guest.section("ps"));
+    let ps = user_processes_of_ps(&guest_section(&guest, "ps"));
     assert!(listed.is_superset(&ps), "{chain}: lists {listed:?}, ps listed {ps:?}");
     // After its report, init only started the `sleep` it idles in.
     let later: Vec<_> = listed.difference(&ps).collect();
@@ -347,7 +255,7 @@ fn live_guest() {
 
     // The guest exits: the next read and write fail with Gone, every byte reported failed.
     let mut chained = inventory.create_connector_chain(&chains[3]).unwrap();
-    guest.kill_qemu();
+    kill_qemu(&guest);
     let mut buf = [0xffu8; 16];
     match plain.phys_read_raw_into(PhysicalAddress::plain(Address::from(banner_pa)), &mut buf) {
         Err(PartialError::Error(e)) => assert_eq!(e.kind, ErrorKind::Gone),

@@ -18,6 +18,7 @@
 //! through the native layer needs the rights to (root, or ptrace permission).
 
 #![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -30,6 +31,7 @@ use memflow_core::error::PartialError;
 use memflow_core::mem::PhysicalMemory;
 use memflow_core::plugins::{Args, Inventory, PluginFlavor, PluginKind};
 use memflow_core::types::{Address, PhysicalAddress};
+use memflow_tests::{repo_root, Fixture};
 
 // ---- the shared setup -------------------------------------------------------------------
 
@@ -71,7 +73,7 @@ fn setup() -> Sdk {
             "`{tool}` is missing: run scripts/install-deps.sh (cargo xtask test does)"
         );
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let repo = repo_root();
     let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk");
     std::fs::create_dir_all(&work).unwrap();
     let sdk = Sdk {
@@ -139,9 +141,7 @@ fn example(path: &Path) -> Command {
 }
 
 fn fixture_dump() -> PathBuf {
-    let dump = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures/cloud-4l/dump.elf");
-    assert!(dump.exists(), "{} is missing: run `scripts/guest-dump.sh --all` (cargo xtask test does)", dump.display());
-    dump.canonicalize().unwrap()
+    Fixture::load("cloud-4l").dir.join("dump.elf").canonicalize().unwrap()
 }
 
 /// The `comm` of this process, as the native OS layer reports its name.

@@ -15,13 +15,14 @@
 //!
 //! Every symbol is checked (no sampling): a debug build runs each fixture in well under a second.
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::HashMap;
 
 use memflow_core::arch::{Architecture, ArchitectureIdent};
 use memflow_core::cglue::iter::CIterator;
 use memflow_core::connector::cpu_state::CR4_LA57;
-use memflow_core::connector::{open, CpuState, DumpFormat, FileConnector, OpenOptions};
+use memflow_core::connector::{CpuState, FileConnector};
 use memflow_core::error::Error;
 use memflow_core::mem::MemoryView;
 use memflow_core::translate::{
@@ -29,43 +30,7 @@ use memflow_core::translate::{
 };
 use memflow_core::types::{umem, Address, PhysicalAddress};
 use memflow_core::virt::VirtualDma;
-
-/// One guest fixture directory made by `scripts/guest-dump.sh` (a missing one fails the test).
-struct Fixture {
-    name: &'static str,
-    dir: std::path::PathBuf,
-    serial: String,
-}
-
-impl Fixture {
-    fn load(name: &'static str) -> Self {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures").join(name);
-        for f in ["dump.elf", "serial.log", "kallsyms.txt"] {
-            assert!(
-                dir.join(f).is_file(),
-                "fixture {name}: {f} missing in {}; run `scripts/guest-dump.sh --all` first",
-                dir.display()
-            );
-        }
-        let serial = std::fs::read_to_string(dir.join("serial.log")).unwrap();
-        Fixture { name, dir, serial }
-    }
-
-    fn open(&self) -> FileConnector {
-        let conn = open(self.dir.join("dump.elf"), OpenOptions::default()).unwrap();
-        assert_eq!(conn.format(), DumpFormat::ElfCore);
-        conn
-    }
-
-    /// The lines the guest printed between `==== MEMFLOW-BEGIN name ====` and its END line.
-    fn section(&self, name: &str) -> &str {
-        let begin = format!("==== MEMFLOW-BEGIN {name} ====\n");
-        let start =
-            self.serial.find(&begin).unwrap_or_else(|| panic!("{}: no section {name}", self.name)) + begin.len();
-        let len = self.serial[start..].find(&format!("==== MEMFLOW-END {name} ====")).unwrap();
-        &self.serial[start..start + len]
-    }
-}
+use memflow_tests::Fixture;
 
 /// Symbols translated per `virt_to_phys_list` call.
 const BATCH: usize = 4096;

@@ -11,10 +11,12 @@
 //!   (CMake configure, build, install into a staging prefix, tar).
 //! - `sdk [CHAIN...]`: builds and installs the C/C++ SDK under `target/sdk/`, builds the C
 //!   examples against it and runs the C process list on this machine (or on each CHAIN).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a developer tool: a panic is a failed task
 
 use std::path::PathBuf;
-use std::process::{exit, Command};
+use std::process::exit;
 
+use xtask::guest::LiveGuest;
 use xtask::{root, run};
 
 fn main() {
@@ -59,56 +61,10 @@ fn demo(args: &[String]) -> Result<(), String> {
     run("bash", &["scripts/guest-dump.sh", "cloud-4l"])?;
     let dump_chain = "coredump:target/fixtures/cloud-4l/dump.elf -> linux".to_string();
     let live = LiveGuest::start("demo")?;
-    let live_chain = format!("qemu:memflow-test-demo,qmp={} -> linux", live.qmp);
+    let live_chain = format!("qemu:{},qmp={} -> linux", live.name, live.qmp.display());
     let result = xtask::dist::sdk_demo(&["native".to_string(), dump_chain, live_chain]);
     drop(live);
     result
-}
-
-/// A guest booted by `scripts/guest-run.sh`, stopped when dropped.
-struct LiveGuest {
-    child: std::process::Child,
-    qmp: String,
-}
-
-impl LiveGuest {
-    fn start(name: &str) -> Result<LiveGuest, String> {
-        use std::io::BufRead;
-        eprintln!("+ bash scripts/guest-run.sh {name}");
-        let mut child = Command::new("bash")
-            .args(["scripts/guest-run.sh", name])
-            .current_dir(root())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start scripts/guest-run.sh: {e}"))?;
-        let stdout = child.stdout.take().expect("piped");
-        let mut qmp = None;
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.map_err(|e| e.to_string())?;
-            if let Some(path) = line.strip_prefix("qmp=") {
-                qmp = Some(path.to_string());
-            }
-            if line == "ready" {
-                break;
-            }
-        }
-        match qmp {
-            Some(qmp) => Ok(LiveGuest { child, qmp }),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err("the live guest did not come up (see the messages above)".into())
-            }
-        }
-    }
-}
-
-impl Drop for LiveGuest {
-    fn drop(&mut self) {
-        // SIGTERM lets the script stop QEMU and remove its files.
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-    }
 }
 
 fn headers(args: &[String]) -> Result<(), String> {

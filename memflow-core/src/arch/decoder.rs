@@ -167,10 +167,10 @@ impl Decoder {
     #[inline(always)]
     pub fn read(&self, bytes: &[u8]) -> u64 {
         match (self.entry_size, self.little_endian) {
-            (8, true) => u64::from_le_bytes(bytes[..8].try_into().unwrap()),
-            (4, true) => u64::from(u32::from_le_bytes(bytes[..4].try_into().unwrap())),
-            (8, false) => u64::from_be_bytes(bytes[..8].try_into().unwrap()),
-            _ => u64::from(u32::from_be_bytes(bytes[..4].try_into().unwrap())),
+            (8, true) => u64::from_le_bytes(first(bytes)),
+            (4, true) => u64::from(u32::from_le_bytes(first(bytes))),
+            (8, false) => u64::from_be_bytes(first(bytes)),
+            _ => u64::from(u32::from_be_bytes(first(bytes))),
         }
     }
 
@@ -195,6 +195,15 @@ impl Decoder {
             }
         }
     }
+}
+
+/// The first `N` bytes of `bytes`, which the caller sized to an entry (shorter panics, as
+/// indexing does).
+#[inline(always)]
+fn first<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0; N];
+    out.copy_from_slice(&bytes[..N]);
+    out
 }
 
 #[cfg(test)]

@@ -79,6 +79,8 @@ pub struct BufferMemory {
 
 // SAFETY: the pointer stays valid while `backing` lives, and `Backing` is Send + Sync.
 unsafe impl Send for BufferMemory {}
+// SAFETY: as for `Send`; concurrent writes race like writes to real memory from several CPUs
+// (see the type's documentation) and never touch anything but the backing bytes.
 unsafe impl Sync for BufferMemory {}
 
 /// Copies `src` into `dst` (equal lengths). Reads of 4 to 16 bytes (pointers, page-table
@@ -234,7 +236,9 @@ impl BufferMemory {
                 MapPiece::Mapped { len, backing, .. } => (len, Some(backing)),
                 MapPiece::Hole { len, .. } => (len, None),
             };
-            let (head, tail) = rest.take().expect("pieces never exceed the request").split_at(len);
+            // Pieces never exceed the request: `rest` is always there.
+            let Some(buf) = rest.take() else { return };
+            let (head, tail) = buf.split_at(len);
             let piece_tag = tag + done;
             match backing {
                 Some(off) => hit(off as usize, piece_tag, head),

@@ -19,6 +19,7 @@ pub fn try_dummy_memory(size: usize) -> Result<BufferMemory> {
 ///
 /// If the memory cannot be allocated; sizes from users or files go through
 /// [`try_dummy_memory`].
+#[allow(clippy::expect_used, reason = "documented panic for sizes written in the code")]
 pub fn dummy_memory(size: usize) -> BufferMemory {
     try_dummy_memory(size).expect("synthetic memory of a size written in the code")
 }

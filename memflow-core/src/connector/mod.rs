@@ -2,6 +2,8 @@
 
 pub mod buffer;
 mod bytes;
+// cglue generates undocumented items (its `cglue_*` module, opaque types) next to the trait here.
+#[allow(missing_docs)]
 pub mod cpu_state;
 pub mod detect;
 pub mod dummy;

@@ -28,6 +28,7 @@ use crate::mem::PhysicalMemory;
 use crate::types::{umem, Address, PageType, PhysicalAddress};
 
 /// Memory of `size` bytes whose every aligned 8-byte word holds its own address (little endian).
+#[allow(clippy::expect_used, reason = "the pattern is made for the memory: it always fits")]
 pub fn patterned_memory(size: usize) -> crate::connector::BufferMemory {
     let mut mem = dummy_memory(size);
     let pattern: Vec<u8> = (0..size as u64 / 8).flat_map(|i| (i * 8).to_le_bytes()).collect();

@@ -38,9 +38,21 @@ pub type MemMappingCallback<'a> = cglue::callback::OpaqueCallback<'a, MemMapping
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum MapPiece {
     /// `len` bytes at `offset` into the request are backed, starting at `backing`.
-    Mapped { offset: usize, len: usize, backing: umem },
+    Mapped {
+        /// Where the piece starts in the request.
+        offset: usize,
+        /// Its length.
+        len: usize,
+        /// Where it starts in the backing.
+        backing: umem,
+    },
     /// `len` bytes at `offset` into the request are not mapped.
-    Hole { offset: usize, len: usize },
+    Hole {
+        /// Where the piece starts in the request.
+        offset: usize,
+        /// Its length.
+        len: usize,
+    },
 }
 
 /// A sparse guest-physical layout, sorted by guest address, without overlaps.

@@ -7,7 +7,11 @@ mod batcher;
 mod cursor;
 pub mod map;
 pub(crate) mod partial;
+// cglue generates undocumented items (its `cglue_*` module, opaque types) next to the trait here.
+#[allow(missing_docs)]
 mod phys;
+// cglue generates undocumented items (its `cglue_*` module, opaque types) next to the trait here.
+#[allow(missing_docs)]
 mod view;
 
 pub use batch::*;

@@ -7,7 +7,11 @@ pub mod mappings;
 #[cfg(target_os = "linux")]
 pub mod native;
 #[allow(clippy::module_inception)]
+// cglue generates undocumented items (its `cglue_*` module, opaque types) next to the trait here.
+#[allow(missing_docs)]
 mod os;
+// cglue generates undocumented items (its `cglue_*` module, opaque types) next to the trait here.
+#[allow(missing_docs)]
 mod process;
 
 pub use info::*;

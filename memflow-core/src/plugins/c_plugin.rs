@@ -208,10 +208,11 @@ impl PhysicalMemory for CConnector {
         self.run(
             batch,
             |op| (op.addr.address, op.tag, op.buf),
-            |c, addr, buf| {
-                let read = c.plugin.read.expect("checked when the plugin was created");
+            // `read` was checked when the plugin was created.
+            |c, addr, buf| match c.plugin.read {
                 // SAFETY: `buf` is a writable slice of `len` bytes for the call.
-                unsafe { read(c.instance, addr, buf.as_ptr() as *mut u8, buf.len() as u64) }
+                Some(read) => unsafe { read(c.instance, addr, buf.as_ptr() as *mut u8, buf.len() as u64) },
+                None => -1,
             },
         );
         Ok(())
@@ -233,9 +234,11 @@ impl PhysicalMemory for CConnector {
     fn metadata(&self) -> PhysicalMemoryMetadata {
         let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut m = CConnectorMetadata::default();
-        let metadata = guard.plugin.metadata.expect("checked when the plugin was created");
-        // SAFETY: `m` is a valid place for the plugin to write.
-        unsafe { metadata(guard.instance, &mut m) };
+        // `metadata` was checked when the plugin was created.
+        if let Some(metadata) = guard.plugin.metadata {
+            // SAFETY: `m` is a valid place for the plugin to write.
+            unsafe { metadata(guard.instance, &mut m) };
+        }
         PhysicalMemoryMetadata {
             max_address: Address::from(m.max_address),
             real_size: m.real_size as umem,

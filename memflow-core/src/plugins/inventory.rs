@@ -169,12 +169,14 @@ impl Inventory {
             Loader::Builtin(desc) => Ok((DescriptorRef::Rust(desc), LibArc::default())),
             Loader::File { file, desc, loaded } => {
                 let mut slot = loaded.lock().unwrap_or_else(|p| p.into_inner());
-                if slot.is_none() {
-                    let lib = Library::load(file)?;
-                    let ptr = lib.descriptor(desc)?;
-                    *slot = Some((lib, ptr as usize));
-                }
-                let (lib, ptr) = slot.as_ref().expect("just loaded");
+                let (lib, ptr) = match &mut *slot {
+                    Some(loaded) => &*loaded,
+                    empty => {
+                        let lib = Library::load(file)?;
+                        let ptr = lib.descriptor(desc)?;
+                        &*empty.insert((lib, ptr as usize))
+                    }
+                };
                 let ctx: LibArc = CArc::<Library>::from(lib.clone()).into_opaque();
                 let desc = match entry.info.flavor {
                     // SAFETY: the header check proved this is a Rust descriptor of our layout.

@@ -221,18 +221,16 @@ pub fn open_trusted(path: &Path) -> Result<TrustedFile> {
     let root = open_at(None, OsStr::new("/"), libc::O_PATH | libc::O_DIRECTORY)
         .map_err(|e| refuse(path, ErrorKind::of_io(&e), format_args!("cannot open /: {e}")))?;
     rules.owner_only_writes(&rules.stat(&root, &root_path)?, "directory", &root_path)?;
-    // The directories resolved so far, `/` first; `..` pops one, as the kernel does.
-    let mut dirs = vec![(root, root_path)];
+    // The directories resolved so far below `/`; `..` pops one (none at `/`), as the kernel does.
+    let mut dirs: Vec<(File, PathBuf)> = Vec::new();
     let mut pending: VecDeque<OsString> = names(&absolute).collect();
     let mut links = 0;
     while let Some(name) = pending.pop_front() {
         if name == ".." {
-            if dirs.len() > 1 {
-                dirs.pop();
-            }
+            dirs.pop();
             continue;
         }
-        let (dir, dir_path) = dirs.last().expect("the root is never popped");
+        let (dir, dir_path) = dirs.last().map_or((&root, &root_path), |(d, p)| (d, p));
         let at = dir_path.join(&name);
         let node = open_at(Some(dir), &name, libc::O_PATH)
             .map_err(|e| refuse(path, ErrorKind::of_io(&e), format_args!("cannot open {}: {e}", at.display())))?;
@@ -252,7 +250,7 @@ pub fn open_trusted(path: &Path) -> Result<TrustedFile> {
                 refuse(path, ErrorKind::of_io(&e), format_args!("cannot read symbolic link {}: {e}", at.display()))
             })?;
             if target.is_absolute() {
-                dirs.truncate(1);
+                dirs.clear();
             }
             for name in names(&target).rev() {
                 pending.push_front(name);
@@ -266,7 +264,7 @@ pub fn open_trusted(path: &Path) -> Result<TrustedFile> {
             return Err(refuse(path, ErrorKind::NotFound, format_args!("{} is not a directory", at.display())));
         }
     }
-    let resolved = dirs.last().map_or_else(PathBuf::new, |(_, p)| p.clone());
+    let resolved = dirs.last().map_or(&root_path, |(_, p)| p);
     Err(refuse(path, ErrorKind::InvalidArgument, format_args!("{} is a directory, not a library", resolved.display())))
 }
 

@@ -1,11 +1,16 @@
-//! Plugin library files for the integration tests: the shipped libraries and private
-//! temporary directories to load them from.
+//! Paths of the repository and of the build, and private temporary directories.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-/// The directory cargo put this workspace's libraries in (`target/debug`).
-fn build_dir() -> PathBuf {
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The directory cargo put this workspace's libraries in (`target/debug`): the parent of the
+/// running test's `deps/` directory.
+pub fn build_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
@@ -21,11 +26,12 @@ pub fn shipped(name: &str) -> PathBuf {
     path
 }
 
-/// A fresh directory only its owner may write to. It is under the target directory, not the
-/// system's temporary directory: the inventory refuses plugins under a directory others can
-/// write to, and `/tmp` is one.
+/// A fresh directory `memflow-TAG-PID` only its owner may write to. It is under the target
+/// directory (`target/tmp`), not the system's temporary directory: the plugin inventory refuses
+/// plugins under a directory others can write to, and `/tmp` is one.
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("memflow-plugins-{tag}-{}", std::process::id()));
+    let target = build_dir().parent().unwrap().to_path_buf();
+    let dir = target.join("tmp").join(format!("memflow-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();

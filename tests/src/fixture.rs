@@ -1,0 +1,102 @@
+//! The guest fixtures: QEMU dumps with the guest's own recordings of what was in memory.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use memflow_core::connector::{open, DumpFormat, FileConnector, OpenOptions};
+
+/// One guest fixture directory made by `scripts/guest-dump.sh`, checked to be complete.
+/// A missing fixture fails the test that loads it: tests never skip silently.
+pub struct Fixture {
+    /// The fixture's name (its directory under `target/fixtures`).
+    pub name: &'static str,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// `serial.log`.
+    pub serial: String,
+    /// `meta.txt`.
+    pub meta: String,
+    /// `kallsyms.txt` by name, read on first use.
+    kallsyms: OnceLock<HashMap<String, u64>>,
+}
+
+impl Fixture {
+    /// Loads `target/fixtures/NAME`; panics with instructions if it is incomplete.
+    pub fn load(name: &'static str) -> Self {
+        let dir = crate::repo_root().join("target/fixtures").join(name);
+        let missing: Vec<_> = ["dump.elf", "serial.log", "meta.txt", "kallsyms.txt"]
+            .into_iter()
+            .filter(|f| !dir.join(f).is_file())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "fixture {name} is incomplete: {missing:?} missing in {}. Run `scripts/guest-dump.sh --all` \
+             first (CI runs it before the tests); it boots a guest under QEMU and dumps its memory.",
+            dir.display()
+        );
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        Fixture { name, serial: read("serial.log"), meta: read("meta.txt"), dir, kallsyms: OnceLock::new() }
+    }
+
+    /// Opens `dump.elf`.
+    pub fn open(&self) -> FileConnector {
+        let conn = open(self.dir.join("dump.elf"), OpenOptions::default()).unwrap();
+        assert_eq!(conn.format(), DumpFormat::ElfCore);
+        conn
+    }
+
+    /// The lines the guest printed between `==== MEMFLOW-BEGIN name ====` and its END line.
+    pub fn section(&self, name: &str) -> &str {
+        section(&self.serial, name).unwrap_or_else(|| panic!("{}: no section {name}", self.name))
+    }
+
+    /// The address of a symbol of the guest's `/proc/kallsyms` (kallsyms.txt).
+    pub fn symbol(&self, name: &str) -> u64 {
+        let kallsyms = self.kallsyms.get_or_init(|| {
+            std::fs::read_to_string(self.dir.join("kallsyms.txt"))
+                .unwrap()
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split_whitespace();
+                    let addr = u64::from_str_radix(f.next()?, 16).ok()?;
+                    Some((f.nth(1)?.to_owned(), addr))
+                })
+                .collect()
+        });
+        *kallsyms.get(name).unwrap_or_else(|| panic!("{}: no {name} in kallsyms.txt", self.name))
+    }
+
+    /// A `key=value` line of meta.txt.
+    pub fn meta(&self, key: &str) -> &str {
+        let prefix = format!("{key}=");
+        self.meta
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{}: no {key} in meta.txt", self.name))
+    }
+
+    /// The `System RAM` ranges of the guest's /proc/iomem, inclusive.
+    pub fn system_ram(&self) -> Vec<(u64, u64)> {
+        let ram: Vec<_> = self
+            .section("iomem")
+            .lines()
+            .filter(|l| l.trim_end().ends_with(": System RAM"))
+            .map(|l| {
+                let (start, end) = l.trim().split(' ').next().unwrap().split_once('-').unwrap();
+                (u64::from_str_radix(start, 16).unwrap(), u64::from_str_radix(end, 16).unwrap())
+            })
+            .collect();
+        assert!(!ram.is_empty(), "{}: no System RAM in /proc/iomem", self.name);
+        ram
+    }
+}
+
+/// The lines a guest printed between `==== MEMFLOW-BEGIN name ====` and its END line in
+/// `serial` (its console output, CRs removed), if it printed both.
+pub fn section<'a>(serial: &'a str, name: &str) -> Option<&'a str> {
+    let begin = format!("==== MEMFLOW-BEGIN {name} ====\n");
+    let start = serial.find(&begin)? + begin.len();
+    let len = serial[start..].find(&format!("==== MEMFLOW-END {name} ===="))?;
+    Some(&serial[start..start + len])
+}
