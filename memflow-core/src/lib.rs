@@ -12,6 +12,8 @@ pub mod arch;
 pub mod connector;
 pub mod dummy;
 pub mod error;
+// cglue generates undocumented items (modules, structs, methods) for each trait group here.
+#[allow(missing_docs)]
 pub mod instance;
 pub mod mem;
 pub mod middleware;
