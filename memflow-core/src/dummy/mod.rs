@@ -15,11 +15,13 @@ mod os;
 mod page_tables;
 mod process;
 mod rng;
+mod truth;
 
-pub use os::{DummyModule, DummyOs, DummyOsBuilder, DummyProcessTruth, DummyRegion, DummySpace};
+pub use os::{DummyOs, DummyOsBuilder};
 pub use page_tables::{Mapping, PageTableBuilder};
 pub use process::DummyProcess;
 pub use rng::Rng;
+pub use truth::{DummyModule, DummyProcessTruth, DummyRegion, DummySpace};
 
 use crate::arch::ArchitectureIdent;
 use crate::connector::dummy_memory;
