@@ -1,153 +1,43 @@
-//! Tests of the ELF image parser on synthetic images.
+//! Tests of the ELF image parser on images of the synthetic OS's writer ([`crate::dummy::elf`]).
 
 use super::*;
+use crate::arch::ArchitectureIdent;
 use crate::connector::{dummy_memory, BufferMemory};
+use crate::dummy::elf::{write_image, ElfTarget, HashStyle, ImageSpec, WrittenImage, SEGMENTS, SEGMENT_COUNT};
 use crate::mem::PhysicalView;
-use goblin::elf::dynamic::{
-    DT_GNU_HASH, DT_HASH, DT_JMPREL, DT_NULL, DT_PLTREL, DT_PLTRELSZ, DT_REL, DT_RELA, DT_STRSZ, DT_STRTAB, DT_SYMTAB,
-};
-use goblin::elf::program_header::{PF_R, PF_X, PT_DYNAMIC, PT_LOAD};
+use goblin::elf::dynamic::{DT_STRSZ, DT_SYMTAB};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
 /// Where the synthetic image is placed in the test memory.
 const BASE: u64 = 0x10000;
-const IMAGE_SIZE: usize = 0x600;
-const DYNAMIC: u64 = 0x100;
-const DYNSYM: u64 = 0x200;
-const DYNSTR: u64 = 0x280;
-const HASH: u64 = 0x2c0;
-const RELOCS: u64 = 0x300;
-const GOT_SLOT: u64 = 0x340;
-const FUNC: u64 = 0x380;
-const SHSTRTAB: u64 = 0x400;
-const SHDRS: u64 = 0x440;
+/// The page size of the images.
+const IMAGE_PAGE: usize = 0x1000;
 
-/// A small shared object: `my_func` exported, `puts` imported through a PLT relocation,
-/// section headers inside the loaded segment. ELF64 uses `DT_GNU_HASH` and `RELA`,
-/// ELF32 `DT_HASH` and `REL`. With `relocated`, dynamic pointers hold run-time addresses
-/// as glibc leaves them.
-struct Builder {
-    bytes: Vec<u8>,
-    is64: bool,
+/// A small shared object: `my_func` and `my_data` exported, `puts` imported through a PLT
+/// relocation, section headers inside the first loaded segment. ELF64 uses `DT_GNU_HASH` and
+/// `RELA`, ELF32 `DT_HASH` and `REL`. With `relocated`, dynamic pointers hold run-time
+/// addresses as glibc leaves them.
+fn image(is64: bool, relocated: bool) -> WrittenImage {
+    let arch = if is64 { ArchitectureIdent::X86_64 } else { ArchitectureIdent::X86_32 };
+    let hash = if is64 { HashStyle::Gnu } else { HashStyle::SysV };
+    let spec = ImageSpec { functions: &["my_func"], objects: &["my_data"], imports: &["puts"], hash };
+    let mut image = write_image(ElfTarget::of(arch), IMAGE_PAGE, &spec);
+    if relocated {
+        image.relocate_dynamic(BASE);
+    }
+    image
 }
 
-impl Builder {
-    fn put(&mut self, off: u64, value: u64, size: usize) {
-        let off = off as usize;
-        self.bytes[off..off + size].copy_from_slice(&value.to_le_bytes()[..size]);
-    }
+/// The file offset of section `name` of `image`.
+fn section(image: &WrittenImage, name: &str) -> usize {
+    image.sections.iter().find(|(n, ..)| n == name).map(|&(_, offset, _)| offset as usize).unwrap()
+}
 
-    fn word(&mut self, off: u64, value: u64) {
-        self.put(off, value, if self.is64 { 8 } else { 4 });
-    }
-
-    fn sym(&mut self, off: u64, name: u64, info: u8, shndx: u16, value: u64) {
-        if self.is64 {
-            self.put(off, name, 4);
-            self.put(off + 4, u64::from(info), 1);
-            self.put(off + 6, u64::from(shndx), 2);
-            self.put(off + 8, value, 8);
-        } else {
-            self.put(off, name, 4);
-            self.put(off + 4, value, 4);
-            self.put(off + 12, u64::from(info), 1);
-            self.put(off + 14, u64::from(shndx), 2);
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn shdr(&mut self, off: u64, name: u64, typ: u64, flags: u64, addr: u64, offset: u64, size: u64) {
-        let fields: [(u64, usize); 6] = if self.is64 {
-            [(0, 4), (4, 4), (8, 8), (16, 8), (24, 8), (32, 8)]
-        } else {
-            [(0, 4), (4, 4), (8, 4), (12, 4), (16, 4), (20, 4)]
-        };
-        for ((at, size), value) in fields.into_iter().zip([name, typ, flags, addr, offset, size]) {
-            self.put(off + at, value, size);
-        }
-    }
-
-    fn build(is64: bool, relocated: bool) -> Vec<u8> {
-        let mut b = Builder { bytes: vec![0u8; IMAGE_SIZE], is64 };
-        let (w, syment) = if is64 { (8, 24) } else { (4, 16) };
-        let ptr = |v: u64| if relocated { BASE + v } else { v };
-        // ELF header.
-        b.bytes[..4].copy_from_slice(b"\x7fELF");
-        b.put(4, if is64 { 2 } else { 1 }, 1);
-        b.put(5, 1, 1);
-        b.put(6, 1, 1);
-        b.put(16, 3, 2);
-        b.put(18, if is64 { 62 } else { 3 }, 2);
-        b.put(20, 1, 4);
-        let (phoff_at, ehsize, phentsize, shentsize) = if is64 { (32, 64, 56, 64) } else { (28, 52, 32, 40) };
-        b.word(phoff_at, 0x40);
-        b.word(phoff_at + w, SHDRS);
-        let sizes = phoff_at + 2 * w + 4;
-        for (i, v) in [ehsize, phentsize, 2, shentsize, 4, 3].into_iter().enumerate() {
-            b.put(sizes + 2 * i as u64, v, 2);
-        }
-        // Program headers: one PT_LOAD over everything, then PT_DYNAMIC.
-        let phdrs = [(PT_LOAD, PF_R | PF_X, 0, IMAGE_SIZE as u64), (PT_DYNAMIC, PF_R, DYNAMIC, 0x100)];
-        for (i, (typ, flags, at, size)) in phdrs.into_iter().enumerate() {
-            let off = 0x40 + (i * phentsize as usize) as u64;
-            b.put(off, u64::from(typ), 4);
-            let fields = if is64 {
-                [(4, 4), (8, 8), (16, 8), (32, 8), (40, 8)]
-            } else {
-                [(24, 4), (4, 4), (8, 4), (16, 4), (20, 4)]
-            };
-            for ((field, size), value) in fields.into_iter().zip([u64::from(flags), at, at, size, size]) {
-                b.put(off + field, value, size);
-            }
-        }
-        // Dynamic entries.
-        let (hash_tag, rel_tag) = if is64 { (DT_GNU_HASH, DT_RELA) } else { (DT_HASH, DT_REL) };
-        let reloc_size = if is64 { 24 } else { 8 };
-        let entries = [
-            (DT_SYMTAB, ptr(DYNSYM)),
-            (DT_STRTAB, ptr(DYNSTR)),
-            (DT_STRSZ, 0x20),
-            (hash_tag, ptr(HASH)),
-            (DT_JMPREL, ptr(RELOCS)),
-            (DT_PLTRELSZ, reloc_size),
-            (DT_PLTREL, rel_tag),
-            (DT_NULL, 0),
-        ];
-        for (i, (tag, value)) in entries.into_iter().enumerate() {
-            b.word(DYNAMIC + 2 * w * i as u64, tag);
-            b.word(DYNAMIC + 2 * w * i as u64 + w, value);
-        }
-        // Symbols: null, undefined `puts`, defined global function `my_func`.
-        b.bytes[DYNSTR as usize..DYNSTR as usize + 14].copy_from_slice(b"\0puts\0my_func\0");
-        b.sym(DYNSYM + syment, 1, 0x12, 0, 0);
-        b.sym(DYNSYM + 2 * syment, 6, 0x12, 1, FUNC);
-        if is64 {
-            // nbuckets 1, symoffset 2, one bloom word, bucket 0 -> symbol 2, its chain ends.
-            for (i, v) in [1u64, 2, 1, 6].into_iter().enumerate() {
-                b.put(HASH + 4 * i as u64, v, 4);
-            }
-            b.put(HASH + 16 + 8, 2, 4);
-            b.put(HASH + 16 + 8 + 4, 0x1234_5679, 4);
-        } else {
-            // nbucket 1, nchain 3.
-            b.put(HASH, 1, 4);
-            b.put(HASH + 4, 3, 4);
-        }
-        // The relocation of `puts` into its GOT slot (JUMP_SLOT: 7 on both).
-        b.word(RELOCS, GOT_SLOT);
-        if is64 {
-            b.put(RELOCS + 8, 1 << 32 | 7, 8);
-        } else {
-            b.put(RELOCS + 4, 1 << 8 | 7, 4);
-        }
-        // Sections: null, .text, .dynsym, .shstrtab (not allocated).
-        b.bytes[SHSTRTAB as usize..SHSTRTAB as usize + 25].copy_from_slice(b"\0.text\0.dynsym\0.shstrtab\0");
-        let shdr_size = u64::from(shentsize as u16);
-        b.shdr(SHDRS + shdr_size, 1, 1, 6, FUNC, FUNC, 0x10);
-        b.shdr(SHDRS + 2 * shdr_size, 7, 11, 2, DYNSYM, DYNSYM, 3 * syment);
-        b.shdr(SHDRS + 3 * shdr_size, 15, 3, 0, 0, SHSTRTAB, 25);
-        b.bytes
-    }
+/// The file offset of the value of the first dynamic entry tagged `tag` in an ELF64 `image`.
+fn dynamic_value(image: &WrittenImage, tag: u64) -> usize {
+    let dynamic = section(image, ".dynamic");
+    let entry = image.bytes[dynamic..].chunks_exact(16).position(|e| e[..8] == tag.to_le_bytes()).unwrap();
+    dynamic + 16 * entry + 8
 }
 
 fn memory_with(image: &[u8]) -> PhysicalView<BufferMemory> {
@@ -182,68 +72,93 @@ fn everything(mem: &mut PhysicalView<BufferMemory>) -> Result<Parsed> {
 #[test]
 fn synthetic_images_of_both_classes() {
     for is64 in [true, false] {
-        let syment = if is64 { 24 } else { 16 };
         for relocated in [false, true] {
-            let mut mem = memory_with(&Builder::build(is64, relocated));
+            let written = image(is64, relocated);
+            if relocated {
+                assert_ne!(written.bytes, image(is64, false).bytes, "relocation changes the dynamic pointers");
+            }
+            let mut mem = memory_with(&written.bytes);
             let (exports, imports, sections) = everything(&mut mem).unwrap();
-            assert_eq!(exports, [("my_func".to_string(), FUNC as umem)], "is64 {is64} relocated {relocated}");
-            assert_eq!(imports, [("puts".to_string(), GOT_SLOT as umem)]);
+            assert_eq!(exports, written.exports, "is64 {is64} relocated {relocated}");
+            assert_eq!(imports, written.imports);
             let base = Address::from(BASE);
-            assert_eq!(
-                sections,
-                [
-                    (".text".to_string(), base + FUNC as umem, 0x10),
-                    (".dynsym".to_string(), base + DYNSYM as umem, 3 * syment)
-                ]
-            );
-            assert_eq!(ElfImage::parse(&mut mem, base).unwrap().size(), 0x1000);
+            let expect: Vec<_> =
+                written.sections.iter().map(|(n, offset, size)| (n.clone(), base + *offset, *size)).collect();
+            assert_eq!(sections, expect);
+            assert_eq!(ElfImage::parse(&mut mem, base).unwrap().size(), (SEGMENT_COUNT * IMAGE_PAGE) as umem);
         }
     }
 }
 
 #[test]
 fn segments_stand_in_for_missing_section_headers() {
-    let mut bytes = Builder::build(true, false);
+    let mut bytes = image(true, false).bytes;
     bytes[40..48].fill(0); // e_shoff
     let mut mem = memory_with(&bytes);
     let sections = everything(&mut mem).unwrap().2;
-    assert_eq!(sections, [("LOAD[r-x]".to_string(), Address::from(BASE), IMAGE_SIZE as umem)]);
+    let expect: Vec<_> = SEGMENTS
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let name = format!("LOAD[r{}{}]", if a.write { 'w' } else { '-' }, if a.exec { 'x' } else { '-' });
+            (name, Address::from(BASE + (i * IMAGE_PAGE) as u64), IMAGE_PAGE as umem)
+        })
+        .collect();
+    assert_eq!(sections, expect);
 }
 
 #[test]
 fn garbage_gives_errors() {
     let kind = |bytes: &[u8]| everything(&mut memory_with(bytes)).unwrap_err().kind;
     assert_eq!(kind(&[0u8; 64]), ErrorKind::Malformed);
-    let mut big_endian = Builder::build(true, false);
+    let elf64 = image(true, false);
+    let elf32 = image(false, false);
+    let mut big_endian = elf64.bytes.clone();
     big_endian[5] = 2;
     assert_eq!(kind(&big_endian), ErrorKind::Unsupported);
-    let mut no_phdrs = Builder::build(true, false);
+    let mut no_phdrs = elf64.bytes.clone();
     no_phdrs[56] = 0;
     assert_eq!(kind(&no_phdrs), ErrorKind::Malformed);
-    let mut far_phdrs = Builder::build(false, false);
+    let mut far_phdrs = elf32.bytes.clone();
     far_phdrs[28..32].copy_from_slice(&0x8000u32.to_le_bytes());
     assert_eq!(kind(&far_phdrs), ErrorKind::Malformed);
-    let mut huge_hash = Builder::build(false, false);
-    huge_hash[HASH as usize + 4..HASH as usize + 8].fill(0xff);
+    // nchain of the System V hash table.
+    let mut huge_hash = elf32.bytes.clone();
+    let hash = section(&elf32, ".hash");
+    huge_hash[hash + 4..hash + 8].fill(0xff);
     assert_eq!(kind(&huge_hash), ErrorKind::LimitExceeded);
-    let mut endless_chain = Builder::build(true, false);
-    endless_chain[HASH as usize + 28..].fill(0);
+    // The one GNU hash bucket (after the 16-byte header and one bloom word) names a symbol
+    // whose chain starts in the last word of the image, which is zero: the chain never ends
+    // inside the image.
+    let mut endless_chain = elf64.bytes.clone();
+    let gnu_hash = section(&elf64, ".gnu.hash");
+    let chains = gnu_hash + 16 + 8 + 4;
+    let symoffset = u32::from_le_bytes(endless_chain[gnu_hash + 4..gnu_hash + 8].try_into().unwrap()) as usize;
+    let last_word = endless_chain.len() - 4;
+    assert_eq!(endless_chain[last_word..], [0; 4]);
+    let bucket = (symoffset + (last_word - chains) / 4) as u32;
+    endless_chain[gnu_hash + 24..gnu_hash + 28].copy_from_slice(&bucket.to_le_bytes());
     assert_eq!(kind(&endless_chain), ErrorKind::Malformed);
-    let mut wild_symtab = Builder::build(true, false);
-    wild_symtab[DYNAMIC as usize + 8..DYNAMIC as usize + 16].copy_from_slice(&0xdead_0000u64.to_le_bytes());
+    let mut wild_symtab = elf64.bytes.clone();
+    let symtab = dynamic_value(&elf64, DT_SYMTAB);
+    wild_symtab[symtab..symtab + 8].copy_from_slice(&0xdead_0000u64.to_le_bytes());
     assert_eq!(kind(&wild_symtab), ErrorKind::Malformed);
-    let mut huge_strtab = Builder::build(true, false);
-    huge_strtab[DYNAMIC as usize + 40..DYNAMIC as usize + 48].copy_from_slice(&u64::MAX.to_le_bytes());
+    let mut huge_strtab = elf64.bytes.clone();
+    let strsz = dynamic_value(&elf64, DT_STRSZ);
+    huge_strtab[strsz..strsz + 8].copy_from_slice(&u64::MAX.to_le_bytes());
     assert_eq!(kind(&huge_strtab), ErrorKind::LimitExceeded);
 }
 
 #[test]
 fn mutated_images_never_panic() {
     let mut rng = SmallRng::seed_from_u64(0x5eed);
+    let images: Vec<_> = (0..4).map(|round| image(round % 2 == 0, round % 4 < 2).bytes).collect();
     for round in 0..3000 {
-        let mut bytes = Builder::build(round % 2 == 0, round % 4 < 2);
+        let mut bytes = images[round % 4].clone();
         for _ in 0..rng.gen_range(1..8) {
-            let at = rng.gen_range(0..IMAGE_SIZE);
+            // Most of an image is its first page (headers and tables); mutate there mostly.
+            let end = if rng.gen() { IMAGE_PAGE } else { bytes.len() };
+            let at = rng.gen_range(0..end);
             bytes[at] = rng.gen();
         }
         let _ = everything(&mut memory_with(&bytes));
@@ -258,6 +173,6 @@ fn write_fuzz_seeds() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/elf_image");
     std::fs::create_dir_all(&dir).unwrap();
     for (name, is64, relocated) in [("elf64", true, false), ("elf32_relocated", false, true)] {
-        std::fs::write(dir.join(name), Builder::build(is64, relocated)).unwrap();
+        std::fs::write(dir.join(name), image(is64, relocated).bytes).unwrap();
     }
 }
