@@ -1,6 +1,7 @@
 //! Mergers that turn pages, fed in ascending order, into the ranges the range walks report.
 
-use super::{MemoryRange, MemoryRangeCallback, Page, TranslationRange, TranslationRangeCallback};
+use super::pages::Page;
+use super::records::{MemoryRange, MemoryRangeCallback, TranslationRange, TranslationRangeCallback};
 use crate::types::{umem, Address};
 
 /// Merges pages, fed in ascending order, into ranges of equal flags, bridging gaps of at most

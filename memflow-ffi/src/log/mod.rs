@@ -5,9 +5,7 @@
 //! warning and error are still collected into the detail of `mf_last_error_message`.
 //! Records go to stderr, or to a C callback set with `mf_log_set_callback`.
 
-mod api;
-
-pub use api::*;
+pub mod api;
 
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};

@@ -5,7 +5,7 @@ use std::ffi::c_void;
 use memflow_core::os::MemoryRange;
 use memflow_core::types::PageType;
 
-use super::{addr_out, size_out};
+use super::convert::{addr_out, size_out};
 
 /// Page flags of a memory range: a combination of the `MF_PAGE_*` bits.
 pub type MfPageFlags = u32;

@@ -8,7 +8,7 @@ use memflow_core::os::{ExportInfo, ImportInfo, ModuleInfo, SectionInfo};
 use memflow_core::types::umem;
 
 use super::arch::MfArchitecture;
-use super::{addr_in, addr_out, size_out, str_out};
+use super::convert::{addr_in, addr_out, size_out, str_out};
 use crate::call::ffi_err;
 
 /// A module (executable image) mapped into a process or the kernel. The strings are never

@@ -3,7 +3,7 @@
 use memflow_core::os::OsInfo;
 
 use super::arch::MfArchitecture;
-use super::{addr_out, size_out};
+use super::convert::{addr_out, size_out};
 
 /// Facts about an OS as a whole.
 #[repr(C)]

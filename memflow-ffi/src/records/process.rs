@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_void};
 use memflow_core::os::{ProcessInfo, ProcessState};
 
 use super::arch::MfArchitecture;
-use super::{addr_out, str_out};
+use super::convert::{addr_out, str_out};
 
 /// The run state of a process: one of the `MF_PROCESS_STATE_*` constants.
 pub type MfProcessState = u32;

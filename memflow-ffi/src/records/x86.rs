@@ -2,7 +2,7 @@
 
 use memflow_core::connector::X86Registers;
 
-use super::addr_out;
+use super::convert::addr_out;
 
 /// Bits of `MfX86Registers::valid`: which groups of fields hold values read from the target.
 pub type MfX86RegisterSet = u32;

@@ -26,7 +26,7 @@ mod notes;
 #[cfg(test)]
 mod tests;
 
-pub use notes::VmcoreInfo;
+pub use notes::{VmcoreInfo, MAX_CPUS, MAX_NOTES};
 
 use notes::Notes;
 
@@ -38,10 +38,6 @@ use crate::types::{umem, Address};
 
 /// The most program headers accepted (QEMU writes one per guest RAM range plus one note).
 pub const MAX_PROGRAM_HEADERS: u64 = 4096;
-/// The most notes accepted over all `PT_NOTE` segments.
-pub const MAX_NOTES: usize = 16384;
-/// The most CPUs whose state is kept; notes of further CPUs are skipped with a warning.
-pub const MAX_CPUS: usize = 4096;
 
 /// The first four bytes of every ELF file.
 pub const ELF_MAGIC: [u8; 4] = *b"\x7fELF";

@@ -3,10 +3,14 @@
 use std::collections::BTreeMap;
 
 use super::cpu::{prstatus_i386, prstatus_x86_64, qemu_cpu_state, QEMU_STATE_MIN_SIZE};
-use super::{MAX_CPUS, MAX_NOTES};
 use crate::connector::bytes::{format_error, ByteReader};
 use crate::connector::cpu_state::X86Registers;
 use crate::error::{ErrorKind, Result};
+
+/// The most notes accepted over all `PT_NOTE` segments.
+pub const MAX_NOTES: usize = 16384;
+/// The most CPUs whose state is kept; notes of further CPUs are skipped with a warning.
+pub const MAX_CPUS: usize = 4096;
 
 const NT_PRSTATUS: u32 = 1;
 const NOTE_HEADER_SIZE: u64 = 12;
