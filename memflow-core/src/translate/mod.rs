@@ -4,8 +4,8 @@
 //! [`Architecture`](crate::arch::Architecture), the table root(s) and a fixed working memory.
 //! It translates address lists in windows of [`WINDOW`] addresses that advance one level at a
 //! time with one batched physical read per level (see `walk.rs`), and walks ranges depth first
-//! through the tree (see `pages.rs`). Neither allocates in
-//! proportion to the input; [`Translator::MAX_WORKING_BYTES`] is the bound per clone.
+//! through the tree (see `pages.rs`). Neither allocates in proportion to the input;
+//! [`Translator::MAX_WORKING_BYTES`] is the bound per clone.
 //!
 //! [`VirtualTranslate`] is the cglue trait users call; [`crate::virt::VirtualDma`] implements it.
 //! [`reference`](mod@reference) is a deliberately simple walker used as the oracle in tests.
