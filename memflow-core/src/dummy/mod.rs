@@ -7,7 +7,7 @@
 //! holds its own physical address (so reads can be checked).
 //!
 //! [`DummyOs`] is a whole synthetic OS on such tables: processes with ELF modules ([`elf`]),
-//! heaps and stacks, kernel modules, and the truth of all of it (see `os.rs`).
+//! heaps and stacks, kernel modules, and the truth of all of it (see `os.rs`; the records are in `truth.rs`).
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 
 pub mod elf;
