@@ -66,6 +66,7 @@ pub mod version;
 pub use connector::*;
 pub use error::*;
 pub use inventory::*;
+pub use log::api::*;
 pub use log::*;
 pub use os::*;
 pub use process::*;

@@ -17,11 +17,17 @@
 //! level that cannot hold a page, which makes the entry invalid as on hardware.
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 
-use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::error::Result;
 use crate::types::{umem, Address, PageType};
 
 mod decoder;
 pub(crate) use decoder::Decoder;
+
+mod aarch64;
+mod riscv;
+#[cfg(test)]
+mod tests;
+mod x86;
 
 /// The most levels any supported architecture walks.
 pub const MAX_LEVELS: usize = 5;
@@ -77,14 +83,14 @@ impl ArchitectureIdent {
     /// The description of this mode; fails for AArch64 parameters outside the supported range.
     pub fn describe(self) -> Result<Architecture> {
         match self {
-            ArchitectureIdent::X86_32 => Ok(x86_32()),
-            ArchitectureIdent::X86Pae => Ok(x86_pae()),
-            ArchitectureIdent::X86_64 => Ok(x86_64(4)),
-            ArchitectureIdent::X86_64La57 => Ok(x86_64(5)),
-            ArchitectureIdent::AArch64 { granule_log2, va_bits } => aarch64(self, granule_log2, va_bits),
-            ArchitectureIdent::RiscVSv39 => Ok(riscv(self, 3)),
-            ArchitectureIdent::RiscVSv48 => Ok(riscv(self, 4)),
-            ArchitectureIdent::RiscVSv57 => Ok(riscv(self, 5)),
+            ArchitectureIdent::X86_32 => Ok(x86::x86_32()),
+            ArchitectureIdent::X86Pae => Ok(x86::x86_pae()),
+            ArchitectureIdent::X86_64 => Ok(x86::x86_64(4)),
+            ArchitectureIdent::X86_64La57 => Ok(x86::x86_64(5)),
+            ArchitectureIdent::AArch64 { granule_log2, va_bits } => aarch64::aarch64(self, granule_log2, va_bits),
+            ArchitectureIdent::RiscVSv39 => Ok(riscv::riscv(self, 3)),
+            ArchitectureIdent::RiscVSv48 => Ok(riscv::riscv(self, 4)),
+            ArchitectureIdent::RiscVSv57 => Ok(riscv::riscv(self, 5)),
         }
     }
 }
@@ -380,146 +386,6 @@ fn uniform_levels(va_bits: u8, page_shift: u8, bits_per_level: u8, max_leaf_shif
     (levels, count)
 }
 
-const X86_PERMS_NX: Permissions = Permissions {
-    write: PermBit::AllowIfSet(1),
-    user: PermBit::AllowIfSet(2),
-    exec_user: PermBit::DenyIfSet(63),
-    exec_kernel: PermBit::DenyIfSet(63),
-};
-
-fn x86_32() -> Architecture {
-    let perms = Permissions { exec_user: PermBit::Absent, exec_kernel: PermBit::Absent, ..X86_PERMS_NX };
-    let (levels, level_count) = uniform_levels(32, 12, 10, 22);
-    Architecture {
-        ident: ArchitectureIdent::X86_32,
-        levels,
-        level_count,
-        entry_size: 4,
-        little_endian: true,
-        pointer_bits: 32,
-        canonical: Canonical::ZeroExtended,
-        valid_bit: 0,
-        entry_addr: AddrField::in_place(12, 32),
-        root_addr: AddrField::in_place(12, 32),
-        leaf_rule: LeafRule::LargePageBit(7),
-        table_perms: perms,
-        leaf_perms: perms,
-    }
-}
-
-fn x86_pae() -> Architecture {
-    let (mut levels, level_count) = uniform_levels(32, 12, 9, 21);
-    // PDPTEs have no permission bits (and no NX); they can not map pages.
-    levels[0].table_perms = false;
-    Architecture {
-        ident: ArchitectureIdent::X86Pae,
-        levels,
-        level_count,
-        entry_size: 8,
-        little_endian: true,
-        pointer_bits: 32,
-        canonical: Canonical::ZeroExtended,
-        valid_bit: 0,
-        entry_addr: AddrField::in_place(12, 52),
-        // CR3 holds the 32-byte aligned PDPT address.
-        root_addr: AddrField::in_place(5, 32),
-        leaf_rule: LeafRule::LargePageBit(7),
-        table_perms: X86_PERMS_NX,
-        leaf_perms: X86_PERMS_NX,
-    }
-}
-
-fn x86_64(level_count: u8) -> Architecture {
-    let va_bits = 12 + 9 * level_count;
-    let (levels, _) = uniform_levels(va_bits, 12, 9, 30);
-    Architecture {
-        ident: if level_count == 5 { ArchitectureIdent::X86_64La57 } else { ArchitectureIdent::X86_64 },
-        levels,
-        level_count,
-        entry_size: 8,
-        little_endian: true,
-        pointer_bits: 64,
-        canonical: Canonical::SignExtended,
-        valid_bit: 0,
-        entry_addr: AddrField::in_place(12, 52),
-        // Bits 0..12 of CR3 are flags or the PCID, bits 52..64 reserved or LAM controls.
-        root_addr: AddrField::in_place(12, 52),
-        leaf_rule: LeafRule::LargePageBit(7),
-        table_perms: X86_PERMS_NX,
-        leaf_perms: X86_PERMS_NX,
-    }
-}
-
-fn aarch64(ident: ArchitectureIdent, granule_log2: u8, va_bits: u8) -> Result<Architecture> {
-    // The largest block each granule allows without FEAT_LPA/LPA2: 1 GiB, 32 MiB, 512 MiB.
-    let max_block_shift = match granule_log2 {
-        12 => 30,
-        14 => 25,
-        16 => 29,
-        _ => return Err(Error::new(ErrorOrigin::Translation, ErrorKind::Unsupported)),
-    };
-    if !(25..=48).contains(&va_bits) {
-        return Err(Error::new(ErrorOrigin::Translation, ErrorKind::Unsupported));
-    }
-    let (levels, level_count) = uniform_levels(va_bits, granule_log2, granule_log2 - 3, max_block_shift);
-    // The top table may be smaller than a granule; TTBR holds it aligned to its size.
-    let top_table_log2 = (levels[0].bits + 3).max(4);
-    Ok(Architecture {
-        ident,
-        levels,
-        level_count,
-        entry_size: 8,
-        little_endian: true,
-        pointer_bits: 64,
-        canonical: Canonical::SplitRoots,
-        valid_bit: 0,
-        entry_addr: AddrField::in_place(granule_log2, 48),
-        // TTBRn_EL1: ASID in bits 48..64, CnP in bit 0.
-        root_addr: AddrField::in_place(top_table_log2, 48),
-        leaf_rule: LeafRule::TableBit(1),
-        // APTable[1], APTable[0], UXNTable, PXNTable.
-        table_perms: Permissions {
-            write: PermBit::DenyIfSet(62),
-            user: PermBit::DenyIfSet(61),
-            exec_user: PermBit::DenyIfSet(60),
-            exec_kernel: PermBit::DenyIfSet(59),
-        },
-        // AP[2] (read-only), AP[1] (EL0 access), UXN, PXN.
-        leaf_perms: Permissions {
-            write: PermBit::DenyIfSet(7),
-            user: PermBit::AllowIfSet(6),
-            exec_user: PermBit::DenyIfSet(54),
-            exec_kernel: PermBit::DenyIfSet(53),
-        },
-    })
-}
-
-fn riscv(ident: ArchitectureIdent, level_count: u8) -> Architecture {
-    let va_bits = 12 + 9 * level_count;
-    let (levels, _) = uniform_levels(va_bits, 12, 9, va_bits);
-    Architecture {
-        ident,
-        levels,
-        level_count,
-        entry_size: 8,
-        little_endian: true,
-        pointer_bits: 64,
-        canonical: Canonical::SignExtended,
-        valid_bit: 0,
-        // The PPN sits in bits 10..54 of an entry and in bits 0..44 of satp.
-        entry_addr: AddrField { lo: 10, bits: 44, shift: 12 },
-        root_addr: AddrField { lo: 0, bits: 44, shift: 12 },
-        leaf_rule: LeafRule::PermissionBits { read: 1, write: 2, exec: 3 },
-        table_perms: Permissions::NONE,
-        leaf_perms: Permissions {
-            write: PermBit::AllowIfSet(2),
-            user: PermBit::AllowIfSet(4),
-            exec_user: PermBit::AllowIfSet(3),
-            exec_kernel: PermBit::AllowIfSet(3),
-        },
-    }
-}
-
 impl Architecture {
     /// The mode this describes.
     pub fn ident(&self) -> ArchitectureIdent {
@@ -721,156 +587,5 @@ impl Architecture {
             LeafRule::PermissionBits { read, .. } => raw | (1 << read),
         };
         Some(self.leaf_perms.encode(raw, flags))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn arch(ident: ArchitectureIdent) -> Architecture {
-        ident.describe().unwrap()
-    }
-
-    #[test]
-    fn level_splits() {
-        let shifts = |a: Architecture| a.levels().iter().map(|l| (l.shift, l.bits, l.leaf)).collect::<Vec<_>>();
-        assert_eq!(shifts(arch(ArchitectureIdent::X86_32)), [(22, 10, true), (12, 10, true)]);
-        assert_eq!(shifts(arch(ArchitectureIdent::X86Pae)), [(30, 2, false), (21, 9, true), (12, 9, true)]);
-        assert_eq!(
-            shifts(arch(ArchitectureIdent::X86_64)),
-            [(39, 9, false), (30, 9, true), (21, 9, true), (12, 9, true)]
-        );
-        assert_eq!(arch(ArchitectureIdent::X86_64La57).va_bits(), 57);
-        let a = arch(ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 48 });
-        assert_eq!(shifts(a), [(47, 1, false), (36, 11, false), (25, 11, true), (14, 11, true)]);
-        let a = arch(ArchitectureIdent::AArch64 { granule_log2: 16, va_bits: 48 });
-        assert_eq!(shifts(a), [(42, 6, false), (29, 13, true), (16, 13, true)]);
-        let a = arch(ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 39 });
-        assert_eq!(shifts(a), [(30, 9, true), (21, 9, true), (12, 9, true)]);
-        assert!(arch(ArchitectureIdent::RiscVSv57).levels().iter().all(|l| l.leaf));
-        assert!(ArchitectureIdent::AArch64 { granule_log2: 13, va_bits: 48 }.describe().is_err());
-        assert!(ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 52 }.describe().is_err());
-    }
-
-    #[test]
-    fn canonical_ranges() {
-        let a = arch(ArchitectureIdent::X86_64);
-        assert_eq!(a.root_index(Address::new(0x7fff_ffff_ffff)), Some(0));
-        assert_eq!(a.root_index(Address::new(0x8000_0000_0000)), None);
-        assert_eq!(a.root_index(Address::new(0xffff_8000_0000_0000)), Some(0));
-        assert_eq!(a.root_index(Address::new(0xfffe_8000_0000_0000)), None);
-        let a = arch(ArchitectureIdent::X86_64La57);
-        assert_eq!(a.root_index(Address::new(0x00ff_ffff_ffff_ffff)), Some(0));
-        assert_eq!(a.root_index(Address::new(0x0100_0000_0000_0000)), None);
-        assert_eq!(a.root_index(Address::new(0xff00_0000_0000_0000)), Some(0));
-        let a = arch(ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 39 });
-        assert_eq!(a.root_index(Address::new(0x7f_ffff_ffff)), Some(0));
-        assert_eq!(a.root_index(Address::new(0xffff_ff80_0000_0000)), Some(1));
-        assert_eq!(a.root_index(Address::new(0xffff_ff00_0000_0000)), None);
-        let a = arch(ArchitectureIdent::X86_32);
-        assert_eq!(a.root_index(Address::new(0xffff_ffff)), Some(0));
-        assert_eq!(a.root_index(Address::new(0x1_0000_0000)), None);
-        #[cfg(feature = "128_bit_mem")]
-        assert_eq!(arch(ArchitectureIdent::X86_64).root_index(Address::new(1 << 64)), None);
-    }
-
-    /// Entries written by hand from the manuals decode as the manuals say.
-    #[test]
-    fn known_entries() {
-        let x64 = arch(ArchitectureIdent::X86_64);
-        // PDE: present, writable, supervisor, PS, PAT (bit 12) set, NX.
-        let pde = 0x8000_0001_2340_1083u64;
-        let expect = Entry::Page {
-            base: Address::new(0x1_2340_0000),
-            denied: Denied::USER | Denied::EXEC_USER | Denied::EXEC_KERNEL,
-        };
-        assert_eq!(x64.decode(2, pde), expect);
-        assert_eq!(x64.decode(0, 0x83), Entry::Invalid, "PS is reserved in a PML4E");
-        assert_eq!(x64.decode(3, 0x5007), Entry::Page { base: Address::new(0x5000), denied: Denied::default() });
-
-        let x32 = arch(ArchitectureIdent::X86_32);
-        assert_eq!(x32.decode(0, 0x00c0_0083), Entry::Page { base: Address::new(0xc0_0000), denied: Denied::USER });
-
-        let pae = arch(ArchitectureIdent::X86Pae);
-        assert_eq!(
-            pae.decode(0, 0x8000_0000_0000_3001),
-            Entry::Table { next: Address::new(0x3000), denied: Denied::default() }
-        );
-        assert_eq!(pae.root_table(Address::new(0x1_2345_6fe0)), Address::new(0x2345_6fe0));
-
-        // AArch64 4K: level 1 block, AF, AP = RO at EL1 (AP[2]=1), UXN; level 3 page RW EL0, PXN.
-        let arm = arch(ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 });
-        let block = 0x0040_0000_4000_0481u64;
-        assert_eq!(
-            arm.decode(1, block),
-            Entry::Page { base: Address::new(0x4000_0000), denied: Denied::WRITE | Denied::USER | Denied::EXEC_USER }
-        );
-        assert_eq!(arm.decode(0, block), Entry::Invalid, "no blocks at level 0 with 4K granule");
-        assert_eq!(
-            arm.decode(3, 0x0020_0000_8765_4443),
-            Entry::Page { base: Address::new(0x8765_4000), denied: Denied::EXEC_KERNEL }
-        );
-        assert_eq!(arm.decode(3, 0x0000_0000_8765_4441), Entry::Invalid, "0b01 is reserved at level 3");
-        assert_eq!(
-            arm.decode(0, 0x6000_0000_1234_5003),
-            Entry::Table { next: Address::new(0x1234_5000), denied: Denied::WRITE | Denied::USER }
-        );
-        let arm16 = arch(ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 48 });
-        assert_eq!(arm16.decode(1, 0x4000_0001), Entry::Invalid, "no level 1 blocks with 16K granule");
-        assert!(matches!(arm16.decode(2, 0x0200_0001), Entry::Page { .. }));
-
-        // RISC-V: PPN 0x80200 << 10, V R W X U: a 4 KiB page; as a level 1 (2 MiB) superpage
-        // it is misaligned; W without R is reserved; a non-leaf at the last level is invalid.
-        let rv = arch(ArchitectureIdent::RiscVSv39);
-        let pte = (0x80201u64 << 10) | 0b11111;
-        assert_eq!(rv.decode(2, pte), Entry::Page { base: Address::new(0x8020_1000), denied: Denied::default() });
-        assert_eq!(rv.decode(1, pte), Entry::Invalid);
-        assert_eq!(
-            rv.decode(1, (0x80200u64 << 10) | 0b00011),
-            Entry::Page {
-                base: Address::new(0x8020_0000),
-                denied: Denied::WRITE | Denied::USER | Denied::EXEC_USER | Denied::EXEC_KERNEL
-            }
-        );
-        assert_eq!(rv.decode(0, 0b101), Entry::Invalid);
-        assert_eq!(rv.decode(2, (0x1234u64 << 10) | 1), Entry::Invalid);
-        assert_eq!(rv.root_table(Address::new(0x8000_0000_0008_0200)), Address::new(0x8020_0000));
-    }
-
-    #[test]
-    fn encode_is_inverse_of_decode() {
-        for &ident in ArchitectureIdent::EVERY_MODE {
-            let a = arch(ident);
-            for (level, lvl) in a.levels().iter().enumerate() {
-                let base = Address::new(0x3456_7000).align_down((1 as umem) << lvl.shift);
-                for bits in 0..8u8 {
-                    let flags = PageType::from_bits_truncate(bits << 1);
-                    match a.encode_page(level, base, flags) {
-                        Some(raw) => match a.decode(level, raw) {
-                            Entry::Page { base: got, denied } => {
-                                assert_eq!(got, base, "{ident:?} level {level}");
-                                let mut expect = flags;
-                                if a.leaf_perms.exec_user == PermBit::Absent {
-                                    expect.remove(PageType::NOEXEC);
-                                }
-                                assert_eq!(denied.page_type(), expect, "{ident:?} level {level}");
-                            }
-                            other => panic!("{ident:?} level {level}: {other:?}"),
-                        },
-                        None => assert!(!lvl.leaf),
-                    }
-                }
-                if level + 1 < a.levels().len() {
-                    let next = Address::new(0x30000);
-                    assert_eq!(
-                        a.decode(level, a.encode_table(level, next)),
-                        Entry::Table { next, denied: Denied::default() }
-                    );
-                }
-            }
-            let root = Address::new(0x30000);
-            assert_eq!(a.root_table(a.root_register(root)), root);
-        }
     }
 }

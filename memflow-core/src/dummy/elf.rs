@@ -110,6 +110,26 @@ pub struct WrittenImage {
     pub sections: Vec<(String, umem, umem)>,
 }
 
+impl WrittenImage {
+    /// Rewrites the pointers of `.dynamic` to run-time addresses of the image loaded at `base`,
+    /// as glibc's loader leaves them in every object it relocates.
+    pub fn relocate_dynamic(&mut self, base: u64) {
+        let word = if self.bytes[4] == 2 { 8 } else { 4 };
+        let Some(&(_, dynamic, size)) = self.sections.iter().find(|(name, ..)| name == ".dynamic") else { return };
+        let mut uint = [0u8; 8];
+        for entry in self.bytes[dynamic as usize..(dynamic + size) as usize].chunks_exact_mut(2 * word) {
+            let (tag, value) = entry.split_at_mut(word);
+            uint[..word].copy_from_slice(tag);
+            let tag = u64::from_le_bytes(uint);
+            if matches!(tag, DT_GNU_HASH | DT_HASH | DT_SYMTAB | DT_STRTAB | DT_PLTGOT | DT_JMPREL) {
+                uint[..word].copy_from_slice(value);
+                let relocated = u64::from_le_bytes(uint) + base;
+                value.copy_from_slice(&relocated.to_le_bytes()[..word]);
+            }
+        }
+    }
+}
+
 /// The GNU hash of a symbol name (`h = h * 33 + c` from 5381).
 pub fn gnu_hash(name: &str) -> u32 {
     name.bytes().fold(5381u32, |h, c| h.wrapping_mul(33).wrapping_add(u32::from(c)))

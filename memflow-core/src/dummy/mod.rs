@@ -7,7 +7,7 @@
 //! holds its own physical address (so reads can be checked).
 //!
 //! [`DummyOs`] is a whole synthetic OS on such tables: processes with ELF modules ([`elf`]),
-//! heaps and stacks, kernel modules, and the truth of all of it (see `os.rs`).
+//! heaps and stacks, kernel modules, and the truth of all of it (see `os.rs`; the records are in `truth.rs`).
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 
 pub mod elf;
@@ -15,11 +15,13 @@ mod os;
 mod page_tables;
 mod process;
 mod rng;
+mod truth;
 
-pub use os::{DummyModule, DummyOs, DummyOsBuilder, DummyProcessTruth, DummyRegion, DummySpace};
+pub use os::{DummyOs, DummyOsBuilder};
 pub use page_tables::{Mapping, PageTableBuilder};
 pub use process::DummyProcess;
 pub use rng::Rng;
+pub use truth::{DummyModule, DummyProcessTruth, DummyRegion, DummySpace};
 
 use crate::arch::ArchitectureIdent;
 use crate::connector::dummy_memory;

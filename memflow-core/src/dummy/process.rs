@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::os::DummyProcessTruth;
+use super::truth::DummyProcessTruth;
 use crate::arch::ArchitectureIdent;
 use crate::connector::BufferMemory;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};

@@ -5,15 +5,13 @@
 //! warning and error are still collected into the detail of `mf_last_error_message`.
 //! Records go to stderr, or to a C callback set with `mf_log_set_callback`.
 
+pub mod api;
+
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CString};
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, Once};
-
-use memflow_core::error::ErrorKind;
-
-use crate::call::{ffi_err, guard};
 
 /// A log level: one of the `MF_LOG_*` constants.
 pub type MfLogLevel = u32;
@@ -52,11 +50,11 @@ pub struct MfLogRecord {
 pub type MfLogCallback = Option<unsafe extern "C" fn(user: *mut c_void, record: *const MfLogRecord)>;
 
 /// The level records are printed or passed on at (the user's choice).
-static OUTPUT_LEVEL: AtomicU32 = AtomicU32::new(MF_LOG_OFF);
+pub(super) static OUTPUT_LEVEL: AtomicU32 = AtomicU32::new(MF_LOG_OFF);
 /// Whether this library's logger owns the `log` facade.
-static OWNED: AtomicBool = AtomicBool::new(false);
+pub(super) static OWNED: AtomicBool = AtomicBool::new(false);
 /// The callback and its user pointer (as integers, so the static is `Send`); `None`: stderr.
-static SINK: Mutex<Option<(usize, usize)>> = Mutex::new(None);
+pub(super) static SINK: Mutex<Option<(usize, usize)>> = Mutex::new(None);
 
 thread_local! {
     /// Set while a record is being passed to the C callback on this thread (no recursion).
@@ -125,7 +123,7 @@ impl ::log::Log for FfiLogger {
     }
 }
 
-fn filter_of(level: MfLogLevel) -> ::log::LevelFilter {
+pub(super) fn filter_of(level: MfLogLevel) -> ::log::LevelFilter {
     match level {
         0 => ::log::LevelFilter::Off,
         1 => ::log::LevelFilter::Error,
@@ -152,72 +150,9 @@ pub(crate) fn ensure_logger() {
     });
 }
 
-fn check_level(level: MfLogLevel) -> Result<(), memflow_core::error::Error> {
-    if level > MF_LOG_TRACE {
-        return Err(ffi_err(
-            ErrorKind::InvalidArgument,
-            format_args!("log level {level} is not one of MF_LOG_OFF..MF_LOG_TRACE"),
-        ));
-    }
-    Ok(())
-}
-
-fn set_level(level: MfLogLevel) {
+pub(super) fn set_level(level: MfLogLevel) {
     OUTPUT_LEVEL.store(level, Ordering::Relaxed);
     if OWNED.load(Ordering::Relaxed) {
         apply_max_level();
     }
-}
-
-/// Turns log output on at `level` (`MF_LOG_OFF` .. `MF_LOG_TRACE`), to stderr unless a
-/// callback was set. Safe to call any number of times, from any thread: later calls only change
-/// the level. Plugins loaded before or after the call log through it too.
-///
-/// Returns 0; `MF_ERR_INVALID_ARGUMENT` for an unknown level; `MF_ERR_UNSUPPORTED` if another
-/// logger already owns the process's Rust `log` facade (only possible when this library is
-/// linked into a Rust program that installed its own logger), in which case only the level is
-/// applied.
-#[no_mangle]
-pub extern "C" fn mf_log_init(level: MfLogLevel) -> i32 {
-    guard(|| {
-        check_level(level)?;
-        set_level(level);
-        if !OWNED.load(Ordering::Relaxed) {
-            ::log::set_max_level(filter_of(level));
-            return Err(ffi_err(ErrorKind::Unsupported, "another logger owns the Rust `log` facade of this process"));
-        }
-        Ok(())
-    })
-}
-
-/// Changes the output level (`MF_LOG_OFF` .. `MF_LOG_TRACE`). Same as `mf_log_init`.
-#[no_mangle]
-pub extern "C" fn mf_log_set_level(level: MfLogLevel) -> i32 {
-    mf_log_init(level)
-}
-
-/// The current output level.
-#[no_mangle]
-pub extern "C" fn mf_log_level() -> MfLogLevel {
-    OUTPUT_LEVEL.load(Ordering::Relaxed)
-}
-
-/// Sends log records at or above the output level to `callback` instead of stderr, with
-/// `user` passed through unchanged; `callback` NULL restores stderr. Does not change the
-/// level (call `mf_log_init` for that).
-///
-/// The callback runs on whatever thread logs, possibly several at once, and receives
-/// borrowed strings valid only during the call. Records logged from inside the callback
-/// itself are dropped. After this function returns, a record that another thread is
-/// currently delivering may still reach the previous callback: keep the old `user` alive
-/// until such threads are done.
-///
-/// Ownership: `user` stays owned by the caller.
-#[no_mangle]
-pub extern "C" fn mf_log_set_callback(callback: MfLogCallback, user: *mut c_void) -> i32 {
-    guard(|| {
-        let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
-        *sink = callback.map(|cb| (cb as usize, user as usize));
-        Ok(())
-    })
 }

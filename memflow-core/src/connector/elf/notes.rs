@@ -1,0 +1,198 @@
+//! ELF notes: the note walk, `VMCOREINFO` and which note feeds which CPU.
+
+use std::collections::BTreeMap;
+
+use super::cpu::{prstatus_i386, prstatus_x86_64, qemu_cpu_state, QEMU_STATE_MIN_SIZE};
+use crate::connector::bytes::{format_error, ByteReader};
+use crate::connector::cpu_state::X86Registers;
+use crate::error::{ErrorKind, Result};
+
+/// The most notes accepted over all `PT_NOTE` segments.
+pub const MAX_NOTES: usize = 16384;
+/// The most CPUs whose state is kept; notes of further CPUs are skipped with a warning.
+pub const MAX_CPUS: usize = 4096;
+
+const NT_PRSTATUS: u32 = 1;
+const NOTE_HEADER_SIZE: u64 = 12;
+
+/// Size of the x86-64 `elf_prstatus` note descriptor; registers start at byte 112.
+const PRSTATUS_X86_64_SIZE: u64 = 336;
+/// Size of the i386 `elf_prstatus` note descriptor; registers start at byte 72.
+const PRSTATUS_I386_SIZE: u64 = 144;
+
+/// The `key=value` lines of a Linux `VMCOREINFO` note, e.g. `OSRELEASE=6.1.0-56-cloud-amd64`,
+/// `PAGESIZE=4096`, `SYMBOL(swapper_pg_dir)=ffffffff82a0a000`, `KERNELOFFSET=0`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VmcoreInfo {
+    entries: BTreeMap<String, String>,
+}
+
+impl VmcoreInfo {
+    /// Parses the note text; lines without `=` are ignored, a repeated key keeps its last value.
+    pub fn parse(text: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(text);
+        let entries = text
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.trim_end_matches('\0').to_owned()))
+            .collect();
+        VmcoreInfo { entries }
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).map(String::as_str)
+    }
+
+    /// All entries, sorted by key.
+    pub fn entries(&self) -> &BTreeMap<String, String> {
+        &self.entries
+    }
+
+    /// The address in `SYMBOL(name)=<hex>`.
+    pub fn symbol(&self, name: &str) -> Option<u64> {
+        u64::from_str_radix(self.get(&format!("SYMBOL({name})"))?, 16).ok()
+    }
+
+    /// The value of `NUMBER(name)=<decimal>`.
+    pub fn number(&self, name: &str) -> Option<i64> {
+        self.get(&format!("NUMBER({name})"))?.parse().ok()
+    }
+
+    /// `OSRELEASE`: the kernel release string.
+    pub fn os_release(&self) -> Option<&str> {
+        self.get("OSRELEASE")
+    }
+
+    /// `PAGESIZE` in bytes.
+    pub fn page_size(&self) -> Option<u64> {
+        self.get("PAGESIZE")?.parse().ok()
+    }
+
+    /// `KERNELOFFSET`: the KASLR displacement of the kernel image (hexadecimal in the note).
+    pub fn kernel_offset(&self) -> Option<u64> {
+        u64::from_str_radix(self.get("KERNELOFFSET")?, 16).ok()
+    }
+}
+
+/// What the notes told so far.
+#[derive(Default)]
+pub(super) struct Notes {
+    /// Decode CPU notes (the machine is x86 or x86-64).
+    x86: bool,
+    notes: usize,
+    pub(super) cpus: Vec<X86Registers>,
+    prstatus_seen: usize,
+    qemu_seen: usize,
+    /// A 64-bit `NT_PRSTATUS` was seen: the CPUs ran in long mode.
+    pub(super) wide_prstatus: bool,
+    pub(super) vmcoreinfo: Option<VmcoreInfo>,
+}
+
+impl Notes {
+    /// No notes yet; CPU notes are decoded when `x86` (the machine is x86 or x86-64).
+    pub(super) fn new(x86: bool) -> Self {
+        Notes { x86, ..Notes::default() }
+    }
+
+    /// Walks the notes of the `PT_NOTE` segment `segment` (program header `index`).
+    pub(super) fn segment(&mut self, segment: &ByteReader, index: u64) -> Result<()> {
+        let mut off = 0u64;
+        while off < segment.len() {
+            if self.notes == MAX_NOTES {
+                return Err(format_error(
+                    ErrorKind::LimitExceeded,
+                    format_args!("PT_NOTE #{index} holds more than the {MAX_NOTES} notes accepted in one file"),
+                ));
+            }
+            let n = self.notes;
+            self.notes += 1;
+            if segment.len() - off < NOTE_HEADER_SIZE {
+                return Err(format_error(
+                    ErrorKind::Truncated,
+                    format_args!(
+                        "note at offset {off:#x} of PT_NOTE #{index}: only {:#x} bytes remain for the 12-byte note header",
+                        segment.len() - off
+                    ),
+                ));
+            }
+            let namesz = u64::from(segment.u32(off)?);
+            let descsz = u64::from(segment.u32(off + 4)?);
+            let ntype = segment.u32(off + 8)?;
+            let desc_off = off + NOTE_HEADER_SIZE + align4(namesz);
+            if desc_off + descsz > segment.len() {
+                return Err(format_error(
+                    ErrorKind::Truncated,
+                    format_args!(
+                        "note #{n} at offset {off:#x} of PT_NOTE #{index} (name {namesz:#x} bytes, descriptor {descsz:#x} bytes) runs past the end of the {:#x} byte segment",
+                        segment.len()
+                    ),
+                ));
+            }
+            let name = segment.bytes(off + NOTE_HEADER_SIZE, namesz)?;
+            let name_end = name.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            let desc = segment.sub(desc_off, descsz, "note descriptor")?;
+            self.note(&name[..name_end], ntype, &desc)?;
+            off = align4(desc_off + descsz);
+        }
+        Ok(())
+    }
+
+    /// Takes in one note.
+    fn note(&mut self, name: &[u8], ntype: u32, desc: &ByteReader) -> Result<()> {
+        match (name, ntype) {
+            (b"VMCOREINFO", _) => {
+                if self.vmcoreinfo.is_some() {
+                    return Err(format_error(ErrorKind::Malformed, "the ELF core has more than one VMCOREINFO note"));
+                }
+                self.vmcoreinfo = Some(VmcoreInfo::parse(desc.bytes(0, desc.len())?));
+            }
+            (b"CORE", NT_PRSTATUS) if self.x86 => {
+                let cpu = self.prstatus_seen;
+                self.prstatus_seen += 1;
+                match desc.len() {
+                    PRSTATUS_X86_64_SIZE => {
+                        self.wide_prstatus = true;
+                        if let Some(regs) = self.cpu(cpu) {
+                            prstatus_x86_64(regs, desc)?;
+                        }
+                    }
+                    PRSTATUS_I386_SIZE => {
+                        if let Some(regs) = self.cpu(cpu) {
+                            prstatus_i386(regs, desc)?;
+                        }
+                    }
+                    other => log::warn!("NT_PRSTATUS of CPU {cpu} has {other:#x} bytes, not an x86 layout; skipped"),
+                }
+            }
+            (b"QEMU", 0) if self.x86 => {
+                let cpu = self.qemu_seen;
+                self.qemu_seen += 1;
+                let version = if desc.len() >= 4 { desc.u32(0)? } else { 0 };
+                if version != 1 || desc.len() < QEMU_STATE_MIN_SIZE {
+                    log::warn!("QEMU CPU state note of CPU {cpu} has version {version} and {:#x} bytes, not a known layout; skipped", desc.len());
+                } else if let Some(regs) = self.cpu(cpu) {
+                    qemu_cpu_state(regs, desc)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The registers of CPU `cpu`, created on first use; `None` beyond [`MAX_CPUS`].
+    fn cpu(&mut self, cpu: usize) -> Option<&mut X86Registers> {
+        if cpu >= MAX_CPUS {
+            log::warn!("CPU note #{cpu} exceeds the {MAX_CPUS} CPU states kept; skipped");
+            return None;
+        }
+        if self.cpus.len() <= cpu {
+            self.cpus.resize(cpu + 1, X86Registers::default());
+        }
+        Some(&mut self.cpus[cpu])
+    }
+}
+
+fn align4(v: u64) -> u64 {
+    (v + 3) & !3
+}
