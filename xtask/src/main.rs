@@ -3,7 +3,8 @@
 //! - `demo [CHAIN...]`: the main job. Builds and installs the C SDK, then runs the C
 //!   process-list example on this machine (`native`), on a real guest's memory dump
 //!   (`coredump:... -> linux`) and on a live guest under QEMU (`qemu:... -> linux`).
-//! - `test`: every test: guest fixtures, the workspace tests in both address widths.
+//! - `test`: every test: guest fixtures, clippy with the workspace lints (`-D warnings`), the
+//!   workspace tests in both address widths.
 //! - `fixtures`: only (re)builds the cached QEMU guest dumps under `target/fixtures/`.
 //! - `headers [OUT_DIR]`: generates the C and C++ headers into `include/` (or `OUT_DIR`), with
 //!   the cbindgen version pinned by this crate (see `xtask::headers`).
@@ -79,6 +80,9 @@ fn test() -> Result<(), String> {
     fixtures()?;
     // The plugin libraries (cdylib crates) must exist before the tests that load them.
     run("cargo", &["build", "--workspace"])?;
+    // The lints of [workspace.lints] (documented unsafe, no unwrap outside tests, docs on the
+    // public API) hold for every target.
+    run("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     run("cargo", &["test", "--workspace"])?;
     run("cargo", &["test", "-p", "memflow-core", "--features", "128_bit_mem"])
 }
