@@ -147,7 +147,7 @@ fn pick(ranges: &[MemoryRange], n: usize, room: umem, rng: &mut SmallRng) -> Vec
             let x = rng.gen_range(0..total);
             let i = cum.partition_point(|&c| c <= x);
             let before = if i == 0 { 0 } else { cum[i - 1] };
-            fit[i].address + (x - before)
+            fit[i].base + (x - before)
         })
         .collect()
 }
@@ -436,8 +436,8 @@ fn translate(c: &mut Criterion) {
             if lookup.is_some() {
                 let va = r.va + pos;
                 match readable.last_mut() {
-                    Some(last) if last.address + last.size == va => last.size += n,
-                    _ => readable.push(MemoryRange { address: va, size: n, page_type: r.page_type }),
+                    Some(last) if last.base + last.size == va => last.size += n,
+                    _ => readable.push(MemoryRange { base: va, size: n, page_type: r.page_type }),
                 }
             }
             pos += n;

@@ -156,9 +156,14 @@ impl Error {
         })
     }
 
-    /// Logs the error with some context at `warn` level and returns it, for use in `map_err`.
-    pub fn log_warn(self, context: impl fmt::Display) -> Self {
-        log::warn!("{self}: {context}");
+    /// Records why this error happened and returns it: the one way to give an error its
+    /// context (what was looked for, which file and offset, which limit).
+    ///
+    /// The reason is logged at `warn` level next to the error; the C API collects it into
+    /// `mf_last_error_message`. Errors that are expected in normal operation (a probe that
+    /// finds nothing) are returned without a reason.
+    pub fn with_reason(self, reason: impl fmt::Display) -> Self {
+        log::warn!("{self}: {reason}");
         self
     }
 }
@@ -193,6 +198,19 @@ impl ErrorKind {
             K::InvalidInput => ErrorKind::InvalidArgument,
             K::InvalidData => ErrorKind::Malformed,
             K::OutOfMemory => ErrorKind::OutOfMemory,
+            _ => ErrorKind::Io,
+        }
+    }
+}
+
+impl ErrorKind {
+    /// The kind of a failed system call or `/proc` access on another process: a process that
+    /// does not exist (any more) gives `missing`, denied access `PermissionDenied`, anything
+    /// else `Io`.
+    pub fn of_process_io(e: &std::io::Error, missing: ErrorKind) -> ErrorKind {
+        match e.raw_os_error() {
+            Some(libc::ENOENT | libc::ESRCH) => missing,
+            Some(libc::EACCES | libc::EPERM) => ErrorKind::PermissionDenied,
             _ => ErrorKind::Io,
         }
     }

@@ -105,7 +105,7 @@ fn range_maps_are_exact() {
         let bridged = dma.virt_page_map(1 << 30).unwrap();
         assert!(bridged.len() <= exact.len());
         for r in &exact {
-            assert!(bridged.iter().any(|g| g.address <= r.address && r.address - g.address + r.size <= g.size));
+            assert!(bridged.iter().any(|g| g.base <= r.base && r.base - g.base + r.size <= g.size));
         }
         // Reverse lookup finds every virtual page of a physical address.
         let m = truth[0];

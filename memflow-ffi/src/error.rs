@@ -377,7 +377,7 @@ pub(crate) fn record_failure(code: i32) -> i32 {
 fn last_message(l: &mut Last) -> *const c_char {
     if l.message.is_none() {
         let base = Error::from_code(l.code).map(|e| e.to_string()).unwrap_or_default();
-        // Errors logged with `Error::log_warn` already start with the description of the code;
+        // Errors given a reason with `Error::with_reason` already start with the description of the code;
         // say it once.
         let detail = l.detail.render().replace(&format!("{base}: "), "");
         let text = if detail.is_empty() { base } else { format!("{base}: {detail}") };

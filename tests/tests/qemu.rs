@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 use memflow_core::connector::qemu::{QemuConnector, QemuTarget};
 use memflow_core::connector::{open, CpuState, OpenOptions, X86ArchHint};
 use memflow_core::error::{ErrorKind, PartialError, PartialResultExt};
+use memflow_core::instance::os_instance;
 use memflow_core::mem::{MemoryMap, MemoryView, PhysicalMemory};
+use memflow_core::os::native::NativeOs;
 use memflow_core::os::Os;
 use memflow_core::plugins::Inventory;
 use memflow_core::types::{umem, Address, PhysicalAddress};
@@ -80,6 +82,11 @@ fn qemu_reads_u64(socket: &Path, addr: u64) -> u64 {
 }
 
 /// Boots the fixture guest as `memflow-test-<tag>-<test pid>` and waits until it is ready.
+/// The guest of the QEMU process `target` picks among the host's processes.
+fn open_native(target: &QemuTarget, qmp: Option<&Path>) -> memflow_core::error::Result<QemuConnector> {
+    QemuConnector::open(os_instance(NativeOs::new(Default::default()), Default::default()), target, qmp)
+}
+
 fn boot(tag: &str) -> LiveGuest {
     LiveGuest::start(&format!("{tag}-{}", std::process::id())).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -157,8 +164,8 @@ fn live_guest() {
     let targets = inventory.targets("qemu").unwrap();
     assert!(targets.iter().any(|t| *t.name == guest.name), "{} not among {targets:?}", guest.name);
     let by_name = QemuTarget { name: Some(guest.name.clone()), pid: None };
-    let mut plain = QemuConnector::open_native(&by_name, None).unwrap();
-    let mut with_qmp = QemuConnector::open_native(&QemuTarget::default(), Some(&guest.qmp)).unwrap();
+    let mut plain = open_native(&by_name, None).unwrap();
+    let mut with_qmp = open_native(&QemuTarget::default(), Some(&guest.qmp)).unwrap();
     assert_eq!(plain.qemu().info.pid, guest.pid);
     assert_eq!(with_qmp.qemu().info.pid, guest.pid, "the QMP guest name picks the process");
     assert_eq!(plain.map(), with_qmp.map(), "machine rules and QMP agree on a 256 MiB q35 guest");
@@ -167,8 +174,8 @@ fn live_guest() {
     assert_eq!(plain.cpu_count(), 0);
     assert_eq!(with_qmp.cpu_count(), 1);
     let wrong = QemuTarget { name: Some("memflow-test-no-such-guest".into()), pid: None };
-    assert_eq!(QemuConnector::open_native(&wrong, Some(&guest.qmp)).err().unwrap().kind, ErrorKind::InvalidArgument);
-    assert_eq!(QemuConnector::open_native(&wrong, None).err().unwrap().kind, ErrorKind::NotFound);
+    assert_eq!(open_native(&wrong, Some(&guest.qmp)).err().unwrap().kind, ErrorKind::InvalidArgument);
+    assert_eq!(open_native(&wrong, None).err().unwrap().kind, ErrorKind::NotFound);
 
     // The banner the guest printed is in its RAM, where kallsyms puts linux_banner.
     let banner_pa = kernel_pa(fixture.symbol("linux_banner"));
@@ -266,7 +273,7 @@ fn live_guest() {
     let chained_read = chained.phys_read::<u64>(PhysicalAddress::plain(Address::from(banner_pa))).data();
     assert_eq!(chained_read.unwrap_err().kind, ErrorKind::Gone);
     assert_eq!(clone.phys_read::<u64>(PhysicalAddress::plain(Address::NULL)).data().unwrap_err().kind, ErrorKind::Gone);
-    assert!(QemuConnector::open_native(&by_name, None).is_err());
+    assert!(open_native(&by_name, None).is_err());
 }
 
 /// A QEMU started paused (`-S`), killed on drop.
@@ -358,8 +365,8 @@ fn machine_layouts_match_qemu() {
     for (machine, mib, below) in cases {
         let qemu = PausedQemu::start(machine, mib);
         let target = QemuTarget { name: None, pid: Some(qemu.child.id()) };
-        let mut rules = QemuConnector::open_native(&target, None).unwrap();
-        let with_qmp = QemuConnector::open_native(&target, Some(&qemu.socket)).unwrap();
+        let mut rules = open_native(&target, None).unwrap();
+        let with_qmp = open_native(&target, Some(&qemu.socket)).unwrap();
         let ranges = rules.map().ranges().to_vec();
         let above = mib * MIB - below;
         let expect: Vec<(u64, u64)> =

@@ -176,12 +176,12 @@ fn merge_page_map(pages: &[reference_page::P]) -> Vec<MemoryRange> {
     let mut out: Vec<MemoryRange> = vec![];
     for p in pages {
         if let Some(r) = out.last_mut() {
-            if r.page_type == p.page_type && r.address + r.size == p.va {
+            if r.page_type == p.page_type && r.base + r.size == p.va {
                 r.size += p.size;
                 continue;
             }
         }
-        out.push(MemoryRange { address: p.va, size: p.size, page_type: p.page_type });
+        out.push(MemoryRange { base: p.va, size: p.size, page_type: p.page_type });
     }
     out
 }

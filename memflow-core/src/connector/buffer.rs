@@ -110,10 +110,6 @@ fn copy_bytes(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-fn buf_err(kind: ErrorKind) -> Error {
-    Error::new(ErrorOrigin::PhysicalMemory, kind)
-}
-
 impl BufferMemory {
     /// Serves `backing` laid out by `map`. Every mapping must lie inside the backing bytes.
     pub fn new(backing: Arc<dyn Backing>, map: MemoryMap) -> Result<Self> {
@@ -121,7 +117,7 @@ impl BufferMemory {
         for r in map.ranges() {
             let end = r.backing.checked_add(r.size);
             if end.is_none_or(|e| e > len as umem) {
-                return Err(buf_err(ErrorKind::OutOfBounds).log_warn(format_args!(
+                return Err(Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::OutOfBounds).with_reason(format_args!(
                     "range {}+{:#x} at offset {:#x} lies outside the {len:#x} backing bytes",
                     r.base, r.size, r.backing
                 )));

@@ -3,14 +3,7 @@
 //! Every read names what it read from in its error, so a truncated structure deep inside a
 //! file still produces a message saying which structure ended too early.
 
-use core::fmt;
-
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
-
-/// A `FileFormat` error of `kind`, logged with `msg` (which names the exact problem).
-pub(crate) fn format_error(kind: ErrorKind, msg: impl fmt::Display) -> Error {
-    Error::new(ErrorOrigin::FileFormat, kind).log_warn(msg)
-}
 
 /// A byte slice read at explicit offsets, in one byte order.
 #[derive(Copy, Clone)]
@@ -35,14 +28,11 @@ impl<'a> ByteReader<'a> {
     pub(crate) fn bytes(&self, offset: u64, len: u64) -> Result<&'a [u8]> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len() => Ok(&self.bytes[offset as usize..end as usize]),
-            _ => Err(format_error(
-                ErrorKind::Truncated,
-                format_args!(
-                    "{}: {len:#x} bytes at offset {offset:#x} run past its end ({:#x} bytes)",
-                    self.what,
-                    self.len()
-                ),
-            )),
+            _ => Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated).with_reason(format_args!(
+                "{}: {len:#x} bytes at offset {offset:#x} run past its end ({:#x} bytes)",
+                self.what,
+                self.len()
+            ))),
         }
     }
 

@@ -212,7 +212,7 @@ pub trait CpuState {
 pub(crate) fn x86_registers_of(cpus: &[X86Registers], cpu: usize) -> Result<X86Registers> {
     cpus.get(cpu).copied().ok_or_else(|| {
         Error::new(ErrorOrigin::Connector, ErrorKind::NotFound)
-            .log_warn(format_args!("no x86 registers for CPU {cpu}: the target has {} CPU states", cpus.len()))
+            .with_reason(format_args!("no x86 registers for CPU {cpu}: the target has {} CPU states", cpus.len()))
     })
 }
 

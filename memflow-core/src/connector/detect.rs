@@ -9,10 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::buffer::Backing;
-use super::bytes::format_error;
 use super::file::{map_file, DumpFormat, DumpInfo, FileConnector, OpenOptions};
 use super::{elf, lime};
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::MemoryMap;
 use crate::types::umem;
 
@@ -39,7 +38,8 @@ pub fn detect(bytes: &[u8]) -> DumpFormat {
 /// Detects the format of `bytes` and parses them. Empty input is refused.
 pub fn parse(bytes: &[u8]) -> Result<ParsedDump> {
     if bytes.is_empty() {
-        return Err(format_error(ErrorKind::Truncated, "the dump is empty (0 bytes): there is no memory to map"));
+        return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated)
+            .with_reason("the dump is empty (0 bytes): there is no memory to map"));
     }
     let format = detect(bytes);
     Ok(match format {

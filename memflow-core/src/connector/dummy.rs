@@ -30,7 +30,7 @@ pub fn dummy_memory_with_map(map: MemoryMap) -> Result<BufferMemory> {
     let size = map.ranges().iter().map(|r| r.backing + r.size).max().unwrap_or(0 as umem);
     let size = usize::try_from(size).map_err(|_| {
         Error::new(ErrorOrigin::Connector, ErrorKind::OutOfMemory)
-            .log_warn(format_args!("synthetic memory of {size:#x} bytes does not fit in this process"))
+            .with_reason(format_args!("synthetic memory of {size:#x} bytes does not fit in this process"))
     })?;
     BufferMemory::new(Arc::new(HeapBacking::zeroed(size)?), map)
 }

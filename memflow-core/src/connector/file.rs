@@ -89,7 +89,7 @@ impl Backing for MappedFile {
 
 fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
     Error::new(ErrorOrigin::Connector, Error::from(std::io::Error::from(e.kind())).kind)
-        .log_warn(format_args!("cannot {what} {}: {e}", path.display()))
+        .with_reason(format_args!("cannot {what} {}: {e}", path.display()))
 }
 
 /// Opens `path` without blocking and checks, on the opened descriptor, that it is a regular
@@ -103,7 +103,7 @@ fn open_dump(path: &Path, writable: bool) -> Result<File> {
     let file = options.open(path).map_err(|e| io_error(path, "open", e))?;
     let kind = file.metadata().map_err(|e| io_error(path, "stat", e))?.file_type();
     if let Some(what) = unmappable(kind) {
-        return Err(Error::new(ErrorOrigin::Connector, ErrorKind::InvalidArgument).log_warn(format_args!(
+        return Err(Error::new(ErrorOrigin::Connector, ErrorKind::InvalidArgument).with_reason(format_args!(
             "{} is {what}, not a regular file or a block device: it cannot be mapped as a dump",
             path.display()
         )));
@@ -158,11 +158,13 @@ pub fn map_file(path: &Path, writable: bool) -> Result<MappedFile> {
     let len = std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(|e| io_error(path, "seek in", e))?;
     if len == 0 {
         return Err(Error::new(ErrorOrigin::Connector, ErrorKind::Truncated)
-            .log_warn(format_args!("{} is empty (0 bytes): there is no memory to map", path.display())));
+            .with_reason(format_args!("{} is empty (0 bytes): there is no memory to map", path.display())));
     }
     let len = usize::try_from(len).map_err(|_| {
-        Error::new(ErrorOrigin::Connector, ErrorKind::OutOfMemory)
-            .log_warn(format_args!("{} ({len:#x} bytes) does not fit in this process's address space", path.display()))
+        Error::new(ErrorOrigin::Connector, ErrorKind::OutOfMemory).with_reason(format_args!(
+            "{} ({len:#x} bytes) does not fit in this process's address space",
+            path.display()
+        ))
     })?;
     let mut options = memmap2::MmapOptions::new();
     options.len(len);

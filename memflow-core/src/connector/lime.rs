@@ -3,8 +3,8 @@
 //! Header (little endian): magic `0x4C694D45` (u32), version 1 (u32), first address `s_addr`
 //! (u64), last address `e_addr` (u64, inclusive), 8 reserved bytes.
 
-use super::bytes::{format_error, ByteReader};
-use crate::error::{ErrorKind, Result};
+use super::bytes::ByteReader;
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::MemoryMap;
 use crate::types::{umem, Address};
 
@@ -42,72 +42,57 @@ pub fn parse(bytes: &[u8]) -> Result<MemoryMap> {
     let mut n = 0usize;
     while off < len {
         if n == MAX_RANGES {
-            return Err(format_error(
-                ErrorKind::LimitExceeded,
-                format_args!("more than {MAX_RANGES} LiME ranges: another header follows at file offset {off:#x}"),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded).with_reason(format_args!(
+                "more than {MAX_RANGES} LiME ranges: another header follows at file offset {off:#x}"
+            )));
         }
         if len - off < LIME_HEADER_SIZE {
-            return Err(format_error(
-                ErrorKind::Truncated,
-                format_args!(
-                    "LiME range header #{n} at file offset {off:#x}: only {:#x} of its 32 bytes are in the file",
-                    len - off
-                ),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated).with_reason(format_args!(
+                "LiME range header #{n} at file offset {off:#x}: only {:#x} of its 32 bytes are in the file",
+                len - off
+            )));
         }
         let magic = file.u32(off)?;
         let version = file.u32(off + 4)?;
         let start = file.u64(off + 8)?;
         let last = file.u64(off + 16)?;
         if magic != LIME_MAGIC {
-            return Err(format_error(
-                ErrorKind::Malformed,
-                format_args!(
-                    "LiME range header #{n} at file offset {off:#x} has magic {magic:#x} instead of {LIME_MAGIC:#x}"
-                ),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
+                "LiME range header #{n} at file offset {off:#x} has magic {magic:#x} instead of {LIME_MAGIC:#x}"
+            )));
         }
         if version != LIME_VERSION {
-            return Err(format_error(
-                ErrorKind::Unsupported,
-                format_args!("LiME range header #{n} at file offset {off:#x} has version {version}; only 1 is known"),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Unsupported).with_reason(format_args!(
+                "LiME range header #{n} at file offset {off:#x} has version {version}; only 1 is known"
+            )));
         }
         if last < start {
-            return Err(format_error(
-                ErrorKind::Malformed,
-                format_args!("LiME range #{n} ends at {last:#x}, before it starts at {start:#x}"),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+                .with_reason(format_args!("LiME range #{n} ends at {last:#x}, before it starts at {start:#x}")));
         }
         let data = off + LIME_HEADER_SIZE;
         // `last - start + 1` bytes, compared without overflowing at the top of the space.
         if last - start >= len - data {
-            return Err(format_error(
-                ErrorKind::Truncated,
-                format_args!(
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated).with_reason(format_args!(
                     "LiME range #{n} ({start:#x}..={last:#x}) at file offset {data:#x} runs past the end of the {len:#x} byte file"
-                ),
-            ));
+                )));
         }
         let size = last - start + 1;
         if last == u64::MAX {
-            return Err(format_error(
-                ErrorKind::OutOfBounds,
-                format_args!("LiME range #{n} ({start:#x}..={last:#x}) reaches the top of the 64-bit address space"),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::OutOfBounds).with_reason(format_args!(
+                "LiME range #{n} ({start:#x}..={last:#x}) reaches the top of the 64-bit address space"
+            )));
         }
         map.push(Address::new(umem::from(start)), umem::from(size), umem::from(data)).map_err(|_| {
-            format_error(
-                ErrorKind::Malformed,
-                format_args!("LiME range #{n} ({start:#x}..={last:#x}) overlaps an earlier range"),
-            )
+            Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+                .with_reason(format_args!("LiME range #{n} ({start:#x}..={last:#x}) overlaps an earlier range"))
         })?;
         off = data + size;
         n += 1;
     }
     if n == 0 {
-        return Err(format_error(ErrorKind::Truncated, "the LiME input is empty: no range header"));
+        return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated)
+            .with_reason("the LiME input is empty: no range header"));
     }
     Ok(map)
 }

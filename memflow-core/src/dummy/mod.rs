@@ -18,7 +18,7 @@ mod rng;
 mod truth;
 
 pub use os::{DummyOs, DummyOsBuilder};
-pub use page_tables::{Mapping, PageTableBuilder};
+pub use page_tables::PageTableBuilder;
 pub use process::DummyProcess;
 pub use rng::Rng;
 pub use truth::{DummyModule, DummyProcessTruth, DummyRegion, DummySpace};

@@ -117,9 +117,6 @@ const KERNEL_MODULES: [(&str, ImageSpec); 3] = [
     ),
 ];
 
-fn os_error(kind: ErrorKind, what: core::fmt::Arguments) -> Error {
-    Error::new(ErrorOrigin::Os, kind).log_warn(what)
-}
 /// Where things go in the address spaces of one architecture.
 #[derive(Copy, Clone, Debug)]
 struct Layout {
@@ -147,8 +144,9 @@ impl Layout {
             None => (page_shift, HEAP_PAGES << page_shift),
         };
         let mut segments = a.segments();
-        let low =
-            segments.next().ok_or_else(|| os_error(ErrorKind::Internal, format_args!("{arch:?} has no addresses")))?;
+        let low = segments.next().ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::Internal).with_reason(format_args!("{arch:?} has no addresses"))
+        })?;
         let low_end = low.last.to_umem() as u64 + 1;
         let (user_top, kernel_start) = match segments.next() {
             Some(high) => (low_end, high.first.to_umem() as u64),
@@ -189,12 +187,9 @@ impl PhysAlloc {
             Some(self.low.next_multiple_of(align)).filter(|at| at + size <= self.high)
         };
         let at = at.ok_or_else(|| {
-            os_error(
-                ErrorKind::OutOfMemory,
-                format_args!(
-                    "synthetic physical memory exhausted ({size:#x} bytes wanted); give the dummy OS more memory"
-                ),
-            )
+            Error::new(ErrorOrigin::Os, ErrorKind::OutOfMemory).with_reason(format_args!(
+                "synthetic physical memory exhausted ({size:#x} bytes wanted); give the dummy OS more memory"
+            ))
         })?;
         if align > self.page {
             self.high = at;
@@ -491,11 +486,9 @@ impl DummyOs {
     /// with `Gone` from now on. Fails with `NotFound` if there is no such process.
     pub fn kill(&self, pid: Pid) -> Result<()> {
         let mut world = self.world();
-        let index = world
-            .processes
-            .iter()
-            .position(|p| p.truth.info.pid == pid)
-            .ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("no process with pid {pid}")))?;
+        let index = world.processes.iter().position(|p| p.truth.info.pid == pid).ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no process with pid {pid}"))
+        })?;
         world.processes.remove(index).alive.store(false, Ordering::Release);
         Ok(())
     }
@@ -525,9 +518,9 @@ impl Os for DummyOs {
 
     fn process_info_by_address(&mut self, address: Address) -> Result<ProcessInfo> {
         let world = self.world();
-        let entry = world
-            .process(address)
-            .ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("no process {address}")))?;
+        let entry = world.process(address).ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no process {address}"))
+        })?;
         Ok(entry.truth.info.clone())
     }
 
@@ -535,7 +528,7 @@ impl Os for DummyOs {
     fn process_by_info(&mut self, info: ProcessInfo) -> Result<ProcessInstanceArcBox<'static>> {
         let world = self.world();
         let entry = world.process(info.address).ok_or_else(|| {
-            Error::new(ErrorOrigin::Process, ErrorKind::Gone).log_warn(format_args!("process {} is gone", info.pid))
+            Error::new(ErrorOrigin::Process, ErrorKind::Gone).with_reason(format_args!("process {} is gone", info.pid))
         })?;
         let process = DummyProcess::new(self.mem.clone(), &entry.truth, entry.alive.clone())?;
         Ok(process_instance(process, self.lib.clone()))
@@ -553,9 +546,9 @@ impl Os for DummyOs {
 
     fn module_by_address(&mut self, address: Address) -> Result<ModuleInfo> {
         let module = self.kernel.modules.iter().find(|m| m.info.address == address);
-        module
-            .map(|m| m.info.clone())
-            .ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("no kernel module {address}")))
+        module.map(|m| m.info.clone()).ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no kernel module {address}"))
+        })
     }
 
     /// The exports of the kernel image.
@@ -569,7 +562,9 @@ impl Os for DummyOs {
             }
             found.is_none()
         })?;
-        found.ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("no kernel symbol `{name}`")))
+        found.ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no kernel symbol `{name}`"))
+        })
     }
 
     fn info(&self) -> &OsInfo {

@@ -7,36 +7,8 @@ use crate::arch::{Architecture, ArchitectureIdent, Entry};
 use crate::connector::BufferMemory;
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResultExt, Result};
 use crate::mem::PhysicalMemory;
+use crate::translate::Page;
 use crate::types::{umem, Address, PageType, PhysicalAddress};
-
-/// One page the builder mapped: the truth translations are checked against.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Mapping {
-    /// First virtual address of the page.
-    pub va: Address,
-    /// First physical address of the page.
-    pub pa: Address,
-    /// log2 of the page size.
-    pub size_log2: u8,
-    /// The flags a correct walk reports (those the architecture can express).
-    pub page_type: PageType,
-}
-
-impl Mapping {
-    /// The page size in bytes.
-    pub fn size(&self) -> umem {
-        (1 as umem) << self.size_log2
-    }
-
-    /// The translation of `va` if this page holds it.
-    pub fn translate(&self, va: Address) -> Option<Address> {
-        (va >= self.va && va - self.va < self.size()).then(|| self.pa + (va - self.va))
-    }
-}
-
-fn build_err(kind: ErrorKind) -> Error {
-    Error::new(ErrorOrigin::Translation, kind)
-}
 
 /// Builds page tables in a [`BufferMemory`] (see the module docs).
 ///
@@ -51,7 +23,7 @@ pub struct PageTableBuilder {
     tops: Vec<Address>,
     next_table: Address,
     tables_end: Address,
-    truth: Vec<Mapping>,
+    truth: Vec<Page>,
 }
 
 impl PageTableBuilder {
@@ -89,12 +61,12 @@ impl PageTableBuilder {
     }
 
     /// Every page mapped so far, in the order mapped (aliases included).
-    pub fn truth(&self) -> &[Mapping] {
+    pub fn truth(&self) -> &[Page] {
         &self.truth
     }
 
     /// The translation of `va` according to the truth.
-    pub fn expected(&self, va: Address) -> Option<(Address, &Mapping)> {
+    pub fn expected(&self, va: Address) -> Option<(Address, &Page)> {
         self.truth.iter().find_map(|m| m.translate(va).map(|pa| (pa, m)))
     }
 
@@ -119,7 +91,10 @@ impl PageTableBuilder {
         let table = self.next_table;
         match table.checked_add(size) {
             Some(end) if end <= self.tables_end => self.next_table = end,
-            _ => return Err(build_err(ErrorKind::OutOfMemory).log_warn("page-table area exhausted")),
+            _ => {
+                return Err(Error::new(ErrorOrigin::Translation, ErrorKind::OutOfMemory)
+                    .with_reason("page-table area exhausted"))
+            }
         }
         let zeros = vec![0u8; size as usize];
         self.mem.phys_write_raw(PhysicalAddress::plain(table), &zeros).data()?;
@@ -128,7 +103,7 @@ impl PageTableBuilder {
 
     /// The address of the entry for `va` at `level`, creating missing tables above it.
     pub fn entry_slot(&mut self, va: Address, level: usize) -> Result<Address> {
-        let root = self.arch.root_index(va).ok_or(build_err(ErrorKind::OutOfBounds))?;
+        let root = self.arch.root_index(va).ok_or(Error::new(ErrorOrigin::Translation, ErrorKind::OutOfBounds))?;
         let mut table = self.tops[root];
         let arch = self.arch;
         for (l, lvl) in arch.levels().iter().enumerate().take(level + 1) {
@@ -144,10 +119,12 @@ impl PageTableBuilder {
                     self.write_entry(slot, self.arch.encode_table(l, next))?;
                     next
                 }
-                Entry::Page { .. } | Entry::Invalid => return Err(build_err(ErrorKind::InvalidArgument)),
+                Entry::Page { .. } | Entry::Invalid => {
+                    return Err(Error::new(ErrorOrigin::Translation, ErrorKind::InvalidArgument))
+                }
             };
         }
-        Err(build_err(ErrorKind::InvalidArgument))
+        Err(Error::new(ErrorOrigin::Translation, ErrorKind::InvalidArgument))
     }
 
     /// Maps the page of `1 << size_log2` bytes at `va` to `pa` with `flags` (writable, user,
@@ -155,25 +132,28 @@ impl PageTableBuilder {
     /// aligned, not canonical or too wide for an entry, or something is already mapped there.
     pub fn map(&mut self, va: Address, pa: Address, size_log2: u8, flags: PageType) -> Result<()> {
         let level = self.arch.levels().iter().position(|l| l.leaf && l.shift == size_log2);
-        let level = level.ok_or(build_err(ErrorKind::InvalidArgument))?;
+        let level = level.ok_or(Error::new(ErrorOrigin::Translation, ErrorKind::InvalidArgument))?;
         let size = (1 as umem) << size_log2;
         if va.page_offset(size) != 0 || pa.page_offset(size) != 0 {
-            return Err(build_err(ErrorKind::InvalidArgument));
+            return Err(Error::new(ErrorOrigin::Translation, ErrorKind::InvalidArgument));
         }
         let slot = self.entry_slot(va, level)?;
         if self.read_entry(slot)? != 0 {
-            return Err(build_err(ErrorKind::InvalidArgument));
+            return Err(Error::new(ErrorOrigin::Translation, ErrorKind::InvalidArgument));
         }
-        let raw = self.arch.encode_page(level, pa, flags).ok_or(build_err(ErrorKind::InvalidArgument))?;
+        let raw = self
+            .arch
+            .encode_page(level, pa, flags)
+            .ok_or(Error::new(ErrorOrigin::Translation, ErrorKind::InvalidArgument))?;
         // The entry must hold the whole physical address.
         let Entry::Page { base, denied } = self.arch.decode(level, raw) else {
-            return Err(build_err(ErrorKind::Internal));
+            return Err(Error::new(ErrorOrigin::Translation, ErrorKind::Internal));
         };
         if base != pa {
-            return Err(build_err(ErrorKind::OutOfBounds));
+            return Err(Error::new(ErrorOrigin::Translation, ErrorKind::OutOfBounds));
         }
         self.write_entry(slot, raw)?;
-        self.truth.push(Mapping { va, pa, size_log2, page_type: denied.page_type() });
+        self.truth.push(Page { va, pa, size_log2, page_type: denied.page_type() });
         Ok(())
     }
 
@@ -187,11 +167,11 @@ impl PageTableBuilder {
         self.write_entry(dst, raw)?;
         let span = (1 as umem) << self.arch.levels()[level].shift;
         let (from, to) = (from.align_down(span), to.align_down(span));
-        let aliased: Vec<Mapping> = self
+        let aliased: Vec<Page> = self
             .truth
             .iter()
             .filter(|m| m.va >= from && m.va - from < span)
-            .map(|m| Mapping { va: to + (m.va - from), ..*m })
+            .map(|m| Page { va: to + (m.va - from), ..*m })
             .collect();
         self.truth.extend(aliased);
         Ok(())

@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::{MemoryView, ReadBatch, ViewMetadata, WriteBatch};
 use crate::os::elf_image::ElfImage;
 use crate::os::*;
-use crate::translate::{self, VirtualTranslate};
+use crate::translate::VirtualTranslate;
 use crate::types::{imem, umem, Address};
 use crate::virt::VirtualDma;
 
@@ -48,10 +48,6 @@ impl DummyProcess {
     fn modules(&self) -> Result<&[ModuleInfo]> {
         self.check_alive()?;
         Ok(&self.modules)
-    }
-
-    fn module_not_found(what: core::fmt::Arguments) -> Error {
-        Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(what)
     }
 }
 
@@ -101,7 +97,10 @@ impl Process for DummyProcess {
     /// The executable, mapped first.
     fn primary_module_address(&mut self) -> Result<Address> {
         let first = self.modules()?.first().map(|m| m.address);
-        first.ok_or_else(|| Self::module_not_found(format_args!("process {} has no modules", self.info.pid)))
+        first.ok_or_else(|| {
+            Error::new(ErrorOrigin::Process, ErrorKind::NotFound)
+                .with_reason(format_args!("process {} has no modules", self.info.pid))
+        })
     }
 
     fn module_import_list_callback(&mut self, module: &ModuleInfo, mut callback: ImportCallback) -> Result<()> {
@@ -128,17 +127,10 @@ impl Process for DummyProcess {
         gap_size: imem,
         start: Address,
         end: Address,
-        mut callback: MemoryRangeCallback,
+        callback: MemoryRangeCallback,
     ) -> Result<()> {
         self.check_alive()?;
-        let mut ranges: Vec<translate::MemoryRange> = Vec::new();
-        self.view.virt_page_map_range(gap_size.max(0) as umem, start, end, (&mut ranges).into())?;
-        for r in ranges {
-            if !callback.call(MemoryRange { base: r.address, size: r.size, page_type: r.page_type }) {
-                break;
-            }
-        }
-        Ok(())
+        self.view.virt_page_map_range(gap_size.max(0) as umem, start, end, callback)
     }
 }
 

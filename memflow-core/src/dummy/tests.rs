@@ -7,6 +7,7 @@ use crate::error::{Error, ErrorKind, PartialError};
 use crate::mem::{MemoryView, PhysicalMemory};
 use crate::os::{MemoryRange, Os, Process, ProcessInfo, ProcessState};
 use crate::plugins::{Args, Inventory, LibArc, OsInstanceArcBox};
+use crate::translate::Page;
 use crate::types::{umem, Address, PageType};
 
 /// Bytes compared per region (a window or a heap is larger).
@@ -18,7 +19,7 @@ fn os_of(arch: ArchitectureIdent, names: &[&str]) -> DummyOs {
 
 /// The truth's pages merged into ranges as a page-map walk with gap 0 reports them: in
 /// address order, neighbours with equal flags joined.
-fn expected_ranges(pages: &[Mapping]) -> Vec<MemoryRange> {
+fn expected_ranges(pages: &[Page]) -> Vec<MemoryRange> {
     let mut pages = pages.to_vec();
     pages.sort_by_key(|m| m.va);
     let mut out: Vec<MemoryRange> = Vec::new();

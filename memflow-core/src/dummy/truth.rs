@@ -1,7 +1,7 @@
 //! The truth the synthetic OS records: each process's record, regions, modules and pages.
 
-use super::page_tables::Mapping;
 use crate::os::{ModuleInfo, ProcessInfo};
+use crate::translate::Page;
 use crate::types::{umem, Address, PageType};
 
 /// A mapped range of a synthetic address space: one kind of pages, contiguous in virtual and
@@ -46,7 +46,7 @@ pub struct DummySpace {
     /// Its mapped regions, by address.
     pub regions: Vec<DummyRegion>,
     /// Every page mapped, as the table builder recorded it.
-    pub pages: Vec<Mapping>,
+    pub pages: Vec<Page>,
 }
 
 /// A process as the synthetic OS made it.

@@ -13,7 +13,7 @@ use bytemuck::Zeroable;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
 fn out_of_memory(origin: ErrorOrigin, bytes: impl Display, what: impl Display) -> Error {
-    Error::new(origin, ErrorKind::OutOfMemory).log_warn(format_args!("cannot allocate {bytes} bytes for {what}"))
+    Error::new(origin, ErrorKind::OutOfMemory).with_reason(format_args!("cannot allocate {bytes} bytes for {what}"))
 }
 
 /// `len` zeroed values, or an [`ErrorKind::OutOfMemory`] error of `origin` naming `what`.

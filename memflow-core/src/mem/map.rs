@@ -61,10 +61,6 @@ pub struct MemoryMap {
     ranges: Vec<MemMapping>,
 }
 
-fn map_err(kind: ErrorKind) -> Error {
-    Error::new(ErrorOrigin::PhysicalMemory, kind)
-}
-
 impl MemoryMap {
     /// An empty map.
     pub fn new() -> Self {
@@ -84,19 +80,20 @@ impl MemoryMap {
     /// a range adjacent to its predecessor with contiguous backing is merged into it.
     pub fn push(&mut self, base: Address, size: umem, backing: umem) -> Result<()> {
         if size == 0 {
-            return Err(map_err(ErrorKind::InvalidArgument).log_warn("empty memory map range"));
+            return Err(Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::InvalidArgument)
+                .with_reason("empty memory map range"));
         }
         if base.checked_add(size).is_none() || backing.checked_add(size).is_none() {
-            return Err(map_err(ErrorKind::OutOfBounds)
-                .log_warn(format_args!("memory map range {base}+{size:#x} wraps around")));
+            return Err(Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::OutOfBounds)
+                .with_reason(format_args!("memory map range {base}+{size:#x} wraps around")));
         }
         let new = MemMapping { base, size, backing };
         let idx = self.ranges.partition_point(|r| r.base < base);
         let overlaps_prev = idx > 0 && self.ranges[idx - 1].end() > base;
         let overlaps_next = idx < self.ranges.len() && self.ranges[idx].base < new.end();
         if overlaps_prev || overlaps_next {
-            return Err(map_err(ErrorKind::InvalidArgument)
-                .log_warn(format_args!("memory map range {base}+{size:#x} overlaps another")));
+            return Err(Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::InvalidArgument)
+                .with_reason(format_args!("memory map range {base}+{size:#x} overlaps another")));
         }
         if idx > 0 {
             let prev = &mut self.ranges[idx - 1];

@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod batch;
 mod batcher;
 mod cursor;
+pub mod host_process;
 pub mod map;
 pub(crate) mod partial;
 // cglue generates undocumented items (its `cglue_*` module, opaque types) next to the trait here.
@@ -17,6 +18,7 @@ mod view;
 pub use batch::*;
 pub use batcher::MemoryBatcher;
 pub use cursor::MemoryCursor;
+pub use host_process::{HostProcessMemory, MAX_IOVECS};
 pub use map::{MapPiece, MemMapping, MemMappingCallback, MemoryMap};
 pub use phys::*;
 pub use view::*;

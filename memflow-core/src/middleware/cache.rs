@@ -56,14 +56,14 @@ const FILL_BYTES: usize = 256 << 10;
 pub fn check_cache_config(cache_size: usize, page_size: usize) -> Result<()> {
     let invalid = || Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument);
     if !page_size.is_power_of_two() || !(CACHE_PAGE_SIZE_MIN..=CACHE_PAGE_SIZE_MAX).contains(&page_size) {
-        return Err(invalid().log_warn(format_args!(
+        return Err(invalid().with_reason(format_args!(
             "cache_page_size {page_size:#x}: expected a power of two from 4K ({CACHE_PAGE_SIZE_MIN:#x}) to 2M ({CACHE_PAGE_SIZE_MAX:#x})"
         )));
     }
     let quarter = physical_memory().map_or(usize::MAX, |ram| usize::try_from(ram / 4).unwrap_or(usize::MAX));
     let limit = CACHE_SIZE_MAX.min(quarter);
     if cache_size > limit {
-        return Err(invalid().log_warn(format_args!(
+        return Err(invalid().with_reason(format_args!(
             "cache_size {cache_size:#x}: at most {limit:#x} bytes (1G, and a quarter of this machine's memory)"
         )));
     }

@@ -7,7 +7,7 @@ use cglue::callback::OpaqueCallback;
 use cglue::repr_cstring::ReprCString;
 
 use crate::arch::ArchitectureIdent;
-use crate::types::{umem, Address, PageType};
+use crate::types::{umem, Address};
 
 /// A process id as the OS numbers it.
 pub type Pid = u32;
@@ -105,18 +105,6 @@ pub struct SectionInfo {
     pub size: umem,
 }
 
-/// A mapped range of an address space.
-#[repr(C)]
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct MemoryRange {
-    /// First address.
-    pub base: Address,
-    /// Length in bytes.
-    pub size: umem,
-    /// Access flags of the range.
-    pub page_type: PageType,
-}
-
 /// Facts about the OS as a whole.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -141,5 +129,3 @@ pub type ExportCallback<'a> = OpaqueCallback<'a, ExportInfo>;
 pub type ImportCallback<'a> = OpaqueCallback<'a, ImportInfo>;
 /// Receives sections; return `false` to stop.
 pub type SectionCallback<'a> = OpaqueCallback<'a, SectionInfo>;
-/// Receives memory ranges; return `false` to stop.
-pub type MemoryRangeCallback<'a> = OpaqueCallback<'a, MemoryRange>;

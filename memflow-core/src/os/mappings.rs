@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use super::info::MemoryRange;
+use super::MemoryRange;
 use crate::types::{imem, umem, Address, PageType};
 
 /// One mapping of a process: `start..end` with its permissions, mapped from `file` at

@@ -14,6 +14,8 @@ mod os;
 #[allow(missing_docs)]
 mod process;
 
+/// Mapped ranges are the translator's records, shared by every address space.
+pub use crate::translate::{MemoryRange, MemoryRangeCallback};
 pub use info::*;
 pub use os::*;
 pub use process::*;

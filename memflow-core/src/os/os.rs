@@ -7,10 +7,6 @@ use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::ProcessInstanceArcBox;
 use crate::types::Address;
 
-fn not_found(what: core::fmt::Arguments) -> Error {
-    Error::new(ErrorOrigin::Os, ErrorKind::NotFound).log_warn(what)
-}
-
 /// An operating system seen through memory.
 ///
 /// Implementors provide the address-based primitives; lookups by pid and name and the list
@@ -98,7 +94,9 @@ pub trait Os: Send {
     where
         Self: Sized,
     {
-        self.process_info_find(|i| i.pid == pid)?.ok_or_else(|| not_found(format_args!("no process with pid {pid}")))
+        self.process_info_find(|i| i.pid == pid)?.ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no process with pid {pid}"))
+        })
     }
 
     /// The first process whose name is exactly `name`.
@@ -107,8 +105,9 @@ pub trait Os: Send {
     where
         Self: Sized,
     {
-        self.process_info_find(|i| &*i.name == name)?
-            .ok_or_else(|| not_found(format_args!("no process named `{name}`")))
+        self.process_info_find(|i| &*i.name == name)?.ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no process named `{name}`"))
+        })
     }
 
     /// The first process whose name equals `name` ignoring ASCII case.
@@ -117,8 +116,10 @@ pub trait Os: Send {
     where
         Self: Sized,
     {
-        self.process_info_find(|i| i.name.eq_ignore_ascii_case(name))?
-            .ok_or_else(|| not_found(format_args!("no process named `{name}` (any case)")))
+        self.process_info_find(|i| i.name.eq_ignore_ascii_case(name))?.ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
+                .with_reason(format_args!("no process named `{name}` (any case)"))
+        })
     }
 
     /// Opens the process with id `pid`.
@@ -158,9 +159,8 @@ pub trait Os: Send {
     where
         Self: Sized,
     {
-        self.module_list()?
-            .into_iter()
-            .find(|m| m.name.eq_ignore_ascii_case(name))
-            .ok_or_else(|| not_found(format_args!("no kernel module `{name}`")))
+        self.module_list()?.into_iter().find(|m| m.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no kernel module `{name}`"))
+        })
     }
 }

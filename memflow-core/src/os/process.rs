@@ -3,6 +3,7 @@
 use cglue::prelude::v1::*;
 
 use super::info::*;
+use super::{MemoryRange, MemoryRangeCallback};
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::types::{imem, Address};
@@ -71,7 +72,7 @@ pub trait Process: Send {
         Self: Sized,
     {
         self.module_list()?.into_iter().find(|m| m.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
-            Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(format_args!("no module `{name}`"))
+            Error::new(ErrorOrigin::Process, ErrorKind::NotFound).with_reason(format_args!("no module `{name}`"))
         })
     }
 
@@ -134,7 +135,7 @@ pub trait Process: Send {
         };
         self.module_export_list_callback(module, (&mut cb).into())?;
         found.ok_or_else(|| {
-            Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(format_args!("no export `{name}`"))
+            Error::new(ErrorOrigin::Process, ErrorKind::NotFound).with_reason(format_args!("no export `{name}`"))
         })
     }
 
@@ -163,6 +164,6 @@ pub fn module_addresses(modules: &[ModuleInfo], arch: Option<&ArchitectureIdent>
 /// For layers that know a process's module list: the module with handle `address`.
 pub fn module_with_address(modules: &[ModuleInfo], address: Address) -> Result<ModuleInfo> {
     modules.iter().find(|m| m.address == address).cloned().ok_or_else(|| {
-        Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(format_args!("no module at {address}"))
+        Error::new(ErrorOrigin::Process, ErrorKind::NotFound).with_reason(format_args!("no module at {address}"))
     })
 }

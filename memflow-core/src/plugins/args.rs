@@ -23,10 +23,6 @@ pub const ARGS_MAX: usize = 256;
 /// The most links in one chain.
 pub const CHAIN_LINKS_MAX: usize = 16;
 
-fn args_err(kind: ErrorKind, detail: impl core::fmt::Display) -> Error {
-    Error::new(ErrorOrigin::Args, kind).log_warn(detail)
-}
-
 /// Parsed arguments of one plugin.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Args {
@@ -51,25 +47,24 @@ impl Args {
                 Some(eq) => {
                     let key = element[..eq].trim();
                     if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                        return Err(args_err(ErrorKind::InvalidArgument, format_args!("bad argument name `{key}`")));
+                        return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+                            .with_reason(format_args!("bad argument name `{key}`")));
                     }
                     if !keys.insert(key) {
-                        return Err(args_err(ErrorKind::InvalidArgument, format_args!("argument `{key}` given twice")));
+                        return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+                            .with_reason(format_args!("argument `{key}` given twice")));
                     }
                     if keys.len() > ARGS_MAX {
-                        return Err(args_err(
-                            ErrorKind::InvalidArgument,
-                            format_args!("more than {ARGS_MAX} arguments (ARGS_MAX)"),
-                        ));
+                        return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+                            .with_reason(format_args!("more than {ARGS_MAX} arguments (ARGS_MAX)")));
                     }
                     args.pairs.push((key.to_string(), unquote(element[eq + 1..].trim())?));
                 }
                 None if args.default.is_none() => args.default = Some(unquote(element)?),
                 None => {
-                    return Err(args_err(
-                        ErrorKind::InvalidArgument,
-                        format_args!("second positional argument `{element}` (only one is allowed; use key=value)"),
-                    ))
+                    return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).with_reason(format_args!(
+                        "second positional argument `{element}` (only one is allowed; use key=value)"
+                    )))
                 }
             }
         }
@@ -102,19 +97,19 @@ impl Args {
         if unknown.is_empty() {
             Ok(())
         } else {
-            Err(args_err(
-                ErrorKind::InvalidArgument,
-                format_args!("unknown argument(s) {}; known: {}", unknown.join(", "), known.join(", ")),
-            ))
+            Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).with_reason(format_args!(
+                "unknown argument(s) {}; known: {}",
+                unknown.join(", "),
+                known.join(", ")
+            )))
         }
     }
 
     /// Fails, naming the plugin, if a positional argument was given to a plugin that takes none.
     pub fn check_no_target(&self, plugin: &str) -> Result<()> {
         match self.default_value() {
-            Some(extra) => {
-                Err(args_err(ErrorKind::InvalidArgument, format_args!("`{plugin}` takes no target, got `{extra}`")))
-            }
+            Some(extra) => Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+                .with_reason(format_args!("`{plugin}` takes no target, got `{extra}`"))),
             None => Ok(()),
         }
     }
@@ -202,7 +197,8 @@ pub fn parse_number<T: core::str::FromStr>(key: &str, value: &str) -> Result<T> 
 
 /// The error for `key=value` that is not what `expected` describes.
 pub fn bad_value(key: &str, value: &str, expected: &str) -> Error {
-    args_err(ErrorKind::InvalidArgument, format_args!("`{key}={value}`: expected {expected}"))
+    Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+        .with_reason(format_args!("`{key}={value}`: expected {expected}"))
 }
 
 /// One link of a chain: a plugin name and its arguments.
@@ -224,7 +220,8 @@ impl ChainLink {
         };
         let name = name.trim();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(args_err(ErrorKind::InvalidArgument, format_args!("bad plugin name `{name}` in `{text}`")));
+            return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+                .with_reason(format_args!("bad plugin name `{name}` in `{text}`")));
         }
         Ok(ChainLink { name: name.to_string(), args: Args::parse(rest)? })
     }
@@ -236,16 +233,14 @@ pub fn parse_chain(text: &str) -> Result<Vec<ChainLink>> {
     check_length(text, "chain")?;
     let links = split_unquoted(text, "->")?;
     if links.iter().any(|l| l.trim().is_empty()) {
-        return Err(args_err(ErrorKind::InvalidArgument, format_args!("empty link in chain `{text}`")));
+        return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+            .with_reason(format_args!("empty link in chain `{text}`")));
     }
     if links.len() > CHAIN_LINKS_MAX {
-        return Err(args_err(
-            ErrorKind::InvalidArgument,
-            format_args!(
-                "the chain has {} links; at most {CHAIN_LINKS_MAX} are accepted (CHAIN_LINKS_MAX)",
-                links.len()
-            ),
-        ));
+        return Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).with_reason(format_args!(
+            "the chain has {} links; at most {CHAIN_LINKS_MAX} are accepted (CHAIN_LINKS_MAX)",
+            links.len()
+        )));
     }
     links.into_iter().map(ChainLink::parse).collect()
 }
@@ -255,10 +250,10 @@ fn check_length(text: &str, what: &str) -> Result<()> {
     if text.len() <= ARGS_TEXT_MAX {
         return Ok(());
     }
-    Err(args_err(
-        ErrorKind::InvalidArgument,
-        format_args!("the {what} is {} bytes long; at most {ARGS_TEXT_MAX} are accepted (ARGS_TEXT_MAX)", text.len()),
-    ))
+    Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).with_reason(format_args!(
+        "the {what} is {} bytes long; at most {ARGS_TEXT_MAX} are accepted (ARGS_TEXT_MAX)",
+        text.len()
+    )))
 }
 
 /// Splits at every `sep` that is not inside quotes.
@@ -297,7 +292,8 @@ fn check_balanced(text: &str) -> Result<()> {
     let probe = format!("{text}\0");
     match find_unquoted(&probe, "\0") {
         Some(_) => Ok(()),
-        None => Err(args_err(ErrorKind::InvalidArgument, format_args!("unbalanced quote in `{text}`"))),
+        None => Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+            .with_reason(format_args!("unbalanced quote in `{text}`"))),
     }
 }
 

@@ -89,28 +89,23 @@ pub struct CConnectorPlugin {
     pub user: *mut c_void,
 }
 
-fn c_err(kind: ErrorKind, why: impl core::fmt::Display) -> Error {
-    Error::new(ErrorOrigin::Plugin, kind).log_warn(why)
-}
-
 /// Checks the interface version and struct size that follow the header, as read from the
 /// library file (before loading it).
 pub fn check_prefix(after_header: &[u8]) -> Result<()> {
     let word = |i: usize| after_header.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
     let (Some(version), Some(size)) = (word(0), word(4)) else {
-        return Err(c_err(ErrorKind::Truncated, "C plugin descriptor ends after its header"));
+        return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::Truncated)
+            .with_reason("C plugin descriptor ends after its header"));
     };
     if version != C_PLUGIN_VERSION {
-        return Err(c_err(
-            ErrorKind::VersionMismatch,
-            format_args!("C plugin interface version {version}, this host speaks {C_PLUGIN_VERSION}"),
-        ));
+        return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::VersionMismatch)
+            .with_reason(format_args!("C plugin interface version {version}, this host speaks {C_PLUGIN_VERSION}")));
     }
     if (size as usize) < core::mem::size_of::<CConnectorPlugin>() {
-        return Err(c_err(
-            ErrorKind::LayoutMismatch,
-            format_args!("C plugin descriptor is {size} bytes, expected {}", core::mem::size_of::<CConnectorPlugin>()),
-        ));
+        return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::LayoutMismatch).with_reason(format_args!(
+            "C plugin descriptor is {size} bytes, expected {}",
+            core::mem::size_of::<CConnectorPlugin>()
+        )));
     }
     Ok(())
 }
@@ -259,10 +254,8 @@ pub fn create_connector(desc: *const u8, args: &CStr, lib: LibArc) -> Result<Con
     let name = plugin.header.name();
     let (Some(create), Some(_), Some(_), Some(_)) = (plugin.create, plugin.read, plugin.metadata, plugin.destroy)
     else {
-        return Err(c_err(
-            ErrorKind::Malformed,
-            format_args!("C plugin `{name}` lacks one of create, read, metadata, destroy"),
-        ));
+        return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::Malformed)
+            .with_reason(format_args!("C plugin `{name}` lacks one of create, read, metadata, destroy")));
     };
     let mut out = core::ptr::null_mut();
     // SAFETY: the function pointers come from the plugin; arguments are valid for the call.
@@ -273,7 +266,8 @@ pub fn create_connector(desc: *const u8, args: &CStr, lib: LibArc) -> Result<Con
         return Err(err);
     }
     if out.is_null() {
-        return Err(c_err(ErrorKind::Malformed, format_args!("C plugin `{name}` returned success but no instance")));
+        return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::Malformed)
+            .with_reason(format_args!("C plugin `{name}` returned success but no instance")));
     }
     let conn = CConnector { inner: Arc::new(Mutex::new(CInstance { plugin, instance: out })), _lib: lib.clone() };
     Ok(connector_instance(conn, lib))
@@ -286,7 +280,8 @@ pub fn create_os(
     _input: Option<ConnectorInstanceArcBox<'static>>,
     _lib: LibArc,
 ) -> Result<OsInstanceArcBox<'static>> {
-    Err(c_err(ErrorKind::Unsupported, "OS layers cannot be C plugins; write them against the Rust plugin interface"))
+    Err(Error::new(ErrorOrigin::Plugin, ErrorKind::Unsupported)
+        .with_reason("OS layers cannot be C plugins; write them against the Rust plugin interface"))
 }
 
 #[cfg(test)]

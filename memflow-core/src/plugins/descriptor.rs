@@ -136,7 +136,7 @@ impl PluginHeader {
     /// Checks that a host built like this crate can use the plugin; the error says which
     /// check failed and why.
     pub fn check(&self) -> Result<(PluginKind, PluginFlavor)> {
-        let refuse = |kind, why: String| Err(Error::new(ErrorOrigin::Plugin, kind).log_warn(why));
+        let refuse = |kind, why: String| Err(Error::new(ErrorOrigin::Plugin, kind).with_reason(why));
         if self.magic != PLUGIN_MAGIC {
             return refuse(ErrorKind::Malformed, "descriptor does not start with the memflow magic".into());
         }

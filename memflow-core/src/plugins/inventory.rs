@@ -19,10 +19,6 @@ use super::trust::{open_trusted, TrustedFile};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::*;
 
-fn inv_err(kind: ErrorKind, why: impl core::fmt::Display) -> Error {
-    Error::new(ErrorOrigin::Inventory, kind).log_warn(why)
-}
-
 /// Where a plugin comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PluginSource {
@@ -109,8 +105,9 @@ impl Inventory {
     /// Adds every plugin library (`*.so`) in `dir`; returns how many plugins were added.
     /// Files that are refused are logged and skipped.
     pub fn add_dir(&mut self, dir: &Path) -> Result<usize> {
-        let listing = std::fs::read_dir(dir)
-            .map_err(|e| inv_err(ErrorKind::of_io(&e), format_args!("{}: {e}", dir.display())))?;
+        let listing = std::fs::read_dir(dir).map_err(|e| {
+            Error::new(ErrorOrigin::Inventory, ErrorKind::of_io(&e)).with_reason(format_args!("{}: {e}", dir.display()))
+        })?;
         let mut paths: Vec<PathBuf> = listing
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "so") && p.is_file())
@@ -156,10 +153,8 @@ impl Inventory {
         self.entries.iter().find(|e| e.info.name == name && e.info.kind == kind).ok_or_else(|| {
             let known: Vec<&str> =
                 self.entries.iter().filter(|e| e.info.kind == kind).map(|e| e.info.name.as_str()).collect();
-            inv_err(
-                ErrorKind::NotFound,
-                format_args!("no {kind:?} plugin named `{name}` (known: {})", known.join(", ")),
-            )
+            Error::new(ErrorOrigin::Inventory, ErrorKind::NotFound)
+                .with_reason(format_args!("no {kind:?} plugin named `{name}` (known: {})", known.join(", ")))
         })
     }
 
@@ -205,7 +200,8 @@ impl Inventory {
         let conn = match desc {
             DescriptorRef::Rust(d) => {
                 let create = d.create_connector.ok_or_else(|| {
-                    inv_err(ErrorKind::Malformed, format_args!("`{name}` has no connector create function"))
+                    Error::new(ErrorOrigin::Inventory, ErrorKind::Malformed)
+                        .with_reason(format_args!("`{name}` has no connector create function"))
                 })?;
                 let mut out = MaybeUninit::uninit();
                 let code =
@@ -233,9 +229,10 @@ impl Inventory {
         let text = args_text(args)?;
         match desc {
             DescriptorRef::Rust(d) => {
-                let create = d
-                    .create_os
-                    .ok_or_else(|| inv_err(ErrorKind::Malformed, format_args!("`{name}` has no OS create function")))?;
+                let create = d.create_os.ok_or_else(|| {
+                    Error::new(ErrorOrigin::Inventory, ErrorKind::Malformed)
+                        .with_reason(format_args!("`{name}` has no OS create function"))
+                })?;
                 let mut out = MaybeUninit::uninit();
                 let code = create(text.as_ptr(), COption::from(input), lib, Some(PluginLogger::host()), &mut out);
                 if code != 0 {
@@ -272,28 +269,22 @@ impl Inventory {
                 (true, false) => true,
                 (false, true) => false,
                 (false, false) => {
-                    return Err(inv_err(
-                        ErrorKind::NotFound,
-                        format_args!("no plugin named `{name}` in chain `{chain}`"),
-                    ))
+                    return Err(Error::new(ErrorOrigin::Inventory, ErrorKind::NotFound)
+                        .with_reason(format_args!("no plugin named `{name}` in chain `{chain}`")))
                 }
             };
             current = Some(match (as_os, current.take()) {
                 (true, Some(ChainInstance::Os(_))) => {
-                    return Err(inv_err(
-                        ErrorKind::InvalidArgument,
-                        format_args!("OS layer `{name}` cannot take an OS as input in `{chain}`"),
-                    ))
+                    return Err(Error::new(ErrorOrigin::Inventory, ErrorKind::InvalidArgument)
+                        .with_reason(format_args!("OS layer `{name}` cannot take an OS as input in `{chain}`")))
                 }
                 (true, Some(ChainInstance::Connector(c))) => {
                     ChainInstance::Os(self.create_os(&name, Some(c), &args)?)
                 }
                 (true, None) => ChainInstance::Os(self.create_os(&name, None, &args)?),
                 (false, Some(ChainInstance::Connector(_))) => {
-                    return Err(inv_err(
-                        ErrorKind::InvalidArgument,
-                        format_args!("connector `{name}` cannot take a connector as input in `{chain}`"),
-                    ))
+                    return Err(Error::new(ErrorOrigin::Inventory, ErrorKind::InvalidArgument)
+                        .with_reason(format_args!("connector `{name}` cannot take a connector as input in `{chain}`")))
                 }
                 (false, Some(ChainInstance::Os(o))) => {
                     ChainInstance::Connector(self.create_connector(&name, Some(o), &args)?)
@@ -301,17 +292,15 @@ impl Inventory {
                 (false, None) => ChainInstance::Connector(self.create_connector(&name, None, &args)?),
             });
         }
-        current.ok_or_else(|| inv_err(ErrorKind::InvalidArgument, "empty chain"))
+        current.ok_or_else(|| Error::new(ErrorOrigin::Inventory, ErrorKind::InvalidArgument).with_reason("empty chain"))
     }
 
     /// Like [`Inventory::create_chain`], for chains that must end in an OS layer.
     pub fn create_os_chain(&self, chain: &str) -> Result<OsInstanceArcBox<'static>> {
         match self.create_chain_ending(chain, Some(PluginKind::Os))? {
             ChainInstance::Os(os) => Ok(os),
-            ChainInstance::Connector(_) => Err(inv_err(
-                ErrorKind::InvalidArgument,
-                format_args!("chain `{chain}` ends in a connector, not an OS layer"),
-            )),
+            ChainInstance::Connector(_) => Err(Error::new(ErrorOrigin::Inventory, ErrorKind::InvalidArgument)
+                .with_reason(format_args!("chain `{chain}` ends in a connector, not an OS layer"))),
         }
     }
 
@@ -319,10 +308,8 @@ impl Inventory {
     pub fn create_connector_chain(&self, chain: &str) -> Result<ConnectorInstanceArcBox<'static>> {
         match self.create_chain_ending(chain, Some(PluginKind::Connector))? {
             ChainInstance::Connector(c) => Ok(c),
-            ChainInstance::Os(_) => Err(inv_err(
-                ErrorKind::InvalidArgument,
-                format_args!("chain `{chain}` ends in an OS layer, not a connector"),
-            )),
+            ChainInstance::Os(_) => Err(Error::new(ErrorOrigin::Inventory, ErrorKind::InvalidArgument)
+                .with_reason(format_args!("chain `{chain}` ends in an OS layer, not a connector"))),
         }
     }
 
@@ -354,7 +341,9 @@ fn create_failed(name: &str, code: i32) -> Error {
 }
 
 fn args_text(args: &Args) -> Result<CString> {
-    CString::new(args.to_string()).map_err(|_| inv_err(ErrorKind::InvalidArgument, "argument contains a NUL byte"))
+    CString::new(args.to_string()).map_err(|_| {
+        Error::new(ErrorOrigin::Inventory, ErrorKind::InvalidArgument).with_reason("argument contains a NUL byte")
+    })
 }
 
 fn info_from(h: &PluginHeader, kind: PluginKind, flavor: PluginFlavor, source: PluginSource) -> PluginInfo {

@@ -11,10 +11,6 @@ use super::descriptor::{PluginFlavor, PluginHeader, PluginKind, PLUGIN_SYMBOL};
 use super::trust::TrustedFile;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
-fn refuse(kind: ErrorKind, why: impl core::fmt::Display) -> Error {
-    Error::new(ErrorOrigin::Plugin, kind).log_warn(why)
-}
-
 /// The largest plugin file the inventory reads for its metadata.
 const MAX_PLUGIN_FILE: u64 = 512 << 20;
 
@@ -56,46 +52,42 @@ fn is_descriptor_symbol(name: &str) -> bool {
 /// descriptor refuses the whole file.
 pub fn read_descriptors(file: &TrustedFile) -> Result<Vec<FileDescriptor>> {
     let bytes = file.bytes(MAX_PLUGIN_FILE)?;
-    let in_file = |e: Error| e.log_warn(format_args!("in {}", file.path().display()));
+    let in_file = |e: Error| e.with_reason(format_args!("in {}", file.path().display()));
     descriptors_in(&bytes).map_err(in_file)
 }
 
 /// Parses an ELF shared object image and checks each descriptor it exports.
 fn descriptors_in(bytes: &[u8]) -> Result<Vec<FileDescriptor>> {
-    let elf = Elf::parse(bytes)
-        .map_err(|e| refuse(ErrorKind::Malformed, format_args!("not a readable ELF library ({e})")))?;
+    let elf = Elf::parse(bytes).map_err(|e| {
+        Error::new(ErrorOrigin::Plugin, ErrorKind::Malformed)
+            .with_reason(format_args!("not a readable ELF library ({e})"))
+    })?;
     if elf.header.e_type != goblin::elf::header::ET_DYN {
-        return Err(refuse(ErrorKind::Malformed, "not a shared library (ELF type is not ET_DYN)"));
+        return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::Malformed)
+            .with_reason("not a shared library (ELF type is not ET_DYN)"));
     }
     if elf.header.e_machine != host_machine() || elf.is_64 != cfg!(target_pointer_width = "64") {
-        return Err(refuse(
-            ErrorKind::Unsupported,
-            format_args!(
-                "built for another architecture (ELF machine {}, {}-bit; this host is {} {}-bit)",
-                elf.header.e_machine,
-                if elf.is_64 { 64 } else { 32 },
-                std::env::consts::ARCH,
-                usize::BITS
-            ),
-        ));
+        return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::Unsupported).with_reason(format_args!(
+            "built for another architecture (ELF machine {}, {}-bit; this host is {} {}-bit)",
+            elf.header.e_machine,
+            if elf.is_64 { 64 } else { 32 },
+            std::env::consts::ARCH,
+            usize::BITS
+        )));
     }
     let mut found = Vec::new();
     for sym in elf.dynsyms.iter().filter(|s| s.st_shndx != 0) {
         let Some(name) = elf.dynstrtab.get_at(sym.st_name).filter(|n| is_descriptor_symbol(n)) else { continue };
         if found.len() == MAX_DESCRIPTORS {
-            return Err(refuse(
-                ErrorKind::LimitExceeded,
-                format_args!("more than {MAX_DESCRIPTORS} plugin descriptors"),
-            ));
+            return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::LimitExceeded)
+                .with_reason(format_args!("more than {MAX_DESCRIPTORS} plugin descriptors")));
         }
         let header_size = core::mem::size_of::<PluginHeader>();
         // Map the symbol's virtual address to its bytes through the segment holding it.
         let prefix = |size: usize| -> Result<&[u8]> {
             if sym.st_size < size as u64 {
-                return Err(refuse(
-                    ErrorKind::Malformed,
-                    format_args!("`{name}` is {} bytes, too small for a descriptor", sym.st_size),
-                ));
+                return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::Malformed)
+                    .with_reason(format_args!("`{name}` is {} bytes, too small for a descriptor", sym.st_size)));
             }
             let seg = elf
                 .program_headers
@@ -106,12 +98,14 @@ fn descriptors_in(bytes: &[u8]) -> Result<Vec<FileDescriptor>> {
                         && sym.st_value.saturating_add(size as u64) <= p.p_vaddr.saturating_add(p.p_filesz)
                 })
                 .ok_or_else(|| {
-                    refuse(ErrorKind::Malformed, format_args!("`{name}` lies outside every loaded segment"))
+                    Error::new(ErrorOrigin::Plugin, ErrorKind::Malformed)
+                        .with_reason(format_args!("`{name}` lies outside every loaded segment"))
                 })?;
             let start = (sym.st_value - seg.p_vaddr).saturating_add(seg.p_offset) as usize;
-            bytes
-                .get(start..start.saturating_add(size))
-                .ok_or_else(|| refuse(ErrorKind::Truncated, format_args!("`{name}` lies past the end of the file")))
+            bytes.get(start..start.saturating_add(size)).ok_or_else(|| {
+                Error::new(ErrorOrigin::Plugin, ErrorKind::Truncated)
+                    .with_reason(format_args!("`{name}` lies past the end of the file"))
+            })
         };
         let header: PluginHeader = bytemuck::pod_read_unaligned(prefix(header_size)?);
         let (kind, flavor) = header.check()?;
@@ -121,7 +115,8 @@ fn descriptors_in(bytes: &[u8]) -> Result<Vec<FileDescriptor>> {
         found.push(FileDescriptor { symbol: name.to_string(), header, kind, flavor });
     }
     if found.is_empty() {
-        return Err(refuse(ErrorKind::NotFound, format_args!("no `{PLUGIN_SYMBOL}` descriptor exported")));
+        return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::NotFound)
+            .with_reason(format_args!("no `{PLUGIN_SYMBOL}` descriptor exported")));
     }
     Ok(found)
 }
@@ -143,7 +138,11 @@ impl Library {
         // SAFETY: loading runs the library's initialisers; the file passed the trust rules and
         // its descriptors were validated before.
         let lib = unsafe { libloading::Library::new(&name) }.map_err(|e| {
-            refuse(ErrorKind::Io, format_args!("cannot load {} (as {}): {e}", file.path().display(), name.display()))
+            Error::new(ErrorOrigin::Plugin, ErrorKind::Io).with_reason(format_args!(
+                "cannot load {} (as {}): {e}",
+                file.path().display(),
+                name.display()
+            ))
         })?;
         let lib = Arc::new(Library { lib: ManuallyDrop::new(lib), file: file.clone() });
         // After loading: a change while it was being mapped.
@@ -157,16 +156,17 @@ impl Library {
         let path = self.file.path();
         // SAFETY: the symbol is a static whose first bytes are a `PluginHeader`.
         let ptr: *const u8 = unsafe {
-            let sym: libloading::Symbol<*const u8> = self
-                .lib
-                .get(desc.symbol.as_bytes())
-                .map_err(|e| refuse(ErrorKind::NotFound, format_args!("{}: {e}", path.display())))?;
+            let sym: libloading::Symbol<*const u8> = self.lib.get(desc.symbol.as_bytes()).map_err(|e| {
+                Error::new(ErrorOrigin::Plugin, ErrorKind::NotFound)
+                    .with_reason(format_args!("{}: {e}", path.display()))
+            })?;
             *sym
         };
         // SAFETY: as above; the header is plain bytes.
         let loaded: PluginHeader = unsafe { core::ptr::read_unaligned(ptr as *const PluginHeader) };
         if bytemuck::bytes_of(&loaded) != bytemuck::bytes_of(&desc.header) {
-            return Err(refuse(ErrorKind::Malformed, format_args!("{} changed since it was scanned", path.display())));
+            return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::Malformed)
+                .with_reason(format_args!("{} changed since it was scanned", path.display())));
         }
         Ok(ptr)
     }

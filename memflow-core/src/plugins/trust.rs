@@ -33,7 +33,7 @@ const MAX_SYMLINKS: usize = 40;
 
 /// Refuses plugin `path` (as the caller gave it) for reason `why`.
 fn refuse(path: &Path, kind: ErrorKind, why: impl core::fmt::Display) -> Error {
-    Error::new(ErrorOrigin::Plugin, kind).log_warn(format_args!("refusing plugin {}: {why}", path.display()))
+    Error::new(ErrorOrigin::Plugin, kind).with_reason(format_args!("refusing plugin {}: {why}", path.display()))
 }
 
 /// What identifies a file and the version of its contents. (Not the change time: it also

@@ -90,7 +90,7 @@ impl Translator {
     /// it stays valid.
     pub fn set_roots(&mut self, roots: &[Address]) -> Result<()> {
         if roots.len() > self.arch.root_count() {
-            return Err(Error::new(ErrorOrigin::Translation, ErrorKind::InvalidArgument).log_warn(format_args!(
+            return Err(Error::new(ErrorOrigin::Translation, ErrorKind::InvalidArgument).with_reason(format_args!(
                 "{} roots given, the architecture has {}",
                 roots.len(),
                 self.arch.root_count()

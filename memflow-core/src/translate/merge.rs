@@ -18,13 +18,13 @@ impl PageMapMerger {
 
     pub fn push(&mut self, p: Page, out: &mut MemoryRangeCallback) {
         if let Some(r) = &mut self.cur {
-            let last = r.address + (r.size - 1);
+            let last = r.base + (r.size - 1);
             if p.page_type == r.page_type && p.va > last && p.va - last - 1 <= self.gap {
-                r.size = (p.va - r.address) + p.size();
+                r.size = (p.va - r.base) + p.size();
                 return;
             }
         }
-        let next = MemoryRange { address: p.va, size: p.size(), page_type: p.page_type };
+        let next = MemoryRange { base: p.va, size: p.size(), page_type: p.page_type };
         if let Some(done) = self.cur.replace(next) {
             let _ = out.call(done);
         }

@@ -18,8 +18,8 @@ use crate::types::{umem, Address, PageType, PhysicalAddress};
 /// Bytes of entries read at once per level.
 pub const CHUNK_BYTES: usize = 4096;
 
-/// A page found by a walk.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+/// A mapped page: found by a walk, or written by the synthetic page-table builder.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Page {
     /// The first virtual address of the page.
     pub va: Address,
@@ -35,6 +35,11 @@ impl Page {
     /// The page size in bytes.
     pub fn size(&self) -> umem {
         (1 as umem) << self.size_log2
+    }
+
+    /// The translation of `va` if this page holds it.
+    pub fn translate(&self, va: Address) -> Option<Address> {
+        (va >= self.va && va - self.va < self.size()).then(|| self.pa + (va - self.va))
     }
 }
 

@@ -26,12 +26,12 @@ pub struct TranslationFailure {
     pub error: Error,
 }
 
-/// A range of mapped virtual memory with the same flags.
+/// A mapped range of an address space whose pages have the same flags.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MemoryRange {
     /// The first address.
-    pub address: Address,
+    pub base: Address,
     /// The length in bytes.
     pub size: umem,
     /// The flags of every page in it.
@@ -56,7 +56,7 @@ pub struct TranslationRange {
 pub type TranslationCallback<'a> = OpaqueCallback<'a, VirtualTranslation>;
 /// Receives addresses that could not be translated.
 pub type FailureCallback<'a> = OpaqueCallback<'a, TranslationFailure>;
-/// Receives mapped ranges.
+/// Receives mapped ranges; return `false` to stop.
 pub type MemoryRangeCallback<'a> = OpaqueCallback<'a, MemoryRange>;
 /// Receives virtual-to-physical ranges.
 pub type TranslationRangeCallback<'a> = OpaqueCallback<'a, TranslationRange>;

@@ -30,9 +30,9 @@ pub use notes::{VmcoreInfo, MAX_CPUS, MAX_NOTES};
 
 use notes::Notes;
 
-use super::bytes::{format_error, ByteReader};
+use super::bytes::ByteReader;
 use super::cpu_state::X86Registers;
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::MemoryMap;
 use crate::types::{umem, Address};
 
@@ -142,71 +142,57 @@ impl Load {
 pub fn parse(bytes: &[u8]) -> Result<ElfCore> {
     let len = bytes.len() as u64;
     if len < 16 || bytes[..4] != ELF_MAGIC {
-        return Err(format_error(
-            ErrorKind::Malformed,
-            format_args!("the {len:#x} byte input does not start with the 16-byte ELF identification (\\x7fELF...)"),
-        ));
+        return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
+            "the {len:#x} byte input does not start with the 16-byte ELF identification (\\x7fELF...)"
+        )));
     }
     let (class, layout) = match bytes[4] {
         1 => (ElfClass::Elf32, &ELF32),
         2 => (ElfClass::Elf64, &ELF64),
         c => {
-            return Err(format_error(
-                ErrorKind::Unsupported,
-                format_args!("ELF class (EI_CLASS) {c} is neither 1 (32-bit) nor 2 (64-bit)"),
-            ))
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Unsupported)
+                .with_reason(format_args!("ELF class (EI_CLASS) {c} is neither 1 (32-bit) nor 2 (64-bit)")))
         }
     };
     let big_endian = match bytes[5] {
         1 => false,
         2 => true,
         d => {
-            return Err(format_error(
-                ErrorKind::Malformed,
-                format_args!("ELF data encoding (EI_DATA) {d} is neither 1 (little) nor 2 (big endian)"),
-            ))
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+                .with_reason(format_args!("ELF data encoding (EI_DATA) {d} is neither 1 (little) nor 2 (big endian)")))
         }
     };
     if len < layout.ehdr_size {
-        return Err(format_error(
-            ErrorKind::Truncated,
-            format_args!("the {len:#x} byte file is too short for the {:#x} byte {class:?} header", layout.ehdr_size),
-        ));
+        return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated).with_reason(format_args!(
+            "the {len:#x} byte file is too short for the {:#x} byte {class:?} header",
+            layout.ehdr_size
+        )));
     }
     let file = ByteReader::new(bytes, big_endian, "ELF file");
     let e_type = file.u16(16)?;
     if e_type != ET_CORE {
-        return Err(format_error(
-            ErrorKind::Unsupported,
-            format_args!("ELF type (e_type) {e_type} is not ET_CORE (4): not a core dump"),
-        ));
+        return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Unsupported)
+            .with_reason(format_args!("ELF type (e_type) {e_type} is not ET_CORE (4): not a core dump")));
     }
     let machine = file.u16(18)?;
     let phoff = file.uint(layout.e_phoff, layout.word)?;
     let phentsize = u64::from(file.u16(layout.e_phentsize)?);
     let phnum = program_header_count(&file, layout)?;
     if phnum > MAX_PROGRAM_HEADERS {
-        return Err(format_error(
-            ErrorKind::LimitExceeded,
-            format_args!("the ELF header claims {phnum} program headers; at most {MAX_PROGRAM_HEADERS} are accepted"),
-        ));
+        return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded).with_reason(format_args!(
+            "the ELF header claims {phnum} program headers; at most {MAX_PROGRAM_HEADERS} are accepted"
+        )));
     }
     if phnum > 0 && phentsize < layout.phdr_size {
-        return Err(format_error(
-            ErrorKind::Malformed,
-            format_args!(
-                "program header size (e_phentsize) {phentsize:#x} is smaller than a {class:?} program header ({:#x})",
-                layout.phdr_size
-            ),
-        ));
+        return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
+            "program header size (e_phentsize) {phentsize:#x} is smaller than a {class:?} program header ({:#x})",
+            layout.phdr_size
+        )));
     }
     let table = file.sub(phoff, phnum * phentsize, "program header table").map_err(|_| {
-        format_error(
-            ErrorKind::Truncated,
-            format_args!(
+        Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated).with_reason(format_args!(
                 "the program header table at file offset {phoff:#x} ({phnum} entries of {phentsize:#x} bytes) runs past the end of the {len:#x} byte file"
-            ),
-        )
+            ))
     })?;
 
     let mut loads = Vec::new();
@@ -223,12 +209,9 @@ pub fn parse(bytes: &[u8]) -> Result<ElfCore> {
             _ => continue,
         };
         let segment = file.sub(offset, filesz, "segment").map_err(|_| {
-            format_error(
-                ErrorKind::Truncated,
-                format_args!(
+            Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated).with_reason(format_args!(
                     "{what} #{index} at file offset {offset:#x} of {filesz:#x} bytes runs past the end of the {len:#x} byte file"
-                ),
-            )
+                ))
         })?;
         if p_type == PT_NOTE {
             notes.segment(&segment, index)?;
@@ -237,16 +220,12 @@ pub fn parse(bytes: &[u8]) -> Result<ElfCore> {
         let paddr = ph.uint(layout.p_paddr, layout.word)?;
         let memsz = ph.uint(layout.p_memsz, layout.word)?;
         if filesz > memsz {
-            return Err(format_error(
-                ErrorKind::Malformed,
-                format_args!("PT_LOAD #{index} has more file bytes (p_filesz {filesz:#x}) than memory bytes (p_memsz {memsz:#x})"),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
+                "PT_LOAD #{index} has more file bytes (p_filesz {filesz:#x}) than memory bytes (p_memsz {memsz:#x})"
+            )));
         }
         if paddr.checked_add(filesz).is_none() {
-            return Err(format_error(
-                ErrorKind::OutOfBounds,
-                format_args!("PT_LOAD #{index} at guest physical {paddr:#x} of {filesz:#x} bytes runs past the top of the 64-bit address space"),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::OutOfBounds).with_reason(format_args!("PT_LOAD #{index} at guest physical {paddr:#x} of {filesz:#x} bytes runs past the top of the 64-bit address space")));
         }
         loads.push(Load { index, offset, paddr, size: filesz });
     }
@@ -268,21 +247,15 @@ fn program_header_count(file: &ByteReader, layout: &Layout) -> Result<u64> {
     let shoff = file.uint(layout.e_shoff, layout.word)?;
     let shentsize = u64::from(file.u16(layout.e_phentsize + 4)?);
     if shoff == 0 || shentsize < layout.shdr_size {
-        return Err(format_error(
-            ErrorKind::Malformed,
-            format_args!(
+        return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
                 "e_phnum is PN_XNUM (0xffff) but there is no usable section header 0 with the real count (e_shoff {shoff:#x}, e_shentsize {shentsize:#x})"
-            ),
-        ));
+            )));
     }
     let sh0 = file.sub(shoff, layout.shdr_size, "section header 0").map_err(|_| {
-        format_error(
-            ErrorKind::Truncated,
-            format_args!(
+        Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated).with_reason(format_args!(
                 "section header 0 at file offset {shoff:#x} (holding the PN_XNUM program header count) runs past the end of the {:#x} byte file",
                 file.len()
-            ),
-        )
+            ))
     })?;
     Ok(u64::from(sh0.u32(layout.sh_info)?))
 }
@@ -291,19 +264,14 @@ fn program_header_count(file: &ByteReader, layout: &Layout) -> Result<u64> {
 /// refuses every other overlap.
 fn build_map(bytes: &[u8], mut loads: Vec<Load>) -> Result<MemoryMap> {
     if loads.is_empty() {
-        return Err(format_error(
-            ErrorKind::Malformed,
-            "the ELF core has no PT_LOAD segment with file bytes: it holds no memory",
-        ));
+        return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+            .with_reason("the ELF core has no PT_LOAD segment with file bytes: it holds no memory"));
     }
     if loads.len() > 1 && loads.iter().all(|l| l.paddr == 0) {
-        return Err(format_error(
-            ErrorKind::Unsupported,
-            format_args!(
+        return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Unsupported).with_reason(format_args!(
                 "all {} PT_LOAD segments have guest physical address (p_paddr) 0: a process core dump or a dump without physical addresses",
                 loads.len()
-            ),
-        ));
+            )));
     }
     // Largest first among equal starts, so a containing segment precedes what it contains.
     loads.sort_by_key(|l| (l.paddr, core::cmp::Reverse(l.size)));
@@ -315,20 +283,16 @@ fn build_map(bytes: &[u8], mut loads: Vec<Load>) -> Result<MemoryMap> {
         if let Some(prev) = last.filter(|prev| load.paddr < prev.end()) {
             let (p, l) = (prev.index, load.index);
             if load.end() > prev.end() {
-                return Err(format_error(
-                    ErrorKind::Malformed,
-                    format_args!(
-                        "PT_LOAD #{l} (guest {:#x}..{:#x}) overlaps PT_LOAD #{p} (guest {:#x}..{:#x})",
-                        load.paddr,
-                        load.end(),
-                        prev.paddr,
-                        prev.end()
-                    ),
-                ));
+                return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
+                    "PT_LOAD #{l} (guest {:#x}..{:#x}) overlaps PT_LOAD #{p} (guest {:#x}..{:#x})",
+                    load.paddr,
+                    load.end(),
+                    prev.paddr,
+                    prev.end()
+                )));
             }
             if load.size > compare_budget {
-                return Err(format_error(
-                    ErrorKind::LimitExceeded,
+                return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded).with_reason(
                     "PT_LOAD segments duplicating other segments add up to more bytes than the file holds",
                 ));
             }
@@ -337,14 +301,11 @@ fn build_map(bytes: &[u8], mut loads: Vec<Load>) -> Result<MemoryMap> {
             let size = load.size as usize;
             let same = bytes[start..start + size] == bytes[load.offset as usize..load.offset as usize + size];
             if !same {
-                return Err(format_error(
-                    ErrorKind::Malformed,
-                    format_args!(
-                        "PT_LOAD #{l} (guest {:#x}..{:#x}) lies inside PT_LOAD #{p} but holds different bytes",
-                        load.paddr,
-                        load.end()
-                    ),
-                ));
+                return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
+                    "PT_LOAD #{l} (guest {:#x}..{:#x}) lies inside PT_LOAD #{p} but holds different bytes",
+                    load.paddr,
+                    load.end()
+                )));
             }
             log::debug!("PT_LOAD #{l} duplicates part of PT_LOAD #{p}; skipped");
             continue;

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use super::cpu::{prstatus_i386, prstatus_x86_64, qemu_cpu_state, QEMU_STATE_MIN_SIZE};
-use crate::connector::bytes::{format_error, ByteReader};
+use crate::connector::bytes::ByteReader;
 use crate::connector::cpu_state::X86Registers;
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
 /// The most notes accepted over all `PT_NOTE` segments.
 pub const MAX_NOTES: usize = 16384;
@@ -100,34 +100,27 @@ impl Notes {
         let mut off = 0u64;
         while off < segment.len() {
             if self.notes == MAX_NOTES {
-                return Err(format_error(
-                    ErrorKind::LimitExceeded,
-                    format_args!("PT_NOTE #{index} holds more than the {MAX_NOTES} notes accepted in one file"),
-                ));
+                return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded).with_reason(format_args!(
+                    "PT_NOTE #{index} holds more than the {MAX_NOTES} notes accepted in one file"
+                )));
             }
             let n = self.notes;
             self.notes += 1;
             if segment.len() - off < NOTE_HEADER_SIZE {
-                return Err(format_error(
-                    ErrorKind::Truncated,
-                    format_args!(
-                        "note at offset {off:#x} of PT_NOTE #{index}: only {:#x} bytes remain for the 12-byte note header",
-                        segment.len() - off
-                    ),
-                ));
+                return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated).with_reason(format_args!(
+                    "note at offset {off:#x} of PT_NOTE #{index}: only {:#x} bytes remain for the 12-byte note header",
+                    segment.len() - off
+                )));
             }
             let namesz = u64::from(segment.u32(off)?);
             let descsz = u64::from(segment.u32(off + 4)?);
             let ntype = segment.u32(off + 8)?;
             let desc_off = off + NOTE_HEADER_SIZE + align4(namesz);
             if desc_off + descsz > segment.len() {
-                return Err(format_error(
-                    ErrorKind::Truncated,
-                    format_args!(
+                return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated).with_reason(format_args!(
                         "note #{n} at offset {off:#x} of PT_NOTE #{index} (name {namesz:#x} bytes, descriptor {descsz:#x} bytes) runs past the end of the {:#x} byte segment",
                         segment.len()
-                    ),
-                ));
+                    )));
             }
             let name = segment.bytes(off + NOTE_HEADER_SIZE, namesz)?;
             let name_end = name.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
@@ -143,7 +136,8 @@ impl Notes {
         match (name, ntype) {
             (b"VMCOREINFO", _) => {
                 if self.vmcoreinfo.is_some() {
-                    return Err(format_error(ErrorKind::Malformed, "the ELF core has more than one VMCOREINFO note"));
+                    return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+                        .with_reason("the ELF core has more than one VMCOREINFO note"));
                 }
                 self.vmcoreinfo = Some(VmcoreInfo::parse(desc.bytes(0, desc.len())?));
             }

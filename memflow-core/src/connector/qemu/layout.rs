@@ -42,10 +42,6 @@ const HOST_PAGE: u64 = 0x1000;
 /// QEMU's default RAM size on x86 when `-m` is not given.
 const DEFAULT_RAM: u64 = 128 << 20;
 
-fn layout_err(kind: ErrorKind, what: impl core::fmt::Display) -> Error {
-    Error::new(ErrorOrigin::Connector, kind).log_warn(what)
-}
-
 /// A RAM block of the QEMU process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct RamBlock {
@@ -136,9 +132,10 @@ fn parse_ramblocks(text: &str) -> Result<Vec<RamBlock>> {
     let mut lines = text.lines().skip_while(|l| !l.contains("Block Name"));
     let header: Vec<&str> = lines.next().map(|h| h.split_whitespace().collect()).unwrap_or_default();
     let column = |name: &str| header.iter().position(|h| *h == name);
-    let size_column = column("Total")
-        .or_else(|| column("Used"))
-        .ok_or_else(|| layout_err(ErrorKind::Malformed, format_args!("no block sizes in `info ramblock`: {text:?}")))?;
+    let size_column = column("Total").or_else(|| column("Used")).ok_or_else(|| {
+        Error::new(ErrorOrigin::Connector, ErrorKind::Malformed)
+            .with_reason(format_args!("no block sizes in `info ramblock`: {text:?}"))
+    })?;
     Ok(lines
         .filter_map(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
@@ -156,24 +153,21 @@ impl RamLayout {
         } else if machine == "pc" || machine.starts_with("pc-i440fx-") {
             (0xe000_0000, 0xc000_0000)
         } else {
-            return Err(layout_err(
-                ErrorKind::Unsupported,
-                format_args!("the RAM layout of machine type `{machine}` is not known: pass qmp=SOCKET"),
-            ));
+            return Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported).with_reason(format_args!(
+                "the RAM layout of machine type `{machine}` is not known: pass qmp=SOCKET"
+            )));
         };
         if cmd.max_ram_below_4g.is_some() {
-            return Err(layout_err(ErrorKind::Unsupported, "the machine sets max-ram-below-4g: pass qmp=SOCKET"));
+            return Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported)
+                .with_reason("the machine sets max-ram-below-4g: pass qmp=SOCKET"));
         }
         let ram = match (cmd.ram_size, &cmd.memory_backend) {
             (Some(size), _) => size,
             (None, None) => DEFAULT_RAM,
             (None, Some(backend)) => {
-                return Err(layout_err(
-                    ErrorKind::Unsupported,
-                    format_args!(
-                        "RAM is memory backend `{backend}` without -m: its size is not known; pass qmp=SOCKET"
-                    ),
-                ))
+                return Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported).with_reason(format_args!(
+                    "RAM is memory backend `{backend}` without -m: its size is not known; pass qmp=SOCKET"
+                )))
             }
         };
         let name = cmd.memory_backend.clone().unwrap_or_else(|| "pc.ram".to_owned());
@@ -214,7 +208,8 @@ impl RamLayout {
             })
             .collect();
         if ranges.is_empty() {
-            return Err(layout_err(ErrorKind::NotFound, "QMP reports no RAM in the `memory` address space"));
+            return Err(Error::new(ErrorOrigin::Connector, ErrorKind::NotFound)
+                .with_reason("QMP reports no RAM in the `memory` address space"));
         }
         Ok(RamLayout { blocks, ranges })
     }
@@ -256,7 +251,8 @@ impl RamLayout {
             map.push(Address::from(range.base), range.size as umem, (host + range.offset) as umem)?;
         }
         if map.is_empty() {
-            return Err(layout_err(ErrorKind::NotFound, "no guest RAM found among the QEMU process's mappings"));
+            return Err(Error::new(ErrorOrigin::Connector, ErrorKind::NotFound)
+                .with_reason("no guest RAM found among the QEMU process's mappings"));
         }
         Ok(map)
     }

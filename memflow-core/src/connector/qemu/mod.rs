@@ -2,7 +2,7 @@
 //! the QEMU process's memory while the guest runs.
 //!
 //! - **Which QEMU.** The QEMU processes are the processes of an OS layer (the host's
-//!   [`NativeOs`] unless the caller gives another, as in the chain `native -> qemu:vm1`)
+//!   native OS layer unless the caller gives another, as in the chain `native -> qemu:vm1`)
 //!   whose program, name or first argument is `qemu-system-*` or `qemu-kvm`. One is chosen
 //!   by guest name (`-name vm1` or `-name guest=vm1,...`), by pid, or as the only one
 //!   ([`QemuTarget`]).
@@ -37,7 +37,6 @@ use crate::connector::cpu_state::*;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::*;
 use crate::mem::*;
-use crate::os::native::{NativeOs, MAX_IOVECS};
 use crate::os::{Os, Pid, Process, ProcessInfo};
 use crate::types::{Address, PhysicalAddress};
 pub use cmdline::QemuCommandLine;
@@ -45,10 +44,6 @@ use layout::RamLayout;
 use qmp::Qmp;
 
 cglue_impl_group!(QemuConnector, ConnectorInstance, { CpuState });
-
-fn qemu_err(kind: ErrorKind, what: impl core::fmt::Display) -> Error {
-    Error::new(ErrorOrigin::Connector, kind).log_warn(what)
-}
 
 /// A QEMU process found by an OS layer.
 #[derive(Clone, Debug)]
@@ -108,13 +103,14 @@ impl QemuTarget {
             .collect();
         match matching.len() {
             1 => Ok(matching.remove(0)),
-            0 => Err(qemu_err(ErrorKind::NotFound, format_args!("no QEMU process matches {self:?}"))),
+            0 => Err(Error::new(ErrorOrigin::Connector, ErrorKind::NotFound)
+                .with_reason(format_args!("no QEMU process matches {self:?}"))),
             _ => {
                 let list: Vec<String> = matching.iter().map(QemuProcess::describe).collect();
-                Err(qemu_err(
-                    ErrorKind::InvalidArgument,
-                    format_args!("several QEMU processes match {self:?}: {}; pick one by name or pid", list.join("; ")),
-                ))
+                Err(Error::new(ErrorOrigin::Connector, ErrorKind::InvalidArgument).with_reason(format_args!(
+                    "several QEMU processes match {self:?}: {}; pick one by name or pid",
+                    list.join("; ")
+                )))
             }
         }
     }
@@ -175,10 +171,8 @@ impl QemuConnector {
             match &target.name {
                 None => target.name = Some(qmp_name),
                 Some(name) if *name != qmp_name => {
-                    return Err(qemu_err(
-                        ErrorKind::InvalidArgument,
-                        format_args!("the QMP socket belongs to guest `{qmp_name}`, not `{name}`"),
-                    ))
+                    return Err(Error::new(ErrorOrigin::Connector, ErrorKind::InvalidArgument)
+                        .with_reason(format_args!("the QMP socket belongs to guest `{qmp_name}`, not `{name}`")))
                 }
                 Some(_) => {}
             }
@@ -192,12 +186,6 @@ impl QemuConnector {
         let map = layout.resolve(&process.mapped_mem(-1)?)?;
         log::info!("qemu: {} with {} RAM ranges, {} CPU states", qemu.describe(), map.ranges().len(), cpus.len());
         Ok(QemuConnector { os, qemu, process: Some(process), map: Arc::new(map), cpus: cpus.into() })
-    }
-
-    /// Like [`QemuConnector::open`] with the host's processes ([`NativeOs`]).
-    pub fn open_native(target: &QemuTarget, qmp: Option<&Path>) -> Result<Self> {
-        let os = os_instance(NativeOs::new(LibArc::default()), LibArc::default());
-        Self::open(os, target, qmp)
     }
 
     /// The QEMU process.

@@ -24,10 +24,6 @@ pub const QMP_MESSAGE_MAX: u64 = 16 << 20;
 /// The most asynchronous events skipped while waiting for one reply.
 pub const QMP_EVENTS_MAX: usize = 4096;
 
-fn qmp_err(kind: ErrorKind, what: impl core::fmt::Display) -> Error {
-    Error::new(ErrorOrigin::Connector, kind).log_warn(format_args!("QMP: {what}"))
-}
-
 /// A connected QMP session in command mode.
 pub(super) struct Qmp {
     reader: BufReader<UnixStream>,
@@ -38,17 +34,21 @@ impl Qmp {
     /// Connects to the QMP server socket at `path`, reads the greeting and enters command
     /// mode. The socket must not be in use by another client (QEMU would not answer).
     pub(super) fn connect(path: &Path) -> Result<Qmp> {
-        let stream = UnixStream::connect(path)
-            .map_err(|e| qmp_err(ErrorKind::of_io(&e), format_args!("cannot connect to {}: {e}", path.display())))?;
-        stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(|e| qmp_err(ErrorKind::Io, e))?;
-        let writer = stream.try_clone().map_err(|e| qmp_err(ErrorKind::Io, e))?;
+        let stream = UnixStream::connect(path).map_err(|e| {
+            Error::new(ErrorOrigin::Connector, ErrorKind::of_io(&e))
+                .with_reason(format_args!("QMP: cannot connect to {}: {e}", path.display()))
+        })?;
+        stream
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .map_err(|e| Error::new(ErrorOrigin::Connector, ErrorKind::Io).with_reason(format_args!("QMP: {}", e)))?;
+        let writer = stream
+            .try_clone()
+            .map_err(|e| Error::new(ErrorOrigin::Connector, ErrorKind::Io).with_reason(format_args!("QMP: {}", e)))?;
         let mut qmp = Qmp { reader: BufReader::new(stream), writer };
         let greeting = qmp.message()?;
         if greeting.get("QMP").is_none() {
-            return Err(qmp_err(
-                ErrorKind::Malformed,
-                format_args!("{} did not greet as QMP: {greeting}", path.display()),
-            ));
+            return Err(Error::new(ErrorOrigin::Connector, ErrorKind::Malformed)
+                .with_reason(format_args!("QMP: {} did not greet as QMP: {greeting}", path.display())));
         }
         qmp.execute("qmp_capabilities", None)?;
         Ok(qmp)
@@ -58,15 +58,20 @@ impl Qmp {
     fn message(&mut self) -> Result<Value> {
         let mut line = String::new();
         match (&mut self.reader).take(QMP_MESSAGE_MAX).read_line(&mut line) {
-            Ok(0) => Err(qmp_err(ErrorKind::Gone, "QEMU closed the connection")),
-            Ok(_) if !line.ends_with('\n') && line.len() as u64 == QMP_MESSAGE_MAX => Err(qmp_err(
-                ErrorKind::LimitExceeded,
-                format_args!("a message longer than {QMP_MESSAGE_MAX} bytes (QMP_MESSAGE_MAX)"),
-            )),
-            Ok(_) => {
-                serde_json::from_str(&line).map_err(|e| qmp_err(ErrorKind::Malformed, format_args!("{e} in {line:?}")))
+            Ok(0) => {
+                Err(Error::new(ErrorOrigin::Connector, ErrorKind::Gone).with_reason("QMP: QEMU closed the connection"))
             }
-            Err(e) => Err(qmp_err(ErrorKind::Io, format_args!("no reply: {e}"))),
+            Ok(_) if !line.ends_with('\n') && line.len() as u64 == QMP_MESSAGE_MAX => {
+                Err(Error::new(ErrorOrigin::Connector, ErrorKind::LimitExceeded)
+                    .with_reason(format_args!("QMP: a message longer than {QMP_MESSAGE_MAX} bytes (QMP_MESSAGE_MAX)")))
+            }
+            Ok(_) => serde_json::from_str(&line).map_err(|e| {
+                Error::new(ErrorOrigin::Connector, ErrorKind::Malformed)
+                    .with_reason(format_args!("QMP: {e} in {line:?}"))
+            }),
+            Err(e) => {
+                Err(Error::new(ErrorOrigin::Connector, ErrorKind::Io).with_reason(format_args!("QMP: no reply: {e}")))
+            }
         }
     }
 
@@ -80,9 +85,10 @@ impl Qmp {
         }
         let mut text = request.to_string();
         text.push('\n');
-        self.writer
-            .write_all(text.as_bytes())
-            .map_err(|e| qmp_err(ErrorKind::Gone, format_args!("cannot send {command}: {e}")))?;
+        self.writer.write_all(text.as_bytes()).map_err(|e| {
+            Error::new(ErrorOrigin::Connector, ErrorKind::Gone)
+                .with_reason(format_args!("QMP: cannot send {command}: {e}"))
+        })?;
         for _ in 0..=QMP_EVENTS_MAX {
             let mut reply = self.message()?;
             if let Some(value) = reply.get_mut("return") {
@@ -92,21 +98,22 @@ impl Qmp {
                 let class = error.get("class").and_then(Value::as_str).unwrap_or("?");
                 let kind = if class == "CommandNotFound" { ErrorKind::Unsupported } else { ErrorKind::InvalidArgument };
                 let desc = error.get("desc").and_then(Value::as_str).unwrap_or("");
-                return Err(qmp_err(kind, format_args!("{command}: {class}: {desc}")));
+                return Err(Error::new(ErrorOrigin::Connector, kind)
+                    .with_reason(format_args!("QMP: {command}: {class}: {desc}")));
             }
             // Anything else is an asynchronous event.
         }
-        Err(qmp_err(
-            ErrorKind::LimitExceeded,
-            format_args!("no reply to {command} among more than {QMP_EVENTS_MAX} events (QMP_EVENTS_MAX)"),
-        ))
+        Err(Error::new(ErrorOrigin::Connector, ErrorKind::LimitExceeded).with_reason(format_args!(
+            "QMP: no reply to {command} among more than {QMP_EVENTS_MAX} events (QMP_EVENTS_MAX)"
+        )))
     }
 
     /// Runs the HMP command `command_line` and returns its output.
     pub(super) fn hmp(&mut self, command_line: &str) -> Result<String> {
         match self.execute("human-monitor-command", Some(json!({ "command-line": command_line })))? {
             Value::String(text) => Ok(text),
-            other => Err(qmp_err(ErrorKind::Malformed, format_args!("`{command_line}` gave {other} instead of text"))),
+            other => Err(Error::new(ErrorOrigin::Connector, ErrorKind::Malformed)
+                .with_reason(format_args!("QMP: `{command_line}` gave {other} instead of text"))),
         }
     }
 }

@@ -56,15 +56,9 @@ const CHAIN_CHUNK: usize = 256;
 /// reads that may end early stay inside one such page.
 const PAGE: u64 = 0x1000;
 
-/// A `FileFormat` error of `kind`; the message is logged at debug level, since images are
-/// often probed and garbage is expected.
-fn format_error(kind: ErrorKind, msg: core::fmt::Arguments) -> Error {
-    log::debug!("elf image: {msg}");
-    Error::new(ErrorOrigin::FileFormat, kind)
-}
-
+/// goblin's parse error as a `FileFormat/Malformed` error with its reason.
 fn goblin_error(e: goblin::error::Error) -> Error {
-    format_error(ErrorKind::Malformed, format_args!("{e}"))
+    Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!("ELF image: {e}"))
 }
 
 /// A little-endian unsigned integer of up to eight bytes.
@@ -106,10 +100,12 @@ impl ElfImage {
         let mut header_bytes = [0u8; HEADER_BYTES];
         mem.read_raw_into(base, &mut header_bytes).data()?;
         if header_bytes[..SELFMAG] != ELFMAG[..] {
-            return Err(format_error(ErrorKind::Malformed, format_args!("no ELF magic at {base}")));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+                .with_reason(format_args!("ELF image: no ELF magic at {base}")));
         }
         if header_bytes[EI_DATA] != ELFDATA2LSB {
-            return Err(format_error(ErrorKind::Unsupported, format_args!("big-endian image at {base}")));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Unsupported)
+                .with_reason(format_args!("ELF image: big-endian image at {base}")));
         }
         let header = Elf::parse_header(&header_bytes).map_err(goblin_error)?;
         let ctx = Ctx::new(header.container().map_err(goblin_error)?, header.endianness().map_err(goblin_error)?);
@@ -117,13 +113,14 @@ impl ElfImage {
         let count = usize::from(header.e_phnum);
         let entry = ProgramHeader::size(ctx);
         if usize::from(header.e_phentsize) != entry || count == 0 {
-            return Err(format_error(
-                ErrorKind::Malformed,
-                format_args!("{count} program headers of {} bytes at {base}", header.e_phentsize),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
+                "ELF image: {count} program headers of {} bytes at {base}",
+                header.e_phentsize
+            )));
         }
         if count > MAX_PROGRAM_HEADERS {
-            return Err(format_error(ErrorKind::LimitExceeded, format_args!("{count} program headers at {base}")));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded)
+                .with_reason(format_args!("ELF image: {count} program headers at {base}")));
         }
         let table_len = count * entry;
         let table = mem.read_raw(base + header.e_phoff as umem, table_len).data()?;
@@ -135,21 +132,24 @@ impl ElfImage {
         let end = loads.map(|p| p.p_vaddr.checked_add(p.p_memsz)).try_fold(0u64, |end, e| Some(end.max(e?)));
         let (link_base, end) = match (link_base, end) {
             (Some(link_base), Some(end)) => (link_base, end),
-            _ => return Err(format_error(ErrorKind::Malformed, format_args!("no usable PT_LOAD at {base}"))),
+            _ => {
+                return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+                    .with_reason(format_args!("ELF image: no usable PT_LOAD at {base}")))
+            }
         };
         // Segments are mapped in whole pages.
         let span = (end - link_base) as umem;
         let page = PAGE as umem;
         let span = span.checked_add(page - 1).map_or(umem::MAX, |s| s & !(page - 1));
         if base.checked_add(span).is_none() {
-            return Err(format_error(ErrorKind::Malformed, format_args!("image at {base} spans {span:#x} bytes")));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+                .with_reason(format_args!("ELF image: image at {base} spans {span:#x} bytes")));
         }
         let image = ElfImage { base, header_bytes, header, ctx, phdrs, link_base, span };
         if image.file_to_runtime(header.e_phoff, table_len as u64) != Some(base + header.e_phoff as umem) {
-            return Err(format_error(
-                ErrorKind::Malformed,
-                format_args!("program headers of the image at {base} are not in its first segment"),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
+                "ELF image: program headers of the image at {base} are not in its first segment"
+            )));
         }
         Ok(image)
     }
@@ -190,13 +190,10 @@ impl ElfImage {
     fn inside(&self, addr: Address, len: umem, what: &str) -> Result<Address> {
         match addr.checked_distance(self.base) {
             Some(offset) if offset <= self.span && len <= self.span - offset => Ok(addr),
-            _ => Err(format_error(
-                ErrorKind::Malformed,
-                format_args!(
-                    "{what}: {len:#x} bytes at {addr} are outside the image at {} ({:#x} bytes)",
-                    self.base, self.span
-                ),
-            )),
+            _ => Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
+                "ELF image: {what}: {len:#x} bytes at {addr} are outside the image at {} ({:#x} bytes)",
+                self.base, self.span
+            ))),
         }
     }
 
@@ -219,10 +216,10 @@ impl ElfImage {
 
     /// `len` bytes at `addr` inside the image, at most `MAX_TABLE_BYTES`.
     fn read_table<V: MemoryView>(&self, mem: &mut V, addr: Address, len: u64, what: &str) -> Result<Vec<u8>> {
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&l| l <= MAX_TABLE_BYTES)
-            .ok_or_else(|| format_error(ErrorKind::LimitExceeded, format_args!("{what}: {len:#x} bytes")))?;
+        let len = usize::try_from(len).ok().filter(|&l| l <= MAX_TABLE_BYTES).ok_or_else(|| {
+            Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded)
+                .with_reason(format_args!("ELF image: {what}: {len:#x} bytes"))
+        })?;
         let addr = self.inside(addr, len as umem, what)?;
         mem.read_raw(addr, len).data()
     }

@@ -8,8 +8,8 @@ use goblin::elf::header::Header;
 use goblin::elf::program_header::{PF_R, PF_W, PF_X};
 use goblin::elf::section_header::{SectionHeader, SHF_ALLOC};
 
-use super::{format_error, goblin_error, name_at, ElfImage, HEADER_BYTES, MAX_TABLE_BYTES};
-use crate::error::{ErrorKind, PartialResultExt, Result};
+use super::{goblin_error, name_at, ElfImage, HEADER_BYTES, MAX_TABLE_BYTES};
+use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResultExt, Result};
 use crate::mem::MemoryView;
 use crate::os::info::SectionInfo;
 use crate::types::umem;
@@ -78,10 +78,8 @@ impl ElfImage {
         let mut header = [0u8; HEADER_BYTES];
         file.read_exact(&mut header[..len])?;
         if header[..len] != self.header_bytes[..len] {
-            return Err(format_error(
-                ErrorKind::Malformed,
-                format_args!("the file's ELF header differs from the image's"),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+                .with_reason(format_args!("ELF image: the file's ELF header differs from the image's")));
         }
         Ok(file)
     }
@@ -91,13 +89,15 @@ impl ElfImage {
         let count = usize::from(self.header.e_shnum);
         let entry = SectionHeader::size(self.ctx);
         if self.header.e_shoff == 0 || count == 0 || usize::from(self.header.e_shentsize) != entry {
-            return Err(format_error(ErrorKind::NotFound, format_args!("no section header table")));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::NotFound)
+                .with_reason(format_args!("ELF image: no section header table")));
         }
         let table = src.read(self, self.header.e_shoff, (count * entry) as u64)?;
         let headers = SectionHeader::parse_from(&table, 0, count, self.ctx).map_err(goblin_error)?;
-        let names = headers
-            .get(usize::from(self.header.e_shstrndx))
-            .ok_or_else(|| format_error(ErrorKind::Malformed, format_args!("no section name table")))?;
+        let names = headers.get(usize::from(self.header.e_shstrndx)).ok_or_else(|| {
+            Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+                .with_reason(format_args!("ELF image: no section name table"))
+        })?;
         let names = src.read(self, names.sh_offset, names.sh_size)?;
         Ok((headers, names))
     }
@@ -107,15 +107,14 @@ impl<V: MemoryView> FileBytes<'_, V> {
     /// `len` bytes at file offset `offset`, at most `MAX_TABLE_BYTES`.
     fn read(&mut self, image: &ElfImage, offset: u64, len: u64) -> Result<Vec<u8>> {
         if len > MAX_TABLE_BYTES as u64 {
-            return Err(format_error(
-                ErrorKind::LimitExceeded,
-                format_args!("{len:#x} bytes at file offset {offset:#x}"),
-            ));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded)
+                .with_reason(format_args!("ELF image: {len:#x} bytes at file offset {offset:#x}")));
         }
         match self {
             FileBytes::Image(mem) => {
                 let addr = image.file_to_runtime(offset, len).ok_or_else(|| {
-                    format_error(ErrorKind::NotFound, format_args!("file offset {offset:#x} is not loaded"))
+                    Error::new(ErrorOrigin::FileFormat, ErrorKind::NotFound)
+                        .with_reason(format_args!("ELF image: file offset {offset:#x} is not loaded"))
                 })?;
                 mem.read_raw(addr, len as usize).data()
             }
@@ -124,10 +123,8 @@ impl<V: MemoryView> FileBytes<'_, V> {
                 let mut out = Vec::new();
                 file.take(len).read_to_end(&mut out)?;
                 if out.len() as u64 != len {
-                    return Err(format_error(
-                        ErrorKind::Truncated,
-                        format_args!("file ends before offset {:#x}", offset + len),
-                    ));
+                    return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated)
+                        .with_reason(format_args!("ELF image: file ends before offset {:#x}", offset + len)));
                 }
                 Ok(out)
             }

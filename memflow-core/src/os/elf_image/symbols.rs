@@ -12,10 +12,10 @@ use goblin::elf::section_header::{SHN_LORESERVE, SHN_UNDEF};
 use goblin::elf::sym::{Sym, Symtab, STB_LOCAL, STT_COMMON, STT_FUNC, STT_GNU_IFUNC, STT_NOTYPE, STT_OBJECT};
 
 use super::{
-    format_error, goblin_error, le_uint, name_at, ElfImage, CHAIN_CHUNK, MAX_DYNAMIC_ENTRIES, MAX_RELOCATIONS,
-    MAX_SYMBOLS, PAGE, RELOC_CHUNK,
+    goblin_error, le_uint, name_at, ElfImage, CHAIN_CHUNK, MAX_DYNAMIC_ENTRIES, MAX_RELOCATIONS, MAX_SYMBOLS, PAGE,
+    RELOC_CHUNK,
 };
-use crate::error::{ErrorKind, PartialResultExt, Result};
+use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResultExt, Result};
 use crate::mem::MemoryView;
 use crate::os::info::{ExportInfo, ImportInfo};
 use crate::types::umem;
@@ -85,7 +85,8 @@ impl ElfImage {
             let entry = Reloc::size(is_rela, self.ctx);
             let count = usize::try_from(size).unwrap_or(usize::MAX) / entry;
             if count > MAX_RELOCATIONS {
-                return Err(format_error(ErrorKind::LimitExceeded, format_args!("{count} relocations")));
+                return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded)
+                    .with_reason(format_args!("ELF image: {count} relocations")));
             }
             let start = self.inside(self.dyn_ptr(start), (count * entry) as umem, "relocation table")?;
             for first in (0..count).step_by(RELOC_CHUNK) {
@@ -142,7 +143,8 @@ impl ElfImage {
     /// Reads the dynamic symbol table and its string table.
     fn symbols<V: MemoryView>(&self, mem: &mut V, d: &Dynamic) -> Result<Symbols> {
         let (Some(symtab), Some(strtab)) = (d.symtab, d.strtab) else {
-            return Err(format_error(ErrorKind::Malformed, format_args!("no DT_SYMTAB or DT_STRTAB")));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+                .with_reason(format_args!("ELF image: no DT_SYMTAB or DT_STRTAB")));
         };
         let count = self.symbol_count(mem, d)?;
         let len = (count * Sym::size(self.ctx.container)) as u64;
@@ -161,10 +163,12 @@ impl ElfImage {
         } else if let Some(gnu_hash) = d.gnu_hash {
             self.gnu_symbol_count(mem, gnu_hash)?
         } else {
-            return Err(format_error(ErrorKind::Malformed, format_args!("no DT_HASH or DT_GNU_HASH")));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
+                .with_reason(format_args!("ELF image: no DT_HASH or DT_GNU_HASH")));
         };
         if count > MAX_SYMBOLS {
-            return Err(format_error(ErrorKind::LimitExceeded, format_args!("{count} dynamic symbols")));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded)
+                .with_reason(format_args!("ELF image: {count} dynamic symbols")));
         }
         Ok(count)
     }
@@ -176,7 +180,8 @@ impl ElfImage {
         let header: [u32; 4] = mem.read(start).data()?;
         let [nbuckets, symoffset, bloom_words, _] = header.map(|w| u32::from_le(w) as usize);
         if nbuckets > MAX_SYMBOLS || bloom_words > MAX_SYMBOLS || symoffset > MAX_SYMBOLS {
-            return Err(format_error(ErrorKind::LimitExceeded, format_args!("GNU hash table with {nbuckets} buckets")));
+            return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded)
+                .with_reason(format_args!("ELF image: GNU hash table with {nbuckets} buckets")));
         }
         let buckets_at = start + (16 + bloom_words * self.ctx.size()) as umem;
         let buckets_at = self.inside(buckets_at, (nbuckets * 4) as umem, "GNU hash buckets")?;
@@ -204,7 +209,8 @@ impl ElfImage {
             }
             index += n;
         }
-        Err(format_error(ErrorKind::LimitExceeded, format_args!("GNU hash chain runs past {MAX_SYMBOLS} symbols")))
+        Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded)
+            .with_reason(format_args!("ELF image: GNU hash chain runs past {MAX_SYMBOLS} symbols")))
     }
 }
 

@@ -45,10 +45,6 @@ const KIND_DECL_TAG: u32 = 17;
 const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM64: u32 = 19;
 
-fn malformed(what: core::fmt::Arguments) -> Error {
-    Error::new(ErrorOrigin::Os, ErrorKind::Malformed).log_warn(format_args!("BTF: {what}"))
-}
-
 /// Logged at debug level: lookups of members that only some kernel versions have are
 /// expected to fail; callers that need a member say so louder.
 fn not_found(what: core::fmt::Arguments) -> Error {
@@ -151,9 +147,15 @@ struct Record {
 impl Btf {
     /// Parses a whole `.BTF` section (header, types, strings) and indexes its types.
     pub fn parse(section: &[u8]) -> Result<Btf> {
-        let h = BtfHeader::parse(section).ok_or_else(|| malformed(format_args!("no version 1 header")))?;
+        let h = BtfHeader::parse(section).ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::Malformed).with_reason(format_args!("BTF: no version 1 header"))
+        })?;
         if section.len() < h.total() {
-            return Err(malformed(format_args!("section has {} bytes, the header says {}", section.len(), h.total())));
+            return Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed).with_reason(format_args!(
+                "BTF: section has {} bytes, the header says {}",
+                section.len(),
+                h.total()
+            )));
         }
         let base = h.hdr_len as usize;
         let types = section[base + h.type_off as usize..][..h.type_len as usize].to_vec();
@@ -162,13 +164,21 @@ impl Btf {
         let mut at = 0usize;
         while at < btf.types.len() {
             if btf.records.len() >= MAX_BTF_TYPES {
-                return Err(malformed(format_args!("more than {MAX_BTF_TYPES} types")));
+                return Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+                    .with_reason(format_args!("BTF: more than {MAX_BTF_TYPES} types")));
             }
-            let rec = btf.record_at(at).ok_or_else(|| malformed(format_args!("type record at {at:#x} is cut off")))?;
-            let data = Self::data_len(&rec).ok_or_else(|| malformed(format_args!("unknown type kind {}", rec.kind)))?;
+            let rec = btf.record_at(at).ok_or_else(|| {
+                Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+                    .with_reason(format_args!("BTF: type record at {at:#x} is cut off"))
+            })?;
+            let data = Self::data_len(&rec).ok_or_else(|| {
+                Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+                    .with_reason(format_args!("BTF: unknown type kind {}", rec.kind))
+            })?;
             let end = at + 12 + data;
             if end > btf.types.len() {
-                return Err(malformed(format_args!("type record at {at:#x} runs past the type section")));
+                return Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+                    .with_reason(format_args!("BTF: type record at {at:#x} runs past the type section")));
             }
             btf.records.push(at as u32);
             at = end;
@@ -329,9 +339,10 @@ impl Btf {
             let m = self
                 .member(ty, part)
                 .ok_or_else(|| not_found(format_args!("structure `{structure}` has no member `{path}`")))?;
-            offset = offset
-                .checked_add(m.offset)
-                .ok_or_else(|| malformed(format_args!("offset of `{structure}.{path}` overflows")))?;
+            offset = offset.checked_add(m.offset).ok_or_else(|| {
+                Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+                    .with_reason(format_args!("BTF: offset of `{structure}.{path}` overflows"))
+            })?;
             ty = m.ty;
             found = Some(Member { offset, ty });
         }
@@ -346,7 +357,10 @@ impl Btf {
     /// The size in bytes of the structure named `structure`.
     pub fn struct_size(&self, structure: &str) -> Result<u32> {
         let id = self.find_struct(structure)?;
-        self.size_of(id).ok_or_else(|| malformed(format_args!("structure `{structure}` has no size")))
+        self.size_of(id).ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+                .with_reason(format_args!("BTF: structure `{structure}` has no size"))
+        })
     }
 }
 

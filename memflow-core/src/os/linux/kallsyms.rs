@@ -86,10 +86,6 @@ fn not_found() -> Error {
     Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
 }
 
-fn limit(what: core::fmt::Arguments) -> Error {
-    Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).log_warn(format_args!("kallsyms: {what}"))
-}
-
 /// The steps one search may still take (see [`MAX_KALLSYMS_STEPS`]).
 struct Budget(u64);
 
@@ -165,11 +161,13 @@ impl Kallsyms {
                 }
                 tables += 1;
                 if tables >= MAX_TOKEN_TABLES {
-                    return Err(limit(format_args!("{tables} token tables without symbols; giving up")));
+                    return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
+                        .with_reason(format_args!("kallsyms: {tables} token tables without symbols; giving up")));
                 }
             }
             if budget.spent() {
-                return Err(limit(format_args!("no tables found in {steps} steps; giving up")));
+                return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
+                    .with_reason(format_args!("kallsyms: no tables found in {steps} steps; giving up")));
             }
         }
         Err(not_found())
@@ -392,7 +390,9 @@ fn decode(image: &[u8], tokens: &Tokens, names: &Names) -> Result<Option<Kallsym
         let name_start = text.len() as u32;
         text.push_str(&String::from_utf8_lossy(rest));
         if text.len() > MAX_SYMBOL_TEXT {
-            return Err(limit(format_args!("the names of {n} symbols are longer than {MAX_SYMBOL_TEXT} bytes")));
+            return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
+                "kallsyms: the names of {n} symbols are longer than {MAX_SYMBOL_TEXT} bytes"
+            )));
         }
         entries.push(Entry { address, name_start, name_end: text.len() as u32, kind });
     }

@@ -184,7 +184,7 @@ pub struct Layout {
 /// error is logged with both names.
 fn required(btf: &Btf, structure: &str, path: &str) -> Result<u32> {
     btf.offset_of(structure, path)
-        .map_err(|e| e.log_warn(format_args!("BTF: the kernel's `{structure}` has no member `{path}`")))
+        .map_err(|e| e.with_reason(format_args!("BTF: the kernel's `{structure}` has no member `{path}`")))
 }
 
 /// The offset of the member at `path` of `structure`, if this kernel has it.
@@ -197,15 +197,14 @@ fn optional(btf: &Btf, structure: &str, path: &str) -> Option<u32> {
 fn array_len(btf: &Btf, structure: &str, path: &str, range: core::ops::RangeInclusive<u32>) -> Result<u32> {
     let m = btf
         .member_path(structure, path)
-        .map_err(|e| e.log_warn(format_args!("BTF: the kernel's `{structure}` has no member `{path}`")))?;
-    let malformed = |what: core::fmt::Arguments| {
-        Error::new(ErrorOrigin::Os, ErrorKind::Malformed).log_warn(format_args!("BTF: `{structure}.{path}` {what}"))
+        .map_err(|e| e.with_reason(format_args!("BTF: the kernel's `{structure}` has no member `{path}`")))?;
+    let reason = match btf.array(m.ty) {
+        Some((_, n)) if range.contains(&n) => return Ok(n),
+        Some((_, n)) => format!("has {n} elements, not {} to {}", range.start(), range.end()),
+        None => "is not an array".to_string(),
     };
-    match btf.array(m.ty) {
-        Some((_, n)) if range.contains(&n) => Ok(n),
-        Some((_, n)) => Err(malformed(format_args!("has {n} elements, not {} to {}", range.start(), range.end()))),
-        None => Err(malformed(format_args!("is not an array"))),
-    }
+    Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+        .with_reason(format_args!("BTF: `{structure}.{path}` {reason}")))
 }
 
 impl Layout {
@@ -320,7 +319,9 @@ impl MapleLayout {
     /// The node layouts; every one must fit in a node of at most [`MAX_MAPLE_NODE`] bytes.
     fn from_btf(btf: &Btf) -> Result<Self> {
         let layout = MapleLayout {
-            node_size: btf.struct_size("maple_node").map_err(|e| e.log_warn("BTF: the kernel has no `maple_node`"))?,
+            node_size: btf
+                .struct_size("maple_node")
+                .map_err(|e| e.with_reason("BTF: the kernel has no `maple_node`"))?,
             dense: NodeLayout {
                 pivots: None,
                 slots: required(btf, "maple_node", "slot")?,
@@ -334,7 +335,7 @@ impl MapleLayout {
         if n <= MAX_MAPLE_NODE && [&layout.dense, &layout.range64, &layout.arange64].iter().all(|l| l.fits(n)) {
             Ok(layout)
         } else {
-            Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed).log_warn(format_args!(
+            Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed).with_reason(format_args!(
                 "BTF: the maple tree nodes do not fit in `maple_node` ({n} bytes, at most {MAX_MAPLE_NODE})"
             )))
         }

@@ -11,10 +11,6 @@ use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResultExt, Result};
 use crate::mem::MemoryView;
 use crate::types::Address;
 
-fn corrupt(kind: ErrorKind, what: core::fmt::Arguments) -> Error {
-    Error::new(ErrorOrigin::Os, kind).log_warn(what)
-}
-
 /// Calls `visit` with the address of every element (`list_head`) of the list whose head is at
 /// `head`, in `next` order, until `visit` returns `false`; `what` names the list in errors.
 /// At most `max` elements are visited (see the module docs for the errors).
@@ -28,27 +24,27 @@ pub fn walk<V: MemoryView>(
     let mut seen = HashSet::new();
     let mut node = head;
     loop {
-        let next = mem
-            .read_addr(node)
-            .data()
-            .map_err(|e| corrupt(e.kind, format_args!("{what}: cannot read the link at {node}")))?;
+        let next = mem.read_addr(node).data().map_err(|e| {
+            Error::new(ErrorOrigin::Os, e.kind).with_reason(format_args!("{what}: cannot read the link at {node}"))
+        })?;
         if next == head {
             return Ok(());
         }
         if next.is_null() {
-            return Err(corrupt(ErrorKind::Malformed, format_args!("{what}: NULL link at {node}")));
+            return Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+                .with_reason(format_args!("{what}: NULL link at {node}")));
         }
         if seen.try_reserve(1).is_err() {
-            return Err(corrupt(ErrorKind::OutOfMemory, format_args!("{what}: no memory for {} elements", seen.len())));
+            return Err(Error::new(ErrorOrigin::Os, ErrorKind::OutOfMemory)
+                .with_reason(format_args!("{what}: no memory for {} elements", seen.len())));
         }
         if !seen.insert(next) {
-            return Err(corrupt(
-                ErrorKind::LimitExceeded,
-                format_args!("{what}: {next} comes round again without the head {head} (a loop)"),
-            ));
+            return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
+                .with_reason(format_args!("{what}: {next} comes round again without the head {head} (a loop)")));
         }
         if seen.len() > max {
-            return Err(corrupt(ErrorKind::LimitExceeded, format_args!("{what}: more than {max} elements")));
+            return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
+                .with_reason(format_args!("{what}: more than {max} elements")));
         }
         if !visit(next) {
             return Ok(());

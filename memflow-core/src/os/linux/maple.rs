@@ -20,7 +20,7 @@ use std::collections::HashSet;
 
 use super::layout::{MapleLayout, NodeLayout};
 use super::limits::{MAX_MAPLE_HEIGHT, MAX_MAPLE_NODES};
-use super::record::{malformed, Record, Span};
+use super::record::{Record, Span};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::MemoryView;
 use crate::types::{umem, Address};
@@ -70,21 +70,26 @@ fn walk<V: MemoryView>(
 ) -> Result<()> {
     let node = encoded & !0xff;
     if depth > MAX_MAPLE_HEIGHT {
-        return Err(malformed(format_args!("maple tree deeper than {MAX_MAPLE_HEIGHT} levels at node {node:#x}")));
+        return Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+            .with_reason(format_args!("maple tree deeper than {MAX_MAPLE_HEIGHT} levels at node {node:#x}")));
     }
     if !seen.insert(node) {
-        return Err(malformed(format_args!("maple tree node {node:#x} is reached twice")));
+        return Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+            .with_reason(format_args!("maple tree node {node:#x} is reached twice")));
     }
     if seen.len() > MAX_MAPLE_NODES {
         return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
-            .log_warn(format_args!("maple tree has more than {MAX_MAPLE_NODES} nodes")));
+            .with_reason(format_args!("maple tree has more than {MAX_MAPLE_NODES} nodes")));
     }
     let kind = (encoded >> 3) & 0xf;
     let shape: &NodeLayout = match kind {
         DENSE => &layout.dense,
         LEAF_64 | RANGE_64 => &layout.range64,
         ARANGE_64 => &layout.arange64,
-        _ => return Err(malformed(format_args!("maple tree node {node:#x} has unknown type {kind}"))),
+        _ => {
+            return Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+                .with_reason(format_args!("maple tree node {node:#x} has unknown type {kind}")))
+        }
     };
     let bytes =
         Record::read(mem, Address::new(node as umem), Span { start: 0, end: layout.node_size }, "a maple tree node")?;

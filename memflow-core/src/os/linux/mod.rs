@@ -65,10 +65,6 @@ use scan::FoundKernel;
 /// Translations cached per address space.
 const TLB_SLOTS: usize = 4096;
 
-fn os_error(kind: ErrorKind, what: core::fmt::Arguments) -> Error {
-    Error::new(ErrorOrigin::Os, kind).log_warn(what)
-}
-
 /// What the layer knows about the kernel; shared by the OS and its processes.
 pub(crate) struct Kernel {
     /// The paging mode.
@@ -137,9 +133,9 @@ impl<P: PhysicalMemory + Clone> LinuxOs<P> {
         let btf = read_btf(&found, &mut view)?;
         let layout = Layout::from_btf(&btf)?;
         let FoundKernel { arch, root, image_base, image, kallsyms } = found;
-        let init_task = kallsyms
-            .lookup("init_task")
-            .ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("kallsyms has no `init_task`")))?;
+        let init_task = kallsyms.lookup("init_task").ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("kallsyms has no `init_task`"))
+        })?;
         let base = kallsyms.lookup("_text").unwrap_or(image_base);
         let size = match kallsyms.lookup("_end") {
             Some(end) if end > base => end - base,
@@ -202,12 +198,13 @@ fn read_btf<P: PhysicalMemory>(found: &FoundKernel, view: &mut VirtualDma<P>) ->
                     BtfHeader::parse(&image[at..]).filter(|h| at + h.total() <= image.len()).map(|h| (at, h))
                 })
                 .ok_or_else(|| {
-                    os_error(ErrorKind::NotFound, format_args!("kernel has no BTF (CONFIG_DEBUG_INFO_BTF)"))
+                    Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
+                        .with_reason(format_args!("kernel has no BTF (CONFIG_DEBUG_INFO_BTF)"))
                 })?;
             image[at..at + header.total()].to_vec()
         }
     };
-    Btf::parse(&section).map_err(|e| e.log_warn("the kernel's BTF (CONFIG_DEBUG_INFO_BTF) cannot be parsed"))
+    Btf::parse(&section).map_err(|e| e.with_reason("the kernel's BTF (CONFIG_DEBUG_INFO_BTF) cannot be parsed"))
 }
 
 /// Entry points for the fuzz targets (`memflow-core/fuzz`): the walks over guest data that
@@ -293,10 +290,9 @@ impl<P: PhysicalMemory + Clone + 'static> Os for LinuxOs<P> {
     }
 
     fn kernel_symbol(&mut self, name: &str) -> Result<Address> {
-        self.kernel
-            .kallsyms
-            .lookup(name)
-            .ok_or_else(|| os_error(ErrorKind::NotFound, format_args!("no kernel symbol `{name}`")))
+        self.kernel.kallsyms.lookup(name).ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no kernel symbol `{name}`"))
+        })
     }
 
     fn info(&self) -> &OsInfo {

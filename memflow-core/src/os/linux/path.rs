@@ -9,8 +9,8 @@
 
 use super::layout::PathLayout;
 use super::limits::MAX_PATH_DEPTH;
-use super::record::{malformed, Record};
-use crate::error::{PartialResultExt, Result};
+use super::record::Record;
+use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResultExt, Result};
 use crate::mem::MemoryView;
 use crate::types::{umem, Address};
 
@@ -56,7 +56,8 @@ pub fn dentry_path<V: MemoryView>(
         names.push(name);
         dentry = parent;
     }
-    Err(malformed(format_args!("the path of dentry {dentry} is deeper than {MAX_PATH_DEPTH} levels")))
+    Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+        .with_reason(format_args!("the path of dentry {dentry} is deeper than {MAX_PATH_DEPTH} levels")))
 }
 
 /// `/` followed by `names` in reverse order, separated by `/`.

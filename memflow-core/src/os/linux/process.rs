@@ -30,10 +30,6 @@ pub struct LinuxProcess<P> {
     view: VirtualDma<P>,
 }
 
-fn not_found(what: core::fmt::Arguments) -> Error {
-    Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(what)
-}
-
 impl<P: PhysicalMemory> LinuxProcess<P> {
     /// The process described by `info` (from this kernel), reading memory from `mem`.
     pub(super) fn new(mem: P, kernel: Arc<Kernel>, info: ProcessInfo) -> Result<Self> {
@@ -129,11 +125,10 @@ impl<P: PhysicalMemory> Process for LinuxProcess<P> {
     /// The module mapped from the process's executable (`mm->exe_file`).
     fn primary_module_address(&mut self) -> Result<Address> {
         let path = self.info.path.to_string();
-        self.modules()?
-            .into_iter()
-            .find(|m| !path.is_empty() && *m.path == *path)
-            .map(|m| m.address)
-            .ok_or_else(|| not_found(format_args!("no module mapped from `{path}`")))
+        self.modules()?.into_iter().find(|m| !path.is_empty() && *m.path == *path).map(|m| m.address).ok_or_else(|| {
+            Error::new(ErrorOrigin::Process, ErrorKind::NotFound)
+                .with_reason(format_args!("no module mapped from `{path}`"))
+        })
     }
 
     fn module_import_list_callback(&mut self, module: &ModuleInfo, mut callback: ImportCallback) -> Result<()> {

@@ -24,7 +24,7 @@ impl Span {
         let end = fields.iter().try_fold(0u32, |end, f| Some(end.max(f.0.checked_add(f.1)?)));
         match end {
             Some(end) if end - start <= MAX_RECORD_BYTES => Ok(Span { start, end }),
-            _ => Err(malformed(format_args!(
+            _ => Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed).with_reason(format_args!(
                 "BTF: the fields read of `{what}` span more than {MAX_RECORD_BYTES} bytes (offsets {:?})",
                 fields.iter().map(|f| f.0).collect::<Vec<_>>()
             ))),
@@ -43,10 +43,9 @@ impl Record {
     /// Reads `span` of the structure at `base`. Fails with a logged error naming `what` if any
     /// byte cannot be read.
     pub fn read<V: MemoryView>(mem: &mut V, base: Address, span: Span, what: &str) -> Result<Record> {
-        let bytes = mem
-            .read_raw(base + span.start as umem, (span.end - span.start) as usize)
-            .data()
-            .map_err(|e| Error::new(ErrorOrigin::Os, e.kind).log_warn(format_args!("cannot read {what} at {base}")))?;
+        let bytes = mem.read_raw(base + span.start as umem, (span.end - span.start) as usize).data().map_err(|e| {
+            Error::new(ErrorOrigin::Os, e.kind).with_reason(format_args!("cannot read {what} at {base}"))
+        })?;
         Ok(Record { start: span.start, bytes })
     }
 
@@ -56,7 +55,7 @@ impl Record {
     pub fn read_many<V: MemoryView>(mem: &mut V, bases: &[Address], span: Span) -> Result<Vec<Option<Record>>> {
         let len = (span.end - span.start) as usize;
         let total = len.checked_mul(bases.len()).filter(|&t| t <= MAX_RECORD_BATCH_BYTES).ok_or_else(|| {
-            Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).log_warn(format_args!(
+            Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
                 "{} structures of {len} bytes are more than {MAX_RECORD_BATCH_BYTES} bytes",
                 bases.len()
             ))
@@ -112,11 +111,6 @@ impl Record {
         let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
         String::from_utf8_lossy(&raw[..end]).into_owned()
     }
-}
-
-/// The error for a kernel structure whose contents make no sense.
-pub fn malformed(what: core::fmt::Arguments) -> Error {
-    Error::new(ErrorOrigin::Os, ErrorKind::Malformed).log_warn(what)
 }
 
 #[cfg(test)]

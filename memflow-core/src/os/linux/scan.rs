@@ -68,10 +68,6 @@ pub struct FoundKernel {
     pub kallsyms: Kallsyms,
 }
 
-fn error(kind: ErrorKind, what: core::fmt::Arguments) -> Error {
-    Error::new(ErrorOrigin::Os, kind).log_warn(what)
-}
-
 /// Finds the kernel, trying `hints` (paging mode and table root, e.g. from CR3) first and
 /// scanning physical memory after them.
 pub fn find_kernel<P: PhysicalMemory>(mem: &mut P, hints: &[(ArchitectureIdent, Address)]) -> Result<FoundKernel> {
@@ -111,18 +107,13 @@ pub fn find_kernel<P: PhysicalMemory>(mem: &mut P, hints: &[(ArchitectureIdent, 
     })?;
     match (found, image_without_kallsyms) {
         (Some(found), _) => finish(mem, found),
-        (None, Some((base, ErrorKind::NotFound))) => Err(error(
-            ErrorKind::NotFound,
-            format_args!("no kallsyms tables found in the kernel image at {base} (CONFIG_KALLSYMS)"),
-        )),
-        (None, Some((base, kind))) => Err(error(
-            kind,
-            format_args!("no kallsyms tables found in the kernel image at {base}: the search hit a limit"),
-        )),
-        (None, None) => Err(error(
-            ErrorKind::NotFound,
-            format_args!("no kernel image found: no page table maps one at {KERNEL_MAP:#x}"),
-        )),
+        (None, Some((base, ErrorKind::NotFound))) => Err(Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
+            .with_reason(format_args!("no kallsyms tables found in the kernel image at {base} (CONFIG_KALLSYMS)"))),
+        (None, Some((base, kind))) => Err(Error::new(ErrorOrigin::Os, kind).with_reason(format_args!(
+            "no kallsyms tables found in the kernel image at {base}: the search hit a limit"
+        ))),
+        (None, None) => Err(Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
+            .with_reason(format_args!("no kernel image found: no page table maps one at {KERNEL_MAP:#x}"))),
     }
 }
 
@@ -157,7 +148,7 @@ fn try_root<P: PhysicalMemory>(
     let mut view = VirtualDma::new(mem.forward_mut(), arch, &[root])?;
     let ranges = view.virt_page_map_range_vec(0, Address::new(KERNEL_MAP), Address::new(KERNEL_MAP_END))?;
     let Some(first) = ranges.first() else { return Ok(Tried::NoImage) };
-    let image_base = first.address;
+    let image_base = first.base;
     let Ok(image_phys) = view.virt_to_phys(image_base) else { return Ok(Tried::NoImage) };
     if images.seen.contains(&(image_base, image_phys.address)) {
         return Ok(Tried::NoImage);
@@ -165,10 +156,10 @@ fn try_root<P: PhysicalMemory>(
     images.seen.push((image_base, image_phys.address));
     let mut end = image_base;
     for r in &ranges {
-        if r.address - end > IMAGE_GAP || (r.address + r.size) - image_base > MAX_IMAGE as umem {
+        if r.base - end > IMAGE_GAP || (r.base + r.size) - image_base > MAX_IMAGE as umem {
             break;
         }
-        end = r.address + r.size;
+        end = r.base + r.size;
     }
     let len = end - image_base;
     if len < MIN_IMAGE {
@@ -181,10 +172,8 @@ fn try_root<P: PhysicalMemory>(
     images.bytes_left -= len as u64;
     let mut image = Vec::new();
     if image.try_reserve_exact(len as usize).is_err() {
-        return Err(error(
-            ErrorKind::OutOfMemory,
-            format_args!("no memory for the kernel image at {image_base} ({len:#x} bytes)"),
-        ));
+        return Err(Error::new(ErrorOrigin::Os, ErrorKind::OutOfMemory)
+            .with_reason(format_args!("no memory for the kernel image at {image_base} ({len:#x} bytes)")));
     }
     image.resize(len as usize, 0);
     match view.read_raw_into(image_base, &mut image) {
@@ -260,10 +249,8 @@ fn scan_ranges<P: PhysicalMemory>(mem: &P, max: Address) -> Result<Vec<(Address,
         true
     };
     match mem.mem_map_callback((&mut add).into()) {
-        Ok(()) if too_many => Err(error(
-            ErrorKind::LimitExceeded,
-            format_args!("linux: more than {MAX_SCAN_RANGES} physical memory ranges"),
-        )),
+        Ok(()) if too_many => Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
+            .with_reason(format_args!("linux: more than {MAX_SCAN_RANGES} physical memory ranges"))),
         Ok(()) => Ok(ranges),
         Err(e) if e.kind == ErrorKind::Unsupported => Ok(vec![(Address::NULL, max)]),
         Err(e) => Err(e),

@@ -13,9 +13,9 @@
 use super::limits::{MAX_COMMAND_LINE, MAX_TASKS, TASK_SLACK};
 use super::list;
 use super::path::file_path;
-use super::record::{malformed, Record};
+use super::record::Record;
 use super::Kernel;
-use crate::error::{PartialError, PartialResultExt, Result};
+use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResultExt, Result};
 use crate::mem::{MemoryView, PhysicalMemory};
 use crate::os::{Pid, ProcessInfo, ProcessState};
 use crate::translate::VirtualTranslate;
@@ -36,7 +36,8 @@ pub fn processes<V: MemoryView>(mem: &mut V, kernel: &Kernel, mut visit: impl Fn
         visit(node - tasks)
     })?;
     if !any {
-        return Err(malformed(format_args!("the task list of init_task is empty: no init, no processes")));
+        return Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+            .with_reason(format_args!("the task list of init_task is empty: no init, no processes")));
     }
     Ok(())
 }

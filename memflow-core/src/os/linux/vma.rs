@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use super::layout::{Layout, VmaLinks};
 use super::limits::MAX_VMAS;
 use super::maple;
-use super::record::{malformed, Record};
+use super::record::Record;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::MemoryView;
 use crate::os::mappings::Mapping;
@@ -68,7 +68,8 @@ pub fn vmas<V: MemoryView>(mem: &mut V, layout: &Layout, mm: Address, mm_rec: &R
             let mut vma = mm_rec.addr(*first);
             while !vma.is_null() {
                 if !seen.insert(vma) || addrs.len() >= MAX_VMAS {
-                    return Err(malformed(format_args!("the VMA list of mm {mm} loops at {vma}")));
+                    return Err(Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+                        .with_reason(format_args!("the VMA list of mm {mm} loops at {vma}")));
                 }
                 addrs.push(vma);
                 vma = Record::read(mem, vma, l.span, "a VMA")?.addr(*next);
@@ -78,7 +79,7 @@ pub fn vmas<V: MemoryView>(mem: &mut V, layout: &Layout, mm: Address, mm_rec: &R
     };
     if addrs.len() > MAX_VMAS {
         return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
-            .log_warn(format_args!("mm {mm} has more than {MAX_VMAS} VMAs")));
+            .with_reason(format_args!("mm {mm} has more than {MAX_VMAS} VMAs")));
     }
     let mut out: Vec<Vma> = Record::read_many(mem, &addrs, l.span)?
         .into_iter()

@@ -13,7 +13,6 @@
 //! 32-bit host), and a process is `X86_32` if its executable is a 32-bit ELF file.
 
 mod maps;
-mod memory;
 mod process;
 mod procfs;
 
@@ -21,7 +20,6 @@ use std::io;
 
 use cglue::prelude::v1::*;
 
-pub use memory::MAX_IOVECS;
 pub use process::NativeProcess;
 
 use crate::arch::ArchitectureIdent;
@@ -50,13 +48,8 @@ fn arch_of_elf_class(class: u8) -> Option<ArchitectureIdent> {
 /// The error for a failed `/proc` access or memory system call: a process that does not
 /// exist (any more) gives `missing`, denied access `PermissionDenied`, anything else `Io`.
 fn io_error(origin: ErrorOrigin, missing: ErrorKind, e: &io::Error) -> Error {
-    let kind = match e.raw_os_error() {
-        Some(libc::ENOENT | libc::ESRCH) => missing,
-        Some(libc::EACCES | libc::EPERM) => ErrorKind::PermissionDenied,
-        _ => ErrorKind::Io,
-    };
     log::debug!("native: {e}");
-    Error::new(origin, kind)
+    Error::new(origin, ErrorKind::of_process_io(e, missing))
 }
 
 // Both are whole instances: an OS without physical memory or a kernel view, and a process.
@@ -103,8 +96,9 @@ impl Os for NativeOs {
 
     /// Fails with `NotFound` if there is no process with the pid `address`.
     fn process_info_by_address(&mut self, address: Address) -> Result<ProcessInfo> {
-        let pid = Pid::try_from(address.to_umem())
-            .map_err(|_| Error::new(ErrorOrigin::Os, ErrorKind::NotFound).log_warn(format_args!("no pid {address}")))?;
+        let pid = Pid::try_from(address.to_umem()).map_err(|_| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no pid {address}"))
+        })?;
         let stat = Stat::read(pid).map_err(|e| io_error(ErrorOrigin::Os, ErrorKind::NotFound, &e))?;
         // Both are empty where access is denied (another user's process) or for kernel threads.
         let path = std::fs::read_link(proc_path(pid, "exe")).map(|p| p.to_string_lossy().into_owned());
@@ -142,7 +136,7 @@ impl Os for NativeOs {
     fn module_by_address(&mut self, address: Address) -> Result<ModuleInfo> {
         let modules = Self::kernel_modules()?;
         let module = usize::try_from(address.to_umem()).ok().and_then(|i| modules.get(i)).ok_or_else(|| {
-            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).log_warn(format_args!("no kernel module {address}"))
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no kernel module {address}"))
         })?;
         Ok(ModuleInfo {
             address,

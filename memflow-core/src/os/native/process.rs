@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 
 use super::maps::parse_maps;
-use super::memory::{MemAccess, Target};
 use super::procfs::{proc_path, Stat};
 use super::{arch_of_elf_class, io_error};
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, Result};
-use crate::mem::{MemoryView, ReadBatch, ViewMetadata, WriteBatch};
+use crate::mem::{HostProcessMemory, MemoryView, ReadBatch, ViewMetadata, WriteBatch};
 use crate::os::elf_image::ElfImage;
 use crate::os::mappings::{image_spans, memory_ranges, Mapping};
 use crate::os::*;
@@ -33,42 +32,23 @@ pub struct NativeProcess {
     /// The start time of the process when it was opened, to tell it from a later process
     /// with the same pid.
     start_time: u64,
-    access: MemAccess,
-    page_size: u64,
+    memory: HostProcessMemory,
 }
 
 impl NativeProcess {
     /// Opens the process with the pid of `info`; fails with `Gone` if it no longer exists.
     pub fn open(info: ProcessInfo) -> Result<Self> {
         let stat = Stat::read(info.pid).map_err(|e| io_error(ErrorOrigin::Process, ErrorKind::Gone, &e))?;
-        // SAFETY: sysconf has no preconditions.
-        let page_size = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0).max(0x1000);
-        Ok(NativeProcess { info, start_time: stat.start_time, access: MemAccess::Syscalls, page_size })
+        let max_address = if info.proc_arch == ArchitectureIdent::X86_32 { MAX_ADDRESS_32 } else { MAX_ADDRESS_64 };
+        let memory = HostProcessMemory::new(info.pid, max_address);
+        Ok(NativeProcess { info, start_time: stat.start_time, memory })
     }
 
     /// Reaches memory through `pread` / `pwrite` on `/proc/PID/mem` from now on. This happens
     /// by itself when `process_vm_readv` is not permitted; call it to choose the file from the
     /// start. Fails with `PermissionDenied` or `Gone` if the file cannot be opened.
     pub fn use_proc_mem(&mut self) -> Result<()> {
-        self.access = MemAccess::proc_mem(self.info.pid)?;
-        Ok(())
-    }
-
-    fn max_address(&self) -> u64 {
-        if self.info.proc_arch == ArchitectureIdent::X86_32 {
-            MAX_ADDRESS_32
-        } else {
-            MAX_ADDRESS_64
-        }
-    }
-
-    fn target(&mut self) -> Target<'_> {
-        Target {
-            pid: self.info.pid,
-            max_address: self.max_address(),
-            page_size: self.page_size,
-            access: &mut self.access,
-        }
+        self.memory.use_proc_mem()
     }
 
     fn maps(&self) -> Result<Vec<Mapping<String>>> {
@@ -104,23 +84,19 @@ impl NativeProcess {
         });
         Ok(modules.collect())
     }
-
-    fn module_not_found(what: core::fmt::Arguments) -> Error {
-        Error::new(ErrorOrigin::Process, ErrorKind::NotFound).log_warn(what)
-    }
 }
 
 impl MemoryView for NativeProcess {
     fn read_batch(&mut self, batch: ReadBatch) -> Result<()> {
-        self.target().transfer(batch)
+        self.memory.transfer(batch)
     }
 
     fn write_batch(&mut self, batch: WriteBatch) -> Result<()> {
-        self.target().transfer(batch)
+        self.memory.transfer(batch)
     }
 
     fn metadata(&self) -> ViewMetadata {
-        let max_address = self.max_address();
+        let max_address = self.memory.max_address();
         ViewMetadata {
             max_address: Address::from(max_address),
             real_size: max_address as umem + 1,
@@ -165,11 +141,10 @@ impl Process for NativeProcess {
         let exe = std::fs::read_link(proc_path(self.info.pid, "exe"))
             .map_err(|e| io_error(ErrorOrigin::Process, ErrorKind::Gone, &e))?;
         let exe = exe.to_string_lossy();
-        self.modules()?
-            .into_iter()
-            .find(|m| *m.path == *exe)
-            .map(|m| m.address)
-            .ok_or_else(|| Self::module_not_found(format_args!("no module mapped from {exe}")))
+        self.modules()?.into_iter().find(|m| *m.path == *exe).map(|m| m.address).ok_or_else(|| {
+            Error::new(ErrorOrigin::Process, ErrorKind::NotFound)
+                .with_reason(format_args!("no module mapped from {exe}"))
+        })
     }
 
     fn module_import_list_callback(&mut self, module: &ModuleInfo, mut callback: ImportCallback) -> Result<()> {

@@ -24,7 +24,7 @@ fn dummy_size(text: &str) -> Result<usize> {
         .ok_or_else(|| {
             let ram = ram.map_or(String::new(), |ram| format!(" and at most the {} MiB of this machine", ram >> 20));
             Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
-                .log_warn(format_args!("`dummy` size `{text}`: expected 1 byte to 16G{ram}"))
+                .with_reason(format_args!("`dummy` size `{text}`: expected 1 byte to 16G{ram}"))
         })
 }
 
@@ -74,7 +74,8 @@ impl OsPlugin for DummyOsPlugin {
         }
         args.check_known(&["procs", "arch", "seed", "size"])?;
         args.check_no_target(Self::NAME)?;
-        let bad = |what: core::fmt::Arguments| Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(what);
+        let bad =
+            |what: core::fmt::Arguments| Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).with_reason(what);
         let procs: usize = args.number("procs", 4)?;
         if procs > DUMMY_MAX_PROCS {
             return Err(bad(format_args!("`procs={procs}`: at most {DUMMY_MAX_PROCS}")));

@@ -25,12 +25,13 @@ use crate::plugins::descriptor::PluginDescriptor;
 
 /// The error for an input plugin given to plugin `name`, which takes none.
 fn no_input(name: &str) -> Error {
-    Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`{name}` takes no input plugin"))
+    Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument)
+        .with_reason(format_args!("`{name}` takes no input plugin"))
 }
 
 /// The error for plugin `name` created without `what` it needs.
 fn missing(name: &str, what: &str) -> Error {
-    Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).log_warn(format_args!("`{name}` needs {what}"))
+    Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).with_reason(format_args!("`{name}` needs {what}"))
 }
 
 /// Every built-in plugin.

@@ -1,4 +1,5 @@
-//! Batched reads and writes of another process's memory.
+//! Batched reads and writes of the memory of another process on this host: the primitive
+//! under the native OS layer's processes and anything else that reads a host process.
 //!
 //! A batch goes to the kernel as `process_vm_readv` / `process_vm_writev` calls of up to
 //! [`MAX_IOVECS`] operations each. Such a call stops at the first byte it cannot transfer and
@@ -22,34 +23,25 @@ use std::os::unix::fs::FileExt;
 
 use cglue::slice::{CSliceMut, CSliceRef};
 
-use super::io_error;
-use super::procfs::proc_path;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::{report, ChunkCallback, MemBatch, MemOp, SplitBuf};
-use crate::os::Pid;
 use crate::types::Address;
 
 /// The most operations per `process_vm_readv` / `process_vm_writev` call (`IOV_MAX`).
 pub const MAX_IOVECS: usize = 1024;
 
 /// How a process's memory is reached.
-pub(super) enum MemAccess {
+enum MemAccess {
     /// `process_vm_readv` / `process_vm_writev`.
     Syscalls,
     /// `pread` / `pwrite` on the open `/proc/PID/mem`.
     ProcMem(File),
 }
 
-impl MemAccess {
-    /// Opens `/proc/PID/mem` for reading and writing.
-    pub(super) fn proc_mem(pid: Pid) -> Result<MemAccess> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(proc_path(pid, "mem"))
-            .map(MemAccess::ProcMem)
-            .map_err(|e| io_error(ErrorOrigin::Process, ErrorKind::Gone, &e))
-    }
+/// The error of a failed memory call on a process: a process that no longer exists gives
+/// `Gone`, denied access `PermissionDenied`, anything else `Io`.
+fn process_error(e: &io::Error) -> Error {
+    Error::new(ErrorOrigin::Process, ErrorKind::of_process_io(e, ErrorKind::Gone))
 }
 
 /// `addr` as a 64-bit value, if it fits ([`crate::types::umem`] may be wider).
@@ -59,7 +51,7 @@ fn host_address(addr: Address) -> Option<u64> {
 }
 
 /// A buffer of one transfer direction and the system calls that move it.
-pub(super) trait Transfer: SplitBuf {
+pub trait Transfer: SplitBuf {
     /// The local iovec of the whole buffer.
     fn local_iovec(&self) -> libc::iovec;
 
@@ -186,7 +178,7 @@ impl<B: SplitBuf> Queue<'_, '_, B> {
 
 /// One `process_vm_*` call over the queue (up to [`MAX_IOVECS`] operations). Returns
 /// `Ok(false)` if such calls are not permitted here.
-fn vm_step<B: Transfer>(pid: Pid, queue: &mut Queue<B>) -> Result<bool> {
+fn vm_step<B: Transfer>(pid: u32, queue: &mut Queue<B>) -> Result<bool> {
     let ops = queue.pending.iter().take(MAX_IOVECS);
     let local: Vec<libc::iovec> = ops.clone().map(|op| op.buf.local_iovec()).collect();
     let remote: Vec<libc::iovec> =
@@ -203,7 +195,7 @@ fn vm_step<B: Transfer>(pid: Pid, queue: &mut Queue<B>) -> Result<bool> {
                 Some(libc::EFAULT) => queue.front_failed(),
                 Some(libc::EINTR) => {}
                 Some(libc::EPERM | libc::ENOSYS) => return Ok(false),
-                _ => return Err(io_error(ErrorOrigin::Process, ErrorKind::Gone, &err)),
+                _ => return Err(process_error(&err)),
             }
         }
     }
@@ -226,28 +218,50 @@ fn file_step<B: Transfer>(file: &File, queue: &mut Queue<B>) -> Result<()> {
                 Ok(())
             }
             Some(libc::EINTR) => Ok(()),
-            _ => Err(io_error(ErrorOrigin::Process, ErrorKind::Gone, &err)),
+            _ => Err(process_error(&err)),
         },
     }
 }
 
-/// A process's memory as seen by the transfer engine.
-pub(super) struct Target<'p> {
-    /// The process id.
-    pub pid: Pid,
-    /// How its memory is reached; switched to `/proc/PID/mem` when needed.
-    pub access: &'p mut MemAccess,
+/// The memory of a process on this host, by pid (see the module documentation).
+pub struct HostProcessMemory {
+    pid: u32,
+    /// How its memory is reached; switched to `/proc/PID/mem` when the system calls are not
+    /// permitted.
+    access: MemAccess,
     /// The highest valid address.
-    pub max_address: u64,
+    max_address: u64,
     /// The page size, the unit in which unreadable memory is failed.
-    pub page_size: u64,
+    page_size: u64,
 }
 
-impl Target<'_> {
+impl HostProcessMemory {
+    /// The memory of process `pid`, valid up to `max_address`. Nothing is opened yet: a
+    /// process that does not exist fails its first transfer with `Gone`.
+    pub fn new(pid: u32, max_address: u64) -> Self {
+        // SAFETY: sysconf has no preconditions.
+        let page_size = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0).max(0x1000);
+        HostProcessMemory { pid, access: MemAccess::Syscalls, max_address, page_size }
+    }
+
+    /// The highest valid address.
+    pub fn max_address(&self) -> u64 {
+        self.max_address
+    }
+
+    /// Reaches memory through `pread` / `pwrite` on `/proc/PID/mem` from now on. This happens
+    /// by itself when `process_vm_readv` is not permitted; call it to choose the file from the
+    /// start. Fails with `PermissionDenied` or `Gone` if the file cannot be opened.
+    pub fn use_proc_mem(&mut self) -> Result<()> {
+        let file = OpenOptions::new().read(true).write(true).open(format!("/proc/{}/mem", self.pid));
+        self.access = MemAccess::ProcMem(file.map_err(|e| process_error(&e))?);
+        Ok(())
+    }
+
     /// Runs a batch: bytes above the highest valid address fail at once, the rest goes to the
     /// kernel in steps of at most [`MAX_IOVECS`] operations. After an error every remaining
     /// byte is failed and the error is returned.
-    pub(super) fn transfer<B: Transfer>(&mut self, batch: MemBatch<'_, '_, '_, MemOp<Address, B>, B>) -> Result<()> {
+    pub fn transfer<B: Transfer>(&mut self, batch: MemBatch<'_, '_, '_, MemOp<Address, B>, B>) -> Result<()> {
         let MemBatch { ops, on_ok, on_fail } = batch;
         let mut queue = Queue { pending: VecDeque::new(), on_ok, on_fail, page_size: self.page_size };
         let mut outcome = Ok(());
@@ -279,7 +293,7 @@ impl Target<'_> {
             match self.access {
                 MemAccess::Syscalls => {
                     if !vm_step(self.pid, queue)? {
-                        *self.access = MemAccess::proc_mem(self.pid)?;
+                        self.use_proc_mem()?;
                     }
                 }
                 MemAccess::ProcMem(ref file) => file_step(file, queue)?,
