@@ -1,7 +1,8 @@
 //! [`ArchitectureIdent`] and the one table of supported MMU modes it is generated from.
 //!
-//! Each row of the table gives a mode its variant, its stable C code (`MF_ARCH_*` in the C
-//! API, checked against [`ArchitectureIdent::code`] at compile time), its names for plugin
+//! Each row of the table gives a mode its variant, its stable C code (`= N`: the `MF_ARCH_*`
+//! value in the C API, checked against [`ArchitectureIdent::code`] at compile time; not the
+//! enum's Rust tag, which the plugin ABI fixes by declaration order), its names for plugin
 //! arguments (`dummy:arch=`), the ELF machine of code running in it and the Rust
 //! `target_arch` of such code (to recognise the host). A mode with parameters gives each a
 //! default, used where only a name or a code is known. Everything else that needs a
