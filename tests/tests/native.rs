@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use memflow_core::arch::ArchitectureIdent;
 use memflow_core::cglue::{self, prelude::v1::*};
 use memflow_core::dummy::DummyOs;
 use memflow_core::error::{ErrorKind, PartialError, PartialResultExt, Result};
@@ -135,7 +136,7 @@ fn module_header_through_the_native_os() {
 fn module_header_through_the_dummy_os() {
     let mut os = DummyOs::builder().process("mfdummy_hdr").build().unwrap();
     check_module_header(&mut os, "mfdummy_hdr");
-    for arch in ["x64", "la57", "pae", "aarch64", "riscv"] {
+    for arch in ArchitectureIdent::ALL.iter().flat_map(|a| a.arg_names()) {
         let mut chained = Inventory::builtin().create_os_chain(&format!("dummy:arch={arch}")).unwrap();
         check_module_header(&mut chained, "init");
     }

@@ -8,7 +8,8 @@
 //! [`Architecture::encode_page`] are its inverse (for the synthetic page-table builder).
 //!
 //! [`ArchitectureIdent`] names a mode and crosses the C boundary; [`ArchitectureIdent::describe`]
-//! turns it into an [`Architecture`].
+//! turns it into an [`Architecture`]. The modes, their C codes, argument names and ELF machines
+//! are one table (`ident.rs`).
 //!
 //! Assumptions, per family (what a running OS sets up, not checked against control registers):
 //! x86 32-bit paging has CR4.PSE set (4 MiB pages); x86 PAE and 64-bit honour the NX bit
@@ -24,6 +25,8 @@ mod decoder;
 pub(crate) use decoder::Decoder;
 
 mod aarch64;
+mod ident;
+pub use ident::ArchitectureIdent;
 mod riscv;
 #[cfg(test)]
 mod tests;
@@ -31,35 +34,6 @@ mod x86;
 
 /// The most levels any supported architecture walks.
 pub const MAX_LEVELS: usize = 5;
-
-/// Names an MMU mode. `#[repr(C, u8)]`, so it crosses plugin and C boundaries as it is.
-#[repr(C, u8)]
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ArchitectureIdent {
-    /// 32-bit x86 paging: 2 levels of 4-byte entries, 4 MiB pages (PSE), no NX.
-    X86_32,
-    /// x86 PAE paging: 3 levels of 8-byte entries over a 32-bit space, 2 MiB pages, NX.
-    X86Pae,
-    /// x86-64 4-level paging: 48-bit canonical addresses, 2 MiB and 1 GiB pages.
-    X86_64,
-    /// x86-64 5-level paging (LA57): 57-bit canonical addresses, 2 MiB and 1 GiB pages.
-    X86_64La57,
-    /// AArch64 stage 1 translation with a 4 KiB (`granule_log2` 12), 16 KiB (14) or 64 KiB (16)
-    /// granule and `va_bits` of input address (25 to 48; 39 and 48 are the common ones), with
-    /// TTBR0 for the low and TTBR1 for the high range.
-    AArch64 {
-        /// log2 of the granule (page) size: 12, 14 or 16.
-        granule_log2: u8,
-        /// Input address bits per range (64 - T0SZ), 25 to 48.
-        va_bits: u8,
-    },
-    /// RISC-V Sv39: 3 levels, 39-bit sign-extended addresses, leaves at any level.
-    RiscVSv39,
-    /// RISC-V Sv48: 4 levels, 48-bit sign-extended addresses, leaves at any level.
-    RiscVSv48,
-    /// RISC-V Sv57: 5 levels, 57-bit sign-extended addresses, leaves at any level.
-    RiscVSv57,
-}
 
 impl ArchitectureIdent {
     /// Every supported mode, with AArch64 in its six common shapes (three granules, 39 and 48

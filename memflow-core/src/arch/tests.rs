@@ -144,3 +144,31 @@ fn encode_is_inverse_of_decode() {
         assert_eq!(a.root_table(a.root_register(root)), root);
     }
 }
+
+/// Every mode of the table comes back from its C code and from each of its argument names, and
+/// its ELF machine and Rust `target_arch` name each other one to one (the host's plugin files
+/// are checked through that pair).
+#[test]
+fn every_mode_round_trips_through_its_code_names_and_elf_machine() {
+    for &a in ArchitectureIdent::ALL {
+        assert_ne!(a.code(), 0, "{a:?}: 0 is MF_ARCH_UNKNOWN");
+        assert_eq!(ArchitectureIdent::from_code(a.code()), Some(a), "{a:?}");
+        for name in a.arg_names() {
+            assert_eq!(ArchitectureIdent::from_arg_name(name), Some(a), "{a:?}: `{name}`");
+        }
+        for &b in ArchitectureIdent::ALL {
+            let same_machine = a.elf_machine() == b.elf_machine();
+            assert_eq!(same_machine, a.target_arch() == b.target_arch(), "{a:?} and {b:?}");
+        }
+    }
+    assert_eq!(ArchitectureIdent::from_code(0), None);
+    assert_eq!(ArchitectureIdent::from_arg_name("sparc"), None);
+}
+
+/// The list tests iterate holds every mode of the table, in its default shape among others.
+#[test]
+fn every_mode_list_covers_the_table() {
+    for a in ArchitectureIdent::ALL {
+        assert!(ArchitectureIdent::EVERY_MODE.contains(a), "{a:?}");
+    }
+}

@@ -18,7 +18,7 @@ use goblin::elf::dynamic::{
     DT_GNU_HASH, DT_HASH, DT_JMPREL, DT_NULL, DT_PLTGOT, DT_PLTREL, DT_PLTRELSZ, DT_REL, DT_RELA, DT_STRSZ, DT_STRTAB,
     DT_SYMENT, DT_SYMTAB,
 };
-use goblin::elf::header::{EM_386, EM_AARCH64, EM_RISCV, EM_X86_64, ET_DYN};
+use goblin::elf::header::ET_DYN;
 use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_DYNAMIC, PT_LOAD};
 use goblin::elf::reloc::{R_386_JMP_SLOT, R_AARCH64_JUMP_SLOT, R_RISCV_JUMP_SLOT, R_X86_64_JUMP_SLOT};
 use goblin::elf::section_header::{
@@ -85,15 +85,15 @@ pub struct ElfTarget {
 impl ElfTarget {
     /// The target of code running on `arch` (ELF32 for the 32-bit x86 modes).
     pub fn of(arch: ArchitectureIdent) -> Self {
-        let (is64, machine, jump_slot) = match arch {
-            ArchitectureIdent::X86_32 | ArchitectureIdent::X86Pae => (false, EM_386, R_386_JMP_SLOT),
-            ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57 => (true, EM_X86_64, R_X86_64_JUMP_SLOT),
-            ArchitectureIdent::AArch64 { .. } => (true, EM_AARCH64, R_AARCH64_JUMP_SLOT),
+        let (is64, jump_slot) = match arch {
+            ArchitectureIdent::X86_32 | ArchitectureIdent::X86Pae => (false, R_386_JMP_SLOT),
+            ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57 => (true, R_X86_64_JUMP_SLOT),
+            ArchitectureIdent::AArch64 { .. } => (true, R_AARCH64_JUMP_SLOT),
             ArchitectureIdent::RiscVSv39 | ArchitectureIdent::RiscVSv48 | ArchitectureIdent::RiscVSv57 => {
-                (true, EM_RISCV, R_RISCV_JUMP_SLOT)
+                (true, R_RISCV_JUMP_SLOT)
             }
         };
-        ElfTarget { is64, machine, jump_slot }
+        ElfTarget { is64, machine: arch.elf_machine(), jump_slot }
     }
 }
 

@@ -9,22 +9,17 @@ use goblin::elf::Elf;
 
 use super::descriptor::{PluginFlavor, PluginHeader, PluginKind, PLUGIN_SYMBOL};
 use super::trust::TrustedFile;
+use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
 /// The largest plugin file the inventory reads for its metadata.
 const MAX_PLUGIN_FILE: u64 = 512 << 20;
 
-/// The ELF machine this host runs.
+/// The ELF machine this host runs: that of the architectures whose code runs on it, `EM_NONE`
+/// (no plugin file matches) on a host of none of them.
 fn host_machine() -> u16 {
-    use goblin::elf::header::*;
-    match std::env::consts::ARCH {
-        "x86_64" => EM_X86_64,
-        "x86" => EM_386,
-        "aarch64" => EM_AARCH64,
-        "arm" => EM_ARM,
-        "riscv64" => EM_RISCV,
-        _ => EM_NONE,
-    }
+    let host = ArchitectureIdent::ALL.iter().find(|a| a.target_arch() == std::env::consts::ARCH);
+    host.map_or(goblin::elf::header::EM_NONE, |a| a.elf_machine())
 }
 
 /// The most descriptors one library may export.
@@ -199,5 +194,19 @@ impl Drop for Library {
 impl core::fmt::Debug for Library {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "Library({})", self.file.path().display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The machine derived from the architecture table is the one this test binary was built for.
+    #[test]
+    fn host_machine_is_the_machine_of_this_binary() {
+        use std::io::Read;
+        let mut header = [0u8; 64];
+        std::fs::File::open("/proc/self/exe").unwrap().read_exact(&mut header).unwrap();
+        assert_eq!(host_machine(), Elf::parse_header(&header).unwrap().e_machine);
     }
 }

@@ -40,35 +40,102 @@ pub struct MfArchitecture {
     pub va_bits: u8,
 }
 
+// The C constants are literals (cbindgen cannot evaluate `const fn`s). This `match` gives
+// every architecture of the core's table its constant (a new one does not compile without
+// one), and the check below keeps each constant equal to the table's code.
+const fn c_constant(a: ArchitectureIdent) -> MfArchKind {
+    match a {
+        ArchitectureIdent::X86_32 => MF_ARCH_X86_32,
+        ArchitectureIdent::X86Pae => MF_ARCH_X86_PAE,
+        ArchitectureIdent::X86_64 => MF_ARCH_X86_64,
+        ArchitectureIdent::X86_64La57 => MF_ARCH_X86_64_LA57,
+        ArchitectureIdent::AArch64 { .. } => MF_ARCH_AARCH64,
+        ArchitectureIdent::RiscVSv39 => MF_ARCH_RISCV_SV39,
+        ArchitectureIdent::RiscVSv48 => MF_ARCH_RISCV_SV48,
+        ArchitectureIdent::RiscVSv57 => MF_ARCH_RISCV_SV57,
+    }
+}
+
+const _: () = {
+    assert!(ArchitectureIdent::from_code(MF_ARCH_UNKNOWN).is_none());
+    let all = ArchitectureIdent::ALL;
+    let mut i = 0;
+    while i < all.len() {
+        assert!(c_constant(all[i]) == all[i].code());
+        i += 1;
+    }
+};
+
 impl From<ArchitectureIdent> for MfArchitecture {
     fn from(a: ArchitectureIdent) -> Self {
-        let (kind, pointer_bits, granule_log2, va_bits) = match a {
-            ArchitectureIdent::X86_32 => (MF_ARCH_X86_32, 32, 12, 32),
-            ArchitectureIdent::X86Pae => (MF_ARCH_X86_PAE, 32, 12, 32),
-            ArchitectureIdent::X86_64 => (MF_ARCH_X86_64, 64, 12, 48),
-            ArchitectureIdent::X86_64La57 => (MF_ARCH_X86_64_LA57, 64, 12, 57),
-            ArchitectureIdent::AArch64 { granule_log2, va_bits } => (MF_ARCH_AARCH64, 64, granule_log2, va_bits),
-            ArchitectureIdent::RiscVSv39 => (MF_ARCH_RISCV_SV39, 64, 12, 39),
-            ArchitectureIdent::RiscVSv48 => (MF_ARCH_RISCV_SV48, 64, 12, 48),
-            ArchitectureIdent::RiscVSv57 => (MF_ARCH_RISCV_SV57, 64, 12, 57),
-        };
-        MfArchitecture { kind, pointer_bits, granule_log2, va_bits }
+        let kind = a.code();
+        match (a.describe(), a) {
+            (Ok(d), _) => MfArchitecture {
+                kind,
+                pointer_bits: d.pointer_bits(),
+                granule_log2: d.page_shift(),
+                va_bits: d.va_bits(),
+            },
+            // An AArch64 shape the core cannot describe keeps its parameters, so the record
+            // converts back to the same identifier.
+            (Err(_), ArchitectureIdent::AArch64 { granule_log2, va_bits }) => {
+                MfArchitecture { kind, pointer_bits: 64, granule_log2, va_bits }
+            }
+            (Err(_), _) => MfArchitecture { kind, ..MfArchitecture::default() },
+        }
     }
 }
 
 impl MfArchitecture {
     /// The core's identifier of this architecture.
     pub(crate) fn to_ident(self) -> Result<ArchitectureIdent, Error> {
-        Ok(match self.kind {
-            MF_ARCH_X86_32 => ArchitectureIdent::X86_32,
-            MF_ARCH_X86_PAE => ArchitectureIdent::X86Pae,
-            MF_ARCH_X86_64 => ArchitectureIdent::X86_64,
-            MF_ARCH_X86_64_LA57 => ArchitectureIdent::X86_64La57,
-            MF_ARCH_AARCH64 => ArchitectureIdent::AArch64 { granule_log2: self.granule_log2, va_bits: self.va_bits },
-            MF_ARCH_RISCV_SV39 => ArchitectureIdent::RiscVSv39,
-            MF_ARCH_RISCV_SV48 => ArchitectureIdent::RiscVSv48,
-            MF_ARCH_RISCV_SV57 => ArchitectureIdent::RiscVSv57,
-            k => return Err(ffi_err(ErrorKind::InvalidArgument, format_args!("unknown architecture kind {k}"))),
-        })
+        match ArchitectureIdent::from_code(self.kind) {
+            Some(ArchitectureIdent::AArch64 { .. }) => {
+                Ok(ArchitectureIdent::AArch64 { granule_log2: self.granule_log2, va_bits: self.va_bits })
+            }
+            Some(ident) => Ok(ident),
+            None => Err(ffi_err(ErrorKind::InvalidArgument, format_args!("unknown architecture kind {}", self.kind))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every architecture of the core's table, every shape tests use and a shape the core
+    /// cannot describe convert to their record and back unchanged.
+    #[test]
+    fn every_architecture_round_trips_through_its_record() {
+        let odd = ArchitectureIdent::AArch64 { granule_log2: 13, va_bits: 60 };
+        let modes = ArchitectureIdent::ALL.iter().chain(ArchitectureIdent::EVERY_MODE).chain([&odd]);
+        for &a in modes {
+            let record = MfArchitecture::from(a);
+            assert_eq!(record.kind, a.code(), "{a:?}");
+            assert_eq!(record.to_ident(), Ok(a), "{a:?}");
+        }
+        let unknown = MfArchitecture { kind: MF_ARCH_UNKNOWN, ..MfArchitecture::default() };
+        assert!(unknown.to_ident().is_err());
+    }
+
+    /// The records C sees: kind, pointer bits, granule and virtual address bits.
+    #[test]
+    fn records_describe_their_architecture() {
+        let record =
+            |kind, pointer_bits, granule_log2, va_bits| MfArchitecture { kind, pointer_bits, granule_log2, va_bits };
+        let cases = [
+            (ArchitectureIdent::X86_32, record(MF_ARCH_X86_32, 32, 12, 32)),
+            (ArchitectureIdent::X86Pae, record(MF_ARCH_X86_PAE, 32, 12, 32)),
+            (ArchitectureIdent::X86_64, record(MF_ARCH_X86_64, 64, 12, 48)),
+            (ArchitectureIdent::X86_64La57, record(MF_ARCH_X86_64_LA57, 64, 12, 57)),
+            (ArchitectureIdent::AArch64 { granule_log2: 16, va_bits: 39 }, record(MF_ARCH_AARCH64, 64, 16, 39)),
+            (ArchitectureIdent::AArch64 { granule_log2: 13, va_bits: 60 }, record(MF_ARCH_AARCH64, 64, 13, 60)),
+            (ArchitectureIdent::RiscVSv39, record(MF_ARCH_RISCV_SV39, 64, 12, 39)),
+            (ArchitectureIdent::RiscVSv48, record(MF_ARCH_RISCV_SV48, 64, 12, 48)),
+            (ArchitectureIdent::RiscVSv57, record(MF_ARCH_RISCV_SV57, 64, 12, 57)),
+        ];
+        for (a, want) in cases {
+            assert_eq!(MfArchitecture::from(a), want, "{a:?}");
+        }
     }
 }

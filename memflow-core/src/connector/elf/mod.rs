@@ -32,6 +32,7 @@ use notes::Notes;
 
 use super::bytes::ByteReader;
 use super::cpu_state::X86Registers;
+use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::MemoryMap;
 use crate::types::{umem, Address};
@@ -46,8 +47,8 @@ const ET_CORE: u16 = 4;
 const PT_LOAD: u32 = 1;
 const PT_NOTE: u32 = 4;
 const PN_XNUM: u16 = 0xffff;
-const EM_386: u16 = 3;
-const EM_X86_64: u16 = 62;
+/// The ELF machines of x86 code, whose CPU notes hold x86 registers.
+const X86_MACHINES: [u16; 2] = [ArchitectureIdent::X86_32.elf_machine(), ArchitectureIdent::X86_64.elf_machine()];
 
 /// The ELF file class.
 #[repr(C)]
@@ -196,7 +197,7 @@ pub fn parse(bytes: &[u8]) -> Result<ElfCore> {
     })?;
 
     let mut loads = Vec::new();
-    let mut notes = Notes::new(machine == EM_386 || machine == EM_X86_64);
+    let mut notes = Notes::new(X86_MACHINES.contains(&machine));
     for index in 0..phnum {
         let ph = table.sub(index * phentsize, layout.phdr_size, "program header")?;
         let p_type = ph.u32(0)?;

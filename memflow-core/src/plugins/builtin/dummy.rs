@@ -61,7 +61,7 @@ impl OsPlugin for DummyOsPlugin {
     const NAME: &'static str = "dummy";
     const DESCRIPTION: &'static str =
         "Synthetic OS: processes with ELF modules, heaps and stacks on real page tables, for tests and benchmarks";
-    const HELP: &'static str = "dummy[,procs=N][,arch=ARCH][,seed=N][,size=SIZE]\n  procs  processes: init, worker1, worker2, ... (default 4)\n  arch   x64 (default), la57, pae, aarch64 (4K pages, 48 bits), riscv (Sv48)\n  seed   seed of placements and contents (default 0)\n  size   bytes of physical memory (default 64M, at most 16G)";
+    const HELP: &'static str = "dummy[,procs=N][,arch=ARCH][,seed=N][,size=SIZE]\n  procs  processes: init, worker1, worker2, ... (default 4)\n  arch   x64 (default), la57, pae, x86, aarch64 (4K pages, 48 bits), sv39, sv48 (or riscv), sv57\n  seed   seed of placements and contents (default 0)\n  size   bytes of physical memory (default 64M, at most 16G)";
 
     fn create(
         args: &Args,
@@ -80,13 +80,10 @@ impl OsPlugin for DummyOsPlugin {
         if procs > DUMMY_MAX_PROCS {
             return Err(bad(format_args!("`procs={procs}`: at most {DUMMY_MAX_PROCS}")));
         }
-        let arch = match args.get("arch").unwrap_or("x64") {
-            "x64" => ArchitectureIdent::X86_64,
-            "la57" => ArchitectureIdent::X86_64La57,
-            "pae" => ArchitectureIdent::X86Pae,
-            "aarch64" => ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 },
-            "riscv" => ArchitectureIdent::RiscVSv48,
-            other => return Err(bad(format_args!("`arch={other}`: expected x64, la57, pae, aarch64 or riscv"))),
+        let name = args.get("arch").unwrap_or("x64");
+        let Some(arch) = ArchitectureIdent::from_arg_name(name) else {
+            let known: Vec<&str> = ArchitectureIdent::ALL.iter().flat_map(|a| a.arg_names()).copied().collect();
+            return Err(bad(format_args!("`arch={name}`: expected one of {}", known.join(", "))));
         };
         let size = dummy_size(args.get("size").unwrap_or("64M"))?;
         let mut builder =
@@ -130,6 +127,33 @@ mod tests {
             assert_eq!(inv.create_os_chain(chain).err(), Some(invalid), "{chain}");
         }
         assert!(inv.create_connector_chain("dummy:1M,cache_size=1M,cache_page_size=2M").is_ok());
+    }
+
+    /// The help names every architecture the `arch=` argument takes, by its usual name.
+    #[test]
+    fn help_names_every_architecture() {
+        use crate::arch::ArchitectureIdent;
+        for a in ArchitectureIdent::ALL {
+            let name = a.arg_names()[0];
+            assert!(
+                DummyOsPlugin::HELP.split(|c: char| c.is_whitespace() || c == ',').any(|word| word == name),
+                "{name}"
+            );
+        }
+    }
+
+    /// Every name of every architecture in the table makes a dummy OS of that architecture.
+    #[test]
+    fn arch_argument_takes_every_name() {
+        use crate::arch::ArchitectureIdent;
+        use crate::os::Os;
+        let inv = Inventory::builtin();
+        for &a in ArchitectureIdent::ALL {
+            for name in a.arg_names() {
+                let os = inv.create_os_chain(&format!("dummy:procs=1,size=16M,arch={name}")).unwrap();
+                assert_eq!(os.info().arch, a, "{name}");
+            }
+        }
     }
 
     #[test]
