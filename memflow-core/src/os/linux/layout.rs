@@ -4,10 +4,11 @@
 //! whatever configuration and version the kernel was built with. Where kernels differ in
 //! shape rather than in offsets, both shapes are known: the VMAs of an address space are in
 //! a maple tree (`mm_struct.mm_mt`, since 6.1) or a linked list (`mm_struct.mmap`, before);
-//! a module's memory is `core_layout` (up to 6.3) or `mem[MOD_TEXT]` (since 6.4).
+//! a module's memory is `core_layout` (up to 6.3) or `mem[MOD_TEXT]` (since 6.4), and its
+//! size is the sum `/proc/modules` shows on either (all layouts or all memory types).
 
 use super::btf::Btf;
-use super::limits::{MAX_MAPLE_NODE, MAX_MAPLE_SLOTS, MAX_NAME_ARRAY};
+use super::limits::{MAX_MAPLE_NODE, MAX_MAPLE_SLOTS, MAX_MODULE_MEMORY_TYPES, MAX_NAME_ARRAY};
 use super::record::Span;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
@@ -159,8 +160,10 @@ pub struct ModuleLayout {
     pub name_len: u32,
     /// Base of the module's code (`core_layout.base` or `mem[0].base`).
     pub base: u32,
-    /// Size of the module's code (`core_layout.size` or `mem[0].size`, an `unsigned int`).
-    pub size: u32,
+    /// The `unsigned int` sizes whose sum is the module's size as `/proc/modules` counts it:
+    /// `core_layout.size`, `init_layout.size` and `data_layout.size` where it exists (up to
+    /// 6.3), or `mem[i].size` for every memory type (since 6.4).
+    pub sizes: Vec<u32>,
     /// The bytes that cover the fields above.
     pub span: Span,
 }
@@ -369,15 +372,39 @@ impl PathLayout {
 impl ModuleLayout {
     fn from_btf(btf: &Btf) -> Result<Self> {
         let off = |path| required(btf, "module", path);
-        let (base, size) =
-            match (optional(btf, "module", "core_layout.base"), optional(btf, "module", "core_layout.size")) {
-                (Some(base), Some(size)) => (base, size),
-                _ => (off("mem.base")?, off("mem.size")?),
-            };
+        let (base, sizes) = match optional(btf, "module", "core_layout.base") {
+            Some(base) => {
+                let mut sizes = vec![off("core_layout.size")?];
+                sizes.extend(optional(btf, "module", "init_layout.size"));
+                sizes.extend(optional(btf, "module", "data_layout.size"));
+                (base, sizes)
+            }
+            None => (off("mem.base")?, Self::memory_type_sizes(btf)?),
+        };
         let (list, name) = (off("list")?, off("name")?);
         let name_len = array_len(btf, "module", "name", 1..=MAX_NAME_ARRAY)?;
-        let span = Span::covering("module", &[(list, 2 * WORD), (name, name_len), (base, WORD), (size, 4)])?;
-        Ok(ModuleLayout { list, name, name_len, base, size, span })
+        let mut fields = vec![(list, 2 * WORD), (name, name_len), (base, WORD)];
+        fields.extend(sizes.iter().map(|&at| (at, 4)));
+        let span = Span::covering("module", &fields)?;
+        Ok(ModuleLayout { list, name, name_len, base, sizes, span })
+    }
+
+    /// The offsets of `mem[i].size` for every element of `struct module_memory mem[]` (6.4+).
+    fn memory_type_sizes(btf: &Btf) -> Result<Vec<u32>> {
+        let mem = required(btf, "module", "mem")?;
+        let count = array_len(btf, "module", "mem", 1..=MAX_MODULE_MEMORY_TYPES)?;
+        let stride = btf.struct_size("module_memory")?;
+        let size = required(btf, "module_memory", "size")?;
+        (0..count)
+            .map(|i| {
+                i.checked_mul(stride).and_then(|at| at.checked_add(mem)).and_then(|at| at.checked_add(size)).ok_or_else(
+                    || {
+                        Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
+                            .with_reason("BTF: the offsets of `module.mem[].size` overflow")
+                    },
+                )
+            })
+            .collect()
     }
 }
 
@@ -420,6 +447,44 @@ mod tests {
         // A member far out: the record would be huge.
         let err = TaskLayout::from_btf(&task_btf(16, 1 << 28)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::Malformed);
+    }
+
+    /// A `struct module` of a 6.1 kernel (`core_layout`, `init_layout`) or, with
+    /// `memory_types`, of a 6.4+ kernel (`struct module_memory mem[memory_types]`).
+    fn module_btf(memory_types: Option<u32>) -> Btf {
+        let mut b = BtfBuilder::new();
+        let int = b.int("unsigned int", 4);
+        let ch = b.int("char", 1);
+        let name = b.array(ch, int, 56);
+        let ptr = b.ptr(int);
+        let list = b.structure("list_head", false, 16, &[("next", ptr, 0, 0), ("prev", ptr, 64, 0)]);
+        let mut members = vec![("list", list, 64, 0), ("name", name, 192, 0)];
+        match memory_types {
+            None => {
+                let layout = b.structure("module_layout", false, 80, &[("base", ptr, 0, 0), ("size", int, 64, 0)]);
+                members.extend([("core_layout", layout, 1024 * 8, 0), ("init_layout", layout, 1104 * 8, 0)]);
+            }
+            Some(n) => {
+                let memory = b.structure("module_memory", false, 72, &[("base", ptr, 0, 0), ("size", int, 64, 0)]);
+                let mem = b.array(memory, int, n);
+                members.push(("mem", mem, 512 * 8, 0));
+            }
+        }
+        b.structure("module", false, 2048, &members);
+        Btf::parse(&b.build()).unwrap()
+    }
+
+    #[test]
+    fn module_size_is_what_proc_modules_counts() {
+        let old = ModuleLayout::from_btf(&module_btf(None)).unwrap();
+        assert_eq!((old.base, old.sizes.as_slice()), (1024, &[1032, 1112][..]), "core + init layout");
+        let new = ModuleLayout::from_btf(&module_btf(Some(7))).unwrap();
+        let every_type: Vec<u32> = (0..7).map(|i| 512 + i * 72 + 8).collect();
+        assert_eq!((new.base, new.sizes), (512, every_type), "mem[0..7].size");
+        for hostile in [0, MAX_MODULE_MEMORY_TYPES + 1, u32::MAX] {
+            let err = ModuleLayout::from_btf(&module_btf(Some(hostile))).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::Malformed, "mem[{hostile}]");
+        }
     }
 
     #[test]

@@ -53,6 +53,11 @@ pub const MAX_RECORD_BYTES: u32 = 1 << 16;
 pub const MAX_RECORD_BATCH_BYTES: usize = 64 << 20;
 /// The longest fixed-size name array read (`TASK_COMM_LEN` is 16, `MODULE_NAME_LEN` 56).
 pub const MAX_NAME_ARRAY: u32 = 256;
+
+/// The most elements of `struct module`'s `mem[]` array accepted from BTF (6.4+ kernels
+/// have 7 memory types: text, data, read-only data, read-only-after-init data and three for
+/// init).
+pub const MAX_MODULE_MEMORY_TYPES: u32 = 32;
 /// The most slots of a maple tree node (the kernel has 31, 16 and 10) and the largest node
 /// (256 bytes).
 pub const MAX_MAPLE_SLOTS: u32 = 64;

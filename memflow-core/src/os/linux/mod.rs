@@ -282,7 +282,7 @@ impl<P: PhysicalMemory + Clone + 'static> Os for LinuxOs<P> {
             address,
             parent: Address::NULL,
             base: m.addr(l.base),
-            size: m.u32(l.size) as umem,
+            size: l.sizes.iter().map(|&at| m.u32(at) as umem).fold(0, umem::saturating_add),
             name: name.as_str().into(),
             path: "".into(),
             arch: self.kernel.arch,
