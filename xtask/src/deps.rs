@@ -11,7 +11,7 @@ const TOOLS: [(&str, &str); 5] =
     [("cmake", "cmake"), ("pkg-config", "pkg-config"), ("cc", "gcc"), ("c++", "g++"), ("valgrind", "valgrind")];
 
 /// The packages of the list that are missing.
-pub fn missing() -> Vec<&'static str> {
+fn missing() -> Vec<&'static str> {
     let mut packages = Vec::new();
     if !on_path(GUEST.qemu) {
         packages.push(GUEST.qemu_package);

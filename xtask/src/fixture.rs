@@ -35,7 +35,7 @@ use serde_json::json;
 
 use crate::arch::GUEST;
 use crate::guest::{Guest, GuestOptions};
-use crate::kernel::Flavour;
+use crate::kernel::{Flavour, Kernel};
 use crate::{elfcore, interrupt, lock_file, log, output_of, root, sha256_of, Scratch};
 
 /// Changes when what ends up in a fixture changes (invalidates every cached one). Changes to
@@ -116,17 +116,24 @@ pub fn fixtures_dir() -> PathBuf {
 /// documentation), each unless cached.
 pub fn main(args: &[String]) -> Result<(), String> {
     let mut options = GuestOptions::default();
-    let (mut name, mut all, mut force, mut require_la57, mut only_shared) = (None, false, false, false, true);
+    let (mut name, mut all, mut force, mut require_la57) = (None, false, false, false);
+    // The first option given that describes one fixture (the default set has its own).
+    let mut one_fixture_option = None;
     let mut args = args.iter().cloned();
     while let Some(arg) = args.next() {
         if options.take(&arg, &mut args)? {
-            only_shared &= arg == "--timeout";
+            if arg != "--timeout" {
+                one_fixture_option.get_or_insert(arg);
+            }
             continue;
         }
         match arg.as_str() {
             "--all" => all = true,
             "--force" => force = true,
-            "--require-la57" => (require_la57, only_shared) = (true, false),
+            "--require-la57" => {
+                require_la57 = true;
+                one_fixture_option.get_or_insert(arg);
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -136,11 +143,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
             _ => name = Some(arg),
         }
     }
-    let fixtures = match name {
-        Some(_) if all => return Err("--all takes no NAME".into()),
-        Some(name) => vec![Fixture { name, options, require_la57 }],
-        None if only_shared => default_set(options.timeout),
-        None => return Err(format!("the default set takes only --timeout and --force\n{USAGE}")),
+    let fixtures = match (name, one_fixture_option) {
+        (Some(_), _) if all => return Err("--all takes no NAME".into()),
+        (Some(name), _) => vec![Fixture { name, options, require_la57 }],
+        (None, None) => default_set(options.timeout),
+        (None, Some(option)) => return Err(format!("{option} needs a NAME\n{USAGE}")),
     };
     for fixture in &fixtures {
         build(fixture, force)?;
@@ -181,21 +188,46 @@ pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
 
     let serial =
         std::fs::read_to_string(guest.serial_raw()).map_err(|e| format!("serial console: {e}"))?.replace('\r', "");
+    let meta = check_and_describe(fixture, &kernel, &guest, &serial, partial.path())?;
+
+    // QEMU creates the dump 0400; the tests may not run as root.
+    let dump_size = std::fs::metadata(partial.path()).map(|m| m.len()).unwrap_or_default();
+    std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| format!("dump.elf.partial: {e}"))?;
+    let write = |file: &str, bytes: &[u8]| std::fs::write(out.join(file), bytes).map_err(|e| format!("{file}: {e}"));
+    std::fs::rename(partial.path(), out.join("dump.elf")).map_err(|e| format!("dump.elf: {e}"))?;
+    write("serial.log", serial.as_bytes())?;
+    std::fs::copy(guest.kallsyms(), out.join("kallsyms.txt")).map_err(|e| format!("kallsyms.txt: {e}"))?;
+    write("meta.txt", format!("{request}{meta}").as_bytes())?;
+    let done = format!("done: {} ({} MiB dump, boot {:.1}s)", out.display(), dump_size >> 20, guest.boot_seconds);
+    log(TAG, name, done);
+    Ok(())
+}
+
+/// Checks what the guest reported (`serial`, its console with CRs removed; its kallsyms) and
+/// the `dump`, and returns the observed part of `meta.txt`.
+fn check_and_describe(
+    fixture: &Fixture,
+    kernel: &Kernel,
+    guest: &Guest,
+    serial: &str,
+    dump: &Path,
+) -> Result<String, String> {
     for s in SECTIONS {
         if !serial.lines().any(|l| l == format!("==== MEMFLOW-END {s} ====")) {
             return Err(format!("serial log lacks section '{s}' (see scripts/guest-init.sh)"));
         }
     }
-    let body = |s: &str| section(&serial, s).unwrap_or_default().trim_end_matches('\n');
+    let body = |s: &str| section(serial, s).unwrap_or_default().trim_end_matches('\n');
     let value = |s: &str, key: &str| {
         body(s).lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).unwrap_or_default().to_owned()
     };
     let kallsyms_lines = value("kallsyms-full", "lines");
     if sha256_of(&guest.kallsyms())? != value("kallsyms-full", "sha256") {
         let got = std::fs::read(guest.kallsyms()).map_or(0, |k| k.iter().filter(|&&b| b == b'\n').count());
-        return Err(format!("kallsyms.txt from ttyS1 is incomplete ({got}/{kallsyms_lines} lines)"));
+        return Err(format!("kallsyms.txt from the second serial port is incomplete ({got}/{kallsyms_lines} lines)"));
     }
-    let elf_info = elfcore::check(partial.path(), GUEST.elf_machine)
+    let elf_info = elfcore::check(dump, GUEST.elf_machine)
         .map_err(|e| format!("dump.elf failed the ELF core sanity check: {e}"))?;
     let la57 = value("cpuinfo", "la57");
     if fixture.options.cpu == "max" && la57 != "yes" {
@@ -204,7 +236,7 @@ pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
         if fixture.require_la57 {
             return Err(message);
         }
-        log(TAG, name, format_args!("WARNING: {message}"));
+        log(TAG, &fixture.name, format_args!("WARNING: {message}"));
     }
     if fixture.require_la57 && la57 != "yes" {
         return Err("guest has no la57 (--require-la57)".into());
@@ -220,38 +252,17 @@ pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
         ("kernel_cmdline", body("cmdline").to_owned()),
         ("linux_banner", body("version").to_owned()),
         ("qemu_version", qemu_version.lines().next().unwrap_or_default().to_owned()),
-        ("guest_la57_cpuinfo", la57.clone()),
+        ("guest_la57_cpuinfo", la57),
         ("marker", value("marker", "marker")),
         ("marker_pid", value("marker", "pid")),
         ("kallsyms_lines", kallsyms_lines),
         ("boot_seconds", format!("{:.1}", guest.boot_seconds)),
     ];
-    let mut meta = format!("{request}# ---- observed (not compared for cache hits) ----\n");
+    let mut meta = String::from("# ---- observed (not compared for cache hits) ----\n");
     for (key, value) in observed {
         meta += &format!("{key}={value}\n");
     }
-    meta += &elf_info;
-
-    // QEMU creates the dump 0400; the tests may not run as root.
-    let dump_size = std::fs::metadata(partial.path()).map(|m| m.len()).unwrap_or_default();
-    std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o644))
-        .map_err(|e| format!("dump.elf.partial: {e}"))?;
-    let write = |file: &str, bytes: &[u8]| std::fs::write(out.join(file), bytes).map_err(|e| format!("{file}: {e}"));
-    std::fs::rename(partial.path(), out.join("dump.elf")).map_err(|e| format!("dump.elf: {e}"))?;
-    write("serial.log", serial.as_bytes())?;
-    std::fs::copy(guest.kallsyms(), out.join("kallsyms.txt")).map_err(|e| format!("kallsyms.txt: {e}"))?;
-    write("meta.txt", meta.as_bytes())?;
-    log(
-        TAG,
-        name,
-        format_args!(
-            "done: {} ({} MiB dump, boot {:.1}s, la57={la57})",
-            out.display(),
-            dump_size >> 20,
-            guest.boot_seconds
-        ),
-    );
-    Ok(())
+    Ok(meta + &elf_info)
 }
 
 /// The part of `meta.txt` that must match for a cache hit, in this order.

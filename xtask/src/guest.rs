@@ -71,13 +71,13 @@ impl GuestOptions {
         Ok(true)
     }
 
-    /// Checks the values (and the name of the guest's fixture or live guest).
+    /// Checks the values, and `name` (of the fixture or live guest).
     pub fn check(&self, name: &str) -> Result<(), String> {
         let name_ok = name.starts_with(|c: char| c.is_ascii_alphanumeric())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
             && name != "kernels";
         if !name_ok {
-            return Err(format!("invalid fixture name '{name}'"));
+            return Err(format!("invalid name '{name}'"));
         }
         let digits = self.mem.trim_end_matches(['M', 'G']);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || self.mem.len() > digits.len() + 1 {
@@ -299,12 +299,10 @@ impl LiveGuest {
         self.guest.kallsyms()
     }
 
-    /// Waits until QEMU exits (or a caught signal arrives, see `xtask::interrupt`).
-    pub fn wait(&mut self) -> Result<(), String> {
-        while !self.guest.exited() {
-            interrupt::check()?;
+    /// Waits until QEMU exits or a caught signal arrives (see `xtask::interrupt`).
+    pub fn wait(&mut self) {
+        while !self.guest.exited() && interrupt::check().is_ok() {
             std::thread::sleep(POLL);
         }
-        Ok(())
     }
 }

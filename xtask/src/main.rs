@@ -125,7 +125,8 @@ fn guest(args: &[String]) -> Result<(), String> {
     println!("serial={}", live.serial.display());
     println!("kallsyms={}", live.kallsyms().display());
     println!("ready");
-    live.wait()
+    live.wait();
+    Ok(())
 }
 
 fn bench_report(args: &[String]) -> Result<(), String> {
