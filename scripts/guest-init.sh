@@ -1,6 +1,6 @@
 #!/bin/sh
 # /init (PID 1) of the memflow fixture guest; runs under busybox ash.
-# Built into the initramfs by scripts/guest-dump.sh (see there).
+# Built into the initramfs by `cargo xtask fixtures` and the live guests (xtask/src/guest.rs).
 #
 # It starts a few distinctive processes, reports ground truth about the
 # running kernel on the serial console (ttyS0) between
@@ -18,7 +18,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 hostname memflow-guest
 
-# Kernel modules shipped in the initramfs (see GUEST_MODULES in guest-common.sh), so
+# Kernel modules shipped in the initramfs (GUEST_MODULES in xtask/src/kernel.rs), so
 # the kernel has a module list to find.
 for module in /lib/modules/*.ko; do
     [ -e "$module" ] && insmod "$module"

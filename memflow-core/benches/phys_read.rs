@@ -19,7 +19,7 @@
 //! on the concrete type and (ours) through the trait object.
 //!
 //! Run: `cargo bench -p memflow-core --bench phys_read -- --warm-up-time 1 --measurement-time 3`
-//! and summarise with `python3 scripts/bench-report.py [target-dir]`.
+//! and summarise with `cargo xtask bench-report phys [target-dir]`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failed run
 
 use std::fs::File;

@@ -2,7 +2,7 @@
 //! criterion run with memflow 0.2.4 and with memcpy.
 //!
 //! The target is the 4-level fixture `target/fixtures/cloud-4l/dump.elf` (Debian 6.1 cloud
-//! kernel, `nokaslr`, `-cpu qemu64`; made by `scripts/guest-dump.sh`) with CR3 from the dump's
+//! kernel, `nokaslr`, `-cpu qemu64`; made by `cargo xtask fixtures`) with CR3 from the dump's
 //! CPU state:
 //!
 //! - `ours`: the dump opened with `connector::open` (the ELF core `FileConnector`) under
@@ -32,7 +32,7 @@
 //! reads); it is printed as `working-memory ...` lines.
 //!
 //! Run: `cargo bench -p memflow-core --bench translate -- --warm-up-time 1 --measurement-time 3`
-//! and summarise with `python3 scripts/bench-report-translate.py [target-dir]`.
+//! and summarise with `cargo xtask bench-report translate [target-dir]`.
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failed run
 
@@ -124,7 +124,7 @@ const KERNEL_HALF: u64 = 0xffff_8000_0000_0000;
 
 fn fixture() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures/cloud-4l/dump.elf");
-    assert!(path.is_file(), "{} missing: run `scripts/guest-dump.sh --all` first", path.display());
+    assert!(path.is_file(), "{} missing: run `cargo xtask fixtures` first", path.display());
     path
 }
 

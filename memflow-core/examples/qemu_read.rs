@@ -3,7 +3,7 @@
 //! the same sizes in this process.
 //!
 //! ```text
-//! scripts/guest-run.sh bench &      # a guest named memflow-test-bench
+//! cargo xtask guest bench &         # a guest named memflow-test-bench
 //! cargo run --release -p memflow-core --example qemu_read -- "qemu:memflow-test-bench" [SECONDS]
 //! ```
 //!

@@ -2,7 +2,7 @@
 //! 4 KiB through the C API beside the same reads from Rust, on the same target.
 //!
 //! The target is the fixture `target/fixtures/cloud-4l/dump.elf` (a QEMU ELF core; made by
-//! `scripts/guest-dump.sh`). Contenders, every one reading the same seeded random addresses
+//! `cargo xtask fixtures`). Contenders, every one reading the same seeded random addresses
 //! of the dump's RAM, cycled: 4096 of them for 8 B reads, 256 for 4 KiB reads (1 MiB in all,
 //! so the bytes come from the cache: with 16 MiB of random 4 KiB reads every contender waits
 //! on DRAM and the run-to-run noise on this shared machine is far larger than the boundary):
@@ -50,7 +50,7 @@ const RAM: u64 = 256 << 20;
 
 fn fixture() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures/cloud-4l/dump.elf");
-    assert!(path.is_file(), "{} missing: run `scripts/guest-dump.sh --all` first", path.display());
+    assert!(path.is_file(), "{} missing: run `cargo xtask fixtures` first", path.display());
     path
 }
 

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use memflow_core::connector::{open, DumpFormat, FileConnector, OpenOptions};
+use xtask::fixture::section;
 
-/// One guest fixture directory made by `scripts/guest-dump.sh`, checked to be complete.
+/// One guest fixture directory made by `cargo xtask fixtures`, checked to be complete.
 /// A missing fixture fails the test that loads it: tests never skip silently.
 pub struct Fixture {
     /// The fixture's name (its directory under `target/fixtures`).
@@ -31,8 +32,8 @@ impl Fixture {
             .collect();
         assert!(
             missing.is_empty(),
-            "fixture {name} is incomplete: {missing:?} missing in {}. Run `scripts/guest-dump.sh --all` \
-             first (CI runs it before the tests); it boots a guest under QEMU and dumps its memory.",
+            "fixture {name} is incomplete: {missing:?} missing in {}. Run `cargo xtask fixtures` \
+             first (cargo xtask test does); it boots a guest under QEMU and dumps its memory.",
             dir.display()
         );
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
@@ -90,13 +91,4 @@ impl Fixture {
         assert!(!ram.is_empty(), "{}: no System RAM in /proc/iomem", self.name);
         ram
     }
-}
-
-/// The lines a guest printed between `==== MEMFLOW-BEGIN name ====` and its END line in
-/// `serial` (its console output, CRs removed), if it printed both.
-pub fn section<'a>(serial: &'a str, name: &str) -> Option<&'a str> {
-    let begin = format!("==== MEMFLOW-BEGIN {name} ====\n");
-    let start = serial.find(&begin)? + begin.len();
-    let len = serial[start..].find(&format!("==== MEMFLOW-END {name} ===="))?;
-    Some(&serial[start..start + len])
 }

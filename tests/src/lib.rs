@@ -7,5 +7,6 @@ mod files;
 mod fixture;
 
 pub use files::{build_dir, copy_into, repo_root, shipped, temp_dir};
-pub use fixture::{section, Fixture};
+pub use fixture::Fixture;
+pub use xtask::fixture::section;
 pub use xtask::guest::LiveGuest;

@@ -1,6 +1,6 @@
 //! The dump connectors against real QEMU guest dumps.
 //!
-//! The fixtures come from `scripts/guest-dump.sh --all` (CI runs it before the tests): a
+//! The fixtures come from `cargo xtask fixtures` (`cargo xtask test` builds them first): a
 //! 4-level (`cloud-4l`) and a 5-level paging guest (`cloud-5l`), each with `dump.elf` (QEMU
 //! `dump-guest-memory`), `serial.log` (what the guest printed about itself) and `meta.txt`.
 //! A missing fixture fails the tests: they never skip silently.

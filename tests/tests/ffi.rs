@@ -576,7 +576,7 @@ fn build(dir: &Path, compiler: &str, std: &str, source: &str, exe: &str, extra: 
 /// Fails with a clear message if valgrind is not installed.
 fn require_valgrind() {
     let found = Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success());
-    assert!(found, "valgrind is not installed: run scripts/install-deps.sh (or apt-get install valgrind)");
+    assert!(found, "valgrind is not installed: run cargo xtask deps (or apt-get install valgrind)");
 }
 
 /// Runs `exe DUMP` plainly and under valgrind; both must succeed and print `<ok>`, and

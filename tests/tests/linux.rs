@@ -2,7 +2,7 @@
 //! about itself (`serial.log`: `ps`, the marker process, `/proc/version`, `/proc/modules`) and
 //! its complete `/proc/kallsyms` (`kallsyms.txt`).
 //!
-//! The fixtures come from `scripts/guest-dump.sh --all`: Debian's cloud kernel with and without
+//! The fixtures come from `cargo xtask fixtures`: Debian's cloud kernel with and without
 //! KASLR, with 4- and 5-level paging, with page-table isolation (an Intel CPU model) and with
 //! 5 GiB of RAM (a memory map with a hole below 4 GiB), and Debian's generic kernel with
 //! 5-level paging. A missing fixture fails the tests.

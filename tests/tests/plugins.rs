@@ -24,7 +24,7 @@ fn patch_header(path: &Path, offset: usize, value: u32) {
 
 fn fixture_dump() -> PathBuf {
     let dump = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures/cloud-4l/dump.elf");
-    assert!(dump.exists(), "{} is missing: run `scripts/guest-dump.sh --all` (cargo xtask test does)", dump.display());
+    assert!(dump.exists(), "{} is missing: run `cargo xtask fixtures` (cargo xtask test does)", dump.display());
     dump
 }
 

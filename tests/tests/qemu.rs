@@ -1,6 +1,6 @@
 //! The `qemu` connector against QEMU processes this test starts itself:
 //!
-//! - a live guest booted by `scripts/guest-run.sh` (the cloud kernel of the `cloud-4l`
+//! - a live guest booted by `xtask::guest::LiveGuest` (the cloud kernel of the `cloud-4l`
 //!   fixture, 256 MiB, q35, `nokaslr`), read with and without QMP while it runs, compared
 //!   with the fixture's dump of the same kernel build where memory does not change (kernel
 //!   text and read-only data), written to, and read after it was killed;
@@ -9,20 +9,20 @@
 //!   4 GiB split, where the layout from the machine rules must match QEMU's own (QMP) and
 //!   bytes written through the connector must be what QEMU reads at the same guest address.
 //!
-//! Every QEMU is owned by the test (directly or through the guest-run.sh process, which has
-//! a parent-death signal) and killed when the test ends, passes or fails.
+//! Every QEMU is the test's child with a parent-death signal, and killed when the test ends,
+//! passes or fails. QEMU's own view of guest memory comes over QMP (`xp` through
+//! `human-monitor-command`), with memflow-core's QMP client.
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use memflow_core::connector::qemu::qmp::Qmp;
 use memflow_core::connector::qemu::{QemuConnector, QemuTarget};
 use memflow_core::connector::{open, CpuState, OpenOptions, X86ArchHint};
 use memflow_core::error::{ErrorKind, PartialError, PartialResultExt};
@@ -33,18 +33,8 @@ use memflow_core::os::Os;
 use memflow_core::plugins::Inventory;
 use memflow_core::types::{umem, Address, PhysicalAddress};
 use memflow_core::virt::VirtualDma;
-use memflow_tests::{repo_root, section, Fixture, LiveGuest};
-
-/// Makes a child get SIGKILL when the thread that started it (this test) ends.
-fn die_with_parent(cmd: &mut Command) -> &mut Command {
-    // SAFETY: prctl is async-signal-safe and touches nothing of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        })
-    }
-}
+use memflow_tests::{section, Fixture, LiveGuest};
+use xtask::guest::die_with_parent;
 
 /// Waits up to `limit` for `done`.
 fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
@@ -61,16 +51,10 @@ fn alive(pid: u32) -> bool {
         .is_ok_and(|s| s.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z')))
 }
 
-/// Runs one HMP command over QMP with `scripts/qmp.py`; returns its output.
+/// Runs one HMP command over QMP; returns its output.
 fn hmp(socket: &Path, command: &str) -> String {
-    let out = Command::new("python3")
-        .arg(repo_root().join("scripts/qmp.py"))
-        .arg(socket)
-        .args(["cmd", "human-monitor-command", &format!("{{\"command-line\": \"{command}\"}}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "qmp.py {command}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    let mut qmp = Qmp::connect(socket).unwrap_or_else(|e| panic!("QMP {}: {e}", socket.display()));
+    qmp.hmp(command).unwrap_or_else(|e| panic!("HMP {command}: {e}"))
 }
 
 /// The 8-byte value QEMU itself reads at guest-physical `addr` (HMP `xp`).
@@ -154,7 +138,7 @@ fn live_guest() {
     assert_eq!(
         release,
         fixture.meta("kernel_release"),
-        "the live guest must run the fixture's kernel build; rebuild the fixtures with `scripts/guest-dump.sh --all --force`"
+        "the live guest must run the fixture's kernel build; rebuild the fixtures with `cargo xtask fixtures --force`"
     );
     let banner = guest_section(&guest, "version").trim_end().to_owned();
     let ram = 256u64 << 20;
@@ -309,20 +293,12 @@ impl PausedQemu {
         ]))
         .stdin(Stdio::null())
         .spawn()
-        .expect("qemu-system-x86_64 (scripts/guest-dump.sh installs it)");
+        .expect("qemu-system-x86_64 (cargo xtask deps installs it)");
         // The socket appears before the machine (and its RAM) exists; QEMU greets QMP clients
         // only once its main loop runs, after machine setup.
-        wait_for(Duration::from_secs(30), "the QMP greeting", || qmp_greets(&socket));
+        wait_for(Duration::from_secs(30), "the QMP greeting", || Qmp::connect(&socket).is_ok());
         PausedQemu { child, socket, dir }
     }
-}
-
-/// True once a QMP client connecting to `socket` receives QEMU's greeting.
-fn qmp_greets(socket: &Path) -> bool {
-    let Ok(stream) = std::os::unix::net::UnixStream::connect(socket) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).is_ok() && line.contains("\"QMP\"")
 }
 
 impl Drop for PausedQemu {

@@ -13,8 +13,8 @@
 //! through `add_subdirectory`, one through pkg-config, and the relocatable `xtask dist` archive
 //! unpacked elsewhere.
 //!
-//! Needs cmake, cc, c++, pkg-config and valgrind (`scripts/install-deps.sh`), and the guest
-//! fixture `target/fixtures/cloud-4l` (`scripts/guest-dump.sh --all`). Reading other processes
+//! Needs cmake, cc, c++, pkg-config and valgrind (`cargo xtask deps`), and the guest
+//! fixture `target/fixtures/cloud-4l` (`cargo xtask fixtures`). Reading other processes
 //! through the native layer needs the rights to (root, or ptrace permission).
 
 #![cfg(target_os = "linux")]
@@ -70,7 +70,7 @@ fn setup() -> Sdk {
     for tool in ["cmake", "cc", "c++", "pkg-config", "valgrind", "readelf", "nm", "tar"] {
         assert!(
             Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap().status.success(),
-            "`{tool}` is missing: run scripts/install-deps.sh (cargo xtask test does)"
+            "`{tool}` is missing: run cargo xtask deps (cargo xtask test does)"
         );
     }
     let repo = repo_root();

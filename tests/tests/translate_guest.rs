@@ -1,7 +1,7 @@
 //! The translation engine on page tables written by a real kernel (issue 3, "Proof").
 //!
 //! Fixtures `cloud-4l` (`-cpu qemu64`, 4-level paging) and `cloud-5l` (`-cpu max`, LA57) are
-//! the same Debian 6.1 cloud kernel booted with `nokaslr`; see `scripts/guest-dump.sh`. For
+//! the same Debian 6.1 cloud kernel booted with `nokaslr`; see `xtask::fixture`. For
 //! each dump, with CR3 from the dump's CPU state and the paging mode from CR4.LA57:
 //!
 //! - every kernel-image text/data symbol of the guest's `/proc/kallsyms` is translated in
@@ -53,7 +53,7 @@ struct Kallsyms {
 
 fn kallsyms(fx: &Fixture) -> Kallsyms {
     let text = std::fs::read_to_string(fx.dir.join("kallsyms.txt"))
-        .unwrap_or_else(|e| panic!("{}: kallsyms.txt: {e} (run scripts/guest-dump.sh --all)", fx.name));
+        .unwrap_or_else(|e| panic!("{}: kallsyms.txt: {e} (run cargo xtask fixtures)", fx.name));
     let mut all = vec![];
     for line in text.lines() {
         let mut f = line.split_whitespace();

@@ -5,7 +5,15 @@
 //!   (`coredump:... -> linux`) and on a live guest under QEMU (`qemu:... -> linux`).
 //! - `test`: every test: guest fixtures, clippy with the workspace lints (`-D warnings`), the
 //!   workspace tests in both address widths.
-//! - `fixtures`: only (re)builds the cached QEMU guest dumps under `target/fixtures/`.
+//! - `fixtures [NAME OPTIONS | --all] [--force]`: only (re)builds the cached QEMU guest dumps
+//!   under `target/fixtures/` (see `xtask::fixture`).
+//! - `guest NAME [OPTIONS]`: boots the fixture guest as `memflow-test-NAME` and keeps it
+//!   running until QEMU exits or this task gets SIGINT, SIGTERM or SIGHUP; prints
+//!   `pid=`, `qmp=`, `serial=` and `kallsyms=` lines and `ready` on standard output once the
+//!   guest is ready.
+//! - `deps`: installs the missing system packages (see `xtask::deps`).
+//! - `bench-report phys|translate [TARGET_DIR]`: the benchmark results as markdown tables
+//!   (see `xtask::bench`).
 //! - `headers [OUT_DIR]`: generates the C and C++ headers into `include/` (or `OUT_DIR`), with
 //!   the cbindgen version pinned by this crate (see `xtask::headers`).
 //! - `dist`: the relocatable C/C++ SDK archive `target/dist/memflow-sdk-<version>-<arch>-linux.tar.gz`
@@ -17,21 +25,37 @@
 use std::path::PathBuf;
 use std::process::exit;
 
-use xtask::guest::LiveGuest;
-use xtask::{root, run};
+use xtask::guest::{GuestOptions, LiveGuest};
+use xtask::{deps, fixture, interrupt, root, run};
+
+const USAGE: &str = "usage: cargo xtask <task>
+  demo [CHAIN...]                       the SDK's process list on this machine, a dump and a live guest
+  test                                  every test
+  fixtures [NAME OPTIONS|--all] [--force]   the guest fixtures (cargo xtask fixtures --help)
+  guest NAME [OPTIONS]                  a live guest memflow-test-NAME, until QEMU exits or Ctrl-C
+  deps                                  install the missing system packages
+  bench-report phys|translate [TARGET_DIR]  benchmark results as markdown
+  headers [OUT_DIR]                     generate include/memflow.h and memflow.hpp
+  dist [--build-dir DIR]                the relocatable SDK archive
+  sdk [CHAIN...]                        build and install the SDK, run its C process list";
 
 fn main() {
+    // QEMU's error descriptions reach us as log warnings of the QMP client.
+    log::set_logger(&StderrLogger).map(|()| log::set_max_level(log::LevelFilter::Warn)).ok();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let task = args.first().map(String::as_str).unwrap_or("");
     let result = match task {
         "demo" => demo(&args[1..]),
         "test" => test(),
-        "fixtures" => fixtures(),
+        "fixtures" => deps::ensure().and_then(|()| fixture::main(&args[1..])),
+        "guest" => guest(&args[1..]),
+        "deps" => deps::ensure(),
+        "bench-report" => bench_report(&args[1..]),
         "headers" => headers(&args[1..]),
         "dist" => dist(&args[1..]).map(|archive| println!("{}", archive.display())),
         "sdk" => xtask::dist::sdk_demo(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo [DUMP]|test|fixtures|headers [OUT_DIR]|dist [--build-dir DIR]|sdk [CHAIN...]>");
+            eprintln!("{USAGE}");
             exit(2);
         }
     };
@@ -41,31 +65,78 @@ fn main() {
     }
 }
 
-/// Installs missing system packages (qemu, busybox, cmake, ...); a no-op when all are there.
-fn install_deps() -> Result<(), String> {
-    run("bash", &["scripts/install-deps.sh"])
-}
+/// Prints log records (warnings and errors) on standard error.
+struct StderrLogger;
 
-fn fixtures() -> Result<(), String> {
-    install_deps()?;
-    run("bash", &["scripts/guest-dump.sh", "--all"])
+impl log::Log for StderrLogger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            eprintln!("{}: {}", record.level(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
 }
 
 /// The main job: one C program (the SDK's process-list example) lists the processes of this
 /// machine, of a real guest's memory dump, and of a live guest under QEMU. With CHAIN
 /// arguments, it runs on those chains instead.
 fn demo(args: &[String]) -> Result<(), String> {
-    install_deps()?;
+    deps::ensure()?;
     if !args.is_empty() {
         return xtask::dist::sdk_demo(args);
     }
-    run("bash", &["scripts/guest-dump.sh", "cloud-4l"])?;
+    let cloud_4l = fixture::default_fixture("cloud-4l").ok_or("no fixture cloud-4l in the default set")?;
+    fixture::build(&cloud_4l, false)?;
     let dump_chain = "coredump:target/fixtures/cloud-4l/dump.elf -> linux".to_string();
     let live = LiveGuest::start("demo")?;
     let live_chain = format!("qemu:{},qmp={} -> linux", live.name, live.qmp.display());
     let result = xtask::dist::sdk_demo(&["native".to_string(), dump_chain, live_chain]);
     drop(live);
     result
+}
+
+/// `guest NAME [OPTIONS]`: a live guest in the foreground, for trying things by hand.
+fn guest(args: &[String]) -> Result<(), String> {
+    let mut options = GuestOptions::default();
+    let mut name = None;
+    let mut rest = args.iter().cloned();
+    while let Some(arg) = rest.next() {
+        if options.take(&arg, &mut rest)? {
+            continue;
+        }
+        if arg.starts_with('-') || name.is_some() {
+            return Err(format!(
+                "usage: cargo xtask guest NAME [--cpu CPU] [--mem 256M] [--append ARGS] [--kernel cloud|generic] [--timeout SECONDS] ({arg}?)"
+            ));
+        }
+        name = Some(arg);
+    }
+    let name = name.ok_or("usage: cargo xtask guest NAME [OPTIONS]")?;
+    let _signals = interrupt::Catch::new();
+    let mut live = LiveGuest::start_with(&name, &options)?;
+    println!("name={}", live.name);
+    println!("pid={}", live.pid);
+    println!("qmp={}", live.qmp.display());
+    println!("serial={}", live.serial.display());
+    println!("kallsyms={}", live.kallsyms().display());
+    println!("ready");
+    live.wait();
+    Ok(())
+}
+
+fn bench_report(args: &[String]) -> Result<(), String> {
+    let (which, target) = match args {
+        [which] => (which, root().join("target")),
+        [which, dir] => (which, PathBuf::from(dir)),
+        _ => return Err("usage: cargo xtask bench-report phys|translate [TARGET_DIR]".into()),
+    };
+    print!("{}", xtask::bench::report(which, &target)?);
+    Ok(())
 }
 
 fn headers(args: &[String]) -> Result<(), String> {
@@ -77,7 +148,8 @@ fn headers(args: &[String]) -> Result<(), String> {
 }
 
 fn test() -> Result<(), String> {
-    fixtures()?;
+    deps::ensure()?;
+    fixture::main(&[])?;
     // The plugin libraries (cdylib crates) must exist before the tests that load them.
     run("cargo", &["build", "--workspace"])?;
     // The lints of [workspace.lints] (documented unsafe, no unwrap outside tests, docs on the

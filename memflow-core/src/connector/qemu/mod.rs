@@ -25,7 +25,7 @@
 
 pub mod cmdline;
 mod layout;
-mod qmp;
+pub mod qmp;
 mod registers;
 
 use std::path::Path;

@@ -1,0 +1,330 @@
+//! `cargo xtask fixtures`: real QEMU guest physical-memory dumps (ELF cores) as test fixtures.
+//!
+//! ```text
+//! cargo xtask fixtures [--all] [--timeout SECONDS] [--force]    # the default set (DEFAULT_SET)
+//! cargo xtask fixtures NAME [--cpu qemu64|max] [--mem 256M] [--append "nokaslr ..."]
+//!                           [--kernel cloud|generic] [--timeout SECONDS] [--require-la57] [--force]
+//! ```
+//!
+//! For each fixture: fetches the Debian kernel
+//! (`xtask::kernel`), boots the guest (`xtask::guest`) under TCG, waits for its ready line,
+//! dumps its memory over QMP (`dump-guest-memory`, ELF, `paging=false`) and quits; then writes
+//! `target/fixtures/NAME/`:
+//!
+//! - `dump.elf`: ELF64 `ET_CORE`, one `PT_LOAD` per guest RAM range (`p_paddr` = guest
+//!   physical address), notes `CORE`/`NT_PRSTATUS` and `QEMU`/QEMUCPUState (CR0..CR4) per vCPU;
+//! - `serial.log`: the guest console, CRs stripped: the kernel's boot log, the sections
+//!   `==== MEMFLOW-BEGIN <s> ====` .. `==== MEMFLOW-END <s> ====` ([`SECTIONS`]), then the
+//!   ready line;
+//! - `kallsyms.txt`: the complete `/proc/kallsyms` (real addresses), from the second serial port;
+//! - `meta.txt`: `key=value` lines, the request (compared for cache hits) then observed facts
+//!   (kernel package and version, la57, marker, control registers...). Written last: its
+//!   presence marks a complete fixture.
+//!
+//! A fixture whose `dump.elf` and `serial.log` exist and whose `meta.txt` starts with the same
+//! request is kept without touching apt or QEMU. The kernel version is not part of the
+//! request: a cached fixture keeps its kernel until `--force` (or deleting its directory),
+//! even if apt has a newer one.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use memflow_core::connector::qemu::qmp::Qmp;
+use serde_json::json;
+
+use crate::arch::GUEST;
+use crate::guest::{Guest, GuestOptions};
+use crate::kernel::{Flavour, Kernel};
+use crate::{elfcore, interrupt, lock_file, log, output_of, root, sha256_of, Scratch};
+
+/// Changes when what ends up in a fixture changes (invalidates every cached one). Changes to
+/// `scripts/guest-init.sh` invalidate them by its hash in the request.
+const FIXTURE_FORMAT: u32 = 2;
+
+/// The sections `scripts/guest-init.sh` must have printed.
+pub const SECTIONS: [&str; 12] = [
+    "uname",
+    "version",
+    "cmdline",
+    "cpuinfo",
+    "ps",
+    "marker",
+    "kallsyms",
+    "kallsyms-full",
+    "modules",
+    "iomem",
+    "meminfo",
+    "dmesg",
+];
+
+/// How long QEMU may take to write the dump.
+const DUMP_TIMEOUT: Duration = Duration::from_secs(600);
+
+const TAG: &str = "fixture";
+
+const USAGE: &str = "usage: cargo xtask fixtures [--all] [--timeout SECONDS] [--force]
+       cargo xtask fixtures NAME [--cpu qemu64|max] [--mem 256M] [--append \"nokaslr ...\"]
+                                 [--kernel cloud|generic] [--timeout SECONDS] [--require-la57] [--force]";
+
+/// One fixture to build.
+#[derive(Clone, Debug)]
+pub struct Fixture {
+    /// Its directory's name under `target/fixtures`.
+    pub name: String,
+    /// How its guest boots.
+    pub options: GuestOptions,
+    /// Fail unless the guest runs 5-level paging.
+    pub require_la57: bool,
+}
+
+/// The default fixture set: (name, kernel, cpu, memory, appended command line, la57 required).
+/// Add lines here to extend it.
+const DEFAULT_SET: [(&str, Flavour, &str, &str, &str, bool); 6] = [
+    ("cloud-4l", Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
+    ("cloud-5l", Flavour::Cloud, "max", "256M", "nokaslr", true),
+    ("cloud-4l-kaslr", Flavour::Cloud, "qemu64", "256M", "", false),
+    ("generic-5l", Flavour::Generic, "max", "256M", "nokaslr", true),
+    // An Intel CPU model: the kernel isolates user and kernel page tables (PTI).
+    ("pti-4l", Flavour::Cloud, "Skylake-Client", "256M", "nokaslr", false),
+    // More than 4 GiB of RAM: a memory map with a hole below 4 GiB (a 5 GiB dump file).
+    ("cloud-4l-5g", Flavour::Cloud, "qemu64", "5G", "nokaslr", false),
+];
+
+/// The fixture of the default set named `name`, with the default timeout.
+pub fn default_fixture(name: &str) -> Option<Fixture> {
+    default_set(GuestOptions::default().timeout).into_iter().find(|f| f.name == name)
+}
+
+fn default_set(timeout: u64) -> Vec<Fixture> {
+    DEFAULT_SET
+        .iter()
+        .map(|&(name, kernel, cpu, mem, append, require_la57)| Fixture {
+            name: name.into(),
+            options: GuestOptions { cpu: cpu.into(), mem: mem.into(), append: append.into(), kernel, timeout },
+            require_la57,
+        })
+        .collect()
+}
+
+/// Where the fixtures (and the kernel cache) are.
+pub fn fixtures_dir() -> PathBuf {
+    root().join("target/fixtures")
+}
+
+/// `cargo xtask fixtures ARGS`: builds the fixtures the arguments name (see the module
+/// documentation), each unless cached.
+pub fn main(args: &[String]) -> Result<(), String> {
+    let mut options = GuestOptions::default();
+    let (mut name, mut all, mut force, mut require_la57) = (None, false, false, false);
+    // The first option given that describes one fixture (the default set has its own).
+    let mut one_fixture_option = None;
+    let mut args = args.iter().cloned();
+    while let Some(arg) = args.next() {
+        if options.take(&arg, &mut args)? {
+            if arg != "--timeout" {
+                one_fixture_option.get_or_insert(arg);
+            }
+            continue;
+        }
+        match arg.as_str() {
+            "--all" => all = true,
+            "--force" => force = true,
+            "--require-la57" => {
+                require_la57 = true;
+                one_fixture_option.get_or_insert(arg);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            _ if arg.starts_with('-') => return Err(format!("unknown option: {arg}\n{USAGE}")),
+            _ if name.is_some() => return Err(format!("only one NAME allowed\n{USAGE}")),
+            _ => name = Some(arg),
+        }
+    }
+    let fixtures = match (name, one_fixture_option) {
+        (Some(_), _) if all => return Err("--all takes no NAME".into()),
+        (Some(name), _) => vec![Fixture { name, options, require_la57 }],
+        (None, None) => default_set(options.timeout),
+        (None, Some(option)) => return Err(format!("{option} needs a NAME\n{USAGE}")),
+    };
+    for fixture in &fixtures {
+        build(fixture, force)?;
+    }
+    Ok(())
+}
+
+/// Builds `fixture` unless it is cached (and `force` is false); the system packages must be
+/// there (`xtask::deps::ensure`). SIGINT, SIGTERM and SIGHUP stop it cleanly meanwhile (see
+/// `xtask::interrupt`).
+pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
+    let _signals = interrupt::Catch::new();
+    let name = fixture.name.as_str();
+    fixture.options.check(name)?;
+    let out = fixtures_dir().join(name);
+    let request = request_meta(fixture)?;
+    if !force && cache_hit(&out, &request) {
+        log(TAG, name, format_args!("cache hit: {}", out.display()));
+        return Ok(());
+    }
+    // Concurrent runs for the same fixture (e.g. parallel test jobs) wait for each other.
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let _lock = lock_file(&out.join(".lock"))?;
+    if !force && cache_hit(&out, &request) {
+        log(TAG, name, format_args!("cache hit (built by a concurrent run): {}", out.display()));
+        return Ok(());
+    }
+    let kernel = fixture.options.kernel(TAG, name)?;
+    // A previous, possibly different, fixture is invalid from here on.
+    let _ = std::fs::remove_file(out.join("meta.txt"));
+
+    let mut guest = Guest::boot(TAG, name, &fixture.options, &kernel, &[])?;
+    log(TAG, name, "dumping memory");
+    let partial = Scratch::at(out.join("dump.elf.partial"));
+    dump(&guest.qmp(), partial.path()).map_err(|e| format!("memory dump over QMP failed: {e}"))?;
+    // The dump ended with `quit`; the guest's drop kills a QEMU that takes longer.
+    guest.wait_exit(Duration::from_secs(10));
+
+    let serial =
+        std::fs::read_to_string(guest.serial_raw()).map_err(|e| format!("serial console: {e}"))?.replace('\r', "");
+    let meta = check_and_describe(fixture, &kernel, &guest, &serial, partial.path())?;
+
+    // QEMU creates the dump 0400; the tests may not run as root.
+    let dump_size = std::fs::metadata(partial.path()).map(|m| m.len()).unwrap_or_default();
+    std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| format!("dump.elf.partial: {e}"))?;
+    let write = |file: &str, bytes: &[u8]| std::fs::write(out.join(file), bytes).map_err(|e| format!("{file}: {e}"));
+    std::fs::rename(partial.path(), out.join("dump.elf")).map_err(|e| format!("dump.elf: {e}"))?;
+    write("serial.log", serial.as_bytes())?;
+    std::fs::copy(guest.kallsyms(), out.join("kallsyms.txt")).map_err(|e| format!("kallsyms.txt: {e}"))?;
+    write("meta.txt", format!("{request}{meta}").as_bytes())?;
+    let done = format!("done: {} ({} MiB dump, boot {:.1}s)", out.display(), dump_size >> 20, guest.boot_seconds);
+    log(TAG, name, done);
+    Ok(())
+}
+
+/// Checks what the guest reported (`serial`, its console with CRs removed; its kallsyms) and
+/// the `dump`, and returns the observed part of `meta.txt`.
+fn check_and_describe(
+    fixture: &Fixture,
+    kernel: &Kernel,
+    guest: &Guest,
+    serial: &str,
+    dump: &Path,
+) -> Result<String, String> {
+    for s in SECTIONS {
+        if !serial.lines().any(|l| l == format!("==== MEMFLOW-END {s} ====")) {
+            return Err(format!("serial log lacks section '{s}' (see scripts/guest-init.sh)"));
+        }
+    }
+    let body = |s: &str| section(serial, s).unwrap_or_default().trim_end_matches('\n');
+    let value = |s: &str, key: &str| {
+        body(s).lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('=')).unwrap_or_default().to_owned()
+    };
+    let kallsyms_lines = value("kallsyms-full", "lines");
+    if sha256_of(&guest.kallsyms())? != value("kallsyms-full", "sha256") {
+        let got = std::fs::read(guest.kallsyms()).map_or(0, |k| k.iter().filter(|&&b| b == b'\n').count());
+        return Err(format!("kallsyms.txt from the second serial port is incomplete ({got}/{kallsyms_lines} lines)"));
+    }
+    let elf_info = elfcore::check(dump, GUEST.elf_machine)
+        .map_err(|e| format!("dump.elf failed the ELF core sanity check: {e}"))?;
+    let la57 = value("cpuinfo", "la57");
+    if fixture.options.cpu == "max" && la57 != "yes" {
+        let cr4_la57 = elf_info.lines().find_map(|l| l.strip_prefix("cpu0_cr4_la57=")).unwrap_or_default();
+        let message = format!("guest /proc/cpuinfo does not list la57 with -cpu max (cr4.la57={cr4_la57})");
+        if fixture.require_la57 {
+            return Err(message);
+        }
+        log(TAG, &fixture.name, format_args!("WARNING: {message}"));
+    }
+    if fixture.require_la57 && la57 != "yes" {
+        return Err("guest has no la57 (--require-la57)".into());
+    }
+
+    let qemu_version = output_of(GUEST.qemu, &["--version"])?;
+    let observed = [
+        ("created", output_of("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])?.trim_end().to_owned()),
+        ("kernel_package", kernel.package.clone()),
+        ("kernel_version", kernel.version.clone()),
+        ("kernel_release", body("uname").split_whitespace().nth(2).unwrap_or_default().to_owned()),
+        ("kernel_dir", format!("kernels/{}", kernel.dir.file_name().unwrap_or_default().to_string_lossy())),
+        ("kernel_cmdline", body("cmdline").to_owned()),
+        ("linux_banner", body("version").to_owned()),
+        ("qemu_version", qemu_version.lines().next().unwrap_or_default().to_owned()),
+        ("guest_la57_cpuinfo", la57),
+        ("marker", value("marker", "marker")),
+        ("marker_pid", value("marker", "pid")),
+        ("kallsyms_lines", kallsyms_lines),
+        ("boot_seconds", format!("{:.1}", guest.boot_seconds)),
+    ];
+    let mut meta = String::from("# ---- observed (not compared for cache hits) ----\n");
+    for (key, value) in observed {
+        meta += &format!("{key}={value}\n");
+    }
+    Ok(meta + &elf_info)
+}
+
+/// The part of `meta.txt` that must match for a cache hit, in this order.
+fn request_meta(fixture: &Fixture) -> Result<String, String> {
+    let init_sha256 = sha256_of(&root().join("scripts/guest-init.sh"))?;
+    let o = &fixture.options;
+    Ok(format!(
+        "fixture_format={FIXTURE_FORMAT}\nname={}\nmachine={}\ncpu={}\nmem={}\nappend={}\nkernel={}\ninit_sha256={init_sha256}\n",
+        fixture.name,
+        GUEST.machine,
+        o.cpu,
+        o.mem,
+        o.append,
+        o.kernel.as_str()
+    ))
+}
+
+/// True if `out` holds a complete fixture made for `request`.
+fn cache_hit(out: &Path, request: &str) -> bool {
+    let non_empty = |file: &str| std::fs::metadata(out.join(file)).is_ok_and(|m| m.len() > 0);
+    let Ok(meta) = std::fs::read_to_string(out.join("meta.txt")) else { return false };
+    let keys: Vec<&str> = request.lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
+    let requested: Vec<&str> =
+        meta.lines().filter(|l| l.split_once('=').is_some_and(|(k, _)| keys.contains(&k))).collect();
+    non_empty("dump.elf") && non_empty("serial.log") && requested == request.lines().collect::<Vec<_>>()
+}
+
+/// Dumps the guest's memory through its QMP socket `socket` into `file` (ELF, physical
+/// memory), then tells QEMU to quit.
+fn dump(socket: &Path, file: &Path) -> Result<(), String> {
+    let qmp_error = |e| format!("QMP: {e}");
+    let mut qmp = Qmp::connect(socket).map_err(qmp_error)?;
+    let arguments = json!({ "paging": false, "protocol": format!("file:{}", file.display()), "detach": true });
+    qmp.execute("dump-guest-memory", Some(arguments)).map_err(qmp_error)?;
+    let start = Instant::now();
+    let event = loop {
+        interrupt::check()?;
+        if let Some(event) = qmp.wait_event("DUMP_COMPLETED", Duration::from_secs(1)).map_err(qmp_error)? {
+            break event;
+        }
+        if start.elapsed() > DUMP_TIMEOUT {
+            return Err(format!("dump did not complete within {}s", DUMP_TIMEOUT.as_secs()));
+        }
+    };
+    if let Some(error) = event["data"].get("error") {
+        return Err(format!("dump failed: {error}"));
+    }
+    let status = qmp.execute("query-dump", None).map_err(qmp_error)?;
+    if status["status"] != "completed" {
+        return Err(format!("query-dump reports {status}"));
+    }
+    eprintln!("dump completed: {} bytes of guest memory -> {}", status["completed"], file.display());
+    // QEMU may close the connection before it replies.
+    let _ = qmp.execute("quit", None);
+    Ok(())
+}
+
+/// The lines a guest printed between `==== MEMFLOW-BEGIN name ====` and its END line in
+/// `serial` (its console output, CRs removed), if it printed both.
+pub fn section<'a>(serial: &'a str, name: &str) -> Option<&'a str> {
+    let begin = format!("==== MEMFLOW-BEGIN {name} ====\n");
+    let start = serial.find(&begin)? + begin.len();
+    let len = serial[start..].find(&format!("==== MEMFLOW-END {name} ===="))?;
+    Some(&serial[start..start + len])
+}
