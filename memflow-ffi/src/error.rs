@@ -5,19 +5,18 @@
 //! (`mf_error_kind`, `MF_KIND_*`); `mf_error_string` gives a static description of it.
 //!
 //! When a call fails, the library also keeps a message with the detail for the calling
-//! thread (`mf_last_error_message`). The detail is gathered in two ways: argument checks at
-//! the C boundary format it at the failing site (e.g. "argument `name` is NULL"), and a log
-//! hook collects every warning and error that memflow or a plugin logs on the calling thread
-//! during the call (e.g. "no OS plugin named `linx` (known: native)"). This works whatever
-//! the log level chosen with `mf_log_init`, as long as this library's logger owns the `log`
-//! facade (always the case for C programs; a Rust host with its own logger only gets the
-//! site detail). The detail stays bounded however much is logged (see `mf_last_error_message`), and the
+//! thread (`mf_last_error_message`). The detail is gathered in three ways: argument checks at
+//! the C boundary format it at the failing site (e.g. "argument `name` is NULL"), the
+//! reasons memflow and its plugins give their errors (`Error::with_reason`, e.g. "no OS
+//! plugin named `linx` (known: native)") arrive through the core's reason sink, and a log
+//! hook collects every warning and error logged on the calling thread during the call. The
+//! first two work whatever the log level chosen with `mf_log_init`; the log hook needs this
+//! library's logger to own the `log` facade (always the case for C programs). The detail stays bounded however much is logged (see `mf_last_error_message`), and the
 //! final cause is always in it.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_char, CString};
-use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
 
 use memflow_core::error::{Error, ErrorKind, ErrorOrigin};
@@ -174,8 +173,6 @@ check_codes! {
 // Every kind and origin has its constant above.
 const _: () = assert!(ErrorKind::ALL.len() == 23 && ErrorOrigin::ALL.len() == 13);
 
-/// Longest single message kept (in bytes); a longer one is cut.
-const MAX_ENTRY: usize = 512;
 /// Runs of messages at the end of the detail that are always kept: the final cause of a
 /// failure and what the layers above it added while giving up.
 const RECENT: usize = 4;
@@ -201,7 +198,7 @@ impl Group {
 }
 
 /// The detail gathered during one call, bounded whatever is logged: messages are cut to
-/// `MAX_ENTRY` bytes, repeated ones (e.g. one warning per CPU note of a dump) are summarised
+/// `MAX_REASON` (512) bytes, repeated ones (e.g. one warning per CPU note of a dump) are summarised
 /// as "(and 4,990 more like this)", and the latest `RECENT` runs of messages, which hold the
 /// final cause of a failure, are always kept.
 struct Detail {
@@ -228,13 +225,9 @@ impl Detail {
         self.recent.is_empty()
     }
 
-    /// Adds `text` (cut to `MAX_ENTRY` bytes) as the latest message.
+    /// Adds `text` (cut to `MAX_REASON` (512) bytes) as the latest message.
     fn add(&mut self, text: impl std::fmt::Display) {
-        let mut entry = String::new();
-        let mut w = Bounded { out: &mut entry, room: MAX_ENTRY };
-        if write!(w, "{text}").is_err() {
-            entry.push_str("...");
-        }
+        let entry = memflow_core::error::reason::bounded(text);
         let shape = shape(&entry);
         if let Some(run) = self.recent.back_mut().filter(|run| run.shape == shape) {
             run.more += 1;
@@ -267,30 +260,6 @@ impl Detail {
         }
         parts.extend(self.recent.iter().map(Group::render));
         parts.join("; ")
-    }
-}
-
-/// A `fmt::Write` that keeps at most `room` more bytes (cut at a character boundary) and
-/// then fails, which stops the formatting.
-struct Bounded<'a> {
-    out: &'a mut String,
-    room: usize,
-}
-
-impl std::fmt::Write for Bounded<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        if s.len() <= self.room {
-            self.out.push_str(s);
-            self.room -= s.len();
-            return Ok(());
-        }
-        let mut cut = self.room;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        self.out.push_str(&s[..cut]);
-        self.room = 0;
-        Err(std::fmt::Error)
     }
 }
 
@@ -358,6 +327,12 @@ pub(crate) fn add_detail(text: impl std::fmt::Display) {
     });
 }
 
+/// The core's reason sink: a reason given to an error during the current call becomes part
+/// of its detail.
+pub(crate) fn add_reason(_code: i32, reason: &str) {
+    add_detail(reason);
+}
+
 /// Records a failure of the current call with the detail gathered so far; returns `code`.
 pub(crate) fn record_failure(code: i32) -> i32 {
     let _ = DETAIL.try_with(|d| {
@@ -376,9 +351,8 @@ pub(crate) fn record_failure(code: i32) -> i32 {
 /// The message of the last failure: "origin: kind: detail".
 fn last_message(l: &mut Last) -> *const c_char {
     if l.message.is_none() {
-        let base = Error::from_code(l.code).map(|e| e.to_string()).unwrap_or_default();
-        // Errors given a reason with `Error::with_reason` already start with the description of the code;
-        // say it once.
+        let base = Error::from_code(l.code).map(|e| e.description()).unwrap_or_default();
+        // Logged warnings often start with the description of the code; say it once.
         let detail = l.detail.render().replace(&format!("{base}: "), "");
         let text = if detail.is_empty() { base } else { format!("{base}: {detail}") };
         l.message = Some(CString::new(text.replace('\0', " ")).unwrap_or_default());
@@ -407,7 +381,7 @@ fn error_text(err: Error) -> *const c_char {
     static TEXTS: OnceLock<Mutex<HashMap<i32, CString>>> = OnceLock::new();
     let mut texts = TEXTS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
     // A CString's heap buffer never moves, so the pointer stays valid after the lock is gone.
-    texts.entry(err.code()).or_insert_with(|| CString::new(err.to_string()).unwrap_or_default()).as_ptr()
+    texts.entry(err.code()).or_insert_with(|| CString::new(err.description()).unwrap_or_default()).as_ptr()
 }
 
 /// The message of the last failed call on the calling thread: the description of its code
@@ -456,6 +430,7 @@ pub extern "C" fn mf_error_origin(code: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use memflow_core::error::reason::MAX_REASON;
 
     fn message_of(code: i32) -> String {
         assert_eq!(record_failure(code), code);
@@ -491,8 +466,8 @@ mod tests {
         add_detail(format_args!("the cause ({})", "é".repeat(1000)));
         add_detail("the layer above gave up");
         let m = message_of(MF_ERR_NULL);
-        assert!(m.len() < (MAX_GROUPS + RECENT + 1) * (MAX_ENTRY + 64), "{} bytes", m.len());
-        assert!(m.starts_with(&format!("c api: null pointer: {}...; warning a; ", "x".repeat(MAX_ENTRY))), "{m}");
+        assert!(m.len() < (MAX_GROUPS + RECENT + 1) * (MAX_REASON + 64), "{} bytes", m.len());
+        assert!(m.starts_with(&format!("c api: null pointer: {}...; warning a; ", "x".repeat(MAX_REASON))), "{m}");
         // 100,003 messages: 8 groups, 4 recent runs, the rest counted.
         assert!(m.contains("; ... and 99,991 more messages; warning jjjji; warning jjjjj; the cause (éé"), "{m}");
         assert!(m.ends_with("...; the layer above gave up"), "the final cause is kept: {m}");

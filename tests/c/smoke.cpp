@@ -127,7 +127,7 @@ int main(int argc, char **argv) {
     }
     try {
         CHECK(memflow::version() == mf_version());
-        memflow::log_init(MF_LOG_WARN);
+        memflow::log_init(MF_LOG_DEBUG);
         size_t records = 0;
         memflow::log_set_callback([&](const MfLogRecord &r) { records += r.message != nullptr ? 1 : 0; });
         memflow::Inventory inv = memflow::Inventory::builtin();

@@ -460,14 +460,23 @@ fn logging_init_is_idempotent_and_callbacks_get_records() {
     let mut inv = null_mut();
     assert_eq!(mf_inventory_builtin(&mut inv), 0);
     let mut os = null_mut();
+    // A returned error is not also warned about; its reason is in the message and, at debug
+    // level, in the log.
+    assert!(mf_inventory_create_os(inv, c"log-probe-quiet".as_ptr(), null(), null(), &mut os) < 0);
+    assert!(last_message().contains("log-probe-quiet"), "{}", last_message());
+    assert_eq!(mf_log_set_level(MF_LOG_DEBUG), 0);
     assert!(mf_inventory_create_os(inv, c"log-probe-missing".as_ptr(), null(), null(), &mut os) < 0);
     assert_eq!(mf_log_set_callback(None, null_mut()), 0);
     assert_eq!(mf_log_set_level(MF_LOG_OFF), 0);
     assert_eq!(mf_inventory_free(inv), 0);
     let records = records.lock().unwrap();
     assert!(
-        records.iter().any(|(level, m)| *level == MF_LOG_WARN && m.contains("log-probe-missing")),
-        "the warning reached the callback: {records:?}"
+        !records.iter().any(|(_, m)| m.contains("log-probe-quiet")),
+        "no warning for a returned error: {records:?}"
+    );
+    assert!(
+        records.iter().any(|(level, m)| *level == MF_LOG_DEBUG && m.contains("log-probe-missing")),
+        "the reason reached the callback: {records:?}"
     );
 }
 

@@ -3,7 +3,9 @@
 //! A dynamically loaded plugin has its own copy of the `log` crate, with no logger. The host
 //! hands every create function a [`PluginLogger`]: two plain function pointers back into the
 //! host's `log`. The plugin installs a forwarder once; it asks the host for the current level
-//! on every record, so level changes on the host reach plugins that are already loaded.
+//! on every record, so level changes on the host reach plugins that are already loaded. The
+//! reasons a plugin gives its errors go to the host the same way, so they reach the host's
+//! `Display` of the error and the C API's `mf_last_error_message`.
 
 use std::sync::OnceLock;
 
@@ -18,6 +20,9 @@ pub struct PluginLogger {
     pub log: extern "C" fn(level: u32, target: CSliceRef<u8>, message: CSliceRef<u8>),
     /// The host's current maximum level: 0 (off) to 5 (trace).
     pub max_level: extern "C" fn() -> u32,
+    /// Records the reason of an error with C code `code` on the host's calling thread (see
+    /// [`crate::error::Error::with_reason`]); `reason` is UTF-8, valid for the call only.
+    pub reason: extern "C" fn(code: i32, reason: CSliceRef<u8>),
 }
 
 fn level_from(n: u32) -> Option<log::Level> {
@@ -42,7 +47,18 @@ extern "C" fn host_max_level() -> u32 {
     log::max_level() as usize as u32
 }
 
-static HOST: PluginLogger = PluginLogger { log: host_log, max_level: host_max_level };
+extern "C" fn host_reason(code: i32, reason: CSliceRef<u8>) {
+    crate::error::reason::record(code, crate::error::reason::bounded(String::from_utf8_lossy(&reason)));
+}
+
+static HOST: PluginLogger = PluginLogger { log: host_log, max_level: host_max_level, reason: host_reason };
+
+/// Plugin side: passes a reason on to the host.
+fn forward_reason(code: i32, reason: &str) {
+    if let Some(host) = HOST_ENTRY.get() {
+        (host.reason)(code, reason.as_bytes().into());
+    }
+}
 
 /// Plugin side: the host's entry points, once installed.
 static HOST_ENTRY: OnceLock<PluginLogger> = OnceLock::new();
@@ -80,8 +96,11 @@ impl PluginLogger {
         if self.log as usize == HOST.log as usize {
             return;
         }
-        if HOST_ENTRY.set(*self).is_ok() && log::set_logger(&FORWARDER).is_ok() {
-            log::set_max_level(log::LevelFilter::Trace);
+        if HOST_ENTRY.set(*self).is_ok() {
+            crate::error::reason::set_sink(forward_reason);
+            if log::set_logger(&FORWARDER).is_ok() {
+                log::set_max_level(log::LevelFilter::Trace);
+            }
         }
     }
 }

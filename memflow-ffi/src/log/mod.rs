@@ -139,10 +139,12 @@ fn apply_max_level() {
     ::log::set_max_level(filter_of(OUTPUT_LEVEL.load(Ordering::Relaxed).max(MF_LOG_WARN)));
 }
 
-/// Installs the library's logger once, if no other logger owns the `log` facade.
+/// Installs the library's logger once, if no other logger owns the `log` facade, and the
+/// sink that collects the reasons of errors into `mf_last_error_message`.
 pub(crate) fn ensure_logger() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
+        memflow_core::error::reason::set_sink(crate::error::add_reason);
         if ::log::set_logger(&LOGGER).is_ok() {
             OWNED.store(true, Ordering::Relaxed);
             apply_max_level();

@@ -5,9 +5,15 @@
 //! ([`Error::from_code`]). Reads and writes that only partly succeed are not errors by
 //! themselves: they return [`PartialError::PartialRead`] / [`PartialError::PartialWrite`]
 //! and the caller decides ([`PartialResultExt`]).
+//!
+//! Why an error happened travels beside the code: [`Error::with_reason`] records it on the
+//! calling thread ([`reason`]), `Display` shows it, and the C API's `mf_last_error_message`
+//! and a plugin's host receive it, bounded in size.
 
 use core::fmt;
 use core::num::NonZeroI32;
+
+pub mod reason;
 
 macro_rules! code_enum {
     ($(#[$meta:meta])* $name:ident, $fallback:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal => $text:literal,)* }) => {
@@ -155,22 +161,24 @@ impl Error {
             kind: ErrorKind::from_u8((v & 0xff) as u8),
         })
     }
+}
 
-    /// Records why this error happened and returns it: the one way to give an error its
-    /// context (what was looked for, which file and offset, which limit).
-    ///
-    /// The reason is logged at `warn` level next to the error; the C API collects it into
-    /// `mf_last_error_message`. Errors that are expected in normal operation (a probe that
-    /// finds nothing) are returned without a reason.
-    pub fn with_reason(self, reason: impl fmt::Display) -> Self {
-        log::warn!("{self}: {reason}");
-        self
+impl Error {
+    /// `"origin: kind"` without any reason: the fixed description of the error's code.
+    pub fn description(&self) -> String {
+        format!("{}: {}", self.origin.as_str(), self.kind.as_str())
     }
 }
 
 impl fmt::Display for Error {
+    /// `origin: kind`, followed by `: reason` when the calling thread recorded reasons for
+    /// this error (see [`Error::with_reason`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.origin.as_str(), self.kind.as_str())
+        write!(f, "{}: {}", self.origin.as_str(), self.kind.as_str())?;
+        match self.reason() {
+            Some(reason) => write!(f, ": {reason}"),
+            None => Ok(()),
+        }
     }
 }
 
