@@ -117,10 +117,18 @@ fn make(inner: Inventory, out: *mut *mut MfInventory) -> Result<(), Error> {
     Ok(())
 }
 
-/// Makes an inventory with the built-in plugins (`coredump`, `native`) plus every plugin
-/// library found in the default directories: `$MEMFLOW_PLUGIN_PATH` (colon-separated),
-/// `~/.local/lib/memflow`, `/usr/local/lib/memflow`, `/usr/lib/memflow`, and the directory of
-/// the executable. Libraries that fail their checks are skipped (and logged).
+/// Makes an inventory with the built-in plugins (`coredump`, `dummy`, `linux`, `native`,
+/// `qemu`) plus the plugin libraries found in the default directories, in this order:
+/// `$MEMFLOW_PLUGIN_PATH` (colon-separated), `~/.local/lib/memflow`, `/usr/local/lib/memflow`,
+/// `/usr/lib/memflow`, `memflow/` beside libmemflow_ffi.so (beside the executable when linked
+/// statically), and the directory of the executable. Libraries that fail their checks are
+/// skipped (and logged).
+///
+/// Each plugin name and kind is listed once. A library plugin that is built in with the same
+/// version is "shadowed by the built-in": skipped, and its library is never loaded (use
+/// `mf_inventory_add_file` to use the file instead). A library plugin of another version than
+/// the built-in one replaces it. Between libraries, the first directory in the order above
+/// wins.
 ///
 /// Ownership: on success `*out` receives an inventory owned by the caller; free it with
 /// `mf_inventory_free`.
@@ -141,8 +149,9 @@ pub extern "C" fn mf_inventory_builtin(out: *mut *mut MfInventory) -> i32 {
     guard(|| make(Inventory::builtin(), out))
 }
 
-/// Adds every plugin library (`*.so`) in directory `path`; libraries that fail their checks
-/// are skipped and logged. If `out_added` is not NULL it receives how many were added.
+/// Adds every plugin library (`*.so`) in directory `path`, in the order of their names, as
+/// `mf_inventory_add_file` does; libraries that fail their checks are skipped and logged. If
+/// `out_added` is not NULL it receives how many plugins were added.
 ///
 /// Invalidates the strings of earlier `mf_inventory_plugin_at` results.
 ///
@@ -165,7 +174,8 @@ pub extern "C" fn mf_inventory_add_dir(inv: *mut MfInventory, path: *const c_cha
 }
 
 /// Adds one plugin library file after checking its permissions and descriptor (without
-/// loading it). A library plugin takes precedence over a built-in plugin of the same name.
+/// loading it). Its plugins replace those of the same name and kind in the inventory, built-in
+/// ones included: this is how to use a library whose plugin is also built in.
 /// Fails with the reason (e.g. kind `MF_KIND_VERSION_MISMATCH`) if the library is refused.
 ///
 /// Invalidates the strings of earlier `mf_inventory_plugin_at` results.
@@ -197,7 +207,8 @@ pub extern "C" fn mf_inventory_plugin_count(inv: *const MfInventory, out: *mut u
     })
 }
 
-/// The facts of plugin number `index` (0 .. count-1; library plugins come first).
+/// The facts of plugin number `index` (0 .. count-1), in the order they were registered
+/// (built-in plugins first); a plugin that replaced another has its index.
 /// `MF_ERR_INVALID_ARGUMENT` if `index` is out of range.
 ///
 /// Ownership: `*out` is caller storage, written on success; its strings are borrowed from

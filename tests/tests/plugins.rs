@@ -2,6 +2,7 @@
 //! with the reason, chains from strings, clones across threads.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,16 +10,16 @@ use std::process::Command;
 use memflow_core::connector::CpuState;
 use memflow_core::error::{ErrorKind, PartialResultExt};
 use memflow_core::mem::{MemoryView, PhysicalMemory};
-use memflow_core::plugins::{Args, Inventory, PluginKind, PluginSource, PLUGIN_MAGIC};
+use memflow_core::plugins::{Args, Inventory, PluginHeader, PluginKind, PluginSource, PLUGIN_MAGIC};
 use memflow_core::types::Address;
 
 use memflow_tests::{copy_into, shipped, temp_dir};
 
-/// Patches the `u32` at `offset` bytes into the descriptor header of a library copy.
-fn patch_header(path: &Path, offset: usize, value: u32) {
+/// Overwrites the bytes at `offset` bytes into the descriptor header of a library copy.
+fn patch_header(path: &Path, offset: usize, value: &[u8]) {
     let mut bytes = std::fs::read(path).unwrap();
     let at = bytes.windows(8).position(|w| w == PLUGIN_MAGIC).expect("descriptor magic in file");
-    bytes[at + offset..at + offset + 4].copy_from_slice(&value.to_le_bytes());
+    bytes[at + offset..at + offset + value.len()].copy_from_slice(value);
     std::fs::write(path, bytes).unwrap();
 }
 
@@ -72,7 +73,7 @@ fn refuses_bad_libraries_with_the_reason() {
     assert_eq!(inv.add_file(&plain).unwrap_err().kind, ErrorKind::NotFound, "no descriptor");
 
     let old_abi = copy_into(&dir, &good, "old_abi.so");
-    patch_header(&old_abi, 8, 999);
+    patch_header(&old_abi, 8, &999u32.to_le_bytes());
     assert_eq!(inv.add_file(&old_abi).unwrap_err().kind, ErrorKind::VersionMismatch);
 
     let other_arch = copy_into(&dir, &good, "other_arch.so");
@@ -463,4 +464,87 @@ fn a_library_still_loaded_elsewhere_keeps_its_descriptor_name() {
         inv.create_os_chain("native").expect("the native library, not the probe still loaded");
     }
     assert_eq!(kept.metadata().real_size, 1 << 16);
+}
+
+/// The shipped plugins (library files named `libmemflow_<name>.so`).
+const SHIPPED: [&str; 5] = ["coredump", "dummy", "linux", "native", "qemu"];
+
+/// True if this process has a file below `path` mapped (that is, loaded).
+fn mapped(path: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/maps").unwrap().contains(&*path.to_string_lossy())
+}
+
+/// A copy of the shipped `coredump` library whose descriptor says `version`.
+fn coredump_of_version(dir: &Path, version: &str) {
+    let lib = copy_into(dir, &shipped("coredump"), "libmemflow_coredump.so");
+    let mut field = [0u8; 32];
+    field[..version.len()].copy_from_slice(version.as_bytes());
+    patch_header(&lib, std::mem::offset_of!(PluginHeader, version), &field);
+}
+
+#[test]
+fn scan_lists_each_plugin_once_and_loads_no_shadowed_file() {
+    // Two directories with the shipped libraries; `coredump` in each is of another version
+    // than the built-in one. The scan runs in a child process: its search path comes from its
+    // environment, and its memory map shows what it loaded.
+    let base = temp_dir("scan");
+    let dirs = [dir_with_mode(&base, "first", 0o755), dir_with_mode(&base, "second", 0o755)];
+    for (dir, version) in dirs.iter().zip(["9.0.1", "9.0.2"]) {
+        for name in SHIPPED {
+            copy_into(dir, &shipped(name), &format!("libmemflow_{name}.so"));
+        }
+        coredump_of_version(dir, version);
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "scan_in_a_fresh_process", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("MEMFLOW_PLUGIN_PATH", std::env::join_paths(&dirs).unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("1 passed"), "the child ran the test: {stdout}");
+}
+
+/// Run by `scan_lists_each_plugin_once_and_loads_no_shadowed_file` in a child process whose
+/// `MEMFLOW_PLUGIN_PATH` names the two directories it made.
+#[test]
+#[ignore = "run in a child process by scan_lists_each_plugin_once_and_loads_no_shadowed_file"]
+fn scan_in_a_fresh_process() {
+    let path = std::env::var_os("MEMFLOW_PLUGIN_PATH").expect("set by the parent test");
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    let mut inv = Inventory::scan();
+    let mut seen = BTreeSet::new();
+    for p in inv.plugins() {
+        assert!(seen.insert((p.name.clone(), p.kind as u32)), "`{}` ({:?}) is listed twice", p.name, p.kind);
+    }
+    let sources = |inv: &Inventory, name: &str| -> Vec<PluginSource> {
+        inv.plugins().filter(|p| p.name == name).map(|p| p.source.clone()).collect()
+    };
+    // A file of the built-in version is shadowed by the built-in plugin; one of another version
+    // replaces it, and the first directory of the search path wins.
+    for name in ["dummy", "linux", "native", "qemu"] {
+        assert!(sources(&inv, name).iter().all(|s| *s == PluginSource::Builtin), "{name}: {:?}", sources(&inv, name));
+    }
+    assert_eq!(sources(&inv, "dummy").len(), 2, "a connector and an OS layer");
+    let first_coredump = dirs[0].join("libmemflow_coredump.so").canonicalize().unwrap();
+    assert_eq!(sources(&inv, "coredump"), [PluginSource::File(first_coredump)]);
+    let coredump = inv.plugins().find(|p| p.name == "coredump").unwrap();
+    assert_eq!(coredump.version, "9.0.1");
+
+    // Using the built-in plugins loads none of the files.
+    inv.create_connector("dummy", None, &Args::default()).unwrap();
+    inv.create_os_chain("native").unwrap();
+    for dir in &dirs {
+        assert!(!mapped(dir), "nothing of {} is loaded", dir.display());
+    }
+
+    // A file the caller adds replaces the built-in plugins of its names, and is loaded on use.
+    let dummy = dirs[1].join("libmemflow_dummy.so");
+    assert_eq!(inv.add_file(&dummy).unwrap().len(), 2);
+    let dummy = dummy.canonicalize().unwrap();
+    assert_eq!(sources(&inv, "dummy"), [PluginSource::File(dummy.clone()), PluginSource::File(dummy.clone())]);
+    assert_eq!(inv.plugins().count(), seen.len(), "replaced, not added");
+    assert!(!mapped(&dummy));
+    inv.create_connector("dummy", None, &Args::default()).unwrap();
+    assert!(mapped(&dummy), "the added file is what was loaded");
 }

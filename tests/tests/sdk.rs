@@ -10,8 +10,9 @@
 //! (physical reads compared with the bytes Rust reads from the same dump) and the connector
 //! plugin written in C (loaded from C, C++ and Rust), under valgrind, and check the packaging:
 //! file modes, the soname, the static library's system libraries against rustc's list, a build
-//! through `add_subdirectory`, one through pkg-config, and the relocatable `xtask dist` archive
-//! unpacked elsewhere.
+//! through `add_subdirectory`, builds through pkg-config (shared and `--static`), the
+//! relocatable `xtask dist` archive unpacked elsewhere, and what `mf_inventory_scan` lists and
+//! loads with the shipped plugin files beside the library.
 //!
 //! Needs cmake, cc, c++, pkg-config and valgrind (`cargo xtask deps`), and the guest
 //! fixture `target/fixtures/cloud-4l` (`cargo xtask fixtures`). Reading other processes
@@ -261,6 +262,7 @@ fn installs_the_sdk_with_safe_modes_and_the_soname() {
         "lib/cmake/memflow/memflowConfig.cmake",
         "lib/cmake/memflow/memflowConfigVersion.cmake",
         "lib/pkgconfig/memflow.pc",
+        "lib/pkgconfig/memflow-shared.pc",
         "share/memflow/examples/examples-c/CMakeLists.txt",
         "share/memflow/examples/examples-c/plugin_buffer/plugin_buffer.c",
         "share/memflow/examples/examples-cpp/CMakeLists.txt",
@@ -400,10 +402,13 @@ fn static_link_interface_and_pc_have_the_rustc_native_libs() {
     );
     assert!(!refused.status.success(), "find_package(memflow 0.99) must fail");
 
-    // pkg-config: Libs.private is exactly rustc's list, and --static passes it on.
+    // pkg-config: Libs.private is the archive and exactly rustc's list, and --static passes
+    // them on.
     let pc = std::fs::read_to_string(sdk.prefix.join("lib/pkgconfig/memflow.pc")).unwrap();
     let private = pc.lines().find_map(|l| l.strip_prefix("Libs.private: ")).expect("Libs.private");
-    assert_eq!(private.split_whitespace().collect::<Vec<_>>(), rustc, "{pc}");
+    let private: Vec<&str> = private.split_whitespace().collect();
+    assert_eq!(private[0], "${libdir}/libmemflow_ffi.a", "{pc}");
+    assert_eq!(private[1..], rustc, "{pc}");
     let static_libs = run(pkg_config(sdk).args(["--static", "--libs", "memflow"]));
     let got: BTreeSet<&str> = static_libs.split_whitespace().collect();
     for lib in &rustc {
@@ -417,23 +422,43 @@ fn pkg_config(sdk: &Sdk) -> Command {
     cmd
 }
 
+/// Builds the C program `source` into `<work>/pkg-config/<exe>` the way a user does, through
+/// the shell: `cc ... $(pkg-config --cflags --libs [--static] memflow)`.
+fn build_with_pkg_config(sdk: &Sdk, source: &Path, exe: &str, pkg_config_options: &str) -> PathBuf {
+    let out_dir = sdk.work.join("pkg-config");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let exe = out_dir.join(exe);
+    let _ = std::fs::remove_file(&exe);
+    let line = format!(
+        "cc -std=c11 -Wall -Wextra -Werror {} -o {} $(pkg-config {pkg_config_options} memflow)",
+        source.display(),
+        exe.display()
+    );
+    run(Command::new("sh").args(["-c", &line]).env("PKG_CONFIG_PATH", sdk.prefix.join("lib/pkgconfig")));
+    exe
+}
+
 #[test]
 fn builds_with_pkg_config() {
     let sdk = sdk();
-    let out_dir = sdk.work.join("pkg-config");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let exe = out_dir.join("process_list");
-    let _ = std::fs::remove_file(&exe);
-    // Exactly what a user types, through the shell.
-    let line = format!(
-        "cc -std=c11 -Wall -Wextra -Werror {} -o {} $(pkg-config --cflags --libs memflow)",
-        sdk.repo.join("examples-c/process_list.c").display(),
-        exe.display()
-    );
+    let source = sdk.repo.join("examples-c/process_list.c");
     run(pkg_config(sdk).args(["--exists", "memflow"]));
-    run(Command::new("sh").args(["-c", &line]).env("PKG_CONFIG_PATH", sdk.prefix.join("lib/pkgconfig")));
+    let soname = |exe: &Path| needed(exe).into_iter().find(|n| n.starts_with("libmemflow_ffi"));
+
+    // The shared library.
+    let exe = build_with_pkg_config(sdk, &source, "process_list", "--cflags --libs");
+    assert!(soname(&exe).is_some_and(|n| n.starts_with("libmemflow_ffi.so.")), "{:?}", needed(&exe));
     let out = run(example(&exe).env("LD_LIBRARY_PATH", sdk.prefix.join("lib")));
     assert_lists_this_process(&out);
+
+    // --static: the archive, with no dependency on the shared library; it runs without it.
+    let exe = build_with_pkg_config(sdk, &source, "process_list_static", "--cflags --libs --static");
+    assert_eq!(soname(&exe), None, "{:?}", needed(&exe));
+    let ldd = run(Command::new("ldd").arg(&exe));
+    assert!(!ldd.contains("libmemflow_ffi"), "{ldd}");
+    let nm = run(Command::new("nm").arg("--defined-only").arg(&exe));
+    assert!(nm.lines().any(|l| l.ends_with(" T mf_inventory_scan")), "the program holds the library's code");
+    assert_lists_this_process(&run(&mut example(&exe)));
     // The .pc locates its prefix from its own place.
     let include = run(pkg_config(sdk).args(["--cflags", "memflow"]));
     let dir = include.trim().strip_prefix("-I").expect("an -I flag");
@@ -801,4 +826,63 @@ fn examples_run_clean_under_valgrind() {
         }
     }
     assert!(failures.is_empty(), "valgrind found problems:\n{}", failures.join("\n"));
+}
+
+// ---- the plugin listing ---------------------------------------------------------------------
+
+/// Runs `tests/c/inventory_scan` (built against the installed shared library), optionally
+/// adding plugin file `added`; returns its plugin lines (name, kind, path) and the files it had
+/// mapped.
+fn inventory_scan(sdk: &Sdk, exe: &Path, added: Option<&Path>) -> (Vec<[String; 3]>, BTreeSet<PathBuf>) {
+    let out = run(example(exe).args(added).env("LD_LIBRARY_PATH", sdk.prefix.join("lib")));
+    let (plugins, maps) = out.split_once("maps\n").unwrap_or_else(|| panic!("{out}"));
+    let plugins = plugins
+        .lines()
+        .map(|l| match l.splitn(4, ' ').collect::<Vec<_>>()[..] {
+            ["plugin", name, kind, path] => [name, kind, path].map(str::to_string),
+            _ => panic!("not a plugin line: {l}"),
+        })
+        .collect();
+    let mapped = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).map(PathBuf::from).collect();
+    (plugins, mapped)
+}
+
+#[test]
+fn c_inventory_scan_lists_each_plugin_once_and_loads_no_shipped_file() {
+    // The installed library finds the shipped plugin files in lib/memflow beside it. Their
+    // plugins are built into it with the same version: each is listed once, as the built-in
+    // one, and no file is loaded.
+    let sdk = sdk();
+    let exe =
+        build_with_pkg_config(sdk, &sdk.repo.join("tests/c/inventory_scan.c"), "inventory_scan", "--cflags --libs");
+    let plugin_dir = sdk.prefix.join("lib/memflow").canonicalize().unwrap();
+    let (plugins, mapped) = inventory_scan(sdk, &exe, None);
+    let mut seen = BTreeSet::new();
+    for [name, kind, _] in &plugins {
+        assert!(seen.insert((name, kind)), "{name} ({kind}) is listed twice: {plugins:?}");
+    }
+    let builtin: BTreeSet<[&str; 2]> =
+        plugins.iter().filter(|[_, _, path]| path == "builtin").map(|[n, k, _]| [n.as_str(), k.as_str()]).collect();
+    let shipped = [
+        ["coredump", "connector"],
+        ["dummy", "connector"],
+        ["dummy", "os"],
+        ["linux", "os"],
+        ["native", "os"],
+        ["qemu", "connector"],
+    ];
+    assert_eq!(builtin, shipped.into(), "{plugins:?}");
+    let is_library = |m: &&PathBuf| m.file_name().is_some_and(|n| n.to_string_lossy().starts_with("libmemflow_ffi.so"));
+    assert!(mapped.iter().any(|m| is_library(&m)), "the map shows the library itself: {mapped:?}");
+    assert!(!mapped.iter().any(|m| m.starts_with(&plugin_dir)), "a shipped plugin file was loaded: {mapped:?}");
+
+    // A file added with mf_inventory_add_file replaces the built-in plugins of its names and is
+    // the one loaded.
+    let dummy = plugin_dir.join("libmemflow_dummy.so");
+    let (with_file, mapped) = inventory_scan(sdk, &exe, Some(&dummy));
+    assert_eq!(with_file.len(), plugins.len(), "replaced, not added: {with_file:?}");
+    let dummy_paths: Vec<&str> =
+        with_file.iter().filter(|[name, _, _]| name == "dummy").map(|[_, _, path]| path.as_str()).collect();
+    assert_eq!(dummy_paths, [dummy.to_str().unwrap(); 2]);
+    assert!(mapped.contains(&dummy), "{mapped:?}");
 }

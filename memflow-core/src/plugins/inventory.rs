@@ -66,7 +66,29 @@ pub enum ChainInstance {
     Os(OsInstanceArcBox<'static>),
 }
 
+/// Who asked for a plugin file, which decides what happens when the inventory already has a
+/// plugin of the same name and kind (see [`Inventory`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// The caller named the file or its directory: its plugins replace the ones there.
+    Caller,
+    /// [`Inventory::scan`] found it: it only fills gaps and replaces built-in plugins of
+    /// another version.
+    Scan,
+}
+
 /// The plugins available to this program.
+///
+/// It holds at most one plugin of each name and kind. When a plugin file offers one that is
+/// already there:
+///
+/// - a file the caller adds ([`Inventory::add_file`], [`Inventory::add_dir`]) replaces it,
+///   built-in or not: this is how to use a file instead of the built-in plugin of the same
+///   version;
+/// - a file [`Inventory::scan`] finds is skipped if the plugin there is built in with the same
+///   version (the file is "shadowed by the built-in": the same code, so the file is never
+///   loaded), or came from a file in an earlier directory of the search path; it replaces a
+///   built-in plugin of another version.
 #[derive(Default)]
 pub struct Inventory {
     entries: Vec<Entry>,
@@ -82,29 +104,35 @@ impl Inventory {
         inv
     }
 
-    /// The built-in plugins plus every plugin found in the default directories:
-    /// `$MEMFLOW_PLUGIN_PATH` (colon-separated), `~/.local/lib/memflow`,
-    /// `/usr/local/lib/memflow`, `/usr/lib/memflow`, and the executable's directory.
-    /// Directories that do not exist are skipped; refused files are logged and skipped.
+    /// The built-in plugins plus the plugins found in the directories of [`default_dirs`],
+    /// each name and kind once: a file whose plugin is built in with the same version is
+    /// skipped without being loaded, and the first directory that has a plugin wins (see
+    /// [`Inventory`]). Directories that do not exist are skipped; refused files are logged
+    /// and skipped.
     pub fn scan() -> Self {
         let mut inv = Self::builtin();
         for dir in default_dirs() {
-            let _ = inv.add_dir(&dir);
+            let _ = inv.add_dir_for(&dir, Asked::Scan);
         }
         inv
     }
 
-    /// Registers a built-in plugin's descriptor.
+    /// Registers a built-in plugin's descriptor, in place of a plugin of the same name and kind.
     pub fn add_builtin(&mut self, desc: &'static PluginDescriptor) {
         if let Ok((kind, flavor)) = desc.header.check() {
             let info = info_from(&desc.header, kind, flavor, PluginSource::Builtin);
-            self.entries.push(Entry { info, loader: Loader::Builtin(desc) });
+            self.put(Entry { info, loader: Loader::Builtin(desc) });
         }
     }
 
-    /// Adds every plugin library (`*.so`) in `dir`; returns how many plugins were added.
-    /// Files that are refused are logged and skipped.
+    /// Adds every plugin library (`*.so`) in `dir`, in the order of their names, as
+    /// [`Inventory::add_file`] does; returns how many plugins were added. Files that are
+    /// refused are logged and skipped.
     pub fn add_dir(&mut self, dir: &Path) -> Result<usize> {
+        self.add_dir_for(dir, Asked::Caller)
+    }
+
+    fn add_dir_for(&mut self, dir: &Path, asked: Asked) -> Result<usize> {
         let listing = std::fs::read_dir(dir).map_err(|e| {
             Error::new(ErrorOrigin::Inventory, ErrorKind::of_io(&e)).with_reason(format_args!("{}: {e}", dir.display()))
         })?;
@@ -113,14 +141,19 @@ impl Inventory {
             .filter(|p| p.extension().is_some_and(|x| x == "so") && p.is_file())
             .collect();
         paths.sort();
-        Ok(paths.iter().filter_map(|p| self.add_file(p).ok()).map(|added| added.len()).sum())
+        Ok(paths.iter().filter_map(|p| self.add_file_for(p, asked).ok()).map(|added| added.len()).sum())
     }
 
     /// Adds the plugins of one library after checking who could have put it there
     /// ([`super::trust`]) and its descriptors, without loading it. The file stays open: it is
     /// loaded through the same descriptor, so a file put in its place later is never loaded.
-    /// File plugins take precedence over built-in plugins of the same name and kind.
+    /// Its plugins replace those of the same name and kind already there, built-in ones
+    /// included.
     pub fn add_file(&mut self, path: &Path) -> Result<Vec<PluginInfo>> {
+        self.add_file_for(path, Asked::Caller)
+    }
+
+    fn add_file_for(&mut self, path: &Path, asked: Asked) -> Result<Vec<PluginInfo>> {
         let file = Arc::new(open_trusted(path)?);
         let descs = read_descriptors(&file)?;
         let path = file.path().to_path_buf();
@@ -131,20 +164,43 @@ impl Inventory {
         let mut added = Vec::new();
         for desc in descs {
             let info = info_from(&desc.header, desc.kind, desc.flavor, PluginSource::File(path.clone()));
+            let kept = self.plugins().find(|p| p.name == info.name && p.kind == info.kind);
+            if let (Asked::Scan, Some(kept)) = (asked, kept) {
+                if kept.source != PluginSource::Builtin || kept.version == info.version {
+                    log::debug!(
+                        "skipping plugin `{}` ({:?}) in {}: shadowed by {}",
+                        info.name,
+                        info.kind,
+                        path.display(),
+                        match &kept.source {
+                            PluginSource::Builtin => "the built-in one of the same version".to_string(),
+                            PluginSource::File(other) => other.display().to_string(),
+                        }
+                    );
+                    continue;
+                }
+            }
             log::debug!("found plugin `{}` ({:?}) in {}", info.name, info.kind, path.display());
             added.push(info.clone());
-            self.entries.insert(
-                0,
-                Entry {
-                    info,
-                    loader: Loader::File { file: file.clone(), desc: Box::new(desc), loaded: Mutex::new(None) },
-                },
-            );
+            self.put(Entry {
+                info,
+                loader: Loader::File { file: file.clone(), desc: Box::new(desc), loaded: Mutex::new(None) },
+            });
         }
         Ok(added)
     }
 
-    /// Every known plugin, file plugins first.
+    /// Registers `entry` in the place of the plugin of the same name and kind, if there is one.
+    fn put(&mut self, entry: Entry) {
+        let same = |e: &Entry| e.info.name == entry.info.name && e.info.kind == entry.info.kind;
+        match self.entries.iter().position(same) {
+            Some(i) => self.entries[i] = entry,
+            None => self.entries.push(entry),
+        }
+    }
+
+    /// Every known plugin, one of each name and kind, in the order they were registered
+    /// (built-in plugins first); a plugin that replaced another has its place.
     pub fn plugins(&self) -> impl Iterator<Item = &PluginInfo> {
         self.entries.iter().map(|e| &e.info)
     }
@@ -374,10 +430,11 @@ fn own_module_dir() -> Option<PathBuf> {
     path.canonicalize().ok()?.parent().map(Path::to_path_buf)
 }
 
-/// The directories [`Inventory::scan`] looks in, in order: `$MEMFLOW_PLUGIN_PATH`,
-/// `~/.local/lib/memflow`, `/usr/local/lib/memflow`, `/usr/lib/memflow`, `memflow/` beside
-/// the binary that contains this code (so an SDK installed in any prefix finds
-/// `<prefix>/lib/memflow` next to `libmemflow_ffi.so`), and the executable's directory.
+/// The directories [`Inventory::scan`] looks in, in order (the first one that has a plugin
+/// wins): `$MEMFLOW_PLUGIN_PATH`, `~/.local/lib/memflow`, `/usr/local/lib/memflow`,
+/// `/usr/lib/memflow`, `memflow/` beside the binary that contains this code (so an SDK
+/// installed in any prefix finds `<prefix>/lib/memflow` next to `libmemflow_ffi.so`), and the
+/// executable's directory.
 pub fn default_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> =
         std::env::var_os("MEMFLOW_PLUGIN_PATH").map(|v| std::env::split_paths(&v).collect()).unwrap_or_default();
