@@ -257,7 +257,7 @@ fn check_and_describe(
         ("kernel_package", kernel.package.clone()),
         ("kernel_version", kernel.version.clone()),
         ("kernel_release", body("uname").split_whitespace().nth(2).unwrap_or_default().to_owned()),
-        ("kernel_dir", format!("kernels/{}", kernel.dir.file_name().unwrap_or_default().to_string_lossy())),
+        ("kernel_dir", kernel.dir.strip_prefix(fixtures_dir()).unwrap_or(&kernel.dir).display().to_string()),
         ("kernel_cmdline", body("cmdline").to_owned()),
         ("linux_banner", body("version").to_owned()),
         ("qemu_version", qemu_version.lines().next().unwrap_or_default().to_owned()),
