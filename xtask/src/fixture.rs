@@ -78,9 +78,12 @@ pub struct Fixture {
     pub require_la57: bool,
 }
 
-/// The default fixture set: (name, Debian suite (`None`: the host's apt sources), kernel
-/// flavour, cpu, memory, appended command line, la57 required). Add lines here to extend it.
-const DEFAULT_SET: [(&str, Option<&str>, Flavour, &str, &str, &str, bool); 8] = [
+/// A fixture of the default set: (name, Debian suite (`None`: the host's apt sources), kernel
+/// flavour, cpu, memory, appended command line, la57 required).
+type DefaultFixture = (&'static str, Option<&'static str>, Flavour, &'static str, &'static str, &'static str, bool);
+
+/// The default fixture set. Add lines here to extend it.
+const DEFAULT_SET: [DefaultFixture; 8] = [
     ("cloud-4l", None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
     ("cloud-5l", None, Flavour::Cloud, "max", "256M", "nokaslr", true),
     ("cloud-4l-kaslr", None, Flavour::Cloud, "qemu64", "256M", "", false),
