@@ -19,7 +19,8 @@ use std::process::Command;
 use crate::arch::Arch;
 use crate::{deps, is_root, lock_file, log, output_of, output_of_command, run_command, Scratch};
 
-/// Modules of the kernel package (paths under `lib/modules/<release>/`) that go into the
+/// Modules of the kernel package (paths under `[usr/]lib/modules/<release>/`, where trixie's
+/// have `.xz` appended) that go into the
 /// initramfs and that `scripts/guest-init.sh` loads: small ones without dependencies, so the
 /// guest has a kernel module list to report.
 pub const GUEST_MODULES: [&str; 2] = ["kernel/drivers/net/dummy.ko", "kernel/lib/crc7.ko"];
