@@ -1,7 +1,8 @@
 //! The dump connectors against real QEMU guest dumps.
 //!
 //! The fixtures come from `cargo xtask fixtures` (`cargo xtask test` builds them first): a
-//! 4-level (`cloud-4l`) and a 5-level paging guest (`cloud-5l`), each with `dump.elf` (QEMU
+//! 4-level (`cloud-4l`, `trixie-4l-kaslr`) and a 5-level paging guest (`cloud-5l`,
+//! `trixie-5l`) of Debian 12's and 13's kernels, each with `dump.elf` (QEMU
 //! `dump-guest-memory`), `serial.log` (what the guest printed about itself) and `meta.txt`.
 //! A missing fixture fails the tests: they never skip silently.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -170,42 +171,35 @@ fn lime_and_raw_copies_read_back_identical(name: &'static str) {
     }
 }
 
-#[test]
-fn cloud_4l_memory_map_covers_system_ram() {
-    memory_map_covers_system_ram("cloud-4l");
+macro_rules! fixture_tests {
+    ($($module:ident: $name:literal, la57: $la57:literal);* $(;)?) => {$(
+        mod $module {
+            #[test]
+            fn memory_map_covers_system_ram() {
+                super::memory_map_covers_system_ram($name);
+            }
+
+            #[test]
+            fn cpu_state_finds_the_page_tables() {
+                super::cpu_state_finds_the_page_tables($name, $la57);
+            }
+
+            #[test]
+            fn proc_version_is_in_memory() {
+                super::proc_version_is_in_memory($name);
+            }
+
+            #[test]
+            fn lime_and_raw_copies_read_back_identical() {
+                super::lime_and_raw_copies_read_back_identical($name);
+            }
+        }
+    )*};
 }
 
-#[test]
-fn cloud_5l_memory_map_covers_system_ram() {
-    memory_map_covers_system_ram("cloud-5l");
-}
-
-#[test]
-fn cloud_4l_cpu_state() {
-    cpu_state_finds_the_page_tables("cloud-4l", false);
-}
-
-#[test]
-fn cloud_5l_cpu_state_has_la57() {
-    cpu_state_finds_the_page_tables("cloud-5l", true);
-}
-
-#[test]
-fn cloud_4l_proc_version_is_in_memory() {
-    proc_version_is_in_memory("cloud-4l");
-}
-
-#[test]
-fn cloud_5l_proc_version_is_in_memory() {
-    proc_version_is_in_memory("cloud-5l");
-}
-
-#[test]
-fn cloud_4l_lime_and_raw_copies_read_back_identical() {
-    lime_and_raw_copies_read_back_identical("cloud-4l");
-}
-
-#[test]
-fn cloud_5l_lime_and_raw_copies_read_back_identical() {
-    lime_and_raw_copies_read_back_identical("cloud-5l");
+fixture_tests! {
+    cloud_4l: "cloud-4l", la57: false;
+    cloud_5l: "cloud-5l", la57: true;
+    trixie_4l_kaslr: "trixie-4l-kaslr", la57: false;
+    trixie_5l: "trixie-5l", la57: true;
 }

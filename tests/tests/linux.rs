@@ -5,7 +5,9 @@
 //! The fixtures come from `cargo xtask fixtures`: Debian's cloud kernel with and without
 //! KASLR, with 4- and 5-level paging, with page-table isolation (an Intel CPU model) and with
 //! 5 GiB of RAM (a memory map with a hole below 4 GiB), and Debian's generic kernel with
-//! 5-level paging. A missing fixture fails the tests.
+//! 5-level paging, all Debian 12's kernel 6.1; and Debian 13's cloud kernel 6.12 (the module
+//! layout of 6.4 and later) with KASLR and with 5-level paging. A missing fixture fails the
+//! tests.
 
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -282,6 +284,8 @@ fixture_tests! {
     generic_5l: "generic-5l",
     pti_4l: "pti-4l",
     cloud_4l_5g: "cloud-4l-5g",
+    trixie_4l_kaslr: "trixie-4l-kaslr",
+    trixie_5l: "trixie-5l",
 }
 
 /// With page-table isolation a CPU in user mode runs on the user copy of the tables (the page

@@ -1,7 +1,8 @@
 //! The translation engine on page tables written by a real kernel (issue 3, "Proof").
 //!
 //! Fixtures `cloud-4l` (`-cpu qemu64`, 4-level paging) and `cloud-5l` (`-cpu max`, LA57) are
-//! the same Debian 6.1 cloud kernel booted with `nokaslr`; see `xtask::fixture`. For
+//! the same Debian 6.1 cloud kernel booted with `nokaslr`, `trixie-4l-kaslr` and `trixie-5l`
+//! the same with Debian's 6.12 cloud kernel (the first with KASLR); see `xtask::fixture`. For
 //! each dump, with CR3 from the dump's CPU state and the paging mode from CR4.LA57:
 //!
 //! - every kernel-image text/data symbol of the guest's `/proc/kallsyms` is translated in
@@ -125,6 +126,14 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
     let engine = engine_translate(&mut view, &vas);
     let engine_time = start.elapsed();
 
+    // The image is mapped linearly: every symbol at `_text`'s physical offset. Without KASLR
+    // `_text` (0xffffffff81000000) is at physical 16 MiB; with it both addresses are random.
+    let text = syms.image.iter().position(|s| s.name == "_text").expect("_text is a kernel-image symbol");
+    let text_pa = engine[text].unwrap().address.to_umem() as u64;
+    let offset = syms.image[text].addr.wrapping_sub(text_pa);
+    if fx.meta("kernel_cmdline").split_whitespace().any(|arg| arg == "nokaslr") {
+        assert_eq!(offset, 0xffff_ffff_8000_0000, "{name}: _text at {text_pa:#x}");
+    }
     let mut init = 0usize;
     let mut by_kind: HashMap<char, usize> = HashMap::new();
     for (sym, got) in syms.image.iter().zip(&engine) {
@@ -133,8 +142,7 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
         assert_eq!(*got, oracle, "{name}: {} {} {:#x}: engine vs reference walker", sym.kind, sym.name, sym.addr);
         let pa = got
             .unwrap_or_else(|e| panic!("{name}: {} {} {:#x} does not translate: {e:?}", sym.kind, sym.name, sym.addr));
-        // nokaslr: the image is mapped linearly, `_text` (0xffffffff81000000) at physical 16 MiB.
-        assert_eq!(pa.address.to_umem() as u64, sym.addr - 0xffff_ffff_8000_0000, "{name}: {}", sym.name);
+        assert_eq!(pa.address.to_umem() as u64, sym.addr.wrapping_sub(offset), "{name}: {}", sym.name);
         *by_kind.entry(sym.kind).or_default() += 1;
         init += (syms.init.0..syms.init.1).contains(&sym.addr) as usize;
     }
@@ -270,32 +278,32 @@ fn kernel_page_map(name: &'static str, want: ArchitectureIdent) {
     println!("{name}: physical 0 mapped at {}", direct.va);
 }
 
-#[test]
-fn cloud_4l_kernel_symbols_translate() {
-    symbols_translate("cloud-4l", ArchitectureIdent::X86_64);
+macro_rules! fixture_tests {
+    ($($module:ident: $name:literal, $arch:ident);* $(;)?) => {$(
+        mod $module {
+            use memflow_core::arch::ArchitectureIdent;
+
+            #[test]
+            fn kernel_symbols_translate() {
+                super::symbols_translate($name, ArchitectureIdent::$arch);
+            }
+
+            #[test]
+            fn linux_banner_reads() {
+                super::banner_reads($name);
+            }
+
+            #[test]
+            fn kernel_page_map_matches_reference() {
+                super::kernel_page_map($name, ArchitectureIdent::$arch);
+            }
+        }
+    )*};
 }
 
-#[test]
-fn cloud_5l_kernel_symbols_translate() {
-    symbols_translate("cloud-5l", ArchitectureIdent::X86_64La57);
-}
-
-#[test]
-fn cloud_4l_linux_banner_reads() {
-    banner_reads("cloud-4l");
-}
-
-#[test]
-fn cloud_5l_linux_banner_reads() {
-    banner_reads("cloud-5l");
-}
-
-#[test]
-fn cloud_4l_kernel_page_map_matches_reference() {
-    kernel_page_map("cloud-4l", ArchitectureIdent::X86_64);
-}
-
-#[test]
-fn cloud_5l_kernel_page_map_matches_reference() {
-    kernel_page_map("cloud-5l", ArchitectureIdent::X86_64La57);
+fixture_tests! {
+    cloud_4l: "cloud-4l", X86_64;
+    cloud_5l: "cloud-5l", X86_64La57;
+    trixie_4l_kaslr: "trixie-4l-kaslr", X86_64;
+    trixie_5l: "trixie-5l", X86_64La57;
 }

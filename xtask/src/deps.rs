@@ -7,8 +7,14 @@ use crate::arch::GUEST;
 use crate::{is_root, on_path, output_of, run_command};
 
 /// The host tools: (command, the Debian package that provides it).
-const TOOLS: [(&str, &str); 5] =
-    [("cmake", "cmake"), ("pkg-config", "pkg-config"), ("cc", "gcc"), ("c++", "g++"), ("valgrind", "valgrind")];
+const TOOLS: [(&str, &str); 6] = [
+    ("cmake", "cmake"),
+    ("pkg-config", "pkg-config"),
+    ("cc", "gcc"),
+    ("c++", "g++"),
+    ("valgrind", "valgrind"),
+    ("xz", "xz-utils"),
+];
 
 /// The packages of the list that are missing.
 fn missing() -> Vec<&'static str> {

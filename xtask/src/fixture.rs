@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask fixtures [--all] [--timeout SECONDS] [--force]    # the default set (DEFAULT_SET)
 //! cargo xtask fixtures NAME [--cpu qemu64|max] [--mem 256M] [--append "nokaslr ..."]
-//!                           [--kernel cloud|generic] [--timeout SECONDS] [--require-la57] [--force]
+//!                           [--kernel [SUITE/]cloud|generic] [--timeout SECONDS] [--require-la57] [--force]
 //! ```
 //!
 //! For each fixture: fetches the Debian kernel
@@ -35,7 +35,7 @@ use serde_json::json;
 
 use crate::arch::GUEST;
 use crate::guest::{Guest, GuestOptions};
-use crate::kernel::{Flavour, Kernel};
+use crate::kernel::{Flavour, Kernel, KernelSpec};
 use crate::{elfcore, interrupt, lock_file, log, output_of, root, sha256_of, Scratch};
 
 /// Changes when what ends up in a fixture changes (invalidates every cached one). Changes to
@@ -65,7 +65,7 @@ const TAG: &str = "fixture";
 
 const USAGE: &str = "usage: cargo xtask fixtures [--all] [--timeout SECONDS] [--force]
        cargo xtask fixtures NAME [--cpu qemu64|max] [--mem 256M] [--append \"nokaslr ...\"]
-                                 [--kernel cloud|generic] [--timeout SECONDS] [--require-la57] [--force]";
+                                 [--kernel [SUITE/]cloud|generic] [--timeout SECONDS] [--require-la57] [--force]";
 
 /// One fixture to build.
 #[derive(Clone, Debug)]
@@ -78,17 +78,23 @@ pub struct Fixture {
     pub require_la57: bool,
 }
 
-/// The default fixture set: (name, kernel, cpu, memory, appended command line, la57 required).
-/// Add lines here to extend it.
-const DEFAULT_SET: [(&str, Flavour, &str, &str, &str, bool); 6] = [
-    ("cloud-4l", Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
-    ("cloud-5l", Flavour::Cloud, "max", "256M", "nokaslr", true),
-    ("cloud-4l-kaslr", Flavour::Cloud, "qemu64", "256M", "", false),
-    ("generic-5l", Flavour::Generic, "max", "256M", "nokaslr", true),
+/// A fixture of the default set: (name, Debian suite (`None`: the host's apt sources), kernel
+/// flavour, cpu, memory, appended command line, la57 required).
+type DefaultFixture = (&'static str, Option<&'static str>, Flavour, &'static str, &'static str, &'static str, bool);
+
+/// The default fixture set. Add lines here to extend it.
+const DEFAULT_SET: [DefaultFixture; 8] = [
+    ("cloud-4l", None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
+    ("cloud-5l", None, Flavour::Cloud, "max", "256M", "nokaslr", true),
+    ("cloud-4l-kaslr", None, Flavour::Cloud, "qemu64", "256M", "", false),
+    ("generic-5l", None, Flavour::Generic, "max", "256M", "nokaslr", true),
     // An Intel CPU model: the kernel isolates user and kernel page tables (PTI).
-    ("pti-4l", Flavour::Cloud, "Skylake-Client", "256M", "nokaslr", false),
+    ("pti-4l", None, Flavour::Cloud, "Skylake-Client", "256M", "nokaslr", false),
     // More than 4 GiB of RAM: a memory map with a hole below 4 GiB (a 5 GiB dump file).
-    ("cloud-4l-5g", Flavour::Cloud, "qemu64", "5G", "nokaslr", false),
+    ("cloud-4l-5g", None, Flavour::Cloud, "qemu64", "5G", "nokaslr", false),
+    // Debian 13's kernel 6.12: the layouts of kernels 6.4 and later (module memory types).
+    ("trixie-4l-kaslr", Some("trixie"), Flavour::Cloud, "qemu64", "256M", "", false),
+    ("trixie-5l", Some("trixie"), Flavour::Cloud, "max", "256M", "nokaslr", true),
 ];
 
 /// The fixture of the default set named `name`, with the default timeout.
@@ -99,9 +105,15 @@ pub fn default_fixture(name: &str) -> Option<Fixture> {
 fn default_set(timeout: u64) -> Vec<Fixture> {
     DEFAULT_SET
         .iter()
-        .map(|&(name, kernel, cpu, mem, append, require_la57)| Fixture {
+        .map(|&(name, suite, flavour, cpu, mem, append, require_la57)| Fixture {
             name: name.into(),
-            options: GuestOptions { cpu: cpu.into(), mem: mem.into(), append: append.into(), kernel, timeout },
+            options: GuestOptions {
+                cpu: cpu.into(),
+                mem: mem.into(),
+                append: append.into(),
+                kernel: KernelSpec { suite: suite.map(str::to_owned), flavour },
+                timeout,
+            },
             require_la57,
         })
         .collect()
@@ -248,7 +260,7 @@ fn check_and_describe(
         ("kernel_package", kernel.package.clone()),
         ("kernel_version", kernel.version.clone()),
         ("kernel_release", body("uname").split_whitespace().nth(2).unwrap_or_default().to_owned()),
-        ("kernel_dir", format!("kernels/{}", kernel.dir.file_name().unwrap_or_default().to_string_lossy())),
+        ("kernel_dir", kernel.dir.strip_prefix(fixtures_dir()).unwrap_or(&kernel.dir).display().to_string()),
         ("kernel_cmdline", body("cmdline").to_owned()),
         ("linux_banner", body("version").to_owned()),
         ("qemu_version", qemu_version.lines().next().unwrap_or_default().to_owned()),
@@ -276,7 +288,7 @@ fn request_meta(fixture: &Fixture) -> Result<String, String> {
         o.cpu,
         o.mem,
         o.append,
-        o.kernel.as_str()
+        o.kernel
     ))
 }
 

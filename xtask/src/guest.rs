@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::arch::GUEST;
-use crate::kernel::{Flavour, Kernel};
+use crate::kernel::{Flavour, Kernel, KernelSpec};
 use crate::{deps, interrupt, kernel, log, root, Scratch};
 
 /// The line the guest prints when its report is complete.
@@ -35,7 +35,7 @@ pub struct GuestOptions {
     /// Added to the kernel command line (`console=... panic=-1`).
     pub append: String,
     /// Which Debian kernel.
-    pub kernel: Flavour,
+    pub kernel: KernelSpec,
     /// Seconds to wait for the guest's ready line.
     pub timeout: u64,
 }
@@ -46,7 +46,7 @@ impl Default for GuestOptions {
             cpu: "qemu64".into(),
             mem: "256M".into(),
             append: "nokaslr".into(),
-            kernel: Flavour::Cloud,
+            kernel: KernelSpec { suite: None, flavour: Flavour::Cloud },
             timeout: 300,
         }
     }
@@ -65,7 +65,7 @@ impl GuestOptions {
             "--cpu" => self.cpu = value,
             "--mem" => self.mem = value,
             "--append" => self.append = value,
-            "--kernel" => self.kernel = Flavour::parse(&value)?,
+            "--kernel" => self.kernel = KernelSpec::parse(&value)?,
             _ => self.timeout = value.parse().map_err(|_| "--timeout must be a number of seconds".to_string())?,
         }
         Ok(true)
@@ -89,7 +89,7 @@ impl GuestOptions {
     /// The kernel of these options, from the cache (downloaded if needed); fails if `-cpu max`
     /// would not give 5-level paging with it.
     pub fn kernel(&self, tag: &str, name: &str) -> Result<Kernel, String> {
-        let kernel = kernel::fetch(GUEST, self.kernel, tag, name)?;
+        let kernel = kernel::fetch(GUEST, &self.kernel, tag, name)?;
         if self.cpu == "max" {
             let config =
                 std::fs::read_to_string(kernel.dir.join("config")).map_err(|e| format!("kernel config: {e}"))?;

@@ -1,19 +1,37 @@
 //! The guest kernels: Debian kernel packages fetched with `apt-get download` and unpacked with
 //! `dpkg-deb -x` (never installed on the host), cached in `target/fixtures/kernels/<package>_<version>/`
-//! with the kernel (`vmlinuz`), its `config`, `System.map` (Debian's is a placeholder), the
-//! [`GUEST_MODULES`] under `modules/`, and `package.txt` (package, version, release).
+//! (from the host's apt sources) or `target/fixtures/kernels/<suite>/<package>_<version>/`
+//! (from a named Debian suite) with the kernel (`vmlinuz`), its `config`, `System.map`
+//! (Debian's is a placeholder), the [`GUEST_MODULES`] (uncompressed) under `modules/`, and
+//! `package.txt` (package, version, release).
+//!
+//! A named suite (e.g. `trixie` for kernel 6.12 on a bookworm host) is read through a private
+//! apt state in `target/fixtures/kernels/<suite>/apt/`: its own sources list (the suite's
+//! `main` from [`DEBIAN_MIRROR`]), lists and cache, given to apt with `-c`. The host's apt
+//! configuration, lists and cache are left alone.
 
 use std::cmp::Ordering;
+use std::fmt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::arch::Arch;
-use crate::{deps, is_root, lock_file, log, output_of, run_command, Scratch};
+use crate::{deps, is_root, lock_file, log, output_of, output_of_command, run_command, Scratch};
 
-/// Modules of the kernel package (paths under `lib/modules/<release>/`) that go into the
+/// Modules of the kernel package (paths under `[usr/]lib/modules/<release>/`, where trixie's
+/// have `.xz` appended) that go into the
 /// initramfs and that `scripts/guest-init.sh` loads: small ones without dependencies, so the
 /// guest has a kernel module list to report.
 pub const GUEST_MODULES: [&str; 2] = ["kernel/drivers/net/dummy.ko", "kernel/lib/crc7.ko"];
+
+/// The Debian mirror of the private apt states: the one the apt sources of the project's
+/// machines name.
+const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// The keys that sign Debian's suites (package `debian-archive-keyring`; bookworm's has
+/// trixie's keys too).
+const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 /// Which of Debian's kernel builds a guest runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +48,7 @@ impl Flavour {
         match text {
             "cloud" => Ok(Flavour::Cloud),
             "generic" => Ok(Flavour::Generic),
-            _ => Err("--kernel must be cloud or generic".into()),
+            _ => Err("--kernel must be cloud, generic, SUITE/cloud or SUITE/generic".into()),
         }
     }
 
@@ -62,6 +80,134 @@ impl Flavour {
     }
 }
 
+/// Which Debian kernel a guest runs, written `FLAVOUR` (from the host's apt sources) or
+/// `SUITE/FLAVOUR` (from that Debian suite, through a private apt state), e.g. `trixie/cloud`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelSpec {
+    /// The Debian suite, e.g. `trixie`; `None`: the suite the host's apt sources have.
+    pub suite: Option<String>,
+    /// The kernel build.
+    pub flavour: Flavour,
+}
+
+impl KernelSpec {
+    /// Parses `cloud`, `generic`, `SUITE/cloud` or `SUITE/generic`.
+    pub fn parse(text: &str) -> Result<KernelSpec, String> {
+        let (suite, flavour) = match text.split_once('/') {
+            Some((suite, flavour)) => (Some(suite), flavour),
+            None => (None, text),
+        };
+        // The suite names a directory and goes into a sources list.
+        let suite_ok = |suite: &str| {
+            suite.starts_with(|c: char| c.is_ascii_lowercase())
+                && suite.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
+        if let Some(suite) = suite.filter(|s| !suite_ok(s)) {
+            return Err(format!("invalid Debian suite '{suite}' in --kernel {text}"));
+        }
+        Ok(KernelSpec { suite: suite.map(str::to_owned), flavour: Flavour::parse(flavour)? })
+    }
+
+    /// Where this kernel's packages are cached.
+    fn cache_dir(&self) -> PathBuf {
+        match &self.suite {
+            Some(suite) => cache_dir().join(suite),
+            None => cache_dir(),
+        }
+    }
+}
+
+impl fmt::Display for KernelSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.suite {
+            Some(suite) => write!(f, "{suite}/{}", self.flavour.as_str()),
+            None => f.write_str(self.flavour.as_str()),
+        }
+    }
+}
+
+/// How apt is run to find and download a kernel.
+enum Apt {
+    /// With the host's configuration, sources and lists.
+    Host,
+    /// With this configuration file (`-c`), which gives apt a private sources list, lists and
+    /// cache.
+    Private(PathBuf),
+}
+
+impl Apt {
+    /// A private apt state in `dir` for the `main` component of `suite` for `arch`; (re)writes
+    /// its configuration and sources list.
+    fn private(arch: &Arch, suite: &str, dir: &Path) -> Result<Apt, String> {
+        let lists = dir.join("lists");
+        let cache = dir.join("cache");
+        for partial in [lists.join("partial"), cache.join("archives/partial")] {
+            std::fs::create_dir_all(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
+        }
+        let sources = dir.join("sources.list");
+        let line = format!(
+            "deb [arch={} target=Packages signed-by={DEBIAN_KEYRING}] {DEBIAN_MIRROR} {suite} main\n",
+            arch.debian
+        );
+        std::fs::write(&sources, line).map_err(|e| format!("{}: {e}", sources.display()))?;
+        // Everything apt reads or writes besides its configuration files is private; the
+        // host's update hooks (they refresh host caches) and pinning are dropped.
+        let mut config = format!(
+            "Dir::Etc::SourceList \"{}\";\n\
+             Dir::Etc::SourceParts \"/dev/null\";\n\
+             Dir::Etc::Preferences \"/dev/null\";\n\
+             Dir::Etc::PreferencesParts \"/dev/null\";\n\
+             Dir::State::Lists \"{}\";\n\
+             Dir::State::status \"/dev/null\";\n\
+             Dir::Cache \"{}\";\n\
+             APT::Architecture \"{arch}\";\n\
+             #clear APT::Architectures;\n\
+             APT::Architectures {{ \"{arch}\"; }};\n\
+             #clear APT::Update::Pre-Invoke;\n\
+             #clear APT::Update::Post-Invoke;\n\
+             #clear APT::Update::Post-Invoke-Success;\n",
+            sources.display(),
+            lists.display(),
+            cache.display(),
+            arch = arch.debian,
+        );
+        if is_root() {
+            config += "APT::Sandbox::User \"root\";\n"; // silences apt's warning about the _apt user
+        }
+        let file = dir.join("apt.conf");
+        std::fs::write(&file, config).map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(Apt::Private(file))
+    }
+
+    /// `program` (`apt-get` or `apt-cache`) with the options that select this state.
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        match self {
+            Apt::Host if is_root() => {
+                command.args(["-o", "APT::Sandbox::User=root"]); // silences apt's warning about the _apt user
+            }
+            Apt::Host => {}
+            Apt::Private(config) => {
+                command.arg("-c").arg(config);
+            }
+        }
+        command
+    }
+
+    /// The standard output of `apt-cache ARGS`, or why it failed.
+    fn cache(&self, args: &[&str]) -> Result<String, String> {
+        output_of_command(self.command("apt-cache").args(args))
+    }
+
+    /// `apt-get update`: of the host's lists as root, of a private state's as anyone.
+    fn update(&self) -> Result<(), String> {
+        match self {
+            Apt::Host => deps::apt_get(&["update"]),
+            Apt::Private(_) => run_command(self.command("apt-get").arg("update")),
+        }
+    }
+}
+
 /// A kernel in the cache.
 pub struct Kernel {
     /// Its cache directory.
@@ -89,34 +235,41 @@ pub fn cache_dir() -> PathBuf {
     crate::fixture::fixtures_dir().join("kernels")
 }
 
-/// The current kernel of `flavour` for `arch` from the cache, downloaded first if apt knows a
-/// version the cache lacks. Without apt (offline), the newest cached kernel of the flavour.
-/// `tag` and `name` prefix the progress lines.
-pub fn fetch(arch: &Arch, flavour: Flavour, tag: &str, name: &str) -> Result<Kernel, String> {
+/// The current kernel of `spec` for `arch` from the cache, downloaded first if apt knows a
+/// version the cache lacks. Without apt (offline), the newest cached kernel of the flavour
+/// and suite. A private apt state's lists are refreshed every time (a conditional download
+/// when nothing changed), so its candidate is one the mirror still has; the host's lists only
+/// when apt does not know the metapackage. `tag` and `name` prefix the progress lines.
+pub fn fetch(arch: &Arch, spec: &KernelSpec, tag: &str, name: &str) -> Result<Kernel, String> {
     let kernels = cache_dir();
     std::fs::create_dir_all(&kernels).map_err(|e| format!("{}: {e}", kernels.display()))?;
     let _lock = lock_file(&kernels.join(".lock"))?;
-    let metapackage = flavour.metapackage(arch);
-    let mut package = resolve(&metapackage);
-    if package.is_none() {
-        log(tag, name, format_args!("apt-cache does not know {metapackage}; running apt-get update"));
-        // Offline, this fails; the cache may still have a kernel.
-        let _ = deps::apt_get(&["update"]);
-        package = resolve(&metapackage);
+    let cache = spec.cache_dir();
+    let apt = match &spec.suite {
+        Some(suite) => Apt::private(arch, suite, &cache.join("apt"))?,
+        None => Apt::Host,
+    };
+    let metapackage = spec.flavour.metapackage(arch);
+    let mut package = resolve(&apt, &metapackage);
+    if package.is_none() || matches!(apt, Apt::Private(_)) {
+        log(tag, name, format_args!("running apt-get update for {metapackage} ({spec})"));
+        // Offline, this fails; the lists or the cache may still have a kernel.
+        let _ = apt.update();
+        package = resolve(&apt, &metapackage);
     }
     let dir = match package {
         Some(package) => {
-            let version = candidate(&package)?;
-            let dir = kernels.join(format!("{package}_{}", version.replace(':', "%3a")));
+            let version = candidate(&apt, &package)?;
+            let dir = cache.join(format!("{package}_{}", version.replace(':', "%3a")));
             if !dir.join("vmlinuz").is_file() || !dir.join("modules").is_dir() {
                 log(tag, name, format_args!("downloading {package} {version}"));
-                download(&package, &version, &kernels, &dir)?;
+                download(&apt, &package, &version, &cache, &dir)?;
             }
             dir
         }
         None => {
-            let dir = newest_cached(arch, flavour, &kernels)
-                .ok_or_else(|| format!("cannot resolve {metapackage} via apt and no cached kernel"))?;
+            let dir = newest_cached(arch, spec.flavour, &cache)
+                .ok_or_else(|| format!("cannot resolve {metapackage} ({spec}) via apt and no cached kernel"))?;
             log(tag, name, format_args!("WARNING: apt cannot resolve {metapackage}; using cached {}", dir.display()));
             dir
         }
@@ -136,8 +289,8 @@ pub fn fetch(arch: &Arch, flavour: Flavour, tag: &str, name: &str) -> Result<Ker
 
 /// The versioned kernel package the metapackage depends on (e.g. `linux-image-cloud-amd64`
 /// -> `linux-image-6.1.0-57-cloud-amd64`), if apt knows it.
-fn resolve(metapackage: &str) -> Option<String> {
-    let out = output_of("apt-cache", &["depends", metapackage]).ok()?;
+fn resolve(apt: &Apt, metapackage: &str) -> Option<String> {
+    let out = apt.cache(&["depends", metapackage]).ok()?;
     out.lines().find_map(|line| {
         let mut fields = line.split_whitespace();
         let dependency = match (fields.next(), fields.next()) {
@@ -150,8 +303,8 @@ fn resolve(metapackage: &str) -> Option<String> {
 }
 
 /// The version apt would install of `package`.
-fn candidate(package: &str) -> Result<String, String> {
-    let out = output_of("apt-cache", &["policy", package])?;
+fn candidate(apt: &Apt, package: &str) -> Result<String, String> {
+    let out = apt.cache(&["policy", package])?;
     let version = out.lines().find_map(|l| l.trim_start().strip_prefix("Candidate:")).map(str::trim);
     match version {
         Some(version) if !version.is_empty() && version != "(none)" => Ok(version.to_owned()),
@@ -159,15 +312,11 @@ fn candidate(package: &str) -> Result<String, String> {
     }
 }
 
-/// Downloads `package=version` and unpacks what the guests need into `dir` (replacing it).
-fn download(package: &str, version: &str, kernels: &Path, dir: &Path) -> Result<(), String> {
-    let tmp = Scratch::new_dir(kernels, ".dl")?;
-    let mut apt = Command::new("apt-get");
-    if is_root() {
-        apt.args(["-o", "APT::Sandbox::User=root"]); // silences apt's warning about the _apt user
-    }
-    apt.args(["download", &format!("{package}={version}")]).current_dir(tmp.path());
-    run_command(&mut apt)?;
+/// Downloads `package=version` and unpacks what the guests need into `dir` (replacing it);
+/// `cache` is the directory `dir` is in.
+fn download(apt: &Apt, package: &str, version: &str, cache: &Path, dir: &Path) -> Result<(), String> {
+    let tmp = Scratch::new_dir(cache, ".dl")?;
+    run_command(apt.command("apt-get").args(["download", &format!("{package}={version}")]).current_dir(tmp.path()))?;
     let deb = only_entry(tmp.path(), "", ".deb")?;
     let unpacked = tmp.path().join("x");
     run_command(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
@@ -184,11 +333,22 @@ fn download(package: &str, version: &str, kernels: &Path, dir: &Path) -> Result<
     std::fs::create_dir_all(kernel.join("modules")).map_err(|e| format!("{}: {e}", kernel.display()))?;
     copy(&vmlinuz, &kernel.join("vmlinuz"))?;
     copy(&only_entry(&boot, "config-", "")?, &kernel.join("config"))?;
-    let modules = unpacked.join("lib/modules").join(&release);
+    // Bookworm's packages have `/lib/modules`, trixie's (merged /usr) `/usr/lib/modules`.
+    let modules = ["lib/modules", "usr/lib/modules"]
+        .into_iter()
+        .map(|d| unpacked.join(d).join(&release))
+        .find(|d| d.is_dir())
+        .ok_or_else(|| format!("{package} has no lib/modules/{release}"))?;
     for module in GUEST_MODULES {
         let file_name = Path::new(module).file_name().unwrap_or_default();
-        copy(&modules.join(module), &kernel.join("modules").join(file_name))
-            .map_err(|e| format!("{package} has no {module}: {e}"))?;
+        let to = kernel.join("modules").join(file_name);
+        // Trixie's modules are xz-compressed; the guest's busybox insmod loads plain ones.
+        let xz = modules.join(format!("{module}.xz"));
+        if xz.is_file() {
+            unxz(&xz, &to)?;
+        } else {
+            copy(&modules.join(module), &to).map_err(|e| format!("{package} has no {module}: {e}"))?;
+        }
     }
     // Debian's System.map is an 83-byte placeholder ("The real System.map is in the
     // linux-image-<version>-dbg package"); kept anyway, where there is one.
@@ -203,6 +363,12 @@ fn download(package: &str, version: &str, kernels: &Path, dir: &Path) -> Result<
         std::fs::remove_dir_all(dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
     }
     std::fs::rename(&kernel, dir).map_err(|e| format!("cannot move {} to {}: {e}", kernel.display(), dir.display()))
+}
+
+/// Decompresses the xz file `from` into `to`.
+fn unxz(from: &Path, to: &Path) -> Result<(), String> {
+    let out = File::create(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    run_command(Command::new("xz").arg("-dc").arg(from).stdout(out))
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), String> {
@@ -223,7 +389,8 @@ fn only_entry(dir: &Path, prefix: &str, suffix: &str) -> Result<PathBuf, String>
     }
 }
 
-/// The newest complete kernel of `flavour` in the cache (by version order of the names).
+/// The newest complete kernel of `flavour` in the cache directory `kernels` (by version order
+/// of the names).
 fn newest_cached(arch: &Arch, flavour: Flavour, kernels: &Path) -> Option<PathBuf> {
     let entries = std::fs::read_dir(kernels).ok()?;
     let mut names: Vec<String> = entries
@@ -277,5 +444,18 @@ mod tests {
         assert!(Flavour::Generic.matches(&X86_64, "linux-image-6.1.0-57-amd64"));
         assert!(!Flavour::Cloud.matches(&X86_64, "linux-image-6.1.0-57-amd64"));
         assert!(!Flavour::Generic.matches(&X86_64, "linux-image-rt-amd64"));
+        assert!(Flavour::Cloud.matches(&X86_64, "linux-image-6.12.117+deb13-cloud-amd64"));
+        assert!(Flavour::Generic.matches(&X86_64, "linux-image-6.12.117+deb13-amd64"));
+    }
+
+    #[test]
+    fn kernel_specs_parse_and_print() {
+        for text in ["cloud", "generic", "trixie/cloud", "trixie-backports/generic"] {
+            assert_eq!(KernelSpec::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(KernelSpec::parse("trixie/cloud").unwrap().suite.as_deref(), Some("trixie"));
+        for bad in ["rt", "trixie/rt", "/cloud", "../x/cloud", "Trixie/cloud", "a b/cloud", "trixie/x/cloud"] {
+            assert!(KernelSpec::parse(bad).is_err(), "{bad}");
+        }
     }
 }

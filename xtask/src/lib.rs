@@ -48,13 +48,13 @@ pub fn run_command(command: &mut Command) -> Result<(), String> {
 /// The standard output of `program args` (run in the repository root), or why it failed
 /// (with what it wrote to standard error).
 pub fn output_of(program: &str, args: &[&str]) -> Result<String, String> {
-    let line = describe(Command::new(program).args(args));
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot start `{line}`: {e}"))?;
+    output_of_command(Command::new(program).args(args).current_dir(root()))
+}
+
+/// The standard output of `command`, or why it failed (with what it wrote to standard error).
+pub fn output_of_command(command: &mut Command) -> Result<String, String> {
+    let line = describe(command);
+    let out = command.stdin(Stdio::null()).output().map_err(|e| format!("cannot start `{line}`: {e}"))?;
     if !out.status.success() {
         return Err(format!("`{line}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim_end()));
     }
