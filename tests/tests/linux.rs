@@ -13,7 +13,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use memflow_core::arch::ArchitectureIdent;
 use memflow_core::connector::{dummy_memory, FileConnector};
@@ -235,7 +234,6 @@ fn scan_without_cpu_state_finds_the_same_kernel(name: &'static str) {
     let pids =
         |os: &mut LinuxOs<FileConnector>| os.process_info_list().unwrap().iter().map(|p| p.pid).collect::<Vec<_>>();
     let want = pids(&mut with_hint);
-    let start = Instant::now();
     // No CPU state at all, and a hint that points at no page table.
     for hints in [vec![], vec![(ArchitectureIdent::X86_64, Address::new(0x1000))]] {
         let mut os = LinuxOs::new(fx.open(), &hints, LibArc::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -243,7 +241,6 @@ fn scan_without_cpu_state_finds_the_same_kernel(name: &'static str) {
         assert_eq!(os.info(), with_hint.info(), "{name}");
         assert_eq!(pids(&mut os), want, "{name}");
     }
-    assert!(start.elapsed() < Duration::from_secs(60), "{name}: scanning took {:?}", start.elapsed());
 }
 
 macro_rules! fixture_tests {
@@ -395,10 +392,8 @@ fn corrupt_task_lists_give_errors_not_hangs() {
         [(own_list, ErrorKind::LimitExceeded), (0, ErrorKind::Malformed), (0x1000, ErrorKind::PartialRead)]
     {
         let mut os = open_patched(&fx, vec![(next_field, next.to_le_bytes().to_vec())]).unwrap();
-        let start = Instant::now();
         let err = os.process_info_list().unwrap_err();
         assert_eq!(err.kind, kind, "next = {next:#x}");
-        assert!(start.elapsed() < Duration::from_secs(10));
     }
 }
 
@@ -463,10 +458,8 @@ fn missing_btf_and_kallsyms_are_named() {
         .map(|(i, _)| (kernel_phys(&os, &fx, os.info().base + i), vec![b'x'; 2]))
         .collect();
     assert!(!patches.is_empty());
-    let start = Instant::now();
     let err = open_patched(&fx, patches).err().expect("no kallsyms, no layer");
     assert_eq!(err.kind, ErrorKind::NotFound);
-    assert!(start.elapsed() < Duration::from_secs(60));
     // Memory without any kernel.
     let conn = memflow_core::plugins::connector_instance(dummy_memory(16 << 20), LibArc::default());
     assert_eq!(LinuxOs::from_connector(conn, LibArc::default()).err().map(|e| e.kind), Some(ErrorKind::NotFound));
