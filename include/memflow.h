@@ -294,7 +294,7 @@
 /**
  * Version of the plugin ABI (the descriptor layout plugins must be built for).
  */
-#define MF_PLUGIN_ABI_VERSION 2
+#define MF_PLUGIN_ABI_VERSION 3
 
 /**
  * Version of the C connector interface ([`CConnectorPlugin`]).
@@ -584,6 +584,26 @@ typedef struct {
      */
     uint64_t page_table_root;
 } MfX86Registers;
+
+/**
+ * A plugin file the inventory refused while scanning or adding a directory, as read by
+ * `mf_inventory_refused_at`.
+ */
+typedef struct {
+    /**
+     * The file.
+     */
+    const char *path;
+    /**
+     * What failed, as an error code (e.g. kind `MF_KIND_PERMISSION_DENIED`,
+     * `MF_KIND_VERSION_MISMATCH`).
+     */
+    int32_t code;
+    /**
+     * Why, e.g. "refusing plugin /opt/p/libx.so: writable by group or others".
+     */
+    const char *reason;
+} MfRefusedFile;
 
 /**
  * What a plugin makes: one of the `MF_PLUGIN_KIND_*` constants.
@@ -1406,8 +1426,9 @@ int32_t mf_inventory_builtin(MfInventory **out);
 
 /**
  * Adds every plugin library (`*.so`) in directory `path`, in the order of their names, as
- * `mf_inventory_add_file` does; libraries that fail their checks are skipped and logged. If
- * `out_added` is not NULL it receives how many plugins were added.
+ * `mf_inventory_add_file` does; libraries that fail their checks are skipped and recorded
+ * with the reason (`mf_inventory_refused_at`). If `out_added` is not NULL it receives how
+ * many plugins were added.
  *
  * Invalidates the strings of earlier `mf_inventory_plugin_at` results.
  *
@@ -1426,6 +1447,24 @@ int32_t mf_inventory_add_dir(MfInventory *inv, const char *path, size_t *out_add
  * Ownership: `path` is borrowed.
  */
 int32_t mf_inventory_add_file(MfInventory *inv, const char *path);
+
+/**
+ * The number of plugin files refused so far by `mf_inventory_scan` and
+ * `mf_inventory_add_dir` on this inventory (each file once, its latest attempt).
+ *
+ * Ownership: `*out` is caller storage, written on success.
+ */
+int32_t mf_inventory_refused_count(const MfInventory *inv, size_t *out);
+
+/**
+ * Refused plugin file number `index` (0 .. count-1): which file, what failed and why.
+ * `MF_ERR_INVALID_ARGUMENT` if `index` is out of range.
+ *
+ * Ownership: `*out` is caller storage, written on success; its strings are borrowed from
+ * `inv` and valid until the next `mf_inventory_add_dir` / `mf_inventory_add_file` on it or
+ * until it is freed.
+ */
+int32_t mf_inventory_refused_at(const MfInventory *inv, size_t index, MfRefusedFile *out);
 
 /**
  * The number of plugins the inventory knows.

@@ -277,6 +277,17 @@ struct PluginInfo {
           help(detail::text(c.help)), path(detail::text(c.path)), kind(c.kind), flavor(c.flavor) {}
 };
 
+/** A plugin file the inventory refused (owned copy of MfRefusedFile). */
+struct RefusedFile {
+    std::string path;   /**< The file. */
+    int32_t code = 0;   /**< What failed, as an error code. */
+    std::string reason; /**< Why. */
+
+    RefusedFile() = default;
+    /** Copies a borrowed C record. */
+    explicit RefusedFile(const MfRefusedFile &c) : path(detail::text(c.path)), code(c.code), reason(detail::text(c.reason)) {}
+};
+
 /** A connector: physical memory and CPU state of a target. */
 class Connector : public detail::Owner<MfConnector, mf_connector_free> {
 public:
@@ -579,6 +590,20 @@ public:
             MfPluginInfo info{};
             detail::check(mf_inventory_plugin_at(get(), i, &info));
             out.emplace_back(info);
+        }
+        return out;
+    }
+
+    /** The plugin files refused while scanning or adding directories, with the reason. */
+    std::vector<RefusedFile> refused() const {
+        size_t count = 0;
+        detail::check(mf_inventory_refused_count(get(), &count));
+        std::vector<RefusedFile> out;
+        out.reserve(count);
+        for (size_t i = 0; i < count; i++) {
+            MfRefusedFile file{};
+            detail::check(mf_inventory_refused_at(get(), i, &file));
+            out.emplace_back(file);
         }
         return out;
     }

@@ -5,7 +5,6 @@
 
 mod xlate_common;
 
-
 use memflow_core::arch::{Architecture, ArchitectureIdent};
 use memflow_core::connector::{dummy_memory, BufferMemory};
 use memflow_core::dummy::{PageTableBuilder, Rng};

@@ -5,7 +5,7 @@ use std::ffi::{c_char, CString};
 use std::path::Path;
 
 use memflow_core::error::{Error, ErrorKind};
-use memflow_core::plugins::{Args, Inventory, PluginFlavor, PluginInfo, PluginKind, PluginSource};
+use memflow_core::plugins::{Args, Inventory, PluginFlavor, PluginInfo, PluginKind, PluginSource, RefusedFile};
 
 use crate::call::{ffi_err, guard, opt_str_arg, out_arg, str_arg};
 use crate::connector::MfConnector;
@@ -85,6 +85,33 @@ impl From<&PluginInfo> for PluginText {
     }
 }
 
+/// A plugin file the inventory refused while scanning or adding a directory, as read by
+/// `mf_inventory_refused_at`.
+#[repr(C)]
+#[derive(Copy, Clone, Debug)]
+pub struct MfRefusedFile {
+    /// The file.
+    pub path: *const c_char,
+    /// What failed, as an error code (e.g. kind `MF_KIND_PERMISSION_DENIED`,
+    /// `MF_KIND_VERSION_MISMATCH`).
+    pub code: i32,
+    /// Why, e.g. "refusing plugin /opt/p/libx.so: writable by group or others".
+    pub reason: *const c_char,
+}
+
+/// The C strings of one refused file.
+struct RefusedText {
+    path: CString,
+    code: i32,
+    reason: CString,
+}
+
+impl From<&RefusedFile> for RefusedText {
+    fn from(r: &RefusedFile) -> Self {
+        RefusedText { path: c_text(&r.path.to_string_lossy()), code: r.error.code(), reason: c_text(&r.reason) }
+    }
+}
+
 /// The plugins available to a program. Opaque; made by `mf_inventory_scan` or
 /// `mf_inventory_builtin`, freed by `mf_inventory_free`. Objects created from it do not depend
 /// on it: it may be freed while they live.
@@ -95,19 +122,22 @@ pub struct MfInventory {
     inner: Inventory,
     /// The plugins' facts as C strings, in `Inventory::plugins` order.
     text: Vec<PluginText>,
+    /// The refused files as C strings, in `Inventory::refused` order.
+    refused: Vec<RefusedText>,
 }
 
 impl_handle! { MfInventory = 1; }
 
 impl MfInventory {
     fn new(inner: Inventory) -> Self {
-        let mut inv = MfInventory { inner, text: Vec::new() };
+        let mut inv = MfInventory { inner, text: Vec::new(), refused: Vec::new() };
         inv.refresh();
         inv
     }
 
     fn refresh(&mut self) {
         self.text = self.inner.plugins().map(PluginText::from).collect();
+        self.refused = self.inner.refused().iter().map(RefusedText::from).collect();
     }
 }
 
@@ -150,8 +180,9 @@ pub extern "C" fn mf_inventory_builtin(out: *mut *mut MfInventory) -> i32 {
 }
 
 /// Adds every plugin library (`*.so`) in directory `path`, in the order of their names, as
-/// `mf_inventory_add_file` does; libraries that fail their checks are skipped and logged. If
-/// `out_added` is not NULL it receives how many plugins were added.
+/// `mf_inventory_add_file` does; libraries that fail their checks are skipped and recorded
+/// with the reason (`mf_inventory_refused_at`). If `out_added` is not NULL it receives how
+/// many plugins were added.
 ///
 /// Invalidates the strings of earlier `mf_inventory_plugin_at` results.
 ///
@@ -190,6 +221,43 @@ pub extern "C" fn mf_inventory_add_file(inv: *mut MfInventory, path: *const c_ch
             let res = inv.inner.add_file(Path::new(path));
             inv.refresh();
             res.map(|_| ())
+        })
+    })
+}
+
+/// The number of plugin files refused so far by `mf_inventory_scan` and
+/// `mf_inventory_add_dir` on this inventory (each file once, its latest attempt).
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_inventory_refused_count(inv: *const MfInventory, out: *mut usize) -> i32 {
+    guard(|| {
+        handle::with(inv, "inv", |inv| {
+            out_arg(out, "out")?.write(inv.refused.len());
+            Ok(())
+        })
+    })
+}
+
+/// Refused plugin file number `index` (0 .. count-1): which file, what failed and why.
+/// `MF_ERR_INVALID_ARGUMENT` if `index` is out of range.
+///
+/// Ownership: `*out` is caller storage, written on success; its strings are borrowed from
+/// `inv` and valid until the next `mf_inventory_add_dir` / `mf_inventory_add_file` on it or
+/// until it is freed.
+#[no_mangle]
+pub extern "C" fn mf_inventory_refused_at(inv: *const MfInventory, index: usize, out: *mut MfRefusedFile) -> i32 {
+    guard(|| {
+        handle::with(inv, "inv", |inv| {
+            let out = out_arg(out, "out")?;
+            let r = inv.refused.get(index).ok_or_else(|| {
+                ffi_err(
+                    ErrorKind::InvalidArgument,
+                    format_args!("refused file index {index} out of range (count {})", inv.refused.len()),
+                )
+            })?;
+            out.write(MfRefusedFile { path: r.path.as_ptr(), code: r.code, reason: r.reason.as_ptr() });
+            Ok(())
         })
     })
 }

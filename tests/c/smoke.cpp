@@ -133,6 +133,7 @@ int main(int argc, char **argv) {
         memflow::Inventory inv = memflow::Inventory::builtin();
         std::vector<memflow::PluginInfo> plugins = inv.plugins();
         CHECK(plugins.size() >= 2);
+        CHECK(inv.refused().empty());
         try {
             inv.add_file("/nonexistent/libplugin.so");
             CHECK(false);

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::ptr::{null, null_mut};
 
 use memflow_ffi::*;
-use memflow_tests::{build_dir, repo_root, temp_dir, Fixture};
+use memflow_tests::{build_dir, copy_into, repo_root, shipped, temp_dir, Fixture};
 
 /// The shared library, built by `cargo build --workspace` (or as a dependency of this crate).
 fn shared_lib() -> PathBuf {
@@ -195,6 +195,8 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ("mf_inventory_scan", NoHandle, Box::new(|l, m| mf_inventory_scan(l.p(m)))),
         ("mf_inventory_builtin", NoHandle, Box::new(|l, m| mf_inventory_builtin(l.p(m)))),
         ("mf_inventory_add_dir", Handle, Box::new(|l, m| mf_inventory_add_dir(l.h(l.inv, m), l.s(m), l.p(m)))),
+        ("mf_inventory_refused_count", Handle, Box::new(|l, m| mf_inventory_refused_count(l.h(l.inv, m), l.p(m)))),
+        ("mf_inventory_refused_at", Handle, Box::new(|l, m| mf_inventory_refused_at(l.h(l.inv, m), 0, l.p(m)))),
         ("mf_inventory_add_file", Handle, Box::new(|l, m| mf_inventory_add_file(l.h(l.inv, m), l.s(m)))),
         ("mf_inventory_plugin_count", Handle, Box::new(|l, m| mf_inventory_plugin_count(l.h(l.inv, m), l.p(m)))),
         ("mf_inventory_plugin_at", Handle, Box::new(|l, m| mf_inventory_plugin_at(l.h(l.inv, m), 0, l.p(m)))),
@@ -441,6 +443,30 @@ fn errors_carry_detail_on_the_failing_thread() {
     assert!(last_message().contains("/nonexistent/dump.elf"), "plugin detail: {}", last_message());
     let bad_utf8 = [0xffu8, 0xfe, 0];
     assert_eq!(mf_inventory_create_chain(inv, bad_utf8.as_ptr().cast(), &mut os), MF_ERR_ENCODING);
+    assert_eq!(mf_inventory_free(inv), 0);
+}
+
+#[test]
+fn refused_plugin_files_are_listed_with_the_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("ffi-refused");
+    let writable = copy_into(&dir, &shipped("dummy"), "libwritable.so");
+    std::fs::set_permissions(&writable, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut inv = null_mut();
+    assert_eq!(mf_inventory_builtin(&mut inv), 0);
+    let path = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+    let mut added = usize::MAX;
+    assert_eq!(mf_inventory_add_dir(inv, path.as_ptr(), &mut added), 0);
+    assert_eq!(added, 0);
+    let mut count = 0;
+    assert_eq!(mf_inventory_refused_count(inv, &mut count), 0);
+    assert_eq!(count, 1);
+    let mut refused = MfRefusedFile { path: null(), code: 0, reason: null() };
+    assert_eq!(mf_inventory_refused_at(inv, 0, &mut refused), 0);
+    assert_eq!(text(refused.path), writable.to_str().unwrap());
+    assert_eq!(mf_error_kind(refused.code), MF_KIND_PERMISSION_DENIED);
+    assert!(text(refused.reason).contains("libwritable.so"), "{}", text(refused.reason));
+    assert_eq!(mf_inventory_refused_at(inv, 1, &mut refused), MF_ERR_INVALID_ARGUMENT);
     assert_eq!(mf_inventory_free(inv), 0);
 }
 

@@ -97,8 +97,19 @@ fn refuses_bad_libraries_with_the_reason() {
     assert_eq!(inv.add_file(&huge).unwrap_err().kind, ErrorKind::OutOfBounds, "too large");
 
     assert_eq!(inv.plugins().count(), 0, "nothing was registered");
-    // The directory scan skips them all without failing.
+    // The directory scan skips them all without failing, and says which and why.
     assert_eq!(inv.add_dir(&dir).unwrap(), 0);
+    let refused: Vec<_> =
+        inv.refused().iter().map(|r| (r.path.file_name().unwrap().to_owned(), r.error.kind)).collect();
+    assert!(refused.contains(&("writable.so".into(), ErrorKind::PermissionDenied)), "{refused:?}");
+    assert!(refused.contains(&("huge.so".into(), ErrorKind::OutOfBounds)), "{refused:?}");
+    let writable = inv.refused().iter().find(|r| r.path.ends_with("writable.so")).unwrap();
+    assert!(writable.reason.contains("writable.so") && writable.reason.contains("writ"), "{}", writable.reason);
+    assert!(inv.refused().iter().all(|r| !r.reason.is_empty()));
+    // Adding the directory again records each file once.
+    let before = inv.refused().len();
+    inv.add_dir(&dir).unwrap();
+    assert_eq!(inv.refused().len(), before);
 }
 
 #[test]

@@ -92,6 +92,19 @@ enum Asked {
 #[derive(Default)]
 pub struct Inventory {
     entries: Vec<Entry>,
+    refused: Vec<RefusedFile>,
+}
+
+/// A plugin file the inventory refused while adding a directory (see
+/// [`Inventory::refused`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefusedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// What kind of check failed (permissions, ABI version, layout, machine, format...).
+    pub error: Error,
+    /// Why, as the checks gave it (e.g. "refusing plugin ...: writable by group or others").
+    pub reason: String,
 }
 
 impl Inventory {
@@ -107,8 +120,8 @@ impl Inventory {
     /// The built-in plugins plus the plugins found in the directories of [`default_dirs`],
     /// each name and kind once: a file whose plugin is built in with the same version is
     /// skipped without being loaded, and the first directory that has a plugin wins (see
-    /// [`Inventory`]). Directories that do not exist are skipped; refused files are logged
-    /// and skipped.
+    /// [`Inventory`]). Directories that do not exist are skipped; refused files are skipped
+    /// and recorded in [`Inventory::refused`].
     pub fn scan() -> Self {
         let mut inv = Self::builtin();
         for dir in default_dirs() {
@@ -127,7 +140,7 @@ impl Inventory {
 
     /// Adds every plugin library (`*.so`) in `dir`, in the order of their names, as
     /// [`Inventory::add_file`] does; returns how many plugins were added. Files that are
-    /// refused are logged and skipped.
+    /// refused are skipped and recorded with the reason in [`Inventory::refused`].
     pub fn add_dir(&mut self, dir: &Path) -> Result<usize> {
         self.add_dir_for(dir, Asked::Caller)
     }
@@ -141,7 +154,24 @@ impl Inventory {
             .filter(|p| p.extension().is_some_and(|x| x == "so") && p.is_file())
             .collect();
         paths.sort();
-        Ok(paths.iter().filter_map(|p| self.add_file_for(p, asked).ok()).map(|added| added.len()).sum())
+        let mut added = 0;
+        for path in paths {
+            match self.add_file_for(&path, asked) {
+                Ok(plugins) => added += plugins.len(),
+                Err(error) => {
+                    let reason = error.reason().unwrap_or_else(|| error.description());
+                    self.refused.retain(|r| r.path != path);
+                    self.refused.push(RefusedFile { path, error, reason });
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    /// The plugin files refused so far by [`Inventory::scan`] and [`Inventory::add_dir`], each
+    /// once (the latest attempt), with what failed and why.
+    pub fn refused(&self) -> &[RefusedFile] {
+        &self.refused
     }
 
     /// Adds the plugins of one library after checking who could have put it there

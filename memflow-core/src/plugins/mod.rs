@@ -13,5 +13,5 @@ pub mod trust;
 pub use crate::instance::*;
 pub use args::{parse_chain, Args, ChainLink};
 pub use descriptor::*;
-pub use inventory::{ChainInstance, Inventory, PluginInfo, PluginSource};
+pub use inventory::{ChainInstance, Inventory, PluginInfo, PluginSource, RefusedFile};
 pub use logging::PluginLogger;
