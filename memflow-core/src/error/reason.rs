@@ -63,15 +63,14 @@ pub(crate) fn record(code: i32, reason: String) {
     });
 }
 
-/// The reasons recorded on this thread for the latest error with `code`: the newest run of
-/// reasons with that code (the layers that added one as the error went up), oldest first,
-/// joined by `"; "`. `None` if the latest reasons on this thread belong to other errors.
+/// The latest reason recorded on this thread, if it belongs to an error with `code`. (A layer
+/// that adds context to an error as it goes up records a newer reason for the same code;
+/// the C API's message keeps them all.)
 pub(crate) fn latest(code: i32) -> Option<String> {
     RECENT
         .try_with(|recent| {
             let recent = recent.try_borrow().ok()?;
-            let run: Vec<&str> = recent.iter().rev().take_while(|(c, _)| *c == code).map(|(_, r)| r.as_str()).collect();
-            (!run.is_empty()).then(|| run.into_iter().rev().collect::<Vec<_>>().join("; "))
+            recent.back().filter(|(c, _)| *c == code).map(|(_, r)| r.clone())
         })
         .ok()
         .flatten()
@@ -127,9 +126,9 @@ impl Error {
         self
     }
 
-    /// The reasons the calling thread recorded for the latest error with this code (see
-    /// [`Error::with_reason`]), oldest first and joined by `"; "`; `None` if there are none
-    /// or later errors have been recorded since.
+    /// The reason the calling thread recorded last, if it was for an error with this code
+    /// (see [`Error::with_reason`]); `None` if there is none or a later error has been given
+    /// a reason since.
     pub fn reason(&self) -> Option<String> {
         latest(self.code())
     }
@@ -147,9 +146,9 @@ mod tests {
         assert_eq!(e.to_string(), "os layer: not found");
         let e = e.with_reason("no process with pid 7");
         assert_eq!(e.to_string(), "os layer: not found: no process with pid 7");
-        // A layer above adds its context to the same error.
+        // A layer above adds its context to the same error: the latest reason is shown.
         let e = e.with_reason("cannot open process 7");
-        assert_eq!(e.reason().as_deref(), Some("no process with pid 7; cannot open process 7"));
+        assert_eq!(e.reason().as_deref(), Some("cannot open process 7"));
         // A later, different error hides them.
         let other = Error::new(ErrorOrigin::Plugin, ErrorKind::Malformed).with_reason("bad header");
         assert_eq!(e.reason(), None);

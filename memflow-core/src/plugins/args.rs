@@ -94,15 +94,12 @@ impl Args {
     /// Fails, naming them, if any keys are not in `known`.
     pub fn check_known(&self, known: &[&str]) -> Result<()> {
         let unknown: Vec<&str> = self.pairs().map(|(k, _)| k).filter(|k| !known.contains(k)).collect();
-        if unknown.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).with_reason(format_args!(
-                "unknown argument(s) {}; known: {}",
-                unknown.join(", "),
-                known.join(", ")
-            )))
-        }
+        let reason = match (unknown.as_slice(), known) {
+            ([], _) => return Ok(()),
+            (_, []) => format!("takes no arguments, got `{}`", unknown.join("`, `")),
+            _ => format!("unknown argument(s) `{}`; known: {}", unknown.join("`, `"), known.join(", ")),
+        };
+        Err(Error::new(ErrorOrigin::Args, ErrorKind::InvalidArgument).with_reason(reason))
     }
 
     /// Fails, naming the plugin, if a positional argument was given to a plugin that takes none.
@@ -344,6 +341,11 @@ mod tests {
         assert!(Args::parse("'open").is_err(), "unbalanced quote");
         let a = Args::parse("target,bogus=1,cache=1").unwrap();
         assert!(a.check_known(&["cache"]).is_err());
+        assert_eq!(
+            a.check_known(&["cache"]).unwrap_err().reason().unwrap(),
+            "unknown argument(s) `bogus`; known: cache"
+        );
+        assert_eq!(a.check_known(&[]).unwrap_err().reason().unwrap(), "takes no arguments, got `bogus`, `cache`");
         assert!(a.check_known(&["cache", "bogus"]).is_ok());
     }
 

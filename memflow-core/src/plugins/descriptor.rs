@@ -40,6 +40,15 @@ pub enum PluginKind {
     Os = 2,
 }
 
+impl core::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            PluginKind::Connector => "connector",
+            PluginKind::Os => "OS layer",
+        })
+    }
+}
+
 /// How the rest of the descriptor after the header is laid out.
 #[repr(u32)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]

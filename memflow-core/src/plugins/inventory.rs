@@ -239,8 +239,12 @@ impl Inventory {
         self.entries.iter().find(|e| e.info.name == name && e.info.kind == kind).ok_or_else(|| {
             let known: Vec<&str> =
                 self.entries.iter().filter(|e| e.info.kind == kind).map(|e| e.info.name.as_str()).collect();
+            let known = match known.is_empty() {
+                true => format!("the inventory has no {kind} plugins"),
+                false => format!("known: {}", known.join(", ")),
+            };
             Error::new(ErrorOrigin::Inventory, ErrorKind::NotFound)
-                .with_reason(format_args!("no {kind:?} plugin named `{name}` (known: {})", known.join(", ")))
+                .with_reason(format_args!("no {kind} plugin named `{name}` ({known})"))
         })
     }
 
