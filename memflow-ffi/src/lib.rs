@@ -12,6 +12,7 @@
 //! | [`connector`] | `mf_connector_*`                              |
 //! | [`os`]        | `mf_os_*`, `mf_process_list_*`                 |
 //! | [`process`]   | `mf_process_*`, `mf_module_list_*`             |
+//! | [`lists`]     | `mf_{export,import,section,memory_range}_list_*` |
 //! | [`records`]   | the plain `#[repr(C)]` records (`MfProcessInfo`, ...) |
 //!
 //! # Conventions (they hold for every function unless its documentation says otherwise)
@@ -56,16 +57,19 @@ pub mod connector;
 pub mod error;
 mod handle;
 pub mod inventory;
+pub mod lists;
 pub mod log;
 mod mem;
 pub mod os;
 pub mod process;
 pub mod records;
+mod translate;
 pub mod version;
 
 pub use connector::*;
 pub use error::*;
 pub use inventory::*;
+pub use lists::*;
 pub use log::api::*;
 pub use log::*;
 pub use os::*;

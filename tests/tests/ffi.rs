@@ -68,6 +68,10 @@ struct Live {
     process: *mut MfProcess,
     plist: *mut MfProcessList,
     mlist: *mut MfModuleList,
+    elist: *mut MfExportList,
+    ilist: *mut MfImportList,
+    slist: *mut MfSectionList,
+    rlist: *mut MfMemoryRangeList,
     /// Zeroed storage for output arguments in garbage mode (never written: calls fail first).
     scratch: *mut u64,
     /// Readable garbage posing as a handle.
@@ -94,9 +98,19 @@ impl Live {
         assert_eq!(mf_os_process_list(os, &mut plist), 0);
         let mut mlist = null_mut();
         assert_eq!(mf_process_module_list(process, &mut mlist), 0);
+        let (mut items, mut len) = (null(), 0usize);
+        assert_eq!(mf_module_list_get(mlist, &mut items, &mut len), 0);
+        // SAFETY: `len` records at `items`, borrowed from the list.
+        let modules = unsafe { std::slice::from_raw_parts(items, len) };
+        let libc = modules.iter().find(|m| text(m.name).starts_with("libc")).expect("libc is mapped");
+        let (mut elist, mut ilist, mut slist, mut rlist) = (null_mut(), null_mut(), null_mut(), null_mut());
+        assert_eq!(mf_process_module_export_list(process, libc, &mut elist), 0, "{}", last_message());
+        assert_eq!(mf_process_module_import_list(process, libc, &mut ilist), 0, "{}", last_message());
+        assert_eq!(mf_process_module_section_list(process, libc, &mut slist), 0, "{}", last_message());
+        assert_eq!(mf_process_mapped_range_list(process, 0, 0, u64::MAX, &mut rlist), 0, "{}", last_message());
         let scratch = Box::into_raw(vec![0u64; 2048].into_boxed_slice()).cast::<u64>();
         let garbage = Box::into_raw(vec![0xa5a5_a5a5_a5a5_a5a5u64; 256].into_boxed_slice()).cast::<u64>();
-        Live { inv, conn, os, process, plist, mlist, scratch, garbage }
+        Live { inv, conn, os, process, plist, mlist, elist, ilist, slist, rlist, scratch, garbage }
     }
 
     /// A handle argument.
@@ -127,6 +141,10 @@ impl Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
+        assert_eq!(mf_memory_range_list_free(self.rlist), 0);
+        assert_eq!(mf_section_list_free(self.slist), 0);
+        assert_eq!(mf_import_list_free(self.ilist), 0);
+        assert_eq!(mf_export_list_free(self.elist), 0);
         assert_eq!(mf_module_list_free(self.mlist), 0);
         assert_eq!(mf_process_list_free(self.plist), 0);
         assert_eq!(mf_process_free(self.process), 0);
@@ -252,7 +270,28 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ("mf_os_kernel_symbol", Handle, Box::new(|l, m| mf_os_kernel_symbol(l.h(l.os, m), l.s(m), l.p(m)))),
         ("mf_os_read", Handle, Box::new(|l, m| mf_os_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
         ("mf_os_write", Handle, Box::new(|l, m| mf_os_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        (
+            "mf_os_process_list_by_name",
+            Handle,
+            Box::new(|l, m| mf_os_process_list_by_name(l.h(l.os, m), l.s(m), l.p(m))),
+        ),
+        ("mf_os_virt_to_phys", Handle, Box::new(|l, m| mf_os_virt_to_phys(l.h(l.os, m), 0x1000, l.p(m)))),
+        ("mf_os_virt_to_phys_batch", Handle, Box::new(|l, m| mf_os_virt_to_phys_batch(l.h(l.os, m), l.p(m), 1))),
+        (
+            "mf_os_page_map_callback",
+            Handle,
+            Box::new(|l, m| mf_os_page_map_callback(l.h(l.os, m), 0, 0, u64::MAX, cb(m), null_mut())),
+        ),
+        ("mf_os_page_map", Handle, Box::new(|l, m| mf_os_page_map(l.h(l.os, m), 0, 0, u64::MAX, l.p(m)))),
+        ("mf_os_phys_read", Handle, Box::new(|l, m| mf_os_phys_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        ("mf_os_phys_write", Handle, Box::new(|l, m| mf_os_phys_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        ("mf_os_phys_read_batch", Handle, Box::new(|l, m| mf_os_phys_read_batch(l.h(l.os, m), l.p(m), 1))),
+        ("mf_os_phys_write_batch", Handle, Box::new(|l, m| mf_os_phys_write_batch(l.h(l.os, m), l.p(m), 1))),
+        ("mf_os_phys_metadata", Handle, Box::new(|l, m| mf_os_phys_metadata(l.h(l.os, m), l.p(m)))),
+        ("mf_os_cpu_count", Handle, Box::new(|l, m| mf_os_cpu_count(l.h(l.os, m), l.p(m)))),
+        ("mf_os_x86_registers", Handle, Box::new(|l, m| mf_os_x86_registers(l.h(l.os, m), 0, l.p(m)))),
         // process
+        ("mf_process_clone", Handle, Box::new(|l, m| mf_process_clone(l.h(l.process, m), l.p(m)))),
         ("mf_process_free", Free, Box::new(|l, m| mf_process_free(l.h(null_mut(), m)))),
         ("mf_process_info", Handle, Box::new(|l, m| mf_process_info(l.h(l.process, m), l.p(m)))),
         ("mf_process_state", Handle, Box::new(|l, m| mf_process_state(l.h(l.process, m), l.p(m)))),
@@ -299,6 +338,59 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Handle,
             Box::new(|l, m| mf_process_mapped_ranges(l.h(l.process, m), 0, 0, u64::MAX, cb(m), null_mut())),
         ),
+        (
+            "mf_process_module_export_list",
+            Handle,
+            Box::new(|l, m| mf_process_module_export_list(l.h(l.process, m), l.p(m), l.p(m))),
+        ),
+        (
+            "mf_process_module_import_list",
+            Handle,
+            Box::new(|l, m| mf_process_module_import_list(l.h(l.process, m), l.p(m), l.p(m))),
+        ),
+        (
+            "mf_process_module_section_list",
+            Handle,
+            Box::new(|l, m| mf_process_module_section_list(l.h(l.process, m), l.p(m), l.p(m))),
+        ),
+        (
+            "mf_process_mapped_range_list",
+            Handle,
+            Box::new(|l, m| mf_process_mapped_range_list(l.h(l.process, m), 0, 0, u64::MAX, l.p(m))),
+        ),
+        (
+            "mf_process_virt_to_phys",
+            Handle,
+            Box::new(|l, m| mf_process_virt_to_phys(l.h(l.process, m), 0x1000, l.p(m))),
+        ),
+        (
+            "mf_process_virt_to_phys_batch",
+            Handle,
+            Box::new(|l, m| mf_process_virt_to_phys_batch(l.h(l.process, m), l.p(m), 1)),
+        ),
+        (
+            "mf_process_page_map_callback",
+            Handle,
+            Box::new(|l, m| mf_process_page_map_callback(l.h(l.process, m), 0, 0, u64::MAX, cb(m), null_mut())),
+        ),
+        (
+            "mf_process_page_map",
+            Handle,
+            Box::new(|l, m| mf_process_page_map(l.h(l.process, m), 0, 0, u64::MAX, l.p(m))),
+        ),
+        // lists
+        ("mf_export_list_get", Handle, Box::new(|l, m| mf_export_list_get(l.h(l.elist, m), l.p(m), l.p(m)))),
+        ("mf_export_list_free", Free, Box::new(|l, m| mf_export_list_free(l.h(null_mut(), m)))),
+        ("mf_import_list_get", Handle, Box::new(|l, m| mf_import_list_get(l.h(l.ilist, m), l.p(m), l.p(m)))),
+        ("mf_import_list_free", Free, Box::new(|l, m| mf_import_list_free(l.h(null_mut(), m)))),
+        ("mf_section_list_get", Handle, Box::new(|l, m| mf_section_list_get(l.h(l.slist, m), l.p(m), l.p(m)))),
+        ("mf_section_list_free", Free, Box::new(|l, m| mf_section_list_free(l.h(null_mut(), m)))),
+        (
+            "mf_memory_range_list_get",
+            Handle,
+            Box::new(|l, m| mf_memory_range_list_get(l.h(l.rlist, m), l.p(m), l.p(m))),
+        ),
+        ("mf_memory_range_list_free", Free, Box::new(|l, m| mf_memory_range_list_free(l.h(null_mut(), m)))),
     ]
 }
 
