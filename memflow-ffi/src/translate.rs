@@ -11,7 +11,10 @@ use memflow_core::types::{umem, PhysicalAddress};
 
 use crate::call::ffi_err;
 use crate::lists::{MfMemoryRangeList, Records};
-use crate::records::{addr_in, addr_out, size_out, MfMemoryRange, MfMemoryRangeFn, MfTranslateOp};
+use crate::records::{addr_in, addr_out, size_out, MfMemoryRange, MfTranslateOp};
+
+/// A (checked, non-NULL) `MfMemoryRangeCallback`.
+type RangeFn = unsafe extern "C" fn(user: *mut c_void, range: *const MfMemoryRange) -> bool;
 
 /// The error for an object without an address space of its own.
 pub(crate) fn no_translation(what: &str) -> Error {
@@ -68,7 +71,7 @@ pub(crate) fn page_map_callback(
     gap: u64,
     start: u64,
     end: u64,
-    cb: MfMemoryRangeFn,
+    cb: RangeFn,
     user: *mut c_void,
 ) -> Result<(), Error> {
     // The translator goes on after `false`; the caller's callback is not called again.

@@ -275,7 +275,10 @@ static bool count(void *user, const void *record) {
 static bool count_export(void *user, const MfExportInfo *info) { return count(user, info); }
 static bool count_import(void *user, const MfImportInfo *info) { return count(user, info); }
 static bool count_section(void *user, const MfSectionInfo *info) { return count(user, info); }
-static bool count_range(void *user, const MfMemoryRange *range) { return count(user, range); }
+static bool first_range(void *user, const MfMemoryRange *range) {
+    *(MfMemoryRange *)user = *range;
+    return false;
+}
 
 /* Owned lists of this very process, compared with the callbacks. */
 static void native_lists(MfInventory *inv) {
@@ -290,7 +293,8 @@ static void native_lists(MfInventory *inv) {
     const MfImportInfo *im = NULL;
     const MfSectionInfo *s = NULL;
     const MfMemoryRange *r = NULL;
-    size_t ne = 0, ni = 0, ns = 0, nr = 0, ce = 0, ci = 0, cs = 0, cr = 0, i, cpus = 7;
+    size_t ne = 0, ni = 0, ns = 0, nr = 0, ce = 0, ci = 0, cs = 0, i, cpus = 7;
+    MfMemoryRange first = {0, 0, 0};
     uint64_t mf_version_at = 0, out = 0;
     unsigned char buf[8];
     MfX86Registers regs;
@@ -339,8 +343,10 @@ static void native_lists(MfInventory *inv) {
 
     OK(mf_process_mapped_range_list(self, 0, 0, UINT64_MAX, &ranges));
     OK(mf_memory_range_list_get(ranges, &r, &nr));
-    OK(mf_process_mapped_ranges(self, 0, 0, UINT64_MAX, count_range, &cr));
-    CHECK(nr >= 3 && nr == cr);
+    OK(mf_process_mapped_ranges(self, 0, 0, UINT64_MAX, first_range, &first));
+    /* The mappings of a running process change as it allocates (under valgrind at every call):
+     * compare the lowest range, the executable's. */
+    CHECK(nr >= 3 && first.base == r[0].base && first.size == r[0].size);
     OK(mf_memory_range_list_free(ranges));
 
     /* This process by its own name (not "extended" under valgrind): at least itself. */

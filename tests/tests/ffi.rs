@@ -717,26 +717,44 @@ fn c_smoke_program_runs_clean_under_valgrind() {
 }
 
 #[test]
-fn cpp_wrappers_run_clean_under_valgrind() {
+fn cpp_wrappers_run_clean_under_valgrind_and_sanitizers() {
     let dir = lib_dir("smoke-cpp");
     let exe = build(&dir, "c++", "-std=c++17", "smoke.cpp", "smoke_cpp", &[]);
     run_clean(&dir, &exe, "smoke_cpp ok");
+    let sanitized = build(&dir, "c++", "-std=c++17", "smoke.cpp", "smoke_cpp_asan", SANITIZERS);
+    run_sanitized(&sanitized, &[fixture_dump().as_os_str()], "smoke_cpp ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `memflow.hpp` refuses an older C++ standard with a message that names the fix, instead of
+/// a cascade of template errors.
+#[test]
+fn cpp_header_asks_for_cpp17() {
+    let dir = temp_dir("cpp14");
+    let source = dir.join("old.cpp");
+    std::fs::write(&source, "#include \"memflow.hpp\"\nint main() { return 0; }\n").unwrap();
+    let out = Command::new("c++")
+        .args(["-std=c++14", "-fsyntax-only", "-I"])
+        .arg(repo_root().join("include"))
+        .arg(&source)
+        .output()
+        .expect("run c++");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "memflow.hpp compiled as C++14");
+    assert!(stderr.contains("memflow.hpp needs C++17 or later"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Builds `tests/c/<source>` (C11, threads) plainly and with `-fsanitize=address,undefined`.
 fn build_c11_pair(dir: &Path, source: &str, exe: &str) -> (PathBuf, PathBuf) {
     let plain = build(dir, "cc", "-std=c11", source, exe, &["-pthread"]);
-    let sanitized = build(
-        dir,
-        "cc",
-        "-std=c11",
-        source,
-        &format!("{exe}_asan"),
-        &["-pthread", "-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"],
-    );
+    let flags: Vec<&str> = ["-pthread"].into_iter().chain(SANITIZERS.iter().copied()).collect();
+    let sanitized = build(dir, "cc", "-std=c11", source, &format!("{exe}_asan"), &flags);
     (plain, sanitized)
 }
+
+/// The compiler flags of the AddressSanitizer/UBSan builds.
+const SANITIZERS: &[&str] = &["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"];
 
 /// Runs a program built with the sanitizers (leak detection on): it must succeed, print `ok`
 /// and report nothing.

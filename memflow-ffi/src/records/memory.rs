@@ -123,6 +123,4 @@ pub struct MfWriteOp {
 }
 
 /// Receives a mapped range; return `true` to go on, `false` to stop. Borrowed for the call only.
-pub type MfMemoryRangeCallback = Option<MfMemoryRangeFn>;
-/// The function of a (non-NULL) [`MfMemoryRangeCallback`].
-pub(crate) type MfMemoryRangeFn = unsafe extern "C" fn(user: *mut c_void, range: *const MfMemoryRange) -> bool;
+pub type MfMemoryRangeCallback = Option<unsafe extern "C" fn(user: *mut c_void, range: *const MfMemoryRange) -> bool>;
