@@ -6,10 +6,14 @@
  * Do not edit: change the Rust doc comments and regenerate.
  *
  * Conventions: functions return 0 (MF_OK) or a negative error code (see mf_error_string() and
- * mf_last_error_message()); every pointer is checked (NULL gives MF_ERR_NULL); strings handed
- * out are borrowed as each function documents.
+ * mf_last_error_message()); every pointer is checked (NULL gives MF_ERR_NULL). A code is
+ * MF_ERROR(origin, kind): test mf_error_kind(code) against MF_KIND_*. Strings handed out
+ * belong to the object they came from (a list, a process) and stay valid until it is freed;
+ * records passed to callbacks are valid during the call only (exceptions, as documented:
+ * mf_last_error_message() and mf_inventory_plugin_at()).
  *
- * Handles (MfInventory, MfConnector, MfOs, MfProcess, MfProcessList, MfModuleList) are opaque,
+ * Handles (MfInventory, MfConnector, MfOs, MfProcess and the lists MfProcessList,
+ * MfModuleList, MfExportList, MfImportList, MfSectionList, MfMemoryRangeList) are opaque,
  * owned by the caller and released with exactly one mf_*_free function. A handle is a number
  * registered by the library, not an address: never dereference it. It is looked up before
  * anything is read, so garbage, a handle of another type, a freed handle (even after a new
@@ -39,6 +43,22 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+/**
+ * The error code of origin `origin` (MF_ORIGIN_*) and kind `kind` (MF_KIND_*), as every
+ * MF_ERR_* constant is built: MF_ERROR(MF_ORIGIN_FFI, MF_KIND_NULL_POINTER) == MF_ERR_NULL.
+ * C connector plugins return their errors this way.
+ */
+#define MF_ERROR(origin, kind) (-(int32_t)(((origin) << 8) | (kind)))
+
+/**
+ * The first 8 bytes of every plugin descriptor (MfPluginHeader::magic): "MEMFLOW" and its NUL.
+ */
+#define MF_PLUGIN_MAGIC "MEMFLOW"
+
+/**
+ * The symbol under which a plugin library exports its descriptor.
+ */
+#define MF_PLUGIN_SYMBOL "MEMFLOW_PLUGIN"
 
 /**
  * Success.
@@ -297,7 +317,7 @@
 #define MF_PLUGIN_ABI_VERSION 3
 
 /**
- * Version of the C connector interface ([`CConnectorPlugin`]).
+ * Version of the C connector interface (`MfCConnectorPlugin`).
  */
 #define MF_C_PLUGIN_VERSION 1
 
@@ -1027,23 +1047,23 @@ typedef void (*MfCDestroyFn)(void *instance);
  */
 typedef struct {
     /**
-     * [`PLUGIN_MAGIC`].
+     * `MF_PLUGIN_MAGIC` (`PLUGIN_MAGIC` in Rust): the bytes `MEMFLOW` and a NUL.
      */
     uint8_t magic[8];
     /**
-     * [`ABI_VERSION`] the plugin was built for.
+     * `MF_PLUGIN_ABI_VERSION` (`ABI_VERSION` in Rust) the plugin was built for.
      */
     uint32_t abi_version;
     /**
-     * `size_of::<PluginHeader>()` as the plugin saw it.
+     * `sizeof(MfPluginHeader)` as the plugin saw it.
      */
     uint32_t header_size;
     /**
-     * [`PluginKind`] as a number.
+     * What the plugin makes, one of `MF_PLUGIN_KIND_*`.
      */
     uint32_t kind;
     /**
-     * [`PluginFlavor`] as a number.
+     * How it is implemented, one of `MF_PLUGIN_FLAVOR_*`.
      */
     uint32_t flavor;
     /**
@@ -1055,7 +1075,7 @@ typedef struct {
      */
     uint32_t reserved;
     /**
-     * Fingerprint of the layouts that cross the boundary ([`layout_fingerprint`]); 0 for
+     * Fingerprint of the layouts that cross the boundary (computed by the Rust host); 0 for
      * the C flavor, whose layout is checked through its own struct size.
      */
     uint64_t layout;
@@ -1089,7 +1109,7 @@ typedef struct {
      */
     MfPluginHeader header;
     /**
-     * [`C_PLUGIN_VERSION`] the plugin was written against.
+     * `MF_C_PLUGIN_VERSION` the plugin was written against.
      */
     uint32_t version;
     /**

@@ -22,8 +22,9 @@
 //!   Reads that partly fail return `MF_ERR_PARTIAL_READ` with the unreadable bytes zeroed.
 //! - Every pointer argument is checked: `NULL` gives `MF_ERR_NULL`. Panics are caught and
 //!   give an error code of kind `MF_KIND_PANIC`. Nothing unwinds into C.
-//! - Handles (`MfInventory`, `MfConnector`, `MfOs`, `MfProcess`, `MfProcessList`,
-//!   `MfModuleList`) are opaque, owned by the caller, and released with exactly one function
+//! - Handles (`MfInventory`, `MfConnector`, `MfOs`, `MfProcess` and the lists
+//!   `MfProcessList`, `MfModuleList`, `MfExportList`, `MfImportList`, `MfSectionList`,
+//!   `MfMemoryRangeList`) are opaque, owned by the caller, and released with exactly one function
 //!   (`mf_<type>_free`). A handle is a registered number, not an address: the library looks
 //!   it up in its registry of live objects before anything is read, so NULL gives
 //!   `MF_ERR_NULL` and garbage, a handle of another type, a freed handle (also after its slot
@@ -31,8 +32,10 @@
 //!   Never dereference a handle.
 //! - Output pointers (`out`) are written only on success.
 //! - Strings passed in are NUL-terminated UTF-8, borrowed for the call. Strings handed out
-//!   are either borrowed (the documentation says from what and for how long) or owned with a
-//!   named free function.
+//!   belong to the object they came from (a list, a process) and stay valid until it is
+//!   freed; those of records passed to callbacks are valid during the call only. Two
+//!   exceptions: `mf_last_error_message` (per thread, until its next failure) and
+//!   `mf_inventory_plugin_at` (until a plugin is added to the inventory).
 //! - Threads: every handle may be used from several threads at once. Calls on one handle
 //!   are serialised (a call waits for the one running on the same handle); calls on
 //!   different handles run in parallel, so clone connectors and OS layers
@@ -41,8 +44,8 @@
 //!   `MF_ERR_INVALID_HANDLE`. A callback must not call back into the library with (or free)
 //!   the handle whose call invoked it: that call fails with `MF_ERR_UNSUPPORTED` (other
 //!   handles are fine, but two threads whose callbacks each use the other's handle wait for
-//!   each other forever). Strings borrowed from a handle are valid until the documented next call on it,
-//!   whichever thread makes that call.
+//!   each other forever). A string handed out by a handle stays valid until that
+//!   handle is freed, whichever thread frees it.
 //! - Dump files are memory-mapped: if a dump file is truncated or rewritten while a
 //!   connector uses it, reads of the lost pages raise `SIGBUS` (which the library cannot turn
 //!   into an error). Do not modify dumps that are in use; analyse a copy.

@@ -380,6 +380,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s DUMP_FILE\n", argv[0]);
         return 2;
     }
+    /* Error codes are MF_ERROR(origin, kind). */
+    CHECK(MF_ERROR(MF_ORIGIN_FFI, MF_KIND_NULL_POINTER) == MF_ERR_NULL);
+    CHECK(MF_ERROR(MF_ORIGIN_MEMORY, MF_KIND_PARTIAL_READ) == MF_ERR_PARTIAL_READ);
+    CHECK(mf_error_kind(MF_ERROR(MF_ORIGIN_CONNECTOR, MF_KIND_IO)) == MF_KIND_IO);
+    CHECK(mf_error_origin(MF_ERROR(MF_ORIGIN_CONNECTOR, MF_KIND_IO)) == MF_ORIGIN_CONNECTOR);
+
     OK(mf_inventory_builtin(&inv));
     if (inv == NULL) {
         return 1;

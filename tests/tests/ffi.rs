@@ -431,6 +431,21 @@ fn only_mf_functions_are_exported_and_all_are_covered() {
     assert_eq!(header_functions(), exported, "include/memflow.h must declare exactly the exported functions");
 }
 
+/// The descriptor macros of `memflow.h` are the host's values.
+#[test]
+fn header_plugin_macros_match_the_host() {
+    let header = std::fs::read_to_string(repo_root().join("include/memflow.h")).expect("include/memflow.h");
+    let define = |name: &str| -> String {
+        let prefix = format!("#define {name} ");
+        let line = header.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
+        line.unwrap_or_else(|| panic!("no {name} in memflow.h")).trim().to_string()
+    };
+    let magic = memflow_core::plugins::PLUGIN_MAGIC;
+    assert_eq!(magic.last(), Some(&0), "the C string literal's NUL is the last magic byte");
+    assert_eq!(define("MF_PLUGIN_MAGIC"), format!("\"{}\"", String::from_utf8_lossy(&magic[..magic.len() - 1])));
+    assert_eq!(define("MF_PLUGIN_SYMBOL"), format!("\"{}\"", memflow_core::plugins::PLUGIN_SYMBOL));
+}
+
 #[test]
 fn soname_carries_the_abi_version() {
     let out = Command::new("readelf").arg("-d").arg(shared_lib()).output().expect("run readelf");
