@@ -6,10 +6,14 @@
  * Do not edit: change the Rust doc comments and regenerate.
  *
  * Conventions: functions return 0 (MF_OK) or a negative error code (see mf_error_string() and
- * mf_last_error_message()); every pointer is checked (NULL gives MF_ERR_NULL); strings handed
- * out are borrowed as each function documents.
+ * mf_last_error_message()); every pointer is checked (NULL gives MF_ERR_NULL). A code is
+ * MF_ERROR(origin, kind): test mf_error_kind(code) against MF_KIND_*. Strings handed out
+ * belong to the object they came from (a list, a process) and stay valid until it is freed;
+ * records passed to callbacks are valid during the call only (exceptions, as documented:
+ * mf_last_error_message() and mf_inventory_plugin_at()).
  *
- * Handles (MfInventory, MfConnector, MfOs, MfProcess, MfProcessList, MfModuleList) are opaque,
+ * Handles (MfInventory, MfConnector, MfOs, MfProcess and the lists MfProcessList,
+ * MfModuleList, MfExportList, MfImportList, MfSectionList, MfMemoryRangeList) are opaque,
  * owned by the caller and released with exactly one mf_*_free function. A handle is a number
  * registered by the library, not an address: never dereference it. It is looked up before
  * anything is read, so garbage, a handle of another type, a freed handle (even after a new
@@ -39,6 +43,22 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+/**
+ * The error code of origin `origin` (MF_ORIGIN_*) and kind `kind` (MF_KIND_*), as every
+ * MF_ERR_* constant is built: MF_ERROR(MF_ORIGIN_FFI, MF_KIND_NULL_POINTER) == MF_ERR_NULL.
+ * C connector plugins return their errors this way.
+ */
+#define MF_ERROR(origin, kind) (-(int32_t)(((origin) << 8) | (kind)))
+
+/**
+ * The first 8 bytes of every plugin descriptor (MfPluginHeader::magic): "MEMFLOW" and its NUL.
+ */
+#define MF_PLUGIN_MAGIC "MEMFLOW"
+
+/**
+ * The symbol under which a plugin library exports its descriptor.
+ */
+#define MF_PLUGIN_SYMBOL "MEMFLOW_PLUGIN"
 
 /**
  * Success.
@@ -297,7 +317,7 @@
 #define MF_PLUGIN_ABI_VERSION 3
 
 /**
- * Version of the C connector interface ([`CConnectorPlugin`]).
+ * Version of the C connector interface (`MfCConnectorPlugin`).
  */
 #define MF_C_PLUGIN_VERSION 1
 
@@ -315,6 +335,18 @@
 typedef struct MfConnector MfConnector;
 
 /**
+ * The exports of a module, as made by `mf_process_module_export_list`. Opaque; read it with
+ * `mf_export_list_get`, free it with `mf_export_list_free`.
+ */
+typedef struct MfExportList MfExportList;
+
+/**
+ * The imports of a module, as made by `mf_process_module_import_list`. Opaque; read it with
+ * `mf_import_list_get`, free it with `mf_import_list_free`.
+ */
+typedef struct MfImportList MfImportList;
+
+/**
  * The plugins available to a program. Opaque; made by `mf_inventory_scan` or
  * `mf_inventory_builtin`, freed by `mf_inventory_free`. Objects created from it do not depend
  * on it: it may be freed while they live.
@@ -323,6 +355,13 @@ typedef struct MfConnector MfConnector;
  * "Threads" at the top of memflow.h).
  */
 typedef struct MfInventory MfInventory;
+
+/**
+ * Ranges of an address space, as made by `mf_process_mapped_range_list`, `mf_os_page_map`
+ * or `mf_process_page_map`. Opaque; read it with `mf_memory_range_list_get`, free it with
+ * `mf_memory_range_list_free`.
+ */
+typedef struct MfMemoryRangeList MfMemoryRangeList;
 
 /**
  * A list of modules, as made by `mf_process_module_list`. Opaque; read it with
@@ -346,9 +385,10 @@ typedef struct MfModuleList MfModuleList;
 typedef struct MfOs MfOs;
 
 /**
- * An open process: its memory (virtual addresses) and modules. Opaque; made by
- * `mf_os_process_by_pid`, `mf_os_process_by_name` or `mf_os_process_by_address`; freed by
- * `mf_process_free`. Independent of the OS handle it was opened from.
+ * An open process: its memory (virtual addresses), its translation and modules. Opaque; made
+ * by `mf_os_process_by_pid`, `mf_os_process_by_name`, `mf_os_process_by_address` or
+ * `mf_process_clone`; freed by `mf_process_free`. Independent of the OS handle it was opened
+ * from and of the process it was cloned from.
  *
  * Threads: may be used from several threads at once; calls on it are serialised (see
  * "Threads" at the top of memflow.h).
@@ -356,13 +396,19 @@ typedef struct MfOs MfOs;
 typedef struct MfProcess MfProcess;
 
 /**
- * A list of processes, as made by `mf_os_process_list`. Opaque; read it with
+ * A list of processes, as made by `mf_os_process_list` or `mf_os_process_list_by_name`. Opaque; read it with
  * `mf_process_list_get`, free it with `mf_process_list_free`.
  *
  * Threads: may be used from several threads at once; calls on it are serialised (see
  * "Threads" at the top of memflow.h).
  */
 typedef struct MfProcessList MfProcessList;
+
+/**
+ * The sections of a module, as made by `mf_process_module_section_list`. Opaque; read it
+ * with `mf_section_list_get`, free it with `mf_section_list_free`.
+ */
+typedef struct MfSectionList MfSectionList;
 
 /**
  * One read of a batch (`mf_connector_read_batch`, `mf_process_read_batch`).
@@ -650,6 +696,75 @@ typedef struct {
 } MfPluginInfo;
 
 /**
+ * A symbol a module exports.
+ */
+typedef struct {
+    /**
+     * Symbol name.
+     */
+    const char *name;
+    /**
+     * Offset of the symbol from the module base.
+     */
+    uint64_t offset;
+} MfExportInfo;
+
+/**
+ * A symbol a module imports.
+ */
+typedef struct {
+    /**
+     * Symbol name.
+     */
+    const char *name;
+    /**
+     * Offset from the module base of the slot the loader fills, 0 if none.
+     */
+    uint64_t offset;
+} MfImportInfo;
+
+/**
+ * A section (or segment) of a module.
+ */
+typedef struct {
+    /**
+     * Section name.
+     */
+    const char *name;
+    /**
+     * Virtual address of its start.
+     */
+    uint64_t base;
+    /**
+     * Size in bytes.
+     */
+    uint64_t size;
+} MfSectionInfo;
+
+/**
+ * Page flags of a memory range: a combination of the `MF_PAGE_*` bits.
+ */
+typedef uint32_t MfPageFlags;
+
+/**
+ * A mapped range of an address space.
+ */
+typedef struct {
+    /**
+     * First address.
+     */
+    uint64_t base;
+    /**
+     * Length in bytes.
+     */
+    uint64_t size;
+    /**
+     * Access flags, a combination of `MF_PAGE_*`.
+     */
+    MfPageFlags flags;
+} MfMemoryRange;
+
+/**
  * A log level: one of the `MF_LOG_*` constants.
  */
 typedef uint32_t MfLogLevel;
@@ -836,18 +951,38 @@ typedef struct {
 typedef bool (*MfModuleInfoCallback)(void *user, const MfModuleInfo *info);
 
 /**
- * A symbol a module exports.
+ * One address of a translation batch (`mf_os_virt_to_phys_batch`,
+ * `mf_process_virt_to_phys_batch`).
  */
 typedef struct {
     /**
-     * Symbol name.
+     * The virtual address to translate.
      */
-    const char *name;
+    uint64_t addr;
     /**
-     * Offset of the symbol from the module base.
+     * Set by the call: the physical address, 0 if `addr` does not translate.
      */
-    uint64_t offset;
-} MfExportInfo;
+    uint64_t phys;
+    /**
+     * Set by the call: the size of the page `addr` lies in, 0 if not known or not translated.
+     */
+    uint64_t page_size;
+    /**
+     * Set by the call: the flags of that page (`MF_PAGE_*`), 0 if not translated.
+     */
+    MfPageFlags flags;
+    /**
+     * Set by the call: 0, or the error code why `addr` does not translate (kind
+     * `MF_KIND_UNMAPPED`: not mapped; `MF_KIND_OUT_OF_BOUNDS`: not a valid address or a page
+     * table outside physical memory). Untouched if the call as a whole fails.
+     */
+    int32_t result;
+} MfTranslateOp;
+
+/**
+ * Receives a mapped range; return `true` to go on, `false` to stop. Borrowed for the call only.
+ */
+typedef bool (*MfMemoryRangeCallback)(void *user, const MfMemoryRange *range);
 
 /**
  * Receives an export; return `true` to go on, `false` to stop. Borrowed for the call only.
@@ -855,74 +990,14 @@ typedef struct {
 typedef bool (*MfExportCallback)(void *user, const MfExportInfo *info);
 
 /**
- * A symbol a module imports.
- */
-typedef struct {
-    /**
-     * Symbol name.
-     */
-    const char *name;
-    /**
-     * Offset from the module base of the slot the loader fills, 0 if none.
-     */
-    uint64_t offset;
-} MfImportInfo;
-
-/**
  * Receives an import; return `true` to go on, `false` to stop. Borrowed for the call only.
  */
 typedef bool (*MfImportCallback)(void *user, const MfImportInfo *info);
 
 /**
- * A section (or segment) of a module.
- */
-typedef struct {
-    /**
-     * Section name.
-     */
-    const char *name;
-    /**
-     * Virtual address of its start.
-     */
-    uint64_t base;
-    /**
-     * Size in bytes.
-     */
-    uint64_t size;
-} MfSectionInfo;
-
-/**
  * Receives a section; return `true` to go on, `false` to stop. Borrowed for the call only.
  */
 typedef bool (*MfSectionCallback)(void *user, const MfSectionInfo *info);
-
-/**
- * Page flags of a memory range: a combination of the `MF_PAGE_*` bits.
- */
-typedef uint32_t MfPageFlags;
-
-/**
- * A mapped range of an address space.
- */
-typedef struct {
-    /**
-     * First address.
-     */
-    uint64_t base;
-    /**
-     * Length in bytes.
-     */
-    uint64_t size;
-    /**
-     * Access flags, a combination of `MF_PAGE_*`.
-     */
-    MfPageFlags flags;
-} MfMemoryRange;
-
-/**
- * Receives a mapped range; return `true` to go on, `false` to stop. Borrowed for the call only.
- */
-typedef bool (*MfMemoryRangeCallback)(void *user, const MfMemoryRange *range);
 
 /**
  * What the host offers a C plugin while it creates an instance.
@@ -992,23 +1067,23 @@ typedef void (*MfCDestroyFn)(void *instance);
  */
 typedef struct {
     /**
-     * [`PLUGIN_MAGIC`].
+     * `MF_PLUGIN_MAGIC` (`PLUGIN_MAGIC` in Rust): the bytes `MEMFLOW` and a NUL.
      */
     uint8_t magic[8];
     /**
-     * [`ABI_VERSION`] the plugin was built for.
+     * `MF_PLUGIN_ABI_VERSION` (`ABI_VERSION` in Rust) the plugin was built for.
      */
     uint32_t abi_version;
     /**
-     * `size_of::<PluginHeader>()` as the plugin saw it.
+     * `sizeof(MfPluginHeader)` as the plugin saw it.
      */
     uint32_t header_size;
     /**
-     * [`PluginKind`] as a number.
+     * What the plugin makes, one of `MF_PLUGIN_KIND_*`.
      */
     uint32_t kind;
     /**
-     * [`PluginFlavor`] as a number.
+     * How it is implemented, one of `MF_PLUGIN_FLAVOR_*`.
      */
     uint32_t flavor;
     /**
@@ -1020,7 +1095,7 @@ typedef struct {
      */
     uint32_t reserved;
     /**
-     * Fingerprint of the layouts that cross the boundary ([`layout_fingerprint`]); 0 for
+     * Fingerprint of the layouts that cross the boundary (computed by the Rust host); 0 for
      * the C flavor, whose layout is checked through its own struct size.
      */
     uint64_t layout;
@@ -1054,7 +1129,7 @@ typedef struct {
      */
     MfPluginHeader header;
     /**
-     * [`C_PLUGIN_VERSION`] the plugin was written against.
+     * `MF_C_PLUGIN_VERSION` the plugin was written against.
      */
     uint32_t version;
     /**
@@ -1546,6 +1621,79 @@ int32_t mf_inventory_create_connector_chain(const MfInventory *inv,
 int32_t mf_inventory_free(MfInventory *inv);
 
 /**
+ * The records of an export list: `*out_items` receives a pointer to `*out_len` consecutive
+ * records (NULL if the list is empty).
+ *
+ * Ownership: the records and their strings are borrowed from `list` and valid until it is
+ * freed. `*out_items` and `*out_len` are caller storage.
+ */
+int32_t mf_export_list_get(const MfExportList *list,
+                           const MfExportInfo **out_items,
+                           size_t *out_len);
+
+/**
+ * Frees an export list. NULL is a no-op (returns 0); anything that is not a live
+ * `MfExportList` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+ *
+ * Ownership: takes `list`; its records and strings must not be used afterwards.
+ */
+int32_t mf_export_list_free(MfExportList *list);
+
+/**
+ * The records of an import list (as `mf_export_list_get`).
+ *
+ * Ownership: the records and their strings are borrowed from `list` and valid until it is
+ * freed. `*out_items` and `*out_len` are caller storage.
+ */
+int32_t mf_import_list_get(const MfImportList *list,
+                           const MfImportInfo **out_items,
+                           size_t *out_len);
+
+/**
+ * Frees an import list. NULL is a no-op (returns 0); anything that is not a live
+ * `MfImportList` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+ *
+ * Ownership: takes `list`; its records and strings must not be used afterwards.
+ */
+int32_t mf_import_list_free(MfImportList *list);
+
+/**
+ * The records of a section list (as `mf_export_list_get`).
+ *
+ * Ownership: the records and their strings are borrowed from `list` and valid until it is
+ * freed. `*out_items` and `*out_len` are caller storage.
+ */
+int32_t mf_section_list_get(const MfSectionList *list,
+                            const MfSectionInfo **out_items,
+                            size_t *out_len);
+
+/**
+ * Frees a section list. NULL is a no-op (returns 0); anything that is not a live
+ * `MfSectionList` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+ *
+ * Ownership: takes `list`; its records and strings must not be used afterwards.
+ */
+int32_t mf_section_list_free(MfSectionList *list);
+
+/**
+ * The records of a memory range list (as `mf_export_list_get`), in ascending address order.
+ *
+ * Ownership: the records are borrowed from `list` and valid until it is freed. `*out_items`
+ * and `*out_len` are caller storage.
+ */
+int32_t mf_memory_range_list_get(const MfMemoryRangeList *list,
+                                 const MfMemoryRange **out_items,
+                                 size_t *out_len);
+
+/**
+ * Frees a memory range list. NULL is a no-op (returns 0); anything that is not a live
+ * `MfMemoryRangeList` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+ *
+ * Ownership: takes `list`; its records must not be used afterwards.
+ */
+int32_t mf_memory_range_list_free(MfMemoryRangeList *list);
+
+/**
  * Turns log output on at `level` (`MF_LOG_OFF` .. `MF_LOG_TRACE`), to stderr unless a
  * callback was set. Safe to call any number of times, from any thread: later calls only change
  * the level. Plugins loaded before or after the call log through it too.
@@ -1621,6 +1769,14 @@ int32_t mf_os_process_list_callback(MfOs *os, MfProcessInfoCallback callback, vo
  * `mf_process_list_free`. The strings of its records belong to the list.
  */
 int32_t mf_os_process_list(MfOs *os, MfProcessList **out);
+
+/**
+ * Lists every process whose name is exactly `name` into a new list (empty if there is none).
+ *
+ * Ownership: `name` is borrowed for the call. On success `*out` receives a list owned by the
+ * caller; free it with `mf_process_list_free`. The strings of its records belong to the list.
+ */
+int32_t mf_os_process_list_by_name(MfOs *os, const char *name, MfProcessList **out);
 
 /**
  * The records of a process list: `*out_items` receives a pointer to `*out_len` consecutive
@@ -1703,11 +1859,133 @@ int32_t mf_os_read(MfOs *os, uint64_t addr, void *buf, size_t len);
 int32_t mf_os_write(MfOs *os, uint64_t addr, const void *buf, size_t len);
 
 /**
+ * Translates the kernel virtual address `addr` into `*out`, for layers with a kernel address
+ * space (others fail with `MF_ERR_UNSUPPORTED`). An address that does not translate fails
+ * with kind `MF_KIND_UNMAPPED` or `MF_KIND_OUT_OF_BOUNDS`.
+ *
+ * Ownership: `*out` is caller storage, written on success.
+ */
+int32_t mf_os_virt_to_phys(MfOs *os, uint64_t addr, uint64_t *out);
+
+/**
+ * Translates the kernel virtual addresses of `count` ops in one batch. Every op gets its own
+ * outcome: `phys`, `page_size` and `flags` on success, else `result` says why it does not
+ * translate.
+ *
+ * Returns 0 when the batch ran (check each op's `result`), `MF_ERR_UNSUPPORTED` for layers
+ * without a kernel address space, or another error code if the batch as a whole failed
+ * (then the ops are untouched).
+ *
+ * Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) is borrowed for the call.
+ */
+int32_t mf_os_virt_to_phys_batch(MfOs *os, MfTranslateOp *ops, size_t count);
+
+/**
+ * Calls `callback` with the mapped ranges of the kernel address space between `start` and
+ * `end` (0 and `UINT64_MAX` for all), in ascending order, merging neighbours with equal
+ * flags at most `gap` bytes apart, until it returns `false`. Fails with `MF_ERR_UNSUPPORTED`
+ * for layers without a kernel address space.
+ *
+ * Ownership: the range passed to `callback` is borrowed for that call. `user` is passed
+ * through unchanged.
+ */
+int32_t mf_os_page_map_callback(MfOs *os,
+                                uint64_t gap,
+                                uint64_t start,
+                                uint64_t end,
+                                MfMemoryRangeCallback callback,
+                                void *user);
+
+/**
+ * The mapped ranges of the kernel address space (as `mf_os_page_map_callback`) as a new list.
+ *
+ * Ownership: on success `*out` receives a list owned by the caller; free it with
+ * `mf_memory_range_list_free`.
+ */
+int32_t mf_os_page_map(MfOs *os,
+                       uint64_t gap,
+                       uint64_t start,
+                       uint64_t end,
+                       MfMemoryRangeList **out);
+
+/**
+ * Reads `len` bytes of the physical memory under `os` (the connector it was created on) at
+ * `addr`, as `mf_connector_read`. Layers without one (like the native layer) fail with
+ * `MF_ERR_UNSUPPORTED`.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+ */
+int32_t mf_os_phys_read(MfOs *os, uint64_t addr, void *buf, size_t len);
+
+/**
+ * Writes `len` bytes from `buf` to the physical memory under `os` at `addr`, as
+ * `mf_connector_write`. Layers without one fail with `MF_ERR_UNSUPPORTED`.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+ */
+int32_t mf_os_phys_write(MfOs *os, uint64_t addr, const void *buf, size_t len);
+
+/**
+ * Reads many ranges of the physical memory under `os` in one batch, as
+ * `mf_connector_read_batch`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+ *
+ * Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
+ * borrowed for the call.
+ */
+int32_t mf_os_phys_read_batch(MfOs *os, MfReadOp *ops, size_t count);
+
+/**
+ * Writes many ranges of the physical memory under `os` in one batch, as
+ * `mf_connector_write_batch`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+ *
+ * Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
+ * borrowed for the call.
+ */
+int32_t mf_os_phys_write_batch(MfOs *os, MfWriteOp *ops, size_t count);
+
+/**
+ * Static facts about the physical memory under `os` (size, read-only), as
+ * `mf_connector_metadata`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+ *
+ * Ownership: `*out` is caller storage, written on success.
+ */
+int32_t mf_os_phys_metadata(MfOs *os, MfPhysicalMetadata *out);
+
+/**
+ * The number of CPUs the connector under `os` has register state for: 0 if it has none or
+ * the layer has no connector.
+ *
+ * Ownership: `*out` is caller storage, written on success.
+ */
+int32_t mf_os_cpu_count(const MfOs *os, size_t *out);
+
+/**
+ * The x86 registers of CPU `cpu` (0-based) as the connector under `os` recorded them, as
+ * `mf_connector_x86_registers`.
+ *
+ * Returns 0; `MF_ERR_UNSUPPORTED` if there is no CPU state; an error of kind
+ * `MF_KIND_NOT_FOUND` if `cpu` is out of range or the target is not x86.
+ *
+ * Ownership: `*out` is caller storage, written on success.
+ */
+int32_t mf_os_x86_registers(const MfOs *os, size_t cpu, MfX86Registers *out);
+
+/**
+ * Makes an independent copy of `process` (its facts, and its own state for reading memory)
+ * for use on another thread.
+ *
+ * Ownership: `process` is borrowed. On success `*out` receives a new handle owned by the
+ * caller (free it with `mf_process_free`).
+ */
+int32_t mf_process_clone(const MfProcess *process, MfProcess **out);
+
+/**
  * Frees a process handle. NULL is a no-op (returns 0); anything that is not a live
  * `MfProcess` returns `MF_ERR_INVALID_HANDLE` and is left alone.
  *
- * Ownership: takes `process`; it and every string borrowed from it (`mf_process_info`,
+ * Ownership: takes `process`; it and every string that belongs to it (`mf_process_info`,
  * `mf_process_module_by_name`, `mf_process_primary_module`) must not be used afterwards.
+ * Clones (`mf_process_clone`) stay valid.
  */
 int32_t mf_process_free(MfProcess *process);
 
@@ -1811,8 +2089,8 @@ int32_t mf_module_list_free(MfModuleList *list);
  * `MF_KIND_NOT_FOUND` if there is none.
  *
  * Ownership: `name` is borrowed. `*out` is caller storage, written on success; its strings
- * are borrowed from `process` and valid until the next `mf_process_module_by_name` or
- * `mf_process_primary_module` on `process`, or until it is freed. Copy them to keep them.
+ * belong to `process` and stay valid until it is freed (each distinct string is kept once,
+ * however often it is looked up).
  */
 int32_t mf_process_module_by_name(MfProcess *process, const char *name, MfModuleInfo *out);
 
@@ -1880,6 +2158,93 @@ int32_t mf_process_mapped_ranges(MfProcess *process,
                                  uint64_t end,
                                  MfMemoryRangeCallback callback,
                                  void *user);
+
+/**
+ * Lists every symbol `module` exports into a new list.
+ *
+ * Ownership: `module` (a record obtained for this process; its strings may be NULL) is
+ * borrowed for the call. On success `*out` receives a list owned by the caller; free it with
+ * `mf_export_list_free`. The strings of its records belong to the list.
+ */
+int32_t mf_process_module_export_list(MfProcess *process,
+                                      const MfModuleInfo *module,
+                                      MfExportList **out);
+
+/**
+ * Lists every symbol `module` imports into a new list.
+ *
+ * Ownership: as for `mf_process_module_export_list`; free the list with
+ * `mf_import_list_free`.
+ */
+int32_t mf_process_module_import_list(MfProcess *process,
+                                      const MfModuleInfo *module,
+                                      MfImportList **out);
+
+/**
+ * Lists every section of `module` into a new list.
+ *
+ * Ownership: as for `mf_process_module_export_list`; free the list with
+ * `mf_section_list_free`.
+ */
+int32_t mf_process_module_section_list(MfProcess *process,
+                                       const MfModuleInfo *module,
+                                       MfSectionList **out);
+
+/**
+ * Lists the mapped ranges of the process's address space (as `mf_process_mapped_ranges`)
+ * into a new list.
+ *
+ * Ownership: on success `*out` receives a list owned by the caller; free it with
+ * `mf_memory_range_list_free`.
+ */
+int32_t mf_process_mapped_range_list(MfProcess *process,
+                                     int64_t gap_size,
+                                     uint64_t start,
+                                     uint64_t end,
+                                     MfMemoryRangeList **out);
+
+/**
+ * Translates the virtual address `addr` of the process into `*out`, for processes whose
+ * layer translates (the native layer's do not: `MF_ERR_UNSUPPORTED`). An address that does
+ * not translate fails with kind `MF_KIND_UNMAPPED` or `MF_KIND_OUT_OF_BOUNDS`.
+ *
+ * Ownership: `*out` is caller storage, written on success.
+ */
+int32_t mf_process_virt_to_phys(MfProcess *process, uint64_t addr, uint64_t *out);
+
+/**
+ * Translates the virtual addresses of `count` ops of the process in one batch, as
+ * `mf_os_virt_to_phys_batch`.
+ *
+ * Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) is borrowed for the call.
+ */
+int32_t mf_process_virt_to_phys_batch(MfProcess *process, MfTranslateOp *ops, size_t count);
+
+/**
+ * Calls `callback` with the ranges of the process's address space that its page tables map
+ * between `start` and `end`, as `mf_os_page_map_callback`.
+ *
+ * Ownership: the range passed to `callback` is borrowed for that call. `user` is passed
+ * through unchanged.
+ */
+int32_t mf_process_page_map_callback(MfProcess *process,
+                                     uint64_t gap,
+                                     uint64_t start,
+                                     uint64_t end,
+                                     MfMemoryRangeCallback callback,
+                                     void *user);
+
+/**
+ * The ranges the process's page tables map (as `mf_process_page_map_callback`) as a new list.
+ *
+ * Ownership: on success `*out` receives a list owned by the caller; free it with
+ * `mf_memory_range_list_free`.
+ */
+int32_t mf_process_page_map(MfProcess *process,
+                            uint64_t gap,
+                            uint64_t start,
+                            uint64_t end,
+                            MfMemoryRangeList **out);
 
 /**
  * The library version as a NUL-terminated string, e.g. `"0.1.0"`, for comparison with the

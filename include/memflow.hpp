@@ -15,7 +15,9 @@
  * - Listing functions take any callable (lambdas included) receiving the borrowed C record
  *   (valid only during the call): returning `false` stops, returning `void` or `true` goes
  *   on. An exception thrown by the callable stops the listing and is rethrown to the caller.
- *   The value types ProcessInfo, ModuleInfo and PluginInfo own copies of the strings.
+ *   The value types ProcessInfo, ModuleInfo, ExportInfo, ImportInfo, SectionInfo and
+ *   PluginInfo own copies of the strings; the functions returning std::vector copy an owned
+ *   C list (mf_*_list) and free it.
  * - Threads: the C handles are safe to use from several threads at once (calls on one handle
  *   are serialised inside the library), so one owner (which holds nothing but its handle)
  *   may be used by many threads at once; calls on different objects run in parallel, so
@@ -30,6 +32,10 @@
  */
 #ifndef MEMFLOW_HPP
 #define MEMFLOW_HPP
+
+#if !defined(__cplusplus) || (defined(_MSVC_LANG) ? _MSVC_LANG : __cplusplus) < 201703L
+#error "memflow.hpp needs C++17 or later: compile with -std=c++17 (or /std:c++17); from C, include memflow.h"
+#endif
 
 #include "memflow.h"
 
@@ -159,6 +165,34 @@ private:
     T *raw_ = nullptr;
 };
 
+/**
+ * Copies the records of the owned C list that `make(&list)` creates into a vector of `Out`
+ * (constructed from each record), then frees the list.
+ */
+template <class Out, class List, class Rec, int32_t (*Get)(const List *, const Rec **, size_t *),
+          int32_t (*Free)(List *), class Make>
+std::vector<Out> collect(Make &&make) {
+    List *raw = nullptr;
+    check(make(&raw));
+    Owner<List, Free> list(raw);
+    const Rec *items = nullptr;
+    size_t len = 0;
+    check(Get(list.get(), &items, &len));
+    std::vector<Out> out;
+    out.reserve(len);
+    for (size_t i = 0; i < len; i++) {
+        out.emplace_back(items[i]);
+    }
+    return out;
+}
+
+/** Ranges of an address space from a list made by `make(&list)`. */
+template <class Make>
+std::vector<MfMemoryRange> ranges(Make &&make) {
+    return collect<MfMemoryRange, MfMemoryRangeList, MfMemoryRange, mf_memory_range_list_get,
+                   mf_memory_range_list_free>(make);
+}
+
 } // namespace detail
 
 /** The library version, e.g. "0.1.0". */
@@ -260,6 +294,37 @@ struct ModuleInfo {
     }
 };
 
+/** An export of a module, with an owned name. */
+struct ExportInfo {
+    std::string name;   /**< Symbol name. */
+    uint64_t offset = 0; /**< Offset from the module base. */
+
+    ExportInfo() = default;
+    /** Copies a borrowed C record. */
+    explicit ExportInfo(const MfExportInfo &c) : name(detail::text(c.name)), offset(c.offset) {}
+};
+
+/** An import of a module, with an owned name. */
+struct ImportInfo {
+    std::string name;   /**< Symbol name. */
+    uint64_t offset = 0; /**< Offset of the slot the loader fills, 0 if none. */
+
+    ImportInfo() = default;
+    /** Copies a borrowed C record. */
+    explicit ImportInfo(const MfImportInfo &c) : name(detail::text(c.name)), offset(c.offset) {}
+};
+
+/** A section of a module, with an owned name. */
+struct SectionInfo {
+    std::string name;  /**< Section name. */
+    uint64_t base = 0; /**< Virtual address of its start. */
+    uint64_t size = 0; /**< Size in bytes. */
+
+    SectionInfo() = default;
+    /** Copies a borrowed C record. */
+    explicit SectionInfo(const MfSectionInfo &c) : name(detail::text(c.name)), base(c.base), size(c.size) {}
+};
+
 /** A plugin as the inventory knows it, with owned strings. */
 struct PluginInfo {
     std::string name;        /**< Name used in chains. */
@@ -348,10 +413,17 @@ public:
     }
 };
 
-/** An open process: its virtual memory, modules and symbols. */
+/** An open process: its virtual memory, translation, modules and symbols. */
 class Process : public detail::Owner<MfProcess, mf_process_free> {
 public:
     using Owner::Owner;
+
+    /** An independent copy, to read in parallel on another thread; it outlives this one. */
+    Process clone() const {
+        MfProcess *out = nullptr;
+        detail::check(mf_process_clone(get(), &out));
+        return Process(out);
+    }
 
     /** The process's facts as they were when it was opened. */
     ProcessInfo info() const {
@@ -401,18 +473,8 @@ public:
 
     /** Every module, as owned records. */
     std::vector<ModuleInfo> modules() {
-        MfModuleList *raw = nullptr;
-        detail::check(mf_process_module_list(get(), &raw));
-        detail::Owner<MfModuleList, mf_module_list_free> list(raw);
-        const MfModuleInfo *items = nullptr;
-        size_t len = 0;
-        detail::check(mf_module_list_get(list.get(), &items, &len));
-        std::vector<ModuleInfo> out;
-        out.reserve(len);
-        for (size_t i = 0; i < len; i++) {
-            out.emplace_back(items[i]);
-        }
-        return out;
+        return detail::collect<ModuleInfo, MfModuleList, MfModuleInfo, mf_module_list_get, mf_module_list_free>(
+            [&](MfModuleList **out) { return mf_process_module_list(get(), out); });
     }
 
     /** The first module named `name` (ASCII case-insensitive). */
@@ -453,6 +515,27 @@ public:
         t.finish(mf_process_module_sections(get(), &m, &decltype(t)::call, &t));
     }
 
+    /** Every export of `module`, as owned records. */
+    std::vector<ExportInfo> exports(const ModuleInfo &module) {
+        const MfModuleInfo m = module.c();
+        return detail::collect<ExportInfo, MfExportList, MfExportInfo, mf_export_list_get, mf_export_list_free>(
+            [&](MfExportList **out) { return mf_process_module_export_list(get(), &m, out); });
+    }
+
+    /** Every import of `module`, as owned records. */
+    std::vector<ImportInfo> imports(const ModuleInfo &module) {
+        const MfModuleInfo m = module.c();
+        return detail::collect<ImportInfo, MfImportList, MfImportInfo, mf_import_list_get, mf_import_list_free>(
+            [&](MfImportList **out) { return mf_process_module_import_list(get(), &m, out); });
+    }
+
+    /** Every section of `module`, as owned records. */
+    std::vector<SectionInfo> sections(const ModuleInfo &module) {
+        const MfModuleInfo m = module.c();
+        return detail::collect<SectionInfo, MfSectionList, MfSectionInfo, mf_section_list_get, mf_section_list_free>(
+            [&](MfSectionList **out) { return mf_process_module_section_list(get(), &m, out); });
+    }
+
     /** The address of export `name` of `module`. */
     uint64_t export_address(const ModuleInfo &module, const std::string &name) {
         const MfModuleInfo m = module.c();
@@ -463,10 +546,40 @@ public:
 
     /** Calls `f(const MfMemoryRange &)` for the mapped ranges between `start` and `end`,
      *  merging neighbours with equal flags at most `gap_size` bytes apart. */
-    template <class F>
+    template <class F, class = std::enable_if_t<std::is_invocable_v<F &, const MfMemoryRange &>>>
     void mapped_ranges(F &&f, int64_t gap_size = 0, uint64_t start = 0, uint64_t end = UINT64_MAX) {
         detail::Trampoline<F, MfMemoryRange> t{f};
         t.finish(mf_process_mapped_ranges(get(), gap_size, start, end, &decltype(t)::call, &t));
+    }
+
+    /** The mapped ranges between `start` and `end` (as mapped_ranges(f, ...)). */
+    std::vector<MfMemoryRange> mapped_ranges(int64_t gap_size = 0, uint64_t start = 0, uint64_t end = UINT64_MAX) {
+        return detail::ranges([&](MfMemoryRangeList **out) {
+            return mf_process_mapped_range_list(get(), gap_size, start, end, out);
+        });
+    }
+
+    /** The physical address of virtual `addr`. */
+    uint64_t virt_to_phys(uint64_t addr) {
+        uint64_t out = 0;
+        detail::check(mf_process_virt_to_phys(get(), addr, &out));
+        return out;
+    }
+
+    /** Translates `count` ops in one batch; each op's `result` says whether it translated. */
+    void virt_to_phys(MfTranslateOp *ops, size_t count) { detail::check(mf_process_virt_to_phys_batch(get(), ops, count)); }
+
+    /** Calls `f(const MfMemoryRange &)` for the ranges the page tables map between `start`
+     *  and `end`, merging neighbours with equal flags at most `gap` bytes apart. */
+    template <class F, class = std::enable_if_t<std::is_invocable_v<F &, const MfMemoryRange &>>>
+    void page_map(F &&f, uint64_t gap = 0, uint64_t start = 0, uint64_t end = UINT64_MAX) {
+        detail::Trampoline<F, MfMemoryRange> t{f};
+        t.finish(mf_process_page_map_callback(get(), gap, start, end, &decltype(t)::call, &t));
+    }
+
+    /** The ranges the page tables map (as page_map(f, ...)). */
+    std::vector<MfMemoryRange> page_map(uint64_t gap = 0, uint64_t start = 0, uint64_t end = UINT64_MAX) {
+        return detail::ranges([&](MfMemoryRangeList **out) { return mf_process_page_map(get(), gap, start, end, out); });
     }
 };
 
@@ -498,18 +611,14 @@ public:
 
     /** Every process, as owned records. */
     std::vector<ProcessInfo> processes() {
-        MfProcessList *raw = nullptr;
-        detail::check(mf_os_process_list(get(), &raw));
-        detail::Owner<MfProcessList, mf_process_list_free> list(raw);
-        const MfProcessInfo *items = nullptr;
-        size_t len = 0;
-        detail::check(mf_process_list_get(list.get(), &items, &len));
-        std::vector<ProcessInfo> out;
-        out.reserve(len);
-        for (size_t i = 0; i < len; i++) {
-            out.emplace_back(items[i]);
-        }
-        return out;
+        return detail::collect<ProcessInfo, MfProcessList, MfProcessInfo, mf_process_list_get, mf_process_list_free>(
+            [&](MfProcessList **out) { return mf_os_process_list(get(), out); });
+    }
+
+    /** Every process named exactly `name` (empty if none). */
+    std::vector<ProcessInfo> processes_by_name(const std::string &name) {
+        return detail::collect<ProcessInfo, MfProcessList, MfProcessInfo, mf_process_list_get, mf_process_list_free>(
+            [&](MfProcessList **out) { return mf_os_process_list_by_name(get(), name.c_str(), out); });
     }
 
     /** Opens the process with id `pid`. */
@@ -549,6 +658,93 @@ public:
 
     /** Reads kernel virtual memory: true if complete, false if partial; throws otherwise. */
     bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_os_read(get(), addr, buf, len)); }
+
+    /** Reads a value of kernel virtual memory; throws on any failure, partial reads included. */
+    template <class T>
+    T read(uint64_t addr) {
+        static_assert(std::is_trivially_copyable_v<T>, "read<T> needs a trivially copyable type");
+        T value{};
+        detail::check(mf_os_read(get(), addr, &value, sizeof value));
+        return value;
+    }
+
+    /** Writes `len` bytes of kernel virtual memory; throws on any failure, partial writes included. */
+    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_os_write(get(), addr, buf, len)); }
+
+    /** Writes a value to kernel virtual memory. */
+    template <class T>
+    void write(uint64_t addr, const T &value) {
+        static_assert(std::is_trivially_copyable_v<T>, "write<T> needs a trivially copyable type");
+        write(addr, &value, sizeof value);
+    }
+
+    /** The physical address of kernel virtual `addr`. */
+    uint64_t virt_to_phys(uint64_t addr) {
+        uint64_t out = 0;
+        detail::check(mf_os_virt_to_phys(get(), addr, &out));
+        return out;
+    }
+
+    /** Translates `count` kernel addresses in one batch; each op's `result` says whether it
+     *  translated. */
+    void virt_to_phys(MfTranslateOp *ops, size_t count) { detail::check(mf_os_virt_to_phys_batch(get(), ops, count)); }
+
+    /** Calls `f(const MfMemoryRange &)` for the mapped ranges of the kernel address space
+     *  between `start` and `end`, merging neighbours with equal flags at most `gap` bytes apart. */
+    template <class F, class = std::enable_if_t<std::is_invocable_v<F &, const MfMemoryRange &>>>
+    void page_map(F &&f, uint64_t gap = 0, uint64_t start = 0, uint64_t end = UINT64_MAX) {
+        detail::Trampoline<F, MfMemoryRange> t{f};
+        t.finish(mf_os_page_map_callback(get(), gap, start, end, &decltype(t)::call, &t));
+    }
+
+    /** The mapped ranges of the kernel address space (as page_map(f, ...)). */
+    std::vector<MfMemoryRange> page_map(uint64_t gap = 0, uint64_t start = 0, uint64_t end = UINT64_MAX) {
+        return detail::ranges([&](MfMemoryRangeList **out) { return mf_os_page_map(get(), gap, start, end, out); });
+    }
+
+    /** Reads physical memory of the connector below: true if complete, false if partial. */
+    bool phys_read_into(uint64_t addr, void *buf, size_t len) {
+        return detail::check_read(mf_os_phys_read(get(), addr, buf, len));
+    }
+
+    /** Reads a value of physical memory; throws on any failure, partial reads included. */
+    template <class T>
+    T phys_read(uint64_t addr) {
+        static_assert(std::is_trivially_copyable_v<T>, "phys_read<T> needs a trivially copyable type");
+        T value{};
+        detail::check(mf_os_phys_read(get(), addr, &value, sizeof value));
+        return value;
+    }
+
+    /** Writes `len` bytes of physical memory; throws on any failure, partial writes included. */
+    void phys_write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_os_phys_write(get(), addr, buf, len)); }
+
+    /** Reads many physical ranges in one batch: true if all were complete; each op's `result` says. */
+    bool phys_read_batch(MfReadOp *ops, size_t count) { return detail::check_read(mf_os_phys_read_batch(get(), ops, count)); }
+
+    /** Writes many physical ranges in one batch; throws if any was not written fully. */
+    void phys_write_batch(MfWriteOp *ops, size_t count) { detail::check(mf_os_phys_write_batch(get(), ops, count)); }
+
+    /** Size and flags of the physical memory below. */
+    MfPhysicalMetadata phys_metadata() {
+        MfPhysicalMetadata out{};
+        detail::check(mf_os_phys_metadata(get(), &out));
+        return out;
+    }
+
+    /** How many CPUs the connector below has register state for (0 if none). */
+    size_t cpu_count() const {
+        size_t out = 0;
+        detail::check(mf_os_cpu_count(get(), &out));
+        return out;
+    }
+
+    /** The x86 registers of CPU `cpu`, as the connector below recorded them. */
+    MfX86Registers x86_registers(size_t cpu) const {
+        MfX86Registers out{};
+        detail::check(mf_os_x86_registers(get(), cpu, &out));
+        return out;
+    }
 };
 
 /** The plugins available to the program. */

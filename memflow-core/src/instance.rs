@@ -18,8 +18,8 @@ use crate::translate::*;
 pub type LibArc = CArc<cglue::trait_group::c_void>;
 
 cglue_trait_group!(ConnectorInstance, { PhysicalMemory, Clone }, { CpuState });
-cglue_trait_group!(OsInstance, { Os, Clone }, { PhysicalMemory, MemoryView, VirtualTranslate });
-cglue_trait_group!(ProcessInstance, { Process, MemoryView }, { VirtualTranslate });
+cglue_trait_group!(OsInstance, { Os, Clone }, { PhysicalMemory, MemoryView, VirtualTranslate, CpuState });
+cglue_trait_group!(ProcessInstance, { Process, MemoryView, Clone }, { VirtualTranslate });
 
 /// Makes a connector instance of `conn` that keeps `lib` loaded. `conn`'s type must be
 /// registered with `cglue_impl_group!(Type, ConnectorInstance, {...})`.
@@ -47,4 +47,23 @@ where
     (T, LibArc): Into<ProcessInstanceBaseArcBox<'static, T, cglue::trait_group::c_void>>,
 {
     group_obj!((process, lib) as ProcessInstance)
+}
+
+/// A connector instance reports the CPU state of its connector, or none (zero CPUs) if the
+/// connector has none, so that layers holding one can pass it on (see `LinuxOs`).
+impl CpuState for ConnectorInstanceArcBox<'static> {
+    fn cpu_count(&self) -> usize {
+        self.as_ref_impl_cpustate().map_or(0, |c| c.cpu_count())
+    }
+
+    fn x86_registers(&self, cpu: usize) -> crate::error::Result<X86Registers> {
+        match self.as_ref_impl_cpustate() {
+            Some(c) => c.x86_registers(cpu),
+            None => Err(crate::error::Error::new(
+                crate::error::ErrorOrigin::Connector,
+                crate::error::ErrorKind::Unsupported,
+            )
+            .with_reason("the connector has no CPU state")),
+        }
+    }
 }

@@ -11,7 +11,7 @@ use memflow_core::types::PhysicalAddress;
 use crate::call::{array_mut, buf_mut, buf_ref, ffi_err, guard, guard_partial, out_arg, partial};
 use crate::handle::{self, impl_handle};
 use crate::mem;
-use crate::records::{addr_in, addr_out, size_out, MfPhysicalMetadata, MfReadOp, MfWriteOp, MfX86Registers};
+use crate::records::{addr_in, MfPhysicalMetadata, MfReadOp, MfWriteOp, MfX86Registers};
 
 /// A connector instance: physical memory of a target, and its CPU state where the connector
 /// knows it. Opaque; made by `mf_inventory_create_connector`,
@@ -35,7 +35,8 @@ impl MfConnector {
     }
 }
 
-fn phys(addr: u64) -> PhysicalAddress {
+/// A physical address from C.
+pub(crate) fn phys(addr: u64) -> PhysicalAddress {
     PhysicalAddress::plain(addr_in(addr))
 }
 
@@ -140,13 +141,7 @@ pub extern "C" fn mf_connector_metadata(conn: *const MfConnector, out: *mut MfPh
     guard(|| {
         handle::with(conn, "conn", |conn| {
             let out = out_arg(out, "out")?;
-            let m = conn.inner.metadata();
-            out.write(MfPhysicalMetadata {
-                max_address: addr_out(m.max_address),
-                real_size: size_out(m.real_size),
-                readonly: m.readonly,
-                ideal_batch_size: m.ideal_batch_size,
-            });
+            out.write(MfPhysicalMetadata::from(&conn.inner.metadata()));
             Ok(())
         })
     })
@@ -175,16 +170,19 @@ pub extern "C" fn mf_connector_cpu_count(conn: *const MfConnector, out: *mut usi
 /// Ownership: `*out` is caller storage, written on success.
 #[no_mangle]
 pub extern "C" fn mf_connector_x86_registers(conn: *const MfConnector, cpu: usize, out: *mut MfX86Registers) -> i32 {
-    guard(|| {
-        handle::with(conn, "conn", |conn| {
-            let out = out_arg(out, "out")?;
-            let state = conn
-                .inner
-                .as_ref_impl_cpustate()
-                .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "the connector has no CPU state"))?;
-            let regs = state.x86_registers(cpu)?;
-            out.write(MfX86Registers::from(&regs));
-            Ok(())
-        })
-    })
+    guard(|| handle::with(conn, "conn", |conn| x86_registers(conn.inner.as_ref_impl_cpustate(), "connector", cpu, out)))
+}
+
+/// The body of `mf_connector_x86_registers` and `mf_os_x86_registers`: the registers of `cpu`
+/// from `state` into `*out`; `Unsupported` without state (`what` names its owner).
+pub(crate) fn x86_registers(
+    state: Option<&impl CpuState>,
+    what: &str,
+    cpu: usize,
+    out: *mut MfX86Registers,
+) -> Result<(), Error> {
+    let out = out_arg(out, "out")?;
+    let state = state.ok_or_else(|| ffi_err(ErrorKind::Unsupported, format_args!("the {what} has no CPU state")))?;
+    out.write(MfX86Registers::from(&state.x86_registers(cpu)?));
+    Ok(())
 }

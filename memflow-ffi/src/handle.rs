@@ -10,8 +10,8 @@
 //! generation counter is used up is retired rather than wrapped, so a handle value is never
 //! handed out twice. On 64-bit targets the tag sits in the top byte, which makes every handle
 //! value a non-canonical address: C code that dereferences one faults at once instead of
-//! reading something. On 32-bit targets (4 tag, 14 generation and 14 index bits) a garbage
-//! value can, rarely, equal a live handle, and a slot retires after 16,384 reuses.
+//! reading something. On 32-bit targets (5 tag, 13 generation and 14 index bits) a garbage
+//! value can, rarely, equal a live handle, and a slot retires after 8,192 reuses.
 //!
 //! Limits: at most [`MAX_LIVE`] live handles per type (1,048,576 on 64-bit targets; more
 //! gives `MF_KIND_LIMIT_EXCEEDED`); a slot retires after 2^36 reuses on 64-bit targets.
@@ -41,9 +41,9 @@ const TAG_MARK: usize = 0xa0;
 #[cfg(not(target_pointer_width = "64"))]
 const INDEX_BITS: u32 = 14;
 #[cfg(not(target_pointer_width = "64"))]
-const GEN_BITS: u32 = 14;
+const GEN_BITS: u32 = 13;
 #[cfg(not(target_pointer_width = "64"))]
-const TAG_MARK: usize = 0x8;
+const TAG_MARK: usize = 0x10;
 
 const TAG_SHIFT: u32 = INDEX_BITS + GEN_BITS;
 const INDEX_MASK: usize = (1 << INDEX_BITS) - 1;
@@ -55,7 +55,22 @@ const CHUNK: usize = 256;
 const CHUNKS: usize = MAX_LIVE / CHUNK;
 
 /// The C type names by tag (tag 0 is never used).
-const NAMES: [&str; 7] = ["", "MfInventory", "MfConnector", "MfOs", "MfProcess", "MfProcessList", "MfModuleList"];
+const NAMES: [&str; 11] = [
+    "",
+    "MfInventory",
+    "MfConnector",
+    "MfOs",
+    "MfProcess",
+    "MfProcessList",
+    "MfModuleList",
+    "MfExportList",
+    "MfImportList",
+    "MfSectionList",
+    "MfMemoryRangeList",
+];
+
+// Tags are 4 bits below the mark bits.
+const _: () = assert!(NAMES.len() <= 16 && TAG_MARK & 0xf == 0);
 
 /// A type handed to C as an opaque handle.
 pub(crate) trait Handle: Send + Sized + 'static {
@@ -330,7 +345,7 @@ mod tests {
         assert_eq!(value(h).unwrap(), 7);
         assert_eq!(kind(value(std::ptr::null_mut())), ErrorKind::NullPointer);
         let local = 5u64;
-        let unknown_tags = [(TAG_MARK | 7) << TAG_SHIFT, (TAG_MARK | 0xf) << TAG_SHIFT, TAG_MARK << TAG_SHIFT];
+        let unknown_tags = [(TAG_MARK | 0xb) << TAG_SHIFT, (TAG_MARK | 0xf) << TAG_SHIFT, TAG_MARK << TAG_SHIFT];
         let others = [0x10usize, 0x1000, &local as *const u64 as usize, usize::MAX, h as usize ^ 1 << INDEX_BITS];
         for garbage in unknown_tags.into_iter().chain(others) {
             assert_eq!(kind(value(garbage as *mut Thing)), ErrorKind::InvalidHandle, "{garbage:#x}");

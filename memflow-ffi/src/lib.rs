@@ -12,6 +12,7 @@
 //! | [`connector`] | `mf_connector_*`                              |
 //! | [`os`]        | `mf_os_*`, `mf_process_list_*`                 |
 //! | [`process`]   | `mf_process_*`, `mf_module_list_*`             |
+//! | [`lists`]     | `mf_{export,import,section,memory_range}_list_*` |
 //! | [`records`]   | the plain `#[repr(C)]` records (`MfProcessInfo`, ...) |
 //!
 //! # Conventions (they hold for every function unless its documentation says otherwise)
@@ -21,8 +22,9 @@
 //!   Reads that partly fail return `MF_ERR_PARTIAL_READ` with the unreadable bytes zeroed.
 //! - Every pointer argument is checked: `NULL` gives `MF_ERR_NULL`. Panics are caught and
 //!   give an error code of kind `MF_KIND_PANIC`. Nothing unwinds into C.
-//! - Handles (`MfInventory`, `MfConnector`, `MfOs`, `MfProcess`, `MfProcessList`,
-//!   `MfModuleList`) are opaque, owned by the caller, and released with exactly one function
+//! - Handles (`MfInventory`, `MfConnector`, `MfOs`, `MfProcess` and the lists
+//!   `MfProcessList`, `MfModuleList`, `MfExportList`, `MfImportList`, `MfSectionList`,
+//!   `MfMemoryRangeList`) are opaque, owned by the caller, and released with exactly one function
 //!   (`mf_<type>_free`). A handle is a registered number, not an address: the library looks
 //!   it up in its registry of live objects before anything is read, so NULL gives
 //!   `MF_ERR_NULL` and garbage, a handle of another type, a freed handle (also after its slot
@@ -30,8 +32,10 @@
 //!   Never dereference a handle.
 //! - Output pointers (`out`) are written only on success.
 //! - Strings passed in are NUL-terminated UTF-8, borrowed for the call. Strings handed out
-//!   are either borrowed (the documentation says from what and for how long) or owned with a
-//!   named free function.
+//!   belong to the object they came from (a list, a process) and stay valid until it is
+//!   freed; those of records passed to callbacks are valid during the call only. Two
+//!   exceptions: `mf_last_error_message` (per thread, until its next failure) and
+//!   `mf_inventory_plugin_at` (until a plugin is added to the inventory).
 //! - Threads: every handle may be used from several threads at once. Calls on one handle
 //!   are serialised (a call waits for the one running on the same handle); calls on
 //!   different handles run in parallel, so clone connectors and OS layers
@@ -40,8 +44,8 @@
 //!   `MF_ERR_INVALID_HANDLE`. A callback must not call back into the library with (or free)
 //!   the handle whose call invoked it: that call fails with `MF_ERR_UNSUPPORTED` (other
 //!   handles are fine, but two threads whose callbacks each use the other's handle wait for
-//!   each other forever). Strings borrowed from a handle are valid until the documented next call on it,
-//!   whichever thread makes that call.
+//!   each other forever). A string handed out by a handle stays valid until that
+//!   handle is freed, whichever thread frees it.
 //! - Dump files are memory-mapped: if a dump file is truncated or rewritten while a
 //!   connector uses it, reads of the lost pages raise `SIGBUS` (which the library cannot turn
 //!   into an error). Do not modify dumps that are in use; analyse a copy.
@@ -56,16 +60,19 @@ pub mod connector;
 pub mod error;
 mod handle;
 pub mod inventory;
+pub mod lists;
 pub mod log;
 mod mem;
 pub mod os;
 pub mod process;
 pub mod records;
+mod translate;
 pub mod version;
 
 pub use connector::*;
 pub use error::*;
 pub use inventory::*;
+pub use lists::*;
 pub use log::api::*;
 pub use log::*;
 pub use os::*;

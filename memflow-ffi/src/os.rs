@@ -1,20 +1,29 @@
 //! OS layers: what the bytes mean. OS facts, process lists and lookups, kernel modules and
-//! symbols, kernel memory.
+//! symbols, kernel memory and its translation, and the physical memory and CPU state of the
+//! connector below.
 
 use std::ffi::{c_char, c_void};
 
+use memflow_core::connector::CpuState;
 use memflow_core::error::{Error, ErrorKind};
 use memflow_core::instance::OsInstanceArcBox;
-use memflow_core::mem::MemoryView;
+use memflow_core::mem::{MemoryView, PhysicalMemory};
 use memflow_core::os::{Os, ProcessInfo};
+use memflow_core::translate::VirtualTranslate;
 use memflow_core::types::Address;
 
-use crate::call::{buf_mut, buf_ref, callback_arg, ffi_err, guard, guard_partial, out_arg, partial, str_arg};
+use crate::call::{
+    array_mut, buf_mut, buf_ref, callback_arg, ffi_err, guard, guard_partial, out_arg, partial, str_arg,
+};
+use crate::connector::{phys, x86_registers};
 use crate::handle::{self, impl_handle};
+use crate::lists::{self, hand_out, impl_record_list, MfMemoryRangeList, Records};
 use crate::process::MfProcess;
 use crate::records::{
-    addr_in, addr_out, MfModuleInfo, MfModuleInfoCallback, MfOsInfo, MfProcessInfo, MfProcessInfoCallback,
+    addr_in, addr_out, MfMemoryRangeCallback, MfModuleInfo, MfModuleInfoCallback, MfOsInfo, MfPhysicalMetadata,
+    MfProcessInfo, MfProcessInfoCallback, MfReadOp, MfTranslateOp, MfWriteOp, MfX86Registers,
 };
+use crate::{mem, translate};
 
 /// An OS layer instance. Opaque; made by `mf_inventory_create_os`, `mf_inventory_create_chain`
 /// or `mf_os_clone`; freed by `mf_os_free`.
@@ -28,24 +37,20 @@ pub struct MfOs {
     pub(crate) inner: OsInstanceArcBox<'static>,
 }
 
-/// A list of processes, as made by `mf_os_process_list`. Opaque; read it with
+/// A list of processes, as made by `mf_os_process_list` or `mf_os_process_list_by_name`. Opaque; read it with
 /// `mf_process_list_get`, free it with `mf_process_list_free`.
 ///
 /// Threads: may be used from several threads at once; calls on it are serialised (see
 /// "Threads" at the top of memflow.h).
-pub struct MfProcessList {
-    /// Owns the strings `items` point to.
-    _infos: Vec<ProcessInfo>,
-    items: Vec<MfProcessInfo>,
-}
-
-// SAFETY: the record pointers point into `_infos`, which the list owns and never changes;
-// moving the list to another thread moves both.
-unsafe impl Send for MfProcessList {}
+pub struct MfProcessList(Records<MfProcessInfo, ProcessInfo>);
 
 impl_handle! {
     MfOs = 3;
     MfProcessList = 5;
+}
+
+impl_record_list! {
+    MfProcessList: MfProcessInfo;
 }
 
 impl MfOs {
@@ -126,9 +131,26 @@ pub extern "C" fn mf_os_process_list(os: *mut MfOs, out: *mut *mut MfProcessList
             out_arg(out, "out")?;
             os.inner.process_info_list()
         })?;
-        let items = infos.iter().map(MfProcessInfo::borrow).collect();
-        out_arg(out, "out")?.write(handle::into_raw(MfProcessList { _infos: infos, items })?);
-        Ok(())
+        hand_out(MfProcessList(Records::new(infos, MfProcessInfo::borrow)), out)
+    })
+}
+
+/// Lists every process whose name is exactly `name` into a new list (empty if there is none).
+///
+/// Ownership: `name` is borrowed for the call. On success `*out` receives a list owned by the
+/// caller; free it with `mf_process_list_free`. The strings of its records belong to the list.
+#[no_mangle]
+pub extern "C" fn mf_os_process_list_by_name(os: *mut MfOs, name: *const c_char, out: *mut *mut MfProcessList) -> i32 {
+    guard(|| {
+        let infos = handle::with(os, "os", |os| {
+            // SAFETY: C string argument, checked for NULL.
+            let name = unsafe { str_arg(name, "name") }?;
+            out_arg(out, "out")?;
+            let mut infos = os.inner.process_info_list()?;
+            infos.retain(|i| &*i.name == name);
+            Ok(infos)
+        })?;
+        hand_out(MfProcessList(Records::new(infos, MfProcessInfo::borrow)), out)
     })
 }
 
@@ -143,15 +165,7 @@ pub extern "C" fn mf_process_list_get(
     out_items: *mut *const MfProcessInfo,
     out_len: *mut usize,
 ) -> i32 {
-    guard(|| {
-        handle::with(list, "list", |list| {
-            let items = out_arg(out_items, "out_items")?;
-            let len = out_arg(out_len, "out_len")?;
-            items.write(if list.items.is_empty() { std::ptr::null() } else { list.items.as_ptr() });
-            len.write(list.items.len());
-            Ok(())
-        })
-    })
+    lists::get(list, out_items, out_len)
 }
 
 /// Frees a process list. NULL is a no-op (returns 0); anything that is not a live
@@ -292,4 +306,199 @@ pub extern "C" fn mf_os_write(os: *mut MfOs, addr: u64, buf: *const c_void, len:
             Ok(partial(view.write_raw(addr_in(addr), buf)))
         })
     })
+}
+
+/// The kernel address space of `os`, for translation.
+fn kernel_translation(os: &mut MfOs) -> Result<&mut (impl VirtualTranslate + '_), Error> {
+    os.inner.as_mut_impl_virtualtranslate().ok_or_else(|| translate::no_translation("OS layer"))
+}
+
+/// Translates the kernel virtual address `addr` into `*out`, for layers with a kernel address
+/// space (others fail with `MF_ERR_UNSUPPORTED`). An address that does not translate fails
+/// with kind `MF_KIND_UNMAPPED` or `MF_KIND_OUT_OF_BOUNDS`.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_os_virt_to_phys(os: *mut MfOs, addr: u64, out: *mut u64) -> i32 {
+    guard(|| {
+        handle::with(os, "os", |os| {
+            let out = out_arg(out, "out")?;
+            out.write(translate::virt_to_phys(kernel_translation(os)?, addr)?);
+            Ok(())
+        })
+    })
+}
+
+/// Translates the kernel virtual addresses of `count` ops in one batch. Every op gets its own
+/// outcome: `phys`, `page_size` and `flags` on success, else `result` says why it does not
+/// translate.
+///
+/// Returns 0 when the batch ran (check each op's `result`), `MF_ERR_UNSUPPORTED` for layers
+/// without a kernel address space, or another error code if the batch as a whole failed
+/// (then the ops are untouched).
+///
+/// Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) is borrowed for the call.
+#[no_mangle]
+pub extern "C" fn mf_os_virt_to_phys_batch(os: *mut MfOs, ops: *mut MfTranslateOp, count: usize) -> i32 {
+    guard(|| {
+        handle::with(os, "os", |os| {
+            let ops = array_mut(ops, count, "ops")?;
+            translate::virt_to_phys_batch(kernel_translation(os)?, ops)
+        })
+    })
+}
+
+/// Calls `callback` with the mapped ranges of the kernel address space between `start` and
+/// `end` (0 and `UINT64_MAX` for all), in ascending order, merging neighbours with equal
+/// flags at most `gap` bytes apart, until it returns `false`. Fails with `MF_ERR_UNSUPPORTED`
+/// for layers without a kernel address space.
+///
+/// Ownership: the range passed to `callback` is borrowed for that call. `user` is passed
+/// through unchanged.
+#[no_mangle]
+pub extern "C" fn mf_os_page_map_callback(
+    os: *mut MfOs,
+    gap: u64,
+    start: u64,
+    end: u64,
+    callback: MfMemoryRangeCallback,
+    user: *mut c_void,
+) -> i32 {
+    guard(|| {
+        handle::with(os, "os", |os| {
+            let cb = callback_arg(callback, "callback")?;
+            translate::page_map_callback(kernel_translation(os)?, gap, start, end, cb, user)
+        })
+    })
+}
+
+/// The mapped ranges of the kernel address space (as `mf_os_page_map_callback`) as a new list.
+///
+/// Ownership: on success `*out` receives a list owned by the caller; free it with
+/// `mf_memory_range_list_free`.
+#[no_mangle]
+pub extern "C" fn mf_os_page_map(
+    os: *mut MfOs,
+    gap: u64,
+    start: u64,
+    end: u64,
+    out: *mut *mut MfMemoryRangeList,
+) -> i32 {
+    guard(|| {
+        let list = handle::with(os, "os", |os| {
+            out_arg(out, "out")?;
+            translate::page_map(kernel_translation(os)?, gap, start, end)
+        })?;
+        hand_out(list, out)
+    })
+}
+
+/// The physical memory under `os` (the connector it was created on).
+fn phys_mem(os: &mut MfOs) -> Result<&mut (impl PhysicalMemory + '_), Error> {
+    os.inner
+        .as_mut_impl_physicalmemory()
+        .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no physical memory (no connector below it)"))
+}
+
+/// Reads `len` bytes of the physical memory under `os` (the connector it was created on) at
+/// `addr`, as `mf_connector_read`. Layers without one (like the native layer) fail with
+/// `MF_ERR_UNSUPPORTED`.
+///
+/// Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+#[no_mangle]
+pub extern "C" fn mf_os_phys_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: usize) -> i32 {
+    guard_partial(|| {
+        handle::with(os, "os", |os| {
+            let buf = buf_mut(buf.cast(), len, "buf")?;
+            Ok(partial(phys_mem(os)?.phys_read_raw_into(phys(addr), buf)))
+        })
+    })
+}
+
+/// Writes `len` bytes from `buf` to the physical memory under `os` at `addr`, as
+/// `mf_connector_write`. Layers without one fail with `MF_ERR_UNSUPPORTED`.
+///
+/// Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+#[no_mangle]
+pub extern "C" fn mf_os_phys_write(os: *mut MfOs, addr: u64, buf: *const c_void, len: usize) -> i32 {
+    guard_partial(|| {
+        handle::with(os, "os", |os| {
+            let buf = buf_ref(buf.cast(), len, "buf")?;
+            Ok(partial(phys_mem(os)?.phys_write_raw(phys(addr), buf)))
+        })
+    })
+}
+
+/// Reads many ranges of the physical memory under `os` in one batch, as
+/// `mf_connector_read_batch`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+///
+/// Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
+/// borrowed for the call.
+#[no_mangle]
+pub extern "C" fn mf_os_phys_read_batch(os: *mut MfOs, ops: *mut MfReadOp, count: usize) -> i32 {
+    guard_partial(|| {
+        handle::with(os, "os", |os| {
+            let ops = array_mut(ops, count, "ops")?;
+            let mem = phys_mem(os)?;
+            mem::read_batch(ops, phys, |b| mem.phys_read_batch(b))
+        })
+    })
+}
+
+/// Writes many ranges of the physical memory under `os` in one batch, as
+/// `mf_connector_write_batch`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+///
+/// Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
+/// borrowed for the call.
+#[no_mangle]
+pub extern "C" fn mf_os_phys_write_batch(os: *mut MfOs, ops: *mut MfWriteOp, count: usize) -> i32 {
+    guard_partial(|| {
+        handle::with(os, "os", |os| {
+            let ops = array_mut(ops, count, "ops")?;
+            let mem = phys_mem(os)?;
+            mem::write_batch(ops, phys, |b| mem.phys_write_batch(b))
+        })
+    })
+}
+
+/// Static facts about the physical memory under `os` (size, read-only), as
+/// `mf_connector_metadata`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_os_phys_metadata(os: *mut MfOs, out: *mut MfPhysicalMetadata) -> i32 {
+    guard(|| {
+        handle::with(os, "os", |os| {
+            let out = out_arg(out, "out")?;
+            out.write(MfPhysicalMetadata::from(&phys_mem(os)?.metadata()));
+            Ok(())
+        })
+    })
+}
+
+/// The number of CPUs the connector under `os` has register state for: 0 if it has none or
+/// the layer has no connector.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_os_cpu_count(os: *const MfOs, out: *mut usize) -> i32 {
+    guard(|| {
+        handle::with(os, "os", |os| {
+            let out = out_arg(out, "out")?;
+            out.write(os.inner.as_ref_impl_cpustate().map_or(0, |c| c.cpu_count()));
+            Ok(())
+        })
+    })
+}
+
+/// The x86 registers of CPU `cpu` (0-based) as the connector under `os` recorded them, as
+/// `mf_connector_x86_registers`.
+///
+/// Returns 0; `MF_ERR_UNSUPPORTED` if there is no CPU state; an error of kind
+/// `MF_KIND_NOT_FOUND` if `cpu` is out of range or the target is not x86.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_os_x86_registers(os: *const MfOs, cpu: usize, out: *mut MfX86Registers) -> i32 {
+    guard(|| handle::with(os, "os", |os| x86_registers(os.inner.as_ref_impl_cpustate(), "OS layer", cpu, out)))
 }

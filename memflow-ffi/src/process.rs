@@ -1,30 +1,39 @@
-//! Processes: their facts, memory, modules, symbols and mapped ranges.
+//! Processes: their facts, memory, translation, modules, symbols and mapped ranges.
 
-use std::ffi::{c_char, c_void};
+use std::collections::BTreeSet;
+use std::ffi::{c_char, c_void, CStr, CString};
 
+use cglue::repr_cstring::ReprCString;
 use memflow_core::error::Error;
 use memflow_core::instance::ProcessInstanceArcBox;
 use memflow_core::mem::MemoryView;
 use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, Process, SectionInfo};
+use memflow_core::translate::VirtualTranslate;
 use memflow_core::types::{imem, Address};
 
 use crate::call::{
     array_mut, buf_mut, buf_ref, callback_arg, guard, guard_partial, out_arg, partial, ref_arg, str_arg,
 };
 use crate::handle::{self, impl_handle};
-use crate::mem;
+use crate::lists::{
+    self, hand_out, impl_record_list, MfExportList, MfImportList, MfMemoryRangeList, MfSectionList, Records,
+};
 use crate::records::*;
+use crate::{mem, translate};
 
-/// An open process: its memory (virtual addresses) and modules. Opaque; made by
-/// `mf_os_process_by_pid`, `mf_os_process_by_name` or `mf_os_process_by_address`; freed by
-/// `mf_process_free`. Independent of the OS handle it was opened from.
+/// An open process: its memory (virtual addresses), its translation and modules. Opaque; made
+/// by `mf_os_process_by_pid`, `mf_os_process_by_name`, `mf_os_process_by_address` or
+/// `mf_process_clone`; freed by `mf_process_free`. Independent of the OS handle it was opened
+/// from and of the process it was cloned from.
 ///
 /// Threads: may be used from several threads at once; calls on it are serialised (see
 /// "Threads" at the top of memflow.h).
 pub struct MfProcess {
     pub(crate) inner: ProcessInstanceArcBox<'static>,
-    /// The module of the last `mf_process_module_by_name` / `mf_process_primary_module`.
-    module: Option<ModuleInfo>,
+    /// The strings of the module records `mf_process_module_by_name` and
+    /// `mf_process_primary_module` handed out, each once: they stay valid until the process
+    /// is freed, and repeated lookups of the same modules take no more memory.
+    strings: BTreeSet<CString>,
 }
 
 /// A list of modules, as made by `mf_process_module_list`. Opaque; read it with
@@ -32,33 +41,68 @@ pub struct MfProcess {
 ///
 /// Threads: may be used from several threads at once; calls on it are serialised (see
 /// "Threads" at the top of memflow.h).
-pub struct MfModuleList {
-    /// Owns the strings `items` point to.
-    _modules: Vec<ModuleInfo>,
-    items: Vec<MfModuleInfo>,
-}
-
-// SAFETY: the record pointers point into `_modules`, which the list owns and never changes;
-// moving the list to another thread moves both.
-unsafe impl Send for MfModuleList {}
+pub struct MfModuleList(Records<MfModuleInfo, ModuleInfo>);
 
 impl_handle! {
     MfProcess = 4;
     MfModuleList = 6;
 }
 
+impl_record_list! {
+    MfModuleList: MfModuleInfo;
+}
+
 impl MfProcess {
     /// Registers a process instance as a new handle for C.
     pub(crate) fn into_handle(inner: ProcessInstanceArcBox<'static>) -> Result<*mut Self, Error> {
-        handle::into_raw(MfProcess { inner, module: None })
+        handle::into_raw(MfProcess { inner, strings: BTreeSet::new() })
     }
+
+    /// A record of `m` whose strings belong to the process (see `strings`).
+    fn keep(&mut self, m: &ModuleInfo) -> MfModuleInfo {
+        let mut rec = MfModuleInfo::borrow(m);
+        rec.name = intern(&mut self.strings, &m.name);
+        rec.path = intern(&mut self.strings, &m.path);
+        rec
+    }
+}
+
+/// The copy of `s` in `strings`, added if missing. A `CString`'s bytes do not move when the
+/// set moves it, so the pointer stays valid as long as the set holds it.
+fn intern(strings: &mut BTreeSet<CString>, s: &ReprCString) -> *const c_char {
+    // SAFETY: a `ReprCString` is NUL-terminated; this is the string C would see.
+    let key = unsafe { CStr::from_ptr(str_out(s)) }.to_owned();
+    match strings.get(&key) {
+        Some(kept) => kept.as_ptr(),
+        None => {
+            let ptr = key.as_ptr();
+            strings.insert(key);
+            ptr
+        }
+    }
+}
+
+/// Makes an independent copy of `process` (its facts, and its own state for reading memory)
+/// for use on another thread.
+///
+/// Ownership: `process` is borrowed. On success `*out` receives a new handle owned by the
+/// caller (free it with `mf_process_free`).
+#[no_mangle]
+pub extern "C" fn mf_process_clone(process: *const MfProcess, out: *mut *mut MfProcess) -> i32 {
+    guard(|| {
+        let copy = handle::with(process, "process", |process| Ok(process.inner.clone()))?;
+        let out = out_arg(out, "out")?;
+        out.write(MfProcess::into_handle(copy)?);
+        Ok(())
+    })
 }
 
 /// Frees a process handle. NULL is a no-op (returns 0); anything that is not a live
 /// `MfProcess` returns `MF_ERR_INVALID_HANDLE` and is left alone.
 ///
-/// Ownership: takes `process`; it and every string borrowed from it (`mf_process_info`,
+/// Ownership: takes `process`; it and every string that belongs to it (`mf_process_info`,
 /// `mf_process_module_by_name`, `mf_process_primary_module`) must not be used afterwards.
+/// Clones (`mf_process_clone`) stay valid.
 #[no_mangle]
 pub extern "C" fn mf_process_free(process: *mut MfProcess) -> i32 {
     handle::free(process)
@@ -201,9 +245,7 @@ pub extern "C" fn mf_process_module_list(process: *mut MfProcess, out: *mut *mut
             out_arg(out, "out")?;
             process.inner.module_list()
         })?;
-        let items = modules.iter().map(MfModuleInfo::borrow).collect();
-        out_arg(out, "out")?.write(handle::into_raw(MfModuleList { _modules: modules, items })?);
-        Ok(())
+        hand_out(MfModuleList(Records::new(modules, MfModuleInfo::borrow)), out)
     })
 }
 
@@ -218,15 +260,7 @@ pub extern "C" fn mf_module_list_get(
     out_items: *mut *const MfModuleInfo,
     out_len: *mut usize,
 ) -> i32 {
-    guard(|| {
-        handle::with(list, "list", |list| {
-            let items = out_arg(out_items, "out_items")?;
-            let len = out_arg(out_len, "out_len")?;
-            items.write(if list.items.is_empty() { std::ptr::null() } else { list.items.as_ptr() });
-            len.write(list.items.len());
-            Ok(())
-        })
-    })
+    lists::get(list, out_items, out_len)
 }
 
 /// Frees a module list. NULL is a no-op (returns 0); anything that is not a live
@@ -242,8 +276,8 @@ pub extern "C" fn mf_module_list_free(list: *mut MfModuleList) -> i32 {
 /// `MF_KIND_NOT_FOUND` if there is none.
 ///
 /// Ownership: `name` is borrowed. `*out` is caller storage, written on success; its strings
-/// are borrowed from `process` and valid until the next `mf_process_module_by_name` or
-/// `mf_process_primary_module` on `process`, or until it is freed. Copy them to keep them.
+/// belong to `process` and stay valid until it is freed (each distinct string is kept once,
+/// however often it is looked up).
 #[no_mangle]
 pub extern "C" fn mf_process_module_by_name(
     process: *mut MfProcess,
@@ -256,8 +290,7 @@ pub extern "C" fn mf_process_module_by_name(
             let name = unsafe { str_arg(name, "name") }?;
             let out = out_arg(out, "out")?;
             let module = process.inner.module_by_name(name)?;
-            let module = process.module.insert(module);
-            out.write(MfModuleInfo::borrow(module));
+            out.write(process.keep(&module));
             Ok(())
         })
     })
@@ -272,8 +305,7 @@ pub extern "C" fn mf_process_primary_module(process: *mut MfProcess, out: *mut M
         handle::with(process, "process", |process| {
             let out = out_arg(out, "out")?;
             let module = process.inner.primary_module()?;
-            let module = process.module.insert(module);
-            out.write(MfModuleInfo::borrow(module));
+            out.write(process.keep(&module));
             Ok(())
         })
     })
@@ -401,5 +433,168 @@ pub extern "C" fn mf_process_mapped_ranges(
             };
             process.inner.mapped_mem_range(imem::from(gap_size), addr_in(start), addr_in(end), (&mut f).into())
         })
+    })
+}
+
+/// Lists every symbol `module` exports into a new list.
+///
+/// Ownership: `module` (a record obtained for this process; its strings may be NULL) is
+/// borrowed for the call. On success `*out` receives a list owned by the caller; free it with
+/// `mf_export_list_free`. The strings of its records belong to the list.
+#[no_mangle]
+pub extern "C" fn mf_process_module_export_list(
+    process: *mut MfProcess,
+    module: *const MfModuleInfo,
+    out: *mut *mut MfExportList,
+) -> i32 {
+    guard(|| {
+        let exports = handle::with(process, "process", |process| {
+            let module = ref_arg(module, "module")?.to_core()?;
+            out_arg(out, "out")?;
+            process.inner.module_exports(&module)
+        })?;
+        hand_out(MfExportList(Records::new(exports, MfExportInfo::borrow)), out)
+    })
+}
+
+/// Lists every symbol `module` imports into a new list.
+///
+/// Ownership: as for `mf_process_module_export_list`; free the list with
+/// `mf_import_list_free`.
+#[no_mangle]
+pub extern "C" fn mf_process_module_import_list(
+    process: *mut MfProcess,
+    module: *const MfModuleInfo,
+    out: *mut *mut MfImportList,
+) -> i32 {
+    guard(|| {
+        let imports = handle::with(process, "process", |process| {
+            let module = ref_arg(module, "module")?.to_core()?;
+            out_arg(out, "out")?;
+            process.inner.module_imports(&module)
+        })?;
+        hand_out(MfImportList(Records::new(imports, MfImportInfo::borrow)), out)
+    })
+}
+
+/// Lists every section of `module` into a new list.
+///
+/// Ownership: as for `mf_process_module_export_list`; free the list with
+/// `mf_section_list_free`.
+#[no_mangle]
+pub extern "C" fn mf_process_module_section_list(
+    process: *mut MfProcess,
+    module: *const MfModuleInfo,
+    out: *mut *mut MfSectionList,
+) -> i32 {
+    guard(|| {
+        let sections = handle::with(process, "process", |process| {
+            let module = ref_arg(module, "module")?.to_core()?;
+            out_arg(out, "out")?;
+            process.inner.module_sections(&module)
+        })?;
+        hand_out(MfSectionList(Records::new(sections, MfSectionInfo::borrow)), out)
+    })
+}
+
+/// Lists the mapped ranges of the process's address space (as `mf_process_mapped_ranges`)
+/// into a new list.
+///
+/// Ownership: on success `*out` receives a list owned by the caller; free it with
+/// `mf_memory_range_list_free`.
+#[no_mangle]
+pub extern "C" fn mf_process_mapped_range_list(
+    process: *mut MfProcess,
+    gap_size: i64,
+    start: u64,
+    end: u64,
+    out: *mut *mut MfMemoryRangeList,
+) -> i32 {
+    guard(|| {
+        let ranges = handle::with(process, "process", |process| {
+            out_arg(out, "out")?;
+            let mut ranges = Vec::new();
+            process.inner.mapped_mem_range(imem::from(gap_size), addr_in(start), addr_in(end), (&mut ranges).into())?;
+            Ok(ranges)
+        })?;
+        hand_out(MfMemoryRangeList(Records::new(ranges, |r| MfMemoryRange::from(r))), out)
+    })
+}
+
+/// The address space of `process`, for translation.
+fn process_translation(process: &mut MfProcess) -> Result<&mut (impl VirtualTranslate + '_), Error> {
+    process.inner.as_mut_impl_virtualtranslate().ok_or_else(|| translate::no_translation("process"))
+}
+
+/// Translates the virtual address `addr` of the process into `*out`, for processes whose
+/// layer translates (the native layer's do not: `MF_ERR_UNSUPPORTED`). An address that does
+/// not translate fails with kind `MF_KIND_UNMAPPED` or `MF_KIND_OUT_OF_BOUNDS`.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_process_virt_to_phys(process: *mut MfProcess, addr: u64, out: *mut u64) -> i32 {
+    guard(|| {
+        handle::with(process, "process", |process| {
+            let out = out_arg(out, "out")?;
+            out.write(translate::virt_to_phys(process_translation(process)?, addr)?);
+            Ok(())
+        })
+    })
+}
+
+/// Translates the virtual addresses of `count` ops of the process in one batch, as
+/// `mf_os_virt_to_phys_batch`.
+///
+/// Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) is borrowed for the call.
+#[no_mangle]
+pub extern "C" fn mf_process_virt_to_phys_batch(process: *mut MfProcess, ops: *mut MfTranslateOp, count: usize) -> i32 {
+    guard(|| {
+        handle::with(process, "process", |process| {
+            let ops = array_mut(ops, count, "ops")?;
+            translate::virt_to_phys_batch(process_translation(process)?, ops)
+        })
+    })
+}
+
+/// Calls `callback` with the ranges of the process's address space that its page tables map
+/// between `start` and `end`, as `mf_os_page_map_callback`.
+///
+/// Ownership: the range passed to `callback` is borrowed for that call. `user` is passed
+/// through unchanged.
+#[no_mangle]
+pub extern "C" fn mf_process_page_map_callback(
+    process: *mut MfProcess,
+    gap: u64,
+    start: u64,
+    end: u64,
+    callback: MfMemoryRangeCallback,
+    user: *mut c_void,
+) -> i32 {
+    guard(|| {
+        handle::with(process, "process", |process| {
+            let cb = callback_arg(callback, "callback")?;
+            translate::page_map_callback(process_translation(process)?, gap, start, end, cb, user)
+        })
+    })
+}
+
+/// The ranges the process's page tables map (as `mf_process_page_map_callback`) as a new list.
+///
+/// Ownership: on success `*out` receives a list owned by the caller; free it with
+/// `mf_memory_range_list_free`.
+#[no_mangle]
+pub extern "C" fn mf_process_page_map(
+    process: *mut MfProcess,
+    gap: u64,
+    start: u64,
+    end: u64,
+    out: *mut *mut MfMemoryRangeList,
+) -> i32 {
+    guard(|| {
+        let list = handle::with(process, "process", |process| {
+            out_arg(out, "out")?;
+            translate::page_map(process_translation(process)?, gap, start, end)
+        })?;
+        hand_out(list, out)
     })
 }

@@ -115,9 +115,100 @@ static void native(memflow::Inventory &inv) {
     self.sections(lib, [&](const MfSectionInfo &) { sections++; });
     CHECK(exports >= 50 && imports >= 1 && sections >= 1);
     CHECK(self.export_address(lib, "mf_version") == reinterpret_cast<uintptr_t>(&mf_version));
-    CHECK(self.primary_module().name == "smoke_cpp");
+    CHECK(self.primary_module().name.rfind("smoke_cpp", 0) == 0); // smoke_cpp or smoke_cpp_asan
     self.mapped_ranges([&](const MfMemoryRange &r) { ranges += r.size > 0 ? 1 : 0; });
     CHECK(ranges >= 3);
+
+    // Owned lists agree with the callbacks.
+    std::vector<memflow::ExportInfo> export_list = self.exports(lib);
+    CHECK(export_list.size() == exports);
+    bool has_version = false;
+    for (const memflow::ExportInfo &e : export_list) {
+        has_version |= e.name == "mf_version" && lib.base + e.offset == reinterpret_cast<uintptr_t>(&mf_version);
+    }
+    CHECK(has_version);
+    CHECK(self.imports(lib).size() == imports && self.sections(lib).size() == sections);
+    CHECK(!self.sections(lib).front().name.empty());
+    // This process's own mappings change as it allocates (under valgrind at every call).
+    std::vector<MfMemoryRange> mapped = self.mapped_ranges();
+    CHECK(mapped.size() >= 3 && mapped.front().size > 0);
+    CHECK(!os.processes_by_name(self.info().name).empty());
+
+    // A clone reads the same memory and outlives the original.
+    memflow::Process copy = self.clone();
+    self.reset();
+    CHECK(copy.read<unsigned long long>(reinterpret_cast<uintptr_t>(&MARKER)) == MARKER);
+    try {
+        copy.virt_to_phys(reinterpret_cast<uintptr_t>(&MARKER));
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.code() == MF_ERR_UNSUPPORTED); // the native layer has no page tables
+    }
+}
+
+// A Linux guest: translation, physical memory and CPU state through the OS, by-name lists.
+static void guest(memflow::Inventory &inv, const std::string &dump) {
+    memflow::Os os = inv.create_chain("coredump:'" + dump + "' -> linux");
+    MfOsInfo info = os.info();
+    uint64_t pa = os.virt_to_phys(info.base);
+    CHECK(os.read<uint64_t>(info.base) == os.phys_read<uint64_t>(pa));
+    unsigned char virt[32] = {}, phys[32] = {};
+    CHECK(os.read_into(info.base + 0x40, virt, sizeof virt) && os.phys_read_into(pa + 0x40, phys, sizeof phys));
+    CHECK(std::memcmp(virt, phys, sizeof virt) == 0);
+    MfTranslateOp ops[2] = {{info.base, 0, 0, 0, 1}, {0, 0, 0, 0, 1}};
+    os.virt_to_phys(ops, 2);
+    CHECK(ops[0].result == 0 && ops[0].phys == pa && mf_error_kind(ops[1].result) == MF_KIND_UNMAPPED);
+    try {
+        os.virt_to_phys(0);
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.kind() == MF_KIND_UNMAPPED);
+    }
+    std::vector<MfMemoryRange> map = os.page_map(0, info.base, info.base + info.size);
+    size_t seen = 0;
+    os.page_map([&](const MfMemoryRange &) { seen++; }, 0, info.base, info.base + info.size);
+    CHECK(!map.empty() && map.size() == seen && map.front().base <= info.base);
+    try {
+        os.write(info.base, uint64_t{0}); // the dump is mapped read-only
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.code() < 0);
+    }
+
+    MfPhysicalMetadata meta = os.phys_metadata();
+    CHECK(meta.real_size >= (200u << 20));
+    MfReadOp rop[1] = {{pa, phys, sizeof phys, 1}};
+    CHECK(os.phys_read_batch(rop, 1) && rop[0].result == 0);
+    unsigned char byte = 0;
+    MfWriteOp wop[1] = {{pa, &byte, 1, 1}};
+    try {
+        os.phys_write_batch(wop, 1);
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.code() < 0);
+    }
+    try {
+        os.phys_write(pa, &byte, 1);
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.code() < 0);
+    }
+    CHECK(os.cpu_count() >= 1 && os.x86_registers(0).page_table_root != 0);
+
+    CHECK(os.processes_by_name("mfprobe_marker").size() == 1);
+    CHECK(os.processes_by_name("no-such-process-name").empty());
+    memflow::Process marker = os.process_by_name("mfprobe_marker");
+    std::vector<MfMemoryRange> pages = marker.page_map();
+    size_t pages_seen = 0;
+    marker.page_map([&](const MfMemoryRange &) { pages_seen++; });
+    CHECK(!pages.empty() && pages.size() == pages_seen);
+    uint64_t va = pages.front().base;
+    uint64_t ppa = marker.virt_to_phys(va);
+    memflow::Process marker2 = marker.clone();
+    CHECK(marker2.read<uint64_t>(va) == os.phys_read<uint64_t>(ppa));
+    MfTranslateOp pops[1] = {{va, 0, 0, 0, 1}};
+    marker2.virt_to_phys(pops, 1);
+    CHECK(pops[0].result == 0 && pops[0].phys == ppa);
 }
 
 int main(int argc, char **argv) {
@@ -153,6 +244,7 @@ int main(int argc, char **argv) {
         memflow::Inventory scanned = memflow::Inventory::scan();
         physical(inv, argv[1]);
         native(inv);
+        guest(inv, argv[1]);
     } catch (const memflow::Error &e) {
         std::fprintf(stderr, "unexpected error %d: %s\n", e.code(), e.what());
         return 1;

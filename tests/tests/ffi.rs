@@ -68,6 +68,10 @@ struct Live {
     process: *mut MfProcess,
     plist: *mut MfProcessList,
     mlist: *mut MfModuleList,
+    elist: *mut MfExportList,
+    ilist: *mut MfImportList,
+    slist: *mut MfSectionList,
+    rlist: *mut MfMemoryRangeList,
     /// Zeroed storage for output arguments in garbage mode (never written: calls fail first).
     scratch: *mut u64,
     /// Readable garbage posing as a handle.
@@ -94,9 +98,19 @@ impl Live {
         assert_eq!(mf_os_process_list(os, &mut plist), 0);
         let mut mlist = null_mut();
         assert_eq!(mf_process_module_list(process, &mut mlist), 0);
+        let (mut items, mut len) = (null(), 0usize);
+        assert_eq!(mf_module_list_get(mlist, &mut items, &mut len), 0);
+        // SAFETY: `len` records at `items`, borrowed from the list.
+        let modules = unsafe { std::slice::from_raw_parts(items, len) };
+        let libc = modules.iter().find(|m| text(m.name).starts_with("libc")).expect("libc is mapped");
+        let (mut elist, mut ilist, mut slist, mut rlist) = (null_mut(), null_mut(), null_mut(), null_mut());
+        assert_eq!(mf_process_module_export_list(process, libc, &mut elist), 0, "{}", last_message());
+        assert_eq!(mf_process_module_import_list(process, libc, &mut ilist), 0, "{}", last_message());
+        assert_eq!(mf_process_module_section_list(process, libc, &mut slist), 0, "{}", last_message());
+        assert_eq!(mf_process_mapped_range_list(process, 0, 0, u64::MAX, &mut rlist), 0, "{}", last_message());
         let scratch = Box::into_raw(vec![0u64; 2048].into_boxed_slice()).cast::<u64>();
         let garbage = Box::into_raw(vec![0xa5a5_a5a5_a5a5_a5a5u64; 256].into_boxed_slice()).cast::<u64>();
-        Live { inv, conn, os, process, plist, mlist, scratch, garbage }
+        Live { inv, conn, os, process, plist, mlist, elist, ilist, slist, rlist, scratch, garbage }
     }
 
     /// A handle argument.
@@ -127,6 +141,10 @@ impl Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
+        assert_eq!(mf_memory_range_list_free(self.rlist), 0);
+        assert_eq!(mf_section_list_free(self.slist), 0);
+        assert_eq!(mf_import_list_free(self.ilist), 0);
+        assert_eq!(mf_export_list_free(self.elist), 0);
         assert_eq!(mf_module_list_free(self.mlist), 0);
         assert_eq!(mf_process_list_free(self.plist), 0);
         assert_eq!(mf_process_free(self.process), 0);
@@ -254,7 +272,28 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ("mf_os_kernel_symbol", Handle, Box::new(|l, m| mf_os_kernel_symbol(l.h(l.os, m), l.s(m), l.p(m)))),
         ("mf_os_read", Handle, Box::new(|l, m| mf_os_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
         ("mf_os_write", Handle, Box::new(|l, m| mf_os_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        (
+            "mf_os_process_list_by_name",
+            Handle,
+            Box::new(|l, m| mf_os_process_list_by_name(l.h(l.os, m), l.s(m), l.p(m))),
+        ),
+        ("mf_os_virt_to_phys", Handle, Box::new(|l, m| mf_os_virt_to_phys(l.h(l.os, m), 0x1000, l.p(m)))),
+        ("mf_os_virt_to_phys_batch", Handle, Box::new(|l, m| mf_os_virt_to_phys_batch(l.h(l.os, m), l.p(m), 1))),
+        (
+            "mf_os_page_map_callback",
+            Handle,
+            Box::new(|l, m| mf_os_page_map_callback(l.h(l.os, m), 0, 0, u64::MAX, cb(m), null_mut())),
+        ),
+        ("mf_os_page_map", Handle, Box::new(|l, m| mf_os_page_map(l.h(l.os, m), 0, 0, u64::MAX, l.p(m)))),
+        ("mf_os_phys_read", Handle, Box::new(|l, m| mf_os_phys_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        ("mf_os_phys_write", Handle, Box::new(|l, m| mf_os_phys_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        ("mf_os_phys_read_batch", Handle, Box::new(|l, m| mf_os_phys_read_batch(l.h(l.os, m), l.p(m), 1))),
+        ("mf_os_phys_write_batch", Handle, Box::new(|l, m| mf_os_phys_write_batch(l.h(l.os, m), l.p(m), 1))),
+        ("mf_os_phys_metadata", Handle, Box::new(|l, m| mf_os_phys_metadata(l.h(l.os, m), l.p(m)))),
+        ("mf_os_cpu_count", Handle, Box::new(|l, m| mf_os_cpu_count(l.h(l.os, m), l.p(m)))),
+        ("mf_os_x86_registers", Handle, Box::new(|l, m| mf_os_x86_registers(l.h(l.os, m), 0, l.p(m)))),
         // process
+        ("mf_process_clone", Handle, Box::new(|l, m| mf_process_clone(l.h(l.process, m), l.p(m)))),
         ("mf_process_free", Free, Box::new(|l, m| mf_process_free(l.h(null_mut(), m)))),
         ("mf_process_info", Handle, Box::new(|l, m| mf_process_info(l.h(l.process, m), l.p(m)))),
         ("mf_process_state", Handle, Box::new(|l, m| mf_process_state(l.h(l.process, m), l.p(m)))),
@@ -301,6 +340,59 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Handle,
             Box::new(|l, m| mf_process_mapped_ranges(l.h(l.process, m), 0, 0, u64::MAX, cb(m), null_mut())),
         ),
+        (
+            "mf_process_module_export_list",
+            Handle,
+            Box::new(|l, m| mf_process_module_export_list(l.h(l.process, m), l.p(m), l.p(m))),
+        ),
+        (
+            "mf_process_module_import_list",
+            Handle,
+            Box::new(|l, m| mf_process_module_import_list(l.h(l.process, m), l.p(m), l.p(m))),
+        ),
+        (
+            "mf_process_module_section_list",
+            Handle,
+            Box::new(|l, m| mf_process_module_section_list(l.h(l.process, m), l.p(m), l.p(m))),
+        ),
+        (
+            "mf_process_mapped_range_list",
+            Handle,
+            Box::new(|l, m| mf_process_mapped_range_list(l.h(l.process, m), 0, 0, u64::MAX, l.p(m))),
+        ),
+        (
+            "mf_process_virt_to_phys",
+            Handle,
+            Box::new(|l, m| mf_process_virt_to_phys(l.h(l.process, m), 0x1000, l.p(m))),
+        ),
+        (
+            "mf_process_virt_to_phys_batch",
+            Handle,
+            Box::new(|l, m| mf_process_virt_to_phys_batch(l.h(l.process, m), l.p(m), 1)),
+        ),
+        (
+            "mf_process_page_map_callback",
+            Handle,
+            Box::new(|l, m| mf_process_page_map_callback(l.h(l.process, m), 0, 0, u64::MAX, cb(m), null_mut())),
+        ),
+        (
+            "mf_process_page_map",
+            Handle,
+            Box::new(|l, m| mf_process_page_map(l.h(l.process, m), 0, 0, u64::MAX, l.p(m))),
+        ),
+        // lists
+        ("mf_export_list_get", Handle, Box::new(|l, m| mf_export_list_get(l.h(l.elist, m), l.p(m), l.p(m)))),
+        ("mf_export_list_free", Free, Box::new(|l, m| mf_export_list_free(l.h(null_mut(), m)))),
+        ("mf_import_list_get", Handle, Box::new(|l, m| mf_import_list_get(l.h(l.ilist, m), l.p(m), l.p(m)))),
+        ("mf_import_list_free", Free, Box::new(|l, m| mf_import_list_free(l.h(null_mut(), m)))),
+        ("mf_section_list_get", Handle, Box::new(|l, m| mf_section_list_get(l.h(l.slist, m), l.p(m), l.p(m)))),
+        ("mf_section_list_free", Free, Box::new(|l, m| mf_section_list_free(l.h(null_mut(), m)))),
+        (
+            "mf_memory_range_list_get",
+            Handle,
+            Box::new(|l, m| mf_memory_range_list_get(l.h(l.rlist, m), l.p(m), l.p(m))),
+        ),
+        ("mf_memory_range_list_free", Free, Box::new(|l, m| mf_memory_range_list_free(l.h(null_mut(), m)))),
     ]
 }
 
@@ -339,6 +431,21 @@ fn only_mf_functions_are_exported_and_all_are_covered() {
     let covered: BTreeSet<String> = table().iter().map(|(n, _, _)| n.to_string()).collect();
     assert_eq!(exported, covered, "the NULL/garbage table must cover exactly the exported functions");
     assert_eq!(header_functions(), exported, "include/memflow.h must declare exactly the exported functions");
+}
+
+/// The descriptor macros of `memflow.h` are the host's values.
+#[test]
+fn header_plugin_macros_match_the_host() {
+    let header = std::fs::read_to_string(repo_root().join("include/memflow.h")).expect("include/memflow.h");
+    let define = |name: &str| -> String {
+        let prefix = format!("#define {name} ");
+        let line = header.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
+        line.unwrap_or_else(|| panic!("no {name} in memflow.h")).trim().to_string()
+    };
+    let magic = memflow_core::plugins::PLUGIN_MAGIC;
+    assert_eq!(magic.last(), Some(&0), "the C string literal's NUL is the last magic byte");
+    assert_eq!(define("MF_PLUGIN_MAGIC"), format!("\"{}\"", String::from_utf8_lossy(&magic[..magic.len() - 1])));
+    assert_eq!(define("MF_PLUGIN_SYMBOL"), format!("\"{}\"", memflow_core::plugins::PLUGIN_SYMBOL));
 }
 
 #[test]
@@ -660,26 +767,44 @@ fn c_smoke_program_runs_clean_under_valgrind() {
 }
 
 #[test]
-fn cpp_wrappers_run_clean_under_valgrind() {
+fn cpp_wrappers_run_clean_under_valgrind_and_sanitizers() {
     let dir = lib_dir("smoke-cpp");
     let exe = build(&dir, "c++", "-std=c++17", "smoke.cpp", "smoke_cpp", &[]);
     run_clean(&dir, &exe, "smoke_cpp ok");
+    let sanitized = build(&dir, "c++", "-std=c++17", "smoke.cpp", "smoke_cpp_asan", SANITIZERS);
+    run_sanitized(&sanitized, &[fixture_dump().as_os_str()], "smoke_cpp ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `memflow.hpp` refuses an older C++ standard with a message that names the fix, instead of
+/// a cascade of template errors.
+#[test]
+fn cpp_header_asks_for_cpp17() {
+    let dir = temp_dir("cpp14");
+    let source = dir.join("old.cpp");
+    std::fs::write(&source, "#include \"memflow.hpp\"\nint main() { return 0; }\n").unwrap();
+    let out = Command::new("c++")
+        .args(["-std=c++14", "-fsyntax-only", "-I"])
+        .arg(repo_root().join("include"))
+        .arg(&source)
+        .output()
+        .expect("run c++");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "memflow.hpp compiled as C++14");
+    assert!(stderr.contains("memflow.hpp needs C++17 or later"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Builds `tests/c/<source>` (C11, threads) plainly and with `-fsanitize=address,undefined`.
 fn build_c11_pair(dir: &Path, source: &str, exe: &str) -> (PathBuf, PathBuf) {
     let plain = build(dir, "cc", "-std=c11", source, exe, &["-pthread"]);
-    let sanitized = build(
-        dir,
-        "cc",
-        "-std=c11",
-        source,
-        &format!("{exe}_asan"),
-        &["-pthread", "-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"],
-    );
+    let flags: Vec<&str> = ["-pthread"].into_iter().chain(SANITIZERS.iter().copied()).collect();
+    let sanitized = build(dir, "cc", "-std=c11", source, &format!("{exe}_asan"), &flags);
     (plain, sanitized)
 }
+
+/// The compiler flags of the AddressSanitizer/UBSan builds.
+const SANITIZERS: &[&str] = &["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"];
 
 /// Runs a program built with the sanitizers (leak detection on): it must succeed, print `ok`
 /// and report nothing.
@@ -709,6 +834,20 @@ fn c_handle_misuse_is_rejected_under_valgrind_and_sanitizers() {
     let (plain, sanitized) = build_c11_pair(&dir, "misuse.c", "misuse");
     run_clean(&dir, &plain, "misuse ok");
     run_sanitized(&sanitized, &[fixture_dump().as_os_str()], "misuse ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The C API beyond the smoke test (tests/c/extended.c): translation of the kernel address
+/// space and of a guest process checked against physical memory, physical memory and CPU
+/// state through an OS handle, processes by name, process clones, module strings that outlive
+/// later lookups, and the owned lists checked against the callbacks; with no invalid access or
+/// leak under valgrind and no report from AddressSanitizer/UBSan.
+#[test]
+fn c_extended_api_runs_clean_under_valgrind_and_sanitizers() {
+    let dir = lib_dir("extended");
+    let (plain, sanitized) = build_c11_pair(&dir, "extended.c", "extended");
+    run_clean(&dir, &plain, "extended ok");
+    run_sanitized(&sanitized, &[fixture_dump().as_os_str()], "extended ok");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

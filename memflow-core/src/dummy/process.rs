@@ -20,6 +20,7 @@ use crate::virt::VirtualDma;
 /// mapped, with their base as handle; exports, imports and sections are parsed from the
 /// images in memory ([`ElfImage`]); mapped ranges come from a walk of the page tables. Once
 /// the process is killed, every access fails with `Gone`.
+#[derive(Clone)]
 pub struct DummyProcess {
     info: ProcessInfo,
     modules: Vec<ModuleInfo>,

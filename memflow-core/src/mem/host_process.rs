@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use cglue::slice::{CSliceMut, CSliceRef};
 
@@ -31,11 +32,12 @@ use crate::types::Address;
 pub const MAX_IOVECS: usize = 1024;
 
 /// How a process's memory is reached.
+#[derive(Clone)]
 enum MemAccess {
     /// `process_vm_readv` / `process_vm_writev`.
     Syscalls,
-    /// `pread` / `pwrite` on the open `/proc/PID/mem`.
-    ProcMem(File),
+    /// `pread` / `pwrite` on the open `/proc/PID/mem` (positioned calls: clones share the file).
+    ProcMem(Arc<File>),
 }
 
 /// The error of a failed memory call on a process: a process that no longer exists gives
@@ -223,7 +225,9 @@ fn file_step<B: Transfer>(file: &File, queue: &mut Queue<B>) -> Result<()> {
     }
 }
 
-/// The memory of a process on this host, by pid (see the module documentation).
+/// The memory of a process on this host, by pid (see the module documentation). Clones share
+/// the open `/proc/PID/mem`, if any.
+#[derive(Clone)]
 pub struct HostProcessMemory {
     pid: u32,
     /// How its memory is reached; switched to `/proc/PID/mem` when the system calls are not
@@ -254,7 +258,7 @@ impl HostProcessMemory {
     /// start. Fails with `PermissionDenied` or `Gone` if the file cannot be opened.
     pub fn use_proc_mem(&mut self) -> Result<()> {
         let file = OpenOptions::new().read(true).write(true).open(format!("/proc/{}/mem", self.pid));
-        self.access = MemAccess::ProcMem(file.map_err(|e| process_error(&e))?);
+        self.access = MemAccess::ProcMem(Arc::new(file.map_err(|e| process_error(&e))?));
         Ok(())
     }
 

@@ -20,7 +20,7 @@ use crate::instance::*;
 use crate::mem::{report, MemBatch, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata, SplitBuf};
 use crate::types::{umem, Address};
 
-/// Version of the C connector interface ([`CConnectorPlugin`]).
+/// Version of the C connector interface (`MfCConnectorPlugin`).
 pub const C_PLUGIN_VERSION: u32 = 1;
 
 /// What the host offers a C plugin while it creates an instance.
@@ -69,7 +69,7 @@ pub type CDestroyFn = unsafe extern "C" fn(instance: *mut c_void);
 pub struct CConnectorPlugin {
     /// The common header, with `flavor` 2 (C) and `kind` 1 (connector).
     pub header: PluginHeader,
-    /// [`C_PLUGIN_VERSION`] the plugin was written against.
+    /// `MF_C_PLUGIN_VERSION` the plugin was written against.
     pub version: u32,
     /// `sizeof` this struct as the plugin saw it.
     pub struct_size: u32,

@@ -63,21 +63,21 @@ pub enum PluginFlavor {
 #[repr(C)]
 #[derive(Copy, Clone, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct PluginHeader {
-    /// [`PLUGIN_MAGIC`].
+    /// `MF_PLUGIN_MAGIC` (`PLUGIN_MAGIC` in Rust): the bytes `MEMFLOW` and a NUL.
     pub magic: [u8; 8],
-    /// [`ABI_VERSION`] the plugin was built for.
+    /// `MF_PLUGIN_ABI_VERSION` (`ABI_VERSION` in Rust) the plugin was built for.
     pub abi_version: u32,
-    /// `size_of::<PluginHeader>()` as the plugin saw it.
+    /// `sizeof(MfPluginHeader)` as the plugin saw it.
     pub header_size: u32,
-    /// [`PluginKind`] as a number.
+    /// What the plugin makes, one of `MF_PLUGIN_KIND_*`.
     pub kind: u32,
-    /// [`PluginFlavor`] as a number.
+    /// How it is implemented, one of `MF_PLUGIN_FLAVOR_*`.
     pub flavor: u32,
     /// Address width the plugin was built with (64 or 128).
     pub umem_bits: u32,
     /// Reserved, zero.
     pub reserved: u32,
-    /// Fingerprint of the layouts that cross the boundary ([`layout_fingerprint`]); 0 for
+    /// Fingerprint of the layouts that cross the boundary (computed by the Rust host); 0 for
     /// the C flavor, whose layout is checked through its own struct size.
     pub layout: u64,
     /// Plugin name, as used in chains (`[A-Za-z0-9_-]`).

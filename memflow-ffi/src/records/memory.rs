@@ -1,7 +1,9 @@
-//! Memory records: page flags, mapped ranges, physical metadata and batch operations.
+//! Memory records: page flags, mapped ranges, physical metadata, batch operations and
+//! translations.
 
 use std::ffi::c_void;
 
+use memflow_core::mem::PhysicalMemoryMetadata;
 use memflow_core::os::MemoryRange;
 use memflow_core::types::PageType;
 
@@ -58,6 +60,36 @@ pub struct MfPhysicalMetadata {
     pub readonly: bool,
     /// The number of operations per batch the backend handles best (`UINT32_MAX`: any).
     pub ideal_batch_size: u32,
+}
+
+impl From<&PhysicalMemoryMetadata> for MfPhysicalMetadata {
+    fn from(m: &PhysicalMemoryMetadata) -> Self {
+        MfPhysicalMetadata {
+            max_address: addr_out(m.max_address),
+            real_size: size_out(m.real_size),
+            readonly: m.readonly,
+            ideal_batch_size: m.ideal_batch_size,
+        }
+    }
+}
+
+/// One address of a translation batch (`mf_os_virt_to_phys_batch`,
+/// `mf_process_virt_to_phys_batch`).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default)]
+pub struct MfTranslateOp {
+    /// The virtual address to translate.
+    pub addr: u64,
+    /// Set by the call: the physical address, 0 if `addr` does not translate.
+    pub phys: u64,
+    /// Set by the call: the size of the page `addr` lies in, 0 if not known or not translated.
+    pub page_size: u64,
+    /// Set by the call: the flags of that page (`MF_PAGE_*`), 0 if not translated.
+    pub flags: MfPageFlags,
+    /// Set by the call: 0, or the error code why `addr` does not translate (kind
+    /// `MF_KIND_UNMAPPED`: not mapped; `MF_KIND_OUT_OF_BOUNDS`: not a valid address or a page
+    /// table outside physical memory). Untouched if the call as a whole fails.
+    pub result: i32,
 }
 
 /// One read of a batch (`mf_connector_read_batch`, `mf_process_read_batch`).

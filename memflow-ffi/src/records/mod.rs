@@ -13,7 +13,7 @@ mod process;
 mod x86;
 
 pub use arch::*;
-pub(crate) use convert::{addr_in, addr_out, size_out};
+pub(crate) use convert::{addr_in, addr_out, size_out, str_out};
 pub use memory::*;
 pub use module::*;
 pub use os_info::*;

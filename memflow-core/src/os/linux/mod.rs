@@ -14,7 +14,7 @@
 //!
 //! A process's handle is the address of its `task_struct`, a kernel module's the address of
 //! its `struct module`. The layer is also a [`MemoryView`] of the kernel's address space and
-//! passes the connector's [`PhysicalMemory`] through.
+//! passes the connector's [`PhysicalMemory`] and [`CpuState`] through.
 //!
 //! Errors name what is missing ("no kernel image found", "no kallsyms tables found", "kernel
 //! has no BTF (CONFIG_DEBUG_INFO_BTF)", a missing structure member) and every walk over guest
@@ -46,7 +46,7 @@ pub use process::LinuxProcess;
 pub use vma::Vma;
 
 use crate::arch::ArchitectureIdent;
-use crate::connector::cpu_state::{CpuState, X86ArchHint};
+use crate::connector::cpu_state::{CpuState, X86ArchHint, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::{process_instance, ConnectorInstanceArcBox, LibArc, ProcessInstanceArcBox};
 use crate::mem::{
@@ -246,10 +246,23 @@ mod groups {
     use crate::mem::{MemoryViewVtbl, PhysicalMemoryVtbl};
     use crate::translate::{VirtualTranslate, VirtualTranslateVtbl};
 
-    cglue_impl_group!(LinuxOs<P: PhysicalMemory + Clone + 'static>, OsInstance, { PhysicalMemory, MemoryView, VirtualTranslate });
-    cglue_impl_group!(LinuxProcess<P: PhysicalMemory + 'static>, ProcessInstance, { VirtualTranslate });
+    use crate::connector::cpu_state::CpuStateVtbl;
+
+    cglue_impl_group!(LinuxOs<P: PhysicalMemory + CpuState + Clone + 'static>, OsInstance, { PhysicalMemory, MemoryView, VirtualTranslate, CpuState });
+    cglue_impl_group!(LinuxProcess<P: PhysicalMemory + Clone + 'static>, ProcessInstance, { VirtualTranslate });
 
     crate::forward_virtual_translate!(LinuxOs<P>, view, P: PhysicalMemory + Clone + 'static);
+}
+
+/// The CPU state of the connector below, passed through.
+impl<P: CpuState> CpuState for LinuxOs<P> {
+    fn cpu_count(&self) -> usize {
+        self.mem.cpu_count()
+    }
+
+    fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
+        self.mem.x86_registers(cpu)
+    }
 }
 
 impl<P: PhysicalMemory + Clone + 'static> Os for LinuxOs<P> {

@@ -24,6 +24,7 @@ use crate::virt::VirtualDma;
 /// 0 and takes in the later mappings of the same file, and is named after the file. The
 /// module's handle is its base address. Exports, imports and sections come from the image in
 /// memory ([`ElfImage`]).
+#[derive(Clone)]
 pub struct LinuxProcess<P> {
     kernel: Arc<Kernel>,
     info: ProcessInfo,

@@ -27,6 +27,7 @@ const MAX_ADDRESS_32: u64 = 0xffff_ffff;
 /// its handle; exports, imports and sections are parsed from the mapped images
 /// ([`ElfImage`]), with section headers read from the file as the process sees it
 /// (`/proc/PID/root/...`) when they are not mapped.
+#[derive(Clone)]
 pub struct NativeProcess {
     info: ProcessInfo,
     /// The start time of the process when it was opened, to tell it from a later process
