@@ -28,8 +28,14 @@ pub use cglue;
 
 /// The items most users want in scope.
 pub mod prelude {
+    pub use crate::arch::ArchitectureIdent;
     pub use crate::connector::*;
     pub use crate::error::*;
+    pub use crate::instance::*;
     pub use crate::mem::*;
+    pub use crate::os::*;
+    pub use crate::plugins::{Args, ChainInstance, Inventory};
+    pub use crate::translate::{Translator, VirtualTranslate};
     pub use crate::types::*;
+    pub use crate::virt::VirtualDma;
 }

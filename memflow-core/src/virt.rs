@@ -14,7 +14,7 @@ use crate::mem::{
     report, MemBatch, MemOp, MemoryView, PhysicalMemory, ReadBatch, ReadOp, SplitBuf, ViewMetadata, WriteBatch,
 };
 use crate::translate::{
-    last_of, FailureCallback, MemoryRangeCallback, PageMapMerger, Tlb, TranslationCallback, TranslationFailure,
+    FailureCallback, MemoryRangeCallback, PageMapMerger, Tlb, TranslationCallback, TranslationFailure,
     TranslationMapMerger, TranslationRangeCallback, Translator, VirtualTranslate, VirtualTranslation, WINDOW,
 };
 use crate::types::{umem, Address, PhysicalAddress};
@@ -68,6 +68,12 @@ impl<P: PhysicalMemory> VirtualDma<P> {
     /// The physical memory.
     pub fn phys_mem(&mut self) -> &mut P {
         &mut self.mem
+    }
+
+    /// The translator and the physical memory at once, e.g. to translate with the view's own
+    /// memory: `let (t, mem) = dma.parts_mut(); t.translate_one(mem, va)`.
+    pub fn parts_mut(&mut self) -> (&mut Translator, &mut P) {
+        (&mut self.translator, &mut self.mem)
     }
 
     /// The physical memory back.
@@ -300,11 +306,9 @@ impl<P: PhysicalMemory> VirtualTranslate for VirtualDma<P> {
         mut out: TranslationCallback,
         mut out_fail: FailureCallback,
     ) -> Result<()> {
-        self.translator.translate(&mut self.mem, addrs, |va, res| {
-            match res {
-                Ok(pa) => out.call(VirtualTranslation { va, pa }),
-                Err(error) => out_fail.call(TranslationFailure { va, error }),
-            };
+        self.translator.translate(&mut self.mem, addrs, |va, res| match res {
+            Ok(pa) => out.call(VirtualTranslation { va, pa }),
+            Err(error) => out_fail.call(TranslationFailure { va, error }),
         })
     }
 
@@ -315,9 +319,8 @@ impl<P: PhysicalMemory> VirtualTranslate for VirtualDma<P> {
         end: Address,
         mut out: MemoryRangeCallback,
     ) -> Result<()> {
-        let Some(last) = last_of(start, end) else { return Ok(()) };
         let mut merge = PageMapMerger::new(gap);
-        self.translator.for_each_page(&mut self.mem, start, last, |p| merge.push(p, &mut out))?;
+        self.translator.for_each_page(&mut self.mem, start, end, |p| merge.push(p, &mut out))?;
         merge.finish(&mut out);
         Ok(())
     }
@@ -328,9 +331,8 @@ impl<P: PhysicalMemory> VirtualTranslate for VirtualDma<P> {
         end: Address,
         mut out: TranslationRangeCallback,
     ) -> Result<()> {
-        let Some(last) = last_of(start, end) else { return Ok(()) };
         let mut merge = TranslationMapMerger::default();
-        self.translator.for_each_page(&mut self.mem, start, last, |p| merge.push(p, &mut out))?;
+        self.translator.for_each_page(&mut self.mem, start, end, |p| merge.push(p, &mut out))?;
         merge.finish(&mut out);
         Ok(())
     }

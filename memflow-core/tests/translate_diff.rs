@@ -58,7 +58,12 @@ fn page_walk_equals_reference_equals_truth() {
         let mut mem = b.memory();
         let mut translator = Translator::new(ident, &roots).unwrap();
         let mut walked = vec![];
-        translator.for_each_page(&mut mem, Address::NULL, Address::INVALID, |p| walked.push(p)).unwrap();
+        translator
+            .for_each_page(&mut mem, Address::NULL, Address::INVALID, |p| {
+                walked.push(p);
+                true
+            })
+            .unwrap();
         let mut referenced = vec![];
         reference::for_each_page(&mut mem, b.arch(), &roots, |p| referenced.push(p));
         assert_eq!(walked, referenced, "{ident:?} seed {seed}");
@@ -253,7 +258,13 @@ fn flags_combine_across_levels() {
     b.write_entry(pdpte, raw1 | 1 << 63).unwrap();
     assert_eq!(dma.virt_to_phys(va).unwrap().page_type, all | PageType::NOEXEC);
     let mut pages = vec![];
-    Translator::new(ident, &b.roots()).unwrap().for_each_page(&mut b.memory(), va, va, |p| pages.push(p)).unwrap();
+    Translator::new(ident, &b.roots())
+        .unwrap()
+        .for_each_page(&mut b.memory(), va, va + 1u64, |p| {
+            pages.push(p);
+            true
+        })
+        .unwrap();
     assert_eq!(pages[0].page_type, all | PageType::NOEXEC);
 }
 
@@ -327,4 +338,40 @@ fn single_reads_equal_batched_reads() {
             }
         }
     }
+}
+
+/// The closure forms stop where the caller says, and give what the callback forms give.
+#[test]
+fn callbacks_that_return_false_stop_the_walk() {
+    let (ident, _, b) = spaces().next().unwrap();
+    let mut dma = VirtualDma::new(b.memory(), ident, &b.roots()).unwrap();
+    let all = dma.virt_page_map(0).unwrap();
+    assert!(all.len() > 3, "{ident:?}: {} ranges", all.len());
+    let mut seen = vec![];
+    dma.virt_page_map_range_each(0, Address::NULL, Address::INVALID, |r| {
+        seen.push(r);
+        seen.len() < 2
+    })
+    .unwrap();
+    assert_eq!(seen, all[..2]);
+
+    let mut pages = 0;
+    let (translator, mem) = dma.parts_mut();
+    translator
+        .for_each_page(mem, Address::NULL, Address::INVALID, |_| {
+            pages += 1;
+            pages < 5
+        })
+        .unwrap();
+    assert_eq!(pages, 5);
+
+    let vas: Vec<Address> = b.truth().iter().take(10).map(|p| p.va).collect();
+    let mut got = vec![];
+    dma.virt_to_phys_each(vas.iter().copied(), |va, res| {
+        got.push((va, res.map(|pa| pa.address)));
+        got.len() < 3
+    })
+    .unwrap();
+    let want: Vec<_> = vas[..3].iter().map(|&va| (va, Ok(b.expected(va).unwrap().0))).collect();
+    assert_eq!(got, want);
 }

@@ -78,6 +78,7 @@ fn random_garbage_agrees_with_reference_on_every_arch() {
                     if pages.len() < 2000 {
                         pages.push(p)
                     }
+                    true
                 })
                 .unwrap();
             for p in pages {
@@ -112,7 +113,10 @@ fn self_referencing_pml4_entry() {
     let mut count = 0;
     Translator::new(ident, &roots)
         .unwrap()
-        .for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| count += 1)
+        .for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| {
+            count += 1;
+            true
+        })
         .unwrap();
     // The one page, plus every table seen through 1, 2 and 3 self references.
     assert!(count > 1 && count < 100, "{count}");
@@ -139,7 +143,10 @@ fn tables_that_loop_everywhere() {
         let mut count = 0u64;
         Translator::new(ident, &roots)
             .unwrap()
-            .for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| count += 1)
+            .for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| {
+                count += 1;
+                true
+            })
             .unwrap();
         // On x86 every last-level entry is a page (512^4 of them); RISC-V has none (pointers
         // at the last level are invalid). Either way the budget of entries ends the walk.
@@ -169,7 +176,10 @@ fn tables_past_the_end_of_memory() {
         let mut v = vec![];
         Translator::new(ident, &b.roots())
             .unwrap()
-            .for_each_page(&mut b.memory(), Address::NULL, Address::INVALID, |p| v.push(p))
+            .for_each_page(&mut b.memory(), Address::NULL, Address::INVALID, |p| {
+                v.push(p);
+                true
+            })
             .unwrap();
         v
     };
@@ -192,7 +202,10 @@ fn entry_cut_by_the_end_of_memory() {
         let mut count = 0;
         Translator::new(ident, &roots)
             .unwrap()
-            .for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| count += 1)
+            .for_each_page(&mut mem, Address::NULL, Address::INVALID, |_| {
+                count += 1;
+                true
+            })
             .unwrap();
         assert_eq!(count, 0, "{ident:?}");
     }

@@ -45,7 +45,11 @@ fuzz_target!(|data: &[u8]| {
 
     let mut translator = Translator::new(ident, &roots).unwrap();
     let mut results = vec![];
-    translator.translate(&mut mem, vas.iter().copied(), |va, res| results.push((va, res))).unwrap();
+    translator.translate(&mut mem, vas.iter().copied(), |va, res| {
+        results.push((va, res));
+        true
+    })
+    .unwrap();
     assert_eq!(results.len(), vas.len());
     for (va, got) in results {
         assert_eq!(got, reference::translate(&mut mem, &arch, &roots, va), "{ident:?} {va:?}");
@@ -57,6 +61,7 @@ fuzz_target!(|data: &[u8]| {
             if pages.len() < 64 {
                 pages.push(p)
             }
+            true
         })
         .unwrap();
     for p in pages {

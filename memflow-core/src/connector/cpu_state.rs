@@ -3,6 +3,7 @@
 
 use cglue::prelude::v1::*;
 
+use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::types::{umem, Address};
 
@@ -190,6 +191,19 @@ impl X86Registers {
         };
         self.valid.set(X86RegisterSet::LONG_MODE, long);
     }
+
+    /// The architecture to translate this CPU's addresses with and its page-table root, as
+    /// [`crate::virt::VirtualDma::new`] takes them; `None` without paging or control registers.
+    pub fn paging(&self) -> Option<(ArchitectureIdent, Address)> {
+        let arch = match self.arch_hint() {
+            X86ArchHint::X86 => ArchitectureIdent::X86_32,
+            X86ArchHint::X86Pae => ArchitectureIdent::X86Pae,
+            X86ArchHint::X86_64 => ArchitectureIdent::X86_64,
+            X86ArchHint::X86_64La57 => ArchitectureIdent::X86_64La57,
+            X86ArchHint::Unknown | X86ArchHint::NoPaging => return None,
+        };
+        Some((arch, self.page_table_root()?))
+    }
 }
 
 /// The CPU state a connector knows about its target.
@@ -206,6 +220,16 @@ pub trait CpuState {
     /// The x86 registers of CPU `cpu` (0-based). `NotFound` if `cpu >= cpu_count()` or the
     /// target is not x86.
     fn x86_registers(&self, cpu: usize) -> Result<X86Registers>;
+
+    /// The architecture and page-table root of every CPU that has paging on, in CPU order
+    /// (see [`X86Registers::paging`]): what to build a `VirtualDma` of the kernel with.
+    #[skip_func]
+    fn paging_of_cpus(&self) -> Vec<(ArchitectureIdent, Address)>
+    where
+        Self: Sized,
+    {
+        (0..self.cpu_count()).filter_map(|i| self.x86_registers(i).ok()?.paging()).collect()
+    }
 }
 
 /// The registers of `cpu` in a list of per-CPU states, or a logged `NotFound` error.
@@ -251,6 +275,17 @@ mod tests {
         r.efer = EFER_LMA;
         r.infer_long_mode(false);
         assert_eq!(r.arch_hint(), X86ArchHint::X86_64);
+    }
+
+    #[test]
+    fn paging_names_the_architecture_to_translate_with() {
+        assert_eq!(X86Registers::default().paging(), None);
+        assert_eq!(control(0x11, 0x1000, 0).paging(), None, "paging off");
+        assert_eq!(control(CR0_PG, 0x1fff, 0).paging(), Some((ArchitectureIdent::X86_32, Address::new(0x1000))));
+        assert_eq!(control(CR0_PG, 0x2000, CR4_PAE).paging(), Some((ArchitectureIdent::X86Pae, Address::new(0x2000))));
+        let mut long = control(CR0_PG, 0x3000, CR4_PAE | CR4_LA57);
+        long.valid |= X86RegisterSet::LONG_MODE;
+        assert_eq!(long.paging(), Some((ArchitectureIdent::X86_64La57, Address::new(0x3000))));
     }
 
     #[test]

@@ -108,12 +108,13 @@ impl Translator {
         Self::MAX_WORKING_BYTES + self.tlb.as_ref().map_or(0, Tlb::bytes)
     }
 
-    /// Translates every address of `vas`, calling `out` for each in input order.
+    /// Translates every address of `vas`, calling `out` for each in input order until it
+    /// returns `false`.
     pub fn translate<P: PhysicalMemory>(
         &mut self,
         mem: &mut P,
         vas: impl IntoIterator<Item = Address>,
-        mut out: impl FnMut(Address, Result<PhysicalAddress>),
+        mut out: impl FnMut(Address, Result<PhysicalAddress>) -> bool,
     ) -> Result<()> {
         let mut vas = vas.into_iter().peekable();
         while vas.peek().is_some() {
@@ -123,7 +124,11 @@ impl Translator {
                 self.window_push(va);
             }
             self.window_run(mem)?;
-            self.window_results().for_each(|(va, res)| out(va, res));
+            for (va, res) in self.window_results() {
+                if !out(va, res) {
+                    return Ok(());
+                }
+            }
         }
         Ok(())
     }
@@ -163,16 +168,18 @@ impl Translator {
         self.segments.iter().find(|s| s.first <= va && va <= s.last).map(|s| s.root)
     }
 
-    /// Calls `found` for every page that intersects `first..=last`, in ascending order, walking
-    /// the tree depth first (see the module docs of `pages.rs`).
+    /// Calls `found` for every page that intersects `start..end` (`end` exclusive, like every
+    /// range of the crate), in ascending order, until it returns `false`; walks the tree depth
+    /// first (see the module docs of `pages.rs`).
     pub fn for_each_page<P: PhysicalMemory>(
         &mut self,
         mem: &mut P,
-        first: Address,
-        last: Address,
-        found: impl FnMut(Page),
+        start: Address,
+        end: Address,
+        found: impl FnMut(Page) -> bool,
     ) -> Result<()> {
-        self.pages.walk(mem, &self.arch, &self.decoder, self.tables, first, last, found)
+        let Some(last) = super::merge::last_of(start, end) else { return Ok(()) };
+        self.pages.walk(mem, &self.arch, &self.decoder, self.tables, start, last, found)
     }
 
     /// Empties the window of the batched walk.

@@ -16,20 +16,26 @@ impl PageMapMerger {
         PageMapMerger { gap, cur: None }
     }
 
-    pub fn push(&mut self, p: Page, out: &mut MemoryRangeCallback) {
+    /// Adds the next page; `false` once `out` asked to stop.
+    pub fn push(&mut self, p: Page, out: &mut MemoryRangeCallback) -> bool {
         if let Some(r) = &mut self.cur {
             let last = r.base + (r.size - 1);
             if p.page_type == r.page_type && p.va > last && p.va - last - 1 <= self.gap {
                 r.size = (p.va - r.base) + p.size();
-                return;
+                return true;
             }
         }
         let next = MemoryRange { base: p.va, size: p.size(), page_type: p.page_type };
-        if let Some(done) = self.cur.replace(next) {
-            let _ = out.call(done);
+        match self.cur.replace(next) {
+            Some(done) if !out.call(done) => {
+                self.cur = None;
+                false
+            }
+            _ => true,
         }
     }
 
+    /// Reports the range still open.
     pub fn finish(self, out: &mut MemoryRangeCallback) {
         if let Some(done) = self.cur {
             let _ = out.call(done);
@@ -45,20 +51,26 @@ pub(crate) struct TranslationMapMerger {
 }
 
 impl TranslationMapMerger {
-    pub fn push(&mut self, p: Page, out: &mut TranslationRangeCallback) {
+    /// Adds the next page; `false` once `out` asked to stop.
+    pub fn push(&mut self, p: Page, out: &mut TranslationRangeCallback) -> bool {
         if let Some(r) = &mut self.cur {
             let contiguous = p.va > r.va && p.va - r.va == r.size && p.pa - r.pa == r.size;
             if p.page_type == r.page_type && contiguous {
                 r.size += p.size();
-                return;
+                return true;
             }
         }
         let next = TranslationRange { va: p.va, pa: p.pa, size: p.size(), page_type: p.page_type };
-        if let Some(done) = self.cur.replace(next) {
-            let _ = out.call(done);
+        match self.cur.replace(next) {
+            Some(done) if !out.call(done) => {
+                self.cur = None;
+                false
+            }
+            _ => true,
         }
     }
 
+    /// Reports the range still open.
     pub fn finish(self, out: &mut TranslationRangeCallback) {
         if let Some(done) = self.cur {
             let _ = out.call(done);

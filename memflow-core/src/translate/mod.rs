@@ -22,7 +22,7 @@ mod virtual_translate;
 mod walk;
 
 pub use engine::Translator;
-pub(crate) use merge::{last_of, PageMapMerger, TranslationMapMerger};
+pub(crate) use merge::{PageMapMerger, TranslationMapMerger};
 pub use pages::{Page, CHUNK_BYTES};
 pub use records::*;
 pub use tlb::Tlb;

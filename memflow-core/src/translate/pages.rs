@@ -91,8 +91,9 @@ impl PageWalker {
     /// The most bytes one walker holds.
     pub const MAX_BYTES: usize = MAX_LEVELS * CHUNK_BYTES;
 
-    /// Calls `found` for every page that intersects `first..=last`, in ascending order.
-    /// `tables` are the top table addresses per root (`None`: nothing mapped there).
+    /// Calls `found` for every page that intersects `first..=last`, in ascending order, until
+    /// it returns `false`. `tables` are the top table addresses per root (`None`: nothing
+    /// mapped there).
     #[allow(clippy::too_many_arguments)]
     pub fn walk<P: PhysicalMemory>(
         &mut self,
@@ -102,7 +103,7 @@ impl PageWalker {
         tables: [Option<Address>; 2],
         first: Address,
         last: Address,
-        mut found: impl FnMut(Page),
+        mut found: impl FnMut(Page) -> bool,
     ) -> Result<()> {
         self.chunks.resize(Self::MAX_BYTES, 0);
         let levels = arch.levels();
@@ -156,12 +157,17 @@ impl PageWalker {
                 let base = frame.base + ((idx as umem) << lvl.shift);
                 match dec.decode(level, raw) {
                     Entry::Invalid => {}
-                    Entry::Page { base: pa, denied } => found(Page {
-                        va: Address::new(high | base),
-                        pa,
-                        size_log2: lvl.shift,
-                        page_type: (frame.denied | denied).page_type(),
-                    }),
+                    Entry::Page { base: pa, denied } => {
+                        let page = Page {
+                            va: Address::new(high | base),
+                            pa,
+                            size_log2: lvl.shift,
+                            page_type: (frame.denied | denied).page_type(),
+                        };
+                        if !found(page) {
+                            return Ok(());
+                        }
+                    }
                     Entry::Table { next, denied } => {
                         let child = levels[level + 1];
                         let end = base + (((1 as umem) << lvl.shift) - 1);

@@ -10,8 +10,9 @@ use crate::types::{umem, Address, PhysicalAddress};
 /// Translation of virtual addresses of one address space.
 ///
 /// Ranges are `start..end` with `end` exclusive; every page that intersects the range is
-/// reported whole. The callbacks' return values are ignored. `Err` is returned only when physical memory fails as a whole; addresses that
-/// do not translate go to the failure callback.
+/// reported whole. A callback that returns `false` ends the call early (successfully).
+/// `Err` is returned only when physical memory fails as a whole; addresses that do not
+/// translate go to the failure callback.
 #[cglue_trait]
 #[int_result]
 #[cglue_forward]
@@ -51,6 +52,41 @@ pub trait VirtualTranslate: Send {
         };
         self.virt_to_phys_list(CIterator::from(&mut core::iter::once(va)), (&mut ok).into(), (&mut fail).into())?;
         res.get()
+    }
+
+    /// Translates every address of `addrs`, calling `f(va, result)` for each in input order
+    /// until it returns `false`: the closure form of [`VirtualTranslate::virt_to_phys_list`].
+    #[skip_func]
+    fn virt_to_phys_each(
+        &mut self,
+        addrs: impl IntoIterator<Item = Address>,
+        mut f: impl FnMut(Address, Result<PhysicalAddress>) -> bool,
+    ) -> Result<()>
+    where
+        Self: Sized,
+    {
+        // Both callbacks need `f`; only one runs at a time.
+        let f = core::cell::RefCell::new(&mut f);
+        let mut ok = |t: VirtualTranslation| (f.borrow_mut())(t.va, Ok(t.pa));
+        let mut fail = |e: TranslationFailure| (f.borrow_mut())(e.va, Err(e.error));
+        let mut addrs = addrs.into_iter();
+        self.virt_to_phys_list(CIterator::from(&mut addrs), (&mut ok).into(), (&mut fail).into())
+    }
+
+    /// Calls `f` with the mapped ranges of `start..end` (see
+    /// [`VirtualTranslate::virt_page_map_range`]) until it returns `false`.
+    #[skip_func]
+    fn virt_page_map_range_each(
+        &mut self,
+        gap: umem,
+        start: Address,
+        end: Address,
+        mut f: impl FnMut(MemoryRange) -> bool,
+    ) -> Result<()>
+    where
+        Self: Sized,
+    {
+        self.virt_page_map_range(gap, start, end, (&mut f).into())
     }
 
     /// The mapped ranges of `start..end` (see [`VirtualTranslate::virt_page_map_range`]).

@@ -46,7 +46,7 @@ pub use process::LinuxProcess;
 pub use vma::Vma;
 
 use crate::arch::ArchitectureIdent;
-use crate::connector::cpu_state::{CpuState, X86ArchHint, X86Registers};
+use crate::connector::cpu_state::{CpuState, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::{process_instance, ConnectorInstanceArcBox, LibArc, ProcessInstanceArcBox};
 use crate::mem::{
@@ -91,15 +91,8 @@ pub(crate) struct Kernel {
 /// mode only), as hints for [`LinuxOs::new`].
 pub fn cpu_hints<C: CpuState + ?Sized>(cpu: &C) -> Vec<(ArchitectureIdent, Address)> {
     (0..cpu.cpu_count())
-        .filter_map(|i| cpu.x86_registers(i).ok())
-        .filter_map(|regs| {
-            let arch = match regs.arch_hint() {
-                X86ArchHint::X86_64 => ArchitectureIdent::X86_64,
-                X86ArchHint::X86_64La57 => ArchitectureIdent::X86_64La57,
-                _ => return None,
-            };
-            Some((arch, regs.page_table_root()?))
-        })
+        .filter_map(|i| cpu.x86_registers(i).ok()?.paging())
+        .filter(|(arch, _)| matches!(arch, ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57))
         .collect()
 }
 
