@@ -574,7 +574,11 @@ impl Os for DummyOs {
     }
 
     /// The section headers of the module's image.
-    fn kernel_module_section_list_callback(&mut self, module: &ModuleInfo, mut callback: SectionCallback) -> Result<()> {
+    fn kernel_module_section_list_callback(
+        &mut self,
+        module: &ModuleInfo,
+        mut callback: SectionCallback,
+    ) -> Result<()> {
         let image = ElfImage::parse(&mut self.kernel_view, module.base)?;
         image.sections(&mut self.kernel_view, None, |section| callback.call(section))
     }

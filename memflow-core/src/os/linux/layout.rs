@@ -188,6 +188,26 @@ pub struct ModuleSymbolsLayout {
     pub span: Span,
 }
 
+/// A module's exported symbols (`EXPORT_SYMBOL` and `EXPORT_SYMBOL_GPL`): `module.syms` and
+/// `module.gpl_syms`, arrays of `struct kernel_symbol` of `num_syms` and `num_gpl_syms`
+/// elements.
+#[derive(Clone, Debug)]
+pub struct ModuleExportsLayout {
+    /// `module.syms` and `module.num_syms`.
+    pub syms: (u32, u32),
+    /// `module.gpl_syms` and `module.num_gpl_syms`.
+    pub gpl_syms: (u32, u32),
+    /// The size of one `struct kernel_symbol`.
+    pub entry_size: u32,
+    /// `kernel_symbol.value_offset` / `value`.
+    pub value: u32,
+    /// `kernel_symbol.name_offset` / `name`.
+    pub name: u32,
+    /// True if the two fields are 32-bit offsets from the field itself
+    /// (`CONFIG_HAVE_ARCH_PREL32_RELOCATIONS`), false if they are pointers.
+    pub relative: bool,
+}
+
 /// A module's sections as sysfs shows them (`/sys/module/NAME/sections`): `module.sect_attrs`
 /// points to a `struct module_sect_attrs` with `nsections` elements `attrs[]`, each a
 /// `struct module_sect_attr` with the name (`battr.attr.name`) and the address.
@@ -222,6 +242,8 @@ pub struct Layout {
     pub module: ModuleLayout,
     /// Module symbol tables, if BTF has every structure and member they need.
     pub module_symbols: Option<ModuleSymbolsLayout>,
+    /// Module exports, if BTF has every structure and member they need.
+    pub module_exports: Option<ModuleExportsLayout>,
     /// Module sections, if BTF has every structure and member they need.
     pub module_sections: Option<ModuleSectionsLayout>,
 }
@@ -263,6 +285,7 @@ impl Layout {
             path: PathLayout::from_btf(btf)?,
             module: ModuleLayout::from_btf(btf)?,
             module_symbols: ModuleSymbolsLayout::from_btf(btf),
+            module_exports: ModuleExportsLayout::from_btf(btf),
             module_sections: ModuleSectionsLayout::from_btf(btf),
         })
     }
@@ -447,12 +470,13 @@ impl ModuleLayout {
         let field = required(btf, "module_memory", member)?;
         (0..count)
             .map(|i| {
-                i.checked_mul(stride).and_then(|at| at.checked_add(mem)).and_then(|at| at.checked_add(field)).ok_or_else(
-                    || {
+                i.checked_mul(stride)
+                    .and_then(|at| at.checked_add(mem))
+                    .and_then(|at| at.checked_add(field))
+                    .ok_or_else(|| {
                         Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
                             .with_reason(format_args!("BTF: the offsets of `module.mem[].{member}` overflow"))
-                    },
-                )
+                    })
             })
             .collect()
     }
@@ -465,13 +489,42 @@ impl ModuleSymbolsLayout {
             let off = |path| required(btf, "mod_kallsyms", path);
             let (symtab, num_symtab, strtab, typetab) =
                 (off("symtab")?, off("num_symtab")?, off("strtab")?, off("typetab")?);
-            let span = Span::covering(
-                "mod_kallsyms",
-                &[(symtab, WORD), (num_symtab, 4), (strtab, WORD), (typetab, WORD)],
-            )?;
-            Ok(ModuleSymbolsLayout { kallsyms: required(btf, "module", "kallsyms")?, symtab, num_symtab, strtab, typetab, span })
+            let span =
+                Span::covering("mod_kallsyms", &[(symtab, WORD), (num_symtab, 4), (strtab, WORD), (typetab, WORD)])?;
+            Ok(ModuleSymbolsLayout {
+                kallsyms: required(btf, "module", "kallsyms")?,
+                symtab,
+                num_symtab,
+                strtab,
+                typetab,
+                span,
+            })
         })();
         found.map_err(|e: Error| log::info!("linux: no kernel module symbols: {e}")).ok()
+    }
+}
+
+impl ModuleExportsLayout {
+    /// `None` (logged) if BTF lacks a structure or member.
+    fn from_btf(btf: &Btf) -> Option<Self> {
+        let found = (|| {
+            let module = |path| required(btf, "module", path);
+            let relative = optional(btf, "kernel_symbol", "value_offset");
+            let symbol = |path| required(btf, "kernel_symbol", path);
+            let (value, name) = match relative {
+                Some(value) => (value, symbol("name_offset")?),
+                None => (symbol("value")?, symbol("name")?),
+            };
+            Ok(ModuleExportsLayout {
+                syms: (module("syms")?, module("num_syms")?),
+                gpl_syms: (module("gpl_syms")?, module("num_gpl_syms")?),
+                entry_size: btf.struct_size("kernel_symbol")?,
+                value,
+                name,
+                relative: relative.is_some(),
+            })
+        })();
+        found.map_err(|e: Error| log::info!("linux: no kernel module exports: {e}")).ok()
     }
 }
 

@@ -315,14 +315,14 @@ impl<P: PhysicalMemory + Clone + 'static> Os for LinuxOs<P> {
                 });
             }
         }
-        Err(Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
-            .with_reason(format_args!("no kernel symbol at {address}")))
+        Err(Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no kernel symbol at {address}")))
     }
 
     /// The kallsyms table, then the symbols of every module on the module list.
     fn kernel_symbol_list_callback(&mut self, mut callback: KernelSymbolCallback) -> Result<()> {
         for s in self.kernel.kallsyms.iter() {
-            let info = KernelSymbolInfo { name: s.name.into(), address: s.address, kind: s.kind as u8, module: "".into() };
+            let info =
+                KernelSymbolInfo { name: s.name.into(), address: s.address, kind: s.kind as u8, module: "".into() };
             if !callback.call(info) {
                 return Ok(());
             }
@@ -330,8 +330,12 @@ impl<P: PhysicalMemory + Clone + 'static> Os for LinuxOs<P> {
         for module in self.module_list()? {
             let mut go_on = true;
             modules::symbols(&mut self.view, &self.kernel, module.address, |s| {
-                let info =
-                    KernelSymbolInfo { name: s.name.as_str().into(), address: s.address, kind: s.kind, module: module.name.clone() };
+                let info = KernelSymbolInfo {
+                    name: s.name.as_str().into(),
+                    address: s.address,
+                    kind: s.kind,
+                    module: module.name.clone(),
+                };
                 go_on = callback.call(info);
                 go_on
             })?;
@@ -342,30 +346,44 @@ impl<P: PhysicalMemory + Clone + 'static> Os for LinuxOs<P> {
         Ok(())
     }
 
-    /// The module's symbol table (`/proc/kallsyms` shows the same symbols).
+    /// The module's `EXPORT_SYMBOL` and `EXPORT_SYMBOL_GPL` symbols (all of its symbols are
+    /// in [`Os::kernel_symbol_list_callback`]).
     fn kernel_module_export_list_callback(&mut self, module: &ModuleInfo, mut callback: ExportCallback) -> Result<()> {
-        modules::symbols(&mut self.view, &self.kernel, module.address, |s| {
-            let offset = s.address.to_umem().wrapping_sub(module.base.to_umem());
-            callback.call(ExportInfo { name: s.name.as_str().into(), offset })
-        })
+        for (name, address) in modules::exports(&mut self.view, &self.kernel, module.address)? {
+            let offset = address.to_umem().wrapping_sub(module.base.to_umem());
+            if !callback.call(ExportInfo { name: name.as_str().into(), offset }) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// The sections sysfs lists; their sizes are 0 (the kernel does not keep them).
-    fn kernel_module_section_list_callback(&mut self, module: &ModuleInfo, mut callback: SectionCallback) -> Result<()> {
+    fn kernel_module_section_list_callback(
+        &mut self,
+        module: &ModuleInfo,
+        mut callback: SectionCallback,
+    ) -> Result<()> {
         modules::sections(&mut self.view, &self.kernel, module.address, |s| callback.call(s))
     }
 
     /// From the kernel's BTF.
     fn type_member_offset(&self, structure: &str, member: &str) -> Result<umem> {
-        Ok(self.kernel.btf.offset_of(structure, member).map_err(|e| {
-            e.with_reason(format_args!("BTF: no structure `{structure}` with a member `{member}`"))
-        })? as umem)
+        Ok(self
+            .kernel
+            .btf
+            .offset_of(structure, member)
+            .map_err(|e| e.with_reason(format_args!("BTF: no structure `{structure}` with a member `{member}`")))?
+            as umem)
     }
 
     /// From the kernel's BTF.
     fn type_size(&self, structure: &str) -> Result<umem> {
-        Ok(self.kernel.btf.struct_size(structure).map_err(|e| e.with_reason(format_args!("BTF: no structure `{structure}`")))?
-            as umem)
+        Ok(self
+            .kernel
+            .btf
+            .struct_size(structure)
+            .map_err(|e| e.with_reason(format_args!("BTF: no structure `{structure}`")))? as umem)
     }
 
     fn info(&self) -> &OsInfo {

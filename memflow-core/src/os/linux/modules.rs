@@ -7,8 +7,12 @@
 //! `/sys/module/NAME/sections`: names and addresses, no sizes. Counts and lengths come from
 //! guest memory and are bounded by the limits in [`super::limits`].
 
+use std::collections::HashSet;
+
 use super::limits::{
-    MAX_MODULE_SECTIONS, MAX_RECORD_BATCH_BYTES, MAX_MODULE_STRTAB, MAX_MODULE_SYMBOLS, MAX_SECTION_NAME, MAX_SYMBOL_NAME};
+    MAX_MODULE_EXPORTS, MAX_MODULE_SECTIONS, MAX_MODULE_STRTAB, MAX_MODULE_SYMBOLS, MAX_RECORD_BATCH_BYTES,
+    MAX_SECTION_NAME, MAX_SYMBOL_NAME,
+};
 use super::record::{Record, Span};
 use super::Kernel;
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResultExt, Result};
@@ -100,8 +104,58 @@ fn name_at(bytes: &[u8], at: usize, max: usize) -> String {
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
+/// The exported symbols (name and address) of the module at `module`: `EXPORT_SYMBOL`'s,
+/// then `EXPORT_SYMBOL_GPL`'s.
+pub fn exports<V: MemoryView>(view: &mut V, kernel: &Kernel, module: Address) -> Result<Vec<(String, Address)>> {
+    let l = kernel.layout.module_exports.as_ref().ok_or_else(|| {
+        Error::new(ErrorOrigin::Os, ErrorKind::Unsupported)
+            .with_reason("BTF: this kernel has no `module.syms` / `struct kernel_symbol` to read module exports")
+    })?;
+    let fields = Span::covering("module", &[(l.syms.0, 8), (l.syms.1, 4), (l.gpl_syms.0, 8), (l.gpl_syms.1, 4)])?;
+    let m = Record::read(view, module, fields, "a struct module")?;
+    let mut out = Vec::new();
+    for (table_at, count_at) in [l.syms, l.gpl_syms] {
+        let (table, count) = (m.addr(table_at), m.u32(count_at));
+        if count > MAX_MODULE_EXPORTS {
+            return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
+                "module at {module}: {count} exports in one table, more than {MAX_MODULE_EXPORTS}"
+            )));
+        }
+        if table.is_null() || count == 0 {
+            continue;
+        }
+        let array = span(0, count, l.entry_size, "kernel_symbol")?;
+        if array.end as usize > MAX_RECORD_BATCH_BYTES {
+            return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
+                "module at {module}: {count} exports of {} bytes are more than {MAX_RECORD_BATCH_BYTES} bytes",
+                l.entry_size
+            )));
+        }
+        let entries = Record::read(view, table, array, "a module's export table")?;
+        for i in 0..count {
+            // Inside `array`, which did not overflow.
+            let at = i * l.entry_size;
+            let field = |offset: u32| {
+                let at = at.saturating_add(offset);
+                if l.relative {
+                    // A 32-bit offset from the field itself.
+                    let delta = entries.u32(at) as i32 as i64 as u64;
+                    Address::from((table.to_umem() as u64).wrapping_add(u64::from(at)).wrapping_add(delta))
+                } else {
+                    entries.addr(at)
+                }
+            };
+            let name = view.read_raw(field(l.name), MAX_SYMBOL_NAME + 1).data_part()?;
+            out.push((name_at(&name, 0, MAX_SYMBOL_NAME), field(l.value)));
+        }
+    }
+    Ok(out)
+}
+
 /// Calls `visit` with every named symbol of the module at `module`, in table order, until it
-/// returns `false`. A module without a table has no symbols.
+/// returns `false`. A module without a table has no symbols. As in `/proc/kallsyms`, the
+/// type letter of an exported symbol is upper case and of any other lower case (where the
+/// exports can be read).
 pub fn symbols<V: MemoryView>(
     view: &mut V,
     kernel: &Kernel,
@@ -119,9 +173,8 @@ pub fn symbols<V: MemoryView>(
     let t = Record::read(view, table, l.span, "a struct mod_kallsyms")?;
     let count = t.u32(l.num_symtab);
     if count > MAX_MODULE_SYMBOLS {
-        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
-            "module at {module}: {count} symbols, more than {MAX_MODULE_SYMBOLS}"
-        )));
+        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
+            .with_reason(format_args!("module at {module}: {count} symbols, more than {MAX_MODULE_SYMBOLS}")));
     }
     let symtab = Record::read(view, t.addr(l.symtab), span(0, count, ELF64_SYM, "a symtab")?, "a module symtab")?;
     let types = Record::read(view, t.addr(l.typetab), span(0, count, 1, "a typetab")?, "a module typetab")?;
@@ -135,6 +188,10 @@ pub fn symbols<V: MemoryView>(
     }
     // The table's end may border unmapped memory: unreadable bytes read as zero.
     let strtab = view.read_raw(t.addr(l.strtab), strtab_len as usize).data_part()?;
+    let exported: Option<HashSet<(String, Address)>> = match kernel.layout.module_exports {
+        Some(_) => Some(exports(view, kernel, module)?.into_iter().collect()),
+        None => None,
+    };
     for (i, &name_off) in (0..count).zip(&name_offsets) {
         let name = name_at(&strtab, name_off as usize, MAX_SYMBOL_NAME);
         if name.is_empty() {
@@ -142,6 +199,11 @@ pub fn symbols<V: MemoryView>(
         }
         let address = symtab.addr(i * ELF64_SYM + ST_VALUE);
         let kind = types.bytes(i, 1).first().copied().unwrap_or(b'?');
+        let kind = match &exported {
+            Some(set) if set.contains(&(name.clone(), address)) => kind.to_ascii_uppercase(),
+            Some(_) => kind.to_ascii_lowercase(),
+            None => kind,
+        };
         if !visit(ModuleSymbol { name, address, kind }) {
             break;
         }
@@ -158,8 +220,9 @@ pub fn sections<V: MemoryView>(
     mut visit: impl FnMut(SectionInfo) -> bool,
 ) -> Result<()> {
     let l = kernel.layout.module_sections.as_ref().ok_or_else(|| {
-        Error::new(ErrorOrigin::Os, ErrorKind::Unsupported)
-            .with_reason("BTF: this kernel has no `module.sect_attrs` / `struct module_sect_attrs` to read module sections")
+        Error::new(ErrorOrigin::Os, ErrorKind::Unsupported).with_reason(
+            "BTF: this kernel has no `module.sect_attrs` / `struct module_sect_attrs` to read module sections",
+        )
     })?;
     let attrs = pointer(view, module, l.sect_attrs, "a struct module")?;
     if attrs.is_null() {
@@ -168,9 +231,8 @@ pub fn sections<V: MemoryView>(
     let head = Record::read(view, attrs, span(l.nsections, 1, 4, "module_sect_attrs")?, "a module_sect_attrs")?;
     let count = head.u32(l.nsections);
     if count > MAX_MODULE_SECTIONS {
-        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
-            "module at {module}: {count} sections, more than {MAX_MODULE_SECTIONS}"
-        )));
+        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
+            .with_reason(format_args!("module at {module}: {count} sections, more than {MAX_MODULE_SECTIONS}")));
     }
     let array = span(l.attrs, count, l.attr_size, "module_sect_attrs")?;
     if (array.end - array.start) as usize > MAX_RECORD_BATCH_BYTES {
@@ -185,7 +247,8 @@ pub fn sections<V: MemoryView>(
         let at = l.attrs + i * l.attr_size;
         let field = |offset: u32| entries.addr(at.saturating_add(offset));
         let name = view.read_raw(field(l.name), MAX_SECTION_NAME).data_part()?;
-        let section = SectionInfo { name: name_at(&name, 0, MAX_SECTION_NAME).as_str().into(), base: field(l.address), size: 0 };
+        let section =
+            SectionInfo { name: name_at(&name, 0, MAX_SECTION_NAME).as_str().into(), base: field(l.address), size: 0 };
         if !visit(section) {
             break;
         }
