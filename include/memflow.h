@@ -294,7 +294,7 @@
 /**
  * Version of the plugin ABI (the descriptor layout plugins must be built for).
  */
-#define MF_PLUGIN_ABI_VERSION 2
+#define MF_PLUGIN_ABI_VERSION 3
 
 /**
  * Version of the C connector interface ([`CConnectorPlugin`]).
@@ -313,6 +313,15 @@
  * "Threads" at the top of memflow.h).
  */
 typedef struct MfConnector MfConnector;
+
+/**
+ * A list of exports, as made by `mf_os_kernel_module_export_list`. Opaque; read it with
+ * `mf_export_list_get`, free it with `mf_export_list_free`.
+ *
+ * Threads: may be used from several threads at once; calls on it are serialised (see
+ * "Threads" at the top of memflow.h).
+ */
+typedef struct MfExportList MfExportList;
 
 /**
  * The plugins available to a program. Opaque; made by `mf_inventory_scan` or
@@ -363,6 +372,15 @@ typedef struct MfProcess MfProcess;
  * "Threads" at the top of memflow.h).
  */
 typedef struct MfProcessList MfProcessList;
+
+/**
+ * A list of sections, as made by `mf_os_kernel_module_section_list`. Opaque; read it with
+ * `mf_section_list_get`, free it with `mf_section_list_free`.
+ *
+ * Threads: may be used from several threads at once; calls on it are serialised (see
+ * "Threads" at the top of memflow.h).
+ */
+typedef struct MfSectionList MfSectionList;
 
 /**
  * One read of a batch (`mf_connector_read_batch`, `mf_process_read_batch`).
@@ -630,6 +648,139 @@ typedef struct {
 } MfPluginInfo;
 
 /**
+ * Which MMU mode an `MfArchitecture` describes: one of the `MF_ARCH_*` constants.
+ */
+typedef uint32_t MfArchKind;
+
+/**
+ * An architecture (MMU mode).
+ */
+typedef struct {
+    /**
+     * The mode, one of `MF_ARCH_*`.
+     */
+    MfArchKind kind;
+    /**
+     * Pointer width in bits (32 or 64); 0 if unknown.
+     */
+    uint8_t pointer_bits;
+    /**
+     * log2 of the base page size (12 = 4 KiB); 0 if unknown.
+     */
+    uint8_t granule_log2;
+    /**
+     * Significant virtual address bits; 0 if unknown.
+     */
+    uint8_t va_bits;
+} MfArchitecture;
+
+/**
+ * A module (executable image) mapped into a process or the kernel. The strings are never
+ * NULL in records handed out; in records passed in, NULL means empty.
+ */
+typedef struct {
+    /**
+     * The OS layer's handle for the module.
+     */
+    uint64_t address;
+    /**
+     * The handle of the process it belongs to (0 for kernel modules).
+     */
+    uint64_t parent;
+    /**
+     * Where it is mapped.
+     */
+    uint64_t base;
+    /**
+     * How many bytes it spans.
+     */
+    uint64_t size;
+    /**
+     * Short name (file name).
+     */
+    const char *name;
+    /**
+     * Full path, empty if not known.
+     */
+    const char *path;
+    /**
+     * Architecture of its code.
+     */
+    MfArchitecture arch;
+} MfModuleInfo;
+
+/**
+ * A symbol a module exports.
+ */
+typedef struct {
+    /**
+     * Symbol name.
+     */
+    const char *name;
+    /**
+     * Offset of the symbol from the module base.
+     */
+    uint64_t offset;
+} MfExportInfo;
+
+/**
+ * Receives an export; return `true` to go on, `false` to stop. Borrowed for the call only.
+ */
+typedef bool (*MfExportCallback)(void *user, const MfExportInfo *info);
+
+/**
+ * A section (or segment) of a module.
+ */
+typedef struct {
+    /**
+     * Section name.
+     */
+    const char *name;
+    /**
+     * Virtual address of its start.
+     */
+    uint64_t base;
+    /**
+     * Size in bytes.
+     */
+    uint64_t size;
+} MfSectionInfo;
+
+/**
+ * Receives a section; return `true` to go on, `false` to stop. Borrowed for the call only.
+ */
+typedef bool (*MfSectionCallback)(void *user, const MfSectionInfo *info);
+
+/**
+ * A kernel symbol, as `/proc/kallsyms` shows it on Linux. The strings are never NULL.
+ */
+typedef struct {
+    /**
+     * Symbol name.
+     */
+    const char *name;
+    /**
+     * Its address.
+     */
+    uint64_t address;
+    /**
+     * Its type letter (`'T'` global text, `'t'` local text, `'D'`, `'d'`, `'R'`, `'r'`, `'B'`,
+     * `'b'`, ...), an ASCII character.
+     */
+    char kind;
+    /**
+     * The kernel module it belongs to, empty for the kernel image.
+     */
+    const char *module;
+} MfKernelSymbolInfo;
+
+/**
+ * Receives a kernel symbol; return `true` to go on, `false` to stop. `info` and its strings
+ * are borrowed and valid only during the call.
+ */
+typedef bool (*MfKernelSymbolCallback)(void *user, const MfKernelSymbolInfo *info);
+
+/**
  * A log level: one of the `MF_LOG_*` constants.
  */
 typedef uint32_t MfLogLevel;
@@ -667,33 +818,6 @@ typedef struct {
  * during the call. Called from whatever thread logs; must not unwind or `longjmp` out.
  */
 typedef void (*MfLogCallback)(void *user, const MfLogRecord *record);
-
-/**
- * Which MMU mode an `MfArchitecture` describes: one of the `MF_ARCH_*` constants.
- */
-typedef uint32_t MfArchKind;
-
-/**
- * An architecture (MMU mode).
- */
-typedef struct {
-    /**
-     * The mode, one of `MF_ARCH_*`.
-     */
-    MfArchKind kind;
-    /**
-     * Pointer width in bits (32 or 64); 0 if unknown.
-     */
-    uint8_t pointer_bits;
-    /**
-     * log2 of the base page size (12 = 4 KiB); 0 if unknown.
-     */
-    uint8_t granule_log2;
-    /**
-     * Significant virtual address bits; 0 if unknown.
-     */
-    uint8_t va_bits;
-} MfArchitecture;
 
 /**
  * Facts about an OS as a whole.
@@ -775,64 +899,10 @@ typedef struct {
 typedef bool (*MfProcessInfoCallback)(void *user, const MfProcessInfo *info);
 
 /**
- * A module (executable image) mapped into a process or the kernel. The strings are never
- * NULL in records handed out; in records passed in, NULL means empty.
- */
-typedef struct {
-    /**
-     * The OS layer's handle for the module.
-     */
-    uint64_t address;
-    /**
-     * The handle of the process it belongs to (0 for kernel modules).
-     */
-    uint64_t parent;
-    /**
-     * Where it is mapped.
-     */
-    uint64_t base;
-    /**
-     * How many bytes it spans.
-     */
-    uint64_t size;
-    /**
-     * Short name (file name).
-     */
-    const char *name;
-    /**
-     * Full path, empty if not known.
-     */
-    const char *path;
-    /**
-     * Architecture of its code.
-     */
-    MfArchitecture arch;
-} MfModuleInfo;
-
-/**
  * Receives a module record; return `true` to go on, `false` to stop. `info` and its strings
  * are borrowed and valid only during the call.
  */
 typedef bool (*MfModuleInfoCallback)(void *user, const MfModuleInfo *info);
-
-/**
- * A symbol a module exports.
- */
-typedef struct {
-    /**
-     * Symbol name.
-     */
-    const char *name;
-    /**
-     * Offset of the symbol from the module base.
-     */
-    uint64_t offset;
-} MfExportInfo;
-
-/**
- * Receives an export; return `true` to go on, `false` to stop. Borrowed for the call only.
- */
-typedef bool (*MfExportCallback)(void *user, const MfExportInfo *info);
 
 /**
  * A symbol a module imports.
@@ -852,29 +922,6 @@ typedef struct {
  * Receives an import; return `true` to go on, `false` to stop. Borrowed for the call only.
  */
 typedef bool (*MfImportCallback)(void *user, const MfImportInfo *info);
-
-/**
- * A section (or segment) of a module.
- */
-typedef struct {
-    /**
-     * Section name.
-     */
-    const char *name;
-    /**
-     * Virtual address of its start.
-     */
-    uint64_t base;
-    /**
-     * Size in bytes.
-     */
-    uint64_t size;
-} MfSectionInfo;
-
-/**
- * Receives a section; return `true` to go on, `false` to stop. Borrowed for the call only.
- */
-typedef bool (*MfSectionCallback)(void *user, const MfSectionInfo *info);
 
 /**
  * Page flags of a memory range: a combination of the `MF_PAGE_*` bits.
@@ -1494,6 +1541,166 @@ int32_t mf_inventory_create_connector_chain(const MfInventory *inv,
  * Ownership: takes `inv`; it and strings borrowed from it must not be used afterwards.
  */
 int32_t mf_inventory_free(MfInventory *inv);
+
+/**
+ * Lists every kernel module into a new list (empty for layers without a kernel). Modules
+ * that vanish while listing are skipped.
+ *
+ * Ownership: on success `*out` receives a list owned by the caller; free it with
+ * `mf_module_list_free`. The strings of its records belong to the list.
+ */
+int32_t mf_os_kernel_module_list(MfOs *os, MfModuleList **out);
+
+/**
+ * Finds the first kernel module whose name equals `name` (ASCII case-insensitive). Fails
+ * with kind `MF_KIND_NOT_FOUND` if there is none.
+ *
+ * Ownership: `name` is borrowed. On success `*out` receives a list of exactly that one
+ * module, owned by the caller (read it with `mf_module_list_get`, free it with
+ * `mf_module_list_free`); its strings belong to the list.
+ */
+int32_t mf_os_kernel_module_by_name(MfOs *os, const char *name, MfModuleList **out);
+
+/**
+ * Finds the kernel module whose range `base` to `base + size` holds `address`. Fails with
+ * kind `MF_KIND_NOT_FOUND` if no module's does.
+ *
+ * Ownership: as for `mf_os_kernel_module_by_name`.
+ */
+int32_t mf_os_kernel_module_by_address(MfOs *os, uint64_t address, MfModuleList **out);
+
+/**
+ * Calls `callback` with every symbol the kernel module `module` exports (Linux:
+ * `EXPORT_SYMBOL` and `EXPORT_SYMBOL_GPL`; the offset is the symbol's address minus
+ * `module->base`, modulo 2^64), until it returns `false`.
+ *
+ * Ownership: `module` (a record obtained from this OS; its strings may be NULL) is borrowed
+ * for the call. The record passed to `callback` and its strings are borrowed and valid only
+ * during that call. `user` is passed through unchanged.
+ */
+int32_t mf_os_kernel_module_exports(MfOs *os,
+                                    const MfModuleInfo *module,
+                                    MfExportCallback callback,
+                                    void *user);
+
+/**
+ * Lists the exports of the kernel module `module` (see `mf_os_kernel_module_exports`) into a
+ * new list.
+ *
+ * Ownership: `module` is borrowed for the call. On success `*out` receives a list owned by
+ * the caller; free it with `mf_export_list_free`. The strings of its records belong to the
+ * list.
+ */
+int32_t mf_os_kernel_module_export_list(MfOs *os, const MfModuleInfo *module, MfExportList **out);
+
+/**
+ * The records of an export list: `*out_items` receives a pointer to `*out_len` consecutive
+ * records (NULL if the list is empty).
+ *
+ * Ownership: the records and their strings are borrowed from `list` and valid until it is
+ * freed. `*out_items` and `*out_len` are caller storage.
+ */
+int32_t mf_export_list_get(const MfExportList *list,
+                           const MfExportInfo **out_items,
+                           size_t *out_len);
+
+/**
+ * Frees an export list. NULL is a no-op (returns 0); anything that is not a live
+ * `MfExportList` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+ *
+ * Ownership: takes `list`; its records and strings must not be used afterwards.
+ */
+int32_t mf_export_list_free(MfExportList *list);
+
+/**
+ * Calls `callback` with every section of the kernel module `module`, until it returns
+ * `false`. On Linux these are the sections of `/sys/module/NAME/sections`, with size 0 (the
+ * kernel does not keep section sizes).
+ *
+ * Ownership: as for `mf_os_kernel_module_exports`.
+ */
+int32_t mf_os_kernel_module_sections(MfOs *os,
+                                     const MfModuleInfo *module,
+                                     MfSectionCallback callback,
+                                     void *user);
+
+/**
+ * Lists the sections of the kernel module `module` (see `mf_os_kernel_module_sections`)
+ * into a new list.
+ *
+ * Ownership: `module` is borrowed for the call. On success `*out` receives a list owned by
+ * the caller; free it with `mf_section_list_free`. The strings of its records belong to the
+ * list.
+ */
+int32_t mf_os_kernel_module_section_list(MfOs *os, const MfModuleInfo *module, MfSectionList **out);
+
+/**
+ * The records of a section list: `*out_items` receives a pointer to `*out_len` consecutive
+ * records (NULL if the list is empty).
+ *
+ * Ownership: the records and their strings are borrowed from `list` and valid until it is
+ * freed. `*out_items` and `*out_len` are caller storage.
+ */
+int32_t mf_section_list_get(const MfSectionList *list,
+                            const MfSectionInfo **out_items,
+                            size_t *out_len);
+
+/**
+ * Frees a section list. NULL is a no-op (returns 0); anything that is not a live
+ * `MfSectionList` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+ *
+ * Ownership: takes `list`; its records and strings must not be used afterwards.
+ */
+int32_t mf_section_list_free(MfSectionList *list);
+
+/**
+ * The kernel symbol `address` lies in: the nearest symbol at or below it in the kernel image
+ * or in the kernel module whose memory holds it. Fails with kind `MF_KIND_NOT_FOUND` for
+ * addresses outside both.
+ *
+ * The name is copied into `name_buf` like `snprintf` does: at most `name_cap - 1` bytes and
+ * a NUL; `*out_name_len` receives the name's full length (without the NUL), so the name was
+ * cut if `*out_name_len >= name_cap` (pass `name_buf` NULL and `name_cap` 0 to learn the
+ * length). `*out_offset` receives `address` minus the symbol's address.
+ *
+ * Ownership: `name_buf` (`name_cap` writable bytes; NULL if `name_cap` is 0),
+ * `*out_name_len` and `*out_offset` are caller storage, written on success.
+ */
+int32_t mf_os_kernel_symbol_by_address(MfOs *os,
+                                       uint64_t address,
+                                       char *name_buf,
+                                       size_t name_cap,
+                                       size_t *out_name_len,
+                                       uint64_t *out_offset);
+
+/**
+ * Calls `callback` with every kernel symbol until it returns `false`: the kernel image's,
+ * then each kernel module's (on Linux the order and content of `/proc/kallsyms`).
+ *
+ * Ownership: the record passed to `callback` and its strings are borrowed and valid only
+ * during that call. `user` is passed through unchanged.
+ */
+int32_t mf_os_kernel_symbol_list_callback(MfOs *os, MfKernelSymbolCallback callback, void *user);
+
+/**
+ * The byte offset of `member` in the kernel structure (or union) `structure`, from the
+ * kernel's own type information (Linux: BTF), e.g. `("task_struct", "comm")`. `member` may
+ * be a dotted path into nested members (`"f_path.dentry"` of `"file"`); anonymous
+ * structures and unions are looked through. Fails with kind `MF_KIND_NOT_FOUND` if there is
+ * no such structure or member.
+ *
+ * Ownership: `structure` and `member` are borrowed; `*out` is caller storage, written on
+ * success.
+ */
+int32_t mf_os_type_offset(MfOs *os, const char *structure, const char *member, uint64_t *out);
+
+/**
+ * The size in bytes of the kernel structure (or union) `structure`, from the kernel's own
+ * type information. Fails with kind `MF_KIND_NOT_FOUND` if there is none.
+ *
+ * Ownership: `structure` is borrowed; `*out` is caller storage, written on success.
+ */
+int32_t mf_os_type_size(MfOs *os, const char *structure, uint64_t *out);
 
 /**
  * Turns log output on at `level` (`MF_LOG_OFF` .. `MF_LOG_TRACE`), to stderr unless a

@@ -55,7 +55,17 @@ const CHUNK: usize = 256;
 const CHUNKS: usize = MAX_LIVE / CHUNK;
 
 /// The C type names by tag (tag 0 is never used).
-const NAMES: [&str; 7] = ["", "MfInventory", "MfConnector", "MfOs", "MfProcess", "MfProcessList", "MfModuleList"];
+const NAMES: [&str; 9] = [
+    "",
+    "MfInventory",
+    "MfConnector",
+    "MfOs",
+    "MfProcess",
+    "MfProcessList",
+    "MfModuleList",
+    "MfExportList",
+    "MfSectionList",
+];
 
 /// A type handed to C as an opaque handle.
 pub(crate) trait Handle: Send + Sized + 'static {

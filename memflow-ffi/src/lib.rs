@@ -11,6 +11,7 @@
 //! | [`inventory`] | `mf_inventory_*`                              |
 //! | [`connector`] | `mf_connector_*`                              |
 //! | [`os`]        | `mf_os_*`, `mf_process_list_*`                 |
+//! | [`kernel`]    | `mf_os_kernel_*`, `mf_os_type_*`, `mf_export_list_*`, `mf_section_list_*` |
 //! | [`process`]   | `mf_process_*`, `mf_module_list_*`             |
 //! | [`records`]   | the plain `#[repr(C)]` records (`MfProcessInfo`, ...) |
 //!
@@ -56,6 +57,7 @@ pub mod connector;
 pub mod error;
 mod handle;
 pub mod inventory;
+pub mod kernel;
 pub mod log;
 mod mem;
 pub mod os;
@@ -66,6 +68,7 @@ pub mod version;
 pub use connector::*;
 pub use error::*;
 pub use inventory::*;
+pub use kernel::*;
 pub use log::api::*;
 pub use log::*;
 pub use os::*;

@@ -47,6 +47,14 @@ impl_handle! {
     MfModuleList = 6;
 }
 
+impl MfModuleList {
+    /// A list that owns `modules`.
+    pub(crate) fn new(modules: Vec<ModuleInfo>) -> Self {
+        let items = modules.iter().map(MfModuleInfo::borrow).collect();
+        MfModuleList { _modules: modules, items }
+    }
+}
+
 impl MfProcess {
     /// Registers a process instance as a new handle for C.
     pub(crate) fn into_handle(inner: ProcessInstanceArcBox<'static>) -> Result<*mut Self, Error> {
@@ -201,8 +209,7 @@ pub extern "C" fn mf_process_module_list(process: *mut MfProcess, out: *mut *mut
             out_arg(out, "out")?;
             process.inner.module_list()
         })?;
-        let items = modules.iter().map(MfModuleInfo::borrow).collect();
-        out_arg(out, "out")?.write(handle::into_raw(MfModuleList { _modules: modules, items })?);
+        out_arg(out, "out")?.write(handle::into_raw(MfModuleList::new(modules))?);
         Ok(())
     })
 }

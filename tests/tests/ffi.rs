@@ -68,6 +68,11 @@ struct Live {
     process: *mut MfProcess,
     plist: *mut MfProcessList,
     mlist: *mut MfModuleList,
+    /// The dummy OS (it has kernel modules with exports and sections), one of its modules'
+    /// exports and sections.
+    dummy: *mut MfOs,
+    elist: *mut MfExportList,
+    slist: *mut MfSectionList,
     /// Zeroed storage for output arguments in garbage mode (never written: calls fail first).
     scratch: *mut u64,
     /// Readable garbage posing as a handle.
@@ -94,9 +99,19 @@ impl Live {
         assert_eq!(mf_os_process_list(os, &mut plist), 0);
         let mut mlist = null_mut();
         assert_eq!(mf_process_module_list(process, &mut mlist), 0);
+        let mut dummy = null_mut();
+        assert_eq!(mf_inventory_create_chain(inv, c"dummy".as_ptr(), &mut dummy), 0, "{}", last_message());
+        let mut kernel = null_mut();
+        assert_eq!(mf_os_kernel_module_by_name(dummy, c"vmlinux".as_ptr(), &mut kernel), 0, "{}", last_message());
+        let (mut items, mut len) = (null(), 0);
+        assert_eq!(mf_module_list_get(kernel, &mut items, &mut len), 0);
+        let (mut elist, mut slist) = (null_mut(), null_mut());
+        assert_eq!(mf_os_kernel_module_export_list(dummy, items, &mut elist), 0, "{}", last_message());
+        assert_eq!(mf_os_kernel_module_section_list(dummy, items, &mut slist), 0, "{}", last_message());
+        assert_eq!(mf_module_list_free(kernel), 0);
         let scratch = Box::into_raw(vec![0u64; 2048].into_boxed_slice()).cast::<u64>();
         let garbage = Box::into_raw(vec![0xa5a5_a5a5_a5a5_a5a5u64; 256].into_boxed_slice()).cast::<u64>();
-        Live { inv, conn, os, process, plist, mlist, scratch, garbage }
+        Live { inv, conn, os, process, plist, mlist, dummy, elist, slist, scratch, garbage }
     }
 
     /// A handle argument.
@@ -127,6 +142,9 @@ impl Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
+        assert_eq!(mf_section_list_free(self.slist), 0);
+        assert_eq!(mf_export_list_free(self.elist), 0);
+        assert_eq!(mf_os_free(self.dummy), 0);
         assert_eq!(mf_module_list_free(self.mlist), 0);
         assert_eq!(mf_process_list_free(self.plist), 0);
         assert_eq!(mf_process_free(self.process), 0);
@@ -250,6 +268,54 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Box::new(|l, m| mf_os_module_list_callback(l.h(l.os, m), cb(m), null_mut())),
         ),
         ("mf_os_kernel_symbol", Handle, Box::new(|l, m| mf_os_kernel_symbol(l.h(l.os, m), l.s(m), l.p(m)))),
+        // kernel
+        ("mf_os_kernel_module_list", Handle, Box::new(|l, m| mf_os_kernel_module_list(l.h(l.dummy, m), l.p(m)))),
+        (
+            "mf_os_kernel_module_by_name",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_by_name(l.h(l.dummy, m), l.s(m), l.p(m))),
+        ),
+        (
+            "mf_os_kernel_module_by_address",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_by_address(l.h(l.dummy, m), 0, l.p(m))),
+        ),
+        (
+            "mf_os_kernel_module_exports",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_exports(l.h(l.dummy, m), l.p(m), cb(m), null_mut())),
+        ),
+        (
+            "mf_os_kernel_module_export_list",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_export_list(l.h(l.dummy, m), l.p(m), l.p(m))),
+        ),
+        ("mf_export_list_get", Handle, Box::new(|l, m| mf_export_list_get(l.h(l.elist, m), l.p(m), l.p(m)))),
+        ("mf_export_list_free", Free, Box::new(|l, m| mf_export_list_free(l.h(null_mut(), m)))),
+        (
+            "mf_os_kernel_module_sections",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_sections(l.h(l.dummy, m), l.p(m), cb(m), null_mut())),
+        ),
+        (
+            "mf_os_kernel_module_section_list",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_section_list(l.h(l.dummy, m), l.p(m), l.p(m))),
+        ),
+        ("mf_section_list_get", Handle, Box::new(|l, m| mf_section_list_get(l.h(l.slist, m), l.p(m), l.p(m)))),
+        ("mf_section_list_free", Free, Box::new(|l, m| mf_section_list_free(l.h(null_mut(), m)))),
+        (
+            "mf_os_kernel_symbol_by_address",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_symbol_by_address(l.h(l.dummy, m), 0, l.p(m), 16, l.p(m), l.p(m))),
+        ),
+        (
+            "mf_os_kernel_symbol_list_callback",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_symbol_list_callback(l.h(l.dummy, m), cb(m), null_mut())),
+        ),
+        ("mf_os_type_offset", Handle, Box::new(|l, m| mf_os_type_offset(l.h(l.dummy, m), l.s(m), l.s(m), l.p(m)))),
+        ("mf_os_type_size", Handle, Box::new(|l, m| mf_os_type_size(l.h(l.dummy, m), l.s(m), l.p(m)))),
         ("mf_os_read", Handle, Box::new(|l, m| mf_os_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
         ("mf_os_write", Handle, Box::new(|l, m| mf_os_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
         // process
