@@ -459,6 +459,56 @@ public:
     }
 };
 
+/* ---- kernel: value types ---- */
+
+/** An export of a kernel module, with an owned name. */
+struct ExportInfo {
+    std::string name;     /**< Symbol name. */
+    uint64_t offset = 0;  /**< Offset from the module base (modulo 2^64). */
+
+    ExportInfo() = default;
+    /** Copies a borrowed C record. */
+    explicit ExportInfo(const MfExportInfo &c) : name(detail::text(c.name)), offset(c.offset) {}
+};
+
+/** A section of a kernel module, with an owned name. */
+struct SectionInfo {
+    std::string name;   /**< Section name. */
+    uint64_t base = 0;  /**< Address of its start. */
+    uint64_t size = 0;  /**< Size in bytes (0 where the OS does not keep it, as Linux). */
+
+    SectionInfo() = default;
+    /** Copies a borrowed C record. */
+    explicit SectionInfo(const MfSectionInfo &c) : name(detail::text(c.name)), base(c.base), size(c.size) {}
+};
+
+/** Where an address lies: a kernel symbol and the offset into it. */
+struct SymbolAt {
+    std::string name;     /**< Symbol name. */
+    uint64_t offset = 0;  /**< The address minus the symbol's address. */
+};
+
+namespace detail {
+
+/** The records of an owned C list (taken over from `raw`), copied into value types. */
+template <class Out, class List, class Rec, int32_t (*Get)(const List *, const Rec **, size_t *), int32_t (*Free)(List *)>
+std::vector<Out> take_list(List *raw) {
+    Owner<List, Free> list(raw);
+    const Rec *items = nullptr;
+    size_t len = 0;
+    check(Get(list.get(), &items, &len));
+    std::vector<Out> out;
+    out.reserve(len);
+    for (size_t i = 0; i < len; i++) {
+        out.emplace_back(items[i]);
+    }
+    return out;
+}
+
+} // namespace detail
+
+/* ---- end of kernel value types ---- */
+
 /** An OS layer: processes, kernel modules and symbols. */
 class Os : public detail::Owner<MfOs, mf_os_free> {
 public:
@@ -538,6 +588,98 @@ public:
 
     /** Reads kernel virtual memory: true if complete, false if partial; throws otherwise. */
     bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_os_read(get(), addr, buf, len)); }
+
+    /* ---- kernel: modules, symbols, types ---- */
+
+    /** Every kernel module, as owned records. */
+    std::vector<ModuleInfo> kernel_module_list() {
+        MfModuleList *raw = nullptr;
+        detail::check(mf_os_kernel_module_list(get(), &raw));
+        return detail::take_list<ModuleInfo, MfModuleList, MfModuleInfo, mf_module_list_get, mf_module_list_free>(raw);
+    }
+
+    /** The first kernel module named `name` (ASCII case-insensitive). */
+    ModuleInfo kernel_module_by_name(const std::string &name) {
+        MfModuleList *raw = nullptr;
+        detail::check(mf_os_kernel_module_by_name(get(), name.c_str(), &raw));
+        return detail::take_list<ModuleInfo, MfModuleList, MfModuleInfo, mf_module_list_get, mf_module_list_free>(raw).at(0);
+    }
+
+    /** The kernel module whose range holds `address`. */
+    ModuleInfo kernel_module_by_address(uint64_t address) {
+        MfModuleList *raw = nullptr;
+        detail::check(mf_os_kernel_module_by_address(get(), address, &raw));
+        return detail::take_list<ModuleInfo, MfModuleList, MfModuleInfo, mf_module_list_get, mf_module_list_free>(raw).at(0);
+    }
+
+    /** Calls `f(const MfExportInfo &)` for every export of the kernel module `module`. */
+    template <class F>
+    void kernel_module_exports(const ModuleInfo &module, F &&f) {
+        const MfModuleInfo m = module.c();
+        detail::Trampoline<F, MfExportInfo> t{f};
+        t.finish(mf_os_kernel_module_exports(get(), &m, &decltype(t)::call, &t));
+    }
+
+    /** Every export of the kernel module `module`, as owned records. */
+    std::vector<ExportInfo> kernel_module_export_list(const ModuleInfo &module) {
+        const MfModuleInfo m = module.c();
+        MfExportList *raw = nullptr;
+        detail::check(mf_os_kernel_module_export_list(get(), &m, &raw));
+        return detail::take_list<ExportInfo, MfExportList, MfExportInfo, mf_export_list_get, mf_export_list_free>(raw);
+    }
+
+    /** Calls `f(const MfSectionInfo &)` for every section of the kernel module `module`. */
+    template <class F>
+    void kernel_module_sections(const ModuleInfo &module, F &&f) {
+        const MfModuleInfo m = module.c();
+        detail::Trampoline<F, MfSectionInfo> t{f};
+        t.finish(mf_os_kernel_module_sections(get(), &m, &decltype(t)::call, &t));
+    }
+
+    /** Every section of the kernel module `module`, as owned records. */
+    std::vector<SectionInfo> kernel_module_section_list(const ModuleInfo &module) {
+        const MfModuleInfo m = module.c();
+        MfSectionList *raw = nullptr;
+        detail::check(mf_os_kernel_module_section_list(get(), &m, &raw));
+        return detail::take_list<SectionInfo, MfSectionList, MfSectionInfo, mf_section_list_get, mf_section_list_free>(raw);
+    }
+
+    /** The kernel symbol `address` lies in, and the offset into it. */
+    SymbolAt kernel_symbol_by_address(uint64_t address) {
+        std::string name(64, '\0');
+        size_t len = 0;
+        uint64_t offset = 0;
+        detail::check(mf_os_kernel_symbol_by_address(get(), address, name.data(), name.size(), &len, &offset));
+        if (len >= name.size()) {
+            name.resize(len + 1);
+            detail::check(mf_os_kernel_symbol_by_address(get(), address, name.data(), name.size(), &len, &offset));
+        }
+        name.resize(len);
+        return SymbolAt{name, offset};
+    }
+
+    /** Calls `f(const MfKernelSymbolInfo &)` for every kernel symbol (image, then modules). */
+    template <class F>
+    void kernel_symbols(F &&f) {
+        detail::Trampoline<F, MfKernelSymbolInfo> t{f};
+        t.finish(mf_os_kernel_symbol_list_callback(get(), &decltype(t)::call, &t));
+    }
+
+    /** The offset of `member` (a dotted path) in the kernel structure `structure`. */
+    uint64_t type_offset(const std::string &structure, const std::string &member) {
+        uint64_t out = 0;
+        detail::check(mf_os_type_offset(get(), structure.c_str(), member.c_str(), &out));
+        return out;
+    }
+
+    /** The size of the kernel structure `structure`. */
+    uint64_t type_size(const std::string &structure) {
+        uint64_t out = 0;
+        detail::check(mf_os_type_size(get(), structure.c_str(), &out));
+        return out;
+    }
+
+    /* ---- end of kernel ---- */
 };
 
 /** The plugins available to the program. */

@@ -743,6 +743,27 @@ fn c_handle_misuse_is_rejected_under_valgrind_and_sanitizers() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The kernel from C (tests/c/kernel.c) on the guest dump through `coredump -> linux`:
+/// modules, exports, sections, symbols by address and as a listing (compared with the guest's
+/// /proc/kallsyms), BTF offsets; clean under valgrind and AddressSanitizer/UBSan.
+#[test]
+fn c_kernel_modules_symbols_and_types_run_clean_under_valgrind_and_sanitizers() {
+    let dir = lib_dir("kernel-c");
+    let (plain, sanitized) = build_c11_pair(&dir, "kernel.c", "kernel");
+    run_clean(&dir, &plain, "kernel ok");
+    run_sanitized(&sanitized, &[fixture_dump().as_os_str()], "kernel ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The kernel through the C++ wrappers (tests/c/kernel.cpp), clean under valgrind.
+#[test]
+fn cpp_kernel_wrappers_run_clean_under_valgrind() {
+    let dir = lib_dir("kernel-cpp");
+    let exe = build(&dir, "c++", "-std=c++17", "kernel.cpp", "kernel_cpp", &[]);
+    run_clean(&dir, &exe, "kernel_cpp ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// 8 threads share one connector, OS and process, then use their own clones
 /// (tests/c/threads.c), several runs: every byte and count matches a single-threaded reference
 /// and nothing crashes; once more under AddressSanitizer/UBSan.
