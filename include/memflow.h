@@ -335,8 +335,9 @@
 typedef struct MfConnector MfConnector;
 
 /**
- * The exports of a module, as made by `mf_process_module_export_list`. Opaque; read it with
- * `mf_export_list_get`, free it with `mf_export_list_free`.
+ * The exports of a module, as made by `mf_process_module_export_list` or
+ * `mf_os_kernel_module_export_list`. Opaque; read it with `mf_export_list_get`, free it with
+ * `mf_export_list_free`.
  */
 typedef struct MfExportList MfExportList;
 
@@ -364,8 +365,8 @@ typedef struct MfInventory MfInventory;
 typedef struct MfMemoryRangeList MfMemoryRangeList;
 
 /**
- * A list of modules, as made by `mf_process_module_list`. Opaque; read it with
- * `mf_module_list_get`, free it with `mf_module_list_free`.
+ * A list of modules, as made by `mf_process_module_list` or the `mf_os_kernel_module_*`
+ * lookups. Opaque; read it with `mf_module_list_get`, free it with `mf_module_list_free`.
  *
  * Threads: may be used from several threads at once; calls on it are serialised (see
  * "Threads" at the top of memflow.h).
@@ -405,8 +406,9 @@ typedef struct MfProcess MfProcess;
 typedef struct MfProcessList MfProcessList;
 
 /**
- * The sections of a module, as made by `mf_process_module_section_list`. Opaque; read it
- * with `mf_section_list_get`, free it with `mf_section_list_free`.
+ * The sections of a module, as made by `mf_process_module_section_list` or
+ * `mf_os_kernel_module_section_list`. Opaque; read it with `mf_section_list_get`, free it
+ * with `mf_section_list_free`.
  */
 typedef struct MfSectionList MfSectionList;
 
@@ -696,6 +698,68 @@ typedef struct {
 } MfPluginInfo;
 
 /**
+ * Which MMU mode an `MfArchitecture` describes: one of the `MF_ARCH_*` constants.
+ */
+typedef uint32_t MfArchKind;
+
+/**
+ * An architecture (MMU mode).
+ */
+typedef struct {
+    /**
+     * The mode, one of `MF_ARCH_*`.
+     */
+    MfArchKind kind;
+    /**
+     * Pointer width in bits (32 or 64); 0 if unknown.
+     */
+    uint8_t pointer_bits;
+    /**
+     * log2 of the base page size (12 = 4 KiB); 0 if unknown.
+     */
+    uint8_t granule_log2;
+    /**
+     * Significant virtual address bits; 0 if unknown.
+     */
+    uint8_t va_bits;
+} MfArchitecture;
+
+/**
+ * A module (executable image) mapped into a process or the kernel. The strings are never
+ * NULL in records handed out; in records passed in, NULL means empty.
+ */
+typedef struct {
+    /**
+     * The OS layer's handle for the module.
+     */
+    uint64_t address;
+    /**
+     * The handle of the process it belongs to (0 for kernel modules).
+     */
+    uint64_t parent;
+    /**
+     * Where it is mapped.
+     */
+    uint64_t base;
+    /**
+     * How many bytes it spans.
+     */
+    uint64_t size;
+    /**
+     * Short name (file name).
+     */
+    const char *name;
+    /**
+     * Full path, empty if not known.
+     */
+    const char *path;
+    /**
+     * Architecture of its code.
+     */
+    MfArchitecture arch;
+} MfModuleInfo;
+
+/**
  * A symbol a module exports.
  */
 typedef struct {
@@ -710,18 +774,9 @@ typedef struct {
 } MfExportInfo;
 
 /**
- * A symbol a module imports.
+ * Receives an export; return `true` to go on, `false` to stop. Borrowed for the call only.
  */
-typedef struct {
-    /**
-     * Symbol name.
-     */
-    const char *name;
-    /**
-     * Offset from the module base of the slot the loader fills, 0 if none.
-     */
-    uint64_t offset;
-} MfImportInfo;
+typedef bool (*MfExportCallback)(void *user, const MfExportInfo *info);
 
 /**
  * A section (or segment) of a module.
@@ -740,6 +795,54 @@ typedef struct {
      */
     uint64_t size;
 } MfSectionInfo;
+
+/**
+ * Receives a section; return `true` to go on, `false` to stop. Borrowed for the call only.
+ */
+typedef bool (*MfSectionCallback)(void *user, const MfSectionInfo *info);
+
+/**
+ * A kernel symbol, as `/proc/kallsyms` shows it on Linux. The strings are never NULL.
+ */
+typedef struct {
+    /**
+     * Symbol name.
+     */
+    const char *name;
+    /**
+     * Its address.
+     */
+    uint64_t address;
+    /**
+     * Its type letter (`'T'` global text, `'t'` local text, `'D'`, `'d'`, `'R'`, `'r'`, `'B'`,
+     * `'b'`, ...), an ASCII character.
+     */
+    char kind;
+    /**
+     * The kernel module it belongs to, empty for the kernel image.
+     */
+    const char *module;
+} MfKernelSymbolInfo;
+
+/**
+ * Receives a kernel symbol; return `true` to go on, `false` to stop. `info` and its strings
+ * are borrowed and valid only during the call.
+ */
+typedef bool (*MfKernelSymbolCallback)(void *user, const MfKernelSymbolInfo *info);
+
+/**
+ * A symbol a module imports.
+ */
+typedef struct {
+    /**
+     * Symbol name.
+     */
+    const char *name;
+    /**
+     * Offset from the module base of the slot the loader fills, 0 if none.
+     */
+    uint64_t offset;
+} MfImportInfo;
 
 /**
  * Page flags of a memory range: a combination of the `MF_PAGE_*` bits.
@@ -802,33 +905,6 @@ typedef struct {
  * during the call. Called from whatever thread logs; must not unwind or `longjmp` out.
  */
 typedef void (*MfLogCallback)(void *user, const MfLogRecord *record);
-
-/**
- * Which MMU mode an `MfArchitecture` describes: one of the `MF_ARCH_*` constants.
- */
-typedef uint32_t MfArchKind;
-
-/**
- * An architecture (MMU mode).
- */
-typedef struct {
-    /**
-     * The mode, one of `MF_ARCH_*`.
-     */
-    MfArchKind kind;
-    /**
-     * Pointer width in bits (32 or 64); 0 if unknown.
-     */
-    uint8_t pointer_bits;
-    /**
-     * log2 of the base page size (12 = 4 KiB); 0 if unknown.
-     */
-    uint8_t granule_log2;
-    /**
-     * Significant virtual address bits; 0 if unknown.
-     */
-    uint8_t va_bits;
-} MfArchitecture;
 
 /**
  * Facts about an OS as a whole.
@@ -910,41 +986,6 @@ typedef struct {
 typedef bool (*MfProcessInfoCallback)(void *user, const MfProcessInfo *info);
 
 /**
- * A module (executable image) mapped into a process or the kernel. The strings are never
- * NULL in records handed out; in records passed in, NULL means empty.
- */
-typedef struct {
-    /**
-     * The OS layer's handle for the module.
-     */
-    uint64_t address;
-    /**
-     * The handle of the process it belongs to (0 for kernel modules).
-     */
-    uint64_t parent;
-    /**
-     * Where it is mapped.
-     */
-    uint64_t base;
-    /**
-     * How many bytes it spans.
-     */
-    uint64_t size;
-    /**
-     * Short name (file name).
-     */
-    const char *name;
-    /**
-     * Full path, empty if not known.
-     */
-    const char *path;
-    /**
-     * Architecture of its code.
-     */
-    MfArchitecture arch;
-} MfModuleInfo;
-
-/**
  * Receives a module record; return `true` to go on, `false` to stop. `info` and its strings
  * are borrowed and valid only during the call.
  */
@@ -985,19 +1026,9 @@ typedef struct {
 typedef bool (*MfMemoryRangeCallback)(void *user, const MfMemoryRange *range);
 
 /**
- * Receives an export; return `true` to go on, `false` to stop. Borrowed for the call only.
- */
-typedef bool (*MfExportCallback)(void *user, const MfExportInfo *info);
-
-/**
  * Receives an import; return `true` to go on, `false` to stop. Borrowed for the call only.
  */
 typedef bool (*MfImportCallback)(void *user, const MfImportInfo *info);
-
-/**
- * Receives a section; return `true` to go on, `false` to stop. Borrowed for the call only.
- */
-typedef bool (*MfSectionCallback)(void *user, const MfSectionInfo *info);
 
 /**
  * What the host offers a C plugin while it creates an instance.
@@ -1619,6 +1650,128 @@ int32_t mf_inventory_create_connector_chain(const MfInventory *inv,
  * Ownership: takes `inv`; it and strings borrowed from it must not be used afterwards.
  */
 int32_t mf_inventory_free(MfInventory *inv);
+
+/**
+ * Lists every kernel module into a new list (empty for layers without a kernel). Modules
+ * that vanish while listing are skipped.
+ *
+ * Ownership: on success `*out` receives a list owned by the caller; free it with
+ * `mf_module_list_free`. The strings of its records belong to the list.
+ */
+int32_t mf_os_kernel_module_list(MfOs *os, MfModuleList **out);
+
+/**
+ * Finds the first kernel module whose name equals `name` (ASCII case-insensitive). Fails
+ * with kind `MF_KIND_NOT_FOUND` if there is none.
+ *
+ * Ownership: `name` is borrowed. On success `*out` receives a list of exactly that one
+ * module, owned by the caller (read it with `mf_module_list_get`, free it with
+ * `mf_module_list_free`); its strings belong to the list.
+ */
+int32_t mf_os_kernel_module_by_name(MfOs *os, const char *name, MfModuleList **out);
+
+/**
+ * Finds the kernel module whose range `base` to `base + size` holds `address`. Fails with
+ * kind `MF_KIND_NOT_FOUND` if no module's does.
+ *
+ * Ownership: as for `mf_os_kernel_module_by_name`.
+ */
+int32_t mf_os_kernel_module_by_address(MfOs *os, uint64_t address, MfModuleList **out);
+
+/**
+ * Calls `callback` with every symbol the kernel module `module` exports (Linux:
+ * `EXPORT_SYMBOL` and `EXPORT_SYMBOL_GPL`; the offset is the symbol's address minus
+ * `module->base`, modulo 2^64), until it returns `false`.
+ *
+ * Ownership: `module` (a record obtained from this OS; its strings may be NULL) is borrowed
+ * for the call. The record passed to `callback` and its strings are borrowed and valid only
+ * during that call. `user` is passed through unchanged.
+ */
+int32_t mf_os_kernel_module_exports(MfOs *os,
+                                    const MfModuleInfo *module,
+                                    MfExportCallback callback,
+                                    void *user);
+
+/**
+ * Lists the exports of the kernel module `module` (see `mf_os_kernel_module_exports`) into a
+ * new list.
+ *
+ * Ownership: `module` is borrowed for the call. On success `*out` receives a list owned by
+ * the caller; free it with `mf_export_list_free`. The strings of its records belong to the
+ * list.
+ */
+int32_t mf_os_kernel_module_export_list(MfOs *os, const MfModuleInfo *module, MfExportList **out);
+
+/**
+ * Calls `callback` with every section of the kernel module `module`, until it returns
+ * `false`. On Linux these are the sections of `/sys/module/NAME/sections`, with size 0 (the
+ * kernel does not keep section sizes).
+ *
+ * Ownership: as for `mf_os_kernel_module_exports`.
+ */
+int32_t mf_os_kernel_module_sections(MfOs *os,
+                                     const MfModuleInfo *module,
+                                     MfSectionCallback callback,
+                                     void *user);
+
+/**
+ * Lists the sections of the kernel module `module` (see `mf_os_kernel_module_sections`)
+ * into a new list.
+ *
+ * Ownership: `module` is borrowed for the call. On success `*out` receives a list owned by
+ * the caller; free it with `mf_section_list_free`. The strings of its records belong to the
+ * list.
+ */
+int32_t mf_os_kernel_module_section_list(MfOs *os, const MfModuleInfo *module, MfSectionList **out);
+
+/**
+ * The kernel symbol `address` lies in: the nearest symbol at or below it in the kernel image
+ * or in the kernel module whose memory holds it. Fails with kind `MF_KIND_NOT_FOUND` for
+ * addresses outside both.
+ *
+ * The name is copied into `name_buf` like `snprintf` does: at most `name_cap - 1` bytes and
+ * a NUL; `*out_name_len` receives the name's full length (without the NUL), so the name was
+ * cut if `*out_name_len >= name_cap` (pass `name_buf` NULL and `name_cap` 0 to learn the
+ * length). `*out_offset` receives `address` minus the symbol's address.
+ *
+ * Ownership: `name_buf` (`name_cap` writable bytes; NULL if `name_cap` is 0),
+ * `*out_name_len` and `*out_offset` are caller storage, written on success.
+ */
+int32_t mf_os_kernel_symbol_by_address(MfOs *os,
+                                       uint64_t address,
+                                       char *name_buf,
+                                       size_t name_cap,
+                                       size_t *out_name_len,
+                                       uint64_t *out_offset);
+
+/**
+ * Calls `callback` with every kernel symbol until it returns `false`: the kernel image's,
+ * then each kernel module's (on Linux the order and content of `/proc/kallsyms`).
+ *
+ * Ownership: the record passed to `callback` and its strings are borrowed and valid only
+ * during that call. `user` is passed through unchanged.
+ */
+int32_t mf_os_kernel_symbol_list_callback(MfOs *os, MfKernelSymbolCallback callback, void *user);
+
+/**
+ * The byte offset of `member` in the kernel structure (or union) `structure`, from the
+ * kernel's own type information (Linux: BTF), e.g. `("task_struct", "comm")`. `member` may
+ * be a dotted path into nested members (`"f_path.dentry"` of `"file"`); anonymous
+ * structures and unions are looked through. Fails with kind `MF_KIND_NOT_FOUND` if there is
+ * no such structure or member.
+ *
+ * Ownership: `structure` and `member` are borrowed; `*out` is caller storage, written on
+ * success.
+ */
+int32_t mf_os_type_offset(MfOs *os, const char *structure, const char *member, uint64_t *out);
+
+/**
+ * The size in bytes of the kernel structure (or union) `structure`, from the kernel's own
+ * type information. Fails with kind `MF_KIND_NOT_FOUND` if there is none.
+ *
+ * Ownership: `structure` is borrowed; `*out` is caller storage, written on success.
+ */
+int32_t mf_os_type_size(MfOs *os, const char *structure, uint64_t *out);
 
 /**
  * The records of an export list: `*out_items` receives a pointer to `*out_len` consecutive

@@ -583,6 +583,12 @@ public:
     }
 };
 
+/** Where an address lies: a kernel symbol and the offset into it. */
+struct SymbolAt {
+    std::string name;     /**< Symbol name. */
+    uint64_t offset = 0;  /**< The address minus the symbol's address. */
+};
+
 /** An OS layer: processes, kernel modules and symbols. */
 class Os : public detail::Owner<MfOs, mf_os_free> {
 public:
@@ -743,6 +749,91 @@ public:
     MfX86Registers x86_registers(size_t cpu) const {
         MfX86Registers out{};
         detail::check(mf_os_x86_registers(get(), cpu, &out));
+        return out;
+    }
+
+    /** Every kernel module, as owned records. */
+    std::vector<ModuleInfo> kernel_module_list() {
+        return detail::collect<ModuleInfo, MfModuleList, MfModuleInfo, mf_module_list_get, mf_module_list_free>(
+            [&](MfModuleList **out) { return mf_os_kernel_module_list(get(), out); });
+    }
+
+    /** The first kernel module named `name` (ASCII case-insensitive). */
+    ModuleInfo kernel_module_by_name(const std::string &name) {
+        return detail::collect<ModuleInfo, MfModuleList, MfModuleInfo, mf_module_list_get, mf_module_list_free>(
+                   [&](MfModuleList **out) { return mf_os_kernel_module_by_name(get(), name.c_str(), out); })
+            .at(0);
+    }
+
+    /** The kernel module whose range holds `address`. */
+    ModuleInfo kernel_module_by_address(uint64_t address) {
+        return detail::collect<ModuleInfo, MfModuleList, MfModuleInfo, mf_module_list_get, mf_module_list_free>(
+                   [&](MfModuleList **out) { return mf_os_kernel_module_by_address(get(), address, out); })
+            .at(0);
+    }
+
+    /** Calls `f(const MfExportInfo &)` for every export of the kernel module `module`. */
+    template <class F>
+    void kernel_module_exports(const ModuleInfo &module, F &&f) {
+        const MfModuleInfo m = module.c();
+        detail::Trampoline<F, MfExportInfo> t{f};
+        t.finish(mf_os_kernel_module_exports(get(), &m, &decltype(t)::call, &t));
+    }
+
+    /** Every export of the kernel module `module`, as owned records. */
+    std::vector<ExportInfo> kernel_module_export_list(const ModuleInfo &module) {
+        const MfModuleInfo m = module.c();
+        return detail::collect<ExportInfo, MfExportList, MfExportInfo, mf_export_list_get, mf_export_list_free>(
+            [&](MfExportList **out) { return mf_os_kernel_module_export_list(get(), &m, out); });
+    }
+
+    /** Calls `f(const MfSectionInfo &)` for every section of the kernel module `module`. */
+    template <class F>
+    void kernel_module_sections(const ModuleInfo &module, F &&f) {
+        const MfModuleInfo m = module.c();
+        detail::Trampoline<F, MfSectionInfo> t{f};
+        t.finish(mf_os_kernel_module_sections(get(), &m, &decltype(t)::call, &t));
+    }
+
+    /** Every section of the kernel module `module`, as owned records. */
+    std::vector<SectionInfo> kernel_module_section_list(const ModuleInfo &module) {
+        const MfModuleInfo m = module.c();
+        return detail::collect<SectionInfo, MfSectionList, MfSectionInfo, mf_section_list_get, mf_section_list_free>(
+            [&](MfSectionList **out) { return mf_os_kernel_module_section_list(get(), &m, out); });
+    }
+
+    /** The kernel symbol `address` lies in, and the offset into it. */
+    SymbolAt kernel_symbol_by_address(uint64_t address) {
+        std::string name(64, '\0');
+        size_t len = 0;
+        uint64_t offset = 0;
+        detail::check(mf_os_kernel_symbol_by_address(get(), address, name.data(), name.size(), &len, &offset));
+        if (len >= name.size()) {
+            name.resize(len + 1);
+            detail::check(mf_os_kernel_symbol_by_address(get(), address, name.data(), name.size(), &len, &offset));
+        }
+        name.resize(len);
+        return SymbolAt{name, offset};
+    }
+
+    /** Calls `f(const MfKernelSymbolInfo &)` for every kernel symbol (image, then modules). */
+    template <class F>
+    void kernel_symbols(F &&f) {
+        detail::Trampoline<F, MfKernelSymbolInfo> t{f};
+        t.finish(mf_os_kernel_symbol_list_callback(get(), &decltype(t)::call, &t));
+    }
+
+    /** The offset of `member` (a dotted path) in the kernel structure `structure`. */
+    uint64_t type_offset(const std::string &structure, const std::string &member) {
+        uint64_t out = 0;
+        detail::check(mf_os_type_offset(get(), structure.c_str(), member.c_str(), &out));
+        return out;
+    }
+
+    /** The size of the kernel structure `structure`. */
+    uint64_t type_size(const std::string &structure) {
+        uint64_t out = 0;
+        detail::check(mf_os_type_size(get(), structure.c_str(), &out));
         return out;
     }
 };

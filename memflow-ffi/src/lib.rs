@@ -11,6 +11,7 @@
 //! | [`inventory`] | `mf_inventory_*`                              |
 //! | [`connector`] | `mf_connector_*`                              |
 //! | [`os`]        | `mf_os_*`, `mf_process_list_*`                 |
+//! | [`kernel`]    | `mf_os_kernel_*`, `mf_os_type_*`                |
 //! | [`process`]   | `mf_process_*`, `mf_module_list_*`             |
 //! | [`lists`]     | `mf_{export,import,section,memory_range}_list_*` |
 //! | [`records`]   | the plain `#[repr(C)]` records (`MfProcessInfo`, ...) |
@@ -60,6 +61,7 @@ pub mod connector;
 pub mod error;
 mod handle;
 pub mod inventory;
+pub mod kernel;
 pub mod lists;
 pub mod log;
 mod mem;
@@ -72,6 +74,7 @@ pub mod version;
 pub use connector::*;
 pub use error::*;
 pub use inventory::*;
+pub use kernel::*;
 pub use lists::*;
 pub use log::api::*;
 pub use log::*;

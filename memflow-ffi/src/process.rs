@@ -36,12 +36,12 @@ pub struct MfProcess {
     strings: BTreeSet<CString>,
 }
 
-/// A list of modules, as made by `mf_process_module_list`. Opaque; read it with
-/// `mf_module_list_get`, free it with `mf_module_list_free`.
+/// A list of modules, as made by `mf_process_module_list` or the `mf_os_kernel_module_*`
+/// lookups. Opaque; read it with `mf_module_list_get`, free it with `mf_module_list_free`.
 ///
 /// Threads: may be used from several threads at once; calls on it are serialised (see
 /// "Threads" at the top of memflow.h).
-pub struct MfModuleList(Records<MfModuleInfo, ModuleInfo>);
+pub struct MfModuleList(pub(crate) Records<MfModuleInfo, ModuleInfo>);
 
 impl_handle! {
     MfProcess = 4;

@@ -72,6 +72,8 @@ struct Live {
     ilist: *mut MfImportList,
     slist: *mut MfSectionList,
     rlist: *mut MfMemoryRangeList,
+    /// The dummy OS: it has kernel modules, which the native OS has not.
+    dummy: *mut MfOs,
     /// Zeroed storage for output arguments in garbage mode (never written: calls fail first).
     scratch: *mut u64,
     /// Readable garbage posing as a handle.
@@ -108,9 +110,11 @@ impl Live {
         assert_eq!(mf_process_module_import_list(process, libc, &mut ilist), 0, "{}", last_message());
         assert_eq!(mf_process_module_section_list(process, libc, &mut slist), 0, "{}", last_message());
         assert_eq!(mf_process_mapped_range_list(process, 0, 0, u64::MAX, &mut rlist), 0, "{}", last_message());
+        let mut dummy = null_mut();
+        assert_eq!(mf_inventory_create_chain(inv, c"dummy".as_ptr(), &mut dummy), 0, "{}", last_message());
         let scratch = Box::into_raw(vec![0u64; 2048].into_boxed_slice()).cast::<u64>();
         let garbage = Box::into_raw(vec![0xa5a5_a5a5_a5a5_a5a5u64; 256].into_boxed_slice()).cast::<u64>();
-        Live { inv, conn, os, process, plist, mlist, elist, ilist, slist, rlist, scratch, garbage }
+        Live { inv, conn, os, process, plist, mlist, elist, ilist, slist, rlist, dummy, scratch, garbage }
     }
 
     /// A handle argument.
@@ -145,6 +149,7 @@ impl Drop for Live {
         assert_eq!(mf_section_list_free(self.slist), 0);
         assert_eq!(mf_import_list_free(self.ilist), 0);
         assert_eq!(mf_export_list_free(self.elist), 0);
+        assert_eq!(mf_os_free(self.dummy), 0);
         assert_eq!(mf_module_list_free(self.mlist), 0);
         assert_eq!(mf_process_list_free(self.plist), 0);
         assert_eq!(mf_process_free(self.process), 0);
@@ -270,6 +275,50 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Box::new(|l, m| mf_os_module_list_callback(l.h(l.os, m), cb(m), null_mut())),
         ),
         ("mf_os_kernel_symbol", Handle, Box::new(|l, m| mf_os_kernel_symbol(l.h(l.os, m), l.s(m), l.p(m)))),
+        // kernel
+        ("mf_os_kernel_module_list", Handle, Box::new(|l, m| mf_os_kernel_module_list(l.h(l.dummy, m), l.p(m)))),
+        (
+            "mf_os_kernel_module_by_name",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_by_name(l.h(l.dummy, m), l.s(m), l.p(m))),
+        ),
+        (
+            "mf_os_kernel_module_by_address",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_by_address(l.h(l.dummy, m), 0, l.p(m))),
+        ),
+        (
+            "mf_os_kernel_module_exports",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_exports(l.h(l.dummy, m), l.p(m), cb(m), null_mut())),
+        ),
+        (
+            "mf_os_kernel_module_export_list",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_export_list(l.h(l.dummy, m), l.p(m), l.p(m))),
+        ),
+        (
+            "mf_os_kernel_module_sections",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_sections(l.h(l.dummy, m), l.p(m), cb(m), null_mut())),
+        ),
+        (
+            "mf_os_kernel_module_section_list",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_section_list(l.h(l.dummy, m), l.p(m), l.p(m))),
+        ),
+        (
+            "mf_os_kernel_symbol_by_address",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_symbol_by_address(l.h(l.dummy, m), 0, l.p(m), 16, l.p(m), l.p(m))),
+        ),
+        (
+            "mf_os_kernel_symbol_list_callback",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_symbol_list_callback(l.h(l.dummy, m), cb(m), null_mut())),
+        ),
+        ("mf_os_type_offset", Handle, Box::new(|l, m| mf_os_type_offset(l.h(l.dummy, m), l.s(m), l.s(m), l.p(m)))),
+        ("mf_os_type_size", Handle, Box::new(|l, m| mf_os_type_size(l.h(l.dummy, m), l.s(m), l.p(m)))),
         ("mf_os_read", Handle, Box::new(|l, m| mf_os_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
         ("mf_os_write", Handle, Box::new(|l, m| mf_os_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
         (
@@ -848,6 +897,27 @@ fn c_extended_api_runs_clean_under_valgrind_and_sanitizers() {
     let (plain, sanitized) = build_c11_pair(&dir, "extended.c", "extended");
     run_clean(&dir, &plain, "extended ok");
     run_sanitized(&sanitized, &[fixture_dump().as_os_str()], "extended ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The kernel from C (tests/c/kernel.c) on the guest dump through `coredump -> linux`:
+/// modules, exports, sections, symbols by address and as a listing (compared with the guest's
+/// /proc/kallsyms), BTF offsets; clean under valgrind and AddressSanitizer/UBSan.
+#[test]
+fn c_kernel_modules_symbols_and_types_run_clean_under_valgrind_and_sanitizers() {
+    let dir = lib_dir("kernel-c");
+    let (plain, sanitized) = build_c11_pair(&dir, "kernel.c", "kernel");
+    run_clean(&dir, &plain, "kernel ok");
+    run_sanitized(&sanitized, &[fixture_dump().as_os_str()], "kernel ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The kernel through the C++ wrappers (tests/c/kernel.cpp), clean under valgrind.
+#[test]
+fn cpp_kernel_wrappers_run_clean_under_valgrind() {
+    let dir = lib_dir("kernel-cpp");
+    let exe = build(&dir, "c++", "-std=c++17", "kernel.cpp", "kernel_cpp", &[]);
+    run_clean(&dir, &exe, "kernel_cpp ok");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -567,6 +567,22 @@ impl Os for DummyOs {
         })
     }
 
+    /// The ELF exports of the module's image.
+    fn kernel_module_export_list_callback(&mut self, module: &ModuleInfo, mut callback: ExportCallback) -> Result<()> {
+        let image = ElfImage::parse(&mut self.kernel_view, module.base)?;
+        image.exports(&mut self.kernel_view, |export| callback.call(export))
+    }
+
+    /// The section headers of the module's image.
+    fn kernel_module_section_list_callback(
+        &mut self,
+        module: &ModuleInfo,
+        mut callback: SectionCallback,
+    ) -> Result<()> {
+        let image = ElfImage::parse(&mut self.kernel_view, module.base)?;
+        image.sections(&mut self.kernel_view, None, |section| callback.call(section))
+    }
+
     fn info(&self) -> &OsInfo {
         &self.info
     }
