@@ -245,7 +245,9 @@ fn check_symbol_at(os: &mut LinuxOs<FileConnector>, syms: &[(u64, char, String)]
     let mut addrs: Vec<u64> = syms.iter().map(|s| s.0).collect();
     addrs.sort();
     addrs.dedup();
-    let next = addrs.iter().copied().find(|&a| a > at);
+    // Up to the next symbol, but within the symbol's page: since 6.4 a module's text, data and
+    // read-only data are separate allocations, and the gap between them belongs to no module.
+    let next = addrs.iter().copied().find(|&a| a > at).map(|n| n.min((at | 0xfff) + 1));
     let first = syms.iter().find(|s| s.0 == at).unwrap();
     let inside = next.map_or(vec![0], |n| vec![0, (n - at) / 2, n - at - 1]);
     for k in inside {
