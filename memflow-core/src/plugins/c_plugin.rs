@@ -262,7 +262,7 @@ pub fn create_connector(desc: *const u8, args: &CStr, lib: LibArc) -> Result<Con
     let code = unsafe { create(args.as_ptr(), plugin.user, &HOST, &mut out) };
     if code != 0 {
         let err = Error::from_code(code).unwrap_or(Error::new(ErrorOrigin::Plugin, ErrorKind::Unknown));
-        log::warn!("C plugin `{name}` failed to create an instance: {err}");
+        log::debug!("C plugin `{name}` failed to create an instance: {err}");
         return Err(err);
     }
     if out.is_null() {
