@@ -12,7 +12,7 @@ pub const MF_VERSION_PATCH: u32 = 0;
 /// `libmemflow_ffi.so.<MF_ABI_VERSION>`). Bumped on any incompatible change to the C API.
 pub const MF_ABI_VERSION: u32 = 1;
 /// Version of the plugin ABI (the descriptor layout plugins must be built for).
-pub const MF_PLUGIN_ABI_VERSION: u32 = 2;
+pub const MF_PLUGIN_ABI_VERSION: u32 = 3;
 
 /// Parses a decimal number at compile time.
 const fn parse(s: &str) -> u32 {

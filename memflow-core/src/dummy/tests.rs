@@ -143,9 +143,13 @@ fn kernel_space_modules_and_physical_memory() {
         let printk = os.kernel_symbol("printk").unwrap();
         assert_eq!(os.read::<u32>(printk).unwrap(), gnu_hash("printk"));
         assert_eq!(os.kernel_symbol("nope").unwrap_err().kind, ErrorKind::NotFound);
-        // Physical memory is the memory behind it.
+        // Physical memory is the memory behind it, single reads as batches.
         let region = &kernel.regions[0];
         assert_eq!(os.phys_view().read_raw(region.phys, 4).unwrap(), region.data[..4]);
+        let end = PhysicalMemory::metadata(&os).max_address.to_umem() as u64 + 1;
+        let phys = region.phys.to_umem() as u64;
+        assert_eq!(crate::mem::partial::check::phys_read_agrees(&mut os, phys, 0x1000), 0x1000);
+        assert_eq!(crate::mem::partial::check::phys_read_agrees(&mut os, end - 8, 16), 8);
     }
 }
 

@@ -25,7 +25,7 @@ use crate::types::{umem, Address, PhysicalAddress, UMEM_BITS};
 pub const PLUGIN_SYMBOL: &str = "MEMFLOW_PLUGIN";
 
 /// Version of the plugin ABI. Bumped on any change to what crosses the boundary.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The first bytes of every descriptor.
 pub const PLUGIN_MAGIC: [u8; 8] = *b"MEMFLOW\0";
