@@ -294,7 +294,7 @@
 /**
  * Version of the plugin ABI (the descriptor layout plugins must be built for).
  */
-#define MF_PLUGIN_ABI_VERSION 2
+#define MF_PLUGIN_ABI_VERSION 3
 
 /**
  * Version of the C connector interface ([`CConnectorPlugin`]).
@@ -385,6 +385,11 @@ typedef struct {
      * zero). Untouched if the call as a whole fails.
      */
     int32_t result;
+    /**
+     * Set by the call: how many bytes from the start of `buf` were read before the first
+     * unreadable one (`len` if `result` is 0). Untouched if the call as a whole fails.
+     */
+    size_t done;
 } MfReadOp;
 
 /**
@@ -408,6 +413,11 @@ typedef struct {
      * Untouched if the call as a whole fails.
      */
     int32_t result;
+    /**
+     * Set by the call: how many bytes from the start of `buf` were written before the first
+     * one that was not (`len` if `result` is 0). Untouched if the call as a whole fails.
+     */
+    size_t done;
 } MfWriteOp;
 
 /**
@@ -1274,23 +1284,38 @@ int32_t mf_connector_free(MfConnector *conn);
  * Returns 0 if every byte was read, `MF_ERR_PARTIAL_READ` if some could not be (they are
  * zero in `buf`, the rest is valid), or another error code (then `buf` is unspecified).
  *
- * Ownership: `buf` (at least `len` writable bytes; may be NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+ * before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+ * the first unreadable one are still read where they can be), 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; may be NULL if `len` is 0) is borrowed;
+ * `*done` is caller storage.
  */
-int32_t mf_connector_read(MfConnector *conn, uint64_t addr, void *buf, size_t len);
+int32_t mf_connector_read(MfConnector *conn, uint64_t addr, void *buf, size_t len, size_t *done);
 
 /**
  * Writes `len` bytes from `buf` to physical memory at `addr`.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, or another error code.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, an error of kind
+ * `MF_KIND_READ_ONLY` if the connector is read-only, or another error code.
  *
- * Ownership: `buf` (at least `len` readable bytes; may be NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+ * written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+ * 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; may be NULL if `len` is 0) is borrowed;
+ * `*done` is caller storage.
  */
-int32_t mf_connector_write(MfConnector *conn, uint64_t addr, const void *buf, size_t len);
+int32_t mf_connector_write(MfConnector *conn,
+                           uint64_t addr,
+                           const void *buf,
+                           size_t len,
+                           size_t *done);
 
 /**
  * Reads many ranges of physical memory in one batch (one round trip for remote
  * connectors). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ` (unreadable bytes
- * zeroed).
+ * zeroed) and its `done` to the bytes read before its first unreadable one.
  *
  * Returns 0 if every op was read fully, `MF_ERR_PARTIAL_READ` if any was partial, or another
  * error code if the batch as a whole failed (then the ops' results are untouched).
@@ -1302,10 +1327,11 @@ int32_t mf_connector_read_batch(MfConnector *conn, MfReadOp *ops, size_t count);
 
 /**
  * Writes many ranges of physical memory in one batch. Each op's `result` is set to 0 or
- * `MF_ERR_PARTIAL_WRITE`.
+ * `MF_ERR_PARTIAL_WRITE` and its `done` to the bytes written before its first failed one.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, or another error code if
- * the batch as a whole failed.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, an error of kind
+ * `MF_KIND_READ_ONLY` if the connector is read-only, or another error code if the batch as a
+ * whole failed (then the ops' results are untouched).
  *
  * Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
  * borrowed for the call.
@@ -1639,18 +1665,29 @@ int32_t mf_os_kernel_symbol(MfOs *os, const char *name, uint64_t *out);
  *
  * Returns 0, `MF_ERR_PARTIAL_READ` (unreadable bytes are zero), or another error code.
  *
- * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+ * before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+ * the first unreadable one are still read where they can be), 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_os_read(MfOs *os, uint64_t addr, void *buf, size_t len);
+int32_t mf_os_read(MfOs *os, uint64_t addr, void *buf, size_t len, size_t *done);
 
 /**
  * Writes `len` bytes from `buf` into the OS layer's own address space at `addr`.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE`, `MF_ERR_UNSUPPORTED` or another error code.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE`, `MF_ERR_UNSUPPORTED`, an error of kind
+ * `MF_KIND_READ_ONLY` if the memory below is read-only, or another error code.
  *
- * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+ * written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+ * 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_os_write(MfOs *os, uint64_t addr, const void *buf, size_t len);
+int32_t mf_os_write(MfOs *os, uint64_t addr, const void *buf, size_t len, size_t *done);
 
 /**
  * Frees a process handle. NULL is a no-op (returns 0); anything that is not a live
@@ -1682,22 +1719,38 @@ int32_t mf_process_state(MfProcess *process, MfProcessState *out);
  * Returns 0 if every byte was read, `MF_ERR_PARTIAL_READ` if some could not be (they are
  * zero in `buf`), or another error code.
  *
- * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+ * before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+ * the first unreadable one are still read where they can be), 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_process_read(MfProcess *process, uint64_t addr, void *buf, size_t len);
+int32_t mf_process_read(MfProcess *process, uint64_t addr, void *buf, size_t len, size_t *done);
 
 /**
  * Writes `len` bytes from `buf` into the process's memory at `addr`.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, or another error code.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, an error of kind
+ * `MF_KIND_READ_ONLY` if the memory behind the process is read-only, or another error code.
  *
- * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+ * written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+ * 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_process_write(MfProcess *process, uint64_t addr, const void *buf, size_t len);
+int32_t mf_process_write(MfProcess *process,
+                         uint64_t addr,
+                         const void *buf,
+                         size_t len,
+                         size_t *done);
 
 /**
  * Reads many ranges of the process's memory in one batch (translation of all addresses is
- * batched too). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ`.
+ * batched too). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ` and its `done` to the
+ * bytes read before its first unreadable one.
  *
  * Returns 0, `MF_ERR_PARTIAL_READ` if any op was partial, or another error code if the batch
  * as a whole failed.
@@ -1709,7 +1762,7 @@ int32_t mf_process_read_batch(MfProcess *process, MfReadOp *ops, size_t count);
 
 /**
  * Writes many ranges of the process's memory in one batch. Each op's `result` is set to 0 or
- * `MF_ERR_PARTIAL_WRITE`.
+ * `MF_ERR_PARTIAL_WRITE` and its `done` to the bytes written before its first failed one.
  *
  * Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, or another error code.
  *

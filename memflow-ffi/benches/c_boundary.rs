@@ -101,7 +101,7 @@ fn c_boundary(c: &mut Criterion) {
     let mut d = vec![0u8; 1 << 20];
     let mut e = vec![0u8; 1 << 20];
     for off in (0..RAM).step_by(1 << 20) {
-        assert_eq!(mf_connector_read(conn, off, a.as_mut_ptr().cast(), a.len()), 0);
+        assert_eq!(mf_connector_read(conn, off, a.as_mut_ptr().cast(), a.len(), null_mut()), 0);
         rust.phys_read_raw_into(PhysicalAddress::plain(Address::from(off)), &mut b).unwrap();
         concrete.phys_read_raw_into(PhysicalAddress::plain(Address::from(off)), &mut d).unwrap();
         assert_eq!(so_read(so_conn, off, e.as_mut_ptr().cast(), e.len()), 0);
@@ -117,7 +117,13 @@ fn c_boundary(c: &mut Criterion) {
         g.bench_function(BenchmarkId::from_parameter("c-api"), |bch| {
             let mut i = 0;
             bch.iter(|| {
-                let r = mf_connector_read(black_box(conn), addrs[i], black_box(&mut buf[..]).as_mut_ptr().cast(), size);
+                let r = mf_connector_read(
+                    black_box(conn),
+                    addrs[i],
+                    black_box(&mut buf[..]).as_mut_ptr().cast(),
+                    size,
+                    null_mut(),
+                );
                 i = (i + 1) & (n - 1);
                 black_box(r)
             })
@@ -192,7 +198,7 @@ fn threads(c: &mut Criterion, conn: *mut MfConnector, rust: &memflow_core::insta
                         let mut buf = [0u8; 8];
                         for i in 0..iters as usize {
                             let addr = addrs[i & 4095];
-                            black_box(mf_connector_read(handle.0, addr, buf.as_mut_ptr().cast(), 8));
+                            black_box(mf_connector_read(handle.0, addr, buf.as_mut_ptr().cast(), 8, null_mut()));
                         }
                     });
                 }

@@ -9,8 +9,9 @@ use memflow_core::mem::MemoryView;
 use memflow_core::os::{Os, ProcessInfo};
 use memflow_core::types::Address;
 
-use crate::call::{buf_mut, buf_ref, callback_arg, ffi_err, guard, guard_partial, out_arg, partial, str_arg};
+use crate::call::{buf_mut, buf_ref, callback_arg, ffi_err, guard, out_arg, str_arg};
 use crate::handle::{self, impl_handle};
+use crate::mem;
 use crate::process::MfProcess;
 use crate::records::{
     addr_in, addr_out, MfModuleInfo, MfModuleInfoCallback, MfOsInfo, MfProcessInfo, MfProcessInfoCallback,
@@ -260,36 +261,47 @@ pub extern "C" fn mf_os_kernel_symbol(os: *mut MfOs, name: *const c_char, out: *
 ///
 /// Returns 0, `MF_ERR_PARTIAL_READ` (unreadable bytes are zero), or another error code.
 ///
-/// Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+/// `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+/// before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+/// the first unreadable one are still read where they can be), 0 with any other error.
+///
+/// Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+/// is caller storage.
 #[no_mangle]
-pub extern "C" fn mf_os_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: usize) -> i32 {
-    guard_partial(|| {
+pub extern "C" fn mf_os_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: usize, done: *mut usize) -> i32 {
+    mem::single(done, len, ErrorKind::PartialRead, || {
         handle::with(os, "os", |os| {
             let buf = buf_mut(buf.cast(), len, "buf")?;
             let view = os
                 .inner
                 .as_mut_impl_memoryview()
                 .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
-            Ok(partial(view.read_raw_into(addr_in(addr), buf)))
+            view.read_single(addr_in(addr), buf)
         })
     })
 }
 
 /// Writes `len` bytes from `buf` into the OS layer's own address space at `addr`.
 ///
-/// Returns 0, `MF_ERR_PARTIAL_WRITE`, `MF_ERR_UNSUPPORTED` or another error code.
+/// Returns 0, `MF_ERR_PARTIAL_WRITE`, `MF_ERR_UNSUPPORTED`, an error of kind
+/// `MF_KIND_READ_ONLY` if the memory below is read-only, or another error code.
 ///
-/// Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+/// `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+/// written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+/// 0 with any other error.
+///
+/// Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+/// is caller storage.
 #[no_mangle]
-pub extern "C" fn mf_os_write(os: *mut MfOs, addr: u64, buf: *const c_void, len: usize) -> i32 {
-    guard_partial(|| {
+pub extern "C" fn mf_os_write(os: *mut MfOs, addr: u64, buf: *const c_void, len: usize, done: *mut usize) -> i32 {
+    mem::single(done, len, ErrorKind::PartialWrite, || {
         handle::with(os, "os", |os| {
             let buf = buf_ref(buf.cast(), len, "buf")?;
             let view = os
                 .inner
                 .as_mut_impl_memoryview()
                 .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
-            Ok(partial(view.write_raw(addr_in(addr), buf)))
+            view.write_single(addr_in(addr), buf)
         })
     })
 }

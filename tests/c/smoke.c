@@ -109,7 +109,7 @@ static void physical(MfInventory *inv, const char *dump) {
     }
     OK(mf_connector_metadata(conn, &meta));
     CHECK(meta.real_size >= (200u << 20));
-    OK(mf_connector_read(conn, 0x1000, buf, sizeof buf));
+    OK(mf_connector_read(conn, 0x1000, buf, sizeof buf, NULL));
 
     /* One op inside memory, one past its end: the batch is partial, each op says which. */
     ops[0].addr = 0x1000;
@@ -132,7 +132,7 @@ static void physical(MfInventory *inv, const char *dump) {
     CHECK(mf_error_kind(mf_connector_x86_registers(conn, cpus, &regs)) == MF_KIND_NOT_FOUND);
 
     OK(mf_connector_clone(conn, &copy));
-    OK(mf_connector_read(copy, 0x1000, tail, sizeof tail));
+    OK(mf_connector_read(copy, 0x1000, tail, sizeof tail, NULL));
     CHECK(memcmp(buf, tail, sizeof buf) == 0);
     OK(mf_connector_free(copy));
     OK(mf_connector_free(conn));
@@ -184,7 +184,7 @@ static void native(MfInventory *inv) {
     CHECK(pinfo.pid == (uint32_t)getpid());
     OK(mf_process_state(self, &state));
     CHECK(state == MF_PROCESS_STATE_ALIVE);
-    OK(mf_process_read(self, (uint64_t)(uintptr_t)&MARKER, &value, sizeof value));
+    OK(mf_process_read(self, (uint64_t)(uintptr_t)&MARKER, &value, sizeof value, NULL));
     CHECK(value == MARKER);
 
     OK(mf_process_module_list_callback(self, find_module, &search));

@@ -31,14 +31,16 @@ static void physical(memflow::Inventory &inv, const std::string &dump) {
     unsigned char buf[16] = {};
     CHECK(conn.read_into(0x1000, buf, sizeof buf));
     CHECK(!conn.read_into(meta.max_address - 7, buf, sizeof buf)); // partial: false, no throw
+    CHECK(conn.read_some(meta.max_address - 7, buf, sizeof buf) == 8);
+    CHECK(conn.read_some(0x1000, buf, sizeof buf) == sizeof buf);
     try {
         (void)conn.read<unsigned long long>(meta.max_address - 3);
         CHECK(false);
     } catch (const memflow::Error &e) {
         CHECK(e.is_partial() && e.code() == MF_ERR_PARTIAL_READ);
     }
-    MfReadOp ops[1] = {{0x2000, buf, sizeof buf, 1}};
-    CHECK(conn.read_batch(ops, 1) && ops[0].result == 0);
+    MfReadOp ops[1] = {{0x2000, buf, sizeof buf, 1, 0}};
+    CHECK(conn.read_batch(ops, 1) && ops[0].result == 0 && ops[0].done == sizeof buf);
     CHECK(conn.cpu_count() >= 1);
     CHECK(conn.x86_registers(0).cr3 != 0);
     memflow::Connector copy = conn.clone();
@@ -47,8 +49,15 @@ static void physical(memflow::Inventory &inv, const std::string &dump) {
     (void)moved.read<unsigned char>(0x1000);
     try {
         conn.write(0x1000, buf, 1); // dumps are mapped read-only by default
+        CHECK(false);
     } catch (const memflow::Error &e) {
-        CHECK(e.code() < 0);
+        CHECK(e.kind() == MF_KIND_READ_ONLY);
+    }
+    try {
+        (void)conn.write_some(0x1000, buf, 1);
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.kind() == MF_KIND_READ_ONLY);
     }
     memflow::Connector chained = inv.create_connector_chain("coredump:'" + dump + "'");
     CHECK(chained.metadata().real_size == meta.real_size);
@@ -87,6 +96,13 @@ static void native(memflow::Inventory &inv) {
     unsigned char b[8];
     try {
         os.read_into(0x1000, b, sizeof b);
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.code() == MF_ERR_UNSUPPORTED);
+    }
+    try {
+        (void)os.read_some(0x1000, b, sizeof b);
+        CHECK(false);
     } catch (const memflow::Error &e) {
         CHECK(e.code() == MF_ERR_UNSUPPORTED);
     }
@@ -98,11 +114,15 @@ static void native(memflow::Inventory &inv) {
     CHECK(self.read<unsigned long long>(reinterpret_cast<uintptr_t>(&MARKER)) == MARKER);
     unsigned long long value = 0;
     CHECK(self.read_into(reinterpret_cast<uintptr_t>(&MARKER), &value, sizeof value) && value == MARKER);
-    MfReadOp ops[1] = {{reinterpret_cast<uintptr_t>(&MARKER), &value, sizeof value, 1}};
-    CHECK(self.read_batch(ops, 1));
+    CHECK(self.read_some(reinterpret_cast<uintptr_t>(&MARKER), &value, sizeof value) == sizeof value);
+    CHECK(self.read_some(0x10, &value, sizeof value) == 0 && value == 0);
+    MfReadOp ops[1] = {{reinterpret_cast<uintptr_t>(&MARKER), &value, sizeof value, 1, 0}};
+    CHECK(self.read_batch(ops, 1) && ops[0].done == sizeof value);
     static unsigned long long target = 1;
     self.write(reinterpret_cast<uintptr_t>(&target), 42ULL);
     CHECK(target == 42);
+    unsigned long long seven = 7;
+    CHECK(self.write_some(reinterpret_cast<uintptr_t>(&target), &seven, sizeof seven) == sizeof seven && target == 7);
 
     size_t modules = 0;
     self.module_list([&](const MfModuleInfo &) { modules++; });
