@@ -135,7 +135,7 @@ fn c_boundary(c: &mut Criterion) {
     for off in (0..RAM).step_by(1 << 20) {
         let pa = PhysicalAddress::plain(Address::from(off));
         concrete.phys_read_raw_into(pa, &mut want).unwrap();
-        let mut agree = |what: &str, got: &mut Vec<u8>| {
+        let agree = |what: &str, got: &mut Vec<u8>| {
             assert!(*got == want, "{what} disagrees at {off:#x}");
             got.fill(0);
         };
