@@ -2,8 +2,8 @@
  * tests/tests/ffi.rs plainly, under valgrind and built with -fsanitize=address,undefined.
  * Every read and write function reports how many bytes from the start of the buffer were
  * transferred before the first one that could not be: all of them (n), all but the last
- * (n - 1) and none (0) must be told apart, and a write to read-only memory must fail with
- * kind MF_KIND_READ_ONLY and a count of 0.
+ * (n - 1) and none (0) must be told apart, and a write to read-only memory (a dump, and a
+ * guest's kernel and process over it) must fail with kind MF_KIND_READ_ONLY and a count of 0.
  *
  * usage: counts DUMP_FILE
  */
@@ -168,6 +168,27 @@ static void kernel_memory(MfInventory *inv) {
     CHECK(mf_os_free(os) == MF_OK);
 }
 
+/* A guest's kernel and process over the read-only dump: writes are refused as READ_ONLY. */
+static void read_only_guest(MfInventory *inv, const char *dump) {
+    char chain[4200];
+    MfOs *os = NULL;
+    MfProcess *init = NULL;
+    MfOsInfo info;
+    unsigned char buf[8];
+    size_t done = 0;
+    snprintf(chain, sizeof chain, "coredump:'%s' -> linux", dump);
+    CHECK(mf_inventory_create_chain(inv, chain, &os) == MF_OK);
+    CHECK(mf_os_info(os, &info) == MF_OK);
+    COUNT(mf_os_read(os, info.base, buf, sizeof buf, &done), MF_OK, sizeof buf);
+    done = 0xdead;
+    CHECK(mf_error_kind(mf_os_write(os, info.base, buf, sizeof buf, &done)) == MF_KIND_READ_ONLY && done == 0);
+    CHECK(mf_os_process_by_pid(os, 1, &init) == MF_OK);
+    done = 0xdead;
+    CHECK(mf_error_kind(mf_process_write(init, info.base, buf, sizeof buf, &done)) == MF_KIND_READ_ONLY && done == 0);
+    CHECK(mf_process_free(init) == MF_OK);
+    CHECK(mf_os_free(os) == MF_OK);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s DUMP_FILE\n", argv[0]);
@@ -176,6 +197,7 @@ int main(int argc, char **argv) {
     MfInventory *inv = NULL;
     CHECK(mf_inventory_builtin(&inv) == MF_OK);
     read_only_dump(inv, argv[1]);
+    read_only_guest(inv, argv[1]);
     writable_memory(inv);
     process_memory(inv);
     kernel_memory(inv);
