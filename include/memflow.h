@@ -309,7 +309,7 @@
  * Version of the C ABI of this header (the number in the shared library's soname,
  * `libmemflow_ffi.so.<MF_ABI_VERSION>`). Bumped on any incompatible change to the C API.
  */
-#define MF_ABI_VERSION 1
+#define MF_ABI_VERSION 2
 
 /**
  * Version of the plugin ABI (the descriptor layout plugins must be built for).
