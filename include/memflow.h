@@ -309,7 +309,7 @@
  * Version of the C ABI of this header (the number in the shared library's soname,
  * `libmemflow_ffi.so.<MF_ABI_VERSION>`). Bumped on any incompatible change to the C API.
  */
-#define MF_ABI_VERSION 1
+#define MF_ABI_VERSION 2
 
 /**
  * Version of the plugin ABI (the descriptor layout plugins must be built for).
@@ -413,7 +413,8 @@ typedef struct MfProcessList MfProcessList;
 typedef struct MfSectionList MfSectionList;
 
 /**
- * One read of a batch (`mf_connector_read_batch`, `mf_process_read_batch`).
+ * One read of a batch (`mf_connector_read_batch`, `mf_process_read_batch`,
+ * `mf_os_phys_read_batch`).
  */
 typedef struct {
     /**
@@ -433,10 +434,16 @@ typedef struct {
      * zero). Untouched if the call as a whole fails.
      */
     int32_t result;
+    /**
+     * Set by the call: how many bytes from the start of `buf` were read before the first
+     * unreadable one (`len` if `result` is 0). Untouched if the call as a whole fails.
+     */
+    size_t done;
 } MfReadOp;
 
 /**
- * One write of a batch (`mf_connector_write_batch`, `mf_process_write_batch`).
+ * One write of a batch (`mf_connector_write_batch`, `mf_process_write_batch`,
+ * `mf_os_phys_write_batch`).
  */
 typedef struct {
     /**
@@ -456,6 +463,11 @@ typedef struct {
      * Untouched if the call as a whole fails.
      */
     int32_t result;
+    /**
+     * Set by the call: how many bytes from the start of `buf` were written before the first
+     * one that was not (`len` if `result` is 0). Untouched if the call as a whole fails.
+     */
+    size_t done;
 } MfWriteOp;
 
 /**
@@ -1400,23 +1412,38 @@ int32_t mf_connector_free(MfConnector *conn);
  * Returns 0 if every byte was read, `MF_ERR_PARTIAL_READ` if some could not be (they are
  * zero in `buf`, the rest is valid), or another error code (then `buf` is unspecified).
  *
- * Ownership: `buf` (at least `len` writable bytes; may be NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+ * before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+ * the first unreadable one are still read where they can be), 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; may be NULL if `len` is 0) is borrowed;
+ * `*done` is caller storage.
  */
-int32_t mf_connector_read(MfConnector *conn, uint64_t addr, void *buf, size_t len);
+int32_t mf_connector_read(MfConnector *conn, uint64_t addr, void *buf, size_t len, size_t *done);
 
 /**
  * Writes `len` bytes from `buf` to physical memory at `addr`.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, or another error code.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, an error of kind
+ * `MF_KIND_READ_ONLY` if the connector is read-only, or another error code.
  *
- * Ownership: `buf` (at least `len` readable bytes; may be NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+ * written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+ * 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; may be NULL if `len` is 0) is borrowed;
+ * `*done` is caller storage.
  */
-int32_t mf_connector_write(MfConnector *conn, uint64_t addr, const void *buf, size_t len);
+int32_t mf_connector_write(MfConnector *conn,
+                           uint64_t addr,
+                           const void *buf,
+                           size_t len,
+                           size_t *done);
 
 /**
  * Reads many ranges of physical memory in one batch (one round trip for remote
  * connectors). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ` (unreadable bytes
- * zeroed).
+ * zeroed) and its `done` to the bytes read before its first unreadable one.
  *
  * Returns 0 if every op was read fully, `MF_ERR_PARTIAL_READ` if any was partial, or another
  * error code if the batch as a whole failed (then the ops' results are untouched).
@@ -1428,10 +1455,11 @@ int32_t mf_connector_read_batch(MfConnector *conn, MfReadOp *ops, size_t count);
 
 /**
  * Writes many ranges of physical memory in one batch. Each op's `result` is set to 0 or
- * `MF_ERR_PARTIAL_WRITE`.
+ * `MF_ERR_PARTIAL_WRITE` and its `done` to the bytes written before its first failed one.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, or another error code if
- * the batch as a whole failed.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, an error of kind
+ * `MF_KIND_READ_ONLY` if the connector is read-only, or another error code if the batch as a
+ * whole failed (then the ops' results are untouched).
  *
  * Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
  * borrowed for the call.
@@ -2006,18 +2034,29 @@ int32_t mf_os_kernel_symbol(MfOs *os, const char *name, uint64_t *out);
  *
  * Returns 0, `MF_ERR_PARTIAL_READ` (unreadable bytes are zero), or another error code.
  *
- * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+ * before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+ * the first unreadable one are still read where they can be), 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_os_read(MfOs *os, uint64_t addr, void *buf, size_t len);
+int32_t mf_os_read(MfOs *os, uint64_t addr, void *buf, size_t len, size_t *done);
 
 /**
  * Writes `len` bytes from `buf` into the OS layer's own address space at `addr`.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE`, `MF_ERR_UNSUPPORTED` or another error code.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE`, `MF_ERR_UNSUPPORTED`, an error of kind
+ * `MF_KIND_READ_ONLY` if the memory below is read-only, or another error code.
  *
- * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+ * written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+ * 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_os_write(MfOs *os, uint64_t addr, const void *buf, size_t len);
+int32_t mf_os_write(MfOs *os, uint64_t addr, const void *buf, size_t len, size_t *done);
 
 /**
  * Translates the kernel virtual address `addr` into `*out`, for layers with a kernel address
@@ -2074,21 +2113,41 @@ int32_t mf_os_page_map(MfOs *os,
  * `addr`, as `mf_connector_read`. Layers without one (like the native layer) fail with
  * `MF_ERR_UNSUPPORTED`.
  *
- * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+ * Returns 0, `MF_ERR_PARTIAL_READ` (unreadable bytes are zero), or another error code.
+ *
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+ * before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+ * the first unreadable one are still read where they can be), 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_os_phys_read(MfOs *os, uint64_t addr, void *buf, size_t len);
+int32_t mf_os_phys_read(MfOs *os, uint64_t addr, void *buf, size_t len, size_t *done);
 
 /**
  * Writes `len` bytes from `buf` to the physical memory under `os` at `addr`, as
  * `mf_connector_write`. Layers without one fail with `MF_ERR_UNSUPPORTED`.
  *
- * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, an error of kind
+ * `MF_KIND_READ_ONLY` if the physical memory is read-only, or another error code.
+ *
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+ * written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+ * 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_os_phys_write(MfOs *os, uint64_t addr, const void *buf, size_t len);
+int32_t mf_os_phys_write(MfOs *os, uint64_t addr, const void *buf, size_t len, size_t *done);
 
 /**
  * Reads many ranges of the physical memory under `os` in one batch, as
- * `mf_connector_read_batch`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+ * `mf_connector_read_batch`: each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ`
+ * (unreadable bytes zeroed) and its `done` to the bytes read before its first unreadable one.
+ * Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+ *
+ * Returns 0 if every op was read fully, `MF_ERR_PARTIAL_READ` if any was partial, or another
+ * error code if the batch as a whole failed (then the ops' results are untouched).
  *
  * Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
  * borrowed for the call.
@@ -2097,7 +2156,13 @@ int32_t mf_os_phys_read_batch(MfOs *os, MfReadOp *ops, size_t count);
 
 /**
  * Writes many ranges of the physical memory under `os` in one batch, as
- * `mf_connector_write_batch`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+ * `mf_connector_write_batch`: each op's `result` is set to 0 or `MF_ERR_PARTIAL_WRITE` and
+ * its `done` to the bytes written before its first failed one. Layers without physical memory
+ * fail with `MF_ERR_UNSUPPORTED`.
+ *
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, an error of kind
+ * `MF_KIND_READ_ONLY` if the physical memory is read-only, or another error code if the batch
+ * as a whole failed (then the ops' results are untouched).
  *
  * Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
  * borrowed for the call.
@@ -2171,22 +2236,38 @@ int32_t mf_process_state(MfProcess *process, MfProcessState *out);
  * Returns 0 if every byte was read, `MF_ERR_PARTIAL_READ` if some could not be (they are
  * zero in `buf`), or another error code.
  *
- * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+ * before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+ * the first unreadable one are still read where they can be), 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_process_read(MfProcess *process, uint64_t addr, void *buf, size_t len);
+int32_t mf_process_read(MfProcess *process, uint64_t addr, void *buf, size_t len, size_t *done);
 
 /**
  * Writes `len` bytes from `buf` into the process's memory at `addr`.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, or another error code.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, an error of kind
+ * `MF_KIND_READ_ONLY` if the memory behind the process is read-only, or another error code.
  *
- * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+ * written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+ * 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_process_write(MfProcess *process, uint64_t addr, const void *buf, size_t len);
+int32_t mf_process_write(MfProcess *process,
+                         uint64_t addr,
+                         const void *buf,
+                         size_t len,
+                         size_t *done);
 
 /**
  * Reads many ranges of the process's memory in one batch (translation of all addresses is
- * batched too). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ`.
+ * batched too). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ` and its `done` to the
+ * bytes read before its first unreadable one.
  *
  * Returns 0, `MF_ERR_PARTIAL_READ` if any op was partial, or another error code if the batch
  * as a whole failed.
@@ -2198,7 +2279,7 @@ int32_t mf_process_read_batch(MfProcess *process, MfReadOp *ops, size_t count);
 
 /**
  * Writes many ranges of the process's memory in one batch. Each op's `result` is set to 0 or
- * `MF_ERR_PARTIAL_WRITE`.
+ * `MF_ERR_PARTIAL_WRITE` and its `done` to the bytes written before its first failed one.
  *
  * Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, or another error code.
  *

@@ -95,6 +95,14 @@ inline bool check_read(int32_t code) {
     return true;
 }
 
+/** For single reads and writes that report their byte count: throws on errors other than a
+ *  partial transfer. */
+inline void check_some(int32_t code) {
+    if (code != MF_ERR_PARTIAL_READ && code != MF_ERR_PARTIAL_WRITE) {
+        check(code);
+    }
+}
+
 /** A std::string from a C string that may be NULL. */
 inline std::string text(const char *s) { return s != nullptr ? std::string(s) : std::string(); }
 
@@ -367,14 +375,24 @@ public:
 
     /** Reads `len` bytes at physical `addr`: true if complete, false if partial (the
      *  unreadable bytes are zero); throws on other errors. */
-    bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_connector_read(get(), addr, buf, len)); }
+    bool read_into(uint64_t addr, void *buf, size_t len) {
+        return detail::check_read(mf_connector_read(get(), addr, buf, len, nullptr));
+    }
+
+    /** Reads `len` bytes at physical `addr`: how many from the start were read before the first
+     *  unreadable one (`len` if all; the unreadable bytes are zero); throws on other errors. */
+    size_t read_some(uint64_t addr, void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_connector_read(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Reads a value at physical `addr`; throws on any failure, partial reads included. */
     template <class T>
     T read(uint64_t addr) {
         static_assert(std::is_trivially_copyable_v<T>, "read<T> needs a trivially copyable type");
         T value{};
-        detail::check(mf_connector_read(get(), addr, &value, sizeof value));
+        detail::check(mf_connector_read(get(), addr, &value, sizeof value, nullptr));
         return value;
     }
 
@@ -382,7 +400,15 @@ public:
     bool read_batch(MfReadOp *ops, size_t count) { return detail::check_read(mf_connector_read_batch(get(), ops, count)); }
 
     /** Writes `len` bytes at physical `addr`; throws on any failure, partial writes included. */
-    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_connector_write(get(), addr, buf, len)); }
+    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_connector_write(get(), addr, buf, len, nullptr)); }
+
+    /** Writes `len` bytes at physical `addr`: how many from the start were written before the
+     *  first that was not; throws on other errors (a read-only connector included). */
+    size_t write_some(uint64_t addr, const void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_connector_write(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Writes a value at physical `addr`. */
     template <class T>
@@ -440,14 +466,24 @@ public:
     }
 
     /** Reads `len` bytes at `addr`: true if complete, false if partial; throws otherwise. */
-    bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_process_read(get(), addr, buf, len)); }
+    bool read_into(uint64_t addr, void *buf, size_t len) {
+        return detail::check_read(mf_process_read(get(), addr, buf, len, nullptr));
+    }
+
+    /** Reads `len` bytes at `addr`: how many from the start were read before the first
+     *  unreadable one (`len` if all; the unreadable bytes are zero); throws on other errors. */
+    size_t read_some(uint64_t addr, void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_process_read(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Reads a value at `addr`; throws on any failure, partial reads included. */
     template <class T>
     T read(uint64_t addr) {
         static_assert(std::is_trivially_copyable_v<T>, "read<T> needs a trivially copyable type");
         T value{};
-        detail::check(mf_process_read(get(), addr, &value, sizeof value));
+        detail::check(mf_process_read(get(), addr, &value, sizeof value, nullptr));
         return value;
     }
 
@@ -455,7 +491,15 @@ public:
     bool read_batch(MfReadOp *ops, size_t count) { return detail::check_read(mf_process_read_batch(get(), ops, count)); }
 
     /** Writes `len` bytes at `addr`; throws on any failure, partial writes included. */
-    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_process_write(get(), addr, buf, len)); }
+    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_process_write(get(), addr, buf, len, nullptr)); }
+
+    /** Writes `len` bytes at `addr`: how many from the start were written before the first that
+     *  was not; throws on other errors. */
+    size_t write_some(uint64_t addr, const void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_process_write(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Writes a value at `addr`. */
     template <class T>
@@ -663,19 +707,35 @@ public:
     }
 
     /** Reads kernel virtual memory: true if complete, false if partial; throws otherwise. */
-    bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_os_read(get(), addr, buf, len)); }
+    bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_os_read(get(), addr, buf, len, nullptr)); }
+
+    /** Reads kernel virtual memory: how many bytes from the start were read before the first
+     *  unreadable one (`len` if all); throws on other errors. */
+    size_t read_some(uint64_t addr, void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_os_read(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Reads a value of kernel virtual memory; throws on any failure, partial reads included. */
     template <class T>
     T read(uint64_t addr) {
         static_assert(std::is_trivially_copyable_v<T>, "read<T> needs a trivially copyable type");
         T value{};
-        detail::check(mf_os_read(get(), addr, &value, sizeof value));
+        detail::check(mf_os_read(get(), addr, &value, sizeof value, nullptr));
         return value;
     }
 
     /** Writes `len` bytes of kernel virtual memory; throws on any failure, partial writes included. */
-    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_os_write(get(), addr, buf, len)); }
+    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_os_write(get(), addr, buf, len, nullptr)); }
+
+    /** Writes kernel virtual memory: how many bytes from the start were written before the
+     *  first that was not; throws on other errors (read-only memory included). */
+    size_t write_some(uint64_t addr, const void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_os_write(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Writes a value to kernel virtual memory. */
     template <class T>
@@ -710,7 +770,15 @@ public:
 
     /** Reads physical memory of the connector below: true if complete, false if partial. */
     bool phys_read_into(uint64_t addr, void *buf, size_t len) {
-        return detail::check_read(mf_os_phys_read(get(), addr, buf, len));
+        return detail::check_read(mf_os_phys_read(get(), addr, buf, len, nullptr));
+    }
+
+    /** Reads physical memory of the connector below: how many bytes from the start were read
+     *  before the first unreadable one (`len` if all); throws on other errors. */
+    size_t phys_read_some(uint64_t addr, void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_os_phys_read(get(), addr, buf, len, &done));
+        return done;
     }
 
     /** Reads a value of physical memory; throws on any failure, partial reads included. */
@@ -718,12 +786,23 @@ public:
     T phys_read(uint64_t addr) {
         static_assert(std::is_trivially_copyable_v<T>, "phys_read<T> needs a trivially copyable type");
         T value{};
-        detail::check(mf_os_phys_read(get(), addr, &value, sizeof value));
+        detail::check(mf_os_phys_read(get(), addr, &value, sizeof value, nullptr));
         return value;
     }
 
     /** Writes `len` bytes of physical memory; throws on any failure, partial writes included. */
-    void phys_write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_os_phys_write(get(), addr, buf, len)); }
+    void phys_write(uint64_t addr, const void *buf, size_t len) {
+        detail::check(mf_os_phys_write(get(), addr, buf, len, nullptr));
+    }
+
+    /** Writes physical memory of the connector below: how many bytes from the start were
+     *  written before the first that was not; throws on other errors (read-only memory
+     *  included). */
+    size_t phys_write_some(uint64_t addr, const void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_os_phys_write(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Reads many physical ranges in one batch: true if all were complete; each op's `result` says. */
     bool phys_read_batch(MfReadOp *ops, size_t count) { return detail::check_read(mf_os_phys_read_batch(get(), ops, count)); }

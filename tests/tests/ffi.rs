@@ -247,8 +247,16 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         // connector
         ("mf_connector_clone", Handle, Box::new(|l, m| mf_connector_clone(l.h(l.conn, m), l.p(m)))),
         ("mf_connector_free", Free, Box::new(|l, m| mf_connector_free(l.h(null_mut(), m)))),
-        ("mf_connector_read", Handle, Box::new(|l, m| mf_connector_read(l.h(l.conn, m), 0x1000, l.p(m), 16))),
-        ("mf_connector_write", Handle, Box::new(|l, m| mf_connector_write(l.h(l.conn, m), 0x1000, l.p(m), 16))),
+        (
+            "mf_connector_read",
+            Handle,
+            Box::new(|l, m| mf_connector_read(l.h(l.conn, m), 0x1000, l.p(m), 16, null_mut())),
+        ),
+        (
+            "mf_connector_write",
+            Handle,
+            Box::new(|l, m| mf_connector_write(l.h(l.conn, m), 0x1000, l.p(m), 16, null_mut())),
+        ),
         ("mf_connector_read_batch", Handle, Box::new(|l, m| mf_connector_read_batch(l.h(l.conn, m), l.p(m), 1))),
         ("mf_connector_write_batch", Handle, Box::new(|l, m| mf_connector_write_batch(l.h(l.conn, m), l.p(m), 1))),
         ("mf_connector_metadata", Handle, Box::new(|l, m| mf_connector_metadata(l.h(l.conn, m), l.p(m)))),
@@ -319,8 +327,8 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ),
         ("mf_os_type_offset", Handle, Box::new(|l, m| mf_os_type_offset(l.h(l.dummy, m), l.s(m), l.s(m), l.p(m)))),
         ("mf_os_type_size", Handle, Box::new(|l, m| mf_os_type_size(l.h(l.dummy, m), l.s(m), l.p(m)))),
-        ("mf_os_read", Handle, Box::new(|l, m| mf_os_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
-        ("mf_os_write", Handle, Box::new(|l, m| mf_os_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        ("mf_os_read", Handle, Box::new(|l, m| mf_os_read(l.h(l.os, m), 0x1000, l.p(m), 16, null_mut()))),
+        ("mf_os_write", Handle, Box::new(|l, m| mf_os_write(l.h(l.os, m), 0x1000, l.p(m), 16, null_mut()))),
         (
             "mf_os_process_list_by_name",
             Handle,
@@ -334,8 +342,8 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Box::new(|l, m| mf_os_page_map_callback(l.h(l.os, m), 0, 0, u64::MAX, cb(m), null_mut())),
         ),
         ("mf_os_page_map", Handle, Box::new(|l, m| mf_os_page_map(l.h(l.os, m), 0, 0, u64::MAX, l.p(m)))),
-        ("mf_os_phys_read", Handle, Box::new(|l, m| mf_os_phys_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
-        ("mf_os_phys_write", Handle, Box::new(|l, m| mf_os_phys_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        ("mf_os_phys_read", Handle, Box::new(|l, m| mf_os_phys_read(l.h(l.os, m), 0x1000, l.p(m), 16, null_mut()))),
+        ("mf_os_phys_write", Handle, Box::new(|l, m| mf_os_phys_write(l.h(l.os, m), 0x1000, l.p(m), 16, null_mut()))),
         ("mf_os_phys_read_batch", Handle, Box::new(|l, m| mf_os_phys_read_batch(l.h(l.os, m), l.p(m), 1))),
         ("mf_os_phys_write_batch", Handle, Box::new(|l, m| mf_os_phys_write_batch(l.h(l.os, m), l.p(m), 1))),
         ("mf_os_phys_metadata", Handle, Box::new(|l, m| mf_os_phys_metadata(l.h(l.os, m), l.p(m)))),
@@ -346,8 +354,16 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ("mf_process_free", Free, Box::new(|l, m| mf_process_free(l.h(null_mut(), m)))),
         ("mf_process_info", Handle, Box::new(|l, m| mf_process_info(l.h(l.process, m), l.p(m)))),
         ("mf_process_state", Handle, Box::new(|l, m| mf_process_state(l.h(l.process, m), l.p(m)))),
-        ("mf_process_read", Handle, Box::new(|l, m| mf_process_read(l.h(l.process, m), 0x1000, l.p(m), 16))),
-        ("mf_process_write", Handle, Box::new(|l, m| mf_process_write(l.h(l.process, m), 0x1000, l.p(m), 16))),
+        (
+            "mf_process_read",
+            Handle,
+            Box::new(|l, m| mf_process_read(l.h(l.process, m), 0x1000, l.p(m), 16, null_mut())),
+        ),
+        (
+            "mf_process_write",
+            Handle,
+            Box::new(|l, m| mf_process_write(l.h(l.process, m), 0x1000, l.p(m), 16, null_mut())),
+        ),
         ("mf_process_read_batch", Handle, Box::new(|l, m| mf_process_read_batch(l.h(l.process, m), l.p(m), 1))),
         ("mf_process_write_batch", Handle, Box::new(|l, m| mf_process_write_batch(l.h(l.process, m), l.p(m), 1))),
         (
@@ -531,7 +547,7 @@ fn every_function_rejects_null_and_garbage_without_crashing() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The live objects are still usable after all that.
     let mut buf = [0u8; 8];
-    assert_eq!(mf_connector_read(live.conn, 0x1000, buf.as_mut_ptr().cast(), 8), 0);
+    assert_eq!(mf_connector_read(live.conn, 0x1000, buf.as_mut_ptr().cast(), 8, null_mut()), 0);
 }
 
 #[test]
@@ -690,13 +706,24 @@ fn api_works_end_to_end_from_rust() {
         .collect();
     assert!(names.contains(&"coredump".to_string()) && names.contains(&"native".to_string()), "{names:?}");
 
-    // Physical reads: full, partial past the end, batched.
+    // Physical reads: full, partial past the end, batched; byte counts; the dump is read-only.
     let mut meta = MfPhysicalMetadata::default();
     assert_eq!(mf_connector_metadata(live.conn, &mut meta), 0);
     let mut buf = [0xffu8; 32];
-    assert_eq!(mf_connector_read(live.conn, meta.max_address - 15, buf.as_mut_ptr().cast(), 32), MF_ERR_PARTIAL_READ);
+    let mut done = usize::MAX;
+    let end = meta.max_address - 15;
+    assert_eq!(mf_connector_read(live.conn, end, buf.as_mut_ptr().cast(), 32, &mut done), MF_ERR_PARTIAL_READ);
     assert!(buf[16..].iter().all(|&b| b == 0), "unreadable bytes are zeroed");
-    assert_eq!(mf_connector_read(live.conn, 0, null_mut(), 0), 0, "empty reads need no buffer");
+    assert_eq!(done, 16, "the bytes before the end of memory");
+    assert_eq!(mf_connector_read(live.conn, 0x1000, buf.as_mut_ptr().cast(), 32, &mut done), 0);
+    assert_eq!(done, 32);
+    assert_eq!(mf_connector_read(live.conn, 0, null_mut(), 0, null_mut()), 0, "empty reads need no buffer");
+    assert!(meta.readonly);
+    let code = mf_connector_write(live.conn, 0x1000, buf.as_ptr().cast(), 8, &mut done);
+    assert_eq!((mf_error_kind(code), done), (MF_KIND_READ_ONLY, 0), "{}", last_message());
+    let mut write_ops = [MfWriteOp { addr: 0x1000, buf: buf.as_ptr().cast(), len: 8, result: 1, done: 1 }];
+    assert_eq!(mf_error_kind(mf_connector_write_batch(live.conn, write_ops.as_mut_ptr(), 1)), MF_KIND_READ_ONLY);
+    assert_eq!((write_ops[0].result, write_ops[0].done), (1, 1), "untouched when the batch fails as a whole");
     let mut regs = MfX86Registers::default();
     assert_eq!(mf_connector_x86_registers(live.conn, 0, &mut regs), 0);
     assert!(regs.cr3 != 0 && regs.page_table_root != 0);
@@ -714,14 +741,15 @@ fn api_works_end_to_end_from_rust() {
     let marker: u64 = 0x1234_5678_9abc_def0;
     let mut value = 0u64;
     let addr = &marker as *const u64 as u64;
-    assert_eq!(mf_process_read(live.process, addr, (&mut value as *mut u64).cast(), 8), 0);
+    assert_eq!(mf_process_read(live.process, addr, (&mut value as *mut u64).cast(), 8, null_mut()), 0);
     assert_eq!(value, marker);
     let mut ops = [
-        MfReadOp { addr, buf: (&mut value as *mut u64).cast(), len: 8, result: 1 },
-        MfReadOp { addr: 0x10, buf: buf.as_mut_ptr().cast(), len: 8, result: 1 },
+        MfReadOp { addr, buf: (&mut value as *mut u64).cast(), len: 8, result: 1, done: 1 },
+        MfReadOp { addr: 0x10, buf: buf.as_mut_ptr().cast(), len: 8, result: 1, done: 1 },
     ];
     assert_eq!(mf_process_read_batch(live.process, ops.as_mut_ptr(), 2), MF_ERR_PARTIAL_READ);
     assert_eq!((ops[0].result, ops[1].result), (0, MF_ERR_PARTIAL_READ));
+    assert_eq!((ops[0].done, ops[1].done), (8, 0));
 
     // Owned lists hand out their records until freed.
     let (mut items, mut len) = (null(), 0usize);
@@ -918,6 +946,18 @@ fn cpp_kernel_wrappers_run_clean_under_valgrind() {
     let dir = lib_dir("kernel-cpp");
     let exe = build(&dir, "c++", "-std=c++17", "kernel.cpp", "kernel_cpp", &[]);
     run_clean(&dir, &exe, "kernel_cpp ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Byte counts from C (tests/c/counts.c): every single and batched read and write reports n,
+/// n - 1 and 0 bytes where those were transferred, and writes to a read-only dump fail with
+/// kind READ_ONLY; clean under valgrind and AddressSanitizer/UBSan.
+#[test]
+fn c_byte_counts_tell_complete_partial_and_nothing_apart() {
+    let dir = lib_dir("counts");
+    let (plain, sanitized) = build_c11_pair(&dir, "counts.c", "counts");
+    run_clean(&dir, &plain, "counts ok");
+    run_sanitized(&sanitized, &[fixture_dump().as_os_str()], "counts ok");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -613,6 +613,14 @@ impl PhysicalMemory for DummyOs {
         self.mem.phys_write_batch(batch)
     }
 
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        self.mem.phys_read_single(addr, out)
+    }
+
+    fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
+        self.mem.phys_write_single(addr, data)
+    }
+
     fn metadata(&self) -> PhysicalMemoryMetadata {
         self.mem.metadata()
     }

@@ -153,9 +153,13 @@ fn kernel_space_modules_and_physical_memory() {
         // What the dummy OS does not have.
         assert_eq!(os.kernel_symbol_by_address(printk).unwrap_err().kind, ErrorKind::Unsupported);
         assert_eq!(os.type_size("task_struct").unwrap_err().kind, ErrorKind::Unsupported);
-        // Physical memory is the memory behind it.
+        // Physical memory is the memory behind it, single reads as batches.
         let region = &kernel.regions[0];
         assert_eq!(os.phys_view().read_raw(region.phys, 4).unwrap(), region.data[..4]);
+        let end = PhysicalMemory::metadata(&os).max_address.to_umem() as u64 + 1;
+        let phys = region.phys.to_umem() as u64;
+        assert_eq!(crate::mem::partial::check::phys_read_agrees(&mut os, phys, 0x1000), 0x1000);
+        assert_eq!(crate::mem::partial::check::phys_read_agrees(&mut os, end - 8, 16), 8);
     }
 }
 

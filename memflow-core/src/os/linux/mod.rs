@@ -55,7 +55,7 @@ use crate::mem::{
     ViewMetadata, WriteBatch,
 };
 use crate::os::*;
-use crate::types::{umem, Address};
+use crate::types::{umem, Address, PhysicalAddress};
 use crate::virt::VirtualDma;
 
 use btf::BtfHeader;
@@ -422,6 +422,14 @@ impl<P: PhysicalMemory> MemoryView for LinuxOs<P> {
         self.view.write_batch(batch)
     }
 
+    fn read_single(&mut self, addr: Address, out: &mut [u8]) -> Result<usize> {
+        self.view.read_single(addr, out)
+    }
+
+    fn write_single(&mut self, addr: Address, data: &[u8]) -> Result<usize> {
+        self.view.write_single(addr, data)
+    }
+
     fn metadata(&self) -> ViewMetadata {
         self.view.metadata()
     }
@@ -435,6 +443,14 @@ impl<P: PhysicalMemory> PhysicalMemory for LinuxOs<P> {
 
     fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
         self.mem.phys_write_batch(batch)
+    }
+
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        self.mem.phys_read_single(addr, out)
+    }
+
+    fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
+        self.mem.phys_write_single(addr, data)
     }
 
     fn metadata(&self) -> PhysicalMemoryMetadata {
