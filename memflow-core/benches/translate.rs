@@ -530,10 +530,7 @@ fn virt_reads(c: &mut Criterion, group: &str, guest: &mut Guest, check: bool) {
     let mut phys = conn.clone();
     let mut a = vec![0u8; 1 << 20];
     let mut b2 = vec![0u8; 1 << 20];
-    // The same view without TLB (every read walks the tables), and with a 4096-slot TLB
-    // without maximum age.
-    let walker = Translator::new(ArchitectureIdent::X86_64, &[*cr3]).expect("our translator");
-    let mut ours_walk = VirtualDma::with_translator(conn.clone(), walker);
+    // The same view with the optional TLB (4096 slots), as a user who opts in gets it.
     let mut ours_tlb =
         VirtualDma::new(conn.clone(), ArchitectureIdent::X86_64, &[*cr3]).expect("our view").with_tlb(4096);
     for (size, name) in READS {
@@ -562,10 +559,6 @@ fn virt_reads(c: &mut Criterion, group: &str, guest: &mut Guest, check: bool) {
         g.bench_function(BenchmarkId::from_parameter("ours"), |b| {
             let mut it = Cycle::new(&addrs);
             b.iter(|| black_box(ours.read_raw_into(it.next(), black_box(&mut *buf))).ok())
-        });
-        g.bench_function(BenchmarkId::from_parameter("ours-walk"), |b| {
-            let mut it = Cycle::new(&addrs);
-            b.iter(|| black_box(ours_walk.read_raw_into(it.next(), black_box(&mut *buf))).ok())
         });
         g.bench_function(BenchmarkId::from_parameter("ours-tlb"), |b| {
             let mut it = Cycle::new(&addrs);

@@ -5,8 +5,6 @@
 //! and issues one physical batch per window. Chunks that do not translate are reported through
 //! `on_fail` with the caller's (virtual) tags; physical callbacks pass straight through.
 
-use std::time::Duration;
-
 use cglue::iter::CIterator;
 
 use crate::arch::ArchitectureIdent;
@@ -44,34 +42,19 @@ impl<P: Clone> Clone for VirtualDma<P> {
     }
 }
 
-/// Slots of the TLB that [`VirtualDma::new`] gives a view (128 KiB of entries).
-pub const DEFAULT_TLB_SLOTS: usize = 4096;
-
-/// How long the entries of [`VirtualDma::new`]'s TLB live: a translation the guest changed is
-/// used for at most this long after it was cached.
-pub const DEFAULT_TLB_MAX_AGE: Duration = Duration::from_millis(100);
-
 impl<P: PhysicalMemory> VirtualDma<P> {
     /// The address space of `arch` whose tables start at the root register values `roots`
-    /// (CR3; TTBR0 and TTBR1; satp), with a TLB of [`DEFAULT_TLB_SLOTS`] translations whose
-    /// entries are all dropped [`DEFAULT_TLB_MAX_AGE`] after they were last dropped.
-    ///
-    /// Invalidation rule: a dump never changes, so the TLB is always right there. On a live
-    /// target a translation the guest changed (a page unmapped or moved) may be used for up to
-    /// the maximum age; flush with `translator_mut().tlb_mut()` after a change you know of,
-    /// pick another rule with [`VirtualDma::with_tlb`] / [`Tlb::with_max_age`], or walk the
-    /// tables on every access with [`VirtualDma::with_translator`] and a translator without TLB.
+    /// (CR3; TTBR0 and TTBR1; satp).
     pub fn new(mem: P, arch: ArchitectureIdent, roots: &[Address]) -> Result<Self> {
-        let tlb = Tlb::new(DEFAULT_TLB_SLOTS).with_max_age(DEFAULT_TLB_MAX_AGE);
-        Ok(Self::with_translator(mem, Translator::new(arch, roots)?.with_tlb(tlb)))
+        Ok(Self::with_translator(mem, Translator::new(arch, roots)?))
     }
 
-    /// Uses a prepared translator (with the TLB it has, or none).
+    /// Uses a prepared translator.
     pub fn with_translator(mem: P, translator: Translator) -> Self {
         VirtualDma { mem, translator, virt_ops: vec![], phys_ops: vec![] }
     }
 
-    /// Replaces the TLB with one of `slots` translations without a maximum age (see [`Tlb`]).
+    /// Adds a TLB of `slots` translations (see [`Tlb`]).
     pub fn with_tlb(mut self, slots: usize) -> Self {
         self.translator = self.translator.with_tlb(Tlb::new(slots));
         self
