@@ -204,11 +204,24 @@ impl PluginHeader {
     }
 }
 
-/// A fingerprint of the sizes and alignments of the types that cross the plugin boundary.
-/// A plugin built with another address width or another layout of these types differs.
+/// A fingerprint of the sizes and alignments of the types that cross the plugin boundary,
+/// the function tables (vtables) of the traits included, so that a table that gained an entry
+/// changes it even where the ABI version was not bumped. A plugin built with another address
+/// width or another layout of these types differs.
 pub const fn layout_fingerprint() -> u64 {
     use core::mem::{align_of, size_of};
-    let parts: [usize; 20] = [
+    type Conn = ConnectorInstanceContainer<cglue::boxed::CBox<'static, cglue::trait_group::c_void>, LibArc>;
+    type OsC = OsInstanceContainer<cglue::boxed::CBox<'static, cglue::trait_group::c_void>, LibArc>;
+    type ProcC = ProcessInstanceContainer<cglue::boxed::CBox<'static, cglue::trait_group::c_void>, LibArc>;
+    let parts: [usize; 28] = [
+        size_of::<crate::mem::PhysicalMemoryVtbl<'static, Conn>>(),
+        size_of::<crate::connector::cpu_state::CpuStateVtbl<'static, Conn>>(),
+        size_of::<crate::os::OsVtbl<'static, OsC>>(),
+        size_of::<crate::mem::MemoryViewVtbl<'static, OsC>>(),
+        size_of::<crate::translate::VirtualTranslateVtbl<'static, OsC>>(),
+        size_of::<crate::os::ProcessVtbl<'static, ProcC>>(),
+        size_of::<crate::mem::MemoryViewVtbl<'static, ProcC>>(),
+        size_of::<super::logging::PluginLogger>(),
         size_of::<Address>(),
         size_of::<PhysicalAddress>(),
         size_of::<umem>(),
