@@ -5,7 +5,7 @@ use cglue::prelude::v1::*;
 
 use super::batch::*;
 use super::map::{MemMapping, MemMappingCallback};
-use super::partial::{read_zeroing, write_checking};
+use super::partial::{read_outcome, read_single, write_outcome, write_single};
 use super::view::{MemoryView, ViewMetadata};
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResult, Result};
 use crate::types::{umem, Address, PhysicalAddress};
@@ -24,12 +24,19 @@ pub struct PhysicalMemoryMetadata {
     pub ideal_batch_size: u32,
 }
 
-/// Physical memory: batched reads and writes of raw bytes.
+/// Physical memory: batched and single reads and writes of raw bytes.
 ///
 /// Implementors provide the two batch methods and `metadata`; the typed helpers come for free.
 /// Every byte of every operation is reported exactly once, through `on_ok` or `on_fail`.
-/// The `Err` return is for failures of the backend as a whole (e.g. a guest that exited);
-/// unbacked addresses are per-chunk failures, not an `Err`.
+/// The `Err` return is for failures of the backend as a whole (e.g. a guest that exited, or
+/// any write to read-only memory: [`ErrorKind::ReadOnly`]); unbacked addresses are per-chunk
+/// failures, not an `Err`.
+///
+/// The single-operation entries ([`PhysicalMemory::phys_read_single`],
+/// [`PhysicalMemory::phys_write_single`]) default to a one-op batch; backends with a cheaper
+/// direct path override them, so that a single read through a trait object (a plugin, the C
+/// API) costs one indirect call instead of a batch with an iterator and callbacks. Every typed
+/// helper goes through them.
 #[cglue_trait]
 #[int_result]
 #[cglue_forward]
@@ -57,14 +64,32 @@ pub trait PhysicalMemory: Send {
         Err(Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::Unsupported))
     }
 
+    /// Reads `out.len()` bytes at `addr` in one operation; unreadable bytes are zeroed.
+    ///
+    /// Returns how many bytes from the start of `out` were read before the first unreadable
+    /// one: `out.len()` if every byte was read. Bytes after the first unreadable one are still
+    /// read where they can be (the rest is zero), exactly as the batch path does.
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        read_single(MemOp { addr, tag: addr.address, buf: out.into() }, |b| self.phys_read_batch(b))
+    }
+
+    /// Writes `data` at `addr` in one operation.
+    ///
+    /// Returns how many bytes from the start of `data` were written before the first one that
+    /// was not: `data.len()` if every byte was written. Read-only memory fails as a whole with
+    /// [`ErrorKind::ReadOnly`].
+    fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
+        write_single(MemOp { addr, tag: addr.address, buf: data.into() }, |b| self.phys_write_batch(b))
+    }
+
     /// Reads `out.len()` bytes at `addr`; unreadable bytes are zeroed and reported as partial.
     #[skip_func]
     fn phys_read_raw_into(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> PartialResult<()>
     where
         Self: Sized,
     {
-        let op = MemOp { addr, tag: addr.address, buf: out.into() };
-        read_zeroing(core::iter::once(op), |b| self.phys_read_batch(b))
+        let len = out.len();
+        read_outcome(self.phys_read_single(addr, out)?, len)
     }
 
     /// Reads a plain-old-data value at `addr` (partial: the missing bytes are zero).
@@ -86,8 +111,7 @@ pub trait PhysicalMemory: Send {
     where
         Self: Sized,
     {
-        let op = MemOp { addr, tag: addr.address, buf: data.into() };
-        write_checking(core::iter::once(op), |b| self.phys_write_batch(b))
+        write_outcome(self.phys_write_single(addr, data)?, data.len())
     }
 
     /// Writes a plain-old-data value at `addr`.
@@ -159,6 +183,16 @@ impl<P: PhysicalMemory> MemoryView for PhysicalView<P> {
         let MemBatch { ops, on_ok, on_fail } = batch;
         let mut ops = ops.map(|op| MemOp { addr: PhysicalAddress::plain(op.addr), tag: op.tag, buf: op.buf });
         self.mem.phys_write_batch(MemBatch { ops: (&mut ops).into(), on_ok, on_fail })
+    }
+
+    #[inline]
+    fn read_single(&mut self, addr: Address, out: &mut [u8]) -> Result<usize> {
+        self.mem.phys_read_single(PhysicalAddress::plain(addr), out)
+    }
+
+    #[inline]
+    fn write_single(&mut self, addr: Address, data: &[u8]) -> Result<usize> {
+        self.mem.phys_write_single(PhysicalAddress::plain(addr), data)
     }
 
     fn metadata(&self) -> ViewMetadata {

@@ -7,7 +7,7 @@ use super::alloc::{reserve, zeroed_vec};
 use super::batch::*;
 use super::batcher::MemoryBatcher;
 use super::cursor::MemoryCursor;
-use super::partial::{read_zeroing, write_checking};
+use super::partial::{read_outcome, read_single, read_zeroing, write_outcome, write_single};
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResult, Result};
 use crate::types::{umem, Address, Pointer, PointerWidth};
 
@@ -32,7 +32,8 @@ const STRING_STEP: usize = 256;
 
 /// An address space: batched reads and writes plus typed helpers.
 ///
-/// Implementors provide the two batch methods and `metadata`. Every helper handles partial
+/// Implementors provide the two batch methods and `metadata`, and may override the single
+/// entries with a direct path (see [`crate::mem::PhysicalMemory`]). Every helper handles partial
 /// reads the same way: unreadable bytes are zeroed and the result is
 /// [`PartialError::PartialRead`] carrying the data, so the caller chooses with
 /// [`crate::error::PartialResultExt::data`] (strict) or `data_part` (accept zeros).
@@ -49,14 +50,32 @@ pub trait MemoryView: Send {
     /// Facts about the address space.
     fn metadata(&self) -> ViewMetadata;
 
+    /// Reads `out.len()` bytes at `addr` in one operation; unreadable bytes are zeroed.
+    ///
+    /// Returns how many bytes from the start of `out` were read before the first unreadable
+    /// one: `out.len()` if every byte was read. Bytes after the first unreadable one are still
+    /// read where they can be. The default runs a one-op batch.
+    fn read_single(&mut self, addr: Address, out: &mut [u8]) -> Result<usize> {
+        read_single(MemOp { addr, tag: addr, buf: out.into() }, |b| self.read_batch(b))
+    }
+
+    /// Writes `data` at `addr` in one operation.
+    ///
+    /// Returns how many bytes from the start of `data` were written before the first one that
+    /// was not: `data.len()` if every byte was written. Read-only memory fails as a whole with
+    /// [`ErrorKind::ReadOnly`]. The default runs a one-op batch.
+    fn write_single(&mut self, addr: Address, data: &[u8]) -> Result<usize> {
+        write_single(MemOp { addr, tag: addr, buf: data.into() }, |b| self.write_batch(b))
+    }
+
     /// Reads `out.len()` bytes at `addr`.
     #[skip_func]
     fn read_raw_into(&mut self, addr: Address, out: &mut [u8]) -> PartialResult<()>
     where
         Self: Sized,
     {
-        let op = MemOp { addr, tag: addr, buf: out.into() };
-        read_zeroing(core::iter::once(op), |b| self.read_batch(b))
+        let len = out.len();
+        read_outcome(self.read_single(addr, out)?, len)
     }
 
     /// Reads `len` bytes at `addr` into a new vector.
@@ -217,8 +236,7 @@ pub trait MemoryView: Send {
     where
         Self: Sized,
     {
-        let op = MemOp { addr, tag: addr, buf: data.into() };
-        write_checking(core::iter::once(op), |b| self.write_batch(b))
+        write_outcome(self.write_single(addr, data)?, data.len())
     }
 
     /// Writes a plain-old-data value at `addr`.
