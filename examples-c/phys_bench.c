@@ -52,7 +52,7 @@ static int bench(MfConnector *conn, uint64_t limit, size_t size, size_t batch, d
                 ops[i].buf = buf + i * size;
                 ops[i].len = size;
             }
-            int32_t rc = batch == 1 ? mf_connector_read(conn, ops[0].addr, buf, size)
+            int32_t rc = batch == 1 ? mf_connector_read(conn, ops[0].addr, buf, size, NULL)
                                     : mf_connector_read_batch(conn, ops, batch);
             if (rc != MF_OK && rc != MF_ERR_PARTIAL_READ) {
                 free(buf);

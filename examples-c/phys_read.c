@@ -43,7 +43,7 @@ int main(int argc, char **argv)
     printf("# %s: %" PRIu64 " bytes backed, highest address 0x%" PRIx64 "%s\n", chain, meta.real_size,
            meta.max_address, meta.readonly ? ", read-only" : "");
 
-    int32_t rc = mf_connector_read(conn, addr, buf, len);
+    int32_t rc = mf_connector_read(conn, addr, buf, len, NULL);
     if (rc != MF_OK && rc != MF_ERR_PARTIAL_READ) {
         fail("read");
         goto out;

@@ -309,7 +309,7 @@
  * Version of the C ABI of this header (the number in the shared library's soname,
  * `libmemflow_ffi.so.<MF_ABI_VERSION>`). Bumped on any incompatible change to the C API.
  */
-#define MF_ABI_VERSION 1
+#define MF_ABI_VERSION 2
 
 /**
  * Version of the plugin ABI (the descriptor layout plugins must be built for).
@@ -335,8 +335,9 @@
 typedef struct MfConnector MfConnector;
 
 /**
- * The exports of a module, as made by `mf_process_module_export_list`. Opaque; read it with
- * `mf_export_list_get`, free it with `mf_export_list_free`.
+ * The exports of a module, as made by `mf_process_module_export_list` or
+ * `mf_os_kernel_module_export_list`. Opaque; read it with `mf_export_list_get`, free it with
+ * `mf_export_list_free`.
  */
 typedef struct MfExportList MfExportList;
 
@@ -364,8 +365,8 @@ typedef struct MfInventory MfInventory;
 typedef struct MfMemoryRangeList MfMemoryRangeList;
 
 /**
- * A list of modules, as made by `mf_process_module_list`. Opaque; read it with
- * `mf_module_list_get`, free it with `mf_module_list_free`.
+ * A list of modules, as made by `mf_process_module_list` or the `mf_os_kernel_module_*`
+ * lookups. Opaque; read it with `mf_module_list_get`, free it with `mf_module_list_free`.
  *
  * Threads: may be used from several threads at once; calls on it are serialised (see
  * "Threads" at the top of memflow.h).
@@ -405,13 +406,15 @@ typedef struct MfProcess MfProcess;
 typedef struct MfProcessList MfProcessList;
 
 /**
- * The sections of a module, as made by `mf_process_module_section_list`. Opaque; read it
- * with `mf_section_list_get`, free it with `mf_section_list_free`.
+ * The sections of a module, as made by `mf_process_module_section_list` or
+ * `mf_os_kernel_module_section_list`. Opaque; read it with `mf_section_list_get`, free it
+ * with `mf_section_list_free`.
  */
 typedef struct MfSectionList MfSectionList;
 
 /**
- * One read of a batch (`mf_connector_read_batch`, `mf_process_read_batch`).
+ * One read of a batch (`mf_connector_read_batch`, `mf_process_read_batch`,
+ * `mf_os_phys_read_batch`).
  */
 typedef struct {
     /**
@@ -431,10 +434,16 @@ typedef struct {
      * zero). Untouched if the call as a whole fails.
      */
     int32_t result;
+    /**
+     * Set by the call: how many bytes from the start of `buf` were read before the first
+     * unreadable one (`len` if `result` is 0). Untouched if the call as a whole fails.
+     */
+    size_t done;
 } MfReadOp;
 
 /**
- * One write of a batch (`mf_connector_write_batch`, `mf_process_write_batch`).
+ * One write of a batch (`mf_connector_write_batch`, `mf_process_write_batch`,
+ * `mf_os_phys_write_batch`).
  */
 typedef struct {
     /**
@@ -454,6 +463,11 @@ typedef struct {
      * Untouched if the call as a whole fails.
      */
     int32_t result;
+    /**
+     * Set by the call: how many bytes from the start of `buf` were written before the first
+     * one that was not (`len` if `result` is 0). Untouched if the call as a whole fails.
+     */
+    size_t done;
 } MfWriteOp;
 
 /**
@@ -696,6 +710,68 @@ typedef struct {
 } MfPluginInfo;
 
 /**
+ * Which MMU mode an `MfArchitecture` describes: one of the `MF_ARCH_*` constants.
+ */
+typedef uint32_t MfArchKind;
+
+/**
+ * An architecture (MMU mode).
+ */
+typedef struct {
+    /**
+     * The mode, one of `MF_ARCH_*`.
+     */
+    MfArchKind kind;
+    /**
+     * Pointer width in bits (32 or 64); 0 if unknown.
+     */
+    uint8_t pointer_bits;
+    /**
+     * log2 of the base page size (12 = 4 KiB); 0 if unknown.
+     */
+    uint8_t granule_log2;
+    /**
+     * Significant virtual address bits; 0 if unknown.
+     */
+    uint8_t va_bits;
+} MfArchitecture;
+
+/**
+ * A module (executable image) mapped into a process or the kernel. The strings are never
+ * NULL in records handed out; in records passed in, NULL means empty.
+ */
+typedef struct {
+    /**
+     * The OS layer's handle for the module.
+     */
+    uint64_t address;
+    /**
+     * The handle of the process it belongs to (0 for kernel modules).
+     */
+    uint64_t parent;
+    /**
+     * Where it is mapped.
+     */
+    uint64_t base;
+    /**
+     * How many bytes it spans.
+     */
+    uint64_t size;
+    /**
+     * Short name (file name).
+     */
+    const char *name;
+    /**
+     * Full path, empty if not known.
+     */
+    const char *path;
+    /**
+     * Architecture of its code.
+     */
+    MfArchitecture arch;
+} MfModuleInfo;
+
+/**
  * A symbol a module exports.
  */
 typedef struct {
@@ -710,18 +786,9 @@ typedef struct {
 } MfExportInfo;
 
 /**
- * A symbol a module imports.
+ * Receives an export; return `true` to go on, `false` to stop. Borrowed for the call only.
  */
-typedef struct {
-    /**
-     * Symbol name.
-     */
-    const char *name;
-    /**
-     * Offset from the module base of the slot the loader fills, 0 if none.
-     */
-    uint64_t offset;
-} MfImportInfo;
+typedef bool (*MfExportCallback)(void *user, const MfExportInfo *info);
 
 /**
  * A section (or segment) of a module.
@@ -740,6 +807,54 @@ typedef struct {
      */
     uint64_t size;
 } MfSectionInfo;
+
+/**
+ * Receives a section; return `true` to go on, `false` to stop. Borrowed for the call only.
+ */
+typedef bool (*MfSectionCallback)(void *user, const MfSectionInfo *info);
+
+/**
+ * A kernel symbol, as `/proc/kallsyms` shows it on Linux. The strings are never NULL.
+ */
+typedef struct {
+    /**
+     * Symbol name.
+     */
+    const char *name;
+    /**
+     * Its address.
+     */
+    uint64_t address;
+    /**
+     * Its type letter (`'T'` global text, `'t'` local text, `'D'`, `'d'`, `'R'`, `'r'`, `'B'`,
+     * `'b'`, ...), an ASCII character.
+     */
+    char kind;
+    /**
+     * The kernel module it belongs to, empty for the kernel image.
+     */
+    const char *module;
+} MfKernelSymbolInfo;
+
+/**
+ * Receives a kernel symbol; return `true` to go on, `false` to stop. `info` and its strings
+ * are borrowed and valid only during the call.
+ */
+typedef bool (*MfKernelSymbolCallback)(void *user, const MfKernelSymbolInfo *info);
+
+/**
+ * A symbol a module imports.
+ */
+typedef struct {
+    /**
+     * Symbol name.
+     */
+    const char *name;
+    /**
+     * Offset from the module base of the slot the loader fills, 0 if none.
+     */
+    uint64_t offset;
+} MfImportInfo;
 
 /**
  * Page flags of a memory range: a combination of the `MF_PAGE_*` bits.
@@ -802,33 +917,6 @@ typedef struct {
  * during the call. Called from whatever thread logs; must not unwind or `longjmp` out.
  */
 typedef void (*MfLogCallback)(void *user, const MfLogRecord *record);
-
-/**
- * Which MMU mode an `MfArchitecture` describes: one of the `MF_ARCH_*` constants.
- */
-typedef uint32_t MfArchKind;
-
-/**
- * An architecture (MMU mode).
- */
-typedef struct {
-    /**
-     * The mode, one of `MF_ARCH_*`.
-     */
-    MfArchKind kind;
-    /**
-     * Pointer width in bits (32 or 64); 0 if unknown.
-     */
-    uint8_t pointer_bits;
-    /**
-     * log2 of the base page size (12 = 4 KiB); 0 if unknown.
-     */
-    uint8_t granule_log2;
-    /**
-     * Significant virtual address bits; 0 if unknown.
-     */
-    uint8_t va_bits;
-} MfArchitecture;
 
 /**
  * Facts about an OS as a whole.
@@ -910,41 +998,6 @@ typedef struct {
 typedef bool (*MfProcessInfoCallback)(void *user, const MfProcessInfo *info);
 
 /**
- * A module (executable image) mapped into a process or the kernel. The strings are never
- * NULL in records handed out; in records passed in, NULL means empty.
- */
-typedef struct {
-    /**
-     * The OS layer's handle for the module.
-     */
-    uint64_t address;
-    /**
-     * The handle of the process it belongs to (0 for kernel modules).
-     */
-    uint64_t parent;
-    /**
-     * Where it is mapped.
-     */
-    uint64_t base;
-    /**
-     * How many bytes it spans.
-     */
-    uint64_t size;
-    /**
-     * Short name (file name).
-     */
-    const char *name;
-    /**
-     * Full path, empty if not known.
-     */
-    const char *path;
-    /**
-     * Architecture of its code.
-     */
-    MfArchitecture arch;
-} MfModuleInfo;
-
-/**
  * Receives a module record; return `true` to go on, `false` to stop. `info` and its strings
  * are borrowed and valid only during the call.
  */
@@ -985,19 +1038,9 @@ typedef struct {
 typedef bool (*MfMemoryRangeCallback)(void *user, const MfMemoryRange *range);
 
 /**
- * Receives an export; return `true` to go on, `false` to stop. Borrowed for the call only.
- */
-typedef bool (*MfExportCallback)(void *user, const MfExportInfo *info);
-
-/**
  * Receives an import; return `true` to go on, `false` to stop. Borrowed for the call only.
  */
 typedef bool (*MfImportCallback)(void *user, const MfImportInfo *info);
-
-/**
- * Receives a section; return `true` to go on, `false` to stop. Borrowed for the call only.
- */
-typedef bool (*MfSectionCallback)(void *user, const MfSectionInfo *info);
 
 /**
  * What the host offers a C plugin while it creates an instance.
@@ -1369,23 +1412,38 @@ int32_t mf_connector_free(MfConnector *conn);
  * Returns 0 if every byte was read, `MF_ERR_PARTIAL_READ` if some could not be (they are
  * zero in `buf`, the rest is valid), or another error code (then `buf` is unspecified).
  *
- * Ownership: `buf` (at least `len` writable bytes; may be NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+ * before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+ * the first unreadable one are still read where they can be), 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; may be NULL if `len` is 0) is borrowed;
+ * `*done` is caller storage.
  */
-int32_t mf_connector_read(MfConnector *conn, uint64_t addr, void *buf, size_t len);
+int32_t mf_connector_read(MfConnector *conn, uint64_t addr, void *buf, size_t len, size_t *done);
 
 /**
  * Writes `len` bytes from `buf` to physical memory at `addr`.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, or another error code.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, an error of kind
+ * `MF_KIND_READ_ONLY` if the connector is read-only, or another error code.
  *
- * Ownership: `buf` (at least `len` readable bytes; may be NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+ * written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+ * 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; may be NULL if `len` is 0) is borrowed;
+ * `*done` is caller storage.
  */
-int32_t mf_connector_write(MfConnector *conn, uint64_t addr, const void *buf, size_t len);
+int32_t mf_connector_write(MfConnector *conn,
+                           uint64_t addr,
+                           const void *buf,
+                           size_t len,
+                           size_t *done);
 
 /**
  * Reads many ranges of physical memory in one batch (one round trip for remote
  * connectors). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ` (unreadable bytes
- * zeroed).
+ * zeroed) and its `done` to the bytes read before its first unreadable one.
  *
  * Returns 0 if every op was read fully, `MF_ERR_PARTIAL_READ` if any was partial, or another
  * error code if the batch as a whole failed (then the ops' results are untouched).
@@ -1397,10 +1455,11 @@ int32_t mf_connector_read_batch(MfConnector *conn, MfReadOp *ops, size_t count);
 
 /**
  * Writes many ranges of physical memory in one batch. Each op's `result` is set to 0 or
- * `MF_ERR_PARTIAL_WRITE`.
+ * `MF_ERR_PARTIAL_WRITE` and its `done` to the bytes written before its first failed one.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, or another error code if
- * the batch as a whole failed.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, an error of kind
+ * `MF_KIND_READ_ONLY` if the connector is read-only, or another error code if the batch as a
+ * whole failed (then the ops' results are untouched).
  *
  * Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
  * borrowed for the call.
@@ -1478,7 +1537,7 @@ int32_t mf_error_origin(int32_t code);
  * `$MEMFLOW_PLUGIN_PATH` (colon-separated), `~/.local/lib/memflow`, `/usr/local/lib/memflow`,
  * `/usr/lib/memflow`, `memflow/` beside libmemflow_ffi.so (beside the executable when linked
  * statically), and the directory of the executable. Libraries that fail their checks are
- * skipped (and logged).
+ * skipped and recorded with the reason (`mf_inventory_refused_at`).
  *
  * Each plugin name and kind is listed once. A library plugin that is built in with the same
  * version is "shadowed by the built-in": skipped, and its library is never loaded (use
@@ -1591,6 +1650,14 @@ int32_t mf_inventory_create_os(const MfInventory *inv,
 /**
  * Builds a whole chain that ends in an OS layer from a string such as `"native"` or
  * `"coredump:/dumps/guest.elf -> linux"`: each link's output is the next link's input.
+ *
+ * Syntax: links are joined by `->`; a link is `name` or `name:args`; args are
+ * comma-separated `key=value` pairs plus at most one element without `=` (the target, e.g.
+ * a file). A value containing `,`, `=`, `->`, `:` or spaces is quoted with `'...'` or
+ * `"..."`; inside double quotes `\"` and `\\` are escapes, e.g.
+ * `coredump:'/dumps/a,b.elf',cache=true -> linux`. At most 16 links, 256 arguments per link
+ * and 64 KiB of text; the same rules apply to `args` of `mf_inventory_create_connector` and
+ * `mf_inventory_create_os`.
  * Fails with kind `MF_KIND_INVALID_ARGUMENT` if the chain ends in a connector (use
  * `mf_inventory_create_connector_chain` for those).
  *
@@ -1619,6 +1686,128 @@ int32_t mf_inventory_create_connector_chain(const MfInventory *inv,
  * Ownership: takes `inv`; it and strings borrowed from it must not be used afterwards.
  */
 int32_t mf_inventory_free(MfInventory *inv);
+
+/**
+ * Lists every kernel module into a new list (empty for layers without a kernel). Modules
+ * that vanish while listing are skipped.
+ *
+ * Ownership: on success `*out` receives a list owned by the caller; free it with
+ * `mf_module_list_free`. The strings of its records belong to the list.
+ */
+int32_t mf_os_kernel_module_list(MfOs *os, MfModuleList **out);
+
+/**
+ * Finds the first kernel module whose name equals `name` (ASCII case-insensitive). Fails
+ * with kind `MF_KIND_NOT_FOUND` if there is none.
+ *
+ * Ownership: `name` is borrowed. On success `*out` receives a list of exactly that one
+ * module, owned by the caller (read it with `mf_module_list_get`, free it with
+ * `mf_module_list_free`); its strings belong to the list.
+ */
+int32_t mf_os_kernel_module_by_name(MfOs *os, const char *name, MfModuleList **out);
+
+/**
+ * Finds the kernel module whose range `base` to `base + size` holds `address`. Fails with
+ * kind `MF_KIND_NOT_FOUND` if no module's does.
+ *
+ * Ownership: as for `mf_os_kernel_module_by_name`.
+ */
+int32_t mf_os_kernel_module_by_address(MfOs *os, uint64_t address, MfModuleList **out);
+
+/**
+ * Calls `callback` with every symbol the kernel module `module` exports (Linux:
+ * `EXPORT_SYMBOL` and `EXPORT_SYMBOL_GPL`; the offset is the symbol's address minus
+ * `module->base`, modulo 2^64), until it returns `false`.
+ *
+ * Ownership: `module` (a record obtained from this OS; its strings may be NULL) is borrowed
+ * for the call. The record passed to `callback` and its strings are borrowed and valid only
+ * during that call. `user` is passed through unchanged.
+ */
+int32_t mf_os_kernel_module_exports(MfOs *os,
+                                    const MfModuleInfo *module,
+                                    MfExportCallback callback,
+                                    void *user);
+
+/**
+ * Lists the exports of the kernel module `module` (see `mf_os_kernel_module_exports`) into a
+ * new list.
+ *
+ * Ownership: `module` is borrowed for the call. On success `*out` receives a list owned by
+ * the caller; free it with `mf_export_list_free`. The strings of its records belong to the
+ * list.
+ */
+int32_t mf_os_kernel_module_export_list(MfOs *os, const MfModuleInfo *module, MfExportList **out);
+
+/**
+ * Calls `callback` with every section of the kernel module `module`, until it returns
+ * `false`. On Linux these are the sections of `/sys/module/NAME/sections`, with size 0 (the
+ * kernel does not keep section sizes).
+ *
+ * Ownership: as for `mf_os_kernel_module_exports`.
+ */
+int32_t mf_os_kernel_module_sections(MfOs *os,
+                                     const MfModuleInfo *module,
+                                     MfSectionCallback callback,
+                                     void *user);
+
+/**
+ * Lists the sections of the kernel module `module` (see `mf_os_kernel_module_sections`)
+ * into a new list.
+ *
+ * Ownership: `module` is borrowed for the call. On success `*out` receives a list owned by
+ * the caller; free it with `mf_section_list_free`. The strings of its records belong to the
+ * list.
+ */
+int32_t mf_os_kernel_module_section_list(MfOs *os, const MfModuleInfo *module, MfSectionList **out);
+
+/**
+ * The kernel symbol `address` lies in: the nearest symbol at or below it in the kernel image
+ * or in the kernel module whose memory holds it. Fails with kind `MF_KIND_NOT_FOUND` for
+ * addresses outside both.
+ *
+ * The name is copied into `name_buf` like `snprintf` does: at most `name_cap - 1` bytes and
+ * a NUL; `*out_name_len` receives the name's full length (without the NUL), so the name was
+ * cut if `*out_name_len >= name_cap` (pass `name_buf` NULL and `name_cap` 0 to learn the
+ * length). `*out_offset` receives `address` minus the symbol's address.
+ *
+ * Ownership: `name_buf` (`name_cap` writable bytes; NULL if `name_cap` is 0),
+ * `*out_name_len` and `*out_offset` are caller storage, written on success.
+ */
+int32_t mf_os_kernel_symbol_by_address(MfOs *os,
+                                       uint64_t address,
+                                       char *name_buf,
+                                       size_t name_cap,
+                                       size_t *out_name_len,
+                                       uint64_t *out_offset);
+
+/**
+ * Calls `callback` with every kernel symbol until it returns `false`: the kernel image's,
+ * then each kernel module's (on Linux the order and content of `/proc/kallsyms`).
+ *
+ * Ownership: the record passed to `callback` and its strings are borrowed and valid only
+ * during that call. `user` is passed through unchanged.
+ */
+int32_t mf_os_kernel_symbol_list_callback(MfOs *os, MfKernelSymbolCallback callback, void *user);
+
+/**
+ * The byte offset of `member` in the kernel structure (or union) `structure`, from the
+ * kernel's own type information (Linux: BTF), e.g. `("task_struct", "comm")`. `member` may
+ * be a dotted path into nested members (`"f_path.dentry"` of `"file"`); anonymous
+ * structures and unions are looked through. Fails with kind `MF_KIND_NOT_FOUND` if there is
+ * no such structure or member.
+ *
+ * Ownership: `structure` and `member` are borrowed; `*out` is caller storage, written on
+ * success.
+ */
+int32_t mf_os_type_offset(MfOs *os, const char *structure, const char *member, uint64_t *out);
+
+/**
+ * The size in bytes of the kernel structure (or union) `structure`, from the kernel's own
+ * type information. Fails with kind `MF_KIND_NOT_FOUND` if there is none.
+ *
+ * Ownership: `structure` is borrowed; `*out` is caller storage, written on success.
+ */
+int32_t mf_os_type_size(MfOs *os, const char *structure, uint64_t *out);
 
 /**
  * The records of an export list: `*out_items` receives a pointer to `*out_len` consecutive
@@ -1845,18 +2034,29 @@ int32_t mf_os_kernel_symbol(MfOs *os, const char *name, uint64_t *out);
  *
  * Returns 0, `MF_ERR_PARTIAL_READ` (unreadable bytes are zero), or another error code.
  *
- * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+ * before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+ * the first unreadable one are still read where they can be), 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_os_read(MfOs *os, uint64_t addr, void *buf, size_t len);
+int32_t mf_os_read(MfOs *os, uint64_t addr, void *buf, size_t len, size_t *done);
 
 /**
  * Writes `len` bytes from `buf` into the OS layer's own address space at `addr`.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE`, `MF_ERR_UNSUPPORTED` or another error code.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE`, `MF_ERR_UNSUPPORTED`, an error of kind
+ * `MF_KIND_READ_ONLY` if the memory below is read-only, or another error code.
  *
- * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+ * written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+ * 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_os_write(MfOs *os, uint64_t addr, const void *buf, size_t len);
+int32_t mf_os_write(MfOs *os, uint64_t addr, const void *buf, size_t len, size_t *done);
 
 /**
  * Translates the kernel virtual address `addr` into `*out`, for layers with a kernel address
@@ -1913,21 +2113,41 @@ int32_t mf_os_page_map(MfOs *os,
  * `addr`, as `mf_connector_read`. Layers without one (like the native layer) fail with
  * `MF_ERR_UNSUPPORTED`.
  *
- * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+ * Returns 0, `MF_ERR_PARTIAL_READ` (unreadable bytes are zero), or another error code.
+ *
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+ * before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+ * the first unreadable one are still read where they can be), 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_os_phys_read(MfOs *os, uint64_t addr, void *buf, size_t len);
+int32_t mf_os_phys_read(MfOs *os, uint64_t addr, void *buf, size_t len, size_t *done);
 
 /**
  * Writes `len` bytes from `buf` to the physical memory under `os` at `addr`, as
  * `mf_connector_write`. Layers without one fail with `MF_ERR_UNSUPPORTED`.
  *
- * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, an error of kind
+ * `MF_KIND_READ_ONLY` if the physical memory is read-only, or another error code.
+ *
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+ * written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+ * 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_os_phys_write(MfOs *os, uint64_t addr, const void *buf, size_t len);
+int32_t mf_os_phys_write(MfOs *os, uint64_t addr, const void *buf, size_t len, size_t *done);
 
 /**
  * Reads many ranges of the physical memory under `os` in one batch, as
- * `mf_connector_read_batch`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+ * `mf_connector_read_batch`: each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ`
+ * (unreadable bytes zeroed) and its `done` to the bytes read before its first unreadable one.
+ * Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+ *
+ * Returns 0 if every op was read fully, `MF_ERR_PARTIAL_READ` if any was partial, or another
+ * error code if the batch as a whole failed (then the ops' results are untouched).
  *
  * Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
  * borrowed for the call.
@@ -1936,7 +2156,13 @@ int32_t mf_os_phys_read_batch(MfOs *os, MfReadOp *ops, size_t count);
 
 /**
  * Writes many ranges of the physical memory under `os` in one batch, as
- * `mf_connector_write_batch`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+ * `mf_connector_write_batch`: each op's `result` is set to 0 or `MF_ERR_PARTIAL_WRITE` and
+ * its `done` to the bytes written before its first failed one. Layers without physical memory
+ * fail with `MF_ERR_UNSUPPORTED`.
+ *
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, an error of kind
+ * `MF_KIND_READ_ONLY` if the physical memory is read-only, or another error code if the batch
+ * as a whole failed (then the ops' results are untouched).
  *
  * Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
  * borrowed for the call.
@@ -2010,22 +2236,38 @@ int32_t mf_process_state(MfProcess *process, MfProcessState *out);
  * Returns 0 if every byte was read, `MF_ERR_PARTIAL_READ` if some could not be (they are
  * zero in `buf`), or another error code.
  *
- * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+ * before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+ * the first unreadable one are still read where they can be), 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_process_read(MfProcess *process, uint64_t addr, void *buf, size_t len);
+int32_t mf_process_read(MfProcess *process, uint64_t addr, void *buf, size_t len, size_t *done);
 
 /**
  * Writes `len` bytes from `buf` into the process's memory at `addr`.
  *
- * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, or another error code.
+ * Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, an error of kind
+ * `MF_KIND_READ_ONLY` if the memory behind the process is read-only, or another error code.
  *
- * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+ * `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+ * written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+ * 0 with any other error.
+ *
+ * Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+ * is caller storage.
  */
-int32_t mf_process_write(MfProcess *process, uint64_t addr, const void *buf, size_t len);
+int32_t mf_process_write(MfProcess *process,
+                         uint64_t addr,
+                         const void *buf,
+                         size_t len,
+                         size_t *done);
 
 /**
  * Reads many ranges of the process's memory in one batch (translation of all addresses is
- * batched too). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ`.
+ * batched too). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ` and its `done` to the
+ * bytes read before its first unreadable one.
  *
  * Returns 0, `MF_ERR_PARTIAL_READ` if any op was partial, or another error code if the batch
  * as a whole failed.
@@ -2037,7 +2279,7 @@ int32_t mf_process_read_batch(MfProcess *process, MfReadOp *ops, size_t count);
 
 /**
  * Writes many ranges of the process's memory in one batch. Each op's `result` is set to 0 or
- * `MF_ERR_PARTIAL_WRITE`.
+ * `MF_ERR_PARTIAL_WRITE` and its `done` to the bytes written before its first failed one.
  *
  * Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, or another error code.
  *

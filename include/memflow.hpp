@@ -95,6 +95,14 @@ inline bool check_read(int32_t code) {
     return true;
 }
 
+/** For single reads and writes that report their byte count: throws on errors other than a
+ *  partial transfer. */
+inline void check_some(int32_t code) {
+    if (code != MF_ERR_PARTIAL_READ && code != MF_ERR_PARTIAL_WRITE) {
+        check(code);
+    }
+}
+
 /** A std::string from a C string that may be NULL. */
 inline std::string text(const char *s) { return s != nullptr ? std::string(s) : std::string(); }
 
@@ -367,14 +375,24 @@ public:
 
     /** Reads `len` bytes at physical `addr`: true if complete, false if partial (the
      *  unreadable bytes are zero); throws on other errors. */
-    bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_connector_read(get(), addr, buf, len)); }
+    bool read_into(uint64_t addr, void *buf, size_t len) {
+        return detail::check_read(mf_connector_read(get(), addr, buf, len, nullptr));
+    }
+
+    /** Reads `len` bytes at physical `addr`: how many from the start were read before the first
+     *  unreadable one (`len` if all; the unreadable bytes are zero); throws on other errors. */
+    size_t read_some(uint64_t addr, void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_connector_read(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Reads a value at physical `addr`; throws on any failure, partial reads included. */
     template <class T>
     T read(uint64_t addr) {
         static_assert(std::is_trivially_copyable_v<T>, "read<T> needs a trivially copyable type");
         T value{};
-        detail::check(mf_connector_read(get(), addr, &value, sizeof value));
+        detail::check(mf_connector_read(get(), addr, &value, sizeof value, nullptr));
         return value;
     }
 
@@ -382,7 +400,15 @@ public:
     bool read_batch(MfReadOp *ops, size_t count) { return detail::check_read(mf_connector_read_batch(get(), ops, count)); }
 
     /** Writes `len` bytes at physical `addr`; throws on any failure, partial writes included. */
-    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_connector_write(get(), addr, buf, len)); }
+    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_connector_write(get(), addr, buf, len, nullptr)); }
+
+    /** Writes `len` bytes at physical `addr`: how many from the start were written before the
+     *  first that was not; throws on other errors (a read-only connector included). */
+    size_t write_some(uint64_t addr, const void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_connector_write(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Writes a value at physical `addr`. */
     template <class T>
@@ -440,14 +466,24 @@ public:
     }
 
     /** Reads `len` bytes at `addr`: true if complete, false if partial; throws otherwise. */
-    bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_process_read(get(), addr, buf, len)); }
+    bool read_into(uint64_t addr, void *buf, size_t len) {
+        return detail::check_read(mf_process_read(get(), addr, buf, len, nullptr));
+    }
+
+    /** Reads `len` bytes at `addr`: how many from the start were read before the first
+     *  unreadable one (`len` if all; the unreadable bytes are zero); throws on other errors. */
+    size_t read_some(uint64_t addr, void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_process_read(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Reads a value at `addr`; throws on any failure, partial reads included. */
     template <class T>
     T read(uint64_t addr) {
         static_assert(std::is_trivially_copyable_v<T>, "read<T> needs a trivially copyable type");
         T value{};
-        detail::check(mf_process_read(get(), addr, &value, sizeof value));
+        detail::check(mf_process_read(get(), addr, &value, sizeof value, nullptr));
         return value;
     }
 
@@ -455,7 +491,15 @@ public:
     bool read_batch(MfReadOp *ops, size_t count) { return detail::check_read(mf_process_read_batch(get(), ops, count)); }
 
     /** Writes `len` bytes at `addr`; throws on any failure, partial writes included. */
-    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_process_write(get(), addr, buf, len)); }
+    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_process_write(get(), addr, buf, len, nullptr)); }
+
+    /** Writes `len` bytes at `addr`: how many from the start were written before the first that
+     *  was not; throws on other errors. */
+    size_t write_some(uint64_t addr, const void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_process_write(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Writes a value at `addr`. */
     template <class T>
@@ -583,6 +627,12 @@ public:
     }
 };
 
+/** Where an address lies: a kernel symbol and the offset into it. */
+struct SymbolAt {
+    std::string name;     /**< Symbol name. */
+    uint64_t offset = 0;  /**< The address minus the symbol's address. */
+};
+
 /** An OS layer: processes, kernel modules and symbols. */
 class Os : public detail::Owner<MfOs, mf_os_free> {
 public:
@@ -657,19 +707,35 @@ public:
     }
 
     /** Reads kernel virtual memory: true if complete, false if partial; throws otherwise. */
-    bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_os_read(get(), addr, buf, len)); }
+    bool read_into(uint64_t addr, void *buf, size_t len) { return detail::check_read(mf_os_read(get(), addr, buf, len, nullptr)); }
+
+    /** Reads kernel virtual memory: how many bytes from the start were read before the first
+     *  unreadable one (`len` if all); throws on other errors. */
+    size_t read_some(uint64_t addr, void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_os_read(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Reads a value of kernel virtual memory; throws on any failure, partial reads included. */
     template <class T>
     T read(uint64_t addr) {
         static_assert(std::is_trivially_copyable_v<T>, "read<T> needs a trivially copyable type");
         T value{};
-        detail::check(mf_os_read(get(), addr, &value, sizeof value));
+        detail::check(mf_os_read(get(), addr, &value, sizeof value, nullptr));
         return value;
     }
 
     /** Writes `len` bytes of kernel virtual memory; throws on any failure, partial writes included. */
-    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_os_write(get(), addr, buf, len)); }
+    void write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_os_write(get(), addr, buf, len, nullptr)); }
+
+    /** Writes kernel virtual memory: how many bytes from the start were written before the
+     *  first that was not; throws on other errors (read-only memory included). */
+    size_t write_some(uint64_t addr, const void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_os_write(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Writes a value to kernel virtual memory. */
     template <class T>
@@ -704,7 +770,15 @@ public:
 
     /** Reads physical memory of the connector below: true if complete, false if partial. */
     bool phys_read_into(uint64_t addr, void *buf, size_t len) {
-        return detail::check_read(mf_os_phys_read(get(), addr, buf, len));
+        return detail::check_read(mf_os_phys_read(get(), addr, buf, len, nullptr));
+    }
+
+    /** Reads physical memory of the connector below: how many bytes from the start were read
+     *  before the first unreadable one (`len` if all); throws on other errors. */
+    size_t phys_read_some(uint64_t addr, void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_os_phys_read(get(), addr, buf, len, &done));
+        return done;
     }
 
     /** Reads a value of physical memory; throws on any failure, partial reads included. */
@@ -712,12 +786,23 @@ public:
     T phys_read(uint64_t addr) {
         static_assert(std::is_trivially_copyable_v<T>, "phys_read<T> needs a trivially copyable type");
         T value{};
-        detail::check(mf_os_phys_read(get(), addr, &value, sizeof value));
+        detail::check(mf_os_phys_read(get(), addr, &value, sizeof value, nullptr));
         return value;
     }
 
     /** Writes `len` bytes of physical memory; throws on any failure, partial writes included. */
-    void phys_write(uint64_t addr, const void *buf, size_t len) { detail::check(mf_os_phys_write(get(), addr, buf, len)); }
+    void phys_write(uint64_t addr, const void *buf, size_t len) {
+        detail::check(mf_os_phys_write(get(), addr, buf, len, nullptr));
+    }
+
+    /** Writes physical memory of the connector below: how many bytes from the start were
+     *  written before the first that was not; throws on other errors (read-only memory
+     *  included). */
+    size_t phys_write_some(uint64_t addr, const void *buf, size_t len) {
+        size_t done = 0;
+        detail::check_some(mf_os_phys_write(get(), addr, buf, len, &done));
+        return done;
+    }
 
     /** Reads many physical ranges in one batch: true if all were complete; each op's `result` says. */
     bool phys_read_batch(MfReadOp *ops, size_t count) { return detail::check_read(mf_os_phys_read_batch(get(), ops, count)); }
@@ -743,6 +828,91 @@ public:
     MfX86Registers x86_registers(size_t cpu) const {
         MfX86Registers out{};
         detail::check(mf_os_x86_registers(get(), cpu, &out));
+        return out;
+    }
+
+    /** Every kernel module, as owned records. */
+    std::vector<ModuleInfo> kernel_module_list() {
+        return detail::collect<ModuleInfo, MfModuleList, MfModuleInfo, mf_module_list_get, mf_module_list_free>(
+            [&](MfModuleList **out) { return mf_os_kernel_module_list(get(), out); });
+    }
+
+    /** The first kernel module named `name` (ASCII case-insensitive). */
+    ModuleInfo kernel_module_by_name(const std::string &name) {
+        return detail::collect<ModuleInfo, MfModuleList, MfModuleInfo, mf_module_list_get, mf_module_list_free>(
+                   [&](MfModuleList **out) { return mf_os_kernel_module_by_name(get(), name.c_str(), out); })
+            .at(0);
+    }
+
+    /** The kernel module whose range holds `address`. */
+    ModuleInfo kernel_module_by_address(uint64_t address) {
+        return detail::collect<ModuleInfo, MfModuleList, MfModuleInfo, mf_module_list_get, mf_module_list_free>(
+                   [&](MfModuleList **out) { return mf_os_kernel_module_by_address(get(), address, out); })
+            .at(0);
+    }
+
+    /** Calls `f(const MfExportInfo &)` for every export of the kernel module `module`. */
+    template <class F>
+    void kernel_module_exports(const ModuleInfo &module, F &&f) {
+        const MfModuleInfo m = module.c();
+        detail::Trampoline<F, MfExportInfo> t{f};
+        t.finish(mf_os_kernel_module_exports(get(), &m, &decltype(t)::call, &t));
+    }
+
+    /** Every export of the kernel module `module`, as owned records. */
+    std::vector<ExportInfo> kernel_module_export_list(const ModuleInfo &module) {
+        const MfModuleInfo m = module.c();
+        return detail::collect<ExportInfo, MfExportList, MfExportInfo, mf_export_list_get, mf_export_list_free>(
+            [&](MfExportList **out) { return mf_os_kernel_module_export_list(get(), &m, out); });
+    }
+
+    /** Calls `f(const MfSectionInfo &)` for every section of the kernel module `module`. */
+    template <class F>
+    void kernel_module_sections(const ModuleInfo &module, F &&f) {
+        const MfModuleInfo m = module.c();
+        detail::Trampoline<F, MfSectionInfo> t{f};
+        t.finish(mf_os_kernel_module_sections(get(), &m, &decltype(t)::call, &t));
+    }
+
+    /** Every section of the kernel module `module`, as owned records. */
+    std::vector<SectionInfo> kernel_module_section_list(const ModuleInfo &module) {
+        const MfModuleInfo m = module.c();
+        return detail::collect<SectionInfo, MfSectionList, MfSectionInfo, mf_section_list_get, mf_section_list_free>(
+            [&](MfSectionList **out) { return mf_os_kernel_module_section_list(get(), &m, out); });
+    }
+
+    /** The kernel symbol `address` lies in, and the offset into it. */
+    SymbolAt kernel_symbol_by_address(uint64_t address) {
+        std::string name(64, '\0');
+        size_t len = 0;
+        uint64_t offset = 0;
+        detail::check(mf_os_kernel_symbol_by_address(get(), address, name.data(), name.size(), &len, &offset));
+        if (len >= name.size()) {
+            name.resize(len + 1);
+            detail::check(mf_os_kernel_symbol_by_address(get(), address, name.data(), name.size(), &len, &offset));
+        }
+        name.resize(len);
+        return SymbolAt{name, offset};
+    }
+
+    /** Calls `f(const MfKernelSymbolInfo &)` for every kernel symbol (image, then modules). */
+    template <class F>
+    void kernel_symbols(F &&f) {
+        detail::Trampoline<F, MfKernelSymbolInfo> t{f};
+        t.finish(mf_os_kernel_symbol_list_callback(get(), &decltype(t)::call, &t));
+    }
+
+    /** The offset of `member` (a dotted path) in the kernel structure `structure`. */
+    uint64_t type_offset(const std::string &structure, const std::string &member) {
+        uint64_t out = 0;
+        detail::check(mf_os_type_offset(get(), structure.c_str(), member.c_str(), &out));
+        return out;
+    }
+
+    /** The size of the kernel structure `structure`. */
+    uint64_t type_size(const std::string &structure) {
+        uint64_t out = 0;
+        detail::check(mf_os_type_size(get(), structure.c_str(), &out));
         return out;
     }
 };

@@ -179,7 +179,7 @@ fn phys_read(c: &mut Criterion) {
                 bch.iter(|| black_box(ours.phys_read::<u64>(pa(it.next()))).ok())
             });
             // Through a cglue trait object, as plugins and the C API call it: the helper
-            // builds a one-op batch and calls `phys_read_batch` through the vtable.
+            // calls the vtable's single-read entry (`phys_read_single`).
             g.bench_function(BenchmarkId::from_parameter("ours-dyn"), |bch| {
                 let mut it = Cycle::new(&offs);
                 bch.iter(|| {

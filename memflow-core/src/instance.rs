@@ -67,3 +67,41 @@ impl CpuState for ConnectorInstanceArcBox<'static> {
         }
     }
 }
+
+/// A process instance translates its addresses when its OS layer offers translation, and
+/// fails with `Unsupported` otherwise, so that callers need not ask for the optional trait.
+impl VirtualTranslate for ProcessInstanceArcBox<'static> {
+    fn virt_to_phys_list(
+        &mut self,
+        addrs: cglue::iter::CIterator<crate::types::Address>,
+        out: TranslationCallback,
+        out_fail: FailureCallback,
+    ) -> crate::error::Result<()> {
+        self.as_mut_impl_virtualtranslate().ok_or_else(no_translation)?.virt_to_phys_list(addrs, out, out_fail)
+    }
+
+    fn virt_page_map_range(
+        &mut self,
+        gap: crate::types::umem,
+        start: crate::types::Address,
+        end: crate::types::Address,
+        out: MemoryRangeCallback,
+    ) -> crate::error::Result<()> {
+        self.as_mut_impl_virtualtranslate().ok_or_else(no_translation)?.virt_page_map_range(gap, start, end, out)
+    }
+
+    fn virt_translation_map_range(
+        &mut self,
+        start: crate::types::Address,
+        end: crate::types::Address,
+        out: TranslationRangeCallback,
+    ) -> crate::error::Result<()> {
+        self.as_mut_impl_virtualtranslate().ok_or_else(no_translation)?.virt_translation_map_range(start, end, out)
+    }
+}
+
+/// The error of a process whose OS layer offers no address translation.
+fn no_translation() -> crate::error::Error {
+    crate::error::Error::new(crate::error::ErrorOrigin::Process, crate::error::ErrorKind::Unsupported)
+        .with_reason("the process's OS layer offers no address translation")
+}

@@ -39,3 +39,8 @@ pub mod prelude {
     pub use crate::types::*;
     pub use crate::virt::VirtualDma;
 }
+
+/// The Rust blocks of the README, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

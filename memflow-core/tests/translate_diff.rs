@@ -260,7 +260,7 @@ fn flags_combine_across_levels() {
     let mut pages = vec![];
     Translator::new(ident, &b.roots())
         .unwrap()
-        .for_each_page(&mut b.memory(), va, va + 1u64, |p| {
+        .for_each_page(&mut b.memory(), va, va + 1 as umem, |p| {
             pages.push(p);
             true
         })

@@ -1,5 +1,6 @@
-//! The cost of the C boundary (issue 5), in one criterion run: physical reads of 8 B and
-//! 4 KiB through the C API beside the same reads from Rust, on the same target.
+//! The cost of the C boundary (issue 5) and of single reads through trait objects (issue 11),
+//! in one criterion run: physical reads of 8 B and 4 KiB through the C API, through a loaded
+//! plugin and through memflow 0.2.4's trait object, beside the direct read, on the same target.
 //!
 //! The target is the fixture `target/fixtures/cloud-4l/dump.elf` (a QEMU ELF core; made by
 //! `cargo xtask fixtures`). Contenders, every one reading the same seeded random addresses
@@ -17,24 +18,36 @@
 //! - `rust`: `phys_read_raw_into` on the same connector instance type from Rust: a
 //!   `ConnectorInstanceArcBox` made by `Inventory::builtin().create_connector("coredump", ..)`
 //!   (the object `mf_connector_read` calls into);
-//! - `rust-concrete`: for reference, `phys_read_raw_into` on the concrete `FileConnector` from
-//!   `connector::open` (what a Rust program that links the connector statically gets).
+//! - `plugin`: `phys_read_raw_into` on a `ConnectorInstanceArcBox` made by the coredump plugin
+//!   library (`<target>/release/libmemflow_coredump.so`, loaded with `Inventory::add_file`): the
+//!   read crosses into the library through the connector's vtable, as every plugin read does;
+//! - `rust-concrete`: the direct read, `phys_read_raw_into` on the concrete `FileConnector`
+//!   from `connector::open` (what a Rust program that links the connector statically gets);
+//! - `memflow-0.2.4-dyn`: the peer's `phys_read_into` through its cglue trait object
+//!   (`PhysicalMemoryBox`) over its own read-only mapping of the same file, laid out by the
+//!   same memory map.
 //!
 //! - `threads/c-api` and `threads/rust`: 8 threads at once, each on its own clone
 //!   (`mf_connector_clone` / `Clone` of the instance), 8 B reads; the time per read of one
 //!   thread. Their ratio shows whether the C handle registry serialises readers of different
 //!   objects (it must not: each handle has its own lock).
 //!
-//! Run: `cargo bench -p memflow-ffi --bench c_boundary -- --warm-up-time 1 --measurement-time 3`.
+//! Run: `cargo build --release -p memflow-coredump` (the plugin), then
+//! `cargo bench -p memflow-ffi --bench c_boundary -- --warm-up-time 1 --measurement-time 3`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failed run
 
 use std::ffi::{c_char, c_void, CString};
 use std::hint::black_box;
 use std::path::PathBuf;
+use std::ptr::null_mut;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
+use memflow::cglue::Opaquable as PeerOpaquable;
+use memflow::connector::MmapInfo;
+use memflow::mem::{MemoryMap as PeerMemoryMap, PhysicalMemory as PeerPhysicalMemory};
+use memflow::types::{Address as PeerAddress, PhysicalAddress as PeerPhysicalAddress};
 use memflow_core::connector::{open, OpenOptions};
 use memflow_core::mem::PhysicalMemory;
 use memflow_core::plugins::{Args, Inventory};
@@ -70,7 +83,7 @@ fn c_boundary(c: &mut Criterion) {
     let so_path = std::env::current_exe().unwrap().parent().unwrap().join("libmemflow_ffi.so");
     // SAFETY: our own C library; its initialisers have no preconditions.
     let so = unsafe { libloading::Library::new(&so_path) }.unwrap_or_else(|e| panic!("{}: {e}", so_path.display()));
-    type Read = extern "C" fn(*mut c_void, u64, *mut c_void, usize) -> i32;
+    type Read = extern "C" fn(*mut c_void, u64, *mut c_void, usize, *mut usize) -> i32;
     type Builtin = extern "C" fn(*mut *mut c_void) -> i32;
     type Create = extern "C" fn(*const c_void, *const c_char, *const c_char, *const c_void, *mut *mut c_void) -> i32;
     type Free = extern "C" fn(*mut c_void) -> i32;
@@ -95,17 +108,47 @@ fn c_boundary(c: &mut Criterion) {
         .expect("coredump connector");
     let mut concrete = open(&path, OpenOptions::default()).expect("open the dump");
 
-    // Fault the dump in through every mapping and check that all three read the same bytes.
-    let mut a = vec![0u8; 1 << 20];
-    let mut b = vec![0u8; 1 << 20];
-    let mut d = vec![0u8; 1 << 20];
-    let mut e = vec![0u8; 1 << 20];
+    // The plugin library, loaded as any plugin is.
+    let plugin_path = so_path.parent().unwrap().parent().unwrap().join("libmemflow_coredump.so");
+    assert!(
+        plugin_path.is_file(),
+        "{} missing: run `cargo build --release -p memflow-coredump`",
+        plugin_path.display()
+    );
+    let mut plugins = Inventory::default();
+    plugins.add_file(&plugin_path).unwrap_or_else(|e| panic!("{}: {e}", plugin_path.display()));
+    let mut plugin =
+        plugins.create_connector("coredump", None, &Args::parse(path_str).unwrap()).expect("plugin connector");
+
+    // The peer: its own mapping of the file, laid out by the dump's memory map.
+    let mut peer_map = PeerMemoryMap::new();
+    for r in concrete.memory_map().ranges() {
+        peer_map.push_remap(PeerAddress::from(r.base.to_umem()), r.size, PeerAddress::from(r.backing));
+    }
+    let peer = MmapInfo::try_with_filemap(std::fs::File::open(&path).unwrap(), peer_map).unwrap().into_connector();
+    let mut peer_dyn: memflow::mem::phys_mem::PhysicalMemoryBox<'static> =
+        memflow::mem::phys_mem::PhysicalMemoryBase::from(peer).into_opaque();
+
+    // Fault the dump in through every mapping and check that all contenders read the same bytes.
+    let mut want = vec![0u8; 1 << 20];
+    let mut got = vec![0u8; 1 << 20];
     for off in (0..RAM).step_by(1 << 20) {
-        assert_eq!(mf_connector_read(conn, off, a.as_mut_ptr().cast(), a.len()), 0);
-        rust.phys_read_raw_into(PhysicalAddress::plain(Address::from(off)), &mut b).unwrap();
-        concrete.phys_read_raw_into(PhysicalAddress::plain(Address::from(off)), &mut d).unwrap();
-        assert_eq!(so_read(so_conn, off, e.as_mut_ptr().cast(), e.len()), 0);
-        assert!(a == b && b == d && d == e, "contenders disagree at {off:#x}");
+        let pa = PhysicalAddress::plain(Address::from(off));
+        concrete.phys_read_raw_into(pa, &mut want).unwrap();
+        let agree = |what: &str, got: &mut Vec<u8>| {
+            assert!(*got == want, "{what} disagrees at {off:#x}");
+            got.fill(0);
+        };
+        assert_eq!(mf_connector_read(conn, off, got.as_mut_ptr().cast(), got.len(), null_mut()), 0);
+        agree("c-api", &mut got);
+        assert_eq!(so_read(so_conn, off, got.as_mut_ptr().cast(), got.len(), null_mut()), 0);
+        agree("c-api-so", &mut got);
+        rust.phys_read_raw_into(pa, &mut got).unwrap();
+        agree("rust", &mut got);
+        plugin.phys_read_raw_into(pa, &mut got).unwrap();
+        agree("plugin", &mut got);
+        peer_dyn.phys_read_into(PeerPhysicalAddress::from(PeerAddress::from(off)), &mut got[..]).unwrap();
+        agree("memflow-0.2.4-dyn", &mut got);
     }
 
     for (size, label, n) in [(8usize, "8B", 4096usize), (4096, "4KiB", 256)] {
@@ -117,7 +160,13 @@ fn c_boundary(c: &mut Criterion) {
         g.bench_function(BenchmarkId::from_parameter("c-api"), |bch| {
             let mut i = 0;
             bch.iter(|| {
-                let r = mf_connector_read(black_box(conn), addrs[i], black_box(&mut buf[..]).as_mut_ptr().cast(), size);
+                let r = mf_connector_read(
+                    black_box(conn),
+                    addrs[i],
+                    black_box(&mut buf[..]).as_mut_ptr().cast(),
+                    size,
+                    null_mut(),
+                );
                 i = (i + 1) & (n - 1);
                 black_box(r)
             })
@@ -125,7 +174,13 @@ fn c_boundary(c: &mut Criterion) {
         g.bench_function(BenchmarkId::from_parameter("c-api-so"), |bch| {
             let mut i = 0;
             bch.iter(|| {
-                let r = so_read(black_box(so_conn), addrs[i], black_box(&mut buf[..]).as_mut_ptr().cast(), size);
+                let r = so_read(
+                    black_box(so_conn),
+                    addrs[i],
+                    black_box(&mut buf[..]).as_mut_ptr().cast(),
+                    size,
+                    null_mut(),
+                );
                 i = (i + 1) & (n - 1);
                 black_box(r)
             })
@@ -135,6 +190,24 @@ fn c_boundary(c: &mut Criterion) {
             bch.iter(|| {
                 let r =
                     rust.phys_read_raw_into(PhysicalAddress::plain(Address::from(addrs[i])), black_box(&mut buf[..]));
+                i = (i + 1) & (n - 1);
+                black_box(r).ok()
+            })
+        });
+        g.bench_function(BenchmarkId::from_parameter("plugin"), |bch| {
+            let mut i = 0;
+            bch.iter(|| {
+                let r =
+                    plugin.phys_read_raw_into(PhysicalAddress::plain(Address::from(addrs[i])), black_box(&mut buf[..]));
+                i = (i + 1) & (n - 1);
+                black_box(r).ok()
+            })
+        });
+        g.bench_function(BenchmarkId::from_parameter("memflow-0.2.4-dyn"), |bch| {
+            let mut i = 0;
+            bch.iter(|| {
+                let addr = PeerPhysicalAddress::from(PeerAddress::from(addrs[i]));
+                let r = peer_dyn.phys_read_into(addr, black_box(&mut buf[..]));
                 i = (i + 1) & (n - 1);
                 black_box(r).ok()
             })
@@ -192,7 +265,7 @@ fn threads(c: &mut Criterion, conn: *mut MfConnector, rust: &memflow_core::insta
                         let mut buf = [0u8; 8];
                         for i in 0..iters as usize {
                             let addr = addrs[i & 4095];
-                            black_box(mf_connector_read(handle.0, addr, buf.as_mut_ptr().cast(), 8));
+                            black_box(mf_connector_read(handle.0, addr, buf.as_mut_ptr().cast(), 8, null_mut()));
                         }
                     });
                 }

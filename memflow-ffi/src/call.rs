@@ -4,7 +4,7 @@
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use memflow_core::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResult};
+use memflow_core::error::{Error, ErrorKind, ErrorOrigin, PartialResult};
 
 use crate::error::{add_detail, begin_detail, record_failure};
 
@@ -45,15 +45,6 @@ pub(crate) fn guard_partial(body: impl FnOnce() -> Result<PartialResult<()>, Err
     guard(|| match body()? {
         Ok(()) => Ok(()),
         Err(e) => Err(Error::from(e)),
-    })
-}
-
-/// Converts a core partial result into the boundary's form.
-pub(crate) fn partial<T>(r: PartialResult<T>) -> PartialResult<()> {
-    r.map(|_| ()).map_err(|e| match e {
-        PartialError::Error(e) => PartialError::Error(e),
-        PartialError::PartialRead(_) => PartialError::PartialRead(()),
-        PartialError::PartialWrite => PartialError::PartialWrite,
     })
 }
 

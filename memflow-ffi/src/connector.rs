@@ -8,7 +8,7 @@ use memflow_core::instance::ConnectorInstanceArcBox;
 use memflow_core::mem::PhysicalMemory;
 use memflow_core::types::PhysicalAddress;
 
-use crate::call::{array_mut, buf_mut, buf_ref, ffi_err, guard, guard_partial, out_arg, partial};
+use crate::call::{array_mut, buf_mut, buf_ref, ffi_err, guard, guard_partial, out_arg};
 use crate::handle::{self, impl_handle};
 use crate::mem;
 use crate::records::{addr_in, MfPhysicalMetadata, MfReadOp, MfWriteOp, MfX86Registers};
@@ -70,35 +70,58 @@ pub extern "C" fn mf_connector_free(conn: *mut MfConnector) -> i32 {
 /// Returns 0 if every byte was read, `MF_ERR_PARTIAL_READ` if some could not be (they are
 /// zero in `buf`, the rest is valid), or another error code (then `buf` is unspecified).
 ///
-/// Ownership: `buf` (at least `len` writable bytes; may be NULL if `len` is 0) is borrowed.
+/// `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+/// before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+/// the first unreadable one are still read where they can be), 0 with any other error.
+///
+/// Ownership: `buf` (at least `len` writable bytes; may be NULL if `len` is 0) is borrowed;
+/// `*done` is caller storage.
 #[no_mangle]
-pub extern "C" fn mf_connector_read(conn: *mut MfConnector, addr: u64, buf: *mut c_void, len: usize) -> i32 {
-    guard_partial(|| {
+pub extern "C" fn mf_connector_read(
+    conn: *mut MfConnector,
+    addr: u64,
+    buf: *mut c_void,
+    len: usize,
+    done: *mut usize,
+) -> i32 {
+    mem::single(done, len, ErrorKind::PartialRead, || {
         handle::with(conn, "conn", |conn| {
             let buf = buf_mut(buf.cast(), len, "buf")?;
-            Ok(partial(conn.inner.phys_read_raw_into(phys(addr), buf)))
+            conn.inner.phys_read_single(phys(addr), buf)
         })
     })
 }
 
 /// Writes `len` bytes from `buf` to physical memory at `addr`.
 ///
-/// Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, or another error code.
+/// Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, an error of kind
+/// `MF_KIND_READ_ONLY` if the connector is read-only, or another error code.
 ///
-/// Ownership: `buf` (at least `len` readable bytes; may be NULL if `len` is 0) is borrowed.
+/// `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+/// written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+/// 0 with any other error.
+///
+/// Ownership: `buf` (at least `len` readable bytes; may be NULL if `len` is 0) is borrowed;
+/// `*done` is caller storage.
 #[no_mangle]
-pub extern "C" fn mf_connector_write(conn: *mut MfConnector, addr: u64, buf: *const c_void, len: usize) -> i32 {
-    guard_partial(|| {
+pub extern "C" fn mf_connector_write(
+    conn: *mut MfConnector,
+    addr: u64,
+    buf: *const c_void,
+    len: usize,
+    done: *mut usize,
+) -> i32 {
+    mem::single(done, len, ErrorKind::PartialWrite, || {
         handle::with(conn, "conn", |conn| {
             let buf = buf_ref(buf.cast(), len, "buf")?;
-            Ok(partial(conn.inner.phys_write_raw(phys(addr), buf)))
+            conn.inner.phys_write_single(phys(addr), buf)
         })
     })
 }
 
 /// Reads many ranges of physical memory in one batch (one round trip for remote
 /// connectors). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ` (unreadable bytes
-/// zeroed).
+/// zeroed) and its `done` to the bytes read before its first unreadable one.
 ///
 /// Returns 0 if every op was read fully, `MF_ERR_PARTIAL_READ` if any was partial, or another
 /// error code if the batch as a whole failed (then the ops' results are untouched).
@@ -116,10 +139,11 @@ pub extern "C" fn mf_connector_read_batch(conn: *mut MfConnector, ops: *mut MfRe
 }
 
 /// Writes many ranges of physical memory in one batch. Each op's `result` is set to 0 or
-/// `MF_ERR_PARTIAL_WRITE`.
+/// `MF_ERR_PARTIAL_WRITE` and its `done` to the bytes written before its first failed one.
 ///
-/// Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, or another error code if
-/// the batch as a whole failed.
+/// Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, an error of kind
+/// `MF_KIND_READ_ONLY` if the connector is read-only, or another error code if the batch as a
+/// whole failed (then the ops' results are untouched).
 ///
 /// Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
 /// borrowed for the call.

@@ -152,7 +152,7 @@ fn make(inner: Inventory, out: *mut *mut MfInventory) -> Result<(), Error> {
 /// `$MEMFLOW_PLUGIN_PATH` (colon-separated), `~/.local/lib/memflow`, `/usr/local/lib/memflow`,
 /// `/usr/lib/memflow`, `memflow/` beside libmemflow_ffi.so (beside the executable when linked
 /// statically), and the directory of the executable. Libraries that fail their checks are
-/// skipped (and logged).
+/// skipped and recorded with the reason (`mf_inventory_refused_at`).
 ///
 /// Each plugin name and kind is listed once. A library plugin that is built in with the same
 /// version is "shadowed by the built-in": skipped, and its library is never loaded (use
@@ -385,6 +385,14 @@ pub extern "C" fn mf_inventory_create_os(
 
 /// Builds a whole chain that ends in an OS layer from a string such as `"native"` or
 /// `"coredump:/dumps/guest.elf -> linux"`: each link's output is the next link's input.
+///
+/// Syntax: links are joined by `->`; a link is `name` or `name:args`; args are
+/// comma-separated `key=value` pairs plus at most one element without `=` (the target, e.g.
+/// a file). A value containing `,`, `=`, `->`, `:` or spaces is quoted with `'...'` or
+/// `"..."`; inside double quotes `\"` and `\\` are escapes, e.g.
+/// `coredump:'/dumps/a,b.elf',cache=true -> linux`. At most 16 links, 256 arguments per link
+/// and 64 KiB of text; the same rules apply to `args` of `mf_inventory_create_connector` and
+/// `mf_inventory_create_os`.
 /// Fails with kind `MF_KIND_INVALID_ARGUMENT` if the chain ends in a connector (use
 /// `mf_inventory_create_connector_chain` for those).
 ///

@@ -11,6 +11,7 @@
 //! | [`inventory`] | `mf_inventory_*`                              |
 //! | [`connector`] | `mf_connector_*`                              |
 //! | [`os`]        | `mf_os_*`, `mf_process_list_*`                 |
+//! | [`kernel`]    | `mf_os_kernel_*`, `mf_os_type_*`                |
 //! | [`process`]   | `mf_process_*`, `mf_module_list_*`             |
 //! | [`lists`]     | `mf_{export,import,section,memory_range}_list_*` |
 //! | [`records`]   | the plain `#[repr(C)]` records (`MfProcessInfo`, ...) |
@@ -19,7 +20,14 @@
 //!
 //! - Functions return `int32_t`: `0` (`MF_OK`) on success, a negative error code otherwise
 //!   (`mf_error_string(code)` describes it, `mf_last_error_message()` gives the detail).
-//!   Reads that partly fail return `MF_ERR_PARTIAL_READ` with the unreadable bytes zeroed.
+//!   Reads that partly fail return `MF_ERR_PARTIAL_READ` with the unreadable bytes zeroed,
+//!   writes `MF_ERR_PARTIAL_WRITE`; writes to read-only memory fail with kind
+//!   `MF_KIND_READ_ONLY`.
+//! - Every read and write reports how many bytes it transferred: single calls through an
+//!   optional `size_t *done` (NULL if not wanted), batches through each op's `done`. The count
+//!   is the number of bytes from the start of the buffer before the first byte that could not
+//!   be transferred (`len` when complete, 0 when nothing was); bytes after that one are still
+//!   transferred where they can be.
 //! - Every pointer argument is checked: `NULL` gives `MF_ERR_NULL`. Panics are caught and
 //!   give an error code of kind `MF_KIND_PANIC`. Nothing unwinds into C.
 //! - Handles (`MfInventory`, `MfConnector`, `MfOs`, `MfProcess` and the lists
@@ -60,6 +68,7 @@ pub mod connector;
 pub mod error;
 mod handle;
 pub mod inventory;
+pub mod kernel;
 pub mod lists;
 pub mod log;
 mod mem;
@@ -72,6 +81,7 @@ pub mod version;
 pub use connector::*;
 pub use error::*;
 pub use inventory::*;
+pub use kernel::*;
 pub use lists::*;
 pub use log::api::*;
 pub use log::*;

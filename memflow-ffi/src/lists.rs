@@ -76,16 +76,18 @@ pub(crate) fn get<L: RecordList>(list: *const L, out_items: *mut *const L::Item,
     })
 }
 
-/// The exports of a module, as made by `mf_process_module_export_list`. Opaque; read it with
-/// `mf_export_list_get`, free it with `mf_export_list_free`.
+/// The exports of a module, as made by `mf_process_module_export_list` or
+/// `mf_os_kernel_module_export_list`. Opaque; read it with `mf_export_list_get`, free it with
+/// `mf_export_list_free`.
 pub struct MfExportList(pub(crate) Records<MfExportInfo, ExportInfo>);
 
 /// The imports of a module, as made by `mf_process_module_import_list`. Opaque; read it with
 /// `mf_import_list_get`, free it with `mf_import_list_free`.
 pub struct MfImportList(pub(crate) Records<MfImportInfo, ImportInfo>);
 
-/// The sections of a module, as made by `mf_process_module_section_list`. Opaque; read it
-/// with `mf_section_list_get`, free it with `mf_section_list_free`.
+/// The sections of a module, as made by `mf_process_module_section_list` or
+/// `mf_os_kernel_module_section_list`. Opaque; read it with `mf_section_list_get`, free it
+/// with `mf_section_list_free`.
 pub struct MfSectionList(pub(crate) Records<MfSectionInfo, SectionInfo>);
 
 /// Ranges of an address space, as made by `mf_process_mapped_range_list`, `mf_os_page_map`

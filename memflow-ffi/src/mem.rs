@@ -1,13 +1,46 @@
-//! Batched reads and writes from C op arrays: one core batch per call, per-op results.
+//! Reads and writes from C: single operations with their byte counts, and batches built from C
+//! op arrays (one core batch per call, per-op results and counts).
+//!
+//! What a count means, for every function: the bytes from the start of the buffer that were
+//! transferred before the first byte that could not be. Bytes after that one are still read or
+//! written where they can be (unreadable bytes are zero), so the count tells a complete
+//! transfer (`len`), a partial one (`1..len`) and one that got nothing (0) apart.
 
 use cglue::slice::{CSliceMut, CSliceRef};
-use memflow_core::error::{Error, ErrorKind, PartialError, PartialResult};
+use memflow_core::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResult};
 use memflow_core::mem::{MemBatch, MemChunk, MemOp};
 use memflow_core::types::Address;
 
-use crate::call::ffi_err;
+use crate::call::{ffi_err, guard, out_arg};
 use crate::error::{MF_ERR_PARTIAL_READ, MF_ERR_PARTIAL_WRITE};
 use crate::records::{MfReadOp, MfWriteOp};
+
+/// Runs a single read (`partial` is [`ErrorKind::PartialRead`]) or write
+/// ([`ErrorKind::PartialWrite`]) of `len` bytes whose `body` returns the count: stores it in
+/// `*done` if `done` is not NULL (0 if the call fails) and returns 0, the partial code if the
+/// count is below `len`, or the error's code.
+pub(crate) fn single(
+    done: *mut usize,
+    len: usize,
+    partial: ErrorKind,
+    body: impl FnOnce() -> Result<usize, Error>,
+) -> i32 {
+    guard(|| {
+        let mut done = if done.is_null() { None } else { Some(out_arg(done, "done")?) };
+        if let Some(d) = done.as_mut() {
+            d.write(0);
+        }
+        let count = body()?;
+        if let Some(d) = done {
+            d.write(count);
+        }
+        if count == len {
+            Ok(())
+        } else {
+            Err(Error::new(ErrorOrigin::Memory, partial))
+        }
+    })
+}
 
 /// Offsets of each op in one running "tag space", so a failed chunk's tag names its op.
 fn tag_starts(lens: impl Iterator<Item = usize>) -> Result<Vec<u64>, Error> {
@@ -20,12 +53,22 @@ fn tag_starts(lens: impl Iterator<Item = usize>) -> Result<Vec<u64>, Error> {
     Ok(starts)
 }
 
-fn op_of(starts: &[u64], tag: Address) -> usize {
+/// The op a chunk tagged `tag` belongs to, and the chunk's offset in it.
+fn op_of(starts: &[u64], tag: Address) -> (usize, usize) {
     let tag = crate::records::addr_out(tag);
-    starts.partition_point(|&s| s <= tag).saturating_sub(1)
+    let i = starts.partition_point(|&s| s <= tag).saturating_sub(1);
+    (i, starts.get(i).map_or(0, |&s| (tag - s) as usize))
 }
 
-/// Runs a read batch built from `ops`, zeroes failed bytes, sets each op's `result`.
+/// Records a failed chunk: the op's count becomes at most the chunk's offset.
+fn fail_at(starts: &[u64], first_fail: &mut [usize], tag: Address) {
+    let (i, offset) = op_of(starts, tag);
+    if let Some(f) = first_fail.get_mut(i) {
+        *f = (*f).min(offset);
+    }
+}
+
+/// Runs a read batch built from `ops`, zeroes failed bytes, sets each op's `result` and `done`.
 pub(crate) fn read_batch<'buf, A>(
     ops: &mut [MfReadOp],
     addr: impl Fn(u64) -> A,
@@ -40,14 +83,11 @@ pub(crate) fn read_batch<'buf, A>(
         }
     }
     let starts = tag_starts(ops.iter().map(|o| o.len))?;
-    let mut failed = vec![false; ops.len()];
+    let mut first_fail: Vec<usize> = ops.iter().map(|o| o.len).collect();
     {
         let mut on_fail = |mut chunk: MemChunk<CSliceMut<'buf, u8>>| {
             chunk.buf.fill(0);
-            let i = op_of(&starts, chunk.tag);
-            if let Some(f) = failed.get_mut(i) {
-                *f = true;
-            }
+            fail_at(&starts, &mut first_fail, chunk.tag);
             true
         };
         let iter = ops.iter().zip(&starts).filter(|(o, _)| o.len > 0).map(|(o, &start)| {
@@ -58,14 +98,15 @@ pub(crate) fn read_batch<'buf, A>(
         MemBatch::with(iter, None, Some(&mut (&mut on_fail).into()), run)?;
     }
     let mut any = false;
-    for (op, f) in ops.iter_mut().zip(failed) {
-        op.result = if f { MF_ERR_PARTIAL_READ } else { 0 };
-        any |= f;
+    for (op, done) in ops.iter_mut().zip(first_fail) {
+        op.done = done;
+        op.result = if done < op.len { MF_ERR_PARTIAL_READ } else { 0 };
+        any |= done < op.len;
     }
     Ok(if any { Err(PartialError::PartialRead(())) } else { Ok(()) })
 }
 
-/// Runs a write batch built from `ops`, sets each op's `result`.
+/// Runs a write batch built from `ops`, sets each op's `result` and `done`.
 pub(crate) fn write_batch<'buf, A>(
     ops: &mut [MfWriteOp],
     addr: impl Fn(u64) -> A,
@@ -80,13 +121,10 @@ pub(crate) fn write_batch<'buf, A>(
         }
     }
     let starts = tag_starts(ops.iter().map(|o| o.len))?;
-    let mut failed = vec![false; ops.len()];
+    let mut first_fail: Vec<usize> = ops.iter().map(|o| o.len).collect();
     {
         let mut on_fail = |chunk: MemChunk<CSliceRef<'buf, u8>>| {
-            let i = op_of(&starts, chunk.tag);
-            if let Some(f) = failed.get_mut(i) {
-                *f = true;
-            }
+            fail_at(&starts, &mut first_fail, chunk.tag);
             true
         };
         let iter = ops.iter().zip(&starts).filter(|(o, _)| o.len > 0).map(|(o, &start)| {
@@ -97,9 +135,10 @@ pub(crate) fn write_batch<'buf, A>(
         MemBatch::with(iter, None, Some(&mut (&mut on_fail).into()), run)?;
     }
     let mut any = false;
-    for (op, f) in ops.iter_mut().zip(failed) {
-        op.result = if f { MF_ERR_PARTIAL_WRITE } else { 0 };
-        any |= f;
+    for (op, done) in ops.iter_mut().zip(first_fail) {
+        op.done = done;
+        op.result = if done < op.len { MF_ERR_PARTIAL_WRITE } else { 0 };
+        any |= done < op.len;
     }
     Ok(if any { Err(PartialError::PartialWrite) } else { Ok(()) })
 }

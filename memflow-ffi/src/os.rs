@@ -12,9 +12,7 @@ use memflow_core::os::{Os, ProcessInfo};
 use memflow_core::translate::VirtualTranslate;
 use memflow_core::types::Address;
 
-use crate::call::{
-    array_mut, buf_mut, buf_ref, callback_arg, ffi_err, guard, guard_partial, out_arg, partial, str_arg,
-};
+use crate::call::{array_mut, buf_mut, buf_ref, callback_arg, ffi_err, guard, guard_partial, out_arg, str_arg};
 use crate::connector::{phys, x86_registers};
 use crate::handle::{self, impl_handle};
 use crate::lists::{self, hand_out, impl_record_list, MfMemoryRangeList, Records};
@@ -274,36 +272,47 @@ pub extern "C" fn mf_os_kernel_symbol(os: *mut MfOs, name: *const c_char, out: *
 ///
 /// Returns 0, `MF_ERR_PARTIAL_READ` (unreadable bytes are zero), or another error code.
 ///
-/// Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+/// `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+/// before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+/// the first unreadable one are still read where they can be), 0 with any other error.
+///
+/// Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+/// is caller storage.
 #[no_mangle]
-pub extern "C" fn mf_os_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: usize) -> i32 {
-    guard_partial(|| {
+pub extern "C" fn mf_os_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: usize, done: *mut usize) -> i32 {
+    mem::single(done, len, ErrorKind::PartialRead, || {
         handle::with(os, "os", |os| {
             let buf = buf_mut(buf.cast(), len, "buf")?;
             let view = os
                 .inner
                 .as_mut_impl_memoryview()
                 .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
-            Ok(partial(view.read_raw_into(addr_in(addr), buf)))
+            view.read_single(addr_in(addr), buf)
         })
     })
 }
 
 /// Writes `len` bytes from `buf` into the OS layer's own address space at `addr`.
 ///
-/// Returns 0, `MF_ERR_PARTIAL_WRITE`, `MF_ERR_UNSUPPORTED` or another error code.
+/// Returns 0, `MF_ERR_PARTIAL_WRITE`, `MF_ERR_UNSUPPORTED`, an error of kind
+/// `MF_KIND_READ_ONLY` if the memory below is read-only, or another error code.
 ///
-/// Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+/// `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+/// written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+/// 0 with any other error.
+///
+/// Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+/// is caller storage.
 #[no_mangle]
-pub extern "C" fn mf_os_write(os: *mut MfOs, addr: u64, buf: *const c_void, len: usize) -> i32 {
-    guard_partial(|| {
+pub extern "C" fn mf_os_write(os: *mut MfOs, addr: u64, buf: *const c_void, len: usize, done: *mut usize) -> i32 {
+    mem::single(done, len, ErrorKind::PartialWrite, || {
         handle::with(os, "os", |os| {
             let buf = buf_ref(buf.cast(), len, "buf")?;
             let view = os
                 .inner
                 .as_mut_impl_memoryview()
                 .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
-            Ok(partial(view.write_raw(addr_in(addr), buf)))
+            view.write_single(addr_in(addr), buf)
         })
     })
 }
@@ -404,13 +413,20 @@ fn phys_mem(os: &mut MfOs) -> Result<&mut (impl PhysicalMemory + '_), Error> {
 /// `addr`, as `mf_connector_read`. Layers without one (like the native layer) fail with
 /// `MF_ERR_UNSUPPORTED`.
 ///
-/// Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+/// Returns 0, `MF_ERR_PARTIAL_READ` (unreadable bytes are zero), or another error code.
+///
+/// `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+/// before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+/// the first unreadable one are still read where they can be), 0 with any other error.
+///
+/// Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+/// is caller storage.
 #[no_mangle]
-pub extern "C" fn mf_os_phys_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: usize) -> i32 {
-    guard_partial(|| {
+pub extern "C" fn mf_os_phys_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: usize, done: *mut usize) -> i32 {
+    mem::single(done, len, ErrorKind::PartialRead, || {
         handle::with(os, "os", |os| {
             let buf = buf_mut(buf.cast(), len, "buf")?;
-            Ok(partial(phys_mem(os)?.phys_read_raw_into(phys(addr), buf)))
+            phys_mem(os)?.phys_read_single(phys(addr), buf)
         })
     })
 }
@@ -418,19 +434,32 @@ pub extern "C" fn mf_os_phys_read(os: *mut MfOs, addr: u64, buf: *mut c_void, le
 /// Writes `len` bytes from `buf` to the physical memory under `os` at `addr`, as
 /// `mf_connector_write`. Layers without one fail with `MF_ERR_UNSUPPORTED`.
 ///
-/// Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+/// Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, an error of kind
+/// `MF_KIND_READ_ONLY` if the physical memory is read-only, or another error code.
+///
+/// `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+/// written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+/// 0 with any other error.
+///
+/// Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+/// is caller storage.
 #[no_mangle]
-pub extern "C" fn mf_os_phys_write(os: *mut MfOs, addr: u64, buf: *const c_void, len: usize) -> i32 {
-    guard_partial(|| {
+pub extern "C" fn mf_os_phys_write(os: *mut MfOs, addr: u64, buf: *const c_void, len: usize, done: *mut usize) -> i32 {
+    mem::single(done, len, ErrorKind::PartialWrite, || {
         handle::with(os, "os", |os| {
             let buf = buf_ref(buf.cast(), len, "buf")?;
-            Ok(partial(phys_mem(os)?.phys_write_raw(phys(addr), buf)))
+            phys_mem(os)?.phys_write_single(phys(addr), buf)
         })
     })
 }
 
 /// Reads many ranges of the physical memory under `os` in one batch, as
-/// `mf_connector_read_batch`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+/// `mf_connector_read_batch`: each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ`
+/// (unreadable bytes zeroed) and its `done` to the bytes read before its first unreadable one.
+/// Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+///
+/// Returns 0 if every op was read fully, `MF_ERR_PARTIAL_READ` if any was partial, or another
+/// error code if the batch as a whole failed (then the ops' results are untouched).
 ///
 /// Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
 /// borrowed for the call.
@@ -446,7 +475,13 @@ pub extern "C" fn mf_os_phys_read_batch(os: *mut MfOs, ops: *mut MfReadOp, count
 }
 
 /// Writes many ranges of the physical memory under `os` in one batch, as
-/// `mf_connector_write_batch`. Layers without physical memory fail with `MF_ERR_UNSUPPORTED`.
+/// `mf_connector_write_batch`: each op's `result` is set to 0 or `MF_ERR_PARTIAL_WRITE` and
+/// its `done` to the bytes written before its first failed one. Layers without physical memory
+/// fail with `MF_ERR_UNSUPPORTED`.
+///
+/// Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, an error of kind
+/// `MF_KIND_READ_ONLY` if the physical memory is read-only, or another error code if the batch
+/// as a whole failed (then the ops' results are untouched).
 ///
 /// Ownership: `ops` (an array of `count` ops, NULL if `count` is 0) and their buffers are
 /// borrowed for the call.

@@ -4,16 +4,14 @@ use std::collections::BTreeSet;
 use std::ffi::{c_char, c_void, CStr, CString};
 
 use cglue::repr_cstring::ReprCString;
-use memflow_core::error::Error;
+use memflow_core::error::{Error, ErrorKind};
 use memflow_core::instance::ProcessInstanceArcBox;
 use memflow_core::mem::MemoryView;
 use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, Process, SectionInfo};
 use memflow_core::translate::VirtualTranslate;
 use memflow_core::types::{imem, Address};
 
-use crate::call::{
-    array_mut, buf_mut, buf_ref, callback_arg, guard, guard_partial, out_arg, partial, ref_arg, str_arg,
-};
+use crate::call::{array_mut, buf_mut, buf_ref, callback_arg, guard, guard_partial, out_arg, ref_arg, str_arg};
 use crate::handle::{self, impl_handle};
 use crate::lists::{
     self, hand_out, impl_record_list, MfExportList, MfImportList, MfMemoryRangeList, MfSectionList, Records,
@@ -36,12 +34,12 @@ pub struct MfProcess {
     strings: BTreeSet<CString>,
 }
 
-/// A list of modules, as made by `mf_process_module_list`. Opaque; read it with
-/// `mf_module_list_get`, free it with `mf_module_list_free`.
+/// A list of modules, as made by `mf_process_module_list` or the `mf_os_kernel_module_*`
+/// lookups. Opaque; read it with `mf_module_list_get`, free it with `mf_module_list_free`.
 ///
 /// Threads: may be used from several threads at once; calls on it are serialised (see
 /// "Threads" at the top of memflow.h).
-pub struct MfModuleList(Records<MfModuleInfo, ModuleInfo>);
+pub struct MfModuleList(pub(crate) Records<MfModuleInfo, ModuleInfo>);
 
 impl_handle! {
     MfProcess = 4;
@@ -142,34 +140,58 @@ pub extern "C" fn mf_process_state(process: *mut MfProcess, out: *mut MfProcessS
 /// Returns 0 if every byte was read, `MF_ERR_PARTIAL_READ` if some could not be (they are
 /// zero in `buf`), or another error code.
 ///
-/// Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed.
+/// `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were read
+/// before the first unreadable one: `len` with 0, less with `MF_ERR_PARTIAL_READ` (bytes after
+/// the first unreadable one are still read where they can be), 0 with any other error.
+///
+/// Ownership: `buf` (at least `len` writable bytes; NULL if `len` is 0) is borrowed; `*done`
+/// is caller storage.
 #[no_mangle]
-pub extern "C" fn mf_process_read(process: *mut MfProcess, addr: u64, buf: *mut c_void, len: usize) -> i32 {
-    guard_partial(|| {
+pub extern "C" fn mf_process_read(
+    process: *mut MfProcess,
+    addr: u64,
+    buf: *mut c_void,
+    len: usize,
+    done: *mut usize,
+) -> i32 {
+    mem::single(done, len, ErrorKind::PartialRead, || {
         handle::with(process, "process", |process| {
             let buf = buf_mut(buf.cast(), len, "buf")?;
-            Ok(partial(process.inner.read_raw_into(addr_in(addr), buf)))
+            process.inner.read_single(addr_in(addr), buf)
         })
     })
 }
 
 /// Writes `len` bytes from `buf` into the process's memory at `addr`.
 ///
-/// Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, or another error code.
+/// Returns 0, `MF_ERR_PARTIAL_WRITE` if some bytes were not written, an error of kind
+/// `MF_KIND_READ_ONLY` if the memory behind the process is read-only, or another error code.
 ///
-/// Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed.
+/// `*done` (if `done` is not NULL) receives how many bytes from the start of `buf` were
+/// written before the first one that was not: `len` with 0, less with `MF_ERR_PARTIAL_WRITE`,
+/// 0 with any other error.
+///
+/// Ownership: `buf` (at least `len` readable bytes; NULL if `len` is 0) is borrowed; `*done`
+/// is caller storage.
 #[no_mangle]
-pub extern "C" fn mf_process_write(process: *mut MfProcess, addr: u64, buf: *const c_void, len: usize) -> i32 {
-    guard_partial(|| {
+pub extern "C" fn mf_process_write(
+    process: *mut MfProcess,
+    addr: u64,
+    buf: *const c_void,
+    len: usize,
+    done: *mut usize,
+) -> i32 {
+    mem::single(done, len, ErrorKind::PartialWrite, || {
         handle::with(process, "process", |process| {
             let buf = buf_ref(buf.cast(), len, "buf")?;
-            Ok(partial(process.inner.write_raw(addr_in(addr), buf)))
+            process.inner.write_single(addr_in(addr), buf)
         })
     })
 }
 
 /// Reads many ranges of the process's memory in one batch (translation of all addresses is
-/// batched too). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ`.
+/// batched too). Each op's `result` is set to 0 or `MF_ERR_PARTIAL_READ` and its `done` to the
+/// bytes read before its first unreadable one.
 ///
 /// Returns 0, `MF_ERR_PARTIAL_READ` if any op was partial, or another error code if the batch
 /// as a whole failed.
@@ -187,7 +209,7 @@ pub extern "C" fn mf_process_read_batch(process: *mut MfProcess, ops: *mut MfRea
 }
 
 /// Writes many ranges of the process's memory in one batch. Each op's `result` is set to 0 or
-/// `MF_ERR_PARTIAL_WRITE`.
+/// `MF_ERR_PARTIAL_WRITE` and its `done` to the bytes written before its first failed one.
 ///
 /// Returns 0, `MF_ERR_PARTIAL_WRITE` if any op was partly written, or another error code.
 ///

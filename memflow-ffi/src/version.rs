@@ -10,7 +10,7 @@ pub const MF_VERSION_MINOR: u32 = 1;
 pub const MF_VERSION_PATCH: u32 = 0;
 /// Version of the C ABI of this header (the number in the shared library's soname,
 /// `libmemflow_ffi.so.<MF_ABI_VERSION>`). Bumped on any incompatible change to the C API.
-pub const MF_ABI_VERSION: u32 = 1;
+pub const MF_ABI_VERSION: u32 = 2;
 /// Version of the plugin ABI (the descriptor layout plugins must be built for).
 pub const MF_PLUGIN_ABI_VERSION: u32 = 3;
 

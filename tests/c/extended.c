@@ -19,6 +19,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The SDK library's file name as loaded: its soname carries MF_ABI_VERSION. */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define FFI_SONAME "libmemflow_ffi.so." STRINGIFY(MF_ABI_VERSION)
+
 static int failures = 0;
 
 #define CHECK(cond)                                                                         \
@@ -58,7 +63,7 @@ static bool same_bytes_os(MfOs *os, uint64_t va, uint64_t pa) {
     unsigned char virt[64], phys[64];
     memset(virt, 0x11, sizeof virt);
     memset(phys, 0x22, sizeof phys);
-    return mf_os_read(os, va, virt, sizeof virt) == MF_OK && mf_os_phys_read(os, pa, phys, sizeof phys) == MF_OK &&
+    return mf_os_read(os, va, virt, sizeof virt, NULL) == MF_OK && mf_os_phys_read(os, pa, phys, sizeof phys, NULL) == MF_OK &&
            memcmp(virt, phys, sizeof virt) == 0;
 }
 
@@ -66,8 +71,8 @@ static bool same_bytes_process(MfProcess *process, MfOs *os, uint64_t va, uint64
     unsigned char virt[16], phys[16];
     memset(virt, 0x11, sizeof virt);
     memset(phys, 0x22, sizeof phys);
-    return mf_process_read(process, va, virt, sizeof virt) == MF_OK &&
-           mf_os_phys_read(os, pa, phys, sizeof phys) == MF_OK && memcmp(virt, phys, sizeof virt) == 0;
+    return mf_process_read(process, va, virt, sizeof virt, NULL) == MF_OK &&
+           mf_os_phys_read(os, pa, phys, sizeof phys, NULL) == MF_OK && memcmp(virt, phys, sizeof virt) == 0;
 }
 
 /* Physical memory and CPU state of the connector under an OS handle. */
@@ -76,12 +81,13 @@ static void physical_through_os(MfOs *os) {
     unsigned char a[32], b[32], c[32];
     MfReadOp ops[2];
     MfWriteOp wop;
-    size_t cpus = 0;
+    size_t cpus = 0, done = 0;
     MfX86Registers regs;
 
     OK(mf_os_phys_metadata(os, &meta));
     CHECK(meta.real_size >= (200u << 20) && meta.max_address > 0x100000);
-    OK(mf_os_phys_read(os, 0x100000, a, sizeof a));
+    OK(mf_os_phys_read(os, 0x100000, a, sizeof a, &done));
+    CHECK(done == sizeof a);
     ops[0].addr = 0x100000;
     ops[0].buf = b;
     ops[0].len = sizeof b;
@@ -92,17 +98,20 @@ static void physical_through_os(MfOs *os) {
     ops[1].result = 1;
     CHECK(mf_os_phys_read_batch(os, ops, 2) == MF_ERR_PARTIAL_READ);
     CHECK(ops[0].result == 0 && ops[1].result == MF_ERR_PARTIAL_READ);
+    CHECK(ops[0].done == sizeof b && ops[1].done == 8);
     CHECK(memcmp(a, b, sizeof a) == 0);
     CHECK(c[8] == 0 && c[31] == 0);
-    CHECK(mf_os_phys_read(os, meta.max_address - 7, c, sizeof c) == MF_ERR_PARTIAL_READ);
+    CHECK(mf_os_phys_read(os, meta.max_address - 7, c, sizeof c, &done) == MF_ERR_PARTIAL_READ);
+    CHECK(done == 8);
 
-    /* Dumps are mapped read-only: writes reach the connector, which refuses them. */
-    CHECK(mf_os_phys_write(os, 0x100000, a, 1) < 0);
+    /* Dumps are mapped read-only: writes reach the connector, which refuses them whole. */
+    done = 1;
+    CHECK(mf_error_kind(mf_os_phys_write(os, 0x100000, a, 1, &done)) == MF_KIND_READ_ONLY && done == 0);
     wop.addr = 0x100000;
     wop.buf = a;
     wop.len = 1;
     wop.result = 1;
-    CHECK(mf_os_phys_write_batch(os, &wop, 1) < 0);
+    CHECK(mf_error_kind(mf_os_phys_write_batch(os, &wop, 1)) == MF_KIND_READ_ONLY);
 
     OK(mf_os_cpu_count(os, &cpus));
     CHECK(cpus >= 1);
@@ -231,7 +240,7 @@ static void guest_process(MfOs *os) {
 
     /* A clone reads the same bytes and outlives the original. */
     OK(mf_process_clone(process, &copy));
-    OK(mf_process_read(process, va, a, sizeof a));
+    OK(mf_process_read(process, va, a, sizeof a, NULL));
 
     /* Module strings belong to the process: a later lookup does not invalidate them. */
     OK(mf_process_primary_module(process, &primary));
@@ -242,7 +251,7 @@ static void guest_process(MfOs *os) {
     CHECK(strcmp(primary.name, primary_name) == 0 && again.name == primary.name);
     OK(mf_process_free(process));
 
-    OK(mf_process_read(copy, va, b, sizeof b));
+    OK(mf_process_read(copy, va, b, sizeof b, NULL));
     CHECK(memcmp(a, b, sizeof a) == 0);
     OK(mf_process_free(copy));
     printf("linux: mfprobe_marker maps %zu ranges, %#llx -> %#llx, primary module %s\n", nranges,
@@ -314,7 +323,7 @@ static void native_lists(MfInventory *inv) {
         OK(mf_os_free(os));
         return;
     }
-    OK(mf_process_module_by_name(self, "libmemflow_ffi.so.1", &lib));
+    OK(mf_process_module_by_name(self, FFI_SONAME, &lib));
 
     OK(mf_process_module_export_list(self, &lib, &exports));
     OK(mf_export_list_get(exports, &e, &ne));
@@ -361,7 +370,7 @@ static void native_lists(MfInventory *inv) {
     OK(mf_process_list_free(list));
 
     /* The native layer has no physical memory, CPU state or page tables of its own. */
-    CHECK(mf_os_phys_read(os, 0, buf, sizeof buf) == MF_ERR_UNSUPPORTED);
+    CHECK(mf_os_phys_read(os, 0, buf, sizeof buf, NULL) == MF_ERR_UNSUPPORTED);
     OK(mf_os_cpu_count(os, &cpus));
     CHECK(cpus == 0);
     CHECK(mf_os_x86_registers(os, 0, &regs) == MF_ERR_UNSUPPORTED);

@@ -91,7 +91,7 @@ static int32_t op_connector(MfInventory *inv, const char *chain, size_t *count) 
         return rc;
     }
     static unsigned char page[4096];
-    rc = mf_connector_read(conn, 0, page, sizeof page);
+    rc = mf_connector_read(conn, 0, page, sizeof page, NULL);
     if (rc == MF_ERR_PARTIAL_READ) {
         rc = 0;
     }
@@ -99,7 +99,7 @@ static int32_t op_connector(MfInventory *inv, const char *chain, size_t *count) 
     for (size_t i = 0; rc == 0 && i < 4; i++) {
         rc = mf_connector_clone(conn, &clones[i]);
         if (rc == 0) {
-            rc = mf_connector_read(clones[i], 0, page, sizeof page);
+            rc = mf_connector_read(clones[i], 0, page, sizeof page, NULL);
             rc = rc == MF_ERR_PARTIAL_READ ? 0 : rc;
         }
         if (rc == 0) {

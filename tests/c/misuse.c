@@ -50,7 +50,7 @@ static void os_calls(MfOs *os, int32_t want) {
     EXPECT(mf_os_process_by_pid(os, 1, &process), want);
     EXPECT(mf_os_process_list(os, &list), want);
     EXPECT(mf_os_kernel_symbol(os, "init_task", &symbol), want);
-    EXPECT(mf_os_read(os, 0x1000, buf, sizeof buf), want);
+    EXPECT(mf_os_read(os, 0x1000, buf, sizeof buf, NULL), want);
     EXPECT(mf_os_free(os), want);
     if (copy != NULL || process != NULL || list != NULL) {
         fprintf(stderr, "a failed call wrote its output\n");
@@ -66,7 +66,7 @@ static void process_calls(MfProcess *process, int32_t want) {
     unsigned char buf[8];
     EXPECT(mf_process_info(process, &info), want);
     EXPECT(mf_process_state(process, &state), want);
-    EXPECT(mf_process_read(process, 0x1000, buf, sizeof buf), want);
+    EXPECT(mf_process_read(process, 0x1000, buf, sizeof buf, NULL), want);
     EXPECT(mf_process_primary_module(process, &module), want);
     EXPECT(mf_process_module_list(process, &list), want);
     EXPECT(mf_process_free(process), want);
@@ -79,7 +79,7 @@ static void connector_calls(MfConnector *conn, int32_t want) {
     unsigned char buf[8];
     EXPECT(mf_connector_metadata(conn, &meta), want);
     EXPECT(mf_connector_cpu_count(conn, &cpus), want);
-    EXPECT(mf_connector_read(conn, 0x1000, buf, sizeof buf), want);
+    EXPECT(mf_connector_read(conn, 0x1000, buf, sizeof buf, NULL), want);
     EXPECT(mf_connector_clone(conn, &copy), want);
     EXPECT(mf_connector_free(conn), want);
 }
@@ -114,8 +114,8 @@ static void all_calls(uintptr_t value, int32_t want) {
 static void null_handles(void) {
     MfOsInfo info;
     EXPECT(mf_os_info(NULL, &info), MF_ERR_NULL);
-    EXPECT(mf_process_read(NULL, 0, NULL, 0), MF_ERR_NULL);
-    EXPECT(mf_connector_read(NULL, 0, NULL, 0), MF_ERR_NULL);
+    EXPECT(mf_process_read(NULL, 0, NULL, 0, NULL), MF_ERR_NULL);
+    EXPECT(mf_connector_read(NULL, 0, NULL, 0, NULL), MF_ERR_NULL);
     /* Freeing NULL is a no-op. */
     OK(mf_os_free(NULL));
     OK(mf_process_free(NULL));
@@ -171,7 +171,7 @@ static void wrong_types(MfInventory *inv, MfConnector *conn, MfOs *os, MfProcess
         const MfProcessInfo *items = NULL;
         unsigned char buf[8];
         OK(mf_os_info(os, &info));
-        OK(mf_connector_read(conn, 0x1000, buf, sizeof buf));
+        OK(mf_connector_read(conn, 0x1000, buf, sizeof buf, NULL));
         OK(mf_process_list_get(plist, &items, &len));
     }
 }
@@ -242,7 +242,7 @@ static void parent_freed(void) {
     os_calls(os, MF_ERR_INVALID_HANDLE);
     OK(mf_process_info(process, &info));
     EXPECT((int32_t)info.pid, (int32_t)getpid());
-    OK(mf_process_read(process, (uint64_t)(uintptr_t)&MARKER, &value, sizeof value));
+    OK(mf_process_read(process, (uint64_t)(uintptr_t)&MARKER, &value, sizeof value, NULL));
     EXPECT(value == MARKER, 1);
     OK(mf_process_list_get(list, &items, &len));
     EXPECT(len > 1, 1);
@@ -305,7 +305,7 @@ static void *race_reads(void *arg) {
     struct racer *r = (struct racer *)arg;
     unsigned char buf[64];
     while (!atomic_load(&r->stop)) {
-        int32_t got = mf_connector_read(r->conn, 0x2000, buf, sizeof buf);
+        int32_t got = mf_connector_read(r->conn, 0x2000, buf, sizeof buf, NULL);
         if (got == MF_OK) {
             atomic_fetch_add(&r->ok, 1);
         } else if (got == MF_ERR_INVALID_HANDLE) {
@@ -344,7 +344,7 @@ static void free_while_in_use(MfConnector *conn) {
             OK(mf_connector_metadata(conn, &(MfPhysicalMetadata){0}));
         }
         OK(mf_connector_free(copy));
-        INVALID(mf_connector_read(copy, 0x2000, buf, sizeof buf));
+        INVALID(mf_connector_read(copy, 0x2000, buf, sizeof buf, NULL));
         for (t = 0; t < THREADS; t++) {
             atomic_store(&r[t].stop, 1);
         }

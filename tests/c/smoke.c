@@ -13,6 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The SDK library's file name as loaded: its soname carries MF_ABI_VERSION. */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define FFI_SONAME "libmemflow_ffi.so." STRINGIFY(MF_ABI_VERSION)
+
 static int failures = 0;
 
 #define CHECK(cond)                                                                         \
@@ -109,7 +114,7 @@ static void physical(MfInventory *inv, const char *dump) {
     }
     OK(mf_connector_metadata(conn, &meta));
     CHECK(meta.real_size >= (200u << 20));
-    OK(mf_connector_read(conn, 0x1000, buf, sizeof buf));
+    OK(mf_connector_read(conn, 0x1000, buf, sizeof buf, NULL));
 
     /* One op inside memory, one past its end: the batch is partial, each op says which. */
     ops[0].addr = 0x1000;
@@ -132,7 +137,7 @@ static void physical(MfInventory *inv, const char *dump) {
     CHECK(mf_error_kind(mf_connector_x86_registers(conn, cpus, &regs)) == MF_KIND_NOT_FOUND);
 
     OK(mf_connector_clone(conn, &copy));
-    OK(mf_connector_read(copy, 0x1000, tail, sizeof tail));
+    OK(mf_connector_read(copy, 0x1000, tail, sizeof tail, NULL));
     CHECK(memcmp(buf, tail, sizeof buf) == 0);
     OK(mf_connector_free(copy));
     OK(mf_connector_free(conn));
@@ -152,7 +157,7 @@ static void native(MfInventory *inv) {
     MfModuleInfo lib, primary;
     size_t nprocs = 0, counted = 0, nmods = 0, imports = 0, sections = 0, ranges = 0;
     unsigned long long value = 0;
-    struct module_search search = {"libmemflow_ffi.so.1", 0, false};
+    struct module_search search = {FFI_SONAME, 0, false};
     struct export_search exports = {0, 0};
     uint64_t addr = 0;
     MfProcessState state = 0;
@@ -184,7 +189,7 @@ static void native(MfInventory *inv) {
     CHECK(pinfo.pid == (uint32_t)getpid());
     OK(mf_process_state(self, &state));
     CHECK(state == MF_PROCESS_STATE_ALIVE);
-    OK(mf_process_read(self, (uint64_t)(uintptr_t)&MARKER, &value, sizeof value));
+    OK(mf_process_read(self, (uint64_t)(uintptr_t)&MARKER, &value, sizeof value, NULL));
     CHECK(value == MARKER);
 
     OK(mf_process_module_list_callback(self, find_module, &search));
@@ -194,7 +199,7 @@ static void native(MfInventory *inv) {
     CHECK(nmods >= search.seen && mods != NULL);
     OK(mf_module_list_free(mlist));
 
-    OK(mf_process_module_by_name(self, "libmemflow_ffi.so.1", &lib));
+    OK(mf_process_module_by_name(self, FFI_SONAME, &lib));
     lib_name = strdup(lib.name); /* borrowed from `self` until the next lookup */
     OK(mf_process_module_exports(self, &lib, on_export, &exports));
     CHECK(exports.count >= 50 && exports.mf_version_offset != 0);

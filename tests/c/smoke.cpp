@@ -12,6 +12,11 @@
 #include <string>
 #include <vector>
 
+/* The SDK library's file name as loaded: its soname carries MF_ABI_VERSION. */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define FFI_SONAME "libmemflow_ffi.so." STRINGIFY(MF_ABI_VERSION)
+
 static int failures = 0;
 
 #define CHECK(cond)                                                                       \
@@ -31,14 +36,16 @@ static void physical(memflow::Inventory &inv, const std::string &dump) {
     unsigned char buf[16] = {};
     CHECK(conn.read_into(0x1000, buf, sizeof buf));
     CHECK(!conn.read_into(meta.max_address - 7, buf, sizeof buf)); // partial: false, no throw
+    CHECK(conn.read_some(meta.max_address - 7, buf, sizeof buf) == 8);
+    CHECK(conn.read_some(0x1000, buf, sizeof buf) == sizeof buf);
     try {
         (void)conn.read<unsigned long long>(meta.max_address - 3);
         CHECK(false);
     } catch (const memflow::Error &e) {
         CHECK(e.is_partial() && e.code() == MF_ERR_PARTIAL_READ);
     }
-    MfReadOp ops[1] = {{0x2000, buf, sizeof buf, 1}};
-    CHECK(conn.read_batch(ops, 1) && ops[0].result == 0);
+    MfReadOp ops[1] = {{0x2000, buf, sizeof buf, 1, 0}};
+    CHECK(conn.read_batch(ops, 1) && ops[0].result == 0 && ops[0].done == sizeof buf);
     CHECK(conn.cpu_count() >= 1);
     CHECK(conn.x86_registers(0).cr3 != 0);
     memflow::Connector copy = conn.clone();
@@ -47,8 +54,15 @@ static void physical(memflow::Inventory &inv, const std::string &dump) {
     (void)moved.read<unsigned char>(0x1000);
     try {
         conn.write(0x1000, buf, 1); // dumps are mapped read-only by default
+        CHECK(false);
     } catch (const memflow::Error &e) {
-        CHECK(e.code() < 0);
+        CHECK(e.kind() == MF_KIND_READ_ONLY);
+    }
+    try {
+        (void)conn.write_some(0x1000, buf, 1);
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.kind() == MF_KIND_READ_ONLY);
     }
     memflow::Connector chained = inv.create_connector_chain("coredump:'" + dump + "'");
     CHECK(chained.metadata().real_size == meta.real_size);
@@ -87,6 +101,13 @@ static void native(memflow::Inventory &inv) {
     unsigned char b[8];
     try {
         os.read_into(0x1000, b, sizeof b);
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.code() == MF_ERR_UNSUPPORTED);
+    }
+    try {
+        (void)os.read_some(0x1000, b, sizeof b);
+        CHECK(false);
     } catch (const memflow::Error &e) {
         CHECK(e.code() == MF_ERR_UNSUPPORTED);
     }
@@ -98,17 +119,21 @@ static void native(memflow::Inventory &inv) {
     CHECK(self.read<unsigned long long>(reinterpret_cast<uintptr_t>(&MARKER)) == MARKER);
     unsigned long long value = 0;
     CHECK(self.read_into(reinterpret_cast<uintptr_t>(&MARKER), &value, sizeof value) && value == MARKER);
-    MfReadOp ops[1] = {{reinterpret_cast<uintptr_t>(&MARKER), &value, sizeof value, 1}};
-    CHECK(self.read_batch(ops, 1));
+    CHECK(self.read_some(reinterpret_cast<uintptr_t>(&MARKER), &value, sizeof value) == sizeof value);
+    CHECK(self.read_some(0x10, &value, sizeof value) == 0 && value == 0);
+    MfReadOp ops[1] = {{reinterpret_cast<uintptr_t>(&MARKER), &value, sizeof value, 1, 0}};
+    CHECK(self.read_batch(ops, 1) && ops[0].done == sizeof value);
     static unsigned long long target = 1;
     self.write(reinterpret_cast<uintptr_t>(&target), 42ULL);
     CHECK(target == 42);
+    unsigned long long seven = 7;
+    CHECK(self.write_some(reinterpret_cast<uintptr_t>(&target), &seven, sizeof seven) == sizeof seven && target == 7);
 
     size_t modules = 0;
     self.module_list([&](const MfModuleInfo &) { modules++; });
     std::vector<memflow::ModuleInfo> list = self.modules();
     CHECK(modules >= 1 && list.size() >= 1);
-    memflow::ModuleInfo lib = self.module_by_name("libmemflow_ffi.so.1");
+    memflow::ModuleInfo lib = self.module_by_name(FFI_SONAME);
     size_t exports = 0, imports = 0, sections = 0, ranges = 0;
     self.exports(lib, [&](const MfExportInfo &) { exports++; });
     self.imports(lib, [&](const MfImportInfo &) { imports++; });
@@ -172,26 +197,41 @@ static void guest(memflow::Inventory &inv, const std::string &dump) {
         os.write(info.base, uint64_t{0}); // the dump is mapped read-only
         CHECK(false);
     } catch (const memflow::Error &e) {
-        CHECK(e.code() < 0);
+        CHECK(e.kind() == MF_KIND_READ_ONLY);
+    }
+    try {
+        (void)os.write_some(info.base, virt, sizeof virt);
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.kind() == MF_KIND_READ_ONLY);
     }
 
     MfPhysicalMetadata meta = os.phys_metadata();
     CHECK(meta.real_size >= (200u << 20));
-    MfReadOp rop[1] = {{pa, phys, sizeof phys, 1}};
-    CHECK(os.phys_read_batch(rop, 1) && rop[0].result == 0);
+    CHECK(os.read_some(info.base, virt, sizeof virt) == sizeof virt);
+    CHECK(os.phys_read_some(pa, phys, sizeof phys) == sizeof phys);
+    CHECK(os.phys_read_some(meta.max_address - 7, phys, sizeof phys) == 8);
+    MfReadOp rop[1] = {{pa, phys, sizeof phys, 1, 0}};
+    CHECK(os.phys_read_batch(rop, 1) && rop[0].result == 0 && rop[0].done == sizeof phys);
     unsigned char byte = 0;
-    MfWriteOp wop[1] = {{pa, &byte, 1, 1}};
+    MfWriteOp wop[1] = {{pa, &byte, 1, 1, 0}};
     try {
         os.phys_write_batch(wop, 1);
         CHECK(false);
     } catch (const memflow::Error &e) {
-        CHECK(e.code() < 0);
+        CHECK(e.kind() == MF_KIND_READ_ONLY);
     }
     try {
         os.phys_write(pa, &byte, 1);
         CHECK(false);
     } catch (const memflow::Error &e) {
-        CHECK(e.code() < 0);
+        CHECK(e.kind() == MF_KIND_READ_ONLY);
+    }
+    try {
+        (void)os.phys_write_some(pa, &byte, 1);
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.kind() == MF_KIND_READ_ONLY);
     }
     CHECK(os.cpu_count() >= 1 && os.x86_registers(0).page_table_root != 0);
 

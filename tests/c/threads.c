@@ -66,15 +66,15 @@ static void take_reference(MfConnector *conn, MfOs *os, MfProcess *process) {
     for (i = 0; i < ADDRS; i++) {
         ref.phys[i] = (meta.max_address / ADDRS) * (uint64_t)i & ~(uint64_t)(PAGE - 1);
         /* Holes in the physical memory map read as partial. */
-        ref.phys_code[i] = mf_connector_read(conn, ref.phys[i], ref.phys_data[i], PAGE);
+        ref.phys_code[i] = mf_connector_read(conn, ref.phys[i], ref.phys_data[i], PAGE, NULL);
         CHECK(ref.phys_code[i] == MF_OK || ref.phys_code[i] == MF_ERR_PARTIAL_READ);
     }
     OK(mf_process_primary_module(process, &module));
     ref.module_base = module.base;
-    ref.module_code = mf_process_read(process, ref.module_base, ref.module_data, PAGE);
+    ref.module_code = mf_process_read(process, ref.module_base, ref.module_data, PAGE, NULL);
     CHECK(ref.module_code == MF_OK || ref.module_code == MF_ERR_PARTIAL_READ);
     OK(mf_os_kernel_symbol(os, "init_task", &ref.kernel_addr));
-    OK(mf_os_read(os, ref.kernel_addr, ref.kernel_data, KERNEL_BYTES));
+    OK(mf_os_read(os, ref.kernel_addr, ref.kernel_data, KERNEL_BYTES, NULL));
     OK(mf_os_process_list(os, &list));
     OK(mf_process_list_get(list, &items, &ref.processes));
     CHECK(ref.processes > 1);
@@ -99,11 +99,11 @@ static void *work(void *arg) {
         int a = (i * 7 + w->seed) % ADDRS;
         MfOsInfo info;
         MfProcessInfo pinfo;
-        CHECK(mf_connector_read(w->conn, ref.phys[a], buf, PAGE) == ref.phys_code[a]);
+        CHECK(mf_connector_read(w->conn, ref.phys[a], buf, PAGE, NULL) == ref.phys_code[a]);
         CHECK(memcmp(buf, ref.phys_data[a], PAGE) == 0);
-        CHECK(mf_process_read(w->process, ref.module_base, buf, PAGE) == ref.module_code);
+        CHECK(mf_process_read(w->process, ref.module_base, buf, PAGE, NULL) == ref.module_code);
         CHECK(memcmp(buf, ref.module_data, PAGE) == 0);
-        OK(mf_os_read(w->os, ref.kernel_addr, buf, KERNEL_BYTES));
+        OK(mf_os_read(w->os, ref.kernel_addr, buf, KERNEL_BYTES, NULL));
         CHECK(memcmp(buf, ref.kernel_data, KERNEL_BYTES) == 0);
         OK(mf_os_info(w->os, &info));
         OK(mf_process_info(w->process, &pinfo));

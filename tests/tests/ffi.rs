@@ -72,6 +72,8 @@ struct Live {
     ilist: *mut MfImportList,
     slist: *mut MfSectionList,
     rlist: *mut MfMemoryRangeList,
+    /// The dummy OS: it has kernel modules, which the native OS has not.
+    dummy: *mut MfOs,
     /// Zeroed storage for output arguments in garbage mode (never written: calls fail first).
     scratch: *mut u64,
     /// Readable garbage posing as a handle.
@@ -108,9 +110,11 @@ impl Live {
         assert_eq!(mf_process_module_import_list(process, libc, &mut ilist), 0, "{}", last_message());
         assert_eq!(mf_process_module_section_list(process, libc, &mut slist), 0, "{}", last_message());
         assert_eq!(mf_process_mapped_range_list(process, 0, 0, u64::MAX, &mut rlist), 0, "{}", last_message());
+        let mut dummy = null_mut();
+        assert_eq!(mf_inventory_create_chain(inv, c"dummy".as_ptr(), &mut dummy), 0, "{}", last_message());
         let scratch = Box::into_raw(vec![0u64; 2048].into_boxed_slice()).cast::<u64>();
         let garbage = Box::into_raw(vec![0xa5a5_a5a5_a5a5_a5a5u64; 256].into_boxed_slice()).cast::<u64>();
-        Live { inv, conn, os, process, plist, mlist, elist, ilist, slist, rlist, scratch, garbage }
+        Live { inv, conn, os, process, plist, mlist, elist, ilist, slist, rlist, dummy, scratch, garbage }
     }
 
     /// A handle argument.
@@ -145,6 +149,7 @@ impl Drop for Live {
         assert_eq!(mf_section_list_free(self.slist), 0);
         assert_eq!(mf_import_list_free(self.ilist), 0);
         assert_eq!(mf_export_list_free(self.elist), 0);
+        assert_eq!(mf_os_free(self.dummy), 0);
         assert_eq!(mf_module_list_free(self.mlist), 0);
         assert_eq!(mf_process_list_free(self.plist), 0);
         assert_eq!(mf_process_free(self.process), 0);
@@ -242,8 +247,16 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         // connector
         ("mf_connector_clone", Handle, Box::new(|l, m| mf_connector_clone(l.h(l.conn, m), l.p(m)))),
         ("mf_connector_free", Free, Box::new(|l, m| mf_connector_free(l.h(null_mut(), m)))),
-        ("mf_connector_read", Handle, Box::new(|l, m| mf_connector_read(l.h(l.conn, m), 0x1000, l.p(m), 16))),
-        ("mf_connector_write", Handle, Box::new(|l, m| mf_connector_write(l.h(l.conn, m), 0x1000, l.p(m), 16))),
+        (
+            "mf_connector_read",
+            Handle,
+            Box::new(|l, m| mf_connector_read(l.h(l.conn, m), 0x1000, l.p(m), 16, null_mut())),
+        ),
+        (
+            "mf_connector_write",
+            Handle,
+            Box::new(|l, m| mf_connector_write(l.h(l.conn, m), 0x1000, l.p(m), 16, null_mut())),
+        ),
         ("mf_connector_read_batch", Handle, Box::new(|l, m| mf_connector_read_batch(l.h(l.conn, m), l.p(m), 1))),
         ("mf_connector_write_batch", Handle, Box::new(|l, m| mf_connector_write_batch(l.h(l.conn, m), l.p(m), 1))),
         ("mf_connector_metadata", Handle, Box::new(|l, m| mf_connector_metadata(l.h(l.conn, m), l.p(m)))),
@@ -270,8 +283,52 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Box::new(|l, m| mf_os_module_list_callback(l.h(l.os, m), cb(m), null_mut())),
         ),
         ("mf_os_kernel_symbol", Handle, Box::new(|l, m| mf_os_kernel_symbol(l.h(l.os, m), l.s(m), l.p(m)))),
-        ("mf_os_read", Handle, Box::new(|l, m| mf_os_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
-        ("mf_os_write", Handle, Box::new(|l, m| mf_os_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        // kernel
+        ("mf_os_kernel_module_list", Handle, Box::new(|l, m| mf_os_kernel_module_list(l.h(l.dummy, m), l.p(m)))),
+        (
+            "mf_os_kernel_module_by_name",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_by_name(l.h(l.dummy, m), l.s(m), l.p(m))),
+        ),
+        (
+            "mf_os_kernel_module_by_address",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_by_address(l.h(l.dummy, m), 0, l.p(m))),
+        ),
+        (
+            "mf_os_kernel_module_exports",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_exports(l.h(l.dummy, m), l.p(m), cb(m), null_mut())),
+        ),
+        (
+            "mf_os_kernel_module_export_list",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_export_list(l.h(l.dummy, m), l.p(m), l.p(m))),
+        ),
+        (
+            "mf_os_kernel_module_sections",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_sections(l.h(l.dummy, m), l.p(m), cb(m), null_mut())),
+        ),
+        (
+            "mf_os_kernel_module_section_list",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_module_section_list(l.h(l.dummy, m), l.p(m), l.p(m))),
+        ),
+        (
+            "mf_os_kernel_symbol_by_address",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_symbol_by_address(l.h(l.dummy, m), 0, l.p(m), 16, l.p(m), l.p(m))),
+        ),
+        (
+            "mf_os_kernel_symbol_list_callback",
+            Handle,
+            Box::new(|l, m| mf_os_kernel_symbol_list_callback(l.h(l.dummy, m), cb(m), null_mut())),
+        ),
+        ("mf_os_type_offset", Handle, Box::new(|l, m| mf_os_type_offset(l.h(l.dummy, m), l.s(m), l.s(m), l.p(m)))),
+        ("mf_os_type_size", Handle, Box::new(|l, m| mf_os_type_size(l.h(l.dummy, m), l.s(m), l.p(m)))),
+        ("mf_os_read", Handle, Box::new(|l, m| mf_os_read(l.h(l.os, m), 0x1000, l.p(m), 16, null_mut()))),
+        ("mf_os_write", Handle, Box::new(|l, m| mf_os_write(l.h(l.os, m), 0x1000, l.p(m), 16, null_mut()))),
         (
             "mf_os_process_list_by_name",
             Handle,
@@ -285,8 +342,8 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Box::new(|l, m| mf_os_page_map_callback(l.h(l.os, m), 0, 0, u64::MAX, cb(m), null_mut())),
         ),
         ("mf_os_page_map", Handle, Box::new(|l, m| mf_os_page_map(l.h(l.os, m), 0, 0, u64::MAX, l.p(m)))),
-        ("mf_os_phys_read", Handle, Box::new(|l, m| mf_os_phys_read(l.h(l.os, m), 0x1000, l.p(m), 16))),
-        ("mf_os_phys_write", Handle, Box::new(|l, m| mf_os_phys_write(l.h(l.os, m), 0x1000, l.p(m), 16))),
+        ("mf_os_phys_read", Handle, Box::new(|l, m| mf_os_phys_read(l.h(l.os, m), 0x1000, l.p(m), 16, null_mut()))),
+        ("mf_os_phys_write", Handle, Box::new(|l, m| mf_os_phys_write(l.h(l.os, m), 0x1000, l.p(m), 16, null_mut()))),
         ("mf_os_phys_read_batch", Handle, Box::new(|l, m| mf_os_phys_read_batch(l.h(l.os, m), l.p(m), 1))),
         ("mf_os_phys_write_batch", Handle, Box::new(|l, m| mf_os_phys_write_batch(l.h(l.os, m), l.p(m), 1))),
         ("mf_os_phys_metadata", Handle, Box::new(|l, m| mf_os_phys_metadata(l.h(l.os, m), l.p(m)))),
@@ -297,8 +354,16 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ("mf_process_free", Free, Box::new(|l, m| mf_process_free(l.h(null_mut(), m)))),
         ("mf_process_info", Handle, Box::new(|l, m| mf_process_info(l.h(l.process, m), l.p(m)))),
         ("mf_process_state", Handle, Box::new(|l, m| mf_process_state(l.h(l.process, m), l.p(m)))),
-        ("mf_process_read", Handle, Box::new(|l, m| mf_process_read(l.h(l.process, m), 0x1000, l.p(m), 16))),
-        ("mf_process_write", Handle, Box::new(|l, m| mf_process_write(l.h(l.process, m), 0x1000, l.p(m), 16))),
+        (
+            "mf_process_read",
+            Handle,
+            Box::new(|l, m| mf_process_read(l.h(l.process, m), 0x1000, l.p(m), 16, null_mut())),
+        ),
+        (
+            "mf_process_write",
+            Handle,
+            Box::new(|l, m| mf_process_write(l.h(l.process, m), 0x1000, l.p(m), 16, null_mut())),
+        ),
         ("mf_process_read_batch", Handle, Box::new(|l, m| mf_process_read_batch(l.h(l.process, m), l.p(m), 1))),
         ("mf_process_write_batch", Handle, Box::new(|l, m| mf_process_write_batch(l.h(l.process, m), l.p(m), 1))),
         (
@@ -482,7 +547,7 @@ fn every_function_rejects_null_and_garbage_without_crashing() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The live objects are still usable after all that.
     let mut buf = [0u8; 8];
-    assert_eq!(mf_connector_read(live.conn, 0x1000, buf.as_mut_ptr().cast(), 8), 0);
+    assert_eq!(mf_connector_read(live.conn, 0x1000, buf.as_mut_ptr().cast(), 8, null_mut()), 0);
 }
 
 #[test]
@@ -641,13 +706,24 @@ fn api_works_end_to_end_from_rust() {
         .collect();
     assert!(names.contains(&"coredump".to_string()) && names.contains(&"native".to_string()), "{names:?}");
 
-    // Physical reads: full, partial past the end, batched.
+    // Physical reads: full, partial past the end, batched; byte counts; the dump is read-only.
     let mut meta = MfPhysicalMetadata::default();
     assert_eq!(mf_connector_metadata(live.conn, &mut meta), 0);
     let mut buf = [0xffu8; 32];
-    assert_eq!(mf_connector_read(live.conn, meta.max_address - 15, buf.as_mut_ptr().cast(), 32), MF_ERR_PARTIAL_READ);
+    let mut done = usize::MAX;
+    let end = meta.max_address - 15;
+    assert_eq!(mf_connector_read(live.conn, end, buf.as_mut_ptr().cast(), 32, &mut done), MF_ERR_PARTIAL_READ);
     assert!(buf[16..].iter().all(|&b| b == 0), "unreadable bytes are zeroed");
-    assert_eq!(mf_connector_read(live.conn, 0, null_mut(), 0), 0, "empty reads need no buffer");
+    assert_eq!(done, 16, "the bytes before the end of memory");
+    assert_eq!(mf_connector_read(live.conn, 0x1000, buf.as_mut_ptr().cast(), 32, &mut done), 0);
+    assert_eq!(done, 32);
+    assert_eq!(mf_connector_read(live.conn, 0, null_mut(), 0, null_mut()), 0, "empty reads need no buffer");
+    assert!(meta.readonly);
+    let code = mf_connector_write(live.conn, 0x1000, buf.as_ptr().cast(), 8, &mut done);
+    assert_eq!((mf_error_kind(code), done), (MF_KIND_READ_ONLY, 0), "{}", last_message());
+    let mut write_ops = [MfWriteOp { addr: 0x1000, buf: buf.as_ptr().cast(), len: 8, result: 1, done: 1 }];
+    assert_eq!(mf_error_kind(mf_connector_write_batch(live.conn, write_ops.as_mut_ptr(), 1)), MF_KIND_READ_ONLY);
+    assert_eq!((write_ops[0].result, write_ops[0].done), (1, 1), "untouched when the batch fails as a whole");
     let mut regs = MfX86Registers::default();
     assert_eq!(mf_connector_x86_registers(live.conn, 0, &mut regs), 0);
     assert!(regs.cr3 != 0 && regs.page_table_root != 0);
@@ -665,14 +741,15 @@ fn api_works_end_to_end_from_rust() {
     let marker: u64 = 0x1234_5678_9abc_def0;
     let mut value = 0u64;
     let addr = &marker as *const u64 as u64;
-    assert_eq!(mf_process_read(live.process, addr, (&mut value as *mut u64).cast(), 8), 0);
+    assert_eq!(mf_process_read(live.process, addr, (&mut value as *mut u64).cast(), 8, null_mut()), 0);
     assert_eq!(value, marker);
     let mut ops = [
-        MfReadOp { addr, buf: (&mut value as *mut u64).cast(), len: 8, result: 1 },
-        MfReadOp { addr: 0x10, buf: buf.as_mut_ptr().cast(), len: 8, result: 1 },
+        MfReadOp { addr, buf: (&mut value as *mut u64).cast(), len: 8, result: 1, done: 1 },
+        MfReadOp { addr: 0x10, buf: buf.as_mut_ptr().cast(), len: 8, result: 1, done: 1 },
     ];
     assert_eq!(mf_process_read_batch(live.process, ops.as_mut_ptr(), 2), MF_ERR_PARTIAL_READ);
     assert_eq!((ops[0].result, ops[1].result), (0, MF_ERR_PARTIAL_READ));
+    assert_eq!((ops[0].done, ops[1].done), (8, 0));
 
     // Owned lists hand out their records until freed.
     let (mut items, mut len) = (null(), 0usize);
@@ -848,6 +925,39 @@ fn c_extended_api_runs_clean_under_valgrind_and_sanitizers() {
     let (plain, sanitized) = build_c11_pair(&dir, "extended.c", "extended");
     run_clean(&dir, &plain, "extended ok");
     run_sanitized(&sanitized, &[fixture_dump().as_os_str()], "extended ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The kernel from C (tests/c/kernel.c) on the guest dump through `coredump -> linux`:
+/// modules, exports, sections, symbols by address and as a listing (compared with the guest's
+/// /proc/kallsyms), BTF offsets; clean under valgrind and AddressSanitizer/UBSan.
+#[test]
+fn c_kernel_modules_symbols_and_types_run_clean_under_valgrind_and_sanitizers() {
+    let dir = lib_dir("kernel-c");
+    let (plain, sanitized) = build_c11_pair(&dir, "kernel.c", "kernel");
+    run_clean(&dir, &plain, "kernel ok");
+    run_sanitized(&sanitized, &[fixture_dump().as_os_str()], "kernel ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The kernel through the C++ wrappers (tests/c/kernel.cpp), clean under valgrind.
+#[test]
+fn cpp_kernel_wrappers_run_clean_under_valgrind() {
+    let dir = lib_dir("kernel-cpp");
+    let exe = build(&dir, "c++", "-std=c++17", "kernel.cpp", "kernel_cpp", &[]);
+    run_clean(&dir, &exe, "kernel_cpp ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Byte counts from C (tests/c/counts.c): every single and batched read and write reports n,
+/// n - 1 and 0 bytes where those were transferred, and writes to a read-only dump fail with
+/// kind READ_ONLY; clean under valgrind and AddressSanitizer/UBSan.
+#[test]
+fn c_byte_counts_tell_complete_partial_and_nothing_apart() {
+    let dir = lib_dir("counts");
+    let (plain, sanitized) = build_c11_pair(&dir, "counts.c", "counts");
+    run_clean(&dir, &plain, "counts ok");
+    run_sanitized(&sanitized, &[fixture_dump().as_os_str()], "counts ok");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

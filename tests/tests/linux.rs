@@ -228,6 +228,111 @@ fn kernel_modules_match_proc_modules(name: &'static str) {
     assert_eq!(&*os.module_by_name("DUMMY").unwrap().name, "dummy");
 }
 
+/// The symbols of `/proc/kallsyms` by module (`""` for the kernel image), in its order.
+fn kallsyms_by_module(txt: &[(u64, char, String, Option<String>)]) -> HashMap<String, Vec<(u64, char, String)>> {
+    let mut out: HashMap<String, Vec<_>> = HashMap::new();
+    for (addr, kind, name, module) in txt {
+        let module = module.as_deref().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+        out.entry(module.to_owned()).or_default().push((*addr, *kind, name.clone()));
+    }
+    out
+}
+
+/// `os.kernel_symbol_by_address` of `at` and of addresses inside the symbol, compared with
+/// what `syms` (one module's symbols, or the kernel image's) says is there: the first symbol
+/// at the highest address at or below.
+fn check_symbol_at(os: &mut LinuxOs<FileConnector>, syms: &[(u64, char, String)], module: &str, at: u64) {
+    let mut addrs: Vec<u64> = syms.iter().map(|s| s.0).collect();
+    addrs.sort();
+    addrs.dedup();
+    // Up to the next symbol, but within the symbol's page: since 6.4 a module's text, data and
+    // read-only data are separate allocations, and the gap between them belongs to no module.
+    let next = addrs.iter().copied().find(|&a| a > at).map(|n| n.min((at | 0xfff) + 1));
+    let first = syms.iter().find(|s| s.0 == at).unwrap();
+    let inside = next.map_or(vec![0], |n| vec![0, (n - at) / 2, n - at - 1]);
+    for k in inside {
+        let got =
+            os.kernel_symbol_by_address(Address::from(at + k)).unwrap_or_else(|e| panic!("{module} {at:#x}+{k}: {e}"));
+        let want = if module.is_empty() { (first.2.as_str(), at, first.1) } else { (&*got.name, at, first.1) };
+        assert_eq!((&*got.name, got.address.to_umem() as u64, got.kind as char), want, "{module} {at:#x} + {k:#x}");
+        // Module symbols of one address come in no defined order: any of them is right.
+        assert!(syms.iter().any(|s| s.0 == at && s.2 == *got.name), "{module} {at:#x}: {}", &*got.name);
+        assert_eq!(&*got.module, module);
+    }
+}
+
+fn kernel_symbols_by_address_and_module_symbols(name: &'static str) {
+    let fx = Fixture::load(name);
+    let mut os = open_os(&fx);
+    let txt = kallsyms_txt(&fx);
+    let by_module = kallsyms_by_module(&txt);
+
+    // The whole listing is /proc/kallsyms.
+    let listed: Vec<_> = os
+        .kernel_symbol_list()
+        .unwrap()
+        .iter()
+        .map(|s| (s.address.to_umem() as u64, s.kind as char, s.name.to_string(), s.module.to_string()))
+        .collect();
+    let want: Vec<_> = txt
+        .iter()
+        .map(|(a, k, n, m)| (*a, *k, n.clone(), m.as_deref().unwrap_or("").trim_matches(['[', ']']).to_owned()))
+        .collect();
+    assert_eq!(listed.len(), want.len(), "{name}: symbol count");
+    for (i, (got, want)) in listed.iter().zip(&want).enumerate() {
+        assert_eq!(got, want, "{name}: symbol {i}");
+    }
+
+    // By address: a spread of the kernel image's symbols, and every module symbol.
+    let info = *os.info();
+    let (base, end) = (info.base.to_umem() as u64, (info.base + info.size).to_umem() as u64);
+    let image = &by_module[""];
+    for s in image.iter().filter(|s| s.0 >= base && s.0 < end).step_by(997) {
+        check_symbol_at(&mut os, image, "", s.0);
+    }
+    let modules = os.module_list().unwrap();
+    assert!(!modules.is_empty());
+    for m in &modules {
+        let syms = &by_module[&*m.name];
+        for s in syms {
+            check_symbol_at(&mut os, syms, &m.name, s.0);
+        }
+        // The exports of a module are the symbols /proc/kallsyms marks global (upper case).
+        let mut exports: Vec<_> = os
+            .kernel_module_exports(m)
+            .unwrap()
+            .iter()
+            .map(|e| (e.name.to_string(), (m.base.to_umem() as u64).wrapping_add(e.offset as u64)))
+            .collect();
+        let mut want: Vec<_> = syms.iter().filter(|s| s.1.is_ascii_uppercase()).map(|s| (s.2.clone(), s.0)).collect();
+        exports.sort();
+        want.sort();
+        assert_eq!(exports, want, "{name}: exports of {}", &*m.name);
+        // Its sections: the text starts at the base, `struct module` is its own section.
+        let sections = os.kernel_module_sections(m).unwrap();
+        let section =
+            |n: &str| sections.iter().find(|s| &*s.name == n).unwrap_or_else(|| panic!("{n} in {sections:?}"));
+        assert_eq!(section(".text").base, m.base, "{name}: {}", &*m.name);
+        assert_eq!(section(".gnu.linkonce.this_module").base, m.address, "{name}: {}", &*m.name);
+        assert!(sections.iter().all(|s| s.size == 0));
+    }
+    for nowhere in [0u64, 0x1000, base - 1, end, u64::MAX] {
+        let err = os.kernel_symbol_by_address(Address::from(nowhere)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound, "{name}: {nowhere:#x}");
+    }
+
+    // Type information from BTF: what the layer itself uses.
+    let layout = os.layout().clone();
+    assert_eq!(os.type_member_offset("task_struct", "pid").unwrap() as u32, layout.task.pid);
+    assert_eq!(os.type_member_offset("task_struct", "comm").unwrap() as u32, layout.task.comm);
+    assert_eq!(os.type_member_offset("file", "f_path.dentry").unwrap() as u32, layout.path.file_dentry);
+    assert_eq!(os.type_member_offset("list_head", "prev").unwrap(), 8);
+    assert_eq!(os.type_size("list_head").unwrap(), 16);
+    assert_eq!(os.type_size("task_struct").unwrap() as u32, os.btf().struct_size("task_struct").unwrap());
+    assert_eq!(os.type_member_offset("task_struct", "no_such_member").unwrap_err().kind, ErrorKind::NotFound);
+    assert_eq!(os.type_size("no_such_struct").unwrap_err().kind, ErrorKind::NotFound);
+}
+
 fn scan_without_cpu_state_finds_the_same_kernel(name: &'static str) {
     let fx = Fixture::load(name);
     let mut with_hint = open_os(&fx);
@@ -264,6 +369,11 @@ macro_rules! fixture_tests {
             #[test]
             fn kernel_modules_match_proc_modules() {
                 super::kernel_modules_match_proc_modules($name);
+            }
+
+            #[test]
+            fn kernel_symbols_by_address_and_module_symbols() {
+                super::kernel_symbols_by_address_and_module_symbols($name);
             }
 
             #[test]

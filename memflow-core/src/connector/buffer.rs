@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use cglue::slice::{CSliceMut, CSliceRef};
 
-use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResult, Result};
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::alloc::zeroed_vec;
+use crate::mem::partial::offset;
 use crate::mem::{
     MapPiece, MemBatch, MemMapping, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata,
     SplitBuf,
@@ -148,6 +149,16 @@ impl BufferMemory {
         &self.map
     }
 
+    /// Fails with [`ErrorKind::ReadOnly`] if writes are refused.
+    #[inline]
+    fn check_writable(&self) -> Result<()> {
+        if self.readonly {
+            return Err(Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::ReadOnly)
+                .with_reason("the memory is read-only (a file opened without write access, or set read-only)"));
+        }
+        Ok(())
+    }
+
     /// Cuts `buf` at `addr` along the map and calls `hit` or `miss` for each piece.
     #[inline]
     fn for_pieces<B: SplitBuf>(
@@ -175,42 +186,6 @@ impl BufferMemory {
         }
         let (off, avail) = self.map.lookup(addr)?;
         (avail >= len as umem).then_some(off as usize)
-    }
-
-    /// The backing bytes of `[addr, addr + len)` if the whole range lies in one mapping.
-    #[inline]
-    fn contiguous(&self, addr: Address, len: usize) -> Option<&[u8]> {
-        let off = self.backing_of(addr, len)?;
-        // SAFETY: `new` checked that every mapping lies within the `len` backing bytes, and
-        // the range lies inside one mapping.
-        Some(unsafe { core::slice::from_raw_parts(self.base.add(off), len) })
-    }
-
-    /// The slow path of `phys_read_raw_into`: the same outcome as the generic helper
-    /// (holes zeroed, any hole makes the read partial).
-    #[inline(never)]
-    #[cold]
-    fn read_split(&self, addr: Address, out: &mut [u8]) -> PartialResult<()> {
-        let mut failed = false;
-        self.for_pieces_split(
-            addr,
-            addr,
-            CSliceMut::from(out),
-            |off, _, mut buf: CSliceMut<u8>| {
-                // SAFETY: as in `contiguous`.
-                let src = unsafe { core::slice::from_raw_parts(self.base.add(off), buf.len()) };
-                copy_bytes(&mut buf, src);
-            },
-            |_, mut buf| {
-                buf.fill(0);
-                failed = true;
-            },
-        );
-        if failed {
-            Err(PartialError::PartialRead(()))
-        } else {
-            Ok(())
-        }
     }
 
     /// The slow path of [`Self::for_pieces`]: the request crosses a mapping edge or a hole.
@@ -271,27 +246,50 @@ impl PhysicalMemory for BufferMemory {
         Ok(())
     }
 
-    /// Same contract as the generic helper; a read inside one mapping is a bare copy,
-    /// without building a batch (the typed helpers such as `phys_read` come through here).
+    /// A read inside one mapping is a bare copy, without building a batch (every typed helper
+    /// such as `phys_read` comes through here, and so do single reads through a trait object).
     #[inline]
-    fn phys_read_raw_into(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> PartialResult<()> {
-        match self.contiguous(addr.address, out.len()) {
-            Some(src) => {
-                copy_bytes(out, src);
-                Ok(())
-            }
-            None => self.read_split(addr.address, out),
-        }
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        let mut done = out.len();
+        self.for_pieces(
+            addr.address,
+            addr.address,
+            CSliceMut::from(out),
+            |off, _, mut buf: CSliceMut<u8>| {
+                // SAFETY: `new` checked that every mapping lies within `len` bytes.
+                let src = unsafe { core::slice::from_raw_parts(self.base.add(off), buf.len()) };
+                copy_bytes(&mut buf, src);
+            },
+            |tag, mut buf| {
+                buf.fill(0);
+                done = done.min(offset(addr.address, tag));
+            },
+        );
+        Ok(done)
+    }
+
+    #[inline]
+    fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
+        self.check_writable()?;
+        let mut done = data.len();
+        self.for_pieces(
+            addr.address,
+            addr.address,
+            CSliceRef::from(data),
+            |off, _, buf: CSliceRef<u8>| {
+                // SAFETY: bounds as for reads; the backing is writable (not read-only).
+                unsafe { core::ptr::copy_nonoverlapping(buf.as_ptr(), self.base.add(off), buf.len()) };
+            },
+            |tag, _| done = done.min(offset(addr.address, tag)),
+        );
+        Ok(done)
     }
 
     #[inline]
     fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
+        self.check_writable()?;
         let MemBatch { ops, mut on_ok, mut on_fail } = batch;
         for op in ops {
-            if self.readonly {
-                crate::mem::report(&mut on_fail, op.tag, op.buf);
-                continue;
-            }
             self.for_pieces(
                 op.addr.address,
                 op.tag,
@@ -336,7 +334,9 @@ impl core::fmt::Debug for BufferMemory {
 mod tests {
     use super::*;
     use crate::error::{PartialError, PartialResultExt};
-    use crate::mem::{MemoryView, PhysicalMemory};
+    use crate::instance::LibArc;
+    use crate::mem::partial::check;
+    use crate::mem::{MemOp, MemoryView, PhysicalMemory};
     use crate::types::PhysicalAddress;
     use proptest::prelude::*;
 
@@ -445,9 +445,28 @@ mod tests {
     fn readonly_refuses_writes() {
         let mut mem = holey();
         mem.set_readonly();
-        let res = mem.phys_write(PhysicalAddress::plain(Address::new(0x1000)), &1u32);
-        assert_eq!(res, Err(PartialError::PartialWrite));
+        let at = PhysicalAddress::plain(Address::new(0x1000));
+        let read_only = Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::ReadOnly);
+        assert_eq!(mem.phys_write(at, &1u32), Err(PartialError::Error(read_only)));
+        assert_eq!(mem.phys_write_single(at, &[1, 2]), Err(read_only));
+        let ops = [MemOp { addr: at, tag: at.address, buf: [1u8][..].into() }];
+        assert_eq!(MemBatch::with(ops.into_iter(), None, None, |b| mem.phys_write_batch(b)), Err(read_only));
         assert!(mem.metadata().readonly);
+        assert_eq!(mem.phys_read::<u32>(at).unwrap(), u32::from_le_bytes([0, 7, 14, 21]), "reads still work");
+    }
+
+    /// Single writes count the bytes written before the first hole, and write the rest
+    /// where it is backed.
+    #[test]
+    fn single_writes_count_up_to_the_first_hole() {
+        let mut mem = holey();
+        let data = [0xabu8; 0x20];
+        let at = |a: umem| PhysicalAddress::plain(Address::new(a));
+        assert_eq!(mem.phys_write_single(at(0x1000), &data), Ok(0x20));
+        assert_eq!(mem.phys_write_single(at(0x2ff0), &data), Ok(0x10));
+        assert_eq!(mem.phys_write_single(at(0x4ff0), &data), Ok(0));
+        assert_eq!(mem.phys_read::<[u8; 0x10]>(at(0x5000)).unwrap(), [0xab; 0x10], "backed bytes after a hole");
+        assert_eq!(mem.phys_write_single(at(0x1000), &[]), Ok(0));
     }
 
     #[test]
@@ -476,17 +495,17 @@ mod tests {
             prop_assert_eq!(res.is_ok(), !any_hole);
         }
 
-        /// The direct single-read path agrees with the generic batch path, bytes and result.
+        /// The direct single read agrees with the batch path, bytes and count, also through a
+        /// trait object (the vtable entry) and a physical view.
         #[test]
-        fn direct_read_matches_batch_path(start in 0xf00u64..0x6100, len in 0usize..0x2100) {
+        fn single_read_matches_batch_path(start in 0xf00u64..0x6100, len in 0usize..0x2100) {
             let mut mem = holey();
-            let addr = Address::new(start as umem);
-            let mut direct = vec![0xaau8; len];
-            let res_direct = mem.phys_read_raw_into(PhysicalAddress::plain(addr), &mut direct);
-            let mut generic = vec![0x55u8; len];
-            let res_generic = mem.phys_view().read_raw_into(addr, &mut generic);
-            prop_assert_eq!(&direct, &generic);
-            prop_assert_eq!(res_direct, res_generic);
+            let done = check::phys_read_agrees(&mut mem, start, len);
+            let first_hole = (0..len).find(|&i| expected(start as umem + i as umem).is_none()).unwrap_or(len);
+            prop_assert_eq!(done, first_hole);
+            let mut object = crate::plugins::connector_instance(mem.clone(), LibArc::default());
+            prop_assert_eq!(check::phys_read_agrees(&mut object, start, len), done);
+            prop_assert_eq!(check::view_read_agrees(&mut mem.phys_view(), start, len), done);
         }
 
         /// Writes land exactly where reads find them, and holes make writes partial.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::buffer::{Backing, BufferMemory};
 use super::cpu_state::{x86_registers_of, CpuState, X86Registers};
 use super::elf::VmcoreInfo;
-use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResult, Result};
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::{MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
 use crate::types::PhysicalAddress;
 
@@ -212,7 +212,7 @@ impl FileConnector {
     }
 }
 
-// Everything forwards to the buffer memory, including its fast single-read path.
+// Everything forwards to the buffer memory, including its direct single reads and writes.
 impl PhysicalMemory for FileConnector {
     #[inline]
     fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
@@ -225,8 +225,13 @@ impl PhysicalMemory for FileConnector {
     }
 
     #[inline]
-    fn phys_read_raw_into(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> PartialResult<()> {
-        self.mem.phys_read_raw_into(addr, out)
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        self.mem.phys_read_single(addr, out)
+    }
+
+    #[inline]
+    fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
+        self.mem.phys_write_single(addr, data)
     }
 
     fn metadata(&self) -> PhysicalMemoryMetadata {

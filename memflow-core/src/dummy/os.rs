@@ -567,6 +567,22 @@ impl Os for DummyOs {
         })
     }
 
+    /// The ELF exports of the module's image.
+    fn kernel_module_export_list_callback(&mut self, module: &ModuleInfo, mut callback: ExportCallback) -> Result<()> {
+        let image = ElfImage::parse(&mut self.kernel_view, module.base)?;
+        image.exports(&mut self.kernel_view, |export| callback.call(export))
+    }
+
+    /// The section headers of the module's image.
+    fn kernel_module_section_list_callback(
+        &mut self,
+        module: &ModuleInfo,
+        mut callback: SectionCallback,
+    ) -> Result<()> {
+        let image = ElfImage::parse(&mut self.kernel_view, module.base)?;
+        image.sections(&mut self.kernel_view, None, |section| callback.call(section))
+    }
+
     fn info(&self) -> &OsInfo {
         &self.info
     }
@@ -595,6 +611,14 @@ impl PhysicalMemory for DummyOs {
 
     fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
         self.mem.phys_write_batch(batch)
+    }
+
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        self.mem.phys_read_single(addr, out)
+    }
+
+    fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
+        self.mem.phys_write_single(addr, data)
     }
 
     fn metadata(&self) -> PhysicalMemoryMetadata {

@@ -143,9 +143,23 @@ fn kernel_space_modules_and_physical_memory() {
         let printk = os.kernel_symbol("printk").unwrap();
         assert_eq!(os.read::<u32>(printk).unwrap(), gnu_hash("printk"));
         assert_eq!(os.kernel_symbol("nope").unwrap_err().kind, ErrorKind::NotFound);
-        // Physical memory is the memory behind it.
+        // A kernel module's exports and sections are its image's.
+        let net = os.module_by_name("dummy_net.ko").unwrap();
+        let exports: Vec<String> = os.kernel_module_exports(&net).unwrap().iter().map(|e| e.name.to_string()).collect();
+        assert!(exports.iter().any(|e| e == "net_dummy_init") && exports.iter().any(|e| e == "net_dummy_stats"));
+        let init = os.kernel_module_exports(&net).unwrap().into_iter().find(|e| &*e.name == "net_dummy_init").unwrap();
+        assert_eq!(os.read::<u32>(net.base + init.offset).unwrap(), gnu_hash("net_dummy_init"));
+        assert!(os.kernel_module_sections(&net).unwrap().iter().any(|s| &*s.name == ".text"));
+        // What the dummy OS does not have.
+        assert_eq!(os.kernel_symbol_by_address(printk).unwrap_err().kind, ErrorKind::Unsupported);
+        assert_eq!(os.type_size("task_struct").unwrap_err().kind, ErrorKind::Unsupported);
+        // Physical memory is the memory behind it, single reads as batches.
         let region = &kernel.regions[0];
         assert_eq!(os.phys_view().read_raw(region.phys, 4).unwrap(), region.data[..4]);
+        let end = PhysicalMemory::metadata(&os).max_address.to_umem() as u64 + 1;
+        let phys = region.phys.to_umem() as u64;
+        assert_eq!(crate::mem::partial::check::phys_read_agrees(&mut os, phys, 0x1000), 0x1000);
+        assert_eq!(crate::mem::partial::check::phys_read_agrees(&mut os, end - 8, 16), 8);
     }
 }
 

@@ -105,6 +105,21 @@ pub struct SectionInfo {
     pub size: umem,
 }
 
+/// A kernel symbol, as `/proc/kallsyms` shows it on Linux.
+#[repr(C)]
+#[derive(Clone, Debug)]
+pub struct KernelSymbolInfo {
+    /// Symbol name.
+    pub name: ReprCString,
+    /// Its address.
+    pub address: Address,
+    /// Its type letter (`T` global text, `t` local text, `D`, `d`, `R`, `r`, `B`, `b`, ...),
+    /// as an ASCII byte.
+    pub kind: u8,
+    /// The kernel module it belongs to, empty for the kernel image.
+    pub module: ReprCString,
+}
+
 /// Facts about the OS as a whole.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -129,3 +144,5 @@ pub type ExportCallback<'a> = OpaqueCallback<'a, ExportInfo>;
 pub type ImportCallback<'a> = OpaqueCallback<'a, ImportInfo>;
 /// Receives sections; return `false` to stop.
 pub type SectionCallback<'a> = OpaqueCallback<'a, SectionInfo>;
+/// Receives kernel symbols; return `false` to stop.
+pub type KernelSymbolCallback<'a> = OpaqueCallback<'a, KernelSymbolInfo>;

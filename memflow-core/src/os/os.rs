@@ -5,7 +5,7 @@ use cglue::prelude::v1::*;
 use super::info::*;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::ProcessInstanceArcBox;
-use crate::types::Address;
+use crate::types::{umem, Address};
 
 /// An operating system seen through memory.
 ///
@@ -34,6 +34,51 @@ pub trait Os: Send {
     fn kernel_symbol(&mut self, name: &str) -> Result<Address> {
         let _ = name;
         Err(Error::new(ErrorOrigin::Os, ErrorKind::Unsupported))
+    }
+
+    /// The kernel symbol `address` lies in: the nearest symbol at or below it in the kernel
+    /// image or in the kernel module whose memory holds it (`address - symbol.address` is the
+    /// offset into it). `NotFound` for addresses outside both.
+    fn kernel_symbol_by_address(&mut self, address: Address) -> Result<KernelSymbolInfo> {
+        let _ = address;
+        Err(unsupported("kernel symbols"))
+    }
+
+    /// Calls back with every kernel symbol: the kernel image's, then each kernel module's (the
+    /// order of `/proc/kallsyms` on Linux). Stops when the callback returns `false`.
+    fn kernel_symbol_list_callback(&mut self, callback: KernelSymbolCallback) -> Result<()> {
+        let _ = callback;
+        Err(unsupported("kernel symbols"))
+    }
+
+    /// Calls back with every symbol of the kernel module `module` (a record of this OS);
+    /// `offset` is the symbol's address minus `module.base`, modulo 2^64 (symbols of a module
+    /// may lie below its base). Stops when the callback returns `false`.
+    fn kernel_module_export_list_callback(&mut self, module: &ModuleInfo, callback: ExportCallback) -> Result<()> {
+        let _ = (module, callback);
+        Err(unsupported("kernel module symbols"))
+    }
+
+    /// Calls back with every section of the kernel module `module` (a record of this OS).
+    /// Stops when the callback returns `false`.
+    fn kernel_module_section_list_callback(&mut self, module: &ModuleInfo, callback: SectionCallback) -> Result<()> {
+        let _ = (module, callback);
+        Err(unsupported("kernel module sections"))
+    }
+
+    /// The byte offset of `member` in the kernel structure (or union) `structure`, from the
+    /// kernel's own type information. `member` may be a dotted path into nested members
+    /// (`f_path.dentry`); anonymous structures and unions are looked through.
+    fn type_member_offset(&self, structure: &str, member: &str) -> Result<umem> {
+        let _ = (structure, member);
+        Err(unsupported("kernel type information"))
+    }
+
+    /// The size in bytes of the kernel structure (or union) `structure`, from the kernel's own
+    /// type information.
+    fn type_size(&self, structure: &str) -> Result<umem> {
+        let _ = structure;
+        Err(unsupported("kernel type information"))
     }
 
     /// Facts about the OS.
@@ -153,6 +198,39 @@ pub trait Os: Send {
         Ok(addrs.into_iter().filter_map(|a| self.module_by_address(a).ok()).collect())
     }
 
+    /// Every kernel symbol, as a list (see [`Os::kernel_symbol_list_callback`]).
+    #[skip_func]
+    fn kernel_symbol_list(&mut self) -> Result<Vec<KernelSymbolInfo>>
+    where
+        Self: Sized,
+    {
+        let mut out = Vec::new();
+        self.kernel_symbol_list_callback((&mut out).into())?;
+        Ok(out)
+    }
+
+    /// Every symbol of the kernel module `module`, as a list.
+    #[skip_func]
+    fn kernel_module_exports(&mut self, module: &ModuleInfo) -> Result<Vec<ExportInfo>>
+    where
+        Self: Sized,
+    {
+        let mut out = Vec::new();
+        self.kernel_module_export_list_callback(module, (&mut out).into())?;
+        Ok(out)
+    }
+
+    /// Every section of the kernel module `module`, as a list.
+    #[skip_func]
+    fn kernel_module_sections(&mut self, module: &ModuleInfo) -> Result<Vec<SectionInfo>>
+    where
+        Self: Sized,
+    {
+        let mut out = Vec::new();
+        self.kernel_module_section_list_callback(module, (&mut out).into())?;
+        Ok(out)
+    }
+
     /// The first kernel module whose name equals `name` ignoring ASCII case.
     #[skip_func]
     fn module_by_name(&mut self, name: &str) -> Result<ModuleInfo>
@@ -163,4 +241,9 @@ pub trait Os: Send {
             Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no kernel module `{name}`"))
         })
     }
+}
+
+/// The error of an OS layer that does not offer `what`.
+fn unsupported(what: &str) -> Error {
+    Error::new(ErrorOrigin::Os, ErrorKind::Unsupported).with_reason(format_args!("this OS layer has no {what}"))
 }

@@ -10,7 +10,7 @@
 //! the Rust side never calls back into C from a place that could panic through it.
 
 use std::ffi::{c_char, c_void, CStr};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use cglue::prelude::v1::*;
 
@@ -18,7 +18,7 @@ use super::descriptor::PluginHeader;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::*;
 use crate::mem::{report, MemBatch, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata, SplitBuf};
-use crate::types::{umem, Address};
+use crate::types::{umem, Address, PhysicalAddress};
 
 /// Version of the C connector interface (`MfCConnectorPlugin`).
 pub const C_PLUGIN_VERSION: u32 = 1;
@@ -137,6 +137,34 @@ struct CInstance {
 // SAFETY: access to `instance` is serialised by the mutex around every `CInstance`.
 unsafe impl Send for CInstance {}
 
+impl CInstance {
+    /// Calls the plugin's `read`: how many bytes from the start of `buf` it read (none for an
+    /// error code or an address beyond 64 bits).
+    fn read(&self, addr: Address, buf: &mut [u8]) -> usize {
+        let (Some(read), Ok(addr)) = (self.plugin.read, u64::try_from(addr.to_umem())) else { return 0 };
+        // SAFETY: `buf` is a writable slice of `len` bytes for the call.
+        let done = unsafe { read(self.instance, addr, buf.as_mut_ptr(), buf.len() as u64) };
+        usize::try_from(done).map_or(0, |d| d.min(buf.len()))
+    }
+
+    /// Calls the plugin's `write`: how many bytes from the start of `buf` it wrote.
+    fn write(&self, addr: Address, buf: &[u8]) -> usize {
+        let (Some(write), Ok(addr)) = (self.plugin.write, u64::try_from(addr.to_umem())) else { return 0 };
+        // SAFETY: `buf` is a readable slice of `len` bytes for the call.
+        let done = unsafe { write(self.instance, addr, buf.as_ptr(), buf.len() as u64) };
+        usize::try_from(done).map_or(0, |d| d.min(buf.len()))
+    }
+
+    /// Fails with [`ErrorKind::ReadOnly`] if the plugin has no `write`.
+    fn check_writable(&self) -> Result<()> {
+        if self.plugin.write.is_none() {
+            return Err(Error::new(ErrorOrigin::Connector, ErrorKind::ReadOnly)
+                .with_reason("the C plugin has no write function: its connector is read-only"));
+        }
+        Ok(())
+    }
+}
+
 impl Drop for CInstance {
     fn drop(&mut self) {
         if let Some(destroy) = self.plugin.destroy {
@@ -156,7 +184,7 @@ pub struct CConnector {
 impl Clone for CConnector {
     fn clone(&self) -> Self {
         let shared = CConnector { inner: self.inner.clone(), _lib: self._lib.clone() };
-        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = self.lock();
         let Some(clone) = guard.plugin.clone else { return shared };
         let mut out = core::ptr::null_mut();
         // SAFETY: `instance` is live and we hold its lock.
@@ -169,24 +197,24 @@ impl Clone for CConnector {
 }
 
 impl CConnector {
+    /// The instance, locked for a call.
+    fn lock(&self) -> MutexGuard<'_, CInstance> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Runs `f` on every op of a batch with the instance locked; `f` returns how many bytes
-    /// from the op's start it handled (negative: none).
+    /// from the op's start it handled.
     fn run<T, B: SplitBuf>(
         &mut self,
         batch: MemBatch<'_, '_, '_, T, B>,
         split: impl Fn(T) -> (Address, Address, B),
-        f: impl Fn(&CInstance, u64, &B) -> i64,
+        f: impl Fn(&CInstance, Address, &mut B) -> usize,
     ) {
         let MemBatch { ops, mut on_ok, mut on_fail } = batch;
-        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = self.lock();
         for op in ops {
-            let (addr, tag, buf) = split(op);
-            let len = buf.len();
-            let done = match u64::try_from(addr.to_umem()) {
-                Ok(a) => f(&guard, a, &buf),
-                Err(_) => -1,
-            };
-            let done = if done < 0 { 0 } else { (done as u64).min(len as u64) as usize };
+            let (addr, tag, mut buf) = split(op);
+            let done = f(&guard, addr, &mut buf);
             let (head, tail) = buf.split_at(done);
             if !head.is_empty() {
                 report(&mut on_ok, tag, head);
@@ -200,34 +228,31 @@ impl CConnector {
 
 impl PhysicalMemory for CConnector {
     fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
-        self.run(
-            batch,
-            |op| (op.addr.address, op.tag, op.buf),
-            // `read` was checked when the plugin was created.
-            |c, addr, buf| match c.plugin.read {
-                // SAFETY: `buf` is a writable slice of `len` bytes for the call.
-                Some(read) => unsafe { read(c.instance, addr, buf.as_ptr() as *mut u8, buf.len() as u64) },
-                None => -1,
-            },
-        );
+        self.run(batch, |op| (op.addr.address, op.tag, op.buf), |c, addr, buf| c.read(addr, buf));
         Ok(())
     }
 
     fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
-        self.run(
-            batch,
-            |op| (op.addr.address, op.tag, op.buf),
-            |c, addr, buf| match c.plugin.write {
-                // SAFETY: `buf` is a readable slice of `len` bytes for the call.
-                Some(write) => unsafe { write(c.instance, addr, buf.as_ptr(), buf.len() as u64) },
-                None => -1,
-            },
-        );
+        self.lock().check_writable()?;
+        self.run(batch, |op| (op.addr.address, op.tag, op.buf), |c, addr, buf| c.write(addr, buf));
         Ok(())
     }
 
+    /// One call of the plugin's `read`, which already has the single-read contract.
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        let done = self.lock().read(addr.address, out);
+        out[done..].fill(0);
+        Ok(done)
+    }
+
+    fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
+        let guard = self.lock();
+        guard.check_writable()?;
+        Ok(guard.write(addr.address, data))
+    }
+
     fn metadata(&self) -> PhysicalMemoryMetadata {
-        let guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = self.lock();
         let mut m = CConnectorMetadata::default();
         // `metadata` was checked when the plugin was created.
         if let Some(metadata) = guard.plugin.metadata {
@@ -262,7 +287,7 @@ pub fn create_connector(desc: *const u8, args: &CStr, lib: LibArc) -> Result<Con
     let code = unsafe { create(args.as_ptr(), plugin.user, &HOST, &mut out) };
     if code != 0 {
         let err = Error::from_code(code).unwrap_or(Error::new(ErrorOrigin::Plugin, ErrorKind::Unknown));
-        log::warn!("C plugin `{name}` failed to create an instance: {err}");
+        log::debug!("C plugin `{name}` failed to create an instance: {err}");
         return Err(err);
     }
     if out.is_null() {
@@ -288,6 +313,7 @@ pub fn create_os(
 mod tests {
     use super::*;
     use crate::error::{PartialError, PartialResultExt};
+    use crate::mem::partial::check;
     use crate::plugins::descriptor::{PluginFlavor, PluginKind};
     use crate::types::PhysicalAddress;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -379,6 +405,9 @@ mod tests {
             let res = conn.phys_read_raw_into(at(4088), &mut buf);
             assert_eq!(res, Err(PartialError::PartialRead(())));
             assert_eq!(&buf[8..], &[0u8; 8], "the unreadable tail is zeroed");
+            assert_eq!(check::phys_read_agrees(&mut conn, 4088, 16), 8, "the count is the plugin's");
+            assert_eq!(check::phys_read_agrees(&mut conn, 4096, 16), 0);
+            assert_eq!(conn.phys_write_single(at(4090), &[7; 10]), Ok(6));
             conn.phys_write(at(8), &0xdead_beefu32).unwrap();
             assert_eq!(conn.phys_read::<u32>(at(8)).data().unwrap(), 0xdead_beef);
             // A clone is an independent C instance (the plugin provides `clone`).
@@ -396,7 +425,11 @@ mod tests {
         let p = plugin(false) as *const CConnectorPlugin as *const u8;
         let mut conn = create_connector(p, c"", LibArc::default()).unwrap();
         assert!(conn.metadata().readonly);
-        assert_eq!(conn.phys_write(at(0), &1u8), Err(PartialError::PartialWrite));
+        let read_only = Error::new(ErrorOrigin::Connector, ErrorKind::ReadOnly);
+        assert_eq!(conn.phys_write(at(0), &1u8), Err(PartialError::Error(read_only)));
+        assert_eq!(conn.phys_write_single(at(0), &[1]), Err(read_only));
+        let ops = [crate::mem::MemOp { addr: at(0), tag: Address::NULL, buf: [1u8][..].into() }];
+        assert_eq!(MemBatch::with(ops.into_iter(), None, None, |b| conn.phys_write_batch(b)), Err(read_only));
         drop(conn);
         let err = create_connector(p, c"fail", LibArc::default()).err().unwrap();
         assert_eq!(err.kind, ErrorKind::NotFound);

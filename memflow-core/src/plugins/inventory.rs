@@ -426,7 +426,7 @@ enum DescriptorRef {
 
 fn create_failed(name: &str, code: i32) -> Error {
     let err = Error::from_code(code).unwrap_or(Error::new(ErrorOrigin::Plugin, ErrorKind::Unknown));
-    log::warn!("plugin `{name}` failed to create an instance: {err}");
+    log::debug!("plugin `{name}` failed to create an instance: {err}");
     err
 }
 

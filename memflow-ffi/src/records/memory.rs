@@ -92,7 +92,8 @@ pub struct MfTranslateOp {
     pub result: i32,
 }
 
-/// One read of a batch (`mf_connector_read_batch`, `mf_process_read_batch`).
+/// One read of a batch (`mf_connector_read_batch`, `mf_process_read_batch`,
+/// `mf_os_phys_read_batch`).
 #[repr(C)]
 #[derive(Copy, Clone, Debug)]
 pub struct MfReadOp {
@@ -105,9 +106,13 @@ pub struct MfReadOp {
     /// Set by the call: 0, or `MF_ERR_PARTIAL_READ` if some bytes could not be read (they are
     /// zero). Untouched if the call as a whole fails.
     pub result: i32,
+    /// Set by the call: how many bytes from the start of `buf` were read before the first
+    /// unreadable one (`len` if `result` is 0). Untouched if the call as a whole fails.
+    pub done: usize,
 }
 
-/// One write of a batch (`mf_connector_write_batch`, `mf_process_write_batch`).
+/// One write of a batch (`mf_connector_write_batch`, `mf_process_write_batch`,
+/// `mf_os_phys_write_batch`).
 #[repr(C)]
 #[derive(Copy, Clone, Debug)]
 pub struct MfWriteOp {
@@ -120,6 +125,9 @@ pub struct MfWriteOp {
     /// Set by the call: 0, or `MF_ERR_PARTIAL_WRITE` if some bytes were not written.
     /// Untouched if the call as a whole fails.
     pub result: i32,
+    /// Set by the call: how many bytes from the start of `buf` were written before the first
+    /// one that was not (`len` if `result` is 0). Untouched if the call as a whole fails.
+    pub done: usize,
 }
 
 /// Receives a mapped range; return `true` to go on, `false` to stop. Borrowed for the call only.

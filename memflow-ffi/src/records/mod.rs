@@ -6,6 +6,7 @@
 
 mod arch;
 mod convert;
+mod kernel;
 mod memory;
 mod module;
 mod os_info;
@@ -14,6 +15,7 @@ mod x86;
 
 pub use arch::*;
 pub(crate) use convert::{addr_in, addr_out, size_out, str_out};
+pub use kernel::*;
 pub use memory::*;
 pub use module::*;
 pub use os_info::*;

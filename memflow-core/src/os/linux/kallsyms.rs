@@ -185,16 +185,30 @@ impl Kallsyms {
 
     /// Every symbol, in table order (ascending addresses).
     pub fn iter(&self) -> impl Iterator<Item = Symbol<'_>> + '_ {
-        self.entries.iter().map(|e| Symbol {
-            address: e.address,
-            kind: e.kind as char,
-            name: &self.text[e.name_start as usize..e.name_end as usize],
-        })
+        (0..self.entries.len()).filter_map(|i| self.symbol(i))
     }
 
     /// The address of the first symbol named `name`.
     pub fn lookup(&self, name: &str) -> Option<Address> {
         self.iter().find(|s| s.name == name).map(|s| s.address)
+    }
+
+    /// The symbol with the highest address at or below `address`; of several at that address
+    /// the first in the table (as the kernel's own `kallsyms_lookup` picks).
+    pub fn nearest(&self, address: Address) -> Option<Symbol<'_>> {
+        let above = self.entries.partition_point(|e| e.address <= address);
+        let at = self.entries.get(above.checked_sub(1)?)?.address;
+        let first = self.entries[..above].partition_point(|e| e.address < at);
+        self.symbol(first)
+    }
+
+    fn symbol(&self, i: usize) -> Option<Symbol<'_>> {
+        let e = self.entries.get(i)?;
+        Some(Symbol {
+            address: e.address,
+            kind: e.kind as char,
+            name: self.text.get(e.name_start as usize..e.name_end as usize)?,
+        })
     }
 }
 
@@ -515,6 +529,10 @@ mod tests {
             assert_eq!(k.lookup("linux_banner"), Some(Address::new(0xffff_ffff_8211_ffe0)));
             assert_eq!(k.lookup("sym_5"), Some(Address::new(0xffff_ffff_8100_0050)));
             assert_eq!(k.lookup("nope"), None);
+            let sym5 = Address::new(0xffff_ffff_8100_0050);
+            assert_eq!(k.nearest(sym5).map(|s| s.name), Some("sym_5"));
+            assert_eq!(k.nearest(sym5 + 0xf_usize).map(|s| s.name), Some("sym_5"));
+            assert_eq!(k.nearest(Address::new(0x19160)).map(|s| s.name), Some("cpu_number"));
         }
     }
 

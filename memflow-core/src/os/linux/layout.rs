@@ -164,8 +164,67 @@ pub struct ModuleLayout {
     /// `core_layout.size`, `init_layout.size` and `data_layout.size` where it exists (up to
     /// 6.3), or `mem[i].size` for every memory type (since 6.4).
     pub sizes: Vec<u32>,
+    /// The base pointer of the memory each of `sizes` counts, at the same index.
+    pub bases: Vec<u32>,
     /// The bytes that cover the fields above.
     pub span: Span,
+}
+
+/// A module's symbol table: `module.kallsyms` points to a `struct mod_kallsyms` (after
+/// loading, the module's own `core_kallsyms`) with the ELF symbols, their names and types.
+#[derive(Clone, Debug)]
+pub struct ModuleSymbolsLayout {
+    /// `module.kallsyms`.
+    pub kallsyms: u32,
+    /// `mod_kallsyms.symtab`: `Elf64_Sym[num_symtab]`.
+    pub symtab: u32,
+    /// `mod_kallsyms.num_symtab`.
+    pub num_symtab: u32,
+    /// `mod_kallsyms.strtab`: the names the symbols' `st_name` point into.
+    pub strtab: u32,
+    /// `mod_kallsyms.typetab`: one type letter per symbol.
+    pub typetab: u32,
+    /// The bytes of a `mod_kallsyms` that cover the four fields above.
+    pub span: Span,
+}
+
+/// A module's exported symbols (`EXPORT_SYMBOL` and `EXPORT_SYMBOL_GPL`): `module.syms` and
+/// `module.gpl_syms`, arrays of `struct kernel_symbol` of `num_syms` and `num_gpl_syms`
+/// elements.
+#[derive(Clone, Debug)]
+pub struct ModuleExportsLayout {
+    /// `module.syms` and `module.num_syms`.
+    pub syms: (u32, u32),
+    /// `module.gpl_syms` and `module.num_gpl_syms`.
+    pub gpl_syms: (u32, u32),
+    /// The size of one `struct kernel_symbol`.
+    pub entry_size: u32,
+    /// `kernel_symbol.value_offset` / `value`.
+    pub value: u32,
+    /// `kernel_symbol.name_offset` / `name`.
+    pub name: u32,
+    /// True if the two fields are 32-bit offsets from the field itself
+    /// (`CONFIG_HAVE_ARCH_PREL32_RELOCATIONS`), false if they are pointers.
+    pub relative: bool,
+}
+
+/// A module's sections as sysfs shows them (`/sys/module/NAME/sections`): `module.sect_attrs`
+/// points to a `struct module_sect_attrs` with `nsections` elements `attrs[]`, each a
+/// `struct module_sect_attr` with the name (`battr.attr.name`) and the address.
+#[derive(Clone, Debug)]
+pub struct ModuleSectionsLayout {
+    /// `module.sect_attrs`.
+    pub sect_attrs: u32,
+    /// `module_sect_attrs.nsections`.
+    pub nsections: u32,
+    /// `module_sect_attrs.attrs`.
+    pub attrs: u32,
+    /// The size of one `struct module_sect_attr`.
+    pub attr_size: u32,
+    /// `module_sect_attr.battr.attr.name`.
+    pub name: u32,
+    /// `module_sect_attr.address`.
+    pub address: u32,
 }
 
 /// Everything the layer reads, from BTF.
@@ -181,6 +240,12 @@ pub struct Layout {
     pub path: PathLayout,
     /// `module`.
     pub module: ModuleLayout,
+    /// Module symbol tables, if BTF has every structure and member they need.
+    pub module_symbols: Option<ModuleSymbolsLayout>,
+    /// Module exports, if BTF has every structure and member they need.
+    pub module_exports: Option<ModuleExportsLayout>,
+    /// Module sections, if BTF has every structure and member they need.
+    pub module_sections: Option<ModuleSectionsLayout>,
 }
 
 /// The offset of the member at `path` of `structure`, which the layer cannot do without: the
@@ -219,6 +284,9 @@ impl Layout {
             vma: VmaLayout::from_btf(btf)?,
             path: PathLayout::from_btf(btf)?,
             module: ModuleLayout::from_btf(btf)?,
+            module_symbols: ModuleSymbolsLayout::from_btf(btf),
+            module_exports: ModuleExportsLayout::from_btf(btf),
+            module_sections: ModuleSectionsLayout::from_btf(btf),
         })
     }
 }
@@ -372,39 +440,108 @@ impl PathLayout {
 impl ModuleLayout {
     fn from_btf(btf: &Btf) -> Result<Self> {
         let off = |path| required(btf, "module", path);
-        let (base, sizes) = match optional(btf, "module", "core_layout.base") {
+        let (bases, sizes): (Vec<u32>, Vec<u32>) = match optional(btf, "module", "core_layout.base") {
             Some(base) => {
-                let mut sizes = vec![off("core_layout.size")?];
-                sizes.extend(optional(btf, "module", "init_layout.size"));
-                sizes.extend(optional(btf, "module", "data_layout.size"));
-                (base, sizes)
+                let mut regions = vec![(base, off("core_layout.size")?)];
+                for layout in ["init_layout", "data_layout"] {
+                    let field = |member| optional(btf, "module", &format!("{layout}.{member}"));
+                    regions.extend(field("base").zip(field("size")));
+                }
+                regions.into_iter().unzip()
             }
-            None => (off("mem.base")?, Self::memory_type_sizes(btf)?),
+            None => (Self::memory_type_fields(btf, "base")?, Self::memory_type_fields(btf, "size")?),
         };
+        let base = bases[0];
         let (list, name) = (off("list")?, off("name")?);
         let name_len = array_len(btf, "module", "name", 1..=MAX_NAME_ARRAY)?;
-        let mut fields = vec![(list, 2 * WORD), (name, name_len), (base, WORD)];
+        let mut fields = vec![(list, 2 * WORD), (name, name_len)];
+        fields.extend(bases.iter().map(|&at| (at, WORD)));
         fields.extend(sizes.iter().map(|&at| (at, 4)));
         let span = Span::covering("module", &fields)?;
-        Ok(ModuleLayout { list, name, name_len, base, sizes, span })
+        Ok(ModuleLayout { list, name, name_len, base, sizes, bases, span })
     }
 
-    /// The offsets of `mem[i].size` for every element of `struct module_memory mem[]` (6.4+).
-    fn memory_type_sizes(btf: &Btf) -> Result<Vec<u32>> {
+    /// The offsets of `mem[i].<member>` for every element of `struct module_memory mem[]`
+    /// (6.4+).
+    fn memory_type_fields(btf: &Btf, member: &str) -> Result<Vec<u32>> {
         let mem = required(btf, "module", "mem")?;
         let count = array_len(btf, "module", "mem", 1..=MAX_MODULE_MEMORY_TYPES)?;
         let stride = btf.struct_size("module_memory")?;
-        let size = required(btf, "module_memory", "size")?;
+        let field = required(btf, "module_memory", member)?;
         (0..count)
             .map(|i| {
-                i.checked_mul(stride).and_then(|at| at.checked_add(mem)).and_then(|at| at.checked_add(size)).ok_or_else(
-                    || {
+                i.checked_mul(stride)
+                    .and_then(|at| at.checked_add(mem))
+                    .and_then(|at| at.checked_add(field))
+                    .ok_or_else(|| {
                         Error::new(ErrorOrigin::Os, ErrorKind::Malformed)
-                            .with_reason("BTF: the offsets of `module.mem[].size` overflow")
-                    },
-                )
+                            .with_reason(format_args!("BTF: the offsets of `module.mem[].{member}` overflow"))
+                    })
             })
             .collect()
+    }
+}
+
+impl ModuleSymbolsLayout {
+    /// `None` (logged) if BTF lacks a structure or member.
+    fn from_btf(btf: &Btf) -> Option<Self> {
+        let found = (|| {
+            let off = |path| required(btf, "mod_kallsyms", path);
+            let (symtab, num_symtab, strtab, typetab) =
+                (off("symtab")?, off("num_symtab")?, off("strtab")?, off("typetab")?);
+            let span =
+                Span::covering("mod_kallsyms", &[(symtab, WORD), (num_symtab, 4), (strtab, WORD), (typetab, WORD)])?;
+            Ok(ModuleSymbolsLayout {
+                kallsyms: required(btf, "module", "kallsyms")?,
+                symtab,
+                num_symtab,
+                strtab,
+                typetab,
+                span,
+            })
+        })();
+        found.map_err(|e: Error| log::info!("linux: no kernel module symbols: {e}")).ok()
+    }
+}
+
+impl ModuleExportsLayout {
+    /// `None` (logged) if BTF lacks a structure or member.
+    fn from_btf(btf: &Btf) -> Option<Self> {
+        let found = (|| {
+            let module = |path| required(btf, "module", path);
+            let relative = optional(btf, "kernel_symbol", "value_offset");
+            let symbol = |path| required(btf, "kernel_symbol", path);
+            let (value, name) = match relative {
+                Some(value) => (value, symbol("name_offset")?),
+                None => (symbol("value")?, symbol("name")?),
+            };
+            Ok(ModuleExportsLayout {
+                syms: (module("syms")?, module("num_syms")?),
+                gpl_syms: (module("gpl_syms")?, module("num_gpl_syms")?),
+                entry_size: btf.struct_size("kernel_symbol")?,
+                value,
+                name,
+                relative: relative.is_some(),
+            })
+        })();
+        found.map_err(|e: Error| log::info!("linux: no kernel module exports: {e}")).ok()
+    }
+}
+
+impl ModuleSectionsLayout {
+    /// `None` (logged) if BTF lacks a structure or member.
+    fn from_btf(btf: &Btf) -> Option<Self> {
+        let found = (|| {
+            Ok(ModuleSectionsLayout {
+                sect_attrs: required(btf, "module", "sect_attrs")?,
+                nsections: required(btf, "module_sect_attrs", "nsections")?,
+                attrs: required(btf, "module_sect_attrs", "attrs")?,
+                attr_size: btf.struct_size("module_sect_attr")?,
+                name: required(btf, "module_sect_attr", "battr.attr.name")?,
+                address: required(btf, "module_sect_attr", "address")?,
+            })
+        })();
+        found.map_err(|e: Error| log::info!("linux: no kernel module sections: {e}")).ok()
     }
 }
 
@@ -481,6 +618,8 @@ mod tests {
         let new = ModuleLayout::from_btf(&module_btf(Some(7))).unwrap();
         let every_type: Vec<u32> = (0..7).map(|i| 512 + i * 72 + 8).collect();
         assert_eq!((new.base, new.sizes), (512, every_type), "mem[0..7].size");
+        assert_eq!(old.bases, [1024, 1104], "core + init layout bases");
+        assert_eq!(new.bases, (0..7).map(|i| 512 + i * 72).collect::<Vec<u32>>(), "mem[0..7].base");
         for hostile in [0, MAX_MODULE_MEMORY_TYPES + 1, u32::MAX] {
             let err = ModuleLayout::from_btf(&module_btf(Some(hostile))).unwrap_err();
             assert_eq!(err.kind, ErrorKind::Malformed, "mem[{hostile}]");

@@ -58,6 +58,16 @@ pub const MAX_NAME_ARRAY: u32 = 256;
 /// have 7 memory types: text, data, read-only data, read-only-after-init data and three for
 /// init).
 pub const MAX_MODULE_MEMORY_TYPES: u32 = 32;
+/// The most symbols of one kernel module's symbol table (a large driver has some 50,000).
+pub const MAX_MODULE_SYMBOLS: u32 = 1 << 20;
+/// The most exported symbols of one kernel module, in each of its two export tables.
+pub const MAX_MODULE_EXPORTS: u32 = 1 << 16;
+/// The most bytes of one kernel module's symbol names read (a large driver has about 2 MiB).
+pub const MAX_MODULE_STRTAB: u64 = 64 << 20;
+/// The most sections of one kernel module (a module has a few dozen).
+pub const MAX_MODULE_SECTIONS: u32 = 1 << 12;
+/// The longest section name read (longer names are cut).
+pub const MAX_SECTION_NAME: usize = 256;
 /// The most slots of a maple tree node (the kernel has 31, 16 and 10) and the largest node
 /// (256 bytes).
 pub const MAX_MAPLE_SLOTS: u32 = 64;

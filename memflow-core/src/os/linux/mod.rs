@@ -28,6 +28,7 @@ mod layout;
 pub mod limits;
 mod list;
 mod maple;
+mod modules;
 mod path;
 mod process;
 mod record;
@@ -54,12 +55,11 @@ use crate::mem::{
     ViewMetadata, WriteBatch,
 };
 use crate::os::*;
-use crate::types::{umem, Address};
+use crate::types::{umem, Address, PhysicalAddress};
 use crate::virt::VirtualDma;
 
 use btf::BtfHeader;
 use limits::{MAX_BTF_BYTES, MAX_MODULES};
-use record::Record;
 use scan::FoundKernel;
 
 /// Translations cached per address space.
@@ -281,18 +281,7 @@ impl<P: PhysicalMemory + Clone + 'static> Os for LinuxOs<P> {
     }
 
     fn module_by_address(&mut self, address: Address) -> Result<ModuleInfo> {
-        let l = &self.kernel.layout.module;
-        let m = Record::read(&mut self.view, address, l.span, "a struct module")?;
-        let name = m.text(l.name, l.name_len as usize);
-        Ok(ModuleInfo {
-            address,
-            parent: Address::NULL,
-            base: m.addr(l.base),
-            size: l.sizes.iter().map(|&at| m.u32(at) as umem).fold(0, umem::saturating_add),
-            name: name.as_str().into(),
-            path: "".into(),
-            arch: self.kernel.arch,
-        })
+        Ok(modules::read(&mut self.view, &self.kernel, address)?.info)
     }
 
     fn kernel_symbol(&mut self, name: &str) -> Result<Address> {
@@ -301,8 +290,125 @@ impl<P: PhysicalMemory + Clone + 'static> Os for LinuxOs<P> {
         })
     }
 
+    /// In the kernel image: the kallsyms table. Elsewhere: the symbols of the module whose
+    /// memory holds `address`, at or above the start of that memory.
+    fn kernel_symbol_by_address(&mut self, address: Address) -> Result<KernelSymbolInfo> {
+        let OsInfo { base, size, .. } = self.kernel.info;
+        if address >= base && address - base < size {
+            if let Some(s) = self.kernel.kallsyms.nearest(address).filter(|s| s.address >= base) {
+                return Ok(KernelSymbolInfo {
+                    name: s.name.into(),
+                    address: s.address,
+                    kind: s.kind as u8,
+                    module: "".into(),
+                });
+            }
+        } else if let Some(module) = self.module_holding(address)? {
+            let region = module.region_of(address).unwrap_or(module.info.base);
+            let mut best: Option<modules::ModuleSymbol> = None;
+            modules::symbols(&mut self.view, &self.kernel, module.info.address, |s| {
+                if s.address >= region && s.address <= address && best.as_ref().is_none_or(|b| s.address > b.address) {
+                    best = Some(s);
+                }
+                true
+            })?;
+            if let Some(s) = best {
+                return Ok(KernelSymbolInfo {
+                    name: s.name.as_str().into(),
+                    address: s.address,
+                    kind: s.kind,
+                    module: module.info.name,
+                });
+            }
+        }
+        Err(Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no kernel symbol at {address}")))
+    }
+
+    /// The kallsyms table, then the symbols of every module on the module list.
+    fn kernel_symbol_list_callback(&mut self, mut callback: KernelSymbolCallback) -> Result<()> {
+        for s in self.kernel.kallsyms.iter() {
+            let info =
+                KernelSymbolInfo { name: s.name.into(), address: s.address, kind: s.kind as u8, module: "".into() };
+            if !callback.call(info) {
+                return Ok(());
+            }
+        }
+        for module in self.module_list()? {
+            let mut go_on = true;
+            modules::symbols(&mut self.view, &self.kernel, module.address, |s| {
+                let info = KernelSymbolInfo {
+                    name: s.name.as_str().into(),
+                    address: s.address,
+                    kind: s.kind,
+                    module: module.name.clone(),
+                };
+                go_on = callback.call(info);
+                go_on
+            })?;
+            if !go_on {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The module's `EXPORT_SYMBOL` and `EXPORT_SYMBOL_GPL` symbols (all of its symbols are
+    /// in [`Os::kernel_symbol_list_callback`]).
+    fn kernel_module_export_list_callback(&mut self, module: &ModuleInfo, mut callback: ExportCallback) -> Result<()> {
+        for (name, address) in modules::exports(&mut self.view, &self.kernel, module.address)? {
+            let offset = address.to_umem().wrapping_sub(module.base.to_umem());
+            if !callback.call(ExportInfo { name: name.as_str().into(), offset }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The sections sysfs lists; their sizes are 0 (the kernel does not keep them).
+    fn kernel_module_section_list_callback(
+        &mut self,
+        module: &ModuleInfo,
+        mut callback: SectionCallback,
+    ) -> Result<()> {
+        modules::sections(&mut self.view, &self.kernel, module.address, |s| callback.call(s))
+    }
+
+    /// From the kernel's BTF.
+    fn type_member_offset(&self, structure: &str, member: &str) -> Result<umem> {
+        Ok(self
+            .kernel
+            .btf
+            .offset_of(structure, member)
+            .map_err(|e| e.with_reason(format_args!("BTF: no structure `{structure}` with a member `{member}`")))?
+            as umem)
+    }
+
+    /// From the kernel's BTF.
+    fn type_size(&self, structure: &str) -> Result<umem> {
+        Ok(self
+            .kernel
+            .btf
+            .struct_size(structure)
+            .map_err(|e| e.with_reason(format_args!("BTF: no structure `{structure}`")))? as umem)
+    }
+
     fn info(&self) -> &OsInfo {
         &self.kernel.info
+    }
+}
+
+impl<P: PhysicalMemory + Clone + 'static> LinuxOs<P> {
+    /// The module on the module list whose memory holds `address`.
+    fn module_holding(&mut self, address: Address) -> Result<Option<modules::Module>> {
+        let mut addrs = Vec::new();
+        self.module_address_list_callback((&mut addrs).into())?;
+        for a in addrs {
+            let module = modules::read(&mut self.view, &self.kernel, a)?;
+            if module.holds(address) {
+                return Ok(Some(module));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -314,6 +420,14 @@ impl<P: PhysicalMemory> MemoryView for LinuxOs<P> {
 
     fn write_batch(&mut self, batch: WriteBatch) -> Result<()> {
         self.view.write_batch(batch)
+    }
+
+    fn read_single(&mut self, addr: Address, out: &mut [u8]) -> Result<usize> {
+        self.view.read_single(addr, out)
+    }
+
+    fn write_single(&mut self, addr: Address, data: &[u8]) -> Result<usize> {
+        self.view.write_single(addr, data)
     }
 
     fn metadata(&self) -> ViewMetadata {
@@ -329,6 +443,14 @@ impl<P: PhysicalMemory> PhysicalMemory for LinuxOs<P> {
 
     fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
         self.mem.phys_write_batch(batch)
+    }
+
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        self.mem.phys_read_single(addr, out)
+    }
+
+    fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
+        self.mem.phys_write_single(addr, data)
     }
 
     fn metadata(&self) -> PhysicalMemoryMetadata {

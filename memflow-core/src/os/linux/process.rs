@@ -90,6 +90,14 @@ impl<P: PhysicalMemory> MemoryView for LinuxProcess<P> {
         self.view.write_batch(batch)
     }
 
+    fn read_single(&mut self, addr: Address, out: &mut [u8]) -> Result<usize> {
+        self.view.read_single(addr, out)
+    }
+
+    fn write_single(&mut self, addr: Address, data: &[u8]) -> Result<usize> {
+        self.view.write_single(addr, data)
+    }
+
     fn metadata(&self) -> ViewMetadata {
         self.view.metadata()
     }
