@@ -6,6 +6,9 @@
 //! returns how much it did; the done part is reported, and the next call starts where the
 //! last one stopped. A call that can do nothing at all fails the page under its first byte,
 //! so an unmapped page costs one extra call and everything after it still goes in bulk.
+//! A single operation ([`HostProcessMemory::read_single`]) is first tried as one call with
+//! one iovec, allocating nothing; only if that does not transfer every byte does it go the
+//! batch way.
 //!
 //! Where those calls are not permitted (`EPERM`, as under some seccomp profiles, or
 //! `ENOSYS`), the process switches for good to `pread` / `pwrite` on `/proc/PID/mem`, one
@@ -19,13 +22,14 @@
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use cglue::slice::{CSliceMut, CSliceRef};
 
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
-use crate::mem::{report, ChunkCallback, MemBatch, MemOp, SplitBuf};
+use crate::mem::{partial, report, ChunkCallback, MemBatch, MemOp, SplitBuf};
 use crate::types::Address;
 
 /// The most operations per `process_vm_readv` / `process_vm_writev` call (`IOV_MAX`).
@@ -181,13 +185,21 @@ impl<B: SplitBuf> Queue<'_, '_, B> {
 /// One `process_vm_*` call over the queue (up to [`MAX_IOVECS`] operations). Returns
 /// `Ok(false)` if such calls are not permitted here.
 fn vm_step<B: Transfer>(pid: u32, queue: &mut Queue<B>) -> Result<bool> {
-    let ops = queue.pending.iter().take(MAX_IOVECS);
-    let local: Vec<libc::iovec> = ops.clone().map(|op| op.buf.local_iovec()).collect();
-    let remote: Vec<libc::iovec> =
-        ops.map(|op| libc::iovec { iov_base: op.addr as usize as *mut libc::c_void, iov_len: op.buf.len() }).collect();
+    // The iovecs live on the stack (16 KiB each), so a call allocates nothing; only the
+    // first `count` entries are written and used.
+    let mut local = [MaybeUninit::<libc::iovec>::uninit(); MAX_IOVECS];
+    let mut remote = [MaybeUninit::<libc::iovec>::uninit(); MAX_IOVECS];
+    let mut count = 0;
+    for ((op, l), r) in queue.pending.iter().zip(&mut local).zip(&mut remote) {
+        l.write(op.buf.local_iovec());
+        r.write(remote_iovec(op.addr, op.buf.len()));
+        count += 1;
+    }
+    // SAFETY: the first `count` entries of both arrays were written just above.
+    let (local, remote) = unsafe { (assume_init(&local, count), assume_init(&remote, count)) };
     // SAFETY: the local iovecs describe the pending buffers, which the queue owns (borrowed
     // for the right direction) until they are reported after the call.
-    let done = unsafe { B::vm_call(pid as libc::pid_t, &local, &remote) };
+    let done = unsafe { B::vm_call(pid as libc::pid_t, local, remote) };
     match usize::try_from(done) {
         Ok(0) => queue.front_failed(),
         Ok(done) => queue.settle_done(done),
@@ -202,6 +214,21 @@ fn vm_step<B: Transfer>(pid: u32, queue: &mut Queue<B>) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// The iovec of `len` bytes at `addr` in the other process.
+fn remote_iovec(addr: u64, len: usize) -> libc::iovec {
+    libc::iovec { iov_base: addr as usize as *mut libc::c_void, iov_len: len }
+}
+
+/// The first `count` entries of `iovecs`.
+///
+/// # Safety
+/// The first `count` entries must have been written.
+unsafe fn assume_init(iovecs: &[MaybeUninit<libc::iovec>], count: usize) -> &[libc::iovec] {
+    // SAFETY: `MaybeUninit<T>` has the layout of `T`, and the caller guarantees the first
+    // `count` entries are initialised.
+    unsafe { std::slice::from_raw_parts(iovecs.as_ptr().cast::<libc::iovec>(), count.min(iovecs.len())) }
 }
 
 /// One `pread` / `pwrite` of the first operation.
@@ -260,6 +287,46 @@ impl HostProcessMemory {
         let file = OpenOptions::new().read(true).write(true).open(format!("/proc/{}/mem", self.pid));
         self.access = MemAccess::ProcMem(Arc::new(file.map_err(|e| process_error(&e))?));
         Ok(())
+    }
+
+    /// Reads `out.len()` bytes at `addr` in one operation; unreadable bytes are zeroed.
+    /// Returns how many bytes from the start were read before the first unreadable one (the
+    /// contract of [`crate::mem::MemoryView::read_single`]).
+    pub fn read_single(&mut self, addr: Address, out: &mut [u8]) -> Result<usize> {
+        let out = CSliceMut::from(out);
+        if self.direct(addr, &out) {
+            return Ok(out.len());
+        }
+        partial::read_single(MemOp { addr, tag: addr, buf: out }, |b| self.transfer(b))
+    }
+
+    /// Writes `data` at `addr` in one operation. Returns how many bytes from the start were
+    /// written before the first one that was not (the contract of
+    /// [`crate::mem::MemoryView::write_single`]).
+    pub fn write_single(&mut self, addr: Address, data: &[u8]) -> Result<usize> {
+        let data = CSliceRef::from(data);
+        if self.direct(addr, &data) {
+            return Ok(data.len());
+        }
+        partial::write_single(MemOp { addr, tag: addr, buf: data }, |b| self.transfer(b))
+    }
+
+    /// Tries `buf` at `addr` as one `process_vm_*` call with one iovec, allocating nothing;
+    /// true if every byte was transferred. Anything else (a partial or failed call, bytes
+    /// above the highest valid address, `/proc/PID/mem` access, an empty buffer) is for the
+    /// caller to redo as a one-operation batch, which reports every byte the way batches do:
+    /// a read is then read again and a write written again, both harmless.
+    fn direct<B: Transfer>(&self, addr: Address, buf: &B) -> bool {
+        let len = buf.len();
+        let Some(start) = host_address(addr) else { return false };
+        let fits = len > 0 && start <= self.max_address && (len as u64 - 1) <= self.max_address - start;
+        if !fits || !matches!(self.access, MemAccess::Syscalls) {
+            return false;
+        }
+        // SAFETY: the local iovec describes `buf`, borrowed for the right direction for the
+        // whole call.
+        let done = unsafe { B::vm_call(self.pid as libc::pid_t, &[buf.local_iovec()], &[remote_iovec(start, len)]) };
+        usize::try_from(done) == Ok(len)
     }
 
     /// Runs a batch: bytes above the highest valid address fail at once, the rest goes to the

@@ -12,7 +12,9 @@
 //!   [`MemoryMap`] from guest-physical addresses to host addresses in the QEMU process.
 //! - **Reads and writes** go to the QEMU process through the OS layer's process memory (for
 //!   the host: batched `process_vm_readv` / `process_vm_writev`, or `/proc/PID/mem`), a
-//!   batch at a time. Guest addresses outside the map fail like any unbacked address.
+//!   batch at a time. A single read or write within one RAM range is one map lookup and one
+//!   single operation on the process (for the host: one system call, no allocation). Guest
+//!   addresses outside the map fail like any unbacked address.
 //! - **CPU state.** With QMP, the registers of every vCPU as `info registers -a` shows them
 //!   when the connector is opened (a snapshot: CR3 of a running guest changes with every
 //!   task switch, but the kernel half of every task's tables is the same). Without QMP the
@@ -36,9 +38,10 @@ use cglue::prelude::v1::*;
 use crate::connector::cpu_state::*;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::*;
+use crate::mem::partial;
 use crate::mem::*;
 use crate::os::{Os, Pid, Process, ProcessInfo};
-use crate::types::{Address, PhysicalAddress};
+use crate::types::{umem, Address, PhysicalAddress};
 pub use cmdline::QemuCommandLine;
 use layout::RamLayout;
 use qmp::Qmp;
@@ -208,15 +211,12 @@ impl QemuConnector {
         mut run: impl FnMut(&mut ProcessInstanceArcBox<'static>, MemBatch<'_, '_, '_, MemOp<Address, B>, B>) -> Result<()>,
     ) -> Result<()> {
         let MemBatch { mut ops, mut on_ok, mut on_fail } = batch;
-        let process = match &mut self.process {
-            Some(process) => process,
-            slot => match self.os.process_by_info(self.qemu.info.clone()) {
-                Ok(process) => slot.insert(process),
-                Err(e) => {
-                    ops.for_each(|op| report(&mut on_fail, op.tag, op.buf));
-                    return Err(e);
-                }
-            },
+        let process = match open_process(&mut self.process, &mut self.os, &self.qemu) {
+            Ok(process) => process,
+            Err(e) => {
+                ops.for_each(|op| report(&mut on_fail, op.tag, op.buf));
+                return Err(e);
+            }
         };
         let mut host_ops: Vec<MemOp<Address, B>> = Vec::new();
         loop {
@@ -247,6 +247,25 @@ impl QemuConnector {
             });
         }
     }
+
+    /// The host address of `len` bytes at guest `addr` if they lie in one mapped range:
+    /// then a single operation is one host operation.
+    fn host_range(&self, addr: PhysicalAddress, len: usize) -> Option<Address> {
+        let (backing, room) = self.map.lookup(addr.address)?;
+        (len > 0 && len as umem <= room).then(|| Address::new(backing))
+    }
+}
+
+/// The QEMU process's memory in `slot`, opened through `os` if it is not yet.
+fn open_process<'a>(
+    slot: &'a mut Option<ProcessInstanceArcBox<'static>>,
+    os: &mut OsInstanceArcBox<'static>,
+    qemu: &QemuProcess,
+) -> Result<&'a mut ProcessInstanceArcBox<'static>> {
+    match slot {
+        Some(process) => Ok(process),
+        None => Ok(slot.insert(os.process_by_info(qemu.info.clone())?)),
+    }
 }
 
 impl PhysicalMemory for QemuConnector {
@@ -256,6 +275,28 @@ impl PhysicalMemory for QemuConnector {
 
     fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
         self.transfer(batch, |process, b| process.write_batch(b))
+    }
+
+    /// One map lookup and one read of the QEMU process when the bytes lie in one RAM range;
+    /// otherwise a one-operation batch.
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        match self.host_range(addr, out.len()) {
+            Some(host) => open_process(&mut self.process, &mut self.os, &self.qemu)?.read_single(host, out),
+            None => {
+                partial::read_single(MemOp { addr, tag: addr.address, buf: out.into() }, |b| self.phys_read_batch(b))
+            }
+        }
+    }
+
+    /// One map lookup and one write to the QEMU process when the bytes lie in one RAM range;
+    /// otherwise a one-operation batch.
+    fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
+        match self.host_range(addr, data.len()) {
+            Some(host) => open_process(&mut self.process, &mut self.os, &self.qemu)?.write_single(host, data),
+            None => {
+                partial::write_single(MemOp { addr, tag: addr.address, buf: data.into() }, |b| self.phys_write_batch(b))
+            }
+        }
     }
 
     fn metadata(&self) -> PhysicalMemoryMetadata {

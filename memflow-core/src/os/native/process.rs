@@ -96,6 +96,14 @@ impl MemoryView for NativeProcess {
         self.memory.transfer(batch)
     }
 
+    fn read_single(&mut self, addr: Address, out: &mut [u8]) -> Result<usize> {
+        self.memory.read_single(addr, out)
+    }
+
+    fn write_single(&mut self, addr: Address, data: &[u8]) -> Result<usize> {
+        self.memory.write_single(addr, data)
+    }
+
     fn metadata(&self) -> ViewMetadata {
         let max_address = self.memory.max_address();
         ViewMetadata {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::error::{PartialError, PartialResultExt};
+use crate::mem::partial::check::view_read_agrees;
 use crate::mem::{MemBatch, MemOp, MemoryView, ReadChunk};
 use crate::os::elf_image::ElfImage;
 use crate::types::PageType;
@@ -201,6 +202,24 @@ fn a_hole_fails_only_its_page() {
         assert_eq!(data[..8], [0x11; 8]);
         assert!(data[8..8 + page].iter().all(|&b| b == 0));
         assert_eq!(data[8 + page..], [0x33; 8]);
+
+        // The single entries agree with the batch path, whole, cut by the hole or in it.
+        let at = |offset: usize| (map + offset) as u64;
+        assert_eq!(view_read_agrees(&mut process, at(0), 16), 16, "/proc/PID/mem: {proc_mem}");
+        assert_eq!(view_read_agrees(&mut process, at(page - 8), page + 16), 8);
+        assert_eq!(view_read_agrees(&mut process, at(page + 8), 8), 0);
+        assert_eq!(view_read_agrees(&mut process, at(2 * page), page), page);
+        assert_eq!(view_read_agrees(&mut process, 0x7fff_ffff_fffc, 8), 0);
+        assert_eq!(process.write_single(Address::from(at(page - 4)), &[0x44; 8]), Ok(4));
+        assert_eq!(process.write_single(Address::from(at(2 * page)), &[0x55; 8]), Ok(8));
+        assert_eq!(process.read_raw(Address::from(at(page - 4)), 4).unwrap(), [0x44; 4]);
+        assert_eq!(
+            process.read_raw(Address::from(at(2 * page + 4)), 8).unwrap(),
+            [0x55, 0x55, 0x55, 0x55, 0x33, 0x33, 0x33, 0x33]
+        );
+        // Back as they were for the next round.
+        assert_eq!(process.write_single(Address::from(at(page - 4)), &[0x11; 4]), Ok(4));
+        assert_eq!(process.write_single(Address::from(at(2 * page)), &[0x33; 8]), Ok(8));
     }
     // SAFETY: unmaps what is left of the mapping made above.
     unsafe {
