@@ -574,3 +574,28 @@ fn missing_btf_and_kallsyms_are_named() {
     let conn = memflow_core::plugins::connector_instance(dummy_memory(16 << 20), LibArc::default());
     assert_eq!(LinuxOs::from_connector(conn, LibArc::default()).err().map(|e| e.kind), Some(ErrorKind::NotFound));
 }
+
+/// A hostile guest's module symbol and section tables (counts of 2^32 - 1) give
+/// `LimitExceeded` naming the table, before anything that large is read or allocated.
+#[test]
+fn corrupt_module_symbol_and_section_counts_give_errors() {
+    let fx = Fixture::load("cloud-4l");
+    let mut os = open_os(&fx);
+    let module = os.module_by_name("dummy").unwrap();
+    let symbols = os.layout().module_symbols.clone().expect("6.1 has mod_kallsyms");
+    let sections = os.layout().module_sections.clone().expect("6.1 has sect_attrs");
+    let mut pointer = |offset: u32| Address::from(os.read::<u64>(module.address + offset as umem).data().unwrap());
+    let (table, attrs) = (pointer(symbols.kallsyms), pointer(sections.sect_attrs));
+    assert!(!table.is_null() && !attrs.is_null());
+    let patches = vec![
+        (kernel_phys(&os, &fx, table + symbols.num_symtab as umem), u32::MAX.to_le_bytes().to_vec()),
+        (kernel_phys(&os, &fx, attrs + sections.nsections as umem), u32::MAX.to_le_bytes().to_vec()),
+    ];
+    let mut hostile = open_patched(&fx, patches).unwrap();
+    let module = hostile.module_by_name("dummy").unwrap();
+    for err in [hostile.kernel_symbol_list().unwrap_err(), hostile.kernel_module_sections(&module).unwrap_err()] {
+        assert_eq!(err.kind, ErrorKind::LimitExceeded, "{err}");
+    }
+    // The kernel's own symbols are untouched.
+    assert!(hostile.kernel_symbol("init_task").is_ok());
+}
