@@ -13,7 +13,7 @@ use memflow_core::os::{ExportInfo, KernelSymbolInfo, ModuleInfo, Os, SectionInfo
 
 use crate::call::{buf_mut, callback_arg, guard, out_arg, ref_arg, str_arg};
 use crate::handle;
-use crate::lists::{hand_out, MfExportList, MfSectionList, Records};
+use crate::lists::{self, hand_out, MfExportList, MfSectionList, Records};
 use crate::os::MfOs;
 use crate::process::MfModuleList;
 use crate::records::{
@@ -125,14 +125,14 @@ pub extern "C" fn mf_os_kernel_module_export_list(
     module: *const MfModuleInfo,
     out: *mut *mut MfExportList,
 ) -> i32 {
-    guard(|| {
-        let exports = handle::with(os, "os", |os| {
-            let module = ref_arg(module, "module")?.to_core()?;
-            out_arg(out, "out")?;
-            os.inner.kernel_module_exports(&module)
-        })?;
-        hand_out(MfExportList(Records::new(exports, MfExportInfo::borrow)), out)
-    })
+    lists::module_records(
+        os,
+        "os",
+        module,
+        out,
+        |os, module| os.inner.kernel_module_exports(module),
+        |v| MfExportList(Records::new(v, MfExportInfo::borrow)),
+    )
 }
 
 /// Calls `callback` with every section of the kernel module `module`, until it returns
@@ -173,14 +173,14 @@ pub extern "C" fn mf_os_kernel_module_section_list(
     module: *const MfModuleInfo,
     out: *mut *mut MfSectionList,
 ) -> i32 {
-    guard(|| {
-        let sections = handle::with(os, "os", |os| {
-            let module = ref_arg(module, "module")?.to_core()?;
-            out_arg(out, "out")?;
-            os.inner.kernel_module_sections(&module)
-        })?;
-        hand_out(MfSectionList(Records::new(sections, MfSectionInfo::borrow)), out)
-    })
+    lists::module_records(
+        os,
+        "os",
+        module,
+        out,
+        |os, module| os.inner.kernel_module_sections(module),
+        |v| MfSectionList(Records::new(v, MfSectionInfo::borrow)),
+    )
 }
 
 /// The kernel symbol `address` lies in: the nearest symbol at or below it in the kernel image

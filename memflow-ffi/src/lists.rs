@@ -4,11 +4,11 @@
 //! belong to the list.
 
 use memflow_core::error::Error;
-use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, SectionInfo};
+use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, SectionInfo};
 
-use crate::call::{guard, out_arg};
+use crate::call::{guard, out_arg, ref_arg};
 use crate::handle::{self, impl_handle, Handle};
-use crate::records::{MfExportInfo, MfImportInfo, MfMemoryRange, MfSectionInfo};
+use crate::records::{MfExportInfo, MfImportInfo, MfMemoryRange, MfModuleInfo, MfSectionInfo};
 
 /// Records for C together with the core values their strings point into.
 pub(crate) struct Records<R, C> {
@@ -59,6 +59,27 @@ pub(crate) use impl_record_list;
 pub(crate) fn hand_out<L: Handle>(list: L, out: *mut *mut L) -> Result<(), Error> {
     out_arg(out, "out")?.write(handle::into_raw(list)?);
     Ok(())
+}
+
+/// The body of every function that lists one module's records (exports, imports, sections)
+/// into a new list: reads `module`, checks `out`, fetches the records from the object behind
+/// `handle` and hands out the list `wrap` makes of them.
+pub(crate) fn module_records<H: Handle, T, L: Handle>(
+    handle: *mut H,
+    name: &str,
+    module: *const MfModuleInfo,
+    out: *mut *mut L,
+    fetch: impl FnOnce(&mut H, &ModuleInfo) -> Result<Vec<T>, Error>,
+    wrap: impl FnOnce(Vec<T>) -> L,
+) -> i32 {
+    guard(|| {
+        let records = handle::with(handle, name, |object| {
+            let module = ref_arg(module, "module")?.to_core()?;
+            out_arg(out, "out")?;
+            fetch(object, &module)
+        })?;
+        hand_out(wrap(records), out)
+    })
 }
 
 /// The body of every `mf_<type>_list_get`: `*out_items` receives a pointer to `*out_len`

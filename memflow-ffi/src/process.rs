@@ -469,14 +469,14 @@ pub extern "C" fn mf_process_module_export_list(
     module: *const MfModuleInfo,
     out: *mut *mut MfExportList,
 ) -> i32 {
-    guard(|| {
-        let exports = handle::with(process, "process", |process| {
-            let module = ref_arg(module, "module")?.to_core()?;
-            out_arg(out, "out")?;
-            process.inner.module_exports(&module)
-        })?;
-        hand_out(MfExportList(Records::new(exports, MfExportInfo::borrow)), out)
-    })
+    lists::module_records(
+        process,
+        "process",
+        module,
+        out,
+        |process, module| process.inner.module_exports(module),
+        |v| MfExportList(Records::new(v, MfExportInfo::borrow)),
+    )
 }
 
 /// Lists every symbol `module` imports into a new list.
@@ -489,14 +489,14 @@ pub extern "C" fn mf_process_module_import_list(
     module: *const MfModuleInfo,
     out: *mut *mut MfImportList,
 ) -> i32 {
-    guard(|| {
-        let imports = handle::with(process, "process", |process| {
-            let module = ref_arg(module, "module")?.to_core()?;
-            out_arg(out, "out")?;
-            process.inner.module_imports(&module)
-        })?;
-        hand_out(MfImportList(Records::new(imports, MfImportInfo::borrow)), out)
-    })
+    lists::module_records(
+        process,
+        "process",
+        module,
+        out,
+        |process, module| process.inner.module_imports(module),
+        |v| MfImportList(Records::new(v, MfImportInfo::borrow)),
+    )
 }
 
 /// Lists every section of `module` into a new list.
@@ -509,14 +509,14 @@ pub extern "C" fn mf_process_module_section_list(
     module: *const MfModuleInfo,
     out: *mut *mut MfSectionList,
 ) -> i32 {
-    guard(|| {
-        let sections = handle::with(process, "process", |process| {
-            let module = ref_arg(module, "module")?.to_core()?;
-            out_arg(out, "out")?;
-            process.inner.module_sections(&module)
-        })?;
-        hand_out(MfSectionList(Records::new(sections, MfSectionInfo::borrow)), out)
-    })
+    lists::module_records(
+        process,
+        "process",
+        module,
+        out,
+        |process, module| process.inner.module_sections(module),
+        |v| MfSectionList(Records::new(v, MfSectionInfo::borrow)),
+    )
 }
 
 /// Lists the mapped ranges of the process's address space (as `mf_process_mapped_ranges`)
