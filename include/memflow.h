@@ -1510,10 +1510,20 @@ const char *mf_error_string(int32_t code);
  * runs of messages, which hold the cause of the failure, are always kept.
  *
  * Ownership: borrowed from thread-local storage of the library; valid until the next failing
- * call on the same thread (successful calls leave it alone). Never free it; copy it to keep it.
- * Never returns NULL.
+ * call on the same thread (successful calls leave it alone). Never free it; copy it to keep it
+ * (`mf_last_error_copy` copies it into a buffer of yours). Never returns NULL.
  */
 const char *mf_last_error_message(void);
+
+/**
+ * Copies the message of `mf_last_error_message` into `buf`: at most `cap` - 1 bytes and a
+ * NUL (nothing if `cap` is 0). Returns the whole message's length without the NUL, like
+ * `snprintf`: a result >= `cap` means the copy was cut; call again with a larger buffer.
+ *
+ * Ownership: `buf` (at least `cap` writable bytes; may be NULL if `cap` is 0) is caller
+ * storage. Like `mf_last_error_message`, this changes no error state.
+ */
+size_t mf_last_error_copy(char *buf, size_t cap);
 
 /**
  * The code of the last failed call on the calling thread, 0 if none has failed yet.
@@ -1594,9 +1604,8 @@ int32_t mf_inventory_refused_count(const MfInventory *inv, size_t *out);
  * Refused plugin file number `index` (0 .. count-1): which file, what failed and why.
  * `MF_ERR_INVALID_ARGUMENT` if `index` is out of range.
  *
- * Ownership: `*out` is caller storage, written on success; its strings are borrowed from
- * `inv` and valid until the next `mf_inventory_add_dir` / `mf_inventory_add_file` on it or
- * until it is freed.
+ * Ownership: `*out` is caller storage, written on success; its strings belong to `inv` and
+ * stay valid until it is freed (adding plugins later does not take them away).
  */
 int32_t mf_inventory_refused_at(const MfInventory *inv, size_t index, MfRefusedFile *out);
 
@@ -1612,9 +1621,8 @@ int32_t mf_inventory_plugin_count(const MfInventory *inv, size_t *out);
  * (built-in plugins first); a plugin that replaced another has its index.
  * `MF_ERR_INVALID_ARGUMENT` if `index` is out of range.
  *
- * Ownership: `*out` is caller storage, written on success; its strings are borrowed from
- * `inv` and valid until the next `mf_inventory_add_dir` / `mf_inventory_add_file` on it or
- * until it is freed.
+ * Ownership: `*out` is caller storage, written on success; its strings belong to `inv` and
+ * stay valid until it is freed (adding plugins later does not take them away).
  */
 int32_t mf_inventory_plugin_at(const MfInventory *inv, size_t index, MfPluginInfo *out);
 

@@ -6,12 +6,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use memflow_core::error::{Error, ErrorKind, ErrorOrigin, PartialResult};
 
-use crate::error::{add_detail, begin_detail, record_failure};
+use crate::error::{add_detail, begin_detail, detail_pending, record_failure};
 
 /// Result of an entry point's body.
 pub(crate) type FfiResult = Result<(), Error>;
 
 /// An error of the C boundary itself, with `detail` for `mf_last_error_message`.
+#[cold]
 pub(crate) fn ffi_err(kind: ErrorKind, detail: impl std::fmt::Display) -> Error {
     add_detail(detail);
     Error::new(ErrorOrigin::Ffi, kind)
@@ -22,21 +23,50 @@ pub(crate) fn ffi_err(kind: ErrorKind, detail: impl std::fmt::Display) -> Error 
 pub(crate) fn guard(body: impl FnOnce() -> FfiResult) -> i32 {
     crate::log::ensure_logger();
     begin_detail();
+    run(body)
+}
+
+/// [`guard`] for the hottest calls (single reads and writes): the thread's error detail is
+/// only touched when some thread has detail left over, which keeps a successful call free of
+/// thread-local lookups.
+#[inline]
+pub(crate) fn guard_hot(body: impl FnOnce() -> FfiResult) -> i32 {
+    crate::log::ensure_logger();
+    if detail_pending() {
+        forget_detail();
+    }
+    run(body)
+}
+
+/// [`begin_detail`] out of line, for [`guard_hot`]'s rare case.
+#[cold]
+#[inline(never)]
+fn forget_detail() {
+    begin_detail();
+}
+
+/// Runs `body`, turning its result or panic into a code.
+#[inline]
+fn run(body: impl FnOnce() -> FfiResult) -> i32 {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => record_failure(e.code()),
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic payload".into());
-            add_detail(format_args!("panic caught at the C boundary: {what}"));
-            // Dropping the payload could panic again; forget it instead.
-            std::mem::forget(payload);
-            record_failure(crate::error::MF_ERR_PANIC)
-        }
+        Err(payload) => panicked(payload),
     }
+}
+
+/// Records a panic caught at the boundary; returns its code.
+#[cold]
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> i32 {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".into());
+    add_detail(format_args!("panic caught at the C boundary: {what}"));
+    // Dropping the payload could panic again; forget it instead.
+    std::mem::forget(payload);
+    record_failure(crate::error::MF_ERR_PANIC)
 }
 
 /// Like [`guard`], for reads and writes: a partial result is returned as

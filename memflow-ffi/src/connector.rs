@@ -84,11 +84,9 @@ pub extern "C" fn mf_connector_read(
     len: usize,
     done: *mut usize,
 ) -> i32 {
-    mem::single(done, len, ErrorKind::PartialRead, || {
-        handle::with(conn, "conn", |conn| {
-            let buf = buf_mut(buf.cast(), len, "buf")?;
-            conn.inner.phys_read_single(phys(addr), buf)
-        })
+    mem::single(conn, "conn", done, len, ErrorKind::PartialRead, |conn| {
+        let buf = buf_mut(buf.cast(), len, "buf")?;
+        conn.inner.phys_read_single(phys(addr), buf)
     })
 }
 
@@ -111,11 +109,9 @@ pub extern "C" fn mf_connector_write(
     len: usize,
     done: *mut usize,
 ) -> i32 {
-    mem::single(done, len, ErrorKind::PartialWrite, || {
-        handle::with(conn, "conn", |conn| {
-            let buf = buf_ref(buf.cast(), len, "buf")?;
-            conn.inner.phys_write_single(phys(addr), buf)
-        })
+    mem::single(conn, "conn", done, len, ErrorKind::PartialWrite, |conn| {
+        let buf = buf_ref(buf.cast(), len, "buf")?;
+        conn.inner.phys_write_single(phys(addr), buf)
     })
 }
 

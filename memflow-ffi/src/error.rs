@@ -16,7 +16,8 @@
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::ffi::{c_char, CString};
+use std::ffi::{c_char, CStr, CString};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use memflow_core::error::{Error, ErrorKind, ErrorOrigin};
@@ -306,14 +307,32 @@ thread_local! {
     static LAST: RefCell<Last> = const { RefCell::new(Last { code: 0, detail: Detail::new(), message: None }) };
 }
 
+/// Threads whose detail is not empty. Lets the hottest calls ([`crate::call::guard_hot`])
+/// skip their thread's detail when no thread has any (the common case): changed only when a
+/// detail gains its first message or is emptied, which happens on errors, never on a plain
+/// successful call.
+static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether any thread may have detail left from an earlier call.
+#[inline]
+pub(crate) fn detail_pending() -> bool {
+    PENDING.load(Ordering::Relaxed) != 0
+}
+
+/// Empties `d`, keeping [`PENDING`] right.
+fn clear_detail(d: &mut Detail) {
+    if !d.is_empty() {
+        d.clear();
+        PENDING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Forgets the detail gathered so far on this thread: called when an entry point starts.
 #[inline]
 pub(crate) fn begin_detail() {
     let _ = DETAIL.try_with(|d| {
         if let Ok(mut d) = d.try_borrow_mut() {
-            if !d.is_empty() {
-                d.clear();
-            }
+            clear_detail(&mut d);
         }
     });
 }
@@ -322,7 +341,11 @@ pub(crate) fn begin_detail() {
 pub(crate) fn add_detail(text: impl std::fmt::Display) {
     let _ = DETAIL.try_with(|d| {
         if let Ok(mut d) = d.try_borrow_mut() {
+            let was_empty = d.is_empty();
             d.add(text);
+            if was_empty && !d.is_empty() {
+                PENDING.fetch_add(1, Ordering::Relaxed);
+            }
         }
     });
 }
@@ -339,8 +362,11 @@ pub(crate) fn record_failure(code: i32) -> i32 {
         LAST.try_with(|l| {
             if let (Ok(mut d), Ok(mut l)) = (d.try_borrow_mut(), l.try_borrow_mut()) {
                 l.code = code;
+                l.detail.clear();
                 std::mem::swap(&mut l.detail, &mut *d);
-                d.clear();
+                if !l.detail.is_empty() {
+                    PENDING.fetch_sub(1, Ordering::Relaxed);
+                }
                 l.message = None;
             }
         })
@@ -394,8 +420,8 @@ fn error_text(err: Error) -> *const c_char {
 /// runs of messages, which hold the cause of the failure, are always kept.
 ///
 /// Ownership: borrowed from thread-local storage of the library; valid until the next failing
-/// call on the same thread (successful calls leave it alone). Never free it; copy it to keep it.
-/// Never returns NULL.
+/// call on the same thread (successful calls leave it alone). Never free it; copy it to keep it
+/// (`mf_last_error_copy` copies it into a buffer of yours). Never returns NULL.
 #[no_mangle]
 pub extern "C" fn mf_last_error_message() -> *const c_char {
     std::panic::catch_unwind(|| {
@@ -406,6 +432,28 @@ pub extern "C" fn mf_last_error_message() -> *const c_char {
         .unwrap_or(c"".as_ptr())
     })
     .unwrap_or(c"".as_ptr())
+}
+
+/// Copies the message of `mf_last_error_message` into `buf`: at most `cap` - 1 bytes and a
+/// NUL (nothing if `cap` is 0). Returns the whole message's length without the NUL, like
+/// `snprintf`: a result >= `cap` means the copy was cut; call again with a larger buffer.
+///
+/// Ownership: `buf` (at least `cap` writable bytes; may be NULL if `cap` is 0) is caller
+/// storage. Like `mf_last_error_message`, this changes no error state.
+#[no_mangle]
+pub extern "C" fn mf_last_error_copy(buf: *mut c_char, cap: usize) -> usize {
+    // SAFETY: never NULL; a NUL-terminated string valid until the next failing call, and this
+    // call cannot fail.
+    let message = unsafe { CStr::from_ptr(mf_last_error_message()) }.to_bytes();
+    if cap > 0 && !buf.is_null() {
+        let n = message.len().min(cap - 1);
+        // SAFETY: the caller promises `cap` writable bytes at `buf`; `n` < `cap`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(message.as_ptr(), buf.cast::<u8>(), n);
+            *buf.add(n) = 0;
+        }
+    }
+    message.len()
 }
 
 /// The code of the last failed call on the calling thread, 0 if none has failed yet.

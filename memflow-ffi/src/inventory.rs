@@ -1,16 +1,17 @@
 //! The plugin inventory: finding plugins, listing them, creating connectors, OS layers and
 //! whole chains.
 
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 use std::path::Path;
 
 use memflow_core::error::{Error, ErrorKind};
-use memflow_core::plugins::{Args, Inventory, PluginFlavor, PluginInfo, PluginKind, PluginSource, RefusedFile};
+use memflow_core::plugins::{Args, Inventory, PluginFlavor, PluginInfo, PluginKind, PluginSource};
 
 use crate::call::{ffi_err, guard, opt_str_arg, out_arg, str_arg};
 use crate::connector::MfConnector;
 use crate::handle::{self, impl_handle};
 use crate::os::MfOs;
+use crate::strings::KeptStrings;
 
 /// What a plugin makes: one of the `MF_PLUGIN_KIND_*` constants.
 pub type MfPluginKind = u32;
@@ -53,38 +54,6 @@ pub struct MfPluginInfo {
     pub flavor: MfPluginFlavor,
 }
 
-/// The C strings of one plugin's facts.
-struct PluginText {
-    name: CString,
-    version: CString,
-    description: CString,
-    help: CString,
-    path: Option<CString>,
-    kind: MfPluginKind,
-    flavor: MfPluginFlavor,
-}
-
-fn c_text(s: &str) -> CString {
-    CString::new(s.replace('\0', " ")).unwrap_or_default()
-}
-
-impl From<&PluginInfo> for PluginText {
-    fn from(p: &PluginInfo) -> Self {
-        PluginText {
-            name: c_text(&p.name),
-            version: c_text(&p.version),
-            description: c_text(&p.description),
-            help: c_text(&p.help),
-            path: match &p.source {
-                PluginSource::Builtin => None,
-                PluginSource::File(path) => Some(c_text(&path.to_string_lossy())),
-            },
-            kind: p.kind as u32,
-            flavor: p.flavor as u32,
-        }
-    }
-}
-
 /// A plugin file the inventory refused while scanning or adding a directory, as read by
 /// `mf_inventory_refused_at`.
 #[repr(C)]
@@ -99,19 +68,6 @@ pub struct MfRefusedFile {
     pub reason: *const c_char,
 }
 
-/// The C strings of one refused file.
-struct RefusedText {
-    path: CString,
-    code: i32,
-    reason: CString,
-}
-
-impl From<&RefusedFile> for RefusedText {
-    fn from(r: &RefusedFile) -> Self {
-        RefusedText { path: c_text(&r.path.to_string_lossy()), code: r.error.code(), reason: c_text(&r.reason) }
-    }
-}
-
 /// The plugins available to a program. Opaque; made by `mf_inventory_scan` or
 /// `mf_inventory_builtin`, freed by `mf_inventory_free`. Objects created from it do not depend
 /// on it: it may be freed while they live.
@@ -120,24 +76,57 @@ impl From<&RefusedFile> for RefusedText {
 /// "Threads" at the top of memflow.h).
 pub struct MfInventory {
     inner: Inventory,
-    /// The plugins' facts as C strings, in `Inventory::plugins` order.
-    text: Vec<PluginText>,
-    /// The refused files as C strings, in `Inventory::refused` order.
-    refused: Vec<RefusedText>,
+    /// The plugins' records, in `Inventory::plugins` order.
+    plugins: Vec<MfPluginInfo>,
+    /// The refused files' records, in `Inventory::refused` order.
+    refused: Vec<MfRefusedFile>,
+    /// The records' strings: kept until the inventory is freed, so that adding plugins does
+    /// not take away strings handed out before.
+    strings: KeptStrings,
 }
+
+// SAFETY: the records' pointers point into `strings`, which moves with them.
+unsafe impl Send for MfInventory {}
 
 impl_handle! { MfInventory = 1; }
 
 impl MfInventory {
     fn new(inner: Inventory) -> Self {
-        let mut inv = MfInventory { inner, text: Vec::new(), refused: Vec::new() };
+        let mut inv = MfInventory { inner, plugins: Vec::new(), refused: Vec::new(), strings: KeptStrings::default() };
         inv.refresh();
         inv
     }
 
+    /// Rebuilds the records after the inventory changed.
     fn refresh(&mut self) {
-        self.text = self.inner.plugins().map(PluginText::from).collect();
-        self.refused = self.inner.refused().iter().map(RefusedText::from).collect();
+        let strings = &mut self.strings;
+        self.plugins = self.inner.plugins().map(|p| plugin_record(p, strings)).collect();
+        self.refused = self
+            .inner
+            .refused()
+            .iter()
+            .map(|r| MfRefusedFile {
+                path: strings.keep_str(&r.path.to_string_lossy()),
+                code: r.error.code(),
+                reason: strings.keep_str(&r.reason),
+            })
+            .collect();
+    }
+}
+
+/// The record of `p`, its strings kept in `strings`.
+fn plugin_record(p: &PluginInfo, strings: &mut KeptStrings) -> MfPluginInfo {
+    MfPluginInfo {
+        name: strings.keep_str(&p.name),
+        version: strings.keep_str(&p.version),
+        description: strings.keep_str(&p.description),
+        help: strings.keep_str(&p.help),
+        path: match &p.source {
+            PluginSource::Builtin => std::ptr::null(),
+            PluginSource::File(path) => strings.keep_str(&path.to_string_lossy()),
+        },
+        kind: p.kind as u32,
+        flavor: p.flavor as u32,
     }
 }
 
@@ -242,9 +231,8 @@ pub extern "C" fn mf_inventory_refused_count(inv: *const MfInventory, out: *mut 
 /// Refused plugin file number `index` (0 .. count-1): which file, what failed and why.
 /// `MF_ERR_INVALID_ARGUMENT` if `index` is out of range.
 ///
-/// Ownership: `*out` is caller storage, written on success; its strings are borrowed from
-/// `inv` and valid until the next `mf_inventory_add_dir` / `mf_inventory_add_file` on it or
-/// until it is freed.
+/// Ownership: `*out` is caller storage, written on success; its strings belong to `inv` and
+/// stay valid until it is freed (adding plugins later does not take them away).
 #[no_mangle]
 pub extern "C" fn mf_inventory_refused_at(inv: *const MfInventory, index: usize, out: *mut MfRefusedFile) -> i32 {
     guard(|| {
@@ -256,7 +244,7 @@ pub extern "C" fn mf_inventory_refused_at(inv: *const MfInventory, index: usize,
                     format_args!("refused file index {index} out of range (count {})", inv.refused.len()),
                 )
             })?;
-            out.write(MfRefusedFile { path: r.path.as_ptr(), code: r.code, reason: r.reason.as_ptr() });
+            out.write(*r);
             Ok(())
         })
     })
@@ -269,7 +257,7 @@ pub extern "C" fn mf_inventory_refused_at(inv: *const MfInventory, index: usize,
 pub extern "C" fn mf_inventory_plugin_count(inv: *const MfInventory, out: *mut usize) -> i32 {
     guard(|| {
         handle::with(inv, "inv", |inv| {
-            out_arg(out, "out")?.write(inv.text.len());
+            out_arg(out, "out")?.write(inv.plugins.len());
             Ok(())
         })
     })
@@ -279,29 +267,20 @@ pub extern "C" fn mf_inventory_plugin_count(inv: *const MfInventory, out: *mut u
 /// (built-in plugins first); a plugin that replaced another has its index.
 /// `MF_ERR_INVALID_ARGUMENT` if `index` is out of range.
 ///
-/// Ownership: `*out` is caller storage, written on success; its strings are borrowed from
-/// `inv` and valid until the next `mf_inventory_add_dir` / `mf_inventory_add_file` on it or
-/// until it is freed.
+/// Ownership: `*out` is caller storage, written on success; its strings belong to `inv` and
+/// stay valid until it is freed (adding plugins later does not take them away).
 #[no_mangle]
 pub extern "C" fn mf_inventory_plugin_at(inv: *const MfInventory, index: usize, out: *mut MfPluginInfo) -> i32 {
     guard(|| {
         handle::with(inv, "inv", |inv| {
             let out = out_arg(out, "out")?;
-            let p = inv.text.get(index).ok_or_else(|| {
+            let p = inv.plugins.get(index).ok_or_else(|| {
                 ffi_err(
                     ErrorKind::InvalidArgument,
-                    format_args!("plugin index {index} out of range (count {})", inv.text.len()),
+                    format_args!("plugin index {index} out of range (count {})", inv.plugins.len()),
                 )
             })?;
-            out.write(MfPluginInfo {
-                name: p.name.as_ptr(),
-                version: p.version.as_ptr(),
-                description: p.description.as_ptr(),
-                help: p.help.as_ptr(),
-                path: p.path.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
-                kind: p.kind,
-                flavor: p.flavor,
-            });
+            out.write(*p);
             Ok(())
         })
     })

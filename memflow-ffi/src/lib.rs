@@ -75,6 +75,7 @@ mod mem;
 pub mod os;
 pub mod process;
 pub mod records;
+mod strings;
 mod translate;
 pub mod version;
 

@@ -11,26 +11,31 @@ use memflow_core::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialRe
 use memflow_core::mem::{MemBatch, MemChunk, MemOp};
 use memflow_core::types::Address;
 
-use crate::call::{ffi_err, guard, out_arg};
+use crate::call::{ffi_err, guard_hot, out_arg};
 use crate::error::{MF_ERR_PARTIAL_READ, MF_ERR_PARTIAL_WRITE};
+use crate::handle::{self, Handle};
 use crate::records::{MfReadOp, MfWriteOp};
 
 /// Runs a single read (`partial` is [`ErrorKind::PartialRead`]) or write
-/// ([`ErrorKind::PartialWrite`]) of `len` bytes whose `body` returns the count: stores it in
-/// `*done` if `done` is not NULL (0 if the call fails) and returns 0, the partial code if the
-/// count is below `len`, or the error's code.
-pub(crate) fn single(
+/// ([`ErrorKind::PartialWrite`]) of `len` bytes on the object of `handle`: `op` returns the
+/// count. Stores it in `*done` if `done` is not NULL (0 if the call fails) and returns 0, the
+/// partial code if the count is below `len`, or the error's code. The hottest path of the API:
+/// see [`guard_hot`].
+#[inline]
+pub(crate) fn single<H: Handle>(
+    handle: *const H,
+    name: &str,
     done: *mut usize,
     len: usize,
     partial: ErrorKind,
-    body: impl FnOnce() -> Result<usize, Error>,
+    op: impl FnOnce(&mut H) -> Result<usize, Error>,
 ) -> i32 {
-    guard(|| {
+    guard_hot(|| {
         let mut done = if done.is_null() { None } else { Some(out_arg(done, "done")?) };
         if let Some(d) = done.as_mut() {
             d.write(0);
         }
-        let count = body()?;
+        let count = handle::with(handle, name, op)?;
         if let Some(d) = done {
             d.write(count);
         }

@@ -280,15 +280,13 @@ pub extern "C" fn mf_os_kernel_symbol(os: *mut MfOs, name: *const c_char, out: *
 /// is caller storage.
 #[no_mangle]
 pub extern "C" fn mf_os_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: usize, done: *mut usize) -> i32 {
-    mem::single(done, len, ErrorKind::PartialRead, || {
-        handle::with(os, "os", |os| {
-            let buf = buf_mut(buf.cast(), len, "buf")?;
-            let view = os
-                .inner
-                .as_mut_impl_memoryview()
-                .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
-            view.read_single(addr_in(addr), buf)
-        })
+    mem::single(os, "os", done, len, ErrorKind::PartialRead, |os| {
+        let buf = buf_mut(buf.cast(), len, "buf")?;
+        let view = os
+            .inner
+            .as_mut_impl_memoryview()
+            .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
+        view.read_single(addr_in(addr), buf)
     })
 }
 
@@ -305,15 +303,13 @@ pub extern "C" fn mf_os_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: us
 /// is caller storage.
 #[no_mangle]
 pub extern "C" fn mf_os_write(os: *mut MfOs, addr: u64, buf: *const c_void, len: usize, done: *mut usize) -> i32 {
-    mem::single(done, len, ErrorKind::PartialWrite, || {
-        handle::with(os, "os", |os| {
-            let buf = buf_ref(buf.cast(), len, "buf")?;
-            let view = os
-                .inner
-                .as_mut_impl_memoryview()
-                .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
-            view.write_single(addr_in(addr), buf)
-        })
+    mem::single(os, "os", done, len, ErrorKind::PartialWrite, |os| {
+        let buf = buf_ref(buf.cast(), len, "buf")?;
+        let view = os
+            .inner
+            .as_mut_impl_memoryview()
+            .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "this OS layer has no kernel address space"))?;
+        view.write_single(addr_in(addr), buf)
     })
 }
 
@@ -423,11 +419,9 @@ fn phys_mem(os: &mut MfOs) -> Result<&mut (impl PhysicalMemory + '_), Error> {
 /// is caller storage.
 #[no_mangle]
 pub extern "C" fn mf_os_phys_read(os: *mut MfOs, addr: u64, buf: *mut c_void, len: usize, done: *mut usize) -> i32 {
-    mem::single(done, len, ErrorKind::PartialRead, || {
-        handle::with(os, "os", |os| {
-            let buf = buf_mut(buf.cast(), len, "buf")?;
-            phys_mem(os)?.phys_read_single(phys(addr), buf)
-        })
+    mem::single(os, "os", done, len, ErrorKind::PartialRead, |os| {
+        let buf = buf_mut(buf.cast(), len, "buf")?;
+        phys_mem(os)?.phys_read_single(phys(addr), buf)
     })
 }
 
@@ -445,11 +439,9 @@ pub extern "C" fn mf_os_phys_read(os: *mut MfOs, addr: u64, buf: *mut c_void, le
 /// is caller storage.
 #[no_mangle]
 pub extern "C" fn mf_os_phys_write(os: *mut MfOs, addr: u64, buf: *const c_void, len: usize, done: *mut usize) -> i32 {
-    mem::single(done, len, ErrorKind::PartialWrite, || {
-        handle::with(os, "os", |os| {
-            let buf = buf_ref(buf.cast(), len, "buf")?;
-            phys_mem(os)?.phys_write_single(phys(addr), buf)
-        })
+    mem::single(os, "os", done, len, ErrorKind::PartialWrite, |os| {
+        let buf = buf_ref(buf.cast(), len, "buf")?;
+        phys_mem(os)?.phys_write_single(phys(addr), buf)
     })
 }
 

@@ -1,7 +1,6 @@
 //! Processes: their facts, memory, translation, modules, symbols and mapped ranges.
 
-use std::collections::BTreeSet;
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CStr};
 
 use cglue::repr_cstring::ReprCString;
 use memflow_core::error::{Error, ErrorKind};
@@ -17,6 +16,7 @@ use crate::lists::{
     self, hand_out, impl_record_list, MfExportList, MfImportList, MfMemoryRangeList, MfSectionList, Records,
 };
 use crate::records::*;
+use crate::strings::KeptStrings;
 use crate::{mem, translate};
 
 /// An open process: its memory (virtual addresses), its translation and modules. Opaque; made
@@ -31,7 +31,7 @@ pub struct MfProcess {
     /// The strings of the module records `mf_process_module_by_name` and
     /// `mf_process_primary_module` handed out, each once: they stay valid until the process
     /// is freed, and repeated lookups of the same modules take no more memory.
-    strings: BTreeSet<CString>,
+    strings: KeptStrings,
 }
 
 /// A list of modules, as made by `mf_process_module_list` or the `mf_os_kernel_module_*`
@@ -53,31 +53,22 @@ impl_record_list! {
 impl MfProcess {
     /// Registers a process instance as a new handle for C.
     pub(crate) fn into_handle(inner: ProcessInstanceArcBox<'static>) -> Result<*mut Self, Error> {
-        handle::into_raw(MfProcess { inner, strings: BTreeSet::new() })
+        handle::into_raw(MfProcess { inner, strings: KeptStrings::default() })
     }
 
     /// A record of `m` whose strings belong to the process (see `strings`).
     fn keep(&mut self, m: &ModuleInfo) -> MfModuleInfo {
         let mut rec = MfModuleInfo::borrow(m);
-        rec.name = intern(&mut self.strings, &m.name);
-        rec.path = intern(&mut self.strings, &m.path);
+        rec.name = keep(&mut self.strings, &m.name);
+        rec.path = keep(&mut self.strings, &m.path);
         rec
     }
 }
 
-/// The copy of `s` in `strings`, added if missing. A `CString`'s bytes do not move when the
-/// set moves it, so the pointer stays valid as long as the set holds it.
-fn intern(strings: &mut BTreeSet<CString>, s: &ReprCString) -> *const c_char {
+/// The copy of `s` in `strings`.
+fn keep(strings: &mut KeptStrings, s: &ReprCString) -> *const c_char {
     // SAFETY: a `ReprCString` is NUL-terminated; this is the string C would see.
-    let key = unsafe { CStr::from_ptr(str_out(s)) }.to_owned();
-    match strings.get(&key) {
-        Some(kept) => kept.as_ptr(),
-        None => {
-            let ptr = key.as_ptr();
-            strings.insert(key);
-            ptr
-        }
-    }
+    strings.keep(unsafe { CStr::from_ptr(str_out(s)) })
 }
 
 /// Makes an independent copy of `process` (its facts, and its own state for reading memory)
@@ -154,11 +145,9 @@ pub extern "C" fn mf_process_read(
     len: usize,
     done: *mut usize,
 ) -> i32 {
-    mem::single(done, len, ErrorKind::PartialRead, || {
-        handle::with(process, "process", |process| {
-            let buf = buf_mut(buf.cast(), len, "buf")?;
-            process.inner.read_single(addr_in(addr), buf)
-        })
+    mem::single(process, "process", done, len, ErrorKind::PartialRead, |process| {
+        let buf = buf_mut(buf.cast(), len, "buf")?;
+        process.inner.read_single(addr_in(addr), buf)
     })
 }
 
@@ -181,11 +170,9 @@ pub extern "C" fn mf_process_write(
     len: usize,
     done: *mut usize,
 ) -> i32 {
-    mem::single(done, len, ErrorKind::PartialWrite, || {
-        handle::with(process, "process", |process| {
-            let buf = buf_ref(buf.cast(), len, "buf")?;
-            process.inner.write_single(addr_in(addr), buf)
-        })
+    mem::single(process, "process", done, len, ErrorKind::PartialWrite, |process| {
+        let buf = buf_ref(buf.cast(), len, "buf")?;
+        process.inner.write_single(addr_in(addr), buf)
     })
 }
 

@@ -223,7 +223,9 @@ int main(int argc, char **argv) {
     MfInventory *inv = NULL, *scanned = NULL;
     MfPluginInfo plugin;
     MfOs *missing = NULL;
-    size_t count = 0, i;
+    size_t count = 0, i, full;
+    const char *first_name;
+    char name_copy[64], cut[8], *dump_dir;
 
     if (argc != 2) {
         fprintf(stderr, "usage: %s DUMP_FILE\n", argv[0]);
@@ -247,10 +249,29 @@ int main(int argc, char **argv) {
     }
     CHECK(mf_inventory_plugin_at(inv, count, &plugin) == MF_ERR_INVALID_ARGUMENT);
 
+    /* Strings handed out belong to the inventory until it is freed: adding a directory (here
+       the dump's, which holds no plugins) rebuilds its records but keeps them. */
+    OK(mf_inventory_plugin_at(inv, 0, &plugin));
+    first_name = plugin.name;
+    snprintf(name_copy, sizeof name_copy, "%s", first_name);
+    dump_dir = strdup(argv[1]);
+    CHECK(dump_dir != NULL && strrchr(dump_dir, '/') != NULL);
+    if (dump_dir != NULL && strrchr(dump_dir, '/') != NULL) {
+        *strrchr(dump_dir, '/') = '\0';
+        (void)mf_inventory_add_dir(inv, dump_dir, NULL); /* refused or not, the records are rebuilt */
+    }
+    free(dump_dir);
+    CHECK(strcmp(first_name, name_copy) == 0);
+
     /* A failure carries detail, and its logged reason reached the callback. */
     CHECK(mf_error_kind(mf_inventory_create_os(inv, "no-such-os", NULL, NULL, &missing)) == MF_KIND_NOT_FOUND);
     CHECK(missing == NULL);
     CHECK(strstr(mf_last_error_message(), "no-such-os") != NULL);
+    /* The message copied into a buffer of ours, cut like snprintf. */
+    full = mf_last_error_copy(cut, sizeof cut);
+    CHECK(full == strlen(mf_last_error_message()) && full > sizeof cut);
+    CHECK(strlen(cut) == sizeof cut - 1 && strncmp(cut, mf_last_error_message(), sizeof cut - 1) == 0);
+    CHECK(mf_last_error_copy(NULL, 0) == full);
     CHECK(log_records >= 1);
     OK(mf_log_set_callback(NULL, NULL));
     OK(mf_log_set_level(MF_LOG_OFF));

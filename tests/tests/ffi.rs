@@ -195,6 +195,7 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ),
         ("mf_last_error_message", Plain, plain(|| !mf_last_error_message().is_null())),
         ("mf_last_error_code", Plain, plain(|| mf_last_error_code() <= 0)),
+        ("mf_last_error_copy", Plain, plain(|| mf_last_error_copy(std::ptr::null_mut(), 0) == last_message().len())),
         (
             "mf_error_kind",
             Plain,
