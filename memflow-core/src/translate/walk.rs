@@ -69,7 +69,8 @@ pub(crate) struct Walker {
     scratch: Vec<u8>,
     /// Per distinct entry: its read failed. Empty unless some read of the level failed.
     failed: Vec<bool>,
-    /// Per level, the entry [`Walker::walk_one`] decoded last there and its decoding.
+    /// Per level, the entry [`Walker::walk_one`] decoded last there and its decoding (with the
+    /// one decoder of the walker's translator; an all-zero entry decodes to the default).
     last: [(u64, Step); MAX_LEVELS],
 }
 
