@@ -5,12 +5,15 @@
 //! kernel, `nokaslr`, `-cpu qemu64`; made by `cargo xtask fixtures`) with CR3 from the dump's
 //! CPU state:
 //!
-//! - `ours`: the dump opened with `connector::open` (the ELF core `FileConnector`) under
-//!   `VirtualDma::new(.., X86_64, &[cr3])` (no TLB);
+//! - `ours`: the ELF core `FileConnector` under `VirtualDma::new(.., X86_64, &[cr3])` (no TLB).
+//!   The connector is built as `connector::open` builds it (map the file, `detect::parse`,
+//!   `FileConnector::new`), from a mapping the memcpy baseline copies from too: two mappings
+//!   of one file can differ in speed here (the same physical reads through a connector opened
+//!   first ran 8-10% slower than through one opened later), which would count against ours;
 //! - `memflow-0.2.4`: the peer's own mapping of the same file (`MmapInfo` with a memory map made
 //!   of the dump's PT_LOAD ranges, since 0.2.4 itself does not read ELF cores) under its
 //!   `VirtualDma::new(.., x64::ARCH, x64::new_translator(cr3))`, i.e. its `DirectTranslate`;
-//! - `memcpy`: `copy_from_slice` of the very physical bytes a virtual read returns, from a plain
+//! - `memcpy`: `copy_from_slice` of the very physical bytes a virtual read returns, from the same
 //!   `memmap2::Mmap` of the file (the pieces are computed before measuring).
 //!
 //! Groups (every contender gets the same seeded addresses):
@@ -28,6 +31,12 @@
 //! - `virt_read_5g/{4KiB,64KiB,1MiB}`: the same reads, set up the same way, on the 5 GiB guest
 //!   `target/fixtures/cloud-4l-5g/dump.elf` (issue 11: large guests).
 //!
+//! For the 4 KiB reads of both guests the bench also prints a `... interleaved ...` line: 31
+//! rounds in which ours, ours-phys and memcpy each make one timed pass over the 4096 reads in
+//! turn, with each one's median per read and memcpy's median over it. Criterion measures the
+//! contenders seconds apart, so on a shared machine its ratios follow the other processes'
+//! load; the interleaved ones do not.
+//!
 //! Before measuring, the contenders' results are checked against each other, every mapping is
 //! faulted in, and the working memory of one translator clone is measured with a counting
 //! global allocator (peak live heap bytes above the baseline while it translates, walks and
@@ -43,13 +52,15 @@ use std::fs::File;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
 use memflow_core::arch::ArchitectureIdent;
 use memflow_core::cglue::iter::CIterator;
-use memflow_core::connector::{open, CpuState, FileConnector, OpenOptions};
+use memflow_core::connector::detect::parse;
+use memflow_core::connector::{CpuState, FileConnector, ParsedDump};
 use memflow_core::mem::MemoryView;
 use memflow_core::translate::{
     MemoryRange, TranslationFailure, TranslationRange, Translator, VirtualTranslate, VirtualTranslation,
@@ -218,8 +229,8 @@ struct Guest {
     /// Ours, as a user builds it: `VirtualDma::new(conn, X86_64, &[cr3])`.
     ours: VirtualDma<FileConnector>,
     peer: PeerView,
-    /// The memcpy baseline's own mapping of the file.
-    mmap: memmap2::Mmap,
+    /// The mapping of the file that `conn` serves and the memcpy baseline copies from.
+    mmap: Arc<memmap2::Mmap>,
     /// The kernel half's page map and translation map (ours; the reference walker agrees, see
     /// tests/tests/translate_guest.rs).
     map: Vec<MemoryRange>,
@@ -231,7 +242,12 @@ impl Guest {
     /// of every mapping is read through both connectors first.
     fn open(name: &str, check: bool) -> Guest {
         let path = fixture(name);
-        let conn = open(&path, OpenOptions::default()).expect("open the dump");
+        let file = File::open(&path).expect("open the dump");
+        // One mapping of the file serves our connector and the memcpy baseline (see the module
+        // docs). SAFETY: the fixture is not modified while mapped.
+        let mmap = Arc::new(unsafe { memmap2::Mmap::map(&file) }.expect("map the dump"));
+        let ParsedDump { map, info } = parse(&mmap).expect("parse the dump");
+        let conn = FileConnector::new(mmap.clone(), map, info).expect("our connector");
         let regs = conn.x86_registers(0).expect("CPU 0 registers");
         let cr3 = regs.page_table_root().expect("paging on");
         let mut ours = VirtualDma::new(conn.clone(), ArchitectureIdent::X86_64, &[cr3]).expect("our view");
@@ -241,13 +257,9 @@ impl Guest {
         for m in conn.memory_map().ranges() {
             peer_map.push_remap(peer_addr(m.base), m.size as u64, PeerAddress::from(m.backing as u64));
         }
-        let file = File::open(&path).expect("open the dump");
         let peer_conn =
             MmapInfo::try_with_filemap(file.try_clone().unwrap(), peer_map).expect("peer maps").into_connector();
         let mut peer = memflow::mem::VirtualDma::new(peer_conn, x64::ARCH, x64::new_translator(peer_addr(cr3)));
-
-        // SAFETY: the fixture is not modified while mapped.
-        let mmap = unsafe { memmap2::Mmap::map(&file) }.expect("map the dump");
 
         // Fault in every page of every mapping.
         let mut sum = 0u64;
@@ -588,32 +600,103 @@ fn virt_reads(c: &mut Criterion, group: &str, guest: &mut Guest, check: bool) {
         g.bench_function(BenchmarkId::from_parameter("ours-phys"), |b| {
             let mut i = 0usize;
             b.iter(|| {
-                let mut at = 0usize;
-                for &(pa, len) in &phys_plan[i] {
-                    let r = memflow_core::mem::PhysicalMemory::phys_read_raw_into(
-                        &mut phys,
-                        memflow_core::types::PhysicalAddress::plain(pa),
-                        &mut black_box(&mut *buf)[at..at + len],
-                    );
-                    black_box(r).ok();
-                    at += len;
-                }
+                phys_read(&mut phys, &phys_plan[i], buf);
                 i = (i + 1) & (N_READS - 1);
             })
         });
         g.bench_function(BenchmarkId::from_parameter("memcpy"), |b| {
             let mut i = 0usize;
             b.iter(|| {
-                let mut at = 0usize;
-                for &(off, len) in &plan[i] {
-                    black_box(&mut *buf)[at..at + len].copy_from_slice(&black_box(raw)[off..off + len]);
-                    at += len;
-                }
+                memcpy_read(raw, &plan[i], buf);
                 i = (i + 1) & (N_READS - 1);
             })
         });
         g.finish();
+        if size == 4 << 10 {
+            let mut ours_pass = |buf: &mut [u8]| {
+                for &va in &addrs {
+                    black_box(ours.read_raw_into(va, black_box(&mut *buf))).ok();
+                }
+            };
+            let mut phys_pass = |buf: &mut [u8]| {
+                for p in &phys_plan {
+                    phys_read(&mut phys, p, buf);
+                }
+            };
+            let mut memcpy_pass = |buf: &mut [u8]| {
+                for p in &plan {
+                    memcpy_read(raw, p, buf);
+                }
+            };
+            interleaved(
+                &format!("{group}/{name}"),
+                &mut [("ours", &mut ours_pass), ("ours-phys", &mut phys_pass), ("memcpy", &mut memcpy_pass)],
+                buf,
+            );
+        }
     }
+}
+
+/// Our connector's reads of the physical pieces `plan` into `buf`.
+#[inline(always)]
+fn phys_read(phys: &mut FileConnector, plan: &[(Address, usize)], buf: &mut [u8]) {
+    let mut at = 0usize;
+    for &(pa, len) in plan {
+        let r = memflow_core::mem::PhysicalMemory::phys_read_raw_into(
+            phys,
+            memflow_core::types::PhysicalAddress::plain(pa),
+            &mut black_box(&mut *buf)[at..at + len],
+        );
+        black_box(r).ok();
+        at += len;
+    }
+}
+
+/// The copies of the file pieces `plan` from `raw` into `buf`.
+#[inline(always)]
+fn memcpy_read(raw: &[u8], plan: &[(usize, usize)], buf: &mut [u8]) {
+    let mut at = 0usize;
+    for &(off, len) in plan {
+        black_box(&mut *buf)[at..at + len].copy_from_slice(&black_box(raw)[off..off + len]);
+        at += len;
+    }
+}
+
+/// One pass of a contender over all `N_READS` reads, into the given buffer.
+type Pass<'a> = dyn FnMut(&mut [u8]) + 'a;
+
+/// Rounds of interleaved passes: each round times one pass (all `N_READS` reads) of every
+/// contender in turn (starting with the next one each round), so that other processes' load
+/// falls on all of them alike; prints each
+/// contender's median per read and the last one's (memcpy's) median over each other's. On
+/// this shared machine these ratios move far less between runs than those of criterion's
+/// groups, which measure the contenders seconds apart.
+fn interleaved(group: &str, contenders: &mut [(&str, &mut Pass)], buf: &mut [u8]) {
+    const ROUNDS: usize = 31;
+    let mut times = vec![Vec::with_capacity(ROUNDS); contenders.len()];
+    let n = contenders.len();
+    for round in 0..ROUNDS {
+        // Each round starts with another contender, so none always follows the same one.
+        for k in (0..n).map(|k| (k + round) % n) {
+            let start = std::time::Instant::now();
+            (contenders[k].1)(buf);
+            times[k].push(start.elapsed().as_secs_f64() * 1e9 / N_READS as f64);
+        }
+    }
+    let medians: Vec<f64> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            t[ROUNDS / 2]
+        })
+        .collect();
+    let base = medians[medians.len() - 1];
+    let parts: Vec<String> = contenders
+        .iter()
+        .zip(&medians)
+        .map(|((name, _), m)| format!("{name} {m:.0} ns ({:.1}%)", base / m * 100.0))
+        .collect();
+    println!("{group} interleaved, {ROUNDS} rounds, median per read (memcpy / contender): {}", parts.join(", "));
 }
 
 /// The virtual reads again on the 5 GiB guest (issue 11): its direct map spans 5 GiB, so the

@@ -268,6 +268,31 @@ fn flags_combine_across_levels() {
     assert_eq!(pages[0].page_type, all | PageType::NOEXEC);
 }
 
+/// Single translations decode an entry only when it differs from the one decoded last at its
+/// level; an entry changed in between is seen at once: clearing and restoring the entry of
+/// every level on the way to a page, with translations of another address in between, with
+/// one view.
+#[test]
+fn single_translations_see_changed_entries() {
+    for (ident, seed, mut b) in spaces() {
+        let truth = b.truth().to_vec();
+        let (page, other) = (truth[0], truth[truth.len() - 1]);
+        let leaf = b.arch().levels().iter().position(|l| l.leaf && l.shift == page.size_log2).unwrap();
+        let mut dma = VirtualDma::new(b.memory(), ident, &b.roots()).unwrap();
+        let want = |p: &Page| Ok(PhysicalAddress::with_page(p.pa, p.page_type, p.size_log2));
+        for level in 0..=leaf {
+            let slot = b.entry_slot(page.va, level).unwrap();
+            let raw = b.read_entry(slot).unwrap();
+            assert_eq!(dma.virt_to_phys(page.va), want(&page), "{ident:?} seed {seed} level {level}");
+            b.write_entry(slot, 0).unwrap();
+            assert!(dma.virt_to_phys(page.va).is_err(), "{ident:?} seed {seed}: level {level} cleared");
+            b.write_entry(slot, raw).unwrap();
+            assert_eq!(dma.virt_to_phys(other.va), want(&other), "{ident:?} seed {seed} level {level}");
+            assert_eq!(dma.virt_to_phys(page.va), want(&page), "{ident:?} seed {seed}: level {level} restored");
+        }
+    }
+}
+
 /// A translator and view stay within the documented working memory and clones start empty.
 #[test]
 fn working_memory_is_bounded() {

@@ -20,31 +20,64 @@ enum Kind {
     Leaf,
 }
 
-/// Four permission tests: access `k` is denied when `raw & mask[k] != expect[k]`.
+/// Four permission tests on an entry's bits, in two steps: [`PermMasks::bits`] keeps the bits
+/// that deny something (set where the access is denied), which the entries of a walk can `|`
+/// together; [`PermMasks::denied`] names the accesses once per walk.
 #[derive(Copy, Clone, Debug, Default)]
 struct PermMasks {
+    /// The bits that take part.
+    used: u64,
+    /// The bits that allow an access when set (they deny when clear).
+    allow: u64,
+    /// Per access (write, user, exec user, exec kernel): its bit.
     mask: [u64; 4],
-    expect: [u64; 4],
 }
 
 impl PermMasks {
+    /// The masks of `p`. No architecture uses one bit to allow one access and deny another
+    /// (the decoder would get it wrong; the differential test below covers every mode).
     fn new(p: &Permissions) -> Self {
         let mut m = PermMasks::default();
         for (k, bit) in [p.write, p.user, p.exec_user, p.exec_kernel].into_iter().enumerate() {
-            (m.mask[k], m.expect[k]) = match bit {
-                PermBit::Absent => (0, 0),
-                PermBit::AllowIfSet(b) => (1 << b, 1 << b),
-                PermBit::DenyIfSet(b) => (1 << b, 0),
-            };
+            match bit {
+                PermBit::Absent => {}
+                PermBit::AllowIfSet(b) => {
+                    m.mask[k] = 1 << b;
+                    m.allow |= 1 << b;
+                }
+                PermBit::DenyIfSet(b) => m.mask[k] = 1 << b,
+            }
+            m.used |= m.mask[k];
         }
         m
     }
 
+    /// The bits of `raw` that deny an access.
     #[inline(always)]
-    fn denied(&self, raw: u64) -> Denied {
-        let d = |k: usize| u8::from(raw & self.mask[k] != self.expect[k]) << k;
+    fn bits(&self, raw: u64) -> u64 {
+        (raw ^ self.allow) & self.used
+    }
+
+    /// The accesses denied by denying `bits` (of one or several entries).
+    #[inline(always)]
+    fn denied(&self, bits: u64) -> Denied {
+        let d = |k: usize| u8::from(bits & self.mask[k] != 0) << k;
         Denied(d(0) | d(1) | d(2) | d(3))
     }
+}
+
+/// An entry as the walks see it: [`Entry`] with the permissions still as bits, so that a walk
+/// names the denied accesses once ([`Decoder::denied`]) rather than at every level. The
+/// default, [`Step::Invalid`], is what an all-zero entry decodes to in every mode.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum Step {
+    #[default]
+    /// Not present, reserved or malformed.
+    Invalid,
+    /// Points to the next level's table; `bits` deny as table permissions.
+    Table { next: Address, bits: u64 },
+    /// Maps a page; `bits` deny as leaf permissions.
+    Page { base: Address, bits: u64 },
 }
 
 #[derive(Copy, Clone, Debug)]
@@ -79,6 +112,8 @@ pub struct Decoder {
     /// A leaf whose address is not aligned to its page size is invalid (RISC-V).
     strict_align: bool,
     leaf_perms: PermMasks,
+    /// The table permissions (`LevelRule::table_perms` where they take part at a level).
+    table_perms: PermMasks,
     entry_size: usize,
     little_endian: bool,
 }
@@ -133,6 +168,7 @@ impl Decoder {
             addr_shift: f.shift as u32,
             strict_align: matches!(arch.leaf_rule, LeafRule::PermissionBits { .. }),
             leaf_perms: PermMasks::new(&arch.leaf_perms),
+            table_perms,
             entry_size: arch.entry_size(),
             little_endian: arch.little_endian,
         }
@@ -177,23 +213,40 @@ impl Decoder {
     /// Decodes the entry `raw` found at `level` exactly as [`Architecture::decode`] does.
     #[inline(always)]
     pub fn decode(&self, level: usize, raw: u64) -> Entry {
+        match self.step(level, raw) {
+            Step::Invalid => Entry::Invalid,
+            Step::Table { next, bits } => Entry::Table { next, denied: self.denied(bits, 0) },
+            Step::Page { base, bits } => Entry::Page { base, denied: self.denied(0, bits) },
+        }
+    }
+
+    /// Decodes the entry `raw` found at `level`, leaving its permissions as bits.
+    #[inline(always)]
+    pub fn step(&self, level: usize, raw: u64) -> Step {
         let rule = &self.levels[level];
         if raw & self.valid == 0 || raw & self.reserved_mask == self.reserved_value {
-            return Entry::Invalid;
+            return Step::Invalid;
         }
         let kind = if raw & self.select != 0 { rule.on_set } else { rule.on_clear };
         let addr = Address::new((((raw >> self.addr_lo) & self.addr_mask) as umem) << self.addr_shift);
         match kind {
-            Kind::Invalid => Entry::Invalid,
-            Kind::Table => Entry::Table { next: addr, denied: rule.table_perms.denied(raw) },
+            Kind::Invalid => Step::Invalid,
+            Kind::Table => Step::Table { next: addr, bits: rule.table_perms.bits(raw) },
             Kind::Leaf => {
                 let base = addr.align_down(rule.page_size);
                 if self.strict_align && base != addr {
-                    return Entry::Invalid;
+                    return Step::Invalid;
                 }
-                Entry::Page { base, denied: self.leaf_perms.denied(raw) }
+                Step::Page { base, bits: self.leaf_perms.bits(raw) }
             }
         }
+    }
+
+    /// The accesses denied by a walk whose table entries gave `table_bits` (`|`-ed) and whose
+    /// leaf gave `leaf_bits`.
+    #[inline(always)]
+    pub fn denied(&self, table_bits: u64, leaf_bits: u64) -> Denied {
+        self.table_perms.denied(table_bits) | self.leaf_perms.denied(leaf_bits)
     }
 }
 
@@ -252,6 +305,8 @@ mod tests {
                 for raw in samples {
                     assert_eq!(dec.decode(level, raw), arch.decode(level, raw), "{ident:?} level {level} {raw:#x}");
                 }
+                // The single-address walk starts from this as its last decoded entry.
+                assert_eq!(dec.step(level, 0), Step::default(), "{ident:?} level {level}");
                 for _ in 0..1000 {
                     let va = Address::new(next() as umem);
                     assert_eq!(dec.index(level, va), lvl.index(va), "{ident:?} level {level} {va}");

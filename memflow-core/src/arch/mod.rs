@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::types::{umem, Address, PageType};
 
 mod decoder;
-pub(crate) use decoder::Decoder;
+pub(crate) use decoder::{Decoder, Step};
 
 mod aarch64;
 mod ident;

@@ -2,7 +2,7 @@
 
 use super::pages::{Page, PageWalker};
 use super::tlb::Tlb;
-use super::walk::{walk_one, Walker, NOT_CANONICAL, NOT_MAPPED};
+use super::walk::{Walker, NOT_CANONICAL, NOT_MAPPED};
 use crate::arch::{Architecture, ArchitectureIdent, Decoder, Segment};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::PhysicalMemory;
@@ -154,7 +154,7 @@ impl Translator {
                 return Ok(Ok(pa));
             }
         }
-        let res = walk_one(mem, &self.decoder, table, va)?;
+        let res = self.walker.walk_one(mem, &self.decoder, table, va)?;
         if let (Ok(pa), Some(tlb)) = (&res, &mut self.tlb) {
             tlb.insert(table, va, *pa);
         }

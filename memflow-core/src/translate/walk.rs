@@ -14,7 +14,7 @@
 
 use cglue::slice::CSliceMut;
 
-use crate::arch::{Architecture, Decoder, Denied, Entry};
+use crate::arch::{Architecture, Decoder, Denied, Entry, Step, MAX_LEVELS};
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, Result};
 use crate::mem::{MemBatch, MemChunk, MemOp, PhysicalMemory};
 use crate::types::{umem, Address, PageType, PhysicalAddress};
@@ -69,6 +69,9 @@ pub(crate) struct Walker {
     scratch: Vec<u8>,
     /// Per distinct entry: its read failed. Empty unless some read of the level failed.
     failed: Vec<bool>,
+    /// Per level, the entry [`Walker::walk_one`] decoded last there and its decoding (with the
+    /// one decoder of the walker's translator; an all-zero entry decodes to the default).
+    last: [(u64, Step); MAX_LEVELS],
 }
 
 impl Walker {
@@ -147,11 +150,12 @@ impl Walker {
         self.sort(arch.page_shift());
         // A lone address needs no grouping: one read per level, straight down.
         if let [i] = self.order[..] {
-            let slot = &mut self.slots[i as usize];
-            let (state, at, denied) = match walk_one(mem, dec, slot.at, slot.va)? {
+            let Slot { va, at, denied, .. } = self.slots[i as usize];
+            let (state, at, denied) = match self.walk_one(mem, dec, at, va)? {
                 Ok(pa) => (State::Mapped(pa.page_size_log2), pa.address, denied_of(pa.page_type)),
-                Err(e) => (State::Failed(e), slot.at, slot.denied),
+                Err(e) => (State::Failed(e), at, denied),
             };
+            let slot = &mut self.slots[i as usize];
             (slot.state, slot.at, slot.denied) = (state, at, denied);
             return Ok(());
         }
@@ -283,43 +287,53 @@ impl Walker {
         }
         order.truncate(kept);
     }
-}
 
-/// Walks one address from the top table at `table`: one read per level. The outer `Err` only
-/// if the memory itself fails; the inner one says why `va` does not translate.
-#[inline]
-pub(crate) fn walk_one<P: PhysicalMemory>(
-    mem: &mut P,
-    dec: &Decoder,
-    mut table: Address,
-    va: Address,
-) -> Result<Result<PhysicalAddress>> {
-    let entry_size = dec.entry_size();
-    let mut denied = Denied::default();
-    for level in 0..dec.level_count() {
-        let entry = table + dec.index(level, va) * entry_size;
-        let mut bytes = [0u8; 8];
-        match mem
-            .phys_read_raw_into(PhysicalAddress::with_page(entry, PageType::PAGE_TABLE, 0), &mut bytes[..entry_size])
-        {
-            Ok(()) => {}
-            Err(PartialError::Error(e)) => return Err(e),
-            Err(PartialError::PartialRead(()) | PartialError::PartialWrite) => return Ok(Err(TABLE_UNREADABLE)),
-        }
-        match dec.decode(level, dec.read(&bytes)) {
-            Entry::Invalid => return Ok(Err(NOT_MAPPED)),
-            Entry::Table { next, denied: d } => {
-                table = next;
-                denied = denied | d;
+    /// Walks one address from the top table at `table`: one read per level. The outer `Err`
+    /// only if the memory itself fails; the inner one says why `va` does not translate.
+    ///
+    /// An entry is decoded only if it differs from the one decoded last at its level: the
+    /// decoding is a function of the entry's value, so nothing can go stale, and the upper
+    /// entries of a run of walks (the same PML4 and PDPT entries for most kernel addresses)
+    /// are only compared. Besides the decoding this saves waiting: the next table is known
+    /// from the remembered decoding, so the CPU, predicting the comparison, reads the next
+    /// level before this level's entry has arrived.
+    #[inline]
+    pub fn walk_one<P: PhysicalMemory>(
+        &mut self,
+        mem: &mut P,
+        dec: &Decoder,
+        mut table: Address,
+        va: Address,
+    ) -> Result<Result<PhysicalAddress>> {
+        let entry_size = dec.entry_size();
+        let mut table_bits = 0;
+        for (level, (seen, step)) in self.last.iter_mut().enumerate().take(dec.level_count()) {
+            let entry = table + dec.index(level, va) * entry_size;
+            let mut bytes = [0u8; 8];
+            let at = PhysicalAddress::with_page(entry, PageType::PAGE_TABLE, 0);
+            if mem.phys_read_single(at, &mut bytes[..entry_size])? < entry_size {
+                return Ok(Err(TABLE_UNREADABLE));
             }
-            Entry::Page { base, denied: d } => {
-                let shift = dec.shift(level);
-                let pa = base + va.page_offset((1 as umem) << shift);
-                return Ok(Ok(PhysicalAddress::with_page(pa, (denied | d).page_type(), shift)));
+            let raw = dec.read(&bytes);
+            if raw != *seen {
+                (*seen, *step) = (raw, dec.step(level, raw));
+            }
+            match *step {
+                Step::Invalid => return Ok(Err(NOT_MAPPED)),
+                Step::Table { next, bits } => {
+                    table = next;
+                    table_bits |= bits;
+                }
+                Step::Page { base, bits } => {
+                    let shift = dec.shift(level);
+                    let pa = base + va.page_offset((1 as umem) << shift);
+                    let page_type = dec.denied(table_bits, bits).page_type();
+                    return Ok(Ok(PhysicalAddress::with_page(pa, page_type, shift)));
+                }
             }
         }
+        Ok(Err(NOT_MAPPED))
     }
-    Ok(Err(NOT_MAPPED))
 }
 
 /// Marks every entry that a failed chunk touches (the chunk's tag is its byte offset into a
