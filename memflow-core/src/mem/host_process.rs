@@ -334,7 +334,15 @@ impl HostProcessMemory {
     /// byte is failed and the error is returned.
     pub fn transfer<B: Transfer>(&mut self, batch: MemBatch<'_, '_, '_, MemOp<Address, B>, B>) -> Result<()> {
         let MemBatch { ops, on_ok, on_fail } = batch;
-        let mut queue = Queue { pending: VecDeque::new(), on_ok, on_fail, page_size: self.page_size };
+        let mut pending = VecDeque::new();
+        // A step holds at most MAX_IOVECS operations (a partial step may put one back split).
+        if pending.try_reserve_exact(ops.size_hint().0.clamp(1, MAX_IOVECS + 1)).is_err() {
+            let mut on_fail = on_fail;
+            ops.for_each(|op| report(&mut on_fail, op.tag, op.buf));
+            return Err(Error::new(ErrorOrigin::Process, ErrorKind::OutOfMemory)
+                .with_reason("no memory for a batch of host operations"));
+        }
+        let mut queue = Queue { pending, on_ok, on_fail, page_size: self.page_size };
         let mut outcome = Ok(());
         for MemOp { addr, tag, buf } in ops {
             let (start, valid) = host_address(addr)

@@ -218,7 +218,13 @@ impl QemuConnector {
                 return Err(e);
             }
         };
+        // One allocation per batch: at most a step of host operations is held at a time.
         let mut host_ops: Vec<MemOp<Address, B>> = Vec::new();
+        if host_ops.try_reserve_exact(ops.size_hint().0.clamp(1, MAX_IOVECS)).is_err() {
+            ops.for_each(|op| report(&mut on_fail, op.tag, op.buf));
+            return Err(Error::new(ErrorOrigin::Connector, ErrorKind::OutOfMemory)
+                .with_reason("no memory for a batch of host operations"));
+        }
         loop {
             let next = ops.next();
             if !host_ops.is_empty() && (next.is_none() || host_ops.len() >= MAX_IOVECS) {
@@ -230,6 +236,11 @@ impl QemuConnector {
                 }
             }
             let Some(MemOp { addr, tag, buf }) = next else { return Ok(()) };
+            // Most operations lie in one RAM range.
+            if let Some(host) = host_range(&self.map, addr, buf.len()) {
+                host_ops.push(MemOp { addr: host, tag, buf });
+                continue;
+            }
             let mut rest = Some(buf);
             self.map.split(addr.address, rest.as_ref().map_or(0, SplitBuf::len), |piece| {
                 let Some(buf) = rest.take() else { return };
@@ -247,13 +258,13 @@ impl QemuConnector {
             });
         }
     }
+}
 
-    /// The host address of `len` bytes at guest `addr` if they lie in one mapped range:
-    /// then a single operation is one host operation.
-    fn host_range(&self, addr: PhysicalAddress, len: usize) -> Option<Address> {
-        let (backing, room) = self.map.lookup(addr.address)?;
-        (len > 0 && len as umem <= room).then(|| Address::new(backing))
-    }
+/// The host address of `len` bytes at guest `addr` if they lie in one mapped range of `map`:
+/// then an operation is one host operation.
+fn host_range(map: &MemoryMap, addr: PhysicalAddress, len: usize) -> Option<Address> {
+    let (backing, room) = map.lookup(addr.address)?;
+    (len > 0 && len as umem <= room).then(|| Address::new(backing))
 }
 
 /// The QEMU process's memory in `slot`, opened through `os` if it is not yet.
@@ -280,7 +291,7 @@ impl PhysicalMemory for QemuConnector {
     /// One map lookup and one read of the QEMU process when the bytes lie in one RAM range;
     /// otherwise a one-operation batch.
     fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
-        match self.host_range(addr, out.len()) {
+        match host_range(&self.map, addr, out.len()) {
             Some(host) => open_process(&mut self.process, &mut self.os, &self.qemu)?.read_single(host, out),
             None => {
                 partial::read_single(MemOp { addr, tag: addr.address, buf: out.into() }, |b| self.phys_read_batch(b))
@@ -291,7 +302,7 @@ impl PhysicalMemory for QemuConnector {
     /// One map lookup and one write to the QEMU process when the bytes lie in one RAM range;
     /// otherwise a one-operation batch.
     fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
-        match self.host_range(addr, data.len()) {
+        match host_range(&self.map, addr, data.len()) {
             Some(host) => open_process(&mut self.process, &mut self.os, &self.qemu)?.write_single(host, data),
             None => {
                 partial::write_single(MemOp { addr, tag: addr.address, buf: data.into() }, |b| self.phys_write_batch(b))
