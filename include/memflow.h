@@ -358,6 +358,12 @@ typedef struct MfImportList MfImportList;
 typedef struct MfInventory MfInventory;
 
 /**
+ * Kernel symbols, as made by `mf_os_kernel_symbol_list`. Opaque; read it with
+ * `mf_kernel_symbol_list_get`, free it with `mf_kernel_symbol_list_free`.
+ */
+typedef struct MfKernelSymbolList MfKernelSymbolList;
+
+/**
  * Ranges of an address space, as made by `mf_process_mapped_range_list`, `mf_os_page_map`
  * or `mf_process_page_map`. Opaque; read it with `mf_memory_range_list_get`, free it with
  * `mf_memory_range_list_free`.
@@ -1798,6 +1804,16 @@ int32_t mf_os_kernel_symbol_by_address(MfOs *os,
 int32_t mf_os_kernel_symbol_list_callback(MfOs *os, MfKernelSymbolCallback callback, void *user);
 
 /**
+ * Every kernel symbol (as `mf_os_kernel_symbol_list_callback`, in the same order) in a new
+ * list at `*out`.
+ *
+ * Ownership: on success `*out` receives a list owned by the caller (read it with
+ * `mf_kernel_symbol_list_get`, free it with `mf_kernel_symbol_list_free`); the strings of
+ * its records belong to the list.
+ */
+int32_t mf_os_kernel_symbol_list(MfOs *os, MfKernelSymbolList **out);
+
+/**
  * The byte offset of `member` in the kernel structure (or union) `structure`, from the
  * kernel's own type information (Linux: BTF), e.g. `("task_struct", "comm")`. `member` may
  * be a dotted path into nested members (`"f_path.dentry"` of `"file"`); anonymous
@@ -1889,6 +1905,24 @@ int32_t mf_memory_range_list_get(const MfMemoryRangeList *list,
  * Ownership: takes `list`; its records must not be used afterwards.
  */
 int32_t mf_memory_range_list_free(MfMemoryRangeList *list);
+
+/**
+ * The records of a kernel symbol list (as `mf_export_list_get`).
+ *
+ * Ownership: the records and their strings are borrowed from `list` and valid until it is
+ * freed. `*out_items` and `*out_len` are caller storage.
+ */
+int32_t mf_kernel_symbol_list_get(const MfKernelSymbolList *list,
+                                  const MfKernelSymbolInfo **out_items,
+                                  size_t *out_len);
+
+/**
+ * Frees a kernel symbol list. NULL is a no-op (returns 0); anything that is not a live
+ * `MfKernelSymbolList` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+ *
+ * Ownership: takes `list`; its records and strings must not be used afterwards.
+ */
+int32_t mf_kernel_symbol_list_free(MfKernelSymbolList *list);
 
 /**
  * Turns log output on at `level` (`MF_LOG_OFF` .. `MF_LOG_TRACE`), to stderr unless a

@@ -312,6 +312,19 @@ struct ExportInfo {
     explicit ExportInfo(const MfExportInfo &c) : name(detail::text(c.name)), offset(c.offset) {}
 };
 
+/** A kernel symbol, with owned strings. */
+struct KernelSymbolInfo {
+    std::string name;    /**< Symbol name. */
+    uint64_t address = 0; /**< Its address. */
+    char kind = 0;       /**< Its type letter (`'T'`, `'t'`, `'D'`, ...). */
+    std::string module;  /**< The kernel module it belongs to, empty for the kernel image. */
+
+    KernelSymbolInfo() = default;
+    /** Copies a borrowed C record. */
+    explicit KernelSymbolInfo(const MfKernelSymbolInfo &c)
+        : name(detail::text(c.name)), address(c.address), kind(c.kind), module(detail::text(c.module)) {}
+};
+
 /** An import of a module, with an owned name. */
 struct ImportInfo {
     std::string name;   /**< Symbol name. */
@@ -900,6 +913,13 @@ public:
     void kernel_symbols(F &&f) {
         detail::Trampoline<F, MfKernelSymbolInfo> t{f};
         t.finish(mf_os_kernel_symbol_list_callback(get(), &decltype(t)::call, &t));
+    }
+
+    /** Every kernel symbol (image, then modules), copied. */
+    std::vector<KernelSymbolInfo> kernel_symbol_list() {
+        return detail::collect<KernelSymbolInfo, MfKernelSymbolList, MfKernelSymbolInfo, mf_kernel_symbol_list_get,
+                               mf_kernel_symbol_list_free>(
+            [&](MfKernelSymbolList **out) { return mf_os_kernel_symbol_list(get(), out); });
     }
 
     /** The offset of `member` (a dotted path) in the kernel structure `structure`. */

@@ -61,7 +61,7 @@ const CHUNK: usize = 256;
 const CHUNKS: usize = MAX_LIVE / CHUNK;
 
 /// The C type names by tag (tag 0 is never used).
-const NAMES: [&str; 11] = [
+const NAMES: [&str; 12] = [
     "",
     "MfInventory",
     "MfConnector",
@@ -73,6 +73,7 @@ const NAMES: [&str; 11] = [
     "MfImportList",
     "MfSectionList",
     "MfMemoryRangeList",
+    "MfKernelSymbolList",
 ];
 
 // Tags are 4 bits below the mark bits.

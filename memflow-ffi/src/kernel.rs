@@ -11,9 +11,9 @@ use std::ffi::{c_char, c_void};
 use memflow_core::error::{Error, ErrorKind, ErrorOrigin};
 use memflow_core::os::{ExportInfo, KernelSymbolInfo, ModuleInfo, Os, SectionInfo};
 
-use crate::call::{buf_mut, callback_arg, guard, out_arg, ref_arg, str_arg};
+use crate::call::{buf_mut, callback_arg, ffi_err, guard, out_arg, ref_arg, str_arg};
 use crate::handle;
-use crate::lists::{self, hand_out, MfExportList, MfSectionList, Records};
+use crate::lists::{self, hand_out, MfExportList, MfKernelSymbolList, MfSectionList, Records};
 use crate::os::MfOs;
 use crate::process::MfModuleList;
 use crate::records::{
@@ -243,6 +243,39 @@ pub extern "C" fn mf_os_kernel_symbol_list_callback(
             };
             os.inner.kernel_symbol_list_callback((&mut f).into())
         })
+    })
+}
+
+/// Every kernel symbol (as `mf_os_kernel_symbol_list_callback`, in the same order) in a new
+/// list at `*out`.
+///
+/// Ownership: on success `*out` receives a list owned by the caller (read it with
+/// `mf_kernel_symbol_list_get`, free it with `mf_kernel_symbol_list_free`); the strings of
+/// its records belong to the list.
+#[no_mangle]
+pub extern "C" fn mf_os_kernel_symbol_list(os: *mut MfOs, out: *mut *mut MfKernelSymbolList) -> i32 {
+    guard(|| {
+        let symbols = handle::with(os, "os", |os| {
+            out_arg(out, "out")?;
+            let mut symbols = Vec::new();
+            let mut no_memory = false;
+            let mut keep = |s: KernelSymbolInfo| {
+                no_memory = symbols.try_reserve(1).is_err();
+                if !no_memory {
+                    symbols.push(s);
+                }
+                !no_memory
+            };
+            os.inner.kernel_symbol_list_callback((&mut keep).into())?;
+            if no_memory {
+                return Err(ffi_err(
+                    ErrorKind::OutOfMemory,
+                    format_args!("no memory for {} kernel symbols", symbols.len() + 1),
+                ));
+            }
+            Ok(symbols)
+        })?;
+        hand_out(MfKernelSymbolList(Records::new(symbols, MfKernelSymbolInfo::borrow)), out)
     })
 }
 

@@ -4,11 +4,11 @@
 //! belong to the list.
 
 use memflow_core::error::Error;
-use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, SectionInfo};
+use memflow_core::os::{ExportInfo, ImportInfo, KernelSymbolInfo, MemoryRange, ModuleInfo, SectionInfo};
 
 use crate::call::{guard, out_arg, ref_arg};
 use crate::handle::{self, impl_handle, Handle};
-use crate::records::{MfExportInfo, MfImportInfo, MfMemoryRange, MfModuleInfo, MfSectionInfo};
+use crate::records::{MfExportInfo, MfImportInfo, MfKernelSymbolInfo, MfMemoryRange, MfModuleInfo, MfSectionInfo};
 
 /// Records for C together with the core values their strings point into.
 pub(crate) struct Records<R, C> {
@@ -116,11 +116,16 @@ pub struct MfSectionList(pub(crate) Records<MfSectionInfo, SectionInfo>);
 /// `mf_memory_range_list_free`.
 pub struct MfMemoryRangeList(pub(crate) Records<MfMemoryRange, MemoryRange>);
 
+/// Kernel symbols, as made by `mf_os_kernel_symbol_list`. Opaque; read it with
+/// `mf_kernel_symbol_list_get`, free it with `mf_kernel_symbol_list_free`.
+pub struct MfKernelSymbolList(pub(crate) Records<MfKernelSymbolInfo, KernelSymbolInfo>);
+
 impl_handle! {
     MfExportList = 7;
     MfImportList = 8;
     MfSectionList = 9;
     MfMemoryRangeList = 10;
+    MfKernelSymbolList = 11;
 }
 
 impl_record_list! {
@@ -128,6 +133,7 @@ impl_record_list! {
     MfImportList: MfImportInfo;
     MfSectionList: MfSectionInfo;
     MfMemoryRangeList: MfMemoryRange;
+    MfKernelSymbolList: MfKernelSymbolInfo;
 }
 
 /// The records of an export list: `*out_items` receives a pointer to `*out_len` consecutive
@@ -216,5 +222,27 @@ pub extern "C" fn mf_memory_range_list_get(
 /// Ownership: takes `list`; its records must not be used afterwards.
 #[no_mangle]
 pub extern "C" fn mf_memory_range_list_free(list: *mut MfMemoryRangeList) -> i32 {
+    handle::free(list)
+}
+
+/// The records of a kernel symbol list (as `mf_export_list_get`).
+///
+/// Ownership: the records and their strings are borrowed from `list` and valid until it is
+/// freed. `*out_items` and `*out_len` are caller storage.
+#[no_mangle]
+pub extern "C" fn mf_kernel_symbol_list_get(
+    list: *const MfKernelSymbolList,
+    out_items: *mut *const MfKernelSymbolInfo,
+    out_len: *mut usize,
+) -> i32 {
+    get(list, out_items, out_len)
+}
+
+/// Frees a kernel symbol list. NULL is a no-op (returns 0); anything that is not a live
+/// `MfKernelSymbolList` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+///
+/// Ownership: takes `list`; its records and strings must not be used afterwards.
+#[no_mangle]
+pub extern "C" fn mf_kernel_symbol_list_free(list: *mut MfKernelSymbolList) -> i32 {
     handle::free(list)
 }

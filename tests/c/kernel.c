@@ -231,6 +231,18 @@ int main(int argc, char **argv) {
     struct symbol_walk walk = {lines, nlines, 0, 0};
     OK(mf_os_kernel_symbol_list_callback(os, on_symbol, &walk));
     CHECK(walk.seen == nlines && walk.mismatches == 0);
+    /* The same as an owned list. */
+    MfKernelSymbolList *symbols = NULL;
+    const MfKernelSymbolInfo *symbol_items = NULL;
+    size_t nsymbols = 0;
+    OK(mf_os_kernel_symbol_list(os, &symbols));
+    OK(mf_kernel_symbol_list_get(symbols, &symbol_items, &nsymbols));
+    struct symbol_walk listed = {lines, nlines, 0, 0};
+    for (size_t i = 0; i < nsymbols; i++) {
+        on_symbol(&listed, &symbol_items[i]);
+    }
+    CHECK(nsymbols == nlines && listed.mismatches == 0);
+    OK(mf_kernel_symbol_list_free(symbols));
 
     /* Types from BTF. */
     uint64_t value = 0;

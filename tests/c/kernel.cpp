@@ -65,6 +65,8 @@ int main(int argc, char **argv) {
             module_symbols += s.module[0] != '\0';
         });
         CHECK(symbols > 50000 && module_symbols > 10);
+        std::vector<memflow::KernelSymbolInfo> listed = os.kernel_symbol_list();
+        CHECK(listed.size() == symbols && !listed.back().name.empty() && !listed.back().module.empty());
 
         CHECK(os.type_offset("list_head", "prev") == 8);
         CHECK(os.type_size("list_head") == 16);

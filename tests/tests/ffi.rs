@@ -72,6 +72,7 @@ struct Live {
     ilist: *mut MfImportList,
     slist: *mut MfSectionList,
     rlist: *mut MfMemoryRangeList,
+    klist: *mut MfKernelSymbolList,
     /// The dummy OS: it has kernel modules, which the native OS has not.
     dummy: *mut MfOs,
     /// Zeroed storage for output arguments in garbage mode (never written: calls fail first).
@@ -112,9 +113,11 @@ impl Live {
         assert_eq!(mf_process_mapped_range_list(process, 0, 0, u64::MAX, &mut rlist), 0, "{}", last_message());
         let mut dummy = null_mut();
         assert_eq!(mf_inventory_create_chain(inv, c"dummy".as_ptr(), &mut dummy), 0, "{}", last_message());
+        let mut klist = null_mut();
+        assert_eq!(mf_os_kernel_symbol_list(dummy, &mut klist), 0, "{}", last_message());
         let scratch = Box::into_raw(vec![0u64; 2048].into_boxed_slice()).cast::<u64>();
         let garbage = Box::into_raw(vec![0xa5a5_a5a5_a5a5_a5a5u64; 256].into_boxed_slice()).cast::<u64>();
-        Live { inv, conn, os, process, plist, mlist, elist, ilist, slist, rlist, dummy, scratch, garbage }
+        Live { inv, conn, os, process, plist, mlist, elist, ilist, slist, rlist, klist, dummy, scratch, garbage }
     }
 
     /// A handle argument.
@@ -145,6 +148,7 @@ impl Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
+        assert_eq!(mf_kernel_symbol_list_free(self.klist), 0);
         assert_eq!(mf_memory_range_list_free(self.rlist), 0);
         assert_eq!(mf_section_list_free(self.slist), 0);
         assert_eq!(mf_import_list_free(self.ilist), 0);
@@ -326,6 +330,7 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Handle,
             Box::new(|l, m| mf_os_kernel_symbol_list_callback(l.h(l.dummy, m), cb(m), null_mut())),
         ),
+        ("mf_os_kernel_symbol_list", Handle, Box::new(|l, m| mf_os_kernel_symbol_list(l.h(l.dummy, m), l.p(m)))),
         ("mf_os_type_offset", Handle, Box::new(|l, m| mf_os_type_offset(l.h(l.dummy, m), l.s(m), l.s(m), l.p(m)))),
         ("mf_os_type_size", Handle, Box::new(|l, m| mf_os_type_size(l.h(l.dummy, m), l.s(m), l.p(m)))),
         ("mf_os_read", Handle, Box::new(|l, m| mf_os_read(l.h(l.os, m), 0x1000, l.p(m), 16, null_mut()))),
@@ -459,6 +464,12 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Box::new(|l, m| mf_memory_range_list_get(l.h(l.rlist, m), l.p(m), l.p(m))),
         ),
         ("mf_memory_range_list_free", Free, Box::new(|l, m| mf_memory_range_list_free(l.h(null_mut(), m)))),
+        (
+            "mf_kernel_symbol_list_get",
+            Handle,
+            Box::new(|l, m| mf_kernel_symbol_list_get(l.h(l.klist, m), l.p(m), l.p(m))),
+        ),
+        ("mf_kernel_symbol_list_free", Free, Box::new(|l, m| mf_kernel_symbol_list_free(l.h(null_mut(), m)))),
     ]
 }
 

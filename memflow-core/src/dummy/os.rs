@@ -30,6 +30,8 @@ use super::page_tables::PageTableBuilder;
 use super::process::DummyProcess;
 use super::rng::Rng;
 use super::truth::{DummyModule, DummyProcessTruth, DummyRegion, DummySpace};
+use cglue::repr_cstring::ReprCString;
+
 use crate::arch::ArchitectureIdent;
 use crate::connector::{try_dummy_memory, BufferMemory};
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialResultExt, Result};
@@ -564,6 +566,47 @@ impl Os for DummyOs {
         })?;
         found.ok_or_else(|| {
             Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no kernel symbol `{name}`"))
+        })
+    }
+
+    /// The ELF exports of the kernel image (kind `T`), then those of each module, like
+    /// `/proc/kallsyms`.
+    fn kernel_symbol_list_callback(&mut self, mut callback: KernelSymbolCallback) -> Result<()> {
+        // The module list starts with the kernel image itself (`vmlinux`).
+        let kernel_base = self.info.base;
+        let images: Vec<(Address, ReprCString)> = (self.kernel.modules.iter())
+            .map(|m| (m.info.base, if m.info.base == kernel_base { "".into() } else { m.info.name.clone() }))
+            .collect();
+        let mut more = true;
+        for (base, module) in images {
+            let image = ElfImage::parse(&mut self.kernel_view, base)?;
+            image.exports(&mut self.kernel_view, |e| {
+                let symbol =
+                    KernelSymbolInfo { name: e.name, address: base + e.offset, kind: b'T', module: module.clone() };
+                more = callback.call(symbol);
+                more
+            })?;
+            if !more {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The nearest symbol of [`Os::kernel_symbol_list_callback`] at or below `address`.
+    fn kernel_symbol_by_address(&mut self, address: Address) -> Result<KernelSymbolInfo> {
+        let mut best: Option<KernelSymbolInfo> = None;
+        self.kernel_symbol_list_callback(
+            (&mut |s: KernelSymbolInfo| {
+                if s.address <= address && best.as_ref().is_none_or(|b| s.address > b.address) {
+                    best = Some(s);
+                }
+                true
+            })
+                .into(),
+        )?;
+        best.ok_or_else(|| {
+            Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!("no kernel symbol at {address}"))
         })
     }
 

@@ -150,8 +150,16 @@ fn kernel_space_modules_and_physical_memory() {
         let init = os.kernel_module_exports(&net).unwrap().into_iter().find(|e| &*e.name == "net_dummy_init").unwrap();
         assert_eq!(os.read::<u32>(net.base + init.offset).unwrap(), gnu_hash("net_dummy_init"));
         assert!(os.kernel_module_sections(&net).unwrap().iter().any(|s| &*s.name == ".text"));
+        // The symbol listing: the image's exports, then the modules'; the nearest below.
+        let symbols = os.kernel_symbol_list().unwrap();
+        let listed = symbols.iter().find(|s| &*s.name == "printk").unwrap();
+        assert_eq!((listed.address, listed.kind, &*listed.module), (printk, b'T', ""));
+        let listed = symbols.iter().find(|s| &*s.name == "net_dummy_init").unwrap();
+        assert_eq!((listed.address, &*listed.module), (net.base + init.offset, "dummy_net.ko"));
+        let at = os.kernel_symbol_by_address(printk + 1usize).unwrap();
+        assert_eq!((&*at.name, at.address), ("printk", printk));
+        assert_eq!(os.kernel_symbol_by_address(Address::from(1u64)).unwrap_err().kind, ErrorKind::NotFound);
         // What the dummy OS does not have.
-        assert_eq!(os.kernel_symbol_by_address(printk).unwrap_err().kind, ErrorKind::Unsupported);
         assert_eq!(os.type_size("task_struct").unwrap_err().kind, ErrorKind::Unsupported);
         // Physical memory is the memory behind it, single reads as batches.
         let region = &kernel.regions[0];
