@@ -559,3 +559,97 @@ fn scan_in_a_fresh_process() {
     inv.create_connector("dummy", None, &Args::default()).unwrap();
     assert!(mapped(&dummy), "the added file is what was loaded");
 }
+
+/// Builds `tests/c/os_plugin_fixture.c` with the `defines` into `dir/<name>` (a plugin
+/// library against `include/memflow.h`, as a C author builds one).
+fn build_os_fixture(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
+    let out = dir.join(name);
+    let status = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC", "-fvisibility=hidden"])
+        .args(defines)
+        .arg("-I")
+        .arg(memflow_tests::repo_root().join("include"))
+        .arg(memflow_tests::repo_root().join("tests/c/os_plugin_fixture.c"))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "compiling tests/c/os_plugin_fixture.c {defines:?} failed");
+    out
+}
+
+#[test]
+fn a_c_os_layer_built_against_a_shorter_table_loads_and_lacks_only_the_rest() {
+    use memflow_core::os::{Os, Process};
+    let dir = temp_dir("old-table");
+    let mut inv = Inventory::default();
+    inv.add_file(&build_os_fixture(&dir, "libold.so", &[])).unwrap();
+    let mut os = inv.create_os_chain("old").unwrap();
+    // Without `process_info`, a lookup lists the processes.
+    let info = os.process_info_by_pid(7).unwrap();
+    assert_eq!((&*info.name, info.ppid), ("old", 1));
+    let mut process = os.process_by_info(info).unwrap();
+    assert_eq!(process.read::<u32>(Address::new(0x10004)).unwrap(), u32::from_le_bytes([4, 5, 6, 7]));
+    process.write(Address::new(0x10008), &0xabu8).unwrap();
+    assert_eq!(process.read::<u8>(Address::new(0x10008)).unwrap(), 0xab);
+    let mut tail = [0xffu8; 8];
+    assert!(process.read_raw_into(Address::new(0x10ffc), &mut tail).is_err(), "partial");
+    assert_eq!(tail, [0xfc, 0xfd, 0xfe, 0xff, 0, 0, 0, 0]);
+    assert_eq!(process.module_list().unwrap().len(), 1);
+    // Entries beyond its table are NULL: `Unsupported`, from the OS and the process alike.
+    for err in [
+        os.kernel_symbol("x").unwrap_err(),
+        os.module_list().unwrap_err(),
+        process.mapped_mem(-1).unwrap_err(),
+        process.primary_module().unwrap_err(),
+    ] {
+        assert!(matches!(err.kind, ErrorKind::Unsupported | ErrorKind::NotFound), "{err}");
+    }
+    assert_eq!(os.module_list().unwrap_err().kind, ErrorKind::Unsupported);
+    assert_eq!(process.state(), memflow_core::os::ProcessState::Unknown);
+    // Used in a chain behind a connector, too (it ignores its input).
+    inv.add_file(&shipped("coredump")).unwrap();
+    let chain = format!("coredump:'{}' -> old", fixture_dump().display());
+    assert_eq!(inv.create_os_chain(&chain).unwrap().process_info_list().unwrap().len(), 1);
+}
+
+#[test]
+fn malformed_c_os_layers_are_refused_and_hostile_ones_fail_cleanly() {
+    use memflow_core::os::{Os, Process};
+    let dir = temp_dir("bad-table");
+    let mut inv = Inventory::default();
+    // Refused from the file, before loading.
+    let err = inv.add_file(&build_os_fixture(&dir, "libv1.so", &["-DBAD_VERSION"])).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::VersionMismatch, "{err}");
+    let err = inv.add_file(&build_os_fixture(&dir, "libshort.so", &["-DSHORT"])).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::LayoutMismatch, "{err}");
+    // Refused when loaded: a required entry is NULL.
+    inv.add_file(&build_os_fixture(&dir, "libnull.so", &["-DNULL_OPEN"])).unwrap();
+    let err = inv.create_os_chain("old").err().unwrap();
+    assert_eq!(err.kind, ErrorKind::Malformed, "{err}");
+    assert!(err.to_string().contains("process_open"), "{err}");
+
+    let mut inv = Inventory::default();
+    inv.add_file(&build_os_fixture(&dir, "libold.so", &[])).unwrap();
+    let os = |mode: &str| inv.create_os_chain(&format!("old:{mode}"));
+    let err = os("fail").err().unwrap();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert!(err.to_string().contains("old: asked to fail"), "the plugin's reason: {err}");
+    let err = os("badname").unwrap().process_info_list().unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Encoding, "{err}");
+    for (mode, kind) in [("badtable", ErrorKind::VersionMismatch), ("notable", ErrorKind::Malformed)] {
+        let mut os = os(mode).unwrap();
+        let info = os.process_info_by_pid(7).unwrap();
+        assert_eq!(os.process_by_info(info).err().unwrap().kind, kind, "{mode}");
+    }
+    let mut os = os("endless").unwrap();
+    let mut process = os.process_by_pid(7).unwrap();
+    let err = process.module_list().unwrap_err();
+    assert_eq!(err.kind, ErrorKind::LimitExceeded, "an endless list is cut off: {err}");
+    // Counts beyond the buffer are clamped; a negative count is nothing written.
+    let mut os = inv.create_os_chain("old:overcount").unwrap();
+    let mut process = os.process_by_pid(7).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(process.read_single(Address::new(0x10000), &mut buf), Ok(16));
+    assert_eq!(process.write_single(Address::new(0x10000), &[1, 2, 3]), Ok(0));
+}
