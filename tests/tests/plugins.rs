@@ -13,7 +13,7 @@ use memflow_core::mem::{MemoryView, PhysicalMemory};
 use memflow_core::plugins::{Args, Inventory, PluginHeader, PluginKind, PluginSource, PLUGIN_MAGIC};
 use memflow_core::types::Address;
 
-use memflow_tests::{copy_into, shipped, temp_dir};
+use memflow_tests::{build_c_plugin, copy_into, shipped, temp_dir};
 
 /// Overwrites the bytes at `offset` bytes into the descriptor header of a library copy.
 fn patch_header(path: &Path, offset: usize, value: &[u8]) {
@@ -560,22 +560,9 @@ fn scan_in_a_fresh_process() {
     assert!(mapped(&dummy), "the added file is what was loaded");
 }
 
-/// Builds `tests/c/os_plugin_fixture.c` with the `defines` into `dir/<name>` (a plugin
-/// library against `include/memflow.h`, as a C author builds one).
+/// Builds `tests/c/os_plugin_fixture.c` with the `defines` into `dir/<name>`.
 fn build_os_fixture(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
-    let out = dir.join(name);
-    let status = Command::new("cc")
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-shared", "-fPIC", "-fvisibility=hidden"])
-        .args(defines)
-        .arg("-I")
-        .arg(memflow_tests::repo_root().join("include"))
-        .arg(memflow_tests::repo_root().join("tests/c/os_plugin_fixture.c"))
-        .arg("-o")
-        .arg(&out)
-        .status()
-        .expect("run cc");
-    assert!(status.success(), "compiling tests/c/os_plugin_fixture.c {defines:?} failed");
-    out
+    build_c_plugin("tests/c/os_plugin_fixture.c", &dir.join(name), defines)
 }
 
 #[test]

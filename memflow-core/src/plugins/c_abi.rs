@@ -183,6 +183,21 @@ pub fn check_prefix(kind: PluginKind, after_header: &[u8]) -> Result<()> {
 /// The bytes a descriptor check reads after the header: its version and size.
 pub const PREFIX_LEN: usize = 8;
 
+/// An entry of a plugin, for errors: "C plugin `name`: entry" (formatted only when needed).
+#[derive(Copy, Clone)]
+pub struct Entry<'a> {
+    /// The plugin's name.
+    pub plugin: &'a str,
+    /// The entry (`read_batch`, `process module_list`, ...).
+    pub entry: &'a str,
+}
+
+impl core::fmt::Display for Entry<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "C plugin `{}`: {}", self.plugin, self.entry)
+    }
+}
+
 /// The error of an optional entry a plugin left NULL.
 pub fn unsupported(origin: ErrorOrigin, plugin: &str, entry: &str) -> Error {
     Error::new(origin, ErrorKind::Unsupported).with_reason(format_args!("C plugin `{plugin}` has no `{entry}` entry"))

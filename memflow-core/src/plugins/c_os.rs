@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cglue::prelude::v1::*;
 
-use super::c_abi::{check_code, done_count, from_c, load_table, serve_batch, unsupported, CHost, CTable, HOST};
+use super::c_abi::{check_code, done_count, from_c, load_table, serve_batch, unsupported, CHost, CTable, Entry, HOST};
 use super::c_limits::{MAX_MODULES, MAX_PROCESSES, MAX_RANGES, MAX_SYMBOLS};
 use super::c_plugin::{
     CCloneFn, CConnectorMetadata, CCpuCountFn, CDestroyFn, CMetadataFn, CReadBatchFn, CReadFn, CWriteBatchFn, CWriteFn,
@@ -457,7 +457,7 @@ unsafe extern "C" fn gather<R: IncomingRecord>(context: *mut c_void, record: *co
 /// Runs a listing entry (`call` gets the callback and its context) and returns what it
 /// reported; a record that fails its checks or one too many fails the listing.
 fn gather_records<R: IncomingRecord>(
-    what: &str,
+    what: Entry<'_>,
     max: usize,
     call: impl FnOnce(Option<unsafe extern "C" fn(*mut c_void, *const R) -> bool>, *mut c_void) -> i32,
 ) -> Result<Vec<R::Core>> {
@@ -505,9 +505,9 @@ impl Clone for COs {
 }
 
 impl COs {
-    /// `plugin `name`: entry`, for errors.
-    fn what(&self, entry: &str) -> String {
-        format!("C plugin `{}`: {entry}", self.name)
+    /// The plugin's `entry`, for errors.
+    fn what<'a>(&'a self, entry: &'a str) -> Entry<'a> {
+        Entry { plugin: &self.name, entry }
     }
 
     /// An optional entry, or `Unsupported`.
@@ -521,7 +521,7 @@ impl COs {
         let list =
             family.plugin.process_list.ok_or_else(|| unsupported(ErrorOrigin::Os, &self.name, "process_list"))?;
         // SAFETY: the instance is live and locked; the callback and context are valid for the call.
-        gather_records::<MfProcessInfo>(&self.what("process_list"), MAX_PROCESSES, |cb, ctx| unsafe {
+        gather_records::<MfProcessInfo>(self.what("process_list"), MAX_PROCESSES, |cb, ctx| unsafe {
             list(family.instance, cb, ctx)
         })
     }
@@ -531,7 +531,7 @@ impl COs {
         let family = lock(&self.family);
         let list = self.entry(family.plugin.module_list, "module_list")?;
         // SAFETY: as in `processes`.
-        gather_records::<MfModuleInfo>(&self.what("module_list"), MAX_MODULES, |cb, ctx| unsafe {
+        gather_records::<MfModuleInfo>(self.what("module_list"), MAX_MODULES, |cb, ctx| unsafe {
             list(family.instance, cb, ctx)
         })
     }
@@ -556,7 +556,7 @@ impl Os for COs {
             });
         };
         // SAFETY: as in `processes`.
-        let found = gather_records::<MfProcessInfo>(&self.what("process_info"), 1, |cb, ctx| unsafe {
+        let found = gather_records::<MfProcessInfo>(self.what("process_info"), 1, |cb, ctx| unsafe {
             info(family.instance, addr_out(address), cb, ctx)
         })?;
         found.into_iter().next().ok_or_else(|| {
@@ -635,7 +635,7 @@ impl Os for COs {
             let family = lock(&self.family);
             let list = self.entry(family.plugin.kernel_symbol_list, "kernel_symbol_list")?;
             // SAFETY: as in `processes`.
-            gather_records::<MfKernelSymbolInfo>(&self.what("kernel_symbol_list"), MAX_SYMBOLS, |cb, ctx| unsafe {
+            gather_records::<MfKernelSymbolInfo>(self.what("kernel_symbol_list"), MAX_SYMBOLS, |cb, ctx| unsafe {
                 list(family.instance, cb, ctx)
             })?
         };
@@ -693,9 +693,9 @@ impl Drop for ProcessContext {
 }
 
 impl ProcessContext {
-    /// `plugin `name`: entry`, for errors.
-    fn what(&self, entry: &str) -> String {
-        format!("C plugin `{}`: process {entry}", self.name)
+    /// The process entry `entry`, for errors.
+    fn what<'a>(&'a self, entry: &'a str) -> Entry<'a> {
+        Entry { plugin: &self.name, entry }
     }
 
     /// An optional entry, or `Unsupported`.
@@ -711,7 +711,7 @@ impl ProcessContext {
         call: impl FnOnce(*mut c_void, Option<unsafe extern "C" fn(*mut c_void, *const R) -> bool>, *mut c_void) -> i32,
     ) -> Result<Vec<R::Core>> {
         let _family = lock(&self.family);
-        gather_records::<R>(&self.what(entry), max, |cb, ctx| call(self.process, cb, ctx))
+        gather_records::<R>(self.what(entry), max, |cb, ctx| call(self.process, cb, ctx))
     }
 
     /// Calls the plugin's `read` (the lock is held by the caller).
@@ -731,7 +731,7 @@ impl ProcessContext {
     fn check_writable(&self) -> Result<()> {
         if self.table.write.is_none() {
             return Err(Error::new(ErrorOrigin::Process, ErrorKind::ReadOnly)
-                .with_reason(format_args!("C plugin `{}`: the process has no write entry", self.name)));
+                .with_reason(format_args!("{}: the process has no write entry", self.what("process write"))));
         }
         Ok(())
     }
@@ -755,7 +755,8 @@ impl CProcess {
     fn modules(&self) -> Result<Vec<ModuleInfo>> {
         let list = self.context.entry(self.context.table.module_list, "module_list")?;
         // SAFETY: the process is live and locked; the callback and context are valid for the call.
-        self.context.gather::<MfModuleInfo>("module_list", MAX_MODULES, |p, cb, ctx| unsafe { list(p, cb, ctx) })
+        self.context
+            .gather::<MfModuleInfo>("process module_list", MAX_MODULES, |p, cb, ctx| unsafe { list(p, cb, ctx) })
     }
 }
 
@@ -856,9 +857,10 @@ impl Process for CProcess {
         let list = self.context.entry(self.context.table.module_imports, "module_imports")?;
         let record = MfModuleInfo::borrow(module);
         // SAFETY: as in `modules`; `record` is valid for the call.
-        let imports = self
-            .context
-            .gather::<MfImportInfo>("module_imports", MAX_SYMBOLS, |p, cb, ctx| unsafe { list(p, &record, cb, ctx) })?;
+        let imports =
+            self.context.gather::<MfImportInfo>("process module_imports", MAX_SYMBOLS, |p, cb, ctx| unsafe {
+                list(p, &record, cb, ctx)
+            })?;
         imports.into_iter().take_while(|i| callback.call(i.clone())).for_each(drop);
         Ok(())
     }
@@ -867,9 +869,10 @@ impl Process for CProcess {
         let list = self.context.entry(self.context.table.module_exports, "module_exports")?;
         let record = MfModuleInfo::borrow(module);
         // SAFETY: as in `modules`; `record` is valid for the call.
-        let exports = self
-            .context
-            .gather::<MfExportInfo>("module_exports", MAX_SYMBOLS, |p, cb, ctx| unsafe { list(p, &record, cb, ctx) })?;
+        let exports =
+            self.context.gather::<MfExportInfo>("process module_exports", MAX_SYMBOLS, |p, cb, ctx| unsafe {
+                list(p, &record, cb, ctx)
+            })?;
         exports.into_iter().take_while(|e| callback.call(e.clone())).for_each(drop);
         Ok(())
     }
@@ -878,9 +881,10 @@ impl Process for CProcess {
         let list = self.context.entry(self.context.table.module_sections, "module_sections")?;
         let record = MfModuleInfo::borrow(module);
         // SAFETY: as in `modules`; `record` is valid for the call.
-        let sections = self.context.gather::<MfSectionInfo>("module_sections", MAX_SYMBOLS, |p, cb, ctx| unsafe {
-            list(p, &record, cb, ctx)
-        })?;
+        let sections =
+            self.context.gather::<MfSectionInfo>("process module_sections", MAX_SYMBOLS, |p, cb, ctx| unsafe {
+                list(p, &record, cb, ctx)
+            })?;
         sections.into_iter().take_while(|s| callback.call(s.clone())).for_each(drop);
         Ok(())
     }
@@ -897,9 +901,10 @@ impl Process for CProcess {
         let list = self.context.entry(self.context.table.mapped_ranges, "mapped_ranges")?;
         let (lo, hi) = (addr_out(start), addr_out(end));
         // SAFETY: as in `modules`.
-        let ranges = self
-            .context
-            .gather::<MfMemoryRange>("mapped_ranges", MAX_RANGES, |p, cb, ctx| unsafe { list(p, lo, hi, cb, ctx) })?;
+        let ranges =
+            self.context.gather::<MfMemoryRange>("process mapped_ranges", MAX_RANGES, |p, cb, ctx| unsafe {
+                list(p, lo, hi, cb, ctx)
+            })?;
         let mut maps: Vec<Mapping<()>> = ranges
             .iter()
             .map(|r| Mapping {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use cglue::prelude::v1::*;
 
-use super::c_abi::{check_code, done_count, load_table, serve_batch, CHost, CTable, HOST};
+use super::c_abi::{check_code, done_count, load_table, serve_batch, CHost, CTable, Entry, HOST};
 use super::c_limits::MAX_CPUS;
 use super::descriptor::PluginHeader;
 use super::records::{MfReadOp, MfWriteOp, MfX86Registers};
@@ -124,9 +124,11 @@ unsafe impl Sync for CConnectorPlugin {}
 /// on the host's stack).
 const OPS_PER_CALL: usize = 64;
 
-/// One C instance; destroyed when the last sharer lets go.
+/// One C instance; destroyed when the last connector sharing it lets go.
 struct CInstance {
     plugin: Arc<CConnectorPlugin>,
+    /// The plugin's name, for errors.
+    name: Arc<str>,
     instance: *mut c_void,
 }
 
@@ -158,9 +160,9 @@ impl CInstance {
         Ok(())
     }
 
-    /// The plugin's name and `entry`, for errors.
-    fn entry(&self, entry: &str) -> String {
-        format!("C plugin `{}`: {entry}", self.plugin.header.name())
+    /// The plugin's `entry`, for errors.
+    fn entry<'a>(&'a self, entry: &'a str) -> Entry<'a> {
+        Entry { plugin: &self.name, entry }
     }
 }
 
@@ -190,7 +192,7 @@ impl Clone for CConnector {
         if unsafe { clone(guard.instance, &mut out) } != 0 || out.is_null() {
             return shared;
         }
-        let fresh = CInstance { plugin: guard.plugin.clone(), instance: out };
+        let fresh = CInstance { plugin: guard.plugin.clone(), name: guard.name.clone(), instance: out };
         CConnector { inner: Arc::new(Mutex::new(fresh)), _lib: self._lib.clone() }
     }
 }
@@ -307,7 +309,9 @@ impl PhysicalMemory for CConnector {
     /// One call of the plugin's `read`, which already has the single-read contract.
     fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
         let done = self.lock().read(addr.address, out);
-        out[done..].fill(0);
+        if done < out.len() {
+            out[done..].fill(0);
+        }
         Ok(done)
     }
 
@@ -382,7 +386,7 @@ pub fn create_connector(desc: *const u8, args: &CStr, lib: LibArc) -> Result<Con
         return Err(Error::new(ErrorOrigin::Plugin, ErrorKind::Malformed)
             .with_reason(format_args!("C plugin `{name}` returned success but no instance")));
     }
-    let instance = CInstance { plugin: Arc::new(plugin), instance: out };
+    let instance = CInstance { plugin: Arc::new(plugin), name: name.into(), instance: out };
     let conn = CConnector { inner: Arc::new(Mutex::new(instance)), _lib: lib.clone() };
     Ok(connector_instance(conn, lib))
 }
@@ -582,6 +586,43 @@ mod tests {
         let cpu = conn.as_ref_impl_cpustate().unwrap();
         assert_eq!(cpu.cpu_count(), 0);
         assert_eq!(cpu.x86_registers(0).unwrap_err().kind, ErrorKind::Unsupported);
+    }
+
+    static INSIDE: AtomicUsize = AtomicUsize::new(0);
+    static OVERLAPS: AtomicUsize = AtomicUsize::new(0);
+
+    /// `read`, noting calls that overlap another call into the plugin.
+    unsafe extern "C" fn watched_read(inst: *mut c_void, addr: u64, buf: *mut u8, len: u64) -> i64 {
+        if INSIDE.fetch_add(1, Ordering::SeqCst) != 0 {
+            OVERLAPS.fetch_add(1, Ordering::SeqCst);
+        }
+        std::thread::yield_now();
+        let done = read(inst, addr, buf, len);
+        INSIDE.fetch_sub(1, Ordering::SeqCst);
+        done
+    }
+
+    #[test]
+    fn clones_sharing_one_instance_never_call_it_at_once() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: a bitwise copy of a descriptor of plain pointers.
+        let mut table = unsafe { core::ptr::read(plugin(false)) };
+        table.read = Some(watched_read);
+        table.clone = None;
+        let p = Box::leak(Box::new(table)) as *const CConnectorPlugin as *const u8;
+        let conn = create_connector(p, c"", LibArc::default()).unwrap();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                let mut mine = conn.clone();
+                scope.spawn(move || {
+                    for i in 0..2000u64 {
+                        assert_eq!(mine.phys_read::<u8>(at(i % 4096)).unwrap(), (i % 4096) as u8);
+                    }
+                });
+            }
+        });
+        assert_eq!(OVERLAPS.load(Ordering::SeqCst), 0, "calls into one shared instance overlapped");
+        assert_eq!(LIVE.load(Ordering::SeqCst), 1, "one instance, shared");
     }
 
     #[test]
