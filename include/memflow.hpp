@@ -27,6 +27,9 @@
  * - Dump files are memory-mapped: truncating or rewriting a dump in use raises SIGBUS (see
  *   memflow.h). Analyse a copy of a dump that may change.
  *
+ * - Plugins: memflow::plugin (at the end of this file) has base classes for connectors and OS
+ *   layers written in C++ and MEMFLOW_PLUGIN_EXPORT; a plugin uses no memflow library.
+ *
  * This file is hand-written (cbindgen cannot produce RAII wrappers); memflow.h, the API it
  * wraps, is fully generated.
  */

@@ -572,8 +572,12 @@ fn a_c_os_layer_built_against_a_shorter_table_loads_and_lacks_only_the_rest() {
     let mut inv = Inventory::default();
     inv.add_file(&build_os_fixture(&dir, "libold.so", &[])).unwrap();
     let mut os = inv.create_os_chain("old").unwrap();
-    // Without `process_info`, a lookup lists the processes.
+    // Without `process_info`, a lookup lists the processes (and the plugin logs through the
+    // host table it kept from `create`).
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Info);
     let info = os.process_info_by_pid(7).unwrap();
+    assert!(CAPTURE.0.lock().unwrap().iter().any(|l| l == "WARN old: listing processes"), "logged after create");
     assert_eq!((&*info.name, info.ppid), ("old", 1));
     let mut process = os.process_by_info(info).unwrap();
     assert_eq!(process.read::<u32>(Address::new(0x10004)).unwrap(), u32::from_le_bytes([4, 5, 6, 7]));

@@ -917,7 +917,7 @@ fn cpp_os_plugin_procfs_agrees_with_the_native_layer() {
 }
 
 #[test]
-fn c_os_plugin_procfs_from_c_programs() {
+fn c_os_plugin_procfs_from_c_and_cpp_programs() {
     let sdk = sdk();
     let (pid, ppid) = (std::process::id(), std::os::unix::process::parent_id());
     for dir in [&sdk.c99, &sdk.c11] {
@@ -925,10 +925,17 @@ fn c_os_plugin_procfs_from_c_programs() {
         let out = run(example(&dir.join("find_process")).args([&pid.to_string(), "procfs"]));
         assert!(out.starts_with(&format!("pid {pid}\nppid {ppid}\nname {}\n", own_name())), "{out}");
     }
+    // The C++ wrappers over the C plugin: processes and this process's modules.
+    let out = run(example(&sdk.cpp.join("processes"))
+        .args(["procfs", &pid.to_string()])
+        .env("MEMFLOW_PLUGIN_PATH", &sdk.c11));
+    assert_lists_pid(&out);
+    assert!(out.contains(" libc.so.6"), "the modules of this process: {out}");
 }
 
 #[test]
 fn c_os_plugin_cpu_spaces_reads_the_kernel_bytes_the_linux_layer_reads() {
+    use memflow_core::connector::CpuState;
     use memflow_core::error::PartialResultExt;
     use memflow_core::mem::MemoryView;
     use memflow_core::os::Os;
@@ -951,6 +958,13 @@ fn c_os_plugin_cpu_spaces_reads_the_kernel_bytes_the_linux_layer_reads() {
     let mut space = spaces.process_by_info(cpu0.clone()).unwrap();
     assert_eq!(space.read_raw(banner, 256).data().unwrap(), expected);
     assert!(space.virt_to_phys(banner).is_ok(), "host translation is reachable through the process");
+    // The OS passes the connector's physical memory and CPU state through.
+    let cpu = spaces.as_ref_impl_cpustate().expect("CPU state through the C OS layer");
+    assert_eq!(cpu.x86_registers(0).unwrap().page_table_root().unwrap(), cpu0.table_root);
+    let phys = spaces.as_mut_impl_physicalmemory().expect("physical memory through the C OS layer");
+    let mut page = [0u8; 64];
+    phys.phys_read_raw_into(PhysicalAddress::plain(Address::new(0x10_0000)), &mut page).unwrap();
+    assert_eq!(page[..], rust_phys_read(&dump, 0x10_0000, 64)[..]);
     // A chain string without a connector below is refused with the plugin's reason.
     let err = inv.create_os_chain("cpu_spaces").err().unwrap();
     assert!(err.to_string().contains("needs a connector with CPU state"), "{err}");

@@ -11,7 +11,8 @@
 //! author never writes a page walker.
 //!
 //! The host wraps all of this into the same [`OsInstance`] and [`ProcessInstance`] objects
-//! Rust plugins produce. Records the plugin reports are checked and copied
+//! Rust plugins produce (the OS passes the physical memory and CPU state of the connector below
+//! through, as the Rust layers do). Records the plugin reports are checked and copied
 //! ([`IncomingRecord`]), listings are bounded ([`super::c_limits`]), and every optional entry
 //! left NULL makes its call fail with `Unsupported`.
 //!
@@ -32,10 +33,13 @@ use super::c_plugin::{
 };
 use super::descriptor::PluginHeader;
 use super::records::*;
-use crate::connector::cpu_state::CpuState;
+use crate::connector::cpu_state::{CpuState, CpuStateVtbl, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::*;
-use crate::mem::{MemOp, MemoryView, PhysicalMemory, ReadBatch, ViewMetadata, WriteBatch};
+use crate::mem::{
+    MemMappingCallback, MemOp, MemoryView, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata,
+    PhysicalMemoryVtbl, ReadBatch, ViewMetadata, WriteBatch,
+};
 use crate::os::mappings::{memory_ranges, Mapping};
 use crate::os::*;
 use crate::translate::{
@@ -964,7 +968,55 @@ impl VirtualTranslate for CProcess {
     }
 }
 
-cglue_impl_group!(COs, OsInstance, {});
+/// The error of an OS layer asked for physical memory or CPU state without a connector below.
+fn no_connector(name: &str) -> Error {
+    Error::new(ErrorOrigin::Os, ErrorKind::Unsupported)
+        .with_reason(format_args!("C plugin `{name}`: the OS layer has no connector below it"))
+}
+
+/// The physical memory of the connector below, passed through (as every OS layer does).
+impl PhysicalMemory for COs {
+    fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
+        self.conn.as_mut().ok_or_else(|| no_connector(&self.name))?.phys_read_batch(batch)
+    }
+
+    fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
+        self.conn.as_mut().ok_or_else(|| no_connector(&self.name))?.phys_write_batch(batch)
+    }
+
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        self.conn.as_mut().ok_or_else(|| no_connector(&self.name))?.phys_read_single(addr, out)
+    }
+
+    fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
+        self.conn.as_mut().ok_or_else(|| no_connector(&self.name))?.phys_write_single(addr, data)
+    }
+
+    /// Without a connector: nothing (no byte backed, read-only).
+    fn metadata(&self) -> PhysicalMemoryMetadata {
+        self.conn.as_ref().map_or(
+            PhysicalMemoryMetadata { max_address: Address::NULL, real_size: 0, readonly: true, ideal_batch_size: 1 },
+            |c| c.metadata(),
+        )
+    }
+
+    fn mem_map_callback(&self, callback: MemMappingCallback) -> Result<()> {
+        self.conn.as_ref().ok_or_else(|| no_connector(&self.name))?.mem_map_callback(callback)
+    }
+}
+
+/// The CPU state of the connector below (none without one).
+impl CpuState for COs {
+    fn cpu_count(&self) -> usize {
+        self.conn.as_ref().map_or(0, |c| c.cpu_count())
+    }
+
+    fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
+        self.conn.as_ref().ok_or_else(|| no_connector(&self.name))?.x86_registers(cpu)
+    }
+}
+
+cglue_impl_group!(COs, OsInstance, { PhysicalMemory, CpuState });
 cglue_impl_group!(CProcess, ProcessInstance, { VirtualTranslate });
 
 /// Creates an OS layer from the C plugin descriptor at `desc` (already header-checked) on top
