@@ -89,7 +89,7 @@ static int32_t info(void *os, MfOsInfo *out)
 static int32_t process_list(void *os, MfProcessInfoCallback callback, void *context)
 {
     const Os *self = os;
-    /* The host table works after create too (a warning: the tests log at that level or below). */
+    /* The host table works after create too. */
     self->host->log(2, "old: listing processes");
     MfProcessInfo p;
     memset(&p, 0, sizeof p);

@@ -238,9 +238,12 @@ impl log::Log for Capture {
 }
 
 static CAPTURE: Capture = Capture(std::sync::Mutex::new(Vec::new()));
+/// Held by the tests that set the (process-wide) log level and check what it lets through.
+static LOG_LEVEL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn plugins_log_through_the_host_and_failures_and_panics_are_errors() {
+    let _level = LOG_LEVEL.lock().unwrap_or_else(|p| p.into_inner());
     let _ = log::set_logger(&CAPTURE);
     let dir = temp_dir("probe");
     copy_into(&dir, &shipped("probe_fixture"), "libmemflow_probe_fixture.so");
@@ -574,10 +577,12 @@ fn a_c_os_layer_built_against_a_shorter_table_loads_and_lacks_only_the_rest() {
     let mut os = inv.create_os_chain("old").unwrap();
     // Without `process_info`, a lookup lists the processes (and the plugin logs through the
     // host table it kept from `create`).
+    let level = LOG_LEVEL.lock().unwrap_or_else(|p| p.into_inner());
     let _ = log::set_logger(&CAPTURE);
-    log::set_max_level(log::LevelFilter::Info);
+    log::set_max_level(log::LevelFilter::Warn);
     let info = os.process_info_by_pid(7).unwrap();
     assert!(CAPTURE.0.lock().unwrap().iter().any(|l| l == "WARN old: listing processes"), "logged after create");
+    drop(level);
     assert_eq!((&*info.name, info.ppid), ("old", 1));
     let mut process = os.process_by_info(info).unwrap();
     assert_eq!(process.read::<u32>(Address::new(0x10004)).unwrap(), u32::from_le_bytes([4, 5, 6, 7]));

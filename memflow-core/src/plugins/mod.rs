@@ -3,6 +3,7 @@
 pub mod args;
 pub mod builtin;
 pub mod c_abi;
+pub mod c_input;
 pub mod c_limits;
 pub mod c_os;
 pub mod c_plugin;
