@@ -649,3 +649,66 @@ fn malformed_c_os_layers_are_refused_and_hostile_ones_fail_cleanly() {
     assert_eq!(process.read_single(Address::new(0x10000), &mut buf), Ok(16));
     assert_eq!(process.write_single(Address::new(0x10000), &[1, 2, 3]), Ok(0));
 }
+
+/// The code blocks of the README's "Writing plugins in C and C++" section, as (language, code).
+fn readme_plugin_snippets() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(memflow_tests::repo_root().join("README.md")).unwrap();
+    let start = readme.find("### Writing plugins in C and C++").expect("the README section");
+    let section = &readme[start..start + readme[start..].find("\n## ").unwrap()];
+    let mut out = Vec::new();
+    for block in section.split("```").skip(1).step_by(2) {
+        let (lang, code) = block.split_once('\n').unwrap();
+        if lang == "c" || lang == "cpp" {
+            out.push((lang.to_string(), code.to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_readme_plugins_compile_and_work() {
+    use memflow_core::os::{Os, Process};
+    let dir = temp_dir("readme-plugins");
+    let snippets = readme_plugin_snippets();
+    assert_eq!(snippets.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), ["c", "c", "cpp"]);
+    let mut libs = Vec::new();
+    for (i, (lang, code)) in snippets.iter().enumerate() {
+        let source = dir.join(format!("snippet{i}.{lang}"));
+        std::fs::write(&source, code).unwrap();
+        let lib = dir.join(format!("libsnippet{i}.so"));
+        let (compiler, std) = if lang == "c" { ("cc", "-std=c11") } else { ("c++", "-std=c++17") };
+        let status = Command::new(compiler)
+            .args([std, "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-fvisibility=hidden", "-I"])
+            .arg(memflow_tests::repo_root().join("include"))
+            .arg(&source)
+            .arg("-o")
+            .arg(&lib)
+            .status()
+            .unwrap();
+        assert!(status.success(), "README snippet {i} ({lang}) does not compile");
+        libs.push(lib);
+    }
+    // The connectors (C, then C++): 1 MiB of zeros.
+    for lib in [&libs[0], &libs[2]] {
+        let mut inv = Inventory::default();
+        inv.add_file(lib).unwrap();
+        let mut conn = inv.create_connector_chain("zeros").unwrap();
+        assert_eq!(conn.metadata().real_size, 1 << 20);
+        let mut view = conn.phys_view();
+        assert_eq!(view.read::<u64>(Address::new(0xff8)).unwrap(), 0);
+        assert!(view.read::<u64>(Address::new((1 << 20) - 4)).is_err(), "partial at the end");
+    }
+    // The OS layer: vCPU 0's address space, translated by the host, reads the kernel as the
+    // linux layer does.
+    let mut inv = Inventory::builtin();
+    inv.add_file(&libs[1]).unwrap();
+    let dump = fixture_dump();
+    let mut linux = inv.create_os_chain(&format!("coredump:'{}' -> linux", dump.display())).unwrap();
+    let banner = linux.kernel_symbol("linux_banner").unwrap();
+    let mut space_os = inv.create_os_chain(&format!("coredump:'{}' -> space", dump.display())).unwrap();
+    let mut space = space_os.process_by_name("space").unwrap();
+    let text = space.read_raw(banner, 14).data().unwrap();
+    assert_eq!(text, b"Linux version ");
+    assert!(space.module_list().is_err(), "no module_list entry: unsupported");
+    let _ = std::fs::remove_dir_all(&dir);
+}
