@@ -712,3 +712,36 @@ fn the_readme_plugins_compile_and_work() {
     assert!(space.module_list().is_err(), "no module_list entry: unsupported");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_cpp_os_layer_uses_its_input_and_lets_the_host_translate() {
+    use memflow_core::os::{Os, Process};
+    let dir = temp_dir("cpp-space");
+    let lib = dir.join("libcpp_space.so");
+    let status = Command::new("c++")
+        .args(["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-fvisibility=hidden", "-I"])
+        .arg(memflow_tests::repo_root().join("include"))
+        .arg(memflow_tests::repo_root().join("tests/c/cpp_space_plugin.cpp"))
+        .arg("-o")
+        .arg(&lib)
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiling tests/c/cpp_space_plugin.cpp failed");
+    let mut inv = Inventory::builtin();
+    inv.add_file(&lib).unwrap();
+    let dump = fixture_dump();
+    let mut linux = inv.create_os_chain(&format!("coredump:'{}' -> linux", dump.display())).unwrap();
+    let banner = linux.kernel_symbol("linux_banner").unwrap();
+    let mut os = inv.create_os_chain(&format!("coredump:'{}' -> cpp_space", dump.display())).unwrap();
+    // Os::process_info's default (found in the list) serves the lookup by pid.
+    let mut space = os.process_by_pid(1).unwrap();
+    assert_eq!(space.read_raw(banner, 14).data().unwrap(), b"Linux version ");
+    // A std::exception from a member is an error with its message.
+    let err = space.module_list().unwrap_err();
+    assert!(err.to_string().contains("cpp_space: no modules here"), "{err}");
+    // A Failure from the constructor keeps its code and message; nothing unwinds into the host.
+    let err = inv.create_os_chain("cpp_space").err().unwrap();
+    assert_eq!(err.kind, ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("needs a connector with CPU state"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
