@@ -106,9 +106,11 @@ pub static HOST: CHost = CHost {
 /// the error carries the reason the plugin gave during the call, and `what` (the plugin and
 /// the entry) where it gave none.
 pub fn check_code(what: impl core::fmt::Display, call: impl FnOnce() -> i32) -> Result<()> {
-    REASON.with(|r| r.borrow_mut().take());
+    // A call may nest inside another plugin's (a C OS layer reading a C connector): the outer
+    // call's reason, if given already, is kept for it.
+    let outer = REASON.with(|r| r.borrow_mut().take());
     let code = call();
-    let reason = REASON.with(|r| r.borrow_mut().take());
+    let reason = REASON.with(|r| core::mem::replace(&mut *r.borrow_mut(), outer));
     if code == 0 {
         return Ok(());
     }
