@@ -633,7 +633,7 @@ impl MemoryView for CProcess {
             return view.metadata();
         }
         let bits = self.info.proc_arch.describe().map_or(64, |a| a.pointer_bits());
-        let max = if bits >= 64 { umem::MAX } else { (1 << bits) - 1 };
+        let max = umem::MAX >> (umem::BITS - u32::from(bits.clamp(1, 64)));
         ViewMetadata {
             max_address: Address::from(max),
             real_size: max,
