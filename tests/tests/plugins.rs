@@ -607,6 +607,7 @@ fn a_c_os_layer_built_against_a_shorter_table_loads_and_lacks_only_the_rest() {
     inv.add_file(&shipped("coredump")).unwrap();
     let chain = format!("coredump:'{}' -> old", fixture_dump().display());
     assert_eq!(inv.create_os_chain(&chain).unwrap().process_info_list().unwrap().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -648,6 +649,7 @@ fn malformed_c_os_layers_are_refused_and_hostile_ones_fail_cleanly() {
     let mut buf = [0u8; 16];
     assert_eq!(process.read_single(Address::new(0x10000), &mut buf), Ok(16));
     assert_eq!(process.write_single(Address::new(0x10000), &[1, 2, 3]), Ok(0));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The code blocks of the README's "Writing plugins in C and C++" section, as (language, code).

@@ -264,6 +264,7 @@ fn live_guest() {
     assert_eq!(chained_read.unwrap_err().kind, ErrorKind::Gone);
     assert_eq!(clone.phys_read::<u64>(PhysicalAddress::plain(Address::NULL)).data().unwrap_err().kind, ErrorKind::Gone);
     assert!(open_native(&by_name, None).is_err());
+    let _ = std::fs::remove_dir_all(&plugins);
 }
 
 /// A QEMU started paused (`-S`), killed on drop.
