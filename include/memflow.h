@@ -317,9 +317,17 @@
 #define MF_PLUGIN_ABI_VERSION 3
 
 /**
- * Version of the C connector interface (`MfCConnectorPlugin`).
+ * Version of the C plugin interfaces (`MfCConnectorPlugin`, `MfCOsPlugin` and the tables
+ * they use). Version 2 added the OS layer interface, the version and size of the host table,
+ * its `reason` entry, and the connector's batch and CPU state entries.
  */
-#define MF_C_PLUGIN_VERSION 1
+#define MF_C_PLUGIN_VERSION 2
+
+/**
+ * Version of the host table ([`CHost`]) and of the connector the host hands an OS layer
+ * (`MfCConnectorInput`); their `struct_size` says which entries a host has.
+ */
+#define MF_C_HOST_VERSION 1
 
 /**
  * A connector instance: physical memory of a target, and its CPU state where the connector
@@ -1049,19 +1057,35 @@ typedef bool (*MfMemoryRangeCallback)(void *user, const MfMemoryRange *range);
 typedef bool (*MfImportCallback)(void *user, const MfImportInfo *info);
 
 /**
- * What the host offers a C plugin while it creates an instance.
+ * What the host offers a C plugin. The table is static: a plugin may keep the pointer it got
+ * in `create` and call these functions at any time, from any thread.
  */
 typedef struct {
     /**
+     * `MF_C_HOST_VERSION`.
+     */
+    uint32_t version;
+    /**
+     * `sizeof(MfCHost)` of the host: entries added later are there only if it covers them.
+     */
+    uint32_t struct_size;
+    /**
      * Logs `message` (NUL-terminated UTF-8, borrowed for the call) at `level`: 1 error,
-     * 2 warning, 3 info, 4 debug, 5 trace. Callable during `create` only.
+     * 2 warning, 3 info, 4 debug, 5 trace.
      */
     void (*log)(uint32_t level, const char *message);
+    /**
+     * Gives the error the current call into the plugin is about to return its reason
+     * (`message`, NUL-terminated UTF-8, copied): callers see it with the error code
+     * (`mf_last_error_message`, Rust's `Error` display). Only the last reason of a call counts.
+     */
+    void (*reason)(const char *message);
 } MfCHost;
 
 /**
  * Creates an instance for `args` (NUL-terminated `key=value,...` text, may be empty); stores
- * it in `*out` and returns 0, or returns a negative error code.
+ * it in `*out` and returns 0, or returns a negative error code. `host` stays valid as long as
+ * the plugin is loaded.
  */
 typedef int32_t (*MfCCreateFn)(const char *args, void *user, const MfCHost *host, void **out);
 
@@ -1076,6 +1100,19 @@ typedef int64_t (*MfCReadFn)(void *instance, uint64_t addr, uint8_t *buf, uint64
  * or a negative error code.
  */
 typedef int64_t (*MfCWriteFn)(void *instance, uint64_t addr, const uint8_t *buf, uint64_t len);
+
+/**
+ * Reads the `count` operations at `ops`: sets each one's `done` (bytes from the start of its
+ * buffer that were read) and `result` (0, or `MF_ERR_PARTIAL_READ` when `done < len`).
+ * Returns 0, or a negative error code when the whole batch failed.
+ */
+typedef int32_t (*MfCReadBatchFn)(void *instance, MfReadOp *ops, size_t count);
+
+/**
+ * Writes the `count` operations at `ops`, setting each one's `done` and `result` like
+ * `MfCReadBatchFn`.
+ */
+typedef int32_t (*MfCWriteBatchFn)(void *instance, MfWriteOp *ops, size_t count);
 
 /**
  * Facts about a C connector instance.
@@ -1101,6 +1138,17 @@ typedef struct {
 typedef void (*MfCMetadataFn)(void *instance, MfCConnectorMetadata *out);
 
 /**
+ * How many CPUs the target has register state for.
+ */
+typedef size_t (*MfCCpuCountFn)(void *instance);
+
+/**
+ * Fills `*out` with the x86 registers of CPU `cpu` (0-based) and returns 0, or returns a
+ * negative error code (kind `MF_KIND_NOT_FOUND` for a CPU it has no state for).
+ */
+typedef int32_t (*MfCX86RegistersFn)(void *instance, size_t cpu, MfX86Registers *out);
+
+/**
  * Makes an independent copy of an instance for another thread; returns 0 and stores it in
  * `*out`, or a negative code.
  */
@@ -1110,6 +1158,224 @@ typedef int32_t (*MfCCloneFn)(void *instance, void **out);
  * Frees an instance.
  */
 typedef void (*MfCDestroyFn)(void *instance);
+
+/**
+ * The connector below a C OS layer, as the host hands it to `create`: its functions (the
+ * signatures of a C connector plugin's entries) and the `connector` to pass them. Every entry
+ * is set; `struct_size` tells a plugin built against a newer header which entries this host
+ * has. The functions may be called from any thread.
+ */
+typedef struct {
+    /**
+     * `MF_C_HOST_VERSION`.
+     */
+    uint32_t version;
+    /**
+     * `sizeof(MfCConnectorInput)` of the host.
+     */
+    uint32_t struct_size;
+    /**
+     * The first argument of every function below.
+     */
+    void *connector;
+    /**
+     * Reads physical memory; returns the bytes read from the start or a negative error code.
+     */
+    MfCReadFn read;
+    /**
+     * Writes physical memory (a negative code of kind `MF_KIND_READ_ONLY` when read-only).
+     */
+    MfCWriteFn write;
+    /**
+     * Reads a batch in one go (each op's `done` and `result` are set).
+     */
+    MfCReadBatchFn read_batch;
+    /**
+     * Writes a batch in one go.
+     */
+    MfCWriteBatchFn write_batch;
+    /**
+     * The connector's metadata.
+     */
+    MfCMetadataFn metadata;
+    /**
+     * How many CPUs the connector has register state for (0 without CPU state).
+     */
+    MfCCpuCountFn cpu_count;
+    /**
+     * The x86 registers of a CPU.
+     */
+    MfCX86RegistersFn x86_registers;
+} MfCConnectorInput;
+
+/**
+ * Creates an OS instance for `args` (NUL-terminated `key=value,...` text, may be empty) on
+ * top of `input` (the connector below it in a chain; NULL without one). Stores the instance
+ * in `*out` and returns 0, or returns a negative error code. `host` and `input` stay valid
+ * until the instance is destroyed.
+ */
+typedef int32_t (*MfCOsCreateFn)(const char *args,
+                                 void *user,
+                                 const MfCHost *host,
+                                 const MfCConnectorInput *input,
+                                 void **out);
+
+/**
+ * Fills `*out` with facts about the OS (called once, after `create`). Returns 0 or a negative
+ * error code.
+ */
+typedef int32_t (*MfCOsInfoFn)(void *os, MfOsInfo *out);
+
+/**
+ * Calls `callback(context, &record)` once for every process, until it returns `false`. The
+ * record and its strings need to live only during that call. Returns 0 or a negative error
+ * code.
+ */
+typedef int32_t (*MfCProcessListFn)(void *os, MfProcessInfoCallback callback, void *context);
+
+/**
+ * Calls `callback(context, &record)` once with the record of the process whose `address`
+ * field is `address`. Returns 0, or a negative error code (kind `MF_KIND_NOT_FOUND` if there
+ * is none).
+ */
+typedef int32_t (*MfCProcessInfoFn)(void *os,
+                                    uint64_t address,
+                                    MfProcessInfoCallback callback,
+                                    void *context);
+
+/**
+ * Calls `callback(context, &record)` for every module of a process (or of the kernel, for the
+ * OS entry), until it returns `false`. Returns 0 or a negative error code.
+ */
+typedef int32_t (*MfCModuleListFn)(void *target, MfModuleInfoCallback callback, void *context);
+
+/**
+ * Stores the address of the kernel symbol `name` in `*out` and returns 0, or returns a
+ * negative error code (kind `MF_KIND_NOT_FOUND` for an unknown symbol).
+ */
+typedef int32_t (*MfCKernelSymbolFn)(void *os, const char *name, uint64_t *out);
+
+/**
+ * Calls `callback(context, &record)` for every kernel symbol, until it returns `false`.
+ */
+typedef int32_t (*MfCKernelSymbolListFn)(void *os, MfKernelSymbolCallback callback, void *context);
+
+/**
+ * The current run state of a process, one of `MF_PROCESS_STATE_*`.
+ */
+typedef MfProcessState (*MfCProcessStateFn)(void *process);
+
+/**
+ * Calls `callback(context, &range)` for the mapped ranges of a process that overlap
+ * `[start, end)`, until it returns `false`. The host clips and merges them.
+ */
+typedef int32_t (*MfCRangeListFn)(void *process,
+                                  uint64_t start,
+                                  uint64_t end,
+                                  MfMemoryRangeCallback callback,
+                                  void *context);
+
+/**
+ * Calls `callback(context, &record)` for every export of `module` (a record of this process,
+ * borrowed for the call), until it returns `false`.
+ */
+typedef int32_t (*MfCExportListFn)(void *process,
+                                   const MfModuleInfo *module,
+                                   MfExportCallback callback,
+                                   void *context);
+
+/**
+ * Calls `callback(context, &record)` for every import of `module`, until it returns `false`.
+ */
+typedef int32_t (*MfCImportListFn)(void *process,
+                                   const MfModuleInfo *module,
+                                   MfImportCallback callback,
+                                   void *context);
+
+/**
+ * Calls `callback(context, &record)` for every section of `module`, until it returns `false`.
+ */
+typedef int32_t (*MfCSectionListFn)(void *process,
+                                    const MfModuleInfo *module,
+                                    MfSectionCallback callback,
+                                    void *context);
+
+/**
+ * The functions of an opened process.
+ *
+ * Entries after `destroy` are optional and may be left out by a plugin built against an
+ * older table. Without `read`, the host reads and writes the process's memory itself by
+ * translating with the page-table roots of its record (`table_root`, `table_root_2`,
+ * architecture `sys_arch`) on the OS layer's connector.
+ */
+typedef struct {
+    /**
+     * `MF_C_PLUGIN_VERSION` the plugin was written against.
+     */
+    uint32_t version;
+    /**
+     * `sizeof(MfCProcessTable)` as the plugin saw it.
+     */
+    uint32_t struct_size;
+    /**
+     * Required: frees the process context.
+     */
+    MfCDestroyFn destroy;
+    /**
+     * Optional: reads `len` bytes at virtual address `addr` (as a connector's `read`).
+     */
+    MfCReadFn read;
+    /**
+     * Optional: writes (as a connector's `write`); without it (and with `read`) the process
+     * is read-only.
+     */
+    MfCWriteFn write;
+    /**
+     * Optional: the current run state (without it: unknown).
+     */
+    MfCProcessStateFn state;
+    /**
+     * Optional: the modules.
+     */
+    MfCModuleListFn module_list;
+    /**
+     * Optional: the mapped ranges.
+     */
+    MfCRangeListFn mapped_ranges;
+    /**
+     * Optional: a module's exports.
+     */
+    MfCExportListFn module_exports;
+    /**
+     * Optional: a module's imports.
+     */
+    MfCImportListFn module_imports;
+    /**
+     * Optional: a module's sections.
+     */
+    MfCSectionListFn module_sections;
+} MfCProcessTable;
+
+/**
+ * What `process_open` fills in: the process's table (static, or living at least as long as
+ * the process) and its context, passed to every entry of the table.
+ */
+typedef struct {
+    /**
+     * The process's functions.
+     */
+    const MfCProcessTable *table;
+    /**
+     * The process context.
+     */
+    void *process;
+} MfCOpenedProcess;
+
+/**
+ * Opens the process `info` (a record this OS listed, borrowed for the call): fills `*out` with
+ * its table and context and returns 0, or returns a negative error code.
+ */
+typedef int32_t (*MfCProcessOpenFn)(void *os, const MfProcessInfo *info, MfCOpenedProcess *out);
 
 /**
  * The pointer-free start of every descriptor. Text fields are NUL-padded UTF-8.
@@ -1170,7 +1436,9 @@ typedef struct {
  * The descriptor a C connector plugin exports as `MEMFLOW_PLUGIN`.
  *
  * Calls into one instance are serialised by the host, so a plugin need not be thread-safe.
- * Without `clone`, clones of the connector share one instance.
+ * Without `clone`, clones of the connector share one instance. Entries after `user` may be
+ * left out by a plugin built against an older table (its `struct_size` says so): they count
+ * as NULL.
  */
 typedef struct {
     /**
@@ -1213,7 +1481,90 @@ typedef struct {
      * Passed to `create` unchanged.
      */
     void *user;
+    /**
+     * Optional: without it the host calls `read` once per operation of a batch.
+     */
+    MfCReadBatchFn read_batch;
+    /**
+     * Optional: without it the host calls `write` once per operation of a batch.
+     */
+    MfCWriteBatchFn write_batch;
+    /**
+     * Optional: without it the connector has no CPU state (zero CPUs).
+     */
+    MfCCpuCountFn cpu_count;
+    /**
+     * Optional (with `cpu_count`): the registers of x86 CPUs.
+     */
+    MfCX86RegistersFn x86_registers;
 } MfCConnectorPlugin;
+
+/**
+ * The descriptor a C OS layer plugin exports as `MEMFLOW_PLUGIN`.
+ *
+ * Entries after `process_open` are optional and may be left out by a plugin built against
+ * an older table (its `struct_size` says so): they count as NULL, and a NULL entry makes the
+ * corresponding call fail with `Unsupported` (except `process_info`, see there).
+ */
+typedef struct {
+    /**
+     * The common header, with `flavor` 2 (C) and `kind` 2 (OS layer).
+     */
+    MfPluginHeader header;
+    /**
+     * `MF_C_PLUGIN_VERSION` the plugin was written against.
+     */
+    uint32_t version;
+    /**
+     * `sizeof` this struct as the plugin saw it.
+     */
+    uint32_t struct_size;
+    /**
+     * Passed to `create` unchanged.
+     */
+    void *user;
+    /**
+     * Required.
+     */
+    MfCOsCreateFn create;
+    /**
+     * Required: frees an instance (after every process opened from it was destroyed).
+     */
+    MfCDestroyFn destroy;
+    /**
+     * Required.
+     */
+    MfCOsInfoFn info;
+    /**
+     * Required.
+     */
+    MfCProcessListFn process_list;
+    /**
+     * Required.
+     */
+    MfCProcessOpenFn process_open;
+    /**
+     * Optional: without it, looking a process up by its address lists all processes.
+     */
+    MfCProcessInfoFn process_info;
+    /**
+     * Optional: an independent copy of an instance for another thread (see
+     * `MfCCloneFn`); without it, clones of the OS share one instance.
+     */
+    MfCCloneFn clone;
+    /**
+     * Optional: the kernel modules.
+     */
+    MfCModuleListFn module_list;
+    /**
+     * Optional: a kernel symbol by name.
+     */
+    MfCKernelSymbolFn kernel_symbol;
+    /**
+     * Optional: every kernel symbol.
+     */
+    MfCKernelSymbolListFn kernel_symbol_list;
+} MfCOsPlugin;
 
 /**
  * Plugin kind: a connector.

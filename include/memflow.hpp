@@ -27,6 +27,9 @@
  * - Dump files are memory-mapped: truncating or rewriting a dump in use raises SIGBUS (see
  *   memflow.h). Analyse a copy of a dump that may change.
  *
+ * - Plugins: memflow::plugin (at the end of this file) has base classes for connectors and OS
+ *   layers written in C++ and MEMFLOW_PLUGIN_EXPORT; a plugin uses no memflow library.
+ *
  * This file is hand-written (cbindgen cannot produce RAII wrappers); memflow.h, the API it
  * wraps, is fully generated.
  */
@@ -43,6 +46,8 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
+#include <new>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -1022,6 +1027,492 @@ public:
         return Connector(out);
     }
 };
+
+/**
+ * Writing plugins in C++: derive from memflow::plugin::Connector or memflow::plugin::Os (and,
+ * for its processes, memflow::plugin::Process or memflow::plugin::TranslatedProcess), then
+ * export the class with MEMFLOW_PLUGIN_EXPORT(Type, "name", "version", "description", "help").
+ *
+ * - The class is constructed with the argument text (`std::string`; a connector) or with the
+ *   text and the connector below it (`Input`; an OS layer) and destroyed by the host.
+ * - An exception thrown by any member never crosses into the host: memflow::plugin::Failure
+ *   becomes its own code, std::bad_alloc MF_KIND_OUT_OF_MEMORY, anything else
+ *   MF_KIND_UNKNOWN, each with its what() as the error's reason.
+ * - Members a class does not override fail with MF_KIND_UNSUPPORTED (an Os without
+ *   process_info() finds the process in its list).
+ * - The host serialises the calls into one instance (an OS and its processes count as one).
+ * - A plugin uses only the types of memflow.h and this part of memflow.hpp: it links no memflow
+ *   library (only the C++ runtime).
+ */
+namespace plugin {
+
+/** Thrown inside a plugin to fail the current call with `code` (MF_ERROR(origin, kind)) and
+ *  `why` as the reason the caller sees. */
+class Failure : public std::runtime_error {
+public:
+    Failure(int32_t code, const std::string &why) : std::runtime_error(why), code_(code) {}
+    /** The negative error code the call returns. */
+    int32_t code() const noexcept { return code_; }
+
+private:
+    int32_t code_;
+};
+
+namespace detail {
+
+/** The host table (set when the first instance is created; static in the host). */
+inline const MfCHost *&host() noexcept {
+    static const MfCHost *table = nullptr;
+    return table;
+}
+
+/** Gives the host the reason of the error the current call returns. */
+inline void reason(const char *why) noexcept {
+    if (host() != nullptr) {
+        host()->reason(why);
+    }
+}
+
+/** Runs `body`; an exception becomes an error code of `origin` (its what() the reason). */
+template <class Body>
+int32_t guard(int32_t origin, Body &&body) noexcept {
+    try {
+        body();
+        return 0;
+    } catch (const Failure &e) {
+        reason(e.what());
+        return e.code() < 0 ? e.code() : MF_ERROR(origin, MF_KIND_UNKNOWN);
+    } catch (const std::bad_alloc &) {
+        reason("out of memory");
+        return MF_ERROR(origin, MF_KIND_OUT_OF_MEMORY);
+    } catch (const std::exception &e) {
+        reason(e.what());
+        return MF_ERROR(origin, MF_KIND_UNKNOWN);
+    } catch (...) {
+        reason("an exception that is not a std::exception");
+        return MF_ERROR(origin, MF_KIND_UNKNOWN);
+    }
+}
+
+/** A byte count or, for a failed call, its (negative) code. */
+template <class Body>
+int64_t count_or_code(int32_t origin, Body &&body) noexcept {
+    int64_t done = 0;
+    int32_t code = guard(origin, [&] { done = static_cast<int64_t>(body()); });
+    return code != 0 ? code : done;
+}
+
+/** The failure of a member a plugin did not override. */
+[[noreturn]] inline void unsupported(int32_t origin, const char *what) {
+    throw Failure(MF_ERROR(origin, MF_KIND_UNSUPPORTED), std::string(what) + " is not implemented by this plugin");
+}
+
+/** Copies `text` into a NUL-padded header field (cut to fit). */
+template <size_t N>
+constexpr void field(uint8_t (&out)[N], const char *text) {
+    for (size_t i = 0; i + 1 < N && text[i] != '\0'; i++) {
+        out[i] = static_cast<uint8_t>(text[i]);
+    }
+}
+
+/** The header of a C-flavor plugin descriptor. */
+constexpr MfPluginHeader header(uint32_t kind, const char *name, const char *version, const char *description,
+                                const char *help) {
+    MfPluginHeader h{};
+    const char magic[] = MF_PLUGIN_MAGIC;
+    for (size_t i = 0; i < sizeof magic; i++) {
+        h.magic[i] = static_cast<uint8_t>(magic[i]);
+    }
+    h.abi_version = MF_PLUGIN_ABI_VERSION;
+    h.header_size = sizeof(MfPluginHeader);
+    h.kind = kind;
+    h.flavor = MF_PLUGIN_FLAVOR_C;
+    h.umem_bits = 64;
+    field(h.name, name);
+    field(h.version, version);
+    field(h.description, description);
+    field(h.help, help);
+    return h;
+}
+
+} // namespace detail
+
+/** Logs `message` through the host at `level` (1 error ... 5 trace); any time, any thread. */
+inline void log(uint32_t level, const std::string &message) noexcept {
+    if (detail::host() != nullptr) {
+        detail::host()->log(level, message.c_str());
+    }
+}
+
+/** Hands records to the host's callback: returns false when the host wants no more. */
+template <class Rec>
+class Emit {
+public:
+    Emit(bool (*callback)(void *, const Rec *), void *context) noexcept : callback_(callback), context_(context) {}
+    /** Reports one record (borrowed for the call). */
+    bool operator()(const Rec &record) const { return callback_(context_, &record); }
+
+private:
+    bool (*callback_)(void *, const Rec *);
+    void *context_;
+};
+
+/** The connector below an OS layer (absent without one). Failing calls throw Failure. */
+class Input {
+public:
+    explicit Input(const MfCConnectorInput *table) noexcept : table_(table) {}
+    /** True if the OS layer has a connector below it. */
+    explicit operator bool() const noexcept { return table_ != nullptr; }
+    /** Reads up to `len` bytes at physical `addr`: the bytes read from the start. */
+    size_t read(uint64_t addr, void *buf, size_t len) const {
+        int64_t n = need()->read(table_->connector, addr, static_cast<uint8_t *>(buf), len);
+        if (n < 0) {
+            throw Failure(static_cast<int32_t>(n), "reading physical memory failed");
+        }
+        return static_cast<size_t>(n);
+    }
+    /** A plain value at physical `addr`; throws if not all of it could be read. */
+    template <class T>
+    T read(uint64_t addr) const {
+        static_assert(std::is_trivially_copyable_v<T>, "read<T> needs a trivially copyable T");
+        T value{};
+        if (read(addr, &value, sizeof value) != sizeof value) {
+            throw Failure(MF_ERR_PARTIAL_READ, "physical memory is not readable there");
+        }
+        return value;
+    }
+    /** The connector's metadata. */
+    MfCConnectorMetadata metadata() const {
+        MfCConnectorMetadata m{};
+        need()->metadata(table_->connector, &m);
+        return m;
+    }
+    /** CPUs with register state. */
+    size_t cpu_count() const { return need()->cpu_count(table_->connector); }
+    /** The registers of CPU `cpu`. */
+    MfX86Registers x86_registers(size_t cpu) const {
+        MfX86Registers r{};
+        int32_t code = need()->x86_registers(table_->connector, cpu, &r);
+        if (code != 0) {
+            throw Failure(code, "no registers for CPU " + std::to_string(cpu));
+        }
+        return r;
+    }
+    /** The C table (for the batch entries). */
+    const MfCConnectorInput *table() const noexcept { return table_; }
+
+private:
+    const MfCConnectorInput *need() const {
+        if (table_ == nullptr) {
+            throw Failure(MF_ERROR(MF_ORIGIN_OS, MF_KIND_INVALID_ARGUMENT), "the OS layer has no connector below it");
+        }
+        return table_;
+    }
+    const MfCConnectorInput *table_;
+};
+
+/** A connector: derive, implement read() and metadata(), construct from the argument text. */
+class Connector {
+public:
+    virtual ~Connector() = default;
+    /** Reads up to `len` bytes at physical `addr`; returns how many from the start were read. */
+    virtual size_t read(uint64_t addr, uint8_t *buf, size_t len) = 0;
+    /** Writes; returns how many bytes from the start were written. Default: read-only. */
+    virtual size_t write(uint64_t addr, const uint8_t *buf, size_t len) {
+        (void)addr, (void)buf, (void)len;
+        throw Failure(MF_ERROR(MF_ORIGIN_CONNECTOR, MF_KIND_READ_ONLY), "this connector is read-only");
+    }
+    /** Size, highest address, read-only flag. */
+    virtual MfCConnectorMetadata metadata() = 0;
+    /** CPUs with register state (default none). */
+    virtual size_t cpu_count() { return 0; }
+    /** The registers of CPU `cpu`. */
+    virtual MfX86Registers x86_registers(size_t cpu) {
+        throw Failure(MF_ERROR(MF_ORIGIN_CONNECTOR, MF_KIND_NOT_FOUND), "no CPU state for CPU " + std::to_string(cpu));
+    }
+};
+
+/** What every process of an OS layer can tell; derive from Process or TranslatedProcess. */
+class ProcessBase {
+public:
+    virtual ~ProcessBase() = default;
+    /** True if the host reads the memory by translating (TranslatedProcess). */
+    virtual bool translated() const noexcept = 0;
+    /** The current run state. */
+    virtual MfProcessState state() { return MF_PROCESS_STATE_UNKNOWN; }
+    /** Reports every module. */
+    virtual void module_list(const Emit<MfModuleInfo> &emit) {
+        (void)emit;
+        detail::unsupported(MF_ORIGIN_PROCESS, "module_list");
+    }
+    /** Reports the mapped ranges overlapping [start, end) (the host clips and merges them). */
+    virtual void mapped_ranges(uint64_t start, uint64_t end, const Emit<MfMemoryRange> &emit) {
+        (void)start, (void)end, (void)emit;
+        detail::unsupported(MF_ORIGIN_PROCESS, "mapped_ranges");
+    }
+    /** Reports the exports of `module`. */
+    virtual void module_exports(const MfModuleInfo &module, const Emit<MfExportInfo> &emit) {
+        (void)module, (void)emit;
+        detail::unsupported(MF_ORIGIN_PROCESS, "module_exports");
+    }
+    /** Reports the imports of `module`. */
+    virtual void module_imports(const MfModuleInfo &module, const Emit<MfImportInfo> &emit) {
+        (void)module, (void)emit;
+        detail::unsupported(MF_ORIGIN_PROCESS, "module_imports");
+    }
+    /** Reports the sections of `module`. */
+    virtual void module_sections(const MfModuleInfo &module, const Emit<MfSectionInfo> &emit) {
+        (void)module, (void)emit;
+        detail::unsupported(MF_ORIGIN_PROCESS, "module_sections");
+    }
+};
+
+/** A process that reads (and may write) its memory itself. */
+class Process : public ProcessBase {
+public:
+    bool translated() const noexcept final { return false; }
+    /** Reads up to `len` bytes at virtual `addr`; returns how many from the start were read. */
+    virtual size_t read(uint64_t addr, uint8_t *buf, size_t len) = 0;
+    /** Writes; returns how many bytes from the start were written. Default: read-only. */
+    virtual size_t write(uint64_t addr, const uint8_t *buf, size_t len) {
+        (void)addr, (void)buf, (void)len;
+        throw Failure(MF_ERROR(MF_ORIGIN_PROCESS, MF_KIND_READ_ONLY), "this process is read-only");
+    }
+};
+
+/** A process whose memory the host reads by translating with the page-table roots and
+ *  architecture (`sys_arch`) of its record. */
+class TranslatedProcess : public ProcessBase {
+public:
+    bool translated() const noexcept final { return true; }
+};
+
+/** An OS layer: derive, implement info(), process_list() and open_process(), construct from
+ *  the argument text and the Input below. */
+class Os {
+public:
+    virtual ~Os() = default;
+    /** Facts about the OS (asked once, after construction). */
+    virtual MfOsInfo info() = 0;
+    /** Reports every process. */
+    virtual void process_list(const Emit<MfProcessInfo> &emit) = 0;
+    /** Opens a process this OS listed. */
+    virtual std::unique_ptr<ProcessBase> open_process(const MfProcessInfo &info) = 0;
+    /** Reports the process with handle `address`; by default found in process_list(). */
+    virtual void process_info(uint64_t address, const Emit<MfProcessInfo> &emit) {
+        bool found = false;
+        struct Find {
+            uint64_t address;
+            const Emit<MfProcessInfo> &emit;
+            bool &found;
+            static bool call(void *self, const MfProcessInfo *p) {
+                auto *f = static_cast<Find *>(self);
+                if (p->address != f->address) {
+                    return true;
+                }
+                f->found = true;
+                f->emit(*p);
+                return false;
+            }
+        } find{address, emit, found};
+        process_list(Emit<MfProcessInfo>(&Find::call, &find));
+        if (!found) {
+            throw Failure(MF_ERROR(MF_ORIGIN_OS, MF_KIND_NOT_FOUND), "no process with handle " + std::to_string(address));
+        }
+    }
+    /** Reports the kernel modules. */
+    virtual void module_list(const Emit<MfModuleInfo> &emit) {
+        (void)emit;
+        detail::unsupported(MF_ORIGIN_OS, "module_list");
+    }
+    /** The address of the kernel symbol `name`. */
+    virtual uint64_t kernel_symbol(const char *name) {
+        (void)name;
+        detail::unsupported(MF_ORIGIN_OS, "kernel_symbol");
+    }
+    /** Reports every kernel symbol. */
+    virtual void kernel_symbol_list(const Emit<MfKernelSymbolInfo> &emit) {
+        (void)emit;
+        detail::unsupported(MF_ORIGIN_OS, "kernel_symbol_list");
+    }
+};
+
+namespace detail {
+
+/** The C entries of connector class T. */
+template <class T>
+struct ConnectorShim {
+    static T &self(void *instance) noexcept { return *static_cast<T *>(instance); }
+    static int32_t create(const char *args, void *, const MfCHost *table, void **out) noexcept {
+        host() = table;
+        return guard(MF_ORIGIN_CONNECTOR, [&] { *out = new T(std::string(args != nullptr ? args : "")); });
+    }
+    static int64_t read(void *i, uint64_t addr, uint8_t *buf, uint64_t len) noexcept {
+        return count_or_code(MF_ORIGIN_CONNECTOR, [&] { return self(i).read(addr, buf, static_cast<size_t>(len)); });
+    }
+    static int64_t write(void *i, uint64_t addr, const uint8_t *buf, uint64_t len) noexcept {
+        return count_or_code(MF_ORIGIN_CONNECTOR, [&] { return self(i).write(addr, buf, static_cast<size_t>(len)); });
+    }
+    static void metadata(void *i, MfCConnectorMetadata *out) noexcept {
+        (void)guard(MF_ORIGIN_CONNECTOR, [&] { *out = self(i).metadata(); });
+    }
+    static size_t cpu_count(void *i) noexcept {
+        size_t n = 0;
+        (void)guard(MF_ORIGIN_CONNECTOR, [&] { n = self(i).cpu_count(); });
+        return n;
+    }
+    static int32_t x86_registers(void *i, size_t cpu, MfX86Registers *out) noexcept {
+        return guard(MF_ORIGIN_CONNECTOR, [&] { *out = self(i).x86_registers(cpu); });
+    }
+    static void destroy(void *i) noexcept { delete static_cast<T *>(i); }
+};
+
+/** The C entries of an OS layer's processes. */
+struct ProcessShim {
+    static ProcessBase &self(void *p) noexcept { return *static_cast<ProcessBase *>(p); }
+    static Process &reader(void *p) noexcept { return *static_cast<Process *>(static_cast<ProcessBase *>(p)); }
+    static void destroy(void *p) noexcept { delete static_cast<ProcessBase *>(p); }
+    static int64_t read(void *p, uint64_t addr, uint8_t *buf, uint64_t len) noexcept {
+        return count_or_code(MF_ORIGIN_PROCESS, [&] { return reader(p).read(addr, buf, static_cast<size_t>(len)); });
+    }
+    static int64_t write(void *p, uint64_t addr, const uint8_t *buf, uint64_t len) noexcept {
+        return count_or_code(MF_ORIGIN_PROCESS, [&] { return reader(p).write(addr, buf, static_cast<size_t>(len)); });
+    }
+    static MfProcessState state(void *p) noexcept {
+        MfProcessState s = MF_PROCESS_STATE_UNKNOWN;
+        (void)guard(MF_ORIGIN_PROCESS, [&] { s = self(p).state(); });
+        return s;
+    }
+    static int32_t module_list(void *p, MfModuleInfoCallback cb, void *ctx) noexcept {
+        return guard(MF_ORIGIN_PROCESS, [&] { self(p).module_list(Emit<MfModuleInfo>(cb, ctx)); });
+    }
+    static int32_t mapped_ranges(void *p, uint64_t start, uint64_t end, MfMemoryRangeCallback cb, void *ctx) noexcept {
+        return guard(MF_ORIGIN_PROCESS, [&] { self(p).mapped_ranges(start, end, Emit<MfMemoryRange>(cb, ctx)); });
+    }
+    static int32_t exports(void *p, const MfModuleInfo *m, MfExportCallback cb, void *ctx) noexcept {
+        return guard(MF_ORIGIN_PROCESS, [&] { self(p).module_exports(*m, Emit<MfExportInfo>(cb, ctx)); });
+    }
+    static int32_t imports(void *p, const MfModuleInfo *m, MfImportCallback cb, void *ctx) noexcept {
+        return guard(MF_ORIGIN_PROCESS, [&] { self(p).module_imports(*m, Emit<MfImportInfo>(cb, ctx)); });
+    }
+    static int32_t sections(void *p, const MfModuleInfo *m, MfSectionCallback cb, void *ctx) noexcept {
+        return guard(MF_ORIGIN_PROCESS, [&] { self(p).module_sections(*m, Emit<MfSectionInfo>(cb, ctx)); });
+    }
+
+    /** The table of a process; without `read` for one the host translates. */
+    static constexpr MfCProcessTable table(bool reads) {
+        MfCProcessTable t{};
+        t.version = MF_C_PLUGIN_VERSION;
+        t.struct_size = sizeof(MfCProcessTable);
+        t.destroy = destroy;
+        t.read = reads ? read : nullptr;
+        t.write = reads ? write : nullptr;
+        t.state = state;
+        t.module_list = module_list;
+        t.mapped_ranges = mapped_ranges;
+        t.module_exports = exports;
+        t.module_imports = imports;
+        t.module_sections = sections;
+        return t;
+    }
+};
+
+/** The tables of processes that read their memory and of processes the host translates. */
+inline constexpr MfCProcessTable PROCESS_READS = ProcessShim::table(true);
+inline constexpr MfCProcessTable PROCESS_TRANSLATED = ProcessShim::table(false);
+
+/** The C entries of OS layer class T. */
+template <class T>
+struct OsShim {
+    static T &self(void *os) noexcept { return *static_cast<T *>(os); }
+    static int32_t create(const char *args, void *, const MfCHost *table, const MfCConnectorInput *input,
+                          void **out) noexcept {
+        host() = table;
+        return guard(MF_ORIGIN_OS, [&] { *out = new T(std::string(args != nullptr ? args : ""), Input(input)); });
+    }
+    static void destroy(void *os) noexcept { delete static_cast<T *>(os); }
+    static int32_t info(void *os, MfOsInfo *out) noexcept {
+        return guard(MF_ORIGIN_OS, [&] { *out = self(os).info(); });
+    }
+    static int32_t process_list(void *os, MfProcessInfoCallback cb, void *ctx) noexcept {
+        return guard(MF_ORIGIN_OS, [&] { self(os).process_list(Emit<MfProcessInfo>(cb, ctx)); });
+    }
+    static int32_t process_info(void *os, uint64_t address, MfProcessInfoCallback cb, void *ctx) noexcept {
+        return guard(MF_ORIGIN_OS, [&] { self(os).process_info(address, Emit<MfProcessInfo>(cb, ctx)); });
+    }
+    static int32_t process_open(void *os, const MfProcessInfo *info, MfCOpenedProcess *out) noexcept {
+        return guard(MF_ORIGIN_OS, [&] {
+            std::unique_ptr<ProcessBase> p = self(os).open_process(*info);
+            if (!p) {
+                throw Failure(MF_ERROR(MF_ORIGIN_OS, MF_KIND_NOT_FOUND), "open_process returned no process");
+            }
+            out->table = p->translated() ? &PROCESS_TRANSLATED : &PROCESS_READS;
+            out->process = static_cast<ProcessBase *>(p.release());
+        });
+    }
+    static int32_t module_list(void *os, MfModuleInfoCallback cb, void *ctx) noexcept {
+        return guard(MF_ORIGIN_OS, [&] { self(os).module_list(Emit<MfModuleInfo>(cb, ctx)); });
+    }
+    static int32_t kernel_symbol(void *os, const char *name, uint64_t *out) noexcept {
+        return guard(MF_ORIGIN_OS, [&] { *out = self(os).kernel_symbol(name); });
+    }
+    static int32_t kernel_symbol_list(void *os, MfKernelSymbolCallback cb, void *ctx) noexcept {
+        return guard(MF_ORIGIN_OS, [&] { self(os).kernel_symbol_list(Emit<MfKernelSymbolInfo>(cb, ctx)); });
+    }
+};
+
+} // namespace detail
+
+/** The descriptor of plugin class T: an MfCConnectorPlugin for a Connector, an MfCOsPlugin
+ *  for an Os. Use it through MEMFLOW_PLUGIN_EXPORT. */
+template <class T>
+constexpr auto descriptor(const char *name, const char *version, const char *description, const char *help) {
+    if constexpr (std::is_base_of_v<Connector, T>) {
+        using S = detail::ConnectorShim<T>;
+        MfCConnectorPlugin d{};
+        d.header = detail::header(MF_PLUGIN_KIND_CONNECTOR, name, version, description, help);
+        d.version = MF_C_PLUGIN_VERSION;
+        d.struct_size = sizeof(MfCConnectorPlugin);
+        d.create = S::create;
+        d.read = S::read;
+        d.write = S::write;
+        d.metadata = S::metadata;
+        d.destroy = S::destroy;
+        d.cpu_count = S::cpu_count;
+        d.x86_registers = S::x86_registers;
+        return d;
+    } else {
+        static_assert(std::is_base_of_v<Os, T>, "a plugin class derives from memflow::plugin::Connector or Os");
+        using S = detail::OsShim<T>;
+        MfCOsPlugin d{};
+        d.header = detail::header(MF_PLUGIN_KIND_OS, name, version, description, help);
+        d.version = MF_C_PLUGIN_VERSION;
+        d.struct_size = sizeof(MfCOsPlugin);
+        d.create = S::create;
+        d.destroy = S::destroy;
+        d.info = S::info;
+        d.process_list = S::process_list;
+        d.process_open = S::process_open;
+        d.process_info = S::process_info;
+        d.module_list = S::module_list;
+        d.kernel_symbol = S::kernel_symbol;
+        d.kernel_symbol_list = S::kernel_symbol_list;
+        return d;
+    }
+}
+
+} // namespace plugin
+
+/**
+ * Exports plugin class `Type` (a memflow::plugin::Connector or memflow::plugin::Os) as the
+ * library's MEMFLOW_PLUGIN descriptor, named `name` in chains. The descriptor is a constant:
+ * the inventory reads it from the file before loading the library. Build the library with
+ * hidden visibility, so that it exports nothing else.
+ */
+#define MEMFLOW_PLUGIN_EXPORT(Type, name, version, description, help)                                              \
+    extern "C" __attribute__((visibility("default")))                                                              \
+    const decltype(::memflow::plugin::descriptor<Type>("", "", "", "")) MEMFLOW_PLUGIN =                           \
+        ::memflow::plugin::descriptor<Type>(name, version, description, help)
 
 } // namespace memflow
 

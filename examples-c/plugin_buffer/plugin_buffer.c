@@ -9,7 +9,8 @@
  *   cbuffer:/path/to/file        a file (also `cbuffer:path=/path/to/file`)
  *
  * The plugin is a shared library exporting one symbol, MEMFLOW_PLUGIN. It links nothing but
- * libc and uses memflow.h only for the plugin types. The inventory reads and checks the
+ * libc and uses memflow.h only for the plugin types (the host's functions, logging and error
+ * reasons, come in the MfCHost table, usable at any time). The inventory reads and checks the
  * descriptor from the file before loading it, and wraps the instances this code creates into
  * the same connector objects a Rust plugin produces. Calls into one instance are serialised
  * by the host, so nothing here needs locking.
@@ -38,8 +39,9 @@ typedef struct {
     uint64_t size;   /* bytes served, at physical addresses 0 .. size-1 */
 } Instance;
 
-/* Logs "cbuffer: <what><detail>" through the host (only possible during create). A line too
-   long for the buffer (a path can be 4 KiB) is cut and ends in "..." so the cut is visible. */
+/* Logs "cbuffer: <what><detail>" through the host at `level`; an error (level 1) is also the
+   reason of the error code the current call returns. A line too long for the buffer (a path
+   can be 4 KiB) is cut and ends in "..." so the cut is visible. */
 static void say(const MfCHost *host, uint32_t level, const char *what, const char *detail)
 {
     char line[512];
@@ -51,6 +53,8 @@ static void say(const MfCHost *host, uint32_t level, const char *what, const cha
     if ((size_t)n >= sizeof line)
         memcpy(line + sizeof line - 4, "...", 4);
     host->log(level, line);
+    if (level == 1)
+        host->reason(line);
 }
 
 /* Finds the path in the argument text: "PATH" or "path=PATH", where a value may be in double
@@ -81,7 +85,7 @@ static int32_t parse_args(const char *s, const MfCHost *host, char *path, size_t
                 continue;
             }
             if (n + 1 >= cap) {
-                host->log(1, "cbuffer: argument too long");
+                say(host, 1, "argument too long", "");
                 return ERR(MF_KIND_INVALID_ARGUMENT);
             }
             path[n++] = c;
@@ -92,7 +96,7 @@ static int32_t parse_args(const char *s, const MfCHost *host, char *path, size_t
         if (n == 0 && !keyed)
             continue; /* an empty element */
         if (found++) {
-            host->log(1, "cbuffer: more than one path given");
+            say(host, 1, "more than one path given", "");
             return ERR(MF_KIND_INVALID_ARGUMENT);
         }
     }

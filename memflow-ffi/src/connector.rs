@@ -11,7 +11,7 @@ use memflow_core::types::PhysicalAddress;
 use crate::call::{array_mut, buf_mut, buf_ref, ffi_err, guard, guard_partial, out_arg};
 use crate::handle::{self, impl_handle};
 use crate::mem;
-use crate::records::{addr_in, MfPhysicalMetadata, MfReadOp, MfWriteOp, MfX86Registers};
+use memflow_core::plugins::records::{addr_in, MfPhysicalMetadata, MfReadOp, MfWriteOp, MfX86Registers};
 
 /// A connector instance: physical memory of a target, and its CPU state where the connector
 /// knows it. Opaque; made by `mf_inventory_create_connector`,
@@ -129,7 +129,7 @@ pub extern "C" fn mf_connector_read_batch(conn: *mut MfConnector, ops: *mut MfRe
     guard_partial(|| {
         handle::with(conn, "conn", |conn| {
             let ops = array_mut(ops, count, "ops")?;
-            mem::read_batch(ops, phys, |b| conn.inner.phys_read_batch(b))
+            memflow_core::plugins::records::read_ops(ops, phys, |b| conn.inner.phys_read_batch(b))
         })
     })
 }
@@ -148,7 +148,7 @@ pub extern "C" fn mf_connector_write_batch(conn: *mut MfConnector, ops: *mut MfW
     guard_partial(|| {
         handle::with(conn, "conn", |conn| {
             let ops = array_mut(ops, count, "ops")?;
-            mem::write_batch(ops, phys, |b| conn.inner.phys_write_batch(b))
+            memflow_core::plugins::records::write_ops(ops, phys, |b| conn.inner.phys_write_batch(b))
         })
     })
 }

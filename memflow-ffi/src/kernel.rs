@@ -16,9 +16,9 @@ use crate::handle;
 use crate::lists::{self, hand_out, MfExportList, MfKernelSymbolList, MfSectionList, Records};
 use crate::os::MfOs;
 use crate::process::MfModuleList;
-use crate::records::{
-    addr_in, size_out, MfExportCallback, MfExportInfo, MfKernelSymbolCallback, MfKernelSymbolInfo, MfModuleInfo,
-    MfSectionCallback, MfSectionInfo,
+use memflow_core::plugins::records::{
+    addr_in, size_out, IncomingRecord, MfExportCallback, MfExportInfo, MfKernelSymbolCallback, MfKernelSymbolInfo,
+    MfModuleInfo, MfSectionCallback, MfSectionInfo,
 };
 
 /// Lists every kernel module into a new list (empty for layers without a kernel). Modules
@@ -101,7 +101,8 @@ pub extern "C" fn mf_os_kernel_module_exports(
 ) -> i32 {
     guard(|| {
         handle::with(os, "os", |os| {
-            let module = ref_arg(module, "module")?.to_core()?;
+            // SAFETY: the caller promises NUL-terminated strings in the record.
+            let module = unsafe { ref_arg(module, "module")?.to_core(ErrorOrigin::Ffi) }?;
             let cb = callback_arg(callback, "callback")?;
             let mut f = |e: ExportInfo| {
                 let rec = MfExportInfo::borrow(&e);
@@ -149,7 +150,8 @@ pub extern "C" fn mf_os_kernel_module_sections(
 ) -> i32 {
     guard(|| {
         handle::with(os, "os", |os| {
-            let module = ref_arg(module, "module")?.to_core()?;
+            // SAFETY: the caller promises NUL-terminated strings in the record.
+            let module = unsafe { ref_arg(module, "module")?.to_core(ErrorOrigin::Ffi) }?;
             let cb = callback_arg(callback, "callback")?;
             let mut f = |s: SectionInfo| {
                 let rec = MfSectionInfo::borrow(&s);

@@ -14,7 +14,7 @@
 //! | [`kernel`]    | `mf_os_kernel_*`, `mf_os_type_*`                |
 //! | [`process`]   | `mf_process_*`, `mf_module_list_*`             |
 //! | [`lists`]     | `mf_{export,import,section,memory_range}_list_*` |
-//! | [`records`]   | the plain `#[repr(C)]` records (`MfProcessInfo`, ...) |
+//! | `records` (in memflow-core, shared with C plugins) | the plain `#[repr(C)]` records (`MfProcessInfo`, ...) |
 //!
 //! # Conventions (they hold for every function unless its documentation says otherwise)
 //!
@@ -74,7 +74,6 @@ pub mod log;
 mod mem;
 pub mod os;
 pub mod process;
-pub mod records;
 mod strings;
 mod translate;
 pub mod version;
@@ -86,7 +85,7 @@ pub use kernel::*;
 pub use lists::*;
 pub use log::api::*;
 pub use log::*;
+pub use memflow_core::plugins::records::*;
 pub use os::*;
 pub use process::*;
-pub use records::*;
 pub use version::*;

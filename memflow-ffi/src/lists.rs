@@ -3,12 +3,14 @@
 //! `mf_<type>_list_get` and freed with its `mf_<type>_list_free`; the strings of its records
 //! belong to the list.
 
-use memflow_core::error::Error;
+use memflow_core::error::{Error, ErrorOrigin};
 use memflow_core::os::{ExportInfo, ImportInfo, KernelSymbolInfo, MemoryRange, ModuleInfo, SectionInfo};
 
 use crate::call::{guard, out_arg, ref_arg};
 use crate::handle::{self, impl_handle, Handle};
-use crate::records::{MfExportInfo, MfImportInfo, MfKernelSymbolInfo, MfMemoryRange, MfModuleInfo, MfSectionInfo};
+use memflow_core::plugins::records::{
+    IncomingRecord, MfExportInfo, MfImportInfo, MfKernelSymbolInfo, MfMemoryRange, MfModuleInfo, MfSectionInfo,
+};
 
 /// Records for C together with the core values their strings point into.
 pub(crate) struct Records<R, C> {
@@ -74,7 +76,8 @@ pub(crate) fn module_records<H: Handle, T, L: Handle>(
 ) -> i32 {
     guard(|| {
         let records = handle::with(handle, name, |object| {
-            let module = ref_arg(module, "module")?.to_core()?;
+            // SAFETY: the caller promises NUL-terminated strings in the record.
+            let module = unsafe { ref_arg(module, "module")?.to_core(ErrorOrigin::Ffi) }?;
             out_arg(out, "out")?;
             fetch(object, &module)
         })?;

@@ -17,11 +17,11 @@ use crate::connector::{phys, x86_registers};
 use crate::handle::{self, impl_handle};
 use crate::lists::{self, hand_out, impl_record_list, MfMemoryRangeList, Records};
 use crate::process::MfProcess;
-use crate::records::{
+use crate::{mem, translate};
+use memflow_core::plugins::records::{
     addr_in, addr_out, MfMemoryRangeCallback, MfModuleInfo, MfModuleInfoCallback, MfOsInfo, MfPhysicalMetadata,
     MfProcessInfo, MfProcessInfoCallback, MfReadOp, MfTranslateOp, MfWriteOp, MfX86Registers,
 };
-use crate::{mem, translate};
 
 /// An OS layer instance. Opaque; made by `mf_inventory_create_os`, `mf_inventory_create_chain`
 /// or `mf_os_clone`; freed by `mf_os_free`.
@@ -461,7 +461,7 @@ pub extern "C" fn mf_os_phys_read_batch(os: *mut MfOs, ops: *mut MfReadOp, count
         handle::with(os, "os", |os| {
             let ops = array_mut(ops, count, "ops")?;
             let mem = phys_mem(os)?;
-            mem::read_batch(ops, phys, |b| mem.phys_read_batch(b))
+            memflow_core::plugins::records::read_ops(ops, phys, |b| mem.phys_read_batch(b))
         })
     })
 }
@@ -483,7 +483,7 @@ pub extern "C" fn mf_os_phys_write_batch(os: *mut MfOs, ops: *mut MfWriteOp, cou
         handle::with(os, "os", |os| {
             let ops = array_mut(ops, count, "ops")?;
             let mem = phys_mem(os)?;
-            mem::write_batch(ops, phys, |b| mem.phys_write_batch(b))
+            memflow_core::plugins::records::write_ops(ops, phys, |b| mem.phys_write_batch(b))
         })
     })
 }

@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_void, CStr};
 
 use cglue::repr_cstring::ReprCString;
-use memflow_core::error::{Error, ErrorKind};
+use memflow_core::error::{Error, ErrorKind, ErrorOrigin};
 use memflow_core::instance::ProcessInstanceArcBox;
 use memflow_core::mem::MemoryView;
 use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, Process, SectionInfo};
@@ -15,9 +15,9 @@ use crate::handle::{self, impl_handle};
 use crate::lists::{
     self, hand_out, impl_record_list, MfExportList, MfImportList, MfMemoryRangeList, MfSectionList, Records,
 };
-use crate::records::*;
 use crate::strings::KeptStrings;
 use crate::{mem, translate};
+use memflow_core::plugins::records::*;
 
 /// An open process: its memory (virtual addresses), its translation and modules. Opaque; made
 /// by `mf_os_process_by_pid`, `mf_os_process_by_name`, `mf_os_process_by_address` or
@@ -190,7 +190,7 @@ pub extern "C" fn mf_process_read_batch(process: *mut MfProcess, ops: *mut MfRea
     guard_partial(|| {
         handle::with(process, "process", |process| {
             let ops = array_mut(ops, count, "ops")?;
-            mem::read_batch(ops, addr_in, |b| process.inner.read_batch(b))
+            memflow_core::plugins::records::read_ops(ops, addr_in, |b| process.inner.read_batch(b))
         })
     })
 }
@@ -207,7 +207,7 @@ pub extern "C" fn mf_process_write_batch(process: *mut MfProcess, ops: *mut MfWr
     guard_partial(|| {
         handle::with(process, "process", |process| {
             let ops = array_mut(ops, count, "ops")?;
-            mem::write_batch(ops, addr_in, |b| process.inner.write_batch(b))
+            memflow_core::plugins::records::write_ops(ops, addr_in, |b| process.inner.write_batch(b))
         })
     })
 }
@@ -334,7 +334,8 @@ pub extern "C" fn mf_process_module_exports(
 ) -> i32 {
     guard(|| {
         handle::with(process, "process", |process| {
-            let module = ref_arg(module, "module")?.to_core()?;
+            // SAFETY: the caller promises NUL-terminated strings in the record.
+            let module = unsafe { ref_arg(module, "module")?.to_core(ErrorOrigin::Ffi) }?;
             let cb = callback_arg(callback, "callback")?;
             let mut f = |e: ExportInfo| {
                 let rec = MfExportInfo::borrow(&e);
@@ -358,7 +359,8 @@ pub extern "C" fn mf_process_module_imports(
 ) -> i32 {
     guard(|| {
         handle::with(process, "process", |process| {
-            let module = ref_arg(module, "module")?.to_core()?;
+            // SAFETY: the caller promises NUL-terminated strings in the record.
+            let module = unsafe { ref_arg(module, "module")?.to_core(ErrorOrigin::Ffi) }?;
             let cb = callback_arg(callback, "callback")?;
             let mut f = |e: ImportInfo| {
                 let rec = MfImportInfo::borrow(&e);
@@ -382,7 +384,8 @@ pub extern "C" fn mf_process_module_sections(
 ) -> i32 {
     guard(|| {
         handle::with(process, "process", |process| {
-            let module = ref_arg(module, "module")?.to_core()?;
+            // SAFETY: the caller promises NUL-terminated strings in the record.
+            let module = unsafe { ref_arg(module, "module")?.to_core(ErrorOrigin::Ffi) }?;
             let cb = callback_arg(callback, "callback")?;
             let mut f = |s: SectionInfo| {
                 let rec = MfSectionInfo::borrow(&s);
@@ -407,7 +410,8 @@ pub extern "C" fn mf_process_export_address(
 ) -> i32 {
     guard(|| {
         handle::with(process, "process", |process| {
-            let module = ref_arg(module, "module")?.to_core()?;
+            // SAFETY: the caller promises NUL-terminated strings in the record.
+            let module = unsafe { ref_arg(module, "module")?.to_core(ErrorOrigin::Ffi) }?;
             // SAFETY: C string argument, checked for NULL.
             let name = unsafe { str_arg(name, "name") }?;
             let out = out_arg(out, "out")?;

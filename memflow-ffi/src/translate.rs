@@ -11,7 +11,7 @@ use memflow_core::types::{umem, PhysicalAddress};
 
 use crate::call::ffi_err;
 use crate::lists::{MfMemoryRangeList, Records};
-use crate::records::{addr_in, addr_out, size_out, MfMemoryRange, MfTranslateOp};
+use memflow_core::plugins::records::{addr_in, addr_out, size_out, MfMemoryRange, MfTranslateOp};
 
 /// A (checked, non-NULL) `MfMemoryRangeCallback`.
 type RangeFn = unsafe extern "C" fn(user: *mut c_void, range: *const MfMemoryRange) -> bool;

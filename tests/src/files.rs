@@ -45,3 +45,32 @@ pub fn copy_into(dir: &Path, src: &Path, name: &str) -> PathBuf {
     std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
     dst
 }
+
+/// Compiles the C plugin source `source` (relative to the repository) into `out` as a plugin
+/// library, as a C author builds one: against `include/`, optimised, with warnings as errors,
+/// hidden visibility (only `MEMFLOW_PLUGIN` is exported) and the `defines`.
+pub fn build_c_plugin(source: &str, out: &Path, defines: &[&str]) -> PathBuf {
+    let status = std::process::Command::new("cc")
+        .args([
+            "-std=c11",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-shared",
+            "-fPIC",
+            "-fvisibility=hidden",
+        ])
+        .args(defines)
+        .arg("-I")
+        .arg(repo_root().join("include"))
+        .arg(repo_root().join(source))
+        .arg("-o")
+        .arg(out)
+        .status()
+        .expect("run cc");
+    assert!(status.success(), "compiling {source} {defines:?} failed");
+    std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    out.to_path_buf()
+}

@@ -6,7 +6,7 @@
 mod files;
 mod fixture;
 
-pub use files::{build_dir, copy_into, repo_root, shipped, temp_dir};
+pub use files::{build_c_plugin, build_dir, copy_into, repo_root, shipped, temp_dir};
 pub use fixture::Fixture;
 pub use xtask::fixture::section;
 pub use xtask::guest::LiveGuest;

@@ -13,7 +13,7 @@ use memflow_core::mem::{MemoryView, PhysicalMemory};
 use memflow_core::plugins::{Args, Inventory, PluginHeader, PluginKind, PluginSource, PLUGIN_MAGIC};
 use memflow_core::types::Address;
 
-use memflow_tests::{copy_into, shipped, temp_dir};
+use memflow_tests::{build_c_plugin, copy_into, shipped, temp_dir};
 
 /// Overwrites the bytes at `offset` bytes into the descriptor header of a library copy.
 fn patch_header(path: &Path, offset: usize, value: &[u8]) {
@@ -238,9 +238,12 @@ impl log::Log for Capture {
 }
 
 static CAPTURE: Capture = Capture(std::sync::Mutex::new(Vec::new()));
+/// Held by the tests that set the (process-wide) log level and check what it lets through.
+static LOG_LEVEL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn plugins_log_through_the_host_and_failures_and_panics_are_errors() {
+    let _level = LOG_LEVEL.lock().unwrap_or_else(|p| p.into_inner());
     let _ = log::set_logger(&CAPTURE);
     let dir = temp_dir("probe");
     copy_into(&dir, &shipped("probe_fixture"), "libmemflow_probe_fixture.so");
@@ -558,4 +561,189 @@ fn scan_in_a_fresh_process() {
     assert!(!mapped(&dummy));
     inv.create_connector("dummy", None, &Args::default()).unwrap();
     assert!(mapped(&dummy), "the added file is what was loaded");
+}
+
+/// Builds `tests/c/os_plugin_fixture.c` with the `defines` into `dir/<name>`.
+fn build_os_fixture(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
+    build_c_plugin("tests/c/os_plugin_fixture.c", &dir.join(name), defines)
+}
+
+#[test]
+fn a_c_os_layer_built_against_a_shorter_table_loads_and_lacks_only_the_rest() {
+    use memflow_core::os::{Os, Process};
+    let dir = temp_dir("old-table");
+    let mut inv = Inventory::default();
+    inv.add_file(&build_os_fixture(&dir, "libold.so", &[])).unwrap();
+    let mut os = inv.create_os_chain("old").unwrap();
+    // Without `process_info`, a lookup lists the processes (and the plugin logs through the
+    // host table it kept from `create`).
+    let level = LOG_LEVEL.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = log::set_logger(&CAPTURE);
+    log::set_max_level(log::LevelFilter::Warn);
+    let info = os.process_info_by_pid(7).unwrap();
+    assert!(CAPTURE.0.lock().unwrap().iter().any(|l| l == "WARN old: listing processes"), "logged after create");
+    drop(level);
+    assert_eq!((&*info.name, info.ppid), ("old", 1));
+    let mut process = os.process_by_info(info).unwrap();
+    assert_eq!(process.read::<u32>(Address::new(0x10004)).unwrap(), u32::from_le_bytes([4, 5, 6, 7]));
+    process.write(Address::new(0x10008), &0xabu8).unwrap();
+    assert_eq!(process.read::<u8>(Address::new(0x10008)).unwrap(), 0xab);
+    let mut tail = [0xffu8; 8];
+    assert!(process.read_raw_into(Address::new(0x10ffc), &mut tail).is_err(), "partial");
+    assert_eq!(tail, [0xfc, 0xfd, 0xfe, 0xff, 0, 0, 0, 0]);
+    assert_eq!(process.module_list().unwrap().len(), 1);
+    // Entries beyond its table are NULL: `Unsupported`, from the OS and the process alike.
+    for err in [
+        os.kernel_symbol("x").unwrap_err(),
+        os.module_list().unwrap_err(),
+        process.mapped_mem(-1).unwrap_err(),
+        process.primary_module().unwrap_err(),
+    ] {
+        assert!(matches!(err.kind, ErrorKind::Unsupported | ErrorKind::NotFound), "{err}");
+    }
+    assert_eq!(os.module_list().unwrap_err().kind, ErrorKind::Unsupported);
+    assert_eq!(process.state(), memflow_core::os::ProcessState::Unknown);
+    // Used in a chain behind a connector, too (it ignores its input).
+    inv.add_file(&shipped("coredump")).unwrap();
+    let chain = format!("coredump:'{}' -> old", fixture_dump().display());
+    assert_eq!(inv.create_os_chain(&chain).unwrap().process_info_list().unwrap().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn malformed_c_os_layers_are_refused_and_hostile_ones_fail_cleanly() {
+    use memflow_core::os::{Os, Process};
+    let dir = temp_dir("bad-table");
+    let mut inv = Inventory::default();
+    // Refused from the file, before loading.
+    let err = inv.add_file(&build_os_fixture(&dir, "libv1.so", &["-DBAD_VERSION"])).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::VersionMismatch, "{err}");
+    let err = inv.add_file(&build_os_fixture(&dir, "libshort.so", &["-DSHORT"])).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::LayoutMismatch, "{err}");
+    // Refused when loaded: a required entry is NULL.
+    inv.add_file(&build_os_fixture(&dir, "libnull.so", &["-DNULL_OPEN"])).unwrap();
+    let err = inv.create_os_chain("old").err().unwrap();
+    assert_eq!(err.kind, ErrorKind::Malformed, "{err}");
+    assert!(err.to_string().contains("process_open"), "{err}");
+
+    let mut inv = Inventory::default();
+    inv.add_file(&build_os_fixture(&dir, "libold.so", &[])).unwrap();
+    let os = |mode: &str| inv.create_os_chain(&format!("old:{mode}"));
+    let err = os("fail").err().unwrap();
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert!(err.to_string().contains("old: asked to fail"), "the plugin's reason: {err}");
+    let err = os("badname").unwrap().process_info_list().unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Encoding, "{err}");
+    for (mode, kind) in [("badtable", ErrorKind::VersionMismatch), ("notable", ErrorKind::Malformed)] {
+        let mut os = os(mode).unwrap();
+        let info = os.process_info_by_pid(7).unwrap();
+        assert_eq!(os.process_by_info(info).err().unwrap().kind, kind, "{mode}");
+    }
+    let mut os = os("endless").unwrap();
+    let mut process = os.process_by_pid(7).unwrap();
+    let err = process.module_list().unwrap_err();
+    assert_eq!(err.kind, ErrorKind::LimitExceeded, "an endless list is cut off: {err}");
+    // Counts beyond the buffer are clamped; a negative count is nothing written.
+    let mut os = inv.create_os_chain("old:overcount").unwrap();
+    let mut process = os.process_by_pid(7).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(process.read_single(Address::new(0x10000), &mut buf), Ok(16));
+    assert_eq!(process.write_single(Address::new(0x10000), &[1, 2, 3]), Ok(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The code blocks of the README's "Writing plugins in C and C++" section, as (language, code).
+fn readme_plugin_snippets() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string(memflow_tests::repo_root().join("README.md")).unwrap();
+    let start = readme.find("### Writing plugins in C and C++").expect("the README section");
+    let section = &readme[start..start + readme[start..].find("\n## ").unwrap()];
+    let mut out = Vec::new();
+    for block in section.split("```").skip(1).step_by(2) {
+        let (lang, code) = block.split_once('\n').unwrap();
+        if lang == "c" || lang == "cpp" {
+            out.push((lang.to_string(), code.to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_readme_plugins_compile_and_work() {
+    use memflow_core::os::{Os, Process};
+    let dir = temp_dir("readme-plugins");
+    let snippets = readme_plugin_snippets();
+    assert_eq!(snippets.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>(), ["c", "c", "cpp"]);
+    let mut libs = Vec::new();
+    for (i, (lang, code)) in snippets.iter().enumerate() {
+        let source = dir.join(format!("snippet{i}.{lang}"));
+        std::fs::write(&source, code).unwrap();
+        let lib = dir.join(format!("libsnippet{i}.so"));
+        let (compiler, std) = if lang == "c" { ("cc", "-std=c11") } else { ("c++", "-std=c++17") };
+        let status = Command::new(compiler)
+            .args([std, "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-fvisibility=hidden", "-I"])
+            .arg(memflow_tests::repo_root().join("include"))
+            .arg(&source)
+            .arg("-o")
+            .arg(&lib)
+            .status()
+            .unwrap();
+        assert!(status.success(), "README snippet {i} ({lang}) does not compile");
+        libs.push(lib);
+    }
+    // The connectors (C, then C++): 1 MiB of zeros.
+    for lib in [&libs[0], &libs[2]] {
+        let mut inv = Inventory::default();
+        inv.add_file(lib).unwrap();
+        let mut conn = inv.create_connector_chain("zeros").unwrap();
+        assert_eq!(conn.metadata().real_size, 1 << 20);
+        let mut view = conn.phys_view();
+        assert_eq!(view.read::<u64>(Address::new(0xff8)).unwrap(), 0);
+        assert!(view.read::<u64>(Address::new((1 << 20) - 4)).is_err(), "partial at the end");
+    }
+    // The OS layer: vCPU 0's address space, translated by the host, reads the kernel as the
+    // linux layer does.
+    let mut inv = Inventory::builtin();
+    inv.add_file(&libs[1]).unwrap();
+    let dump = fixture_dump();
+    let mut linux = inv.create_os_chain(&format!("coredump:'{}' -> linux", dump.display())).unwrap();
+    let banner = linux.kernel_symbol("linux_banner").unwrap();
+    let mut space_os = inv.create_os_chain(&format!("coredump:'{}' -> space", dump.display())).unwrap();
+    let mut space = space_os.process_by_name("space").unwrap();
+    let text = space.read_raw(banner, 14).data().unwrap();
+    assert_eq!(text, b"Linux version ");
+    assert!(space.module_list().is_err(), "no module_list entry: unsupported");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_cpp_os_layer_uses_its_input_and_lets_the_host_translate() {
+    use memflow_core::os::{Os, Process};
+    let dir = temp_dir("cpp-space");
+    let lib = dir.join("libcpp_space.so");
+    let status = Command::new("c++")
+        .args(["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-fvisibility=hidden", "-I"])
+        .arg(memflow_tests::repo_root().join("include"))
+        .arg(memflow_tests::repo_root().join("tests/c/cpp_space_plugin.cpp"))
+        .arg("-o")
+        .arg(&lib)
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiling tests/c/cpp_space_plugin.cpp failed");
+    let mut inv = Inventory::builtin();
+    inv.add_file(&lib).unwrap();
+    let dump = fixture_dump();
+    let mut linux = inv.create_os_chain(&format!("coredump:'{}' -> linux", dump.display())).unwrap();
+    let banner = linux.kernel_symbol("linux_banner").unwrap();
+    let mut os = inv.create_os_chain(&format!("coredump:'{}' -> cpp_space", dump.display())).unwrap();
+    // Os::process_info's default (found in the list) serves the lookup by pid.
+    let mut space = os.process_by_pid(1).unwrap();
+    assert_eq!(space.read_raw(banner, 14).data().unwrap(), b"Linux version ");
+    // A std::exception from a member is an error with its message.
+    let err = space.module_list().unwrap_err();
+    assert!(err.to_string().contains("cpp_space: no modules here"), "{err}");
+    // A Failure from the constructor keeps its code and message; nothing unwinds into the host.
+    let err = inv.create_os_chain("cpp_space").err().unwrap();
+    assert_eq!(err.kind, ErrorKind::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("needs a connector with CPU state"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

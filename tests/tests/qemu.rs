@@ -1,7 +1,8 @@
 //! The `qemu` connector against QEMU processes this test starts itself:
 //!
 //! - a live guest booted by `xtask::guest::LiveGuest` (the cloud kernel of the `cloud-4l`
-//!   fixture, 256 MiB, q35, `nokaslr`), read with and without QMP while it runs, compared
+//!   fixture, 256 MiB, q35, `nokaslr`), read with and without QMP while it runs (also over
+//!   the OS layer plugin written in C, `procfs -> qemu:NAME`), compared
 //!   with the fixture's dump of the same kernel build where memory does not change (kernel
 //!   text and read-only data), written to, and read after it was killed;
 //! - paused QEMUs (`-S`: no guest code runs, so their RAM is never touched and costs
@@ -33,7 +34,7 @@ use memflow_core::os::Os;
 use memflow_core::plugins::Inventory;
 use memflow_core::types::{umem, Address, PhysicalAddress};
 use memflow_core::virt::VirtualDma;
-use memflow_tests::{section, Fixture, LiveGuest};
+use memflow_tests::{build_c_plugin, section, temp_dir, Fixture, LiveGuest};
 use xtask::guest::die_with_parent;
 
 /// Waits up to `limit` for `done`.
@@ -143,8 +144,12 @@ fn live_guest() {
     let banner = guest_section(&guest, "version").trim_end().to_owned();
     let ram = 256u64 << 20;
 
-    // Listed as a target, opened by name, by pid, through QMP alone, and by chains.
-    let inventory = Inventory::builtin();
+    // Listed as a target, opened by name, by pid, through QMP alone, and by chains; one over
+    // an OS layer written in C (examples-c/plugin_procfs) instead of the native one.
+    let mut inventory = Inventory::builtin();
+    let plugins = temp_dir("qemu-procfs");
+    let procfs = build_c_plugin("examples-c/plugin_procfs/plugin_procfs.c", &plugins.join("libprocfs.so"), &[]);
+    inventory.add_file(&procfs).unwrap();
     let targets = inventory.targets("qemu").unwrap();
     assert!(targets.iter().any(|t| *t.name == guest.name), "{} not among {targets:?}", guest.name);
     let by_name = QemuTarget { name: Some(guest.name.clone()), pid: None };
@@ -170,6 +175,7 @@ fn live_guest() {
         format!("qemu:pid={}", guest.pid),
         format!("qemu:{},qmp={}", guest.name, guest.qmp.display()),
         format!("native -> qemu:{}", guest.name),
+        format!("procfs -> qemu:{}", guest.name),
     ];
     for chain in &chains {
         let mut conn = inventory.create_connector_chain(chain).unwrap_or_else(|e| panic!("{chain}: {e}"));
@@ -258,6 +264,7 @@ fn live_guest() {
     assert_eq!(chained_read.unwrap_err().kind, ErrorKind::Gone);
     assert_eq!(clone.phys_read::<u64>(PhysicalAddress::plain(Address::NULL)).data().unwrap_err().kind, ErrorKind::Gone);
     assert!(open_native(&by_name, None).is_err());
+    let _ = std::fs::remove_dir_all(&plugins);
 }
 
 /// A QEMU started paused (`-S`), killed on drop.

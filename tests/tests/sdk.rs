@@ -329,8 +329,8 @@ fn plugins_carry_their_own_runtime_and_export_only_the_descriptor() {
     let sdk = sdk();
     let rust_plugins = ["coredump", "dummy", "linux", "native", "qemu"]
         .map(|p| sdk.prefix.join(format!("lib/memflow/libmemflow_{p}.so")));
-    let c_plugin = sdk.c11.join("libmemflow_cbuffer.so");
-    for lib in rust_plugins.iter().chain([&c_plugin]) {
+    let c_plugins = C_PLUGINS.map(|p| sdk.c11.join(format!("libmemflow_{p}.so")));
+    for lib in rust_plugins.iter().chain(&c_plugins) {
         let symbols = run(Command::new("nm").args(["-D", "--defined-only"]).arg(lib));
         let names: Vec<&str> = symbols.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
         assert!(
@@ -345,8 +345,29 @@ fn plugins_carry_their_own_runtime_and_export_only_the_descriptor() {
             lib.display()
         );
     }
-    assert_eq!(needed(&c_plugin), ["libc.so.6".to_string()].into(), "the C plugin links nothing but libc");
+    for lib in &c_plugins {
+        assert_eq!(needed(lib), ["libc.so.6".to_string()].into(), "{} links nothing but libc", lib.display());
+    }
+    // C++ plugins: the descriptor only, and the C++ runtime but no memflow library.
+    for plugin in CPP_PLUGINS {
+        let lib = sdk.cpp.join(format!("libmemflow_{plugin}.so"));
+        let symbols = run(Command::new("nm").args(["-D", "--defined-only"]).arg(&lib));
+        let names: Vec<&str> = symbols.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+        assert_eq!(names, ["MEMFLOW_PLUGIN"], "{}", lib.display());
+        let libs = needed(&lib);
+        assert!(
+            libs.iter().all(|n| ["libstdc++.so", "libm.so", "libgcc_s.so", "libc.so"].iter().any(|p| n.starts_with(p))),
+            "{}: {libs:?}",
+            lib.display()
+        );
+    }
 }
+
+/// The plugins the C++ examples build (`libmemflow_<name>.so` beside the programs).
+const CPP_PLUGINS: [&str; 2] = ["cpp_file", "cpp_procfs"];
+
+/// The plugins the C examples build (`libmemflow_<name>.so` beside the programs).
+const C_PLUGINS: [&str; 3] = ["cbuffer", "procfs", "cpu_spaces"];
 
 #[test]
 fn static_link_interface_and_pc_have_the_rustc_native_libs() {
@@ -697,35 +718,54 @@ fn c_read_benchmark_reports_rates() {
     }
 }
 
-#[test]
-fn c_plugin_loaded_by_rust_like_a_rust_plugin() {
-    let sdk = sdk();
+/// Checks a file connector plugin (`name:PATH`) as Rust sees it: every byte of a file as in
+/// the file, the end partial, read-only, found through a chain string, errors with reasons.
+fn check_file_connector(sdk: &Sdk, inv: &Inventory, name: &str) {
     let (file, bytes) = data_file(sdk, 100_003);
-    let mut inv = Inventory::default();
-    assert_eq!(inv.add_dir(&sdk.c11).unwrap(), 1, "libmemflow_cbuffer.so is accepted");
-    let info = inv.plugins().next().unwrap().clone();
-    assert_eq!((info.name.as_str(), info.kind, info.flavor), ("cbuffer", PluginKind::Connector, PluginFlavor::C));
-    assert!(info.help.contains("PATH"), "{}", info.help);
-
-    // A file: every byte as in the file, the end partial, read-only.
     let args = Args::parse(&format!("'{}'", file.display())).unwrap();
-    let mut conn = inv.create_connector("cbuffer", None, &args).unwrap();
+    let mut conn = inv.create_connector(name, None, &args).unwrap();
     let meta = conn.metadata();
     assert_eq!(
         (meta.real_size as usize, meta.max_address.to_umem() as usize, meta.readonly),
-        (bytes.len(), bytes.len() - 1, true)
+        (bytes.len(), bytes.len() - 1, true),
+        "{name}"
     );
     let mut all = vec![0u8; bytes.len()];
     conn.phys_read_raw_into(PhysicalAddress::plain(Address::NULL), &mut all).unwrap();
-    assert_eq!(all, bytes);
+    assert_eq!(all, bytes, "{name}");
     let mut tail = [0xffu8; 16];
     let at = bytes.len() as u64 - 5;
     assert_eq!(
         conn.phys_read_raw_into(PhysicalAddress::plain(Address::new(at)), &mut tail),
         Err(PartialError::PartialRead(()))
     );
-    assert_eq!((&tail[..5], &tail[5..]), (&bytes[bytes.len() - 5..], &[0u8; 11][..]));
-    assert!(conn.phys_write(PhysicalAddress::plain(Address::new(0)), &1u8).is_err());
+    assert_eq!((&tail[..5], &tail[5..]), (&bytes[bytes.len() - 5..], &[0u8; 11][..]), "{name}");
+    assert!(conn.phys_write(PhysicalAddress::plain(Address::new(0)), &1u8).is_err(), "{name}");
+    // Batches (split by the host into the plugin's single reads) and a chain string.
+    use memflow_core::mem::MemoryView;
+    let mut chained = inv.create_connector_chain(&format!("{name}:'{}',cache=true", file.display())).unwrap();
+    let mut view = chained.phys_view();
+    let mut words = [(Address::new(8), 0u64), (Address::new(0x4000), 0), (Address::new(99_990), 0)];
+    view.read_many(&mut words).unwrap();
+    for (addr, word) in words {
+        let at = addr.to_umem() as usize;
+        assert_eq!(word.to_le_bytes(), bytes[at..at + 8], "{name} at {addr}");
+    }
+    // Errors come back with the plugin's reason.
+    let err = inv.create_connector(name, None, &Args::parse("/nonexistent/file").unwrap()).err().unwrap();
+    assert_eq!(err.kind, memflow_core::error::ErrorKind::NotFound, "{name}: {err}");
+    assert!(err.to_string().contains("/nonexistent/file"), "{name}: {err}");
+}
+
+#[test]
+fn c_plugin_loaded_by_rust_like_a_rust_plugin() {
+    let sdk = sdk();
+    let mut inv = Inventory::default();
+    inv.add_file(&sdk.c11.join("libmemflow_cbuffer.so")).unwrap();
+    let info = inv.plugins().next().unwrap().clone();
+    assert_eq!((info.name.as_str(), info.kind, info.flavor), ("cbuffer", PluginKind::Connector, PluginFlavor::C));
+    assert!(info.help.contains("PATH"), "{}", info.help);
+    check_file_connector(sdk, &inv, "cbuffer");
 
     // The built-in buffer, through a chain with middleware: writable, patterned, clones share it.
     let mut conn = inv.create_connector_chain("cbuffer:cache=true").unwrap();
@@ -734,9 +774,25 @@ fn c_plugin_loaded_by_rust_like_a_rust_plugin() {
     let mut clone = conn.clone();
     assert_eq!(clone.phys_read::<u64>(PhysicalAddress::plain(Address::new(0x10))).unwrap(), 0xdead_beef);
 
-    // Bad arguments come back as errors with the plugin's reason.
     assert!(inv.create_connector("cbuffer", None, &Args::parse("nosuch=1").unwrap()).is_err());
-    assert!(inv.create_connector("cbuffer", None, &Args::parse("/nonexistent/file").unwrap()).is_err());
+}
+
+#[test]
+fn cpp_connector_plugin_passes_the_checks_of_the_c_one() {
+    let sdk = sdk();
+    let mut inv = Inventory::default();
+    let added = inv.add_file(&sdk.cpp.join("libmemflow_cpp_file.so")).unwrap();
+    assert_eq!((added[0].kind, added[0].flavor), (PluginKind::Connector, PluginFlavor::C));
+    check_file_connector(sdk, &inv, "cpp_file");
+    // A C++ exception in the constructor is an error with its message, not a crash.
+    let err = inv.create_connector("cpp_file", None, &Args::default()).err().unwrap();
+    assert!(err.to_string().contains("cpp_file: give a file path"), "{err}");
+    // From C: phys_read through the C++ plugin.
+    let (file, bytes) = data_file(sdk, 100_003);
+    let out = run(example(&sdk.c11.join("phys_read"))
+        .args(["0x100", "64", &format!("cpp_file:{}", file.display())])
+        .env("MEMFLOW_PLUGIN_PATH", &sdk.cpp));
+    assert_eq!(parse_hexdump(&out), (0x100, bytes[0x100..0x140].to_vec()));
 }
 
 #[test]
@@ -779,6 +835,145 @@ fn c_plugin_read_from_c_and_cpp() {
     assert!(text(&out.stderr).contains("cbuffer: unknown argument (known: path): nosuch"), "{}", text(&out.stderr));
 }
 
+// ---- the OS layer plugin written in C ------------------------------------------------------
+
+/// The facts the C `procfs` layer and the Rust `native` layer must agree on.
+fn process_facts(info: &memflow_core::os::ProcessInfo) -> (u32, u32, String, String) {
+    (info.pid, info.ppid, info.name.to_string(), info.path.to_string())
+}
+
+/// Checks an OS layer plugin over /proc (`name`, in `file`) against the Rust `native` layer:
+/// the processes this test started and itself (pid, ppid, name, path, command line), reads of
+/// known bytes, the module lists (libc in detail), mapped ranges, errors with reasons.
+fn check_procfs_layer(sdk: &Sdk, file: &Path, name: &str, tag: &str) {
+    use memflow_core::mem::MemoryView;
+    use memflow_core::os::{Os, Process};
+    let sleeper = Sleeper::start(sdk, tag);
+    let mut inv = Inventory::default();
+    let added = inv.add_file(file).unwrap();
+    assert_eq!((added[0].name.as_str(), added[0].kind, added[0].flavor), (name, PluginKind::Os, PluginFlavor::C));
+    let mut procfs = inv.create_os_chain(name).unwrap();
+    let mut native = Inventory::builtin().create_os_chain("native").unwrap();
+
+    // The processes this test started, and this test itself.
+    let me = std::process::id();
+    for pid in [sleeper.child.id(), me] {
+        let (ours, theirs) = (procfs.process_info_by_pid(pid).unwrap(), native.process_info_by_pid(pid).unwrap());
+        assert_eq!(process_facts(&ours), process_facts(&theirs), "pid {pid}");
+        assert_eq!(ours.command_line, theirs.command_line, "pid {pid}");
+    }
+    let sleeper_info = procfs.process_info_by_name(&sleeper.name).unwrap();
+    assert_eq!((sleeper_info.ppid, &*sleeper_info.path), (me, &*sleeper.exe.to_string_lossy()));
+    let listed: Vec<u32> = procfs.process_info_list().unwrap().iter().map(|p| p.pid).collect();
+    assert!(listed.contains(&me) && listed.contains(&sleeper.child.id()), "{listed:?}");
+
+    // Reads of known bytes, through the plugin's process_vm_readv.
+    static KNOWN: [u8; 16] = *b"plugin reads ok!";
+    let at = Address::from(KNOWN.as_ptr() as usize);
+    let mut ours = procfs.process_by_pid(me).unwrap();
+    let mut theirs = native.process_by_pid(me).unwrap();
+    let mut buf = [0u8; 16];
+    ours.read_raw_into(at, &mut buf).unwrap();
+    assert_eq!(buf, KNOWN);
+    assert_eq!(ours.read::<u64>(at + 8usize).unwrap(), theirs.read::<u64>(at + 8usize).unwrap());
+    assert!(ours.read_raw_into(Address::new(8), &mut buf).is_err(), "page 0 is not mapped");
+
+    // The module lists agree for libc (and the main module is the executable).
+    let libc = |p: &mut memflow_core::plugins::ProcessInstanceArcBox<'static>| p.module_by_name("libc.so.6").unwrap();
+    let (a, b) = (libc(&mut ours), libc(&mut theirs));
+    assert_eq!((a.base, a.size, &*a.name, &*a.path, a.arch), (b.base, b.size, &*b.name, &*b.path, b.arch));
+    let names = |p: &mut memflow_core::plugins::ProcessInstanceArcBox<'static>| -> Vec<String> {
+        p.module_list().unwrap().iter().map(|m| m.path.to_string()).collect()
+    };
+    assert_eq!(names(&mut ours), names(&mut theirs));
+    let mut sleeping = procfs.process_by_info(sleeper_info).unwrap();
+    assert_eq!(&*sleeping.primary_module().unwrap().name, sleeper.name.as_str());
+    assert_eq!(
+        sleeping.mapped_mem(-1).unwrap(),
+        native.process_by_pid(sleeper.child.id()).unwrap().mapped_mem(-1).unwrap()
+    );
+    // What the plugin leaves out is `Unsupported`, not a crash.
+    let err = ours.module_exports(&a).unwrap_err();
+    assert_eq!(err.kind, memflow_core::error::ErrorKind::Unsupported, "{err}");
+    assert!(procfs.kernel_symbol("init_task").is_err());
+    // The plugin's reason comes with its error.
+    let err = inv.create_os(name, None, &Args::parse("bogus=1").unwrap()).err().unwrap();
+    assert!(err.to_string().contains(&format!("{name}: takes no arguments, got: bogus=1")), "{err}");
+}
+
+#[test]
+fn c_os_plugin_procfs_agrees_with_the_native_layer() {
+    let sdk = sdk();
+    check_procfs_layer(sdk, &sdk.c11.join("libmemflow_procfs.so"), "procfs", "p");
+}
+
+#[test]
+fn cpp_os_plugin_procfs_agrees_with_the_native_layer() {
+    let sdk = sdk();
+    check_procfs_layer(sdk, &sdk.cpp.join("libmemflow_cpp_procfs.so"), "cpp_procfs", "r");
+    assert_lists_this_process(&run(example(&sdk.c11.join("process_list"))
+        .arg("cpp_procfs")
+        .env("MEMFLOW_PLUGIN_PATH", &sdk.cpp)));
+}
+
+#[test]
+fn c_os_plugin_procfs_from_c_and_cpp_programs() {
+    let sdk = sdk();
+    let (pid, ppid) = (std::process::id(), std::os::unix::process::parent_id());
+    for dir in [&sdk.c99, &sdk.c11] {
+        assert_lists_this_process(&run(example(&dir.join("process_list")).arg("procfs")));
+        let out = run(example(&dir.join("find_process")).args([&pid.to_string(), "procfs"]));
+        assert!(out.starts_with(&format!("pid {pid}\nppid {ppid}\nname {}\n", own_name())), "{out}");
+    }
+    // The C++ wrappers over the C plugin: processes and this process's modules.
+    let out = run(example(&sdk.cpp.join("processes"))
+        .args(["procfs", &pid.to_string()])
+        .env("MEMFLOW_PLUGIN_PATH", &sdk.c11));
+    assert_lists_pid(&out);
+    assert!(out.contains(" libc.so.6"), "the modules of this process: {out}");
+}
+
+#[test]
+fn c_os_plugin_cpu_spaces_reads_the_kernel_bytes_the_linux_layer_reads() {
+    use memflow_core::connector::CpuState;
+    use memflow_core::error::PartialResultExt;
+    use memflow_core::mem::MemoryView;
+    use memflow_core::os::Os;
+    use memflow_core::translate::VirtualTranslate;
+    let sdk = sdk();
+    let dump = fixture_dump();
+    let mut inv = Inventory::builtin();
+    inv.add_file(&sdk.c11.join("libmemflow_cpu_spaces.so")).unwrap();
+    let mut linux = inv.create_os_chain(&format!("coredump:'{}' -> linux", dump.display())).unwrap();
+    let banner = linux.kernel_symbol("linux_banner").unwrap();
+    let expected = linux.as_mut_impl_memoryview().unwrap().read_raw(banner, 256).data().unwrap();
+    assert!(expected.starts_with(b"Linux version "), "{}", String::from_utf8_lossy(&expected));
+
+    // One address space per distinct vCPU root; the host translates (the plugin has no read).
+    let mut spaces = inv.create_os_chain(&format!("coredump:'{}' -> cpu_spaces", dump.display())).unwrap();
+    let list = spaces.process_info_list().unwrap();
+    assert!(!list.is_empty() && list[0].name.as_ref() == "cpu0", "{list:?}");
+    let cpu0 = &list[0];
+    assert_eq!(cpu0.table_root.to_umem() & 0xfff, 0, "a page-aligned root: {cpu0:?}");
+    let mut space = spaces.process_by_info(cpu0.clone()).unwrap();
+    assert_eq!(space.read_raw(banner, 256).data().unwrap(), expected);
+    assert!(space.virt_to_phys(banner).is_ok(), "host translation is reachable through the process");
+    // The OS passes the connector's physical memory and CPU state through.
+    let cpu = spaces.as_ref_impl_cpustate().expect("CPU state through the C OS layer");
+    assert_eq!(cpu.x86_registers(0).unwrap().page_table_root().unwrap(), cpu0.table_root);
+    let phys = spaces.as_mut_impl_physicalmemory().expect("physical memory through the C OS layer");
+    let mut page = [0u8; 64];
+    phys.phys_read_raw_into(PhysicalAddress::plain(Address::new(0x10_0000)), &mut page).unwrap();
+    assert_eq!(page[..], rust_phys_read(&dump, 0x10_0000, 64)[..]);
+    // A chain string without a connector below is refused with the plugin's reason.
+    let err = inv.create_os_chain("cpu_spaces").err().unwrap();
+    assert!(err.to_string().contains("needs a connector with CPU state"), "{err}");
+    // From C, the spaces are processes like any other.
+    let chain = format!("coredump:{} -> cpu_spaces", dump.display());
+    let out = run(example(&sdk.c11.join("process_list")).arg(&chain));
+    assert!(out.lines().any(|l| l.contains("  cpu0")), "{out}");
+}
+
 // ---- valgrind -----------------------------------------------------------------------------
 
 #[test]
@@ -793,6 +988,12 @@ fn examples_run_clean_under_valgrind() {
     let c = |name: &str| sdk.c11.join(name);
     let runs: Vec<(PathBuf, Vec<String>)> = [
         (c("process_list"), vec![]),
+        (c("process_list"), vec!["procfs".into()]),
+        (c("process_list"), vec!["cpp_procfs".into()]),
+        (c("process_list"), vec![format!("{dump} -> cpu_spaces")]),
+        (c("find_process"), vec![sleeper.name.clone(), "procfs".into()]),
+        (c("module_list"), vec![pid.clone(), "procfs".into()]),
+        (c("phys_read"), vec!["0x10".into(), "64".into(), format!("cpp_file:{}", file.display())]),
         (c("process_list_static"), vec![]),
         (c("find_process"), vec![sleeper.name.clone()]),
         (c("module_list"), vec![pid.clone()]),
@@ -818,7 +1019,7 @@ fn examples_run_clean_under_valgrind() {
                 .args(["--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite", "--quiet"])
                 .arg(exe)
                 .args(args)
-                .env("MEMFLOW_PLUGIN_PATH", &sdk.c11),
+                .env("MEMFLOW_PLUGIN_PATH", std::env::join_paths([&sdk.c11, &sdk.cpp]).unwrap()),
         );
         let expect_failure = args.iter().any(|a| a.contains("nosuch"));
         if out.status.code() != Some(if expect_failure { 1 } else { 0 }) {

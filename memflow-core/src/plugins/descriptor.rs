@@ -181,12 +181,6 @@ impl PluginHeader {
             2 => PluginFlavor::C,
             f => return refuse(ErrorKind::Unsupported, format!("plugin `{}` has unknown flavor {f}", self.name())),
         };
-        if flavor == PluginFlavor::C && kind == PluginKind::Os {
-            return refuse(
-                ErrorKind::Unsupported,
-                format!("plugin `{}`: OS layers cannot use the C plugin interface", self.name()),
-            );
-        }
         if flavor == PluginFlavor::Rust && self.layout != layout_fingerprint() {
             return refuse(
                 ErrorKind::LayoutMismatch,

@@ -331,7 +331,7 @@ impl Inventory {
                 // SAFETY: a zero return means the plugin wrote the instance.
                 Ok(unsafe { out.assume_init() })
             }
-            DescriptorRef::C(ptr) => super::c_plugin::create_os(ptr, &text, input, lib),
+            DescriptorRef::C(ptr) => super::c_os::create_os(ptr, &text, input, lib),
         }
     }
 

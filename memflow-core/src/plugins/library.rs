@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use goblin::elf::Elf;
 
+use super::c_abi::PREFIX_LEN;
 use super::descriptor::{PluginFlavor, PluginHeader, PluginKind, PLUGIN_SYMBOL};
 use super::trust::TrustedFile;
 use crate::arch::ArchitectureIdent;
@@ -105,7 +106,7 @@ fn descriptors_in(bytes: &[u8]) -> Result<Vec<FileDescriptor>> {
         let header: PluginHeader = bytemuck::pod_read_unaligned(prefix(header_size)?);
         let (kind, flavor) = header.check()?;
         if flavor == PluginFlavor::C {
-            super::c_plugin::check_prefix(&prefix(header_size + 8)?[header_size..])?;
+            super::c_abi::check_prefix(kind, &prefix(header_size + PREFIX_LEN)?[header_size..])?;
         }
         found.push(FileDescriptor { symbol: name.to_string(), header, kind, flavor });
     }

@@ -2,12 +2,17 @@
 
 pub mod args;
 pub mod builtin;
+pub mod c_abi;
+pub mod c_input;
+pub mod c_limits;
+pub mod c_os;
 pub mod c_plugin;
 pub mod descriptor;
 pub mod inventory;
 pub mod library;
 pub mod logging;
 pub mod middleware;
+pub mod records;
 pub mod trust;
 
 pub use crate::instance::*;

@@ -1,15 +1,11 @@
 //! Module records: modules and their exports, imports and sections.
 
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 
-use cglue::repr_cstring::ReprCString;
-use memflow_core::error::{Error, ErrorKind};
-use memflow_core::os::{ExportInfo, ImportInfo, ModuleInfo, SectionInfo};
-use memflow_core::types::umem;
+use crate::os::{ExportInfo, ImportInfo, ModuleInfo, SectionInfo};
 
 use super::arch::MfArchitecture;
-use super::convert::{addr_in, addr_out, size_out, str_out};
-use crate::call::ffi_err;
+use super::convert::{addr_out, size_out, str_out};
 
 /// A module (executable image) mapped into a process or the kernel. The strings are never
 /// NULL in records handed out; in records passed in, NULL means empty.
@@ -34,7 +30,7 @@ pub struct MfModuleInfo {
 
 impl MfModuleInfo {
     /// A view of `m` whose strings borrow from it.
-    pub(crate) fn borrow(m: &ModuleInfo) -> Self {
+    pub fn borrow(m: &ModuleInfo) -> Self {
         MfModuleInfo {
             address: addr_out(m.address),
             parent: addr_out(m.parent),
@@ -44,29 +40,6 @@ impl MfModuleInfo {
             path: str_out(&m.path),
             arch: m.arch.into(),
         }
-    }
-
-    /// The core record for a module record passed in by C (strings copied).
-    pub(crate) fn to_core(self) -> Result<ModuleInfo, Error> {
-        let text = |p: *const c_char, what: &str| -> Result<ReprCString, Error> {
-            if p.is_null() {
-                return Ok(ReprCString::from(""));
-            }
-            // SAFETY: the caller promises NUL-terminated strings in the record.
-            let s = unsafe { CStr::from_ptr(p) }
-                .to_str()
-                .map_err(|_| ffi_err(ErrorKind::Encoding, format_args!("module {what} is not valid UTF-8")))?;
-            Ok(ReprCString::from(s))
-        };
-        Ok(ModuleInfo {
-            address: addr_in(self.address),
-            parent: addr_in(self.parent),
-            base: addr_in(self.base),
-            size: umem::from(self.size),
-            name: text(self.name, "name")?,
-            path: text(self.path, "path")?,
-            arch: self.arch.to_ident()?,
-        })
     }
 }
 
@@ -81,7 +54,8 @@ pub struct MfExportInfo {
 }
 
 impl MfExportInfo {
-    pub(crate) fn borrow(e: &ExportInfo) -> Self {
+    /// A view of `e` whose strings borrow from it.
+    pub fn borrow(e: &ExportInfo) -> Self {
         MfExportInfo { name: str_out(&e.name), offset: size_out(e.offset) }
     }
 }
@@ -97,7 +71,8 @@ pub struct MfImportInfo {
 }
 
 impl MfImportInfo {
-    pub(crate) fn borrow(e: &ImportInfo) -> Self {
+    /// A view of `e` whose strings borrow from it.
+    pub fn borrow(e: &ImportInfo) -> Self {
         MfImportInfo { name: str_out(&e.name), offset: size_out(e.offset) }
     }
 }
@@ -115,7 +90,8 @@ pub struct MfSectionInfo {
 }
 
 impl MfSectionInfo {
-    pub(crate) fn borrow(s: &SectionInfo) -> Self {
+    /// A view of `s` whose strings borrow from it.
+    pub fn borrow(s: &SectionInfo) -> Self {
         MfSectionInfo { name: str_out(&s.name), base: addr_out(s.base), size: size_out(s.size) }
     }
 }

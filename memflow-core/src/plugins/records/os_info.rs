@@ -1,6 +1,6 @@
 //! The record of facts about an OS as a whole.
 
-use memflow_core::os::OsInfo;
+use crate::os::OsInfo;
 
 use super::arch::MfArchitecture;
 use super::convert::{addr_out, size_out};

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use memflow_core::os::{ProcessInfo, ProcessState};
+use crate::os::{ProcessInfo, ProcessState};
 
 use super::arch::MfArchitecture;
 use super::convert::{addr_out, str_out};
@@ -17,7 +17,7 @@ pub const MF_PROCESS_STATE_ALIVE: MfProcessState = 1;
 pub const MF_PROCESS_STATE_DEAD: MfProcessState = 2;
 
 /// The C form of a process state.
-pub(crate) fn state_out(s: ProcessState) -> MfProcessState {
+pub fn state_out(s: ProcessState) -> MfProcessState {
     match s {
         ProcessState::Unknown => MF_PROCESS_STATE_UNKNOWN,
         ProcessState::Alive => MF_PROCESS_STATE_ALIVE,
@@ -55,7 +55,7 @@ pub struct MfProcessInfo {
 
 impl MfProcessInfo {
     /// A view of `p` whose strings borrow from it.
-    pub(crate) fn borrow(p: &ProcessInfo) -> Self {
+    pub fn borrow(p: &ProcessInfo) -> Self {
         MfProcessInfo {
             address: addr_out(p.address),
             pid: p.pid,

@@ -3,9 +3,9 @@
 
 use std::ffi::c_void;
 
-use memflow_core::mem::PhysicalMemoryMetadata;
-use memflow_core::os::MemoryRange;
-use memflow_core::types::PageType;
+use crate::mem::PhysicalMemoryMetadata;
+use crate::os::MemoryRange;
+use crate::types::PageType;
 
 use super::convert::{addr_out, size_out};
 

@@ -1,6 +1,6 @@
 //! The x86 register record and its `MF_X86_REGS_*` groups.
 
-use memflow_core::connector::X86Registers;
+use crate::connector::X86Registers;
 
 use super::convert::addr_out;
 
@@ -24,7 +24,7 @@ pub const MF_X86_REGS_EFER: MfX86RegisterSet = 1 << 6;
 pub const MF_X86_REGS_LONG_MODE: MfX86RegisterSet = 1 << 7;
 
 const _: () = {
-    use memflow_core::connector::X86RegisterSet as S;
+    use crate::connector::X86RegisterSet as S;
     assert!(MF_X86_REGS_GENERAL == S::GENERAL.bits());
     assert!(MF_X86_REGS_SELECTORS == S::SELECTORS.bits());
     assert!(MF_X86_REGS_CS_FLAGS == S::CS_FLAGS.bits());
@@ -114,8 +114,7 @@ pub struct MfX86Registers {
 }
 
 // `MfX86Registers` is the core's `X86Registers` as C sees it, plus the derived page-table
-// root. It is declared here because cbindgen reads only this crate's sources and C needs
-// `valid` as a plain integer. The core record is destructured without `..` and the C one
+// root: C needs `valid` as a plain integer. The core record is destructured without `..` and the C one
 // built without it: a field added to either does not compile until both have it.
 impl From<&X86Registers> for MfX86Registers {
     fn from(r: &X86Registers) -> Self {
@@ -191,6 +190,86 @@ impl From<&X86Registers> for MfX86Registers {
             cr4,
             efer,
             page_table_root: r.page_table_root().map_or(0, addr_out),
+        }
+    }
+}
+
+/// The core record of registers a C plugin reported (`page_table_root` is derived again from
+/// the control registers; `valid` bits this version does not know are dropped).
+impl From<&MfX86Registers> for X86Registers {
+    fn from(r: &MfX86Registers) -> Self {
+        let MfX86Registers {
+            valid,
+            cs_flags,
+            rax,
+            rbx,
+            rcx,
+            rdx,
+            rsi,
+            rdi,
+            rbp,
+            rsp,
+            r8,
+            r9,
+            r10,
+            r11,
+            r12,
+            r13,
+            r14,
+            r15,
+            rip,
+            rflags,
+            cs,
+            ss,
+            ds,
+            es,
+            fs,
+            gs,
+            fs_base,
+            gs_base,
+            kernel_gs_base,
+            cr0,
+            cr2,
+            cr3,
+            cr4,
+            efer,
+            page_table_root: _,
+        } = *r;
+        X86Registers {
+            valid: crate::connector::X86RegisterSet::from_bits_truncate(valid),
+            cs_flags,
+            rax,
+            rbx,
+            rcx,
+            rdx,
+            rsi,
+            rdi,
+            rbp,
+            rsp,
+            r8,
+            r9,
+            r10,
+            r11,
+            r12,
+            r13,
+            r14,
+            r15,
+            rip,
+            rflags,
+            cs,
+            ss,
+            ds,
+            es,
+            fs,
+            gs,
+            fs_base,
+            gs_base,
+            kernel_gs_base,
+            cr0,
+            cr2,
+            cr3,
+            cr4,
+            efer,
         }
     }
 }

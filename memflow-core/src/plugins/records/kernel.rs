@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use memflow_core::os::KernelSymbolInfo;
+use crate::os::KernelSymbolInfo;
 
 use super::convert::{addr_out, str_out};
 
@@ -23,7 +23,7 @@ pub struct MfKernelSymbolInfo {
 
 impl MfKernelSymbolInfo {
     /// A view of `s` whose strings borrow from it.
-    pub(crate) fn borrow(s: &KernelSymbolInfo) -> Self {
+    pub fn borrow(s: &KernelSymbolInfo) -> Self {
         MfKernelSymbolInfo {
             name: str_out(&s.name),
             address: addr_out(s.address),

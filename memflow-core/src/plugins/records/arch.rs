@@ -1,9 +1,7 @@
 //! The architecture (MMU mode) record and its `MF_ARCH_*` kinds.
 
-use memflow_core::arch::ArchitectureIdent;
-use memflow_core::error::{Error, ErrorKind};
-
-use crate::call::ffi_err;
+use crate::arch::ArchitectureIdent;
+use crate::error::{Error, ErrorKind, ErrorOrigin};
 
 /// Which MMU mode an `MfArchitecture` describes: one of the `MF_ARCH_*` constants.
 pub type MfArchKind = u32;
@@ -88,13 +86,14 @@ impl From<ArchitectureIdent> for MfArchitecture {
 
 impl MfArchitecture {
     /// The core's identifier of this architecture.
-    pub(crate) fn to_ident(self) -> Result<ArchitectureIdent, Error> {
+    pub fn to_ident(self) -> Result<ArchitectureIdent, Error> {
         match ArchitectureIdent::from_code(self.kind) {
             Some(ArchitectureIdent::AArch64 { .. }) => {
                 Ok(ArchitectureIdent::AArch64 { granule_log2: self.granule_log2, va_bits: self.va_bits })
             }
             Some(ident) => Ok(ident),
-            None => Err(ffi_err(ErrorKind::InvalidArgument, format_args!("unknown architecture kind {}", self.kind))),
+            None => Err(Error::new(ErrorOrigin::Ffi, ErrorKind::InvalidArgument)
+                .with_reason(format_args!("unknown architecture kind {}", self.kind))),
         }
     }
 }
