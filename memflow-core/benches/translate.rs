@@ -55,6 +55,9 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+#[path = "support/interleave.rs"]
+mod interleave;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 
 use memflow_core::arch::ArchitectureIdent;
@@ -628,10 +631,11 @@ fn virt_reads(c: &mut Criterion, group: &str, guest: &mut Guest, check: bool) {
                     memcpy_read(raw, p, buf);
                 }
             };
-            interleaved(
+            interleave::interleaved(
                 &format!("{group}/{name}"),
                 &mut [("ours", &mut ours_pass), ("ours-phys", &mut phys_pass), ("memcpy", &mut memcpy_pass)],
                 buf,
+                N_READS,
             );
         }
     }
@@ -660,43 +664,6 @@ fn memcpy_read(raw: &[u8], plan: &[(usize, usize)], buf: &mut [u8]) {
         black_box(&mut *buf)[at..at + len].copy_from_slice(&black_box(raw)[off..off + len]);
         at += len;
     }
-}
-
-/// One pass of a contender over all `N_READS` reads, into the given buffer.
-type Pass<'a> = dyn FnMut(&mut [u8]) + 'a;
-
-/// Rounds of interleaved passes: each round times one pass (all `N_READS` reads) of every
-/// contender in turn (starting with the next one each round), so that other processes' load
-/// falls on all of them alike; prints each
-/// contender's median per read and the last one's (memcpy's) median over each other's. On
-/// this shared machine these ratios move far less between runs than those of criterion's
-/// groups, which measure the contenders seconds apart.
-fn interleaved(group: &str, contenders: &mut [(&str, &mut Pass)], buf: &mut [u8]) {
-    const ROUNDS: usize = 31;
-    let mut times = vec![Vec::with_capacity(ROUNDS); contenders.len()];
-    let n = contenders.len();
-    for round in 0..ROUNDS {
-        // Each round starts with another contender, so none always follows the same one.
-        for k in (0..n).map(|k| (k + round) % n) {
-            let start = std::time::Instant::now();
-            (contenders[k].1)(buf);
-            times[k].push(start.elapsed().as_secs_f64() * 1e9 / N_READS as f64);
-        }
-    }
-    let medians: Vec<f64> = times
-        .iter_mut()
-        .map(|t| {
-            t.sort_by(f64::total_cmp);
-            t[ROUNDS / 2]
-        })
-        .collect();
-    let base = medians[medians.len() - 1];
-    let parts: Vec<String> = contenders
-        .iter()
-        .zip(&medians)
-        .map(|((name, _), m)| format!("{name} {m:.0} ns ({:.1}%)", base / m * 100.0))
-        .collect();
-    println!("{group} interleaved, {ROUNDS} rounds, median per read (memcpy / contender): {}", parts.join(", "));
 }
 
 /// The virtual reads again on the 5 GiB guest (issue 11): its direct map spans 5 GiB, so the

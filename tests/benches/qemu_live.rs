@@ -1,7 +1,8 @@
 //! Reads of a live QEMU guest (issue 11), side by side in one criterion run on one guest:
 //!
-//! - `ours`: memflow-core's `QemuConnector` over the native OS layer (layout from the machine
-//!   rules), through `phys_read_raw_into` / `phys_read_batch`,
+//! - `ours`: memflow-core's `QemuConnector` as the `qemu` plugin opens it by default (found
+//!   through the native OS layer, its memory read directly; layout from the machine rules),
+//!   through `phys_read_raw_into` / `phys_read_batch`,
 //! - `memflow-qemu-0.2.1`: the peer's connector (`memflow_qemu::create_connector`, over
 //!   memflow-native 0.2) on the same QEMU process, through `phys_read_into` /
 //!   `phys_read_raw_iter`,
@@ -14,6 +15,11 @@
 //! batches of 64 separate pages, 1 MiB reads. Before measuring, the three contenders read the
 //! guest's kernel text (unchanging) and must agree, so all map guest addresses alike.
 //!
+//! After each criterion group, the same operations run interleaved (31 rounds, each timing one
+//! pass of 1024 reads (64 of 1 MiB, 16 batches) of every contender in turn) and one line gives
+//! each one's median per operation and the bare call's over it: the ratios to go by on a busy
+//! machine.
+//!
 //! Run: `cargo bench -p memflow-tests --bench qemu_live -- --warm-up-time 1 --measurement-time 3`
 //! (boots the guest first; needs `qemu-system-x86_64` and the fixture kernel, as the live
 //! QEMU tests do).
@@ -22,6 +28,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+#[path = "../../memflow-core/benches/support/interleave.rs"]
+mod interleave;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use memflow_core::cglue::slice::CSliceMut;
@@ -54,24 +63,6 @@ fn addresses(align: u64, len: u64) -> Vec<u64> {
     (0..N_ADDRESSES).map(|_| rng.gen_range(LOW / align..(GUEST_RAM - len) / align) * align).collect()
 }
 
-/// Cycles through a list of addresses.
-struct Cycle<'a> {
-    list: &'a [u64],
-    at: usize,
-}
-
-impl<'a> Cycle<'a> {
-    fn new(list: &'a [u64]) -> Self {
-        Cycle { list, at: 0 }
-    }
-
-    fn next(&mut self) -> u64 {
-        let v = self.list[self.at];
-        self.at = (self.at + 1) % self.list.len();
-        v
-    }
-}
-
 fn pa(addr: u64) -> PhysicalAddress {
     PhysicalAddress::plain(Address::from(addr))
 }
@@ -96,8 +87,9 @@ fn qemu_live(c: &mut Criterion) {
     let pid = libc::pid_t::try_from(guest.pid).unwrap();
 
     let target = QemuTarget { pid: Some(guest.pid), name: None };
+    // As the `qemu` plugin opens it by default: found through the native layer, read directly.
     let mut ours =
-        QemuConnector::open(os_instance(NativeOs::new(Default::default()), Default::default()), &target, None)
+        QemuConnector::open_on_host(os_instance(NativeOs::new(Default::default()), Default::default()), &target, None)
             .expect("ours opens the guest");
     let args: ConnectorArgs = guest.pid.to_string().parse().unwrap();
     let mut peer = memflow_qemu::create_connector(&args).expect("memflow-qemu opens the guest");
@@ -124,83 +116,127 @@ fn qemu_live(c: &mut Criterion) {
         let addrs = addresses(if size == 8 { 8 } else { PAGE as u64 }, size as u64);
         let hosts: Vec<usize> = addrs.iter().map(|&a| host(a)).collect();
         let mut buf = vec![0u8; size];
-        let mut g = c.benchmark_group(format!("qemu_live/{label}"));
-        g.throughput(Throughput::Bytes(size as u64));
-        g.bench_function(BenchmarkId::from_parameter("ours"), |bch| {
-            let mut it = Cycle::new(&addrs);
-            bch.iter(|| black_box(ours.phys_read_raw_into(pa(it.next()), black_box(&mut buf[..]))).ok())
-        });
-        g.bench_function(BenchmarkId::from_parameter("memflow-qemu-0.2.1"), |bch| {
-            let mut it = Cycle::new(&addrs);
-            bch.iter(|| black_box(peer.phys_read_into(peer_pa(it.next()), black_box(&mut buf[..]))).ok())
-        });
-        g.bench_function(BenchmarkId::from_parameter("process_vm_readv"), |bch| {
-            let mut i = 0;
-            bch.iter(|| {
-                let remote = hosts[i];
-                i = (i + 1) % hosts.len();
-                let local = black_box(&mut buf[..]);
-                black_box(vm_readv(pid, &[iovec(local.as_mut_ptr() as usize, size)], &[iovec(remote, size)]))
-            })
-        });
-        g.finish();
+        let at = |i: usize| i % addrs.len();
+        let mut ops: [Op<'_>; 3] = [
+            (
+                "ours",
+                Box::new(|buf, i| {
+                    black_box(ours.phys_read_raw_into(pa(addrs[at(i)]), buf)).ok();
+                }),
+            ),
+            (
+                "memflow-qemu-0.2.1",
+                Box::new(|buf, i| {
+                    black_box(peer.phys_read_into(peer_pa(addrs[at(i)]), buf)).ok();
+                }),
+            ),
+            (
+                "process_vm_readv",
+                Box::new(|buf, i| {
+                    black_box(vm_readv(pid, &[iovec(buf.as_mut_ptr() as usize, size)], &[iovec(hosts[at(i)], size)]));
+                }),
+            ),
+        ];
+        let per_pass = if size == 1 << 20 { 64 } else { 1024 };
+        compare(c, &format!("qemu_live/{label}"), size as u64, &mut buf, &mut ops, per_pass);
     }
 
     // 64 separate pages in one batch.
     let addrs = addresses(PAGE as u64, PAGE as u64);
     let hosts: Vec<usize> = addrs.iter().map(|&a| host(a)).collect();
     let mut buf = vec![0u8; BATCH * PAGE];
-    let mut g = c.benchmark_group("qemu_live/batch-64x4KiB");
-    g.throughput(Throughput::Bytes((BATCH * PAGE) as u64));
-    g.bench_function(BenchmarkId::from_parameter("ours"), |bch| {
-        let mut it = Cycle::new(&addrs);
-        bch.iter(|| {
-            let mut failed = 0usize;
-            let mut on_fail = |_: MemChunk<CSliceMut<u8>>| {
-                failed += 1;
-                true
-            };
-            let ops = black_box(&mut buf[..]).chunks_exact_mut(PAGE).map(|chunk| {
-                let addr = it.next();
-                MemOp { addr: pa(addr), tag: Address::from(addr), buf: chunk.into() }
-            });
-            black_box(MemBatch::with(ops, None, Some(&mut (&mut on_fail).into()), |b| ours.phys_read_batch(b))).ok();
-            black_box(failed)
-        })
-    });
-    g.bench_function(BenchmarkId::from_parameter("memflow-qemu-0.2.1"), |bch| {
-        let mut it = Cycle::new(&addrs);
-        bch.iter(|| {
-            let mut failed = 0usize;
-            let mut on_fail = |_: CTup2<PeerAddress, PeerCSliceMut<u8>>| {
-                failed += 1;
-                true
-            };
-            let ops = black_box(&mut buf[..]).chunks_exact_mut(PAGE).map(|chunk| {
-                let addr = it.next();
-                CTup3(peer_pa(addr), PeerAddress::from(addr), PeerCSliceMut::from(chunk))
-            });
-            black_box(MemOps::with_raw(ops, None, Some(&mut (&mut on_fail).into()), |d| peer.phys_read_raw_iter(d)))
+    // Batch `i` reads the 64 addresses from `i * 64` on (cycled).
+    let at = |i: usize, k: usize| (i * BATCH + k) % addrs.len();
+    let mut ops: [Op<'_>; 3] = [
+        (
+            "ours",
+            Box::new(|buf, i| {
+                let mut failed = 0usize;
+                let mut on_fail = |_: MemChunk<CSliceMut<u8>>| {
+                    failed += 1;
+                    true
+                };
+                let ops = buf.chunks_exact_mut(PAGE).enumerate().map(|(k, chunk)| {
+                    let addr = addrs[at(i, k)];
+                    MemOp { addr: pa(addr), tag: Address::from(addr), buf: chunk.into() }
+                });
+                black_box(MemBatch::with(ops, None, Some(&mut (&mut on_fail).into()), |b| ours.phys_read_batch(b)))
+                    .ok();
+                black_box(failed);
+            }),
+        ),
+        (
+            "memflow-qemu-0.2.1",
+            Box::new(|buf, i| {
+                let mut failed = 0usize;
+                let mut on_fail = |_: CTup2<PeerAddress, PeerCSliceMut<u8>>| {
+                    failed += 1;
+                    true
+                };
+                let ops = buf.chunks_exact_mut(PAGE).enumerate().map(|(k, chunk)| {
+                    let addr = addrs[at(i, k)];
+                    CTup3(peer_pa(addr), PeerAddress::from(addr), PeerCSliceMut::from(chunk))
+                });
+                black_box(MemOps::with_raw(ops, None, Some(&mut (&mut on_fail).into()), |d| {
+                    peer.phys_read_raw_iter(d)
+                }))
                 .ok();
-            black_box(failed)
-        })
-    });
-    g.bench_function(BenchmarkId::from_parameter("process_vm_readv"), |bch| {
-        let mut i = 0;
-        bch.iter(|| {
-            let mut local = [iovec(0, 0); BATCH];
-            let mut remote = [iovec(0, 0); BATCH];
-            for ((l, r), chunk) in local.iter_mut().zip(&mut remote).zip(black_box(&mut buf[..]).chunks_exact_mut(PAGE))
-            {
-                *l = iovec(chunk.as_mut_ptr() as usize, PAGE);
-                *r = iovec(hosts[i], PAGE);
-                i = (i + 1) % hosts.len();
-            }
-            black_box(vm_readv(pid, &local, &remote))
-        })
-    });
-    g.finish();
+                black_box(failed);
+            }),
+        ),
+        (
+            "process_vm_readv",
+            Box::new(|buf, i| {
+                let mut local = [iovec(0, 0); BATCH];
+                let mut remote = [iovec(0, 0); BATCH];
+                for (k, ((l, r), chunk)) in
+                    local.iter_mut().zip(&mut remote).zip(buf.chunks_exact_mut(PAGE)).enumerate()
+                {
+                    *l = iovec(chunk.as_mut_ptr() as usize, PAGE);
+                    *r = iovec(hosts[at(i, k)], PAGE);
+                }
+                black_box(vm_readv(pid, &local, &remote));
+            }),
+        ),
+    ];
+    compare(c, "qemu_live/batch-64x4KiB", (BATCH * PAGE) as u64, &mut buf, &mut ops, 16);
     drop(guest);
+}
+
+/// A contender: its name and its operation number `i` (a read or a batch; the addresses
+/// cycle) into the buffer.
+type Op<'a> = (&'static str, Box<dyn FnMut(&mut [u8], usize) + 'a>);
+
+/// One pass of a contender's operations over the buffer.
+type Pass<'a> = Box<dyn FnMut(&mut [u8]) + 'a>;
+
+/// Measures the contenders' operations into `buf` as one criterion group (`bytes` per
+/// operation), then interleaved (see `support/interleave.rs`) in passes of `per_pass`
+/// operations: the ratios criterion's groups give move with the load of other processes, the
+/// interleaved ones much less. The last contender is the reference.
+fn compare(c: &mut Criterion, group: &str, bytes: u64, buf: &mut [u8], ops: &mut [Op<'_>], per_pass: usize) {
+    let mut g = c.benchmark_group(group);
+    g.throughput(Throughput::Bytes(bytes));
+    for (name, op) in ops.iter_mut() {
+        g.bench_function(BenchmarkId::from_parameter(*name), |bch| {
+            let mut i = 0usize;
+            bch.iter(|| {
+                op(black_box(&mut *buf), i);
+                i = i.wrapping_add(1);
+            })
+        });
+    }
+    g.finish();
+    let names: Vec<&'static str> = ops.iter().map(|(name, _)| *name).collect();
+    let mut passes: Vec<Pass<'_>> = ops
+        .iter_mut()
+        .map(|(_, op)| {
+            Box::new(move |buf: &mut [u8]| (0..per_pass).for_each(|i| op(black_box(&mut *buf), i))) as Pass<'_>
+        })
+        .collect();
+    let mut contenders: Vec<interleave::Contender<'_, [u8]>> =
+        names.into_iter().zip(passes.iter_mut()).map(|(name, pass)| (name, &mut **pass as _)).collect();
+    interleave::interleaved(group, &mut contenders, buf, per_pass);
 }
 
 criterion_group!(benches, qemu_live);

@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use cglue::slice::{CSliceMut, CSliceRef};
 
+use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::{partial, report, ChunkCallback, MemBatch, MemOp, SplitBuf};
 use crate::types::Address;
@@ -266,7 +267,17 @@ pub struct HostProcessMemory {
     page_size: u64,
 }
 
+/// The highest user-space address of a 64-bit x86 process (4-level paging).
+pub const MAX_ADDRESS_64: u64 = 0x7fff_ffff_ffff;
+/// The highest address of a 32-bit process.
+pub const MAX_ADDRESS_32: u64 = 0xffff_ffff;
+
 impl HostProcessMemory {
+    /// The memory of process `pid` of architecture `arch`, up to its highest user address.
+    pub fn of_process(pid: u32, arch: ArchitectureIdent) -> Self {
+        Self::new(pid, if arch == ArchitectureIdent::X86_32 { MAX_ADDRESS_32 } else { MAX_ADDRESS_64 })
+    }
+
     /// The memory of process `pid`, valid up to `max_address`. Nothing is opened yet: a
     /// process that does not exist fails its first transfer with `Gone`.
     pub fn new(pid: u32, max_address: u64) -> Self {
@@ -292,22 +303,39 @@ impl HostProcessMemory {
     /// Reads `out.len()` bytes at `addr` in one operation; unreadable bytes are zeroed.
     /// Returns how many bytes from the start were read before the first unreadable one (the
     /// contract of [`crate::mem::MemoryView::read_single`]).
+    #[inline]
     pub fn read_single(&mut self, addr: Address, out: &mut [u8]) -> Result<usize> {
         let out = CSliceMut::from(out);
         if self.direct(addr, &out) {
             return Ok(out.len());
         }
+        self.read_single_as_batch(addr, out)
+    }
+
+    /// [`read_single`](Self::read_single) when one call did not do it, out of the way of the
+    /// common case.
+    #[cold]
+    #[inline(never)]
+    fn read_single_as_batch(&mut self, addr: Address, out: CSliceMut<'_, u8>) -> Result<usize> {
         partial::read_single(MemOp { addr, tag: addr, buf: out }, |b| self.transfer(b))
     }
 
     /// Writes `data` at `addr` in one operation. Returns how many bytes from the start were
     /// written before the first one that was not (the contract of
     /// [`crate::mem::MemoryView::write_single`]).
+    #[inline]
     pub fn write_single(&mut self, addr: Address, data: &[u8]) -> Result<usize> {
         let data = CSliceRef::from(data);
         if self.direct(addr, &data) {
             return Ok(data.len());
         }
+        self.write_single_as_batch(addr, data)
+    }
+
+    /// [`write_single`](Self::write_single) when one call did not do it.
+    #[cold]
+    #[inline(never)]
+    fn write_single_as_batch(&mut self, addr: Address, data: CSliceRef<'_, u8>) -> Result<usize> {
         partial::write_single(MemOp { addr, tag: addr, buf: data }, |b| self.transfer(b))
     }
 
@@ -316,6 +344,7 @@ impl HostProcessMemory {
     /// above the highest valid address, `/proc/PID/mem` access, an empty buffer) is for the
     /// caller to redo as a one-operation batch, which reports every byte the way batches do:
     /// a read is then read again and a write written again, both harmless.
+    #[inline]
     fn direct<B: Transfer>(&self, addr: Address, buf: &B) -> bool {
         let len = buf.len();
         let Some(start) = host_address(addr) else { return false };

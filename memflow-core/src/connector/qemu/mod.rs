@@ -145,8 +145,8 @@ impl QmpFacts {
 pub struct QemuConnector {
     os: OsInstanceArcBox<'static>,
     qemu: QemuProcess,
-    /// The QEMU process's memory; `None` until first used by a clone.
-    process: Option<ProcessInstanceArcBox<'static>>,
+    /// Where the QEMU process's memory is read.
+    memory: GuestMemory,
     map: Arc<MemoryMap>,
     cpus: Arc<[X86Registers]>,
 }
@@ -156,7 +156,7 @@ impl Clone for QemuConnector {
         QemuConnector {
             os: self.os.clone(),
             qemu: self.qemu.clone(),
-            process: None,
+            memory: self.memory.clone(),
             map: self.map.clone(),
             cpus: self.cpus.clone(),
         }
@@ -188,7 +188,16 @@ impl QemuConnector {
         };
         let map = layout.resolve(&process.mapped_mem(-1)?)?;
         log::info!("qemu: {} with {} RAM ranges, {} CPU states", qemu.describe(), map.ranges().len(), cpus.len());
-        Ok(QemuConnector { os, qemu, process: Some(process), map: Arc::new(map), cpus: cpus.into() })
+        Ok(QemuConnector { os, qemu, memory: GuestMemory::Os(Some(process)), map: Arc::new(map), cpus: cpus.into() })
+    }
+
+    /// [`open`](Self::open) for an `os` that is this host's own (the native layer): the QEMU
+    /// process's memory is then read with the system calls directly, with no OS layer between
+    /// (what a single small read costs is mostly that layer's calls).
+    pub fn open_on_host(os: OsInstanceArcBox<'static>, target: &QemuTarget, qmp: Option<&Path>) -> Result<Self> {
+        let mut conn = Self::open(os, target, qmp)?;
+        conn.memory = GuestMemory::Host(HostProcessMemory::of_process(conn.qemu.info.pid, conn.qemu.info.proc_arch));
+        Ok(conn)
     }
 
     /// The QEMU process.
@@ -208,11 +217,11 @@ impl QemuConnector {
     fn transfer<B: SplitBuf>(
         &mut self,
         batch: MemBatch<'_, '_, '_, MemOp<PhysicalAddress, B>, B>,
-        mut run: impl FnMut(&mut ProcessInstanceArcBox<'static>, MemBatch<'_, '_, '_, MemOp<Address, B>, B>) -> Result<()>,
+        mut run: impl FnMut(Ready<'_>, MemBatch<'_, '_, '_, MemOp<Address, B>, B>) -> Result<()>,
     ) -> Result<()> {
         let MemBatch { mut ops, mut on_ok, mut on_fail } = batch;
-        let process = match open_process(&mut self.process, &mut self.os, &self.qemu) {
-            Ok(process) => process,
+        let mut memory = match self.memory.ready(&mut self.os, &self.qemu) {
+            Ok(memory) => memory,
             Err(e) => {
                 ops.for_each(|op| report(&mut on_fail, op.tag, op.buf));
                 return Err(e);
@@ -230,7 +239,8 @@ impl QemuConnector {
             if !host_ops.is_empty() && (next.is_none() || host_ops.len() >= MAX_IOVECS) {
                 let on_ok = on_ok.as_deref_mut();
                 let on_fail_inner = on_fail.as_deref_mut();
-                if let Err(e) = MemBatch::with(host_ops.drain(..), on_ok, on_fail_inner, |b| run(process, b)) {
+                if let Err(e) = MemBatch::with(host_ops.drain(..), on_ok, on_fail_inner, |b| run(memory.reborrow(), b))
+                {
                     next.into_iter().chain(ops).for_each(|op| report(&mut on_fail, op.tag, op.buf));
                     return Err(e);
                 }
@@ -267,32 +277,77 @@ fn host_range(map: &MemoryMap, addr: PhysicalAddress, len: usize) -> Option<Addr
     (len > 0 && len as umem <= room).then(|| Address::new(backing))
 }
 
-/// The QEMU process's memory in `slot`, opened through `os` if it is not yet.
+/// How a connector reaches the QEMU process's memory.
+#[derive(Clone)]
+enum GuestMemory {
+    /// Through the OS layer's process, opened when a clone first reads (`None` until then;
+    /// a clone opens its own).
+    Os(Option<ProcessInstanceArcBox<'static>>),
+    /// The process runs on this host: the system calls, directly.
+    Host(HostProcessMemory),
+}
+
+/// [`GuestMemory`] ready for a transfer.
+enum Ready<'a> {
+    Os(&'a mut ProcessInstanceArcBox<'static>),
+    Host(&'a mut HostProcessMemory),
+}
+
+impl Ready<'_> {
+    fn reborrow(&mut self) -> Ready<'_> {
+        match self {
+            Ready::Os(process) => Ready::Os(process),
+            Ready::Host(host) => Ready::Host(host),
+        }
+    }
+}
+
+impl GuestMemory {
+    /// The memory, opening the QEMU process through `os` if this clone has not yet.
+    #[inline]
+    fn ready<'a>(&'a mut self, os: &mut OsInstanceArcBox<'static>, qemu: &QemuProcess) -> Result<Ready<'a>> {
+        match self {
+            GuestMemory::Host(host) => Ok(Ready::Host(host)),
+            GuestMemory::Os(Some(process)) => Ok(Ready::Os(process)),
+            GuestMemory::Os(slot) => Ok(Ready::Os(open_process(slot, os, qemu)?)),
+        }
+    }
+}
+
+/// Opens the QEMU process through `os` into `slot`, out of the way of every read.
+#[cold]
+#[inline(never)]
 fn open_process<'a>(
     slot: &'a mut Option<ProcessInstanceArcBox<'static>>,
     os: &mut OsInstanceArcBox<'static>,
     qemu: &QemuProcess,
 ) -> Result<&'a mut ProcessInstanceArcBox<'static>> {
-    match slot {
-        Some(process) => Ok(process),
-        None => Ok(slot.insert(os.process_by_info(qemu.info.clone())?)),
-    }
+    Ok(slot.insert(os.process_by_info(qemu.info.clone())?))
 }
 
 impl PhysicalMemory for QemuConnector {
     fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
-        self.transfer(batch, |process, b| process.read_batch(b))
+        self.transfer(batch, |memory, b| match memory {
+            Ready::Host(host) => host.transfer(b),
+            Ready::Os(process) => process.read_batch(b),
+        })
     }
 
     fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
-        self.transfer(batch, |process, b| process.write_batch(b))
+        self.transfer(batch, |memory, b| match memory {
+            Ready::Host(host) => host.transfer(b),
+            Ready::Os(process) => process.write_batch(b),
+        })
     }
 
     /// One map lookup and one read of the QEMU process when the bytes lie in one RAM range;
     /// otherwise a one-operation batch.
     fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
         match host_range(&self.map, addr, out.len()) {
-            Some(host) => open_process(&mut self.process, &mut self.os, &self.qemu)?.read_single(host, out),
+            Some(host) => match self.memory.ready(&mut self.os, &self.qemu)? {
+                Ready::Host(memory) => memory.read_single(host, out),
+                Ready::Os(process) => process.read_single(host, out),
+            },
             None => {
                 partial::read_single(MemOp { addr, tag: addr.address, buf: out.into() }, |b| self.phys_read_batch(b))
             }
@@ -303,7 +358,10 @@ impl PhysicalMemory for QemuConnector {
     /// otherwise a one-operation batch.
     fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
         match host_range(&self.map, addr, data.len()) {
-            Some(host) => open_process(&mut self.process, &mut self.os, &self.qemu)?.write_single(host, data),
+            Some(host) => match self.memory.ready(&mut self.os, &self.qemu)? {
+                Ready::Host(memory) => memory.write_single(host, data),
+                Ready::Os(process) => process.write_single(host, data),
+            },
             None => {
                 partial::write_single(MemOp { addr, tag: addr.address, buf: data.into() }, |b| self.phys_write_batch(b))
             }

@@ -7,16 +7,12 @@ use super::procfs::{proc_path, Stat};
 use super::{arch_of_elf_class, io_error};
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, Result};
+use crate::mem::host_process::MAX_ADDRESS_32;
 use crate::mem::{HostProcessMemory, MemoryView, ReadBatch, ViewMetadata, WriteBatch};
 use crate::os::elf_image::ElfImage;
 use crate::os::mappings::{image_spans, memory_ranges, Mapping};
 use crate::os::*;
 use crate::types::{imem, umem, Address};
-
-/// The highest user-space address of a 64-bit x86 process (4-level paging).
-const MAX_ADDRESS_64: u64 = 0x7fff_ffff_ffff;
-/// The highest address of a 32-bit process.
-const MAX_ADDRESS_32: u64 = 0xffff_ffff;
 
 /// A process of the running host, opened through [`super::NativeOs`] or
 /// [`NativeProcess::open`].
@@ -40,8 +36,7 @@ impl NativeProcess {
     /// Opens the process with the pid of `info`; fails with `Gone` if it no longer exists.
     pub fn open(info: ProcessInfo) -> Result<Self> {
         let stat = Stat::read(info.pid).map_err(|e| io_error(ErrorOrigin::Process, ErrorKind::Gone, &e))?;
-        let max_address = if info.proc_arch == ArchitectureIdent::X86_32 { MAX_ADDRESS_32 } else { MAX_ADDRESS_64 };
-        let memory = HostProcessMemory::new(info.pid, max_address);
+        let memory = HostProcessMemory::of_process(info.pid, info.proc_arch);
         Ok(NativeProcess { info, start_time: stat.start_time, memory })
     }
 

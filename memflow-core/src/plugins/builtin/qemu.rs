@@ -23,8 +23,15 @@ impl ConnectorPlugin for Qemu {
         args.check_known(&["name", "pid", "qmp"])?;
         let pid = args.get("pid").map(|pid| parse_number("pid", pid)).transpose()?;
         let target = QemuTarget { name: args.target_or("name").map(str::to_owned), pid };
-        let os = input.unwrap_or_else(|| os_instance(crate::os::native::NativeOs::new(lib.clone()), lib.clone()));
-        let conn = QemuConnector::open(os, &target, args.get("qmp").map(std::path::Path::new))?;
+        let qmp = args.get("qmp").map(std::path::Path::new);
+        let conn = match input {
+            Some(os) => QemuConnector::open(os, &target, qmp)?,
+            // The default input is this host's native layer: read the QEMU process directly.
+            None => {
+                let os = os_instance(crate::os::native::NativeOs::new(lib.clone()), lib.clone());
+                QemuConnector::open_on_host(os, &target, qmp)?
+            }
+        };
         Ok(connector_instance(conn, lib))
     }
 
