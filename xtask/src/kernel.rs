@@ -16,7 +16,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::arch::Arch;
+use crate::arch::{Arch, Busybox};
 use crate::{deps, is_root, lock_file, log, output_of, output_of_command, run_command, Scratch};
 
 /// Modules of the kernel package (paths under `[usr/]lib/modules/<release>/`, where trixie's
@@ -228,6 +228,12 @@ impl Kernel {
     pub fn modules(&self) -> PathBuf {
         self.dir.join("modules")
     }
+
+    /// The static busybox of the kernel's suite and architecture, for architectures whose
+    /// busybox is [`Busybox::Download`].
+    pub fn busybox(&self) -> PathBuf {
+        self.dir.join("busybox")
+    }
 }
 
 /// The kernels' cache directory.
@@ -261,9 +267,13 @@ pub fn fetch(arch: &Arch, spec: &KernelSpec, tag: &str, name: &str) -> Result<Ke
         Some(package) => {
             let version = candidate(&apt, &package)?;
             let dir = cache.join(format!("{package}_{}", version.replace(':', "%3a")));
-            if !dir.join("vmlinuz").is_file() || !dir.join("modules").is_dir() {
+            let with_busybox = arch.busybox == Busybox::Download;
+            if !dir.join("vmlinuz").is_file()
+                || !dir.join("modules").is_dir()
+                || (with_busybox && !dir.join("busybox").is_file())
+            {
                 log(tag, name, format_args!("downloading {package} {version}"));
-                download(&apt, &package, &version, &cache, &dir)?;
+                download(&apt, &package, &version, with_busybox, &cache, &dir)?;
             }
             dir
         }
@@ -312,14 +322,19 @@ fn candidate(apt: &Apt, package: &str) -> Result<String, String> {
     }
 }
 
-/// Downloads `package=version` and unpacks what the guests need into `dir` (replacing it);
-/// `cache` is the directory `dir` is in.
-fn download(apt: &Apt, package: &str, version: &str, cache: &Path, dir: &Path) -> Result<(), String> {
+/// Downloads `package=version` and unpacks what the guests need into `dir` (replacing it),
+/// with the candidate `busybox-static`'s busybox if `with_busybox`; `cache` is the directory
+/// `dir` is in.
+fn download(
+    apt: &Apt,
+    package: &str,
+    version: &str,
+    with_busybox: bool,
+    cache: &Path,
+    dir: &Path,
+) -> Result<(), String> {
     let tmp = Scratch::new_dir(cache, ".dl")?;
-    run_command(apt.command("apt-get").args(["download", &format!("{package}={version}")]).current_dir(tmp.path()))?;
-    let deb = only_entry(tmp.path(), "", ".deb")?;
-    let unpacked = tmp.path().join("x");
-    run_command(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
+    let (deb, unpacked) = download_deb(apt, &format!("{package}={version}"), &tmp.path().join("kernel"))?;
 
     let boot = unpacked.join("boot");
     let vmlinuz = only_entry(&boot, "vmlinuz-", "")?;
@@ -331,6 +346,16 @@ fn download(apt: &Apt, package: &str, version: &str, cache: &Path, dir: &Path) -
         .to_owned();
     let kernel = tmp.path().join("k");
     std::fs::create_dir_all(kernel.join("modules")).map_err(|e| format!("{}: {e}", kernel.display()))?;
+    if with_busybox {
+        let (_, unpacked) = download_deb(apt, "busybox-static", &tmp.path().join("busybox"))?;
+        // `/bin` before Debian 13 (trixie), `/usr/bin` since.
+        let busybox = ["bin/busybox", "usr/bin/busybox"]
+            .into_iter()
+            .map(|p| unpacked.join(p))
+            .find(|p| p.is_file())
+            .ok_or("busybox-static has no bin/busybox or usr/bin/busybox")?;
+        copy(&busybox, &kernel.join("busybox"))?;
+    }
     copy(&vmlinuz, &kernel.join("vmlinuz"))?;
     copy(&only_entry(&boot, "config-", "")?, &kernel.join("config"))?;
     // Bookworm's packages have `/lib/modules`, trixie's (merged /usr) `/usr/lib/modules`.
@@ -363,6 +388,17 @@ fn download(apt: &Apt, package: &str, version: &str, cache: &Path, dir: &Path) -
         std::fs::remove_dir_all(dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
     }
     std::fs::rename(&kernel, dir).map_err(|e| format!("cannot move {} to {}: {e}", kernel.display(), dir.display()))
+}
+
+/// Downloads the package `spec` (`NAME` or `NAME=VERSION`) into the new directory `dir` and
+/// unpacks it there; returns the `.deb` and the directory of its files.
+fn download_deb(apt: &Apt, spec: &str, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    std::fs::create_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    run_command(apt.command("apt-get").args(["download", spec]).current_dir(dir))?;
+    let deb = only_entry(dir, "", ".deb")?;
+    let unpacked = dir.join("x");
+    run_command(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
+    Ok((deb, unpacked))
 }
 
 /// Decompresses the xz file `from` into `to`.
