@@ -12,8 +12,8 @@
 //! ([`aarch64_walk`]), independent of the engine's architecture tables.
 //!
 //! - every kernel-image text/data symbol of the guest's `/proc/kallsyms` is translated in
-//!   batches by the engine (`virt_to_phys_list`) and compared with the single-address reference
-//!   walker (`translate::reference`); all must translate (the init sections included: this
+//!   batches by the engine (`virt_to_phys_list`) and one at a time (`virt_to_phys`) and
+//!   compared with the single-address reference walker (`translate::reference`); all must translate (the init sections included: this
 //!   kernel keeps them mapped in its image after boot), to `_text`'s linear physical offset;
 //! - `linux_banner` read through `VirtualDma` equals the line the guest printed from
 //!   `/proc/version`;
@@ -182,6 +182,12 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
         let va = Address::new(sym.addr as umem);
         let oracle = reference::translate(&mut phys, &arch, &roots, va);
         assert_eq!(*got, oracle, "{name}: {} {} {:#x}: engine vs reference walker", sym.kind, sym.name, sym.addr);
+        let single = view.virt_to_phys(va);
+        assert_eq!(
+            single, oracle,
+            "{name}: {} {} {:#x}: single translation vs reference",
+            sym.kind, sym.name, sym.addr
+        );
         let plain = (!x86).then(|| aarch64_walk(&mut phys, roots[1], sym.addr));
         let in_init = (syms.init.0..syms.init.1).contains(&sym.addr);
         init += in_init as usize;
