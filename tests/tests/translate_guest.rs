@@ -5,20 +5,22 @@
 //! the same with Debian's 6.12 cloud kernel (the first with KASLR); see `xtask::fixture`. For
 //! each dump, with CR3 from the dump's CPU state and the paging mode from CR4.LA57:
 //!
-//! Fixture `arm64-4k` is Debian 13's arm64 kernel (4 KiB pages, 48-bit virtual addresses,
-//! KASLR) under `qemu-system-aarch64 -M virt`. Its dump records no system registers, so the
-//! kernel's TTBR1 table is found by scanning (`memflow_core::os::linux::aarch64`), and every
-//! translation is also checked against a plain AArch64 descriptor walk written here
-//! ([`aarch64_walk`]), independent of the engine's architecture tables.
-//!
 //! - every kernel-image text/data symbol of the guest's `/proc/kallsyms` is translated in
 //!   batches by the engine (`virt_to_phys_list`) and one at a time (`virt_to_phys`) and
-//!   compared with the single-address reference walker (`translate::reference`); all must translate (the init sections included: this
-//!   kernel keeps them mapped in its image after boot), to `_text`'s linear physical offset;
+//!   compared with the single-address reference walker (`translate::reference`); all must
+//!   translate (the init sections included: x86-64 keeps them mapped in its image after boot),
+//!   to `_text`'s linear physical offset;
 //! - `linux_banner` read through `VirtualDma` equals the line the guest printed from
 //!   `/proc/version`;
 //! - the page map of the kernel half (`virt_page_map_range`) and its translation map equal what
 //!   the reference walker's whole-space enumeration finds there.
+//!
+//! Fixture `arm64-4k` is Debian 13's arm64 kernel (4 KiB pages, 48-bit virtual addresses,
+//! KASLR) under `qemu-system-aarch64 -M virt`. Its dump records no system registers, so the
+//! kernel's TTBR1 table is found by scanning (`memflow_core::os::linux::aarch64`; the test
+//! checks it is `swapper_pg_dir`), and every symbol is also checked against a plain AArch64
+//! descriptor walk written here ([`aarch64_walk`]), independent of the engine's architecture
+//! tables. ARM64 unmaps the init sections when it frees them: their symbols must not translate.
 //!
 //! Every symbol is checked (no sampling): a debug build runs each fixture in well under a second.
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
