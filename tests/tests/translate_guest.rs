@@ -15,8 +15,9 @@
 //! - the page map of the kernel half (`virt_page_map_range`) and its translation map equal what
 //!   the reference walker's whole-space enumeration finds there.
 //!
-//! Fixture `arm64-4k` is Debian 13's arm64 kernel (4 KiB pages, 48-bit virtual addresses,
-//! KASLR) under `qemu-system-aarch64 -M virt`. Its dump records no system registers, so the
+//! Fixtures `arm64-4k` and `arm64-16k` are Debian 13's arm64 kernels with 4 KiB pages
+//! (48-bit virtual addresses) and 16 KiB pages (47-bit), KASLR on, under
+//! `qemu-system-aarch64 -M virt`. Their dumps record no system registers, so the
 //! kernel's TTBR1 table is found by scanning (`memflow_core::os::linux::aarch64`; the test
 //! checks it is `swapper_pg_dir`), and every symbol is also checked against a plain AArch64
 //! descriptor walk written here ([`aarch64_walk`]), independent of the engine's architecture
@@ -100,29 +101,35 @@ fn open_dump(fx: &Fixture) -> (FileConnector, ArchitectureIdent, Vec<Address>) {
     (conn, ident, vec![root])
 }
 
-/// A plain AArch64 stage 1 walk of a TTBR1 address `va` with the 4 KiB granule and 48-bit
-/// virtual addresses, from the top table at `ttbr1`: levels 0 to 3 index 9 bits each from
-/// bit 39 down; an entry is invalid (bit 0 clear), a block (bit 1 clear, levels 1 and 2:
-/// 1 GiB, 2 MiB), a table or, at level 3, a page (bit 1 set). Output addresses are bits 12..48.
-fn aarch64_walk(mem: &mut FileConnector, ttbr1: Address, va: u64) -> Option<u64> {
-    const OUTPUT: u64 = 0x0000_ffff_ffff_f000;
-    assert_eq!(va >> 48, 0xffff, "{va:#x} is not a TTBR1 address");
-    let mut table = ttbr1.to_umem() as u64 & OUTPUT;
-    for level in 0..4 {
-        let shift = 39 - 9 * level;
+/// A plain AArch64 stage 1 walk of the TTBR1 address `va` from the top table at `ttbr1`, for
+/// the 4 KiB granule with 48-bit or the 16 KiB granule with 47-bit virtual addresses: each
+/// level indexes `granule_log2 - 3` bits, from the top of `va_bits` down to the page offset;
+/// an entry is invalid (bit 0 clear), a block (bit 1 clear; only where the granule allows
+/// blocks: 1 GiB and 2 MiB for 4 KiB, 32 MiB for 16 KiB), a table or, at the last level, a
+/// page (bit 1 set). Output addresses are bits `granule_log2..48`.
+fn aarch64_walk(mem: &mut FileConnector, granule_log2: u32, va_bits: u32, ttbr1: Address, va: u64) -> Option<u64> {
+    let output = 0x0000_ffff_ffff_ffffu64 & !((1u64 << granule_log2) - 1);
+    let max_block_shift = if granule_log2 == 12 { 30 } else { 25 };
+    assert_eq!(va >> va_bits, u64::MAX >> va_bits, "{va:#x} is not a TTBR1 address");
+    let bits = granule_log2 - 3;
+    let mut table = ttbr1.to_umem() as u64 & output;
+    let mut shift = granule_log2 + (va_bits - granule_log2 - 1) / bits * bits;
+    loop {
+        let index = (va >> shift) & ((1 << (va_bits - shift).min(bits)) - 1);
         let mut raw = [0u8; 8];
-        let at = Address::new((table + ((va >> shift) & 511) * 8) as umem);
-        mem.phys_view().read_raw_into(at, &mut raw).ok()?;
+        mem.phys_view().read_raw_into(Address::new((table + index * 8) as umem), &mut raw).ok()?;
         let entry = u64::from_le_bytes(raw);
         let size = 1u64 << shift;
-        match (level, entry & 0b11) {
-            (_, 0b00 | 0b10) => return None,
-            (0, 0b01) => return None,
-            (1 | 2, 0b01) | (3, 0b11) => return Some((entry & OUTPUT & !(size - 1)) | (va & (size - 1))),
-            _ => table = entry & OUTPUT,
+        let last = shift == granule_log2;
+        match entry & 0b11 {
+            0b00 | 0b10 => return None,
+            0b01 if last || shift > max_block_shift => return None,
+            0b01 => return Some((entry & output & !(size - 1)) | (va & (size - 1))),
+            _ if last => return Some((entry & output) | (va & (size - 1))),
+            _ => table = entry & output,
         }
+        shift -= bits;
     }
-    unreachable!("level 3 ends every walk")
 }
 
 /// The engine's outcome for every address of `vas`, translated `BATCH` at a time.
@@ -190,7 +197,12 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
             "{name}: {} {} {:#x}: single translation vs reference",
             sym.kind, sym.name, sym.addr
         );
-        let plain = (!x86).then(|| aarch64_walk(&mut phys, roots[1], sym.addr));
+        let plain = match ident {
+            ArchitectureIdent::AArch64 { granule_log2, va_bits } => {
+                Some(aarch64_walk(&mut phys, granule_log2.into(), va_bits.into(), roots[1], sym.addr))
+            }
+            _ => None,
+        };
         let in_init = (syms.init.0..syms.init.1).contains(&sym.addr);
         init += in_init as usize;
         if in_init && !init_mapped {
@@ -305,7 +317,8 @@ fn kernel_page_map(name: &'static str, want: ArchitectureIdent) {
     let want_half: u64 = match want {
         ArchitectureIdent::X86_64 => 0xffff_8000_0000_0000,
         ArchitectureIdent::X86_64La57 => 0xff00_0000_0000_0000,
-        _ => 0xffff_0000_0000_0000, // AArch64, 48-bit: all of TTBR1's range
+        ArchitectureIdent::AArch64 { va_bits, .. } => u64::MAX << va_bits, // all of TTBR1's range
+        _ => unreachable!("no fixture of {want:?}"),
     };
     assert_eq!(half.to_umem() as u64, want_half);
 
@@ -381,4 +394,5 @@ fixture_tests! {
     trixie_4l_kaslr: "trixie-4l-kaslr", ArchitectureIdent::X86_64;
     trixie_5l: "trixie-5l", ArchitectureIdent::X86_64La57;
     arm64_4k: "arm64-4k", ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 };
+    arm64_16k: "arm64-16k", ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 };
 }

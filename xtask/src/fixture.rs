@@ -4,7 +4,7 @@
 //! cargo xtask fixtures [--all] [--timeout SECONDS] [--force]    # the default set (DEFAULT_SET)
 //! cargo xtask fixtures NAME [--timeout SECONDS] [--force]       # one fixture of DEFAULT_SET
 //! cargo xtask fixtures NAME [--arch amd64|arm64] [--cpu qemu64|max] [--mem 256M] [--append "nokaslr ..."]
-//!                           [--kernel [SUITE/]cloud|generic] [--timeout SECONDS] [--require-la57] [--force]
+//!                           [--kernel [SUITE/]cloud|generic|generic-16k] [--timeout SECONDS] [--require-la57] [--force]
 //! ```
 //!
 //! For each fixture: fetches the Debian kernel
@@ -68,7 +68,7 @@ const TAG: &str = "fixture";
 const USAGE: &str = "usage: cargo xtask fixtures [--all] [--timeout SECONDS] [--force]
        cargo xtask fixtures NAME [--timeout SECONDS] [--force]
        cargo xtask fixtures NAME [--arch amd64|arm64] [--cpu qemu64|max] [--mem 256M] [--append \"nokaslr ...\"]
-                                 [--kernel [SUITE/]cloud|generic] [--timeout SECONDS] [--require-la57] [--force]";
+                                 [--kernel [SUITE/]cloud|generic|generic-16k] [--timeout SECONDS] [--require-la57] [--force]";
 
 /// One fixture to build.
 #[derive(Clone, Debug)]
@@ -87,7 +87,7 @@ type KnownFixture =
     (&'static str, &'static Arch, Option<&'static str>, Flavour, &'static str, &'static str, &'static str, bool);
 
 /// The default fixture set (`cargo xtask fixtures` without a NAME). Add lines here to extend it.
-const DEFAULT_SET: [KnownFixture; 9] = [
+const DEFAULT_SET: [KnownFixture; 10] = [
     ("cloud-4l", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
     ("cloud-5l", &arch::X86_64, None, Flavour::Cloud, "max", "256M", "nokaslr", true),
     ("cloud-4l-kaslr", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "", false),
@@ -102,6 +102,8 @@ const DEFAULT_SET: [KnownFixture; 9] = [
     // ARM64, Debian 13's kernel with 4K pages, 48-bit virtual addresses (the kernel is built for
     // 52 but the CPU lacks LPA2), KASLR (the virt machine gives a seed). Boots in about 20s.
     ("arm64-4k", &arch::AARCH64, Some("trixie"), Flavour::Generic, "cortex-a72", "256M", "", false),
+    // 16 KiB pages (a Neoverse N1, Graviton 2's core: the Cortex-A72 has no 16 KiB granule).
+    ("arm64-16k", &arch::AARCH64, Some("trixie"), Flavour::Generic16k, "neoverse-n1", "256M", "", false),
 ];
 
 /// The fixture of the default set named `name`, with the default timeout.

@@ -40,6 +40,9 @@ pub enum Flavour {
     Cloud,
     /// `linux-image-<arch>`: the distribution's general kernel.
     Generic,
+    /// `linux-image-<arch>-16k`: the general kernel with 16 KiB pages (Debian builds it for
+    /// arm64).
+    Generic16k,
 }
 
 impl Flavour {
@@ -48,15 +51,17 @@ impl Flavour {
         match text {
             "cloud" => Ok(Flavour::Cloud),
             "generic" => Ok(Flavour::Generic),
-            _ => Err("--kernel must be cloud, generic, SUITE/cloud or SUITE/generic".into()),
+            "generic-16k" => Ok(Flavour::Generic16k),
+            _ => Err("--kernel must be [SUITE/]cloud, [SUITE/]generic or [SUITE/]generic-16k".into()),
         }
     }
 
-    /// `cloud` or `generic`.
+    /// `cloud`, `generic` or `generic-16k`.
     pub fn as_str(self) -> &'static str {
         match self {
             Flavour::Cloud => "cloud",
             Flavour::Generic => "generic",
+            Flavour::Generic16k => "generic-16k",
         }
     }
 
@@ -65,6 +70,7 @@ impl Flavour {
         match self {
             Flavour::Cloud => format!("linux-image-cloud-{}", arch.debian),
             Flavour::Generic => format!("linux-image-{}", arch.debian),
+            Flavour::Generic16k => format!("linux-image-{}-16k", arch.debian),
         }
     }
 
@@ -75,6 +81,9 @@ impl Flavour {
             Flavour::Cloud => rest.ends_with(&format!("-cloud-{}", arch.debian)),
             Flavour::Generic => rest
                 .strip_suffix(&format!("-{}", arch.debian))
+                .is_some_and(|release| release.ends_with(|c: char| c.is_ascii_digit())),
+            Flavour::Generic16k => rest
+                .strip_suffix(&format!("-{}-16k", arch.debian))
                 .is_some_and(|release| release.ends_with(|c: char| c.is_ascii_digit())),
         }
     }
@@ -464,7 +473,7 @@ fn version_order(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::X86_64;
+    use crate::arch::{AARCH64, X86_64};
 
     #[test]
     fn versions_order_by_number() {
@@ -482,11 +491,15 @@ mod tests {
         assert!(!Flavour::Generic.matches(&X86_64, "linux-image-rt-amd64"));
         assert!(Flavour::Cloud.matches(&X86_64, "linux-image-6.12.117+deb13-cloud-amd64"));
         assert!(Flavour::Generic.matches(&X86_64, "linux-image-6.12.117+deb13-amd64"));
+        assert!(Flavour::Generic.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64"));
+        assert!(!Flavour::Generic.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64-16k"));
+        assert!(Flavour::Generic16k.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64-16k"));
+        assert!(!Flavour::Generic16k.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64"));
     }
 
     #[test]
     fn kernel_specs_parse_and_print() {
-        for text in ["cloud", "generic", "trixie/cloud", "trixie-backports/generic"] {
+        for text in ["cloud", "generic", "trixie/cloud", "trixie-backports/generic", "trixie/generic-16k"] {
             assert_eq!(KernelSpec::parse(text).unwrap().to_string(), text);
         }
         assert_eq!(KernelSpec::parse("trixie/cloud").unwrap().suite.as_deref(), Some("trixie"));
