@@ -17,6 +17,7 @@ use cglue::forward::ForwardMut;
 
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::alloc::zeroed_vec;
 use crate::mem::{MemoryView, PhysicalMemory};
 use crate::translate::{TranslationRange, VirtualTranslate};
 use crate::types::{umem, Address};
@@ -99,7 +100,7 @@ pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables
     let mut validated = 0;
     for arch in MODES {
         let mode = Mode::of(arch)?;
-        let mut chunk = vec![0u8; SCAN_CHUNK * mode.granule];
+        let mut chunk: Vec<u8> = zeroed_vec(SCAN_CHUNK * mode.granule, ErrorOrigin::Os, "the aarch64 table scan")?;
         for &(first, last) in &ranges {
             let mut page = first.align_up(mode.granule as umem);
             while page < last {
@@ -220,6 +221,21 @@ mod tests {
             assert_eq!(found, KernelTables { arch, ttbr1: b.roots()[1] });
             assert_eq!(found.roots(), [Address::INVALID, b.roots()[1]]);
         }
+    }
+
+    /// Memory full of pages shaped like top tables (entries in both halves) that map nothing
+    /// linearly: the scan gives up after validating [`MAX_SCANNED_TABLES`] of them.
+    #[test]
+    fn candidates_are_bounded() {
+        let mut mem = patterned_memory(MEM as usize);
+        let mut fake = [0u8; 0x1000];
+        for index in [0usize, 300] {
+            fake[index * 8..index * 8 + 8].copy_from_slice(&(0x3 | (MEM - 0x1000) as u64).to_le_bytes());
+        }
+        for i in 0..2 * MAX_SCANNED_TABLES as umem {
+            mem.phys_view().write_raw(Address::new(i * 0x1000), &fake).unwrap();
+        }
+        assert_eq!(find_kernel_tables(&mut mem).unwrap_err().kind, ErrorKind::LimitExceeded);
     }
 
     #[test]
