@@ -6,9 +6,11 @@
 //! `package.txt` (package, version, release).
 //!
 //! A named suite (e.g. `trixie` for kernel 6.12 on a bookworm host) is read through a private
-//! apt state in `target/fixtures/kernels/<suite>/apt/`: its own sources list (the suite's
-//! `main` from [`DEBIAN_MIRROR`]), lists and cache, given to apt with `-c`. The host's apt
-//! configuration, lists and cache are left alone.
+//! apt state per architecture in `target/fixtures/kernels/<suite>/apt/<arch>/`: its own sources
+//! list (the suite's `main` from [`DEBIAN_MIRROR`]), lists and cache, given to apt with `-c`.
+//! The host's apt configuration, lists and cache are left alone. For architectures whose
+//! busybox is [`Busybox::Download`], the suite's `busybox-static` of that architecture is
+//! unpacked next to the kernel.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -261,7 +263,7 @@ pub fn fetch(arch: &Arch, spec: &KernelSpec, tag: &str, name: &str) -> Result<Ke
     let _lock = lock_file(&kernels.join(".lock"))?;
     let cache = spec.cache_dir();
     let apt = match &spec.suite {
-        Some(suite) => Apt::private(arch, suite, &cache.join("apt"))?,
+        Some(suite) => Apt::private(arch, suite, &cache.join("apt").join(arch.debian))?,
         None => Apt::Host,
     };
     let metapackage = spec.flavour.metapackage(arch);
