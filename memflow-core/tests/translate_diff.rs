@@ -302,7 +302,9 @@ fn working_memory_is_bounded() {
     let _clone = dma.clone();
 }
 
-/// The second AArch64 root is optional; addresses of a missing root fail as unmapped.
+/// The second AArch64 root is optional; addresses of a missing root fail as unmapped. So do
+/// those of a root given as `Address::INVALID` (an unknown TTBR0), with the engine and the
+/// reference walker.
 #[test]
 fn missing_second_root_maps_nothing_high() {
     let ident = ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 };
@@ -313,6 +315,17 @@ fn missing_second_root_maps_nothing_high() {
         let res = dma.virt_to_phys(m.va);
         assert_eq!(res.is_ok(), m.va.to_umem() < (1 as umem) << 48, "{:?}", m.va);
     }
+    let high_only = [Address::INVALID, roots[1]];
+    let mut dma = VirtualDma::new(b.memory(), ident, &high_only).unwrap();
+    let (mut low, mut high) = (0, 0);
+    for m in b.truth() {
+        let is_high = m.va.to_umem() >= (1 as umem) << 48;
+        (low, high) = if is_high { (low, high + 1) } else { (low + 1, high) };
+        assert_eq!(dma.virt_to_phys(m.va).is_ok(), is_high, "{:?}", m.va);
+        let oracle = reference::translate(&mut b.memory(), b.arch(), &high_only, m.va);
+        assert_eq!(oracle.is_ok(), is_high, "reference: {:?}", m.va);
+    }
+    assert!(low > 0 && high > 0, "the space maps both ranges ({low} low, {high} high)");
     assert!(VirtualDma::new(b.memory(), ArchitectureIdent::X86_64, &roots).is_err());
 }
 

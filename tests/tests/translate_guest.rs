@@ -6,13 +6,22 @@
 //! each dump, with CR3 from the dump's CPU state and the paging mode from CR4.LA57:
 //!
 //! - every kernel-image text/data symbol of the guest's `/proc/kallsyms` is translated in
-//!   batches by the engine (`virt_to_phys_list`) and compared with the single-address reference
-//!   walker (`translate::reference`); all must translate (the init sections included: this
-//!   kernel keeps them mapped in its image after boot), to `_text`'s linear physical offset;
+//!   batches by the engine (`virt_to_phys_list`) and one at a time (`virt_to_phys`) and
+//!   compared with the single-address reference walker (`translate::reference`); all must
+//!   translate (the init sections included: x86-64 keeps them mapped in its image after boot),
+//!   to `_text`'s linear physical offset;
 //! - `linux_banner` read through `VirtualDma` equals the line the guest printed from
 //!   `/proc/version`;
 //! - the page map of the kernel half (`virt_page_map_range`) and its translation map equal what
 //!   the reference walker's whole-space enumeration finds there.
+//!
+//! Fixtures `arm64-4k` and `arm64-16k` are Debian 13's arm64 kernels with 4 KiB pages
+//! (48-bit virtual addresses) and 16 KiB pages (47-bit), KASLR on, under
+//! `qemu-system-aarch64 -M virt`. Their dumps record no system registers, so the
+//! kernel's TTBR1 table is found by scanning (`memflow_core::os::linux::aarch64`; the test
+//! checks it is `swapper_pg_dir`), and every symbol is also checked against a plain AArch64
+//! descriptor walk written here ([`aarch64_walk`]), independent of the engine's architecture
+//! tables. ARM64 unmaps the init sections when it frees them: their symbols must not translate.
 //!
 //! Every symbol is checked (no sampling): a debug build runs each fixture in well under a second.
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
@@ -25,7 +34,8 @@ use memflow_core::cglue::iter::CIterator;
 use memflow_core::connector::cpu_state::CR4_LA57;
 use memflow_core::connector::{CpuState, FileConnector};
 use memflow_core::error::Error;
-use memflow_core::mem::MemoryView;
+use memflow_core::mem::{MemoryView, PhysicalMemory};
+use memflow_core::os::linux::aarch64;
 use memflow_core::translate::{
     reference, MemoryRange, TranslationFailure, TranslationRange, VirtualTranslate, VirtualTranslation,
 };
@@ -52,7 +62,8 @@ struct Kallsyms {
     init: (u64, u64),
 }
 
-fn kallsyms(fx: &Fixture) -> Kallsyms {
+/// The kernel-image symbols of `fx`, whose kernel half starts at `half`.
+fn kallsyms(fx: &Fixture, half: u64) -> Kallsyms {
     let text = std::fs::read_to_string(fx.dir.join("kallsyms.txt"))
         .unwrap_or_else(|e| panic!("{}: kallsyms.txt: {e} (run cargo xtask fixtures)", fx.name));
     let mut all = vec![];
@@ -70,19 +81,55 @@ fn kallsyms(fx: &Fixture) -> Kallsyms {
     };
     let text_end = (find("_text"), find("_end"));
     let init = (find("__init_begin"), find("__init_end"));
-    assert!(text_end.0 >= 0xffff_ffff_8000_0000 && text_end.0 < text_end.1, "{}: image {text_end:x?}", fx.name);
+    assert!(text_end.0 >= half && text_end.0 < text_end.1, "{}: image {text_end:x?}", fx.name);
     let image =
         all.into_iter().filter(|s| "TtDdRrBb".contains(s.kind) && (text_end.0..text_end.1).contains(&s.addr)).collect();
     Kallsyms { image, text_end, init }
 }
 
-/// The dump, the paging mode from CPU 0's CR4.LA57 and its CR3.
-fn open_dump(fx: &Fixture) -> (FileConnector, ArchitectureIdent, Address) {
-    let conn = fx.open();
+/// The dump, its paging mode and root registers: for x86-64 from CPU 0's CR4.LA57 and CR3;
+/// for ARM64 (the `virt` machine) no TTBR0 and the kernel's TTBR1 found by scanning.
+fn open_dump(fx: &Fixture) -> (FileConnector, ArchitectureIdent, Vec<Address>) {
+    let mut conn = fx.open();
+    if fx.meta("machine") == "virt" {
+        let tables = aarch64::find_kernel_tables(&mut conn).unwrap();
+        return (conn, tables.arch, tables.roots().to_vec());
+    }
     let regs = conn.x86_registers(0).unwrap();
     let ident = if regs.cr4 & CR4_LA57 != 0 { ArchitectureIdent::X86_64La57 } else { ArchitectureIdent::X86_64 };
     let root = regs.page_table_root().unwrap();
-    (conn, ident, root)
+    (conn, ident, vec![root])
+}
+
+/// A plain AArch64 stage 1 walk of the TTBR1 address `va` from the top table at `ttbr1`, for
+/// the 4 KiB granule with 48-bit or the 16 KiB granule with 47-bit virtual addresses: each
+/// level indexes `granule_log2 - 3` bits, from the top of `va_bits` down to the page offset;
+/// an entry is invalid (bit 0 clear), a block (bit 1 clear; only where the granule allows
+/// blocks: 1 GiB and 2 MiB for 4 KiB, 32 MiB for 16 KiB), a table or, at the last level, a
+/// page (bit 1 set). Output addresses are bits `granule_log2..48`.
+fn aarch64_walk(mem: &mut FileConnector, granule_log2: u32, va_bits: u32, ttbr1: Address, va: u64) -> Option<u64> {
+    let output = 0x0000_ffff_ffff_ffffu64 & !((1u64 << granule_log2) - 1);
+    let max_block_shift = if granule_log2 == 12 { 30 } else { 25 };
+    assert_eq!(va >> va_bits, u64::MAX >> va_bits, "{va:#x} is not a TTBR1 address");
+    let bits = granule_log2 - 3;
+    let mut table = ttbr1.to_umem() as u64 & output;
+    let mut shift = granule_log2 + (va_bits - granule_log2 - 1) / bits * bits;
+    loop {
+        let index = (va >> shift) & ((1 << (va_bits - shift).min(bits)) - 1);
+        let mut raw = [0u8; 8];
+        mem.phys_view().read_raw_into(Address::new((table + index * 8) as umem), &mut raw).ok()?;
+        let entry = u64::from_le_bytes(raw);
+        let size = 1u64 << shift;
+        let last = shift == granule_log2;
+        match entry & 0b11 {
+            0b00 | 0b10 => return None,
+            0b01 if last || shift > max_block_shift => return None,
+            0b01 => return Some((entry & output & !(size - 1)) | (va & (size - 1))),
+            _ if last => return Some((entry & output) | (va & (size - 1))),
+            _ => table = entry & output,
+        }
+        shift -= bits;
+    }
 }
 
 /// The engine's outcome for every address of `vas`, translated `BATCH` at a time.
@@ -113,11 +160,11 @@ fn engine_translate(view: &mut VirtualDma<FileConnector>, vas: &[Address]) -> Ve
 
 fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
     let fx = Fixture::load(name);
-    let syms = kallsyms(&fx);
-    let (conn, ident, root) = open_dump(&fx);
-    assert_eq!(ident, want, "{name}: paging mode from CR4.LA57");
+    let (conn, ident, roots) = open_dump(&fx);
+    assert_eq!(ident, want, "{name}: paging mode");
     let arch = ident.describe().unwrap();
-    let mut view = VirtualDma::new(conn.clone(), ident, &[root]).unwrap();
+    let syms = kallsyms(&fx, kernel_half(&arch).to_umem() as u64);
+    let mut view = VirtualDma::new(conn.clone(), ident, &roots).unwrap();
     let mut phys = conn;
 
     let vas: Vec<Address> = syms.image.iter().map(|s| Address::new(s.addr as umem)).collect();
@@ -131,28 +178,64 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
     let text = syms.image.iter().position(|s| s.name == "_text").expect("_text is a kernel-image symbol");
     let text_pa = engine[text].unwrap().address.to_umem() as u64;
     let offset = syms.image[text].addr.wrapping_sub(text_pa);
-    if fx.meta("kernel_cmdline").split_whitespace().any(|arg| arg == "nokaslr") {
+    let x86 = matches!(ident, ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57);
+    if x86 && fx.meta("kernel_cmdline").split_whitespace().any(|arg| arg == "nokaslr") {
         assert_eq!(offset, 0xffff_ffff_8000_0000, "{name}: _text at {text_pa:#x}");
     }
+    // x86-64 keeps the init sections mapped in its image after boot; ARM64 unmaps them when
+    // it frees them (`free_initmem`), so there they must not translate.
+    let init_mapped = x86;
     let mut init = 0usize;
     let mut by_kind: HashMap<char, usize> = HashMap::new();
     for (sym, got) in syms.image.iter().zip(&engine) {
         let va = Address::new(sym.addr as umem);
-        let oracle = reference::translate(&mut phys, &arch, &[root], va);
+        let oracle = reference::translate(&mut phys, &arch, &roots, va);
         assert_eq!(*got, oracle, "{name}: {} {} {:#x}: engine vs reference walker", sym.kind, sym.name, sym.addr);
+        let single = view.virt_to_phys(va);
+        assert_eq!(
+            single, oracle,
+            "{name}: {} {} {:#x}: single translation vs reference",
+            sym.kind, sym.name, sym.addr
+        );
+        let plain = match ident {
+            ArchitectureIdent::AArch64 { granule_log2, va_bits } => {
+                Some(aarch64_walk(&mut phys, granule_log2.into(), va_bits.into(), roots[1], sym.addr))
+            }
+            _ => None,
+        };
+        let in_init = (syms.init.0..syms.init.1).contains(&sym.addr);
+        init += in_init as usize;
+        if in_init && !init_mapped {
+            assert!(
+                got.is_err(),
+                "{name}: {} {} {:#x} in the freed init sections translates",
+                sym.kind,
+                sym.name,
+                sym.addr
+            );
+            assert_eq!(plain, Some(None), "{name}: {}: the plain AArch64 walk finds it mapped", sym.name);
+            continue;
+        }
         let pa = got
             .unwrap_or_else(|e| panic!("{name}: {} {} {:#x} does not translate: {e:?}", sym.kind, sym.name, sym.addr));
+        if let Some(plain) = plain {
+            assert_eq!(Some(pa.address.to_umem() as u64), plain, "{name}: {} engine vs plain AArch64 walk", sym.name);
+        }
         assert_eq!(pa.address.to_umem() as u64, sym.addr.wrapping_sub(offset), "{name}: {}", sym.name);
         *by_kind.entry(sym.kind).or_default() += 1;
-        init += (syms.init.0..syms.init.1).contains(&sym.addr) as usize;
     }
     println!(
-        "{name}: {} kernel-image symbols ({:#x}..{:#x}) translated, {init} of them in the init sections; \
-         by type {by_kind:?}; engine {engine_time:?}",
+        "{name}: {} kernel-image symbols ({:#x}..{:#x}) checked, {init} of them in the init sections \
+         (mapped: {init_mapped}); translated by type {by_kind:?}; engine {engine_time:?}",
         vas.len(),
         syms.text_end.0,
         syms.text_end.1
     );
+    if !x86 {
+        // The scan found the kernel's own top table.
+        let swapper = syms.image.iter().position(|s| s.name == "swapper_pg_dir").expect("swapper_pg_dir");
+        assert_eq!(engine[swapper].unwrap().address, roots[1], "{name}: TTBR1 found by scanning is swapper_pg_dir");
+    }
     for must in ["_text", "_stext", "linux_banner", "init_task", "_sdata", "__bss_start", "jiffies_64", "start_kernel"]
     {
         assert!(syms.image.iter().any(|s| s.name == must), "{name}: {must} not among the checked symbols");
@@ -161,12 +244,12 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
 
 fn banner_reads(name: &'static str) {
     let fx = Fixture::load(name);
-    let syms = kallsyms(&fx);
-    let (conn, ident, root) = open_dump(&fx);
+    let (conn, ident, roots) = open_dump(&fx);
+    let syms = kallsyms(&fx, kernel_half(&ident.describe().unwrap()).to_umem() as u64);
     let version = fx.section("version").trim_end_matches('\n');
     assert!(version.starts_with("Linux version "), "{name}: {version}");
     let banner = syms.image.iter().find(|s| s.name == "linux_banner").expect("linux_banner in kallsyms");
-    let mut view = VirtualDma::new(conn, ident, &[root]).unwrap();
+    let mut view = VirtualDma::new(conn, ident, &roots).unwrap();
     let mut buf = vec![0u8; version.len() + 2];
     view.read_raw_into(Address::new(banner.addr as umem), &mut buf).unwrap();
     assert_eq!(
@@ -227,19 +310,22 @@ fn kernel_half(arch: &Architecture) -> Address {
 
 fn kernel_page_map(name: &'static str, want: ArchitectureIdent) {
     let fx = Fixture::load(name);
-    let (conn, ident, root) = open_dump(&fx);
+    let (conn, ident, roots) = open_dump(&fx);
     assert_eq!(ident, want);
     let arch = ident.describe().unwrap();
     let half = kernel_half(&arch);
-    assert_eq!(
-        half.to_umem() as u64,
-        if want == ArchitectureIdent::X86_64 { 0xffff_8000_0000_0000 } else { 0xff00_0000_0000_0000 }
-    );
+    let want_half: u64 = match want {
+        ArchitectureIdent::X86_64 => 0xffff_8000_0000_0000,
+        ArchitectureIdent::X86_64La57 => 0xff00_0000_0000_0000,
+        ArchitectureIdent::AArch64 { va_bits, .. } => u64::MAX << va_bits, // all of TTBR1's range
+        _ => unreachable!("no fixture of {want:?}"),
+    };
+    assert_eq!(half.to_umem() as u64, want_half);
 
     let mut phys = conn.clone();
     let start = std::time::Instant::now();
     let mut pages = vec![];
-    reference::for_each_page(&mut phys, &arch, &[root], |p| {
+    reference::for_each_page(&mut phys, &arch, &roots, |p| {
         if p.va >= half {
             pages.push(reference_page::P { va: p.va, pa: p.pa, size: p.size(), page_type: p.page_type });
         }
@@ -250,7 +336,7 @@ fn kernel_page_map(name: &'static str, want: ArchitectureIdent) {
     let want_map = merge_page_map(&pages);
     let want_tmap = merge_translation_map(&pages);
 
-    let mut view = VirtualDma::new(conn, ident, &[root]).unwrap();
+    let mut view = VirtualDma::new(conn, ident, &roots).unwrap();
     let start = std::time::Instant::now();
     let got = view.virt_page_map_range_vec(0, half, Address::INVALID).unwrap();
     let engine_time = start.elapsed();
@@ -273,19 +359,20 @@ fn kernel_page_map(name: &'static str, want: ArchitectureIdent) {
     for (g, w) in got_tmap.iter().zip(&want_tmap) {
         assert_eq!(g, w, "{name}: translation map");
     }
-    // The direct map covers the guest's RAM: its first page translates to physical 0.
-    let direct = got_tmap.iter().find(|r| r.pa.is_null()).expect("a range maps physical 0");
-    println!("{name}: physical 0 mapped at {}", direct.va);
+    // The direct map covers the guest's RAM: its first page is mapped.
+    let ram = Address::new(fx.system_ram()[0].0 as umem);
+    let direct = got_tmap.iter().find(|r| r.pa <= ram && ram - r.pa < r.size).expect("a range maps the first RAM page");
+    println!("{name}: physical {ram} (first RAM page) mapped at {}", direct.va + (ram - direct.pa));
 }
 
 macro_rules! fixture_tests {
-    ($($module:ident: $name:literal, $arch:ident);* $(;)?) => {$(
+    ($($module:ident: $name:literal, $arch:expr);* $(;)?) => {$(
         mod $module {
             use memflow_core::arch::ArchitectureIdent;
 
             #[test]
             fn kernel_symbols_translate() {
-                super::symbols_translate($name, ArchitectureIdent::$arch);
+                super::symbols_translate($name, $arch);
             }
 
             #[test]
@@ -295,15 +382,17 @@ macro_rules! fixture_tests {
 
             #[test]
             fn kernel_page_map_matches_reference() {
-                super::kernel_page_map($name, ArchitectureIdent::$arch);
+                super::kernel_page_map($name, $arch);
             }
         }
     )*};
 }
 
 fixture_tests! {
-    cloud_4l: "cloud-4l", X86_64;
-    cloud_5l: "cloud-5l", X86_64La57;
-    trixie_4l_kaslr: "trixie-4l-kaslr", X86_64;
-    trixie_5l: "trixie-5l", X86_64La57;
+    cloud_4l: "cloud-4l", ArchitectureIdent::X86_64;
+    cloud_5l: "cloud-5l", ArchitectureIdent::X86_64La57;
+    trixie_4l_kaslr: "trixie-4l-kaslr", ArchitectureIdent::X86_64;
+    trixie_5l: "trixie-5l", ArchitectureIdent::X86_64La57;
+    arm64_4k: "arm64-4k", ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 };
+    arm64_16k: "arm64-16k", ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 };
 }

@@ -3,6 +3,7 @@
 //! [`Arch`] value (and the guest code that reads registers from its dumps).
 
 /// The facts of one guest architecture.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Arch {
     /// Debian's name of the architecture (package names and suffixes: `linux-image-cloud-amd64`).
     pub debian: &'static str,
@@ -12,17 +13,37 @@ pub struct Arch {
     pub qemu_package: &'static str,
     /// The QEMU machine type.
     pub machine: &'static str,
-    /// The kernel's name of the serial console (`console=` on the command line); the second
-    /// serial port carries `/proc/kallsyms`.
+    /// The kernel's name of the serial console (`console=` on the command line).
     pub console: &'static str,
-    /// The Debian package with a statically linked busybox for the initramfs.
-    pub busybox_package: &'static str,
-    /// Where that package puts busybox.
-    pub busybox: &'static str,
+    /// How the guest gets the serial port `ttyS1` that carries `/proc/kallsyms`.
+    pub kallsyms_port: KallsymsPort,
+    /// Where busybox comes from for the initramfs.
+    pub busybox: Busybox,
     /// `e_machine` of the guest's ELF core dumps.
     pub elf_machine: u16,
-    /// The kernel configuration line without which `-cpu max` gives no 5-level paging.
+    /// The kernel configuration line without which `-cpu max` gives the guest no larger
+    /// virtual address space (5-level paging, 52-bit virtual addresses).
     pub five_level_config: &'static str,
+}
+
+/// How a guest gets `ttyS1`, the serial port `scripts/guest-init.sh` sends `/proc/kallsyms` to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KallsymsPort {
+    /// The machine's second serial port (`-serial`) is `ttyS1`.
+    SecondSerial,
+    /// The machine has one serial port (the console, not a 16550); a two-port PCI 16550 card
+    /// (`pci-serial-2x`) gives `ttyS0` (unused) and `ttyS1`.
+    PciCard,
+}
+
+/// Where the static busybox of a guest's initramfs comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Busybox {
+    /// This file of the host's Debian package `busybox-static` (installed by `cargo xtask deps`).
+    Host(&'static str),
+    /// Debian's `busybox-static` of the guest architecture, downloaded with the kernel (from
+    /// the kernel's suite, never installed) into the kernel cache.
+    Download,
 }
 
 /// x86-64 guests: the q35 machine, ttyS0.
@@ -32,11 +53,32 @@ pub const X86_64: Arch = Arch {
     qemu_package: "qemu-system-x86",
     machine: "q35",
     console: "ttyS0",
-    busybox_package: "busybox-static",
-    busybox: "/bin/busybox",
+    kallsyms_port: KallsymsPort::SecondSerial,
+    busybox: Busybox::Host("/bin/busybox"),
     elf_machine: 62,
     five_level_config: "CONFIG_X86_5LEVEL=y",
 };
 
-/// The architecture of the guests the fixtures and live tests boot.
-pub const GUEST: &Arch = &X86_64;
+/// ARM64 guests: the `virt` machine (its PL011 UART is ttyAMA0).
+pub const AARCH64: Arch = Arch {
+    debian: "arm64",
+    qemu: "qemu-system-aarch64",
+    qemu_package: "qemu-system-arm",
+    machine: "virt",
+    console: "ttyAMA0",
+    kallsyms_port: KallsymsPort::PciCard,
+    busybox: Busybox::Download,
+    elf_machine: 183,
+    five_level_config: "CONFIG_ARM64_VA_BITS_52=y",
+};
+
+/// The guest architectures, the first the default.
+pub const ALL: [&Arch; 2] = [&X86_64, &AARCH64];
+
+/// The architecture Debian names `debian` (`amd64`, `arm64`).
+pub fn by_debian_name(debian: &str) -> Result<&'static Arch, String> {
+    ALL.into_iter().find(|a| a.debian == debian).ok_or_else(|| {
+        let names: Vec<&str> = ALL.iter().map(|a| a.debian).collect();
+        format!("unknown guest architecture '{debian}' (known: {})", names.join(", "))
+    })
+}

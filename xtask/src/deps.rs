@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::arch::GUEST;
+use crate::arch::{Arch, Busybox, X86_64};
 use crate::{is_root, on_path, output_of, run_command};
 
 /// The host tools: (command, the Debian package that provides it).
@@ -16,16 +16,19 @@ const TOOLS: [(&str, &str); 6] = [
     ("xz", "xz-utils"),
 ];
 
-/// The packages of the list that are missing.
-fn missing() -> Vec<&'static str> {
+/// The packages of the list, and those of guests of `arch`, that are missing.
+fn missing(arch: &Arch) -> Vec<&'static str> {
     let mut packages = Vec::new();
-    if !on_path(GUEST.qemu) {
-        packages.push(GUEST.qemu_package);
+    if !on_path(arch.qemu) {
+        packages.push(arch.qemu_package);
     }
     // Debian's `busybox` package is linked dynamically, useless in an initramfs without libc;
     // the static one is needed, unless BUSYBOX names a static busybox to use instead.
-    if std::env::var_os("BUSYBOX").is_none() && !package_installed(GUEST.busybox_package) {
-        packages.push(GUEST.busybox_package);
+    if arch.busybox != Busybox::Download
+        && std::env::var_os("BUSYBOX").is_none()
+        && !package_installed("busybox-static")
+    {
+        packages.push("busybox-static");
     }
     for (command, package) in TOOLS {
         if !on_path(command) {
@@ -39,10 +42,15 @@ fn package_installed(package: &str) -> bool {
     output_of("dpkg-query", &["-W", "-f=${db:Status-Status}", package]).is_ok_and(|status| status == "installed")
 }
 
-/// Installs the missing packages (`apt-get update`, then `apt-get install`); does nothing
-/// when all are there.
+/// Installs the missing packages for x86-64 guests (`apt-get update`, then `apt-get
+/// install`); does nothing when all are there.
 pub fn ensure() -> Result<(), String> {
-    let packages = missing();
+    ensure_for(&X86_64)
+}
+
+/// [`ensure`] for guests of `arch`.
+pub fn ensure_for(arch: &Arch) -> Result<(), String> {
+    let packages = missing(arch);
     if packages.is_empty() {
         return Ok(());
     }

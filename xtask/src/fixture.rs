@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! cargo xtask fixtures [--all] [--timeout SECONDS] [--force]    # the default set (DEFAULT_SET)
-//! cargo xtask fixtures NAME [--cpu qemu64|max] [--mem 256M] [--append "nokaslr ..."]
-//!                           [--kernel [SUITE/]cloud|generic] [--timeout SECONDS] [--require-la57] [--force]
+//! cargo xtask fixtures NAME [--timeout SECONDS] [--force]       # one fixture of DEFAULT_SET
+//! cargo xtask fixtures NAME [--arch amd64|arm64] [--cpu qemu64|max] [--mem 256M] [--append "nokaslr ..."]
+//!                           [--kernel [SUITE/]cloud|generic|generic-16k] [--timeout SECONDS] [--require-la57] [--force]
 //! ```
 //!
 //! For each fixture: fetches the Debian kernel
@@ -12,7 +13,8 @@
 //! `target/fixtures/NAME/`:
 //!
 //! - `dump.elf`: ELF64 `ET_CORE`, one `PT_LOAD` per guest RAM range (`p_paddr` = guest
-//!   physical address), notes `CORE`/`NT_PRSTATUS` and `QEMU`/QEMUCPUState (CR0..CR4) per vCPU;
+//!   physical address), notes `CORE`/`NT_PRSTATUS` and, for x86-64, `QEMU`/QEMUCPUState
+//!   (CR0..CR4) per vCPU (an ARM64 dump has general registers only: no TTBR or TCR);
 //! - `serial.log`: the guest console, CRs stripped: the kernel's boot log, the sections
 //!   `==== MEMFLOW-BEGIN <s> ====` .. `==== MEMFLOW-END <s> ====` ([`SECTIONS`]), then the
 //!   ready line;
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 use memflow_core::connector::qemu::qmp::Qmp;
 use serde_json::json;
 
-use crate::arch::GUEST;
+use crate::arch::{self, Arch};
 use crate::guest::{Guest, GuestOptions};
 use crate::kernel::{Flavour, Kernel, KernelSpec};
 use crate::{elfcore, interrupt, lock_file, log, output_of, root, sha256_of, Scratch};
@@ -64,8 +66,9 @@ const DUMP_TIMEOUT: Duration = Duration::from_secs(600);
 const TAG: &str = "fixture";
 
 const USAGE: &str = "usage: cargo xtask fixtures [--all] [--timeout SECONDS] [--force]
-       cargo xtask fixtures NAME [--cpu qemu64|max] [--mem 256M] [--append \"nokaslr ...\"]
-                                 [--kernel [SUITE/]cloud|generic] [--timeout SECONDS] [--require-la57] [--force]";
+       cargo xtask fixtures NAME [--timeout SECONDS] [--force]
+       cargo xtask fixtures NAME [--arch amd64|arm64] [--cpu qemu64|max] [--mem 256M] [--append \"nokaslr ...\"]
+                                 [--kernel [SUITE/]cloud|generic|generic-16k] [--timeout SECONDS] [--require-la57] [--force]";
 
 /// One fixture to build.
 #[derive(Clone, Debug)]
@@ -78,45 +81,49 @@ pub struct Fixture {
     pub require_la57: bool,
 }
 
-/// A fixture of the default set: (name, Debian suite (`None`: the host's apt sources), kernel
-/// flavour, cpu, memory, appended command line, la57 required).
-type DefaultFixture = (&'static str, Option<&'static str>, Flavour, &'static str, &'static str, &'static str, bool);
+/// A fixture of the default set: (name, architecture, Debian suite (`None`: the host's
+/// apt sources), kernel flavour, cpu, memory, appended command line, la57 required).
+type KnownFixture =
+    (&'static str, &'static Arch, Option<&'static str>, Flavour, &'static str, &'static str, &'static str, bool);
 
-/// The default fixture set. Add lines here to extend it.
-const DEFAULT_SET: [DefaultFixture; 8] = [
-    ("cloud-4l", None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
-    ("cloud-5l", None, Flavour::Cloud, "max", "256M", "nokaslr", true),
-    ("cloud-4l-kaslr", None, Flavour::Cloud, "qemu64", "256M", "", false),
-    ("generic-5l", None, Flavour::Generic, "max", "256M", "nokaslr", true),
+/// The default fixture set (`cargo xtask fixtures` without a NAME). Add lines here to extend it.
+const DEFAULT_SET: [KnownFixture; 10] = [
+    ("cloud-4l", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
+    ("cloud-5l", &arch::X86_64, None, Flavour::Cloud, "max", "256M", "nokaslr", true),
+    ("cloud-4l-kaslr", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "", false),
+    ("generic-5l", &arch::X86_64, None, Flavour::Generic, "max", "256M", "nokaslr", true),
     // An Intel CPU model: the kernel isolates user and kernel page tables (PTI).
-    ("pti-4l", None, Flavour::Cloud, "Skylake-Client", "256M", "nokaslr", false),
+    ("pti-4l", &arch::X86_64, None, Flavour::Cloud, "Skylake-Client", "256M", "nokaslr", false),
     // More than 4 GiB of RAM: a memory map with a hole below 4 GiB (a 5 GiB dump file).
-    ("cloud-4l-5g", None, Flavour::Cloud, "qemu64", "5G", "nokaslr", false),
+    ("cloud-4l-5g", &arch::X86_64, None, Flavour::Cloud, "qemu64", "5G", "nokaslr", false),
     // Debian 13's kernel 6.12: the layouts of kernels 6.4 and later (module memory types).
-    ("trixie-4l-kaslr", Some("trixie"), Flavour::Cloud, "qemu64", "256M", "", false),
-    ("trixie-5l", Some("trixie"), Flavour::Cloud, "max", "256M", "nokaslr", true),
+    ("trixie-4l-kaslr", &arch::X86_64, Some("trixie"), Flavour::Cloud, "qemu64", "256M", "", false),
+    ("trixie-5l", &arch::X86_64, Some("trixie"), Flavour::Cloud, "max", "256M", "nokaslr", true),
+    // ARM64, Debian 13's kernel with 4K pages, 48-bit virtual addresses (the kernel is built for
+    // 52 but the CPU lacks LPA2), KASLR (the virt machine gives a seed). Boots in about 20s.
+    ("arm64-4k", &arch::AARCH64, Some("trixie"), Flavour::Generic, "cortex-a72", "256M", "", false),
+    // 16 KiB pages (a Neoverse N1, Graviton 2's core: the Cortex-A72 has no 16 KiB granule).
+    ("arm64-16k", &arch::AARCH64, Some("trixie"), Flavour::Generic16k, "neoverse-n1", "256M", "", false),
 ];
 
 /// The fixture of the default set named `name`, with the default timeout.
 pub fn default_fixture(name: &str) -> Option<Fixture> {
-    default_set(GuestOptions::default().timeout).into_iter().find(|f| f.name == name)
+    default_set(GuestOptions::default().timeout).find(|f| f.name == name)
 }
 
-fn default_set(timeout: u64) -> Vec<Fixture> {
-    DEFAULT_SET
-        .iter()
-        .map(|&(name, suite, flavour, cpu, mem, append, require_la57)| Fixture {
-            name: name.into(),
-            options: GuestOptions {
-                cpu: cpu.into(),
-                mem: mem.into(),
-                append: append.into(),
-                kernel: KernelSpec { suite: suite.map(str::to_owned), flavour },
-                timeout,
-            },
-            require_la57,
-        })
-        .collect()
+fn default_set(timeout: u64) -> impl Iterator<Item = Fixture> {
+    DEFAULT_SET.iter().map(move |&(name, arch, suite, flavour, cpu, mem, append, require_la57)| Fixture {
+        name: name.into(),
+        options: GuestOptions {
+            arch,
+            cpu: cpu.into(),
+            mem: mem.into(),
+            append: append.into(),
+            kernel: KernelSpec { suite: suite.map(str::to_owned), flavour },
+            timeout,
+        },
+        require_la57,
+    })
 }
 
 /// Where the fixtures (and the kernel cache) are.
@@ -157,8 +164,14 @@ pub fn main(args: &[String]) -> Result<(), String> {
     }
     let fixtures = match (name, one_fixture_option) {
         (Some(_), _) if all => return Err("--all takes no NAME".into()),
+        (Some(name), None) => match default_fixture(&name) {
+            Some(known) => {
+                vec![Fixture { options: GuestOptions { timeout: options.timeout, ..known.options }, ..known }]
+            }
+            None => vec![Fixture { name, options, require_la57 }],
+        },
         (Some(name), _) => vec![Fixture { name, options, require_la57 }],
-        (None, None) => default_set(options.timeout),
+        (None, None) => default_set(options.timeout).collect(),
         (None, Some(option)) => return Err(format!("{option} needs a NAME\n{USAGE}")),
     };
     for fixture in &fixtures {
@@ -167,8 +180,8 @@ pub fn main(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds `fixture` unless it is cached (and `force` is false); the system packages must be
-/// there (`xtask::deps::ensure`). SIGINT, SIGTERM and SIGHUP stop it cleanly meanwhile (see
+/// Builds `fixture` unless it is cached (and `force` is false), installing the system
+/// packages of its architecture first (`xtask::deps::ensure_for`). SIGINT, SIGTERM and SIGHUP stop it cleanly meanwhile (see
 /// `xtask::interrupt`).
 pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
     let _signals = interrupt::Catch::new();
@@ -187,6 +200,7 @@ pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
         log(TAG, name, format_args!("cache hit (built by a concurrent run): {}", out.display()));
         return Ok(());
     }
+    crate::deps::ensure_for(fixture.options.arch)?;
     let kernel = fixture.options.kernel(TAG, name)?;
     // A previous, possibly different, fixture is invalid from here on.
     let _ = std::fs::remove_file(out.join("meta.txt"));
@@ -239,10 +253,11 @@ fn check_and_describe(
         let got = std::fs::read(guest.kallsyms()).map_or(0, |k| k.iter().filter(|&&b| b == b'\n').count());
         return Err(format!("kallsyms.txt from the second serial port is incomplete ({got}/{kallsyms_lines} lines)"));
     }
-    let elf_info = elfcore::check(dump, GUEST.elf_machine)
+    let arch = fixture.options.arch;
+    let elf_info = elfcore::check(dump, arch.elf_machine)
         .map_err(|e| format!("dump.elf failed the ELF core sanity check: {e}"))?;
     let la57 = value("cpuinfo", "la57");
-    if fixture.options.cpu == "max" && la57 != "yes" {
+    if arch == &arch::X86_64 && fixture.options.cpu == "max" && la57 != "yes" {
         let cr4_la57 = elf_info.lines().find_map(|l| l.strip_prefix("cpu0_cr4_la57=")).unwrap_or_default();
         let message = format!("guest /proc/cpuinfo does not list la57 with -cpu max (cr4.la57={cr4_la57})");
         if fixture.require_la57 {
@@ -254,7 +269,7 @@ fn check_and_describe(
         return Err("guest has no la57 (--require-la57)".into());
     }
 
-    let qemu_version = output_of(GUEST.qemu, &["--version"])?;
+    let qemu_version = output_of(arch.qemu, &["--version"])?;
     let observed = [
         ("created", output_of("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])?.trim_end().to_owned()),
         ("kernel_package", kernel.package.clone()),
@@ -284,7 +299,7 @@ fn request_meta(fixture: &Fixture) -> Result<String, String> {
     Ok(format!(
         "fixture_format={FIXTURE_FORMAT}\nname={}\nmachine={}\ncpu={}\nmem={}\nappend={}\nkernel={}\ninit_sha256={init_sha256}\n",
         fixture.name,
-        GUEST.machine,
+        o.arch.machine,
         o.cpu,
         o.mem,
         o.append,

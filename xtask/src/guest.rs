@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::arch::GUEST;
+use crate::arch::{self, Arch, Busybox, KallsymsPort};
 use crate::kernel::{Flavour, Kernel, KernelSpec};
 use crate::{deps, interrupt, kernel, log, root, Scratch};
 
@@ -28,6 +28,8 @@ const POLL: Duration = Duration::from_millis(500);
 /// How to boot a guest: the options `cargo xtask fixtures` and `cargo xtask guest` take.
 #[derive(Clone, Debug)]
 pub struct GuestOptions {
+    /// The guest architecture.
+    pub arch: &'static Arch,
     /// QEMU's `-cpu` (`max`: 5-level paging where the kernel supports it).
     pub cpu: String,
     /// QEMU's `-m`, like `256M` or `5G`.
@@ -43,6 +45,7 @@ pub struct GuestOptions {
 impl Default for GuestOptions {
     fn default() -> Self {
         GuestOptions {
+            arch: &arch::X86_64,
             cpu: "qemu64".into(),
             mem: "256M".into(),
             append: "nokaslr".into(),
@@ -53,15 +56,16 @@ impl Default for GuestOptions {
 }
 
 impl GuestOptions {
-    /// Takes `flag` (`--cpu`, `--mem`, `--append`, `--kernel` or `--timeout`) with its value
-    /// from `args`; false if `flag` is none of these.
+    /// Takes `flag` (`--arch`, `--cpu`, `--mem`, `--append`, `--kernel` or `--timeout`) with
+    /// its value from `args`; false if `flag` is none of these.
     pub fn take(&mut self, flag: &str, args: &mut impl Iterator<Item = String>) -> Result<bool, String> {
-        let known = ["--cpu", "--mem", "--append", "--kernel", "--timeout"];
+        let known = ["--arch", "--cpu", "--mem", "--append", "--kernel", "--timeout"];
         if !known.contains(&flag) {
             return Ok(false);
         }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag {
+            "--arch" => self.arch = arch::by_debian_name(&value)?,
             "--cpu" => self.cpu = value,
             "--mem" => self.mem = value,
             "--append" => self.append = value,
@@ -83,20 +87,25 @@ impl GuestOptions {
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || self.mem.len() > digits.len() + 1 {
             return Err("--mem must look like 256M or 1G".into());
         }
+        // Only the host's apt sources are used without a suite, and they have the host's
+        // architecture only.
+        if self.arch != &arch::X86_64 && self.kernel.suite.is_none() {
+            return Err(format!("--arch {} needs --kernel SUITE/FLAVOUR", self.arch.debian));
+        }
         Ok(())
     }
 
     /// The kernel of these options, from the cache (downloaded if needed); fails if `-cpu max`
     /// would not give 5-level paging with it.
     pub fn kernel(&self, tag: &str, name: &str) -> Result<Kernel, String> {
-        let kernel = kernel::fetch(GUEST, &self.kernel, tag, name)?;
+        let kernel = kernel::fetch(self.arch, &self.kernel, tag, name)?;
         if self.cpu == "max" {
             let config =
                 std::fs::read_to_string(kernel.dir.join("config")).map_err(|e| format!("kernel config: {e}"))?;
-            if !config.lines().any(|l| l == GUEST.five_level_config) {
+            if !config.lines().any(|l| l == self.arch.five_level_config) {
                 return Err(format!(
-                    "{} is built without {}; --cpu max would not give 5-level paging",
-                    kernel.package, GUEST.five_level_config
+                    "{} is built without {}; --cpu max would not give a larger address space",
+                    kernel.package, self.arch.five_level_config
                 ));
             }
         }
@@ -145,30 +154,43 @@ impl Guest {
     ) -> Result<Guest, String> {
         let work = Scratch::new_dir(Path::new("/tmp"), &format!("memflow-{tag}"))?;
         let initrd = work.path().join("initrd.cpio");
-        let busybox = std::env::var_os("BUSYBOX").map_or_else(|| PathBuf::from(GUEST.busybox), PathBuf::from);
+        let arch = options.arch;
+        let busybox = match (std::env::var_os("BUSYBOX"), &arch.busybox) {
+            (Some(busybox), _) => PathBuf::from(busybox),
+            (None, Busybox::Host(path)) => PathBuf::from(path),
+            (None, Busybox::Download) => kernel.busybox(),
+        };
         crate::initramfs::write(&initrd, &busybox, &root().join("scripts/guest-init.sh"), &kernel.modules())?;
 
         let dir = work.path();
         let file_arg = |file: &str| format!("file:{}", dir.join(file).display());
         // panic=-1 and -no-reboot: a guest panic makes QEMU exit at once instead of hanging
         // until the timeout.
-        let mut cmdline = format!("console={} panic=-1", GUEST.console);
+        let mut cmdline = format!("console={} panic=-1", arch.console);
         if !options.append.is_empty() {
             cmdline = format!("{cmdline} {}", options.append);
         }
         let log_file = File::create(dir.join("qemu.log")).map_err(|e| format!("qemu.log: {e}"))?;
         let log_err = log_file.try_clone().map_err(|e| format!("qemu.log: {e}"))?;
-        let mut command = Command::new(GUEST.qemu);
+        let mut command = Command::new(arch.qemu);
         command
-            .args(["-machine", GUEST.machine, "-accel", "tcg", "-cpu", &options.cpu, "-m", &options.mem, "-smp", "1"])
+            .args(["-machine", arch.machine, "-accel", "tcg", "-cpu", &options.cpu, "-m", &options.mem, "-smp", "1"])
             .args(["-nodefaults", "-display", "none", "-monitor", "none", "-no-reboot"])
             .arg("-kernel")
             .arg(kernel.vmlinuz())
             .arg("-initrd")
             .arg(&initrd)
             .args(["-append", &cmdline])
-            // The console with the report sections, then the complete /proc/kallsyms.
-            .args(["-serial", &file_arg("serial.raw"), "-serial", &file_arg("kallsyms.txt")])
+            // The console with the report sections, then ttyS1 with the complete /proc/kallsyms.
+            .args(["-serial", &file_arg("serial.raw")]);
+        match arch.kallsyms_port {
+            KallsymsPort::SecondSerial => command.args(["-serial", &file_arg("kallsyms.txt")]),
+            KallsymsPort::PciCard => command
+                .args(["-chardev", "null,id=unused", "-chardev"])
+                .arg(format!("file,id=kallsyms,path={}", dir.join("kallsyms.txt").display()))
+                .args(["-device", "pci-serial-2x,chardev1=unused,chardev2=kallsyms"]),
+        };
+        command
             .args(["-qmp", &format!("unix:{},server=on,wait=off", dir.join("qmp.sock").display())])
             .args(extra)
             .stdin(Stdio::null())
@@ -177,7 +199,7 @@ impl Guest {
         die_with_parent(&mut command);
         log(tag, name, format_args!("booting: {}", crate::describe(&command)));
         let start = Instant::now();
-        let qemu = command.spawn().map_err(|e| format!("cannot start {}: {e}", GUEST.qemu))?;
+        let qemu = command.spawn().map_err(|e| format!("cannot start {}: {e}", arch.qemu))?;
         let mut guest = Guest { qemu, work, boot_seconds: 0.0 };
 
         let deadline = start + Duration::from_secs(options.timeout);
@@ -287,7 +309,7 @@ impl LiveGuest {
     /// [`LiveGuest::start`] with other options.
     pub fn start_with(name: &str, options: &GuestOptions) -> Result<LiveGuest, String> {
         options.check(name)?;
-        deps::ensure()?;
+        deps::ensure_for(options.arch)?;
         let kernel = options.kernel("live-guest", name)?;
         let qemu_name = format!("memflow-test-{name}");
         let guest = Guest::boot("live-guest", name, options, &kernel, &["-name", &qemu_name])?;

@@ -8,8 +8,6 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use crate::output_of;
-
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
@@ -74,12 +72,10 @@ pub fn write(out: &Path, busybox: &Path, init: &Path, modules: &Path) -> Result<
             busybox.display()
         ));
     }
-    let busybox_s = busybox.to_str().ok_or_else(|| format!("path is not UTF-8: {}", busybox.display()))?;
-    let list = output_of(busybox_s, &["--list"])?;
-    let mut applets: Vec<&str> = list.split_whitespace().filter(|a| *a != "busybox").collect();
-    applets.sort_unstable();
-    applets.dedup();
     let read = |path: &Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+    let busybox_bytes = read(busybox)?;
+    let applets = applets(&busybox_bytes)
+        .ok_or_else(|| format!("{}: no applet list found in the executable", busybox.display()))?;
     let mut module_files: Vec<_> = std::fs::read_dir(modules)
         .map_err(|e| format!("{}: {e}", modules.display()))?
         .filter_map(Result::ok)
@@ -96,8 +92,9 @@ pub fn write(out: &Path, busybox: &Path, init: &Path, modules: &Path) -> Result<
         }
         // The kernel opens /dev/console for PID 1 before /init can mount devtmpfs.
         cpio.char_device("dev/console", 5, 1)?;
-        cpio.file("bin/busybox", &read(busybox).map_err(std::io::Error::other)?, 0o755)?;
-        for applet in applets {
+        cpio.file("bin/busybox", &busybox_bytes, 0o755)?;
+        // The list may name `busybox` itself, the file just written.
+        for applet in applets.into_iter().filter(|a| *a != "busybox") {
             cpio.symlink(&format!("bin/{applet}"), "busybox")?;
         }
         // Probe processes: busybox exec'ed through a symlink gets the symlink's name as its
@@ -119,6 +116,25 @@ pub fn write(out: &Path, busybox: &Path, init: &Path, modules: &Path) -> Result<
         cpio.out.flush()
     })();
     written.map_err(|e| format!("{}: {e}", out.display()))
+}
+
+/// The applet names of the busybox executable `busybox`, read from the file (it may be of
+/// another architecture than the host's, so it is not run): busybox keeps them in one string,
+/// NUL-separated and sorted, starting with its test applets `[` and `[[`, ended by an empty
+/// name. `None` if no such string is there.
+fn applets(busybox: &[u8]) -> Option<Vec<&str>> {
+    const START: &[u8] = b"[\0[[\0";
+    let is_name = |name: &[u8]| name.iter().all(|&b| b.is_ascii_alphanumeric() || b"[-_.".contains(&b));
+    let list_at = |start: usize| {
+        let names: Vec<&str> = busybox[start..]
+            .split(|&b| b == 0)
+            .take_while(|name| !name.is_empty() && is_name(name))
+            .filter_map(|name| std::str::from_utf8(name).ok())
+            .collect();
+        // A real list has hundreds of applets, sorted; a stray "[ [[" in code is not one.
+        (names.len() > 10 && names.windows(2).all(|w| w[0] < w[1])).then_some(names)
+    };
+    busybox.windows(START.len()).enumerate().filter(|(_, w)| *w == START).find_map(|(start, _)| list_at(start))
 }
 
 /// True if `path` is a 64-bit ELF executable without an interpreter (`PT_INTERP`): static.
@@ -149,6 +165,25 @@ mod tests {
 
     /// Entries come out as the kernel's newc reader expects: a 110-byte header, the name with
     /// its NUL padded to 4 bytes, the data padded to 4 bytes.
+    #[test]
+    fn applets_come_from_the_name_list() {
+        let binary = b"\x7fELF.[[\0[\0[[\0acpid\0ash\0b\0c\0d\0e\0f\0g\0h\0sh\0\0more";
+        assert_eq!(applets(binary).unwrap(), ["[", "[[", "acpid", "ash", "b", "c", "d", "e", "f", "g", "h", "sh"]);
+        assert!(applets(b"\0[\0[[\0x\0\0").is_none(), "too short a list");
+        assert!(applets(b"no list here").is_none());
+    }
+
+    /// The host's busybox (the one `cargo xtask deps` installs): its list equals what it
+    /// prints itself.
+    #[test]
+    fn applets_of_the_host_busybox() {
+        let Ok(binary) = std::fs::read("/bin/busybox") else { panic!("/bin/busybox missing: run cargo xtask deps") };
+        let listed = crate::output_of("/bin/busybox", &["--list"]).unwrap();
+        let mut expected: Vec<&str> = listed.split_whitespace().collect();
+        expected.sort_unstable();
+        assert_eq!(applets(&binary).unwrap(), expected);
+    }
+
     #[test]
     fn newc_entries_are_padded() {
         let mut cpio = Newc { out: Vec::new(), inode: 1 };

@@ -6,9 +6,11 @@
 //! `package.txt` (package, version, release).
 //!
 //! A named suite (e.g. `trixie` for kernel 6.12 on a bookworm host) is read through a private
-//! apt state in `target/fixtures/kernels/<suite>/apt/`: its own sources list (the suite's
-//! `main` from [`DEBIAN_MIRROR`]), lists and cache, given to apt with `-c`. The host's apt
-//! configuration, lists and cache are left alone.
+//! apt state per architecture in `target/fixtures/kernels/<suite>/apt/<arch>/`: its own sources
+//! list (the suite's `main` from [`DEBIAN_MIRROR`]), lists and cache, given to apt with `-c`.
+//! The host's apt configuration, lists and cache are left alone. For architectures whose
+//! busybox is [`Busybox::Download`], the suite's `busybox-static` of that architecture is
+//! unpacked next to the kernel.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -16,7 +18,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::arch::Arch;
+use crate::arch::{Arch, Busybox};
 use crate::{deps, is_root, lock_file, log, output_of, output_of_command, run_command, Scratch};
 
 /// Modules of the kernel package (paths under `[usr/]lib/modules/<release>/`, where trixie's
@@ -40,6 +42,9 @@ pub enum Flavour {
     Cloud,
     /// `linux-image-<arch>`: the distribution's general kernel.
     Generic,
+    /// `linux-image-<arch>-16k`: the general kernel with 16 KiB pages (Debian builds it for
+    /// arm64).
+    Generic16k,
 }
 
 impl Flavour {
@@ -48,15 +53,17 @@ impl Flavour {
         match text {
             "cloud" => Ok(Flavour::Cloud),
             "generic" => Ok(Flavour::Generic),
-            _ => Err("--kernel must be cloud, generic, SUITE/cloud or SUITE/generic".into()),
+            "generic-16k" => Ok(Flavour::Generic16k),
+            _ => Err("--kernel must be [SUITE/]cloud, [SUITE/]generic or [SUITE/]generic-16k".into()),
         }
     }
 
-    /// `cloud` or `generic`.
+    /// `cloud`, `generic` or `generic-16k`.
     pub fn as_str(self) -> &'static str {
         match self {
             Flavour::Cloud => "cloud",
             Flavour::Generic => "generic",
+            Flavour::Generic16k => "generic-16k",
         }
     }
 
@@ -65,6 +72,7 @@ impl Flavour {
         match self {
             Flavour::Cloud => format!("linux-image-cloud-{}", arch.debian),
             Flavour::Generic => format!("linux-image-{}", arch.debian),
+            Flavour::Generic16k => format!("linux-image-{}-16k", arch.debian),
         }
     }
 
@@ -75,6 +83,9 @@ impl Flavour {
             Flavour::Cloud => rest.ends_with(&format!("-cloud-{}", arch.debian)),
             Flavour::Generic => rest
                 .strip_suffix(&format!("-{}", arch.debian))
+                .is_some_and(|release| release.ends_with(|c: char| c.is_ascii_digit())),
+            Flavour::Generic16k => rest
+                .strip_suffix(&format!("-{}-16k", arch.debian))
                 .is_some_and(|release| release.ends_with(|c: char| c.is_ascii_digit())),
         }
     }
@@ -228,6 +239,12 @@ impl Kernel {
     pub fn modules(&self) -> PathBuf {
         self.dir.join("modules")
     }
+
+    /// The static busybox of the kernel's suite and architecture, for architectures whose
+    /// busybox is [`Busybox::Download`].
+    pub fn busybox(&self) -> PathBuf {
+        self.dir.join("busybox")
+    }
 }
 
 /// The kernels' cache directory.
@@ -246,7 +263,7 @@ pub fn fetch(arch: &Arch, spec: &KernelSpec, tag: &str, name: &str) -> Result<Ke
     let _lock = lock_file(&kernels.join(".lock"))?;
     let cache = spec.cache_dir();
     let apt = match &spec.suite {
-        Some(suite) => Apt::private(arch, suite, &cache.join("apt"))?,
+        Some(suite) => Apt::private(arch, suite, &cache.join("apt").join(arch.debian))?,
         None => Apt::Host,
     };
     let metapackage = spec.flavour.metapackage(arch);
@@ -261,9 +278,13 @@ pub fn fetch(arch: &Arch, spec: &KernelSpec, tag: &str, name: &str) -> Result<Ke
         Some(package) => {
             let version = candidate(&apt, &package)?;
             let dir = cache.join(format!("{package}_{}", version.replace(':', "%3a")));
-            if !dir.join("vmlinuz").is_file() || !dir.join("modules").is_dir() {
+            let with_busybox = arch.busybox == Busybox::Download;
+            if !dir.join("vmlinuz").is_file()
+                || !dir.join("modules").is_dir()
+                || (with_busybox && !dir.join("busybox").is_file())
+            {
                 log(tag, name, format_args!("downloading {package} {version}"));
-                download(&apt, &package, &version, &cache, &dir)?;
+                download(&apt, &package, &version, with_busybox, &cache, &dir)?;
             }
             dir
         }
@@ -312,14 +333,19 @@ fn candidate(apt: &Apt, package: &str) -> Result<String, String> {
     }
 }
 
-/// Downloads `package=version` and unpacks what the guests need into `dir` (replacing it);
-/// `cache` is the directory `dir` is in.
-fn download(apt: &Apt, package: &str, version: &str, cache: &Path, dir: &Path) -> Result<(), String> {
+/// Downloads `package=version` and unpacks what the guests need into `dir` (replacing it),
+/// with the candidate `busybox-static`'s busybox if `with_busybox`; `cache` is the directory
+/// `dir` is in.
+fn download(
+    apt: &Apt,
+    package: &str,
+    version: &str,
+    with_busybox: bool,
+    cache: &Path,
+    dir: &Path,
+) -> Result<(), String> {
     let tmp = Scratch::new_dir(cache, ".dl")?;
-    run_command(apt.command("apt-get").args(["download", &format!("{package}={version}")]).current_dir(tmp.path()))?;
-    let deb = only_entry(tmp.path(), "", ".deb")?;
-    let unpacked = tmp.path().join("x");
-    run_command(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
+    let (deb, unpacked) = download_deb(apt, &format!("{package}={version}"), &tmp.path().join("kernel"))?;
 
     let boot = unpacked.join("boot");
     let vmlinuz = only_entry(&boot, "vmlinuz-", "")?;
@@ -331,6 +357,16 @@ fn download(apt: &Apt, package: &str, version: &str, cache: &Path, dir: &Path) -
         .to_owned();
     let kernel = tmp.path().join("k");
     std::fs::create_dir_all(kernel.join("modules")).map_err(|e| format!("{}: {e}", kernel.display()))?;
+    if with_busybox {
+        let (_, unpacked) = download_deb(apt, "busybox-static", &tmp.path().join("busybox"))?;
+        // `/bin` before Debian 13 (trixie), `/usr/bin` since.
+        let busybox = ["bin/busybox", "usr/bin/busybox"]
+            .into_iter()
+            .map(|p| unpacked.join(p))
+            .find(|p| p.is_file())
+            .ok_or("busybox-static has no bin/busybox or usr/bin/busybox")?;
+        copy(&busybox, &kernel.join("busybox"))?;
+    }
     copy(&vmlinuz, &kernel.join("vmlinuz"))?;
     copy(&only_entry(&boot, "config-", "")?, &kernel.join("config"))?;
     // Bookworm's packages have `/lib/modules`, trixie's (merged /usr) `/usr/lib/modules`.
@@ -363,6 +399,17 @@ fn download(apt: &Apt, package: &str, version: &str, cache: &Path, dir: &Path) -
         std::fs::remove_dir_all(dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()))?;
     }
     std::fs::rename(&kernel, dir).map_err(|e| format!("cannot move {} to {}: {e}", kernel.display(), dir.display()))
+}
+
+/// Downloads the package `spec` (`NAME` or `NAME=VERSION`) into the new directory `dir` and
+/// unpacks it there; returns the `.deb` and the directory of its files.
+fn download_deb(apt: &Apt, spec: &str, dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    std::fs::create_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    run_command(apt.command("apt-get").args(["download", spec]).current_dir(dir))?;
+    let deb = only_entry(dir, "", ".deb")?;
+    let unpacked = dir.join("x");
+    run_command(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
+    Ok((deb, unpacked))
 }
 
 /// Decompresses the xz file `from` into `to`.
@@ -428,7 +475,7 @@ fn version_order(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::X86_64;
+    use crate::arch::{AARCH64, X86_64};
 
     #[test]
     fn versions_order_by_number() {
@@ -446,11 +493,15 @@ mod tests {
         assert!(!Flavour::Generic.matches(&X86_64, "linux-image-rt-amd64"));
         assert!(Flavour::Cloud.matches(&X86_64, "linux-image-6.12.117+deb13-cloud-amd64"));
         assert!(Flavour::Generic.matches(&X86_64, "linux-image-6.12.117+deb13-amd64"));
+        assert!(Flavour::Generic.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64"));
+        assert!(!Flavour::Generic.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64-16k"));
+        assert!(Flavour::Generic16k.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64-16k"));
+        assert!(!Flavour::Generic16k.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64"));
     }
 
     #[test]
     fn kernel_specs_parse_and_print() {
-        for text in ["cloud", "generic", "trixie/cloud", "trixie-backports/generic"] {
+        for text in ["cloud", "generic", "trixie/cloud", "trixie-backports/generic", "trixie/generic-16k"] {
             assert_eq!(KernelSpec::parse(text).unwrap().to_string(), text);
         }
         assert_eq!(KernelSpec::parse("trixie/cloud").unwrap().suite.as_deref(), Some("trixie"));

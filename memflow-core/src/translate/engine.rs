@@ -54,7 +54,8 @@ impl Translator {
 
     /// A translator for `arch` with the root register values `roots` (CR3; TTBR0 and TTBR1;
     /// satp). Fails if the architecture parameters are unsupported or more roots are given than
-    /// the architecture has; a missing second root leaves the high range unmapped.
+    /// the architecture has; a missing second root, or a root of `Address::INVALID` (e.g. an
+    /// unknown TTBR0), leaves its range unmapped.
     pub fn new(arch: ArchitectureIdent, roots: &[Address]) -> Result<Self> {
         let arch = arch.describe()?;
         let mut t = Translator {
@@ -98,7 +99,7 @@ impl Translator {
         }
         self.tables = [None; 2];
         for (table, &reg) in self.tables.iter_mut().zip(roots) {
-            *table = Some(self.arch.root_table(reg));
+            *table = (reg != Address::INVALID).then(|| self.arch.root_table(reg));
         }
         Ok(())
     }

@@ -23,7 +23,7 @@ fn read_entry<P: PhysicalMemory>(mem: &mut P, arch: &Architecture, addr: Address
 }
 
 /// Translates `va` through the root registers `roots` (one per root of the architecture; a
-/// missing one maps nothing).
+/// missing one, or `Address::INVALID`, maps nothing).
 pub fn translate<P: PhysicalMemory>(
     mem: &mut P,
     arch: &Architecture,
@@ -31,7 +31,7 @@ pub fn translate<P: PhysicalMemory>(
     va: Address,
 ) -> Result<PhysicalAddress> {
     let root = arch.root_index(va).ok_or(NOT_CANONICAL)?;
-    let mut table = arch.root_table(*roots.get(root).ok_or(NOT_MAPPED)?);
+    let mut table = arch.root_table(*roots.get(root).filter(|&&r| r != Address::INVALID).ok_or(NOT_MAPPED)?);
     let mut denied = Denied::default();
     for (level, lvl) in arch.levels().iter().enumerate() {
         let entry_addr = table + (lvl.index(va) * arch.entry_size()) as umem;
@@ -59,7 +59,7 @@ pub fn for_each_page<P: PhysicalMemory>(
     mut found: impl FnMut(Page),
 ) {
     for seg in arch.segments() {
-        let Some(&root) = roots.get(seg.root) else { continue };
+        let Some(&root) = roots.get(seg.root).filter(|&&r| r != Address::INVALID) else { continue };
         let lvl = arch.levels()[0];
         // The top-level entries whose addresses fall inside this segment.
         let local = |a: Address| (a.to_umem() & (((1 as umem) << arch.va_bits()) - 1)) >> lvl.shift;

@@ -20,8 +20,10 @@
 //! has no BTF (CONFIG_DEBUG_INFO_BTF)", a missing structure member) and every walk over guest
 //! data, every count, length and size read there is bounded by a limit in [`limits`], so
 //! corrupt or hostile memory gives an error rather than a hang, an abort or garbage. Only
-//! x86-64 guests are supported.
+//! x86-64 guests are supported; for ARM64 guests, [`aarch64`] finds the kernel's translation
+//! tables (the first per-architecture part of a generic layer).
 
+pub mod aarch64;
 mod btf;
 mod kallsyms;
 mod layout;

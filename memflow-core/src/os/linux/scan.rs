@@ -234,7 +234,7 @@ fn plausible_entry(entry: u64, max_address: Address) -> bool {
 /// The ranges of physical memory the scan visits, as (first, last) addresses clamped to
 /// `max`: the connector's memory map, or everything up to `max` when the connector does not
 /// know its map (then the hole budget bounds the scan).
-fn scan_ranges<P: PhysicalMemory>(mem: &P, max: Address) -> Result<Vec<(Address, Address)>> {
+pub(super) fn scan_ranges<P: PhysicalMemory>(mem: &P, max: Address) -> Result<Vec<(Address, Address)>> {
     let mut ranges = Vec::new();
     let mut too_many = false;
     let mut add = |range: MemMapping| {

@@ -1,0 +1,248 @@
+//! ARM64 guests: the kernel's translation table root, found by scanning physical memory.
+//!
+//! QEMU's ELF dumps of ARM64 guests carry the general registers only (`NT_PRSTATUS`: x0..x30,
+//! sp, pc, pstate; `NT_PRFPREG`), no TTBR0/TTBR1/TCR. The kernel's top-level table
+//! (`swapper_pg_dir`, what TTBR1 holds) is recognisable in memory instead:
+//!
+//! - every entry is empty or a table descriptor pointing inside physical memory;
+//! - it maps both halves of the TTBR1 range: the linear map in the lower half, the kernel
+//!   image, modules and vmalloc in the upper half;
+//! - its linear map is one: it maps most of the guest's RAM, the table's own page included.
+//!
+//! User processes' tables (TTBR0) map no RAM linearly; stale early tables (`init_pg_dir`) map
+//! the image only. The translation modes tried, in order, are [`MODES`]: what kernels built
+//! for 52-bit addresses fall back to on CPUs without FEAT_LPA2.
+
+use cglue::forward::ForwardMut;
+
+use crate::arch::ArchitectureIdent;
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::alloc::zeroed_vec;
+use crate::mem::{MemoryView, PhysicalMemory};
+use crate::translate::{TranslationRange, VirtualTranslate};
+use crate::types::{umem, Address};
+use crate::virt::VirtualDma;
+
+use super::limits::{MAX_PHYS_ADDRESS, MAX_SCANNED_TABLES};
+use super::scan::scan_ranges;
+
+/// The translation modes searched, in this order: 4 KiB granule with 48-bit and 16 KiB
+/// granule with 47-bit virtual addresses.
+pub const MODES: [ArchitectureIdent; 2] = [
+    ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 },
+    ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 },
+];
+/// Top-level tables read per batch while scanning.
+const SCAN_CHUNK: usize = 256;
+/// A table descriptor: valid and table bits set.
+const TABLE: u64 = 0b11;
+/// Bits of a table descriptor that must be clear: ignored bits 2..=11 (Linux leaves them
+/// zero) and bits 48..=58 (no output address bits there without FEAT_LPA, reserved or
+/// ignored).
+const TABLE_MUST_BE_ZERO: u64 = 0x0000_0000_0000_0ffc | 0x07ff_0000_0000_0000;
+/// The output address of a table descriptor (aligned to the granule).
+const TABLE_ADDR: u64 = 0x0000_ffff_ffff_f000;
+
+/// The facts of one mode the scan needs.
+#[derive(Copy, Clone)]
+struct Mode {
+    arch: ArchitectureIdent,
+    /// Bytes of a granule, and of the top table.
+    granule: usize,
+    /// The first address of the TTBR1 range (`PAGE_OFFSET`, the linear map's start).
+    ttbr1_start: umem,
+    /// The middle of the TTBR1 range: the linear map lies below it, the image above.
+    linear_end: umem,
+}
+
+impl Mode {
+    fn of(arch: ArchitectureIdent) -> Result<Mode> {
+        let ArchitectureIdent::AArch64 { granule_log2, va_bits } = arch else {
+            return Err(Error::new(ErrorOrigin::Os, ErrorKind::InvalidArgument));
+        };
+        // The top table of these modes is a full granule: va_bits - granule_log2 is a multiple
+        // of the bits per level.
+        let ttbr1_start = (0 as umem).wrapping_sub((1 as umem) << va_bits);
+        Ok(Mode {
+            arch,
+            granule: 1 << granule_log2,
+            ttbr1_start,
+            linear_end: ttbr1_start + ((1 as umem) << (va_bits - 1)),
+        })
+    }
+}
+
+/// The kernel's translation tables found in an ARM64 guest's memory.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct KernelTables {
+    /// The translation mode.
+    pub arch: ArchitectureIdent,
+    /// The physical address of the kernel's top-level table: TTBR1's value (ASID 0).
+    pub ttbr1: Address,
+}
+
+impl KernelTables {
+    /// The root registers for a `VirtualDma` or `Translator` of the kernel's half:
+    /// no TTBR0 (the low range maps nothing), then TTBR1.
+    pub fn roots(&self) -> [Address; 2] {
+        [Address::INVALID, self.ttbr1]
+    }
+}
+
+/// Finds the kernel's top-level table in `mem` (see the module documentation). Visits the
+/// connector's memory map once per mode of [`MODES`], validates at most
+/// [`MAX_SCANNED_TABLES`] candidates in all, and fails with `NotFound` if none is the
+/// kernel's.
+pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables> {
+    let meta = mem.metadata();
+    let max = meta.max_address.min(Address::new(MAX_PHYS_ADDRESS as umem));
+    let ranges = scan_ranges(mem, max)?;
+    let mut validated = 0;
+    for arch in MODES {
+        let mode = Mode::of(arch)?;
+        let mut chunk: Vec<u8> = zeroed_vec(SCAN_CHUNK * mode.granule, ErrorOrigin::Os, "the aarch64 table scan")?;
+        for &(first, last) in &ranges {
+            let mut page = first.align_up(mode.granule as umem);
+            while page < last {
+                let len = ((last - page) as usize + 1).min(chunk.len()) & !(mode.granule - 1);
+                if len == 0 {
+                    break;
+                }
+                // Unreadable pieces (holes inside a range) hold no table.
+                if mem.phys_view().read_raw_into(page, &mut chunk[..len]).is_err() {
+                    chunk[..len].fill(0);
+                }
+                for (i, table) in chunk[..len].chunks_exact(mode.granule).enumerate() {
+                    if !looks_like_top_table(table, mode.granule, max) {
+                        continue;
+                    }
+                    let candidate = page + (i * mode.granule) as umem;
+                    if maps_ram_linearly(mem, mode, candidate, meta.real_size, max)? {
+                        return Ok(KernelTables { arch, ttbr1: candidate });
+                    }
+                    validated += 1;
+                    if validated >= MAX_SCANNED_TABLES {
+                        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
+                            "aarch64: {MAX_SCANNED_TABLES} candidate top-level tables, none the kernel's"
+                        )));
+                    }
+                }
+                page += len as umem;
+            }
+        }
+    }
+    Err(Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
+        .with_reason("aarch64: no top-level table maps the guest's RAM linearly (4K/48-bit or 16K/47-bit)"))
+}
+
+/// True if the entries of `table` are all empty or table descriptors to tables (aligned to
+/// `granule`) at most at `max`, with entries in both halves.
+fn looks_like_top_table(table: &[u8], granule: usize, max: Address) -> bool {
+    let half = table.len() / 16;
+    let (mut low, mut high) = (false, false);
+    for (i, raw) in table.chunks_exact(8).enumerate() {
+        let entry = u64::from_le_bytes(raw.try_into().unwrap_or_default());
+        if entry == 0 {
+            continue;
+        }
+        let addr = Address::new((entry & TABLE_ADDR) as umem);
+        if entry & TABLE != TABLE
+            || entry & TABLE_MUST_BE_ZERO != 0
+            || addr > max
+            || addr.page_offset(granule as umem) != 0
+        {
+            return false;
+        }
+        if i < half {
+            low = true;
+        } else {
+            high = true;
+        }
+    }
+    low && high
+}
+
+/// True if the tables at `root` map at least half of `ram` bytes in the lower half of the
+/// TTBR1 range, the page of `root` among them. The walk stops once that is certain, or once
+/// more is mapped there than physical addresses up to `max` span: then it is no linear map.
+fn maps_ram_linearly<P: PhysicalMemory>(
+    mem: &mut P,
+    mode: Mode,
+    root: Address,
+    ram: umem,
+    max: Address,
+) -> Result<bool> {
+    let mut view = VirtualDma::new(mem.forward_mut(), mode.arch, &[Address::INVALID, root])?;
+    let span = max.to_umem().saturating_add(1);
+    let (mut mapped, mut maps_itself): (umem, bool) = (0, false);
+    let mut range = |r: TranslationRange| {
+        mapped = mapped.saturating_add(r.size);
+        maps_itself |= r.pa <= root && root - r.pa < r.size;
+        !(maps_itself && mapped >= ram / 2) && mapped <= span
+    };
+    view.virt_translation_map_range(
+        Address::new(mode.ttbr1_start),
+        Address::new(mode.linear_end),
+        (&mut range).into(),
+    )?;
+    Ok(maps_itself && mapped >= ram / 2 && mapped <= span)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dummy::{patterned_memory, PageTableBuilder};
+    use crate::types::PageType;
+
+    const MEM: umem = 64 << 20;
+    const TABLES: umem = 4 << 20;
+
+    /// Kernel tables of `arch` (in the top 4 MiB of 64 MiB of memory) with one image page
+    /// and, if `linear`, a linear map of all the memory in blocks of `1 << block_log2`.
+    fn kernel(arch: ArchitectureIdent, block_log2: u8, linear: bool) -> PageTableBuilder {
+        let mode = Mode::of(arch).unwrap();
+        let tables = Address::new(MEM - TABLES)..Address::new(MEM);
+        let mut b = PageTableBuilder::new(patterned_memory(MEM as usize), arch, tables).unwrap();
+        let page = b.arch().page_shift();
+        b.map(Address::new(mode.linear_end + (1 << 30)), Address::new(TABLES), page, PageType::WRITEABLE).unwrap();
+        let block = (1 as umem) << block_log2;
+        for i in (0..MEM / block).filter(|_| linear) {
+            let va = Address::new(mode.ttbr1_start + i * block);
+            b.map(va, Address::new(i * block), block_log2, PageType::WRITEABLE).unwrap();
+        }
+        b
+    }
+
+    #[test]
+    fn the_table_with_a_linear_map_is_found() {
+        for (arch, block_log2) in [(MODES[0], 21), (MODES[1], 25)] {
+            let b = kernel(arch, block_log2, true);
+            let found = find_kernel_tables(&mut b.memory()).unwrap();
+            assert_eq!(found, KernelTables { arch, ttbr1: b.roots()[1] });
+            assert_eq!(found.roots(), [Address::INVALID, b.roots()[1]]);
+        }
+    }
+
+    /// Memory full of pages shaped like top tables (entries in both halves) that map nothing
+    /// linearly: the scan gives up after validating [`MAX_SCANNED_TABLES`] of them.
+    #[test]
+    fn candidates_are_bounded() {
+        let mut mem = patterned_memory(MEM as usize);
+        let mut fake = [0u8; 0x1000];
+        for index in [0usize, 300] {
+            fake[index * 8..index * 8 + 8].copy_from_slice(&(0x3 | (MEM - 0x1000) as u64).to_le_bytes());
+        }
+        for i in 0..2 * MAX_SCANNED_TABLES as umem {
+            mem.phys_view().write_raw(Address::new(i * 0x1000), &fake).unwrap();
+        }
+        assert_eq!(find_kernel_tables(&mut mem).unwrap_err().kind, ErrorKind::LimitExceeded);
+    }
+
+    #[test]
+    fn tables_without_a_linear_map_are_not_the_kernels() {
+        for (arch, block_log2) in [(MODES[0], 21), (MODES[1], 25)] {
+            let b = kernel(arch, block_log2, false);
+            assert_eq!(find_kernel_tables(&mut b.memory()).unwrap_err().kind, ErrorKind::NotFound, "{arch:?}");
+        }
+    }
+}
