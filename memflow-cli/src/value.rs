@@ -106,34 +106,44 @@ impl ValueType {
 
     /// The value of little-endian `bytes` (of this type's size) as text.
     pub fn decode(self, bytes: &[u8]) -> String {
-        let mut raw = [0u8; 8];
-        raw[..bytes.len().min(8)].copy_from_slice(&bytes[..bytes.len().min(8)]);
-        let bits = u64::from_le_bytes(raw);
-        match self {
-            ValueType::U8 | ValueType::U16 | ValueType::U32 | ValueType::U64 => bits.to_string(),
-            ValueType::I8 => (bits as u8 as i8).to_string(),
-            ValueType::I16 => (bits as u16 as i16).to_string(),
-            ValueType::I32 => (bits as u32 as i32).to_string(),
-            ValueType::I64 => (bits as i64).to_string(),
-            ValueType::F32 => f32::from_bits(bits as u32).to_string(),
-            ValueType::F64 => f64::from_bits(bits).to_string(),
+        match (self, self.number(bytes)) {
+            (ValueType::F32, Number::Float(v)) => (v as f32).to_string(),
+            (_, Number::Float(v)) => v.to_string(),
+            (_, Number::Int(v)) => v.to_string(),
         }
     }
 
     /// How the values of little-endian `a` and `b` compare (`None` for NaNs).
     pub fn compare(self, a: &[u8], b: &[u8]) -> Option<Ordering> {
-        let parse = |bytes: &[u8]| -> f64 {
-            let text = self.decode(bytes);
-            text.parse::<f64>().unwrap_or(f64::NAN)
-        };
-        match self {
-            ValueType::F32 | ValueType::F64 => parse(a).partial_cmp(&parse(b)),
-            _ => {
-                let int = |bytes: &[u8]| self.decode(bytes).parse::<i128>().unwrap_or_default();
-                Some(int(a).cmp(&int(b)))
-            }
+        match (self.number(a), self.number(b)) {
+            (Number::Int(a), Number::Int(b)) => Some(a.cmp(&b)),
+            (Number::Float(a), Number::Float(b)) => a.partial_cmp(&b),
+            _ => None,
         }
     }
+
+    /// The value of little-endian `bytes` (of this type's size; missing bytes are zero).
+    fn number(self, bytes: &[u8]) -> Number {
+        let mut raw = [0u8; 8];
+        let n = bytes.len().min(8);
+        raw[..n].copy_from_slice(&bytes[..n]);
+        let bits = u64::from_le_bytes(raw);
+        match self {
+            ValueType::U8 | ValueType::U16 | ValueType::U32 | ValueType::U64 => Number::Int(bits as i128),
+            ValueType::I8 => Number::Int(bits as u8 as i8 as i128),
+            ValueType::I16 => Number::Int(bits as u16 as i16 as i128),
+            ValueType::I32 => Number::Int(bits as u32 as i32 as i128),
+            ValueType::I64 => Number::Int(bits as i64 as i128),
+            ValueType::F32 => Number::Float(f32::from_bits(bits as u32) as f64),
+            ValueType::F64 => Number::Float(f64::from_bits(bits)),
+        }
+    }
+}
+
+/// A value of any [`ValueType`], widened.
+enum Number {
+    Int(i128),
+    Float(f64),
 }
 
 /// What the state file keeps between runs.
@@ -307,4 +317,26 @@ pub fn next(
     state.candidates = kept;
     state.save(state_path)?;
     report(&scope, &state, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_encode_in_their_range_and_compare_by_type() {
+        assert_eq!(ValueType::U16.encode("0x1234").unwrap(), [0x34, 0x12]);
+        assert_eq!(ValueType::I8.encode("-1").unwrap(), [0xff]);
+        assert!(ValueType::U8.encode("256").unwrap_err().message.contains("out of range"));
+        assert!(ValueType::I8.encode("128").is_err());
+        assert!(ValueType::U32.encode("-1").is_err());
+        assert!(ValueType::U32.encode("ten").is_err());
+        assert_eq!(ValueType::F32.encode("1.5").unwrap(), 1.5f32.to_le_bytes());
+        assert_eq!(ValueType::I16.decode(&[0xfe, 0xff]), "-2");
+        // -1 < 1 as i8, though 0xff > 0x01 as bytes.
+        assert_eq!(ValueType::I8.compare(&[0xff], &[0x01]), Some(Ordering::Less));
+        assert_eq!(ValueType::U8.compare(&[0xff], &[0x01]), Some(Ordering::Greater));
+        let nan = f64::NAN.to_le_bytes();
+        assert_eq!(ValueType::F64.compare(&nan, &nan), None);
+    }
 }

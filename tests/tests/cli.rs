@@ -263,6 +263,18 @@ fn value_scan_narrows_to_the_value_a_child_changes() {
     let none = json(&["scan", "next", "changed", "--state", state]);
     assert_eq!(none["count"], 0);
 
+    // `write` changes it; `read` and a new scan's narrowing see the new value.
+    json(&["scan", "value", "u32", &second.to_string(), "--pid", &pid, "--state", state]);
+    let third = second ^ 0xff;
+    let at = format!("{address:#x}");
+    let le: String = third.to_le_bytes().iter().map(|b| format!("{b:02x} ")).collect();
+    let written = json(&["write", &at, &le, "--pid", &pid]);
+    assert_eq!(written["written"], 4);
+    let read = json(&["read", &at, "4", "--pid", &pid]);
+    assert_eq!(read["data"], le.replace(' ', ""));
+    let equal = json(&["scan", "next", "equal", &third.to_string(), "--state", state]);
+    assert_eq!(addresses(&equal), BTreeSet::from([address]), "{equal}");
+
     drop(stdin);
     assert!(child.wait().unwrap().success());
     std::fs::remove_dir_all(dir).unwrap();
