@@ -101,7 +101,8 @@ pub fn read(chain: &str, address: u64, length: u64, space: &Space, raw: bool, ou
 
 /// 16 bytes a line: address, bytes (`??` where unreadable), printable ASCII.
 pub fn hexdump(address: u64, bytes: &[u8], readable: &[Range<usize>]) -> String {
-    let is_readable = |i: usize| readable.iter().any(|r| r.contains(&i));
+    // The runs are sorted and disjoint: the first that ends after `i` is the only candidate.
+    let is_readable = |i: usize| readable.get(readable.partition_point(|r| r.end <= i)).is_some_and(|r| r.contains(&i));
     let mut text = String::new();
     for (line, chunk) in bytes.chunks(16).enumerate() {
         let offset = line * 16;
@@ -271,4 +272,21 @@ fn kernel_paging(target: &mut Target) -> Result<(memflow_core::arch::Architectur
     let (arch, root) =
         regs.paging().ok_or_else(|| Failure::error("CPU 0 does not page (no long-mode paging in its registers)"))?;
     Ok((arch, vec![root]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hexdump_marks_unreadable_bytes() {
+        let bytes: Vec<u8> = (0..20).map(|i| b'A' + i).collect();
+        let text = hexdump(0x1000, &bytes, &[0..2, 17..20]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("0000000000001000  41 42 ?? ?? "), "{}", lines[0]);
+        assert!(lines[0].ends_with(" AB.............."), "{}", lines[0]);
+        assert!(lines[1].starts_with("0000000000001010  ?? 52 53 54 "), "{}", lines[1]);
+        assert!(lines[1].ends_with(" .RST"), "{}", lines[1]);
+    }
 }

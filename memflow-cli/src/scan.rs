@@ -26,6 +26,9 @@ pub const CHUNK: usize = 256 << 10;
 /// The longest pattern (the scanner keeps `len - 1` bytes between chunks).
 pub const MAX_PATTERN: usize = 4096;
 
+/// The largest kernel image or module a kernel scan covers (real ones are tens of MiB at most).
+pub const MAX_KERNEL_MODULE: u64 = 1 << 30;
+
 /// A byte pattern; some bytes may be wildcards.
 #[derive(Debug)]
 pub struct Pattern {
@@ -204,6 +207,14 @@ impl Scope {
             let mut modules = named(&kmods);
             modules.push((info.base.to_umem() as u64, info.size as u64, "kernel".into()));
             modules.sort();
+            // Sizes come from guest memory: a corrupt one must not turn into a scan of years.
+            modules.retain(|(base, size, name)| {
+                let sane = *size <= MAX_KERNEL_MODULE;
+                if !sane {
+                    log::warn!("not scanning kernel module `{name}` at {}: {size} bytes is implausible", hex(*base));
+                }
+                sane
+            });
             let ranges = modules.iter().map(|&(base, size, _)| (base, size)).collect();
             return Ok(Scope { space: SpaceKind::Kernel, process: None, ranges, modules });
         }
