@@ -200,8 +200,8 @@ pub enum ScanCommand {
         /// Where to scan.
         #[command(flatten)]
         region: Region,
-        /// Show at most this many matches.
-        #[arg(long, default_value_t = 1000)]
+        /// Stop after this many matches (at least 1).
+        #[arg(long, default_value_t = 1000, value_parser = parse_limit)]
         limit: usize,
     },
     /// A string, as ASCII/UTF-8 bytes or as UTF-16LE.
@@ -214,8 +214,8 @@ pub enum ScanCommand {
         /// Where to scan.
         #[command(flatten)]
         region: Region,
-        /// Show at most this many matches.
-        #[arg(long, default_value_t = 1000)]
+        /// Stop after this many matches (at least 1).
+        #[arg(long, default_value_t = 1000, value_parser = parse_limit)]
         limit: usize,
     },
     /// Starts a value scan: every aligned place holding VALUE; the candidates go to the state file.
@@ -253,6 +253,14 @@ pub fn parse_number(text: &str) -> Result<u64, String> {
         None => text.parse(),
     };
     parsed.map_err(|e| format!("`{text}` is not a number (hexadecimal needs 0x): {e}"))
+}
+
+/// Parses a match limit: a number of at least 1.
+pub fn parse_limit(text: &str) -> Result<usize, String> {
+    match text.parse() {
+        Ok(0) | Err(_) => Err(format!("`{text}` is not a limit of at least 1")),
+        Ok(n) => Ok(n),
+    }
 }
 
 /// Parses hexadecimal byte pairs, with or without spaces between them.

@@ -350,6 +350,8 @@ fn errors_are_one_line_with_documented_exit_codes() {
     assert!(stderr.contains("no-such-process-name") && stderr.contains("not found"), "{stderr}");
     assert_eq!(run(&["no-such-command"]).status.code(), Some(2));
     assert_eq!(run(&["read", "0xzz", "4"]).status.code(), Some(2));
+    assert_eq!(run(&["scan", "pattern", "90", "--pid", "1", "--limit", "0"]).status.code(), Some(2));
+    assert_eq!(run(&["scan", "pattern", "?? ??", "--pid", "1"]).status.code(), Some(2));
     // A chain ending in a connector cannot list processes: a usage error naming the chain.
     let fx = Fixture::load("cloud-4l");
     let conn = format!("coredump:{}", fx.dir.join("dump.elf").display());
