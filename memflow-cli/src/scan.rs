@@ -6,11 +6,14 @@ use std::ops::Range;
 
 use indicatif::ProgressBar;
 use memchr::memmem::Finder;
-use memflow_core::error::ErrorOrigin;
+use memflow_core::error::{ErrorKind, ErrorOrigin};
 use memflow_core::mem::alloc::zeroed_vec;
 use memflow_core::mem::{MemMapping, PhysicalMemory};
-use memflow_core::os::{ModuleInfo, Os, Process};
+use memflow_core::os::{MemoryRange, ModuleInfo, Os, Process};
 use memflow_core::plugins::ChainInstance;
+use memflow_core::prelude::ProcessInstanceArcBox;
+use memflow_core::translate::VirtualTranslate;
+use memflow_core::types::Address;
 use serde::Serialize;
 
 use crate::cli::Region;
@@ -186,8 +189,8 @@ impl Scope {
             let (pid, name) = (info.pid, info.name.to_string());
             let mut proc =
                 target.os()?.process_by_info(info).map_err(|e| Failure::about(format!("process {pid}"), e))?;
-            let ranges = proc.mapped_mem(-1).map_err(|e| Failure::about(format!("mappings of process {pid}"), e))?;
-            let ranges = ranges.iter().map(|r| (r.base.to_umem() as u64, r.size as u64)).collect();
+            let ranges =
+                present_ranges(&mut proc).map_err(|e| Failure::about(format!("mappings of process {pid}"), e))?;
             // Without a module list (some layers), hits are still reported, without a module.
             let modules = proc.module_list().unwrap_or_default();
             return Ok(Scope {
@@ -233,6 +236,29 @@ impl Scope {
     pub fn bytes(&self) -> u64 {
         self.ranges.iter().map(|r| r.1).sum()
     }
+}
+
+/// The mapped ranges of `proc`; where its layer translates (a guest), only their pages that
+/// are present: a mapping's size comes from the guest and may be anything, its present pages
+/// are what there is to read.
+fn present_ranges(proc: &mut ProcessInstanceArcBox<'static>) -> memflow_core::error::Result<Vec<ScanRange>> {
+    let mappings = proc.mapped_mem(-1)?;
+    let mut ranges = Vec::new();
+    for m in &mappings {
+        let mut present: Vec<MemoryRange> = Vec::new();
+        let end = m.base.checked_add(m.size).unwrap_or(Address::INVALID);
+        match proc.virt_page_map_range(0, m.base, end, (&mut present).into()) {
+            // Clipped to the mapping: a large page may reach beyond it.
+            Ok(()) => ranges.extend(present.iter().filter_map(|r| {
+                let lo = r.base.max(m.base);
+                let hi = r.base.checked_add(r.size).unwrap_or(Address::INVALID).min(end);
+                (lo < hi).then(|| (lo.to_umem() as u64, (hi - lo) as u64))
+            })),
+            Err(e) if e.kind == ErrorKind::Unsupported => ranges.push((m.base.to_umem() as u64, m.size as u64)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ranges)
 }
 
 fn named(modules: &[ModuleInfo]) -> Vec<(u64, u64, String)> {
