@@ -1,8 +1,9 @@
 //! `cargo xtask <task>`: the project's tasks, so that a fresh machine needs two commands.
 //!
-//! - `demo [CHAIN...]`: the main job. Builds and installs the C SDK, then runs the C
-//!   process-list example on this machine (`native`), on a real guest's memory dump
-//!   (`coredump:... -> linux`) and on a live guest under QEMU (`qemu:... -> linux`).
+//! - `demo [CHAIN...]`: the main job. Runs `memflow ps` (the command-line tool) on this
+//!   machine (`native`), on a real guest's memory dump (`coredump:... -> linux`) and on a live
+//!   guest under QEMU (`qemu:... -> linux`) and a string scan of the dump; then builds and
+//!   installs the C SDK and runs its C process-list example on the same chains.
 //! - `test`: every test: guest fixtures, clippy with the workspace lints (`-D warnings`), the
 //!   workspace tests in both address widths.
 //! - `fixtures [NAME OPTIONS | --all] [--force]`: only (re)builds the cached QEMU guest dumps
@@ -29,7 +30,7 @@ use xtask::guest::{GuestOptions, LiveGuest};
 use xtask::{deps, fixture, interrupt, root, run};
 
 const USAGE: &str = "usage: cargo xtask <task>
-  demo [CHAIN...]                       the SDK's process list on this machine, a dump and a live guest
+  demo [CHAIN...]                       `memflow ps` and the SDK's process list on this machine, a dump and a live guest
   test                                  every test
   fixtures [NAME OPTIONS|--all] [--force]   the guest fixtures (cargo xtask fixtures --help)
   guest NAME [OPTIONS]                  a live guest memflow-test-NAME, until QEMU exits or Ctrl-C
@@ -82,12 +83,17 @@ impl log::Log for StderrLogger {
     fn flush(&self) {}
 }
 
-/// The main job: one C program (the SDK's process-list example) lists the processes of this
-/// machine, of a real guest's memory dump, and of a live guest under QEMU. With CHAIN
-/// arguments, it runs on those chains instead.
+/// The main job: the `memflow` command-line tool lists the processes of this machine, of a
+/// real guest's memory dump and of a live guest under QEMU, and scans the dump for the marker
+/// string its guest planted; then one C program (the SDK's process-list example) lists the
+/// same three. With CHAIN arguments, it runs `memflow ps` and the C example on those chains
+/// instead.
 fn demo(args: &[String]) -> Result<(), String> {
     deps::ensure()?;
     if !args.is_empty() {
+        for chain in args {
+            memflow_cli(&["-c", chain, "ps"])?;
+        }
         return xtask::dist::sdk_demo(args);
     }
     let cloud_4l = fixture::default_fixture("cloud-4l").ok_or("no fixture cloud-4l in the default set")?;
@@ -95,9 +101,22 @@ fn demo(args: &[String]) -> Result<(), String> {
     let dump_chain = "coredump:target/fixtures/cloud-4l/dump.elf -> linux".to_string();
     let live = LiveGuest::start("demo")?;
     let live_chain = format!("qemu:{},qmp={} -> linux", live.name, live.qmp.display());
-    let result = xtask::dist::sdk_demo(&["native".to_string(), dump_chain, live_chain]);
+    let result = (|| {
+        for chain in ["native", &dump_chain, &live_chain] {
+            memflow_cli(&["-c", chain, "ps"])?;
+        }
+        memflow_cli(&["-c", &dump_chain, "scan", "string", "MEMFLOW-MARKER-", "--pid", "mfprobe_marker"])?;
+        xtask::dist::sdk_demo(&["native".to_string(), dump_chain.clone(), live_chain.clone()])
+    })();
     drop(live);
     result
+}
+
+/// Runs the `memflow` command-line tool (built first if needed) with `args`.
+fn memflow_cli(args: &[&str]) -> Result<(), String> {
+    let mut all = vec!["run", "-q", "-p", "memflow-cli", "--"];
+    all.extend_from_slice(args);
+    run("cargo", &all)
 }
 
 /// `guest NAME [OPTIONS]`: a live guest in the foreground, for trying things by hand.
@@ -150,7 +169,8 @@ fn headers(args: &[String]) -> Result<(), String> {
 fn test() -> Result<(), String> {
     deps::ensure()?;
     fixture::main(&[])?;
-    // The plugin libraries (cdylib crates) must exist before the tests that load them.
+    // The plugin libraries (cdylib crates) and the `memflow` binary must exist before the
+    // tests that load and run them.
     run("cargo", &["build", "--workspace"])?;
     // The lints of [workspace.lints] (documented unsafe, no unwrap outside tests, docs on the
     // public API) hold for every target.

@@ -1,6 +1,7 @@
 //! A deliberately simple page walker: one address at a time, one entry read at a time, no
 //! batching, sorting, windows, caches or chunked reads. It is the oracle the batched engine and
-//! the depth-first page walk are tested against; use [`super::Translator`] for real work.
+//! the depth-first page walk are tested against, and it shows every level's entry of one walk
+//! ([`walk_levels`], for the CLI's `vtop`); use [`super::Translator`] for real work.
 //!
 //! It shares only the architecture description (and its [`Architecture::decode`]) with the
 //! engine. [`for_each_page`] recurses through every present entry without any bound, so only
@@ -22,6 +23,21 @@ fn read_entry<P: PhysicalMemory>(mem: &mut P, arch: &Architecture, addr: Address
     Some(arch.read_entry(&bytes))
 }
 
+/// One entry read on the way from a root table to a page (see [`walk_levels`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct LevelEntry {
+    /// The level (0 is the top table).
+    pub level: usize,
+    /// Physical address of the table the entry is in.
+    pub table: Address,
+    /// Physical address of the entry itself.
+    pub entry_address: Address,
+    /// The entry as read.
+    pub raw: u64,
+    /// What the entry says.
+    pub decoded: Entry,
+}
+
 /// Translates `va` through the root registers `roots` (one per root of the architecture; a
 /// missing one, or `Address::INVALID`, maps nothing).
 pub fn translate<P: PhysicalMemory>(
@@ -30,13 +46,28 @@ pub fn translate<P: PhysicalMemory>(
     roots: &[Address],
     va: Address,
 ) -> Result<PhysicalAddress> {
+    walk_levels(mem, arch, roots, va, |_| {})
+}
+
+/// Translates `va` as [`translate`] does and calls `seen` with every entry read on the way,
+/// top level first (what a debugger's `!pte` shows). A walk that stops early (an invalid
+/// entry) has reported the entry that stopped it; an unreadable table reports nothing more.
+pub fn walk_levels<P: PhysicalMemory>(
+    mem: &mut P,
+    arch: &Architecture,
+    roots: &[Address],
+    va: Address,
+    mut seen: impl FnMut(LevelEntry),
+) -> Result<PhysicalAddress> {
     let root = arch.root_index(va).ok_or(NOT_CANONICAL)?;
     let mut table = arch.root_table(*roots.get(root).filter(|&&r| r != Address::INVALID).ok_or(NOT_MAPPED)?);
     let mut denied = Denied::default();
     for (level, lvl) in arch.levels().iter().enumerate() {
-        let entry_addr = table + (lvl.index(va) * arch.entry_size()) as umem;
-        let raw = read_entry(mem, arch, entry_addr).ok_or(TABLE_UNREADABLE)?;
-        match arch.decode(level, raw) {
+        let entry_address = table + (lvl.index(va) * arch.entry_size()) as umem;
+        let raw = read_entry(mem, arch, entry_address).ok_or(TABLE_UNREADABLE)?;
+        let decoded = arch.decode(level, raw);
+        seen(LevelEntry { level, table, entry_address, raw, decoded });
+        match decoded {
             Entry::Invalid => return Err(NOT_MAPPED),
             Entry::Table { next, denied: d } => {
                 table = next;

@@ -1,0 +1,487 @@
+//! `scan pattern` and `scan string`, and the scanner under them and under value scans: a byte
+//! pattern with wildcards, searched chunk by chunk through the mapped ranges of an address
+//! space with `memchr::memmem` on its longest run of fixed bytes.
+
+use std::ops::Range;
+
+use indicatif::ProgressBar;
+use memchr::memmem::Finder;
+use memflow_core::error::{ErrorKind, ErrorOrigin};
+use memflow_core::mem::alloc::zeroed_vec;
+use memflow_core::mem::{MemMapping, PhysicalMemory};
+use memflow_core::os::{MemoryRange, ModuleInfo, Os, Process};
+use memflow_core::plugins::ChainInstance;
+use memflow_core::prelude::ProcessInstanceArcBox;
+use memflow_core::translate::VirtualTranslate;
+use memflow_core::types::Address;
+use serde::Serialize;
+
+use crate::cli::Region;
+use crate::memory::read_readable;
+use crate::output::{hex, Output, Row};
+use crate::target::{Memory, SpaceKind, Target};
+use crate::Failure;
+
+/// How many bytes the scanner reads at once: small enough that the bytes are still in the
+/// CPU's cache when they are searched (256 KiB measured best, see BENCHMARKS.md).
+pub const CHUNK: usize = 256 << 10;
+
+/// The longest pattern (the scanner keeps `len - 1` bytes between chunks).
+pub const MAX_PATTERN: usize = 4096;
+
+/// The largest kernel image or module a kernel scan covers (real ones are tens of MiB at most).
+pub const MAX_KERNEL_MODULE: u64 = 1 << 30;
+
+/// A byte pattern; some bytes may be wildcards.
+#[derive(Debug)]
+pub struct Pattern {
+    bytes: Vec<u8>,
+    fixed: Vec<bool>,
+    /// The longest run of fixed bytes: what memmem looks for.
+    anchor: Range<usize>,
+    finder: Finder<'static>,
+}
+
+impl Pattern {
+    /// Parses `48 8b ?? ?? 90`: hexadecimal bytes separated by spaces, `??` for any byte.
+    pub fn parse(text: &str) -> Result<Pattern, String> {
+        let mut bytes = Vec::new();
+        let mut fixed = Vec::new();
+        for token in text.split_whitespace() {
+            if token == "??" || token == "?" {
+                bytes.push(0);
+                fixed.push(false);
+            } else {
+                let byte = u8::from_str_radix(token, 16)
+                    .ok()
+                    .filter(|_| token.len() == 2)
+                    .ok_or_else(|| format!("`{token}` in the pattern is neither a hexadecimal byte nor `??`"))?;
+                bytes.push(byte);
+                fixed.push(true);
+            }
+        }
+        Pattern::new(bytes, fixed)
+    }
+
+    /// A pattern of exactly `bytes`.
+    pub fn literal(bytes: &[u8]) -> Result<Pattern, String> {
+        Pattern::new(bytes.to_vec(), vec![true; bytes.len()])
+    }
+
+    fn new(bytes: Vec<u8>, fixed: Vec<bool>) -> Result<Pattern, String> {
+        if bytes.len() > MAX_PATTERN {
+            return Err(format!("the pattern has {} bytes; at most {MAX_PATTERN} are supported", bytes.len()));
+        }
+        let mut anchor = 0..0;
+        let mut start = 0;
+        for (i, &f) in fixed.iter().enumerate() {
+            if !f {
+                start = i + 1;
+            } else if i + 1 - start > anchor.len() {
+                anchor = start..i + 1;
+            }
+        }
+        if anchor.is_empty() {
+            return Err("the pattern needs at least one fixed byte".into());
+        }
+        let finder = Finder::new(&bytes[anchor.clone()]).into_owned();
+        Ok(Pattern { bytes, fixed, anchor, finder })
+    }
+
+    /// The pattern's length in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the pattern is empty (never: a pattern has a fixed byte).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Calls `found` with the offset of every match in `haystack`, in order, until it returns
+    /// `false`; returns `false` if it stopped.
+    pub fn find(&self, haystack: &[u8], mut found: impl FnMut(usize) -> bool) -> bool {
+        for at in self.finder.find_iter(haystack) {
+            let Some(start) = at.checked_sub(self.anchor.start) else { continue };
+            let Some(candidate) = haystack.get(start..start + self.bytes.len()) else { continue };
+            let matches = candidate.iter().zip(&self.bytes).zip(&self.fixed).all(|((c, b), f)| !f || c == b);
+            if matches && !found(start) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// A range of an address space to scan: `(first address, length)`.
+pub type ScanRange = (u64, u64);
+
+/// Scans `ranges` of `mem` for `pattern` and calls `hit` with the address of each match whose
+/// address is a multiple of `align`, in order, until it returns `false`. Unreadable pages
+/// are skipped (a match never spans one); `progress` advances by the bytes scanned.
+pub fn scan_ranges(
+    mem: &mut dyn Memory,
+    ranges: &[ScanRange],
+    pattern: &Pattern,
+    align: u64,
+    progress: &ProgressBar,
+    mut hit: impl FnMut(u64) -> bool,
+) -> Result<(), Failure> {
+    let keep = pattern.len() - 1;
+    let mut buf: Vec<u8> = zeroed_vec(CHUNK + keep, ErrorOrigin::Other, "the scan buffer")?;
+    for &(base, size) in ranges {
+        // The bytes at the front of `buf` carried over from the previous chunk, which ends
+        // right before this one.
+        let mut carry = 0;
+        let mut offset = 0u64;
+        while offset < size {
+            let n = (size - offset).min(CHUNK as u64) as usize;
+            let address = base.wrapping_add(offset);
+            let runs = read_readable(mem, address, &mut buf[carry..carry + n])?;
+            let front = address.wrapping_sub(carry as u64);
+            for run in &runs {
+                // The first run continues the carried bytes if it starts the chunk.
+                let start = if run.start == 0 { 0 } else { carry + run.start };
+                let window = &buf[start..carry + run.end];
+                let window_address = front.wrapping_add(start as u64);
+                let going = pattern.find(window, |at| {
+                    let found = window_address.wrapping_add(at as u64);
+                    found % align != 0 || hit(found)
+                });
+                if !going {
+                    return Ok(());
+                }
+            }
+            carry = match runs.last() {
+                Some(run) if run.end == n => {
+                    let readable = if run.start == 0 { carry + n } else { run.len() };
+                    let kept = keep.min(readable);
+                    buf.copy_within(carry + n - kept..carry + n, 0);
+                    kept
+                }
+                _ => 0,
+            };
+            progress.inc(n as u64);
+            offset += n as u64;
+        }
+    }
+    Ok(())
+}
+
+/// What a scan covers: the address space, its ranges, and the modules that name its
+/// addresses.
+pub struct Scope {
+    /// The address space.
+    pub space: SpaceKind,
+    /// The process, for process scans: `(pid, name)`.
+    pub process: Option<(u32, String)>,
+    /// The ranges to scan.
+    pub ranges: Vec<ScanRange>,
+    /// Named ranges (modules) that hits are reported against, sorted by base.
+    pub modules: Vec<(u64, u64, String)>,
+}
+
+impl Scope {
+    /// The scope of `region` in `target`.
+    pub fn of(target: &mut Target, region: &Region) -> Result<Scope, Failure> {
+        if let Some(selector) = &region.pid {
+            let info = target.process_info(selector)?;
+            let (pid, name) = (info.pid, info.name.to_string());
+            let mut proc =
+                target.os()?.process_by_info(info).map_err(|e| Failure::about(format!("process {pid}"), e))?;
+            let ranges =
+                present_ranges(&mut proc).map_err(|e| Failure::about(format!("mappings of process {pid}"), e))?;
+            // Without a module list (some layers), hits are still reported, without a module.
+            let modules = proc.module_list().unwrap_or_default();
+            return Ok(Scope {
+                space: SpaceKind::Process(pid.to_string()),
+                process: Some((pid, name)),
+                ranges,
+                modules: named(&modules),
+            });
+        }
+        if region.kernel {
+            let os = target.os()?;
+            let info = *os.info();
+            if info.base.is_null() {
+                return Err(Failure::usage("the OS layer has no kernel image to scan"));
+            }
+            let kmods = os.module_list().map_err(|e| Failure::about("kernel modules", e))?;
+            let mut modules = named(&kmods);
+            modules.push((info.base.to_umem() as u64, info.size as u64, "kernel".into()));
+            modules.sort();
+            // Sizes come from guest memory: a corrupt one must not turn into a scan of years.
+            modules.retain(|(base, size, name)| {
+                let sane = *size <= MAX_KERNEL_MODULE;
+                if !sane {
+                    log::warn!("not scanning kernel module `{name}` at {}: {size} bytes is implausible", hex(*base));
+                }
+                sane
+            });
+            let ranges = modules.iter().map(|&(base, size, _)| (base, size)).collect();
+            return Ok(Scope { space: SpaceKind::Kernel, process: None, ranges, modules });
+        }
+        let ranges = physical_ranges(target)?;
+        Ok(Scope { space: SpaceKind::Physical, process: None, ranges, modules: vec![] })
+    }
+
+    /// The module `address` lies in and the offset into it.
+    pub fn locate(&self, address: u64) -> Option<(&str, u64)> {
+        let i = self.modules.partition_point(|m| m.0 <= address).checked_sub(1)?;
+        let (base, size, name) = &self.modules[i];
+        (address - base < *size).then(|| (name.as_str(), address - base))
+    }
+
+    /// How many bytes the ranges cover.
+    pub fn bytes(&self) -> u64 {
+        self.ranges.iter().map(|r| r.1).sum()
+    }
+}
+
+/// The mapped ranges of `proc`; where its layer translates (a guest), only their pages that
+/// are present: a mapping's size comes from the guest and may be anything, its present pages
+/// are what there is to read.
+fn present_ranges(proc: &mut ProcessInstanceArcBox<'static>) -> memflow_core::error::Result<Vec<ScanRange>> {
+    let mappings = proc.mapped_mem(-1)?;
+    let mut ranges = Vec::new();
+    for m in &mappings {
+        let mut present: Vec<MemoryRange> = Vec::new();
+        let end = m.base.checked_add(m.size).unwrap_or(Address::INVALID);
+        match proc.virt_page_map_range(0, m.base, end, (&mut present).into()) {
+            // Clipped to the mapping: a large page may reach beyond it.
+            Ok(()) => ranges.extend(present.iter().filter_map(|r| {
+                let lo = r.base.max(m.base);
+                let hi = r.base.checked_add(r.size).unwrap_or(Address::INVALID).min(end);
+                (lo < hi).then(|| (lo.to_umem() as u64, (hi - lo) as u64))
+            })),
+            Err(e) if e.kind == ErrorKind::Unsupported => ranges.push((m.base.to_umem() as u64, m.size as u64)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ranges)
+}
+
+fn named(modules: &[ModuleInfo]) -> Vec<(u64, u64, String)> {
+    let mut named: Vec<_> =
+        modules.iter().map(|m| (m.base.to_umem() as u64, m.size as u64, m.name.to_string())).collect();
+    named.sort();
+    named
+}
+
+/// The backed ranges of the chain's physical memory.
+fn physical_ranges(target: &mut Target) -> Result<Vec<ScanRange>, Failure> {
+    let chain = target.chain().to_string();
+    let mut map: Vec<MemMapping> = Vec::new();
+    let found = match target.instance() {
+        ChainInstance::Connector(conn) => conn.mem_map_callback((&mut map).into()),
+        ChainInstance::Os(os) => os
+            .as_ref_impl_physicalmemory()
+            .ok_or_else(|| Failure::usage(format!("chain `{chain}` has no physical memory")))?
+            .mem_map_callback((&mut map).into()),
+    };
+    found.map_err(|e| Failure::about("the physical memory map", e))?;
+    Ok(map.iter().map(|m| (m.base.to_umem() as u64, m.size as u64)).collect())
+}
+
+/// One match.
+#[derive(Serialize)]
+pub struct Hit {
+    /// Its address.
+    pub address: String,
+    /// The process, for process scans.
+    pub pid: Option<u32>,
+    /// The process's name, for process scans.
+    pub process: Option<String>,
+    /// The module the address lies in, if any.
+    pub module: Option<String>,
+    /// The offset into that module.
+    pub offset: Option<String>,
+}
+
+impl Hit {
+    /// The hit at `address` in `scope`.
+    pub fn at(scope: &Scope, address: u64) -> Hit {
+        let located = scope.locate(address);
+        Hit {
+            address: hex(address),
+            pid: scope.process.as_ref().map(|p| p.0),
+            process: scope.process.as_ref().map(|p| p.1.clone()),
+            module: located.map(|(name, _)| name.to_string()),
+            offset: located.map(|(_, offset)| hex(offset)),
+        }
+    }
+}
+
+impl Row for Hit {
+    const HEADERS: &'static [&'static str] = &["ADDRESS", "PID", "PROCESS", "MODULE", "OFFSET"];
+    fn cells(&self) -> Vec<String> {
+        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        vec![
+            self.address.clone(),
+            self.pid.map_or("-".into(), |p| p.to_string()),
+            or_dash(&self.process),
+            or_dash(&self.module),
+            or_dash(&self.offset),
+        ]
+    }
+}
+
+/// Scans `region` of `chain` for `pattern` and prints at most `limit` hits.
+fn run(chain: &str, pattern: &Pattern, region: &Region, limit: usize, out: &Output) -> Result<(), Failure> {
+    let mut target = Target::open(chain)?;
+    let scope = Scope::of(&mut target, region)?;
+    let progress = out.progress(scope.bytes(), "scanning");
+    let mut hits = Vec::new();
+    target.with_space(&scope.space, |mem| {
+        scan_ranges(mem, &scope.ranges, pattern, 1, &progress, |address| {
+            hits.push(Hit::at(&scope, address));
+            hits.len() < limit
+        })
+    })?;
+    progress.finish_and_clear();
+    if hits.len() == limit {
+        log::warn!("stopped at {limit} matches (--limit)");
+    }
+    out.list(&hits)
+}
+
+/// Runs `scan pattern PATTERN`.
+pub fn pattern_command(chain: &str, pattern: &str, region: &Region, limit: usize, out: &Output) -> Result<(), Failure> {
+    let pattern = Pattern::parse(pattern).map_err(Failure::usage)?;
+    run(chain, &pattern, region, limit, out)
+}
+
+/// Runs `scan string TEXT`.
+pub fn string_command(
+    chain: &str,
+    text: &str,
+    utf16: bool,
+    region: &Region,
+    limit: usize,
+    out: &Output,
+) -> Result<(), Failure> {
+    let bytes: Vec<u8> = match utf16 {
+        true => text.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+        false => text.as_bytes().to_vec(),
+    };
+    let pattern = Pattern::literal(&bytes).map_err(Failure::usage)?;
+    run(chain, &pattern, region, limit, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::PAGE;
+
+    /// Memory at `base` whose pages listed in `holes` are unreadable.
+    struct Fake {
+        base: u64,
+        bytes: Vec<u8>,
+        holes: Vec<u64>,
+    }
+
+    impl Fake {
+        fn readable(&self, address: u64) -> bool {
+            let offset = address.wrapping_sub(self.base);
+            offset < self.bytes.len() as u64 && !self.holes.contains(&(offset / PAGE as u64))
+        }
+    }
+
+    impl Memory for Fake {
+        fn read(&mut self, address: u64, out: &mut [u8]) -> memflow_core::error::Result<bool> {
+            let mut all = true;
+            for (i, byte) in out.iter_mut().enumerate() {
+                let at = address + i as u64;
+                *byte = if self.readable(at) { self.bytes[(at - self.base) as usize] } else { 0 };
+                all &= self.readable(at);
+            }
+            Ok(all)
+        }
+
+        fn write(&mut self, _: u64, _: &[u8]) -> memflow_core::error::Result<()> {
+            unreachable!("scans do not write")
+        }
+    }
+
+    /// Every match, found the slow way: every offset whose bytes are all readable.
+    fn naive(mem: &Fake, pattern: &str, align: u64) -> Vec<u64> {
+        let tokens: Vec<Option<u8>> = pattern.split_whitespace().map(|t| u8::from_str_radix(t, 16).ok()).collect();
+        (0..mem.bytes.len().saturating_sub(tokens.len() - 1))
+            .map(|i| mem.base + i as u64)
+            .filter(|at| at % align == 0)
+            .filter(|&at| {
+                tokens.iter().enumerate().all(|(j, t)| {
+                    let a = at + j as u64;
+                    mem.readable(a) && t.is_none_or(|b| mem.bytes[(a - mem.base) as usize] == b)
+                })
+            })
+            .collect()
+    }
+
+    fn scan(mem: &mut Fake, pattern: &str, align: u64) -> Vec<u64> {
+        let range = (mem.base, mem.bytes.len() as u64);
+        let pattern = Pattern::parse(pattern).unwrap();
+        let mut hits = Vec::new();
+        scan_ranges(mem, &[range], &pattern, align, &ProgressBar::hidden(), |a| {
+            hits.push(a);
+            true
+        })
+        .unwrap();
+        hits
+    }
+
+    #[test]
+    fn patterns_parse_with_wildcards_and_refuse_what_cannot_match() {
+        let p = Pattern::parse("48 8b ?? ?? 90 91 92").unwrap();
+        assert_eq!(p.len(), 7);
+        assert_eq!(p.anchor, 4..7);
+        let mut found = vec![];
+        p.find(&[0, 0x48, 0x8b, 1, 2, 0x90, 0x91, 0x92, 0x48], |at| {
+            found.push(at);
+            true
+        });
+        assert_eq!(found, [1]);
+        assert!(Pattern::parse("?? ??").unwrap_err().contains("fixed byte"));
+        assert!(Pattern::parse("48 zz").unwrap_err().contains("`zz`"));
+        assert!(Pattern::parse("480").is_err());
+        assert!(Pattern::parse(&"00 ".repeat(MAX_PATTERN + 1)).unwrap_err().contains("at most"));
+    }
+
+    #[test]
+    fn matches_across_chunks_but_never_across_unreadable_pages() {
+        // Three chunks' worth of bytes with the needle planted across every chunk boundary,
+        // at page edges, beside holes and inside them.
+        let needle = [0xde, 0xad, 0xbe, 0xef, 0x11, 0x22];
+        let mut bytes = vec![0u8; 3 * CHUNK + 1000];
+        let mut plant = |at: usize| bytes[at..at + needle.len()].copy_from_slice(&needle);
+        for at in
+            [0, CHUNK - 3, 2 * CHUNK - 1, 3 * CHUNK - 5, 5 * PAGE - 2, 7 * PAGE - 3, 9 * PAGE + 8, 3 * CHUNK + 994]
+        {
+            plant(at);
+        }
+        let mut mem = Fake { base: 0x7000_0000, bytes, holes: vec![6, 9, 256 + 3] };
+        for (pattern, align) in [("de ad be ef 11 22", 1), ("de ?? be ?? 11 22", 1), ("ad be", 1), ("de ad", 4)] {
+            let want = naive(&mem, pattern, align);
+            assert!(!want.is_empty());
+            assert_eq!(scan(&mut mem, pattern, align), want, "{pattern} aligned to {align}");
+        }
+        // The needle beside page 6 (a hole) and inside page 9 is not found.
+        let found = scan(&mut mem, "de ad be ef 11 22", 1);
+        assert!(!found.contains(&(mem.base + 7 * PAGE as u64 - 3)));
+        assert!(!found.contains(&(mem.base + 9 * PAGE as u64 + 8)));
+        assert!(found.contains(&(mem.base + CHUNK as u64 - 3)));
+    }
+
+    #[test]
+    fn a_scan_stops_when_told() {
+        let mut mem = Fake { base: 0, bytes: vec![0x90; 3 * PAGE], holes: vec![] };
+        let pattern = Pattern::parse("90 90").unwrap();
+        let mut hits = 0;
+        scan_ranges(&mut mem, &[(0, 3 * PAGE as u64)], &pattern, 1, &ProgressBar::hidden(), |_| {
+            hits += 1;
+            hits < 5
+        })
+        .unwrap();
+        assert_eq!(hits, 5);
+    }
+}

@@ -1,0 +1,376 @@
+//! The `memflow` command-line tool, run as a user runs it (the built binary, real processes,
+//! real dumps, real files), checked against the library's own answers and against what the
+//! guest fixtures recorded about themselves.
+
+#![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use memflow_core::error::PartialResultExt;
+use memflow_core::mem::MemoryView;
+use memflow_core::os::{Os, Process};
+use memflow_core::plugins::Inventory;
+use memflow_core::prelude::OsInstanceArcBox;
+use memflow_core::translate::VirtualTranslate;
+use memflow_core::types::Address;
+use memflow_tests::{build_dir, shipped, temp_dir, Fixture};
+use serde_json::Value;
+
+/// The binary `cargo build --workspace` built (which `cargo xtask test` runs first).
+fn memflow() -> Command {
+    let path = build_dir().join("memflow");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first (cargo xtask test does)",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    // No plugin directories of the machine: the built-in plugins only, unless a test adds some.
+    command.env("HOME", "/nonexistent").env("MEMFLOW_PLUGIN_PATH", "").env("NO_COLOR", "1");
+    command
+}
+
+/// Runs `memflow ARGS` and returns its output, whatever the exit code.
+fn run(args: &[&str]) -> Output {
+    memflow().args(args).output().unwrap()
+}
+
+/// Runs `memflow ARGS --json`, which must succeed, and parses its standard output.
+fn json(args: &[&str]) -> Value {
+    let out = memflow().args(args).arg("--json").output().unwrap();
+    assert!(out.status.success(), "memflow {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("memflow {args:?}: not JSON ({e})"))
+}
+
+fn hex(v: &Value) -> u64 {
+    let text = v.as_str().unwrap_or_else(|| panic!("{v} is not a string"));
+    u64::from_str_radix(text.strip_prefix("0x").unwrap(), 16).unwrap()
+}
+
+fn dump_chain(fx: &Fixture) -> String {
+    format!("coredump:{} -> linux", fx.dir.join("dump.elf").display())
+}
+
+fn open(chain: &str) -> OsInstanceArcBox<'static> {
+    Inventory::builtin().create_os_chain(chain).unwrap()
+}
+
+#[test]
+fn ps_on_this_machine_lists_this_process_as_the_library_does() {
+    let listed = json(&["ps"]);
+    let me = std::process::id();
+    let row = listed.as_array().unwrap().iter().find(|p| p["pid"] == me).expect("ps lists this test process");
+    let info = open("native").process_info_by_pid(me).unwrap();
+    assert_eq!(row["name"], &*info.name);
+    assert_eq!(row["ppid"], info.ppid);
+    assert_eq!(row["command_line"], &*info.command_line);
+    // The table has the same process.
+    let table = String::from_utf8(run(&["ps"]).stdout).unwrap();
+    assert!(table.lines().next().unwrap().starts_with("PID"));
+    assert!(table.lines().any(|l| l.split_whitespace().next() == Some(&me.to_string())));
+}
+
+#[test]
+fn ps_on_a_dump_matches_the_guest_and_the_library() {
+    let fx = Fixture::load("cloud-4l");
+    let chain = dump_chain(&fx);
+    let listed = json(&["-c", &chain, "ps"]);
+    let ours: BTreeSet<(u64, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["pid"].as_u64().unwrap(), p["name"].as_str().unwrap().to_string()))
+        .collect();
+    let library: BTreeSet<(u64, String)> =
+        open(&chain).process_info_list().unwrap().iter().map(|p| (p.pid as u64, p.name.to_string())).collect();
+    assert_eq!(ours, library);
+    // Every process the guest's own `ps` printed (but `ps` itself, gone since) is listed.
+    let guest_ps: Vec<u64> = fx
+        .section("ps")
+        .lines()
+        .skip(1)
+        .filter(|l| !l.ends_with(" ps"))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    assert!(guest_ps.len() > 10);
+    for pid in guest_ps {
+        assert!(ours.iter().any(|(p, _)| *p == pid), "pid {pid} of the guest's ps is not listed");
+    }
+}
+
+#[test]
+fn ksyms_and_kmods_on_a_dump_match_kallsyms_and_the_library() {
+    let fx = Fixture::load("cloud-4l");
+    let chain = dump_chain(&fx);
+    let syms = json(&["-c", &chain, "ksyms", "init_task"]);
+    let syms = syms.as_array().unwrap();
+    assert!(syms.iter().all(|s| s["name"].as_str().unwrap().contains("init_task")));
+    let init_task = syms.iter().find(|s| s["name"] == "init_task").expect("init_task listed");
+    assert_eq!(hex(&init_task["address"]), fx.symbol("init_task"));
+    assert_eq!(init_task["module"], "");
+
+    let kmods = json(&["-c", &chain, "kmods"]);
+    let ours: Vec<(u64, String)> =
+        kmods.as_array().unwrap().iter().map(|m| (hex(&m["base"]), m["name"].as_str().unwrap().to_string())).collect();
+    let library: Vec<(u64, String)> =
+        open(&chain).module_list().unwrap().iter().map(|m| (m.base.to_umem() as u64, m.name.to_string())).collect();
+    assert!(!ours.is_empty());
+    assert_eq!(ours, library);
+}
+
+#[test]
+fn read_and_vtop_on_a_dump_equal_the_library() {
+    let fx = Fixture::load("cloud-4l");
+    let chain = dump_chain(&fx);
+    let mut os = open(&chain);
+    let init_task = fx.symbol("init_task");
+    let at = format!("{init_task:#x}");
+
+    let read = json(&["-c", &chain, "read", &at, "256"]);
+    let want = os.as_mut_impl_memoryview().unwrap().read_raw(Address::from(init_task), 256).data().unwrap();
+    let want_hex: String = want.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(read["data"], want_hex);
+    assert_eq!(read["readable"][0]["length"], 256);
+    // --raw writes exactly those bytes.
+    let raw = run(&["-c", &chain, "read", &at, "256", "--raw"]);
+    assert_eq!(raw.stdout, want);
+
+    let vtop = json(&["-c", &chain, "vtop", &at]);
+    let pa = os.as_mut_impl_virtualtranslate().unwrap().virt_to_phys(Address::from(init_task)).unwrap();
+    assert_eq!(hex(&vtop["physical_address"]), pa.address.to_umem() as u64);
+    let levels = vtop["levels"].as_array().unwrap();
+    assert!(levels.len() >= 2 && levels.len() <= 4, "{levels:?}");
+    assert!(levels[..levels.len() - 1].iter().all(|l| l["kind"] == "table"));
+    assert_eq!(levels.last().unwrap()["kind"], "page");
+    // Each level's table is where the entry above pointed.
+    for pair in levels.windows(2) {
+        assert_eq!(pair[0]["next"], pair[1]["table"]);
+    }
+
+    // A process's user address, through its own tables.
+    let pid: u32 = fx.meta("marker_pid").parse().unwrap();
+    let info = os.process_info_by_pid(pid).unwrap();
+    let mut process = os.process_by_info(info.clone()).unwrap();
+    let base = process.primary_module().unwrap().base;
+    let vtop = json(&["-c", &chain, "vtop", &format!("{:#x}", base.to_umem()), "--pid", &pid.to_string()]);
+    assert_eq!(hex(&vtop["root"]), info.table_root.to_umem() as u64);
+    assert_eq!(hex(&vtop["physical_address"]), process.virt_to_phys(base).unwrap().address.to_umem() as u64);
+    let read = json(&["-c", &chain, "read", &format!("{:#x}", base.to_umem()), "4", "--pid", &pid.to_string()]);
+    assert_eq!(read["data"], "7f454c46");
+}
+
+#[test]
+fn string_scan_finds_the_marker_at_the_right_process_and_addresses() {
+    let fx = Fixture::load("cloud-4l");
+    let chain = dump_chain(&fx);
+    let marker = fx.section("marker").lines().find_map(|l| l.strip_prefix("marker=")).unwrap().to_owned();
+    let pid: u32 = fx.meta("marker_pid").parse().unwrap();
+    let hits = json(&["-c", &chain, "scan", "string", &marker, "--pid", &pid.to_string()]);
+    let ours: BTreeSet<u64> = hits.as_array().unwrap().iter().map(|h| hex(&h["address"])).collect();
+    assert!(hits.as_array().unwrap().iter().all(|h| h["pid"] == pid && h["process"] == "mfprobe_marker"));
+    // The library's answer: every occurrence in the process's readable mappings.
+    let mut os = open(&chain);
+    let mut process = os.process_by_pid(pid).unwrap();
+    let mut want = BTreeSet::new();
+    for range in process.mapped_mem(-1).unwrap() {
+        let bytes = process.read_raw(range.base, range.size as usize).data_part().unwrap();
+        for (i, w) in bytes.windows(marker.len()).enumerate() {
+            if w == marker.as_bytes() {
+                want.insert(range.base.to_umem() as u64 + i as u64);
+            }
+        }
+    }
+    assert!(want.len() >= 2, "the marker is in argv, the environment and the heap");
+    assert_eq!(ours, want);
+    // A pattern with wildcards over the same bytes finds the same places.
+    let spaced: Vec<String> =
+        marker.bytes().enumerate().map(|(i, b)| if i % 3 == 1 { "??".into() } else { format!("{b:02x}") }).collect();
+    let hits = json(&["-c", &chain, "scan", "pattern", &spaced.join(" "), "--pid", &pid.to_string()]);
+    let by_pattern: BTreeSet<u64> = hits.as_array().unwrap().iter().map(|h| hex(&h["address"])).collect();
+    assert!(by_pattern.is_superset(&want));
+}
+
+/// Holds a `u32` on the heap for [`value_scan_narrows_to_the_value_a_child_changes`], which
+/// runs this test binary again as the child: prints its address, sets the second value when a
+/// line arrives on standard input, then waits for the end of the input.
+fn hold_value(first: u32, second: u32) {
+    let value = Box::new(std::hint::black_box(first));
+    let address = &*value as *const u32 as usize;
+    println!("address={address:#x}");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    let mut value = value;
+    // SAFETY: `value` is a live, aligned u32 we own; volatile so the store really happens.
+    unsafe { std::ptr::write_volatile(&mut *value, second) };
+    println!("changed");
+    line.clear();
+    std::io::stdin().read_line(&mut line).unwrap();
+    drop(std::hint::black_box(value));
+}
+
+#[test]
+fn value_scan_narrows_to_the_value_a_child_changes() {
+    if let Ok(values) = std::env::var("MEMFLOW_CLI_HOLD") {
+        let (first, second) = values.split_once(',').unwrap();
+        return hold_value(first.parse().unwrap(), second.parse().unwrap());
+    }
+    let first = rand::random::<u32>() | 0x8000_0001;
+    let second = first ^ 0x0f0f_0000;
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "value_scan_narrows_to_the_value_a_child_changes", "--nocapture", "--test-threads=1"])
+        .env("MEMFLOW_CLI_HOLD", format!("{first},{second}"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("the child prints its address").unwrap();
+        // The harness prints `test NAME ... ` before it, on the same line.
+        if let Some((_, a)) = line.split_once("address=") {
+            break u64::from_str_radix(a.strip_prefix("0x").unwrap(), 16).unwrap();
+        }
+    };
+    let dir = temp_dir("cli-value");
+    let state = dir.join("scan.json");
+    let state = state.to_str().unwrap();
+    let pid = child.id().to_string();
+    let addresses = |doc: &Value| -> BTreeSet<u64> {
+        doc["shown"].as_array().unwrap().iter().map(|c| hex(&c["address"])).collect()
+    };
+
+    let found = json(&["scan", "value", "u32", &first.to_string(), "--pid", &pid, "--state", state]);
+    assert!(addresses(&found).contains(&address), "{found}");
+    let before = found["count"].as_u64().unwrap();
+
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "change").unwrap();
+    assert_eq!(lines.next().unwrap().unwrap(), "changed");
+
+    let changed = json(&["scan", "next", "changed", "--state", state]);
+    assert!(addresses(&changed).contains(&address), "{changed}");
+    assert!(changed["count"].as_u64().unwrap() <= before);
+    let equal = json(&["scan", "next", "equal", &second.to_string(), "--state", state]);
+    assert!(addresses(&equal).contains(&address), "{equal}");
+    let second_text = second.to_string();
+    assert!(equal["shown"].as_array().unwrap().iter().all(|c| c["value"] == second_text.as_str()));
+    // Nothing changes any more: `changed` leaves no candidate.
+    let none = json(&["scan", "next", "changed", "--state", state]);
+    assert_eq!(none["count"], 0);
+
+    // `write` changes it; `read` and a new scan's narrowing see the new value.
+    json(&["scan", "value", "u32", &second.to_string(), "--pid", &pid, "--state", state]);
+    let third = second ^ 0xff;
+    let at = format!("{address:#x}");
+    let le: String = third.to_le_bytes().iter().map(|b| format!("{b:02x} ")).collect();
+    let written = json(&["write", &at, &le, "--pid", &pid]);
+    assert_eq!(written["written"], 4);
+    let read = json(&["read", &at, "4", "--pid", &pid]);
+    assert_eq!(read["data"], le.replace(' ', ""));
+    let equal = json(&["scan", "next", "equal", &third.to_string(), "--state", state]);
+    assert_eq!(addresses(&equal), BTreeSet::from([address]), "{equal}");
+
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn plugins_install_verify_and_remove_in_a_directory_and_refuse_with_the_reason() {
+    let dir = temp_dir("cli-plugins");
+    let plugins = dir.join("plugins");
+    let plugins_arg = plugins.to_str().unwrap();
+    // The test plugin: not built in, so the inventory lists its file (a file of a built-in
+    // plugin of the same version is skipped).
+    let library = shipped("probe_fixture");
+    let installed = json(&["plugins", "install", library.to_str().unwrap(), "--dir", plugins_arg]);
+    assert_eq!(installed[0]["ok"], true);
+    assert_eq!(installed[0]["plugins"][0], "probe");
+    let file: PathBuf = plugins.join("libmemflow_probe_fixture.so");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&library).unwrap());
+
+    let verified = json(&["plugins", "verify", "--dir", plugins_arg]);
+    assert_eq!(verified.as_array().unwrap().len(), 1);
+    assert_eq!(verified[0]["ok"], true);
+    // The inventory sees it where the CLI looks for plugins.
+    let listed = memflow().args(["plugins", "list", "--json"]).env("MEMFLOW_PLUGIN_PATH", &plugins).output().unwrap();
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(listed["plugins"].as_array().unwrap().iter().any(|p| p["file"] == file.to_str().unwrap()), "{listed}");
+
+    // Group-writable: verify refuses it with the reason (exit code 4), list shows it refused.
+    set_mode(&file, 0o775);
+    let out = run(&["plugins", "verify", "--dir", plugins_arg, "--json"]);
+    assert_eq!(out.status.code(), Some(4));
+    let verified: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reason = verified[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("writable by group or others"), "{reason}");
+    let listed = memflow().args(["plugins", "list", "--json"]).env("MEMFLOW_PLUGIN_PATH", &plugins).output().unwrap();
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let refused = listed["refused"].as_array().unwrap().iter().find(|r| r["file"] == file.to_str().unwrap());
+    assert!(refused.unwrap()["reason"].as_str().unwrap().contains("writable by group or others"), "{listed}");
+    // ... and install refuses to copy a group-writable file, naming the reason on one line.
+    let out = run(&["plugins", "install", file.to_str().unwrap(), "--dir", dir.join("other").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("writable by group or others") && stderr.lines().count() == 1, "{stderr}");
+    assert!(!dir.join("other/libmemflow_probe_fixture.so").exists());
+
+    // A file that belongs to another user.
+    set_mode(&file, 0o755);
+    std::os::unix::fs::chown(&file, Some(65534), None).unwrap();
+    let out = run(&["plugins", "verify", "--dir", plugins_arg, "--json"]);
+    assert_eq!(out.status.code(), Some(4));
+    let verified: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(verified[0]["reason"].as_str().unwrap().contains("belongs to uid 65534"), "{verified}");
+    std::os::unix::fs::chown(&file, Some(0), None).unwrap();
+
+    let removed = json(&["plugins", "remove", "probe", "--dir", plugins_arg]);
+    assert_eq!(removed[0]["file"], file.to_str().unwrap());
+    assert!(!file.exists());
+    assert_eq!(run(&["plugins", "remove", "probe", "--dir", plugins_arg]).status.code(), Some(3));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn errors_are_one_line_with_documented_exit_codes() {
+    let out = run(&["modules", "no-such-process-name"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no-such-process-name") && stderr.contains("not found"), "{stderr}");
+    assert_eq!(run(&["no-such-command"]).status.code(), Some(2));
+    assert_eq!(run(&["read", "0xzz", "4"]).status.code(), Some(2));
+    assert_eq!(run(&["scan", "pattern", "90", "--pid", "1", "--limit", "0"]).status.code(), Some(2));
+    assert_eq!(run(&["scan", "pattern", "?? ??", "--pid", "1"]).status.code(), Some(2));
+    // A chain ending in a connector cannot list processes: a usage error naming the chain.
+    let fx = Fixture::load("cloud-4l");
+    let conn = format!("coredump:{}", fx.dir.join("dump.elf").display());
+    let out = run(&["-c", &conn, "ps"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("ends in a connector"));
+    let out = run(&["-c", "nosuchplugin", "ps"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("nosuchplugin"));
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_definitions() {
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.status.success());
+    let bash = String::from_utf8(bash.stdout).unwrap();
+    assert!(bash.contains("memflow") && bash.contains("vtop") && bash.contains("--chain"));
+    let man = run(&["man"]);
+    assert!(man.status.success());
+    let man = String::from_utf8(man.stdout).unwrap();
+    assert!(man.contains(".TH memflow") && man.contains("Exit codes"), "{}", &man[..man.len().min(400)]);
+}
