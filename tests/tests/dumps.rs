@@ -144,7 +144,7 @@ fn lime_and_raw_copies_read_back_identical(name: &'static str) {
 
     let mut lime = open(&lime_path, OpenOptions::default()).unwrap();
     assert_eq!(lime.format(), DumpFormat::Lime);
-    let mut raw = open(&raw_path, OpenOptions { writable: false, raw_map: Some(raw_map) }).unwrap();
+    let mut raw = open(&raw_path, OpenOptions { raw_map: Some(raw_map), ..OpenOptions::default() }).unwrap();
     assert_eq!(raw.format(), DumpFormat::Raw);
     assert_eq!(lime.memory_map().ranges().len(), ranges.len());
     assert_eq!(lime.metadata().real_size, elf.metadata().real_size);
