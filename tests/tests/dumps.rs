@@ -171,6 +171,51 @@ fn lime_and_raw_copies_read_back_identical(name: &'static str) {
     }
 }
 
+/// A compressed dump of the same guest moment as the fixture's `dump.elf`: the same memory
+/// map, the same CPU state, and every page present in both holds the same bytes.
+fn compressed_dump_matches_the_elf(name: &'static str) {
+    let fx = Fixture::load(name);
+    let mut dump = fx.open();
+    let mut elf = fx.open_elf();
+    let ranges = |c: &FileConnector| -> Vec<(Address, umem)> {
+        c.memory_map().ranges().iter().map(|r| (r.base, r.size)).collect()
+    };
+    assert_eq!(ranges(&dump), ranges(&elf), "{name}: memory map");
+    assert_eq!(dump.info().cpus, elf.info().cpus, "{name}: CPU state");
+    assert!(!dump.info().description.is_empty());
+    const PAGE: usize = 4096;
+    let (mut a, mut b) = (vec![0u8; 64 * PAGE], vec![0u8; 64 * PAGE]);
+    let mut pages = 0u64;
+    for r in elf.memory_map().ranges().to_vec() {
+        let mut off: umem = 0;
+        while off < r.size {
+            let len = (r.size - off).min(a.len() as umem) as usize;
+            let at = PhysicalAddress::plain(r.base + off);
+            let ra = elf.phys_read_raw_into(at, &mut a[..len]);
+            let rb = dump.phys_read_raw_into(at, &mut b[..len]);
+            assert!(!ra.is_partial(), "{name}: ELF read at {}", r.base + off);
+            // QEMU saves every page: nothing is absent.
+            assert!(!rb.is_partial(), "{name}: compressed read at {}", r.base + off);
+            for (i, (pa, pb)) in a[..len].chunks(PAGE).zip(b[..len].chunks(PAGE)).enumerate() {
+                assert!(pa == pb, "{name}: page at {} differs", r.base + off + (i * PAGE) as umem);
+                pages += 1;
+            }
+            off += len as umem;
+        }
+    }
+    assert_eq!(pages * PAGE as u64, to_u64(elf.metadata().real_size), "{name}");
+}
+
+#[test]
+fn qemu_kdump_zlib_matches_the_elf() {
+    compressed_dump_matches_the_elf("cloud-4l/dump.kdump-zlib");
+}
+
+#[test]
+fn makedumpfile_reassembled_kdump_matches_the_elf() {
+    compressed_dump_matches_the_elf("cloud-4l/dump.kdump-zlib-plain");
+}
+
 macro_rules! fixture_tests {
     ($($module:ident: $name:literal, la57: $la57:literal);* $(;)?) => {$(
         mod $module {

@@ -393,6 +393,10 @@ fixture_tests! {
     cloud_4l_5g: "cloud-4l-5g",
     trixie_4l_kaslr: "trixie-4l-kaslr",
     trixie_5l: "trixie-5l",
+    // The same guest moment as cloud-4l's dump.elf, in QEMU's compressed kdump (flattened) and
+    // makedumpfile's reassembly of it (plain).
+    cloud_4l_kdump_zlib: "cloud-4l/dump.kdump-zlib",
+    cloud_4l_kdump_zlib_plain: "cloud-4l/dump.kdump-zlib-plain",
 }
 
 /// With page-table isolation a CPU in user mode runs on the user copy of the tables (the page

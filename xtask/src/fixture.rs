@@ -21,6 +21,18 @@
 //!   (kernel package and version, la57, marker, control registers...). Written last: its
 //!   presence marks a complete fixture.
 //!
+//! The fixture [`COMPRESSED_DUMPS_OF`] also gets
+//! compressed dumps of the same guest moment (the guest is stopped before the first dump):
+//! `dump.kdump-FORMAT` for each of QEMU's kdump formats that
+//! `query-dump-guest-memory-capability` lists (QEMU 7.2 writes them in makedumpfile's
+//! flattened form), and `dump.kdump-zlib-plain`, makedumpfile's reassembly (`-R`) of
+//! `dump.kdump-zlib` into a plain kdump; `meta.txt` lists them (`compressed_dumps=`).
+//!
+//! makedumpfile's page filtering (`-d 31`) is not among them: it refuses QEMU's ELF cores
+//! ("Can't get the number of PT_LOAD"), and refiltering QEMU's kdump (1.7.2, with the
+//! guest's VMCOREINFO given by `-i`) finds no `mem_map` and fails, or at `-d 1` writes an
+//! empty dump and crashes with `-F`.
+//!
 //! A fixture whose `dump.elf` and `serial.log` exist and whose `meta.txt` starts with the same
 //! request is kept without touching apt or QEMU. The kernel version is not part of the
 //! request: a cached fixture keeps its kernel until `--force` (or deleting its directory),
@@ -57,6 +69,12 @@ pub const SECTIONS: [&str; 12] = [
     "meminfo",
     "dmesg",
 ];
+
+/// The fixture of the default set that also gets compressed dumps.
+pub const COMPRESSED_DUMPS_OF: &str = "cloud-4l";
+
+/// QEMU's kdump formats, written when the QEMU at hand lists them.
+const QEMU_KDUMP_FORMATS: [&str; 3] = ["kdump-zlib", "kdump-lzo", "kdump-snappy"];
 
 /// How long QEMU may take to write the dump.
 const DUMP_TIMEOUT: Duration = Duration::from_secs(600);
@@ -191,23 +209,29 @@ pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
     // A previous, possibly different, fixture is invalid from here on.
     let _ = std::fs::remove_file(out.join("meta.txt"));
 
+    let compressed = name == COMPRESSED_DUMPS_OF;
     let mut guest = Guest::boot(TAG, name, &fixture.options, &kernel, &[])?;
     log(TAG, name, "dumping memory");
     let partial = Scratch::at(out.join("dump.elf.partial"));
-    dump(&guest.qmp(), partial.path()).map_err(|e| format!("memory dump over QMP failed: {e}"))?;
+    let kdumps = dump(&guest.qmp(), partial.path(), compressed.then_some(out.as_path()))
+        .map_err(|e| format!("memory dump over QMP failed: {e}"))?;
     // The dump ended with `quit`; the guest's drop kills a QEMU that takes longer.
     guest.wait_exit(Duration::from_secs(10));
 
     let serial =
         std::fs::read_to_string(guest.serial_raw()).map_err(|e| format!("serial console: {e}"))?.replace('\r', "");
-    let meta = check_and_describe(fixture, &kernel, &guest, &serial, partial.path())?;
+    let mut meta = check_and_describe(fixture, &kernel, &guest, &serial, partial.path())?;
+    if compressed {
+        let mut files: Vec<String> = kdumps.iter().map(|f| format!("dump.{f}")).collect();
+        if kdumps.contains(&"kdump-zlib") {
+            files.push(reassemble(name, &out, "dump.kdump-zlib", "dump.kdump-zlib-plain")?);
+        }
+        meta += &format!("compressed_dumps={}\n", files.join(","));
+    }
 
-    // QEMU creates the dump 0400; the tests may not run as root.
     let dump_size = std::fs::metadata(partial.path()).map(|m| m.len()).unwrap_or_default();
-    std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o644))
-        .map_err(|e| format!("dump.elf.partial: {e}"))?;
     let write = |file: &str, bytes: &[u8]| std::fs::write(out.join(file), bytes).map_err(|e| format!("{file}: {e}"));
-    std::fs::rename(partial.path(), out.join("dump.elf")).map_err(|e| format!("dump.elf: {e}"))?;
+    publish(partial.path(), &out.join("dump.elf"))?;
     write("serial.log", serial.as_bytes())?;
     std::fs::copy(guest.kallsyms(), out.join("kallsyms.txt")).map_err(|e| format!("kallsyms.txt: {e}"))?;
     write("meta.txt", format!("{request}{meta}").as_bytes())?;
@@ -281,7 +305,7 @@ fn check_and_describe(
 fn request_meta(fixture: &Fixture) -> Result<String, String> {
     let init_sha256 = sha256_of(&root().join("scripts/guest-init.sh"))?;
     let o = &fixture.options;
-    Ok(format!(
+    let mut request = format!(
         "fixture_format={FIXTURE_FORMAT}\nname={}\nmachine={}\ncpu={}\nmem={}\nappend={}\nkernel={}\ninit_sha256={init_sha256}\n",
         fixture.name,
         GUEST.machine,
@@ -289,7 +313,11 @@ fn request_meta(fixture: &Fixture) -> Result<String, String> {
         o.mem,
         o.append,
         o.kernel
-    ))
+    );
+    if fixture.name == COMPRESSED_DUMPS_OF {
+        request += "compressed=qemu-kdump,makedumpfile-reassembled\n";
+    }
+    Ok(request)
 }
 
 /// True if `out` holds a complete fixture made for `request`.
@@ -303,11 +331,38 @@ fn cache_hit(out: &Path, request: &str) -> bool {
 }
 
 /// Dumps the guest's memory through its QMP socket `socket` into `file` (ELF, physical
-/// memory), then tells QEMU to quit.
-fn dump(socket: &Path, file: &Path) -> Result<(), String> {
+/// memory) and, with `kdump_dir`, into `kdump_dir/dump.FORMAT` for each of
+/// [`QEMU_KDUMP_FORMATS`] that this QEMU writes (returned), all of the same stopped guest;
+/// then tells QEMU to quit.
+fn dump(socket: &Path, file: &Path, kdump_dir: Option<&Path>) -> Result<Vec<&'static str>, String> {
     let qmp_error = |e| format!("QMP: {e}");
     let mut qmp = Qmp::connect(socket).map_err(qmp_error)?;
-    let arguments = json!({ "paging": false, "protocol": format!("file:{}", file.display()), "detach": true });
+    qmp.execute("stop", None).map_err(qmp_error)?;
+    dump_one(&mut qmp, "elf", file)?;
+    let mut kdumps = Vec::new();
+    if let Some(dir) = kdump_dir {
+        let capability = qmp.execute("query-dump-guest-memory-capability", None).map_err(qmp_error)?;
+        for format in QEMU_KDUMP_FORMATS {
+            if !capability["formats"].as_array().is_some_and(|f| f.iter().any(|v| v == format)) {
+                eprintln!("this QEMU does not write {format}; skipped");
+                continue;
+            }
+            let partial = Scratch::at(dir.join(format!("dump.{format}.partial")));
+            dump_one(&mut qmp, format, partial.path())?;
+            publish(partial.path(), &dir.join(format!("dump.{format}")))?;
+            kdumps.push(format);
+        }
+    }
+    // QEMU may close the connection before it replies.
+    let _ = qmp.execute("quit", None);
+    Ok(kdumps)
+}
+
+/// One `dump-guest-memory` of the (stopped) guest in `format` into `file`.
+fn dump_one(qmp: &mut Qmp, format: &str, file: &Path) -> Result<(), String> {
+    let qmp_error = |e| format!("QMP: {e}");
+    let arguments =
+        json!({ "paging": false, "protocol": format!("file:{}", file.display()), "detach": true, "format": format });
     qmp.execute("dump-guest-memory", Some(arguments)).map_err(qmp_error)?;
     let start = Instant::now();
     let event = loop {
@@ -316,20 +371,40 @@ fn dump(socket: &Path, file: &Path) -> Result<(), String> {
             break event;
         }
         if start.elapsed() > DUMP_TIMEOUT {
-            return Err(format!("dump did not complete within {}s", DUMP_TIMEOUT.as_secs()));
+            return Err(format!("{format} dump did not complete within {}s", DUMP_TIMEOUT.as_secs()));
         }
     };
     if let Some(error) = event["data"].get("error") {
-        return Err(format!("dump failed: {error}"));
+        return Err(format!("{format} dump failed: {error}"));
     }
     let status = qmp.execute("query-dump", None).map_err(qmp_error)?;
     if status["status"] != "completed" {
         return Err(format!("query-dump reports {status}"));
     }
-    eprintln!("dump completed: {} bytes of guest memory -> {}", status["completed"], file.display());
-    // QEMU may close the connection before it replies.
-    let _ = qmp.execute("quit", None);
+    eprintln!("{format} dump completed: {} bytes of guest memory -> {}", status["completed"], file.display());
     Ok(())
+}
+
+/// Makes the dump `partial` readable by all (QEMU creates dumps 0400; the tests may not run
+/// as root) and renames it to `file`.
+fn publish(partial: &Path, file: &Path) -> Result<(), String> {
+    std::fs::set_permissions(partial, std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| format!("{}: {e}", partial.display()))?;
+    std::fs::rename(partial, file).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// Writes `out/to`, makedumpfile's reassembly (`-R`) of the flattened kdump `out/from` into a
+/// plain one; returns `to`.
+fn reassemble(name: &str, out: &Path, from: &str, to: &'static str) -> Result<String, String> {
+    log(TAG, name, format_args!("makedumpfile -R {to} < {from}"));
+    let partial = Scratch::at(out.join(format!("{to}.partial")));
+    let _ = std::fs::remove_file(partial.path());
+    let input = std::fs::File::open(out.join(from)).map_err(|e| format!("{from}: {e}"))?;
+    let mut command = std::process::Command::new("makedumpfile");
+    command.arg("-R").arg(partial.path()).stdin(input).stdout(std::process::Stdio::null());
+    crate::run_command(&mut command).map_err(|e| format!("makedumpfile -R for {to}: {e}"))?;
+    publish(partial.path(), &out.join(to))?;
+    Ok(to.to_string())
 }
 
 /// The lines a guest printed between `==== MEMFLOW-BEGIN name ====` and its END line in
