@@ -55,7 +55,9 @@ impl Fixture {
             // QEMU 7.2 writes its kdump formats flattened; makedumpfile -R made the plain one.
             Some(f) if f.ends_with("-plain") => DumpFormat::Kdump,
             Some(f) if f.starts_with("dump.kdump-") => DumpFormat::FlattenedKdump,
-            Some(f) if f.starts_with("dump.avml") => DumpFormat::Avml,
+            // AVML without --compress writes LiME.
+            Some("dump.avml-lime") => DumpFormat::Lime,
+            Some("dump.avml") => DumpFormat::Avml,
             _ => panic!("{}: unknown kind of dump {}", self.name, self.dump.display()),
         };
         assert_eq!(conn.format(), want, "{}", self.name);

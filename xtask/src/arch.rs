@@ -23,6 +23,8 @@ pub struct Arch {
     pub elf_machine: u16,
     /// The kernel configuration line without which `-cpu max` gives no 5-level paging.
     pub five_level_config: &'static str,
+    /// The Rust target of programs built for the guest (AVML).
+    pub rust_target: &'static str,
 }
 
 /// x86-64 guests: the q35 machine, ttyS0.
@@ -36,6 +38,7 @@ pub const X86_64: Arch = Arch {
     busybox: "/bin/busybox",
     elf_machine: 62,
     five_level_config: "CONFIG_X86_5LEVEL=y",
+    rust_target: "x86_64-unknown-linux-gnu",
 };
 
 /// The architecture of the guests the fixtures and live tests boot.

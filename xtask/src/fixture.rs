@@ -26,7 +26,10 @@
 //! `dump.kdump-FORMAT` for each of QEMU's kdump formats that
 //! `query-dump-guest-memory-capability` lists (QEMU 7.2 writes them in makedumpfile's
 //! flattened form), and `dump.kdump-zlib-plain`, makedumpfile's reassembly (`-R`) of
-//! `dump.kdump-zlib` into a plain kdump; `meta.txt` lists them (`compressed_dumps=`).
+//! `dump.kdump-zlib` into a plain kdump. Its guest also takes two AVML captures of itself
+//! (`xtask::avml`, run by `scripts/guest-init.sh` on `/proc/kcore` shortly before the ELF
+//! dump, so not of the same moment), written to two NVMe disks: `dump.avml-lime` (plain, LiME)
+//! and `dump.avml` (`--compress`). `meta.txt` lists them all (`compressed_dumps=`).
 //!
 //! makedumpfile's page filtering (`-d 31`) is not among them: it refuses QEMU's ELF cores
 //! ("Can't get the number of PT_LOAD"), and refiltering QEMU's kdump (1.7.2, with the
@@ -38,7 +41,7 @@
 //! request: a cached fixture keeps its kernel until `--force` (or deleting its directory),
 //! even if apt has a newer one.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -75,6 +78,13 @@ pub const COMPRESSED_DUMPS_OF: &str = "cloud-4l";
 
 /// QEMU's kdump formats, written when the QEMU at hand lists them.
 const QEMU_KDUMP_FORMATS: [&str; 3] = ["kdump-zlib", "kdump-lzo", "kdump-snappy"];
+
+/// The AVML captures: (file, what the guest calls it in its `avml` section), one NVMe disk
+/// each, in the order the guest sees the disks.
+const AVML_DISKS: [(&str, &str); 2] = [("dump.avml-lime", "lime"), ("dump.avml", "compressed")];
+
+/// Size of each (sparse) AVML disk: more than a capture of the 256 MiB guest.
+const AVML_DISK_SIZE: u64 = 1 << 30;
 
 /// How long QEMU may take to write the dump.
 const DUMP_TIMEOUT: Duration = Duration::from_secs(600);
@@ -210,7 +220,27 @@ pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
     let _ = std::fs::remove_file(out.join("meta.txt"));
 
     let compressed = name == COMPRESSED_DUMPS_OF;
-    let mut guest = Guest::boot(TAG, name, &fixture.options, &kernel, &[])?;
+    let (avml, disks) = if compressed {
+        (
+            Some(crate::avml::ensure()?),
+            AVML_DISKS.iter().map(|(file, _)| Scratch::at(out.join(format!("{file}.partial")))).collect(),
+        )
+    } else {
+        (None, Vec::new())
+    };
+    let mut qemu_args = Vec::new();
+    for (i, disk) in disks.iter().enumerate() {
+        std::fs::File::create(disk.path())
+            .and_then(|f| f.set_len(AVML_DISK_SIZE))
+            .map_err(|e| format!("{}: {e}", disk.path().display()))?;
+        qemu_args.push("-drive".to_string());
+        qemu_args.push(format!("file={},if=none,id=avml{i},format=raw", disk.path().display()));
+        qemu_args.push("-device".to_string());
+        qemu_args.push(format!("nvme,drive=avml{i},serial=avml{i}"));
+    }
+    let qemu_args: Vec<&str> = qemu_args.iter().map(String::as_str).collect();
+    let programs: Vec<&Path> = avml.iter().map(PathBuf::as_path).collect();
+    let mut guest = Guest::boot(TAG, name, &fixture.options, &kernel, &qemu_args, &programs)?;
     log(TAG, name, "dumping memory");
     let partial = Scratch::at(out.join("dump.elf.partial"));
     let kdumps = dump(&guest.qmp(), partial.path(), compressed.then_some(out.as_path()))
@@ -226,6 +256,7 @@ pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
         if kdumps.contains(&"kdump-zlib") {
             files.push(reassemble(name, &out, "dump.kdump-zlib", "dump.kdump-zlib-plain")?);
         }
+        files.extend(avml_captures(&serial, &disks, &out)?);
         meta += &format!("compressed_dumps={}\n", files.join(","));
     }
 
@@ -315,7 +346,7 @@ fn request_meta(fixture: &Fixture) -> Result<String, String> {
         o.kernel
     );
     if fixture.name == COMPRESSED_DUMPS_OF {
-        request += "compressed=qemu-kdump,makedumpfile-reassembled\n";
+        request += &format!("compressed=qemu-kdump,makedumpfile-reassembled,avml-{}\n", crate::avml::VERSION);
     }
     Ok(request)
 }
@@ -391,6 +422,87 @@ fn publish(partial: &Path, file: &Path) -> Result<(), String> {
     std::fs::set_permissions(partial, std::fs::Permissions::from_mode(0o644))
         .map_err(|e| format!("{}: {e}", partial.display()))?;
     std::fs::rename(partial, file).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// Cuts the AVML disks to their captures (after the guest's `avml` section reported
+/// `NAME status=0` for each), checks each starts with its format's magic, and publishes them;
+/// returns their file names.
+fn avml_captures(serial: &str, disks: &[Scratch], out: &Path) -> Result<Vec<String>, String> {
+    let report = section(serial, "avml").ok_or("the guest printed no avml section (is /bin/avml in the initramfs?)")?;
+    let mut files = Vec::new();
+    for ((file, what), disk) in AVML_DISKS.iter().zip(disks) {
+        if !report.lines().any(|l| l == format!("{what} status=0")) {
+            return Err(format!("avml {what} failed in the guest: {report:?}"));
+        }
+        let image = std::fs::OpenOptions::new().read(true).write(true).open(disk.path());
+        let image = image.map_err(|e| format!("{}: {e}", disk.path().display()))?;
+        let mut magic = [0u8; 4];
+        image.read_exact_at(&mut magic, 0).map_err(|e| format!("{file}: {e}"))?;
+        let want: &[u8; 4] = if *what == "lime" { b"EMiL" } else { b"AVML" };
+        if &magic != want {
+            return Err(format!(
+                "{file} starts with {magic:?}, not {want:?}: the guest saw the disks in another order"
+            ));
+        }
+        let len = capture_len(&image).map_err(|e| format!("{file}: {e}"))?;
+        image.set_len(len).map_err(|e| format!("{}: {e}", disk.path().display()))?;
+        publish(disk.path(), &out.join(file))?;
+        files.push(file.to_string());
+    }
+    Ok(files)
+}
+
+/// The length of the LiME or AVML capture at the start of `disk`, a zeroed disk larger than
+/// it: its blocks (a 32-byte header with the range, then the bytes, or for AVML the Snappy
+/// frame chunks holding them and their length as a `u64`), walked up to the first bytes that
+/// are not a block header.
+fn capture_len(disk: &std::fs::File) -> Result<u64, String> {
+    let read = |at: u64, buf: &mut [u8]| disk.read_exact_at(buf, at).map_err(|e| format!("at {at:#x}: {e}"));
+    let u64_at = |at: u64| -> Result<u64, String> {
+        let mut b = [0u8; 8];
+        read(at, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    };
+    let mut at = 0u64;
+    loop {
+        let mut header = [0u8; 32];
+        read(at, &mut header)?;
+        let size = u64_at(at + 16)?.wrapping_sub(u64_at(at + 8)?).wrapping_add(1);
+        at = match &header[..4] {
+            b"EMiL" => at + 32 + size,
+            b"AVML" => {
+                let frames = at + 32;
+                let (mut p, mut done) = (frames, 0u64);
+                while done < size {
+                    // Type, 24-bit length, then for data chunks a CRC and the data.
+                    let mut chunk = [0u8; 13];
+                    read(p, &mut chunk)?;
+                    let len = u64::from(chunk[1]) | u64::from(chunk[2]) << 8 | u64::from(chunk[3]) << 16;
+                    done += match chunk[0] {
+                        // Compressed data: the uncompressed length is the varint after the CRC.
+                        0x00 => {
+                            let mut n = 0u64;
+                            for (i, b) in chunk[8..].iter().enumerate() {
+                                n |= u64::from(b & 0x7f) << (7 * i);
+                                if b & 0x80 == 0 {
+                                    break;
+                                }
+                            }
+                            n
+                        }
+                        0x01 => len - 4,
+                        _ => 0,
+                    };
+                    p += 4 + len;
+                }
+                if u64_at(p)? != p - frames {
+                    return Err(format!("the AVML block at {at:#x} does not end with the length of its frames"));
+                }
+                p + 8
+            }
+            _ => return Ok(at),
+        };
+    }
 }
 
 /// Writes `out/to`, makedumpfile's reassembly (`-R`) of the flattened kdump `out/from` into a

@@ -133,8 +133,8 @@ pub struct Guest {
 }
 
 impl Guest {
-    /// Boots a guest with `kernel` and `options` plus `extra` QEMU arguments and waits until
-    /// it is ready. `tag` and `name` prefix the progress lines; `tag` also names the
+    /// Boots a guest with `kernel` and `options` plus `extra` QEMU arguments and `programs`
+    /// (static executables) in the initramfs's `/bin`, and waits until it is ready. `tag` and `name` prefix the progress lines; `tag` also names the
     /// temporary directory.
     pub fn boot(
         tag: &str,
@@ -142,11 +142,12 @@ impl Guest {
         options: &GuestOptions,
         kernel: &Kernel,
         extra: &[&str],
+        programs: &[&Path],
     ) -> Result<Guest, String> {
         let work = Scratch::new_dir(Path::new("/tmp"), &format!("memflow-{tag}"))?;
         let initrd = work.path().join("initrd.cpio");
         let busybox = std::env::var_os("BUSYBOX").map_or_else(|| PathBuf::from(GUEST.busybox), PathBuf::from);
-        crate::initramfs::write(&initrd, &busybox, &root().join("scripts/guest-init.sh"), &kernel.modules())?;
+        crate::initramfs::write(&initrd, &busybox, &root().join("scripts/guest-init.sh"), &kernel.modules(), programs)?;
 
         let dir = work.path();
         let file_arg = |file: &str| format!("file:{}", dir.join(file).display());
@@ -290,7 +291,7 @@ impl LiveGuest {
         deps::ensure()?;
         let kernel = options.kernel("live-guest", name)?;
         let qemu_name = format!("memflow-test-{name}");
-        let guest = Guest::boot("live-guest", name, options, &kernel, &["-name", &qemu_name])?;
+        let guest = Guest::boot("live-guest", name, options, &kernel, &["-name", &qemu_name], &[])?;
         Ok(LiveGuest { name: qemu_name, pid: guest.pid(), qmp: guest.qmp(), serial: guest.serial_raw(), guest })
     }
 

@@ -223,8 +223,9 @@ pub fn map_file(path: &Path, writable: bool) -> Result<MappedFile> {
 enum Memory {
     /// The mapped file, laid out by a memory map.
     Mapped(BufferMemory),
-    /// Blocks decompressed on demand.
-    Compressed(CompressedMemory),
+    /// Blocks decompressed on demand (boxed: its cache state is large, and the mapped
+    /// variant's hot path should not carry it).
+    Compressed(Box<CompressedMemory>),
 }
 
 /// Evaluates `$call` with `$m` bound to the memory in `$mem` (a `&Memory` or `&mut Memory`),
@@ -258,7 +259,7 @@ impl FileConnector {
     /// Serves the compressed dump in `file` indexed by `store`, with a block cache of
     /// `cache_size` bytes per reader.
     pub(crate) fn compressed(file: Arc<dyn Backing>, store: Store, info: DumpInfo, cache_size: usize) -> Result<Self> {
-        let mem = Memory::Compressed(CompressedMemory::new(file, store, cache_size)?);
+        let mem = Memory::Compressed(Box::new(CompressedMemory::new(file, store, cache_size)?));
         Ok(FileConnector { mem, info: Arc::new(info) })
     }
 

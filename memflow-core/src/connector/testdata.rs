@@ -244,6 +244,29 @@ fn write_fuzz_seeds() {
         write(&root.join(target), "lime3", &lime);
     }
     write(&root.join("detect"), "raw", &pattern(0x200, 11));
+    // Small kdumps of every codec (pages, a zero page, excluded pages, CPU notes), plain and
+    // flattened, and AVML captures.
+    use super::codec::Codec;
+    for (name, codec) in [("zlib", Codec::Zlib), ("lzo", Codec::Lzo), ("snappy", Codec::Snappy), ("zstd", Codec::Zstd)]
+    {
+        let mut f = super::kdump::testfile::KdumpFile::new(codec, 12);
+        for pfn in [0u64, 1, 4, 9] {
+            f.pages.insert(pfn, pattern(0x1000, pfn as u8));
+        }
+        f.pages.insert(5, vec![0; 0x1000]);
+        f.excluded = vec![2, 3];
+        f.notes = qemu_core().note_bytes();
+        let bytes = f.build().bytes;
+        write(&root.join("kdump"), &format!("kdump-{name}"), &bytes);
+        let half = bytes.len() / 2;
+        let flat = super::kdump::flat_stream(&[(half as u64, &bytes[half..]), (0, &bytes[..half])]);
+        write(&root.join("kdump"), &format!("flat-{name}"), &flat);
+    }
+    let mut avml = super::avml::block(0x1000, &pattern(70000, 12));
+    avml.extend_from_slice(&lime::header(0x20000, 0x20fff));
+    avml.extend_from_slice(&pattern(0x1000, 13));
+    avml.extend_from_slice(&super::avml::block(0x100000, &vec![0; 300]));
+    write(&root.join("avml"), "avml3", &avml);
 
     fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) {
         std::fs::create_dir_all(dir).unwrap();

@@ -31,6 +31,8 @@ use crate::mem::alloc::zeroed_vec;
 use crate::mem::MemoryMap;
 use crate::types::{umem, Address};
 
+#[cfg(test)]
+pub(crate) use flat::flatten as flat_stream;
 pub(crate) use flat::is_flattened;
 
 /// True if `bytes` starts with the kdump signature.
