@@ -143,7 +143,7 @@ section meminfo head -n 3 /proc/meminfo
 section dmesg dmesg
 
 # AVML captures of this running guest from /proc/kcore, when the fixture builder shipped
-# /bin/avml and two NVMe disks (the fixture with compressed dumps): LiME on the first disk,
+# /bin/avml and two NVMe disks (fixture cloud-4l-avml): LiME on the first disk,
 # Snappy-compressed AVML on the second (the host finds where each ends).
 avml_captures() {
     avml acquire --source /proc/kcore /dev/nvme0n1

@@ -3,7 +3,9 @@
 //!
 //! - `open_to_process_list/{elf,kdump-zlib-flat,kdump-zlib-plain}`: open the dump, find the
 //!   kernel (CPU state, kallsyms, BTF) and list every process, as `coredump:DUMP -> linux`
-//!   does;
+//!   does; `.../avml-{elf-scan,lime,compressed}` the same on the cloud-4l-avml fixture (the
+//!   same guest, which took AVML captures of itself), where the kernel is found by scanning
+//!   since AVML records no CPU state, the ELF dump opened the same way for comparison;
 //! - `random_4k/{ours-cold,zlib-alone}`: 4 KiB reads of seeded random zlib-compressed pages
 //!   from the plain kdump with a one-page cache (every read decompresses), and `flate2`
 //!   inflating the same stored bytes (found through the dump's own bitmap and page
@@ -13,8 +15,8 @@
 //!   256 pages' stored bytes (all-zero pages are stored once in the dump: ours decompresses
 //!   that one once and then finds it in the cache, the codec alone inflates it every time).
 //!
-//! Run: `cargo bench -p memflow-tests --bench compressed_dumps` (needs the cloud-4l fixture
-//! with its compressed dumps: `cargo xtask fixtures`).
+//! Run: `cargo bench -p memflow-tests --bench compressed_dumps` (needs the cloud-4l and
+//! cloud-4l-avml fixtures: `cargo xtask fixtures`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failed run
 
 use std::hint::black_box;
@@ -84,16 +86,23 @@ fn inflate(z: &mut flate2::Decompress, input: &[u8], out: &mut [u8]) {
     assert_eq!(status, flate2::Status::StreamEnd);
 }
 
-fn open_to_process_list(c: &mut Criterion, fx: &Fixture) {
+fn open_to_process_list(c: &mut Criterion, fx: &Fixture, avml: &Fixture) {
     let mut group = c.benchmark_group("open_to_process_list");
     group.sample_size(10);
-    for (name, file) in
-        [("elf", "dump.elf"), ("kdump-zlib-flat", "dump.kdump-zlib"), ("kdump-zlib-plain", "dump.kdump-zlib-plain")]
-    {
+    // (name, fixture, dump, use the CPU state)
+    let cases = [
+        ("elf", fx, "dump.elf", true),
+        ("kdump-zlib-flat", fx, "dump.kdump-zlib", true),
+        ("kdump-zlib-plain", fx, "dump.kdump-zlib-plain", true),
+        ("avml-elf-scan", avml, "dump.elf", false),
+        ("avml-lime", avml, "dump.avml-lime", false),
+        ("avml-compressed", avml, "dump.avml", false),
+    ];
+    for (name, fx, file, use_hints) in cases {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let conn = open_with(fx, file, memflow_core::connector::DEFAULT_CACHE_SIZE);
-                let hints = cpu_hints(&conn);
+                let hints = if use_hints { cpu_hints(&conn) } else { Vec::new() };
                 let mut os = LinuxOs::new(conn, &hints, LibArc::default()).unwrap();
                 black_box(os.process_info_list().unwrap().len())
             })
@@ -170,7 +179,7 @@ fn reads(c: &mut Criterion, fx: &Fixture) {
 
 fn benches(c: &mut Criterion) {
     let fx = Fixture::load("cloud-4l");
-    open_to_process_list(c, &fx);
+    open_to_process_list(c, &fx, &Fixture::load("cloud-4l-avml"));
     reads(c, &fx);
 }
 

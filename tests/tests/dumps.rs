@@ -239,12 +239,12 @@ fn avml_capture_holds_the_kernel_of_the_elf(name: &'static str) {
 
 #[test]
 fn avml_compressed_capture_holds_the_kernel() {
-    avml_capture_holds_the_kernel_of_the_elf("cloud-4l/dump.avml");
+    avml_capture_holds_the_kernel_of_the_elf("cloud-4l-avml/dump.avml");
 }
 
 #[test]
 fn avml_lime_capture_holds_the_kernel() {
-    avml_capture_holds_the_kernel_of_the_elf("cloud-4l/dump.avml-lime");
+    avml_capture_holds_the_kernel_of_the_elf("cloud-4l-avml/dump.avml-lime");
 }
 
 macro_rules! fixture_tests {

@@ -319,11 +319,20 @@ fn bad_files(dir: &Path, fixture: &Path) -> Vec<Case> {
         .fails(ANY),
         case(
             "5-files",
-            "LiME with 5000 ranges",
-            file("ranges-5000.lime", || lime(&pages_at((0..5000u64).map(|i| i << 12)))),
+            "LiME with 70000 one-byte ranges",
+            file("ranges-70000.lime", || lime(&(0..70000u64).map(|i| (i * 2, vec![0u8])).collect::<Vec<_>>())),
             LINUX,
         )
         .fails(&[ErrorKind::LimitExceeded]),
+        case(
+            "5-files",
+            "LiME with 60000 ranges in descending order",
+            file("ranges-60000-down.lime", || {
+                lime(&(0..60000u64).rev().map(|i| (i * 2, vec![0u8])).collect::<Vec<_>>())
+            }),
+            LINUX,
+        )
+        .fails(ANY),
     ]
 }
 

@@ -399,9 +399,10 @@ fixture_tests! {
     // makedumpfile's reassembly of it (plain).
     cloud_4l_kdump_zlib: "cloud-4l/dump.kdump-zlib",
     cloud_4l_kdump_zlib_plain: "cloud-4l/dump.kdump-zlib-plain",
-    // AVML captures the guest took of itself shortly before (no CPU state: found by scanning).
-    cloud_4l_avml: "cloud-4l/dump.avml",
-    cloud_4l_avml_lime: "cloud-4l/dump.avml-lime",
+    // AVML captures the guest took of itself shortly before its ELF dump (no CPU state: the
+    // kernel is found by scanning).
+    cloud_4l_avml: "cloud-4l-avml/dump.avml",
+    cloud_4l_avml_lime: "cloud-4l-avml/dump.avml-lime",
 }
 
 /// With page-table isolation a CPU in user mode runs on the user copy of the tables (the page

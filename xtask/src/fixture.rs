@@ -26,10 +26,16 @@
 //! `dump.kdump-FORMAT` for each of QEMU's kdump formats that
 //! `query-dump-guest-memory-capability` lists (QEMU 7.2 writes them in makedumpfile's
 //! flattened form), and `dump.kdump-zlib-plain`, makedumpfile's reassembly (`-R`) of
-//! `dump.kdump-zlib` into a plain kdump. Its guest also takes two AVML captures of itself
-//! (`xtask::avml`, run by `scripts/guest-init.sh` on `/proc/kcore` shortly before the ELF
-//! dump, so not of the same moment), written to two NVMe disks: `dump.avml-lime` (plain, LiME)
-//! and `dump.avml` (`--compress`). `meta.txt` lists them all (`compressed_dumps=`).
+//! `dump.kdump-zlib` into a plain kdump.
+//!
+//! The guest of [`AVML_CAPTURES_OF`] (the same guest as cloud-4l otherwise) takes two AVML
+//! captures of itself (`xtask::avml`, run by `scripts/guest-init.sh` on `/proc/kcore` shortly
+//! before the ELF dump, so not of the same moment), written to two NVMe disks:
+//! `dump.avml-lime` (plain, LiME) and `dump.avml` (`--compress`). They are not taken in
+//! cloud-4l itself: writing them fills the guest's RAM with page cache, and the hostile tests
+//! build their fake structures in cloud-4l's zeroed RAM.
+//!
+//! `meta.txt` lists the extra dumps (`compressed_dumps=`).
 //!
 //! makedumpfile's page filtering (`-d 31`) is not among them: it refuses QEMU's ELF cores
 //! ("Can't get the number of PT_LOAD"), and refiltering QEMU's kdump (1.7.2, with the
@@ -73,8 +79,11 @@ pub const SECTIONS: [&str; 12] = [
     "dmesg",
 ];
 
-/// The fixture of the default set that also gets compressed dumps.
+/// The fixture of the default set that also gets QEMU's compressed kdumps.
 pub const COMPRESSED_DUMPS_OF: &str = "cloud-4l";
+
+/// The fixture of the default set whose guest takes AVML captures of itself.
+pub const AVML_CAPTURES_OF: &str = "cloud-4l-avml";
 
 /// QEMU's kdump formats, written when the QEMU at hand lists them.
 const QEMU_KDUMP_FORMATS: [&str; 3] = ["kdump-zlib", "kdump-lzo", "kdump-snappy"];
@@ -111,8 +120,10 @@ pub struct Fixture {
 type DefaultFixture = (&'static str, Option<&'static str>, Flavour, &'static str, &'static str, &'static str, bool);
 
 /// The default fixture set. Add lines here to extend it.
-const DEFAULT_SET: [DefaultFixture; 8] = [
+const DEFAULT_SET: [DefaultFixture; 9] = [
     ("cloud-4l", None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
+    // cloud-4l's guest taking AVML captures of itself (AVML_CAPTURES_OF).
+    ("cloud-4l-avml", None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
     ("cloud-5l", None, Flavour::Cloud, "max", "256M", "nokaslr", true),
     ("cloud-4l-kaslr", None, Flavour::Cloud, "qemu64", "256M", "", false),
     ("generic-5l", None, Flavour::Generic, "max", "256M", "nokaslr", true),
@@ -220,7 +231,7 @@ pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
     let _ = std::fs::remove_file(out.join("meta.txt"));
 
     let compressed = name == COMPRESSED_DUMPS_OF;
-    let (avml, disks) = if compressed {
+    let (avml, disks) = if name == AVML_CAPTURES_OF {
         (
             Some(crate::avml::ensure()?),
             AVML_DISKS.iter().map(|(file, _)| Scratch::at(out.join(format!("{file}.partial")))).collect(),
@@ -251,12 +262,14 @@ pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
     let serial =
         std::fs::read_to_string(guest.serial_raw()).map_err(|e| format!("serial console: {e}"))?.replace('\r', "");
     let mut meta = check_and_describe(fixture, &kernel, &guest, &serial, partial.path())?;
-    if compressed {
-        let mut files: Vec<String> = kdumps.iter().map(|f| format!("dump.{f}")).collect();
-        if kdumps.contains(&"kdump-zlib") {
-            files.push(reassemble(name, &out, "dump.kdump-zlib", "dump.kdump-zlib-plain")?);
-        }
+    let mut files: Vec<String> = kdumps.iter().map(|f| format!("dump.{f}")).collect();
+    if kdumps.contains(&"kdump-zlib") {
+        files.push(reassemble(name, &out, "dump.kdump-zlib", "dump.kdump-zlib-plain")?);
+    }
+    if !disks.is_empty() {
         files.extend(avml_captures(&serial, &disks, &out)?);
+    }
+    if !files.is_empty() {
         meta += &format!("compressed_dumps={}\n", files.join(","));
     }
 
@@ -346,7 +359,10 @@ fn request_meta(fixture: &Fixture) -> Result<String, String> {
         o.kernel
     );
     if fixture.name == COMPRESSED_DUMPS_OF {
-        request += &format!("compressed=qemu-kdump,makedumpfile-reassembled,avml-{}\n", crate::avml::VERSION);
+        request += "compressed=qemu-kdump,makedumpfile-reassembled\n";
+    }
+    if fixture.name == AVML_CAPTURES_OF {
+        request += &format!("avml={}\n", crate::avml::VERSION);
     }
     Ok(request)
 }
