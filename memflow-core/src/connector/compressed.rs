@@ -24,7 +24,9 @@ use super::buffer::Backing;
 use super::codec::{Codec, Decompressors};
 use super::kdump::Kdump;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
-use crate::mem::{MemBatch, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
+use crate::mem::partial::read_single;
+use crate::mem::{MemBatch, MemOp, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
+use crate::types::PhysicalAddress;
 
 /// The default size of each reader's block cache.
 pub const DEFAULT_CACHE_SIZE: usize = 32 << 20;
@@ -214,7 +216,10 @@ impl Clone for CompressedMemory {
     }
 }
 
+// The read methods stay out of line: `FileConnector` dispatches to them beside the mapped
+// formats' inlined copy path, which must stay small.
 impl PhysicalMemory for CompressedMemory {
+    #[inline(never)]
     fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
         let MemBatch { ops, mut on_ok, mut on_fail } = batch;
         for op in ops {
@@ -254,6 +259,11 @@ impl PhysicalMemory for CompressedMemory {
             }
         }
         Ok(())
+    }
+
+    #[inline(never)]
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        read_single(MemOp { addr, tag: addr.address, buf: out.into() }, |b| self.phys_read_batch(b))
     }
 
     fn phys_write_batch(&mut self, _batch: PhysWriteBatch) -> Result<()> {
