@@ -3,7 +3,9 @@
 //! The fixtures come from `cargo xtask fixtures` (`cargo xtask test` builds them first): a
 //! 4-level (`cloud-4l`, `trixie-4l-kaslr`) and a 5-level paging guest (`cloud-5l`,
 //! `trixie-5l`) of Debian 12's and 13's kernels, each with `dump.elf` (QEMU
-//! `dump-guest-memory`), `serial.log` (what the guest printed about itself) and `meta.txt`.
+//! `dump-guest-memory`), `serial.log` (what the guest printed about itself) and `meta.txt`;
+//! cloud-4l also has QEMU's compressed kdump of the same moment (flattened) and makedumpfile's
+//! plain reassembly of it, and `cloud-4l-avml` AVML captures the guest took of itself.
 //! A missing fixture fails the tests: they never skip silently.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 

@@ -395,7 +395,12 @@ fn dump(socket: &Path, file: &Path, kdump_dir: Option<&Path>) -> Result<Vec<&'st
                 continue;
             }
             let partial = Scratch::at(dir.join(format!("dump.{format}.partial")));
-            dump_one(&mut qmp, format, partial.path())?;
+            // QEMU 7.2 once failed a kdump right after the ELF dump ("failed to write start
+            // flat header") and wrote it on the next try: one more try before giving up.
+            if let Err(e) = dump_one(&mut qmp, format, partial.path()) {
+                eprintln!("{format} dump failed ({e}); trying once more");
+                dump_one(&mut qmp, format, partial.path())?;
+            }
             publish(partial.path(), &dir.join(format!("dump.{format}")))?;
             kdumps.push(format);
         }

@@ -32,7 +32,7 @@ pub struct OpenOptions {
     /// bytes look like.
     pub raw: bool,
     /// Bytes of decompressed blocks each reader of a compressed dump keeps (at least one
-    /// block; see [`CompressedMemory`]).
+    /// block; see [`CompressedMemory`]; the `coredump` plugin's `block_cache=`).
     pub cache_size: usize,
 }
 
