@@ -7,8 +7,9 @@
 #   ==== MEMFLOW-BEGIN <section> ====
 #   ==== MEMFLOW-END <section> ====
 # lines, streams the complete /proc/kallsyms to the second serial port
-# (ttyS1, saved by the host as kallsyms.txt), prints MEMFLOW-GUEST-READY and
-# then idles forever so the host can take a memory dump.
+# (ttyS1, saved by the host as kallsyms.txt), takes AVML captures when the host
+# provides for them, prints MEMFLOW-GUEST-READY and then idles forever so the host
+# can take a memory dump.
 #
 # shellcheck disable=SC3038  # busybox ash supports "exec -a", dash does not
 
@@ -140,6 +141,20 @@ section modules cat /proc/modules
 section iomem cat /proc/iomem
 section meminfo head -n 3 /proc/meminfo
 section dmesg dmesg
+
+# AVML captures of this running guest from /proc/kcore, when the fixture builder shipped
+# /bin/avml and two NVMe disks (fixture cloud-4l-avml): LiME on the first disk,
+# Snappy-compressed AVML on the second (the host finds where each ends).
+avml_captures() {
+    avml acquire --source /proc/kcore /dev/nvme0n1
+    echo "lime status=$?"
+    avml acquire --source /proc/kcore --compress /dev/nvme1n1
+    echo "compressed status=$?"
+    sync
+}
+if [ -x /bin/avml ] && [ -b /dev/nvme0n1 ] && [ -b /dev/nvme1n1 ]; then
+    section avml avml_captures
+fi
 echo MEMFLOW-GUEST-READY
 
 # Idle forever; the host dumps memory and then kills QEMU.

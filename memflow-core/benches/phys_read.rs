@@ -133,7 +133,7 @@ fn phys_read(c: &mut Criterion) {
     // `from_backing`), except that the bench keeps a handle on the mapping so that the memcpy
     // baseline copies from the very same mapped bytes.
     let mapped = Arc::new(map_file(&path, false).expect("map the bench data file"));
-    let options = OpenOptions { writable: false, raw_map: Some(MemoryMap::identity(FILE_SIZE as _)) };
+    let options = OpenOptions { raw_map: Some(MemoryMap::identity(FILE_SIZE as _)), ..OpenOptions::default() };
     let mut ours = from_backing(SharedMapping(mapped.clone()), options).expect("serve the file as a raw image");
     let raw: &[u8] = &mapped[..];
 

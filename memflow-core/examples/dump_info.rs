@@ -21,8 +21,18 @@ fn main() {
         }
     };
     let meta = dump.metadata();
-    println!("{path}: {:?} dump, {} bytes of memory up to {}", dump.format(), meta.real_size, meta.max_address);
-    println!("memory map ({} ranges):", dump.memory_map().ranges().len());
+    println!(
+        "{path}: {} ({:?}), {} bytes of memory up to {}",
+        dump.format().name(),
+        dump.format(),
+        meta.real_size,
+        meta.max_address
+    );
+    println!("  {}", dump.info().description);
+    println!(
+        "memory map ({} ranges; for compressed formats the offset column is the guest address):",
+        dump.memory_map().ranges().len()
+    );
     for r in dump.memory_map().ranges() {
         println!(
             "  {:#014x}-{:#014x} ({:>10} bytes) at file offset {:#x}",

@@ -10,10 +10,13 @@ use xtask::fixture::section;
 /// One guest fixture directory made by `cargo xtask fixtures`, checked to be complete.
 /// A missing fixture fails the test that loads it: tests never skip silently.
 pub struct Fixture {
-    /// The fixture's name (its directory under `target/fixtures`).
+    /// The fixture's name (its directory under `target/fixtures`), with `/FILE` when a dump
+    /// other than `dump.elf` was asked for.
     pub name: &'static str,
     /// Its directory.
     pub dir: PathBuf,
+    /// The dump file [`Fixture::open`] opens.
+    pub dump: PathBuf,
     /// `serial.log`.
     pub serial: String,
     /// `meta.txt`.
@@ -23,10 +26,13 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// Loads `target/fixtures/NAME`; panics with instructions if it is incomplete.
+    /// Loads `target/fixtures/NAME`, or with `NAME/FILE` the same fixture with the dump
+    /// `FILE` (e.g. `cloud-4l/dump.kdump-zlib`) instead of `dump.elf`; panics with
+    /// instructions if it is incomplete.
     pub fn load(name: &'static str) -> Self {
-        let dir = crate::repo_root().join("target/fixtures").join(name);
-        let missing: Vec<_> = ["dump.elf", "serial.log", "meta.txt", "kallsyms.txt"]
+        let (dir_name, dump) = name.split_once('/').unwrap_or((name, "dump.elf"));
+        let dir = crate::repo_root().join("target/fixtures").join(dir_name);
+        let missing: Vec<_> = [dump, "dump.elf", "serial.log", "meta.txt", "kallsyms.txt"]
             .into_iter()
             .filter(|f| !dir.join(f).is_file())
             .collect();
@@ -37,11 +43,29 @@ impl Fixture {
             dir.display()
         );
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-        Fixture { name, serial: read("serial.log"), meta: read("meta.txt"), dir, kallsyms: OnceLock::new() }
+        let dump = dir.join(dump);
+        Fixture { name, serial: read("serial.log"), meta: read("meta.txt"), dir, dump, kallsyms: OnceLock::new() }
     }
 
-    /// Opens `dump.elf`.
+    /// Opens the fixture's dump (`dump.elf` unless another was named).
     pub fn open(&self) -> FileConnector {
+        let conn = open(&self.dump, OpenOptions::default()).unwrap();
+        let want = match self.dump.file_name().and_then(|f| f.to_str()) {
+            Some("dump.elf") => DumpFormat::ElfCore,
+            // QEMU 7.2 writes its kdump formats flattened; makedumpfile -R made the plain one.
+            Some(f) if f.ends_with("-plain") => DumpFormat::Kdump,
+            Some(f) if f.starts_with("dump.kdump-") => DumpFormat::FlattenedKdump,
+            // AVML without --compress writes LiME.
+            Some("dump.avml-lime") => DumpFormat::Lime,
+            Some("dump.avml") => DumpFormat::Avml,
+            _ => panic!("{}: unknown kind of dump {}", self.name, self.dump.display()),
+        };
+        assert_eq!(conn.format(), want, "{}", self.name);
+        conn
+    }
+
+    /// Opens `dump.elf`, whichever dump [`Fixture::open`] opens.
+    pub fn open_elf(&self) -> FileConnector {
         let conn = open(self.dir.join("dump.elf"), OpenOptions::default()).unwrap();
         assert_eq!(conn.format(), DumpFormat::ElfCore);
         conn

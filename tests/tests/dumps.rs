@@ -4,7 +4,9 @@
 //! 4-level (`cloud-4l`, `trixie-4l-kaslr`) and a 5-level paging guest (`cloud-5l`,
 //! `trixie-5l`) of Debian 12's and 13's kernels, and ARM64 guests (`arm64-4k`, `arm64-16k`),
 //! each with `dump.elf` (QEMU `dump-guest-memory`), `serial.log` (what the guest printed about
-//! itself) and `meta.txt`.
+//! itself) and `meta.txt`; cloud-4l also has QEMU's compressed kdump of the same moment
+//! (flattened) and makedumpfile's plain reassembly of it, and `cloud-4l-avml` AVML captures
+//! the guest took of itself.
 //! A missing fixture fails the tests: they never skip silently.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -153,7 +155,7 @@ fn lime_and_raw_copies_read_back_identical(name: &'static str) {
 
     let mut lime = open(&lime_path, OpenOptions::default()).unwrap();
     assert_eq!(lime.format(), DumpFormat::Lime);
-    let mut raw = open(&raw_path, OpenOptions { writable: false, raw_map: Some(raw_map) }).unwrap();
+    let mut raw = open(&raw_path, OpenOptions { raw_map: Some(raw_map), ..OpenOptions::default() }).unwrap();
     assert_eq!(raw.format(), DumpFormat::Raw);
     assert_eq!(lime.memory_map().ranges().len(), ranges.len());
     assert_eq!(lime.metadata().real_size, elf.metadata().real_size);
@@ -178,6 +180,82 @@ fn lime_and_raw_copies_read_back_identical(name: &'static str) {
             assert!(got == want, "{name} {what}: bytes differ at {addr}+{len:#x}");
         }
     }
+}
+
+/// A compressed dump of the same guest moment as the fixture's `dump.elf`: the same memory
+/// map, the same CPU state, and every page present in both holds the same bytes.
+fn compressed_dump_matches_the_elf(name: &'static str) {
+    let fx = Fixture::load(name);
+    let mut dump = fx.open();
+    let mut elf = fx.open_elf();
+    let ranges = |c: &FileConnector| -> Vec<(Address, umem)> {
+        c.memory_map().ranges().iter().map(|r| (r.base, r.size)).collect()
+    };
+    assert_eq!(ranges(&dump), ranges(&elf), "{name}: memory map");
+    assert_eq!(dump.info().cpus, elf.info().cpus, "{name}: CPU state");
+    assert!(!dump.info().description.is_empty());
+    const PAGE: usize = 4096;
+    let (mut a, mut b) = (vec![0u8; 64 * PAGE], vec![0u8; 64 * PAGE]);
+    let mut pages = 0u64;
+    for r in elf.memory_map().ranges().to_vec() {
+        let mut off: umem = 0;
+        while off < r.size {
+            let len = (r.size - off).min(a.len() as umem) as usize;
+            let at = PhysicalAddress::plain(r.base + off);
+            let ra = elf.phys_read_raw_into(at, &mut a[..len]);
+            let rb = dump.phys_read_raw_into(at, &mut b[..len]);
+            assert!(!ra.is_partial(), "{name}: ELF read at {}", r.base + off);
+            // QEMU saves every page: nothing is absent.
+            assert!(!rb.is_partial(), "{name}: compressed read at {}", r.base + off);
+            for (i, (pa, pb)) in a[..len].chunks(PAGE).zip(b[..len].chunks(PAGE)).enumerate() {
+                assert!(pa == pb, "{name}: page at {} differs", r.base + off + (i * PAGE) as umem);
+                pages += 1;
+            }
+            off += len as umem;
+        }
+    }
+    assert_eq!(pages * PAGE as u64, to_u64(elf.metadata().real_size), "{name}");
+}
+
+#[test]
+fn qemu_kdump_zlib_matches_the_elf() {
+    compressed_dump_matches_the_elf("cloud-4l/dump.kdump-zlib");
+}
+
+#[test]
+fn makedumpfile_reassembled_kdump_matches_the_elf() {
+    compressed_dump_matches_the_elf("cloud-4l/dump.kdump-zlib-plain");
+}
+
+/// An AVML capture the guest took of itself before the ELF dump: not the same moment, but
+/// the kernel's code and read-only data (`Kernel code` and `Kernel rodata` of /proc/iomem)
+/// are the same bytes, and what AVML left out reads as absent.
+fn avml_capture_holds_the_kernel_of_the_elf(name: &'static str) {
+    let fx = Fixture::load(name);
+    let mut capture = fx.open();
+    let mut elf = fx.open_elf();
+    for what in ["Kernel code", "Kernel rodata"] {
+        let line = fx.section("iomem").lines().find(|l| l.trim_end().ends_with(&format!(": {what}"))).unwrap();
+        let (start, end) = line.trim().split(' ').next().unwrap().split_once('-').unwrap();
+        let (start, end) = (hex(start), hex(end));
+        let len = (end - start + 1) as usize;
+        let (mut a, mut b) = (vec![0u8; len], vec![0u8; len]);
+        let at = PhysicalAddress::plain(Address::new(start as umem));
+        elf.phys_read_raw_into(at, &mut a).data().unwrap();
+        capture.phys_read_raw_into(at, &mut b).data().unwrap();
+        assert!(a == b, "{name}: {what} differs from the ELF dump's");
+    }
+    assert_eq!(capture.cpu_count(), 0, "{name}: AVML records no CPU state");
+}
+
+#[test]
+fn avml_compressed_capture_holds_the_kernel() {
+    avml_capture_holds_the_kernel_of_the_elf("cloud-4l-avml/dump.avml");
+}
+
+#[test]
+fn avml_lime_capture_holds_the_kernel() {
+    avml_capture_holds_the_kernel_of_the_elf("cloud-4l-avml/dump.avml-lime");
 }
 
 macro_rules! fixture_tests {

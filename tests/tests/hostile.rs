@@ -241,7 +241,36 @@ fn bad_files(dir: &Path, fixture: &Path) -> Vec<Case> {
         }
     };
     let no_kernel = || vec![(0u64, vec![0u8; 1 << 20])];
+    // The real compressed kdump of the same guest, cut or with a header field patched.
+    let kdump = fixture.with_file_name("dump.kdump-zlib-plain");
+    let kdump_with = move |cut: usize, patch: Option<(usize, u64)>| {
+        let kdump = kdump.clone();
+        move |path: &Path| {
+            let mut bytes = std::fs::read(&kdump).unwrap();
+            bytes.truncate(cut);
+            if let Some((at, value)) = patch {
+                bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            }
+            std::fs::write(path, bytes).unwrap();
+        }
+    };
+    // kdump_sub_header.max_mapnr_64 (the sub header is the second 4 KiB block).
+    let max_mapnr = 4096 + 96;
     vec![
+        case(
+            "5-files",
+            "the real compressed kdump cut at 1 MiB",
+            Source::File("cut-1m.kdump".into(), Box::new(kdump_with(1 << 20, None))),
+            LINUX,
+        )
+        .fails(&[ErrorKind::Truncated]),
+        case(
+            "5-files",
+            "the real compressed kdump claiming 2^62 pages",
+            Source::File("mapnr.kdump".into(), Box::new(kdump_with(usize::MAX, Some((max_mapnr, 1 << 62))))),
+            LINUX,
+        )
+        .fails(&[ErrorKind::Malformed]),
         case("5-files", "a FIFO as the dump", Source::Path(fifo), LINUX).fails(ANY),
         case("5-files", "a directory as the dump", Source::Path(dir.to_path_buf()), LINUX).fails(ANY),
         case("5-files", "/dev/zero as the dump", Source::Path("/dev/zero".into()), LINUX).fails(ANY),
@@ -290,11 +319,20 @@ fn bad_files(dir: &Path, fixture: &Path) -> Vec<Case> {
         .fails(ANY),
         case(
             "5-files",
-            "LiME with 5000 ranges",
-            file("ranges-5000.lime", || lime(&pages_at((0..5000u64).map(|i| i << 12)))),
+            "LiME with 70000 one-byte ranges",
+            file("ranges-70000.lime", || lime(&(0..70000u64).map(|i| (i * 2, vec![0u8])).collect::<Vec<_>>())),
             LINUX,
         )
         .fails(&[ErrorKind::LimitExceeded]),
+        case(
+            "5-files",
+            "LiME with 60000 ranges in descending order",
+            file("ranges-60000-down.lime", || {
+                lime(&(0..60000u64).rev().map(|i| (i * 2, vec![0u8])).collect::<Vec<_>>())
+            }),
+            LINUX,
+        )
+        .fails(ANY),
     ]
 }
 

@@ -10,6 +10,7 @@ use std::process::Command;
 use memflow_core::connector::CpuState;
 use memflow_core::error::{ErrorKind, PartialResultExt};
 use memflow_core::mem::{MemoryView, PhysicalMemory};
+use memflow_core::os::Os;
 use memflow_core::plugins::{Args, Inventory, PluginHeader, PluginKind, PluginSource, PLUGIN_MAGIC};
 use memflow_core::types::Address;
 
@@ -147,6 +148,37 @@ fn builds_chains_from_strings_with_middleware() {
         inv.create_connector_chain(&format!("coredump:'{}',bogus=1", fixture_dump().display())).is_err(),
         "unknown key"
     );
+}
+
+/// `coredump`'s own arguments on a compressed dump: the block cache size, `format=raw`, and
+/// what is refused.
+#[test]
+fn coredump_block_cache_and_format_arguments() {
+    let inv = Inventory::builtin();
+    let kdump = fixture_dump().with_file_name("dump.kdump-zlib-plain");
+    let (elf, compressed) = (
+        format!("coredump:'{}' -> linux", fixture_dump().display()),
+        format!("coredump:'{}',block_cache=4k,cache=true -> linux", kdump.display()),
+    );
+    // One page of block cache (and the generic page cache on top): the same processes.
+    let pids = |chain: &str| {
+        let mut os = inv.create_os_chain(chain).unwrap();
+        os.process_info_list().unwrap().iter().map(|p| p.pid).collect::<Vec<_>>()
+    };
+    assert_eq!(pids(&compressed), pids(&elf));
+    // format=raw reads the kdump file's own bytes from address 0.
+    let mut raw = inv.create_connector_chain(&format!("coredump:'{}',format=raw", kdump.display())).unwrap();
+    let head: [u8; 8] = raw.phys_view().read(Address::new(0)).data().unwrap();
+    assert_eq!(&head, b"KDUMP   ");
+    for (args, kind) in [
+        ("block_cache=100", ErrorKind::InvalidArgument),
+        ("block_cache=lots", ErrorKind::InvalidArgument),
+        ("format=elf", ErrorKind::InvalidArgument),
+        ("writable=true", ErrorKind::Unsupported),
+    ] {
+        let err = inv.create_connector_chain(&format!("coredump:'{}',{args}", kdump.display())).err().unwrap();
+        assert_eq!(err.kind, kind, "{args}: {err}");
+    }
 }
 
 #[test]

@@ -24,6 +24,8 @@ pub struct Arch {
     /// The kernel configuration line without which `-cpu max` gives the guest no larger
     /// virtual address space (5-level paging, 52-bit virtual addresses).
     pub five_level_config: &'static str,
+    /// The Rust target of programs built for the guest (AVML).
+    pub rust_target: &'static str,
 }
 
 /// How a guest gets `ttyS1`, the serial port `scripts/guest-init.sh` sends `/proc/kallsyms` to.
@@ -57,6 +59,7 @@ pub const X86_64: Arch = Arch {
     busybox: Busybox::Host("/bin/busybox"),
     elf_machine: 62,
     five_level_config: "CONFIG_X86_5LEVEL=y",
+    rust_target: "x86_64-unknown-linux-gnu",
 };
 
 /// ARM64 guests: the `virt` machine (its PL011 UART is ttyAMA0).

@@ -7,13 +7,15 @@ use crate::arch::{Arch, Busybox, X86_64};
 use crate::{is_root, on_path, output_of, run_command};
 
 /// The host tools: (command, the Debian package that provides it).
-const TOOLS: [(&str, &str); 6] = [
+const TOOLS: [(&str, &str); 7] = [
     ("cmake", "cmake"),
     ("pkg-config", "pkg-config"),
     ("cc", "gcc"),
     ("c++", "g++"),
     ("valgrind", "valgrind"),
     ("xz", "xz-utils"),
+    // Reassembles QEMU's flattened kdump fixture into a plain one (`xtask::fixture`).
+    ("makedumpfile", "makedumpfile"),
 ];
 
 /// The packages of the list, and those of guests of `arch`, that are missing.

@@ -23,12 +23,33 @@
 //!   (kernel package and version, la57, marker, control registers...). Written last: its
 //!   presence marks a complete fixture.
 //!
+//! The fixture [`COMPRESSED_DUMPS_OF`] also gets
+//! compressed dumps of the same guest moment (the guest is stopped before the first dump):
+//! `dump.kdump-FORMAT` for each of QEMU's kdump formats that
+//! `query-dump-guest-memory-capability` lists (QEMU 7.2 writes them in makedumpfile's
+//! flattened form), and `dump.kdump-zlib-plain`, makedumpfile's reassembly (`-R`) of
+//! `dump.kdump-zlib` into a plain kdump.
+//!
+//! The guest of [`AVML_CAPTURES_OF`] (the same guest as cloud-4l otherwise) takes two AVML
+//! captures of itself (`xtask::avml`, run by `scripts/guest-init.sh` on `/proc/kcore` shortly
+//! before the ELF dump, so not of the same moment), written to two NVMe disks:
+//! `dump.avml-lime` (plain, LiME) and `dump.avml` (`--compress`). They are not taken in
+//! cloud-4l itself: writing them fills the guest's RAM with page cache, and the hostile tests
+//! build their fake structures in cloud-4l's zeroed RAM.
+//!
+//! `meta.txt` lists the extra dumps (`compressed_dumps=`).
+//!
+//! makedumpfile's page filtering (`-d 31`) is not among them: it refuses QEMU's ELF cores
+//! ("Can't get the number of PT_LOAD"), and refiltering QEMU's kdump (1.7.2, with the
+//! guest's VMCOREINFO given by `-i`) finds no `mem_map` and fails, or at `-d 1` writes an
+//! empty dump and crashes with `-F`.
+//!
 //! A fixture whose `dump.elf` and `serial.log` exist and whose `meta.txt` starts with the same
 //! request is kept without touching apt or QEMU. The kernel version is not part of the
 //! request: a cached fixture keeps its kernel until `--force` (or deleting its directory),
 //! even if apt has a newer one.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -60,6 +81,22 @@ pub const SECTIONS: [&str; 12] = [
     "dmesg",
 ];
 
+/// The fixture of the default set that also gets QEMU's compressed kdumps.
+pub const COMPRESSED_DUMPS_OF: &str = "cloud-4l";
+
+/// The fixture of the default set whose guest takes AVML captures of itself.
+pub const AVML_CAPTURES_OF: &str = "cloud-4l-avml";
+
+/// QEMU's kdump formats, written when the QEMU at hand lists them.
+const QEMU_KDUMP_FORMATS: [&str; 3] = ["kdump-zlib", "kdump-lzo", "kdump-snappy"];
+
+/// The AVML captures: (file, what the guest calls it in its `avml` section), one NVMe disk
+/// each, in the order the guest sees the disks.
+const AVML_DISKS: [(&str, &str); 2] = [("dump.avml-lime", "lime"), ("dump.avml", "compressed")];
+
+/// Size of each (sparse) AVML disk: more than a capture of the 256 MiB guest.
+const AVML_DISK_SIZE: u64 = 1 << 30;
+
 /// How long QEMU may take to write the dump.
 const DUMP_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -87,8 +124,10 @@ type KnownFixture =
     (&'static str, &'static Arch, Option<&'static str>, Flavour, &'static str, &'static str, &'static str, bool);
 
 /// The default fixture set (`cargo xtask fixtures` without a NAME). Add lines here to extend it.
-const DEFAULT_SET: [KnownFixture; 10] = [
+const DEFAULT_SET: [KnownFixture; 11] = [
     ("cloud-4l", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
+    // cloud-4l's guest taking AVML captures of itself (AVML_CAPTURES_OF).
+    ("cloud-4l-avml", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
     ("cloud-5l", &arch::X86_64, None, Flavour::Cloud, "max", "256M", "nokaslr", true),
     ("cloud-4l-kaslr", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "", false),
     ("generic-5l", &arch::X86_64, None, Flavour::Generic, "max", "256M", "nokaslr", true),
@@ -205,23 +244,52 @@ pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
     // A previous, possibly different, fixture is invalid from here on.
     let _ = std::fs::remove_file(out.join("meta.txt"));
 
-    let mut guest = Guest::boot(TAG, name, &fixture.options, &kernel, &[])?;
+    let compressed = name == COMPRESSED_DUMPS_OF;
+    let (avml, disks) = if name == AVML_CAPTURES_OF {
+        (
+            Some(crate::avml::ensure()?),
+            AVML_DISKS.iter().map(|(file, _)| Scratch::at(out.join(format!("{file}.partial")))).collect(),
+        )
+    } else {
+        (None, Vec::new())
+    };
+    let mut qemu_args = Vec::new();
+    for (i, disk) in disks.iter().enumerate() {
+        std::fs::File::create(disk.path())
+            .and_then(|f| f.set_len(AVML_DISK_SIZE))
+            .map_err(|e| format!("{}: {e}", disk.path().display()))?;
+        qemu_args.push("-drive".to_string());
+        qemu_args.push(format!("file={},if=none,id=avml{i},format=raw", disk.path().display()));
+        qemu_args.push("-device".to_string());
+        qemu_args.push(format!("nvme,drive=avml{i},serial=avml{i}"));
+    }
+    let qemu_args: Vec<&str> = qemu_args.iter().map(String::as_str).collect();
+    let programs: Vec<&Path> = avml.iter().map(PathBuf::as_path).collect();
+    let mut guest = Guest::boot(TAG, name, &fixture.options, &kernel, &qemu_args, &programs)?;
     log(TAG, name, "dumping memory");
     let partial = Scratch::at(out.join("dump.elf.partial"));
-    dump(&guest.qmp(), partial.path()).map_err(|e| format!("memory dump over QMP failed: {e}"))?;
+    let kdumps = dump(&guest.qmp(), partial.path(), compressed.then_some(out.as_path()))
+        .map_err(|e| format!("memory dump over QMP failed: {e}"))?;
     // The dump ended with `quit`; the guest's drop kills a QEMU that takes longer.
     guest.wait_exit(Duration::from_secs(10));
 
     let serial =
         std::fs::read_to_string(guest.serial_raw()).map_err(|e| format!("serial console: {e}"))?.replace('\r', "");
-    let meta = check_and_describe(fixture, &kernel, &guest, &serial, partial.path())?;
+    let mut meta = check_and_describe(fixture, &kernel, &guest, &serial, partial.path())?;
+    let mut files: Vec<String> = kdumps.iter().map(|f| format!("dump.{f}")).collect();
+    if kdumps.contains(&"kdump-zlib") {
+        files.push(reassemble(name, &out, "dump.kdump-zlib", "dump.kdump-zlib-plain")?);
+    }
+    if !disks.is_empty() {
+        files.extend(avml_captures(&serial, &disks, &out)?);
+    }
+    if !files.is_empty() {
+        meta += &format!("compressed_dumps={}\n", files.join(","));
+    }
 
-    // QEMU creates the dump 0400; the tests may not run as root.
     let dump_size = std::fs::metadata(partial.path()).map(|m| m.len()).unwrap_or_default();
-    std::fs::set_permissions(partial.path(), std::fs::Permissions::from_mode(0o644))
-        .map_err(|e| format!("dump.elf.partial: {e}"))?;
     let write = |file: &str, bytes: &[u8]| std::fs::write(out.join(file), bytes).map_err(|e| format!("{file}: {e}"));
-    std::fs::rename(partial.path(), out.join("dump.elf")).map_err(|e| format!("dump.elf: {e}"))?;
+    publish(partial.path(), &out.join("dump.elf"))?;
     write("serial.log", serial.as_bytes())?;
     std::fs::copy(guest.kallsyms(), out.join("kallsyms.txt")).map_err(|e| format!("kallsyms.txt: {e}"))?;
     write("meta.txt", format!("{request}{meta}").as_bytes())?;
@@ -296,7 +364,7 @@ fn check_and_describe(
 fn request_meta(fixture: &Fixture) -> Result<String, String> {
     let init_sha256 = sha256_of(&root().join("scripts/guest-init.sh"))?;
     let o = &fixture.options;
-    Ok(format!(
+    let mut request = format!(
         "fixture_format={FIXTURE_FORMAT}\nname={}\nmachine={}\ncpu={}\nmem={}\nappend={}\nkernel={}\ninit_sha256={init_sha256}\n",
         fixture.name,
         o.arch.machine,
@@ -304,7 +372,14 @@ fn request_meta(fixture: &Fixture) -> Result<String, String> {
         o.mem,
         o.append,
         o.kernel
-    ))
+    );
+    if fixture.name == COMPRESSED_DUMPS_OF {
+        request += "compressed=qemu-kdump,makedumpfile-reassembled\n";
+    }
+    if fixture.name == AVML_CAPTURES_OF {
+        request += &format!("avml={}\n", crate::avml::VERSION);
+    }
+    Ok(request)
 }
 
 /// True if `out` holds a complete fixture made for `request`.
@@ -318,11 +393,43 @@ fn cache_hit(out: &Path, request: &str) -> bool {
 }
 
 /// Dumps the guest's memory through its QMP socket `socket` into `file` (ELF, physical
-/// memory), then tells QEMU to quit.
-fn dump(socket: &Path, file: &Path) -> Result<(), String> {
+/// memory) and, with `kdump_dir`, into `kdump_dir/dump.FORMAT` for each of
+/// [`QEMU_KDUMP_FORMATS`] that this QEMU writes (returned), all of the same stopped guest;
+/// then tells QEMU to quit.
+fn dump(socket: &Path, file: &Path, kdump_dir: Option<&Path>) -> Result<Vec<&'static str>, String> {
     let qmp_error = |e| format!("QMP: {e}");
     let mut qmp = Qmp::connect(socket).map_err(qmp_error)?;
-    let arguments = json!({ "paging": false, "protocol": format!("file:{}", file.display()), "detach": true });
+    qmp.execute("stop", None).map_err(qmp_error)?;
+    dump_one(&mut qmp, "elf", file)?;
+    let mut kdumps = Vec::new();
+    if let Some(dir) = kdump_dir {
+        let capability = qmp.execute("query-dump-guest-memory-capability", None).map_err(qmp_error)?;
+        for format in QEMU_KDUMP_FORMATS {
+            if !capability["formats"].as_array().is_some_and(|f| f.iter().any(|v| v == format)) {
+                eprintln!("this QEMU does not write {format}; skipped");
+                continue;
+            }
+            let partial = Scratch::at(dir.join(format!("dump.{format}.partial")));
+            // QEMU 7.2 once failed a kdump right after the ELF dump ("failed to write start
+            // flat header") and wrote it on the next try: one more try before giving up.
+            if let Err(e) = dump_one(&mut qmp, format, partial.path()) {
+                eprintln!("{format} dump failed ({e}); trying once more");
+                dump_one(&mut qmp, format, partial.path())?;
+            }
+            publish(partial.path(), &dir.join(format!("dump.{format}")))?;
+            kdumps.push(format);
+        }
+    }
+    // QEMU may close the connection before it replies.
+    let _ = qmp.execute("quit", None);
+    Ok(kdumps)
+}
+
+/// One `dump-guest-memory` of the (stopped) guest in `format` into `file`.
+fn dump_one(qmp: &mut Qmp, format: &str, file: &Path) -> Result<(), String> {
+    let qmp_error = |e| format!("QMP: {e}");
+    let arguments =
+        json!({ "paging": false, "protocol": format!("file:{}", file.display()), "detach": true, "format": format });
     qmp.execute("dump-guest-memory", Some(arguments)).map_err(qmp_error)?;
     let start = Instant::now();
     let event = loop {
@@ -331,20 +438,121 @@ fn dump(socket: &Path, file: &Path) -> Result<(), String> {
             break event;
         }
         if start.elapsed() > DUMP_TIMEOUT {
-            return Err(format!("dump did not complete within {}s", DUMP_TIMEOUT.as_secs()));
+            return Err(format!("{format} dump did not complete within {}s", DUMP_TIMEOUT.as_secs()));
         }
     };
     if let Some(error) = event["data"].get("error") {
-        return Err(format!("dump failed: {error}"));
+        return Err(format!("{format} dump failed: {error}"));
     }
     let status = qmp.execute("query-dump", None).map_err(qmp_error)?;
     if status["status"] != "completed" {
         return Err(format!("query-dump reports {status}"));
     }
-    eprintln!("dump completed: {} bytes of guest memory -> {}", status["completed"], file.display());
-    // QEMU may close the connection before it replies.
-    let _ = qmp.execute("quit", None);
+    eprintln!("{format} dump completed: {} bytes of guest memory -> {}", status["completed"], file.display());
     Ok(())
+}
+
+/// Makes the dump `partial` readable by all (QEMU creates dumps 0400; the tests may not run
+/// as root) and renames it to `file`.
+fn publish(partial: &Path, file: &Path) -> Result<(), String> {
+    std::fs::set_permissions(partial, std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| format!("{}: {e}", partial.display()))?;
+    std::fs::rename(partial, file).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+/// Cuts the AVML disks to their captures (after the guest's `avml` section reported
+/// `NAME status=0` for each), checks each starts with its format's magic, and publishes them;
+/// returns their file names.
+fn avml_captures(serial: &str, disks: &[Scratch], out: &Path) -> Result<Vec<String>, String> {
+    let report = section(serial, "avml").ok_or("the guest printed no avml section (is /bin/avml in the initramfs?)")?;
+    let mut files = Vec::new();
+    for ((file, what), disk) in AVML_DISKS.iter().zip(disks) {
+        if !report.lines().any(|l| l == format!("{what} status=0")) {
+            return Err(format!("avml {what} failed in the guest: {report:?}"));
+        }
+        let image = std::fs::OpenOptions::new().read(true).write(true).open(disk.path());
+        let image = image.map_err(|e| format!("{}: {e}", disk.path().display()))?;
+        let mut magic = [0u8; 4];
+        image.read_exact_at(&mut magic, 0).map_err(|e| format!("{file}: {e}"))?;
+        let want: &[u8; 4] = if *what == "lime" { b"EMiL" } else { b"AVML" };
+        if &magic != want {
+            return Err(format!(
+                "{file} starts with {magic:?}, not {want:?}: the guest saw the disks in another order"
+            ));
+        }
+        let len = capture_len(&image).map_err(|e| format!("{file}: {e}"))?;
+        image.set_len(len).map_err(|e| format!("{}: {e}", disk.path().display()))?;
+        publish(disk.path(), &out.join(file))?;
+        files.push(file.to_string());
+    }
+    Ok(files)
+}
+
+/// The length of the LiME or AVML capture at the start of `disk`, a zeroed disk larger than
+/// it: its blocks (a 32-byte header with the range, then the bytes, or for AVML the Snappy
+/// frame chunks holding them and their length as a `u64`), walked up to the first bytes that
+/// are not a block header.
+fn capture_len(disk: &std::fs::File) -> Result<u64, String> {
+    let read = |at: u64, buf: &mut [u8]| disk.read_exact_at(buf, at).map_err(|e| format!("at {at:#x}: {e}"));
+    let u64_at = |at: u64| -> Result<u64, String> {
+        let mut b = [0u8; 8];
+        read(at, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    };
+    let mut at = 0u64;
+    loop {
+        let mut header = [0u8; 32];
+        read(at, &mut header)?;
+        let size = u64_at(at + 16)?.wrapping_sub(u64_at(at + 8)?).wrapping_add(1);
+        at = match &header[..4] {
+            b"EMiL" => at + 32 + size,
+            b"AVML" => {
+                let frames = at + 32;
+                let (mut p, mut done) = (frames, 0u64);
+                while done < size {
+                    // Type, 24-bit length, then for data chunks a CRC and the data.
+                    let mut chunk = [0u8; 13];
+                    read(p, &mut chunk)?;
+                    let len = u64::from(chunk[1]) | u64::from(chunk[2]) << 8 | u64::from(chunk[3]) << 16;
+                    done += match chunk[0] {
+                        // Compressed data: the uncompressed length is the varint after the CRC.
+                        0x00 => {
+                            let mut n = 0u64;
+                            for (i, b) in chunk[8..].iter().enumerate() {
+                                n |= u64::from(b & 0x7f) << (7 * i);
+                                if b & 0x80 == 0 {
+                                    break;
+                                }
+                            }
+                            n
+                        }
+                        0x01 => len - 4,
+                        _ => 0,
+                    };
+                    p += 4 + len;
+                }
+                if u64_at(p)? != p - frames {
+                    return Err(format!("the AVML block at {at:#x} does not end with the length of its frames"));
+                }
+                p + 8
+            }
+            _ => return Ok(at),
+        };
+    }
+}
+
+/// Writes `out/to`, makedumpfile's reassembly (`-R`) of the flattened kdump `out/from` into a
+/// plain one; returns `to`.
+fn reassemble(name: &str, out: &Path, from: &str, to: &'static str) -> Result<String, String> {
+    log(TAG, name, format_args!("makedumpfile -R {to} < {from}"));
+    let partial = Scratch::at(out.join(format!("{to}.partial")));
+    let _ = std::fs::remove_file(partial.path());
+    let input = std::fs::File::open(out.join(from)).map_err(|e| format!("{from}: {e}"))?;
+    let mut command = std::process::Command::new("makedumpfile");
+    command.arg("-R").arg(partial.path()).stdin(input).stdout(std::process::Stdio::null());
+    crate::run_command(&mut command).map_err(|e| format!("makedumpfile -R for {to}: {e}"))?;
+    publish(partial.path(), &out.join(to))?;
+    Ok(to.to_string())
 }
 
 /// The lines a guest printed between `==== MEMFLOW-BEGIN name ====` and its END line in

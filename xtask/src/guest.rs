@@ -142,8 +142,8 @@ pub struct Guest {
 }
 
 impl Guest {
-    /// Boots a guest with `kernel` and `options` plus `extra` QEMU arguments and waits until
-    /// it is ready. `tag` and `name` prefix the progress lines; `tag` also names the
+    /// Boots a guest with `kernel` and `options` plus `extra` QEMU arguments and `programs`
+    /// (static executables) in the initramfs's `/bin`, and waits until it is ready. `tag` and `name` prefix the progress lines; `tag` also names the
     /// temporary directory.
     pub fn boot(
         tag: &str,
@@ -151,6 +151,7 @@ impl Guest {
         options: &GuestOptions,
         kernel: &Kernel,
         extra: &[&str],
+        programs: &[&Path],
     ) -> Result<Guest, String> {
         let work = Scratch::new_dir(Path::new("/tmp"), &format!("memflow-{tag}"))?;
         let initrd = work.path().join("initrd.cpio");
@@ -160,7 +161,7 @@ impl Guest {
             (None, Busybox::Host(path)) => PathBuf::from(path),
             (None, Busybox::Download) => kernel.busybox(),
         };
-        crate::initramfs::write(&initrd, &busybox, &root().join("scripts/guest-init.sh"), &kernel.modules())?;
+        crate::initramfs::write(&initrd, &busybox, &root().join("scripts/guest-init.sh"), &kernel.modules(), programs)?;
 
         let dir = work.path();
         let file_arg = |file: &str| format!("file:{}", dir.join(file).display());
@@ -312,7 +313,7 @@ impl LiveGuest {
         deps::ensure_for(options.arch)?;
         let kernel = options.kernel("live-guest", name)?;
         let qemu_name = format!("memflow-test-{name}");
-        let guest = Guest::boot("live-guest", name, options, &kernel, &["-name", &qemu_name])?;
+        let guest = Guest::boot("live-guest", name, options, &kernel, &["-name", &qemu_name], &[])?;
         Ok(LiveGuest { name: qemu_name, pid: guest.pid(), qmp: guest.qmp(), serial: guest.serial_raw(), guest })
     }
 

@@ -64,13 +64,16 @@ fn pad4(len: usize) -> usize {
 }
 
 /// Writes the initramfs to `out`: `busybox` (a static executable of the guest's
-/// architecture), `init` as `/init`, and the `*.ko` files of `modules`.
-pub fn write(out: &Path, busybox: &Path, init: &Path, modules: &Path) -> Result<(), String> {
-    if !is_static_elf(busybox)? {
-        return Err(format!(
-            "{} is not a static ELF executable (install busybox-static or set BUSYBOX)",
-            busybox.display()
-        ));
+/// architecture), `init` as `/init`, the `*.ko` files of `modules`, and `programs` (static
+/// executables) in `/bin` under their file names.
+pub fn write(out: &Path, busybox: &Path, init: &Path, modules: &Path, programs: &[&Path]) -> Result<(), String> {
+    for exe in std::iter::once(&busybox).chain(programs) {
+        if !is_static_elf(exe)? {
+            return Err(format!(
+                "{} is not a static ELF executable (for busybox: install busybox-static or set BUSYBOX)",
+                exe.display()
+            ));
+        }
     }
     let read = |path: &Path| std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
     let busybox_bytes = read(busybox)?;
@@ -101,6 +104,10 @@ pub fn write(out: &Path, busybox: &Path, init: &Path, modules: &Path) -> Result<
         // comm (see guest-init.sh).
         for probe in ["mfprobe_alpha", "mfprobe_beta"] {
             cpio.symlink(&format!("bin/{probe}"), "busybox")?;
+        }
+        for exe in programs {
+            let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("program");
+            cpio.file(&format!("bin/{name}"), &read(exe).map_err(std::io::Error::other)?, 0o755)?;
         }
         cpio.file("init", &read(init).map_err(std::io::Error::other)?, 0o755)?;
         cpio.dir("lib")?;
@@ -138,7 +145,7 @@ fn applets(busybox: &[u8]) -> Option<Vec<&str>> {
 }
 
 /// True if `path` is a 64-bit ELF executable without an interpreter (`PT_INTERP`): static.
-fn is_static_elf(path: &Path) -> Result<bool, String> {
+pub fn is_static_elf(path: &Path) -> Result<bool, String> {
     let fail = |e: std::io::Error| format!("{}: {e}", path.display());
     let mut file = File::open(path).map_err(fail)?;
     let mut header = [0u8; 64];

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a developer tool: a panic is a failed task
 
 pub mod arch;
+pub mod avml;
 pub mod bench;
 pub mod deps;
 pub mod dist;

@@ -1,5 +1,7 @@
-//! Dump files as physical memory: a memory-mapped file served by a [`BufferMemory`], plus what
-//! the file recorded about its target ([`DumpInfo`]). [`super::detect::open`] builds one.
+//! Dump files as physical memory, plus what the file recorded about its target
+//! ([`DumpInfo`]). [`super::detect::open`] builds one. Uncompressed formats (raw, ELF, LiME)
+//! are served by a [`BufferMemory`] over the mapped file; compressed ones (kdump, AVML) by a
+//! [`CompressedMemory`] that decompresses blocks on demand into a bounded cache.
 //!
 //! The file stays mapped for as long as any clone of the connector lives. It must not be
 //! truncated or changed by anyone else meanwhile: the bytes are read without copying.
@@ -10,6 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::buffer::{Backing, BufferMemory};
+use super::compressed::{CompressedMemory, Store, DEFAULT_CACHE_SIZE};
 use super::cpu_state::{x86_registers_of, CpuState, X86Registers};
 use super::elf::VmcoreInfo;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
@@ -17,14 +20,27 @@ use crate::mem::{MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, Physi
 use crate::types::PhysicalAddress;
 
 /// How to open a dump file.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct OpenOptions {
     /// Map the file writable: writes through the connector change the file. Read-only if false.
+    /// Compressed formats cannot be opened writable.
     pub writable: bool,
     /// Treat the file as a raw image laid out by this map (backing values are file offsets)
-    /// without looking at its content. `None`: detect the format by content; a raw image is
-    /// then mapped at guest address 0 as a whole.
+    /// without looking at its content. `None`: detect the format by content (unless `raw`).
     pub raw_map: Option<MemoryMap>,
+    /// Treat the file as a raw image mapped at guest address 0 as a whole, whatever its first
+    /// bytes look like.
+    pub raw: bool,
+    /// Bytes of decompressed blocks each reader of a compressed dump keeps (at least one
+    /// block; see [`CompressedMemory`]; the `coredump` plugin's `block_cache=`).
+    pub cache_size: usize,
+}
+
+impl Default for OpenOptions {
+    /// Read-only, format detected by content, [`DEFAULT_CACHE_SIZE`] of cache.
+    fn default() -> Self {
+        OpenOptions { writable: false, raw_map: None, raw: false, cache_size: DEFAULT_CACHE_SIZE }
+    }
 }
 
 /// The file formats the connector reads.
@@ -37,6 +53,26 @@ pub enum DumpFormat {
     ElfCore = 1,
     /// A LiME dump.
     Lime = 2,
+    /// A compressed kdump (makedumpfile, QEMU `dump-guest-memory` with a kdump format).
+    Kdump = 3,
+    /// A compressed kdump in makedumpfile's flattened form (`makedumpfile -F`).
+    FlattenedKdump = 4,
+    /// An AVML capture (LiME headers with Snappy-compressed data).
+    Avml = 5,
+}
+
+impl DumpFormat {
+    /// The format's name in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            DumpFormat::Raw => "raw image",
+            DumpFormat::ElfCore => "ELF core",
+            DumpFormat::Lime => "LiME",
+            DumpFormat::Kdump => "compressed kdump",
+            DumpFormat::FlattenedKdump => "flattened compressed kdump",
+            DumpFormat::Avml => "AVML",
+        }
+    }
 }
 
 /// What a dump file recorded about its target besides the memory.
@@ -44,6 +80,8 @@ pub enum DumpFormat {
 pub struct DumpInfo {
     /// The format the file was read as.
     pub format: DumpFormat,
+    /// One line about the file as the format describes it (version, codecs, what it holds).
+    pub description: String,
     /// Registers per CPU (empty when the format records none).
     pub cpus: Vec<X86Registers>,
     /// The Linux `VMCOREINFO` note of a vmcore.
@@ -53,7 +91,7 @@ pub struct DumpInfo {
 impl DumpInfo {
     /// Nothing but the format.
     pub(crate) fn bare(format: DumpFormat) -> Self {
-        DumpInfo { format, cpus: Vec::new(), vmcoreinfo: None }
+        DumpInfo { format, description: format.name().into(), cpus: Vec::new(), vmcoreinfo: None }
     }
 }
 
@@ -180,12 +218,34 @@ pub fn map_file(path: &Path, writable: bool) -> Result<MappedFile> {
     mapped.map_err(|e| io_error(path, "memory-map", e))
 }
 
+/// Where a dump file's memory is read from.
+#[derive(Clone)]
+enum Memory {
+    /// The mapped file, laid out by a memory map.
+    Mapped(BufferMemory),
+    /// Blocks decompressed on demand (boxed: its cache state is large, and the mapped
+    /// variant's hot path should not carry it).
+    Compressed(Box<CompressedMemory>),
+}
+
+/// Evaluates `$call` with `$m` bound to the memory in `$mem` (a `&Memory` or `&mut Memory`),
+/// whichever kind it is.
+macro_rules! forward {
+    ($mem:expr, $m:ident => $call:expr) => {
+        match $mem {
+            Memory::Mapped($m) => $call,
+            Memory::Compressed($m) => $call,
+        }
+    };
+}
+
 /// Physical memory of a dump file, with the CPU state the file recorded.
 ///
-/// Clones share the mapped bytes and the parsed information.
+/// Clones share the mapped bytes and the parsed information (each reader of a compressed
+/// dump has its own block cache).
 #[derive(Clone)]
 pub struct FileConnector {
-    mem: BufferMemory,
+    mem: Memory,
     info: Arc<DumpInfo>,
 }
 
@@ -193,7 +253,14 @@ impl FileConnector {
     /// Serves `backing` laid out by `map` (checked to lie within the backing), describing it
     /// with `info`.
     pub fn new(backing: Arc<dyn Backing>, map: MemoryMap, info: DumpInfo) -> Result<Self> {
-        Ok(FileConnector { mem: BufferMemory::new(backing, map)?, info: Arc::new(info) })
+        Ok(FileConnector { mem: Memory::Mapped(BufferMemory::new(backing, map)?), info: Arc::new(info) })
+    }
+
+    /// Serves the compressed dump in `file` indexed by `store`, with a block cache of
+    /// `cache_size` bytes per reader.
+    pub(crate) fn compressed(file: Arc<dyn Backing>, store: Store, info: DumpInfo, cache_size: usize) -> Result<Self> {
+        let mem = Memory::Compressed(Box::new(CompressedMemory::new(file, store, cache_size)?));
+        Ok(FileConnector { mem, info: Arc::new(info) })
     }
 
     /// The format the file was read as.
@@ -206,40 +273,43 @@ impl FileConnector {
         &self.info
     }
 
-    /// The guest physical layout (backing values are file offsets).
+    /// The guest physical layout. Backing values are file offsets for the uncompressed
+    /// formats; for compressed ones they equal the guest address, and pages the dump left out
+    /// inside the ranges read as absent.
     pub fn memory_map(&self) -> &MemoryMap {
-        self.mem.map()
+        forward!(&self.mem, m => m.map())
     }
 }
 
-// Everything forwards to the buffer memory, including its direct single reads and writes.
+// Everything forwards to the memory, including the buffer memory's direct single reads and
+// writes.
 impl PhysicalMemory for FileConnector {
     #[inline]
     fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
-        self.mem.phys_read_batch(batch)
+        forward!(&mut self.mem, m => m.phys_read_batch(batch))
     }
 
     #[inline]
     fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
-        self.mem.phys_write_batch(batch)
+        forward!(&mut self.mem, m => m.phys_write_batch(batch))
     }
 
     #[inline]
     fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
-        self.mem.phys_read_single(addr, out)
+        forward!(&mut self.mem, m => m.phys_read_single(addr, out))
     }
 
     #[inline]
     fn phys_write_single(&mut self, addr: PhysicalAddress, data: &[u8]) -> Result<usize> {
-        self.mem.phys_write_single(addr, data)
+        forward!(&mut self.mem, m => m.phys_write_single(addr, data))
     }
 
     fn metadata(&self) -> PhysicalMemoryMetadata {
-        self.mem.metadata()
+        forward!(&self.mem, m => m.metadata())
     }
 
     fn mem_map_callback(&self, callback: crate::mem::MemMappingCallback) -> Result<()> {
-        self.mem.mem_map_callback(callback)
+        forward!(&self.mem, m => m.mem_map_callback(callback))
     }
 }
 
@@ -255,6 +325,9 @@ impl CpuState for FileConnector {
 
 impl core::fmt::Debug for FileConnector {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("FileConnector").field("format", &self.info.format).field("mem", &self.mem).finish()
+        let mut d = f.debug_struct("FileConnector");
+        d.field("format", &self.info.format);
+        forward!(&self.mem, m => d.field("mem", m));
+        d.finish()
     }
 }

@@ -5,6 +5,7 @@
 
 use super::bytes::ByteReader;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::alloc::reserve;
 use crate::mem::MemoryMap;
 use crate::types::{umem, Address};
 
@@ -14,8 +15,9 @@ pub const LIME_MAGIC: u32 = 0x4C69_4D45;
 pub const LIME_VERSION: u32 = 1;
 /// Size of a range header in bytes.
 pub const LIME_HEADER_SIZE: u64 = 32;
-/// The most ranges accepted in one file (LiME writes one per System RAM range).
-pub const MAX_RANGES: usize = 4096;
+/// The most ranges accepted in one file: LiME writes one per System RAM range, AVML (without
+/// `--compress`) one per 16 MiB of RAM, so this covers 1 TiB of AVML capture.
+pub const MAX_RANGES: usize = 65536;
 
 /// True if `bytes` starts with a LiME range header magic.
 pub fn is_lime(bytes: &[u8]) -> bool {
@@ -37,7 +39,8 @@ pub fn header(s_addr: u64, e_addr: u64) -> [u8; LIME_HEADER_SIZE as usize] {
 pub fn parse(bytes: &[u8]) -> Result<MemoryMap> {
     let file = ByteReader::new(bytes, false, "LiME file");
     let len = file.len();
-    let mut map = MemoryMap::new();
+    // (start, size, file offset, range number), put in the map in address order at the end.
+    let mut ranges: Vec<(u64, u64, u64, usize)> = Vec::new();
     let mut off = 0u64;
     let mut n = 0usize;
     while off < len {
@@ -83,16 +86,27 @@ pub fn parse(bytes: &[u8]) -> Result<MemoryMap> {
                 "LiME range #{n} ({start:#x}..={last:#x}) reaches the top of the 64-bit address space"
             )));
         }
-        map.push(Address::new(umem::from(start)), umem::from(size), umem::from(data)).map_err(|_| {
-            Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
-                .with_reason(format_args!("LiME range #{n} ({start:#x}..={last:#x}) overlaps an earlier range"))
-        })?;
+        reserve(&mut ranges, 1, ErrorOrigin::FileFormat, "the LiME range list")?;
+        ranges.push((start, size, data, n));
         off = data + size;
         n += 1;
     }
     if n == 0 {
         return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated)
             .with_reason("the LiME input is empty: no range header"));
+    }
+    // In address order, every push appends (or merges): no quadratic insertion for files
+    // whose ranges come in another order.
+    ranges.sort_unstable_by_key(|r| r.0);
+    let mut map = MemoryMap::new();
+    for (start, size, data, n) in ranges {
+        map.push(Address::new(umem::from(start)), umem::from(size), umem::from(data)).map_err(|_| {
+            Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
+                "LiME range #{n} ({start:#x}..={:#x}) at file offset {:#x} overlaps another range",
+                start + size - 1,
+                data - LIME_HEADER_SIZE
+            ))
+        })?;
     }
     Ok(map)
 }

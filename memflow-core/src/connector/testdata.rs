@@ -51,6 +51,11 @@ impl CoreBuilder {
         self
     }
 
+    /// The note segment built so far.
+    pub fn note_bytes(&self) -> Vec<u8> {
+        self.notes.clone()
+    }
+
     /// Appends raw bytes to the note segment.
     pub fn raw_notes(mut self, bytes: Vec<u8>) -> Self {
         self.notes.extend_from_slice(&bytes);
@@ -172,6 +177,30 @@ pub fn qemu_core32() -> CoreBuilder {
         .note("QEMU", 0, qemu_state(0, CR0_PG | 1, 0x3018, CR4_PAE, 0x00cf_9b00))
 }
 
+/// Bytes in memory served as a dump file is (a backing that derefs to its bytes).
+pub struct VecBacking(pub Vec<u8>);
+
+impl std::ops::Deref for VecBacking {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl super::Backing for VecBacking {
+    fn bytes(&self) -> (*const u8, usize) {
+        (self.0.as_ptr(), self.0.len())
+    }
+    fn writable(&self) -> bool {
+        false
+    }
+}
+
+/// Opens `bytes` as a dump file with the default options.
+pub fn open_bytes(bytes: Vec<u8>) -> crate::error::Result<super::FileConnector> {
+    super::detect::from_backing(VecBacking(bytes), super::OpenOptions::default())
+}
+
 /// `len` bytes of a pattern that differs per `seed`.
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
@@ -215,6 +244,29 @@ fn write_fuzz_seeds() {
         write(&root.join(target), "lime3", &lime);
     }
     write(&root.join("detect"), "raw", &pattern(0x200, 11));
+    // Small kdumps of every codec (pages, a zero page, excluded pages, CPU notes), plain and
+    // flattened, and AVML captures.
+    use super::codec::Codec;
+    for (name, codec) in [("zlib", Codec::Zlib), ("lzo", Codec::Lzo), ("snappy", Codec::Snappy), ("zstd", Codec::Zstd)]
+    {
+        let mut f = super::kdump::testfile::KdumpFile::new(codec, 12);
+        for pfn in [0u64, 1, 4, 9] {
+            f.pages.insert(pfn, pattern(0x1000, pfn as u8));
+        }
+        f.pages.insert(5, vec![0; 0x1000]);
+        f.excluded = vec![2, 3];
+        f.notes = qemu_core().note_bytes();
+        let bytes = f.build().bytes;
+        write(&root.join("kdump"), &format!("kdump-{name}"), &bytes);
+        let half = bytes.len() / 2;
+        let flat = super::kdump::flat_stream(&[(half as u64, &bytes[half..]), (0, &bytes[..half])]);
+        write(&root.join("kdump"), &format!("flat-{name}"), &flat);
+    }
+    let mut avml = super::avml::block(0x1000, &pattern(70000, 12));
+    avml.extend_from_slice(&lime::header(0x20000, 0x20fff));
+    avml.extend_from_slice(&pattern(0x1000, 13));
+    avml.extend_from_slice(&super::avml::block(0x100000, &vec![0; 300]));
+    write(&root.join("avml"), "avml3", &avml);
 
     fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) {
         std::fs::create_dir_all(dir).unwrap();

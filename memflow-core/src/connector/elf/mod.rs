@@ -28,7 +28,7 @@ mod tests;
 
 pub use notes::{VmcoreInfo, MAX_CPUS, MAX_NOTES};
 
-use notes::Notes;
+pub(crate) use notes::Notes;
 
 use super::bytes::ByteReader;
 use super::cpu_state::X86Registers;
@@ -176,6 +176,11 @@ pub fn parse(bytes: &[u8]) -> Result<ElfCore> {
             .with_reason(format_args!("ELF type (e_type) {e_type} is not ET_CORE (4): not a core dump")));
     }
     let machine = file.u16(18)?;
+    if !ArchitectureIdent::ALL.iter().any(|a| a.elf_machine() == machine) {
+        return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Unsupported).with_reason(format_args!(
+            "an ELF core of a machine with e_machine {machine}: only cores of machines this library translates for (x86, x86-64, AArch64, RISC-V) are read"
+        )));
+    }
     let phoff = file.uint(layout.e_phoff, layout.word)?;
     let phentsize = u64::from(file.u16(layout.e_phentsize)?);
     let phnum = program_header_count(&file, layout)?;
@@ -215,7 +220,7 @@ pub fn parse(bytes: &[u8]) -> Result<ElfCore> {
                 ))
         })?;
         if p_type == PT_NOTE {
-            notes.segment(&segment, index)?;
+            notes.segment(&segment, &format!("PT_NOTE #{index}"))?;
             continue;
         }
         let paddr = ph.uint(layout.p_paddr, layout.word)?;
@@ -232,10 +237,7 @@ pub fn parse(bytes: &[u8]) -> Result<ElfCore> {
     }
 
     let map = build_map(bytes, loads)?;
-    let Notes { mut cpus, vmcoreinfo, wide_prstatus, .. } = notes;
-    for cpu in &mut cpus {
-        cpu.infer_long_mode(wide_prstatus);
-    }
+    let (cpus, vmcoreinfo) = notes.finish();
     Ok(ElfCore { class, machine, map, cpus, vmcoreinfo })
 }
 

@@ -75,40 +75,49 @@ impl VmcoreInfo {
     }
 }
 
-/// What the notes told so far.
+/// What the notes told so far (of an ELF core's `PT_NOTE` segments, or of a kdump's note area).
 #[derive(Default)]
-pub(super) struct Notes {
+pub(crate) struct Notes {
     /// Decode CPU notes (the machine is x86 or x86-64).
     x86: bool,
     notes: usize,
-    pub(super) cpus: Vec<X86Registers>,
+    cpus: Vec<X86Registers>,
     prstatus_seen: usize,
     qemu_seen: usize,
     /// A 64-bit `NT_PRSTATUS` was seen: the CPUs ran in long mode.
-    pub(super) wide_prstatus: bool,
-    pub(super) vmcoreinfo: Option<VmcoreInfo>,
+    wide_prstatus: bool,
+    vmcoreinfo: Option<VmcoreInfo>,
 }
 
 impl Notes {
     /// No notes yet; CPU notes are decoded when `x86` (the machine is x86 or x86-64).
-    pub(super) fn new(x86: bool) -> Self {
+    pub(crate) fn new(x86: bool) -> Self {
         Notes { x86, ..Notes::default() }
     }
 
-    /// Walks the notes of the `PT_NOTE` segment `segment` (program header `index`).
-    pub(super) fn segment(&mut self, segment: &ByteReader, index: u64) -> Result<()> {
+    /// The registers per CPU, long mode inferred (see [`X86Registers::infer_long_mode`]),
+    /// and the `VMCOREINFO` note.
+    pub(crate) fn finish(self) -> (Vec<X86Registers>, Option<VmcoreInfo>) {
+        let Notes { mut cpus, vmcoreinfo, wide_prstatus, .. } = self;
+        for cpu in &mut cpus {
+            cpu.infer_long_mode(wide_prstatus);
+        }
+        (cpus, vmcoreinfo)
+    }
+
+    /// Walks the notes in `segment`, called `what` in errors (e.g. `PT_NOTE #2`).
+    pub(crate) fn segment(&mut self, segment: &ByteReader, what: &str) -> Result<()> {
         let mut off = 0u64;
         while off < segment.len() {
             if self.notes == MAX_NOTES {
-                return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded).with_reason(format_args!(
-                    "PT_NOTE #{index} holds more than the {MAX_NOTES} notes accepted in one file"
-                )));
+                return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded)
+                    .with_reason(format_args!("{what} holds more than the {MAX_NOTES} notes accepted in one file")));
             }
             let n = self.notes;
             self.notes += 1;
             if segment.len() - off < NOTE_HEADER_SIZE {
                 return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated).with_reason(format_args!(
-                    "note at offset {off:#x} of PT_NOTE #{index}: only {:#x} bytes remain for the 12-byte note header",
+                    "note at offset {off:#x} of {what}: only {:#x} bytes remain for the 12-byte note header",
                     segment.len() - off
                 )));
             }
@@ -118,7 +127,7 @@ impl Notes {
             let desc_off = off + NOTE_HEADER_SIZE + align4(namesz);
             if desc_off + descsz > segment.len() {
                 return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Truncated).with_reason(format_args!(
-                        "note #{n} at offset {off:#x} of PT_NOTE #{index} (name {namesz:#x} bytes, descriptor {descsz:#x} bytes) runs past the end of the {:#x} byte segment",
+                        "note #{n} at offset {off:#x} of {what} (name {namesz:#x} bytes, descriptor {descsz:#x} bytes) runs past the end of the {:#x} byte segment",
                         segment.len()
                     )));
             }
@@ -137,7 +146,7 @@ impl Notes {
             (b"VMCOREINFO", _) => {
                 if self.vmcoreinfo.is_some() {
                     return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed)
-                        .with_reason("the ELF core has more than one VMCOREINFO note"));
+                        .with_reason("the dump has more than one VMCOREINFO note"));
                 }
                 self.vmcoreinfo = Some(VmcoreInfo::parse(desc.bytes(0, desc.len())?));
             }

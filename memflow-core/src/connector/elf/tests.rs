@@ -57,11 +57,11 @@ fn elf32_core_with_i386_prstatus() {
 }
 
 #[test]
-fn big_endian_core_maps_memory_without_cpu_state() {
+fn cores_of_other_machines_are_named_and_refused() {
     let core = CoreBuilder::new(true, 22).big_endian().load(0x4000, vec![1; 0x10], 0x10).note("CORE", 1, vec![0; 336]);
-    let parsed = parse(&core.build()).unwrap();
-    assert_eq!(parsed.map.ranges()[0].base, Address::new(0x4000));
-    assert!(parsed.cpus.is_empty());
+    let err = parse(&core.build()).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unsupported);
+    assert!(err.to_string().contains("e_machine 22"), "{err}");
 }
 
 #[test]

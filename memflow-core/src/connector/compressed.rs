@@ -1,0 +1,294 @@
+//! Physical memory served from a compressed dump (kdump, AVML): blocks are decompressed on
+//! demand into a bounded cache, never the whole dump at once.
+//!
+//! A read looks up the block holding each address, takes it from the cache or decompresses
+//! it into a cache slot, and copies out. Addresses no block holds (excluded pages, gaps)
+//! are reported as failed, so a read over them is partial. A block that does not decompress
+//! to its size fails the same way, and the reason (with the file offset) is logged once per
+//! block.
+//!
+//! Each clone has its own cache (of the configured size) and decompression state, so clones
+//! read from several threads without locking; the file mapping and the index are shared.
+//! Within one batch each block is decompressed at most once as long as the blocks the batch
+//! touches fit in the cache.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use cglue::slice::CSliceMut;
+
+use super::avml::Avml;
+use super::block_cache::{BlockCache, KeyHasher};
+use super::buffer::Backing;
+use super::codec::{Codec, Decompressors};
+use super::kdump::Kdump;
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::partial::read_single;
+use crate::mem::{MemBatch, MemOp, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
+use crate::types::PhysicalAddress;
+
+/// The default size of each reader's block cache.
+pub const DEFAULT_CACHE_SIZE: usize = 32 << 20;
+
+/// A block of guest memory stored in a compressed dump.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Block {
+    /// Guest physical address of its first byte.
+    pub(crate) start: u64,
+    /// Its size once decompressed.
+    pub(crate) len: u64,
+    /// How it is stored.
+    pub(crate) codec: Codec,
+    /// Where the stored bytes are (a file offset; a dump offset for flattened kdumps). Also
+    /// the block's cache key: blocks stored once and shared (kdump's zero page) share it.
+    pub(crate) stored_at: u64,
+    /// How many bytes are stored.
+    pub(crate) stored_len: u64,
+}
+
+/// What holds a guest address.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// A stored block.
+    Block(Block),
+    /// Nothing, up to `end` (exclusive).
+    Absent {
+        /// The first address that may be held again.
+        end: u64,
+    },
+}
+
+/// The index of a compressed dump.
+#[derive(Debug)]
+pub(crate) enum Store {
+    /// A compressed kdump.
+    Kdump(Kdump),
+    /// An AVML capture.
+    Avml(Avml),
+}
+
+impl Store {
+    fn lookup(&self, file: &[u8], addr: u64) -> Result<Lookup> {
+        match self {
+            Store::Kdump(k) => k.lookup(file, addr),
+            Store::Avml(a) => Ok(a.lookup(addr)),
+        }
+    }
+
+    fn stored<'a>(&self, file: &'a [u8], block: &Block) -> Result<Cow<'a, [u8]>> {
+        match self {
+            Store::Kdump(k) => k.stored(file, block),
+            Store::Avml(a) => a.stored(file, block),
+        }
+    }
+
+    /// The largest block.
+    fn max_block(&self) -> u64 {
+        match self {
+            Store::Kdump(k) => k.block_size(),
+            Store::Avml(_) => super::avml::MAX_CHUNK,
+        }
+    }
+
+    fn map(&self) -> &MemoryMap {
+        match self {
+            Store::Kdump(k) => k.map(),
+            Store::Avml(a) => a.map(),
+        }
+    }
+}
+
+/// What all clones share.
+struct Shared {
+    /// Keeps the file's bytes alive.
+    file: Arc<dyn Backing>,
+    store: Store,
+    /// Blocks whose failure was logged already.
+    logged: Mutex<HashSet<u64, std::hash::BuildHasherDefault<KeyHasher>>>,
+}
+
+impl Shared {
+    fn file(&self) -> &[u8] {
+        let (ptr, len) = self.file.bytes();
+        // SAFETY: `Backing` keeps `len` bytes at `ptr` valid while it lives, and `self.file`
+        // lives as long as `self`. The connector never writes through the mapping.
+        unsafe { core::slice::from_raw_parts(ptr, len) }
+    }
+}
+
+/// Physical memory of a compressed dump; see the module documentation.
+pub struct CompressedMemory {
+    shared: Arc<Shared>,
+    cache: BlockCache,
+    codecs: Decompressors,
+    /// The block found last and its cache slot, valid until the next insertion: reads that
+    /// stay in one block (a page-table walk's entries) skip the lookup.
+    last: Option<(Block, usize)>,
+}
+
+impl CompressedMemory {
+    /// Serves `store`, an index of the dump in `file`, with a block cache of `cache_size`
+    /// bytes per reader.
+    pub(crate) fn new(file: Arc<dyn Backing>, store: Store, cache_size: usize) -> Result<Self> {
+        let cache = BlockCache::new(cache_size, store.max_block() as usize)?;
+        let shared = Arc::new(Shared { file, store, logged: Mutex::default() });
+        Ok(CompressedMemory { shared, cache, codecs: Decompressors::default(), last: None })
+    }
+
+    /// The guest physical ranges the dump covers (backing = guest address). Inside them,
+    /// pages the dump left out still read as absent.
+    pub fn map(&self) -> &MemoryMap {
+        self.shared.store.map()
+    }
+
+    /// The size of each reader's block cache in bytes (whole blocks).
+    pub fn cache_size(&self) -> usize {
+        self.cache.capacity()
+    }
+
+    /// The cached block holding `addr` and its slot, or the end of the gap if no block holds
+    /// it (or the block holding it cannot be read).
+    fn block(&mut self, addr: u64) -> core::result::Result<(Block, usize), u64> {
+        if let Some((b, slot)) = self.last {
+            if addr.wrapping_sub(b.start) < b.len {
+                return Ok((b, slot));
+            }
+        }
+        let file = self.shared.file();
+        let block = match self.shared.store.lookup(file, addr) {
+            Ok(Lookup::Block(b)) => b,
+            Ok(Lookup::Absent { end }) => return Err(end),
+            Err(e) => {
+                self.log_once(addr, &e);
+                // Skip to the next block boundary.
+                return Err((addr | (self.shared.store.max_block() - 1)).saturating_add(1));
+            }
+        };
+        let slot = match self.cache.find(block.stored_at) {
+            Some(slot) => slot,
+            None => {
+                let (store, codecs) = (&self.shared.store, &mut self.codecs);
+                let filled = self.cache.insert(block.stored_at, |slot| {
+                    let stored = store.stored(file, &block)?;
+                    codecs.decompress(block.codec, &stored, &mut slot[..block.len as usize]).map_err(|why| {
+                        Error::new(ErrorOrigin::FileFormat, ErrorKind::Malformed).with_reason(format_args!(
+                            "{} block at offset {:#x} ({:#x} bytes) for guest {:#x}: {why}",
+                            block.codec.name(),
+                            block.stored_at,
+                            block.stored_len,
+                            block.start
+                        ))
+                    })
+                });
+                match filled {
+                    Ok(slot) => slot,
+                    Err(e) => {
+                        self.last = None;
+                        self.log_once(block.stored_at, &e);
+                        return Err(block.start + block.len);
+                    }
+                }
+            }
+        };
+        self.last = Some((block, slot));
+        Ok((block, slot))
+    }
+
+    /// Logs `e` the first time a block (by `key`) fails.
+    fn log_once(&self, key: u64, e: &Error) {
+        let first = self.shared.logged.lock().map(|mut seen| seen.len() < 4096 && seen.insert(key)).unwrap_or(false);
+        if first {
+            log::warn!("compressed dump: {e}");
+        }
+    }
+}
+
+impl Clone for CompressedMemory {
+    /// A reader of the same dump with an empty cache of the same size.
+    fn clone(&self) -> Self {
+        CompressedMemory {
+            shared: self.shared.clone(),
+            cache: self.cache.empty_like(),
+            codecs: Decompressors::default(),
+            last: None,
+        }
+    }
+}
+
+// The read methods stay out of line: `FileConnector` dispatches to them beside the mapped
+// formats' inlined copy path, which must stay small.
+impl PhysicalMemory for CompressedMemory {
+    #[inline(never)]
+    fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
+        let MemBatch { ops, mut on_ok, mut on_fail } = batch;
+        for op in ops {
+            let addr = u64::try_from(op.addr.address.to_umem()).unwrap_or(u64::MAX);
+            let mut rest: &mut [u8] = op.buf.into();
+            let mut tag = op.tag;
+            // Bytes of `rest` already handled with the status `ok`, not reported yet.
+            let (mut pending, mut ok) = (0usize, true);
+            let total = rest.len();
+            let mut done = 0usize;
+            while done < total {
+                let at = addr.saturating_add(done as u64);
+                let (status, n) = match self.block(at) {
+                    Ok((b, slot)) => {
+                        let into = (at - b.start) as usize;
+                        let n = (b.len as usize - into).min(total - done);
+                        rest[pending..pending + n].copy_from_slice(&self.cache.slot(slot)[into..into + n]);
+                        (true, n)
+                    }
+                    Err(end) => (false, (end.saturating_sub(at)).clamp(1, (total - done) as u64) as usize),
+                };
+                if status != ok && pending > 0 {
+                    let (head, tail) = core::mem::take(&mut rest).split_at_mut(pending);
+                    let cb = if ok { &mut on_ok } else { &mut on_fail };
+                    crate::mem::report(cb, tag, CSliceMut::from(head));
+                    tag += pending;
+                    rest = tail;
+                    pending = 0;
+                }
+                ok = status;
+                pending += n;
+                done += n;
+            }
+            if pending > 0 {
+                let cb = if ok { &mut on_ok } else { &mut on_fail };
+                crate::mem::report(cb, tag, CSliceMut::from(rest));
+            }
+        }
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn phys_read_single(&mut self, addr: PhysicalAddress, out: &mut [u8]) -> Result<usize> {
+        read_single(MemOp { addr, tag: addr.address, buf: out.into() }, |b| self.phys_read_batch(b))
+    }
+
+    fn phys_write_batch(&mut self, _batch: PhysWriteBatch) -> Result<()> {
+        Err(Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::ReadOnly)
+            .with_reason("a compressed dump is read-only: its pages cannot be changed in place"))
+    }
+
+    fn metadata(&self) -> PhysicalMemoryMetadata {
+        let map = self.map();
+        PhysicalMemoryMetadata {
+            max_address: map.max_address(),
+            real_size: map.real_size(),
+            readonly: true,
+            ideal_batch_size: u32::MAX,
+        }
+    }
+
+    fn mem_map_callback(&self, callback: crate::mem::MemMappingCallback) -> Result<()> {
+        self.map().report(callback);
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for CompressedMemory {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("CompressedMemory").field("store", &self.shared.store).field("cache", &self.cache).finish()
+    }
+}
