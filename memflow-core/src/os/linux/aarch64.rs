@@ -62,7 +62,9 @@ impl Mode {
         };
         // The top table of these modes is a full granule: va_bits - granule_log2 is a multiple
         // of the bits per level.
-        let ttbr1_start = (0 as umem).wrapping_sub((1 as umem) << va_bits);
+        // A 64-bit address whatever the width of `umem` (with 128-bit addresses, the top of
+        // the 128-bit space is not the kernel's).
+        let ttbr1_start = 0u64.wrapping_sub(1u64 << va_bits) as umem;
         Ok(Mode {
             arch,
             granule: 1 << granule_log2,
