@@ -73,6 +73,7 @@ pub const AARCH64: Arch = Arch {
     busybox: Busybox::Download,
     elf_machine: 183,
     five_level_config: "CONFIG_ARM64_VA_BITS_52=y",
+    rust_target: "aarch64-unknown-linux-gnu",
 };
 
 /// The guest architectures, the first the default.
