@@ -3,7 +3,8 @@
 #
 #   cmake -DCARGO=... -DCARGO_TARGET_DIR=... -DSOURCE_DIR=... -DSTAGE_DIR=...
 #         -DSO_REAL=libmemflow_ffi.so.X.Y.Z -DSO_NAME=libmemflow_ffi.so.N
-#         -DNATIVE_LIBS_FILE=... -P memflow-cargo.cmake
+#         -DNATIVE_LIBS_FILE=... -DPLUGINS=a,b -DCLI=ON|OFF -DCLI_YARA=ON|OFF
+#         -P memflow-cargo.cmake
 #
 # memflow-ffi is built with `cargo rustc ... -- --print native-static-libs`: rustc then
 # reports the system libraries its static library needs (cargo replays the note when the
@@ -12,7 +13,7 @@
 
 cmake_minimum_required(VERSION 3.16)
 
-foreach(var CARGO CARGO_TARGET_DIR SOURCE_DIR STAGE_DIR SO_REAL SO_NAME NATIVE_LIBS_FILE)
+foreach(var CARGO CARGO_TARGET_DIR SOURCE_DIR STAGE_DIR SO_REAL SO_NAME NATIVE_LIBS_FILE CLI)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "memflow-cargo.cmake: -D${var}=... is required")
   endif()
@@ -53,12 +54,19 @@ set(_plugin_packages "")
 foreach(_plugin IN LISTS _plugins)
   list(APPEND _plugin_packages -p "memflow-${_plugin}")
 endforeach()
+if(CLI)
+  list(APPEND _plugin_packages -p memflow-cli)
+  if(NOT CLI_YARA)
+    # Only the tool has features; the plugins have none to lose.
+    list(APPEND _plugin_packages --no-default-features)
+  endif()
+endif()
 execute_process(
   COMMAND "${CARGO}" build --release ${_plugin_packages} ${_manifest}
   WORKING_DIRECTORY "${SOURCE_DIR}"
   RESULT_VARIABLE _rc)
 if(NOT _rc EQUAL 0)
-  message(FATAL_ERROR "cargo build of the shipped plugins failed")
+  message(FATAL_ERROR "cargo build of the shipped plugins (and the memflow tool) failed")
 endif()
 
 # ---- stage: copy only what changed (so nothing relinks needlessly), make the soname links --
@@ -90,6 +98,35 @@ stage(libmemflow_ffi.a libmemflow_ffi.a)
 foreach(_plugin IN LISTS _plugins)
   stage(libmemflow_${_plugin}.so memflow/libmemflow_${_plugin}.so)
 endforeach()
+
+# The memflow tool, with its man page and shell completions generated from its own argument
+# definitions (rewritten only when they change, so nothing re-installs needlessly).
+if(CLI)
+  file(MAKE_DIRECTORY "${STAGE_DIR}/bin" "${STAGE_DIR}/share/man/man1" "${STAGE_DIR}/share/completions")
+  execute_process(COMMAND "${CMAKE_COMMAND}" -E copy_if_different "${_out}/memflow" "${STAGE_DIR}/bin/memflow"
+    RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "cannot stage ${_out}/memflow")
+  endif()
+  function(generate file)
+    execute_process(COMMAND "${STAGE_DIR}/bin/memflow" ${ARGN} OUTPUT_VARIABLE text RESULT_VARIABLE rc)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "`memflow ${ARGN}` failed")
+    endif()
+    set(path "${STAGE_DIR}/share/${file}")
+    set(old "")
+    if(EXISTS "${path}")
+      file(READ "${path}" old)
+    endif()
+    if(NOT old STREQUAL text)
+      file(WRITE "${path}" "${text}")
+    endif()
+  endfunction()
+  generate(man/man1/memflow.1 man)
+  generate(completions/memflow.bash completions bash)
+  generate(completions/_memflow completions zsh)
+  generate(completions/memflow.fish completions fish)
+endif()
 
 # Programs record the soname; if the library lacks it they would record a build path.
 find_program(_readelf readelf)

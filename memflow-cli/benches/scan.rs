@@ -32,7 +32,7 @@ fn bench(c: &mut Criterion) {
     let pattern = Pattern::literal(&needle).unwrap();
     let pid = std::process::id().to_string();
     let mut target = Target::open("native").unwrap();
-    let region = Region { pid: Some(pid), kernel: false, phys: false };
+    let region = Region { pid: Some(pid), kernel: false, phys: false, all_processes: false };
     let scope = Scope::of(&mut target, &region).unwrap();
     // The same bytes, read once into one buffer (unreadable pages as zeros).
     let mut copy = vec![0u8; scope.bytes() as usize];

@@ -146,13 +146,18 @@ pub enum PluginsCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
-    /// Copies a built plugin library into a plugin directory, after checking it.
+    /// Copies built plugin libraries into a plugin directory, after checking them: one library,
+    /// every library of a directory, or what a plugin crate builds (with `cargo build`).
     Install {
-        /// The plugin library (`libmemflow_NAME.so`).
+        /// A plugin library (`libmemflow_NAME.so`), a directory of them, or a plugin crate's
+        /// directory (one with a `Cargo.toml`: built with cargo, its cdylib installed).
         path: PathBuf,
         /// The plugin directory (default: the user's, ~/.local/lib/memflow).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The cargo profile a plugin crate is built with.
+        #[arg(long, default_value = "release")]
+        profile: String,
     },
     /// Removes a plugin library from a plugin directory.
     Remove {
@@ -188,6 +193,9 @@ pub struct Region {
     /// All physical memory.
     #[arg(long)]
     pub phys: bool,
+    /// The mapped memory of every process, one after the other (not for value scans).
+    #[arg(long)]
+    pub all_processes: bool,
 }
 
 /// `memflow scan ...`.
@@ -211,6 +219,20 @@ pub enum ScanCommand {
         /// Look for its UTF-16LE encoding instead.
         #[arg(long)]
         utf16: bool,
+        /// Where to scan.
+        #[command(flatten)]
+        region: Region,
+        /// Stop after this many matches (at least 1).
+        #[arg(long, default_value_t = 1000, value_parser = parse_limit)]
+        limit: usize,
+    },
+    /// YARA rules (text, hex and regular-expression patterns), through yara-x: each address
+    /// space is scanned as one piece of data in blocks, so file-format modules, `filesize` and
+    /// `uint32(...)`-style reads are not available.
+    #[cfg(feature = "yara")]
+    Yara {
+        /// The rules file.
+        rules: PathBuf,
         /// Where to scan.
         #[command(flatten)]
         region: Region,

@@ -17,6 +17,8 @@ pub mod plugins;
 pub mod scan;
 pub mod target;
 pub mod value;
+#[cfg(feature = "yara")]
+pub mod yara;
 
 use clap::CommandFactory;
 use memflow_core::error::{Error, ErrorKind};
@@ -107,6 +109,8 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Scan(ScanCommand::String { text, utf16, region, limit }) => {
             scan::string_command(chain, &text, utf16, &region, limit, &out)
         }
+        #[cfg(feature = "yara")]
+        Command::Scan(ScanCommand::Yara { rules, region, limit }) => yara::command(chain, &rules, &region, limit, &out),
         Command::Scan(ScanCommand::Value { value_type, value, region, state }) => {
             value::first(chain, value_type, &value, &region, &state, &out)
         }

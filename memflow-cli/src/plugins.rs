@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use memflow_core::plugins::inventory::default_dirs;
 use memflow_core::plugins::{Inventory, PluginFlavor, PluginInfo, PluginSource};
@@ -19,7 +20,7 @@ pub fn run(command: PluginsCommand, out: &Output) -> Result<(), Failure> {
         PluginsCommand::List => list(out),
         PluginsCommand::Info { name } => info(&name, out),
         PluginsCommand::Verify { dir } => verify(dir.as_deref(), out),
-        PluginsCommand::Install { path, dir } => install(&path, &plugin_dir(dir)?, out),
+        PluginsCommand::Install { path, dir, profile } => install(&path, &plugin_dir(dir)?, &profile, out),
         PluginsCommand::Remove { name, dir } => remove(&name, &plugin_dir(dir)?, out),
     }
 }
@@ -202,11 +203,89 @@ fn plugin_dir(dir: Option<PathBuf>) -> Result<PathBuf, Failure> {
     }
 }
 
-fn install(path: &Path, dir: &Path, out: &Output) -> Result<(), Failure> {
-    let checked = check_file(path);
-    if let Some(reason) = checked.reason {
-        return Err(Failure::error(format!("not installing {}: {reason}", path.display())));
+/// Installs what `path` is: a library, a directory of libraries, or a plugin crate.
+fn install(path: &Path, dir: &Path, profile: &str, out: &Output) -> Result<(), Failure> {
+    let libraries = if path.join("Cargo.toml").is_file() {
+        build_crate(path, profile)?
+    } else if path.is_dir() {
+        let found = libraries(path)?;
+        if found.is_empty() {
+            return Err(Failure::not_found(format!(
+                "{} holds no plugin library (*.so) and no Cargo.toml",
+                path.display()
+            )));
+        }
+        found
+    } else {
+        vec![path.to_path_buf()]
+    };
+    // Every library is checked before any is copied: a refused one installs nothing.
+    for library in &libraries {
+        if let Some(reason) = check_file(library).reason {
+            return Err(Failure::error(format!("not installing {}: {reason}", library.display())));
+        }
     }
+    let rows = libraries.iter().map(|library| install_file(library, dir)).collect::<Result<Vec<_>, _>>()?;
+    out.list(&rows)
+}
+
+/// Builds the plugin crate in `crate_dir` with cargo and returns the shared libraries it made.
+/// Cargo's own messages (progress, warnings, errors) go to standard error.
+fn build_crate(crate_dir: &Path, profile: &str) -> Result<Vec<PathBuf>, Failure> {
+    let manifest = crate_dir.join("Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(&cargo)
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--profile", profile, "--message-format=json-render-diagnostics"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Failure::error(format!("cannot run {}: {e}", Path::new(&cargo).display())))?;
+    if !output.status.success() {
+        return Err(Failure::error(format!("cargo build of {} failed ({})", manifest.display(), output.status)));
+    }
+    let manifest = manifest.canonicalize().map_err(|e| Failure::error(format!("{}: {e}", manifest.display())))?;
+    let mut built = Vec::new();
+    for line in output.stdout.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let Ok(message) = serde_json::from_slice::<CargoMessage>(line) else { continue };
+        let ours = message.manifest_path.as_deref().is_some_and(|m| Path::new(m) == manifest);
+        if message.reason == "compiler-artifact" && ours && message.target.kind.iter().any(|k| k == "cdylib") {
+            built.extend(
+                message.filenames.into_iter().map(PathBuf::from).filter(|f| f.extension().is_some_and(|x| x == "so")),
+            );
+        }
+    }
+    if built.is_empty() {
+        return Err(Failure::error(format!(
+            "{} builds no shared library: a plugin crate needs `crate-type = [\"cdylib\"]`",
+            manifest.display()
+        )));
+    }
+    Ok(built)
+}
+
+/// The parts of a line of `cargo build --message-format=json` that name what was built.
+#[derive(serde::Deserialize)]
+struct CargoMessage {
+    reason: String,
+    #[serde(default)]
+    manifest_path: Option<String>,
+    #[serde(default)]
+    target: CargoTarget,
+    #[serde(default)]
+    filenames: Vec<String>,
+}
+
+/// The crate target of a cargo artifact message.
+#[derive(serde::Deserialize, Default)]
+struct CargoTarget {
+    #[serde(default)]
+    kind: Vec<String>,
+}
+
+/// Copies one checked library into `dir` and checks the copy where it will be loaded from.
+fn install_file(path: &Path, dir: &Path) -> Result<FileRow, Failure> {
     let name = path.file_name().ok_or_else(|| Failure::usage(format!("{} is not a file", path.display())))?;
     let bytes = std::fs::read(path).map_err(|e| Failure::error(format!("{}: {e}", path.display())))?;
     std::fs::DirBuilder::new()
@@ -230,13 +309,13 @@ fn install(path: &Path, dir: &Path, out: &Output) -> Result<(), Failure> {
         let _ = std::fs::remove_file(&partial);
         return Err(Failure::error(format!("{}: {e}", dest.display())));
     }
-    // The copy is checked where it will be loaded from: the directory's owner and mode count.
+    // The directory's owner and mode count too.
     let installed = check_file(&dest);
     if let Some(reason) = &installed.reason {
         let _ = std::fs::remove_file(&dest);
         return Err(Failure::error(format!("not installing into {}: {reason}", dir.display())));
     }
-    out.list(&[installed])
+    Ok(installed)
 }
 
 fn remove(name: &str, dir: &Path, out: &Output) -> Result<(), Failure> {

@@ -9,7 +9,7 @@ use memchr::memmem::Finder;
 use memflow_core::error::{ErrorKind, ErrorOrigin};
 use memflow_core::mem::alloc::zeroed_vec;
 use memflow_core::mem::{MemMapping, PhysicalMemory};
-use memflow_core::os::{MemoryRange, ModuleInfo, Os, Process};
+use memflow_core::os::{MemoryRange, ModuleInfo, Os, Process, ProcessInfo};
 use memflow_core::plugins::ChainInstance;
 use memflow_core::prelude::ProcessInstanceArcBox;
 use memflow_core::translate::VirtualTranslate;
@@ -127,8 +127,27 @@ pub fn scan_ranges(
     progress: &ProgressBar,
     mut hit: impl FnMut(u64) -> bool,
 ) -> Result<(), Failure> {
-    let keep = pattern.len() - 1;
-    let mut buf: Vec<u8> = zeroed_vec(CHUNK + keep, ErrorOrigin::Other, "the scan buffer")?;
+    scan_windows(mem, ranges, pattern.len() - 1, progress, |address, window| {
+        pattern.find(window, |at| {
+            let found = address.wrapping_add(at as u64);
+            found % align != 0 || hit(found)
+        })
+    })
+}
+
+/// Reads `ranges` of `mem` chunk by chunk and calls `search(address, bytes)` with each run of
+/// readable bytes, in order, until it returns `false`. Each window starts with the last
+/// `overlap` bytes of the one before when they are contiguous, so a match of up to
+/// `overlap + 1` bytes that spans two chunks lies whole in one window; a match never spans an
+/// unreadable page. `progress` advances by the bytes read.
+pub fn scan_windows(
+    mem: &mut dyn Memory,
+    ranges: &[ScanRange],
+    overlap: usize,
+    progress: &ProgressBar,
+    mut search: impl FnMut(u64, &[u8]) -> bool,
+) -> Result<(), Failure> {
+    let mut buf: Vec<u8> = zeroed_vec(CHUNK + overlap, ErrorOrigin::Other, "the scan buffer")?;
     for &(base, size) in ranges {
         // The bytes at the front of `buf` carried over from the previous chunk, which ends
         // right before this one.
@@ -142,20 +161,14 @@ pub fn scan_ranges(
             for run in &runs {
                 // The first run continues the carried bytes if it starts the chunk.
                 let start = if run.start == 0 { 0 } else { carry + run.start };
-                let window = &buf[start..carry + run.end];
-                let window_address = front.wrapping_add(start as u64);
-                let going = pattern.find(window, |at| {
-                    let found = window_address.wrapping_add(at as u64);
-                    found % align != 0 || hit(found)
-                });
-                if !going {
+                if !search(front.wrapping_add(start as u64), &buf[start..carry + run.end]) {
                     return Ok(());
                 }
             }
             carry = match runs.last() {
                 Some(run) if run.end == n => {
                     let readable = if run.start == 0 { carry + n } else { run.len() };
-                    let kept = keep.min(readable);
+                    let kept = overlap.min(readable);
                     buf.copy_within(carry + n - kept..carry + n, 0);
                     kept
                 }
@@ -182,23 +195,32 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// The scope of `region` in `target`.
+    /// The scopes of `region` in `target`: one per process with `--all-processes`, else one.
+    /// Processes that cannot be read (e.g. they exited) are left out with a warning.
+    pub fn list(target: &mut Target, region: &Region) -> Result<Vec<Scope>, Failure> {
+        if !region.all_processes {
+            return Ok(vec![Scope::of(target, region)?]);
+        }
+        let infos = target.os()?.process_info_list().map_err(|e| Failure::about("the process list", e))?;
+        let mut scopes = Vec::with_capacity(infos.len());
+        for info in infos {
+            let pid = info.pid;
+            match Scope::of_process(target, info) {
+                Ok(scope) => scopes.push(scope),
+                Err(failure) => log::warn!("not scanning process {pid}: {}", failure.message),
+            }
+        }
+        Ok(scopes)
+    }
+
+    /// The scope of `region` in `target`, one address space (not `--all-processes`).
     pub fn of(target: &mut Target, region: &Region) -> Result<Scope, Failure> {
+        if region.all_processes {
+            return Err(Failure::usage("this scan covers one address space: use --pid, --kernel or --phys"));
+        }
         if let Some(selector) = &region.pid {
             let info = target.process_info(selector)?;
-            let (pid, name) = (info.pid, info.name.to_string());
-            let mut proc =
-                target.os()?.process_by_info(info).map_err(|e| Failure::about(format!("process {pid}"), e))?;
-            let ranges =
-                present_ranges(&mut proc).map_err(|e| Failure::about(format!("mappings of process {pid}"), e))?;
-            // Without a module list (some layers), hits are still reported, without a module.
-            let modules = proc.module_list().unwrap_or_default();
-            return Ok(Scope {
-                space: SpaceKind::Process(pid.to_string()),
-                process: Some((pid, name)),
-                ranges,
-                modules: named(&modules),
-            });
+            return Scope::of_process(target, info);
         }
         if region.kernel {
             let os = target.os()?;
@@ -223,6 +245,21 @@ impl Scope {
         }
         let ranges = physical_ranges(target)?;
         Ok(Scope { space: SpaceKind::Physical, process: None, ranges, modules: vec![] })
+    }
+
+    /// The mapped memory of one process.
+    fn of_process(target: &mut Target, info: ProcessInfo) -> Result<Scope, Failure> {
+        let (pid, name) = (info.pid, info.name.to_string());
+        let mut proc = target.os()?.process_by_info(info).map_err(|e| Failure::about(format!("process {pid}"), e))?;
+        let ranges = present_ranges(&mut proc).map_err(|e| Failure::about(format!("mappings of process {pid}"), e))?;
+        // Without a module list (some layers), hits are still reported, without a module.
+        let modules = proc.module_list().unwrap_or_default();
+        Ok(Scope {
+            space: SpaceKind::Process(pid.to_string()),
+            process: Some((pid, name)),
+            ranges,
+            modules: named(&modules),
+        })
     }
 
     /// The module `address` lies in and the offset into it.
@@ -329,19 +366,22 @@ impl Row for Hit {
 /// Scans `region` of `chain` for `pattern` and prints at most `limit` hits.
 fn run(chain: &str, pattern: &Pattern, region: &Region, limit: usize, out: &Output) -> Result<(), Failure> {
     let mut target = Target::open(chain)?;
-    let scope = Scope::of(&mut target, region)?;
-    let progress = out.progress(scope.bytes(), "scanning");
+    let scopes = Scope::list(&mut target, region)?;
+    let progress = out.progress(scopes.iter().map(Scope::bytes).sum(), "scanning");
     let mut hits = Vec::new();
-    target.with_space(&scope.space, |mem| {
-        scan_ranges(mem, &scope.ranges, pattern, 1, &progress, |address| {
-            hits.push(Hit::at(&scope, address));
-            hits.len() < limit
-        })
-    })?;
-    progress.finish_and_clear();
-    if hits.len() == limit {
-        log::warn!("stopped at {limit} matches (--limit)");
+    for scope in &scopes {
+        target.with_space(&scope.space, |mem| {
+            scan_ranges(mem, &scope.ranges, pattern, 1, &progress, |address| {
+                hits.push(Hit::at(scope, address));
+                hits.len() < limit
+            })
+        })?;
+        if hits.len() == limit {
+            log::warn!("stopped at {limit} matches (--limit)");
+            break;
+        }
     }
+    progress.finish_and_clear();
     out.list(&hits)
 }
 

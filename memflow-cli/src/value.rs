@@ -165,7 +165,7 @@ pub struct State {
 
 impl State {
     fn region(&self) -> Region {
-        Region { pid: self.pid.map(|p| p.to_string()), kernel: self.kernel, phys: self.phys }
+        Region { pid: self.pid.map(|p| p.to_string()), kernel: self.kernel, phys: self.phys, all_processes: false }
     }
 
     fn load(path: &Path) -> Result<State, Failure> {

@@ -193,6 +193,52 @@ fn string_scan_finds_the_marker_at_the_right_process_and_addresses() {
     let hits = json(&["-c", &chain, "scan", "pattern", &spaced.join(" "), "--pid", &pid.to_string()]);
     let by_pattern: BTreeSet<u64> = hits.as_array().unwrap().iter().map(|h| hex(&h["address"])).collect();
     assert!(by_pattern.is_superset(&want));
+
+    // YARA: a text rule finds the same places; a hex rule with a wildcard and a regular
+    // expression find them too; over all processes, the marker process is among those found.
+    let dir = temp_dir("cli-yara");
+    let rules = dir.join("marker.yar");
+    let hex_pattern: Vec<String> =
+        marker.bytes().enumerate().map(|(i, b)| if i == 2 { "??".into() } else { format!("{b:02X}") }).collect();
+    // The marker is `MEMFLOW-MARKER-` and hexadecimal digits.
+    let (head, tail) = marker.split_at(marker.len() / 2);
+    std::fs::write(
+        &rules,
+        format!(
+            "rule marker_text {{ strings: $m = \"{marker}\" condition: $m }}\n\
+             rule marker_hex {{ strings: $h = {{ {} }} condition: $h }}\n\
+             rule marker_regex {{ strings: $r = /{head}[0-9a-f]{{{}}}/ condition: $r }}\n\
+             rule absent {{ strings: $a = \"no such bytes in any guest\" condition: $a }}\n",
+            hex_pattern.join(" "),
+            tail.len()
+        ),
+    )
+    .unwrap();
+    let pid_arg = pid.to_string();
+    let hits = json(&["-c", &chain, "scan", "yara", rules.to_str().unwrap(), "--pid", &pid_arg]);
+    let hits = hits.as_array().unwrap();
+    assert!(hits.iter().all(|h| h["pid"] == pid && h["process"] == "mfprobe_marker" && h["rule"] != "absent"));
+    for rule in ["marker_text", "marker_hex", "marker_regex"] {
+        let found: BTreeSet<u64> = hits.iter().filter(|h| h["rule"] == rule).map(|h| hex(&h["address"])).collect();
+        assert_eq!(found, want, "{rule}");
+    }
+    assert!(hits.iter().all(|h| h["length"] == marker.len()));
+    let all = json(&["-c", &chain, "scan", "yara", rules.to_str().unwrap(), "--all-processes"]);
+    let in_marker: BTreeSet<u64> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["pid"] == pid && h["rule"] == "marker_text")
+        .map(|h| hex(&h["address"]))
+        .collect();
+    assert_eq!(in_marker, want);
+    // A rule error: usage (exit code 2), one line naming the file and line.
+    std::fs::write(&rules, "rule ok { condition: true }\nrule broken { condition: $nowhere }\n").unwrap();
+    let out = run(&["-c", &chain, "scan", "yara", rules.to_str().unwrap(), "--pid", &pid_arg]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.lines().count() == 1 && stderr.contains("marker.yar:2"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// Holds a `u32` on the heap for [`value_scan_narrows_to_the_value_a_child_changes`], which
@@ -277,6 +323,60 @@ fn value_scan_narrows_to_the_value_a_child_changes() {
 
     drop(stdin);
     assert!(child.wait().unwrap().success());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn plugins_install_builds_a_plugin_crate_and_installs_its_library() {
+    let dir = temp_dir("cli-plugin-crate");
+    let plugins = dir.join("plugins");
+    let crate_dir = memflow_tests::repo_root().join("tests/plugin-fixtures/probe");
+    // The SDK tests' release build directory: the build of memflow-core there is shared with
+    // them, and the build lock of this test run's own target directory is held.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sdk/build/cargo");
+    let out = memflow()
+        .args(["plugins", "install", crate_dir.to_str().unwrap(), "--dir", plugins.to_str().unwrap(), "--json"])
+        .env("CARGO", env!("CARGO"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let installed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(installed.as_array().unwrap().len(), 1, "{installed}");
+    assert_eq!(installed[0]["ok"], true);
+    assert_eq!(installed[0]["plugins"][0], "probe");
+    let file = plugins.join("libmemflow_probe_fixture.so");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(target.join("release/libmemflow_probe_fixture.so")).unwrap()
+    );
+
+    // A directory without a Cargo.toml: each library in it, and none if one is refused.
+    let from_dir = dir.join("from-dir");
+    let listed = json(&["plugins", "install", plugins.to_str().unwrap(), "--dir", from_dir.to_str().unwrap()]);
+    assert_eq!(listed[0]["file"], from_dir.join("libmemflow_probe_fixture.so").to_str().unwrap());
+    std::fs::write(plugins.join("libnot_a_plugin.so"), b"not an ELF file").unwrap();
+    let refused = run(&["plugins", "install", plugins.to_str().unwrap(), "--dir", dir.join("none").to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("libnot_a_plugin.so"));
+    assert!(!dir.join("none").exists());
+    // A crate that builds no library is refused with the reason.
+    let empty = dir.join("empty-crate");
+    std::fs::create_dir_all(empty.join("src")).unwrap();
+    std::fs::write(
+        empty.join("Cargo.toml"),
+        "[package]\nname = \"empty\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(empty.join("src/lib.rs"), "").unwrap();
+    let out = memflow()
+        .args(["plugins", "install", empty.to_str().unwrap(), "--dir", dir.join("none").to_str().unwrap()])
+        .env("CARGO", env!("CARGO"))
+        .env("CARGO_TARGET_DIR", dir.join("empty-target"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cdylib"), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::remove_dir_all(dir).unwrap();
 }
 

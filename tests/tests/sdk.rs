@@ -88,7 +88,15 @@ fn setup() -> Sdk {
     };
     // The same cargo that runs these tests builds the libraries.
     let cargo = format!("-DMEMFLOW_CARGO={}", env!("CARGO"));
-    run(Command::new("cmake").arg("-S").arg(&sdk.repo).arg("-B").arg(&sdk.build).arg(&cargo));
+    // The tool without YARA: yara-x's release build would add minutes to every CI run, and
+    // `tests/cli.rs` tests YARA scans with the workspace's build of the same tool.
+    run(Command::new("cmake")
+        .arg("-S")
+        .arg(&sdk.repo)
+        .arg("-B")
+        .arg(&sdk.build)
+        .arg(&cargo)
+        .arg("-DMEMFLOW_CLI_YARA=OFF"));
     run(Command::new("cmake").arg("--build").arg(&sdk.build));
     let _ = std::fs::remove_dir_all(&sdk.prefix);
     run(Command::new("cmake").arg("--install").arg(&sdk.build).arg("--prefix").arg(&sdk.prefix));
@@ -309,6 +317,57 @@ fn installs_the_sdk_with_safe_modes_and_the_soname() {
     assert_eq!(inv.add_dir(&lib.join("memflow")).unwrap(), 6);
     let names: BTreeSet<String> = inv.plugins().map(|i| i.name.clone()).collect();
     assert_eq!(names, ["coredump", "dummy", "linux", "native", "qemu"].map(String::from).into());
+}
+
+#[test]
+fn installs_the_memflow_tool_with_its_man_page_and_completions() {
+    let sdk = sdk();
+    let p = &sdk.prefix;
+    let tool = p.join("bin/memflow");
+    assert_eq!(std::fs::metadata(&tool).unwrap().permissions().mode() & 0o777, 0o755);
+    for (file, starts) in [
+        ("share/man/man1/memflow.1", ".ie"),
+        ("share/bash-completion/completions/memflow", "_memflow()"),
+        ("share/zsh/site-functions/_memflow", "#compdef memflow"),
+        ("share/fish/vendor_completions.d/memflow.fish", ""),
+    ] {
+        let text = std::fs::read_to_string(p.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(
+            text.starts_with(starts) && text.contains("memflow"),
+            "{file} is not what `memflow` generates:\n{text}"
+        );
+    }
+    // With no plugin path and an empty home, the installed tool looks for plugins in
+    // <prefix>/lib/memflow, beside it (files of the plugins it has built in are checked there,
+    // the built-in ones are used).
+    let home = sdk.work.join("tool-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = run(Command::new(&tool)
+        .args(["plugins", "verify", "--json"])
+        .env_remove("MEMFLOW_PLUGIN_PATH")
+        .env("HOME", &home));
+    let plugin_dir = p.join("lib/memflow").canonicalize().unwrap();
+    let verified: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let files: BTreeSet<String> = verified
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["ok"] == true)
+        .filter_map(|f| f["file"].as_str())
+        .filter(|f| Path::new(f).starts_with(&plugin_dir))
+        .map(|f| Path::new(f).file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let expected: BTreeSet<String> =
+        ["coredump", "dummy", "linux", "native", "qemu"].iter().map(|n| format!("libmemflow_{n}.so")).collect();
+    assert_eq!(files, expected, "{out}");
+    // And it works: the process list of the guest dump, from the installed plugins.
+    let ps = run(Command::new(&tool)
+        .args(["-c", &format!("coredump:{} -> linux", fixture_dump().display()), "ps", "--json"])
+        .env_remove("MEMFLOW_PLUGIN_PATH")
+        .env("HOME", &home));
+    let ps: serde_json::Value = serde_json::from_str(&ps).unwrap();
+    let names: BTreeSet<&str> = ps.as_array().unwrap().iter().filter_map(|p| p["name"].as_str()).collect();
+    assert!(names.contains("init") && names.len() > 3, "{ps}");
 }
 
 /// The libraries a shared object needs (`DT_NEEDED`).

@@ -467,8 +467,9 @@ fn own_module_dir() -> Option<PathBuf> {
 /// The directories [`Inventory::scan`] looks in, in order (the first one that has a plugin
 /// wins): `$MEMFLOW_PLUGIN_PATH`, `~/.local/lib/memflow`, `/usr/local/lib/memflow`,
 /// `/usr/lib/memflow`, `memflow/` beside the binary that contains this code (so an SDK
-/// installed in any prefix finds `<prefix>/lib/memflow` next to `libmemflow_ffi.so`), and the
-/// executable's directory.
+/// installed in any prefix finds `<prefix>/lib/memflow` next to `libmemflow_ffi.so`),
+/// `lib/memflow` in the parent of the executable's directory (what the `memflow` tool installed in
+/// `<prefix>/bin` finds), and the executable's directory.
 pub fn default_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> =
         std::env::var_os("MEMFLOW_PLUGIN_PATH").map(|v| std::env::split_paths(&v).collect()).unwrap_or_default();
@@ -481,6 +482,9 @@ pub fn default_dirs() -> Vec<PathBuf> {
         dirs.push(module_dir.join("memflow"));
     }
     if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+        if let Some(prefix) = exe_dir.parent() {
+            dirs.push(prefix.join("lib/memflow"));
+        }
         dirs.push(exe_dir);
     }
     dirs.into_iter().filter(|d| d.is_dir()).collect()
