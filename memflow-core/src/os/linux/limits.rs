@@ -6,8 +6,9 @@
 //! garbage result. The values are far above what a real kernel has (the comments say what
 //! that is); raising one means changing it here and rebuilding.
 
-/// The highest physical address scanned for page tables: x86-64 physical addresses have at
-/// most 52 bits (`MAXPHYADDR`), so nothing above can be a page table.
+/// The highest physical address scanned for page tables: x86-64 and AArch64 physical
+/// addresses have at most 52 bits (`MAXPHYADDR`, FEAT_LPA), so nothing above can be a page
+/// table.
 pub const MAX_PHYS_ADDRESS: u64 = (1 << 52) - 1;
 /// Pages probed in holes of physical memory (addresses the connector does not back) by the
 /// page-table scan, in total: 16 GiB of holes. The scan stops once it has seen every backed
