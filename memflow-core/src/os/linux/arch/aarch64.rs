@@ -163,12 +163,16 @@ pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables
 }
 
 /// Finds the kernel of an ARM64 guest: its tables (see [`find_kernel_tables`]), the image
-/// they map (see the module documentation) and its kallsyms tables. `None` if no tables are
-/// found (no ARM64 guest); an error names what is missing after that.
+/// they map (see the module documentation) and its kallsyms tables. `None` if the scan finds
+/// no tables (no ARM64 guest, or none among the candidates it may try; logged); an error
+/// names what is missing after that.
 pub(in crate::os::linux) fn find_kernel<P: PhysicalMemory>(mem: &mut P) -> Result<Option<FoundKernel>> {
     let tables = match find_kernel_tables(mem) {
         Ok(tables) => tables,
-        Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::LimitExceeded) => {
+            log::info!("linux: no ARM64 kernel tables: {e}");
+            return Ok(None);
+        }
         Err(e) => return Err(e),
     };
     let mode = Mode::of(tables.arch)?;
@@ -302,5 +306,46 @@ mod tests {
             let b = kernel(arch, block_log2, false);
             assert_eq!(find_kernel_tables(&mut b.memory()).unwrap_err().kind, ErrorKind::NotFound, "{arch:?}");
         }
+    }
+
+    /// Physical memory that counts the bytes read from it and does not tell its memory map.
+    struct NoMap<P> {
+        mem: P,
+        bytes: u64,
+    }
+
+    impl<P: PhysicalMemory> PhysicalMemory for NoMap<P> {
+        fn phys_read_batch(&mut self, batch: crate::mem::PhysReadBatch) -> Result<()> {
+            let crate::mem::MemBatch { ops, on_ok, on_fail } = batch;
+            let bytes = &mut self.bytes;
+            let mut ops = ops.inspect(|op| *bytes += op.buf.len() as u64);
+            crate::mem::MemBatch::with(&mut ops, on_ok, on_fail, |b| self.mem.phys_read_batch(b))
+        }
+
+        fn phys_write_batch(&mut self, batch: crate::mem::PhysWriteBatch) -> Result<()> {
+            self.mem.phys_write_batch(batch)
+        }
+
+        fn metadata(&self) -> crate::mem::PhysicalMemoryMetadata {
+            self.mem.metadata()
+        }
+
+        fn mem_map_callback(&self, _: crate::mem::MemMappingCallback) -> Result<()> {
+            Err(Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::Unsupported))
+        }
+
+        fn set_mem_map(&mut self, _: &[crate::mem::MemMapping]) {}
+    }
+
+    /// One page at a huge address of a connector that does not know its map: the scan does
+    /// not read through the span below it, it stops after the hole budget in each mode.
+    #[test]
+    fn holes_end_the_scan_without_a_memory_map() {
+        let mut map = crate::mem::MemoryMap::new();
+        map.push(Address::new(1 << 48), 0x1000, 0).unwrap();
+        let mut mem = NoMap { mem: crate::connector::dummy_memory_with_map(map).unwrap(), bytes: 0 };
+        assert_eq!(find_kernel_tables(&mut mem).unwrap_err().kind, ErrorKind::NotFound);
+        let per_mode = (MAX_SCAN_HOLE_PAGES << 12) + (SCAN_CHUNK << 14) as u64;
+        assert!(mem.bytes <= MODES.len() as u64 * per_mode, "{} bytes read", mem.bytes);
     }
 }
