@@ -20,11 +20,12 @@ use crate::virt::VirtualDma;
 ///
 /// It reads and writes the process's memory through its own page tables for the user half and
 /// the kernel's for the kernel half (on x86-64 the process's tables map both; a kernel thread,
-/// which has none, sees the kernel's address space). Its mapped ranges are its VMAs; its modules are
-/// the ELF images among its file-backed VMAs: an image starts at a mapping of a file at offset
-/// 0 and takes in the later mappings of the same file, and is named after the file. The
-/// module's handle is its base address. Exports, imports and sections come from the image in
-/// memory ([`ElfImage`]).
+/// which has none, sees the kernel's address space). Its mapped ranges are its VMAs; its
+/// modules are the ELF images among its file-backed VMAs: an image starts at a mapping of a
+/// file at offset 0 and takes in the later mappings of the same file, and is named after the
+/// file (32-bit images on x86-64 only: AArch32 has no paging mode here). The module's handle
+/// is its base address. Exports, imports and sections come from the image in memory
+/// ([`ElfImage`]).
 #[derive(Clone)]
 pub struct LinuxProcess<P> {
     kernel: Arc<Kernel>,
