@@ -793,7 +793,8 @@ fn virt_read_large(c: &mut Criterion) {
 /// and `translate_arm64-16k` groups: the kernel's TTBR1 table found by scanning (as the Linux
 /// layer finds it), ours under `VirtualDma::new(.., tables.arch, &tables.roots())` and, on the
 /// 4 KiB guest, memflow 0.2.4 under `aarch64::new_translator(NULL, ttbr1)` (48-bit addresses,
-/// 4 KiB granule). Memflow 0.2.4's only 16 KiB mode (`new_translator_16k`) walks 48-bit
+/// 4 KiB granule; it refuses the lower half of the TTBR1 range, the linear map, as not
+/// canonical in the x86 sense, so it is timed on the rest). Memflow 0.2.4's only 16 KiB mode (`new_translator_16k`) walks 48-bit
 /// addresses from a 2-entry top table; the 16 KiB guest's kernel uses 47-bit ones (its top
 /// table is the 2048-entry level 1), which it cannot translate.
 fn translate_arm64(c: &mut Criterion) {
