@@ -23,6 +23,9 @@ pub const MAX_SCAN_RANGES: usize = 1 << 16;
 pub const MAX_SCANNED_TABLES: usize = 64;
 /// Bytes of candidate kernel images read and searched for kallsyms by the scan, in total.
 pub const MAX_SCANNED_IMAGE_BYTES: u64 = 1 << 30;
+/// The most mapped ranges (of equal flags) of an ARM64 kernel half searched for the kernel
+/// image (a 256 MiB guest has about 100; each vmalloc area, e.g. a thread's stack, is one).
+pub const MAX_KERNEL_HALF_RANGES: usize = 1 << 20;
 /// The largest kernel image read (a Debian 6.1 image maps about 40 MiB).
 pub const MAX_IMAGE: u64 = 256 << 20;
 

@@ -28,9 +28,9 @@ use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, Result};
 use crate::mem::alloc::zeroed_vec;
 use crate::mem::{MemoryView, PhysicalMemory};
-use crate::os::linux::limits::{MAX_PHYS_ADDRESS, MAX_SCANNED_TABLES, MAX_SCAN_HOLE_PAGES};
+use crate::os::linux::limits::{MAX_KERNEL_HALF_RANGES, MAX_PHYS_ADDRESS, MAX_SCANNED_TABLES, MAX_SCAN_HOLE_PAGES};
 use crate::os::linux::scan::{no_kallsyms, read_image, scan_ranges, FoundKernel, Images, Tried};
-use crate::translate::{TranslationRange, VirtualTranslate};
+use crate::translate::{MemoryRange, TranslationRange, VirtualTranslate};
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
 
@@ -178,7 +178,19 @@ pub(in crate::os::linux) fn find_kernel<P: PhysicalMemory>(mem: &mut P) -> Resul
     let mode = Mode::of(tables.arch)?;
     let mut view = VirtualDma::new(mem.forward_mut(), tables.arch, &tables.roots())?;
     // The upper half ends at 2^64 (a 64-bit address also in 128-bit builds).
-    let ranges = view.virt_page_map_range_vec(0, Address::new(mode.linear_end), Address::new(u64::MAX as umem))?;
+    let (start, end) = (Address::new(mode.linear_end), Address::new(u64::MAX as umem));
+    let mut ranges = Vec::new();
+    let mut add = |r: MemoryRange| {
+        ranges.push(r);
+        ranges.len() < MAX_KERNEL_HALF_RANGES
+    };
+    view.virt_page_map_range(0, start, end, (&mut add).into())?;
+    if ranges.len() >= MAX_KERNEL_HALF_RANGES {
+        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
+            "aarch64: the kernel half of the tables at {} has at least {MAX_KERNEL_HALF_RANGES} mapped ranges",
+            tables.ttbr1
+        )));
+    }
     let mut magics: Vec<(Address, [u8; 4])> = ranges.iter().map(|r| (r.base + IMAGE_MAGIC_AT, [0; 4])).collect();
     if let Err(PartialError::Error(e)) = view.read_many(&mut magics) {
         return Err(e);
