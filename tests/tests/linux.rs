@@ -6,8 +6,8 @@
 //! KASLR, with 4- and 5-level paging, with page-table isolation (an Intel CPU model) and with
 //! 5 GiB of RAM (a memory map with a hole below 4 GiB), and Debian's generic kernel with
 //! 5-level paging, all Debian 12's kernel 6.1; and Debian 13's cloud kernel 6.12 (the module
-//! layout of 6.4 and later) with KASLR and with 5-level paging. A missing fixture fails the
-//! tests.
+//! layout of 6.4 and later) with KASLR and with 5-level paging; and Debian 13's arm64 kernels
+//! (4 KiB and 16 KiB pages). A missing fixture fails the tests.
 
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -27,11 +27,12 @@ use memflow_core::virt::VirtualDma;
 use memflow_tests::Fixture;
 
 /// Opens the fixture's dump with the layer, using the CPU state as the hint (formats that
-/// record none, LiME and AVML, are scanned for the kernel).
+/// record none, LiME and AVML, and ARM64 guests, whose dumps have no system registers, are
+/// scanned for the kernel).
 fn open_os(fx: &Fixture) -> LinuxOs<FileConnector> {
     let conn = fx.open();
     let hints = cpu_hints(&conn);
-    let no_cpu_state = matches!(conn.format(), DumpFormat::Lime | DumpFormat::Avml);
+    let no_cpu_state = matches!(conn.format(), DumpFormat::Lime | DumpFormat::Avml) || fx.meta("machine") == "virt";
     assert!(no_cpu_state || !hints.is_empty(), "{}: the dump has no usable CPU state", fx.name);
     LinuxOs::new(conn, &hints, LibArc::default()).unwrap_or_else(|e| panic!("{}: {e}", fx.name))
 }
@@ -101,9 +102,22 @@ fn processes_match_ps(name: &'static str) {
     let init = by_pid[&1];
     assert_eq!((&*init.name, &*init.path), ("init", "/bin/busybox"));
     assert!(init.command_line.starts_with("/bin/sh /init"), "{name}: {:?}", &*init.command_line);
-    let la57 = fx.meta("guest_la57_cpuinfo") == "yes";
-    let arch = if la57 { ArchitectureIdent::X86_64La57 } else { ArchitectureIdent::X86_64 };
-    assert!(list.iter().all(|p| p.sys_arch == arch && p.proc_arch == arch));
+    let arch = guest_arch(&fx);
+    assert!(list.iter().all(|p| p.sys_arch == arch && p.proc_arch == arch), "{name}: {arch:?}");
+    // A process's kernel half is the kernel's: on AArch64 through the kernel's TTBR1 table.
+    let second = if matches!(arch, ArchitectureIdent::AArch64 { .. }) { os.kernel_root() } else { Address::NULL };
+    assert!(list.iter().filter(|p| !p.table_root.is_null()).all(|p| p.table_root_2 == second), "{name}");
+}
+
+/// The paging mode the guest ran in: the ARM64 guests' from their kernel flavor (Debian's
+/// `arm64-16k` has 16 KiB pages and 47-bit addresses), the x86-64 guests' from `/proc/cpuinfo`.
+fn guest_arch(fx: &Fixture) -> ArchitectureIdent {
+    match (fx.meta("machine"), fx.meta("kernel_release").ends_with("-arm64-16k")) {
+        ("virt", false) => ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 },
+        ("virt", true) => ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 },
+        _ if fx.meta("guest_la57_cpuinfo") == "yes" => ArchitectureIdent::X86_64La57,
+        _ => ArchitectureIdent::X86_64,
+    }
 }
 
 /// Every occurrence of `needle` in the readable mappings of `process`.
@@ -403,6 +417,10 @@ fixture_tests! {
     // kernel is found by scanning).
     cloud_4l_avml: "cloud-4l-avml/dump.avml",
     cloud_4l_avml_lime: "cloud-4l-avml/dump.avml-lime",
+    // Debian 13's arm64 kernels (KASLR on) with 4 KiB pages and 48-bit and 16 KiB pages and
+    // 47-bit addresses.
+    arm64_4k: "arm64-4k",
+    arm64_16k: "arm64-16k",
 }
 
 /// With page-table isolation a CPU in user mode runs on the user copy of the tables (the page

@@ -15,7 +15,7 @@
 //! loads with the shipped plugin files beside the library.
 //!
 //! Needs cmake, cc, c++, pkg-config and valgrind (`cargo xtask deps`), and the guest
-//! fixture `target/fixtures/cloud-4l` (`cargo xtask fixtures`). Reading other processes
+//! fixtures `target/fixtures/cloud-4l`, `arm64-4k` and `arm64-16k` (`cargo xtask fixtures`). Reading other processes
 //! through the native layer needs the rights to (root, or ptrace permission).
 
 #![cfg(target_os = "linux")]
@@ -670,6 +670,38 @@ fn c_process_list_lists_this_process() {
     let out = output(example(&sdk.c11.join("process_list")).arg("nosuchos"));
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no plugin named `nosuchos`"), "{}", text(&out.stderr));
+}
+
+/// The unchanged `process_list` example on `coredump:<dump> -> linux` for an x86-64 guest
+/// and the two ARM64 guests: every process of the guest's own `ps` (but `ps` itself, gone
+/// by the dump) with its parent, name (`ps` adds a workqueue to a worker's) and, for the
+/// probes the guest started, the path of their program.
+#[test]
+fn c_process_list_on_x86_64_and_arm64_guest_dumps() {
+    let sdk = sdk();
+    for name in ["cloud-4l", "arm64-4k", "arm64-16k"] {
+        let fx = Fixture::load(name);
+        let chain = format!("coredump:{} -> linux", fx.dir.join("dump.elf").display());
+        let out = run(example(&sdk.c11.join("process_list")).arg(&chain));
+        let listed: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+        let count = format!("{} processes", listed.len() - 1);
+        assert_eq!(out.lines().last(), Some(count.as_str()), "{name}: {out}");
+        let ps: Vec<Vec<&str>> = fx.section("ps").lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+        assert!(ps.len() > 10, "{name}: short ps section");
+        for line in ps.iter().filter(|l| l[2] != "ps") {
+            let found = listed.iter().find(|p| p[0] == line[0]).unwrap_or_else(|| panic!("{name}: {line:?} in {out}"));
+            assert_eq!(found[1], line[1], "{name}: parent of {line:?}");
+            let (ps_name, comm) = (line[2..].join(" "), found[2]);
+            assert!(
+                ps_name == comm || ps_name.strip_prefix(comm).is_some_and(|rest| rest.starts_with('-')),
+                "{name}: {line:?} is {found:?}"
+            );
+        }
+        for probe in ["mfprobe_alpha", "mfprobe_beta", "mfprobe_marker"] {
+            let found = listed.iter().find(|p| p[2] == probe).unwrap_or_else(|| panic!("{name}: {probe} in {out}"));
+            assert_eq!(found[1..], ["1", probe, "/bin/busybox"], "{name}");
+        }
+    }
 }
 
 #[test]

@@ -6,8 +6,9 @@
 //! garbage result. The values are far above what a real kernel has (the comments say what
 //! that is); raising one means changing it here and rebuilding.
 
-/// The highest physical address scanned for page tables: x86-64 physical addresses have at
-/// most 52 bits (`MAXPHYADDR`), so nothing above can be a page table.
+/// The highest physical address scanned for page tables: x86-64 and AArch64 physical
+/// addresses have at most 52 bits (`MAXPHYADDR`, FEAT_LPA), so nothing above can be a page
+/// table.
 pub const MAX_PHYS_ADDRESS: u64 = (1 << 52) - 1;
 /// Pages probed in holes of physical memory (addresses the connector does not back) by the
 /// page-table scan, in total: 16 GiB of holes. The scan stops once it has seen every backed
@@ -22,6 +23,9 @@ pub const MAX_SCAN_RANGES: usize = 1 << 16;
 pub const MAX_SCANNED_TABLES: usize = 64;
 /// Bytes of candidate kernel images read and searched for kallsyms by the scan, in total.
 pub const MAX_SCANNED_IMAGE_BYTES: u64 = 1 << 30;
+/// The most mapped ranges (of equal flags) of an ARM64 kernel half searched for the kernel
+/// image (a 256 MiB guest has about 100; each vmalloc area, e.g. a thread's stack, is one).
+pub const MAX_KERNEL_HALF_RANGES: usize = 1 << 20;
 /// The largest kernel image read (a Debian 6.1 image maps about 40 MiB).
 pub const MAX_IMAGE: u64 = 256 << 20;
 

@@ -2,8 +2,9 @@
 //!
 //! [`LinuxOs`] finds everything it needs in the guest's memory:
 //!
-//! 1. the page tables and the kernel image, from the CPU state or by scanning (`scan.rs`),
-//!    with KASLR on or off, 4- or 5-level paging;
+//! 1. the page tables and the kernel image, from the CPU state or by scanning (`scan.rs`, with
+//!    the per-architecture part in `arch/`), with KASLR on or off: x86-64 with 4- or 5-level
+//!    paging, AArch64 with 4 KiB pages and 48-bit or 16 KiB pages and 47-bit addresses;
 //! 2. the kernel's symbol table, by decoding the kallsyms tables found in the image by their
 //!    shape (`kallsyms.rs`);
 //! 3. the structure layouts, from the kernel's own BTF type information
@@ -19,11 +20,10 @@
 //! Errors name what is missing ("no kernel image found", "no kallsyms tables found", "kernel
 //! has no BTF (CONFIG_DEBUG_INFO_BTF)", a missing structure member) and every walk over guest
 //! data, every count, length and size read there is bounded by a limit in [`limits`], so
-//! corrupt or hostile memory gives an error rather than a hang, an abort or garbage. Only
-//! x86-64 guests are supported; for ARM64 guests, [`aarch64`] finds the kernel's translation
-//! tables (the first per-architecture part of a generic layer).
+//! corrupt or hostile memory gives an error rather than a hang, an abort or garbage.
+//! [`aarch64`] also finds an ARM64 guest's kernel tables on their own.
 
-pub mod aarch64;
+mod arch;
 mod btf;
 mod kallsyms;
 mod layout;
@@ -42,6 +42,7 @@ use std::sync::Arc;
 
 use cglue::prelude::v1::*;
 
+pub use arch::aarch64;
 pub use btf::{Btf, Member, TypeId};
 pub use kallsyms::{Kallsyms, Symbol};
 pub use layout::Layout;
@@ -60,6 +61,7 @@ use crate::os::*;
 use crate::types::{umem, Address, PhysicalAddress};
 use crate::virt::VirtualDma;
 
+use arch::LinuxArch;
 use btf::BtfHeader;
 use limits::{MAX_BTF_BYTES, MAX_MODULES};
 use scan::FoundKernel;
@@ -71,7 +73,9 @@ const TLB_SLOTS: usize = 4096;
 pub(crate) struct Kernel {
     /// The paging mode.
     arch: ArchitectureIdent,
-    /// Physical address of the kernel's top-level page table.
+    /// Its family: what differs between architectures.
+    family: LinuxArch,
+    /// Physical address of the kernel's top-level page table (x86-64: CR3; AArch64: TTBR1).
     root: Address,
     /// The kernel's symbols.
     kallsyms: Kallsyms,
@@ -87,6 +91,14 @@ pub(crate) struct Kernel {
     pid_max: Option<Address>,
     /// Kernel base, size and paging mode.
     info: OsInfo,
+}
+
+impl Kernel {
+    /// The root registers of the address space with the user half of the table at `user`
+    /// (NULL: the kernel's own address space), see [`LinuxArch::roots`].
+    fn roots(&self, user: Address) -> Vec<Address> {
+        self.family.roots(user, self.root)
+    }
 }
 
 /// The paging mode and table root of every CPU whose state `cpu` records (x86 CPUs in long
@@ -123,8 +135,9 @@ impl<P: PhysicalMemory + Clone> LinuxOs<P> {
     /// `lib` is the library context every opened process carries (`LibArc::default()` when
     /// built in).
     pub fn new(mut mem: P, hints: &[(ArchitectureIdent, Address)], lib: LibArc) -> Result<Self> {
-        let found = scan::find_kernel(&mut mem, hints)?;
-        let mut view = VirtualDma::new(mem.clone(), found.arch, &[found.root])?.with_tlb(TLB_SLOTS);
+        let found = arch::find_kernel(&mut mem, hints)?;
+        let family = LinuxArch::of(found.arch)?;
+        let mut view = VirtualDma::new(mem.clone(), found.arch, &family.kernel_roots(found.root))?.with_tlb(TLB_SLOTS);
         let btf = read_btf(&found, &mut view)?;
         let layout = Layout::from_btf(&btf)?;
         let FoundKernel { arch, root, image_base, image, kallsyms } = found;
@@ -138,7 +151,7 @@ impl<P: PhysicalMemory + Clone> LinuxOs<P> {
         };
         let info = OsInfo { base, size, arch };
         let (nr_threads, pid_max) = (kallsyms.lookup("nr_threads"), kallsyms.lookup("pid_max"));
-        let kernel = Kernel { arch, root, kallsyms, btf, layout, init_task, nr_threads, pid_max, info };
+        let kernel = Kernel { arch, family, root, kallsyms, btf, layout, init_task, nr_threads, pid_max, info };
         Ok(LinuxOs { kernel: Arc::new(kernel), view, mem, lib })
     }
 
@@ -157,7 +170,7 @@ impl<P: PhysicalMemory + Clone> LinuxOs<P> {
         &self.kernel.layout
     }
 
-    /// Physical address of the kernel's top-level page table.
+    /// Physical address of the kernel's top-level page table (x86-64: CR3; AArch64: TTBR1).
     pub fn kernel_root(&self) -> Address {
         self.kernel.root
     }

@@ -18,12 +18,14 @@ use crate::virt::VirtualDma;
 
 /// A process of a [`super::LinuxOs`], opened with `process_by_info` and friends.
 ///
-/// It reads and writes the process's memory through its own page tables (a kernel thread, which
-/// has none, sees the kernel's address space). Its mapped ranges are its VMAs; its modules are
-/// the ELF images among its file-backed VMAs: an image starts at a mapping of a file at offset
-/// 0 and takes in the later mappings of the same file, and is named after the file. The
-/// module's handle is its base address. Exports, imports and sections come from the image in
-/// memory ([`ElfImage`]).
+/// It reads and writes the process's memory through its own page tables for the user half and
+/// the kernel's for the kernel half (on x86-64 the process's tables map both; a kernel thread,
+/// which has none, sees the kernel's address space). Its mapped ranges are its VMAs; its
+/// modules are the ELF images among its file-backed VMAs: an image starts at a mapping of a
+/// file at offset 0 and takes in the later mappings of the same file, and is named after the
+/// file (32-bit images on x86-64 only: AArch32 has no paging mode here). The module's handle
+/// is its base address. Exports, imports and sections come from the image in memory
+/// ([`ElfImage`]).
 #[derive(Clone)]
 pub struct LinuxProcess<P> {
     kernel: Arc<Kernel>,
@@ -34,8 +36,7 @@ pub struct LinuxProcess<P> {
 impl<P: PhysicalMemory> LinuxProcess<P> {
     /// The process described by `info` (from this kernel), reading memory from `mem`.
     pub(super) fn new(mem: P, kernel: Arc<Kernel>, info: ProcessInfo) -> Result<Self> {
-        let root = if info.table_root.is_null() { kernel.root } else { info.table_root };
-        let view = VirtualDma::new(mem, kernel.arch, &[root])?.with_tlb(super::TLB_SLOTS);
+        let view = VirtualDma::new(mem, kernel.arch, &kernel.roots(info.table_root))?.with_tlb(super::TLB_SLOTS);
         Ok(LinuxProcess { kernel, info, view })
     }
 
@@ -62,10 +63,11 @@ impl<P: PhysicalMemory> LinuxProcess<P> {
         let mut out = Vec::new();
         for (span, (base, ident)) in spans.into_iter().zip(idents) {
             let arch = match ident {
-                [0x7f, b'E', b'L', b'F', 1] => ArchitectureIdent::X86_32,
-                [0x7f, b'E', b'L', b'F', 2] => self.info.proc_arch,
-                _ => continue,
+                [0x7f, b'E', b'L', b'F', 1] => self.kernel.family.elf32(),
+                [0x7f, b'E', b'L', b'F', 2] => Some(self.info.proc_arch),
+                _ => None,
             };
+            let Some(arch) = arch else { continue };
             let path = file_path(&mut self.view, &self.kernel.layout.path, span.file).unwrap_or_default();
             out.push(ModuleInfo {
                 address: base,

@@ -6,9 +6,11 @@
 //! its parent the `tgid` of `real_parent`, its name `comm`. Kernel threads have no `mm`: no
 //! table root, path or command line.
 //!
-//! The page tables of a process are `mm->pgd`, a kernel address of its top-level table: the
-//! kernel's copy, which maps user space as well as the kernel (with page-table isolation the
-//! user copy is the next page and maps almost none of the kernel).
+//! The page tables of a process are `mm->pgd`, a kernel address of its top-level table. On
+//! x86-64 that is the kernel's copy, which maps user space as well as the kernel (with
+//! page-table isolation the user copy is the next page and maps almost none of the kernel);
+//! on AArch64 it maps user space only (TTBR0), the kernel's table the rest (TTBR1,
+//! `table_root_2`).
 
 use super::limits::{MAX_COMMAND_LINE, MAX_TASKS, TASK_SLACK};
 use super::list;
@@ -129,6 +131,8 @@ pub fn process_info<P: PhysicalMemory>(
     let l = &kernel.layout.mm;
     let mm = Record::read(view, t.mm, l.span, "an mm_struct")?;
     info.table_root = view.virt_to_phys(mm.addr(l.pgd))?.address;
+    let roots = kernel.roots(info.table_root);
+    info.table_root_2 = roots.get(1).copied().unwrap_or(Address::NULL);
     let exe = mm.addr(l.exe_file);
     if !exe.is_null() {
         match file_path(view, &kernel.layout.path, exe) {
@@ -139,9 +143,9 @@ pub fn process_info<P: PhysicalMemory>(
     let (start, end) = (mm.addr(l.arg_start), mm.addr(l.arg_end));
     if start < end {
         let len = ((end - start) as usize).min(MAX_COMMAND_LINE);
-        view.translator_mut().set_roots(&[info.table_root])?;
+        view.translator_mut().set_roots(&roots)?;
         let args = view.read_raw(start, len);
-        view.translator_mut().set_roots(&[kernel.root])?;
+        view.translator_mut().set_roots(&kernel.roots(Address::NULL))?;
         match args {
             Ok(args) => info.command_line = command_line(&args).as_str().into(),
             Err(PartialError::Error(e)) => return Err(e),

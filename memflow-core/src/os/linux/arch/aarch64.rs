@@ -1,4 +1,5 @@
-//! ARM64 guests: the kernel's translation table root, found by scanning physical memory.
+//! ARM64 guests: the kernel's translation table root, found by scanning physical memory, and
+//! the kernel image it maps.
 //!
 //! QEMU's ELF dumps of ARM64 guests carry the general registers only (`NT_PRSTATUS`: x0..x30,
 //! sp, pc, pstate; `NT_PRFPREG`), no TTBR0/TTBR1/TCR. The kernel's top-level table
@@ -11,20 +12,27 @@
 //!
 //! User processes' tables (TTBR0) map no RAM linearly; stale early tables (`init_pg_dir`) map
 //! the image only. The translation modes tried, in order, are [`MODES`]: what kernels built
-//! for 52-bit addresses fall back to on CPUs without FEAT_LPA2.
+//! for 52-bit addresses fall back to on CPUs without FEAT_LPA2. The scan visits the
+//! connector's memory map; it ends once it has seen as many bytes as the connector backs
+//! (`real_size`) or, for a connector that does not know its map, after
+//! [`MAX_SCAN_HOLE_PAGES`] pages it could not read.
+//!
+//! The kernel image lies in the upper half of the TTBR1 range, at a random place with KASLR
+//! (among modules, vmalloc and vmemmap mappings). Its first page is the start of the arm64
+//! boot image, whose header carries the magic `ARM\x64` at offset 0x38: the image is the
+//! mapping that starts with it.
 
 use cglue::forward::ForwardMut;
 
 use crate::arch::ArchitectureIdent;
-use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, Result};
 use crate::mem::alloc::zeroed_vec;
 use crate::mem::{MemoryView, PhysicalMemory};
-use crate::translate::{TranslationRange, VirtualTranslate};
+use crate::os::linux::limits::{MAX_KERNEL_HALF_RANGES, MAX_PHYS_ADDRESS, MAX_SCANNED_TABLES, MAX_SCAN_HOLE_PAGES};
+use crate::os::linux::scan::{no_kallsyms, read_image, scan_ranges, FoundKernel, Images, Tried};
+use crate::translate::{MemoryRange, TranslationRange, VirtualTranslate};
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
-
-use super::limits::{MAX_PHYS_ADDRESS, MAX_SCANNED_TABLES};
-use super::scan::scan_ranges;
 
 /// The translation modes searched, in this order: 4 KiB granule with 48-bit and 16 KiB
 /// granule with 47-bit virtual addresses.
@@ -32,6 +40,10 @@ pub const MODES: [ArchitectureIdent; 2] = [
     ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 },
     ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 },
 ];
+/// The arm64 boot image header's magic, at [`IMAGE_MAGIC_AT`] in the image's first page.
+const IMAGE_MAGIC: [u8; 4] = *b"ARM\x64";
+/// Where the header holds [`IMAGE_MAGIC`].
+const IMAGE_MAGIC_AT: umem = 0x38;
 /// Top-level tables read per batch while scanning.
 const SCAN_CHUNK: usize = 256;
 /// A table descriptor: valid and table bits set.
@@ -99,20 +111,33 @@ pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables
     let meta = mem.metadata();
     let max = meta.max_address.min(Address::new(MAX_PHYS_ADDRESS as umem));
     let ranges = scan_ranges(mem, max)?;
+    // Unknown (0) means: no early end.
+    let backed_bytes = if meta.real_size == 0 { umem::MAX } else { meta.real_size };
     let mut validated = 0;
     for arch in MODES {
         let mode = Mode::of(arch)?;
         let mut chunk: Vec<u8> = zeroed_vec(SCAN_CHUNK * mode.granule, ErrorOrigin::Os, "the aarch64 table scan")?;
-        for &(first, last) in &ranges {
+        let (mut backed, mut holes): (umem, u64) = (0, 0);
+        'ranges: for &(first, last) in &ranges {
             let mut page = first.align_up(mode.granule as umem);
             while page < last {
                 let len = ((last - page) as usize + 1).min(chunk.len()) & !(mode.granule - 1);
                 if len == 0 {
                     break;
                 }
+                if backed >= backed_bytes {
+                    break 'ranges;
+                }
+                if holes >= MAX_SCAN_HOLE_PAGES {
+                    log::warn!("aarch64: table scan stopped at {page} after {holes} pages of holes in physical memory");
+                    break 'ranges;
+                }
                 // Unreadable pieces (holes inside a range) hold no table.
                 if mem.phys_view().read_raw_into(page, &mut chunk[..len]).is_err() {
                     chunk[..len].fill(0);
+                    holes += len as u64 / 0x1000;
+                } else {
+                    backed += len as umem;
                 }
                 for (i, table) in chunk[..len].chunks_exact(mode.granule).enumerate() {
                     if !looks_like_top_table(table, mode.granule, max) {
@@ -135,6 +160,53 @@ pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables
     }
     Err(Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
         .with_reason("aarch64: no top-level table maps the guest's RAM linearly (4K/48-bit or 16K/47-bit)"))
+}
+
+/// Finds the kernel of an ARM64 guest: its tables (see [`find_kernel_tables`]), the image
+/// they map (see the module documentation) and its kallsyms tables. `None` if the scan finds
+/// no tables (no ARM64 guest, or none among the candidates it may try; logged); an error
+/// names what is missing after that.
+pub(in crate::os::linux) fn find_kernel<P: PhysicalMemory>(mem: &mut P) -> Result<Option<FoundKernel>> {
+    let tables = match find_kernel_tables(mem) {
+        Ok(tables) => tables,
+        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::LimitExceeded) => {
+            log::info!("linux: no ARM64 kernel tables: {e}");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let mode = Mode::of(tables.arch)?;
+    let mut view = VirtualDma::new(mem.forward_mut(), tables.arch, &tables.roots())?;
+    // The upper half ends at 2^64 (a 64-bit address also in 128-bit builds).
+    let (start, end) = (Address::new(mode.linear_end), Address::new(u64::MAX as umem));
+    let mut ranges = Vec::new();
+    let mut add = |r: MemoryRange| {
+        ranges.push(r);
+        ranges.len() < MAX_KERNEL_HALF_RANGES
+    };
+    view.virt_page_map_range(0, start, end, (&mut add).into())?;
+    if ranges.len() >= MAX_KERNEL_HALF_RANGES {
+        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
+            "aarch64: the kernel half of the tables at {} has at least {MAX_KERNEL_HALF_RANGES} mapped ranges",
+            tables.ttbr1
+        )));
+    }
+    let mut magics: Vec<(Address, [u8; 4])> = ranges.iter().map(|r| (r.base + IMAGE_MAGIC_AT, [0; 4])).collect();
+    if let Err(PartialError::Error(e)) = view.read_many(&mut magics) {
+        return Err(e);
+    }
+    let not_found = || {
+        Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!(
+            "no kernel image found: the tables at {} map no arm64 boot image in the kernel half",
+            tables.ttbr1
+        ))
+    };
+    let start = magics.iter().position(|(_, magic)| *magic == IMAGE_MAGIC).ok_or_else(not_found)?;
+    match read_image(&mut view, tables.arch, tables.ttbr1, &ranges[start..], &mut Images::new())? {
+        Tried::Found(found) => Ok(Some(found)),
+        Tried::NoKallsyms(base, kind) => Err(no_kallsyms(base, kind)),
+        Tried::NoImage => Err(not_found()),
+    }
 }
 
 /// True if the entries of `table` are all empty or table descriptors to tables (aligned to
@@ -246,5 +318,46 @@ mod tests {
             let b = kernel(arch, block_log2, false);
             assert_eq!(find_kernel_tables(&mut b.memory()).unwrap_err().kind, ErrorKind::NotFound, "{arch:?}");
         }
+    }
+
+    /// Physical memory that counts the bytes read from it and does not tell its memory map.
+    struct NoMap<P> {
+        mem: P,
+        bytes: u64,
+    }
+
+    impl<P: PhysicalMemory> PhysicalMemory for NoMap<P> {
+        fn phys_read_batch(&mut self, batch: crate::mem::PhysReadBatch) -> Result<()> {
+            let crate::mem::MemBatch { ops, on_ok, on_fail } = batch;
+            let bytes = &mut self.bytes;
+            let mut ops = ops.inspect(|op| *bytes += op.buf.len() as u64);
+            crate::mem::MemBatch::with(&mut ops, on_ok, on_fail, |b| self.mem.phys_read_batch(b))
+        }
+
+        fn phys_write_batch(&mut self, batch: crate::mem::PhysWriteBatch) -> Result<()> {
+            self.mem.phys_write_batch(batch)
+        }
+
+        fn metadata(&self) -> crate::mem::PhysicalMemoryMetadata {
+            self.mem.metadata()
+        }
+
+        fn mem_map_callback(&self, _: crate::mem::MemMappingCallback) -> Result<()> {
+            Err(Error::new(ErrorOrigin::PhysicalMemory, ErrorKind::Unsupported))
+        }
+
+        fn set_mem_map(&mut self, _: &[crate::mem::MemMapping]) {}
+    }
+
+    /// One page at a huge address of a connector that does not know its map: the scan does
+    /// not read through the span below it, it stops after the hole budget in each mode.
+    #[test]
+    fn holes_end_the_scan_without_a_memory_map() {
+        let mut map = crate::mem::MemoryMap::new();
+        map.push(Address::new(1 << 48), 0x1000, 0).unwrap();
+        let mut mem = NoMap { mem: crate::connector::dummy_memory_with_map(map).unwrap(), bytes: 0 };
+        assert_eq!(find_kernel_tables(&mut mem).unwrap_err().kind, ErrorKind::NotFound);
+        let per_mode = (MAX_SCAN_HOLE_PAGES << 12) + (SCAN_CHUNK << 14) as u64;
+        assert!(mem.bytes <= MODES.len() as u64 * per_mode, "{} bytes read", mem.bytes);
     }
 }

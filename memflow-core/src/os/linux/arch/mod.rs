@@ -1,0 +1,90 @@
+//! What differs between the architectures the layer reads, x86-64 and AArch64; everything
+//! else (kallsyms, BTF, tasks, VMAs, modules, symbols) is shared.
+//!
+//! - Where the kernel image is and how its page tables are found: [`x86_64`] (the image
+//!   window at `__START_KERNEL_map`, CR3 from the CPU state or a scan) and [`aarch64`] (the
+//!   kernel's TTBR1 table found by its linear map, the image by its header anywhere in the
+//!   upper half, so KASLR needs nothing more: kallsyms holds the relocated addresses).
+//! - The table roots of an address space ([`LinuxArch::roots`]): x86-64 translates both
+//!   halves through one table, a process's (`mm->pgd`) mapping the kernel too; AArch64 has a
+//!   table per half, the process's for the user half (TTBR0) and the kernel's for the kernel
+//!   half (TTBR1).
+//! - The architecture of 32-bit ELF images in a process ([`LinuxArch::elf32`]).
+//!
+//! `mm->pgd` is a kernel address in the linear map on both; its physical address comes from
+//! translating it through the kernel's tables, so the linear map's offset (x86-64's
+//! `page_offset_base`, AArch64's `PAGE_OFFSET` and `memstart_addr`) is never needed.
+
+pub mod aarch64;
+mod x86_64;
+
+use crate::arch::ArchitectureIdent;
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::PhysicalMemory;
+use crate::types::Address;
+
+use super::scan::{self, FoundKernel};
+
+/// The architecture families the layer reads.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum LinuxArch {
+    /// x86-64 with 4- or 5-level paging.
+    X86_64,
+    /// AArch64 with any granule.
+    AArch64,
+}
+
+impl LinuxArch {
+    /// The family of the paging mode `arch`; `Unsupported` for the modes the layer does not read.
+    pub fn of(arch: ArchitectureIdent) -> Result<LinuxArch> {
+        match arch {
+            ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57 => Ok(LinuxArch::X86_64),
+            ArchitectureIdent::AArch64 { .. } => Ok(LinuxArch::AArch64),
+            _ => Err(Error::new(ErrorOrigin::Os, ErrorKind::Unsupported)
+                .with_reason(format_args!("linux: {arch:?} guests are not supported (x86-64 and AArch64 are)"))),
+        }
+    }
+
+    /// The root registers of an address space whose user half is translated by the table at
+    /// `user` (a process's `mm->pgd`; NULL for the kernel's own address space) and whose
+    /// kernel half by the kernel's table at `kernel`.
+    pub fn roots(self, user: Address, kernel: Address) -> Vec<Address> {
+        match (self, user.is_null()) {
+            (LinuxArch::X86_64, true) => vec![kernel],
+            (LinuxArch::X86_64, false) => vec![user],
+            (LinuxArch::AArch64, true) => vec![Address::INVALID, kernel],
+            (LinuxArch::AArch64, false) => vec![user, kernel],
+        }
+    }
+
+    /// The root registers of the kernel's address space (the kernel's table at `kernel`).
+    pub fn kernel_roots(self, kernel: Address) -> Vec<Address> {
+        self.roots(Address::NULL, kernel)
+    }
+
+    /// The architecture 32-bit ELF images in a process run as, where the layer has one
+    /// (AArch32 has no paging mode of its own here).
+    pub fn elf32(self) -> Option<ArchitectureIdent> {
+        match self {
+            LinuxArch::X86_64 => Some(ArchitectureIdent::X86_32),
+            LinuxArch::AArch64 => None,
+        }
+    }
+}
+
+/// Finds the kernel: an x86-64 one from `hints` or by scanning, else an AArch64 one by
+/// scanning; in the tables the kernel names (see [`scan::finish`]). Without either, the x86-64
+/// search's error (it names what was missing).
+pub(super) fn find_kernel<P: PhysicalMemory>(
+    mem: &mut P,
+    hints: &[(ArchitectureIdent, Address)],
+) -> Result<FoundKernel> {
+    match x86_64::find_kernel(mem, hints) {
+        Ok(found) => Ok(found),
+        Err(x86) => {
+            let found = aarch64::find_kernel(mem)?.ok_or(x86)?;
+            let arch = found.arch;
+            scan::finish(mem, found, arch)
+        }
+    }
+}
