@@ -109,14 +109,27 @@ impl Inventory {
     ///
     /// Opens a chain: a connector and the OS layers on top of it, e.g.
     /// `"coredump:/path/dump.elf -> linux"`, `"native"`, `"qemu:name=vm1 -> linux"`.
-    /// Returns an `Os` if the chain ends in an OS layer, else a `Connector`.
+    /// Returns an `Os` if the chain ends in an OS layer, else a `Connector`. Where the last
+    /// name is both a connector and an OS layer (`dummy`), a lone one is the connector; see
+    /// `os()` and `connector()`.
     fn chain(&self, py: Python<'_>, text: &str) -> PyResult<PyObject> {
-        let created = py.allow_threads(|| self.read().create_chain(text));
         // The core's reasons name the chain.
-        match created.map_err(Raised::from)? {
+        match py.allow_threads(|| self.read().create_chain(text)).map_err(Raised::from)? {
             ChainInstance::Connector(conn) => Connector::create(py, Handle::Connector(conn)),
             ChainInstance::Os(os) => Os::create(py, os),
         }
+    }
+
+    /// os(text) -> Os: opens a chain that ends in an OS layer (e.g. `"dummy:procs=8"`).
+    fn os(&self, py: Python<'_>, text: &str) -> PyResult<PyObject> {
+        let os = py.allow_threads(|| self.read().create_os_chain(text)).map_err(Raised::from)?;
+        Os::create(py, os)
+    }
+
+    /// connector(text) -> Connector: opens a chain that ends in a connector.
+    fn connector(&self, py: Python<'_>, text: &str) -> PyResult<PyObject> {
+        let conn = py.allow_threads(|| self.read().create_connector_chain(text)).map_err(Raised::from)?;
+        Connector::create(py, Handle::Connector(conn))
     }
 }
 

@@ -103,7 +103,7 @@ impl Process {
     ///
     /// The process's mapped ranges, in order; ranges of the same access closer than `gap`
     /// bytes are merged (-1: merge all adjacent ones).
-    #[pyo3(signature = (gap = -1))]
+    #[pyo3(signature = (gap = -1), text_signature = "($self, gap=-1)")]
     fn maps(slf: PyRef<'_, Self>, py: Python<'_>, gap: i64) -> PyResult<Vec<MemoryRange>> {
         let list =
             Self::with_proc(&slf, py, |proc| proc.mapped_mem(gap as _).map_err(|e| Raised::about("mappings", e)))?;

@@ -365,7 +365,10 @@ impl AddressSpace {
     /// at multiples of `align` count; the scan stops after `limit` matches. `progress(done,
     /// total)` is called with byte counts after each chunk (256 KiB); it may return `False`
     /// to stop. Matches never span unreadable pages.
-    #[pyo3(signature = (pattern, *, ranges = None, align = 1, limit = None, progress = None))]
+    #[pyo3(
+        signature = (pattern, *, ranges = None, align = 1, limit = None, progress = None),
+        text_signature = "($self, pattern, *, ranges=None, align=1, limit=None, progress=None)"
+    )]
     fn scan(
         &self,
         py: Python<'_>,

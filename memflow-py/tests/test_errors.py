@@ -21,6 +21,12 @@ def test_bad_chains_raise_with_the_reason(dump):
         memflow.open(f"coredump:{dump.dir}/no-such-dump -> linux")
     with pytest.raises(memflow.MemflowError):
         memflow.open("coredump:/etc/hostname -> linux")
+    with pytest.raises(memflow.InvalidArgumentError, match="ends in a connector"):
+        memflow.Inventory().os(dump.phys_chain)
+    with pytest.raises(memflow.InvalidArgumentError, match="unknown argument"):
+        memflow.open("dummy:procs=3")
+    with memflow.Inventory().os("dummy:procs=3") as os_:
+        assert [p.name for p in os_.processes()][:2] == ["init", "worker1"]
 
 
 def test_bad_pids_names_and_addresses_raise(dump):

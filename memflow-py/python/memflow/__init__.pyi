@@ -37,6 +37,10 @@ class Inventory:
     def chain(self, text: str) -> Union[Connector, Os]:
         """Opens a chain such as `"coredump:/path/dump.elf -> linux"`: an `Os` if it ends in an
         OS layer, else a `Connector`."""
+    def os(self, text: str) -> Os:
+        """Opens a chain that ends in an OS layer (e.g. `"dummy:procs=8"`)."""
+    def connector(self, text: str) -> Connector:
+        """Opens a chain that ends in a connector."""
 
 class AddressSpace:
     """An address space: physical memory, a kernel's or a process's virtual memory.
