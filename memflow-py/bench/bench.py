@@ -4,7 +4,8 @@ Run with the test environment's interpreter after `cargo xtask python-test`:
 
     target/py-test/bin/python memflow-py/bench/bench.py [--rust] [--peer PEER_PYTHON]
 
-Every figure is the median of 9 repetitions of a timed loop (time per call). `--rust` also
+Every figure is the median of 9 `timeit` loops (time per statement, no Python function call
+around it). `--rust` also
 runs `cargo bench -p memflow-cli --bench ps` (criterion) for the Rust process list of the
 same dump and prints the ratio; `--peer` times the PyPI `memflow` package (memflow-py, the
 peer) in the interpreter given, on its built-in dummy OS, beside ours on our dummy OS.
@@ -19,7 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
-import time
+import timeit
 from pathlib import Path
 
 import memflow
@@ -29,15 +30,10 @@ DUMP = REPO / "target" / "fixtures" / "cloud-4l" / "dump.elf"
 MIB = 1 << 20
 
 
-def per_call(fn, number: int) -> float:
-    """Median seconds per call of `fn` over 9 loops of `number` calls."""
-    times = []
-    for _ in range(9):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
+def per_call(statement: str, names: dict, number: int) -> float:
+    """Median seconds per run of `statement` (with `names` in scope) over 9 timeit loops of
+    `number` runs: no Python function call around the statement."""
+    return statistics.median(t / number for t in timeit.repeat(statement, globals=names, number=number, repeat=9))
 
 
 def ns(seconds: float) -> str:
@@ -49,20 +45,30 @@ def ours(results: dict) -> None:
         proc = os_.process("mfprobe_marker")
         image = proc.primary_module().base
         translation = proc.vtop(image)
-        results["trivial PyO3 call (Translation.physical_address getter)"] = per_call(lambda: translation.physical_address, 200_000)
-        results["8 B Process.read (dump, virtual)"] = per_call(lambda: proc.read(image, 8), 100_000)
-        results["8 B Process.read_u64 (dump, virtual)"] = per_call(lambda: proc.read_u64(image), 100_000)
-        pa = translation.physical_address
-        results["8 B Connector.read (dump, physical)"] = per_call(lambda: phys.read(pa, 8), 100_000)
         buffer = bytearray(MIB)
-        results["1 MiB Connector.read_into a bytearray (dump, physical)"] = per_call(lambda: phys.read_into(0x1000000, buffer), 2_000)
-        kernel = os_.info()["base"]
-        results["1 MiB Os.read_into a bytearray (dump, kernel virtual)"] = per_call(lambda: os_.read_into(kernel, buffer), 2_000)
-        source = bytes(phys.read(0x1000000, MIB))
-        target = (ctypes.c_char * MIB).from_buffer(buffer)
-        results["1 MiB ctypes.memmove bytes -> bytearray (memcpy)"] = per_call(lambda: ctypes.memmove(target, source, MIB), 2_000)
-        del target
-        results["Os.processes() (dump, 50 processes)"] = per_call(os_.processes, 200)
+        names = {
+            "os_": os_,
+            "phys": phys,
+            "proc": proc,
+            "image": image,
+            "translation": translation,
+            "pa": translation.physical_address,
+            "kernel": os_.info()["base"],
+            "buffer": buffer,
+            "source": bytes(phys.read(0x1000000, MIB)),
+            "target": (ctypes.c_char * MIB).from_buffer(buffer),
+            "memmove": ctypes.memmove,
+            "MIB": MIB,
+        }
+        results["trivial PyO3 call (Translation.physical_address getter)"] = per_call("translation.physical_address", names, 500_000)
+        results["8 B Process.read (dump, virtual)"] = per_call("proc.read(image, 8)", names, 200_000)
+        results["8 B Process.read_u64 (dump, virtual)"] = per_call("proc.read_u64(image)", names, 200_000)
+        results["8 B Connector.read (dump, physical)"] = per_call("phys.read(pa, 8)", names, 200_000)
+        results["1 MiB Connector.read_into a bytearray (dump, physical)"] = per_call("phys.read_into(0x1000000, buffer)", names, 2_000)
+        results["1 MiB Os.read_into a bytearray (dump, kernel virtual)"] = per_call("os_.read_into(kernel, buffer)", names, 2_000)
+        results["1 MiB ctypes.memmove bytes -> bytearray (memcpy)"] = per_call("memmove(target, source, MIB)", names, 2_000)
+        results["Os.processes() (dump, 50 processes)"] = per_call("os_.processes()", names, 200)
+        del names["target"]
         proc.close()
 
 
@@ -75,18 +81,12 @@ def rust_process_list() -> float:
 
 
 PEER = r"""
-import ctypes, json, statistics, time
+import ctypes, json, statistics, timeit
 import memflow
 from memflow import dummy
 
-def per_call(fn, number):
-    times = []
-    for _ in range(9):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
+def per_call(statement, number):
+    return statistics.median(t / number for t in timeit.repeat(statement, globals=globals(), number=number, repeat=9))
 
 builder = dummy.DummyOs(dummy.DummyMemory(64 << 20))
 pid = builder.alloc_process_with_module(4096)
@@ -96,8 +96,8 @@ os_ = builder.retrieve_os()
 proc = os_.process_from_pid(pid)
 base = proc.module_info_list()[0].base
 print(json.dumps({
-    "8 B read": per_call(lambda: proc.read(base, ctypes.c_uint64), 100_000),
-    "process list": per_call(os_.process_info_list, 2_000),
+    "8 B read": per_call("proc.read(base, ctypes.c_uint64)", 100_000),
+    "process list": per_call("os_.process_info_list()", 2_000),
     "processes": len(os_.process_info_list()),
 }))
 """
@@ -108,9 +108,9 @@ def peer(python: str, results: dict) -> None:
     theirs = json.loads(out.stdout)
     with memflow.Inventory().os("dummy:procs=5") as os_:
         with os_.process("worker1") as proc:
-            base = proc.primary_module().base
-            results["ours, dummy OS: 8 B Process.read_u64"] = per_call(lambda: proc.read_u64(base), 100_000)
-        results["ours, dummy OS: Os.processes() (5 processes)"] = per_call(os_.processes, 2_000)
+            names = {"proc": proc, "base": proc.primary_module().base, "os_": os_}
+            results["ours, dummy OS: 8 B Process.read_u64"] = per_call("proc.read_u64(base)", names, 100_000)
+        results["ours, dummy OS: Os.processes() (5 processes)"] = per_call("os_.processes()", names, 2_000)
     results["peer memflow-py 0.2.0, dummy OS: 8 B Process.read(c_uint64)"] = theirs["8 B read"]
     results[f"peer memflow-py 0.2.0, dummy OS: process_info_list() ({theirs['processes']} processes)"] = theirs["process list"]
 

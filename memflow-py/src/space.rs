@@ -2,12 +2,13 @@
 //! share: reads, typed reads, batched reads, writes and scans of one address space, and the
 //! plugin handle behind it.
 //!
-//! Threads: the handle sits behind a mutex, taken only while the GIL is released, so an object
-//! may be used from any thread and its calls run one at a time; for reads that run in
-//! parallel, give each thread its own `clone()` (an independent instance of the same target).
+//! Threads: the handle sits behind a mutex, so an object may be used from any thread and its
+//! calls run one at a time; for reads that run in parallel, give each thread its own `clone()`
+//! (an independent instance of the same target). The mutex is waited for only with the GIL
+//! released, so a thread holding it can always take the GIL (a scan's progress callback).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use memflow_cli::scan::{scan_ranges, Pattern, ScanRange};
 use memflow_cli::target::Memory;
@@ -25,6 +26,12 @@ use crate::errors::{Raised, Result};
 /// The most bytes one `read` or `read_batch` returns (1 GiB): larger requests are refused
 /// before anything is allocated.
 pub const MAX_READ: usize = 1 << 30;
+
+/// Reads and writes of at most this many bytes keep the GIL when the object is free: handing
+/// the GIL over and back costs more than copying this much from a dump or a live guest (see
+/// BENCHMARKS.md, "Python"), and no other thread could do Python work in so short a gap.
+/// Longer ones, and every listing and scan, release it.
+pub const KEEP_GIL_MAX: usize = 4096;
 
 /// The plugin instance behind a Python object.
 pub enum Handle {
@@ -142,7 +149,8 @@ fn check_len(len: usize) -> Result<()> {
 /// Reads raise `PartialReadError` if any byte is unreadable, unless `pad=True` (then those
 /// bytes are zero). The object holds a plugin instance: `close()` (or leaving a `with`
 /// block) releases it at once, after which every call raises `GoneError`. Calls release the
-/// GIL while they touch memory.
+/// GIL while they touch memory (but for reads and writes of at most 4 KiB, shorter than the
+/// GIL's hand-over).
 #[pyclass(subclass, module = "memflow", frozen)]
 pub struct AddressSpace {
     handle: Mutex<Option<Handle>>,
@@ -163,8 +171,16 @@ impl AddressSpace {
         AddressSpace { handle: Mutex::new(Some(handle)), holder: AtomicUsize::new(0) }
     }
 
-    /// Runs `f` on the handle's slot with the GIL released and the slot locked.
-    fn guarded<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Option<Handle>) -> Result<R> + Send) -> Result<R> {
+    /// Runs `f` on the handle's slot, locked. With `keep_gil` (short reads and writes), `f`
+    /// runs without releasing the GIL when the slot is free at once; otherwise, and whenever
+    /// the slot is busy, the GIL is released first (so a thread holding the slot can always
+    /// get the GIL, e.g. for a scan's progress callback).
+    fn guarded<R: Send>(
+        &self,
+        py: Python<'_>,
+        keep_gil: bool,
+        f: impl FnOnce(&mut Option<Handle>) -> Result<R> + Send,
+    ) -> Result<R> {
         let me = thread_token();
         if self.holder.load(Ordering::Acquire) == me {
             return Err(Raised::new(
@@ -172,27 +188,43 @@ impl AddressSpace {
                 "the object is in use by this thread (a scan's progress callback cannot use the object it scans)",
             ));
         }
-        py.allow_threads(|| {
-            // A panic cannot leave a handle half-changed: every call takes it as it is.
-            let mut slot = self.handle.lock().unwrap_or_else(|p| p.into_inner());
+        let run = |mut slot: MutexGuard<'_, Option<Handle>>| {
             self.holder.store(me, Ordering::Release);
             let result = f(&mut slot);
             self.holder.store(0, Ordering::Release);
             result
-        })
+        };
+        if keep_gil {
+            match self.handle.try_lock() {
+                Ok(slot) => return run(slot),
+                // A panic cannot leave a handle half-changed: every call takes it as it is.
+                Err(TryLockError::Poisoned(p)) => return run(p.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        py.allow_threads(|| run(self.handle.lock().unwrap_or_else(|p| p.into_inner())))
     }
 
     /// Runs `f` on the handle with the GIL released.
     pub fn with_handle<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut Handle) -> Result<R> + Send) -> Result<R> {
-        self.guarded(py, |slot| match slot {
+        self.guarded(py, false, |slot| match slot {
             Some(handle) => f(handle),
             None => Err(Raised::new(ErrorKind::Gone, "the object is closed")),
         })
     }
 
-    /// Runs `f` on the address space with the GIL released.
-    pub fn with_space<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut dyn Space) -> Result<R> + Send) -> Result<R> {
-        self.with_handle(py, |handle| handle.with_space(f))
+    /// Runs `f`, which reads or writes `bytes` bytes, on the address space: with the GIL
+    /// released, but for at most [`KEEP_GIL_MAX`] bytes (see there).
+    pub fn with_space<R: Send>(
+        &self,
+        py: Python<'_>,
+        bytes: usize,
+        f: impl FnOnce(&mut dyn Space) -> Result<R> + Send,
+    ) -> Result<R> {
+        self.guarded(py, bytes <= KEEP_GIL_MAX, |slot| match slot {
+            Some(handle) => handle.with_space(f),
+            None => Err(Raised::new(ErrorKind::Gone, "the object is closed")),
+        })
     }
 
     /// An independent instance of the handle.
@@ -202,7 +234,7 @@ impl AddressSpace {
 
     /// Reads a plain value at `address`.
     fn read_pod<T: bytemuck::Pod + Send>(&self, py: Python<'_>, address: u64) -> Result<T> {
-        self.with_space(py, |space| {
+        self.with_space(py, std::mem::size_of::<T>(), |space| {
             let mut value = T::zeroed();
             let all = space.read(address, bytemuck::bytes_of_mut(&mut value))?;
             check_read(all, false, address, std::mem::size_of::<T>())?;
@@ -228,7 +260,7 @@ impl AddressSpace {
         check_len(size)?;
         let mut outcome: Result<()> = Ok(());
         let bytes = PyBytes::new_with(py, size, |out| {
-            outcome = self.with_space(py, move |space| {
+            outcome = self.with_space(py, size, move |space| {
                 let all = space.read(address, out)?;
                 check_read(all, pad, address, size)
             });
@@ -248,7 +280,7 @@ impl AddressSpace {
         let mut buf = Buffer::get(buffer, true)?;
         let len = buf.len();
         let mut bytes = buf.bytes_mut();
-        self.with_space(py, move |space| {
+        self.with_space(py, len, move |space| {
             let all = space.read(address, bytes.as_mut_slice())?;
             check_read(all, pad, address, len)
         })?;
@@ -267,7 +299,7 @@ impl AddressSpace {
         for &(_, size) in &requests {
             bufs.push(zeroed_vec(size, ErrorOrigin::Other, "a batch read's bytes").map_err(Raised::from)?);
         }
-        let bufs = self.with_space(py, move |space| {
+        let bufs = self.with_space(py, total, move |space| {
             let mut ops: Vec<(u64, &mut [u8])> =
                 requests.iter().zip(bufs.iter_mut()).map(|(r, b)| (r.0, b.as_mut_slice())).collect();
             let all = space.read_many(&mut ops)?;
@@ -348,7 +380,7 @@ impl AddressSpace {
     fn write(&self, py: Python<'_>, address: u64, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let buf = Buffer::get(data, false)?;
         let bytes = buf.bytes();
-        self.with_space(py, |space| {
+        self.with_space(py, bytes.len(), |space| {
             space
                 .write(address, bytes)
                 .map_err(|e| Raised::about(format!("writing {} bytes at {address:#x}", bytes.len()), e))
@@ -427,7 +459,7 @@ impl AddressSpace {
     /// Releases the plugin instance now (the plugin library is unloaded when nothing else
     /// uses it). Further calls raise `GoneError`; closing twice does nothing.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let handle = self.guarded(py, |slot| Ok(slot.take()))?;
+        let handle = self.guarded(py, false, |slot| Ok(slot.take()))?;
         drop(handle);
         Ok(())
     }
@@ -435,7 +467,7 @@ impl AddressSpace {
     /// Whether `close()` was called.
     #[getter]
     fn closed(&self, py: Python<'_>) -> PyResult<bool> {
-        Ok(self.guarded(py, |slot| Ok(slot.is_none()))?)
+        Ok(self.guarded(py, true, |slot| Ok(slot.is_none()))?)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -41,3 +41,26 @@ def test_processes_read_from_threads(dump):
 
         with ThreadPoolExecutor(4) as pool:
             assert list(pool.map(read, buffers)) == [marker] * 16
+
+
+def test_a_short_read_waits_for_a_scan_in_another_thread(dump):
+    # The scanning thread holds the object while its progress callback takes the GIL; a short
+    # read from another thread must wait for the object without holding the GIL (else both
+    # would wait for each other forever).
+    import threading
+
+    marker = dump.meta["marker"].encode()
+    with memflow.open(dump.chain) as os_, os_.process("mfprobe_marker") as proc:
+        hit = proc.scan(marker, limit=1)[0]
+        about_to_read = threading.Event()
+        results = []
+        reader = threading.Thread(target=lambda: (about_to_read.set(), results.append(proc.read(hit, len(marker)))))
+
+        def progress(done, total):
+            if not reader.is_alive() and not results:
+                reader.start()
+                about_to_read.wait()
+
+        assert proc.scan(marker, progress=progress)[0] == hit
+        reader.join()
+        assert results == [marker]
