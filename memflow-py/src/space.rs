@@ -91,7 +91,7 @@ impl Handle {
     }
 
     /// An independent instance of the same target.
-    pub fn try_clone(&self) -> Handle {
+    pub fn duplicate(&self) -> Handle {
         match self {
             Handle::Connector(conn) => Handle::Connector(conn.clone()),
             Handle::OsPhysical(os) => Handle::OsPhysical(os.clone()),
@@ -229,7 +229,7 @@ impl AddressSpace {
 
     /// An independent instance of the handle.
     pub fn clone_handle(&self, py: Python<'_>) -> Result<Handle> {
-        self.with_handle(py, |handle| Ok(handle.try_clone()))
+        self.with_handle(py, |handle| Ok(handle.duplicate()))
     }
 
     /// Reads a plain value at `address`.
@@ -302,9 +302,16 @@ impl AddressSpace {
         let bufs = self.with_space(py, total, move |space| {
             let mut ops: Vec<(u64, &mut [u8])> =
                 requests.iter().zip(bufs.iter_mut()).map(|(r, b)| (r.0, b.as_mut_slice())).collect();
-            let all = space.read_many(&mut ops)?;
-            check_read(all, pad, requests.first().map_or(0, |r| r.0), total)?;
-            Ok(bufs)
+            match space.read_many(&mut ops)? || pad {
+                true => Ok(bufs),
+                false => Err(Raised::new(
+                    ErrorKind::PartialRead,
+                    format!(
+                        "some of the {} reads are not all readable (pass pad=True to read them as zeros)",
+                        ops.len()
+                    ),
+                )),
+            }
         })?;
         PyList::new(py, bufs.iter().map(|b| PyBytes::new(py, b)))
     }

@@ -43,6 +43,10 @@ def test_bad_pids_names_and_addresses_raise(dump):
             assert proc.read(0x10, 8, pad=True) == bytes(8)
             with pytest.raises(memflow.PartialReadError):
                 proc.read_u64(0x10)
+            image = proc.primary_module().base
+            with pytest.raises(memflow.PartialReadError, match="some of the 2 reads"):
+                proc.read_batch([(image, 4), (0x10, 8)])
+            assert proc.read_batch([(image, 4), (0x10, 8)], pad=True) == [b"\x7fELF", bytes(8)]
             with pytest.raises(memflow.MemflowError):
                 proc.vtop(0x10)
             with pytest.raises(memflow.InvalidArgumentError):
