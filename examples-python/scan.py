@@ -2,8 +2,7 @@
 a progress line: `python scan.py CHAIN PATTERN [PROCESS|--kernel|--phys]`, e.g.
 `python scan.py "coredump:dump.elf -> linux" "7f 45 4c 46 ?? 01" mfprobe_marker`.
 
-For YARA rules, feed the scanned ranges to `yara-python` the same way: read each range of
-`proc.maps()` with `read(..., pad=True)` and call `rules.match(data=...)` on it.
+For YARA rules, see `yara_scan.py`.
 """
 
 import sys

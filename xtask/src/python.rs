@@ -2,7 +2,7 @@
 //! in a fresh virtual environment, as a user installs it.
 //!
 //! Both environments live under `target/`: `py-tools` (maturin, kept between runs) and
-//! `py-test` (made anew each run: the wheel, pytest and volatility3 from PyPI). The tests read
+//! `py-test` (made anew each run: the wheel, pytest, volatility3 and yara-x from PyPI). The tests read
 //! the workspace's debug builds (the `memflow` tool to compare with, the probe plugin, `xtask
 //! guest` for a live guest), which `cargo xtask test` builds first.
 
@@ -12,7 +12,7 @@ use std::process::Command;
 use crate::{root, run_command};
 
 /// What the test environment installs besides the wheel.
-const TEST_PACKAGES: [&str; 2] = ["pytest", "volatility3"];
+const TEST_PACKAGES: [&str; 3] = ["pytest", "volatility3", "yara-x"];
 
 /// `python3 -m venv DIR` (after removing `DIR` when `fresh`), returning its `bin/`.
 fn venv(dir: &Path, fresh: bool) -> Result<PathBuf, String> {
