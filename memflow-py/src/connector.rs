@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::errors::{Raised, Result};
-use crate::space::{physical_ranges, AddressSpace, Handle};
+use crate::space::{physical_ranges, unsupported, AddressSpace, Handle};
 
 /// Physical memory of a target: a connector, or the physical memory under an OS layer
 /// (`Os.physical()`). Reads and writes take physical addresses.
@@ -49,10 +49,6 @@ fn cpu_state(handle: &mut Handle, cpu: Option<usize>) -> Result<(usize, Option<X
         Handle::OsPhysical(os) => of(os.as_ref_impl_cpustate(), cpu),
         Handle::Os(_) | Handle::Process(_) => Err(Raised::new(ErrorKind::Internal, "not a physical memory handle")),
     }
-}
-
-fn unsupported(what: &str) -> Raised {
-    Raised::new(ErrorKind::Unsupported, format!("the OS layer has no {what}"))
 }
 
 /// What `Connector` asks of physical memory, object-safe.

@@ -13,7 +13,7 @@ use crate::connector::Connector;
 use crate::errors::{Raised, Result};
 use crate::info::{KernelSymbol, Module, ProcessInfo, Translation};
 use crate::process::Process;
-use crate::space::{AddressSpace, Handle};
+use crate::space::{unsupported, AddressSpace, Handle};
 
 /// An OS layer. Reads and writes take kernel virtual addresses; `physical()` gives the
 /// physical memory under it.
@@ -151,9 +151,8 @@ impl Os {
     /// vtop(address) -> Translation: where kernel virtual `address` lies in physical memory.
     fn vtop(slf: PyRef<'_, Self>, py: Python<'_>, address: u64) -> PyResult<Translation> {
         let pa = Self::with_os(&slf, py, |os| {
-            let translate = os.as_mut_impl_virtualtranslate().ok_or_else(|| {
-                Raised::new(ErrorKind::Unsupported, "the OS layer does not translate kernel addresses")
-            })?;
+            let translate =
+                os.as_mut_impl_virtualtranslate().ok_or_else(|| unsupported("translation of kernel addresses"))?;
             translate.virt_to_phys(Address::from(address)).map_err(|e| Raised::about(format!("{address:#x}"), e))
         })?;
         Ok(Translation::from(&pa))

@@ -73,7 +73,8 @@ impl<T: MemoryView> Space for T {
     }
 }
 
-fn unsupported(what: &str) -> Raised {
+/// The error for an OS layer without `what` (an optional part of an OS instance).
+pub fn unsupported(what: &str) -> Raised {
     Raised::new(ErrorKind::Unsupported, format!("the OS layer has no {what}"))
 }
 

@@ -63,3 +63,13 @@ def test_a_guest_process_reads_and_scans(guest, dump):
 def test_kernel_scan_finds_the_banner(guest, dump):
     banner = dump.meta["linux_banner"].encode()
     assert guest.kernel_symbol("linux_banner") in guest.scan(banner[:40])
+
+
+def test_type_offsets_locate_a_tasks_name(guest):
+    # The layer's offsets (from the kernel's BTF) read the name where the listing found it.
+    task = guest.process_info("mfprobe_marker").address
+    comm = guest.read(task + guest.type_member_offset("task_struct", "comm"), 16)
+    assert comm.split(b"\0")[0] == b"mfprobe_marker"
+    assert guest.type_size("task_struct") > guest.type_member_offset("task_struct", "comm")
+    with pytest.raises(memflow.NotFoundError):
+        guest.type_member_offset("task_struct", "no_such_member")
