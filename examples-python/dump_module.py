@@ -14,7 +14,7 @@ def main() -> None:
         sys.exit(__doc__)
     chain, selector = sys.argv[1], sys.argv[2]
     process = int(selector) if selector.isdigit() else selector
-    with memflow.open(chain) as os_, os_.process(process) as proc:
+    with memflow.Inventory().os(chain) as os_, os_.process(process) as proc:
         module = proc.module(sys.argv[3]) if len(sys.argv) > 3 else proc.primary_module()
         out = sys.argv[4] if len(sys.argv) > 4 else f"{module.name}.{module.base:x}.bin"
         buffer = bytearray(CHUNK)

@@ -5,7 +5,7 @@
 import memflow
 
 CHAIN = "coredump:target/fixtures/cloud-4l/dump.elf -> linux"
-os_ = memflow.open(CHAIN)
+os_ = memflow.Inventory().os(CHAIN)
 os_.info()
 
 # %% The processes as a table (a list of dicts without pandas).

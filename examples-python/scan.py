@@ -19,7 +19,8 @@ def main() -> None:
         sys.exit(__doc__)
     chain, pattern = sys.argv[1], sys.argv[2]
     where = sys.argv[3] if len(sys.argv) > 3 else "--kernel"
-    with memflow.open(chain) as os_:
+    with memflow.Inventory().os(chain) as os_:
+        space: memflow.AddressSpace
         if where == "--kernel":
             space = os_
         elif where == "--phys":

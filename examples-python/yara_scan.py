@@ -21,7 +21,7 @@ def main() -> None:
     chain, selector = sys.argv[1], sys.argv[2]
     source = sys.argv[4] if sys.argv[3] == "-e" else open(sys.argv[3]).read()
     scanner = yara_x.Scanner(yara_x.compile(source))
-    with memflow.open(chain) as os_, os_.process(int(selector) if selector.isdigit() else selector) as proc:
+    with memflow.Inventory().os(chain) as os_, os_.process(int(selector) if selector.isdigit() else selector) as proc:
         seen = set()
         for mapping in proc.maps():
             if mapping.size > MAX_MAPPING:

@@ -2,9 +2,9 @@
 //! in a fresh virtual environment, as a user installs it.
 //!
 //! Both environments live under `target/`: `py-tools` (maturin, kept between runs) and
-//! `py-test` (made anew each run: the wheel, pytest, volatility3 and yara-x from PyPI). The tests read
-//! the workspace's debug builds (the `memflow` tool to compare with, the probe plugin, `xtask
-//! guest` for a live guest), which `cargo xtask test` builds first.
+//! `py-test` (made anew each run: the wheel, and pytest, volatility3, yara-x and mypy from
+//! PyPI). The tests read the workspace's debug builds (the `memflow` tool to compare with, the
+//! probe plugin, `xtask guest` for a live guest), which `cargo xtask test` builds first.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +12,7 @@ use std::process::Command;
 use crate::{root, run_command};
 
 /// What the test environment installs besides the wheel.
-const TEST_PACKAGES: [&str; 3] = ["pytest", "volatility3", "yara-x"];
+const TEST_PACKAGES: [&str; 4] = ["pytest", "volatility3", "yara-x", "mypy"];
 
 /// `python3 -m venv DIR` (after removing `DIR` when `fresh`), returning its `bin/`.
 fn venv(dir: &Path, fresh: bool) -> Result<PathBuf, String> {

@@ -2,15 +2,56 @@
 
 from os import PathLike
 from types import TracebackType
-from typing import Callable, Iterable, Optional, Sequence, TypeVar, Union
+from typing import Callable, Iterable, Optional, Sequence, TypeVar, Union, final
 
 from typing_extensions import Buffer, Self
 
 _C = TypeVar("_C")
 
+__all__ = [
+    "open",
+    "AddressSpace",
+    "Connector",
+    "Export",
+    "Inventory",
+    "KernelSymbol",
+    "MemoryRange",
+    "Module",
+    "Os",
+    "PluginInfo",
+    "Process",
+    "ProcessInfo",
+    "Translation",
+    "MemflowError",
+    "UnknownError",
+    "NotFoundError",
+    "OutOfBoundsError",
+    "UnmappedError",
+    "PartialReadError",
+    "PartialWriteError",
+    "ReadOnlyError",
+    "InvalidArgumentError",
+    "NullPointerError",
+    "MalformedError",
+    "TruncatedError",
+    "UnsupportedError",
+    "IoError",
+    "PermissionDeniedError",
+    "VersionMismatchError",
+    "LayoutMismatchError",
+    "LimitExceededError",
+    "PanicError",
+    "OutOfMemoryError",
+    "GoneError",
+    "EncodingError",
+    "InternalError",
+    "InvalidHandleError",
+]
+
 def open(chain: str) -> Union[Connector, Os]:
     """Opens `chain` with the plugins `Inventory()` finds (see `Inventory.chain`)."""
 
+@final
 class PluginInfo:
     """A plugin the inventory knows (read from its descriptor, without loading it)."""
     name: str
@@ -24,10 +65,11 @@ class PluginInfo:
     path: Optional[str]
     """Its library file, `None` for a plugin built into memflow."""
 
+@final
 class Inventory:
     """The plugins available: built-in ones plus (with `scan`) plugin libraries found in
     `$MEMFLOW_PLUGIN_PATH`, `~/.local/lib/memflow`, `/usr/local/lib/memflow`, `/usr/lib/memflow`."""
-    def __init__(self, scan: bool = True) -> None: ...
+    def __new__(cls, scan: bool = True) -> Inventory: ...
     def plugins(self) -> list[PluginInfo]:
         """Every plugin, one of each name and kind."""
     def add_dir(self, path: Union[str, PathLike[str]]) -> int:
@@ -89,8 +131,9 @@ class AddressSpace:
         exc_type: Optional[type[BaseException]],
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
-    ) -> bool: ...
+    ) -> None: ...
 
+@final
 class Connector(AddressSpace):
     """Physical memory of a target (a connector, or `Os.physical()`)."""
     def metadata(self) -> dict[str, Union[int, bool]]:
@@ -104,6 +147,7 @@ class Connector(AddressSpace):
     def clone(self) -> Connector:
         """An independent instance of the same target."""
 
+@final
 class ProcessInfo:
     """One process, as an OS layer lists it."""
     pid: int
@@ -118,6 +162,7 @@ class ProcessInfo:
     address: int
     table_root: int
 
+@final
 class Module:
     """A process's loaded image or library, or a kernel module."""
     base: int
@@ -127,12 +172,14 @@ class Module:
     address: int
     arch: str
 
+@final
 class Export:
     """A symbol a module exports."""
     name: str
     offset: int
     address: int
 
+@final
 class KernelSymbol:
     """A kernel symbol (kallsyms)."""
     name: str
@@ -140,6 +187,7 @@ class KernelSymbol:
     kind: str
     module: str
 
+@final
 class MemoryRange:
     """A mapped range of a process."""
     base: int
@@ -147,12 +195,14 @@ class MemoryRange:
     access: str
     """`"r"`, then `"w"`, `"x"`, `"u"` or `"-"` each."""
 
+@final
 class Translation:
     """Where a virtual address lies in physical memory."""
     physical_address: int
     page_size: Optional[int]
     access: str
 
+@final
 class Os(AddressSpace):
     """An OS layer; reads and writes take kernel virtual addresses."""
     def info(self) -> dict[str, Union[str, int]]:
@@ -178,6 +228,7 @@ class Os(AddressSpace):
     def clone(self) -> Os:
         """An independent instance of the same OS layer."""
 
+@final
 class Process(AddressSpace):
     """A process; reads and writes take its virtual addresses."""
     info: ProcessInfo
