@@ -96,7 +96,7 @@ impl Connector {
     /// them; raises `UnsupportedError` if it has no CPU state.
     fn cpu_registers<'py>(slf: PyRef<'py, Self>, py: Python<'py>, cpu: usize) -> PyResult<Bound<'py, PyDict>> {
         let (_, regs) = slf.as_ref().with_handle(py, |h| cpu_state(h, Some(cpu)))?;
-        let regs = regs.unwrap_or_default();
+        let regs = regs.ok_or_else(|| Raised::new(ErrorKind::Internal, "no registers for a CPU asked for"))?;
         let dict = PyDict::new(py);
         let fields: [(&str, u64); 29] = [
             ("rax", regs.rax),
