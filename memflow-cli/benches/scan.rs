@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: a panic is a failed run
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use indicatif::ProgressBar;
 use memflow_cli::cli::Region;
 use memflow_cli::memory::read_readable;
 use memflow_cli::scan::{scan_ranges, Pattern, Scope};
@@ -56,7 +55,7 @@ fn bench(c: &mut Criterion) {
             let mut hits = 0;
             target
                 .with_space(&scope.space, |mem| {
-                    scan_ranges(mem, &scope.ranges, &pattern, 1, &ProgressBar::hidden(), |_| {
+                    scan_ranges(mem, &scope.ranges, &pattern, 1, &mut |_| true, |_| {
                         hits += 1;
                         true
                     })

@@ -11,7 +11,7 @@ use memflow_core::mem::alloc::zeroed_vec;
 use memflow_core::mem::{MemMapping, PhysicalMemory};
 use memflow_core::os::{MemoryRange, ModuleInfo, Os, Process, ProcessInfo};
 use memflow_core::plugins::ChainInstance;
-use memflow_core::prelude::ProcessInstanceArcBox;
+use memflow_core::prelude::{OsInstanceArcBox, ProcessInstanceArcBox};
 use memflow_core::translate::VirtualTranslate;
 use memflow_core::types::Address;
 use serde::Serialize;
@@ -118,13 +118,14 @@ pub type ScanRange = (u64, u64);
 
 /// Scans `ranges` of `mem` for `pattern` and calls `hit` with the address of each match whose
 /// address is a multiple of `align`, in order, until it returns `false`. Unreadable pages
-/// are skipped (a match never spans one); `progress` advances by the bytes scanned.
+/// are skipped (a match never spans one); `progress` is called with the bytes of each chunk
+/// scanned, and stops the scan by returning `false`.
 pub fn scan_ranges(
     mem: &mut dyn Memory,
     ranges: &[ScanRange],
     pattern: &Pattern,
     align: u64,
-    progress: &ProgressBar,
+    progress: &mut dyn FnMut(u64) -> bool,
     mut hit: impl FnMut(u64) -> bool,
 ) -> Result<(), Failure> {
     scan_windows(mem, ranges, pattern.len() - 1, progress, |address, window| {
@@ -139,12 +140,13 @@ pub fn scan_ranges(
 /// readable bytes, in order, until it returns `false`. Each window starts with the last
 /// `overlap` bytes of the one before when they are contiguous, so a match of up to
 /// `overlap + 1` bytes that spans two chunks lies whole in one window; a match never spans an
-/// unreadable page. `progress` advances by the bytes read.
+/// unreadable page. `progress` is called with the bytes of each chunk read, and stops the scan
+/// by returning `false`.
 pub fn scan_windows(
     mem: &mut dyn Memory,
     ranges: &[ScanRange],
     overlap: usize,
-    progress: &ProgressBar,
+    progress: &mut dyn FnMut(u64) -> bool,
     mut search: impl FnMut(u64, &[u8]) -> bool,
 ) -> Result<(), Failure> {
     let mut buf: Vec<u8> = zeroed_vec(CHUNK + overlap, ErrorOrigin::Other, "the scan buffer")?;
@@ -174,11 +176,19 @@ pub fn scan_windows(
                 }
                 _ => 0,
             };
-            progress.inc(n as u64);
+            if !progress(n as u64) {
+                return Ok(());
+            }
             offset += n as u64;
         }
     }
     Ok(())
+}
+
+/// Advances `progress` by `bytes`; the scan goes on (see [`scan_ranges`]).
+pub fn inc(progress: &ProgressBar, bytes: u64) -> bool {
+    progress.inc(bytes);
+    true
 }
 
 /// What a scan covers: the address space, its ranges, and the modules that name its
@@ -223,23 +233,7 @@ impl Scope {
             return Scope::of_process(target, info);
         }
         if region.kernel {
-            let os = target.os()?;
-            let info = *os.info();
-            if info.base.is_null() {
-                return Err(Failure::usage("the OS layer has no kernel image to scan"));
-            }
-            let kmods = os.module_list().map_err(|e| Failure::about("kernel modules", e))?;
-            let mut modules = named(&kmods);
-            modules.push((info.base.to_umem() as u64, info.size as u64, "kernel".into()));
-            modules.sort();
-            // Sizes come from guest memory: a corrupt one must not turn into a scan of years.
-            modules.retain(|(base, size, name)| {
-                let sane = *size <= MAX_KERNEL_MODULE;
-                if !sane {
-                    log::warn!("not scanning kernel module `{name}` at {}: {size} bytes is implausible", hex(*base));
-                }
-                sane
-            });
+            let modules = kernel_ranges(target.os()?)?;
             let ranges = modules.iter().map(|&(base, size, _)| (base, size)).collect();
             return Ok(Scope { space: SpaceKind::Kernel, process: None, ranges, modules });
         }
@@ -275,10 +269,32 @@ impl Scope {
     }
 }
 
+/// The kernel image and modules of `os` as `(base, size, name)`, sorted by base: what a
+/// kernel scan covers. Modules of implausible size (guest data) are left out.
+pub fn kernel_ranges(os: &mut OsInstanceArcBox<'static>) -> Result<Vec<(u64, u64, String)>, Failure> {
+    let info = *os.info();
+    if info.base.is_null() {
+        return Err(Failure::usage("the OS layer has no kernel image to scan"));
+    }
+    let kmods = os.module_list().map_err(|e| Failure::about("kernel modules", e))?;
+    let mut modules = named(&kmods);
+    modules.push((info.base.to_umem() as u64, info.size as u64, "kernel".into()));
+    modules.sort();
+    // Sizes come from guest memory: a corrupt one must not turn into a scan of years.
+    modules.retain(|(base, size, name)| {
+        let sane = *size <= MAX_KERNEL_MODULE;
+        if !sane {
+            log::warn!("not scanning kernel module `{name}` at {}: {size} bytes is implausible", hex(*base));
+        }
+        sane
+    });
+    Ok(modules)
+}
+
 /// The mapped ranges of `proc`; where its layer translates (a guest), only their pages that
 /// are present: a mapping's size comes from the guest and may be anything, its present pages
 /// are what there is to read.
-fn present_ranges(proc: &mut ProcessInstanceArcBox<'static>) -> memflow_core::error::Result<Vec<ScanRange>> {
+pub fn present_ranges(proc: &mut ProcessInstanceArcBox<'static>) -> memflow_core::error::Result<Vec<ScanRange>> {
     let mappings = proc.mapped_mem(-1)?;
     let mut ranges = Vec::new();
     for m in &mappings {
@@ -371,7 +387,7 @@ fn run(chain: &str, pattern: &Pattern, region: &Region, limit: usize, out: &Outp
     let mut hits = Vec::new();
     for scope in &scopes {
         target.with_space(&scope.space, |mem| {
-            scan_ranges(mem, &scope.ranges, pattern, 1, &progress, |address| {
+            scan_ranges(mem, &scope.ranges, pattern, 1, &mut |n| inc(&progress, n), |address| {
                 hits.push(Hit::at(scope, address));
                 hits.len() < limit
             })
@@ -462,7 +478,7 @@ mod tests {
         let range = (mem.base, mem.bytes.len() as u64);
         let pattern = Pattern::parse(pattern).unwrap();
         let mut hits = Vec::new();
-        scan_ranges(mem, &[range], &pattern, align, &ProgressBar::hidden(), |a| {
+        scan_ranges(mem, &[range], &pattern, align, &mut |_| true, |a| {
             hits.push(a);
             true
         })
@@ -517,7 +533,7 @@ mod tests {
         let mut mem = Fake { base: 0, bytes: vec![0x90; 3 * PAGE], holes: vec![] };
         let pattern = Pattern::parse("90 90").unwrap();
         let mut hits = 0;
-        scan_ranges(&mut mem, &[(0, 3 * PAGE as u64)], &pattern, 1, &ProgressBar::hidden(), |_| {
+        scan_ranges(&mut mem, &[(0, 3 * PAGE as u64)], &pattern, 1, &mut |_| true, |_| {
             hits += 1;
             hits < 5
         })

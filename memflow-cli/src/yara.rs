@@ -15,7 +15,7 @@ use yara_x::{Compiler, Rules, SourceCode};
 
 use crate::cli::Region;
 use crate::output::{Output, Row};
-use crate::scan::{scan_windows, Hit, Scope};
+use crate::scan::{inc, scan_windows, Hit, Scope};
 use crate::target::{Memory, Target};
 use crate::Failure;
 
@@ -89,7 +89,7 @@ pub fn scan_scope(
     // Bounds what yara-x keeps while scanning, whatever the memory holds.
     scanner.max_matches_per_pattern(limit);
     let (mut failed, mut scanned) = (None, false);
-    scan_windows(mem, &scope.ranges, OVERLAP, progress, |address, window| match usize::try_from(address) {
+    scan_windows(mem, &scope.ranges, OVERLAP, &mut |n| inc(progress, n), |address, window| match usize::try_from(address) {
         Ok(base) => match scanner.scan(base, window) {
             Ok(_) => {
                 scanned = true;

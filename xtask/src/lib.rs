@@ -15,6 +15,7 @@ pub mod headers;
 pub mod initramfs;
 pub mod interrupt;
 pub mod kernel;
+pub mod python;
 
 use std::ffi::CString;
 use std::fs::File;

@@ -5,7 +5,7 @@
 //!   guest under QEMU (`qemu:... -> linux`) and a string scan of the dump; then builds and
 //!   installs the C SDK and runs its C process-list example on the same chains.
 //! - `test`: every test: guest fixtures, clippy with the workspace lints (`-D warnings`), the
-//!   workspace tests in both address widths.
+//!   workspace tests in both address widths, the Python package's wheel and its pytest suite.
 //! - `fixtures [NAME OPTIONS | --all] [--force]`: only (re)builds the cached QEMU guest dumps
 //!   under `target/fixtures/` (see `xtask::fixture`).
 //! - `guest NAME [OPTIONS]`: boots the fixture guest as `memflow-test-NAME` and keeps it
@@ -32,6 +32,7 @@ use xtask::{deps, fixture, interrupt, root, run};
 const USAGE: &str = "usage: cargo xtask <task>
   demo [CHAIN...]                       `memflow ps` and the SDK's process list on this machine, a dump and a live guest
   test                                  every test
+  python-test                           build the Python wheel, install it in a fresh venv, run its pytest suite
   fixtures [NAME OPTIONS|--all] [--force]   the guest fixtures (cargo xtask fixtures --help)
   guest NAME [OPTIONS]                  a live guest memflow-test-NAME, until QEMU exits or Ctrl-C
   deps                                  install the missing system packages
@@ -48,6 +49,7 @@ fn main() {
     let result = match task {
         "demo" => demo(&args[1..]),
         "test" => test(),
+        "python-test" => xtask::python::test(),
         "fixtures" => deps::ensure().and_then(|()| fixture::main(&args[1..])),
         "guest" => guest(&args[1..]),
         "deps" => deps::ensure(),
@@ -176,7 +178,9 @@ fn test() -> Result<(), String> {
     // public API) hold for every target.
     run("cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
     run("cargo", &["test", "--workspace"])?;
-    run("cargo", &["test", "-p", "memflow-core", "--features", "128_bit_mem"])
+    run("cargo", &["test", "-p", "memflow-core", "--features", "128_bit_mem"])?;
+    // The Python package, built and installed as a user does (see `xtask::python`).
+    xtask::python::test()
 }
 
 /// Builds the SDK with CMake in `target/dist/build` (or `--build-dir DIR`, to reuse an existing
