@@ -1,7 +1,8 @@
 //! Pattern scan of a process's whole mapped memory (this process, through the native chain)
 //! against `memchr::memmem` over the same bytes already in one buffer: the limit of a scan
 //! that has to read the bytes first; and the reading alone, to show where the difference
-//! goes. Same run, same bytes (BENCHMARKS.md).
+//! goes. With the `yara` feature, the same for YARA rules: `scan yara`'s block scan of the
+//! process against yara-x scanning the buffer. Same run, same bytes (BENCHMARKS.md).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: a panic is a failed run
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -86,8 +87,49 @@ fn bench(c: &mut Criterion) {
     });
     let finder = memchr::memmem::Finder::new(&needle);
     group.bench_function("memchr::memmem (bytes in a buffer)", |b| b.iter(|| finder.find_iter(&copy).count()));
+    #[cfg(feature = "yara")]
+    yara(&mut group, &mut target, &scope, &copy);
     group.finish();
     drop(ballast);
+}
+
+/// Rules none of whose patterns is in memory: a text, a hex pattern with a wildcard and a jump,
+/// and a regular expression, as a small real rule set has.
+#[cfg(feature = "yara")]
+fn yara(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    target: &mut Target,
+    scope: &Scope,
+    copy: &[u8],
+) {
+    let mut compiler = yara_x::Compiler::new();
+    compiler
+        .add_source(
+            r#"rule absent {
+                strings:
+                    $text = "memflow-bench-absent-text"
+                    $hex = { 4D 46 ?? 42 [2-4] 45 4E 43 48 }
+                    $re = /mfbench[0-9]{6}zz/
+                condition: any of them
+            }"#,
+        )
+        .unwrap();
+    let rules = compiler.build();
+    group.bench_function("memflow scan yara (process memory)", |b| {
+        b.iter(|| {
+            let mut hits = Vec::new();
+            target
+                .with_space(&scope.space, |mem| {
+                    memflow_cli::yara::scan_scope(mem, scope, &rules, 1000, &ProgressBar::hidden(), &mut hits)
+                })
+                .unwrap();
+            hits.len()
+        })
+    });
+    let mut scanner = yara_x::Scanner::new(&rules);
+    group.bench_function("yara-x Scanner::scan (bytes in a buffer)", |b| {
+        b.iter(|| scanner.scan(copy).unwrap().matching_rules().len())
+    });
 }
 
 criterion_group!(benches, bench);
