@@ -120,8 +120,9 @@ impl Compressors {
             Codec::Zlib => {
                 let z = self.zlib.get_or_insert_with(|| flate2::Compress::new(flate2::Compression::fast(), true));
                 z.reset();
-                // zlib's bound: the input plus 5 bytes per 16 KiB block and the stream framing.
-                out.reserve(input.len() + input.len() / 16384 * 5 + 64);
+                // Well above zlib's bound (`compressBound`): zlib-rs's fastest level, which
+                // stores incompressible input in small blocks, may need more than the bound.
+                out.reserve(2 * input.len() + 64);
                 let status =
                     z.compress_vec(input, out, flate2::FlushCompress::Finish).map_err(|e| format!("zlib: {e}"))?;
                 if status != flate2::Status::StreamEnd {
