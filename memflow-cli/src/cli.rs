@@ -118,6 +118,18 @@ pub enum Command {
         #[arg(long)]
         pid: Option<String>,
     },
+    /// Writes the chain's physical memory to a dump file that memflow and other tools open.
+    ///
+    /// Unreadable pages are left out and reported, never written as zeros. The file is
+    /// written under a temporary name and renamed when complete: Ctrl-C leaves no file.
+    Dump {
+        /// The file to write.
+        output: PathBuf,
+        /// elf (QEMU-style ELF core), lime, raw (sparse image), kdump-zstd, kdump-snappy or
+        /// kdump-zlib (compressed kdump).
+        #[arg(long, default_value = "elf", value_parser = crate::dump::parse_format)]
+        format: memflow_core::connector::WriteFormat,
+    },
     /// Scans memory for byte patterns, strings or values.
     #[command(subcommand)]
     Scan(ScanCommand),

@@ -212,3 +212,82 @@ fn cancelling_midway_leaves_no_file() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The `memflow` binary `cargo build --workspace` built, without the machine's plugins.
+fn memflow() -> Command {
+    let path = memflow_tests::build_dir().join("memflow");
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace` first", path.display());
+    let mut command = Command::new(path);
+    command.env("HOME", "/nonexistent").env("MEMFLOW_PLUGIN_PATH", "").env("NO_COLOR", "1");
+    command
+}
+
+/// `memflow ARGS --json`, which must succeed, parsed.
+fn memflow_json(args: &[&str]) -> serde_json::Value {
+    let out = memflow().args(args).arg("--json").output().unwrap();
+    assert!(out.status.success(), "memflow {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn cli_dump_round_trips() {
+    let fx = Fixture::load("cloud-4l");
+    let source_chain = format!("coredump:{}", fx.dump.display());
+    let want_ps = memflow_json(&["-c", &format!("{source_chain} -> linux"), "ps"]);
+    let mut source = fx.open_elf();
+    let map = source.memory_map().clone();
+    let dir = temp_dir("write-cli");
+    // From a connector chain and from the OS layer's physical memory.
+    for (chain, format) in [(source_chain.clone(), "elf"), (format!("{source_chain} -> linux"), "kdump-snappy")] {
+        let path = dir.join(format);
+        let path_text = path.to_str().unwrap();
+        let report = memflow_json(&["-c", &chain, "dump", path_text, "--format", format]);
+        assert_eq!(report["format"], format);
+        assert_eq!(report["bytes_written"], map.real_size() as u64);
+        assert_eq!(report["hole_pages"], 0);
+        assert_eq!(report["file_size"], std::fs::metadata(&path).unwrap().len());
+        let mut copy = open(&path, OpenOptions::default()).unwrap();
+        same_memory(&mut source, &mut copy, &map, &[], false);
+        assert_eq!(copy.info().cpus, source.info().cpus, "{format}: CPU state kept");
+        assert_eq!(memflow_json(&["-c", &format!("coredump:{path_text} -> linux"), "ps"]), want_ps, "{format}");
+        std::fs::remove_file(&path).unwrap();
+    }
+    let out = memflow().args(["-c", &source_chain, "dump", "x", "--format", "kdump-lzo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "an unknown format is a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kdump-zstd"), "the error lists the formats");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Ctrl-C during `memflow dump` of the 5 GiB guest: the command stops and leaves no file (or,
+/// had it finished first, a complete one), never a temporary or partial file.
+#[test]
+fn cli_dump_interrupted_leaves_a_complete_file_or_none() {
+    let fx = Fixture::load("cloud-4l-5g");
+    let dir = temp_dir("write-cli-interrupt");
+    let path = dir.join("guest.kdump");
+    let mut child = memflow()
+        .args(["-c", &format!("coredump:{}", fx.dump.display()), "dump", path.to_str().unwrap()])
+        .args(["--format", "kdump-zstd"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the temporary file exists the writer runs and its handler is installed.
+    while std::fs::read_dir(&dir).unwrap().count() == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "memflow dump ended before writing");
+        std::thread::yield_now();
+    }
+    // SAFETY: sends SIGINT to the child this test started.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    if out.status.success() {
+        assert_eq!(files, [std::ffi::OsString::from("guest.kdump")]);
+        open(&path, OpenOptions::default()).unwrap();
+    } else {
+        assert!(files.is_empty(), "{files:?} left after Ctrl-C");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("cancelled"), "{stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
