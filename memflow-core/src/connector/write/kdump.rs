@@ -10,7 +10,7 @@
 
 use super::notes::{notes, NoteArea};
 use super::output::Output;
-use super::{DumpMeta, KdumpCodec, Plan, Sink, PAGE_SIZE};
+use super::{DumpMeta, Plan, Sink, PAGE_SIZE};
 use crate::connector::codec::{Codec, Compressors};
 use crate::connector::elf::VmcoreInfo;
 use crate::connector::kdump::format::{self, header, sub_header, PageDesc, PAGE_DESC_SIZE};
@@ -56,7 +56,7 @@ impl Bitmap {
     }
 }
 
-pub(super) struct KdumpSink {
+pub(crate) struct KdumpSink {
     codec: Codec,
     status: u32,
     machine: &'static str,
@@ -78,18 +78,14 @@ pub(super) struct KdumpSink {
 }
 
 impl KdumpSink {
-    pub(super) fn new(codec: KdumpCodec, meta: &DumpMeta) -> Result<Self> {
+    pub(crate) fn new(codec: Codec, meta: &DumpMeta) -> Result<Self> {
         let machine = MACHINES.into_iter().find(|m| *m == meta.arch.target_arch()).ok_or_else(|| {
             Error::new(ErrorOrigin::FileFormat, ErrorKind::Unsupported).with_reason(format_args!(
                 "a kdump of a {} target: only the 64-bit layouts of {MACHINES:?} are written",
                 meta.arch.target_arch()
             ))
         })?;
-        let (codec, status) = match codec {
-            KdumpCodec::Zstd => (Codec::Zstd, format::DUMP_DH_COMPRESSED_ZSTD),
-            KdumpCodec::Snappy => (Codec::Snappy, format::DUMP_DH_COMPRESSED_SNAPPY),
-            KdumpCodec::Zlib => (Codec::Zlib, format::DUMP_DH_COMPRESSED_ZLIB),
-        };
+        let status = format::codec_flag(codec);
         let info = meta.vmcoreinfo.as_deref().map(VmcoreInfo::parse).unwrap_or_default();
         let release = info.os_release().unwrap_or_default().to_owned();
         let phys_base = info.number("phys_base").map_or(0, |v| v as u64);

@@ -25,7 +25,7 @@
 //! `VMCOREINFO` note; LiME and raw hold memory only.
 
 mod elf;
-mod kdump;
+pub(crate) mod kdump;
 mod lime;
 mod notes;
 mod output;
@@ -38,6 +38,7 @@ use std::path::Path;
 
 use output::{Output, TempFile};
 
+use super::codec::Codec;
 use super::cpu_state::{CpuState, X86Registers};
 use super::elf::VmcoreInfo;
 use crate::arch::ArchitectureIdent;
@@ -226,7 +227,14 @@ fn sink(format: WriteFormat, meta: &DumpMeta) -> Result<Box<dyn Sink>> {
         WriteFormat::Elf => Box::new(elf::ElfSink::new(meta)),
         WriteFormat::Lime => Box::new(lime::LimeSink::default()),
         WriteFormat::Raw => Box::new(raw::RawSink),
-        WriteFormat::Kdump(codec) => Box::new(kdump::KdumpSink::new(codec, meta)?),
+        WriteFormat::Kdump(codec) => {
+            let codec = match codec {
+                KdumpCodec::Zstd => Codec::Zstd,
+                KdumpCodec::Snappy => Codec::Snappy,
+                KdumpCodec::Zlib => Codec::Zlib,
+            };
+            Box::new(kdump::KdumpSink::new(codec, meta)?)
+        }
     })
 }
 
@@ -240,8 +248,18 @@ pub fn write_dump<M: PhysicalMemory>(
     format: WriteFormat,
     progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
 ) -> Result<WriteSummary> {
+    let sink = sink(format, meta)?;
+    write_with(mem, path, sink, progress)
+}
+
+/// [`write_dump`] with the format's writer given.
+pub(crate) fn write_with<M: PhysicalMemory>(
+    mem: &mut M,
+    path: &Path,
+    mut sink: Box<dyn Sink>,
+    progress: &mut dyn FnMut(Progress) -> ControlFlow<()>,
+) -> Result<WriteSummary> {
     let plan = Plan { ranges: ranges_of(mem)? };
-    let mut sink = sink(format, meta)?;
     let mut temp = TempFile::create(path)?;
     let mut out = Output::new(temp.file()?, path);
     sink.begin(&mut out, &plan)?;

@@ -2,52 +2,15 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use super::*;
-use crate::connector::testdata::{self, pattern};
+use crate::connector::testdata::{self, pattern, FailingPages};
 use crate::connector::{detect, dummy_memory_with_map, BufferMemory, DumpFormat, FileConnector, OpenOptions};
 use crate::error::PartialResultExt;
 use crate::mem::{MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemoryMetadata};
 
-/// Memory whose reads of some pages fail, like a guest with unreadable MMIO.
-#[derive(Clone)]
-struct Failing {
-    inner: BufferMemory,
-    bad_pages: Vec<u64>,
-}
-
-impl PhysicalMemory for Failing {
-    fn phys_read_batch(&mut self, mut batch: PhysReadBatch) -> Result<()> {
-        while let Some(op) = batch.ops.next() {
-            let mut buf = op.buf;
-            let start = u64::try_from(op.addr.address.to_umem()).unwrap();
-            let end = start + buf.len() as u64;
-            let res = self.inner.phys_read_raw_into(op.addr, &mut buf);
-            let bad = self.bad_pages.iter().any(|&p| p < end && p + PAGE_SIZE > start);
-            if res.is_ok() && !bad {
-                batch.ok(op.tag, buf);
-            } else {
-                batch.fail(op.tag, buf);
-            }
-        }
-        Ok(())
-    }
-
-    fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
-        self.inner.phys_write_batch(batch)
-    }
-
-    fn metadata(&self) -> PhysicalMemoryMetadata {
-        self.inner.metadata()
-    }
-
-    fn mem_map_callback(&self, callback: crate::mem::MemMappingCallback) -> Result<()> {
-        self.inner.mem_map_callback(callback)
-    }
-}
-
 /// Ranges 0..0x5000, 0x10000..0x13000 (with 1 MiB + 2 pages between: a chunk boundary) and
 /// 0x20_0000..0x20_0800 (half a page: rounded up, the page is a hole); pages 0x2000 and 0x11000
 /// fail; patterned bytes with one all-zero page.
-fn source() -> Failing {
+fn source() -> FailingPages {
     let mut map = MemoryMap::new();
     map.push(Address::new(0), 0x5000, 0).unwrap();
     map.push(Address::new(0x10000), 0x3000, 0x5000).unwrap();
@@ -58,13 +21,12 @@ fn source() -> Failing {
     {
         mem.phys_write_raw(phys(addr), &pattern(len, seed)).unwrap();
     }
-    Failing { inner: mem, bad_pages: vec![0x2000, 0x11000] }
+    FailingPages { inner: mem, bad_pages: vec![0x2000, 0x11000] }
 }
 
 fn meta() -> DumpMeta {
-    let core = crate::connector::elf::parse(&testdata::qemu_core().build()).unwrap();
     let vmcoreinfo = b"OSRELEASE=6.1.0-test\nPAGESIZE=4096\nNUMBER(phys_base)=16777216\n".to_vec();
-    DumpMeta { arch: ArchitectureIdent::X86_64, cpus: core.cpus, vmcoreinfo: Some(vmcoreinfo) }
+    DumpMeta { vmcoreinfo: Some(vmcoreinfo), ..testdata::qemu_meta() }
 }
 
 /// A fresh scratch directory.
