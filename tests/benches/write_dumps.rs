@@ -17,6 +17,7 @@
 //! Run: `cargo bench -p memflow-tests --bench write_dumps` (the RSS part needs the
 //! cloud-4l-5g fixture: `cargo xtask fixtures`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failed run
+#![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
 
 use std::fs::File;
 use std::io::Write;
@@ -66,7 +67,7 @@ impl PhysicalMemory for Generated {
         while let Some(MemOp { addr, tag, mut buf }) = batch.ops.next() {
             let start = addr.address.to_umem() as u64;
             // The writer reads whole pages from page-aligned addresses.
-            assert!(start % PAGE as u64 == 0 && buf.len() % PAGE == 0);
+            assert!(start.is_multiple_of(PAGE as u64) && buf.len().is_multiple_of(PAGE));
             for (i, page) in buf.chunks_mut(PAGE).enumerate() {
                 fill_page(start / PAGE as u64 + i as u64, page);
             }
@@ -147,7 +148,7 @@ fn child(spec: &str) {
     let mut done_chunks = 0u64;
     let mut progress = |_| {
         done_chunks += 1;
-        if done_chunks % 64 == 0 {
+        if done_chunks.is_multiple_of(64) {
             peak_anon = peak_anon.max(status_kib("RssAnon:"));
         }
         ControlFlow::Continue(())
