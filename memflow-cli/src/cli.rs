@@ -118,7 +118,8 @@ pub enum Command {
         #[arg(long)]
         pid: Option<String>,
     },
-    /// Writes the chain's physical memory to a dump file that memflow and other tools open.
+    /// Writes the chain's physical memory (or a process's memory) to a dump file that memflow
+    /// and other tools open.
     ///
     /// Unreadable pages are left out and reported, never written as zeros. The file is
     /// written under a temporary name and renamed when complete: Ctrl-C leaves no file.
@@ -129,6 +130,10 @@ pub enum Command {
         /// kdump-zlib (compressed kdump).
         #[arg(long, default_value = "elf", value_parser = crate::dump::parse_format)]
         format: memflow_core::connector::WriteFormat,
+        /// Dump this process's mapped memory (process id or name), at its virtual addresses,
+        /// instead of physical memory.
+        #[arg(long)]
+        pid: Option<String>,
     },
     /// Scans memory for byte patterns, strings or values.
     #[command(subcommand)]

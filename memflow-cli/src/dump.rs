@@ -1,6 +1,6 @@
-//! `dump OUT --format F`: the physical memory of the chain (its connector, or the OS layer's
-//! physical memory) written to a file by the library's dump writers, with a progress bar on a
-//! terminal. Ctrl-C stops the writer, which removes its unfinished file: the result is a
+//! `dump OUT --format F [--pid P]`: the physical memory of the chain (its connector, or the OS
+//! layer's physical memory), or a process's mapped memory at its virtual addresses, written
+//! to a file by the library's dump writers, with a progress bar on a terminal. Ctrl-C stops the writer, which removes its unfinished file: the result is a
 //! complete dump or none (a file already at OUT is left as it was).
 
 use std::ops::ControlFlow;
@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use memflow_core::arch::ArchitectureIdent;
-use memflow_core::connector::{write_dump, DumpMeta, WriteFormat, WriteSummary};
-use memflow_core::os::Os;
+use memflow_core::connector::{write_dump, DumpMeta, ViewSource, WriteFormat, WriteSummary};
+use memflow_core::os::{Os, Process};
 use memflow_core::plugins::ChainInstance;
 use memflow_core::prelude::PhysicalMemory;
 use serde::Serialize;
@@ -84,9 +84,19 @@ impl Drop for CatchInterrupt {
     }
 }
 
-/// Runs `dump OUTPUT --format FORMAT`.
-pub fn dump(chain: &str, output: &Path, format: WriteFormat, out: &Output) -> Result<(), Failure> {
+/// Runs `dump OUTPUT --format FORMAT [--pid PROCESS]`.
+pub fn dump(chain: &str, output: &Path, format: WriteFormat, pid: Option<&str>, out: &Output) -> Result<(), Failure> {
     let mut target = Target::open(chain)?;
+    if let Some(selector) = pid {
+        let mut process = target.process(selector)?;
+        let info = process.info().clone();
+        let ranges = process.mapped_mem(0).map_err(|e| Failure::about(format!("process {}", info.pid), e))?;
+        let mut source =
+            ViewSource::new(process, &ranges).map_err(|e| Failure::about(format!("process {}", info.pid), e))?;
+        let meta = DumpMeta { arch: info.proc_arch, cpus: Vec::new(), vmcoreinfo: None };
+        let summary = write(&mut source, &meta, output, format, out)?;
+        return report(output, format, &summary, out);
+    }
     let no_phys = || Failure::usage(format!("chain `{chain}` has no physical memory to dump"));
     let summary = match target.instance() {
         ChainInstance::Connector(conn) => {

@@ -81,6 +81,7 @@ mod translate;
 pub mod version;
 
 pub use connector::*;
+pub use dump::*;
 pub use error::*;
 pub use inventory::*;
 pub use kernel::*;

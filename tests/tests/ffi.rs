@@ -267,6 +267,12 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ("mf_connector_metadata", Handle, Box::new(|l, m| mf_connector_metadata(l.h(l.conn, m), l.p(m)))),
         ("mf_connector_cpu_count", Handle, Box::new(|l, m| mf_connector_cpu_count(l.h(l.conn, m), l.p(m)))),
         ("mf_connector_x86_registers", Handle, Box::new(|l, m| mf_connector_x86_registers(l.h(l.conn, m), 0, l.p(m)))),
+        // dump files
+        (
+            "mf_dump_write",
+            Handle,
+            Box::new(|l, m| mf_dump_write(l.h(l.conn, m), l.s(m), l.p(m), None, null_mut(), l.p(m))),
+        ),
         // os
         ("mf_os_clone", Handle, Box::new(|l, m| mf_os_clone(l.h(l.os, m), l.p(m)))),
         ("mf_os_free", Free, Box::new(|l, m| mf_os_free(l.h(null_mut(), m)))),

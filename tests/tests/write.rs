@@ -291,3 +291,41 @@ fn cli_dump_interrupted_leaves_a_complete_file_or_none() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `memflow dump --pid`: a guest process's mapped memory at its virtual addresses, page by page
+/// what the library reads from the process (pages it cannot read are holes), with the marker
+/// string the process holds.
+#[test]
+fn cli_dump_of_a_process_holds_its_mapped_memory() {
+    use memflow_core::mem::MemoryView;
+    use memflow_core::os::Process;
+    let fx = Fixture::load("cloud-4l");
+    let chain = format!("coredump:{} -> linux", fx.dump.display());
+    let dir = temp_dir("write-cli-process");
+    let path = dir.join("marker.elf");
+    let report = memflow_json(&["-c", &chain, "dump", path.to_str().unwrap(), "--pid", "mfprobe_marker"]);
+    let mut os = Inventory::builtin().create_os_chain(&chain).unwrap();
+    let mut process = os.process_by_name("mfprobe_marker").unwrap();
+    let ranges = process.mapped_mem(0).unwrap();
+    let mut copy = open(&path, OpenOptions::default()).unwrap();
+    let (mut a, mut b) = (vec![0u8; 4096], vec![0u8; 4096]);
+    let (mut pages, mut holes, mut marker) = (0u64, 0u64, false);
+    for r in &ranges {
+        let start = r.base.to_umem() as u64;
+        for page in (start..start + r.size as u64).step_by(4096) {
+            let readable = process.read_raw_into(Address::new(page as umem), &mut a).is_ok();
+            let partial = copy.phys_read_raw_into(phys(page), &mut b).is_partial();
+            assert_eq!(partial, !readable, "page {page:#x}");
+            if readable {
+                assert!(a == b, "page {page:#x}");
+                marker |= a.windows(fx.meta("marker").len()).any(|w| w == fx.meta("marker").as_bytes());
+            }
+            pages += 1;
+            holes += u64::from(!readable);
+        }
+    }
+    assert!(marker, "the marker string is in the dump");
+    assert_eq!(report["hole_pages"], holes);
+    assert_eq!(report["bytes_written"], (pages - holes) * 4096);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

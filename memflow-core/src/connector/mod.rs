@@ -28,4 +28,4 @@ pub use cpu_state::{CpuState, X86ArchHint, X86RegisterSet, X86Registers};
 pub use detect::{open, ParsedDump};
 pub use dummy::{dummy_memory, dummy_memory_with_map, try_dummy_memory};
 pub use file::{DumpFormat, DumpInfo, FileConnector, OpenOptions};
-pub use write::{write_dump, DumpMeta, KdumpCodec, Progress, WriteFormat, WriteSummary};
+pub use write::{write_dump, DumpMeta, KdumpCodec, Progress, ViewSource, WriteFormat, WriteSummary};

@@ -23,6 +23,9 @@
 //! **What the formats carry.** ELF and kdump keep the CPU state (x86-64: one `NT_PRSTATUS` and
 //! one QEMU CPU-state note per CPU, as QEMU's `dump-guest-memory` writes them) and the
 //! `VMCOREINFO` note; LiME and raw hold memory only.
+//!
+//! **Virtual memory.** [`ViewSource`] serves the mapped ranges of a virtual address space (a
+//! process's) as the source, written at their virtual addresses.
 
 mod elf;
 pub(crate) mod kdump;
@@ -32,11 +35,13 @@ mod output;
 mod raw;
 #[cfg(test)]
 mod tests;
+mod view;
 
 use std::ops::ControlFlow;
 use std::path::Path;
 
 use output::{Output, TempFile};
+pub use view::ViewSource;
 
 use super::codec::Codec;
 use super::cpu_state::{CpuState, X86Registers};
