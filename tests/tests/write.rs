@@ -329,3 +329,26 @@ fn cli_dump_of_a_process_holds_its_mapped_memory() {
     assert_eq!(report["bytes_written"], (pages - holes) * 4096);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// makedumpfile (an independent reader of ELF cores) converts the written ELF core of the
+/// guest into its own compressed kdump, unfiltered (`-d 0`: without a vmcoreinfo it cannot
+/// filter pages by kind).
+#[test]
+fn makedumpfile_accepts_the_written_elf_core() {
+    let fx = Fixture::load("cloud-4l");
+    let mut source = fx.open_elf();
+    let meta = DumpMeta::from_info(source.info(), ArchitectureIdent::X86_64);
+    let dir = temp_dir("write-makedumpfile");
+    let (elf, kdump) = (dir.join("guest.elf"), dir.join("guest.kdump"));
+    write(&mut source, &meta, &elf, WriteFormat::Elf);
+    let out = Command::new("makedumpfile")
+        .args(["-c", "-d", "0"])
+        .arg(&elf)
+        .arg(&kdump)
+        .output()
+        .expect("makedumpfile runs (cargo xtask deps installs it)");
+    assert!(out.status.success(), "makedumpfile: {}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&kdump).unwrap();
+    assert!(bytes.starts_with(b"KDUMP   "), "makedumpfile wrote a compressed kdump");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -176,3 +176,33 @@ fn format_names_round_trip() {
     }
     assert_eq!(WriteFormat::from_name("kdump-lzo"), None);
 }
+
+#[test]
+fn a_view_source_writes_the_mapped_ranges_at_their_addresses() {
+    use crate::mem::partial::check::phys_read_agrees;
+    use crate::translate::MemoryRange;
+    use crate::types::PageType;
+    // A view whose "virtual" addresses are the physical ones of the source; two ranges, the
+    // second with a failing page.
+    let view = source().into_phys_view();
+    let range = |base: u64, size: u64| MemoryRange {
+        base: Address::new(base as umem),
+        size: size as umem,
+        page_type: PageType::UNKNOWN,
+    };
+    let mut src = ViewSource::new(view, &[range(0x1000, 0x1000), range(0x10000, 0x3000)]).unwrap();
+    assert_eq!(src.metadata().real_size, 0x4000);
+    // Batch and single reads agree, across the failing page at 0x11000 too (the source fails
+    // a whole read that touches it).
+    assert_eq!(phys_read_agrees(&mut src, 0x10000, 0x3000), 0);
+    assert_eq!(phys_read_agrees(&mut src, 0x1000, 0x1000), 0x1000);
+    let dir = scratch("view");
+    let path = dir.join("elf");
+    let summary = write_dump(&mut src, &meta(), &path, WriteFormat::Elf, &mut |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!((summary.bytes_written, summary.holes), (0x3000, vec![(0x11000, 0x1000)]));
+    let mut conn = detect::open(&path, OpenOptions::default()).unwrap();
+    let ranges: Vec<_> = conn.memory_map().ranges().iter().map(|r| (r.base.to_umem(), r.size)).collect();
+    assert_eq!(ranges, [(0x1000, 0x1000), (0x10000, 0x1000), (0x12000, 0x1000)]);
+    assert_eq!(page(&mut conn, 0x12000), (pattern(0x3000, 3)[0x2000..].to_vec(), false));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
