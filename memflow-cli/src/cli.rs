@@ -134,6 +134,10 @@ pub enum Command {
         /// instead of physical memory.
         #[arg(long)]
         pid: Option<String>,
+        /// Record this Linux VMCOREINFO text (`KEY=value` lines, e.g. the guest's
+        /// /sys/kernel/vmcoreinfo note) in an ELF or kdump file: chains do not hand it out.
+        #[arg(long)]
+        vmcoreinfo: Option<PathBuf>,
     },
     /// Scans memory for byte patterns, strings or values.
     #[command(subcommand)]

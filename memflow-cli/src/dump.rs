@@ -84,8 +84,32 @@ impl Drop for CatchInterrupt {
     }
 }
 
-/// Runs `dump OUTPUT --format FORMAT [--pid PROCESS]`.
-pub fn dump(chain: &str, output: &Path, format: WriteFormat, pid: Option<&str>, out: &Output) -> Result<(), Failure> {
+/// The most bytes of a `--vmcoreinfo` file (the kernel's note is one page).
+pub const MAX_VMCOREINFO: u64 = 1 << 20;
+
+/// The text of a `--vmcoreinfo` file.
+fn read_vmcoreinfo(path: &Path) -> Result<Vec<u8>, Failure> {
+    let failure = |e: std::io::Error| Failure::error(format!("vmcoreinfo {}: {e}", path.display()));
+    let size = std::fs::metadata(path).map_err(failure)?.len();
+    if size > MAX_VMCOREINFO {
+        return Err(Failure::usage(format!(
+            "vmcoreinfo {}: {size} bytes is more than a VMCOREINFO text ({MAX_VMCOREINFO} at most)",
+            path.display()
+        )));
+    }
+    std::fs::read(path).map_err(failure)
+}
+
+/// Runs `dump OUTPUT --format FORMAT [--pid PROCESS] [--vmcoreinfo FILE]`.
+pub fn dump(
+    chain: &str,
+    output: &Path,
+    format: WriteFormat,
+    pid: Option<&str>,
+    vmcoreinfo: Option<&Path>,
+    out: &Output,
+) -> Result<(), Failure> {
+    let vmcoreinfo = vmcoreinfo.map(read_vmcoreinfo).transpose()?;
     let mut target = Target::open(chain)?;
     if let Some(selector) = pid {
         let mut process = target.process(selector)?;
@@ -93,7 +117,7 @@ pub fn dump(chain: &str, output: &Path, format: WriteFormat, pid: Option<&str>, 
         let ranges = process.mapped_mem(0).map_err(|e| Failure::about(format!("process {}", info.pid), e))?;
         let mut source =
             ViewSource::new(process, &ranges).map_err(|e| Failure::about(format!("process {}", info.pid), e))?;
-        let meta = DumpMeta { arch: info.proc_arch, cpus: Vec::new(), vmcoreinfo: None };
+        let meta = DumpMeta { arch: info.proc_arch, cpus: Vec::new(), vmcoreinfo };
         let summary = write(&mut source, &meta, output, format, out)?;
         return report(output, format, &summary, out);
     }
@@ -101,15 +125,16 @@ pub fn dump(chain: &str, output: &Path, format: WriteFormat, pid: Option<&str>, 
     let summary = match target.instance() {
         ChainInstance::Connector(conn) => {
             // A connector does not say its architecture; its CPU state is x86's when it has one.
-            let meta = DumpMeta::of(&*conn, ArchitectureIdent::X86_64);
+            let meta = DumpMeta { vmcoreinfo, ..DumpMeta::of(&*conn, ArchitectureIdent::X86_64) };
             write(conn, &meta, output, format, out)?
         }
         ChainInstance::Os(os) => {
             let arch = os.info().arch;
-            let meta = match os.as_ref_impl_cpustate() {
-                Some(cpus) => DumpMeta::of(cpus, arch),
-                None => DumpMeta { arch, cpus: Vec::new(), vmcoreinfo: None },
+            let cpus = match os.as_ref_impl_cpustate() {
+                Some(state) => DumpMeta::of(state, arch).cpus,
+                None => Vec::new(),
             };
+            let meta = DumpMeta { arch, cpus, vmcoreinfo };
             write(os.as_mut_impl_physicalmemory().ok_or_else(no_phys)?, &meta, output, format, out)?
         }
     };

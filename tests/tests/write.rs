@@ -237,11 +237,14 @@ fn cli_dump_round_trips() {
     let mut source = fx.open_elf();
     let map = source.memory_map().clone();
     let dir = temp_dir("write-cli");
+    let vmcoreinfo = dir.join("vmcoreinfo");
+    std::fs::write(&vmcoreinfo, "OSRELEASE=6.1.0-test\nPAGESIZE=4096\n").unwrap();
     // From a connector chain and from the OS layer's physical memory.
     for (chain, format) in [(source_chain.clone(), "elf"), (format!("{source_chain} -> linux"), "kdump-snappy")] {
         let path = dir.join(format);
         let path_text = path.to_str().unwrap();
-        let report = memflow_json(&["-c", &chain, "dump", path_text, "--format", format]);
+        let vmcoreinfo = vmcoreinfo.to_str().unwrap();
+        let report = memflow_json(&["-c", &chain, "dump", path_text, "--format", format, "--vmcoreinfo", vmcoreinfo]);
         assert_eq!(report["format"], format);
         assert_eq!(report["bytes_written"], map.real_size() as u64);
         assert_eq!(report["hole_pages"], 0);
@@ -249,6 +252,8 @@ fn cli_dump_round_trips() {
         let mut copy = open(&path, OpenOptions::default()).unwrap();
         same_memory(&mut source, &mut copy, &map, &[], false);
         assert_eq!(copy.info().cpus, source.info().cpus, "{format}: CPU state kept");
+        let recorded = copy.info().vmcoreinfo.as_ref().expect("the VMCOREINFO given is recorded");
+        assert_eq!(recorded.os_release(), Some("6.1.0-test"), "{format}");
         assert_eq!(memflow_json(&["-c", &format!("coredump:{path_text} -> linux"), "ps"]), want_ps, "{format}");
         std::fs::remove_file(&path).unwrap();
     }
