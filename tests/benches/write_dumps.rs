@@ -8,6 +8,8 @@
 //!   resident; `plain_write` reads the same 1 MiB chunks from it and `write`s them to a file.
 //!   Every contender ends with `fsync` (the writer flushes before its rename) and deletes its
 //!   file; all files go to `target/tmp`.
+//! - `write_256mib` (interleaved, 31 rounds): the same contenders on 256 MiB, one pass of each
+//!   per round, for ratios that the load of other processes affects alike.
 //! - Peak RSS: the bench runs itself as a child process per case (one dump each) and prints
 //!   the child's `VmHWM` and its peak anonymous memory (`RssAnon`, sampled every 64 MiB
 //!   through the progress callback): the synthetic 1 GiB source, and the 5 GiB cloud-4l-5g
@@ -26,6 +28,9 @@ use std::path::{Path, PathBuf};
 
 use criterion::{Criterion, Throughput};
 
+#[path = "../../memflow-core/benches/support/interleave.rs"]
+mod support;
+
 use memflow_core::arch::ArchitectureIdent;
 use memflow_core::connector::{open, write_dump, DumpMeta, KdumpCodec, OpenOptions, WriteFormat};
 use memflow_core::error::Result;
@@ -38,8 +43,15 @@ const MIB: usize = 1 << 20;
 const SIZE: u64 = 1 << 30;
 const CHILD: &str = "MF_WRITE_BENCH_CHILD";
 
-/// 1 GiB of generated pages at physical 0, nothing resident.
-struct Generated;
+/// `size` bytes of generated pages at physical 0, nothing resident.
+struct Generated {
+    size: u64,
+}
+
+/// The 1 GiB source of the criterion group and the peak-memory children.
+fn gib() -> Generated {
+    Generated { size: SIZE }
+}
 
 fn fill_page(pfn: u64, page: &mut [u8]) {
     let mut x = pfn.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -82,8 +94,8 @@ impl PhysicalMemory for Generated {
 
     fn metadata(&self) -> PhysicalMemoryMetadata {
         PhysicalMemoryMetadata {
-            max_address: Address::new((SIZE - 1) as umem),
-            real_size: SIZE as umem,
+            max_address: Address::new((self.size - 1) as umem),
+            real_size: self.size as umem,
             readonly: true,
             ideal_batch_size: u32::MAX,
         }
@@ -94,12 +106,11 @@ fn meta() -> DumpMeta {
     DumpMeta { arch: ArchitectureIdent::X86_64, cpus: Vec::new(), vmcoreinfo: None }
 }
 
-/// Reads the source in 1 MiB chunks and writes them to `path`, then `fsync`.
-fn plain_write(path: &Path) {
-    let mut src = Generated;
+/// Reads `src` in 1 MiB chunks and writes them to `path`, then `fsync`.
+fn plain_write(mut src: Generated, path: &Path) {
     let mut buf = vec![0u8; MIB];
     let mut file = File::create(path).unwrap();
-    for chunk in 0..SIZE / MIB as u64 {
+    for chunk in 0..src.size / MIB as u64 {
         let addr = PhysicalAddress::plain(Address::new((chunk * MIB as u64) as umem));
         assert_eq!(src.phys_read_single(addr, &mut buf).unwrap(), MIB);
         file.write_all(&buf).unwrap();
@@ -113,7 +124,7 @@ fn throughput(c: &mut Criterion, dir: &Path) {
     let path = dir.join("out");
     group.bench_function("plain_write", |b| {
         b.iter(|| {
-            plain_write(&path);
+            plain_write(gib(), &path);
             std::fs::remove_file(&path).unwrap();
         })
     });
@@ -124,7 +135,7 @@ fn throughput(c: &mut Criterion, dir: &Path) {
     ] {
         group.bench_function(name, |b| {
             b.iter(|| {
-                write_dump(&mut Generated, &meta(), &path, format, &mut |_| ControlFlow::Continue(())).unwrap();
+                write_dump(&mut gib(), &meta(), &path, format, &mut |_| ControlFlow::Continue(())).unwrap();
                 std::fs::remove_file(&path).unwrap();
             })
         });
@@ -155,7 +166,7 @@ fn child(spec: &str) {
     };
     let start = std::time::Instant::now();
     let summary = if source == "generated" {
-        write_dump(&mut Generated, &meta(), &out, format, &mut progress).unwrap()
+        write_dump(&mut gib(), &meta(), &out, format, &mut progress).unwrap()
     } else {
         let mut conn = open(source, OpenOptions::default()).unwrap();
         let meta = DumpMeta::from_info(conn.info(), ArchitectureIdent::X86_64);
@@ -187,6 +198,28 @@ fn peak_memory(dir: &Path) {
     }
 }
 
+/// The same contenders on 256 MiB, interleaved (see `support/interleave.rs`): one pass of
+/// each per round, so that the load of other processes falls on all of them alike.
+fn interleaved_ratios(dir: &Path) {
+    const PASS: u64 = 256 << 20;
+    let path = dir.join("interleaved");
+    let dump = |format: WriteFormat| {
+        move |path: &mut PathBuf| {
+            write_dump(&mut Generated { size: PASS }, &meta(), path, format, &mut |_| ControlFlow::Continue(()))
+                .unwrap();
+            std::fs::remove_file(&*path).unwrap();
+        }
+    };
+    let (mut elf, mut zstd) = (dump(WriteFormat::Elf), dump(WriteFormat::Kdump(KdumpCodec::Zstd)));
+    let mut plain = |path: &mut PathBuf| {
+        plain_write(Generated { size: PASS }, path);
+        std::fs::remove_file(&*path).unwrap();
+    };
+    let mut contenders: [support::Contender<'_, PathBuf>; 3] =
+        [("elf", &mut elf), ("kdump_zstd", &mut zstd), ("plain_write", &mut plain)];
+    support::interleaved("write_256mib", &mut contenders, &mut path.clone(), 1);
+}
+
 fn main() {
     if let Ok(spec) = std::env::var(CHILD) {
         child(&spec);
@@ -195,6 +228,7 @@ fn main() {
     let dir = temp_dir("write-bench");
     let mut c = Criterion::default().configure_from_args();
     throughput(&mut c, &dir);
+    interleaved_ratios(&dir);
     peak_memory(&dir);
     c.final_summary();
     std::fs::remove_dir_all(&dir).unwrap();
