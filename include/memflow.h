@@ -61,6 +61,41 @@
 #define MF_PLUGIN_SYMBOL "MEMFLOW_PLUGIN"
 
 /**
+ * An ELF64 core laid out as QEMU's `dump-guest-memory` writes it (CPU notes, VMCOREINFO).
+ */
+#define MF_DUMP_ELF 1
+
+/**
+ * A LiME file (memory only).
+ */
+#define MF_DUMP_LIME 2
+
+/**
+ * A raw image: file offset = physical address; holes are sparse (memory only).
+ */
+#define MF_DUMP_RAW 3
+
+/**
+ * A compressed kdump with zstd pages (CPU notes, VMCOREINFO).
+ */
+#define MF_DUMP_KDUMP_ZSTD 4
+
+/**
+ * A compressed kdump with snappy pages.
+ */
+#define MF_DUMP_KDUMP_SNAPPY 5
+
+/**
+ * A compressed kdump with zlib pages.
+ */
+#define MF_DUMP_KDUMP_ZLIB 6
+
+/**
+ * How many runs of unreadable pages an `MfDumpSummary` lists.
+ */
+#define MF_DUMP_LISTED_HOLES 16
+
+/**
  * Success.
  */
 #define MF_OK 0
@@ -289,6 +324,11 @@
  * Kind of an error code: a handle is not a live object of the expected type.
  */
 #define MF_KIND_INVALID_HANDLE 23
+
+/**
+ * Kind of an error code: the caller stopped the operation (a progress callback said stop).
+ */
+#define MF_KIND_CANCELLED 24
 
 /**
  * Major version of the library this header belongs to.
@@ -658,6 +698,76 @@ typedef struct {
      */
     uint64_t page_table_root;
 } MfX86Registers;
+
+/**
+ * What to write.
+ */
+typedef struct {
+    /**
+     * The format: one of the `MF_DUMP_*` constants.
+     */
+    uint32_t format;
+    /**
+     * The target's ELF machine (`e_machine`; also the kdump's machine name): 62 x86-64 (also
+     * when 0), 183 AArch64, 243 RISC-V. CPU notes are written for x86-64 only.
+     */
+    uint16_t elf_machine;
+    /**
+     * The Linux `VMCOREINFO` text (`KEY=value` lines) to record in ELF and kdump files, or
+     * NULL for none. A connector does not hand it out: take it from where the dump came from.
+     */
+    const char *vmcoreinfo;
+} MfDumpOptions;
+
+/**
+ * Receives the progress of a dump: bytes of the memory map done and in total. Return `true`
+ * to go on, `false` to stop the dump (it then fails with kind `MF_KIND_CANCELLED`).
+ */
+typedef bool (*MfDumpProgressCallback)(void *user, uint64_t done, uint64_t total);
+
+/**
+ * A run of pages left out of the dump.
+ */
+typedef struct {
+    /**
+     * The first physical address.
+     */
+    uint64_t start;
+    /**
+     * Its length in bytes.
+     */
+    uint64_t length;
+} MfDumpHole;
+
+/**
+ * What a finished dump holds.
+ */
+typedef struct {
+    /**
+     * Bytes of memory written.
+     */
+    uint64_t bytes_written;
+    /**
+     * The size of the file (the apparent size of a sparse raw image).
+     */
+    uint64_t file_size;
+    /**
+     * 4 KiB pages the connector could not read, left out of the file (never written as zeros).
+     */
+    uint64_t hole_pages;
+    /**
+     * Runs of such pages.
+     */
+    uint64_t hole_runs;
+    /**
+     * How many entries of `holes` are set: the first `MF_DUMP_LISTED_HOLES` runs.
+     */
+    size_t holes_listed;
+    /**
+     * The first runs of unreadable pages.
+     */
+    MfDumpHole holes[MF_DUMP_LISTED_HOLES];
+} MfDumpSummary;
 
 /**
  * A plugin file the inventory refused while scanning or adding a directory, as read by
@@ -1847,6 +1957,28 @@ int32_t mf_connector_cpu_count(const MfConnector *conn, size_t *out);
  * Ownership: `*out` is caller storage, written on success.
  */
 int32_t mf_connector_x86_registers(const MfConnector *conn, size_t cpu, MfX86Registers *out);
+
+/**
+ * Writes the physical memory of `conn` to the file `path` as `options` says.
+ *
+ * The dump streams in 1 MiB chunks (memory use does not grow with the dump). Pages the
+ * connector cannot read are left out and counted in `*summary`, never written as zeros. The
+ * file is written under a temporary name in the same directory and renamed to `path` only
+ * when complete: on any error, and when `progress` returns `false` (then the result has kind
+ * `MF_KIND_CANCELLED`), no file is left and a file already at `path` is untouched.
+ *
+ * `progress` (may be NULL) is called after every chunk, on the calling thread; it must not
+ * use `conn` (see the threading rules).
+ *
+ * Ownership: `conn`, `path`, `options` and `user` are borrowed for the call; `*summary`
+ * (may be NULL) is caller storage, written on success.
+ */
+int32_t mf_dump_write(MfConnector *conn,
+                      const char *path,
+                      const MfDumpOptions *options,
+                      MfDumpProgressCallback progress,
+                      void *user,
+                      MfDumpSummary *summary);
 
 /**
  * A static, NUL-terminated description of an error code, `"origin: kind"` (e.g.

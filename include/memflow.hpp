@@ -455,6 +455,35 @@ public:
         detail::check(mf_connector_x86_registers(get(), cpu, &out));
         return out;
     }
+
+    /** Writes the physical memory to the file `path` (see mf_dump_write: unreadable pages are
+     *  left out and counted, the file appears complete or not at all). `progress` (optional)
+     *  receives the bytes done and in total and returns false to stop: the call then throws
+     *  an Error of kind MF_KIND_CANCELLED. An exception from `progress` stops the dump and is
+     *  rethrown. */
+    MfDumpSummary dump(const std::string &path, const MfDumpOptions &options,
+                       const std::function<bool(uint64_t done, uint64_t total)> &progress = {}) {
+        struct Progress {
+            const std::function<bool(uint64_t, uint64_t)> &f;
+            std::exception_ptr error{};
+            static bool call(void *user, uint64_t done, uint64_t total) noexcept {
+                auto *self = static_cast<Progress *>(user);
+                try {
+                    return self->f(done, total);
+                } catch (...) {
+                    self->error = std::current_exception();
+                    return false;
+                }
+            }
+        } state{progress};
+        MfDumpSummary out{};
+        int32_t code = mf_dump_write(get(), path.c_str(), &options, progress ? &Progress::call : nullptr, &state, &out);
+        if (state.error) {
+            std::rethrow_exception(state.error);
+        }
+        detail::check(code);
+        return out;
+    }
 };
 
 /** An open process: its virtual memory, translation, modules and symbols. */

@@ -118,6 +118,27 @@ pub enum Command {
         #[arg(long)]
         pid: Option<String>,
     },
+    /// Writes the chain's physical memory (or a process's memory) to a dump file that memflow
+    /// and other tools open.
+    ///
+    /// Unreadable pages are left out and reported, never written as zeros. The file is
+    /// written under a temporary name and renamed when complete: Ctrl-C leaves no file.
+    Dump {
+        /// The file to write.
+        output: PathBuf,
+        /// elf (QEMU-style ELF core), lime, raw (sparse image), kdump-zstd, kdump-snappy or
+        /// kdump-zlib (compressed kdump).
+        #[arg(long, default_value = "elf", value_parser = crate::dump::parse_format)]
+        format: memflow_core::connector::WriteFormat,
+        /// Dump this process's mapped memory (process id or name), at its virtual addresses,
+        /// instead of physical memory.
+        #[arg(long)]
+        pid: Option<String>,
+        /// Record this Linux VMCOREINFO text (`KEY=value` lines, e.g. the guest's
+        /// /sys/kernel/vmcoreinfo note) in an ELF or kdump file: chains do not hand it out.
+        #[arg(long)]
+        vmcoreinfo: Option<PathBuf>,
+    },
     /// Scans memory for byte patterns, strings or values.
     #[command(subcommand)]
     Scan(ScanCommand),

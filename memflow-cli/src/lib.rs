@@ -9,6 +9,7 @@
 #![allow(clippy::unnecessary_cast, clippy::useless_conversion)]
 
 pub mod cli;
+pub mod dump;
 pub mod inspect;
 pub mod logger;
 pub mod memory;
@@ -103,6 +104,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Read { address, length, space, raw } => memory::read(chain, address, length, &space, raw, &out),
         Command::Write { address, data, space } => memory::write(chain, address, &data, &space, &out),
         Command::Vtop { address, pid } => memory::vtop(chain, address, pid.as_deref(), &out),
+        Command::Dump { output, format, pid, vmcoreinfo } => {
+            dump::dump(chain, &output, format, pid.as_deref(), vmcoreinfo.as_deref(), &out)
+        }
         Command::Scan(ScanCommand::Pattern { pattern, region, limit }) => {
             scan::pattern_command(chain, &pattern, &region, limit, &out)
         }

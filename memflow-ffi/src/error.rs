@@ -119,6 +119,8 @@ pub const MF_KIND_ENCODING: i32 = 21;
 pub const MF_KIND_INTERNAL: i32 = 22;
 /// Kind of an error code: a handle is not a live object of the expected type.
 pub const MF_KIND_INVALID_HANDLE: i32 = 23;
+/// Kind of an error code: the caller stopped the operation (a progress callback said stop).
+pub const MF_KIND_CANCELLED: i32 = 24;
 
 // The C constants are literals (cbindgen cannot evaluate `const fn`s); these checks keep them
 // equal to the core's codes at compile time.
@@ -170,9 +172,10 @@ check_codes! {
     MF_KIND_ENCODING == ErrorKind::Encoding as i32;
     MF_KIND_INTERNAL == ErrorKind::Internal as i32;
     MF_KIND_INVALID_HANDLE == ErrorKind::InvalidHandle as i32;
+    MF_KIND_CANCELLED == ErrorKind::Cancelled as i32;
 }
 // Every kind and origin has its constant above.
-const _: () = assert!(ErrorKind::ALL.len() == 23 && ErrorOrigin::ALL.len() == 13);
+const _: () = assert!(ErrorKind::ALL.len() == 24 && ErrorOrigin::ALL.len() == 13);
 
 /// Runs of messages at the end of the detail that are always kept: the final cause of a
 /// failure and what the layers above it added while giving up.

@@ -10,6 +10,7 @@
 //! | [`version`]   | `mf_version`, `mf_abi_version`, `MF_VERSION_*` |
 //! | [`inventory`] | `mf_inventory_*`                              |
 //! | [`connector`] | `mf_connector_*`                              |
+//! | [`dump`]      | `mf_dump_write`, `MF_DUMP_*`                   |
 //! | [`os`]        | `mf_os_*`, `mf_process_list_*`                 |
 //! | [`kernel`]    | `mf_os_kernel_*`, `mf_os_type_*`                |
 //! | [`process`]   | `mf_process_*`, `mf_module_list_*`             |
@@ -65,6 +66,7 @@
 
 mod call;
 pub mod connector;
+pub mod dump;
 pub mod error;
 mod handle;
 pub mod inventory;
@@ -79,6 +81,7 @@ mod translate;
 pub mod version;
 
 pub use connector::*;
+pub use dump::*;
 pub use error::*;
 pub use inventory::*;
 pub use kernel::*;

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -28,6 +30,43 @@ static int failures = 0;
     } while (0)
 
 static const unsigned long long MARKER = 0x0dd5eedcafe0f00dULL;
+
+/* Connector::dump: a LiME file read back equal; a progress lambda that throws stops the
+ * dump, no file is left and the exception reaches the caller. */
+static void dump_files(memflow::Inventory &inv, memflow::Connector &conn) {
+    const char *tmp = std::getenv("TMPDIR");
+    std::string path = std::string(tmp != nullptr ? tmp : "/tmp") + "/memflow-smoke-cpp-" + std::to_string(getpid());
+    uint64_t calls = 0, last = 0;
+    MfDumpSummary s = conn.dump(path, MfDumpOptions{MF_DUMP_LIME, 0, nullptr}, [&](uint64_t done, uint64_t) {
+        calls++;
+        last = done;
+        return true;
+    });
+    CHECK(calls > 1 && last == conn.metadata().real_size && s.bytes_written == last && s.hole_pages == 0);
+    {
+        memflow::Connector copy = inv.create_connector("coredump", "'" + path + "'");
+        unsigned char a[4096], b[4096];
+        CHECK(conn.read_into(0x7000, a, sizeof a) && copy.read_into(0x7000, b, sizeof b));
+        CHECK(std::memcmp(a, b, sizeof a) == 0);
+    }
+    CHECK(unlink(path.c_str()) == 0);
+    try {
+        conn.dump(path, MfDumpOptions{MF_DUMP_KDUMP_SNAPPY, 0, nullptr}, [](uint64_t, uint64_t) -> bool {
+            throw std::runtime_error("stop here");
+        });
+        CHECK(false);
+    } catch (const std::runtime_error &e) {
+        CHECK(std::string(e.what()) == "stop here");
+    }
+    CHECK(access(path.c_str(), F_OK) != 0);
+    try {
+        conn.dump(path, MfDumpOptions{MF_DUMP_RAW, 0, nullptr}, [](uint64_t, uint64_t) { return false; });
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.kind() == MF_KIND_CANCELLED);
+    }
+    CHECK(access(path.c_str(), F_OK) != 0);
+}
 
 static void physical(memflow::Inventory &inv, const std::string &dump) {
     memflow::Connector conn = inv.create_connector("coredump", "'" + dump + "'");
@@ -66,6 +105,7 @@ static void physical(memflow::Inventory &inv, const std::string &dump) {
     }
     memflow::Connector chained = inv.create_connector_chain("coredump:'" + dump + "'");
     CHECK(chained.metadata().real_size == meta.real_size);
+    dump_files(inv, conn);
 }
 
 static void native(memflow::Inventory &inv) {

@@ -1,5 +1,6 @@
 //! The codecs of compressed dumps (zlib, LZO1X, Snappy, zstd), each decompressing one stored
-//! block into a buffer of exactly the block's size.
+//! block into a buffer of exactly the block's size, and (all but LZO) compressing one for the
+//! dump writers.
 //!
 //! A block that decompresses to fewer or more bytes than its size is an error: the output
 //! never grows past the buffer, so a decompression bomb costs at most one block of work.
@@ -93,6 +94,68 @@ impl Decompressors {
     }
 }
 
+/// Compression state kept between blocks (one per writer).
+pub struct Compressors {
+    zlib: Option<flate2::Compress>,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+    snappy: snap::raw::Encoder,
+}
+
+impl Default for Compressors {
+    fn default() -> Self {
+        Compressors { zlib: None, zstd: None, snappy: snap::raw::Encoder::new() }
+    }
+}
+
+impl Compressors {
+    /// The zstd level: the fastest of the regular levels, as dumps are written while the
+    /// source waits.
+    const ZSTD_LEVEL: i32 = 1;
+
+    /// Compresses `input` with `codec` into `out` (cleared first; `Stored` copies it). LZO
+    /// has no compressor outside the tests.
+    pub fn compress(&mut self, codec: Codec, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+        out.clear();
+        match codec {
+            Codec::Zlib => {
+                let z = self.zlib.get_or_insert_with(|| flate2::Compress::new(flate2::Compression::fast(), true));
+                z.reset();
+                // Well above zlib's bound (`compressBound`): zlib-rs's fastest level, which
+                // stores incompressible input in small blocks, may need more than the bound.
+                out.reserve(2 * input.len() + 64);
+                let status =
+                    z.compress_vec(input, out, flate2::FlushCompress::Finish).map_err(|e| format!("zlib: {e}"))?;
+                if status != flate2::Status::StreamEnd {
+                    return Err("zlib: the stream did not end within its bound".into());
+                }
+            }
+            Codec::Snappy => {
+                out.resize(snap::raw::max_compress_len(input.len()), 0);
+                let n = self.snappy.compress(input, out).map_err(|e| format!("snappy: {e}"))?;
+                out.truncate(n);
+            }
+            Codec::Zstd => {
+                let z = match &mut self.zstd {
+                    Some(z) => z,
+                    None => self
+                        .zstd
+                        .insert(zstd::bulk::Compressor::new(Self::ZSTD_LEVEL).map_err(|e| format!("zstd: {e}"))?),
+                };
+                out.reserve(zstd::zstd_safe::compress_bound(input.len()));
+                z.compress_to_buffer(input, out).map_err(|e| format!("zstd: {e}"))?;
+            }
+            Codec::Stored => out.extend_from_slice(input),
+            // The only LZO1X encoder at hand is a dev-dependency: LZO dumps are built for the
+            // reader's tests only.
+            #[cfg(test)]
+            Codec::Lzo => *out = lzokay_native::compress(input).map_err(|e| format!("lzo: {e:?}"))?,
+            #[cfg(not(test))]
+            Codec::Lzo => return Err("no LZO compressor".into()),
+        }
+        Ok(())
+    }
+}
+
 /// `data` compressed with `codec` by the codec's own crate (test data).
 #[cfg(test)]
 pub(crate) fn compress(codec: Codec, data: &[u8]) -> Vec<u8> {
@@ -133,6 +196,24 @@ mod tests {
             d.decompress(codec, &packed, &mut out).unwrap();
             assert_eq!(out, page(), "{codec:?}");
         }
+    }
+
+    #[test]
+    fn compressors_round_trip_and_refuse_what_they_lack() {
+        let mut c = Compressors::default();
+        let mut d = Decompressors::default();
+        let mut packed = Vec::new();
+        for codec in [Codec::Zlib, Codec::Snappy, Codec::Zstd] {
+            for input in [page(), vec![0u8; 4096]] {
+                c.compress(codec, &input, &mut packed).unwrap();
+                assert!(packed.len() < input.len(), "{codec:?} shrinks a patterned page");
+                let mut out = vec![0u8; 4096];
+                d.decompress(codec, &packed, &mut out).unwrap();
+                assert_eq!(out, input, "{codec:?}");
+            }
+        }
+        c.compress(Codec::Stored, &page(), &mut packed).unwrap();
+        assert_eq!(packed, page());
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod lzo;
 pub mod qemu;
 #[cfg(test)]
 mod testdata;
+pub mod write;
 
 pub use buffer::{Backing, BufferMemory, HeapBacking};
 pub use compressed::{CompressedMemory, DEFAULT_CACHE_SIZE};
@@ -27,3 +28,4 @@ pub use cpu_state::{CpuState, X86ArchHint, X86RegisterSet, X86Registers};
 pub use detect::{open, ParsedDump};
 pub use dummy::{dummy_memory, dummy_memory_with_map, try_dummy_memory};
 pub use file::{DumpFormat, DumpInfo, FileConnector, OpenOptions};
+pub use write::{write_dump, DumpMeta, KdumpCodec, Progress, ViewSource, WriteFormat, WriteSummary};

@@ -51,11 +51,6 @@ impl CoreBuilder {
         self
     }
 
-    /// The note segment built so far.
-    pub fn note_bytes(&self) -> Vec<u8> {
-        self.notes.clone()
-    }
-
     /// Appends raw bytes to the note segment.
     pub fn raw_notes(mut self, bytes: Vec<u8>) -> Self {
         self.notes.extend_from_slice(&bytes);
@@ -216,6 +211,83 @@ pub fn lime_file(ranges: &[(u64, Vec<u8>)]) -> Vec<u8> {
     out
 }
 
+/// Memory whose reads of some pages fail, like a guest's unreadable MMIO.
+#[derive(Clone)]
+pub struct FailingPages {
+    /// The memory.
+    pub inner: super::BufferMemory,
+    /// Addresses of the 4 KiB pages whose reads fail.
+    pub bad_pages: Vec<u64>,
+}
+
+impl crate::mem::PhysicalMemory for FailingPages {
+    fn phys_read_batch(&mut self, mut batch: crate::mem::PhysReadBatch) -> crate::error::Result<()> {
+        use crate::error::PartialResultExt;
+        while let Some(op) = batch.ops.next() {
+            let mut buf = op.buf;
+            let start = u64::try_from(op.addr.address.to_umem()).unwrap();
+            let end = start + buf.len() as u64;
+            let partial = self.inner.phys_read_raw_into(op.addr, &mut buf).is_partial();
+            if partial || self.bad_pages.iter().any(|&p| p < end && p + 0x1000 > start) {
+                batch.fail(op.tag, buf);
+            } else {
+                batch.ok(op.tag, buf);
+            }
+        }
+        Ok(())
+    }
+
+    fn phys_write_batch(&mut self, batch: crate::mem::PhysWriteBatch) -> crate::error::Result<()> {
+        self.inner.phys_write_batch(batch)
+    }
+
+    fn metadata(&self) -> crate::mem::PhysicalMemoryMetadata {
+        self.inner.metadata()
+    }
+
+    fn mem_map_callback(&self, callback: crate::mem::MemMappingCallback) -> crate::error::Result<()> {
+        self.inner.mem_map_callback(callback)
+    }
+}
+
+/// The registers of [`qemu_core`]'s two CPUs and a vmcoreinfo, as a dump records them.
+pub fn qemu_meta() -> super::DumpMeta {
+    let core = super::elf::parse(&qemu_core().build()).unwrap();
+    let vmcoreinfo = b"OSRELEASE=6.1.0-test\nPAGESIZE=4096\n".to_vec();
+    super::DumpMeta { arch: crate::arch::ArchitectureIdent::X86_64, cpus: core.cpus, vmcoreinfo: Some(vmcoreinfo) }
+}
+
+/// A compressed kdump of 4 KiB pages written by the dump writer: `pages` (by pfn) saved,
+/// `excluded` pages existing but not saved (read failures of the source), with `meta`.
+pub fn kdump_file(
+    codec: super::codec::Codec,
+    pages: &std::collections::BTreeMap<u64, Vec<u8>>,
+    excluded: &[u64],
+    meta: &super::DumpMeta,
+) -> Vec<u8> {
+    use crate::mem::PhysicalMemory;
+    use crate::types::{umem, Address, PhysicalAddress};
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let mut pfns: Vec<u64> = pages.keys().chain(excluded).copied().collect();
+    pfns.sort_unstable();
+    let mut map = crate::mem::MemoryMap::new();
+    for (i, pfn) in pfns.iter().enumerate() {
+        map.push(Address::new((pfn * 0x1000) as umem), 0x1000, (i * 0x1000) as umem).unwrap();
+    }
+    let mut inner = super::dummy_memory_with_map(map).unwrap();
+    for (pfn, data) in pages {
+        inner.phys_write_raw(PhysicalAddress::plain(Address::new((pfn * 0x1000) as umem)), data).unwrap();
+    }
+    let mut source = FailingPages { inner, bad_pages: excluded.iter().map(|p| p * 0x1000).collect() };
+    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("memflow-kdump-test-{}-{n}", std::process::id()));
+    let sink = Box::new(super::write::kdump::KdumpSink::new(codec, meta).unwrap());
+    super::write::write_with(&mut source, &path, sink, &mut |_| std::ops::ControlFlow::Continue(())).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    bytes
+}
+
 /// Writes seed inputs for the fuzz targets to `memflow-core/fuzz/seeds/<target>/`.
 /// Run with `cargo test -p memflow-core -- --ignored write_fuzz_seeds`.
 #[test]
@@ -249,14 +321,12 @@ fn write_fuzz_seeds() {
     use super::codec::Codec;
     for (name, codec) in [("zlib", Codec::Zlib), ("lzo", Codec::Lzo), ("snappy", Codec::Snappy), ("zstd", Codec::Zstd)]
     {
-        let mut f = super::kdump::testfile::KdumpFile::new(codec, 12);
+        let mut pages = std::collections::BTreeMap::new();
         for pfn in [0u64, 1, 4, 9] {
-            f.pages.insert(pfn, pattern(0x1000, pfn as u8));
+            pages.insert(pfn, pattern(0x1000, pfn as u8));
         }
-        f.pages.insert(5, vec![0; 0x1000]);
-        f.excluded = vec![2, 3];
-        f.notes = qemu_core().note_bytes();
-        let bytes = f.build().bytes;
+        pages.insert(5, vec![0; 0x1000]);
+        let bytes = kdump_file(codec, &pages, &[2, 3], &qemu_meta());
         write(&root.join("kdump"), &format!("kdump-{name}"), &bytes);
         let half = bytes.len() / 2;
         let flat = super::kdump::flat_stream(&[(half as u64, &bytes[half..]), (0, &bytes[..half])]);

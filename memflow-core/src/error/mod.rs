@@ -123,6 +123,8 @@ code_enum! {
         /// A handle passed across the C boundary is not a live object of the expected type
         /// (garbage, already freed, or of another type).
         InvalidHandle = 23 => "invalid handle",
+        /// The caller stopped the operation (e.g. a progress callback asked to stop).
+        Cancelled = 24 => "cancelled",
     }
 }
 

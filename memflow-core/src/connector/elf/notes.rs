@@ -39,6 +39,11 @@ impl VmcoreInfo {
         VmcoreInfo { entries }
     }
 
+    /// The note text again: one `key=value` line per entry, sorted by key.
+    pub fn to_text(&self) -> Vec<u8> {
+        self.entries.iter().flat_map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes(), b"\n"]).flatten().copied().collect()
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.entries.get(key).map(String::as_str)

@@ -13,6 +13,7 @@
 //! ```
 
 use crate::connector::bytes::ByteReader;
+use crate::connector::codec::Codec;
 use crate::error::Result;
 
 /// The signature of a compressed kdump.
@@ -90,6 +91,17 @@ pub const DUMP_DH_COMPRESSED_INCOMPLETE: u32 = 0x8;
 pub const DUMP_DH_EXCLUDED_VMEMMAP: u32 = 0x10;
 /// The page is zstd-compressed.
 pub const DUMP_DH_COMPRESSED_ZSTD: u32 = 0x20;
+
+/// The `DUMP_DH_COMPRESSED_*` flag of `codec` (0 for pages stored as they are).
+pub(crate) fn codec_flag(codec: Codec) -> u32 {
+    match codec {
+        Codec::Stored => 0,
+        Codec::Zlib => DUMP_DH_COMPRESSED_ZLIB,
+        Codec::Lzo => DUMP_DH_COMPRESSED_LZO,
+        Codec::Snappy => DUMP_DH_COMPRESSED_SNAPPY,
+        Codec::Zstd => DUMP_DH_COMPRESSED_ZSTD,
+    }
+}
 
 /// Size of a `page_desc_t`.
 pub const PAGE_DESC_SIZE: u64 = 24;

@@ -399,6 +399,4 @@ fn kdump_codecs(status: u32) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod testfile;
-#[cfg(test)]
 mod tests;

@@ -1,10 +1,11 @@
+use std::collections::BTreeMap;
+
 use proptest::prelude::*;
 
-use super::testfile::KdumpFile;
 use super::*;
 use crate::connector::codec::Codec;
 use crate::connector::cpu_state::CpuState;
-use crate::connector::testdata::{self, open_bytes, pattern, VecBacking};
+use crate::connector::testdata::{kdump_file, open_bytes, pattern, qemu_meta, VecBacking};
 use crate::connector::{detect, FileConnector, OpenOptions};
 use crate::error::PartialResultExt;
 use crate::mem::PhysicalMemory;
@@ -26,20 +27,29 @@ fn noise(seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A kdump written by the dump writer, with the pages it was written from.
+struct Sample {
+    pages: BTreeMap<u64, Vec<u8>>,
+    bytes: Vec<u8>,
+    /// File offset of the first page descriptor.
+    desc_base: u64,
+}
+
 /// Pages 0..=10 saved (8 and 9 all zero, 10 incompressible), 11 absent, 12..16 excluded,
-/// 20..24 saved, 40 pages in all; QEMU's CPU notes and a vmcoreinfo.
-fn sample(codec: Codec) -> KdumpFile {
-    let mut f = KdumpFile::new(codec, 40);
+/// 20..24 saved, 24 pages in all; QEMU's CPU notes and a vmcoreinfo.
+fn sample(codec: Codec) -> Sample {
+    let mut pages = BTreeMap::new();
     for pfn in (0..8).chain(20..24) {
-        f.pages.insert(pfn, pattern(PAGE, pfn as u8));
+        pages.insert(pfn, pattern(PAGE, pfn as u8));
     }
-    f.pages.insert(8, vec![0; PAGE]);
-    f.pages.insert(9, vec![0; PAGE]);
-    f.pages.insert(10, noise(10));
-    f.excluded = (12..16).collect();
-    f.notes = testdata::qemu_core().note_bytes();
-    f.vmcoreinfo = b"OSRELEASE=6.1.0-test\nPAGESIZE=4096\n".to_vec();
-    f
+    pages.insert(8, vec![0; PAGE]);
+    pages.insert(9, vec![0; PAGE]);
+    pages.insert(10, noise(10));
+    let excluded: Vec<u64> = (12..16).collect();
+    let bytes = kdump_file(codec, &pages, &excluded, &qemu_meta());
+    let field = |at: u64| u64::from(u32::from_le_bytes(bytes[at as usize..at as usize + 4].try_into().unwrap()));
+    let desc_base = PAGE as u64 * (1 + field(format::header::SUB_HDR_SIZE) + field(format::header::BITMAP_BLOCKS));
+    Sample { pages, bytes, desc_base }
 }
 
 fn read(conn: &mut FileConnector, addr: u64, len: usize) -> (Vec<u8>, bool) {
@@ -51,8 +61,8 @@ fn read(conn: &mut FileConnector, addr: u64, len: usize) -> (Vec<u8>, bool) {
 }
 
 /// Every page of `conn` reads as `f` says: saved pages whole, others absent (zeros).
-fn reads_like(conn: &mut FileConnector, f: &KdumpFile) {
-    for pfn in 0..f.max_mapnr + 2 {
+fn reads_like(conn: &mut FileConnector, f: &Sample) {
+    for pfn in 0..26 {
         let (got, partial) = read(conn, pfn * PAGE as u64, PAGE);
         match f.pages.get(&pfn) {
             Some(page) => assert!(!partial && got == *page, "pfn {pfn}"),
@@ -70,7 +80,7 @@ fn reads_like(conn: &mut FileConnector, f: &KdumpFile) {
 fn every_codec_reads_back_saved_pages_and_absent_ones() {
     for codec in ALL {
         let f = sample(codec);
-        let mut conn = open_bytes(f.build().bytes).unwrap();
+        let mut conn = open_bytes(f.bytes.clone()).unwrap();
         assert_eq!(conn.format(), DumpFormat::Kdump);
         reads_like(&mut conn, &f);
         let ranges: Vec<_> = conn.memory_map().ranges().iter().map(|r| (r.base.to_umem(), r.size)).collect();
@@ -78,8 +88,7 @@ fn every_codec_reads_back_saved_pages_and_absent_ones() {
         assert_eq!(conn.metadata().real_size, 19 * 4096);
         assert!(conn.metadata().readonly);
         // The CPU state and vmcoreinfo are those of the notes, as in an ELF core.
-        let elf = crate::connector::elf::parse(&testdata::qemu_core().build()).unwrap();
-        assert_eq!(conn.info().cpus, elf.cpus);
+        assert_eq!(conn.info().cpus, qemu_meta().cpus);
         assert_eq!(conn.cpu_count(), 2);
         assert_eq!(conn.info().vmcoreinfo.as_ref().unwrap().os_release(), Some("6.1.0-test"));
         assert!(conn.info().description.contains("15 of 19 saved"), "{}", conn.info().description);
@@ -92,21 +101,21 @@ fn every_codec_reads_back_saved_pages_and_absent_ones() {
 fn a_cache_of_two_pages_still_reads_everything() {
     let f = sample(Codec::Zlib);
     let options = OpenOptions { cache_size: 2 * PAGE, ..OpenOptions::default() };
-    let mut conn = detect::from_backing(VecBacking(f.build().bytes), options).unwrap();
+    let mut conn = detect::from_backing(VecBacking(f.bytes.clone()), options).unwrap();
     for _ in 0..2 {
         reads_like(&mut conn, &f);
     }
     let options = OpenOptions { cache_size: PAGE - 1, ..OpenOptions::default() };
-    let err = detect::from_backing(VecBacking(f.build().bytes), options).unwrap_err();
+    let err = detect::from_backing(VecBacking(f.bytes.clone()), options).unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidArgument);
     let options = OpenOptions { writable: true, ..OpenOptions::default() };
-    assert_eq!(detect::from_backing(VecBacking(f.build().bytes), options).unwrap_err().kind, ErrorKind::Unsupported);
+    assert_eq!(detect::from_backing(VecBacking(f.bytes.clone()), options).unwrap_err().kind, ErrorKind::Unsupported);
 }
 
 #[test]
 fn flattened_streams_read_like_the_dump() {
     let f = sample(Codec::Snappy);
-    let bytes = f.build().bytes;
+    let bytes = &f.bytes;
     // Records of uneven sizes, in a scrambled order.
     let mut pieces = Vec::new();
     let mut at = 0;
@@ -136,7 +145,7 @@ fn patch(bytes: &mut [u8], at: u64, value: &[u8]) {
 
 #[test]
 fn broken_files_give_errors_naming_the_offset() {
-    let built = sample(Codec::Zlib).build();
+    let built = sample(Codec::Zlib);
     let good = built.bytes;
     let last_desc = built.desc_base + 14 * format::PAGE_DESC_SIZE;
     let sub = |field: u64| 4096 + field;
@@ -150,11 +159,11 @@ fn broken_files_give_errors_naming_the_offset() {
     assert_eq!(kind, ErrorKind::Truncated, "{why}");
     assert!(why.contains(&format!("{last_desc:#x}")), "{why}");
 
-    // Bitmap 2 claims pages the file does not hold.
-    // (Their descriptors would be read from page data.)
+    // Bitmap 2 claims pages the file does not hold (12..16, excluded).
+    // (Their descriptors would be read from the unused tail of the descriptor table.)
     let mut claims = good.clone();
     let bitmap2 = 4096 * 3;
-    patch(&mut claims, bitmap2 + 3, &[0xff; 2]);
+    claims[bitmap2 + 1] |= 0xf0;
     let (_, why) = kind_and_reason(claims);
     assert!(why.contains("page descriptor at offset 0x"), "{why}");
 
@@ -186,9 +195,9 @@ fn broken_files_give_errors_naming_the_offset() {
     assert_eq!(kind_and_reason(notes).0, ErrorKind::Truncated);
 
     // Recognised but not read: other machines, split dumps, old diskdumps.
-    let mut s390 = sample(Codec::Zlib);
-    s390.machine = "s390x";
-    let (kind, why) = kind_and_reason(s390.build().bytes);
+    let mut s390 = good.clone();
+    patch(&mut s390, format::header::UTSNAME + 4 * format::UTSNAME_FIELD, b"s390x\0");
+    let (kind, why) = kind_and_reason(s390);
     assert_eq!(kind, ErrorKind::Unsupported);
     assert!(why.contains("s390x"), "{why}");
     let mut split = good.clone();
@@ -201,7 +210,7 @@ fn broken_files_give_errors_naming_the_offset() {
 
 #[test]
 fn pages_that_do_not_decompress_to_a_page_read_as_absent() {
-    let built = sample(Codec::Zlib).build();
+    let built = sample(Codec::Zlib);
     let mut bytes = built.bytes;
     // Page 3's descriptor now points at a zlib stream of 1 MiB of zeros (a bomb), page 4's
     // at one that inflates to half a page.
@@ -224,7 +233,7 @@ fn pages_that_do_not_decompress_to_a_page_read_as_absent() {
 
 #[test]
 fn an_incomplete_dump_reads_what_it_holds() {
-    let built = sample(Codec::Lzo).build();
+    let built = sample(Codec::Lzo);
     let mut bytes = built.bytes;
     let status = format::DUMP_DH_COMPRESSED_LZO | format::DUMP_DH_COMPRESSED_INCOMPLETE;
     patch(&mut bytes, format::header::STATUS, &status.to_le_bytes());
@@ -249,13 +258,8 @@ proptest! {
         cut in any::<prop::sample::Index>(),
         flattened in any::<bool>(),
     ) {
-        let mut f = KdumpFile::new(Codec::Zlib, 24);
-        for pfn in [0u64, 1, 5, 9, 17] {
-            f.pages.insert(pfn, pattern(PAGE, pfn as u8));
-        }
-        f.excluded = vec![2, 3];
-        f.notes = testdata::qemu_core().note_bytes();
-        let mut bytes = f.build().bytes;
+        let pages = [0u64, 1, 5, 9, 17].into_iter().map(|pfn| (pfn, pattern(PAGE, pfn as u8))).collect();
+        let mut bytes = kdump_file(Codec::Zlib, &pages, &[2, 3], &qemu_meta());
         if flattened {
             bytes = flat::flatten(&[(0, &bytes[..9000]), (9000, &bytes[9000..])]);
         }
