@@ -89,18 +89,20 @@ pub fn scan_scope(
     // Bounds what yara-x keeps while scanning, whatever the memory holds.
     scanner.max_matches_per_pattern(limit);
     let (mut failed, mut scanned) = (None, false);
-    scan_windows(mem, &scope.ranges, OVERLAP, &mut |n| inc(progress, n), |address, window| match usize::try_from(address) {
-        Ok(base) => match scanner.scan(base, window) {
-            Ok(_) => {
-                scanned = true;
-                true
-            }
-            Err(e) => {
-                failed = Some(Failure::error(format!("YARA scan at {address:#x}: {e}")));
-                false
-            }
-        },
-        Err(_) => true,
+    scan_windows(mem, &scope.ranges, OVERLAP, &mut |n| inc(progress, n), |address, window| {
+        match usize::try_from(address) {
+            Ok(base) => match scanner.scan(base, window) {
+                Ok(_) => {
+                    scanned = true;
+                    true
+                }
+                Err(e) => {
+                    failed = Some(Failure::error(format!("YARA scan at {address:#x}: {e}")));
+                    false
+                }
+            },
+            Err(_) => true,
+        }
     })?;
     if let Some(failure) = failed {
         return Err(failure);

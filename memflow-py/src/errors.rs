@@ -56,6 +56,7 @@ kind_exceptions! {
     Encoding => EncodingError: "The data is not valid UTF-8 (or the encoding expected).",
     Internal => InternalError: "An internal invariant failed.",
     InvalidHandle => InvalidHandleError: "A handle is not a live object of the expected type.",
+    Cancelled => CancelledError: "The operation was stopped on request (e.g. by its progress callback).",
 }
 
 /// An error of the library with its reason, taken on the thread that made it (reasons are

@@ -57,6 +57,7 @@ from ._memflow import (
     EncodingError,
     InternalError,
     InvalidHandleError,
+    CancelledError,
 )
 
 __all__ = [
@@ -97,6 +98,7 @@ __all__ = [
     "EncodingError",
     "InternalError",
     "InvalidHandleError",
+    "CancelledError",
 ]
 
 
