@@ -120,7 +120,7 @@ fn yara(
             let mut hits = Vec::new();
             target
                 .with_space(&scope.space, |mem| {
-                    memflow_cli::yara::scan_scope(mem, scope, &rules, 1000, &ProgressBar::hidden(), &mut hits)
+                    memflow_cli::yara::scan_scope(mem, scope, &rules, 1000, &mut |_| true, &mut hits)
                 })
                 .unwrap();
             hits.len()

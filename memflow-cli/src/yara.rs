@@ -8,7 +8,6 @@
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
-use indicatif::ProgressBar;
 use serde::Serialize;
 use yara_x::blocks::Scanner;
 use yara_x::{Compiler, Rules, SourceCode};
@@ -76,33 +75,32 @@ pub fn compile(path: &Path) -> Result<Rules, Failure> {
 }
 
 /// Scans one address space's `scope` with `rules` and appends what matched to `hits`, at most
-/// `limit` in all.
+/// `limit` in all. `progress` is called with the bytes of each chunk read, and stops the scan
+/// by returning `false` (what matched until then is reported).
 pub fn scan_scope(
     mem: &mut dyn Memory,
     scope: &Scope,
     rules: &Rules,
     limit: usize,
-    progress: &ProgressBar,
+    progress: &mut dyn FnMut(u64) -> bool,
     hits: &mut Vec<YaraHit>,
 ) -> Result<(), Failure> {
     let mut scanner = Scanner::new(rules);
     // Bounds what yara-x keeps while scanning, whatever the memory holds.
     scanner.max_matches_per_pattern(limit);
     let (mut failed, mut scanned) = (None, false);
-    scan_windows(mem, &scope.ranges, OVERLAP, &mut |n| inc(progress, n), |address, window| {
-        match usize::try_from(address) {
-            Ok(base) => match scanner.scan(base, window) {
-                Ok(_) => {
-                    scanned = true;
-                    true
-                }
-                Err(e) => {
-                    failed = Some(Failure::error(format!("YARA scan at {address:#x}: {e}")));
-                    false
-                }
-            },
-            Err(_) => true,
-        }
+    scan_windows(mem, &scope.ranges, OVERLAP, progress, |address, window| match usize::try_from(address) {
+        Ok(base) => match scanner.scan(base, window) {
+            Ok(_) => {
+                scanned = true;
+                true
+            }
+            Err(e) => {
+                failed = Some(Failure::error(format!("YARA scan at {address:#x}: {e}")));
+                false
+            }
+        },
+        Err(_) => true,
     })?;
     if let Some(failure) = failed {
         return Err(failure);
@@ -158,8 +156,10 @@ pub fn command(chain: &str, rules: &Path, region: &Region, limit: usize, out: &O
         target.with_space(&scope.space, |mem| {
             // yara-x is third-party code running on bytes an attacker may have written: a panic
             // in it fails this scan with a reason instead of ending the tool.
-            std::panic::catch_unwind(AssertUnwindSafe(|| scan_scope(mem, scope, &rules, limit, &progress, &mut hits)))
-                .unwrap_or_else(|_| Err(Failure::error("yara-x failed (panicked) during the scan")))
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                scan_scope(mem, scope, &rules, limit, &mut |n| inc(&progress, n), &mut hits)
+            }))
+            .unwrap_or_else(|_| Err(Failure::error("yara-x failed (panicked) during the scan")))
         })?;
         if hits.len() == limit {
             log::warn!("stopped at {limit} matches (--limit)");
@@ -225,7 +225,7 @@ mod tests {
         let size = mem.bytes.len() as u64;
         let rules = rules(r#"rule needle { strings: $n = "yara-needle-0123456789" condition: $n }"#);
         let mut hits = Vec::new();
-        scan_scope(&mut mem, &scope(vec![(base, size)]), &rules, 100, &ProgressBar::hidden(), &mut hits).unwrap();
+        scan_scope(&mut mem, &scope(vec![(base, size)]), &rules, 100, &mut |_| true, &mut hits).unwrap();
         let found: Vec<String> = hits.iter().map(|h| h.at.as_ref().unwrap().address.clone()).collect();
         assert_eq!(found, [format!("{base:#x}"), format!("{:#x}", base + CHUNK as u64 - 7)]);
         assert_eq!(hits[0].at.as_ref().unwrap().module.as_deref(), Some("first"));
@@ -238,10 +238,9 @@ mod tests {
         let rules = rules(r#"rule always { condition: true } rule a { strings: $a = "AAAA" condition: $a }"#);
         let mut hits = Vec::new();
         // Only the unreadable page.
-        scan_scope(&mut mem, &scope(vec![(0, PAGE as u64)]), &rules, 10, &ProgressBar::hidden(), &mut hits).unwrap();
+        scan_scope(&mut mem, &scope(vec![(0, PAGE as u64)]), &rules, 10, &mut |_| true, &mut hits).unwrap();
         assert!(hits.is_empty());
-        scan_scope(&mut mem, &scope(vec![(0, 4 * PAGE as u64)]), &rules, 10, &ProgressBar::hidden(), &mut hits)
-            .unwrap();
+        scan_scope(&mut mem, &scope(vec![(0, 4 * PAGE as u64)]), &rules, 10, &mut |_| true, &mut hits).unwrap();
         assert_eq!(hits.len(), 10);
     }
 
