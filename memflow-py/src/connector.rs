@@ -1,9 +1,15 @@
 //! `Connector`: physical memory, its metadata and memory map, and the CPU state the connector
 //! knows (registers of a dump's or a live guest's CPUs).
 
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use memflow_core::arch::ArchitectureIdent;
 use memflow_core::connector::cpu_state::X86Registers;
+use memflow_core::connector::{write_dump, DumpMeta, Progress, WriteFormat};
 use memflow_core::error::ErrorKind;
 use memflow_core::mem::{PhysicalMemory, PhysicalMemoryMetadata};
+use memflow_core::os::Os;
 use memflow_core::prelude::CpuState;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -132,6 +138,81 @@ impl Connector {
         for (name, value) in fields {
             dict.set_item(name, value)?;
         }
+        Ok(dict)
+    }
+
+    /// dump(path, format="elf", *, progress=None) -> dict
+    ///
+    /// Writes this physical memory to the file `path` as `format`: `"elf"` (an ELF core as
+    /// QEMU writes it, with the CPU state), `"lime"`, `"raw"` (sparse), `"kdump-zstd"`,
+    /// `"kdump-snappy"` or `"kdump-zlib"`. Pages that cannot be read are left out of the file
+    /// and listed in the result, never written as zeros. `progress(done, total)` is called
+    /// with byte counts after each chunk (1 MiB); returning `False` stops the write, which
+    /// then raises `CancelledError`. The file appears complete or not at all (it is written
+    /// under a temporary name and renamed when done). Returns `{path, format, bytes_written,
+    /// file_size, hole_pages, hole_runs, holes}`, `holes` as `(address, length)` pairs (the
+    /// first 1024 runs).
+    #[pyo3(signature = (path, format = "elf", *, progress = None), text_signature = "($self, path, format='elf', *, progress=None)")]
+    fn dump<'py>(
+        slf: PyRef<'py, Self>,
+        py: Python<'py>,
+        path: PathBuf,
+        format: &str,
+        progress: Option<PyObject>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let format = WriteFormat::from_name(format).ok_or_else(|| {
+            let names: Vec<_> = WriteFormat::ALL.iter().map(|f| f.name()).collect();
+            Raised::new(
+                ErrorKind::InvalidArgument,
+                format!("`{format}` is not a dump format; one of: {}", names.join(", ")),
+            )
+        })?;
+        let mut callback_error: Option<PyErr> = None;
+        let mut report = |p: Progress| {
+            let Some(callback) = &progress else { return ControlFlow::Continue(()) };
+            Python::with_gil(|py| match callback.call1(py, (p.done, p.total)) {
+                Ok(answer) if matches!(answer.extract::<Option<bool>>(py), Ok(Some(false))) => ControlFlow::Break(()),
+                Ok(_) => ControlFlow::Continue(()),
+                Err(e) => {
+                    callback_error = Some(e);
+                    ControlFlow::Break(())
+                }
+            })
+        };
+        let written = slf.as_ref().with_handle(py, |handle| {
+            let about = |e| Raised::about(format!("dump to {}", path.display()), e);
+            match handle {
+                Handle::Connector(conn) => {
+                    // A connector does not say its architecture; its CPU state is x86's when it
+                    // has one.
+                    let meta = DumpMeta::of(&*conn, ArchitectureIdent::X86_64);
+                    write_dump(conn, &meta, &path, format, &mut report).map_err(about)
+                }
+                Handle::OsPhysical(os) => {
+                    let arch = os.info().arch;
+                    let cpus =
+                        os.as_ref_impl_cpustate().map(|state| DumpMeta::of(state, arch).cpus).unwrap_or_default();
+                    let meta = DumpMeta { arch, cpus, vmcoreinfo: None };
+                    let phys = os.as_mut_impl_physicalmemory().ok_or_else(|| unsupported("physical memory"))?;
+                    write_dump(phys, &meta, &path, format, &mut report).map_err(about)
+                }
+                Handle::Os(_) | Handle::Process(_) => {
+                    Err(Raised::new(ErrorKind::Internal, "not a physical memory handle"))
+                }
+            }
+        });
+        if let Some(e) = callback_error {
+            return Err(e);
+        }
+        let summary = written?;
+        let dict = PyDict::new(py);
+        dict.set_item("path", path)?;
+        dict.set_item("format", format.name())?;
+        dict.set_item("bytes_written", summary.bytes_written)?;
+        dict.set_item("file_size", summary.file_size)?;
+        dict.set_item("hole_pages", summary.hole_pages)?;
+        dict.set_item("hole_runs", summary.hole_runs)?;
+        dict.set_item("holes", summary.holes)?;
         Ok(dict)
     }
 

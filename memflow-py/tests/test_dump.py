@@ -73,3 +73,33 @@ def test_type_offsets_locate_a_tasks_name(guest):
     assert guest.type_size("task_struct") > guest.type_member_offset("task_struct", "comm")
     with pytest.raises(memflow.NotFoundError):
         guest.type_member_offset("task_struct", "no_such_member")
+
+
+def test_dump_writes_a_file_that_opens_with_the_same_bytes_and_processes(dump, tmp_path):
+    with memflow.open(dump.phys_chain) as source:
+        calls = []
+        out = tmp_path / "guest.kdump"
+        summary = source.dump(out, "kdump-zstd", progress=lambda done, total: calls.append((done, total)))
+        assert summary["format"] == "kdump-zstd" and summary["hole_pages"] == 0 and summary["holes"] == []
+        assert summary["bytes_written"] == sum(size for _, size in source.mem_map())
+        assert calls and calls[-1][0] == calls[-1][1] and all(a[0] <= b[0] for a, b in zip(calls, calls[1:]))
+        with memflow.open(f"coredump:{out}") as copy:
+            for address, size in source.mem_map():
+                step = max(size // 8, 4096) & ~4095
+                for at in range(address, address + size, step):
+                    assert copy.read(at, 4096) == source.read(at, 4096), hex(at)
+        with memflow.open(f"coredump:{out} -> linux") as guest:
+            assert {(p.pid, p.name) for p in guest.processes()} == {
+                (p["pid"], p["name"]) for p in cli("-c", dump.chain, "ps")
+            }
+        # Stopped by the callback: CancelledError, and no file.
+        stopped = tmp_path / "stopped.elf"
+        with pytest.raises(memflow.CancelledError):
+            source.dump(stopped, progress=lambda done, total: done < total // 2)
+        assert not stopped.exists()
+        # An exception in the callback comes through as itself.
+        with pytest.raises(ZeroDivisionError):
+            source.dump(stopped, "lime", progress=lambda done, total: 1 / 0)
+        assert not stopped.exists()
+        with pytest.raises(memflow.InvalidArgumentError, match="not a dump format"):
+            source.dump(stopped, "vmss")

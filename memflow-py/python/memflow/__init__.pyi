@@ -145,6 +145,17 @@ class Connector(AddressSpace):
         """How many CPUs the connector knows the registers of (0 if none)."""
     def cpu_registers(self, cpu: int) -> dict[str, int]:
         """The x86 registers of CPU `cpu` (`rip`, `rsp`, `cr3`...)."""
+    def dump(
+        self,
+        path: Union[str, PathLike[str]],
+        format: str = "elf",
+        *,
+        progress: Optional[Callable[[int, int], Optional[bool]]] = None,
+    ) -> dict[str, object]:
+        """Writes this memory to `path` as `elf`, `lime`, `raw`, `kdump-zstd`, `kdump-snappy` or
+        `kdump-zlib`; unreadable pages are left out and listed; `progress(done, total)` may
+        return `False` to stop (`CancelledError`, no file). Returns `{path, format,
+        bytes_written, file_size, hole_pages, hole_runs, holes}`."""
     def clone(self) -> Connector:
         """An independent instance of the same target."""
 
