@@ -337,9 +337,10 @@ fn cli_dump_of_a_process_holds_its_mapped_memory() {
 
 /// makedumpfile (an independent reader of ELF cores) converts the written ELF core of the
 /// guest into its own compressed kdump, unfiltered (`-d 0`: without a vmcoreinfo it cannot
-/// filter pages by kind).
+/// filter pages by kind), and that kdump (whose header then names no machine) reads back with
+/// the same memory and processes.
 #[test]
-fn makedumpfile_accepts_the_written_elf_core() {
+fn makedumpfile_accepts_the_written_elf_core_and_its_kdump_reads_back() {
     let fx = Fixture::load("cloud-4l");
     let mut source = fx.open_elf();
     let meta = DumpMeta::from_info(source.info(), ArchitectureIdent::X86_64);
@@ -355,5 +356,11 @@ fn makedumpfile_accepts_the_written_elf_core() {
     assert!(out.status.success(), "makedumpfile: {}", String::from_utf8_lossy(&out.stderr));
     let bytes = std::fs::read(&kdump).unwrap();
     assert!(bytes.starts_with(b"KDUMP   "), "makedumpfile wrote a compressed kdump");
+    drop(bytes);
+    let mut copy = open(&kdump, OpenOptions::default()).unwrap();
+    assert!(copy.info().description.contains("unnamed machine"), "{}", copy.info().description);
+    let map = source.memory_map().clone();
+    same_memory(&mut source, &mut copy, &map, &[], false);
+    assert_eq!(processes(&kdump), processes(&fx.dir.join("dump.elf")));
     std::fs::remove_dir_all(&dir).unwrap();
 }

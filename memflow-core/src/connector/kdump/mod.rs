@@ -143,7 +143,12 @@ impl Kdump {
         let utsname =
             |i: u64| h.bytes(header::UTSNAME + i * format::UTSNAME_FIELD, format::UTSNAME_FIELD).map(c_string);
         let (release, machine) = (utsname(2)?, utsname(4)?);
-        if !MACHINES.contains(&machine.as_str()) {
+        // makedumpfile leaves the name empty when the dump it converted had no VMCOREINFO (e.g.
+        // a QEMU ELF core without one). Such a file has the layout of the machine that wrote
+        // it: read as 64-bit little-endian (the checks below refuse a header that is not), with
+        // CPU notes decoded where their sizes are x86-64's.
+        let unnamed = machine.is_empty();
+        if !unnamed && !MACHINES.contains(&machine.as_str()) {
             return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::Unsupported).with_reason(format_args!(
                 "a kdump of a {machine:?} machine: only the 64-bit little-endian layouts of {MACHINES:?} are read"
             )));
@@ -244,7 +249,7 @@ impl Kdump {
         let kdump = Kdump { bytes, block_size, max_mapnr, saved, rank, desc_base, incomplete, map };
         kdump.check_descriptors(file, count)?;
 
-        let x86 = machine == "x86_64";
+        let x86 = machine == "x86_64" || unnamed;
         let mut notes = Notes::new(x86);
         if version >= 4 {
             let (at, len) = (s.u64(sub_header::NOTE)?, s.u64(sub_header::NOTE + 8)?);
@@ -264,8 +269,9 @@ impl Kdump {
 
         let format = if flattened { DumpFormat::FlattenedKdump } else { DumpFormat::Kdump };
         let description = format!(
-            "{}kdump v{version} of {machine} Linux {release}: {block_size}-byte pages, {count} of {} saved ({}), dump level {dump_level}{}",
+            "{}kdump v{version} of {} Linux {release}: {block_size}-byte pages, {count} of {} saved ({}), dump level {dump_level}{}",
             if flattened { "flattened " } else { "" },
+            if unnamed { "an unnamed machine's" } else { machine.as_str() },
             kdump.map.real_size() / umem::from(block_size),
             kdump_codecs(status),
             if incomplete { ", INCOMPLETE (cut short when written)" } else { "" }

@@ -209,6 +209,18 @@ fn broken_files_give_errors_naming_the_offset() {
 }
 
 #[test]
+fn a_dump_without_a_machine_name_reads_like_one_with_it() {
+    // What makedumpfile writes from a dump without VMCOREINFO: the utsname fields left empty.
+    let f = sample(Codec::Zstd);
+    let mut bytes = f.bytes.clone();
+    patch(&mut bytes, format::header::UTSNAME + 4 * format::UTSNAME_FIELD, &[0; 8]);
+    let mut conn = open_bytes(bytes).unwrap();
+    reads_like(&mut conn, &f);
+    assert!(conn.info().description.contains("unnamed machine"), "{}", conn.info().description);
+    assert_eq!(conn.info().cpus, open_bytes(f.bytes.clone()).unwrap().info().cpus);
+}
+
+#[test]
 fn pages_that_do_not_decompress_to_a_page_read_as_absent() {
     let built = sample(Codec::Zlib);
     let mut bytes = built.bytes;
