@@ -6,6 +6,8 @@
 //!   does; `.../avml-{elf-scan,lime,compressed}` the same on the cloud-4l-avml fixture (the
 //!   same guest, which took AVML captures of itself), where the kernel is found by scanning
 //!   since AVML records no CPU state, the ELF dump opened the same way for comparison;
+//!   `.../kdump-{zstd,snappy}` the same on kdumps our own writer makes of `dump.elf` (no real
+//!   tool here writes those codecs), written to `target/bench-data` before the run;
 //! - `random_4k/{ours-cold,zlib-alone}`: 4 KiB reads of seeded random zlib-compressed pages
 //!   from the plain kdump with a one-page cache (every read decompresses), and `flate2`
 //!   inflating the same stored bytes (found through the dump's own bitmap and page
@@ -20,25 +22,44 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // benchmark code: a panic is a failed run
 
 use std::hint::black_box;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-use memflow_core::connector::{open, FileConnector, OpenOptions};
+use memflow_core::arch::ArchitectureIdent;
+use memflow_core::connector::{open, write_dump, DumpMeta, FileConnector, KdumpCodec, OpenOptions, WriteFormat};
 use memflow_core::error::PartialResultExt;
 use memflow_core::mem::PhysicalMemory;
 use memflow_core::os::linux::{cpu_hints, LinuxOs};
 use memflow_core::os::Os;
 use memflow_core::plugins::LibArc;
 use memflow_core::types::{Address, PhysicalAddress};
-use memflow_tests::Fixture;
+use memflow_tests::{repo_root, Fixture};
 
 const PAGE: usize = 4096;
 const MIB: usize = 1 << 20;
 const SEED: u64 = 0x6d656d666c6f77; // "memflow"
 
 fn open_with(fx: &Fixture, file: &str, cache_size: usize) -> FileConnector {
-    open(fx.dir.join(file), OpenOptions { cache_size, ..OpenOptions::default() }).unwrap()
+    open_path(&fx.dir.join(file), cache_size)
+}
+
+fn open_path(path: &Path, cache_size: usize) -> FileConnector {
+    open(path, OpenOptions { cache_size, ..OpenOptions::default() }).unwrap()
+}
+
+/// `dump.elf` of `fx` written by our writer as a compressed kdump with `codec`, into
+/// `target/bench-data`.
+fn written_kdump(fx: &Fixture, codec: KdumpCodec) -> PathBuf {
+    let format = WriteFormat::Kdump(codec);
+    let path = repo_root().join("target/bench-data").join(format!("cloud-4l.{}", format.name()));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut source = open_with(fx, "dump.elf", memflow_core::connector::DEFAULT_CACHE_SIZE);
+    let meta = DumpMeta::from_info(source.info(), ArchitectureIdent::X86_64);
+    write_dump(&mut source, &meta, &path, format, &mut |_| ControlFlow::Continue(())).unwrap();
+    path
 }
 
 fn at(addr: u64) -> PhysicalAddress {
@@ -89,20 +110,22 @@ fn inflate(z: &mut flate2::Decompress, input: &[u8], out: &mut [u8]) {
 fn open_to_process_list(c: &mut Criterion, fx: &Fixture, avml: &Fixture) {
     let mut group = c.benchmark_group("open_to_process_list");
     group.sample_size(10);
-    // (name, fixture, dump, use the CPU state)
+    // (name, dump, use the CPU state)
     let cases = [
-        ("elf", fx, "dump.elf", true),
-        ("kdump-zlib-flat", fx, "dump.kdump-zlib", true),
-        ("kdump-zlib-plain", fx, "dump.kdump-zlib-plain", true),
-        ("avml-elf-scan", avml, "dump.elf", false),
-        ("avml-lime", avml, "dump.avml-lime", false),
-        ("avml-compressed", avml, "dump.avml", false),
+        ("elf", fx.dir.join("dump.elf"), true),
+        ("kdump-zlib-flat", fx.dir.join("dump.kdump-zlib"), true),
+        ("kdump-zlib-plain", fx.dir.join("dump.kdump-zlib-plain"), true),
+        ("kdump-zstd", written_kdump(fx, KdumpCodec::Zstd), true),
+        ("kdump-snappy", written_kdump(fx, KdumpCodec::Snappy), true),
+        ("avml-elf-scan", avml.dir.join("dump.elf"), false),
+        ("avml-lime", avml.dir.join("dump.avml-lime"), false),
+        ("avml-compressed", avml.dir.join("dump.avml"), false),
     ];
-    for (name, fx, file, use_hints) in cases {
-        group.bench_function(name, |b| {
+    for (name, path, use_hints) in &cases {
+        group.bench_function(*name, |b| {
             b.iter(|| {
-                let conn = open_with(fx, file, memflow_core::connector::DEFAULT_CACHE_SIZE);
-                let hints = if use_hints { cpu_hints(&conn) } else { Vec::new() };
+                let conn = open_path(path, memflow_core::connector::DEFAULT_CACHE_SIZE);
+                let hints = if *use_hints { cpu_hints(&conn) } else { Vec::new() };
                 let mut os = LinuxOs::new(conn, &hints, LibArc::default()).unwrap();
                 black_box(os.process_info_list().unwrap().len())
             })
