@@ -15,18 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                         \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, mf_last_error_message());                                        \
-            failures++;                                                                     \
-        }                                                                                   \
-    } while (0)
-
-#define OK(call) CHECK((call) == MF_OK)
+#include "check.h"
 
 #define CHUNK (1u << 20)
 

@@ -24,18 +24,7 @@
 #define STRINGIFY(x) STRINGIFY_(x)
 #define FFI_SONAME "libmemflow_ffi.so." STRINGIFY(MF_ABI_VERSION)
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                         \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, mf_last_error_message());                                        \
-            failures++;                                                                     \
-        }                                                                                   \
-    } while (0)
-
-#define OK(call) CHECK((call) == MF_OK)
+#include "check.h"
 
 /* Ranges seen by a page-map or mapped-range callback; stops after `stop_after` if non-zero. */
 struct ranges {

@@ -18,18 +18,7 @@
 #define STRINGIFY(x) STRINGIFY_(x)
 #define FFI_SONAME "libmemflow_ffi.so." STRINGIFY(MF_ABI_VERSION)
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                         \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "%s:%d: check failed: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, mf_last_error_message());                                        \
-            failures++;                                                                     \
-        }                                                                                   \
-    } while (0)
-
-#define OK(call) CHECK((call) == MF_OK)
+#include "check.h"
 
 /* A value this process reads from itself through the native OS layer. */
 static const unsigned long long MARKER = 0x5eed5eedcafef00dULL;
