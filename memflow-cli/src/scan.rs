@@ -381,24 +381,38 @@ impl Row for Hit {
 
 /// Scans `region` of `chain` for `pattern` and prints at most `limit` hits.
 fn run(chain: &str, pattern: &Pattern, region: &Region, limit: usize, out: &Output) -> Result<(), Failure> {
+    let hits = scan_each(chain, region, limit, out, |mem, scope, progress, hits| {
+        scan_ranges(mem, &scope.ranges, pattern, 1, progress, |address| {
+            hits.push(Hit::at(scope, address));
+            hits.len() < limit
+        })
+    })?;
+    out.list(&hits)
+}
+
+/// Opens `chain` and runs `scan(memory, scope, progress, hits)` on each address space of
+/// `region` in turn (one per process with `--all-processes`), with one progress bar over all,
+/// until `hits` holds `limit`; returns the hits.
+pub fn scan_each<T>(
+    chain: &str,
+    region: &Region,
+    limit: usize,
+    out: &Output,
+    mut scan: impl FnMut(&mut dyn Memory, &Scope, &mut dyn FnMut(u64) -> bool, &mut Vec<T>) -> Result<(), Failure>,
+) -> Result<Vec<T>, Failure> {
     let mut target = Target::open(chain)?;
     let scopes = Scope::list(&mut target, region)?;
     let progress = out.progress(scopes.iter().map(Scope::bytes).sum(), "scanning");
     let mut hits = Vec::new();
     for scope in &scopes {
-        target.with_space(&scope.space, |mem| {
-            scan_ranges(mem, &scope.ranges, pattern, 1, &mut |n| inc(&progress, n), |address| {
-                hits.push(Hit::at(scope, address));
-                hits.len() < limit
-            })
-        })?;
-        if hits.len() == limit {
+        target.with_space(&scope.space, |mem| scan(mem, scope, &mut |n| inc(&progress, n), &mut hits))?;
+        if hits.len() >= limit {
             log::warn!("stopped at {limit} matches (--limit)");
             break;
         }
     }
     progress.finish_and_clear();
-    out.list(&hits)
+    Ok(hits)
 }
 
 /// Runs `scan pattern PATTERN`.

@@ -14,8 +14,8 @@ use yara_x::{Compiler, Rules, SourceCode};
 
 use crate::cli::Region;
 use crate::output::{Output, Row};
-use crate::scan::{inc, scan_windows, Hit, Scope};
-use crate::target::{Memory, Target};
+use crate::scan::{scan_each, scan_windows, Hit, Scope};
+use crate::target::Memory;
 use crate::Failure;
 
 /// Bytes each chunk shares with the one before: the longest match found across chunks.
@@ -148,25 +148,12 @@ pub fn scan_scope(
 /// Runs `scan yara RULES`.
 pub fn command(chain: &str, rules: &Path, region: &Region, limit: usize, out: &Output) -> Result<(), Failure> {
     let rules = compile(rules)?;
-    let mut target = Target::open(chain)?;
-    let scopes = Scope::list(&mut target, region)?;
-    let progress = out.progress(scopes.iter().map(Scope::bytes).sum(), "scanning");
-    let mut hits = Vec::new();
-    for scope in &scopes {
-        target.with_space(&scope.space, |mem| {
-            // yara-x is third-party code running on bytes an attacker may have written: a panic
-            // in it fails this scan with a reason instead of ending the tool.
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
-                scan_scope(mem, scope, &rules, limit, &mut |n| inc(&progress, n), &mut hits)
-            }))
+    let hits = scan_each(chain, region, limit, out, |mem, scope, progress, hits| {
+        // yara-x is third-party code running on bytes an attacker may have written: a panic in
+        // it fails this scan with a reason instead of ending the tool.
+        std::panic::catch_unwind(AssertUnwindSafe(|| scan_scope(mem, scope, &rules, limit, progress, hits)))
             .unwrap_or_else(|_| Err(Failure::error("yara-x failed (panicked) during the scan")))
-        })?;
-        if hits.len() == limit {
-            log::warn!("stopped at {limit} matches (--limit)");
-            break;
-        }
-    }
-    progress.finish_and_clear();
+    })?;
     out.list(&hits)
 }
 
