@@ -17,14 +17,14 @@ use std::collections::HashMap;
 use memflow_core::arch::ArchitectureIdent;
 use memflow_core::connector::{dummy_memory, DumpFormat, FileConnector};
 use memflow_core::error::{ErrorKind, PartialResultExt, Result};
-use memflow_core::mem::{MemOp, MemoryView, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
+use memflow_core::mem::MemoryView;
 use memflow_core::os::linux::{cpu_hints, LinuxOs};
 use memflow_core::os::{Os, Pid, Process, ProcessInfo};
 use memflow_core::plugins::{Inventory, LibArc};
 use memflow_core::translate::VirtualTranslate;
 use memflow_core::types::{umem, Address};
 use memflow_core::virt::VirtualDma;
-use memflow_tests::Fixture;
+use memflow_tests::{Altered, Fixture};
 
 /// Opens the fixture's dump with the layer, using the CPU state as the hint (formats that
 /// record none, LiME and AVML, and ARM64 guests, whose dumps have no system registers, are
@@ -463,59 +463,17 @@ fn chain_through_the_inventory() {
     assert!(Inventory::builtin().create_os_chain("linux").is_err());
 }
 
-/// A dump with some bytes replaced: a corrupt guest.
-#[derive(Clone)]
-struct Patched {
-    inner: FileConnector,
-    /// Physical address and the bytes that replace the memory there.
-    patches: Vec<(Address, Vec<u8>)>,
-}
-
-impl PhysicalMemory for Patched {
-    fn phys_read_batch(&mut self, mut batch: PhysReadBatch) -> Result<()> {
-        while let Some(MemOp { addr, tag, mut buf }) = batch.ops.next() {
-            let res = self.inner.phys_read_raw_into(addr, &mut buf);
-            let start = addr.address;
-            for (at, bytes) in &self.patches {
-                for (i, b) in bytes.iter().enumerate() {
-                    let a = *at + i;
-                    if a >= start && a - start < buf.len() as umem {
-                        buf[(a - start) as usize] = *b;
-                    }
-                }
-            }
-            if res.is_ok() {
-                batch.ok(tag, buf);
-            } else {
-                batch.fail(tag, buf);
-            }
-        }
-        Ok(())
-    }
-
-    fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
-        self.inner.phys_write_batch(batch)
-    }
-
-    fn metadata(&self) -> PhysicalMemoryMetadata {
-        self.inner.metadata()
-    }
-
-    fn mem_map_callback(&self, callback: memflow_core::mem::MemMappingCallback) -> Result<()> {
-        self.inner.mem_map_callback(callback)
-    }
-}
-
 /// The physical address of the kernel virtual address `va` in the fixture.
 fn kernel_phys(os: &LinuxOs<FileConnector>, fx: &Fixture, va: Address) -> Address {
     let mut view = VirtualDma::new(fx.open(), os.info().arch, &[os.kernel_root()]).unwrap();
     view.virt_to_phys(va).unwrap().address
 }
 
-fn open_patched(fx: &Fixture, patches: Vec<(Address, Vec<u8>)>) -> Result<LinuxOs<Patched>> {
+fn open_patched(fx: &Fixture, patches: Vec<(Address, Vec<u8>)>) -> Result<LinuxOs<Altered>> {
     let conn = fx.open();
     let hints = cpu_hints(&conn);
-    LinuxOs::new(Patched { inner: conn, patches }, &hints, LibArc::default())
+    let patches = patches.into_iter().map(|(at, bytes)| (at.to_umem() as u64, bytes)).collect();
+    LinuxOs::new(Altered { inner: conn, patches, failing: Vec::new() }, &hints, LibArc::default())
 }
 
 #[test]

@@ -12,12 +12,12 @@ use std::process::Command;
 
 use memflow_core::arch::ArchitectureIdent;
 use memflow_core::connector::{open, write_dump, DumpMeta, FileConnector, OpenOptions, WriteFormat, WriteSummary};
-use memflow_core::error::{ErrorKind, PartialResultExt, Result};
-use memflow_core::mem::{MemOp, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
+use memflow_core::error::{ErrorKind, PartialResultExt};
+use memflow_core::mem::{MemoryMap, PhysicalMemory};
 use memflow_core::os::Os;
 use memflow_core::plugins::Inventory;
 use memflow_core::types::{umem, Address, PhysicalAddress};
-use memflow_tests::{temp_dir, Fixture};
+use memflow_tests::{temp_dir, Altered, Fixture};
 
 const CHUNK: usize = 1 << 20;
 
@@ -129,41 +129,6 @@ fn readelf_agrees(path: &Path, map: &MemoryMap) {
     assert!(text.contains("NT_PRSTATUS") && text.contains("QEMU"), "{text}");
 }
 
-/// The fixture with some pages failing, as a guest's unreadable MMIO would.
-#[derive(Clone)]
-struct Failing {
-    inner: FileConnector,
-    bad: Vec<(u64, u64)>,
-}
-
-impl PhysicalMemory for Failing {
-    fn phys_read_batch(&mut self, mut batch: PhysReadBatch) -> Result<()> {
-        while let Some(MemOp { addr, tag, mut buf }) = batch.ops.next() {
-            let start = addr.address.to_umem() as u64;
-            let end = start + buf.len() as u64;
-            let res = self.inner.phys_read_raw_into(addr, &mut buf);
-            if res.is_ok() && !self.bad.iter().any(|&(b, l)| b < end && b + l > start) {
-                batch.ok(tag, buf);
-            } else {
-                batch.fail(tag, buf);
-            }
-        }
-        Ok(())
-    }
-
-    fn phys_write_batch(&mut self, batch: PhysWriteBatch) -> Result<()> {
-        self.inner.phys_write_batch(batch)
-    }
-
-    fn metadata(&self) -> PhysicalMemoryMetadata {
-        self.inner.metadata()
-    }
-
-    fn mem_map_callback(&self, callback: memflow_core::mem::MemMappingCallback) -> Result<()> {
-        self.inner.mem_map_callback(callback)
-    }
-}
-
 #[test]
 fn unreadable_pages_are_reported_and_left_out() {
     let fx = Fixture::load("cloud-4l");
@@ -173,7 +138,8 @@ fn unreadable_pages_are_reported_and_left_out() {
     // One page, three pages across a chunk boundary, and the last page of the last range.
     let last = map.ranges().last().unwrap().end().to_umem() as u64 - 0x1000;
     let bad = vec![(0x9000, 0x1000), (0x7ff000, 0x3000), (last, 0x1000)];
-    let mut source = Failing { inner, bad: bad.clone() };
+    // Some pages failing, as a guest's unreadable MMIO would.
+    let mut source = Altered { inner, patches: Vec::new(), failing: bad.clone() };
     let dir = temp_dir("write-holes");
     for format in WriteFormat::ALL {
         let path = dir.join(format.name());
