@@ -70,6 +70,11 @@ impl BlockCache {
         }
     }
 
+    /// How many blocks it holds.
+    pub(crate) fn slots(&self) -> usize {
+        self.slots
+    }
+
     /// The capacity in bytes (whole slots).
     pub(crate) fn capacity(&self) -> usize {
         self.slots * self.slot_size

@@ -10,7 +10,9 @@
 //! Each clone has its own cache (of the configured size) and decompression state, so clones
 //! read from several threads without locking; the file mapping and the index are shared.
 //! Within one batch each block is decompressed at most once as long as the blocks the batch
-//! touches fit in the cache.
+//! touches fit in the cache. A batch that needs many blocks the cache lacks has them
+//! decompressed on two threads first ([`PARALLEL_MIN_BLOCKS`]): decompression, not the
+//! lookups or copies, is what opening a compressed dump spends its time on.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -24,6 +26,7 @@ use super::buffer::Backing;
 use super::codec::{Codec, Decompressors};
 use super::kdump::Kdump;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::alloc::zeroed_vec;
 use crate::mem::partial::read_single;
 use crate::mem::{MemBatch, MemOp, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
 use crate::types::PhysicalAddress;
@@ -98,6 +101,10 @@ impl Store {
         }
     }
 }
+
+/// The fewest missing blocks a batch must need before they are decompressed on two threads:
+/// fewer do not pay for starting a thread (tens of microseconds, a zlib page takes about 16).
+pub const PARALLEL_MIN_BLOCKS: usize = 16;
 
 /// What all clones share.
 struct Shared {
@@ -195,6 +202,75 @@ impl CompressedMemory {
         Ok((block, slot))
     }
 
+    /// Decompresses the blocks `ops` need that the cache lacks on two threads and puts them
+    /// in the cache, if there are at least [`PARALLEL_MIN_BLOCKS`] of them (at most half the
+    /// cache, so that none is evicted before the batch reads it). A block that fails is left
+    /// out: the read then meets it again and reports it.
+    fn prefetch(&mut self, ops: &[MemOp<PhysicalAddress, CSliceMut<'_, u8>>]) {
+        let budget = self.cache.slots() / 2;
+        if budget < PARALLEL_MIN_BLOCKS || std::thread::available_parallelism().map_or(true, |n| n.get() < 2) {
+            return;
+        }
+        let shared = self.shared.clone();
+        let file = shared.file();
+        let mut missing: Vec<Block> = Vec::new();
+        let mut seen: HashSet<u64, std::hash::BuildHasherDefault<KeyHasher>> = HashSet::default();
+        'ops: for op in ops {
+            let start = u64::try_from(op.addr.address.to_umem()).unwrap_or(u64::MAX);
+            let end = start.saturating_add(op.buf.len() as u64);
+            let mut at = start;
+            while at < end {
+                at = match shared.store.lookup(file, at) {
+                    Ok(Lookup::Block(b)) => {
+                        if self.cache.find(b.stored_at).is_none() && seen.insert(b.stored_at) {
+                            missing.push(b);
+                            if missing.len() == budget {
+                                break 'ops;
+                            }
+                        }
+                        b.start.saturating_add(b.len)
+                    }
+                    Ok(Lookup::Absent { end }) => end,
+                    // The read reports it.
+                    Err(_) => break,
+                }
+                .max(at.saturating_add(1));
+            }
+        }
+        if missing.len() < PARALLEL_MIN_BLOCKS {
+            return;
+        }
+        let (first, second) = missing.split_at(missing.len() / 2);
+        let decompress = |blocks: &[Block], codecs: &mut Decompressors| -> Vec<Option<Vec<u8>>> {
+            blocks
+                .iter()
+                .map(|b| {
+                    let mut out = zeroed_vec(b.len as usize, ErrorOrigin::Connector, "a decompressed block").ok()?;
+                    let stored = shared.store.stored(file, b).ok()?;
+                    codecs.decompress(b.codec, &stored, &mut out).ok()?;
+                    Some(out)
+                })
+                .collect()
+        };
+        let codecs = &mut self.codecs;
+        let (done_first, done_second) = std::thread::scope(|scope| {
+            let helper = scope.spawn(|| decompress(second, &mut Decompressors::default()));
+            let done_first = decompress(first, codecs);
+            // A panic in the helper (none is expected) leaves its blocks to the read.
+            (done_first, helper.join().unwrap_or_default())
+        });
+        for (block, bytes) in missing.iter().zip(done_first.into_iter().chain(done_second)) {
+            if let Some(bytes) = bytes {
+                // Only fails to allocate the cache's memory; the read then tries again.
+                let _ = self.cache.insert(block.stored_at, |slot| {
+                    slot[..bytes.len()].copy_from_slice(&bytes);
+                    Ok(())
+                });
+            }
+        }
+        self.last = None;
+    }
+
     /// Logs `e` the first time a block (by `key`) fails.
     fn log_once(&self, key: u64, e: &Error) {
         let first = self.shared.logged.lock().map(|mut seen| seen.len() < 4096 && seen.insert(key)).unwrap_or(false);
@@ -222,6 +298,10 @@ impl PhysicalMemory for CompressedMemory {
     #[inline(never)]
     fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
         let MemBatch { ops, mut on_ok, mut on_fail } = batch;
+        let ops: Vec<_> = ops.collect();
+        if ops.len() > 1 || ops.first().is_some_and(|op| op.buf.len() as u64 > self.shared.store.max_block()) {
+            self.prefetch(&ops);
+        }
         for op in ops {
             let addr = u64::try_from(op.addr.address.to_umem()).unwrap_or(u64::MAX);
             let mut rest: &mut [u8] = op.buf.into();

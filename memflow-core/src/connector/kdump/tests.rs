@@ -209,6 +209,56 @@ fn broken_files_give_errors_naming_the_offset() {
 }
 
 #[test]
+fn batches_needing_many_blocks_read_the_same_as_page_by_page() {
+    // Enough distinct pages for a batch to be decompressed on two threads first (the
+    // prefetch), with excluded pages and a shared zero page among them.
+    let mut pages = BTreeMap::new();
+    for pfn in 0..200u64 {
+        if pfn % 7 != 3 {
+            pages.insert(pfn, if pfn % 11 == 0 { vec![0; PAGE] } else { noise(pfn) });
+        }
+    }
+    let excluded: Vec<u64> = (0..200).filter(|p| p % 7 == 3).collect();
+    for codec in [Codec::Zlib, Codec::Zstd, Codec::Snappy] {
+        let bytes = kdump_file(codec, &pages, &excluded, &qemu_meta());
+        // One read of everything, one batch of page reads, then each page alone on a fresh
+        // reader: the same bytes and the same absent pages.
+        let mut whole = open_bytes(bytes.clone()).unwrap();
+        let (all, partial) = read(&mut whole, 0, 200 * PAGE);
+        assert!(partial);
+        let mut batched = open_bytes(bytes.clone()).unwrap();
+        let mut bufs = vec![vec![0xa5u8; PAGE]; 200];
+        let mut failed = Vec::new();
+        {
+            let mut on_fail = |c: crate::mem::MemChunk<cglue::slice::CSliceMut<u8>>| {
+                failed.push(c.tag.to_umem() as usize / PAGE);
+                true
+            };
+            let ops = bufs.iter_mut().enumerate().map(|(i, b)| crate::mem::MemOp {
+                addr: PhysicalAddress::plain(crate::types::Address::new((i * PAGE) as umem)),
+                tag: crate::types::Address::new((i * PAGE) as umem),
+                buf: b.as_mut_slice().into(),
+            });
+            crate::mem::MemBatch::with(ops, None, Some(&mut (&mut on_fail).into()), |b| batched.phys_read_batch(b))
+                .unwrap();
+        }
+        for pfn in 0..200u64 {
+            let page = &all[pfn as usize * PAGE..(pfn as usize + 1) * PAGE];
+            let alone = read(&mut open_bytes(bytes.clone()).unwrap(), pfn * PAGE as u64, PAGE);
+            match pages.get(&pfn) {
+                Some(want) => {
+                    assert!(page == want.as_slice() && bufs[pfn as usize] == *want, "{codec:?} pfn {pfn}");
+                    assert!(!alone.1 && alone.0 == *want);
+                }
+                None => {
+                    assert!(failed.contains(&(pfn as usize)) && alone.1, "{codec:?} pfn {pfn} is absent");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn a_dump_without_a_machine_name_reads_like_one_with_it() {
     // What makedumpfile writes from a dump without VMCOREINFO: the utsname fields left empty.
     let f = sample(Codec::Zstd);
