@@ -16,7 +16,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cglue::slice::CSliceMut;
 
@@ -208,7 +208,7 @@ impl CompressedMemory {
     /// out: the read then meets it again and reports it.
     fn prefetch(&mut self, ops: &[MemOp<PhysicalAddress, CSliceMut<'_, u8>>]) {
         let budget = self.cache.slots() / 2;
-        if budget < PARALLEL_MIN_BLOCKS || std::thread::available_parallelism().map_or(true, |n| n.get() < 2) {
+        if budget < PARALLEL_MIN_BLOCKS {
             return;
         }
         let shared = self.shared.clone();
@@ -237,28 +237,25 @@ impl CompressedMemory {
                 .max(at.saturating_add(1));
             }
         }
-        if missing.len() < PARALLEL_MIN_BLOCKS {
+        // Asked once: it reads the CPU affinity and the cgroup limits.
+        static CORES: OnceLock<usize> = OnceLock::new();
+        let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        if missing.len() < PARALLEL_MIN_BLOCKS || cores < 2 {
             return;
         }
         let (first, second) = missing.split_at(missing.len() / 2);
-        let decompress = |blocks: &[Block], codecs: &mut Decompressors| -> Vec<Option<Vec<u8>>> {
-            blocks
-                .iter()
-                .map(|b| {
-                    let mut out = zeroed_vec(b.len as usize, ErrorOrigin::Connector, "a decompressed block").ok()?;
-                    let stored = shared.store.stored(file, b).ok()?;
-                    codecs.decompress(b.codec, &stored, &mut out).ok()?;
-                    Some(out)
-                })
-                .collect()
+        // A plain thread, not `thread::scope`: a scope registers the calling thread with std,
+        // and on a thread that C code made (the C API's callers) that registration is never
+        // freed.
+        let helper = {
+            let (shared, blocks) = (self.shared.clone(), second.to_vec());
+            std::thread::Builder::new()
+                .spawn(move || decompress_blocks(&shared, &blocks, &mut Decompressors::default()))
         };
-        let codecs = &mut self.codecs;
-        let (done_first, done_second) = std::thread::scope(|scope| {
-            let helper = scope.spawn(|| decompress(second, &mut Decompressors::default()));
-            let done_first = decompress(first, codecs);
-            // A panic in the helper (none is expected) leaves its blocks to the read.
-            (done_first, helper.join().unwrap_or_default())
-        });
+        let done_first = decompress_blocks(&self.shared, first, &mut self.codecs);
+        // If the thread could not start (or panicked, which none is expected to), its blocks
+        // are left to the read.
+        let done_second = helper.ok().and_then(|h| h.join().ok()).unwrap_or_default();
         for (block, bytes) in missing.iter().zip(done_first.into_iter().chain(done_second)) {
             if let Some(bytes) = bytes {
                 // Only fails to allocate the cache's memory; the read then tries again.
@@ -278,6 +275,21 @@ impl CompressedMemory {
             log::warn!("compressed dump: {e}");
         }
     }
+}
+
+/// Decompresses each of `blocks` of the dump `shared` into a buffer of its own; `None` for
+/// those that fail (the read meets them again and reports them).
+fn decompress_blocks(shared: &Shared, blocks: &[Block], codecs: &mut Decompressors) -> Vec<Option<Vec<u8>>> {
+    let file = shared.file();
+    blocks
+        .iter()
+        .map(|b| {
+            let mut out = zeroed_vec(b.len as usize, ErrorOrigin::Connector, "a decompressed block").ok()?;
+            let stored = shared.store.stored(file, b).ok()?;
+            codecs.decompress(b.codec, &stored, &mut out).ok()?;
+            Some(out)
+        })
+        .collect()
 }
 
 impl Clone for CompressedMemory {
