@@ -2,34 +2,13 @@
 //! memory, and read across every mapped range and the holes around it.
 #![no_main]
 
-use std::ops::Deref;
-
 use libfuzzer_sys::fuzz_target;
-use memflow_core::connector::{detect, Backing, CpuState, OpenOptions};
+use memflow_core::connector::{detect, CpuState, OpenOptions};
 use memflow_core::mem::PhysicalMemory;
 use memflow_core::types::{umem, PhysicalAddress};
 
-/// The fuzz input as a backing, the way a mapped file is one.
-struct Bytes(Vec<u8>);
-
-impl Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Backing for Bytes {
-    fn bytes(&self) -> (*const u8, usize) {
-        (self.0.as_ptr(), self.0.len())
-    }
-    fn writable(&self) -> bool {
-        false
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
-    let Ok(mut conn) = detect::from_backing(Bytes(data.to_vec()), OpenOptions::default()) else {
+    let Ok(mut conn) = detect::from_backing(data.to_vec(), OpenOptions::default()) else {
         return;
     };
     let ranges: Vec<_> = conn.memory_map().ranges().to_vec();

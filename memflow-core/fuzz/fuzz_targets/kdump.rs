@@ -2,31 +2,10 @@
 //! never panic, and every page of what opens must read back (or fail) without panicking.
 #![no_main]
 
-use std::ops::Deref;
-
 use libfuzzer_sys::fuzz_target;
-use memflow_core::connector::{detect, Backing, DumpFormat, OpenOptions};
+use memflow_core::connector::{detect, DumpFormat, OpenOptions};
 use memflow_core::mem::PhysicalMemory;
 use memflow_core::types::{umem, PhysicalAddress};
-
-/// The fuzz input as a backing, the way a mapped file is one.
-struct Bytes(Vec<u8>);
-
-impl Deref for Bytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl Backing for Bytes {
-    fn bytes(&self) -> (*const u8, usize) {
-        (self.0.as_ptr(), self.0.len())
-    }
-    fn writable(&self) -> bool {
-        false
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     // Only the kdump signatures: other formats have their own targets.
@@ -34,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let options = OpenOptions { cache_size: 8192, ..OpenOptions::default() };
-    let Ok(mut conn) = detect::from_backing(Bytes(data.to_vec()), options) else { return };
+    let Ok(mut conn) = detect::from_backing(data.to_vec(), options) else { return };
     assert!(matches!(conn.format(), DumpFormat::Kdump | DumpFormat::FlattenedKdump));
     let mut page = [0u8; 4096];
     // At most 256 pages per range, 64 ranges: bounded work per input.

@@ -41,6 +41,17 @@ impl Backing for memmap2::MmapMut {
     }
 }
 
+/// Bytes already in memory, read as a file's are (e.g. a dump received over a socket, or a
+/// fuzzer's input): never written through the pointer.
+impl Backing for Vec<u8> {
+    fn bytes(&self) -> (*const u8, usize) {
+        (self.as_ptr(), self.len())
+    }
+    fn writable(&self) -> bool {
+        false
+    }
+}
+
 /// A heap buffer that may be written through its pointer.
 pub struct HeapBacking(Box<[u8]>);
 

@@ -229,8 +229,7 @@ mod tests {
             assert_eq!(err.kind, ErrorKind::Unsupported);
             assert!(err.to_string().contains(name), "{name}: {err}");
             // format=raw reads the bytes anyway.
-            let conn =
-                from_backing(testdata::VecBacking(bytes.clone()), OpenOptions { raw: true, ..OpenOptions::default() });
+            let conn = from_backing(bytes.clone(), OpenOptions { raw: true, ..OpenOptions::default() });
             assert_eq!(conn.unwrap().memory_map(), &MemoryMap::identity(bytes.len() as umem));
         }
         // Signatures of the read formats.

@@ -172,28 +172,9 @@ pub fn qemu_core32() -> CoreBuilder {
         .note("QEMU", 0, qemu_state(0, CR0_PG | 1, 0x3018, CR4_PAE, 0x00cf_9b00))
 }
 
-/// Bytes in memory served as a dump file is (a backing that derefs to its bytes).
-pub struct VecBacking(pub Vec<u8>);
-
-impl std::ops::Deref for VecBacking {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl super::Backing for VecBacking {
-    fn bytes(&self) -> (*const u8, usize) {
-        (self.0.as_ptr(), self.0.len())
-    }
-    fn writable(&self) -> bool {
-        false
-    }
-}
-
 /// Opens `bytes` as a dump file with the default options.
 pub fn open_bytes(bytes: Vec<u8>) -> crate::error::Result<super::FileConnector> {
-    super::detect::from_backing(VecBacking(bytes), super::OpenOptions::default())
+    super::detect::from_backing(bytes, super::OpenOptions::default())
 }
 
 /// `len` bytes of a pattern that differs per `seed`.

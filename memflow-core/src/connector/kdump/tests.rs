@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::connector::codec::Codec;
 use crate::connector::cpu_state::CpuState;
-use crate::connector::testdata::{kdump_file, open_bytes, pattern, qemu_meta, VecBacking};
+use crate::connector::testdata::{kdump_file, open_bytes, pattern, qemu_meta};
 use crate::connector::{detect, FileConnector, OpenOptions};
 use crate::error::PartialResultExt;
 use crate::mem::PhysicalMemory;
@@ -101,15 +101,15 @@ fn every_codec_reads_back_saved_pages_and_absent_ones() {
 fn a_cache_of_two_pages_still_reads_everything() {
     let f = sample(Codec::Zlib);
     let options = OpenOptions { cache_size: 2 * PAGE, ..OpenOptions::default() };
-    let mut conn = detect::from_backing(VecBacking(f.bytes.clone()), options).unwrap();
+    let mut conn = detect::from_backing(f.bytes.clone(), options).unwrap();
     for _ in 0..2 {
         reads_like(&mut conn, &f);
     }
     let options = OpenOptions { cache_size: PAGE - 1, ..OpenOptions::default() };
-    let err = detect::from_backing(VecBacking(f.bytes.clone()), options).unwrap_err();
+    let err = detect::from_backing(f.bytes.clone(), options).unwrap_err();
     assert_eq!(err.kind, ErrorKind::InvalidArgument);
     let options = OpenOptions { writable: true, ..OpenOptions::default() };
-    assert_eq!(detect::from_backing(VecBacking(f.bytes.clone()), options).unwrap_err().kind, ErrorKind::Unsupported);
+    assert_eq!(detect::from_backing(f.bytes.clone(), options).unwrap_err().kind, ErrorKind::Unsupported);
 }
 
 #[test]
