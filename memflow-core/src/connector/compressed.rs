@@ -28,7 +28,10 @@ use super::kdump::Kdump;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::alloc::zeroed_vec;
 use crate::mem::partial::read_single;
-use crate::mem::{MemBatch, MemOp, MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
+use crate::mem::{
+    ChunkCallback, MemBatch, MemOp, MemoryMap, PhysReadBatch, PhysReadOp, PhysWriteBatch, PhysicalMemory,
+    PhysicalMemoryMetadata,
+};
 use crate::types::PhysicalAddress;
 
 /// The default size of each reader's block cache.
@@ -202,11 +205,57 @@ impl CompressedMemory {
         Ok((block, slot))
     }
 
+    /// Reads `op` from the blocks (cached or decompressed now) and reports its bytes as done
+    /// or, where no block holds them or one fails, as failed.
+    fn serve<'buf>(
+        &mut self,
+        op: PhysReadOp<'buf>,
+        on_ok: &mut Option<&mut ChunkCallback<'_, CSliceMut<'buf, u8>>>,
+        on_fail: &mut Option<&mut ChunkCallback<'_, CSliceMut<'buf, u8>>>,
+    ) {
+        let addr = u64::try_from(op.addr.address.to_umem()).unwrap_or(u64::MAX);
+        let mut rest: &mut [u8] = op.buf.into();
+        let mut tag = op.tag;
+        // Bytes of `rest` already handled with the status `ok`, not reported yet.
+        let (mut pending, mut ok) = (0usize, true);
+        let total = rest.len();
+        let mut done = 0usize;
+        let mut report = |ok: bool, tag, bytes| match ok {
+            true => crate::mem::report(on_ok, tag, bytes),
+            false => crate::mem::report(on_fail, tag, bytes),
+        };
+        while done < total {
+            let at = addr.saturating_add(done as u64);
+            let (status, n) = match self.block(at) {
+                Ok((b, slot)) => {
+                    let into = (at - b.start) as usize;
+                    let n = (b.len as usize - into).min(total - done);
+                    rest[pending..pending + n].copy_from_slice(&self.cache.slot(slot)[into..into + n]);
+                    (true, n)
+                }
+                Err(end) => (false, (end.saturating_sub(at)).clamp(1, (total - done) as u64) as usize),
+            };
+            if status != ok && pending > 0 {
+                let (head, tail) = core::mem::take(&mut rest).split_at_mut(pending);
+                report(ok, tag, CSliceMut::from(head));
+                tag += pending;
+                rest = tail;
+                pending = 0;
+            }
+            ok = status;
+            pending += n;
+            done += n;
+        }
+        if pending > 0 {
+            report(ok, tag, CSliceMut::from(rest));
+        }
+    }
+
     /// Decompresses the blocks `ops` need that the cache lacks on two threads and puts them
     /// in the cache, if there are at least [`PARALLEL_MIN_BLOCKS`] of them (at most half the
     /// cache, so that none is evicted before the batch reads it). A block that fails is left
     /// out: the read then meets it again and reports it.
-    fn prefetch(&mut self, ops: &[MemOp<PhysicalAddress, CSliceMut<'_, u8>>]) {
+    fn prefetch(&mut self, ops: &[PhysReadOp<'_>]) {
         let budget = self.cache.slots() / 2;
         if budget < PARALLEL_MIN_BLOCKS {
             return;
@@ -309,45 +358,22 @@ impl Clone for CompressedMemory {
 impl PhysicalMemory for CompressedMemory {
     #[inline(never)]
     fn phys_read_batch(&mut self, batch: PhysReadBatch) -> Result<()> {
-        let MemBatch { ops, mut on_ok, mut on_fail } = batch;
-        let ops: Vec<_> = ops.collect();
-        if ops.len() > 1 || ops.first().is_some_and(|op| op.buf.len() as u64 > self.shared.store.max_block()) {
-            self.prefetch(&ops);
-        }
-        for op in ops {
-            let addr = u64::try_from(op.addr.address.to_umem()).unwrap_or(u64::MAX);
-            let mut rest: &mut [u8] = op.buf.into();
-            let mut tag = op.tag;
-            // Bytes of `rest` already handled with the status `ok`, not reported yet.
-            let (mut pending, mut ok) = (0usize, true);
-            let total = rest.len();
-            let mut done = 0usize;
-            while done < total {
-                let at = addr.saturating_add(done as u64);
-                let (status, n) = match self.block(at) {
-                    Ok((b, slot)) => {
-                        let into = (at - b.start) as usize;
-                        let n = (b.len as usize - into).min(total - done);
-                        rest[pending..pending + n].copy_from_slice(&self.cache.slot(slot)[into..into + n]);
-                        (true, n)
-                    }
-                    Err(end) => (false, (end.saturating_sub(at)).clamp(1, (total - done) as u64) as usize),
-                };
-                if status != ok && pending > 0 {
-                    let (head, tail) = core::mem::take(&mut rest).split_at_mut(pending);
-                    let cb = if ok { &mut on_ok } else { &mut on_fail };
-                    crate::mem::report(cb, tag, CSliceMut::from(head));
-                    tag += pending;
-                    rest = tail;
-                    pending = 0;
+        let MemBatch { mut ops, mut on_ok, mut on_fail } = batch;
+        let Some(first) = ops.next() else { return Ok(()) };
+        match ops.next() {
+            // One read (what single reads come as): no list of the batch is made.
+            None => {
+                if first.buf.len() as u64 > self.shared.store.max_block() {
+                    self.prefetch(core::slice::from_ref(&first));
                 }
-                ok = status;
-                pending += n;
-                done += n;
+                self.serve(first, &mut on_ok, &mut on_fail);
             }
-            if pending > 0 {
-                let cb = if ok { &mut on_ok } else { &mut on_fail };
-                crate::mem::report(cb, tag, CSliceMut::from(rest));
+            Some(second) => {
+                let ops: Vec<_> = [first, second].into_iter().chain(ops).collect();
+                self.prefetch(&ops);
+                for op in ops {
+                    self.serve(op, &mut on_ok, &mut on_fail);
+                }
             }
         }
         Ok(())
