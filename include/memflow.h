@@ -714,7 +714,8 @@ typedef struct {
     uint16_t elf_machine;
     /**
      * The Linux `VMCOREINFO` text (`KEY=value` lines) to record in ELF and kdump files, or
-     * NULL for none. A connector does not hand it out: take it from where the dump came from.
+     * NULL: then none for `mf_dump_write` (a connector does not hand it out), the kernel's
+     * own for `mf_os_dump_write`.
      */
     const char *vmcoreinfo;
 } MfDumpOptions;
@@ -1979,6 +1980,22 @@ int32_t mf_dump_write(MfConnector *conn,
                       MfDumpProgressCallback progress,
                       void *user,
                       MfDumpSummary *summary);
+
+/**
+ * Writes the physical memory of the OS layer `os` (that of the connector below it) to the
+ * file `path` as `options` says, like `mf_dump_write`, with what the layer knows besides:
+ * its architecture when `options->elf_machine` is 0, and when `options->vmcoreinfo` is NULL
+ * the kernel's own `VMCOREINFO` text if the layer finds it in the kernel's memory (the
+ * `linux` layer does), so that makedumpfile can filter the dump and crash can open it.
+ *
+ * Ownership: as for `mf_dump_write`; `progress` must not use `os`.
+ */
+int32_t mf_os_dump_write(MfOs *os,
+                         const char *path,
+                         const MfDumpOptions *options,
+                         MfDumpProgressCallback progress,
+                         void *user,
+                         MfDumpSummary *summary);
 
 /**
  * A static, NUL-terminated description of an error code, `"origin: kind"` (e.g.

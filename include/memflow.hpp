@@ -238,6 +238,35 @@ inline void log_trampoline(void *, const MfLogRecord *record) noexcept {
         }
     }
 }
+
+/** Calls `write` (mf_dump_write or mf_os_dump_write) on `handle` with `progress` behind a
+ *  C callback that returns false on an exception, which is rethrown after the call. */
+template <class Handle>
+MfDumpSummary dump(int32_t (*write)(Handle *, const char *, const MfDumpOptions *, MfDumpProgressCallback, void *,
+                                    MfDumpSummary *),
+                   Handle *handle, const std::string &path, const MfDumpOptions &options,
+                   const std::function<bool(uint64_t, uint64_t)> &progress) {
+    struct Progress {
+        const std::function<bool(uint64_t, uint64_t)> &f;
+        std::exception_ptr error{};
+        static bool call(void *user, uint64_t done, uint64_t total) noexcept {
+            auto *self = static_cast<Progress *>(user);
+            try {
+                return self->f(done, total);
+            } catch (...) {
+                self->error = std::current_exception();
+                return false;
+            }
+        }
+    } state{progress};
+    MfDumpSummary out{};
+    int32_t code = write(handle, path.c_str(), &options, progress ? &Progress::call : nullptr, &state, &out);
+    if (state.error) {
+        std::rethrow_exception(state.error);
+    }
+    check(code);
+    return out;
+}
 } // namespace detail
 
 /**
@@ -463,26 +492,7 @@ public:
      *  rethrown. */
     MfDumpSummary dump(const std::string &path, const MfDumpOptions &options,
                        const std::function<bool(uint64_t done, uint64_t total)> &progress = {}) {
-        struct Progress {
-            const std::function<bool(uint64_t, uint64_t)> &f;
-            std::exception_ptr error{};
-            static bool call(void *user, uint64_t done, uint64_t total) noexcept {
-                auto *self = static_cast<Progress *>(user);
-                try {
-                    return self->f(done, total);
-                } catch (...) {
-                    self->error = std::current_exception();
-                    return false;
-                }
-            }
-        } state{progress};
-        MfDumpSummary out{};
-        int32_t code = mf_dump_write(get(), path.c_str(), &options, progress ? &Progress::call : nullptr, &state, &out);
-        if (state.error) {
-            std::rethrow_exception(state.error);
-        }
-        detail::check(code);
-        return out;
+        return detail::dump(mf_dump_write, get(), path, options, progress);
     }
 };
 
@@ -876,6 +886,14 @@ public:
         MfX86Registers out{};
         detail::check(mf_os_x86_registers(get(), cpu, &out));
         return out;
+    }
+
+    /** Writes the physical memory below the layer to the file `path`, with the layer's
+     *  architecture and the kernel's VMCOREINFO when it finds one (see mf_os_dump_write);
+     *  `progress` as for Connector::dump. */
+    MfDumpSummary dump(const std::string &path, const MfDumpOptions &options,
+                       const std::function<bool(uint64_t done, uint64_t total)> &progress = {}) {
+        return detail::dump(mf_os_dump_write, get(), path, options, progress);
     }
 
     /** Every kernel module, as owned records. */

@@ -135,7 +135,9 @@ pub enum Command {
         #[arg(long)]
         pid: Option<String>,
         /// Record this Linux VMCOREINFO text (`KEY=value` lines, e.g. the guest's
-        /// /sys/kernel/vmcoreinfo note) in an ELF or kdump file: chains do not hand it out.
+        /// /sys/kernel/vmcoreinfo note) in an ELF or kdump file. Without it, a chain ending in
+        /// the linux layer records the kernel's own, read from its memory; a connector chain
+        /// records none.
         #[arg(long)]
         vmcoreinfo: Option<PathBuf>,
     },

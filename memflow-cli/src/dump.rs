@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use memflow_core::arch::ArchitectureIdent;
 use memflow_core::connector::{write_dump, DumpMeta, ViewSource, WriteFormat, WriteSummary};
-use memflow_core::os::{Os, Process};
+use memflow_core::os::Process;
 use memflow_core::plugins::ChainInstance;
 use memflow_core::prelude::PhysicalMemory;
 use serde::Serialize;
@@ -129,12 +129,10 @@ pub fn dump(
             write(conn, &meta, output, format, out)?
         }
         ChainInstance::Os(os) => {
-            let arch = os.info().arch;
-            let cpus = match os.as_ref_impl_cpustate() {
-                Some(state) => DumpMeta::of(state, arch).cpus,
-                None => Vec::new(),
-            };
-            let meta = DumpMeta { arch, cpus, vmcoreinfo };
+            let mut meta = DumpMeta::of_os(os);
+            if vmcoreinfo.is_some() {
+                meta.vmcoreinfo = vmcoreinfo;
+            }
             write(os.as_mut_impl_physicalmemory().ok_or_else(no_phys)?, &meta, output, format, out)?
         }
     };

@@ -1,5 +1,5 @@
-//! Writing dumps: the physical memory of a connector to an ELF core, LiME, raw or compressed
-//! kdump file (`mf_dump_write`).
+//! Writing dumps: the physical memory of a connector (`mf_dump_write`) or of an OS layer
+//! (`mf_os_dump_write`) to an ELF core, LiME, raw or compressed kdump file.
 
 use std::ffi::{c_char, c_void};
 use std::ops::ControlFlow;
@@ -8,10 +8,12 @@ use std::path::Path;
 use memflow_core::arch::ArchitectureIdent;
 use memflow_core::connector::{write_dump, DumpMeta, KdumpCodec, WriteFormat, WriteSummary};
 use memflow_core::error::{Error, ErrorKind};
+use memflow_core::mem::PhysicalMemory;
 
 use crate::call::{ffi_err, guard, opt_str_arg, ref_arg, str_arg};
 use crate::connector::MfConnector;
 use crate::handle;
+use crate::os::MfOs;
 
 /// An ELF64 core laid out as QEMU's `dump-guest-memory` writes it (CPU notes, VMCOREINFO).
 pub const MF_DUMP_ELF: u32 = 1;
@@ -39,7 +41,8 @@ pub struct MfDumpOptions {
     /// when 0), 183 AArch64, 243 RISC-V. CPU notes are written for x86-64 only.
     pub elf_machine: u16,
     /// The Linux `VMCOREINFO` text (`KEY=value` lines) to record in ELF and kdump files, or
-    /// NULL for none. A connector does not hand it out: take it from where the dump came from.
+    /// NULL: then none for `mf_dump_write` (a connector does not hand it out), the kernel's
+    /// own for `mf_os_dump_write`.
     pub vmcoreinfo: *const c_char,
 }
 
@@ -140,25 +143,72 @@ pub extern "C" fn mf_dump_write(
 ) -> i32 {
     guard(|| {
         handle::with(conn, "conn", |conn| {
-            // SAFETY: C string argument, checked for NULL.
-            let path = unsafe { str_arg(path, "path") }?;
             let options = ref_arg(options, "options")?;
-            let format = format_of(options.format)?;
-            let mut meta = DumpMeta::of(&conn.inner, arch_of(options.elf_machine)?);
-            // SAFETY: C string argument or NULL.
-            meta.vmcoreinfo =
-                unsafe { opt_str_arg(options.vmcoreinfo, "options.vmcoreinfo") }?.map(|t| t.as_bytes().to_vec());
-            let mut report = |p: memflow_core::connector::Progress| match progress {
-                // SAFETY: the caller's callback with its own `user` pointer.
-                Some(f) if !unsafe { f(user, p.done, p.total) } => ControlFlow::Break(()),
-                _ => ControlFlow::Continue(()),
-            };
-            let result = write_dump(&mut conn.inner, &meta, Path::new(path), format, &mut report)?;
-            if !summary.is_null() {
-                // SAFETY: checked for NULL; the caller provides storage for one summary.
-                unsafe { summary.write(MfDumpSummary::from(&result)) };
-            }
-            Ok(())
+            let meta = DumpMeta::of(&conn.inner, arch_of(options.elf_machine)?);
+            write(&mut conn.inner, meta, path, options, progress, user, summary)
         })
     })
+}
+
+/// Writes the physical memory of the OS layer `os` (that of the connector below it) to the
+/// file `path` as `options` says, like `mf_dump_write`, with what the layer knows besides:
+/// its architecture when `options->elf_machine` is 0, and when `options->vmcoreinfo` is NULL
+/// the kernel's own `VMCOREINFO` text if the layer finds it in the kernel's memory (the
+/// `linux` layer does), so that makedumpfile can filter the dump and crash can open it.
+///
+/// Ownership: as for `mf_dump_write`; `progress` must not use `os`.
+#[no_mangle]
+pub extern "C" fn mf_os_dump_write(
+    os: *mut MfOs,
+    path: *const c_char,
+    options: *const MfDumpOptions,
+    progress: MfDumpProgressCallback,
+    user: *mut c_void,
+    summary: *mut MfDumpSummary,
+) -> i32 {
+    guard(|| {
+        handle::with(os, "os", |os| {
+            let options = ref_arg(options, "options")?;
+            let mut meta = DumpMeta::of_os(&mut os.inner);
+            if options.elf_machine != 0 {
+                meta.arch = arch_of(options.elf_machine)?;
+            }
+            let mem = os
+                .inner
+                .as_mut_impl_physicalmemory()
+                .ok_or_else(|| ffi_err(ErrorKind::Unsupported, "the OS layer has no physical memory to dump"))?;
+            write(mem, meta, path, options, progress, user, summary)
+        })
+    })
+}
+
+/// The body of both dump calls: `meta` as the handle gives it, `options.vmcoreinfo` over its
+/// VMCOREINFO when not NULL.
+fn write(
+    mem: &mut impl PhysicalMemory,
+    mut meta: DumpMeta,
+    path: *const c_char,
+    options: &MfDumpOptions,
+    progress: MfDumpProgressCallback,
+    user: *mut c_void,
+    summary: *mut MfDumpSummary,
+) -> Result<(), Error> {
+    // SAFETY: C string argument, checked for NULL.
+    let path = unsafe { str_arg(path, "path") }?;
+    let format = format_of(options.format)?;
+    // SAFETY: C string argument or NULL.
+    if let Some(text) = unsafe { opt_str_arg(options.vmcoreinfo, "options.vmcoreinfo") }? {
+        meta.vmcoreinfo = Some(text.as_bytes().to_vec());
+    }
+    let mut report = |p: memflow_core::connector::Progress| match progress {
+        // SAFETY: the caller's callback with its own `user` pointer.
+        Some(f) if !unsafe { f(user, p.done, p.total) } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    };
+    let result = write_dump(mem, &meta, Path::new(path), format, &mut report)?;
+    if !summary.is_null() {
+        // SAFETY: checked for NULL; the caller provides storage for one summary.
+        unsafe { summary.write(MfDumpSummary::from(&result)) };
+    }
+    Ok(())
 }

@@ -1,8 +1,10 @@
 /* Writing dumps through the C API (mf_dump_write), run by tests/tests/ffi.rs plainly, under
  * valgrind and under AddressSanitizer/UBSan: the guest dump is written as an ELF core and as
  * a zstd kdump with a VMCOREINFO text, each opened again through `coredump` and compared
- * page by page with the source, with the same CPU state; a progress callback that stops
- * leaves no file; bad arguments give their codes.
+ * page by page with the source, with the same CPU state; the `linux` layer over the guest
+ * dump written with mf_os_dump_write carries the kernel's own VMCOREINFO text (its
+ * init_uts_ns entry is the layer's symbol) and the same memory; a progress callback that
+ * stops leaves no file; bad arguments give their codes.
  *
  * usage: dump DUMP_FILE OUT_DIR
  */
@@ -44,6 +46,28 @@ static MfConnector *open_dump(MfInventory *inv, const char *path) {
     snprintf(args, sizeof args, "'%s'", path);
     OK(mf_inventory_create_connector(inv, "coredump", args, NULL, &conn));
     return conn;
+}
+
+/* The value of `key` (e.g. "SYMBOL(init_uts_ns)=") in the VMCOREINFO text within the
+ * first MiB of the file at `path` (where both ELF and kdump files keep their notes), or 0. */
+static uint64_t vmcoreinfo_value(const char *path, const char *key) {
+    static char head[CHUNK + 1];
+    size_t len, klen = strlen(key);
+    uint64_t value = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return 0;
+    }
+    len = fread(head, 1, CHUNK, f);
+    fclose(f);
+    head[len] = 0;
+    for (size_t at = 0; at + klen <= len; at++) {
+        if (memcmp(head + at, key, klen) == 0 && (at == 0 || head[at - 1] == '\n')) {
+            value = strtoull(head + at + klen, NULL, 16);
+            break;
+        }
+    }
+    return value;
 }
 
 /* Every byte of the source's first `size` bytes equals the copy's, and the CPU state too. */
@@ -106,6 +130,32 @@ int main(int argc, char **argv) {
             OK(mf_connector_free(copy));
         }
         CHECK(unlink(path) == 0);
+    }
+
+    /* The OS layer's dump: the kernel's VMCOREINFO, found by the layer, and the same memory. */
+    {
+        char chain[4200];
+        MfOs *os = NULL;
+        uint64_t uts = 0;
+        MfDumpOptions options = {MF_DUMP_ELF, 0, NULL};
+        MfDumpSummary summary;
+        snprintf(chain, sizeof chain, "coredump:'%s' -> linux", argv[1]);
+        snprintf(path, sizeof path, "%s/out-os", argv[2]);
+        OK(mf_inventory_create_chain(inv, chain, &os));
+        if (os != NULL) {
+            OK(mf_os_kernel_symbol(os, "init_uts_ns", &uts));
+            OK(mf_os_dump_write(os, path, &options, NULL, NULL, &summary));
+            CHECK(summary.bytes_written == meta.real_size && summary.hole_pages == 0);
+            CHECK(uts != 0 && vmcoreinfo_value(path, "SYMBOL(init_uts_ns)=") == uts);
+            CHECK(mf_os_dump_write(os, NULL, &options, NULL, NULL, NULL) == MF_ERR_NULL);
+            OK(mf_os_free(os));
+            MfConnector *copy = open_dump(inv, path);
+            if (copy != NULL) {
+                same_as_source(src, copy, 256u << 20);
+                OK(mf_connector_free(copy));
+            }
+            CHECK(unlink(path) == 0);
+        }
     }
 
     /* A callback that stops: cancelled, no file (the one already there is kept). */

@@ -246,6 +246,22 @@ static void guest(memflow::Inventory &inv, const std::string &dump) {
         CHECK(e.kind() == MF_KIND_READ_ONLY);
     }
 
+    {
+        // Os::dump: the first progress call throws; the exception comes back, no file is left.
+        const char *tmp = std::getenv("TMPDIR");
+        std::string path = std::string(tmp != nullptr ? tmp : "/tmp") + "/memflow-smoke-os-" + std::to_string(getpid());
+        uint64_t total = 0;
+        try {
+            os.dump(path, MfDumpOptions{MF_DUMP_ELF, 0, nullptr}, [&](uint64_t, uint64_t all) -> bool {
+                total = all;
+                throw std::runtime_error("stop the OS dump");
+            });
+            CHECK(false);
+        } catch (const std::runtime_error &e) {
+            CHECK(std::string(e.what()) == "stop the OS dump");
+        }
+        CHECK(total == os.phys_metadata().real_size && access(path.c_str(), F_OK) != 0);
+    }
     MfPhysicalMetadata meta = os.phys_metadata();
     CHECK(meta.real_size >= (200u << 20));
     CHECK(os.read_some(info.base, virt, sizeof virt) == sizeof virt);

@@ -273,6 +273,11 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Handle,
             Box::new(|l, m| mf_dump_write(l.h(l.conn, m), l.s(m), l.p(m), None, null_mut(), l.p(m))),
         ),
+        (
+            "mf_os_dump_write",
+            Handle,
+            Box::new(|l, m| mf_os_dump_write(l.h(l.os, m), l.s(m), l.p(m), None, null_mut(), l.p(m))),
+        ),
         // os
         ("mf_os_clone", Handle, Box::new(|l, m| mf_os_clone(l.h(l.os, m), l.p(m)))),
         ("mf_os_free", Free, Box::new(|l, m| mf_os_free(l.h(null_mut(), m)))),

@@ -1,7 +1,8 @@
 //! The dump writers (`memflow_core::connector::write`) on a real guest: the cloud-4l QEMU dump
 //! written to every format, opened again through the `coredump` plugin and the `linux` layer,
 //! and checked page by page against the source; holes from a source that fails some pages;
-//! cancellation; and the written ELF core read by binutils' `readelf`.
+//! cancellation; the written ELF core read by binutils' `readelf` and converted and filtered
+//! by makedumpfile.
 
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -11,11 +12,14 @@ use std::path::Path;
 use std::process::Command;
 
 use memflow_core::arch::ArchitectureIdent;
-use memflow_core::connector::{open, write_dump, DumpMeta, FileConnector, OpenOptions, WriteFormat, WriteSummary};
+use memflow_core::connector::{
+    open, write_dump, DumpFormat, DumpMeta, FileConnector, OpenOptions, WriteFormat, WriteSummary,
+};
 use memflow_core::error::{ErrorKind, PartialResultExt};
-use memflow_core::mem::{MemoryMap, PhysicalMemory};
-use memflow_core::os::Os;
+use memflow_core::mem::{MemoryMap, MemoryView, PhysicalMemory};
+use memflow_core::os::{Os, Process};
 use memflow_core::plugins::Inventory;
+use memflow_core::translate::VirtualTranslate;
 use memflow_core::types::{umem, Address, PhysicalAddress};
 use memflow_tests::{temp_dir, Altered, Fixture};
 
@@ -205,12 +209,23 @@ fn cli_dump_round_trips() {
     let dir = temp_dir("write-cli");
     let vmcoreinfo = dir.join("vmcoreinfo");
     std::fs::write(&vmcoreinfo, "OSRELEASE=6.1.0-test\nPAGESIZE=4096\n").unwrap();
-    // From a connector chain and from the OS layer's physical memory.
-    for (chain, format) in [(source_chain.clone(), "elf"), (format!("{source_chain} -> linux"), "kdump-snappy")] {
+    let release = fx.section("version").split_whitespace().nth(2).unwrap().to_owned();
+    // From a connector chain and from the OS layer's physical memory, with the VMCOREINFO
+    // given or, through the linux layer, the kernel's own.
+    let os_chain = format!("{source_chain} -> linux");
+    let runs = [
+        (&source_chain, "elf", Some("6.1.0-test")),
+        (&os_chain, "kdump-snappy", Some("6.1.0-test")),
+        (&os_chain, "kdump-zstd", None),
+    ];
+    for (chain, format, given) in runs {
         let path = dir.join(format);
         let path_text = path.to_str().unwrap();
-        let vmcoreinfo = vmcoreinfo.to_str().unwrap();
-        let report = memflow_json(&["-c", &chain, "dump", path_text, "--format", format, "--vmcoreinfo", vmcoreinfo]);
+        let mut args = vec!["-c", chain, "dump", path_text, "--format", format];
+        if given.is_some() {
+            args.extend(["--vmcoreinfo", vmcoreinfo.to_str().unwrap()]);
+        }
+        let report = memflow_json(&args);
         assert_eq!(report["format"], format);
         assert_eq!(report["bytes_written"], map.real_size() as u64);
         assert_eq!(report["hole_pages"], 0);
@@ -218,8 +233,8 @@ fn cli_dump_round_trips() {
         let mut copy = open(&path, OpenOptions::default()).unwrap();
         same_memory(&mut source, &mut copy, &map, &[], false);
         assert_eq!(copy.info().cpus, source.info().cpus, "{format}: CPU state kept");
-        let recorded = copy.info().vmcoreinfo.as_ref().expect("the VMCOREINFO given is recorded");
-        assert_eq!(recorded.os_release(), Some("6.1.0-test"), "{format}");
+        let recorded = copy.info().vmcoreinfo.as_ref().expect("a VMCOREINFO is recorded");
+        assert_eq!(recorded.os_release(), Some(given.unwrap_or(&release)), "{format}");
         assert_eq!(memflow_json(&["-c", &format!("coredump:{path_text} -> linux"), "ps"]), want_ps, "{format}");
         std::fs::remove_file(&path).unwrap();
     }
@@ -328,5 +343,97 @@ fn makedumpfile_accepts_the_written_elf_core_and_its_kdump_reads_back() {
     let map = source.memory_map().clone();
     same_memory(&mut source, &mut copy, &map, &[], false);
     assert_eq!(processes(&kdump), processes(&fx.dir.join("dump.elf")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `(address, name)` of every kernel symbol the linux layer finds over `path`.
+fn kernel_symbols(path: &Path) -> Vec<(Address, String)> {
+    let chain = format!("coredump:{} -> linux", path.display());
+    let mut os = Inventory::builtin().create_os_chain(&chain).unwrap();
+    os.kernel_symbol_list().unwrap().into_iter().map(|s| (s.address, s.name.to_string())).collect()
+}
+
+/// The guest dumped through the `linux` layer carries the kernel's own VMCOREINFO, read from
+/// its memory, and with it makedumpfile filters by page kind (`-d 31`: zero, page-cache,
+/// user and free pages left out; a kdump keeps zero pages as one shared zero page). Its
+/// compressed kdump, its flattened kdump and its ELF output read back: processes and kernel
+/// symbols equal the guest's, every page they hold equals the guest's, and the pages left
+/// out (in the kdumps the marker process's among them) read as absent, not as zeros.
+#[test]
+fn makedumpfile_filters_by_page_kind_with_the_kernels_vmcoreinfo() {
+    let fx = Fixture::load("cloud-4l");
+    let mut os = Inventory::builtin().create_os_chain(&format!("coredump:{} -> linux", fx.dump.display())).unwrap();
+    let meta = DumpMeta::of_os(&mut os);
+    let text = String::from_utf8(meta.vmcoreinfo.clone().expect("the kernel's VMCOREINFO is found")).unwrap();
+    let release = fx.section("version").split_whitespace().nth(2).unwrap().to_owned();
+    assert!(text.starts_with(&format!("OSRELEASE={release}\n")), "{text}");
+    let uts = format!("SYMBOL(init_uts_ns)={:x}\n", fx.symbol("init_uts_ns"));
+    assert!(text.contains(&uts), "{text}");
+    let marker = {
+        let mut process = os.process_by_name("mfprobe_marker").unwrap();
+        let at = process.mapped_mem(0).unwrap().iter().find_map(|r| {
+            let bytes = process.read_raw(r.base, r.size as usize).data_part().unwrap();
+            let hit = bytes.windows(fx.meta("marker").len()).position(|w| w == fx.meta("marker").as_bytes());
+            hit.map(|i| r.base + i as umem)
+        });
+        process.virt_to_phys(at.expect("the marker is in its process")).unwrap().address.to_umem() as u64
+    };
+
+    let dir = temp_dir("write-makedumpfile-d31");
+    let elf = dir.join("guest.elf");
+    write(os.as_mut_impl_physicalmemory().unwrap(), &meta, &elf, WriteFormat::Elf);
+    drop(os);
+    let mut source = open(&elf, OpenOptions::default()).unwrap();
+    assert_eq!(source.info().vmcoreinfo.as_ref().and_then(|v| v.get("OSRELEASE")), Some(release.as_str()));
+    let want_processes = processes(&fx.dump);
+    let want_symbols = kernel_symbols(&fx.dump);
+    assert!(want_symbols.len() > 50_000);
+
+    let runs: [(&str, &[&str], DumpFormat); 3] = [
+        ("kdump", &["-c", "-d", "31"], DumpFormat::Kdump),
+        ("flat", &["-F", "-l", "-d", "31"], DumpFormat::FlattenedKdump),
+        ("elf", &["-E", "-d", "31"], DumpFormat::ElfCore),
+    ];
+    for (name, args, format) in runs {
+        let path = dir.join(format!("d31.{name}"));
+        let mut cmd = Command::new("makedumpfile");
+        cmd.args(args).arg(&elf);
+        let out = if format == DumpFormat::FlattenedKdump {
+            let out = cmd.output().expect("makedumpfile runs (cargo xtask deps installs it)");
+            std::fs::write(&path, &out.stdout).unwrap();
+            out
+        } else {
+            cmd.arg(&path).output().expect("makedumpfile runs (cargo xtask deps installs it)")
+        };
+        assert!(out.status.success(), "makedumpfile {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let mut copy = open(&path, OpenOptions::default()).unwrap();
+        assert_eq!(copy.format(), format, "{name}");
+        assert_eq!(processes(&path), want_processes, "{name}: processes");
+        assert_eq!(kernel_symbols(&path), want_symbols, "{name}: kernel symbols");
+
+        let (mut a, mut b) = (vec![0u8; 4096], vec![0u8; 4096]);
+        let (mut present, mut absent) = (0u64, 0u64);
+        for r in source.memory_map().clone().ranges() {
+            let (start, end) = (r.base.to_umem() as u64, r.end().to_umem() as u64);
+            for page in (start..end).step_by(4096) {
+                assert!(!source.phys_read_raw_into(phys(page), &mut a).is_partial());
+                if copy.phys_read_raw_into(phys(page), &mut b).is_partial() {
+                    absent += 1;
+                    continue;
+                }
+                assert!(a == b, "{name}: page {page:#x} differs");
+                present += 1;
+            }
+        }
+        assert!(present > 4096 && absent > 4096, "{name}: {present} pages kept, {absent} left out");
+        // makedumpfile's ELF output leaves out runs of at least 256 excluded pages only (shorter
+        // runs are kept as they are); the kdump bitmaps mark every page.
+        if format != DumpFormat::ElfCore {
+            let marker_page = phys(marker & !0xfff);
+            assert!(copy.phys_read_raw_into(marker_page, &mut b).is_partial(), "{name}: the user page is left out");
+            let info = copy.info().vmcoreinfo.as_ref().expect("makedumpfile keeps VMCOREINFO");
+            assert_eq!(info.get("OSRELEASE"), Some(release.as_str()), "{name}");
+        }
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -48,8 +48,11 @@ use super::cpu_state::{CpuState, X86Registers};
 use super::elf::VmcoreInfo;
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::instance::OsInstanceArcBox;
 use crate::mem::alloc::{reserve, zeroed_vec};
 use crate::mem::{MemMapping, PhysicalMemory};
+use crate::os::linux::vmcoreinfo::kernel_vmcoreinfo;
+use crate::os::Os;
 use crate::types::{umem, Address, PhysicalAddress};
 
 /// The unit of holes and of kdump pages.
@@ -132,6 +135,24 @@ impl DumpMeta {
     pub fn of(source: &impl CpuState, arch: ArchitectureIdent) -> Self {
         let cpus = (0..source.cpu_count()).map_while(|cpu| source.x86_registers(cpu).ok()).collect();
         DumpMeta { arch, cpus, vmcoreinfo: None }
+    }
+
+    /// What a dump of an OS layer's physical memory records: the layer's architecture, the CPU
+    /// state of the connector below it, and the kernel's own VMCOREINFO text when the layer
+    /// finds one in the kernel's memory (a Linux kernel: see
+    /// [`crate::os::linux::vmcoreinfo`]; a dump with it is one makedumpfile can filter by page
+    /// kind and crash can open). A layer without it gives a dump without it, logged.
+    pub fn of_os(os: &mut OsInstanceArcBox<'_>) -> Self {
+        let arch = os.info().arch;
+        let mut meta = match os.as_ref_impl_cpustate() {
+            Some(state) => DumpMeta::of(state, arch),
+            None => DumpMeta { arch, cpus: Vec::new(), vmcoreinfo: None },
+        };
+        match kernel_vmcoreinfo(os) {
+            Ok(text) => meta.vmcoreinfo = Some(text),
+            Err(e) => log::info!("the dump will have no VMCOREINFO: {e}"),
+        }
+        meta
     }
 
     /// What a dump file recorded (see [`super::FileConnector::info`]), for an `arch` target.

@@ -37,6 +37,7 @@ mod record;
 mod scan;
 mod tasks;
 mod vma;
+pub mod vmcoreinfo;
 
 use std::sync::Arc;
 
