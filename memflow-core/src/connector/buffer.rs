@@ -2,6 +2,7 @@
 //! laid out by a [`MemoryMap`]. Every file-backed connector and the synthetic memory are one
 //! of these, so the hot read path exists exactly once.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cglue::slice::{CSliceMut, CSliceRef};
@@ -21,6 +22,12 @@ pub trait Backing: Send + Sync + 'static {
     fn bytes(&self) -> (*const u8, usize);
     /// True if the bytes may be written through the pointer.
     fn writable(&self) -> bool;
+    /// The bytes at `[offset, offset + len)` were streamed through and will not be read again
+    /// soon. A file mapping lets the process's copy of those pages go (they stay in the page
+    /// cache and come back on the next read), so a pass over a dump larger than memory does
+    /// not grow the process by the dump's size; memory that holds the only copy of its bytes
+    /// keeps them.
+    fn release(&self, _offset: usize, _len: usize) {}
 }
 
 impl Backing for memmap2::Mmap {
@@ -94,6 +101,30 @@ pub struct BufferMemory {
     /// the rest of the walk.
     hot: [MemMapping; HOT_MAPPINGS],
     readonly: bool,
+    /// The backing offsets of the last long read, to notice a stream of reads.
+    last_long_read: LongRead,
+}
+
+/// Reads of at least this many bytes that follow on from each other through the backing are
+/// a stream (a dump being written, a scan): each one releases the one before it (see
+/// [`Backing::release`]). Shorter reads (page-table walks, 4 KiB reads, a 1 MiB read done
+/// again) never release anything.
+pub const STREAM_READ: usize = 256 << 10;
+
+/// Start and end (backing offsets) of the last read of at least [`STREAM_READ`] bytes.
+/// Atomics, as reads take `&self`; a race between threads that share one `BufferMemory` can
+/// only release pages early, which then come back from the page cache.
+#[derive(Default)]
+struct LongRead {
+    start: AtomicUsize,
+    end: AtomicUsize,
+}
+
+impl Clone for LongRead {
+    /// A clone reads on its own: it starts a stream of its own.
+    fn clone(&self) -> Self {
+        LongRead::default()
+    }
 }
 
 // SAFETY: the pointer stays valid while `backing` lives, and `Backing` is Send + Sync.
@@ -150,7 +181,15 @@ impl BufferMemory {
                 hot[at] = *r;
             }
         }
-        Ok(BufferMemory { base: ptr as *mut u8, len, _backing: backing, map: Arc::new(map), hot, readonly })
+        Ok(BufferMemory {
+            base: ptr as *mut u8,
+            len,
+            _backing: backing,
+            map: Arc::new(map),
+            hot,
+            readonly,
+            last_long_read: LongRead::default(),
+        })
     }
 
     /// Serves all of `backing` at guest address 0.
@@ -167,6 +206,29 @@ impl BufferMemory {
     /// The layout.
     pub fn map(&self) -> &MemoryMap {
         &self.map
+    }
+
+    /// Copies the backing bytes at `off` into `buf` (`new` checked that every mapping lies in
+    /// the backing; callers pass offsets and lengths of one mapping).
+    #[inline(always)]
+    fn copy_out(&self, off: usize, buf: &mut [u8]) {
+        // SAFETY: `off + buf.len()` lies within the backing's `len` bytes (see above).
+        let src = unsafe { core::slice::from_raw_parts(self.base.add(off), buf.len()) };
+        copy_bytes(buf, src);
+        if buf.len() >= STREAM_READ {
+            self.long_read(off, buf.len());
+        }
+    }
+
+    /// Notes a long read; if it follows on from the last one, that one is released.
+    #[cold]
+    #[inline(never)]
+    fn long_read(&self, off: usize, len: usize) {
+        let start = self.last_long_read.start.swap(off, Ordering::Relaxed);
+        let end = self.last_long_read.end.swap(off + len, Ordering::Relaxed);
+        if end == off && start < end {
+            self._backing.release(start, end - start);
+        }
     }
 
     /// Fails with [`ErrorKind::ReadOnly`] if writes are refused.
@@ -263,9 +325,7 @@ impl PhysicalMemory for BufferMemory {
                 op.tag,
                 op.buf,
                 |off, tag, mut buf: CSliceMut<u8>| {
-                    // SAFETY: `new` checked that every mapping lies within `len` bytes.
-                    let src = unsafe { core::slice::from_raw_parts(self.base.add(off), buf.len()) };
-                    copy_bytes(&mut buf, src);
+                    self.copy_out(off, &mut buf);
                     crate::mem::report(&mut on_ok, tag, buf);
                 },
                 |tag, buf| crate::mem::report(&mut on_fail, tag, buf),
@@ -283,11 +343,7 @@ impl PhysicalMemory for BufferMemory {
             addr.address,
             addr.address,
             CSliceMut::from(out),
-            |off, _, mut buf: CSliceMut<u8>| {
-                // SAFETY: `new` checked that every mapping lies within `len` bytes.
-                let src = unsafe { core::slice::from_raw_parts(self.base.add(off), buf.len()) };
-                copy_bytes(&mut buf, src);
-            },
+            |off, _, mut buf: CSliceMut<u8>| self.copy_out(off, &mut buf),
             |tag, mut buf| {
                 buf.fill(0);
                 done = done.min(offset(addr.address, tag));

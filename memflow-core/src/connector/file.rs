@@ -123,6 +123,22 @@ impl Backing for MappedFile {
     fn writable(&self) -> bool {
         matches!(self, MappedFile::Writable(_))
     }
+    /// Drops the whole pages inside the range from this process (`MADV_DONTNEED`); a
+    /// writable mapping keeps them, as it may be the place where writes are on their way.
+    fn release(&self, offset: usize, len: usize) {
+        let MappedFile::ReadOnly(map) = self else { return };
+        let page = crate::mem::alloc::host_page_size();
+        let (start, end) = (offset.next_multiple_of(page), (offset + len) / page * page);
+        if end > start && end <= map.len() {
+            // SAFETY: a read-only private mapping of a file: its dropped pages come back with
+            // the file's bytes on the next access, the same bytes this connector's contract
+            // (nobody rewrites the file while it is open) already relies on.
+            let done = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
+            if let Err(e) = done {
+                log::debug!("madvise(DONTNEED) of {:#x}+{:#x}: {e}", start, end - start);
+            }
+        }
+    }
 }
 
 fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
@@ -329,5 +345,47 @@ impl core::fmt::Debug for FileConnector {
         d.field("format", &self.info.format);
         forward!(&self.mem, m => d.field("mem", m));
         d.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::buffer::STREAM_READ;
+    use crate::types::{umem, Address};
+
+    /// The resident bytes of the mapping that starts at `start`, from `/proc/self/smaps`.
+    fn resident(start: *const u8) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let head = format!("{:x}-", start as usize);
+        let entry = smaps.split_inclusive('\n').skip_while(|l| !l.starts_with(&head)).skip(1);
+        let rss = entry.take_while(|l| !l.contains('-') || l.starts_with("Rss")).find(|l| l.starts_with("Rss:"));
+        rss.and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).unwrap() * 1024
+    }
+
+    /// Long reads that follow on from each other (a dump being written) leave only the last
+    /// one's pages in the process; the same reads out of order keep them all.
+    #[test]
+    fn a_stream_of_long_reads_does_not_grow_the_process() {
+        const SIZE: usize = 64 << 20;
+        let path = std::env::temp_dir().join(format!("memflow-stream-{}", std::process::id()));
+        std::fs::write(&path, vec![0x5au8; SIZE]).unwrap();
+        let chunk = STREAM_READ.max(1 << 20);
+        let read_all = |offsets: &mut dyn Iterator<Item = usize>| {
+            let mapped = Arc::new(map_file(&path, false).unwrap());
+            let start = mapped.as_ptr();
+            let mut mem = BufferMemory::identity(mapped).unwrap();
+            let mut buf = vec![0u8; chunk];
+            for off in offsets {
+                mem.phys_read_raw_into(PhysicalAddress::plain(Address::new(off as umem)), &mut buf).unwrap();
+                assert!(buf.iter().all(|&b| b == 0x5a));
+            }
+            resident(start)
+        };
+        let streamed = read_all(&mut (0..SIZE).step_by(chunk));
+        let shuffled = read_all(&mut (0..SIZE).step_by(chunk).rev());
+        std::fs::remove_file(&path).unwrap();
+        assert!(streamed <= 4 * chunk as u64, "streamed: {streamed} bytes resident");
+        assert!(shuffled >= SIZE as u64 / 2, "out of order: {shuffled} bytes resident");
     }
 }

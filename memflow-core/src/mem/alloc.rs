@@ -47,15 +47,27 @@ pub fn reserve<T>(v: &mut Vec<T>, additional: usize, origin: ErrorOrigin, what: 
     })
 }
 
+/// The size of this machine's pages (4 KiB where the OS does not say).
+pub fn host_page_size() -> usize {
+    #[cfg(unix)]
+    {
+        // SAFETY: `sysconf` only reads system configuration.
+        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(size).ok().filter(|s| s.is_power_of_two() && *s >= 4096).unwrap_or(4096)
+    }
+    #[cfg(not(unix))]
+    {
+        4096
+    }
+}
+
 /// The physical memory of this machine in bytes, where the OS tells.
 pub fn physical_memory() -> Option<u64> {
     #[cfg(unix)]
     {
         // SAFETY: `sysconf` only reads system configuration.
-        let (pages, page_size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
-        let pages = u64::try_from(pages).ok()?;
-        let page_size = u64::try_from(page_size).ok()?;
-        pages.checked_mul(page_size).filter(|&bytes| bytes > 0)
+        let pages = u64::try_from(unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) }).ok()?;
+        pages.checked_mul(host_page_size() as u64).filter(|&bytes| bytes > 0)
     }
     #[cfg(not(unix))]
     {

@@ -281,8 +281,7 @@ impl HostProcessMemory {
     /// The memory of process `pid`, valid up to `max_address`. Nothing is opened yet: a
     /// process that does not exist fails its first transfer with `Gone`.
     pub fn new(pid: u32, max_address: u64) -> Self {
-        // SAFETY: sysconf has no preconditions.
-        let page_size = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(0).max(0x1000);
+        let page_size = crate::mem::alloc::host_page_size() as u64;
         HostProcessMemory { pid, access: MemAccess::Syscalls, max_address, page_size }
     }
 
