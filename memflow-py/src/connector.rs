@@ -189,10 +189,7 @@ impl Connector {
                     write_dump(conn, &meta, &path, format, &mut report).map_err(about)
                 }
                 Handle::OsPhysical(os) => {
-                    let arch = os.info().arch;
-                    let cpus =
-                        os.as_ref_impl_cpustate().map(|state| DumpMeta::of(state, arch).cpus).unwrap_or_default();
-                    let meta = DumpMeta { arch, cpus, vmcoreinfo: None };
+                    let meta = DumpMeta::of_os(os);
                     let phys = os.as_mut_impl_physicalmemory().ok_or_else(|| unsupported("physical memory"))?;
                     write_dump(phys, &meta, &path, format, &mut report).map_err(about)
                 }

@@ -103,3 +103,13 @@ def test_dump_writes_a_file_that_opens_with_the_same_bytes_and_processes(dump, t
         assert not stopped.exists()
         with pytest.raises(memflow.InvalidArgumentError, match="not a dump format"):
             source.dump(stopped, "vmss")
+    # Through the linux layer the dump carries the kernel's own VMCOREINFO.
+    with memflow.open(dump.chain) as guest:
+        out = tmp_path / "guest-os.elf"
+        guest.physical().dump(out)
+        with open(out, "rb") as f:
+            head = f.read(1 << 20)
+        uts = guest.kernel_symbol("init_uts_ns") + guest.type_member_offset("uts_namespace", "name")
+        release = guest.read(uts + guest.type_member_offset("new_utsname", "release"), 65).split(b"\0")[0]
+        assert release and b"VMCOREINFO\0" in head and b"OSRELEASE=" + release + b"\n" in head
+
