@@ -15,8 +15,9 @@
 //! loads with the shipped plugin files beside the library.
 //!
 //! Needs cmake, cc, c++, pkg-config and valgrind (`cargo xtask deps`), and the guest
-//! fixtures `target/fixtures/cloud-4l`, `arm64-4k` and `arm64-16k` (`cargo xtask fixtures`). Reading other processes
-//! through the native layer needs the rights to (root, or ptrace permission).
+//! fixtures `target/fixtures/cloud-4l`, `arm64-4k`, `arm64-16k`, `riscv64-sv39` and
+//! `riscv64-sv57` (`cargo xtask fixtures`). Reading other processes through the native layer
+//! needs the rights to (root, or ptrace permission).
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -672,14 +673,14 @@ fn c_process_list_lists_this_process() {
     assert!(text(&out.stderr).contains("no plugin named `nosuchos`"), "{}", text(&out.stderr));
 }
 
-/// The unchanged `process_list` example on `coredump:<dump> -> linux` for an x86-64 guest
-/// and the two ARM64 guests: every process of the guest's own `ps` (but `ps` itself, gone
+/// The unchanged `process_list` example on `coredump:<dump> -> linux` for an x86-64 guest,
+/// the two ARM64 guests and the two RISC-V guests: every process of the guest's own `ps` (but `ps` itself, gone
 /// by the dump) with its parent, name (`ps` adds a workqueue to a worker's) and, for the
 /// probes the guest started, the path of their program.
 #[test]
-fn c_process_list_on_x86_64_and_arm64_guest_dumps() {
+fn c_process_list_on_x86_64_arm64_and_riscv_guest_dumps() {
     let sdk = sdk();
-    for name in ["cloud-4l", "arm64-4k", "arm64-16k"] {
+    for name in ["cloud-4l", "arm64-4k", "arm64-16k", "riscv64-sv39", "riscv64-sv57"] {
         let fx = Fixture::load(name);
         let chain = format!("coredump:{} -> linux", fx.dir.join("dump.elf").display());
         let out = run(example(&sdk.c11.join("process_list")).arg(&chain));
