@@ -14,7 +14,9 @@
 //!
 //! - `dump.elf`: ELF64 `ET_CORE`, one `PT_LOAD` per guest RAM range (`p_paddr` = guest
 //!   physical address), notes `CORE`/`NT_PRSTATUS` and, for x86-64, `QEMU`/QEMUCPUState
-//!   (CR0..CR4) per vCPU (an ARM64 dump has general registers only: no TTBR or TCR);
+//!   (CR0..CR4) per vCPU (an ARM64 dump has general registers only: no TTBR or TCR; a
+//!   RISC-V dump `NT_PRSTATUS` only, with `pc` and x1..x31: no `satp`, which `meta.txt` takes
+//!   from the monitor instead, `cpu0_satp=`);
 //! - `serial.log`: the guest console, CRs stripped: the kernel's boot log, the sections
 //!   `==== MEMFLOW-BEGIN <s> ====` .. `==== MEMFLOW-END <s> ====` ([`SECTIONS`]), then the
 //!   ready line;

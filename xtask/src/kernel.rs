@@ -468,7 +468,7 @@ fn version_order(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::{AARCH64, X86_64};
+    use crate::arch::{AARCH64, RISCV64, X86_64};
 
     #[test]
     fn versions_order_by_number() {
@@ -490,6 +490,8 @@ mod tests {
         assert!(!Flavour::Generic.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64-16k"));
         assert!(Flavour::Generic16k.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64-16k"));
         assert!(!Flavour::Generic16k.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64"));
+        assert!(Flavour::Generic.matches(&RISCV64, "linux-image-6.12.117+deb13-riscv64"));
+        assert!(!Flavour::Generic.matches(&AARCH64, "linux-image-6.12.117+deb13-riscv64"));
     }
 
     #[test]
