@@ -108,6 +108,15 @@ fn processes_match_ps(name: &'static str) {
     // A process's kernel half is the kernel's: on AArch64 through the kernel's TTBR1 table.
     let second = if matches!(arch, ArchitectureIdent::AArch64 { .. }) { os.kernel_root() } else { Address::NULL };
     assert!(list.iter().filter(|p| !p.table_root.is_null()).all(|p| p.table_root_2 == second), "{name}");
+    // The roots are register values: RISC-V's satp holds the table's page number, whose page
+    // is in the guest's RAM.
+    if matches!(arch, ArchitectureIdent::RiscVSv39 | ArchitectureIdent::RiscVSv48 | ArchitectureIdent::RiscVSv57) {
+        let ram = fx.system_ram();
+        for p in list.iter().filter(|p| !p.table_root.is_null()) {
+            let table = (p.table_root.to_umem() as u64) << 12;
+            assert!(ram.iter().any(|&(first, last)| (first..=last).contains(&table)), "{name}: satp {}", p.table_root);
+        }
+    }
 }
 
 /// The paging mode the guest ran in: the RISC-V guests' from `satp` (QEMU's monitor), the

@@ -95,8 +95,9 @@ pub(crate) struct Kernel {
 }
 
 impl Kernel {
-    /// The root registers of the address space with the user half of the table at `user`
-    /// (NULL: the kernel's own address space), see [`LinuxArch::roots`].
+    /// The root registers of the address space whose user half is translated by the table of
+    /// the root register value `user` (NULL: the kernel's own address space), see
+    /// [`LinuxArch::roots`].
     fn roots(&self, user: Address) -> Vec<Address> {
         self.family.roots(user, self.root)
     }

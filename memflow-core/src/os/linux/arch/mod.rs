@@ -14,9 +14,10 @@
 //!   (TTBR1).
 //! - The architecture of 32-bit ELF images in a process ([`LinuxArch::elf32`]).
 //!
-//! `mm->pgd` is a kernel address in the linear map on both; its physical address comes from
-//! translating it through the kernel's tables, so the linear map's offset (x86-64's
-//! `page_offset_base`, AArch64's `PAGE_OFFSET` and `memstart_addr`) is never needed.
+//! `mm->pgd` is a kernel address in the linear map on all three; its physical address comes
+//! from translating it through the kernel's tables, so the linear map's offset (x86-64's
+//! `page_offset_base`, AArch64's `PAGE_OFFSET` and `memstart_addr`, RISC-V's
+//! `kernel_map.va_pa_offset`) is never needed.
 
 pub mod aarch64;
 pub mod riscv64;
@@ -55,9 +56,18 @@ impl LinuxArch {
         }
     }
 
-    /// The root registers of an address space whose user half is translated by the table at
-    /// `user` (a process's `mm->pgd`; NULL for the kernel's own address space) and whose
-    /// kernel half by the kernel's table at `kernel`.
+    /// The root register value for a process's top-level table at physical `table` (its
+    /// `mm->pgd`): the address itself, or on RISC-V `satp`'s page number.
+    pub fn user_root(self, table: Address) -> Address {
+        match self {
+            LinuxArch::X86_64 | LinuxArch::AArch64 => table,
+            LinuxArch::RiscV => riscv64::satp(table),
+        }
+    }
+
+    /// The root registers of an address space whose user half is translated by the table of
+    /// the root register value `user` (see [`LinuxArch::user_root`]; NULL for the kernel's
+    /// own address space) and whose kernel half by the kernel's table at physical `kernel`.
     pub fn roots(self, user: Address, kernel: Address) -> Vec<Address> {
         match (self, user.is_null()) {
             (LinuxArch::X86_64, true) => vec![kernel],
@@ -65,7 +75,7 @@ impl LinuxArch {
             (LinuxArch::AArch64, true) => vec![Address::INVALID, kernel],
             (LinuxArch::AArch64, false) => vec![user, kernel],
             (LinuxArch::RiscV, true) => vec![riscv64::satp(kernel)],
-            (LinuxArch::RiscV, false) => vec![riscv64::satp(user)],
+            (LinuxArch::RiscV, false) => vec![user],
         }
     }
 
