@@ -28,6 +28,10 @@
 //! - `translate_arm64-4k/...`, `translate_walk_arm64-4k`, `translate_arm64-16k/...`,
 //!   `translate_walk_arm64-16k`: the same on the ARM64 guests `target/fixtures/arm64-4k` and
 //!   `arm64-16k` (issue 14, see [`translate_arm64`]), the kernel half being the TTBR1 range.
+//! - `translate_riscv64-sv39/...`, `translate_walk_riscv64-sv39` and the same for
+//!   `riscv64-sv57`: ours on the RISC-V guests (issue 14, see [`translate_riscv`]); no peer
+//!   translates RISC-V (memflow 0.2.4 has no RISC-V architecture), so their interleaved lines
+//!   set ours on RISC-V against ours on the x86-64 guest.
 //!
 //! Each translation group and walk also prints an interleaved line (see below) of ours
 //! against memflow 0.2.4.
@@ -72,7 +76,7 @@ use memflow_core::cglue::iter::CIterator;
 use memflow_core::connector::detect::parse;
 use memflow_core::connector::{CpuState, FileConnector, ParsedDump};
 use memflow_core::mem::MemoryView;
-use memflow_core::os::linux::aarch64;
+use memflow_core::os::linux::{aarch64, riscv64};
 use memflow_core::translate::{
     MemoryRange, TranslationFailure, TranslationRange, Translator, VirtualTranslate, VirtualTranslation,
 };
@@ -818,5 +822,56 @@ fn translate_arm64(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, translate, translate_arm64, virt_read_large);
+/// Translation and the kernel-half walk on the RISC-V guests (issue 14),
+/// `translate_riscv64-sv39` and `translate_riscv64-sv57` groups: the kernel's table and
+/// paging mode found by scanning (as the Linux layer finds them), ours under
+/// `VirtualDma::new(.., tables.arch, &tables.roots())`, alone (no peer reads RISC-V). Since
+/// there is no peer to set them against, each group also prints interleaved lines of ours on
+/// the RISC-V guest against ours on the x86-64 guest `cloud-4l` (the same seeded picking over
+/// its kernel half): the cost of the architecture, measured under the same load.
+fn translate_riscv(c: &mut Criterion) {
+    let check = std::env::var_os("TRANSLATE_BENCH_NO_CHECK").is_none();
+    let (_x86_file, _x86_mmap, x86_conn) = open_dump("cloud-4l");
+    let cr3 = x86_conn.x86_registers(0).expect("CPU 0 registers").page_table_root().expect("paging on");
+    let mut x86 = VirtualDma::new(x86_conn, ArchitectureIdent::X86_64, &[cr3]).expect("our x86-64 view");
+    let x86_half = Address::new(KERNEL_HALF as umem);
+    let x86_map = x86.virt_page_map_range_vec(0, x86_half, Address::INVALID).unwrap();
+    let x86_vas = pick(&x86_map, N_ADDRS, 1, &mut SmallRng::seed_from_u64(SEED));
+    for name in ["riscv64-sv39", "riscv64-sv57"] {
+        let (_file, _mmap, mut conn) = open_dump(name);
+        let tables = riscv64::find_kernel_tables(&mut conn).expect("the kernel's tables");
+        let mut ours = VirtualDma::new(conn, tables.arch, &tables.roots()).expect("our view");
+        let half = tables.arch.describe().unwrap().segments().last().unwrap().first;
+        let map = ours.virt_page_map_range_vec(0, half, Address::INVALID).unwrap();
+        let mapped: umem = map.iter().map(|r| r.size).sum();
+        let vas = pick(&map, N_ADDRS, 1, &mut SmallRng::seed_from_u64(SEED));
+        let contenders = Contenders::<memflow::architecture::x86::X86VirtualTranslate> { ours: &mut ours, peer: None };
+        translation_groups(c, &format!("_{name}"), contenders, &vas, half, mapped, check);
+
+        let here = format!("ours-{name}");
+        for batch in BATCHES {
+            let mut riscv_pass =
+                |_: &mut ()| vas[..PASS_ADDRS].chunks(batch).for_each(|chunk| ours_batch(&mut ours, chunk));
+            let mut x86_pass =
+                |_: &mut ()| x86_vas[..PASS_ADDRS].chunks(batch).for_each(|chunk| ours_batch(&mut x86, chunk));
+            interleave::interleaved(
+                &format!("translate_{name}/batch{batch} vs x86-64"),
+                &mut [(&here, &mut riscv_pass), ("ours-x86-64", &mut x86_pass)],
+                &mut (),
+                PASS_ADDRS,
+            );
+        }
+        interleave::interleaved(
+            &format!("translate_walk_{name} vs x86-64"),
+            &mut [
+                (&here, &mut |_: &mut ()| ours_walk(&mut ours, half)),
+                ("ours-x86-64", &mut |_: &mut ()| ours_walk(&mut x86, x86_half)),
+            ],
+            &mut (),
+            1,
+        );
+    }
+}
+
+criterion_group!(benches, translate, translate_arm64, translate_riscv, virt_read_large);
 criterion_main!(benches);

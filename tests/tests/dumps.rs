@@ -2,7 +2,8 @@
 //!
 //! The fixtures come from `cargo xtask fixtures` (`cargo xtask test` builds them first): a
 //! 4-level (`cloud-4l`, `trixie-4l-kaslr`) and a 5-level paging guest (`cloud-5l`,
-//! `trixie-5l`) of Debian 12's and 13's kernels, and ARM64 guests (`arm64-4k`, `arm64-16k`),
+//! `trixie-5l`) of Debian 12's and 13's kernels, ARM64 guests (`arm64-4k`, `arm64-16k`) and
+//! RISC-V guests (`riscv64-sv39`, `riscv64-sv57`),
 //! each with `dump.elf` (QEMU `dump-guest-memory`), `serial.log` (what the guest printed about
 //! itself) and `meta.txt`; cloud-4l also has QEMU's compressed kdump of the same moment
 //! (flattened) and makedumpfile's plain reassembly of it, and `cloud-4l-avml` AVML captures
@@ -50,7 +51,7 @@ fn cpu_state_finds_the_page_tables(name: &'static str, la57: Option<bool>) {
     let fx = Fixture::load(name);
     let conn = fx.open();
     let Some(la57) = la57 else {
-        assert_eq!(conn.cpu_count(), 0, "{name}: CPU state of an ARM64 dump");
+        assert_eq!(conn.cpu_count(), 0, "{name}: CPU state of an ARM64 or RISC-V dump");
         assert_eq!(conn.x86_registers(0).unwrap_err().kind, ErrorKind::NotFound, "{name}");
         return;
     };
@@ -291,4 +292,6 @@ fixture_tests! {
     trixie_5l: "trixie-5l", la57: Some(true);
     arm64_4k: "arm64-4k", la57: None;
     arm64_16k: "arm64-16k", la57: None;
+    riscv64_sv39: "riscv64-sv39", la57: None;
+    riscv64_sv57: "riscv64-sv57", la57: None;
 }

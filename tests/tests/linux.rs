@@ -7,7 +7,8 @@
 //! 5 GiB of RAM (a memory map with a hole below 4 GiB), and Debian's generic kernel with
 //! 5-level paging, all Debian 12's kernel 6.1; and Debian 13's cloud kernel 6.12 (the module
 //! layout of 6.4 and later) with KASLR and with 5-level paging; and Debian 13's arm64 kernels
-//! (4 KiB and 16 KiB pages). A missing fixture fails the tests.
+//! (4 KiB and 16 KiB pages) and riscv64 kernel (Sv39 and Sv57). A missing fixture fails the
+//! tests.
 
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -27,8 +28,8 @@ use memflow_core::virt::VirtualDma;
 use memflow_tests::{Altered, Fixture};
 
 /// Opens the fixture's dump with the layer, using the CPU state as the hint (formats that
-/// record none, LiME and AVML, and ARM64 guests, whose dumps have no system registers, are
-/// scanned for the kernel).
+/// record none, LiME and AVML, and ARM64 and RISC-V guests, whose dumps have no system
+/// registers, are scanned for the kernel).
 fn open_os(fx: &Fixture) -> LinuxOs<FileConnector> {
     let conn = fx.open();
     let hints = cpu_hints(&conn);
@@ -107,11 +108,29 @@ fn processes_match_ps(name: &'static str) {
     // A process's kernel half is the kernel's: on AArch64 through the kernel's TTBR1 table.
     let second = if matches!(arch, ArchitectureIdent::AArch64 { .. }) { os.kernel_root() } else { Address::NULL };
     assert!(list.iter().filter(|p| !p.table_root.is_null()).all(|p| p.table_root_2 == second), "{name}");
+    // The roots are register values: RISC-V's satp holds the table's page number, whose page
+    // is in the guest's RAM.
+    if matches!(arch, ArchitectureIdent::RiscVSv39 | ArchitectureIdent::RiscVSv48 | ArchitectureIdent::RiscVSv57) {
+        let ram = fx.system_ram();
+        for p in list.iter().filter(|p| !p.table_root.is_null()) {
+            let table = (p.table_root.to_umem() as u64) << 12;
+            assert!(ram.iter().any(|&(first, last)| (first..=last).contains(&table)), "{name}: satp {}", p.table_root);
+        }
+    }
 }
 
-/// The paging mode the guest ran in: the ARM64 guests' from their kernel flavor (Debian's
-/// `arm64-16k` has 16 KiB pages and 47-bit addresses), the x86-64 guests' from `/proc/cpuinfo`.
+/// The paging mode the guest ran in: the RISC-V guests' from `satp` (QEMU's monitor), the
+/// ARM64 guests' from their kernel flavor (Debian's `arm64-16k` has 16 KiB pages and 47-bit
+/// addresses), the x86-64 guests' from `/proc/cpuinfo`.
 fn guest_arch(fx: &Fixture) -> ArchitectureIdent {
+    if fx.meta("kernel_release").ends_with("-riscv64") {
+        return match fx.meta("cpu0_satp").get(..3) {
+            Some("0x8") => ArchitectureIdent::RiscVSv39,
+            Some("0x9") => ArchitectureIdent::RiscVSv48,
+            Some("0xa") => ArchitectureIdent::RiscVSv57,
+            _ => panic!("{}: satp {} has no paging mode", fx.name, fx.meta("cpu0_satp")),
+        };
+    }
     match (fx.meta("machine"), fx.meta("kernel_release").ends_with("-arm64-16k")) {
         ("virt", false) => ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 },
         ("virt", true) => ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 },
@@ -421,6 +440,9 @@ fixture_tests! {
     // 47-bit addresses.
     arm64_4k: "arm64-4k",
     arm64_16k: "arm64-16k",
+    // Debian 13's riscv64 kernel in Sv39 (`no4lvl`) and Sv57.
+    riscv64_sv39: "riscv64-sv39",
+    riscv64_sv57: "riscv64-sv57",
 }
 
 /// With page-table isolation a CPU in user mode runs on the user copy of the tables (the page

@@ -5,6 +5,8 @@
 //!   the OS layer plugin written in C, `procfs -> qemu:NAME`), compared
 //!   with the fixture's dump of the same kernel build where memory does not change (kernel
 //!   text and read-only data), written to, and read after it was killed;
+//! - a live RISC-V guest (`qemu-system-riscv64 -M virt`, the `riscv64-sv39` fixture's
+//!   kernel), read over QMP by the `linux` layer;
 //! - paused QEMUs (`-S`: no guest code runs, so their RAM is never touched and costs
 //!   nothing however large `-m` is) of the q35 and pc machines with RAM sizes around the
 //!   4 GiB split, where the layout from the machine rules must match QEMU's own (QMP) and
@@ -265,6 +267,38 @@ fn live_guest() {
     assert_eq!(clone.phys_read::<u64>(PhysicalAddress::plain(Address::NULL)).data().unwrap_err().kind, ErrorKind::Gone);
     assert!(open_native(&by_name, None).is_err());
     let _ = std::fs::remove_dir_all(&plugins);
+}
+
+/// A live RISC-V guest (the kernel and options of the `riscv64-sv39` fixture) under
+/// `qemu-system-riscv64 -M virt`: its RAM layout comes from QEMU's flat view over QMP (one
+/// range at 2 GiB; the machine rules know x86 machines only), and the `linux` layer on it
+/// lists the processes the guest's own `ps` did.
+#[test]
+fn live_riscv_guest() {
+    let options = xtask::fixture::default_fixture("riscv64-sv39").expect("a default fixture").options;
+    let name = format!("riscv-{}", std::process::id());
+    let guest = LiveGuest::start_with(&name, &options).unwrap_or_else(|e| panic!("{e}"));
+    let by_name = QemuTarget { name: Some(guest.name.clone()), pid: None };
+    assert_eq!(open_native(&by_name, None).err().unwrap().kind, ErrorKind::Unsupported, "no rules for virt");
+    let conn = open_native(&by_name, Some(&guest.qmp)).unwrap();
+    let ranges: Vec<(u64, u64)> =
+        conn.map().ranges().iter().map(|r| (r.base.to_umem() as u64, r.size as u64)).collect();
+    assert!(ranges.contains(&(0x8000_0000, 256 << 20)), "RAM of the virt machine: {ranges:x?}");
+
+    let chain = format!("qemu:{},qmp={} -> linux", guest.name, guest.qmp.display());
+    let mut linux = Inventory::builtin().create_os_chain(&chain).unwrap_or_else(|e| panic!("{chain}: {e}"));
+    let listed: BTreeSet<(u32, u32, String)> = linux
+        .process_info_list()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.pid, p.ppid, (*p.name).to_owned()))
+        .filter(|(pid, ppid, _)| *pid != 2 && *ppid != 2 && *pid != 0)
+        .collect();
+    let ps = user_processes_of_ps(&guest_section(&guest, "ps"));
+    assert!(ps.iter().any(|(_, _, name)| name == "mfprobe_marker"), "{ps:?}");
+    assert!(listed.is_superset(&ps), "{chain}: lists {listed:?}, ps listed {ps:?}");
+    let later: Vec<_> = listed.difference(&ps).collect();
+    assert!(later.iter().all(|(_, ppid, name)| *ppid == 1 && name == "sleep"), "{chain}: unexpected {later:?}");
 }
 
 /// A QEMU started paused (`-S`), killed on drop.

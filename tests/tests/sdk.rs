@@ -15,8 +15,10 @@
 //! loads with the shipped plugin files beside the library.
 //!
 //! Needs cmake, cc, c++, pkg-config and valgrind (`cargo xtask deps`), and the guest
-//! fixtures `target/fixtures/cloud-4l`, `arm64-4k` and `arm64-16k` (`cargo xtask fixtures`). Reading other processes
-//! through the native layer needs the rights to (root, or ptrace permission).
+//! fixtures `target/fixtures/cloud-4l`, `arm64-4k`, `arm64-16k`, `riscv64-sv39` and
+//! `riscv64-sv57` (`cargo xtask fixtures`), and `qemu-system-riscv64` for a live guest.
+//! Reading other processes through the native layer needs the rights to (root, or ptrace
+//! permission).
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -32,7 +34,7 @@ use memflow_core::error::PartialError;
 use memflow_core::mem::PhysicalMemory;
 use memflow_core::plugins::{Args, Inventory, PluginFlavor, PluginKind};
 use memflow_core::types::{Address, PhysicalAddress};
-use memflow_tests::{repo_root, Fixture};
+use memflow_tests::{repo_root, section, Fixture, LiveGuest};
 
 // ---- the shared setup -------------------------------------------------------------------
 
@@ -672,36 +674,56 @@ fn c_process_list_lists_this_process() {
     assert!(text(&out.stderr).contains("no plugin named `nosuchos`"), "{}", text(&out.stderr));
 }
 
-/// The unchanged `process_list` example on `coredump:<dump> -> linux` for an x86-64 guest
-/// and the two ARM64 guests: every process of the guest's own `ps` (but `ps` itself, gone
-/// by the dump) with its parent, name (`ps` adds a workqueue to a worker's) and, for the
-/// probes the guest started, the path of their program.
+/// Checks the output `out` of the `process_list` example on the guest `what` against the
+/// guest's `ps` section `ps_section`: every process of it (but `ps` itself, gone by the
+/// time memory was read) with its parent, name (`ps` adds a workqueue to a worker's) and,
+/// for the probes the guest started, the path of their program.
+fn assert_lists_guest_ps(what: &str, out: &str, ps_section: &str) {
+    let listed: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    let count = format!("{} processes", listed.len() - 1);
+    assert_eq!(out.lines().last(), Some(count.as_str()), "{what}: {out}");
+    let ps: Vec<Vec<&str>> = ps_section.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert!(ps.len() > 10, "{what}: short ps section");
+    for line in ps.iter().filter(|l| l[2] != "ps") {
+        let found = listed.iter().find(|p| p[0] == line[0]).unwrap_or_else(|| panic!("{what}: {line:?} in {out}"));
+        assert_eq!(found[1], line[1], "{what}: parent of {line:?}");
+        let (ps_name, comm) = (line[2..].join(" "), found[2]);
+        assert!(
+            ps_name == comm || ps_name.strip_prefix(comm).is_some_and(|rest| rest.starts_with('-')),
+            "{what}: {line:?} is {found:?}"
+        );
+    }
+    for probe in ["mfprobe_alpha", "mfprobe_beta", "mfprobe_marker"] {
+        let found = listed.iter().find(|p| p[2] == probe).unwrap_or_else(|| panic!("{what}: {probe} in {out}"));
+        assert_eq!(found[1..], ["1", probe, "/bin/busybox"], "{what}");
+    }
+}
+
+/// The unchanged `process_list` example on `coredump:<dump> -> linux` for an x86-64 guest,
+/// the two ARM64 guests and the two RISC-V guests (see [`assert_lists_guest_ps`]).
 #[test]
-fn c_process_list_on_x86_64_and_arm64_guest_dumps() {
+fn c_process_list_on_x86_64_arm64_and_riscv_guest_dumps() {
     let sdk = sdk();
-    for name in ["cloud-4l", "arm64-4k", "arm64-16k"] {
+    for name in ["cloud-4l", "arm64-4k", "arm64-16k", "riscv64-sv39", "riscv64-sv57"] {
         let fx = Fixture::load(name);
         let chain = format!("coredump:{} -> linux", fx.dir.join("dump.elf").display());
         let out = run(example(&sdk.c11.join("process_list")).arg(&chain));
-        let listed: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
-        let count = format!("{} processes", listed.len() - 1);
-        assert_eq!(out.lines().last(), Some(count.as_str()), "{name}: {out}");
-        let ps: Vec<Vec<&str>> = fx.section("ps").lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
-        assert!(ps.len() > 10, "{name}: short ps section");
-        for line in ps.iter().filter(|l| l[2] != "ps") {
-            let found = listed.iter().find(|p| p[0] == line[0]).unwrap_or_else(|| panic!("{name}: {line:?} in {out}"));
-            assert_eq!(found[1], line[1], "{name}: parent of {line:?}");
-            let (ps_name, comm) = (line[2..].join(" "), found[2]);
-            assert!(
-                ps_name == comm || ps_name.strip_prefix(comm).is_some_and(|rest| rest.starts_with('-')),
-                "{name}: {line:?} is {found:?}"
-            );
-        }
-        for probe in ["mfprobe_alpha", "mfprobe_beta", "mfprobe_marker"] {
-            let found = listed.iter().find(|p| p[2] == probe).unwrap_or_else(|| panic!("{name}: {probe} in {out}"));
-            assert_eq!(found[1..], ["1", probe, "/bin/busybox"], "{name}");
-        }
+        assert_lists_guest_ps(name, &out, fx.section("ps"));
     }
+}
+
+/// The same example on a live RISC-V guest (the `riscv64-sv39` fixture's kernel and options)
+/// through `qemu:NAME,qmp=SOCKET -> linux`.
+#[test]
+fn c_process_list_on_a_live_riscv_guest() {
+    let sdk = sdk();
+    let options = xtask::fixture::default_fixture("riscv64-sv39").expect("a default fixture").options;
+    let guest =
+        LiveGuest::start_with(&format!("sdk-riscv-{}", std::process::id()), &options).unwrap_or_else(|e| panic!("{e}"));
+    let chain = format!("qemu:{},qmp={} -> linux", guest.name, guest.qmp.display());
+    let out = run(example(&sdk.c11.join("process_list")).arg(&chain));
+    let serial = std::fs::read_to_string(&guest.serial).unwrap().replace('\r', "");
+    assert_lists_guest_ps(&guest.name, &out, section(&serial, "ps").expect("the guest's ps section"));
 }
 
 #[test]

@@ -8,7 +8,8 @@
 //! - every kernel-image text/data symbol of the guest's `/proc/kallsyms` is translated in
 //!   batches by the engine (`virt_to_phys_list`) and one at a time (`virt_to_phys`) and
 //!   compared with the single-address reference walker (`translate::reference`); all must
-//!   translate (the init sections included: x86-64 keeps them mapped in its image after boot),
+//!   translate (the init sections included: x86-64 and RISC-V keep them mapped in their image
+//!   after boot),
 //!   to `_text`'s linear physical offset;
 //! - `linux_banner` read through `VirtualDma` equals the line the guest printed from
 //!   `/proc/version`;
@@ -23,6 +24,13 @@
 //! descriptor walk written here ([`aarch64_walk`]), independent of the engine's architecture
 //! tables. ARM64 unmaps the init sections when it frees them: their symbols must not translate.
 //!
+//! Fixtures `riscv64-sv39` and `riscv64-sv57` are Debian 13's riscv64 kernel under
+//! `qemu-system-riscv64 -M virt`, limited to Sv39 by `no4lvl` and in the Sv57 QEMU's CPU
+//! offers. Their dumps record no `satp` either: the kernel's table and the paging mode are
+//! found by scanning (`memflow_core::os::linux::riscv64`; the test checks they are
+//! `swapper_pg_dir` and the mode of the `satp` QEMU's monitor showed), and every symbol is
+//! also checked against a plain Sv39/48/57 walk written here ([`riscv_walk`]).
+//!
 //! Every symbol is checked (no sampling): a debug build runs each fixture in well under a second.
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -35,7 +43,7 @@ use memflow_core::connector::cpu_state::CR4_LA57;
 use memflow_core::connector::{CpuState, FileConnector};
 use memflow_core::error::Error;
 use memflow_core::mem::{MemoryView, PhysicalMemory};
-use memflow_core::os::linux::aarch64;
+use memflow_core::os::linux::{aarch64, riscv64};
 use memflow_core::translate::{
     reference, MemoryRange, TranslationFailure, TranslationRange, VirtualTranslate, VirtualTranslation,
 };
@@ -87,10 +95,20 @@ fn kallsyms(fx: &Fixture, half: u64) -> Kallsyms {
     Kallsyms { image, text_end, init }
 }
 
+/// True for the RISC-V fixtures.
+fn is_riscv(fx: &Fixture) -> bool {
+    fx.meta("kernel_release").ends_with("-riscv64")
+}
+
 /// The dump, its paging mode and root registers: for x86-64 from CPU 0's CR4.LA57 and CR3;
-/// for ARM64 (the `virt` machine) no TTBR0 and the kernel's TTBR1 found by scanning.
+/// for ARM64 (the `virt` machine) no TTBR0 and the kernel's TTBR1 found by scanning; for
+/// RISC-V the mode and `satp` of the kernel's table found by scanning.
 fn open_dump(fx: &Fixture) -> (FileConnector, ArchitectureIdent, Vec<Address>) {
     let mut conn = fx.open();
+    if is_riscv(fx) {
+        let tables = riscv64::find_kernel_tables(&mut conn).unwrap();
+        return (conn, tables.arch, tables.roots().to_vec());
+    }
     if fx.meta("machine") == "virt" {
         let tables = aarch64::find_kernel_tables(&mut conn).unwrap();
         return (conn, tables.arch, tables.roots().to_vec());
@@ -130,6 +148,35 @@ fn aarch64_walk(mem: &mut FileConnector, granule_log2: u32, va_bits: u32, ttbr1:
         }
         shift -= bits;
     }
+}
+
+/// A plain RISC-V Sv39/Sv48/Sv57 walk (`levels` levels of 9 bits above 4 KiB pages) of `va`
+/// from the table whose page number `satp` holds: an entry is invalid (V clear, or W without
+/// R), a leaf (R or X set; a superpage's page number must be aligned to its size) or, above
+/// the last level, points to the next table. Page numbers are bits 10..54 of an entry.
+fn riscv_walk(mem: &mut FileConnector, levels: u32, satp: Address, va: u64) -> Option<u64> {
+    let va_bits = 12 + 9 * levels;
+    assert_eq!((va as i64) >> (va_bits - 1), -1, "{va:#x} is not a kernel address");
+    let mut table = (satp.to_umem() as u64 & ((1 << 44) - 1)) << 12;
+    for level in (0..levels).rev() {
+        let shift = 12 + 9 * level;
+        let mut raw = [0u8; 8];
+        let at = table + ((va >> shift) & 511) * 8;
+        mem.phys_view().read_raw_into(Address::new(at as umem), &mut raw).ok()?;
+        let entry = u64::from_le_bytes(raw);
+        let (valid, read, write, exec) = (entry & 1, entry >> 1 & 1, entry >> 2 & 1, entry >> 3 & 1);
+        let ppn = (entry >> 10) & ((1 << 44) - 1);
+        if valid == 0 || (write == 1 && read == 0) {
+            return None;
+        }
+        if read == 1 || exec == 1 {
+            let size = 1u64 << shift;
+            let base = ppn << 12;
+            return (base & (size - 1) == 0).then_some(base | (va & (size - 1)));
+        }
+        table = ppn << 12;
+    }
+    None
 }
 
 /// The engine's outcome for every address of `vas`, translated `BATCH` at a time.
@@ -182,9 +229,10 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
     if x86 && fx.meta("kernel_cmdline").split_whitespace().any(|arg| arg == "nokaslr") {
         assert_eq!(offset, 0xffff_ffff_8000_0000, "{name}: _text at {text_pa:#x}");
     }
-    // x86-64 keeps the init sections mapped in its image after boot; ARM64 unmaps them when
-    // it frees them (`free_initmem`), so there they must not translate.
-    let init_mapped = x86;
+    // x86-64 and RISC-V keep the init sections mapped in their image after boot (RISC-V
+    // frees the pages through the linear map only); ARM64 unmaps them when it frees them
+    // (`free_initmem`), so there they must not translate.
+    let init_mapped = !matches!(ident, ArchitectureIdent::AArch64 { .. });
     let mut init = 0usize;
     let mut by_kind: HashMap<char, usize> = HashMap::new();
     for (sym, got) in syms.image.iter().zip(&engine) {
@@ -201,6 +249,9 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
             ArchitectureIdent::AArch64 { granule_log2, va_bits } => {
                 Some(aarch64_walk(&mut phys, granule_log2.into(), va_bits.into(), roots[1], sym.addr))
             }
+            ArchitectureIdent::RiscVSv39 | ArchitectureIdent::RiscVSv48 | ArchitectureIdent::RiscVSv57 => {
+                Some(riscv_walk(&mut phys, arch.levels().len() as u32, roots[0], sym.addr))
+            }
             _ => None,
         };
         let in_init = (syms.init.0..syms.init.1).contains(&sym.addr);
@@ -213,13 +264,13 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
                 sym.name,
                 sym.addr
             );
-            assert_eq!(plain, Some(None), "{name}: {}: the plain AArch64 walk finds it mapped", sym.name);
+            assert_eq!(plain, Some(None), "{name}: {}: the plain walk finds it mapped", sym.name);
             continue;
         }
         let pa = got
             .unwrap_or_else(|e| panic!("{name}: {} {} {:#x} does not translate: {e:?}", sym.kind, sym.name, sym.addr));
         if let Some(plain) = plain {
-            assert_eq!(Some(pa.address.to_umem() as u64), plain, "{name}: {} engine vs plain AArch64 walk", sym.name);
+            assert_eq!(Some(pa.address.to_umem() as u64), plain, "{name}: {} engine vs plain walk", sym.name);
         }
         assert_eq!(pa.address.to_umem() as u64, sym.addr.wrapping_sub(offset), "{name}: {}", sym.name);
         *by_kind.entry(sym.kind).or_default() += 1;
@@ -232,9 +283,21 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
         syms.text_end.1
     );
     if !x86 {
-        // The scan found the kernel's own top table.
+        // The scan found the kernel's own top table (TTBR1; satp's).
         let swapper = syms.image.iter().position(|s| s.name == "swapper_pg_dir").expect("swapper_pg_dir");
-        assert_eq!(engine[swapper].unwrap().address, roots[1], "{name}: TTBR1 found by scanning is swapper_pg_dir");
+        let root = arch.root_table(*roots.last().unwrap());
+        assert_eq!(engine[swapper].unwrap().address, root, "{name}: the table found by scanning is swapper_pg_dir");
+    }
+    if is_riscv(&fx) {
+        // The mode QEMU's monitor showed in satp (8: Sv39, 9: Sv48, 10: Sv57).
+        let satp = u64::from_str_radix(fx.meta("cpu0_satp").trim_start_matches("0x"), 16).unwrap();
+        let mode = match satp >> 60 {
+            8 => ArchitectureIdent::RiscVSv39,
+            9 => ArchitectureIdent::RiscVSv48,
+            10 => ArchitectureIdent::RiscVSv57,
+            other => panic!("{name}: satp {satp:#x} has mode {other}"),
+        };
+        assert_eq!(ident, mode, "{name}: the mode found by scanning vs satp {satp:#x}");
     }
     for must in ["_text", "_stext", "linux_banner", "init_task", "_sdata", "__bss_start", "jiffies_64", "start_kernel"]
     {
@@ -318,6 +381,9 @@ fn kernel_page_map(name: &'static str, want: ArchitectureIdent) {
         ArchitectureIdent::X86_64 => 0xffff_8000_0000_0000,
         ArchitectureIdent::X86_64La57 => 0xff00_0000_0000_0000,
         ArchitectureIdent::AArch64 { va_bits, .. } => u64::MAX << va_bits, // all of TTBR1's range
+        ArchitectureIdent::RiscVSv39 => 0xffff_ffc0_0000_0000,
+        ArchitectureIdent::RiscVSv48 => 0xffff_8000_0000_0000,
+        ArchitectureIdent::RiscVSv57 => 0xff00_0000_0000_0000,
         _ => unreachable!("no fixture of {want:?}"),
     };
     assert_eq!(half.to_umem() as u64, want_half);
@@ -395,4 +461,6 @@ fixture_tests! {
     trixie_5l: "trixie-5l", ArchitectureIdent::X86_64La57;
     arm64_4k: "arm64-4k", ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 };
     arm64_16k: "arm64-16k", ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 };
+    riscv64_sv39: "riscv64-sv39", ArchitectureIdent::RiscVSv39;
+    riscv64_sv57: "riscv64-sv57", ArchitectureIdent::RiscVSv57;
 }

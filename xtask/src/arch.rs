@@ -13,6 +13,9 @@ pub struct Arch {
     pub qemu_package: &'static str,
     /// The QEMU machine type.
     pub machine: &'static str,
+    /// How the kernel image's name in the package's `/boot` starts (`vmlinuz-`, or `vmlinux-`
+    /// for Debian's uncompressed riscv64 image).
+    pub kernel_image: &'static str,
     /// The kernel's name of the serial console (`console=` on the command line).
     pub console: &'static str,
     /// How the guest gets the serial port `ttyS1` that carries `/proc/kallsyms`.
@@ -21,6 +24,9 @@ pub struct Arch {
     pub busybox: Busybox,
     /// `e_machine` of the guest's ELF core dumps.
     pub elf_machine: u16,
+    /// Registers the dumps' notes lack, read from the monitor's `info registers` of the
+    /// stopped guest into `meta.txt` (`cpu0_<name>=<hex>`) for the tests to check against.
+    pub monitor_registers: &'static [&'static str],
     /// The kernel configuration line without which `-cpu max` gives the guest no larger
     /// virtual address space (5-level paging, 52-bit virtual addresses).
     pub five_level_config: &'static str,
@@ -36,6 +42,9 @@ pub enum KallsymsPort {
     /// The machine has one serial port (the console, not a 16550); a two-port PCI 16550 card
     /// (`pci-serial-2x`) gives `ttyS0` (unused) and `ttyS1`.
     PciCard,
+    /// The machine has one serial port, a 16550 (`ttyS0`, the console); a one-port PCI 16550
+    /// card (`pci-serial`) gives `ttyS1`.
+    PciPort,
 }
 
 /// Where the static busybox of a guest's initramfs comes from.
@@ -54,10 +63,12 @@ pub const X86_64: Arch = Arch {
     qemu: "qemu-system-x86_64",
     qemu_package: "qemu-system-x86",
     machine: "q35",
+    kernel_image: "vmlinuz-",
     console: "ttyS0",
     kallsyms_port: KallsymsPort::SecondSerial,
     busybox: Busybox::Host("/bin/busybox"),
     elf_machine: 62,
+    monitor_registers: &[],
     five_level_config: "CONFIG_X86_5LEVEL=y",
     rust_target: "x86_64-unknown-linux-gnu",
 };
@@ -68,16 +79,37 @@ pub const AARCH64: Arch = Arch {
     qemu: "qemu-system-aarch64",
     qemu_package: "qemu-system-arm",
     machine: "virt",
+    kernel_image: "vmlinuz-",
     console: "ttyAMA0",
     kallsyms_port: KallsymsPort::PciCard,
     busybox: Busybox::Download,
     elf_machine: 183,
+    monitor_registers: &[],
     five_level_config: "CONFIG_ARM64_VA_BITS_52=y",
     rust_target: "aarch64-unknown-linux-gnu",
 };
 
+/// RISC-V guests: the `virt` machine (its 16550 UART is ttyS0), booted through QEMU's
+/// bundled OpenSBI (`-bios default`, shipped by `qemu-system-data`). Debian's kernel is built
+/// for Sv57 (`CONFIG_64BIT` gives five levels) and picks the largest mode the CPU offers.
+pub const RISCV64: Arch = Arch {
+    debian: "riscv64",
+    qemu: "qemu-system-riscv64",
+    qemu_package: "qemu-system-misc",
+    machine: "virt",
+    kernel_image: "vmlinux-",
+    console: "ttyS0",
+    kallsyms_port: KallsymsPort::PciPort,
+    busybox: Busybox::Download,
+    elf_machine: 243,
+    // The page-table root and paging mode.
+    monitor_registers: &["satp"],
+    five_level_config: "CONFIG_PGTABLE_LEVELS=5",
+    rust_target: "riscv64gc-unknown-linux-gnu",
+};
+
 /// The guest architectures, the first the default.
-pub const ALL: [&Arch; 2] = [&X86_64, &AARCH64];
+pub const ALL: [&Arch; 3] = [&X86_64, &AARCH64, &RISCV64];
 
 /// The architecture Debian names `debian` (`amd64`, `arm64`).
 pub fn by_debian_name(debian: &str) -> Result<&'static Arch, String> {

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo xtask fixtures [--all] [--timeout SECONDS] [--force]    # the default set (DEFAULT_SET)
 //! cargo xtask fixtures NAME [--timeout SECONDS] [--force]       # one fixture of DEFAULT_SET
-//! cargo xtask fixtures NAME [--arch amd64|arm64] [--cpu qemu64|max] [--mem 256M] [--append "nokaslr ..."]
+//! cargo xtask fixtures NAME [--arch amd64|arm64|riscv64] [--cpu qemu64|max] [--mem 256M] [--append "nokaslr ..."]
 //!                           [--kernel [SUITE/]cloud|generic|generic-16k] [--timeout SECONDS] [--require-la57] [--force]
 //! ```
 //!
@@ -14,7 +14,9 @@
 //!
 //! - `dump.elf`: ELF64 `ET_CORE`, one `PT_LOAD` per guest RAM range (`p_paddr` = guest
 //!   physical address), notes `CORE`/`NT_PRSTATUS` and, for x86-64, `QEMU`/QEMUCPUState
-//!   (CR0..CR4) per vCPU (an ARM64 dump has general registers only: no TTBR or TCR);
+//!   (CR0..CR4) per vCPU (an ARM64 dump has general registers only: no TTBR or TCR; a
+//!   RISC-V dump `NT_PRSTATUS` only, with `pc` and x1..x31: no `satp`, which `meta.txt` takes
+//!   from the monitor instead, `cpu0_satp=`);
 //! - `serial.log`: the guest console, CRs stripped: the kernel's boot log, the sections
 //!   `==== MEMFLOW-BEGIN <s> ====` .. `==== MEMFLOW-END <s> ====` ([`SECTIONS`]), then the
 //!   ready line;
@@ -104,7 +106,7 @@ const TAG: &str = "fixture";
 
 const USAGE: &str = "usage: cargo xtask fixtures [--all] [--timeout SECONDS] [--force]
        cargo xtask fixtures NAME [--timeout SECONDS] [--force]
-       cargo xtask fixtures NAME [--arch amd64|arm64] [--cpu qemu64|max] [--mem 256M] [--append \"nokaslr ...\"]
+       cargo xtask fixtures NAME [--arch amd64|arm64|riscv64] [--cpu qemu64|max] [--mem 256M] [--append \"nokaslr ...\"]
                                  [--kernel [SUITE/]cloud|generic|generic-16k] [--timeout SECONDS] [--require-la57] [--force]";
 
 /// One fixture to build.
@@ -124,7 +126,7 @@ type KnownFixture =
     (&'static str, &'static Arch, Option<&'static str>, Flavour, &'static str, &'static str, &'static str, bool);
 
 /// The default fixture set (`cargo xtask fixtures` without a NAME). Add lines here to extend it.
-const DEFAULT_SET: [KnownFixture; 11] = [
+const DEFAULT_SET: [KnownFixture; 13] = [
     ("cloud-4l", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
     // cloud-4l's guest taking AVML captures of itself (AVML_CAPTURES_OF).
     ("cloud-4l-avml", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
@@ -143,6 +145,10 @@ const DEFAULT_SET: [KnownFixture; 11] = [
     ("arm64-4k", &arch::AARCH64, Some("trixie"), Flavour::Generic, "cortex-a72", "256M", "", false),
     // 16 KiB pages (a Neoverse N1, Graviton 2's core: the Cortex-A72 has no 16 KiB granule).
     ("arm64-16k", &arch::AARCH64, Some("trixie"), Flavour::Generic16k, "neoverse-n1", "256M", "", false),
+    // RISC-V, Debian 13's kernel: QEMU's rv64 offers Sv57, which the kernel takes unless
+    // `no4lvl` (Sv39) or `no5lvl` (Sv48) limits it; `satp` is recorded in meta.txt.
+    ("riscv64-sv39", &arch::RISCV64, Some("trixie"), Flavour::Generic, "rv64", "256M", "no4lvl", false),
+    ("riscv64-sv57", &arch::RISCV64, Some("trixie"), Flavour::Generic, "rv64", "256M", "", false),
 ];
 
 /// The fixture of the default set named `name`, with the default timeout.
@@ -268,14 +274,15 @@ pub fn build(fixture: &Fixture, force: bool) -> Result<(), String> {
     let mut guest = Guest::boot(TAG, name, &fixture.options, &kernel, &qemu_args, &programs)?;
     log(TAG, name, "dumping memory");
     let partial = Scratch::at(out.join("dump.elf.partial"));
-    let kdumps = dump(&guest.qmp(), partial.path(), compressed.then_some(out.as_path()))
-        .map_err(|e| format!("memory dump over QMP failed: {e}"))?;
+    let (kdumps, registers) =
+        dump(&guest.qmp(), fixture.options.arch, partial.path(), compressed.then_some(out.as_path()))
+            .map_err(|e| format!("memory dump over QMP failed: {e}"))?;
     // The dump ended with `quit`; the guest's drop kills a QEMU that takes longer.
     guest.wait_exit(Duration::from_secs(10));
 
     let serial =
         std::fs::read_to_string(guest.serial_raw()).map_err(|e| format!("serial console: {e}"))?.replace('\r', "");
-    let mut meta = check_and_describe(fixture, &kernel, &guest, &serial, partial.path())?;
+    let mut meta = check_and_describe(fixture, &kernel, &guest, &serial, partial.path())? + &registers;
     let mut files: Vec<String> = kdumps.iter().map(|f| format!("dump.{f}")).collect();
     if kdumps.contains(&"kdump-zlib") {
         files.push(reassemble(name, &out, "dump.kdump-zlib", "dump.kdump-zlib-plain")?);
@@ -394,12 +401,19 @@ fn cache_hit(out: &Path, request: &str) -> bool {
 
 /// Dumps the guest's memory through its QMP socket `socket` into `file` (ELF, physical
 /// memory) and, with `kdump_dir`, into `kdump_dir/dump.FORMAT` for each of
-/// [`QEMU_KDUMP_FORMATS`] that this QEMU writes (returned), all of the same stopped guest;
-/// then tells QEMU to quit.
-fn dump(socket: &Path, file: &Path, kdump_dir: Option<&Path>) -> Result<Vec<&'static str>, String> {
+/// [`QEMU_KDUMP_FORMATS`] that this QEMU writes, all of the same stopped guest of `arch`;
+/// then tells QEMU to quit. Returns the kdump formats written and the `meta.txt` lines of
+/// `arch`'s monitor registers.
+fn dump(
+    socket: &Path,
+    arch: &Arch,
+    file: &Path,
+    kdump_dir: Option<&Path>,
+) -> Result<(Vec<&'static str>, String), String> {
     let qmp_error = |e| format!("QMP: {e}");
     let mut qmp = Qmp::connect(socket).map_err(qmp_error)?;
     qmp.execute("stop", None).map_err(qmp_error)?;
+    let registers = monitor_registers(&mut qmp, arch)?;
     dump_one(&mut qmp, "elf", file)?;
     let mut kdumps = Vec::new();
     if let Some(dir) = kdump_dir {
@@ -422,7 +436,32 @@ fn dump(socket: &Path, file: &Path, kdump_dir: Option<&Path>) -> Result<Vec<&'st
     }
     // QEMU may close the connection before it replies.
     let _ = qmp.execute("quit", None);
-    Ok(kdumps)
+    Ok((kdumps, registers))
+}
+
+/// `cpu0_<name>=<hex>` lines for `arch`'s [`Arch::monitor_registers`], from the monitor's
+/// `info registers` (lines ` name  0000000000000000`) of the stopped guest.
+fn monitor_registers(qmp: &mut Qmp, arch: &Arch) -> Result<String, String> {
+    if arch.monitor_registers.is_empty() {
+        return Ok(String::new());
+    }
+    let reply = qmp
+        .execute("human-monitor-command", Some(json!({ "command-line": "info registers" })))
+        .map_err(|e| format!("QMP: {e}"))?;
+    let text = reply.as_str().unwrap_or_default();
+    let mut meta = String::new();
+    for name in arch.monitor_registers {
+        let value = text
+            .lines()
+            .find_map(|l| {
+                let mut fields = l.split_whitespace();
+                (fields.next() == Some(*name)).then(|| fields.next()).flatten()
+            })
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| format!("'info registers' shows no {name}: {text}"))?;
+        meta += &format!("cpu0_{name}=0x{value}\n");
+    }
+    Ok(meta)
 }
 
 /// One `dump-guest-memory` of the (stopped) guest in `format` into `file`.

@@ -190,6 +190,10 @@ impl Guest {
                 .args(["-chardev", "null,id=unused", "-chardev"])
                 .arg(format!("file,id=kallsyms,path={}", dir.join("kallsyms.txt").display()))
                 .args(["-device", "pci-serial-2x,chardev1=unused,chardev2=kallsyms"]),
+            KallsymsPort::PciPort => command
+                .arg("-chardev")
+                .arg(format!("file,id=kallsyms,path={}", dir.join("kallsyms.txt").display()))
+                .args(["-device", "pci-serial,chardev=kallsyms"]),
         };
         command
             .args(["-qmp", &format!("unix:{},server=on,wait=off", dir.join("qmp.sock").display())])

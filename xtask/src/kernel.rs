@@ -284,7 +284,7 @@ pub fn fetch(arch: &Arch, spec: &KernelSpec, tag: &str, name: &str) -> Result<Ke
                 || (with_busybox && !dir.join("busybox").is_file())
             {
                 log(tag, name, format_args!("downloading {package} {version}"));
-                download(&apt, &package, &version, with_busybox, &cache, &dir)?;
+                download(&apt, arch, &package, &version, &cache, &dir)?;
             }
             dir
         }
@@ -333,31 +333,24 @@ fn candidate(apt: &Apt, package: &str) -> Result<String, String> {
     }
 }
 
-/// Downloads `package=version` and unpacks what the guests need into `dir` (replacing it),
-/// with the candidate `busybox-static`'s busybox if `with_busybox`; `cache` is the directory
-/// `dir` is in.
-fn download(
-    apt: &Apt,
-    package: &str,
-    version: &str,
-    with_busybox: bool,
-    cache: &Path,
-    dir: &Path,
-) -> Result<(), String> {
+/// Downloads `package=version` (a kernel of `arch`) and unpacks what the guests need into
+/// `dir` (replacing it), with the candidate `busybox-static`'s busybox if `arch`'s busybox is
+/// [`Busybox::Download`]; `cache` is the directory `dir` is in.
+fn download(apt: &Apt, arch: &Arch, package: &str, version: &str, cache: &Path, dir: &Path) -> Result<(), String> {
     let tmp = Scratch::new_dir(cache, ".dl")?;
     let (deb, unpacked) = download_deb(apt, &format!("{package}={version}"), &tmp.path().join("kernel"))?;
 
     let boot = unpacked.join("boot");
-    let vmlinuz = only_entry(&boot, "vmlinuz-", "")?;
+    let vmlinuz = only_entry(&boot, arch.kernel_image, "")?;
     let release = vmlinuz
         .file_name()
         .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_prefix("vmlinuz-"))
+        .and_then(|n| n.strip_prefix(arch.kernel_image))
         .ok_or_else(|| format!("odd kernel file name {}", vmlinuz.display()))?
         .to_owned();
     let kernel = tmp.path().join("k");
     std::fs::create_dir_all(kernel.join("modules")).map_err(|e| format!("{}: {e}", kernel.display()))?;
-    if with_busybox {
+    if arch.busybox == Busybox::Download {
         let (_, unpacked) = download_deb(apt, "busybox-static", &tmp.path().join("busybox"))?;
         // `/bin` before Debian 13 (trixie), `/usr/bin` since.
         let busybox = ["bin/busybox", "usr/bin/busybox"]
@@ -475,7 +468,7 @@ fn version_order(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::{AARCH64, X86_64};
+    use crate::arch::{AARCH64, RISCV64, X86_64};
 
     #[test]
     fn versions_order_by_number() {
@@ -497,6 +490,8 @@ mod tests {
         assert!(!Flavour::Generic.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64-16k"));
         assert!(Flavour::Generic16k.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64-16k"));
         assert!(!Flavour::Generic16k.matches(&AARCH64, "linux-image-6.12.117+deb13-arm64"));
+        assert!(Flavour::Generic.matches(&RISCV64, "linux-image-6.12.117+deb13-riscv64"));
+        assert!(!Flavour::Generic.matches(&AARCH64, "linux-image-6.12.117+deb13-riscv64"));
     }
 
     #[test]

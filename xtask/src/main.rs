@@ -132,7 +132,7 @@ fn guest(args: &[String]) -> Result<(), String> {
         }
         if arg.starts_with('-') || name.is_some() {
             return Err(format!(
-                "usage: cargo xtask guest NAME [--arch amd64|arm64] [--cpu CPU] [--mem 256M] [--append ARGS] [--kernel [SUITE/]cloud|generic|generic-16k] [--timeout SECONDS] ({arg}?)"
+                "usage: cargo xtask guest NAME [--arch amd64|arm64|riscv64] [--cpu CPU] [--mem 256M] [--append ARGS] [--kernel [SUITE/]cloud|generic|generic-16k] [--timeout SECONDS] ({arg}?)"
             ));
         }
         name = Some(arg);

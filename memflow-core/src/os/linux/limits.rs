@@ -8,7 +8,8 @@
 
 /// The highest physical address scanned for page tables: x86-64 and AArch64 physical
 /// addresses have at most 52 bits (`MAXPHYADDR`, FEAT_LPA), so nothing above can be a page
-/// table.
+/// table. (RISC-V's Sv48 and Sv57 allow 56 bits; its machines put RAM far below 2^52, QEMU's
+/// `virt` at 2 GiB.)
 pub const MAX_PHYS_ADDRESS: u64 = (1 << 52) - 1;
 /// Pages probed in holes of physical memory (addresses the connector does not back) by the
 /// page-table scan, in total: 16 GiB of holes. The scan stops once it has seen every backed

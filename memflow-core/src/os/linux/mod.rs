@@ -4,7 +4,8 @@
 //!
 //! 1. the page tables and the kernel image, from the CPU state or by scanning (`scan.rs`, with
 //!    the per-architecture part in `arch/`), with KASLR on or off: x86-64 with 4- or 5-level
-//!    paging, AArch64 with 4 KiB pages and 48-bit or 16 KiB pages and 47-bit addresses;
+//!    paging, AArch64 with 4 KiB pages and 48-bit or 16 KiB pages and 47-bit addresses,
+//!    RISC-V with Sv39, Sv48 or Sv57;
 //! 2. the kernel's symbol table, by decoding the kallsyms tables found in the image by their
 //!    shape (`kallsyms.rs`);
 //! 3. the structure layouts, from the kernel's own BTF type information
@@ -21,7 +22,7 @@
 //! has no BTF (CONFIG_DEBUG_INFO_BTF)", a missing structure member) and every walk over guest
 //! data, every count, length and size read there is bounded by a limit in [`limits`], so
 //! corrupt or hostile memory gives an error rather than a hang, an abort or garbage.
-//! [`aarch64`] also finds an ARM64 guest's kernel tables on their own.
+//! [`aarch64`] and [`riscv64`] also find an ARM64 or RISC-V guest's kernel tables on their own.
 
 mod arch;
 mod btf;
@@ -43,7 +44,7 @@ use std::sync::Arc;
 
 use cglue::prelude::v1::*;
 
-pub use arch::aarch64;
+pub use arch::{aarch64, riscv64};
 pub use btf::{Btf, Member, TypeId};
 pub use kallsyms::{Kallsyms, Symbol};
 pub use layout::Layout;
@@ -76,7 +77,7 @@ pub(crate) struct Kernel {
     arch: ArchitectureIdent,
     /// Its family: what differs between architectures.
     family: LinuxArch,
-    /// Physical address of the kernel's top-level page table (x86-64: CR3; AArch64: TTBR1).
+    /// Physical address of the kernel's top-level page table (x86-64: CR3; AArch64: TTBR1; RISC-V: `swapper_pg_dir`, whose page number `satp` holds).
     root: Address,
     /// The kernel's symbols.
     kallsyms: Kallsyms,
@@ -95,8 +96,9 @@ pub(crate) struct Kernel {
 }
 
 impl Kernel {
-    /// The root registers of the address space with the user half of the table at `user`
-    /// (NULL: the kernel's own address space), see [`LinuxArch::roots`].
+    /// The root registers of the address space whose user half is translated by the table of
+    /// the root register value `user` (NULL: the kernel's own address space), see
+    /// [`LinuxArch::roots`].
     fn roots(&self, user: Address) -> Vec<Address> {
         self.family.roots(user, self.root)
     }
@@ -171,7 +173,7 @@ impl<P: PhysicalMemory + Clone> LinuxOs<P> {
         &self.kernel.layout
     }
 
-    /// Physical address of the kernel's top-level page table (x86-64: CR3; AArch64: TTBR1).
+    /// Physical address of the kernel's top-level page table (x86-64: CR3; AArch64: TTBR1; RISC-V: `swapper_pg_dir`, whose page number `satp` holds).
     pub fn kernel_root(&self) -> Address {
         self.kernel.root
     }

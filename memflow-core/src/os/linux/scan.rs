@@ -7,14 +7,18 @@ use cglue::forward::ForwardMut;
 
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, Result};
+use crate::mem::alloc::zeroed_vec;
 use crate::mem::{MemMapping, MemoryView, PhysicalMemory};
-use crate::translate::{MemoryRange, VirtualTranslate};
+use crate::translate::{MemoryRange, TranslationRange, VirtualTranslate};
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
 
 use super::arch::LinuxArch;
 use super::kallsyms::Kallsyms;
-use super::limits::{MAX_IMAGE, MAX_SCANNED_IMAGE_BYTES, MAX_SCAN_RANGES};
+use super::limits::{
+    MAX_IMAGE, MAX_KERNEL_HALF_RANGES, MAX_PHYS_ADDRESS, MAX_SCANNED_IMAGE_BYTES, MAX_SCANNED_TABLES,
+    MAX_SCAN_HOLE_PAGES, MAX_SCAN_RANGES,
+};
 
 /// Mapped pieces of the image this far apart still belong to it (freed init memory and the
 /// gaps between text, read-only data and data are unmapped).
@@ -26,7 +30,7 @@ const MIN_IMAGE: umem = 2 << 20;
 pub struct FoundKernel {
     /// The paging mode.
     pub arch: ArchitectureIdent,
-    /// Physical address of the kernel's top-level page table (x86-64: CR3; AArch64: TTBR1).
+    /// Physical address of the kernel's top-level page table (x86-64: CR3; AArch64: TTBR1; RISC-V: `swapper_pg_dir`, whose page number `satp` holds).
     pub root: Address,
     /// The first mapped address of the image.
     pub image_base: Address,
@@ -171,6 +175,127 @@ pub(super) fn finish<P: PhysicalMemory>(
         found.root
     );
     Ok(found)
+}
+
+/// Tables read per batch by [`scan_tables`].
+pub(super) const SCAN_CHUNK: usize = 256;
+
+/// The highest physical address a scan of `mem` visits.
+pub(super) fn scan_max<P: PhysicalMemory>(mem: &P) -> Address {
+    mem.metadata().max_address.min(Address::new(MAX_PHYS_ADDRESS as umem))
+}
+
+/// Scans physical memory for a top-level table of `table_size` bytes (a power of two, the
+/// tables aligned to it): calls `accept` with the address of every table whose bytes
+/// `looks_like` accepts, in ascending order, and returns the first address it accepts.
+/// `validated` counts the tables given to `accept` (across the scans of one search, e.g. one
+/// per paging mode); at [`MAX_SCANNED_TABLES`] the search fails with `LimitExceeded`. The
+/// scan visits the connector's memory map ([`scan_ranges`]); it ends once it has seen as many
+/// bytes as the connector backs (`real_size`) or, for a connector that does not know its
+/// map, after [`MAX_SCAN_HOLE_PAGES`] pages it could not read. `what` names the search in
+/// messages.
+pub(super) fn scan_tables<P: PhysicalMemory>(
+    mem: &mut P,
+    table_size: usize,
+    validated: &mut usize,
+    what: &str,
+    mut looks_like: impl FnMut(&[u8]) -> bool,
+    mut accept: impl FnMut(&mut P, Address) -> Result<bool>,
+) -> Result<Option<Address>> {
+    let real_size = mem.metadata().real_size;
+    let ranges = scan_ranges(mem, scan_max(mem))?;
+    // Unknown (0) means: no early end.
+    let backed_bytes = if real_size == 0 { umem::MAX } else { real_size };
+    let mut chunk: Vec<u8> = zeroed_vec(SCAN_CHUNK * table_size, ErrorOrigin::Os, "the table scan")?;
+    let (mut backed, mut holes): (umem, u64) = (0, 0);
+    for &(first, last) in &ranges {
+        let mut page = first.align_up(table_size as umem);
+        while page < last {
+            let len = ((last - page) as usize + 1).min(chunk.len()) & !(table_size - 1);
+            if len == 0 {
+                break;
+            }
+            if backed >= backed_bytes {
+                return Ok(None);
+            }
+            if holes >= MAX_SCAN_HOLE_PAGES {
+                log::warn!("{what}: table scan stopped at {page} after {holes} pages of holes in physical memory");
+                return Ok(None);
+            }
+            // Unreadable pieces (holes inside a range) hold no table.
+            if mem.phys_view().read_raw_into(page, &mut chunk[..len]).is_err() {
+                chunk[..len].fill(0);
+                holes += len as u64 / 0x1000;
+            } else {
+                backed += len as umem;
+            }
+            for (i, table) in chunk[..len].chunks_exact(table_size).enumerate() {
+                if !looks_like(table) {
+                    continue;
+                }
+                let candidate = page + (i * table_size) as umem;
+                if accept(mem, candidate)? {
+                    return Ok(Some(candidate));
+                }
+                *validated += 1;
+                if *validated >= MAX_SCANNED_TABLES {
+                    return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
+                        "{what}: {MAX_SCANNED_TABLES} candidate top-level tables, none the kernel's"
+                    )));
+                }
+            }
+            page += len as umem;
+        }
+    }
+    Ok(None)
+}
+
+/// True if `view` (the address space of the tables at physical `root`) maps at least half
+/// of `ram` bytes between `start` and `end`, the page of `root` among them: the kernel's
+/// linear map of RAM. The walk stops once that is certain, or once more is mapped there
+/// than physical addresses up to `max` span: then it is no linear map.
+pub(super) fn maps_ram_linearly<V: VirtualTranslate>(
+    view: &mut V,
+    (start, end): (Address, Address),
+    root: Address,
+    ram: umem,
+    max: Address,
+) -> Result<bool> {
+    let span = max.to_umem().saturating_add(1);
+    let (mut mapped, mut maps_itself): (umem, bool) = (0, false);
+    let mut range = |r: TranslationRange| {
+        mapped = mapped.saturating_add(r.size);
+        maps_itself |= r.pa <= root && root - r.pa < r.size;
+        !(maps_itself && mapped >= ram / 2) && mapped <= span
+    };
+    view.virt_translation_map_range(start, end, (&mut range).into())?;
+    Ok(maps_itself && mapped >= ram / 2 && mapped <= span)
+}
+
+/// The mapped ranges of `view` between `start` and `end` from the first one whose bytes at
+/// `magic_at` are `magic` (a boot image header: the kernel image's first page) on; `None` if
+/// no range starts with it. At most [`MAX_KERNEL_HALF_RANGES`] ranges are looked at.
+pub(super) fn ranges_from_magic<V: MemoryView + VirtualTranslate>(
+    view: &mut V,
+    (start, end): (Address, Address),
+    magic_at: umem,
+    magic: [u8; 4],
+) -> Result<Option<Vec<MemoryRange>>> {
+    let mut ranges = Vec::new();
+    let mut add = |r: MemoryRange| {
+        ranges.push(r);
+        ranges.len() < MAX_KERNEL_HALF_RANGES
+    };
+    view.virt_page_map_range(0, start, end, (&mut add).into())?;
+    if ranges.len() >= MAX_KERNEL_HALF_RANGES {
+        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded)
+            .with_reason(format_args!("linux: {start}..{end} has at least {MAX_KERNEL_HALF_RANGES} mapped ranges")));
+    }
+    let mut magics: Vec<(Address, [u8; 4])> = ranges.iter().map(|r| (r.base + magic_at, [0; 4])).collect();
+    if let Err(PartialError::Error(e)) = view.read_many(&mut magics) {
+        return Err(e);
+    }
+    Ok(magics.iter().position(|(_, m)| *m == magic).map(|first| ranges.split_off(first)))
 }
 
 /// The ranges of physical memory a scan visits, as (first, last) addresses clamped to

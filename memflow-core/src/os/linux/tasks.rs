@@ -10,7 +10,8 @@
 //! x86-64 that is the kernel's copy, which maps user space as well as the kernel (with
 //! page-table isolation the user copy is the next page and maps almost none of the kernel);
 //! on AArch64 it maps user space only (TTBR0), the kernel's table the rest (TTBR1,
-//! `table_root_2`).
+//! `table_root_2`); on RISC-V it maps both, like x86-64. `table_root` and `table_root_2` hold
+//! the root register values (RISC-V's `satp` holds the table's page number, not its address).
 
 use super::limits::{MAX_COMMAND_LINE, MAX_TASKS, TASK_SLACK};
 use super::list;
@@ -130,7 +131,7 @@ pub fn process_info<P: PhysicalMemory>(
     }
     let l = &kernel.layout.mm;
     let mm = Record::read(view, t.mm, l.span, "an mm_struct")?;
-    info.table_root = view.virt_to_phys(mm.addr(l.pgd))?.address;
+    info.table_root = kernel.family.user_root(view.virt_to_phys(mm.addr(l.pgd))?.address);
     let roots = kernel.roots(info.table_root);
     info.table_root_2 = roots.get(1).copied().unwrap_or(Address::NULL);
     let exe = mm.addr(l.exe_file);

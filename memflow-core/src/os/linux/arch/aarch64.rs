@@ -15,7 +15,7 @@
 //! for 52-bit addresses fall back to on CPUs without FEAT_LPA2. The scan visits the
 //! connector's memory map; it ends once it has seen as many bytes as the connector backs
 //! (`real_size`) or, for a connector that does not know its map, after
-//! [`MAX_SCAN_HOLE_PAGES`] pages it could not read.
+//! [`MAX_SCAN_HOLE_PAGES`](crate::os::linux::limits::MAX_SCAN_HOLE_PAGES) pages it could not read.
 //!
 //! The kernel image lies in the upper half of the TTBR1 range, at a random place with KASLR
 //! (among modules, vmalloc and vmemmap mappings). Its first page is the start of the arm64
@@ -25,12 +25,11 @@
 use cglue::forward::ForwardMut;
 
 use crate::arch::ArchitectureIdent;
-use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, Result};
-use crate::mem::alloc::zeroed_vec;
-use crate::mem::{MemoryView, PhysicalMemory};
-use crate::os::linux::limits::{MAX_KERNEL_HALF_RANGES, MAX_PHYS_ADDRESS, MAX_SCANNED_TABLES, MAX_SCAN_HOLE_PAGES};
-use crate::os::linux::scan::{no_kallsyms, read_image, scan_ranges, FoundKernel, Images, Tried};
-use crate::translate::{MemoryRange, TranslationRange, VirtualTranslate};
+use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
+use crate::mem::PhysicalMemory;
+use crate::os::linux::scan::{
+    maps_ram_linearly, no_kallsyms, ranges_from_magic, read_image, scan_max, scan_tables, FoundKernel, Images, Tried,
+};
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
 
@@ -44,8 +43,6 @@ pub const MODES: [ArchitectureIdent; 2] = [
 const IMAGE_MAGIC: [u8; 4] = *b"ARM\x64";
 /// Where the header holds [`IMAGE_MAGIC`].
 const IMAGE_MAGIC_AT: umem = 0x38;
-/// Top-level tables read per batch while scanning.
-const SCAN_CHUNK: usize = 256;
 /// A table descriptor: valid and table bits set.
 const TABLE: u64 = 0b11;
 /// Bits of a table descriptor that must be clear: ignored bits 2..=11 (Linux leaves them
@@ -105,57 +102,22 @@ impl KernelTables {
 
 /// Finds the kernel's top-level table in `mem` (see the module documentation). Visits the
 /// connector's memory map once per mode of [`MODES`], validates at most
-/// [`MAX_SCANNED_TABLES`] candidates in all, and fails with `NotFound` if none is the
+/// [`MAX_SCANNED_TABLES`](crate::os::linux::limits::MAX_SCANNED_TABLES) candidates in all, and fails with `NotFound` if none is the
 /// kernel's.
 pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables> {
-    let meta = mem.metadata();
-    let max = meta.max_address.min(Address::new(MAX_PHYS_ADDRESS as umem));
-    let ranges = scan_ranges(mem, max)?;
-    // Unknown (0) means: no early end.
-    let backed_bytes = if meta.real_size == 0 { umem::MAX } else { meta.real_size };
+    let max = scan_max(mem);
+    let ram = mem.metadata().real_size;
     let mut validated = 0;
     for arch in MODES {
         let mode = Mode::of(arch)?;
-        let mut chunk: Vec<u8> = zeroed_vec(SCAN_CHUNK * mode.granule, ErrorOrigin::Os, "the aarch64 table scan")?;
-        let (mut backed, mut holes): (umem, u64) = (0, 0);
-        'ranges: for &(first, last) in &ranges {
-            let mut page = first.align_up(mode.granule as umem);
-            while page < last {
-                let len = ((last - page) as usize + 1).min(chunk.len()) & !(mode.granule - 1);
-                if len == 0 {
-                    break;
-                }
-                if backed >= backed_bytes {
-                    break 'ranges;
-                }
-                if holes >= MAX_SCAN_HOLE_PAGES {
-                    log::warn!("aarch64: table scan stopped at {page} after {holes} pages of holes in physical memory");
-                    break 'ranges;
-                }
-                // Unreadable pieces (holes inside a range) hold no table.
-                if mem.phys_view().read_raw_into(page, &mut chunk[..len]).is_err() {
-                    chunk[..len].fill(0);
-                    holes += len as u64 / 0x1000;
-                } else {
-                    backed += len as umem;
-                }
-                for (i, table) in chunk[..len].chunks_exact(mode.granule).enumerate() {
-                    if !looks_like_top_table(table, mode.granule, max) {
-                        continue;
-                    }
-                    let candidate = page + (i * mode.granule) as umem;
-                    if maps_ram_linearly(mem, mode, candidate, meta.real_size, max)? {
-                        return Ok(KernelTables { arch, ttbr1: candidate });
-                    }
-                    validated += 1;
-                    if validated >= MAX_SCANNED_TABLES {
-                        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
-                            "aarch64: {MAX_SCANNED_TABLES} candidate top-level tables, none the kernel's"
-                        )));
-                    }
-                }
-                page += len as umem;
-            }
+        let looks_like = |table: &[u8]| looks_like_top_table(table, mode.granule, max);
+        let accept = |mem: &mut P, root: Address| {
+            let mut view = VirtualDma::new(mem.forward_mut(), mode.arch, &[Address::INVALID, root])?;
+            let linear = (Address::new(mode.ttbr1_start), Address::new(mode.linear_end));
+            maps_ram_linearly(&mut view, linear, root, ram, max)
+        };
+        if let Some(ttbr1) = scan_tables(mem, mode.granule, &mut validated, "aarch64", looks_like, accept)? {
+            return Ok(KernelTables { arch, ttbr1 });
         }
     }
     Err(Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
@@ -178,31 +140,15 @@ pub(in crate::os::linux) fn find_kernel<P: PhysicalMemory>(mem: &mut P) -> Resul
     let mode = Mode::of(tables.arch)?;
     let mut view = VirtualDma::new(mem.forward_mut(), tables.arch, &tables.roots())?;
     // The upper half ends at 2^64 (a 64-bit address also in 128-bit builds).
-    let (start, end) = (Address::new(mode.linear_end), Address::new(u64::MAX as umem));
-    let mut ranges = Vec::new();
-    let mut add = |r: MemoryRange| {
-        ranges.push(r);
-        ranges.len() < MAX_KERNEL_HALF_RANGES
-    };
-    view.virt_page_map_range(0, start, end, (&mut add).into())?;
-    if ranges.len() >= MAX_KERNEL_HALF_RANGES {
-        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
-            "aarch64: the kernel half of the tables at {} has at least {MAX_KERNEL_HALF_RANGES} mapped ranges",
-            tables.ttbr1
-        )));
-    }
-    let mut magics: Vec<(Address, [u8; 4])> = ranges.iter().map(|r| (r.base + IMAGE_MAGIC_AT, [0; 4])).collect();
-    if let Err(PartialError::Error(e)) = view.read_many(&mut magics) {
-        return Err(e);
-    }
+    let upper = (Address::new(mode.linear_end), Address::new(u64::MAX as umem));
     let not_found = || {
         Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason(format_args!(
             "no kernel image found: the tables at {} map no arm64 boot image in the kernel half",
             tables.ttbr1
         ))
     };
-    let start = magics.iter().position(|(_, magic)| *magic == IMAGE_MAGIC).ok_or_else(not_found)?;
-    match read_image(&mut view, tables.arch, tables.ttbr1, &ranges[start..], &mut Images::new())? {
+    let ranges = ranges_from_magic(&mut view, upper, IMAGE_MAGIC_AT, IMAGE_MAGIC)?.ok_or_else(not_found)?;
+    match read_image(&mut view, tables.arch, tables.ttbr1, &ranges, &mut Images::new())? {
         Tried::Found(found) => Ok(Some(found)),
         Tried::NoKallsyms(base, kind) => Err(no_kallsyms(base, kind)),
         Tried::NoImage => Err(not_found()),
@@ -236,36 +182,13 @@ fn looks_like_top_table(table: &[u8], granule: usize, max: Address) -> bool {
     low && high
 }
 
-/// True if the tables at `root` map at least half of `ram` bytes in the lower half of the
-/// TTBR1 range, the page of `root` among them. The walk stops once that is certain, or once
-/// more is mapped there than physical addresses up to `max` span: then it is no linear map.
-fn maps_ram_linearly<P: PhysicalMemory>(
-    mem: &mut P,
-    mode: Mode,
-    root: Address,
-    ram: umem,
-    max: Address,
-) -> Result<bool> {
-    let mut view = VirtualDma::new(mem.forward_mut(), mode.arch, &[Address::INVALID, root])?;
-    let span = max.to_umem().saturating_add(1);
-    let (mut mapped, mut maps_itself): (umem, bool) = (0, false);
-    let mut range = |r: TranslationRange| {
-        mapped = mapped.saturating_add(r.size);
-        maps_itself |= r.pa <= root && root - r.pa < r.size;
-        !(maps_itself && mapped >= ram / 2) && mapped <= span
-    };
-    view.virt_translation_map_range(
-        Address::new(mode.ttbr1_start),
-        Address::new(mode.linear_end),
-        (&mut range).into(),
-    )?;
-    Ok(maps_itself && mapped >= ram / 2 && mapped <= span)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::dummy::{patterned_memory, PageTableBuilder};
+    use crate::mem::MemoryView;
+    use crate::os::linux::limits::{MAX_SCANNED_TABLES, MAX_SCAN_HOLE_PAGES};
+    use crate::os::linux::scan::SCAN_CHUNK;
     use crate::types::PageType;
 
     const MEM: umem = 64 << 20;

@@ -1,21 +1,26 @@
-//! What differs between the architectures the layer reads, x86-64 and AArch64; everything
-//! else (kallsyms, BTF, tasks, VMAs, modules, symbols) is shared.
+//! What differs between the architectures the layer reads, x86-64, AArch64 and RISC-V;
+//! everything else (kallsyms, BTF, tasks, VMAs, modules, symbols) is shared.
 //!
 //! - Where the kernel image is and how its page tables are found: [`x86_64`] (the image
-//!   window at `__START_KERNEL_map`, CR3 from the CPU state or a scan) and [`aarch64`] (the
+//!   window at `__START_KERNEL_map`, CR3 from the CPU state or a scan), [`aarch64`] (the
 //!   kernel's TTBR1 table found by its linear map, the image by its header anywhere in the
-//!   upper half, so KASLR needs nothing more: kallsyms holds the relocated addresses).
-//! - The table roots of an address space ([`LinuxArch::roots`]): x86-64 translates both
-//!   halves through one table, a process's (`mm->pgd`) mapping the kernel too; AArch64 has a
-//!   table per half, the process's for the user half (TTBR0) and the kernel's for the kernel
-//!   half (TTBR1).
+//!   upper half, so KASLR needs nothing more: kallsyms holds the relocated addresses) and
+//!   [`riscv64`] (the kernel's table and paging mode found by its linear map and the image
+//!   header in the top 2 GiB).
+//! - The table roots of an address space ([`LinuxArch::roots`]): x86-64 and RISC-V
+//!   translate both halves through one table, a process's (`mm->pgd`) mapping the kernel too
+//!   (RISC-V's root register `satp` holds the table's page number); AArch64 has a table per
+//!   half, the process's for the user half (TTBR0) and the kernel's for the kernel half
+//!   (TTBR1).
 //! - The architecture of 32-bit ELF images in a process ([`LinuxArch::elf32`]).
 //!
-//! `mm->pgd` is a kernel address in the linear map on both; its physical address comes from
-//! translating it through the kernel's tables, so the linear map's offset (x86-64's
-//! `page_offset_base`, AArch64's `PAGE_OFFSET` and `memstart_addr`) is never needed.
+//! `mm->pgd` is a kernel address in the linear map on all three; its physical address comes
+//! from translating it through the kernel's tables, so the linear map's offset (x86-64's
+//! `page_offset_base`, AArch64's `PAGE_OFFSET` and `memstart_addr`, RISC-V's
+//! `kernel_map.va_pa_offset`) is never needed.
 
 pub mod aarch64;
+pub mod riscv64;
 mod x86_64;
 
 use crate::arch::ArchitectureIdent;
@@ -32,6 +37,8 @@ pub(crate) enum LinuxArch {
     X86_64,
     /// AArch64 with any granule.
     AArch64,
+    /// RISC-V Sv39, Sv48 or Sv57.
+    RiscV,
 }
 
 impl LinuxArch {
@@ -40,20 +47,35 @@ impl LinuxArch {
         match arch {
             ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57 => Ok(LinuxArch::X86_64),
             ArchitectureIdent::AArch64 { .. } => Ok(LinuxArch::AArch64),
-            _ => Err(Error::new(ErrorOrigin::Os, ErrorKind::Unsupported)
-                .with_reason(format_args!("linux: {arch:?} guests are not supported (x86-64 and AArch64 are)"))),
+            ArchitectureIdent::RiscVSv39 | ArchitectureIdent::RiscVSv48 | ArchitectureIdent::RiscVSv57 => {
+                Ok(LinuxArch::RiscV)
+            }
+            _ => Err(Error::new(ErrorOrigin::Os, ErrorKind::Unsupported).with_reason(format_args!(
+                "linux: {arch:?} guests are not supported (x86-64, AArch64 and RISC-V are)"
+            ))),
         }
     }
 
-    /// The root registers of an address space whose user half is translated by the table at
-    /// `user` (a process's `mm->pgd`; NULL for the kernel's own address space) and whose
-    /// kernel half by the kernel's table at `kernel`.
+    /// The root register value for a process's top-level table at physical `table` (its
+    /// `mm->pgd`): the address itself, or on RISC-V `satp`'s page number.
+    pub fn user_root(self, table: Address) -> Address {
+        match self {
+            LinuxArch::X86_64 | LinuxArch::AArch64 => table,
+            LinuxArch::RiscV => riscv64::satp(table),
+        }
+    }
+
+    /// The root registers of an address space whose user half is translated by the table of
+    /// the root register value `user` (see [`LinuxArch::user_root`]; NULL for the kernel's
+    /// own address space) and whose kernel half by the kernel's table at physical `kernel`.
     pub fn roots(self, user: Address, kernel: Address) -> Vec<Address> {
         match (self, user.is_null()) {
             (LinuxArch::X86_64, true) => vec![kernel],
             (LinuxArch::X86_64, false) => vec![user],
             (LinuxArch::AArch64, true) => vec![Address::INVALID, kernel],
             (LinuxArch::AArch64, false) => vec![user, kernel],
+            (LinuxArch::RiscV, true) => vec![riscv64::satp(kernel)],
+            (LinuxArch::RiscV, false) => vec![user],
         }
     }
 
@@ -67,14 +89,14 @@ impl LinuxArch {
     pub fn elf32(self) -> Option<ArchitectureIdent> {
         match self {
             LinuxArch::X86_64 => Some(ArchitectureIdent::X86_32),
-            LinuxArch::AArch64 => None,
+            LinuxArch::AArch64 | LinuxArch::RiscV => None,
         }
     }
 }
 
-/// Finds the kernel: an x86-64 one from `hints` or by scanning, else an AArch64 one by
-/// scanning; in the tables the kernel names (see [`scan::finish`]). Without either, the x86-64
-/// search's error (it names what was missing).
+/// Finds the kernel: an x86-64 one from `hints` or by scanning, else an AArch64 one, else a
+/// RISC-V one by scanning; in the tables the kernel names (see [`scan::finish`]). Without
+/// any, the x86-64 search's error (it names what was missing).
 pub(super) fn find_kernel<P: PhysicalMemory>(
     mem: &mut P,
     hints: &[(ArchitectureIdent, Address)],
@@ -82,7 +104,10 @@ pub(super) fn find_kernel<P: PhysicalMemory>(
     match x86_64::find_kernel(mem, hints) {
         Ok(found) => Ok(found),
         Err(x86) => {
-            let found = aarch64::find_kernel(mem)?.ok_or(x86)?;
+            let found = match aarch64::find_kernel(mem)? {
+                Some(found) => found,
+                None => riscv64::find_kernel(mem)?.ok_or(x86)?,
+            };
             let arch = found.arch;
             scan::finish(mem, found, arch)
         }
