@@ -124,7 +124,7 @@ type KnownFixture =
     (&'static str, &'static Arch, Option<&'static str>, Flavour, &'static str, &'static str, &'static str, bool);
 
 /// The default fixture set (`cargo xtask fixtures` without a NAME). Add lines here to extend it.
-const DEFAULT_SET: [KnownFixture; 11] = [
+const DEFAULT_SET: [KnownFixture; 12] = [
     ("cloud-4l", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
     // cloud-4l's guest taking AVML captures of itself (AVML_CAPTURES_OF).
     ("cloud-4l-avml", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
@@ -143,6 +143,9 @@ const DEFAULT_SET: [KnownFixture; 11] = [
     ("arm64-4k", &arch::AARCH64, Some("trixie"), Flavour::Generic, "cortex-a72", "256M", "", false),
     // 16 KiB pages (a Neoverse N1, Graviton 2's core: the Cortex-A72 has no 16 KiB granule).
     ("arm64-16k", &arch::AARCH64, Some("trixie"), Flavour::Generic16k, "neoverse-n1", "256M", "", false),
+    // arm64-4k's kernel on QEMU's `max` CPU, which has FEAT_LPA2: the kernel runs 52-bit virtual
+    // addresses (5 levels of 4K tables).
+    ("arm64-max", &arch::AARCH64, Some("trixie"), Flavour::Generic, "max", "256M", "", false),
 ];
 
 /// The fixture of the default set named `name`, with the default timeout.

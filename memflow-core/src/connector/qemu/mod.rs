@@ -15,10 +15,12 @@
 //!   batch at a time. A single read or write within one RAM range is one map lookup and one
 //!   single operation on the process (for the host: one system call, no allocation). Guest
 //!   addresses outside the map fail like any unbacked address.
-//! - **CPU state.** With QMP, the registers of every vCPU as `info registers -a` shows them
+//! - **Which architecture.** The emulator's name says its target (`qemu-system-aarch64`);
+//!   QMP's `query-target` says it too (for `qemu-kvm`), and must agree.
+//! - **CPU state.** With QMP, the registers of every x86 vCPU as `info registers -a` shows them
 //!   when the connector is opened (a snapshot: CR3 of a running guest changes with every
-//!   task switch, but the kernel half of every task's tables is the same). Without QMP the
-//!   connector has no CPU state (`cpu_count()` is 0).
+//!   task switch, but the kernel half of every task's tables is the same). Without QMP, and
+//!   for other targets, the connector has no CPU state (`cpu_count()` is 0).
 //! - **A guest that exits** makes the next read or write fail with `Gone` (all its bytes
 //!   reported as failed), never crash.
 //!
@@ -62,8 +64,9 @@ impl QemuProcess {
     pub fn describe(&self) -> String {
         let cmd = &self.command_line;
         format!(
-            "QEMU pid {}, guest `{}`, machine {}, {} MiB",
+            "QEMU pid {} ({}), guest `{}`, machine {}, {} MiB",
             self.info.pid,
+            cmd.target.as_deref().unwrap_or("target not named"),
             cmd.name.as_deref().unwrap_or("(unnamed)"),
             cmd.machine.as_deref().unwrap_or("(default)"),
             cmd.ram_size.map_or("?".to_owned(), |s| (s >> 20).to_string())
@@ -77,7 +80,11 @@ pub fn qemu_processes(os: &mut impl Os) -> Result<Vec<QemuProcess>> {
     os.process_info_list_callback(|info| {
         let program = info.command_line.split_whitespace().next().unwrap_or_default();
         if [&*info.path, &*info.name, program].into_iter().any(cmdline::is_qemu) {
-            let command_line = QemuCommandLine::parse(&info.command_line);
+            let mut command_line = QemuCommandLine::parse(&info.command_line);
+            // `qemu-kvm` may be a link to a `qemu-system-*`.
+            if command_line.target.is_none() {
+                command_line.target = cmdline::emulator_target(&info.path).map(str::to_owned);
+            }
             out.push(QemuProcess { info, command_line });
         }
         true
@@ -122,6 +129,8 @@ impl QemuTarget {
 /// What QMP tells about the guest.
 struct QmpFacts {
     name: Option<String>,
+    /// The emulator's target architecture (`query-target`).
+    target: Option<String>,
     layout: RamLayout,
     cpus: Vec<X86Registers>,
 }
@@ -130,10 +139,18 @@ impl QmpFacts {
     /// Asks the QMP server at `socket`, then disconnects.
     fn query(socket: &Path) -> Result<QmpFacts> {
         let mut qmp = Qmp::connect(socket)?;
-        let name = qmp.execute("query-name", None)?.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+        let mut text = |command: &str, key: &str| -> Result<Option<String>> {
+            Ok(qmp.execute(command, None)?.get(key).and_then(|v| v.as_str()).map(str::to_owned))
+        };
+        let name = text("query-name", "name")?;
+        let target = text("query-target", "arch")?;
         let layout = RamLayout::from_qmp(&qmp.hmp("info mtree -f")?, &qmp.hmp("info ramblock")?)?;
-        let cpus = registers::parse_registers(&qmp.hmp("info registers -a")?);
-        Ok(QmpFacts { name, layout, cpus })
+        // Only x86 CPUs are read; other targets print other registers.
+        let cpus = match cmdline::is_x86(target.as_deref()) {
+            true => registers::parse_registers(&qmp.hmp("info registers -a")?),
+            false => Vec::new(),
+        };
+        Ok(QmpFacts { name, target, layout, cpus })
     }
 }
 
@@ -180,10 +197,24 @@ impl QemuConnector {
                 Some(_) => {}
             }
         }
-        let qemu = target.select(qemu_processes(&mut os)?)?;
+        let mut qemu = target.select(qemu_processes(&mut os)?)?;
         let mut process = os.process_by_info(qemu.info.clone())?;
         let (layout, cpus) = match facts {
-            Some(facts) => (facts.layout, facts.cpus),
+            Some(facts) => {
+                match (&qemu.command_line.target, facts.target) {
+                    (Some(ours), Some(theirs)) if *ours != theirs => {
+                        return Err(Error::new(ErrorOrigin::Connector, ErrorKind::InvalidArgument).with_reason(
+                            format_args!(
+                                "the QMP socket belongs to a qemu-system-{theirs}, not to {}",
+                                qemu.describe()
+                            ),
+                        ))
+                    }
+                    (None, theirs) => qemu.command_line.target = theirs,
+                    _ => {}
+                }
+                (facts.layout, facts.cpus)
+            }
             None => (RamLayout::from_machine(&qemu.command_line)?, Vec::new()),
         };
         let map = layout.resolve(&process.mapped_mem(-1)?)?;
