@@ -2,7 +2,7 @@
 //!
 //! The fixtures come from `cargo xtask fixtures` (`cargo xtask test` builds them first): a
 //! 4-level (`cloud-4l`, `trixie-4l-kaslr`) and a 5-level paging guest (`cloud-5l`,
-//! `trixie-5l`) of Debian 12's and 13's kernels, and ARM64 guests (`arm64-4k`, `arm64-16k`),
+//! `trixie-5l`) of Debian 12's and 13's kernels, and ARM64 guests (`arm64-4k`, `arm64-16k`, `arm64-max`),
 //! each with `dump.elf` (QEMU `dump-guest-memory`), `serial.log` (what the guest printed about
 //! itself) and `meta.txt`; cloud-4l also has QEMU's compressed kdump of the same moment
 //! (flattened) and makedumpfile's plain reassembly of it, and `cloud-4l-avml` AVML captures
@@ -291,4 +291,5 @@ fixture_tests! {
     trixie_5l: "trixie-5l", la57: Some(true);
     arm64_4k: "arm64-4k", la57: None;
     arm64_16k: "arm64-16k", la57: None;
+    arm64_max: "arm64-max", la57: None;
 }

@@ -7,7 +7,8 @@
 //! 5 GiB of RAM (a memory map with a hole below 4 GiB), and Debian's generic kernel with
 //! 5-level paging, all Debian 12's kernel 6.1; and Debian 13's cloud kernel 6.12 (the module
 //! layout of 6.4 and later) with KASLR and with 5-level paging; and Debian 13's arm64 kernels
-//! (4 KiB and 16 KiB pages). A missing fixture fails the tests.
+//! (4 KiB and 16 KiB pages; the 4 KiB one also on a CPU with FEAT_LPA2, where it runs 52-bit
+//! virtual addresses). A missing fixture fails the tests.
 
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -112,9 +113,10 @@ fn processes_match_ps(name: &'static str) {
 /// The paging mode the guest ran in: the ARM64 guests' from their kernel flavor (Debian's
 /// `arm64-16k` has 16 KiB pages and 47-bit addresses), the x86-64 guests' from `/proc/cpuinfo`.
 fn guest_arch(fx: &Fixture) -> ArchitectureIdent {
-    match (fx.meta("machine"), fx.meta("kernel_release").ends_with("-arm64-16k")) {
-        ("virt", false) => ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 },
-        ("virt", true) => ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 },
+    let granule_log2 = if fx.meta("kernel_release").ends_with("-arm64-16k") { 14 } else { 12 };
+    match fx.meta("machine") {
+        "virt" if fx.meta("cpu") == "max" => ArchitectureIdent::AArch64 { granule_log2, va_bits: 52 },
+        "virt" => ArchitectureIdent::AArch64 { granule_log2, va_bits: if granule_log2 == 14 { 47 } else { 48 } },
         _ if fx.meta("guest_la57_cpuinfo") == "yes" => ArchitectureIdent::X86_64La57,
         _ => ArchitectureIdent::X86_64,
     }
@@ -421,6 +423,8 @@ fixture_tests! {
     // 47-bit addresses.
     arm64_4k: "arm64-4k",
     arm64_16k: "arm64-16k",
+    // arm64-4k's kernel on QEMU's `max` CPU: 52-bit virtual addresses (FEAT_LPA2).
+    arm64_max: "arm64-max",
 }
 
 /// With page-table isolation a CPU in user mode runs on the user copy of the tables (the page

@@ -6,8 +6,8 @@
 //! the C examples (as C99 in Debug and as C11 in Release, with the C plugin) and the C++ examples (C++17) against
 //! that prefix through `find_package(memflow CONFIG REQUIRED)`, all with `-Wall -Wextra -Werror`.
 //!
-//! The tests then run the examples against this machine (native OS), a real QEMU guest dump
-//! (physical reads compared with the bytes Rust reads from the same dump) and the connector
+//! The tests then run the examples against this machine (native OS), real QEMU guest dumps
+//! (physical reads compared with the bytes Rust reads from the same dump), a live ARM64 guest and the connector
 //! plugin written in C (loaded from C, C++ and Rust), under valgrind, and check the packaging:
 //! file modes, the soname, the static library's system libraries against rustc's list, a build
 //! through `add_subdirectory`, builds through pkg-config (shared and `--static`), the
@@ -15,7 +15,7 @@
 //! loads with the shipped plugin files beside the library.
 //!
 //! Needs cmake, cc, c++, pkg-config and valgrind (`cargo xtask deps`), and the guest
-//! fixtures `target/fixtures/cloud-4l`, `arm64-4k` and `arm64-16k` (`cargo xtask fixtures`). Reading other processes
+//! fixtures `target/fixtures/cloud-4l`, `arm64-4k`, `arm64-16k` and `arm64-max` (`cargo xtask fixtures`). Reading other processes
 //! through the native layer needs the rights to (root, or ptrace permission).
 
 #![cfg(target_os = "linux")]
@@ -673,34 +673,52 @@ fn c_process_list_lists_this_process() {
 }
 
 /// The unchanged `process_list` example on `coredump:<dump> -> linux` for an x86-64 guest
-/// and the two ARM64 guests: every process of the guest's own `ps` (but `ps` itself, gone
-/// by the dump) with its parent, name (`ps` adds a workqueue to a worker's) and, for the
-/// probes the guest started, the path of their program.
+/// and the three ARM64 guests (see [`assert_lists_ps`]).
 #[test]
 fn c_process_list_on_x86_64_and_arm64_guest_dumps() {
     let sdk = sdk();
-    for name in ["cloud-4l", "arm64-4k", "arm64-16k"] {
+    for name in ["cloud-4l", "arm64-4k", "arm64-16k", "arm64-max"] {
         let fx = Fixture::load(name);
         let chain = format!("coredump:{} -> linux", fx.dir.join("dump.elf").display());
         let out = run(example(&sdk.c11.join("process_list")).arg(&chain));
-        let listed: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
-        let count = format!("{} processes", listed.len() - 1);
-        assert_eq!(out.lines().last(), Some(count.as_str()), "{name}: {out}");
-        let ps: Vec<Vec<&str>> = fx.section("ps").lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
-        assert!(ps.len() > 10, "{name}: short ps section");
-        for line in ps.iter().filter(|l| l[2] != "ps") {
-            let found = listed.iter().find(|p| p[0] == line[0]).unwrap_or_else(|| panic!("{name}: {line:?} in {out}"));
-            assert_eq!(found[1], line[1], "{name}: parent of {line:?}");
-            let (ps_name, comm) = (line[2..].join(" "), found[2]);
-            assert!(
-                ps_name == comm || ps_name.strip_prefix(comm).is_some_and(|rest| rest.starts_with('-')),
-                "{name}: {line:?} is {found:?}"
-            );
-        }
-        for probe in ["mfprobe_alpha", "mfprobe_beta", "mfprobe_marker"] {
-            let found = listed.iter().find(|p| p[2] == probe).unwrap_or_else(|| panic!("{name}: {probe} in {out}"));
-            assert_eq!(found[1..], ["1", probe, "/bin/busybox"], "{name}");
-        }
+        assert_lists_ps(name, &out, fx.section("ps"));
+    }
+}
+
+/// The unchanged `process_list` example on `qemu:NAME -> linux` for a live ARM64 guest (the
+/// `arm64-4k` fixture's kernel and CPU under `qemu-system-aarch64`, running while it is read).
+#[test]
+fn c_process_list_on_a_live_arm64_guest() {
+    let sdk = sdk();
+    let options = xtask::fixture::default_fixture("arm64-4k").unwrap().options;
+    let guest = memflow_tests::LiveGuest::start_with(&format!("sdk-arm64-{}", std::process::id()), &options)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = run(example(&sdk.c11.join("process_list")).arg(format!("qemu:{} -> linux", guest.name)));
+    let serial = std::fs::read_to_string(&guest.serial).unwrap().replace('\r', "");
+    assert_lists_ps(&guest.name, &out, memflow_tests::section(&serial, "ps").unwrap());
+}
+
+/// Checks `process_list` output on the guest `name`: every process of the guest's own `ps`
+/// (but `ps` itself, gone since) with its parent, name (`ps` adds a workqueue to a worker's)
+/// and, for the probes the guest started, the path of their program.
+fn assert_lists_ps(name: &str, out: &str, ps: &str) {
+    let listed: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    let count = format!("{} processes", listed.len() - 1);
+    assert_eq!(out.lines().last(), Some(count.as_str()), "{name}: {out}");
+    let ps: Vec<Vec<&str>> = ps.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    assert!(ps.len() > 10, "{name}: short ps section");
+    for line in ps.iter().filter(|l| l[2] != "ps") {
+        let found = listed.iter().find(|p| p[0] == line[0]).unwrap_or_else(|| panic!("{name}: {line:?} in {out}"));
+        assert_eq!(found[1], line[1], "{name}: parent of {line:?}");
+        let (ps_name, comm) = (line[2..].join(" "), found[2]);
+        assert!(
+            ps_name == comm || ps_name.strip_prefix(comm).is_some_and(|rest| rest.starts_with('-')),
+            "{name}: {line:?} is {found:?}"
+        );
+    }
+    for probe in ["mfprobe_alpha", "mfprobe_beta", "mfprobe_marker"] {
+        let found = listed.iter().find(|p| p[2] == probe).unwrap_or_else(|| panic!("{name}: {probe} in {out}"));
+        assert_eq!(found[1..], ["1", probe, "/bin/busybox"], "{name}");
     }
 }
 
