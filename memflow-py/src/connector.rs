@@ -4,7 +4,6 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use memflow_core::arch::ArchitectureIdent;
 use memflow_core::connector::cpu_state::X86Registers;
 use memflow_core::connector::{write_dump, DumpMeta, Progress, WriteFormat};
 use memflow_core::error::ErrorKind;
@@ -183,16 +182,15 @@ impl Connector {
             let about = |e| Raised::about(format!("dump to {}", path.display()), e);
             match handle {
                 Handle::Connector(conn) => {
-                    // A connector does not say its architecture; its CPU state is x86's when it
-                    // has one.
-                    let meta = DumpMeta::of(&*conn, ArchitectureIdent::X86_64);
+                    let meta = DumpMeta::of_cpus(&*conn);
                     write_dump(conn, &meta, &path, format, &mut report).map_err(about)
                 }
                 Handle::OsPhysical(os) => {
                     let arch = os.info().arch;
-                    let cpus =
-                        os.as_ref_impl_cpustate().map(|state| DumpMeta::of(state, arch).cpus).unwrap_or_default();
-                    let meta = DumpMeta { arch, cpus, vmcoreinfo: None };
+                    let meta = match os.as_ref_impl_cpustate() {
+                        Some(state) => DumpMeta::of(state, arch),
+                        None => DumpMeta { arch, cpus: Vec::new(), aarch64_cpus: Vec::new(), vmcoreinfo: None },
+                    };
                     let phys = os.as_mut_impl_physicalmemory().ok_or_else(|| unsupported("physical memory"))?;
                     write_dump(phys, &meta, &path, format, &mut report).map_err(about)
                 }

@@ -313,7 +313,13 @@ fn live_arm64_guest() {
     let ranges: Vec<(u64, u64)> =
         plain.map().ranges().iter().map(|r| (r.base.to_umem() as u64, r.size as u64)).collect();
     assert_eq!(ranges, [(ram_base, ram)]);
-    assert_eq!((plain.cpu_count(), with_qmp.cpu_count()), (0, 0), "no x86 registers on an ARM64 guest");
+    assert_eq!((plain.cpu_count(), with_qmp.cpu_count()), (0, 1), "CPU state from QMP only");
+    assert_eq!(with_qmp.x86_registers(0).unwrap_err().kind, ErrorKind::NotFound, "no x86 registers on an ARM64 guest");
+    // The guest idles in its kernel: at EL1, in the kernel's text, on a kernel stack.
+    let regs = with_qmp.aarch64_registers(0).unwrap();
+    let text = live_symbol(&guest, "_text")..live_symbol(&guest, "_etext");
+    assert_eq!(regs.pstate & 0b1100, 0b0100, "EL1 in PSTATE {:#x}", regs.pstate);
+    assert!(text.contains(&regs.pc) && regs.sp >> 63 == 1, "{regs:x?} (kernel text {text:x?})");
     let hits = scan(&mut with_qmp, ram_base, ram, banner.as_bytes());
     assert!(!hits.is_empty(), "the banner the guest printed is in its RAM");
 

@@ -17,8 +17,8 @@
 //!   addresses outside the map fail like any unbacked address.
 //! - **Which architecture.** The emulator's name says its target (`qemu-system-aarch64`);
 //!   QMP's `query-target` says it too (for `qemu-kvm`), and must agree.
-//! - **CPU state.** With QMP, the registers of every x86 vCPU as `info registers -a` shows them
-//!   when the connector is opened (a snapshot: CR3 of a running guest changes with every
+//! - **CPU state.** With QMP, the registers of every x86 or AArch64 vCPU as `info registers
+//!   -a` shows them when the connector is opened (AArch64: the general registers only) (a snapshot: CR3 of a running guest changes with every
 //!   task switch, but the kernel half of every task's tables is the same). Without QMP, and
 //!   for other targets, the connector has no CPU state (`cpu_count()` is 0).
 //! - **A guest that exits** makes the next read or write fail with `Gone` (all its bytes
@@ -133,6 +133,7 @@ struct QmpFacts {
     target: Option<String>,
     layout: RamLayout,
     cpus: Vec<X86Registers>,
+    aarch64_cpus: Vec<AArch64Registers>,
 }
 
 impl QmpFacts {
@@ -145,12 +146,14 @@ impl QmpFacts {
         let name = text("query-name", "name")?;
         let target = text("query-target", "arch")?;
         let layout = RamLayout::from_qmp(&qmp.hmp("info mtree -f")?, &qmp.hmp("info ramblock")?)?;
-        // Only x86 CPUs are read; other targets print other registers.
-        let cpus = match cmdline::is_x86(target.as_deref()) {
-            true => registers::parse_registers(&qmp.hmp("info registers -a")?),
-            false => Vec::new(),
-        };
-        Ok(QmpFacts { name, target, layout, cpus })
+        // Each target prints its own registers.
+        let (mut cpus, mut aarch64_cpus) = (Vec::new(), Vec::new());
+        if cmdline::is_x86(target.as_deref()) {
+            cpus = registers::parse_registers(&qmp.hmp("info registers -a")?);
+        } else if target.as_deref() == Some("aarch64") {
+            aarch64_cpus = registers::parse_aarch64_registers(&qmp.hmp("info registers -a")?);
+        }
+        Ok(QmpFacts { name, target, layout, cpus, aarch64_cpus })
     }
 }
 
@@ -166,6 +169,7 @@ pub struct QemuConnector {
     memory: GuestMemory,
     map: Arc<MemoryMap>,
     cpus: Arc<[X86Registers]>,
+    aarch64_cpus: Arc<[AArch64Registers]>,
 }
 
 impl Clone for QemuConnector {
@@ -176,6 +180,7 @@ impl Clone for QemuConnector {
             memory: self.memory.clone(),
             map: self.map.clone(),
             cpus: self.cpus.clone(),
+            aarch64_cpus: self.aarch64_cpus.clone(),
         }
     }
 }
@@ -199,7 +204,7 @@ impl QemuConnector {
         }
         let mut qemu = target.select(qemu_processes(&mut os)?)?;
         let mut process = os.process_by_info(qemu.info.clone())?;
-        let (layout, cpus) = match facts {
+        let (layout, cpus, aarch64_cpus) = match facts {
             Some(facts) => {
                 match (&qemu.command_line.target, facts.target) {
                     (Some(ours), Some(theirs)) if *ours != theirs => {
@@ -213,13 +218,21 @@ impl QemuConnector {
                     (None, theirs) => qemu.command_line.target = theirs,
                     _ => {}
                 }
-                (facts.layout, facts.cpus)
+                (facts.layout, facts.cpus, facts.aarch64_cpus)
             }
-            None => (RamLayout::from_machine(&qemu.command_line)?, Vec::new()),
+            None => (RamLayout::from_machine(&qemu.command_line)?, Vec::new(), Vec::new()),
         };
         let map = layout.resolve(&process.mapped_mem(-1)?)?;
-        log::info!("qemu: {} with {} RAM ranges, {} CPU states", qemu.describe(), map.ranges().len(), cpus.len());
-        Ok(QemuConnector { os, qemu, memory: GuestMemory::Os(Some(process)), map: Arc::new(map), cpus: cpus.into() })
+        let cpu_count = cpus.len().max(aarch64_cpus.len());
+        log::info!("qemu: {} with {} RAM ranges, {cpu_count} CPU states", qemu.describe(), map.ranges().len());
+        Ok(QemuConnector {
+            os,
+            qemu,
+            memory: GuestMemory::Os(Some(process)),
+            map: Arc::new(map),
+            cpus: cpus.into(),
+            aarch64_cpus: aarch64_cpus.into(),
+        })
     }
 
     /// [`open`](Self::open) for an `os` that is this host's own (the native layer): the QEMU
@@ -416,11 +429,15 @@ impl PhysicalMemory for QemuConnector {
 
 impl CpuState for QemuConnector {
     fn cpu_count(&self) -> usize {
-        self.cpus.len()
+        self.cpus.len().max(self.aarch64_cpus.len())
     }
 
     fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
-        x86_registers_of(&self.cpus, cpu)
+        registers_of(&self.cpus, cpu, "x86")
+    }
+
+    fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
+        registers_of(&self.aarch64_cpus, cpu, "AArch64")
     }
 }
 
