@@ -18,9 +18,10 @@
 //! - **Which architecture.** The emulator's name says its target (`qemu-system-aarch64`);
 //!   QMP's `query-target` says it too (for `qemu-kvm`), and must agree.
 //! - **CPU state.** With QMP, the registers of every x86 or AArch64 vCPU as `info registers
-//!   -a` shows them when the connector is opened (AArch64: the general registers only) (a snapshot: CR3 of a running guest changes with every
-//!   task switch, but the kernel half of every task's tables is the same). Without QMP, and
-//!   for other targets, the connector has no CPU state (`cpu_count()` is 0).
+//!   -a` shows them when the connector is opened (AArch64: the general registers only). It is
+//!   a snapshot: CR3 of a running guest changes with every task switch, but the kernel half
+//!   of every task's tables is the same. Without QMP, and for other targets, the connector
+//!   has no CPU state (`cpu_count()` is 0).
 //! - **A guest that exits** makes the next read or write fail with `Gone` (all its bytes
 //!   reported as failed), never crash.
 //!

@@ -2,9 +2,8 @@
 //!
 //! QEMU prints one block per vCPU, starting with a `CPU#N` line. An AArch64 CPU's block has
 //! `PC=...`, `X00=...` to `X30=...`, `SP=...` and `PSTATE=...` fields. An x86 CPU's has
-//! `KEY=hex` fields
-//! (`RAX=...`, `R8 =...`, `CR3=...`, `EFER=...`; `EAX=...` and `EIP=...` while a CPU is not
-//! in 64-bit mode) and one line per segment register:
+//! `KEY=hex` fields (`RAX=...`, `R8 =...`, `CR3=...`, `EFER=...`; `EAX=...` and `EIP=...`
+//! while a CPU is not in 64-bit mode) and one line per segment register:
 //! `CS =0010 0000000000000000 ffffffff 00af9b00 ...` (selector, base, limit, flags). The
 //! flags are the high dword of a segment descriptor, the layout of
 //! [`X86Registers::cs_flags`].
