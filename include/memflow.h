@@ -700,6 +700,29 @@ typedef struct {
 } MfX86Registers;
 
 /**
+ * The general registers of one AArch64 CPU as a connector recorded them (what an AArch64
+ * core's `NT_PRSTATUS` note holds; no translation registers).
+ */
+typedef struct {
+    /**
+     * `x0` to `x30` (`x29` is the frame pointer, `x30` the link register).
+     */
+    uint64_t x[31];
+    /**
+     * The stack pointer of the exception level the CPU was in.
+     */
+    uint64_t sp;
+    /**
+     * The program counter.
+     */
+    uint64_t pc;
+    /**
+     * `PSTATE` as `SPSR` holds it (the exception level in bits 2 and 3).
+     */
+    uint64_t pstate;
+} MfAArch64Registers;
+
+/**
  * What to write.
  */
 typedef struct {
@@ -1960,6 +1983,18 @@ int32_t mf_connector_cpu_count(const MfConnector *conn, size_t *out);
 int32_t mf_connector_x86_registers(const MfConnector *conn, size_t cpu, MfX86Registers *out);
 
 /**
+ * The AArch64 registers of CPU `cpu` (0-based) as the connector recorded them.
+ *
+ * Returns 0; `MF_ERR_UNSUPPORTED` if the connector has no CPU state; an error of kind
+ * `MF_KIND_NOT_FOUND` if `cpu` is out of range or the target is not AArch64.
+ *
+ * Ownership: `*out` is caller storage, written on success.
+ */
+int32_t mf_connector_aarch64_registers(const MfConnector *conn,
+                                       size_t cpu,
+                                       MfAArch64Registers *out);
+
+/**
  * Writes the physical memory of `conn` to the file `path` as `options` says.
  *
  * The dump streams in 1 MiB chunks (memory use does not grow with the dump). Pages the
@@ -2737,6 +2772,17 @@ int32_t mf_os_cpu_count(const MfOs *os, size_t *out);
  * Ownership: `*out` is caller storage, written on success.
  */
 int32_t mf_os_x86_registers(const MfOs *os, size_t cpu, MfX86Registers *out);
+
+/**
+ * The AArch64 registers of CPU `cpu` (0-based) as the connector under `os` recorded them,
+ * as `mf_connector_aarch64_registers`.
+ *
+ * Returns 0; `MF_ERR_UNSUPPORTED` if there is no CPU state; an error of kind
+ * `MF_KIND_NOT_FOUND` if `cpu` is out of range or the target is not AArch64.
+ *
+ * Ownership: `*out` is caller storage, written on success.
+ */
+int32_t mf_os_aarch64_registers(const MfOs *os, size_t cpu, MfAArch64Registers *out);
 
 /**
  * Makes an independent copy of `process` (its facts, and its own state for reading memory)

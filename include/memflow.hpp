@@ -485,6 +485,13 @@ public:
         return out;
     }
 
+    /** The AArch64 registers of CPU `cpu`. */
+    MfAArch64Registers aarch64_registers(size_t cpu) const {
+        MfAArch64Registers out{};
+        detail::check(mf_connector_aarch64_registers(get(), cpu, &out));
+        return out;
+    }
+
     /** Writes the physical memory to the file `path` (see mf_dump_write: unreadable pages are
      *  left out and counted, the file appears complete or not at all). `progress` (optional)
      *  receives the bytes done and in total and returns false to stop: the call then throws
@@ -885,6 +892,13 @@ public:
     MfX86Registers x86_registers(size_t cpu) const {
         MfX86Registers out{};
         detail::check(mf_os_x86_registers(get(), cpu, &out));
+        return out;
+    }
+
+    /** The AArch64 registers of CPU `cpu`, as the connector below recorded them. */
+    MfAArch64Registers aarch64_registers(size_t cpu) const {
+        MfAArch64Registers out{};
+        detail::check(mf_os_aarch64_registers(get(), cpu, &out));
         return out;
     }
 

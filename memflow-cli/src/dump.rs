@@ -7,7 +7,6 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use memflow_core::arch::ArchitectureIdent;
 use memflow_core::connector::{write_dump, DumpMeta, ViewSource, WriteFormat, WriteSummary};
 use memflow_core::os::Process;
 use memflow_core::plugins::ChainInstance;
@@ -117,15 +116,14 @@ pub fn dump(
         let ranges = process.mapped_mem(0).map_err(|e| Failure::about(format!("process {}", info.pid), e))?;
         let mut source =
             ViewSource::new(process, &ranges).map_err(|e| Failure::about(format!("process {}", info.pid), e))?;
-        let meta = DumpMeta { arch: info.proc_arch, cpus: Vec::new(), vmcoreinfo };
+        let meta = DumpMeta { arch: info.proc_arch, cpus: Vec::new(), aarch64_cpus: Vec::new(), vmcoreinfo };
         let summary = write(&mut source, &meta, output, format, out)?;
         return report(output, format, &summary, out);
     }
     let no_phys = || Failure::usage(format!("chain `{chain}` has no physical memory to dump"));
     let summary = match target.instance() {
         ChainInstance::Connector(conn) => {
-            // A connector does not say its architecture; its CPU state is x86's when it has one.
-            let meta = DumpMeta { vmcoreinfo, ..DumpMeta::of(&*conn, ArchitectureIdent::X86_64) };
+            let meta = DumpMeta { vmcoreinfo, ..DumpMeta::of_cpus(&*conn) };
             write(conn, &meta, output, format, out)?
         }
         ChainInstance::Os(os) => {

@@ -26,8 +26,9 @@
 //! - `translate_walk/kernel-half`: `virt_page_map_range` over `0xffff8000_00000000..` (gap 0),
 //!   both libraries.
 //! - `translate_arm64-4k/...`, `translate_walk_arm64-4k`, `translate_arm64-16k/...`,
-//!   `translate_walk_arm64-16k`: the same on the ARM64 guests `target/fixtures/arm64-4k` and
-//!   `arm64-16k` (issue 14, see [`translate_arm64`]), the kernel half being the TTBR1 range.
+//!   `translate_walk_arm64-16k`, `translate_arm64-max/...`, `translate_walk_arm64-max`: the
+//!   same on the ARM64 guests `target/fixtures/arm64-4k`, `arm64-16k` and `arm64-max` (issue
+//!   14, see [`translate_arm64`]), the kernel half being the TTBR1 range.
 //! - `translate_riscv64-sv39/...`, `translate_walk_riscv64-sv39` and the same for
 //!   `riscv64-sv57`: ours on the RISC-V guests (issue 14, see [`translate_riscv`]); no peer
 //!   translates RISC-V (memflow 0.2.4 has no RISC-V architecture), so their interleaved lines
@@ -793,8 +794,9 @@ fn virt_read_large(c: &mut Criterion) {
     virt_reads(c, "virt_read_5g", &mut guest, check);
 }
 
-/// Translation and the kernel-half walk on the ARM64 guests (issue 14), `translate_arm64-4k`
-/// and `translate_arm64-16k` groups: the kernel's TTBR1 table found by scanning (as the Linux
+/// Translation and the kernel-half walk on the ARM64 guests (issue 14), `translate_arm64-4k`,
+/// `translate_arm64-16k` and `translate_arm64-max` (52-bit addresses, FEAT_LPA2, which no
+/// memflow 0.2.4 mode walks) groups: the kernel's TTBR1 table found by scanning (as the Linux
 /// layer finds it), ours under `VirtualDma::new(.., tables.arch, &tables.roots())` and, on the
 /// 4 KiB guest, memflow 0.2.4 under `aarch64::new_translator(NULL, ttbr1)` (48-bit addresses,
 /// 4 KiB granule; it refuses the lower half of the TTBR1 range, the linear map, as not
@@ -803,7 +805,7 @@ fn virt_read_large(c: &mut Criterion) {
 /// table is the 2048-entry level 1), which it cannot translate.
 fn translate_arm64(c: &mut Criterion) {
     let check = std::env::var_os("TRANSLATE_BENCH_NO_CHECK").is_none();
-    for name in ["arm64-4k", "arm64-16k"] {
+    for name in ["arm64-4k", "arm64-16k", "arm64-max"] {
         let (file, _mmap, mut conn) = open_dump(name);
         let tables = aarch64::find_kernel_tables(&mut conn).expect("the kernel's tables");
         let ArchitectureIdent::AArch64 { granule_log2, va_bits } = tables.arch else { unreachable!() };

@@ -57,15 +57,18 @@ impl CpuState for ConnectorInstanceArcBox<'static> {
     }
 
     fn x86_registers(&self, cpu: usize) -> crate::error::Result<X86Registers> {
-        match self.as_ref_impl_cpustate() {
-            Some(c) => c.x86_registers(cpu),
-            None => Err(crate::error::Error::new(
-                crate::error::ErrorOrigin::Connector,
-                crate::error::ErrorKind::Unsupported,
-            )
-            .with_reason("the connector has no CPU state")),
-        }
+        self.as_ref_impl_cpustate().ok_or_else(no_cpu_state)?.x86_registers(cpu)
     }
+
+    fn aarch64_registers(&self, cpu: usize) -> crate::error::Result<AArch64Registers> {
+        self.as_ref_impl_cpustate().ok_or_else(no_cpu_state)?.aarch64_registers(cpu)
+    }
+}
+
+/// The error of asking a connector without CPU state for registers.
+fn no_cpu_state() -> crate::error::Error {
+    crate::error::Error::new(crate::error::ErrorOrigin::Connector, crate::error::ErrorKind::Unsupported)
+        .with_reason("the connector has no CPU state")
 }
 
 /// A process instance translates its addresses when its OS layer offers translation, and

@@ -11,7 +11,9 @@ use memflow_core::types::PhysicalAddress;
 use crate::call::{array_mut, buf_mut, buf_ref, ffi_err, guard, guard_partial, out_arg};
 use crate::handle::{self, impl_handle};
 use crate::mem;
-use memflow_core::plugins::records::{addr_in, MfPhysicalMetadata, MfReadOp, MfWriteOp, MfX86Registers};
+use memflow_core::plugins::records::{
+    addr_in, MfAArch64Registers, MfPhysicalMetadata, MfReadOp, MfWriteOp, MfX86Registers,
+};
 
 /// A connector instance: physical memory of a target, and its CPU state where the connector
 /// knows it. Opaque; made by `mf_inventory_create_connector`,
@@ -190,19 +192,42 @@ pub extern "C" fn mf_connector_cpu_count(conn: *const MfConnector, out: *mut usi
 /// Ownership: `*out` is caller storage, written on success.
 #[no_mangle]
 pub extern "C" fn mf_connector_x86_registers(conn: *const MfConnector, cpu: usize, out: *mut MfX86Registers) -> i32 {
-    guard(|| handle::with(conn, "conn", |conn| x86_registers(conn.inner.as_ref_impl_cpustate(), "connector", cpu, out)))
+    guard(|| {
+        handle::with(conn, "conn", |conn| {
+            registers(conn.inner.as_ref_impl_cpustate(), "connector", out, |s| Ok((&s.x86_registers(cpu)?).into()))
+        })
+    })
 }
 
-/// The body of `mf_connector_x86_registers` and `mf_os_x86_registers`: the registers of `cpu`
-/// from `state` into `*out`; `Unsupported` without state (`what` names its owner).
-pub(crate) fn x86_registers(
-    state: Option<&impl CpuState>,
-    what: &str,
+/// The AArch64 registers of CPU `cpu` (0-based) as the connector recorded them.
+///
+/// Returns 0; `MF_ERR_UNSUPPORTED` if the connector has no CPU state; an error of kind
+/// `MF_KIND_NOT_FOUND` if `cpu` is out of range or the target is not AArch64.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_connector_aarch64_registers(
+    conn: *const MfConnector,
     cpu: usize,
-    out: *mut MfX86Registers,
+    out: *mut MfAArch64Registers,
+) -> i32 {
+    guard(|| {
+        handle::with(conn, "conn", |conn| {
+            registers(conn.inner.as_ref_impl_cpustate(), "connector", out, |s| Ok((&s.aarch64_registers(cpu)?).into()))
+        })
+    })
+}
+
+/// The body of the `mf_connector_*_registers` and `mf_os_*_registers` functions: what `read`
+/// takes from `state` into `*out`; `Unsupported` without state (`what` names its owner).
+pub(crate) fn registers<S: CpuState, R>(
+    state: Option<&S>,
+    what: &str,
+    out: *mut R,
+    read: impl FnOnce(&S) -> Result<R, Error>,
 ) -> Result<(), Error> {
     let out = out_arg(out, "out")?;
     let state = state.ok_or_else(|| ffi_err(ErrorKind::Unsupported, format_args!("the {what} has no CPU state")))?;
-    out.write(MfX86Registers::from(&state.x86_registers(cpu)?));
+    out.write(read(state)?);
     Ok(())
 }

@@ -13,14 +13,14 @@ use memflow_core::translate::VirtualTranslate;
 use memflow_core::types::Address;
 
 use crate::call::{array_mut, buf_mut, buf_ref, callback_arg, ffi_err, guard, guard_partial, out_arg, str_arg};
-use crate::connector::{phys, x86_registers};
+use crate::connector::{phys, registers};
 use crate::handle::{self, impl_handle};
 use crate::lists::{self, hand_out, impl_record_list, MfMemoryRangeList, Records};
 use crate::process::MfProcess;
 use crate::{mem, translate};
 use memflow_core::plugins::records::{
-    addr_in, addr_out, MfMemoryRangeCallback, MfModuleInfo, MfModuleInfoCallback, MfOsInfo, MfPhysicalMetadata,
-    MfProcessInfo, MfProcessInfoCallback, MfReadOp, MfTranslateOp, MfWriteOp, MfX86Registers,
+    addr_in, addr_out, MfAArch64Registers, MfMemoryRangeCallback, MfModuleInfo, MfModuleInfoCallback, MfOsInfo,
+    MfPhysicalMetadata, MfProcessInfo, MfProcessInfoCallback, MfReadOp, MfTranslateOp, MfWriteOp, MfX86Registers,
 };
 
 /// An OS layer instance. Opaque; made by `mf_inventory_create_os`, `mf_inventory_create_chain`
@@ -527,5 +527,25 @@ pub extern "C" fn mf_os_cpu_count(os: *const MfOs, out: *mut usize) -> i32 {
 /// Ownership: `*out` is caller storage, written on success.
 #[no_mangle]
 pub extern "C" fn mf_os_x86_registers(os: *const MfOs, cpu: usize, out: *mut MfX86Registers) -> i32 {
-    guard(|| handle::with(os, "os", |os| x86_registers(os.inner.as_ref_impl_cpustate(), "OS layer", cpu, out)))
+    guard(|| {
+        handle::with(os, "os", |os| {
+            registers(os.inner.as_ref_impl_cpustate(), "OS layer", out, |s| Ok((&s.x86_registers(cpu)?).into()))
+        })
+    })
+}
+
+/// The AArch64 registers of CPU `cpu` (0-based) as the connector under `os` recorded them,
+/// as `mf_connector_aarch64_registers`.
+///
+/// Returns 0; `MF_ERR_UNSUPPORTED` if there is no CPU state; an error of kind
+/// `MF_KIND_NOT_FOUND` if `cpu` is out of range or the target is not AArch64.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_os_aarch64_registers(os: *const MfOs, cpu: usize, out: *mut MfAArch64Registers) -> i32 {
+    guard(|| {
+        handle::with(os, "os", |os| {
+            registers(os.inner.as_ref_impl_cpustate(), "OS layer", out, |s| Ok((&s.aarch64_registers(cpu)?).into()))
+        })
+    })
 }

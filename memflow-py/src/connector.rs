@@ -4,12 +4,10 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use memflow_core::arch::ArchitectureIdent;
 use memflow_core::connector::cpu_state::X86Registers;
 use memflow_core::connector::{write_dump, DumpMeta, Progress, WriteFormat};
 use memflow_core::error::ErrorKind;
 use memflow_core::mem::{PhysicalMemory, PhysicalMemoryMetadata};
-use memflow_core::os::Os;
 use memflow_core::prelude::CpuState;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -183,9 +181,7 @@ impl Connector {
             let about = |e| Raised::about(format!("dump to {}", path.display()), e);
             match handle {
                 Handle::Connector(conn) => {
-                    // A connector does not say its architecture; its CPU state is x86's when it
-                    // has one.
-                    let meta = DumpMeta::of(&*conn, ArchitectureIdent::X86_64);
+                    let meta = DumpMeta::of_cpus(&*conn);
                     write_dump(conn, &meta, &path, format, &mut report).map_err(about)
                 }
                 Handle::OsPhysical(os) => {

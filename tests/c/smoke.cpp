@@ -87,6 +87,12 @@ static void physical(memflow::Inventory &inv, const std::string &dump) {
     CHECK(conn.read_batch(ops, 1) && ops[0].result == 0 && ops[0].done == sizeof buf);
     CHECK(conn.cpu_count() >= 1);
     CHECK(conn.x86_registers(0).cr3 != 0);
+    try {
+        (void)conn.aarch64_registers(0); // an x86 guest's dump
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.kind() == MF_KIND_NOT_FOUND);
+    }
     memflow::Connector copy = conn.clone();
     memflow::Connector moved = std::move(copy);
     CHECK(!copy && moved);

@@ -7,8 +7,8 @@
 //! 5 GiB of RAM (a memory map with a hole below 4 GiB), and Debian's generic kernel with
 //! 5-level paging, all Debian 12's kernel 6.1; and Debian 13's cloud kernel 6.12 (the module
 //! layout of 6.4 and later) with KASLR and with 5-level paging; and Debian 13's arm64 kernels
-//! (4 KiB and 16 KiB pages) and riscv64 kernel (Sv39 and Sv57). A missing fixture fails the
-//! tests.
+//! (4 KiB and 16 KiB pages; the 4 KiB one also on a CPU with FEAT_LPA2, where it runs 52-bit
+//! virtual addresses) and riscv64 kernel (Sv39 and Sv57). A missing fixture fails the tests.
 
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -131,9 +131,10 @@ fn guest_arch(fx: &Fixture) -> ArchitectureIdent {
             _ => panic!("{}: satp {} has no paging mode", fx.name, fx.meta("cpu0_satp")),
         };
     }
-    match (fx.meta("machine"), fx.meta("kernel_release").ends_with("-arm64-16k")) {
-        ("virt", false) => ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 },
-        ("virt", true) => ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 },
+    let granule_log2 = if fx.meta("kernel_release").ends_with("-arm64-16k") { 14 } else { 12 };
+    match fx.meta("machine") {
+        "virt" if fx.meta("cpu") == "max" => ArchitectureIdent::AArch64 { granule_log2, va_bits: 52 },
+        "virt" => ArchitectureIdent::AArch64 { granule_log2, va_bits: if granule_log2 == 14 { 47 } else { 48 } },
         _ if fx.meta("guest_la57_cpuinfo") == "yes" => ArchitectureIdent::X86_64La57,
         _ => ArchitectureIdent::X86_64,
     }
@@ -440,6 +441,8 @@ fixture_tests! {
     // 47-bit addresses.
     arm64_4k: "arm64-4k",
     arm64_16k: "arm64-16k",
+    // arm64-4k's kernel on QEMU's `max` CPU: 52-bit virtual addresses (FEAT_LPA2).
+    arm64_max: "arm64-max",
     // Debian 13's riscv64 kernel in Sv39 (`no4lvl`) and Sv57.
     riscv64_sv39: "riscv64-sv39",
     riscv64_sv57: "riscv64-sv57",

@@ -5,12 +5,14 @@
 //!   the OS layer plugin written in C, `procfs -> qemu:NAME`), compared
 //!   with the fixture's dump of the same kernel build where memory does not change (kernel
 //!   text and read-only data), written to, and read after it was killed;
-//! - a live RISC-V guest (`qemu-system-riscv64 -M virt`, the `riscv64-sv39` fixture's
-//!   kernel), read over QMP by the `linux` layer;
+//! - a live ARM64 guest (the `arm64-4k` fixture's kernel and CPU under `qemu-system-aarch64`)
+//!   read by the `linux` layer through `qemu:NAME` alone, and a live RISC-V guest
+//!   (`qemu-system-riscv64 -M virt`, the `riscv64-sv39` fixture's kernel) likewise;
 //! - paused QEMUs (`-S`: no guest code runs, so their RAM is never touched and costs
 //!   nothing however large `-m` is) of the q35 and pc machines with RAM sizes around the
-//!   4 GiB split, where the layout from the machine rules must match QEMU's own (QMP) and
-//!   bytes written through the connector must be what QEMU reads at the same guest address.
+//!   4 GiB split, and of the aarch64 and riscv64 `virt` machines, where the layout from the
+//!   machine rules must match QEMU's own (QMP) and bytes written through the connector must
+//!   be what QEMU reads at the same guest address.
 //!
 //! Every QEMU is the test's child with a parent-death signal, and killed when the test ends,
 //! passes or fails. QEMU's own view of guest memory comes over QMP (`xp` through
@@ -29,7 +31,7 @@ use memflow_core::connector::qemu::qmp::Qmp;
 use memflow_core::connector::qemu::{QemuConnector, QemuTarget};
 use memflow_core::connector::{open, CpuState, OpenOptions, X86ArchHint};
 use memflow_core::error::{ErrorKind, PartialError, PartialResultExt};
-use memflow_core::instance::os_instance;
+use memflow_core::instance::{os_instance, OsInstanceArcBox};
 use memflow_core::mem::{MemoryMap, MemoryView, PhysicalMemory};
 use memflow_core::os::native::NativeOs;
 use memflow_core::os::Os;
@@ -103,14 +105,14 @@ fn read(mem: &mut impl PhysicalMemory, addr: u64, len: usize) -> Vec<u8> {
     buf
 }
 
-/// Every start of `needle` in `len` bytes of guest memory from 0, read in 1 MiB steps.
-fn scan(mem: &mut impl PhysicalMemory, len: u64, needle: &[u8]) -> Vec<u64> {
+/// Every start of `needle` in `len` bytes of guest memory from `start`, read in 1 MiB steps.
+fn scan(mem: &mut impl PhysicalMemory, start: u64, len: u64, needle: &[u8]) -> Vec<u64> {
     const STEP: u64 = 1 << 20;
     let mut hits = Vec::new();
-    let mut base = 0;
-    while base < len {
+    let (mut base, end) = (start, start + len);
+    while base < end {
         // Overlap the next step by the needle so no hit is cut in two.
-        let chunk = read(mem, base, (STEP as usize + needle.len()).min((len - base) as usize));
+        let chunk = read(mem, base, (STEP as usize + needle.len()).min((end - base) as usize));
         hits.extend(
             chunk.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| base + i as u64),
         );
@@ -131,6 +133,38 @@ fn user_processes_of_ps(ps: &str) -> BTreeSet<(u32, u32, String)> {
         })
         .filter(|(pid, ppid, name): &(u32, u32, String)| *pid != 2 && *ppid != 2 && *pid != 0 && name != "ps")
         .collect()
+}
+
+/// Opens `chain` (ending in the `linux` layer on `guest`) and checks that it lists the
+/// processes the guest's own `ps` did; returns the OS layer.
+fn lists_the_processes_of_ps(inventory: &Inventory, chain: &str, guest: &LiveGuest) -> OsInstanceArcBox<'static> {
+    let mut linux = inventory.create_os_chain(chain).unwrap_or_else(|e| panic!("{chain}: {e}"));
+    let listed: BTreeSet<(u32, u32, String)> = linux
+        .process_info_list()
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.pid, p.ppid, (*p.name).to_owned()))
+        .filter(|(pid, ppid, _)| *pid != 2 && *ppid != 2 && *pid != 0)
+        .collect();
+    let ps = user_processes_of_ps(&guest_section(guest, "ps"));
+    assert!(ps.len() > 3, "{chain}: short ps section {ps:?}");
+    assert!(listed.is_superset(&ps), "{chain}: lists {listed:?}, ps listed {ps:?}");
+    // After its report, init only started the `sleep` it idles in.
+    let later: Vec<_> = listed.difference(&ps).collect();
+    assert!(later.iter().all(|(_, ppid, name)| *ppid == 1 && name == "sleep"), "{chain}: unexpected {later:?}");
+    linux
+}
+
+/// The address of `name` in the live guest's `/proc/kallsyms`.
+fn live_symbol(guest: &LiveGuest, name: &str) -> u64 {
+    let kallsyms = std::fs::read_to_string(guest.kallsyms()).unwrap();
+    kallsyms
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&name)).then(|| u64::from_str_radix(f[0], 16).unwrap())
+        })
+        .unwrap_or_else(|| panic!("no {name} in the guest's kallsyms"))
 }
 
 #[test]
@@ -170,7 +204,7 @@ fn live_guest() {
 
     // The banner the guest printed is in its RAM, where kallsyms puts linux_banner.
     let banner_pa = kernel_pa(fixture.symbol("linux_banner"));
-    let hits = scan(&mut plain, ram, banner.as_bytes());
+    let hits = scan(&mut plain, 0, ram, banner.as_bytes());
     assert!(hits.contains(&banner_pa), "banner at {hits:x?}, linux_banner at {banner_pa:#x}");
     let mut chains = vec![
         format!("qemu:{}", guest.name),
@@ -237,19 +271,7 @@ fn live_guest() {
 
     // The `linux` layer on the live guest lists the processes the guest's own `ps` did.
     let chain = format!("qemu:{},qmp={} -> linux", guest.name, guest.qmp.display());
-    let mut linux = inventory.create_os_chain(&chain).unwrap_or_else(|e| panic!("{chain}: {e}"));
-    let listed: BTreeSet<(u32, u32, String)> = linux
-        .process_info_list()
-        .unwrap()
-        .into_iter()
-        .map(|p| (p.pid, p.ppid, (*p.name).to_owned()))
-        .filter(|(pid, ppid, _)| *pid != 2 && *ppid != 2 && *pid != 0)
-        .collect();
-    let ps = user_processes_of_ps(&guest_section(&guest, "ps"));
-    assert!(listed.is_superset(&ps), "{chain}: lists {listed:?}, ps listed {ps:?}");
-    // After its report, init only started the `sleep` it idles in.
-    let later: Vec<_> = listed.difference(&ps).collect();
-    assert!(later.iter().all(|(_, ppid, name)| *ppid == 1 && name == "sleep"), "{chain}: unexpected {later:?}");
+    lists_the_processes_of_ps(&inventory, &chain, &guest);
     chains.push(chain);
 
     // The guest exits: the next read and write fail with Gone, every byte reported failed.
@@ -269,36 +291,76 @@ fn live_guest() {
     let _ = std::fs::remove_dir_all(&plugins);
 }
 
+/// A live ARM64 guest: the `arm64-4k` fixture's kernel and CPU under `qemu-system-aarch64 -M
+/// virt` (KASLR on: the machine gives a seed), RAM at 1 GiB by the machine's rules and by QMP
+/// alike, and the `linux` layer on `qemu:NAME` (no dump) finding the kernel, its symbols at
+/// the guest's randomised addresses and the processes of the guest's `ps`.
+#[test]
+fn live_arm64_guest() {
+    let fixture = Fixture::load("arm64-4k");
+    let options = xtask::fixture::default_fixture("arm64-4k").unwrap().options;
+    let guest =
+        LiveGuest::start_with(&format!("arm64-{}", std::process::id()), &options).unwrap_or_else(|e| panic!("{e}"));
+    let release = guest_section(&guest, "uname").split_whitespace().nth(2).unwrap().to_owned();
+    assert_eq!(release, fixture.meta("kernel_release"), "the live guest must run the fixture's kernel build");
+    let banner = guest_section(&guest, "version").trim_end().to_owned();
+    let (ram_base, ram) = (0x4000_0000u64, 256u64 << 20);
+
+    let by_name = QemuTarget { name: Some(guest.name.clone()), pid: None };
+    let plain = open_native(&by_name, None).unwrap();
+    let mut with_qmp = open_native(&QemuTarget::default(), Some(&guest.qmp)).unwrap();
+    assert_eq!(plain.qemu().command_line.target.as_deref(), Some("aarch64"));
+    assert_eq!(plain.map(), with_qmp.map(), "the virt machine's rules and QMP agree");
+    let ranges: Vec<(u64, u64)> =
+        plain.map().ranges().iter().map(|r| (r.base.to_umem() as u64, r.size as u64)).collect();
+    assert_eq!(ranges, [(ram_base, ram)]);
+    assert_eq!((plain.cpu_count(), with_qmp.cpu_count()), (0, 1), "CPU state from QMP only");
+    assert_eq!(with_qmp.x86_registers(0).unwrap_err().kind, ErrorKind::NotFound, "no x86 registers on an ARM64 guest");
+    // The guest idles in its kernel: at EL1, in the kernel's text, on a kernel stack.
+    let regs = with_qmp.aarch64_registers(0).unwrap();
+    let text = live_symbol(&guest, "_text")..live_symbol(&guest, "_etext");
+    assert_eq!(regs.pstate & 0b1100, 0b0100, "EL1 in PSTATE {:#x}", regs.pstate);
+    assert!(text.contains(&regs.pc) && regs.sp >> 63 == 1, "{regs:x?} (kernel text {text:x?})");
+    let hits = scan(&mut with_qmp, ram_base, ram, banner.as_bytes());
+    assert!(!hits.is_empty(), "the banner the guest printed is in its RAM");
+
+    let inventory = Inventory::builtin();
+    for chain in
+        [format!("qemu:{} -> linux", guest.name), format!("qemu:{},qmp={} -> linux", guest.name, guest.qmp.display())]
+    {
+        let mut linux = lists_the_processes_of_ps(&inventory, &chain, &guest);
+        for name in ["linux_banner", "_text", "init_task"] {
+            let va = linux.kernel_symbol(name).unwrap_or_else(|e| panic!("{chain}: {name}: {e}"));
+            assert_eq!(va.to_umem() as u64, live_symbol(&guest, name), "{chain}: {name}");
+        }
+        let va = linux.kernel_symbol("linux_banner").unwrap();
+        let view = linux.as_mut_impl_memoryview().unwrap();
+        assert_eq!(view.read_raw(va, banner.len()).data().unwrap(), banner.as_bytes(), "{chain}");
+    }
+}
+
 /// A live RISC-V guest (the kernel and options of the `riscv64-sv39` fixture) under
-/// `qemu-system-riscv64 -M virt`: its RAM layout comes from QEMU's flat view over QMP (one
-/// range at 2 GiB; the machine rules know x86 machines only), and the `linux` layer on it
-/// lists the processes the guest's own `ps` did.
+/// `qemu-system-riscv64 -M virt`: RAM at 2 GiB by the machine's rules and by QMP alike, and
+/// the `linux` layer on it, with and without QMP, lists the processes the guest's own `ps` did.
 #[test]
 fn live_riscv_guest() {
     let options = xtask::fixture::default_fixture("riscv64-sv39").expect("a default fixture").options;
-    let name = format!("riscv-{}", std::process::id());
-    let guest = LiveGuest::start_with(&name, &options).unwrap_or_else(|e| panic!("{e}"));
+    let guest = LiveGuest::start_with(&format!("riscv-{}", std::process::id()), &options)
+        .unwrap_or_else(|e| panic!("{e}"));
     let by_name = QemuTarget { name: Some(guest.name.clone()), pid: None };
-    assert_eq!(open_native(&by_name, None).err().unwrap().kind, ErrorKind::Unsupported, "no rules for virt");
-    let conn = open_native(&by_name, Some(&guest.qmp)).unwrap();
+    let plain = open_native(&by_name, None).unwrap();
+    let with_qmp = open_native(&by_name, Some(&guest.qmp)).unwrap();
+    assert_eq!(plain.qemu().command_line.target.as_deref(), Some("riscv64"));
+    assert_eq!(plain.map(), with_qmp.map(), "the virt machine's rules and QMP agree");
     let ranges: Vec<(u64, u64)> =
-        conn.map().ranges().iter().map(|r| (r.base.to_umem() as u64, r.size as u64)).collect();
-    assert!(ranges.contains(&(0x8000_0000, 256 << 20)), "RAM of the virt machine: {ranges:x?}");
-
-    let chain = format!("qemu:{},qmp={} -> linux", guest.name, guest.qmp.display());
-    let mut linux = Inventory::builtin().create_os_chain(&chain).unwrap_or_else(|e| panic!("{chain}: {e}"));
-    let listed: BTreeSet<(u32, u32, String)> = linux
-        .process_info_list()
-        .unwrap()
-        .into_iter()
-        .map(|p| (p.pid, p.ppid, (*p.name).to_owned()))
-        .filter(|(pid, ppid, _)| *pid != 2 && *ppid != 2 && *pid != 0)
-        .collect();
-    let ps = user_processes_of_ps(&guest_section(&guest, "ps"));
-    assert!(ps.iter().any(|(_, _, name)| name == "mfprobe_marker"), "{ps:?}");
-    assert!(listed.is_superset(&ps), "{chain}: lists {listed:?}, ps listed {ps:?}");
-    let later: Vec<_> = listed.difference(&ps).collect();
-    assert!(later.iter().all(|(_, ppid, name)| *ppid == 1 && name == "sleep"), "{chain}: unexpected {later:?}");
+        plain.map().ranges().iter().map(|r| (r.base.to_umem() as u64, r.size as u64)).collect();
+    assert_eq!(ranges, [(0x8000_0000, 256 << 20)], "RAM of the virt machine");
+    let inventory = Inventory::builtin();
+    for chain in
+        [format!("qemu:{} -> linux", guest.name), format!("qemu:{},qmp={} -> linux", guest.name, guest.qmp.display())]
+    {
+        lists_the_processes_of_ps(&inventory, &chain, &guest);
+    }
 }
 
 /// A QEMU started paused (`-S`), killed on drop.
@@ -309,12 +371,14 @@ struct PausedQemu {
 }
 
 impl PausedQemu {
-    fn start(machine: &str, mib: u64) -> PausedQemu {
-        let dir = std::env::temp_dir().join(format!("mfqemu-{}-{machine}-{mib}", std::process::id()));
+    /// `qemu-system-<target> -machine <machine> -m <mib>M`, paused.
+    fn start(target: &str, machine: &str, mib: u64) -> PausedQemu {
+        let dir = std::env::temp_dir().join(format!("mfqemu-{}-{target}-{machine}-{mib}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir(&dir).unwrap();
         let socket = dir.join("qmp.sock");
-        let child = die_with_parent(Command::new("qemu-system-x86_64").args([
+        let emulator = format!("qemu-system-{target}");
+        let child = die_with_parent(Command::new(&emulator).args([
             "-machine",
             machine,
             "-accel",
@@ -328,13 +392,13 @@ impl PausedQemu {
             "-monitor",
             "none",
             "-name",
-            &format!("memflow-test-layout-{}-{machine}-{mib}", std::process::id()),
+            &format!("memflow-test-layout-{}-{target}-{machine}-{mib}", std::process::id()),
             "-qmp",
             &format!("unix:{},server=on,wait=off", socket.display()),
         ]))
         .stdin(Stdio::null())
         .spawn()
-        .expect("qemu-system-x86_64 (cargo xtask deps installs it)");
+        .unwrap_or_else(|e| panic!("{emulator} (cargo xtask deps installs it): {e}"));
         // The socket appears before the machine (and its RAM) exists; QEMU greets QMP clients
         // only once its main loop runs, after machine setup.
         wait_for(Duration::from_secs(30), "the QMP greeting", || Qmp::connect(&socket).is_ok());
@@ -368,7 +432,7 @@ fn ranges_outside(map: &MemoryMap, lo: u64, hi: u64) -> Vec<(u64, u64, u64)> {
 fn machine_layouts_match_qemu() {
     const MIB: u64 = 1 << 20;
     const FOUR_GIB: u64 = 1 << 32;
-    // (machine, RAM in MiB, RAM below 4 GiB): sizes around each machine's split threshold.
+    // (machine, RAM in MiB, RAM below 4 GiB): sizes around each x86 machine's split threshold.
     let cases = [
         ("q35", 256, 256 * MIB),
         ("q35", 2815, 2815 * MIB),
@@ -380,7 +444,7 @@ fn machine_layouts_match_qemu() {
         ("pc", 5120, 3072 * MIB),
     ];
     for (machine, mib, below) in cases {
-        let qemu = PausedQemu::start(machine, mib);
+        let qemu = PausedQemu::start("x86_64", machine, mib);
         let target = QemuTarget { name: None, pid: Some(qemu.child.id()) };
         let mut rules = open_native(&target, None).unwrap();
         let with_qmp = open_native(&target, Some(&qemu.socket)).unwrap();
@@ -404,6 +468,32 @@ fn machine_layouts_match_qemu() {
             let value = 0x5155_454d_0000_0000 | (mib << 8) | i as u64;
             rules.phys_write(PhysicalAddress::plain(Address::from(addr)), &value).unwrap();
             assert_eq!(qemu_reads_u64(&qemu.socket, addr), value, "{machine} with {mib} MiB at {addr:#x}");
+        }
+    }
+}
+
+/// The `virt` machines of `qemu-system-aarch64` (RAM at 1 GiB) and `qemu-system-riscv64` (at
+/// 2 GiB): the layout from the machine rules is QEMU's own (QMP), and bytes written through
+/// the connector at both ends of RAM are what QEMU reads there.
+#[test]
+fn virt_machine_layouts_match_qemu() {
+    const MIB: u64 = 1 << 20;
+    for (target, base) in [("aarch64", 0x4000_0000u64), ("riscv64", 0x8000_0000)] {
+        for mib in [256, 3072] {
+            let qemu = PausedQemu::start(target, "virt", mib);
+            let target_of = QemuTarget { name: None, pid: Some(qemu.child.id()) };
+            let mut rules = open_native(&target_of, None).unwrap();
+            let with_qmp = open_native(&target_of, Some(&qemu.socket)).unwrap();
+            let got: Vec<(u64, u64)> =
+                rules.map().ranges().iter().map(|r| (r.base.to_umem() as u64, r.size as u64)).collect();
+            assert_eq!(got, [(base, mib * MIB)], "{target} virt with {mib} MiB");
+            assert_eq!(rules.map(), with_qmp.map(), "{target} virt with {mib} MiB: rules and QMP disagree");
+            assert_eq!(with_qmp.qemu().command_line.target.as_deref(), Some(target));
+            for (i, addr) in [base, base + mib * MIB - 8].into_iter().enumerate() {
+                let value = 0x5155_454d_0000_0000 | (mib << 8) | i as u64;
+                rules.phys_write(PhysicalAddress::plain(Address::from(addr)), &value).unwrap();
+                assert_eq!(qemu_reads_u64(&qemu.socket, addr), value, "{target} virt with {mib} MiB at {addr:#x}");
+            }
         }
     }
 }

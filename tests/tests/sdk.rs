@@ -6,8 +6,8 @@
 //! the C examples (as C99 in Debug and as C11 in Release, with the C plugin) and the C++ examples (C++17) against
 //! that prefix through `find_package(memflow CONFIG REQUIRED)`, all with `-Wall -Wextra -Werror`.
 //!
-//! The tests then run the examples against this machine (native OS), a real QEMU guest dump
-//! (physical reads compared with the bytes Rust reads from the same dump) and the connector
+//! The tests then run the examples against this machine (native OS), real QEMU guest dumps
+//! (physical reads compared with the bytes Rust reads from the same dump), a live ARM64 guest and the connector
 //! plugin written in C (loaded from C, C++ and Rust), under valgrind, and check the packaging:
 //! file modes, the soname, the static library's system libraries against rustc's list, a build
 //! through `add_subdirectory`, builds through pkg-config (shared and `--static`), the
@@ -15,10 +15,10 @@
 //! loads with the shipped plugin files beside the library.
 //!
 //! Needs cmake, cc, c++, pkg-config and valgrind (`cargo xtask deps`), and the guest
-//! fixtures `target/fixtures/cloud-4l`, `arm64-4k`, `arm64-16k`, `riscv64-sv39` and
-//! `riscv64-sv57` (`cargo xtask fixtures`), and `qemu-system-riscv64` for a live guest.
-//! Reading other processes through the native layer needs the rights to (root, or ptrace
-//! permission).
+//! fixtures `target/fixtures/cloud-4l`, `arm64-4k`, `arm64-16k`, `arm64-max`, `riscv64-sv39`
+//! and `riscv64-sv57` (`cargo xtask fixtures`), and `qemu-system-aarch64` and
+//! `qemu-system-riscv64` for live guests. Reading other processes through the native layer
+//! needs the rights to (root, or ptrace permission).
 
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -700,16 +700,29 @@ fn assert_lists_guest_ps(what: &str, out: &str, ps_section: &str) {
 }
 
 /// The unchanged `process_list` example on `coredump:<dump> -> linux` for an x86-64 guest,
-/// the two ARM64 guests and the two RISC-V guests (see [`assert_lists_guest_ps`]).
+/// the three ARM64 guests and the two RISC-V guests (see [`assert_lists_guest_ps`]).
 #[test]
 fn c_process_list_on_x86_64_arm64_and_riscv_guest_dumps() {
     let sdk = sdk();
-    for name in ["cloud-4l", "arm64-4k", "arm64-16k", "riscv64-sv39", "riscv64-sv57"] {
+    for name in ["cloud-4l", "arm64-4k", "arm64-16k", "arm64-max", "riscv64-sv39", "riscv64-sv57"] {
         let fx = Fixture::load(name);
         let chain = format!("coredump:{} -> linux", fx.dir.join("dump.elf").display());
         let out = run(example(&sdk.c11.join("process_list")).arg(&chain));
         assert_lists_guest_ps(name, &out, fx.section("ps"));
     }
+}
+
+/// The unchanged `process_list` example on `qemu:NAME -> linux` for a live ARM64 guest (the
+/// `arm64-4k` fixture's kernel and CPU under `qemu-system-aarch64`, running while it is read).
+#[test]
+fn c_process_list_on_a_live_arm64_guest() {
+    let sdk = sdk();
+    let options = xtask::fixture::default_fixture("arm64-4k").unwrap().options;
+    let guest = LiveGuest::start_with(&format!("sdk-arm64-{}", std::process::id()), &options)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = run(example(&sdk.c11.join("process_list")).arg(format!("qemu:{} -> linux", guest.name)));
+    let serial = std::fs::read_to_string(&guest.serial).unwrap().replace('\r', "");
+    assert_lists_guest_ps(&guest.name, &out, section(&serial, "ps").expect("the guest's ps section"));
 }
 
 /// The same example on a live RISC-V guest (the `riscv64-sv39` fixture's kernel and options)

@@ -18,7 +18,8 @@
 //!
 //! Fixtures `arm64-4k` and `arm64-16k` are Debian 13's arm64 kernels with 4 KiB pages
 //! (48-bit virtual addresses) and 16 KiB pages (47-bit), KASLR on, under
-//! `qemu-system-aarch64 -M virt`. Their dumps record no system registers, so the
+//! `qemu-system-aarch64 -M virt`; `arm64-max` is `arm64-4k`'s kernel on QEMU's `max` CPU,
+//! where it runs 52-bit virtual addresses with FEAT_LPA2's descriptors (5 levels). Their dumps record no system registers, so the
 //! kernel's TTBR1 table is found by scanning (`memflow_core::os::linux::aarch64`; the test
 //! checks it is `swapper_pg_dir`), and every symbol is also checked against a plain AArch64
 //! descriptor walk written here ([`aarch64_walk`]), independent of the engine's architecture
@@ -120,17 +121,32 @@ fn open_dump(fx: &Fixture) -> (FileConnector, ArchitectureIdent, Vec<Address>) {
 }
 
 /// A plain AArch64 stage 1 walk of the TTBR1 address `va` from the top table at `ttbr1`, for
-/// the 4 KiB granule with 48-bit or the 16 KiB granule with 47-bit virtual addresses: each
-/// level indexes `granule_log2 - 3` bits, from the top of `va_bits` down to the page offset;
-/// an entry is invalid (bit 0 clear), a block (bit 1 clear; only where the granule allows
-/// blocks: 1 GiB and 2 MiB for 4 KiB, 32 MiB for 16 KiB), a table or, at the last level, a
-/// page (bit 1 set). Output addresses are bits `granule_log2..48`.
+/// the 4 KiB granule with 48-bit or the 16 KiB granule with 47-bit virtual addresses, and
+/// both with 52-bit ones (FEAT_LPA2, `TCR.DS` set): each level indexes `granule_log2 - 3`
+/// bits, from the top of `va_bits` down to the page offset; an entry is invalid (bit 0
+/// clear), a block (bit 1 clear; only where the granule allows blocks: 1 GiB and 2 MiB for
+/// 4 KiB, 32 MiB for 16 KiB, with FEAT_LPA2 also 512 GiB and 64 GiB), a table or, at the
+/// last level, a page (bit 1 set). Output addresses are bits `granule_log2..48`; with
+/// FEAT_LPA2 bits `granule_log2..50` and bits 50 and 51 from descriptor bits 8 and 9.
 fn aarch64_walk(mem: &mut FileConnector, granule_log2: u32, va_bits: u32, ttbr1: Address, va: u64) -> Option<u64> {
-    let output = 0x0000_ffff_ffff_ffffu64 & !((1u64 << granule_log2) - 1);
-    let max_block_shift = if granule_log2 == 12 { 30 } else { 25 };
+    let lpa2 = va_bits > 48;
+    let output = |entry: u64| {
+        let address = match lpa2 {
+            false => entry & 0x0000_ffff_ffff_ffff,
+            true => (entry & 0x0003_ffff_ffff_ffff) | ((entry >> 8) & 0b11) << 50,
+        };
+        address & !((1u64 << granule_log2) - 1)
+    };
+    let max_block_shift = match (granule_log2, lpa2) {
+        (12, false) => 30,
+        (12, true) => 39,
+        (_, false) => 25,
+        (_, true) => 36,
+    };
     assert_eq!(va >> va_bits, u64::MAX >> va_bits, "{va:#x} is not a TTBR1 address");
+    // The scan gives the table's address, aligned to the granule.
+    let mut table = ttbr1.to_umem() as u64;
     let bits = granule_log2 - 3;
-    let mut table = ttbr1.to_umem() as u64 & output;
     let mut shift = granule_log2 + (va_bits - granule_log2 - 1) / bits * bits;
     loop {
         let index = (va >> shift) & ((1 << (va_bits - shift).min(bits)) - 1);
@@ -142,9 +158,9 @@ fn aarch64_walk(mem: &mut FileConnector, granule_log2: u32, va_bits: u32, ttbr1:
         match entry & 0b11 {
             0b00 | 0b10 => return None,
             0b01 if last || shift > max_block_shift => return None,
-            0b01 => return Some((entry & output & !(size - 1)) | (va & (size - 1))),
-            _ if last => return Some((entry & output) | (va & (size - 1))),
-            _ => table = entry & output,
+            0b01 => return Some((output(entry) & !(size - 1)) | (va & (size - 1))),
+            _ if last => return Some(output(entry) | (va & (size - 1))),
+            _ => table = output(entry),
         }
         shift -= bits;
     }
@@ -463,4 +479,5 @@ fixture_tests! {
     arm64_16k: "arm64-16k", ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 };
     riscv64_sv39: "riscv64-sv39", ArchitectureIdent::RiscVSv39;
     riscv64_sv57: "riscv64-sv57", ArchitectureIdent::RiscVSv57;
+    arm64_max: "arm64-max", ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 52 };
 }

@@ -109,6 +109,10 @@ pub struct Decoder {
     addr_lo: u32,
     addr_mask: u64,
     addr_shift: u32,
+    /// The field of the top address bits (a zero mask if there is none).
+    high_lo: u32,
+    high_mask: u64,
+    high_shift: u32,
     /// A leaf whose address is not aligned to its page size is invalid (RISC-V).
     strict_align: bool,
     leaf_perms: PermMasks,
@@ -166,6 +170,9 @@ impl Decoder {
             addr_lo: f.lo as u32,
             addr_mask: super::mask64(f.bits),
             addr_shift: f.shift as u32,
+            high_lo: f.high.0 as u32,
+            high_mask: super::mask64(f.high.1),
+            high_shift: f.high.2 as u32,
             strict_align: matches!(arch.leaf_rule, LeafRule::PermissionBits { .. }),
             leaf_perms: PermMasks::new(&arch.leaf_perms),
             table_perms,
@@ -228,7 +235,9 @@ impl Decoder {
             return Step::Invalid;
         }
         let kind = if raw & self.select != 0 { rule.on_set } else { rule.on_clear };
-        let addr = Address::new((((raw >> self.addr_lo) & self.addr_mask) as umem) << self.addr_shift);
+        let low = (((raw >> self.addr_lo) & self.addr_mask) as umem) << self.addr_shift;
+        let high = (((raw >> self.high_lo) & self.high_mask) as umem) << self.high_shift;
+        let addr = Address::new(low | high);
         match kind {
             Kind::Invalid => Step::Invalid,
             Kind::Table => Step::Table { next: addr, bits: rule.table_perms.bits(raw) },

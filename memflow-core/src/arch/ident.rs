@@ -86,12 +86,13 @@ architectures! {
         /// x86-64 5-level paging (LA57): 57-bit canonical addresses, 2 MiB and 1 GiB pages.
         X86_64La57 = 4, names ["la57"], elf EM_X86_64, target_arch "x86_64";
         /// AArch64 stage 1 translation with a 4 KiB (`granule_log2` 12), 16 KiB (14) or 64 KiB (16)
-        /// granule and `va_bits` of input address (25 to 48; 39 and 48 are the common ones), with
-        /// TTBR0 for the low and TTBR1 for the high range.
+        /// granule and `va_bits` of input address (25 to 52; 39, 48 and 52 are the common ones), with
+        /// TTBR0 for the low and TTBR1 for the high range. Above 48 bits, output addresses have 52
+        /// bits (FEAT_LPA2's descriptors with 4 and 16 KiB granules, FEAT_LPA's with 64 KiB).
         AArch64 {
             /// log2 of the granule (page) size: 12, 14 or 16.
             granule_log2: u8 = 12,
-            /// Input address bits per range (64 - T0SZ), 25 to 48.
+            /// Input address bits per range (64 - T0SZ), 25 to 52.
             va_bits: u8 = 48,
         } = 5, names ["aarch64"], elf EM_AARCH64, target_arch "aarch64";
         /// RISC-V Sv39: 3 levels, 39-bit sign-extended addresses, leaves at any level.

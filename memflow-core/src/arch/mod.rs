@@ -13,7 +13,9 @@
 //!
 //! Assumptions, per family (what a running OS sets up, not checked against control registers):
 //! x86 32-bit paging has CR4.PSE set (4 MiB pages); x86 PAE and 64-bit honour the NX bit
-//! (EFER.NXE); AArch64 uses a 48-bit output address, ignores the access flag and top-byte-ignore;
+//! (EFER.NXE); AArch64 uses a 48-bit output address up to 48 virtual-address bits and a
+//! 52-bit one above (FEAT_LPA2 with `TCR.DS` set for 4 and 16 KiB granules, FEAT_LPA for
+//! 64 KiB), ignores the access flag and top-byte-ignore;
 //! RISC-V ignores the A/D bits. Reserved bits are not checked, except a large-page marker at a
 //! level that cannot hold a page, which makes the entry invalid as on hardware.
 #![allow(clippy::unnecessary_cast)] // casts to `umem` are needed when it is `u128`
@@ -36,8 +38,8 @@ mod x86;
 pub const MAX_LEVELS: usize = 5;
 
 impl ArchitectureIdent {
-    /// Every supported mode, with AArch64 in its six common shapes (three granules, 39 and 48
-    /// bits). Tests and fuzzers iterate this.
+    /// Every supported mode, with AArch64 in its nine common shapes (three granules; 39, 48
+    /// and 52 bits). Tests and fuzzers iterate this.
     pub const EVERY_MODE: &'static [ArchitectureIdent] = &[
         ArchitectureIdent::X86_32,
         ArchitectureIdent::X86Pae,
@@ -49,6 +51,9 @@ impl ArchitectureIdent {
         ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 48 },
         ArchitectureIdent::AArch64 { granule_log2: 16, va_bits: 39 },
         ArchitectureIdent::AArch64 { granule_log2: 16, va_bits: 48 },
+        ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 52 },
+        ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 52 },
+        ArchitectureIdent::AArch64 { granule_log2: 16, va_bits: 52 },
         ArchitectureIdent::RiscVSv39,
         ArchitectureIdent::RiscVSv48,
         ArchitectureIdent::RiscVSv57,
@@ -252,8 +257,9 @@ pub enum Canonical {
     SplitRoots,
 }
 
-/// A field holding a physical address in an entry or root register: `bits` bits starting at
-/// bit `lo`, which become address bits starting at `shift`.
+/// Where a physical address is held in an entry or root register: `bits` bits starting at
+/// bit `lo`, which become address bits starting at `shift`, and possibly a second such field
+/// for the top address bits ([`Self::high`]).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct AddrField {
     /// The lowest bit of the field.
@@ -262,23 +268,43 @@ pub struct AddrField {
     pub bits: u8,
     /// Where the field's lowest bit lands in the address.
     pub shift: u8,
+    /// The top address bits where they are kept apart from the others (AArch64's 52-bit
+    /// output addresses: bits 50 and 51 in entry bits 8 and 9, or bits 48 to 51 in entry bits
+    /// 12 to 15 or register bits 2 to 5), as `(lo, bits, shift)`; `bits` is 0 without.
+    pub high: (u8, u8, u8),
 }
 
 impl AddrField {
+    /// The bits `lo..end` hold the address bits `lo..end`.
     const fn in_place(lo: u8, end: u8) -> AddrField {
-        AddrField { lo, bits: end - lo, shift: lo }
+        AddrField { lo, bits: end - lo, shift: lo, high: (0, 0, 0) }
+    }
+
+    /// This field with the address bits from `shift` on held in `bits` bits from `lo`.
+    const fn with_high(self, lo: u8, bits: u8, shift: u8) -> AddrField {
+        AddrField { high: (lo, bits, shift), ..self }
+    }
+
+    /// The bits of an entry or register that hold address bits.
+    pub const fn raw_mask(self) -> u64 {
+        (mask64(self.bits) << self.lo) | (mask64(self.high.1) << self.high.0)
     }
 
     /// The address stored in `raw`.
     #[inline]
     pub const fn extract(self, raw: u64) -> Address {
-        Address::new((((raw >> self.lo) & mask64(self.bits)) as umem) << self.shift)
+        let (high_lo, high_bits, high_shift) = self.high;
+        let low = (((raw >> self.lo) & mask64(self.bits)) as umem) << self.shift;
+        let high = (((raw >> high_lo) & mask64(high_bits)) as umem) << high_shift;
+        Address::new(low | high)
     }
 
     /// `raw` with the field set to `addr` (bits of `addr` the field cannot hold are dropped).
     pub const fn insert(self, raw: u64, addr: Address) -> u64 {
-        let field = ((addr.to_umem() >> self.shift) as u64) & mask64(self.bits);
-        (raw & !(mask64(self.bits) << self.lo)) | (field << self.lo)
+        let (high_lo, high_bits, high_shift) = self.high;
+        let low = ((addr.to_umem() >> self.shift) as u64) & mask64(self.bits);
+        let high = ((addr.to_umem() >> high_shift) as u64) & mask64(high_bits);
+        (raw & !self.raw_mask()) | (low << self.lo) | (high << high_lo)
     }
 }
 
@@ -370,6 +396,11 @@ impl Architecture {
     #[inline]
     pub fn levels(&self) -> &[Level] {
         &self.levels[..self.level_count as usize]
+    }
+
+    /// Where entries hold the physical address they point to.
+    pub fn entry_addr(&self) -> AddrField {
+        self.entry_addr
     }
 
     /// Bytes per table entry (4 or 8).

@@ -16,8 +16,8 @@ pub(super) fn riscv(ident: ArchitectureIdent, level_count: u8) -> Architecture {
         canonical: Canonical::SignExtended,
         valid_bit: 0,
         // The PPN sits in bits 10..54 of an entry and in bits 0..44 of satp.
-        entry_addr: AddrField { lo: 10, bits: 44, shift: 12 },
-        root_addr: AddrField { lo: 0, bits: 44, shift: 12 },
+        entry_addr: AddrField { lo: 10, bits: 44, shift: 12, high: (0, 0, 0) },
+        root_addr: AddrField { lo: 0, bits: 44, shift: 12, high: (0, 0, 0) },
         leaf_rule: LeafRule::PermissionBits { read: 1, write: 2, exec: 3 },
         table_perms: Permissions::NONE,
         leaf_perms: Permissions {

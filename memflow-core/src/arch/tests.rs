@@ -21,7 +21,63 @@ fn level_splits() {
     assert_eq!(shifts(a), [(30, 9, true), (21, 9, true), (12, 9, true)]);
     assert!(arch(ArchitectureIdent::RiscVSv57).levels().iter().all(|l| l.leaf));
     assert!(ArchitectureIdent::AArch64 { granule_log2: 13, va_bits: 48 }.describe().is_err());
-    assert!(ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 52 }.describe().is_err());
+    assert!(ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 53 }.describe().is_err());
+    assert!(ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 24 }.describe().is_err());
+    // 52 bits: a fifth level (-1) of 16 entries with 4K, blocks one level higher.
+    let a = arch(ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 52 });
+    assert_eq!(shifts(a), [(48, 4, false), (39, 9, true), (30, 9, true), (21, 9, true), (12, 9, true)]);
+    let a = arch(ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 52 });
+    assert_eq!(shifts(a), [(47, 5, false), (36, 11, true), (25, 11, true), (14, 11, true)]);
+    let a = arch(ArchitectureIdent::AArch64 { granule_log2: 16, va_bits: 52 });
+    assert_eq!(shifts(a), [(42, 10, true), (29, 13, true), (16, 13, true)]);
+}
+
+/// 52-bit output addresses, from the Arm ARM's descriptor formats: FEAT_LPA2 (4K and 16K
+/// granules, `TCR.DS` set) keeps address bits 50 and 51 in descriptor bits 8 and 9 and bits
+/// 48 and 49 in place; FEAT_LPA (64K) keeps bits 48 to 51 in descriptor bits 12 to 15; both
+/// keep a table's bits 48 to 51 in TTBR bits 2 to 5.
+#[test]
+fn aarch64_52_bit_output_addresses() {
+    let a = arch(ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 52 });
+    let none = Denied::default();
+    // Level -1 table descriptor: NLTA 0x3_0000_1234_5000 in place, bits 50 and 51 in 9:8.
+    let table = 0x0003_0000_1234_5000u64 | 0x300 | 0b11;
+    assert_eq!(a.decode(0, table), Entry::Table { next: Address::new(0xf_0000_1234_5000), denied: none });
+    // Level 0 block of 512 GiB at 0xf_ff80_0000_0000 (AF, EL1 read-write, no EL0 access).
+    let block = 0x0003_ff80_0000_0000u64 | 0x300 | 0x401;
+    assert_eq!(a.decode(1, block), Entry::Page { base: Address::new(0xf_ff80_0000_0000), denied: Denied::USER });
+    assert_eq!(
+        a.encode_page(1, Address::new(0xf_ff80_0000_0000), PageType::WRITEABLE | PageType::NOEXEC)
+            .map(|r| r & a.entry_addr.raw_mask()),
+        Some(0x0003_ff80_0000_0300)
+    );
+    // A level 3 page with bit 48 set: in place now, not an attribute.
+    assert_eq!(
+        a.decode(4, 0x0001_0000_4000_1403),
+        Entry::Page { base: Address::new(0x1_0000_4000_1000), denied: Denied::USER }
+    );
+    // TTBR1 with ASID 1 and BADDR bits 48..51 in bits 2..5: the 16-entry top table is 128 bytes.
+    assert_eq!(a.root_table(Address::new(0x0001_0000_4000_0080 | 0b1010 << 2)), Address::new(0xa_0000_4000_0080));
+    assert_eq!(a.root_register(Address::new(0xa_0000_4000_0080)), Address::new(0x0000_0000_4000_0080 | 0b1010 << 2));
+
+    let a16 = arch(ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 52 });
+    // Level 1 block of 64 GiB.
+    let block = 0x0000_0010_0000_0000u64 | 0x100 | 0x401;
+    assert_eq!(a16.decode(1, block), Entry::Page { base: Address::new(0x4_0010_0000_0000), denied: Denied::USER });
+
+    let a64 = arch(ArchitectureIdent::AArch64 { granule_log2: 16, va_bits: 52 });
+    // Level 3 page: bits 48..51 (0xa) in descriptor bits 12..15.
+    assert_eq!(
+        a64.decode(2, 0x0000_0000_4001_0000u64 | 0xa000 | 0x403),
+        Entry::Page { base: Address::new(0xa_0000_4001_0000), denied: Denied::USER }
+    );
+
+    // With 48 bits the same bits are attributes (shareability) or ignored, not address bits.
+    let a48 = arch(ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 });
+    assert_eq!(
+        a48.decode(3, 0x0001_0000_4000_1703),
+        Entry::Page { base: Address::new(0x4000_1000), denied: Denied::USER }
+    );
 }
 
 #[test]

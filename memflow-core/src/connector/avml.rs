@@ -149,7 +149,7 @@ impl Avml {
             avml.map.real_size(),
             avml.chunks.len()
         );
-        Ok((avml, DumpInfo { format: DumpFormat::Avml, description, cpus: Vec::new(), vmcoreinfo: None }))
+        Ok((avml, DumpInfo { description, ..DumpInfo::bare(DumpFormat::Avml) }))
     }
 
     /// Adds a chunk, refusing more than `max` in all.

@@ -1,5 +1,6 @@
 //! CPU state a connector knows about its target: registers per CPU, so an OS layer can find
-//! the page-table root (CR3) and the paging mode without guessing.
+//! the page-table root (CR3) and the paging mode without guessing. A target's CPUs are x86
+//! ([`X86Registers`]) or AArch64 ([`AArch64Registers`]).
 
 use cglue::prelude::v1::*;
 
@@ -206,10 +207,26 @@ impl X86Registers {
     }
 }
 
+/// The general registers of one AArch64 CPU as recorded by a connector: the kernel's
+/// `user_pt_regs`, what an AArch64 core's `NT_PRSTATUS` note holds. Translation registers
+/// (TTBR0/1, TCR) are not among them: neither QEMU's dumps nor its monitor give them.
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AArch64Registers {
+    /// `x0` to `x30` (`x29` is the frame pointer, `x30` the link register).
+    pub x: [u64; 31],
+    /// The stack pointer of the exception level the CPU was in.
+    pub sp: u64,
+    /// The program counter.
+    pub pc: u64,
+    /// `PSTATE` as `SPSR` holds it (the exception level in bits 2 and 3).
+    pub pstate: u64,
+}
+
 /// The CPU state a connector knows about its target.
 ///
 /// File connectors report what the dump recorded; a connector that knows nothing reports
-/// zero CPUs.
+/// zero CPUs. The CPUs are of one family: the registers of the other fail with `NotFound`.
 #[cglue_trait]
 #[int_result]
 #[cglue_forward]
@@ -220,6 +237,10 @@ pub trait CpuState {
     /// The x86 registers of CPU `cpu` (0-based). `NotFound` if `cpu >= cpu_count()` or the
     /// target is not x86.
     fn x86_registers(&self, cpu: usize) -> Result<X86Registers>;
+
+    /// The AArch64 registers of CPU `cpu` (0-based). `NotFound` if `cpu >= cpu_count()` or
+    /// the target is not AArch64.
+    fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers>;
 
     /// The architecture and page-table root of every CPU that has paging on, in CPU order
     /// (see [`X86Registers::paging`]): what to build a `VirtualDma` of the kernel with.
@@ -232,11 +253,12 @@ pub trait CpuState {
     }
 }
 
-/// The registers of `cpu` in a list of per-CPU states, or a logged `NotFound` error.
-pub(crate) fn x86_registers_of(cpus: &[X86Registers], cpu: usize) -> Result<X86Registers> {
+/// The registers of `cpu` in a list of per-CPU states of the `family` (`x86`, `AArch64`),
+/// or a `NotFound` error.
+pub(crate) fn registers_of<R: Copy>(cpus: &[R], cpu: usize, family: &str) -> Result<R> {
     cpus.get(cpu).copied().ok_or_else(|| {
         Error::new(ErrorOrigin::Connector, ErrorKind::NotFound)
-            .with_reason(format_args!("no x86 registers for CPU {cpu}: the target has {} CPU states", cpus.len()))
+            .with_reason(format_args!("no {family} registers for CPU {cpu}: the target has {} of them", cpus.len()))
     })
 }
 
@@ -304,7 +326,8 @@ mod tests {
     #[test]
     fn out_of_range_cpu_is_not_found() {
         let cpus = [X86Registers::default()];
-        assert!(x86_registers_of(&cpus, 0).is_ok());
-        assert_eq!(x86_registers_of(&cpus, 1).unwrap_err().kind, ErrorKind::NotFound);
+        assert!(registers_of(&cpus, 0, "x86").is_ok());
+        assert_eq!(registers_of(&cpus, 1, "x86").unwrap_err().kind, ErrorKind::NotFound);
+        assert_eq!(registers_of::<AArch64Registers>(&[], 0, "AArch64").unwrap_err().kind, ErrorKind::NotFound);
     }
 }

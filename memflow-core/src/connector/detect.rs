@@ -92,7 +92,13 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDump> {
             let description = format!("ELF core ({:?}, e_machine {})", core.class, core.machine);
             ParsedDump {
                 map: core.map,
-                info: DumpInfo { format, description, cpus: core.cpus, vmcoreinfo: core.vmcoreinfo },
+                info: DumpInfo {
+                    format,
+                    description,
+                    cpus: core.cpus,
+                    aarch64_cpus: core.aarch64_cpus,
+                    vmcoreinfo: core.vmcoreinfo,
+                },
             }
         }
         DumpFormat::Kdump | DumpFormat::FlattenedKdump | DumpFormat::Avml => {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::buffer::{Backing, BufferMemory};
 use super::compressed::{CompressedMemory, Store, DEFAULT_CACHE_SIZE};
-use super::cpu_state::{x86_registers_of, CpuState, X86Registers};
+use super::cpu_state::{registers_of, AArch64Registers, CpuState, X86Registers};
 use super::elf::VmcoreInfo;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::{MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
@@ -82,8 +82,11 @@ pub struct DumpInfo {
     pub format: DumpFormat,
     /// One line about the file as the format describes it (version, codecs, what it holds).
     pub description: String,
-    /// Registers per CPU (empty when the format records none).
+    /// Registers per x86 CPU (empty when the format records none or the target is not x86).
     pub cpus: Vec<X86Registers>,
+    /// Registers per AArch64 CPU (empty when the format records none or the target is not
+    /// AArch64).
+    pub aarch64_cpus: Vec<AArch64Registers>,
     /// The Linux `VMCOREINFO` note of a vmcore.
     pub vmcoreinfo: Option<VmcoreInfo>,
 }
@@ -91,7 +94,13 @@ pub struct DumpInfo {
 impl DumpInfo {
     /// Nothing but the format.
     pub(crate) fn bare(format: DumpFormat) -> Self {
-        DumpInfo { format, description: format.name().into(), cpus: Vec::new(), vmcoreinfo: None }
+        DumpInfo {
+            format,
+            description: format.name().into(),
+            cpus: Vec::new(),
+            aarch64_cpus: Vec::new(),
+            vmcoreinfo: None,
+        }
     }
 }
 
@@ -331,11 +340,15 @@ impl PhysicalMemory for FileConnector {
 
 impl CpuState for FileConnector {
     fn cpu_count(&self) -> usize {
-        self.info.cpus.len()
+        self.info.cpus.len().max(self.info.aarch64_cpus.len())
     }
 
     fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
-        x86_registers_of(&self.info.cpus, cpu)
+        registers_of(&self.info.cpus, cpu, "x86")
+    }
+
+    fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
+        registers_of(&self.info.aarch64_cpus, cpu, "AArch64")
     }
 }
 

@@ -235,7 +235,12 @@ impl crate::mem::PhysicalMemory for FailingPages {
 pub fn qemu_meta() -> super::DumpMeta {
     let core = super::elf::parse(&qemu_core().build()).unwrap();
     let vmcoreinfo = b"OSRELEASE=6.1.0-test\nPAGESIZE=4096\n".to_vec();
-    super::DumpMeta { arch: crate::arch::ArchitectureIdent::X86_64, cpus: core.cpus, vmcoreinfo: Some(vmcoreinfo) }
+    super::DumpMeta {
+        arch: crate::arch::ArchitectureIdent::X86_64,
+        cpus: core.cpus,
+        aarch64_cpus: Vec::new(),
+        vmcoreinfo: Some(vmcoreinfo),
+    }
 }
 
 /// A compressed kdump of 4 KiB pages written by the dump writer: `pages` (by pfn) saved,

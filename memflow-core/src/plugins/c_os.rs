@@ -31,7 +31,7 @@ use super::c_limits::{MAX_MODULES, MAX_PROCESSES, MAX_RANGES, MAX_SYMBOLS};
 use super::c_plugin::{CCloneFn, CDestroyFn, CReadFn, CWriteFn};
 use super::descriptor::PluginHeader;
 use super::records::*;
-use crate::connector::cpu_state::{CpuState, CpuStateVtbl, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, CpuState, CpuStateVtbl, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::*;
 use crate::mem::{
@@ -838,6 +838,10 @@ impl CpuState for COs {
 
     fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
         self.conn.as_ref().ok_or_else(|| no_connector(&self.name))?.x86_registers(cpu)
+    }
+
+    fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
+        self.conn.as_ref().ok_or_else(|| no_connector(&self.name))?.aarch64_registers(cpu)
     }
 }
 

@@ -18,7 +18,7 @@ use super::c_abi::{check_code, done_count, load_table, serve_batch, CHost, CTabl
 use super::c_limits::MAX_CPUS;
 use super::descriptor::PluginHeader;
 use super::records::{MfReadOp, MfWriteOp, MfX86Registers};
-use crate::connector::cpu_state::{CpuState, CpuStateVtbl, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, CpuState, CpuStateVtbl, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::*;
 use crate::mem::{
@@ -338,7 +338,8 @@ impl PhysicalMemory for CConnector {
     }
 }
 
-/// The plugin's CPU state: none without `cpu_count`, at most [`MAX_CPUS`] CPUs.
+/// The plugin's CPU state: none without `cpu_count`, at most [`MAX_CPUS`] CPUs, x86 ones only
+/// (the C plugin interface has no other registers).
 impl CpuState for CConnector {
     fn cpu_count(&self) -> usize {
         let guard = self.lock();
@@ -359,6 +360,11 @@ impl CpuState for CConnector {
         // SAFETY: the instance is live and locked; `out` is a valid place to write.
         check_code(guard.entry("x86_registers"), || unsafe { registers(guard.instance, cpu, &mut out) })?;
         Ok(X86Registers::from(&out))
+    }
+
+    fn aarch64_registers(&self, _cpu: usize) -> Result<AArch64Registers> {
+        let guard = self.lock();
+        Err(super::c_abi::unsupported(ErrorOrigin::Connector, &guard.plugin.header.name(), "aarch64_registers"))
     }
 }
 

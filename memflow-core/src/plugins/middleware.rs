@@ -140,6 +140,12 @@ impl CpuState for Wrapped {
             None => Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported)),
         }
     }
+    fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
+        match self.original.as_ref_impl_cpustate() {
+            Some(c) => c.aarch64_registers(cpu),
+            None => Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported)),
+        }
+    }
 }
 
 cglue_impl_group!(Wrapped, ConnectorInstance, { CpuState });

@@ -1,7 +1,8 @@
-//! x86 CPU state from ELF notes: the `elf_prstatus` registers and QEMU's `QEMUCPUState`.
+//! CPU state from ELF notes: the x86 `elf_prstatus` registers and QEMU's `QEMUCPUState`, and
+//! the AArch64 `elf_prstatus` registers.
 
 use crate::connector::bytes::ByteReader;
-use crate::connector::cpu_state::{X86RegisterSet, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, X86RegisterSet, X86Registers};
 use crate::error::Result;
 
 /// Offset of the first segment (`cs`) in `QEMUCPUState`; each segment takes 24 bytes.
@@ -18,6 +19,15 @@ fn words<const N: usize>(r: &ByteReader, offset: u64, size: usize) -> Result<[u6
         *v = r.uint(offset + (i * size) as u64, size)?;
     }
     Ok(out)
+}
+
+/// Registers from an AArch64 `elf_prstatus` (`user_pt_regs` at byte 112: `x0`..`x30`, `sp`,
+/// `pc`, `pstate`).
+pub(super) fn prstatus_aarch64(desc: &ByteReader) -> Result<AArch64Registers> {
+    let words = words::<34>(desc, 112, 8)?;
+    let mut x = [0u64; 31];
+    x.copy_from_slice(&words[..31]);
+    Ok(AArch64Registers { x, sp: words[31], pc: words[32], pstate: words[33] })
 }
 
 /// Registers from an x86-64 `elf_prstatus` (`user_regs_struct` at byte 112).

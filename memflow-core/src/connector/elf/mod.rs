@@ -6,7 +6,10 @@
 //! contents is a second view of the same memory (kdump maps the kernel image twice) and is
 //! skipped; any other overlap is an error.
 //!
-//! CPU state (x86 and x86-64 cores only): one `CORE`/`NT_PRSTATUS` note per CPU gives the
+//! CPU state of AArch64 cores: one `CORE`/`NT_PRSTATUS` note per CPU (the 392-byte
+//! `elf_prstatus`) gives `x0`..`x30`, `sp`, `pc` and `pstate`.
+//!
+//! CPU state of x86 and x86-64 cores: one `CORE`/`NT_PRSTATUS` note per CPU gives the
 //! general registers (the x86-64 `elf_prstatus` of 336 bytes or the i386 one of 144 bytes),
 //! and QEMU adds one `QEMU` note (type 0, `QEMUCPUState` version 1) per CPU with segment
 //! state and CR0 to CR4, plus `kernel_gs_base` when its size field covers it. The n-th note
@@ -28,10 +31,10 @@ mod tests;
 
 pub use notes::{VmcoreInfo, MAX_CPUS, MAX_NOTES};
 
-pub(crate) use notes::Notes;
+pub(crate) use notes::{CpuFamily, Notes, PRSTATUS_AARCH64_SIZE};
 
 use super::bytes::ByteReader;
-use super::cpu_state::X86Registers;
+use super::cpu_state::{AArch64Registers, X86Registers};
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::MemoryMap;
@@ -49,6 +52,8 @@ const PT_NOTE: u32 = 4;
 const PN_XNUM: u16 = 0xffff;
 /// The ELF machines of x86 code, whose CPU notes hold x86 registers.
 const X86_MACHINES: [u16; 2] = [ArchitectureIdent::X86_32.elf_machine(), ArchitectureIdent::X86_64.elf_machine()];
+/// The ELF machine of AArch64 code.
+const AARCH64_MACHINE: u16 = ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 }.elf_machine();
 
 /// The ELF file class.
 #[repr(C)]
@@ -119,6 +124,8 @@ pub struct ElfCore {
     pub map: MemoryMap,
     /// Registers per CPU (empty for machines other than x86 and x86-64).
     pub cpus: Vec<X86Registers>,
+    /// Registers per CPU of an AArch64 core (empty for other machines).
+    pub aarch64_cpus: Vec<AArch64Registers>,
     /// The Linux `VMCOREINFO` note, if present.
     pub vmcoreinfo: Option<VmcoreInfo>,
 }
@@ -202,7 +209,12 @@ pub fn parse(bytes: &[u8]) -> Result<ElfCore> {
     })?;
 
     let mut loads = Vec::new();
-    let mut notes = Notes::new(X86_MACHINES.contains(&machine));
+    let family = match machine {
+        _ if X86_MACHINES.contains(&machine) => CpuFamily::X86,
+        AARCH64_MACHINE => CpuFamily::AArch64,
+        _ => CpuFamily::Other,
+    };
+    let mut notes = Notes::new(family);
     for index in 0..phnum {
         let ph = table.sub(index * phentsize, layout.phdr_size, "program header")?;
         let p_type = ph.u32(0)?;
@@ -238,7 +250,7 @@ pub fn parse(bytes: &[u8]) -> Result<ElfCore> {
 
     let map = build_map(bytes, loads)?;
     let (cpus, vmcoreinfo) = notes.finish();
-    Ok(ElfCore { class, machine, map, cpus, vmcoreinfo })
+    Ok(ElfCore { class, machine, map, cpus: cpus.x86, aarch64_cpus: cpus.aarch64, vmcoreinfo })
 }
 
 /// `e_phnum`, or with `PN_XNUM` the real count from `sh_info` of section header 0.

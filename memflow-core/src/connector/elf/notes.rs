@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::cpu::{prstatus_i386, prstatus_x86_64, qemu_cpu_state, QEMU_STATE_MIN_SIZE};
+use super::cpu::{prstatus_aarch64, prstatus_i386, prstatus_x86_64, qemu_cpu_state, QEMU_STATE_MIN_SIZE};
 use crate::connector::bytes::ByteReader;
-use crate::connector::cpu_state::X86Registers;
+use crate::connector::cpu_state::{AArch64Registers, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
 /// The most notes accepted over all `PT_NOTE` segments.
@@ -19,6 +19,29 @@ const NOTE_HEADER_SIZE: u64 = 12;
 const PRSTATUS_X86_64_SIZE: u64 = 336;
 /// Size of the i386 `elf_prstatus` note descriptor; registers start at byte 72.
 const PRSTATUS_I386_SIZE: u64 = 144;
+/// Size of the AArch64 `elf_prstatus` note descriptor; registers start at byte 112.
+pub(crate) const PRSTATUS_AARCH64_SIZE: u64 = 392;
+
+/// Which CPU notes a dump's machine has.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum CpuFamily {
+    /// A machine whose CPU notes are not read.
+    #[default]
+    Other,
+    /// x86 or x86-64: `NT_PRSTATUS` and QEMU's CPU state notes.
+    X86,
+    /// AArch64: `NT_PRSTATUS`.
+    AArch64,
+}
+
+/// The CPU state of a dump's notes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct CpuNotes {
+    /// Registers per x86 CPU.
+    pub x86: Vec<X86Registers>,
+    /// Registers per AArch64 CPU.
+    pub aarch64: Vec<AArch64Registers>,
+}
 
 /// The `key=value` lines of a Linux `VMCOREINFO` note, e.g. `OSRELEASE=6.1.0-56-cloud-amd64`,
 /// `PAGESIZE=4096`, `SYMBOL(swapper_pg_dir)=ffffffff82a0a000`, `KERNELOFFSET=0`.
@@ -83,10 +106,11 @@ impl VmcoreInfo {
 /// What the notes told so far (of an ELF core's `PT_NOTE` segments, or of a kdump's note area).
 #[derive(Default)]
 pub(crate) struct Notes {
-    /// Decode CPU notes (the machine is x86 or x86-64).
-    x86: bool,
+    /// Which CPU notes to decode.
+    family: CpuFamily,
     notes: usize,
     cpus: Vec<X86Registers>,
+    aarch64_cpus: Vec<AArch64Registers>,
     prstatus_seen: usize,
     qemu_seen: usize,
     /// A 64-bit `NT_PRSTATUS` was seen: the CPUs ran in long mode.
@@ -95,19 +119,19 @@ pub(crate) struct Notes {
 }
 
 impl Notes {
-    /// No notes yet; CPU notes are decoded when `x86` (the machine is x86 or x86-64).
-    pub(crate) fn new(x86: bool) -> Self {
-        Notes { x86, ..Notes::default() }
+    /// No notes yet; the CPU notes of `family` are decoded.
+    pub(crate) fn new(family: CpuFamily) -> Self {
+        Notes { family, ..Notes::default() }
     }
 
-    /// The registers per CPU, long mode inferred (see [`X86Registers::infer_long_mode`]),
+    /// The registers per CPU, x86 long mode inferred (see [`X86Registers::infer_long_mode`]),
     /// and the `VMCOREINFO` note.
-    pub(crate) fn finish(self) -> (Vec<X86Registers>, Option<VmcoreInfo>) {
-        let Notes { mut cpus, vmcoreinfo, wide_prstatus, .. } = self;
+    pub(crate) fn finish(self) -> (CpuNotes, Option<VmcoreInfo>) {
+        let Notes { mut cpus, aarch64_cpus, vmcoreinfo, wide_prstatus, .. } = self;
         for cpu in &mut cpus {
             cpu.infer_long_mode(wide_prstatus);
         }
-        (cpus, vmcoreinfo)
+        (CpuNotes { x86: cpus, aarch64: aarch64_cpus }, vmcoreinfo)
     }
 
     /// Walks the notes in `segment`, called `what` in errors (e.g. `PT_NOTE #2`).
@@ -155,7 +179,20 @@ impl Notes {
                 }
                 self.vmcoreinfo = Some(VmcoreInfo::parse(desc.bytes(0, desc.len())?));
             }
-            (b"CORE", NT_PRSTATUS) if self.x86 => {
+            (b"CORE", NT_PRSTATUS) if self.family == CpuFamily::AArch64 => {
+                let cpu = self.prstatus_seen;
+                self.prstatus_seen += 1;
+                if desc.len() != PRSTATUS_AARCH64_SIZE {
+                    log::warn!("NT_PRSTATUS of CPU {cpu} has {:#x} bytes, not the AArch64 layout; skipped", desc.len());
+                } else if cpu >= MAX_CPUS {
+                    log::warn!("CPU note #{cpu} exceeds the {MAX_CPUS} CPU states kept; skipped");
+                } else {
+                    // Notes come in CPU order; one that was skipped leaves its CPU zero.
+                    self.aarch64_cpus.resize(cpu, AArch64Registers::default());
+                    self.aarch64_cpus.push(prstatus_aarch64(desc)?);
+                }
+            }
+            (b"CORE", NT_PRSTATUS) if self.family == CpuFamily::X86 => {
                 let cpu = self.prstatus_seen;
                 self.prstatus_seen += 1;
                 match desc.len() {
@@ -173,7 +210,7 @@ impl Notes {
                     other => log::warn!("NT_PRSTATUS of CPU {cpu} has {other:#x} bytes, not an x86 layout; skipped"),
                 }
             }
-            (b"QEMU", 0) if self.x86 => {
+            (b"QEMU", 0) if self.family == CpuFamily::X86 => {
                 let cpu = self.qemu_seen;
                 self.qemu_seen += 1;
                 let version = if desc.len() >= 4 { desc.u32(0)? } else { 0 };

@@ -24,7 +24,7 @@ use format::{header, sub_header, PageDesc, PAGE_DESC_SIZE};
 use super::bytes::ByteReader;
 use super::codec::Codec;
 use super::compressed::{Block, Lookup};
-use super::elf::{Notes, VmcoreInfo};
+use super::elf::{CpuFamily, Notes, VmcoreInfo};
 use super::file::{DumpFormat, DumpInfo};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::alloc::zeroed_vec;
@@ -249,8 +249,13 @@ impl Kdump {
         let kdump = Kdump { bytes, block_size, max_mapnr, saved, rank, desc_base, incomplete, map };
         kdump.check_descriptors(file, count)?;
 
-        let x86 = machine == "x86_64" || unnamed;
-        let mut notes = Notes::new(x86);
+        let family = match machine.as_str() {
+            _ if unnamed => CpuFamily::X86,
+            "x86_64" => CpuFamily::X86,
+            "aarch64" => CpuFamily::AArch64,
+            _ => CpuFamily::Other,
+        };
+        let mut notes = Notes::new(family);
         if version >= 4 {
             let (at, len) = (s.u64(sub_header::NOTE)?, s.u64(sub_header::NOTE + 8)?);
             if len > 0 {
@@ -276,7 +281,7 @@ impl Kdump {
             kdump_codecs(status),
             if incomplete { ", INCOMPLETE (cut short when written)" } else { "" }
         );
-        Ok((kdump, DumpInfo { format, description, cpus, vmcoreinfo }))
+        Ok((kdump, DumpInfo { format, description, cpus: cpus.x86, aarch64_cpus: cpus.aarch64, vmcoreinfo }))
     }
 
     /// Checks every page descriptor: a known codec, a size no larger than a page (exactly a

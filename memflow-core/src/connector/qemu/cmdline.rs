@@ -1,4 +1,5 @@
-//! What a QEMU command line says about the guest: its name, machine type and RAM size.
+//! What a QEMU command line says about the guest: the emulator's target architecture (from
+//! the program's name), its name, machine type and RAM size.
 //!
 //! The command line comes from an OS layer as one string with the arguments separated by
 //! spaces, so an argument containing spaces is seen as several; the options read here
@@ -9,6 +10,9 @@
 /// The facts of a QEMU command line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QemuCommandLine {
+    /// The emulator's target architecture, QEMU's name for it: `x86_64` for
+    /// `qemu-system-x86_64`, `aarch64`, `riscv64`; `None` for `qemu-kvm` (no name says it).
+    pub target: Option<String>,
     /// The guest name (`-name NAME` or `-name guest=NAME,...`).
     pub name: Option<String>,
     /// The machine type (`-machine TYPE`, `-machine type=TYPE,...`, `-M TYPE`); QEMU's
@@ -58,16 +62,32 @@ pub fn parse_size(text: &str, default_unit: u64) -> Option<u64> {
 
 /// True if `program` (a path or a name) is a QEMU system emulator.
 pub fn is_qemu(program: &str) -> bool {
+    emulator_target(program).is_some() || program.rsplit('/').next() == Some("qemu-kvm")
+}
+
+/// The targets (see [`QemuCommandLine::target`]) of the x86 emulators.
+pub const X86_TARGETS: [&str; 2] = ["x86_64", "i386"];
+
+/// True if `target` (see [`QemuCommandLine::target`]) is one of [`X86_TARGETS`]. An
+/// emulator whose name does not say its target (`qemu-kvm`) is taken for x86.
+pub fn is_x86(target: Option<&str>) -> bool {
+    target.is_none_or(|t| X86_TARGETS.contains(&t))
+}
+
+/// The target architecture of the QEMU system emulator `program` (a path or a name):
+/// `aarch64` for `/usr/bin/qemu-system-aarch64`; `None` for other programs.
+pub fn emulator_target(program: &str) -> Option<&str> {
     let base = program.rsplit('/').next().unwrap_or(program);
-    base.starts_with("qemu-system-") || base == "qemu-kvm"
+    base.strip_prefix("qemu-system-").filter(|target| !target.is_empty())
 }
 
 impl QemuCommandLine {
-    /// Parses a space-separated command line; the first word (the program) is skipped.
-    /// Later options override earlier ones, as in QEMU.
+    /// Parses a space-separated command line whose first word is the program. Later options
+    /// override earlier ones, as in QEMU.
     pub fn parse(command_line: &str) -> QemuCommandLine {
-        let mut cmd = QemuCommandLine::default();
-        let mut args = command_line.split_whitespace().skip(1);
+        let mut args = command_line.split_whitespace();
+        let target = args.next().and_then(emulator_target).map(str::to_owned);
+        let mut cmd = QemuCommandLine { target, ..Default::default() };
         while let Some(arg) = args.next() {
             // QEMU accepts `--opt` like `-opt`.
             let option = arg.strip_prefix('-').map(|a| a.strip_prefix('-').unwrap_or(a));
@@ -116,6 +136,7 @@ mod tests {
                     -kernel /k/vmlinuz -append console=ttyS0 panic=-1 nokaslr -name memflow-test-a";
         let cmd = QemuCommandLine::parse(line);
         assert_eq!(cmd.name.as_deref(), Some("memflow-test-a"));
+        assert_eq!(cmd.target.as_deref(), Some("x86_64"));
         assert_eq!(cmd.machine.as_deref(), Some("q35"));
         assert_eq!(cmd.ram_size, Some(256 << 20));
         assert_eq!((cmd.max_ram_below_4g, cmd.memory_backend), (None, None));
@@ -138,14 +159,20 @@ mod tests {
     fn defaults_overrides_and_programs() {
         let cmd = QemuCommandLine::parse("qemu-kvm --name vm2,process=x -M pc -machine accel=tcg -m 1G -m 2G");
         assert_eq!(cmd.name.as_deref(), Some("vm2"));
+        assert_eq!(cmd.target, None, "qemu-kvm does not say its target");
         assert_eq!(cmd.machine.as_deref(), Some("pc"), "a -machine without a type keeps the type");
         assert_eq!(cmd.ram_size, Some(2 << 30));
-        assert_eq!(QemuCommandLine::parse("/opt/bin/qemu-system-aarch64"), QemuCommandLine::default());
-        assert_eq!(QemuCommandLine::parse("qemu-system-x86_64 -name"), QemuCommandLine::default());
+        let aarch64 = QemuCommandLine { target: Some("aarch64".into()), ..Default::default() };
+        assert_eq!(QemuCommandLine::parse("/opt/bin/qemu-system-aarch64"), aarch64);
+        assert_eq!(QemuCommandLine::parse("qemu-system-aarch64 -name"), aarch64);
+        let virt = QemuCommandLine::parse("qemu-system-riscv64 -M virt -m 1G");
+        assert_eq!((virt.target.as_deref(), virt.machine.as_deref()), (Some("riscv64"), Some("virt")));
         assert_eq!(QemuCommandLine::parse(""), QemuCommandLine::default());
         assert!(
             is_qemu("/usr/bin/qemu-system-x86_64") && is_qemu("qemu-system-x86") && is_qemu("/usr/libexec/qemu-kvm")
         );
-        assert!(!is_qemu("/usr/bin/qemu-img") && !is_qemu("bash") && !is_qemu(""));
+        assert!(!is_qemu("/usr/bin/qemu-img") && !is_qemu("bash") && !is_qemu("") && !is_qemu("qemu-system-"));
+        assert_eq!(emulator_target("/usr/bin/qemu-system-riscv64"), Some("riscv64"));
+        assert_eq!(emulator_target("qemu-kvm"), None);
     }
 }

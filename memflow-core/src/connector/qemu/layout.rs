@@ -10,18 +10,22 @@
 //! `pc.bios` and option ROMs, whose small host mappings cannot be told apart, do not); the
 //! block sizes come from `info ramblock`.
 //!
-//! Without QMP, the machine type's rules give the ranges of the one RAM block of size `-m`
-//! (QEMU 7.2, `hw/i386/pc_q35.c` and `pc_piix.c`, default machine options):
-//! - `q35` (`pc-q35-*`): RAM of at least 2.75 GiB (`0xb0000000`) is split at 2 GiB: guest
-//!   `[0, 2 GiB)` holds its first 2 GiB, the rest starts at 4 GiB; smaller RAM lies at
+//! Without QMP, the rules of the emulator's target and machine type ([`MACHINES`]) give the
+//! ranges of the one RAM block of size `-m` (QEMU 7.2: `hw/i386/pc_q35.c`, `pc_piix.c`,
+//! `hw/arm/virt.c`, `hw/riscv/virt.c`, default machine options):
+//! - `q35` (`pc-q35-*`) on x86: RAM of at least 2.75 GiB (`0xb0000000`) is split at 2 GiB:
+//!   guest `[0, 2 GiB)` holds its first 2 GiB, the rest starts at 4 GiB; smaller RAM lies at
 //!   `[0, size)`.
-//! - `pc` (`pc-i440fx-*`, QEMU's default machine): the same with 3.5 GiB (`0xe0000000`) and
-//!   a split at 3 GiB.
+//! - `pc` (`pc-i440fx-*`, QEMU's default machine on x86): the same with 3.5 GiB
+//!   (`0xe0000000`) and a split at 3 GiB.
+//! - `virt` (`virt-*`) on aarch64: RAM lies at `[1 GiB, 1 GiB + size)`.
+//! - `virt` on riscv64: RAM lies at `[2 GiB, 2 GiB + size)`.
 //!
-//! These rules map the legacy window `0xa0000..0x100000` as RAM (what it holds in the RAM
-//! block, not what the guest may see there through VGA or the BIOS shadow), and neither
-//! hot-plugged memory nor ROMs. A machine with `max-ram-below-4g` or another machine type
-//! needs QMP.
+//! The x86 rules map the legacy window `0xa0000..0x100000` as RAM (what it holds in the RAM
+//! block, not what the guest may see there through VGA or the BIOS shadow); no rule maps
+//! hot-plugged memory, ROMs or flash. A machine with `max-ram-below-4g` or another machine
+//! type needs QMP. An emulator whose name does not say its target (`qemu-kvm`) is taken
+//! for x86.
 //!
 //! Each block is then found among the QEMU process's mappings: the one readable, writeable,
 //! non-executable mapping of exactly the block's size (rounded up to 4 KiB pages). A block
@@ -29,7 +33,7 @@
 
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
 
-use super::cmdline::QemuCommandLine;
+use super::cmdline::{QemuCommandLine, X86_TARGETS};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::MemoryMap;
 use crate::os::MemoryRange;
@@ -39,8 +43,71 @@ use crate::types::{umem, Address, PageType};
 const FOUR_GIB: u64 = 1 << 32;
 /// The host page size QEMU rounds RAM block mappings to.
 const HOST_PAGE: u64 = 0x1000;
-/// QEMU's default RAM size on x86 when `-m` is not given.
+/// QEMU's default RAM size when `-m` is not given.
 const DEFAULT_RAM: u64 = 128 << 20;
+
+/// Where a machine type puts its RAM block of size `-m`.
+#[derive(Copy, Clone, Debug)]
+enum RamRule {
+    /// RAM of at least `threshold` bytes is split: `[0, split)` holds its first `split`
+    /// bytes, the rest starts at 4 GiB; smaller RAM lies at `[0, size)`.
+    SplitAt4G { threshold: u64, split: u64 },
+    /// RAM lies at `[base, base + size)`.
+    From(u64),
+}
+
+/// The RAM layout rule of a machine type of some emulator targets.
+#[derive(Debug)]
+struct MachineRule {
+    /// The emulator targets (`qemu-system-TARGET`) that have the machine type.
+    targets: &'static [&'static str],
+    /// The machine type; its versioned names (`pc-q35-7.2`) start with [`Self::versioned`].
+    machine: &'static str,
+    /// The start of the versioned names.
+    versioned: &'static str,
+    /// True for the target's default machine type (used without `-machine`).
+    default: bool,
+    /// QEMU's name of the RAM block (unless RAM is a memory backend).
+    block: &'static str,
+    /// Where the RAM is.
+    rule: RamRule,
+}
+
+/// The machine types whose RAM layout is known without QMP (see the module documentation).
+const MACHINES: [MachineRule; 4] = [
+    MachineRule {
+        targets: &X86_TARGETS,
+        machine: "q35",
+        versioned: "pc-q35-",
+        default: false,
+        block: "pc.ram",
+        rule: RamRule::SplitAt4G { threshold: 0xb000_0000, split: 0x8000_0000 },
+    },
+    MachineRule {
+        targets: &X86_TARGETS,
+        machine: "pc",
+        versioned: "pc-i440fx-",
+        default: true,
+        block: "pc.ram",
+        rule: RamRule::SplitAt4G { threshold: 0xe000_0000, split: 0xc000_0000 },
+    },
+    MachineRule {
+        targets: &["aarch64"],
+        machine: "virt",
+        versioned: "virt-",
+        default: false,
+        block: "mach-virt.ram",
+        rule: RamRule::From(0x4000_0000),
+    },
+    MachineRule {
+        targets: &["riscv64"],
+        machine: "virt",
+        versioned: "virt-",
+        default: false,
+        block: "riscv_virt_board.ram",
+        rule: RamRule::From(0x8000_0000),
+    },
+];
 
 /// A RAM block of the QEMU process.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,22 +212,22 @@ fn parse_ramblocks(text: &str) -> Result<Vec<RamBlock>> {
 }
 
 impl RamLayout {
-    /// The layout QEMU gives the x86 machine of `cmd` (see the module documentation).
+    /// The layout QEMU gives the machine of `cmd` (see the module documentation).
     pub(super) fn from_machine(cmd: &QemuCommandLine) -> Result<RamLayout> {
-        let machine = cmd.machine.as_deref().unwrap_or("pc");
-        let (threshold, split) = if machine == "q35" || machine.starts_with("pc-q35-") {
-            (0xb000_0000, 0x8000_0000)
-        } else if machine == "pc" || machine.starts_with("pc-i440fx-") {
-            (0xe000_0000, 0xc000_0000)
-        } else {
-            return Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported).with_reason(format_args!(
-                "the RAM layout of machine type `{machine}` is not known: pass qmp=SOCKET"
-            )));
-        };
-        if cmd.max_ram_below_4g.is_some() {
-            return Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported)
-                .with_reason("the machine sets max-ram-below-4g: pass qmp=SOCKET"));
-        }
+        let target = cmd.target.as_deref().unwrap_or(X86_TARGETS[0]);
+        let machine = MACHINES
+            .iter()
+            .filter(|m| m.targets.contains(&target))
+            .find(|m| match &cmd.machine {
+                Some(name) => *name == m.machine || name.starts_with(m.versioned),
+                None => m.default,
+            })
+            .ok_or_else(|| {
+                Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported).with_reason(format_args!(
+                    "the RAM layout of machine type `{}` of qemu-system-{target} is not known: pass qmp=SOCKET",
+                    cmd.machine.as_deref().unwrap_or("(default)")
+                ))
+            })?;
         let ram = match (cmd.ram_size, &cmd.memory_backend) {
             (Some(size), _) => size,
             (None, None) => DEFAULT_RAM,
@@ -170,12 +237,22 @@ impl RamLayout {
                 )))
             }
         };
-        let name = cmd.memory_backend.clone().unwrap_or_else(|| "pc.ram".to_owned());
-        let below = if ram >= threshold { split } else { ram };
-        let mut ranges = vec![RamRange { base: 0, size: below, block: 0, offset: 0 }];
-        if ram > below {
-            ranges.push(RamRange { base: FOUR_GIB, size: ram - below, block: 0, offset: below });
-        }
+        let ranges = match machine.rule {
+            RamRule::SplitAt4G { .. } if cmd.max_ram_below_4g.is_some() => {
+                return Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported)
+                    .with_reason("the machine sets max-ram-below-4g: pass qmp=SOCKET"))
+            }
+            RamRule::SplitAt4G { threshold, split } => {
+                let below = if ram >= threshold { split } else { ram };
+                let mut ranges = vec![RamRange { base: 0, size: below, block: 0, offset: 0 }];
+                if ram > below {
+                    ranges.push(RamRange { base: FOUR_GIB, size: ram - below, block: 0, offset: below });
+                }
+                ranges
+            }
+            RamRule::From(base) => vec![RamRange { base, size: ram, block: 0, offset: 0 }],
+        };
+        let name = cmd.memory_backend.clone().unwrap_or_else(|| machine.block.to_owned());
         Ok(RamLayout { blocks: vec![RamBlock { name, size: ram }], ranges })
     }
 
@@ -334,6 +411,33 @@ FlatView #3\r
     fn machine(machine: Option<&str>, ram: Option<u64>) -> Result<RamLayout> {
         let cmd = QemuCommandLine { machine: machine.map(str::to_owned), ram_size: ram, ..Default::default() };
         RamLayout::from_machine(&cmd)
+    }
+
+    fn of_target(target: &str, machine: Option<&str>, ram: u64) -> Result<RamLayout> {
+        let cmd = QemuCommandLine {
+            target: Some(target.to_owned()),
+            machine: machine.map(str::to_owned),
+            ram_size: Some(ram),
+            ..Default::default()
+        };
+        RamLayout::from_machine(&cmd)
+    }
+
+    #[test]
+    fn layout_of_each_target() {
+        const G: u64 = 1 << 30;
+        let virt = of_target("aarch64", Some("virt"), 8 * G).unwrap();
+        assert_eq!(virt.ranges, vec![range(G, 8 * G, 0, 0)]);
+        assert_eq!(virt.blocks, vec![RamBlock { name: "mach-virt.ram".into(), size: 8 * G }]);
+        assert_eq!(of_target("aarch64", Some("virt-7.2"), G).unwrap().ranges, vec![range(G, G, 0, 0)]);
+        assert_eq!(of_target("riscv64", Some("virt"), G).unwrap().ranges, vec![range(2 * G, G, 0, 0)]);
+        assert_eq!(of_target("i386", Some("q35"), G).unwrap().ranges, vec![range(0, G, 0, 0)]);
+        assert_eq!(of_target("x86_64", None, G).unwrap().blocks[0].name, "pc.ram");
+        // No default machine off x86, no x86 machine on aarch64, no virt on x86.
+        for (target, machine) in [("aarch64", None), ("aarch64", Some("q35")), ("x86_64", Some("virt"))] {
+            assert_eq!(of_target(target, machine, G).unwrap_err().kind, ErrorKind::Unsupported, "{target} {machine:?}");
+        }
+        assert_eq!(of_target("ppc64", Some("pseries"), G).unwrap_err().kind, ErrorKind::Unsupported);
     }
 
     #[test]

@@ -15,10 +15,13 @@
 //!   batch at a time. A single read or write within one RAM range is one map lookup and one
 //!   single operation on the process (for the host: one system call, no allocation). Guest
 //!   addresses outside the map fail like any unbacked address.
-//! - **CPU state.** With QMP, the registers of every vCPU as `info registers -a` shows them
-//!   when the connector is opened (a snapshot: CR3 of a running guest changes with every
-//!   task switch, but the kernel half of every task's tables is the same). Without QMP the
-//!   connector has no CPU state (`cpu_count()` is 0).
+//! - **Which architecture.** The emulator's name says its target (`qemu-system-aarch64`);
+//!   QMP's `query-target` says it too (for `qemu-kvm`), and must agree.
+//! - **CPU state.** With QMP, the registers of every x86 or AArch64 vCPU as `info registers
+//!   -a` shows them when the connector is opened (AArch64: the general registers only). It is
+//!   a snapshot: CR3 of a running guest changes with every task switch, but the kernel half
+//!   of every task's tables is the same. Without QMP, and for other targets, the connector
+//!   has no CPU state (`cpu_count()` is 0).
 //! - **A guest that exits** makes the next read or write fail with `Gone` (all its bytes
 //!   reported as failed), never crash.
 //!
@@ -62,8 +65,9 @@ impl QemuProcess {
     pub fn describe(&self) -> String {
         let cmd = &self.command_line;
         format!(
-            "QEMU pid {}, guest `{}`, machine {}, {} MiB",
+            "QEMU pid {} ({}), guest `{}`, machine {}, {} MiB",
             self.info.pid,
+            cmd.target.as_deref().unwrap_or("target not named"),
             cmd.name.as_deref().unwrap_or("(unnamed)"),
             cmd.machine.as_deref().unwrap_or("(default)"),
             cmd.ram_size.map_or("?".to_owned(), |s| (s >> 20).to_string())
@@ -77,7 +81,11 @@ pub fn qemu_processes(os: &mut impl Os) -> Result<Vec<QemuProcess>> {
     os.process_info_list_callback(|info| {
         let program = info.command_line.split_whitespace().next().unwrap_or_default();
         if [&*info.path, &*info.name, program].into_iter().any(cmdline::is_qemu) {
-            let command_line = QemuCommandLine::parse(&info.command_line);
+            let mut command_line = QemuCommandLine::parse(&info.command_line);
+            // `qemu-kvm` may be a link to a `qemu-system-*`.
+            if command_line.target.is_none() {
+                command_line.target = cmdline::emulator_target(&info.path).map(str::to_owned);
+            }
             out.push(QemuProcess { info, command_line });
         }
         true
@@ -122,18 +130,31 @@ impl QemuTarget {
 /// What QMP tells about the guest.
 struct QmpFacts {
     name: Option<String>,
+    /// The emulator's target architecture (`query-target`).
+    target: Option<String>,
     layout: RamLayout,
     cpus: Vec<X86Registers>,
+    aarch64_cpus: Vec<AArch64Registers>,
 }
 
 impl QmpFacts {
     /// Asks the QMP server at `socket`, then disconnects.
     fn query(socket: &Path) -> Result<QmpFacts> {
         let mut qmp = Qmp::connect(socket)?;
-        let name = qmp.execute("query-name", None)?.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+        let mut text = |command: &str, key: &str| -> Result<Option<String>> {
+            Ok(qmp.execute(command, None)?.get(key).and_then(|v| v.as_str()).map(str::to_owned))
+        };
+        let name = text("query-name", "name")?;
+        let target = text("query-target", "arch")?;
         let layout = RamLayout::from_qmp(&qmp.hmp("info mtree -f")?, &qmp.hmp("info ramblock")?)?;
-        let cpus = registers::parse_registers(&qmp.hmp("info registers -a")?);
-        Ok(QmpFacts { name, layout, cpus })
+        // Each target prints its own registers.
+        let (mut cpus, mut aarch64_cpus) = (Vec::new(), Vec::new());
+        if cmdline::is_x86(target.as_deref()) {
+            cpus = registers::parse_registers(&qmp.hmp("info registers -a")?);
+        } else if target.as_deref() == Some("aarch64") {
+            aarch64_cpus = registers::parse_aarch64_registers(&qmp.hmp("info registers -a")?);
+        }
+        Ok(QmpFacts { name, target, layout, cpus, aarch64_cpus })
     }
 }
 
@@ -149,6 +170,7 @@ pub struct QemuConnector {
     memory: GuestMemory,
     map: Arc<MemoryMap>,
     cpus: Arc<[X86Registers]>,
+    aarch64_cpus: Arc<[AArch64Registers]>,
 }
 
 impl Clone for QemuConnector {
@@ -159,6 +181,7 @@ impl Clone for QemuConnector {
             memory: self.memory.clone(),
             map: self.map.clone(),
             cpus: self.cpus.clone(),
+            aarch64_cpus: self.aarch64_cpus.clone(),
         }
     }
 }
@@ -180,15 +203,37 @@ impl QemuConnector {
                 Some(_) => {}
             }
         }
-        let qemu = target.select(qemu_processes(&mut os)?)?;
+        let mut qemu = target.select(qemu_processes(&mut os)?)?;
         let mut process = os.process_by_info(qemu.info.clone())?;
-        let (layout, cpus) = match facts {
-            Some(facts) => (facts.layout, facts.cpus),
-            None => (RamLayout::from_machine(&qemu.command_line)?, Vec::new()),
+        let (layout, cpus, aarch64_cpus) = match facts {
+            Some(facts) => {
+                match (&qemu.command_line.target, facts.target) {
+                    (Some(ours), Some(theirs)) if *ours != theirs => {
+                        return Err(Error::new(ErrorOrigin::Connector, ErrorKind::InvalidArgument).with_reason(
+                            format_args!(
+                                "the QMP socket belongs to a qemu-system-{theirs}, not to {}",
+                                qemu.describe()
+                            ),
+                        ))
+                    }
+                    (None, theirs) => qemu.command_line.target = theirs,
+                    _ => {}
+                }
+                (facts.layout, facts.cpus, facts.aarch64_cpus)
+            }
+            None => (RamLayout::from_machine(&qemu.command_line)?, Vec::new(), Vec::new()),
         };
         let map = layout.resolve(&process.mapped_mem(-1)?)?;
-        log::info!("qemu: {} with {} RAM ranges, {} CPU states", qemu.describe(), map.ranges().len(), cpus.len());
-        Ok(QemuConnector { os, qemu, memory: GuestMemory::Os(Some(process)), map: Arc::new(map), cpus: cpus.into() })
+        let cpu_count = cpus.len().max(aarch64_cpus.len());
+        log::info!("qemu: {} with {} RAM ranges, {cpu_count} CPU states", qemu.describe(), map.ranges().len());
+        Ok(QemuConnector {
+            os,
+            qemu,
+            memory: GuestMemory::Os(Some(process)),
+            map: Arc::new(map),
+            cpus: cpus.into(),
+            aarch64_cpus: aarch64_cpus.into(),
+        })
     }
 
     /// [`open`](Self::open) for an `os` that is this host's own (the native layer): the QEMU
@@ -385,11 +430,15 @@ impl PhysicalMemory for QemuConnector {
 
 impl CpuState for QemuConnector {
     fn cpu_count(&self) -> usize {
-        self.cpus.len()
+        self.cpus.len().max(self.aarch64_cpus.len())
     }
 
     fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
-        x86_registers_of(&self.cpus, cpu)
+        registers_of(&self.cpus, cpu, "x86")
+    }
+
+    fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
+        registers_of(&self.aarch64_cpus, cpu, "AArch64")
     }
 }
 

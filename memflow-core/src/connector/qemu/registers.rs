@@ -1,13 +1,14 @@
 //! CPU registers from the HMP command `info registers -a`.
 //!
-//! QEMU prints one block per vCPU, starting with a `CPU#N` line, of `KEY=hex` fields
-//! (`RAX=...`, `R8 =...`, `CR3=...`, `EFER=...`; `EAX=...` and `EIP=...` while a CPU is not
-//! in 64-bit mode) and one line per segment register:
+//! QEMU prints one block per vCPU, starting with a `CPU#N` line. An AArch64 CPU's block has
+//! `PC=...`, `X00=...` to `X30=...`, `SP=...` and `PSTATE=...` fields. An x86 CPU's has
+//! `KEY=hex` fields (`RAX=...`, `R8 =...`, `CR3=...`, `EFER=...`; `EAX=...` and `EIP=...`
+//! while a CPU is not in 64-bit mode) and one line per segment register:
 //! `CS =0010 0000000000000000 ffffffff 00af9b00 ...` (selector, base, limit, flags). The
 //! flags are the high dword of a segment descriptor, the layout of
 //! [`X86Registers::cs_flags`].
 
-use crate::connector::cpu_state::{X86RegisterSet, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, X86RegisterSet, X86Registers};
 
 /// The `KEY=value` fields of one line; `R8 =x` (QEMU pads short names) counts as `R8=x`.
 fn fields(line: &str) -> Vec<(&str, &str)> {
@@ -109,12 +110,8 @@ fn parse_line(regs: &mut X86Registers, line: &str) {
     }
 }
 
-/// The registers of every CPU in the output of `info registers -a`, in CPU order. A block
-/// counts as having general registers if it has `RIP`/`EIP`, control registers if it has
-/// `CR0`, `CR3` and `CR4`, selectors if it has all six segment lines; long mode follows
-/// from `EFER.LMA`.
-pub(super) fn parse_registers(text: &str) -> Vec<X86Registers> {
-    let mut cpus: Vec<X86Registers> = Vec::new();
+/// The lines of each CPU's block in `text`, in CPU order.
+fn cpu_blocks(text: &str) -> Vec<Vec<&str>> {
     let mut blocks: Vec<Vec<&str>> = Vec::new();
     for line in text.lines() {
         if line.starts_with("CPU#") {
@@ -123,7 +120,41 @@ pub(super) fn parse_registers(text: &str) -> Vec<X86Registers> {
             block.push(line);
         }
     }
-    for block in blocks {
+    blocks
+}
+
+/// The registers of every AArch64 CPU in the output of `info registers -a`, in CPU order;
+/// fields a block lacks stay zero.
+pub(super) fn parse_aarch64_registers(text: &str) -> Vec<AArch64Registers> {
+    cpu_blocks(text)
+        .into_iter()
+        .map(|block| {
+            let mut regs = AArch64Registers::default();
+            for (key, value) in block.iter().flat_map(|line| fields(line)) {
+                let Ok(value) = u64::from_str_radix(value, 16) else { continue };
+                let slot = match key {
+                    "PC" => &mut regs.pc,
+                    "SP" => &mut regs.sp,
+                    "PSTATE" => &mut regs.pstate,
+                    _ => match key.strip_prefix('X').and_then(|n| n.parse::<usize>().ok()) {
+                        Some(n) if n < regs.x.len() => &mut regs.x[n],
+                        _ => continue,
+                    },
+                };
+                *slot = value;
+            }
+            regs
+        })
+        .collect()
+}
+
+/// The registers of every x86 CPU in the output of `info registers -a`, in CPU order. A block
+/// counts as having general registers if it has `RIP`/`EIP`, control registers if it has
+/// `CR0`, `CR3` and `CR4`, selectors if it has all six segment lines; long mode follows
+/// from `EFER.LMA`.
+pub(super) fn parse_registers(text: &str) -> Vec<X86Registers> {
+    let mut cpus: Vec<X86Registers> = Vec::new();
+    for block in cpu_blocks(text) {
         let mut regs = X86Registers::default();
         for line in &block {
             parse_line(&mut regs, line);
@@ -217,6 +248,31 @@ EFER=0000000000000000\r
         assert!(!r.valid.contains(X86RegisterSet::LONG_MODE));
         assert_eq!(r.arch_hint(), X86ArchHint::NoPaging);
         assert_eq!(cpus[0].arch_hint(), X86ArchHint::X86_64);
+    }
+
+    /// `info registers -a` of a QEMU 7.2 `-cpu cortex-a72` guest idling in Linux (cut short).
+    const AARCH64: &str = "CPU#0\r
+ PC=ffffa2b6c4e1f0b4 X00=0000000000000000 X01=ffff00000fd36a00\r
+X02=0000000000000001 X03=0000000000000000 X04=0000000000000000\r
+X27=0000000000000000 X28=0000000000000000 X29=ffffa2b6c6773d80\r
+X30=ffffa2b6c4e1f0a8  SP=ffffa2b6c6773d80\r
+PSTATE=60400005 -ZC- EL1h    FPCR=00000000 FPSR=00000000\r
+Q00=0000000000000000:0000000000000000 Q01=0000000000000000:0000000000000000\r
+";
+
+    #[test]
+    fn aarch64_cpu() {
+        let cpus = parse_aarch64_registers(&format!("{AARCH64}{AARCH64}"));
+        assert_eq!(cpus.len(), 2);
+        let r = cpus[1];
+        assert_eq!((r.pc, r.sp, r.pstate), (0xffff_a2b6_c4e1_f0b4, 0xffff_a2b6_c677_3d80, 0x6040_0005));
+        assert_eq!(
+            (r.x[1], r.x[2], r.x[29], r.x[30]),
+            (0xffff_0000_0fd3_6a00, 1, 0xffff_a2b6_c677_3d80, 0xffff_a2b6_c4e1_f0a8)
+        );
+        assert!(parse_aarch64_registers("PC=0000000000001000\n").is_empty());
+        // An x86 block gives no AArch64 values (its `SP`-like keys are `RSP`, `ESP`).
+        assert_eq!(parse_aarch64_registers(LONG_MODE)[0], AArch64Registers::default());
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The ELF notes of a dump (the ELF core's `PT_NOTE` segment, the kdump's note area): per
 //! x86-64 CPU an `NT_PRSTATUS` note (`CORE`, the kernel's `elf_prstatus`) and then, per CPU, a
-//! QEMU CPU-state note (`QEMU`, type 0, `QEMUCPUState` version 1), as QEMU writes them;
+//! QEMU CPU-state note (`QEMU`, type 0, `QEMUCPUState` version 1), as QEMU writes them; per
+//! AArch64 CPU an `NT_PRSTATUS` note (QEMU's floating-point and SVE notes are not kept);
 //! then the `VMCOREINFO` note. The layouts are those the reader (`connector::elf`) decodes.
 
 use super::DumpMeta;
 use crate::arch::ArchitectureIdent;
-use crate::connector::cpu_state::{X86RegisterSet, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, X86RegisterSet, X86Registers};
+use crate::connector::elf::PRSTATUS_AARCH64_SIZE;
 
 const NT_PRSTATUS: u32 = 1;
 /// Size of the x86-64 `elf_prstatus`; `user_regs_struct` starts at byte 112.
@@ -25,16 +27,24 @@ pub(super) struct NoteArea {
     pub vmcoreinfo: Option<(u64, u64)>,
 }
 
-/// The notes of `meta`. CPU notes are written for x86-64 targets only.
+/// The notes of `meta`. CPU notes are written for x86-64 and AArch64 targets.
 pub(super) fn notes(meta: &DumpMeta) -> NoteArea {
     let mut bytes = Vec::new();
-    if matches!(meta.arch, ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57) {
-        for (cpu, regs) in meta.cpus.iter().enumerate() {
-            note(&mut bytes, b"CORE", NT_PRSTATUS, &prstatus(cpu, regs));
+    match meta.arch {
+        ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57 => {
+            for (cpu, regs) in meta.cpus.iter().enumerate() {
+                note(&mut bytes, b"CORE", NT_PRSTATUS, &prstatus(cpu, regs));
+            }
+            for regs in &meta.cpus {
+                note(&mut bytes, b"QEMU", 0, &qemu_state(regs));
+            }
         }
-        for regs in &meta.cpus {
-            note(&mut bytes, b"QEMU", 0, &qemu_state(regs));
+        ArchitectureIdent::AArch64 { .. } => {
+            for (cpu, regs) in meta.aarch64_cpus.iter().enumerate() {
+                note(&mut bytes, b"CORE", NT_PRSTATUS, &prstatus_aarch64(cpu, regs));
+            }
         }
+        _ => {}
     }
     let vmcoreinfo = meta.vmcoreinfo.as_ref().map(|text| {
         let at = note(&mut bytes, b"VMCOREINFO", 0, text);
@@ -75,6 +85,15 @@ fn prstatus(cpu: usize, r: &X86Registers) -> [u8; PRSTATUS_SIZE] {
         r.gs_base, s(r.ds), s(r.es), s(r.fs), s(r.gs),
     ];
     put_words(&mut d, 112, &words);
+    d
+}
+
+/// The AArch64 `elf_prstatus` of CPU `cpu` (`pr_pid` as for x86-64).
+fn prstatus_aarch64(cpu: usize, r: &AArch64Registers) -> [u8; PRSTATUS_AARCH64_SIZE as usize] {
+    let mut d = [0u8; PRSTATUS_AARCH64_SIZE as usize];
+    d[PRSTATUS_PID..PRSTATUS_PID + 4].copy_from_slice(&(cpu as u32 + 1).to_le_bytes());
+    put_words(&mut d, 112, &r.x);
+    put_words(&mut d, 112 + 31 * 8, &[r.sp, r.pc, r.pstate]);
     d
 }
 

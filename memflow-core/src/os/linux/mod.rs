@@ -52,7 +52,7 @@ pub use process::LinuxProcess;
 pub use vma::Vma;
 
 use crate::arch::ArchitectureIdent;
-use crate::connector::cpu_state::{CpuState, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, CpuState, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::{process_instance, ConnectorInstanceArcBox, LibArc, ProcessInstanceArcBox};
 use crate::mem::{
@@ -273,6 +273,10 @@ impl<P: CpuState> CpuState for LinuxOs<P> {
 
     fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
         self.mem.x86_registers(cpu)
+    }
+
+    fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
+        self.mem.aarch64_registers(cpu)
     }
 }
 

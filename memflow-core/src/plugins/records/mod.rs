@@ -6,6 +6,7 @@
 //! Strings in records are NUL-terminated UTF-8. Who owns them is documented at each function
 //! that hands a record out; records received from C are only read during the call.
 
+mod aarch64;
 mod arch;
 mod convert;
 mod incoming;
@@ -17,6 +18,7 @@ mod os_info;
 mod process;
 mod x86;
 
+pub use aarch64::*;
 pub use arch::*;
 pub use convert::{addr_in, addr_out, size_out, str_out};
 pub use incoming::IncomingRecord;

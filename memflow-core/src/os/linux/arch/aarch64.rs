@@ -12,7 +12,10 @@
 //!
 //! User processes' tables (TTBR0) map no RAM linearly; stale early tables (`init_pg_dir`) map
 //! the image only. The translation modes tried, in order, are [`MODES`]: what kernels built
-//! for 52-bit addresses fall back to on CPUs without FEAT_LPA2. The scan visits the
+//! for 52-bit addresses fall back to on CPUs without FEAT_LPA2, then the 52-bit modes they
+//! run on CPUs with it. A 52-bit top table is smaller than a page (16 entries with 4 KiB
+//! granules, 32 with 16 KiB) but the kernel's lies in a page of its own: the rest of the
+//! page is zero (which also tells it from the first entries of a 48-bit table). The scan visits the
 //! connector's memory map; it ends once it has seen as many bytes as the connector backs
 //! (`real_size`) or, for a connector that does not know its map, after
 //! [`MAX_SCAN_HOLE_PAGES`](crate::os::linux::limits::MAX_SCAN_HOLE_PAGES) pages it could not read.
@@ -24,7 +27,7 @@
 
 use cglue::forward::ForwardMut;
 
-use crate::arch::ArchitectureIdent;
+use crate::arch::{AddrField, ArchitectureIdent};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::PhysicalMemory;
 use crate::os::linux::scan::{
@@ -34,10 +37,12 @@ use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
 
 /// The translation modes searched, in this order: 4 KiB granule with 48-bit and 16 KiB
-/// granule with 47-bit virtual addresses.
-pub const MODES: [ArchitectureIdent; 2] = [
+/// granule with 47-bit virtual addresses, then both with 52-bit ones (FEAT_LPA2).
+pub const MODES: [ArchitectureIdent; 4] = [
     ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 },
     ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 },
+    ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 52 },
+    ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 52 },
 ];
 /// The arm64 boot image header's magic, at [`IMAGE_MAGIC_AT`] in the image's first page.
 const IMAGE_MAGIC: [u8; 4] = *b"ARM\x64";
@@ -45,19 +50,20 @@ const IMAGE_MAGIC: [u8; 4] = *b"ARM\x64";
 const IMAGE_MAGIC_AT: umem = 0x38;
 /// A table descriptor: valid and table bits set.
 const TABLE: u64 = 0b11;
-/// Bits of a table descriptor that must be clear: ignored bits 2..=11 (Linux leaves them
-/// zero) and bits 48..=58 (no output address bits there without FEAT_LPA, reserved or
-/// ignored).
+/// Bits of a table descriptor that must be clear unless they hold address bits: ignored bits
+/// 2..=11 (Linux leaves them zero) and bits 48..=58 (reserved or ignored).
 const TABLE_MUST_BE_ZERO: u64 = 0x0000_0000_0000_0ffc | 0x07ff_0000_0000_0000;
-/// The output address of a table descriptor (aligned to the granule).
-const TABLE_ADDR: u64 = 0x0000_ffff_ffff_f000;
 
 /// The facts of one mode the scan needs.
 #[derive(Copy, Clone)]
 struct Mode {
     arch: ArchitectureIdent,
-    /// Bytes of a granule, and of the top table.
+    /// Bytes of a granule: a page, where the top table lies.
     granule: usize,
+    /// Bytes of the top table, at the start of its page.
+    top_table: usize,
+    /// Where table descriptors hold the next table's address.
+    table_addr: AddrField,
     /// The first address of the TTBR1 range (`PAGE_OFFSET`, the linear map's start).
     ttbr1_start: umem,
     /// The middle of the TTBR1 range: the linear map lies below it, the image above.
@@ -69,14 +75,15 @@ impl Mode {
         let ArchitectureIdent::AArch64 { granule_log2, va_bits } = arch else {
             return Err(Error::new(ErrorOrigin::Os, ErrorKind::InvalidArgument));
         };
-        // The top table of these modes is a full granule: va_bits - granule_log2 is a multiple
-        // of the bits per level.
         // A 64-bit address whatever the width of `umem` (with 128-bit addresses, the top of
         // the 128-bit space is not the kernel's).
         let ttbr1_start = 0u64.wrapping_sub(1u64 << va_bits) as umem;
+        let described = arch.describe()?;
         Ok(Mode {
             arch,
             granule: 1 << granule_log2,
+            top_table: described.levels()[0].entries() * 8,
+            table_addr: described.entry_addr(),
             ttbr1_start,
             linear_end: ttbr1_start + ((1 as umem) << (va_bits - 1)),
         })
@@ -110,7 +117,7 @@ pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables
     let mut validated = 0;
     for arch in MODES {
         let mode = Mode::of(arch)?;
-        let looks_like = |table: &[u8]| looks_like_top_table(table, mode.granule, max);
+        let looks_like = |page: &[u8]| looks_like_top_table(page, mode, max);
         let accept = |mem: &mut P, root: Address| {
             let mut view = VirtualDma::new(mem.forward_mut(), mode.arch, &[Address::INVALID, root])?;
             let linear = (Address::new(mode.ttbr1_start), Address::new(mode.linear_end));
@@ -121,7 +128,7 @@ pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables
         }
     }
     Err(Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
-        .with_reason("aarch64: no top-level table maps the guest's RAM linearly (4K/48-bit or 16K/47-bit)"))
+        .with_reason("aarch64: no top-level table maps the guest's RAM linearly (4K or 16K granule, 47 to 52 bits)"))
 }
 
 /// Finds the kernel of an ARM64 guest: its tables (see [`find_kernel_tables`]), the image
@@ -155,22 +162,21 @@ pub(in crate::os::linux) fn find_kernel<P: PhysicalMemory>(mem: &mut P) -> Resul
     }
 }
 
-/// True if the entries of `table` are all empty or table descriptors to tables (aligned to
-/// `granule`) at most at `max`, with entries in both halves.
-fn looks_like_top_table(table: &[u8], granule: usize, max: Address) -> bool {
+/// True if `page` starts with a top table of `mode` whose entries are all empty or table
+/// descriptors to tables (aligned to the granule) at most at `max`, with entries in both
+/// halves, and holds nothing after it.
+fn looks_like_top_table(page: &[u8], mode: Mode, max: Address) -> bool {
+    let (table, rest) = page.split_at(mode.top_table.min(page.len()));
     let half = table.len() / 16;
+    // Low bits of an aligned table's address are zero too.
+    let must_be_zero = (TABLE_MUST_BE_ZERO | ((mode.granule as u64 - 1) & !TABLE)) & !mode.table_addr.raw_mask();
     let (mut low, mut high) = (false, false);
     for (i, raw) in table.chunks_exact(8).enumerate() {
         let entry = u64::from_le_bytes(raw.try_into().unwrap_or_default());
         if entry == 0 {
             continue;
         }
-        let addr = Address::new((entry & TABLE_ADDR) as umem);
-        if entry & TABLE != TABLE
-            || entry & TABLE_MUST_BE_ZERO != 0
-            || addr > max
-            || addr.page_offset(granule as umem) != 0
-        {
+        if entry & TABLE != TABLE || entry & must_be_zero != 0 || mode.table_addr.extract(entry) > max {
             return false;
         }
         if i < half {
@@ -179,7 +185,7 @@ fn looks_like_top_table(table: &[u8], granule: usize, max: Address) -> bool {
             high = true;
         }
     }
-    low && high
+    low && high && rest.iter().all(|b| *b == 0)
 }
 
 #[cfg(test)]
@@ -212,7 +218,7 @@ mod tests {
 
     #[test]
     fn the_table_with_a_linear_map_is_found() {
-        for (arch, block_log2) in [(MODES[0], 21), (MODES[1], 25)] {
+        for (arch, block_log2) in MODES.into_iter().zip([21, 25, 21, 25]) {
             let b = kernel(arch, block_log2, true);
             let found = find_kernel_tables(&mut b.memory()).unwrap();
             assert_eq!(found, KernelTables { arch, ttbr1: b.roots()[1] });
@@ -237,7 +243,7 @@ mod tests {
 
     #[test]
     fn tables_without_a_linear_map_are_not_the_kernels() {
-        for (arch, block_log2) in [(MODES[0], 21), (MODES[1], 25)] {
+        for (arch, block_log2) in MODES.into_iter().zip([21, 25, 21, 25]) {
             let b = kernel(arch, block_log2, false);
             assert_eq!(find_kernel_tables(&mut b.memory()).unwrap_err().kind, ErrorKind::NotFound, "{arch:?}");
         }
