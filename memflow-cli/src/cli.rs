@@ -136,8 +136,8 @@ pub enum Command {
         pid: Option<String>,
         /// Record this Linux VMCOREINFO text (`KEY=value` lines, e.g. the guest's
         /// /sys/kernel/vmcoreinfo note) in an ELF or kdump file. Without it, a chain ending in
-        /// the linux layer records the kernel's own, read from its memory; a connector chain
-        /// records none.
+        /// the linux layer records the kernel's own, read from its memory, and a connector
+        /// chain the one its dump recorded.
         #[arg(long)]
         vmcoreinfo: Option<PathBuf>,
     },

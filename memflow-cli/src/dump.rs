@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use memflow_core::connector::cpu_state::MAX_VMCOREINFO;
 use memflow_core::connector::{write_dump, DumpMeta, ViewSource, WriteFormat, WriteSummary};
 use memflow_core::os::Process;
 use memflow_core::plugins::ChainInstance;
@@ -83,14 +84,11 @@ impl Drop for CatchInterrupt {
     }
 }
 
-/// The most bytes of a `--vmcoreinfo` file (the kernel's note is one page).
-pub const MAX_VMCOREINFO: u64 = 1 << 20;
-
 /// The text of a `--vmcoreinfo` file.
 fn read_vmcoreinfo(path: &Path) -> Result<Vec<u8>, Failure> {
     let failure = |e: std::io::Error| Failure::error(format!("vmcoreinfo {}: {e}", path.display()));
     let size = std::fs::metadata(path).map_err(failure)?.len();
-    if size > MAX_VMCOREINFO {
+    if size > MAX_VMCOREINFO as u64 {
         return Err(Failure::usage(format!(
             "vmcoreinfo {}: {size} bytes is more than a VMCOREINFO text ({MAX_VMCOREINFO} at most)",
             path.display()
@@ -121,16 +119,18 @@ pub fn dump(
         return report(output, format, &summary, out);
     }
     let no_phys = || Failure::usage(format!("chain `{chain}` has no physical memory to dump"));
+    // A `--vmcoreinfo` text replaces the one the chain has (its connector's or its kernel's).
+    let with_given = |meta: DumpMeta| match &vmcoreinfo {
+        Some(text) => DumpMeta { vmcoreinfo: Some(text.clone()), ..meta },
+        None => meta,
+    };
     let summary = match target.instance() {
         ChainInstance::Connector(conn) => {
-            let meta = DumpMeta { vmcoreinfo, ..DumpMeta::of_cpus(&*conn) };
+            let meta = with_given(DumpMeta::of_cpus(&*conn));
             write(conn, &meta, output, format, out)?
         }
         ChainInstance::Os(os) => {
-            let mut meta = DumpMeta::of_os(os);
-            if vmcoreinfo.is_some() {
-                meta.vmcoreinfo = vmcoreinfo;
-            }
+            let meta = with_given(DumpMeta::of_os(os));
             write(os.as_mut_impl_physicalmemory().ok_or_else(no_phys)?, &meta, output, format, out)?
         }
     };

@@ -63,6 +63,10 @@ impl CpuState for ConnectorInstanceArcBox<'static> {
     fn aarch64_registers(&self, cpu: usize) -> crate::error::Result<AArch64Registers> {
         self.as_ref_impl_cpustate().ok_or_else(no_cpu_state)?.aarch64_registers(cpu)
     }
+
+    fn vmcoreinfo(&self, buf: &mut [u8]) -> crate::error::Result<usize> {
+        self.as_ref_impl_cpustate().ok_or_else(no_cpu_state)?.vmcoreinfo(buf)
+    }
 }
 
 /// The error of asking a connector without CPU state for registers.

@@ -345,8 +345,8 @@ fn live_arm64_guest() {
 #[test]
 fn live_riscv_guest() {
     let options = xtask::fixture::default_fixture("riscv64-sv39").expect("a default fixture").options;
-    let guest = LiveGuest::start_with(&format!("riscv-{}", std::process::id()), &options)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let guest =
+        LiveGuest::start_with(&format!("riscv-{}", std::process::id()), &options).unwrap_or_else(|e| panic!("{e}"));
     let by_name = QemuTarget { name: Some(guest.name.clone()), pid: None };
     let plain = open_native(&by_name, None).unwrap();
     let with_qmp = open_native(&by_name, Some(&guest.qmp)).unwrap();

@@ -718,8 +718,8 @@ fn c_process_list_on_x86_64_arm64_and_riscv_guest_dumps() {
 fn c_process_list_on_a_live_arm64_guest() {
     let sdk = sdk();
     let options = xtask::fixture::default_fixture("arm64-4k").unwrap().options;
-    let guest = LiveGuest::start_with(&format!("sdk-arm64-{}", std::process::id()), &options)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let guest =
+        LiveGuest::start_with(&format!("sdk-arm64-{}", std::process::id()), &options).unwrap_or_else(|e| panic!("{e}"));
     let out = run(example(&sdk.c11.join("process_list")).arg(format!("qemu:{} -> linux", guest.name)));
     let serial = std::fs::read_to_string(&guest.serial).unwrap().replace('\r', "");
     assert_lists_guest_ps(&guest.name, &out, section(&serial, "ps").expect("the guest's ps section"));

@@ -459,6 +459,10 @@ fn makedumpfile_filters_by_page_kind_with_the_kernels_vmcoreinfo() {
             assert!(copy.phys_read_raw_into(marker_page, &mut b).is_partial(), "{name}: the user page is left out");
             let info = copy.info().vmcoreinfo.as_ref().expect("makedumpfile keeps VMCOREINFO");
             assert_eq!(info.get("OSRELEASE"), Some(release.as_str()), "{name}");
+            // A chain's connector hands it on (CpuState::vmcoreinfo), so a dump of it keeps it.
+            let chained = Inventory::builtin().create_connector_chain(&format!("coredump:{}", path.display())).unwrap();
+            let text = DumpMeta::of_cpus(&chained).vmcoreinfo.expect("the chain's connector has the VMCOREINFO");
+            assert!(text.windows(release.len() + 11).any(|w| w == format!("OSRELEASE={release}\n").as_bytes()));
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();

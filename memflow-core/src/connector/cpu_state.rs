@@ -242,6 +242,34 @@ pub trait CpuState {
     /// the target is not AArch64.
     fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers>;
 
+    /// The Linux `VMCOREINFO` text the target recorded (a dump's note), copied into `buf` as
+    /// far as it fits. Returns the text's whole length: when that is more than `buf.len()`,
+    /// call again with a larger buffer. `NotFound` if the target recorded none.
+    fn vmcoreinfo(&self, _buf: &mut [u8]) -> Result<usize> {
+        Err(Error::new(ErrorOrigin::Connector, ErrorKind::NotFound).with_reason("the target recorded no VMCOREINFO"))
+    }
+
+    /// The whole [`CpuState::vmcoreinfo`] text, if there is one of at most
+    /// [`MAX_VMCOREINFO`] bytes.
+    #[skip_func]
+    fn vmcoreinfo_text(&self) -> Option<Vec<u8>>
+    where
+        Self: Sized,
+    {
+        let mut text = vec![0u8; 4096];
+        let len = self.vmcoreinfo(&mut text).ok()?;
+        if len > text.len() {
+            if len > MAX_VMCOREINFO {
+                log::warn!("a VMCOREINFO text of {len} bytes is left out (at most {MAX_VMCOREINFO})");
+                return None;
+            }
+            text.resize(len, 0);
+            self.vmcoreinfo(&mut text).ok().filter(|&again| again == len)?;
+        }
+        text.truncate(len);
+        Some(text)
+    }
+
     /// The architecture and page-table root of every CPU that has paging on, in CPU order
     /// (see [`X86Registers::paging`]): what to build a `VirtualDma` of the kernel with.
     #[skip_func]
@@ -251,6 +279,17 @@ pub trait CpuState {
     {
         (0..self.cpu_count()).filter_map(|i| self.x86_registers(i).ok()?.paging()).collect()
     }
+}
+
+/// The longest `VMCOREINFO` text taken from a target or a user (the kernel's is one page).
+pub const MAX_VMCOREINFO: usize = 1 << 20;
+
+/// Copies `text` into `buf` as far as it fits and returns its whole length (see
+/// [`CpuState::vmcoreinfo`]).
+pub(crate) fn copy_vmcoreinfo(text: &[u8], buf: &mut [u8]) -> usize {
+    let n = text.len().min(buf.len());
+    buf[..n].copy_from_slice(&text[..n]);
+    text.len()
 }
 
 /// The registers of `cpu` in a list of per-CPU states of the `family` (`x86`, `AArch64`),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::buffer::{Backing, BufferMemory};
 use super::compressed::{CompressedMemory, Store, DEFAULT_CACHE_SIZE};
-use super::cpu_state::{registers_of, AArch64Registers, CpuState, X86Registers};
+use super::cpu_state::{copy_vmcoreinfo, registers_of, AArch64Registers, CpuState, X86Registers};
 use super::elf::VmcoreInfo;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::{MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
@@ -349,6 +349,16 @@ impl CpuState for FileConnector {
 
     fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
         registers_of(&self.info.aarch64_cpus, cpu, "AArch64")
+    }
+
+    fn vmcoreinfo(&self, buf: &mut [u8]) -> Result<usize> {
+        match &self.info.vmcoreinfo {
+            Some(info) => Ok(copy_vmcoreinfo(&info.to_text(), buf)),
+            None => {
+                Err(Error::new(ErrorOrigin::Connector, ErrorKind::NotFound)
+                    .with_reason("the dump has no VMCOREINFO note"))
+            }
+        }
     }
 }
 

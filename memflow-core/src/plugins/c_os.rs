@@ -843,6 +843,10 @@ impl CpuState for COs {
     fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
         self.conn.as_ref().ok_or_else(|| no_connector(&self.name))?.aarch64_registers(cpu)
     }
+
+    fn vmcoreinfo(&self, buf: &mut [u8]) -> Result<usize> {
+        self.conn.as_ref().ok_or_else(|| no_connector(&self.name))?.vmcoreinfo(buf)
+    }
 }
 
 cglue_impl_group!(COs, OsInstance, { PhysicalMemory, CpuState });

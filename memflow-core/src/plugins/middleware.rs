@@ -146,6 +146,12 @@ impl CpuState for Wrapped {
             None => Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported)),
         }
     }
+    fn vmcoreinfo(&self, buf: &mut [u8]) -> Result<usize> {
+        match self.original.as_ref_impl_cpustate() {
+            Some(c) => c.vmcoreinfo(buf),
+            None => Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported)),
+        }
+    }
 }
 
 cglue_impl_group!(Wrapped, ConnectorInstance, { CpuState });

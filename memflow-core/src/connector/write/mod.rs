@@ -132,17 +132,17 @@ pub struct DumpMeta {
 }
 
 impl DumpMeta {
-    /// The CPU state `source` reports (none if it has none), for an `arch` target, without
-    /// vmcoreinfo.
+    /// The CPU state and the VMCOREINFO text `source` reports (none if it has none), for an
+    /// `arch` target.
     pub fn of(source: &impl CpuState, arch: ArchitectureIdent) -> Self {
         let cpus = (0..source.cpu_count()).map_while(|cpu| source.x86_registers(cpu).ok()).collect();
         let aarch64_cpus = (0..source.cpu_count()).map_while(|cpu| source.aarch64_registers(cpu).ok()).collect();
-        DumpMeta { arch, cpus, aarch64_cpus, vmcoreinfo: None }
+        DumpMeta { arch, cpus, aarch64_cpus, vmcoreinfo: source.vmcoreinfo_text() }
     }
 
     /// The CPU state `source` reports, for the architecture it implies (a connector does not
     /// say its architecture): AArch64 (4 KiB granule, 48 bits) when it reports AArch64 CPUs,
-    /// x86-64 otherwise; without vmcoreinfo.
+    /// x86-64 otherwise; with its VMCOREINFO text if it has one.
     pub fn of_cpus(source: &impl CpuState) -> Self {
         let aarch64 = source.cpu_count() > 0 && source.aarch64_registers(0).is_ok();
         let arch = match aarch64 {
@@ -156,7 +156,8 @@ impl DumpMeta {
     /// state of the connector below it, and the kernel's own VMCOREINFO text when the layer
     /// finds one in the kernel's memory (a Linux kernel: see
     /// [`crate::os::linux::vmcoreinfo`]; a dump with it is one makedumpfile can filter by page
-    /// kind and crash can open). A layer without it gives a dump without it, logged.
+    /// kind and crash can open), else the connector's (a dump's note). A dump of neither has
+    /// none, logged.
     pub fn of_os(os: &mut OsInstanceArcBox<'_>) -> Self {
         let arch = os.info().arch;
         let mut meta = match os.as_ref_impl_cpustate() {
@@ -165,7 +166,8 @@ impl DumpMeta {
         };
         match kernel_vmcoreinfo(os) {
             Ok(text) => meta.vmcoreinfo = Some(text),
-            Err(e) => log::info!("the dump will have no VMCOREINFO: {e}"),
+            Err(e) if meta.vmcoreinfo.is_none() => log::info!("the dump will have no VMCOREINFO: {e}"),
+            Err(e) => log::debug!("the connector's VMCOREINFO, not the kernel's: {e}"),
         }
         meta
     }

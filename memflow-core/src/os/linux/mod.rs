@@ -278,6 +278,10 @@ impl<P: CpuState> CpuState for LinuxOs<P> {
     fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
         self.mem.aarch64_registers(cpu)
     }
+
+    fn vmcoreinfo(&self, buf: &mut [u8]) -> Result<usize> {
+        self.mem.vmcoreinfo(buf)
+    }
 }
 
 impl<P: PhysicalMemory + Clone + 'static> Os for LinuxOs<P> {
