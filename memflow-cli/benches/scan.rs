@@ -8,7 +8,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use memflow_cli::cli::Region;
 use memflow_cli::memory::read_readable;
-use memflow_cli::scan::{scan_ranges, Pattern, Scope};
+use memflow_cli::scan::{scan_ranges, Pattern, Scope, READERS};
 use memflow_cli::target::Target;
 
 /// Bytes of this process's own heap that the scan covers besides its code and libraries.
@@ -55,8 +55,8 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut hits = 0;
             target
-                .with_space(&scope.space, |mem| {
-                    scan_ranges(mem, &scope.ranges, &pattern, 1, &mut |_| true, |_| {
+                .with_spaces(&scope.space, READERS, |mems| {
+                    scan_ranges(mems, &scope.ranges, &pattern, 1, &mut |_| true, |_| {
                         hits += 1;
                         true
                     })
@@ -119,8 +119,8 @@ fn yara(
         b.iter(|| {
             let mut hits = Vec::new();
             target
-                .with_space(&scope.space, |mem| {
-                    memflow_cli::yara::scan_scope(mem, scope, &rules, 1000, &mut |_| true, &mut hits)
+                .with_spaces(&scope.space, READERS, |mems| {
+                    memflow_cli::yara::scan_scope(mems, scope, &rules, 1000, &mut |_| true, &mut hits)
                 })
                 .unwrap();
             hits.len()
