@@ -64,6 +64,11 @@ pub enum Command {
         /// Process id or name.
         process: String,
     },
+    /// The threads of a process (where the OS layer knows them): id, state, name.
+    Threads {
+        /// Process id or name.
+        process: String,
+    },
     /// The mapped memory ranges of a process.
     Maps {
         /// Process id or name.

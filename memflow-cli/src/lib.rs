@@ -97,6 +97,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Info => inspect::info(chain, &out),
         Command::Ps => inspect::ps(chain, &out),
         Command::Modules { process } => inspect::modules(chain, &process, &out),
+        Command::Threads { process } => inspect::threads(chain, &process, &out),
         Command::Maps { process } => inspect::maps(chain, &process, &out),
         Command::Exports { process, module } => inspect::exports(chain, &process, &module, &out),
         Command::Kmods => inspect::kmods(chain, &out),

@@ -325,6 +325,99 @@ fn dump_module_rebuilds_busybox_from_a_guest_dump() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The child of [`threads_of_a_native_process_are_those_of_proc_with_their_names`]: starts
+/// three named threads, prints `ready`, and ends them when its standard input ends.
+fn run_named_threads() {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let wait = std::sync::Arc::new(std::sync::Mutex::new(wait));
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let wait = wait.clone();
+            // std names the OS thread too (pthread_setname_np): that is what /proc shows.
+            std::thread::Builder::new()
+                .name(format!("mf-thread-{i}"))
+                .spawn(move || wait.lock().unwrap().recv())
+                .unwrap()
+        })
+        .collect();
+    println!("ready");
+    std::io::stdin().read_line(&mut String::new()).unwrap();
+    drop(done);
+    for t in threads {
+        let _ = t.join().unwrap();
+    }
+}
+
+#[test]
+fn threads_of_a_native_process_are_those_of_proc_with_their_names() {
+    if std::env::var_os("MEMFLOW_CLI_THREADS").is_some() {
+        return run_named_threads();
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "threads_of_a_native_process_are_those_of_proc_with_their_names", "--nocapture"])
+        .args(["--test-threads=1"])
+        .env("MEMFLOW_CLI_THREADS", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while !lines.next().expect("the child says it is ready").unwrap().ends_with("ready") {}
+    let pid = child.id();
+    let listed = json(&["threads", &pid.to_string()]);
+    let ours: BTreeSet<(u64, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["tid"].as_u64().unwrap(), t["name"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(listed.as_array().unwrap().iter().all(|t| t["state"] == "alive"));
+    // What the kernel says, read here.
+    let proc: BTreeSet<(u64, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| {
+            let tid: u64 = e.unwrap().file_name().to_str().unwrap().parse().unwrap();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap();
+            (tid, comm.trim_end().to_string())
+        })
+        .collect();
+    assert_eq!(ours, proc);
+    assert!(ours.contains(&(pid as u64, proc.iter().find(|t| t.0 == pid as u64).unwrap().1.clone())));
+    for i in 0..3 {
+        assert!(ours.iter().any(|t| t.1 == format!("mf-thread-{i}")), "mf-thread-{i} in {ours:?}");
+    }
+    let table = String::from_utf8(run(&["threads", &pid.to_string()]).stdout).unwrap();
+    assert!(table.starts_with("TID") && table.contains("mf-thread-2"));
+    writeln!(child.stdin.take().unwrap(), "done").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn threads_of_every_guest_process_are_its_one_task() {
+    // The guests' processes are single-threaded (busybox and kernel threads): each lists one
+    // thread, the task itself (the multi-threaded walk is tested on synthetic memory in
+    // memflow-core's linux::tasks).
+    let fx = Fixture::load("cloud-4l");
+    let chain = dump_chain(&fx);
+    let mut os = open(&chain);
+    let processes = os.process_info_list().unwrap();
+    assert!(processes.len() > 10);
+    for info in processes {
+        let (pid, name) = (info.pid, info.name.to_string());
+        let threads = os.process_by_info(info).unwrap().thread_list().unwrap();
+        let threads: Vec<(u32, String)> = threads.iter().map(|t| (t.tid, t.name.to_string())).collect();
+        assert_eq!(threads, [(pid, name)]);
+    }
+    // The command lists the same, for init and the marker process.
+    for pid in ["1", fx.meta("marker_pid")] {
+        let listed = json(&["-c", &chain, "threads", pid]);
+        let listed = listed.as_array().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0]["tid"].to_string(), pid);
+        assert_eq!(listed[0]["state"], "alive");
+    }
+}
+
 /// Holds a `u32` on the heap for [`value_scan_narrows_to_the_value_a_child_changes`], which
 /// runs this test binary again as the child: prints its address, sets the second value when a
 /// line arrives on standard input, then waits for the end of the input.
