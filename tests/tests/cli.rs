@@ -313,10 +313,10 @@ fn dump_module_rebuilds_busybox_from_a_guest_dump() {
     let chain = dump_chain(&fx);
     let pid = fx.meta("marker_pid");
     let dir = temp_dir("cli-dump-module-guest");
-    let modules = json(&["-c", &chain, "modules", &pid]);
+    let modules = json(&["-c", &chain, "modules", pid]);
     let module = modules.as_array().unwrap().iter().find(|m| m["name"] == "busybox").expect("busybox is the marker's");
     let out = dir.join("busybox");
-    let result = json(&["-c", &chain, "dump", out.to_str().unwrap(), "--pid", &pid, "--module", "busybox"]);
+    let result = json(&["-c", &chain, "dump", out.to_str().unwrap(), "--pid", pid, "--module", "busybox"]);
     // The guest runs the host's busybox-static (the initramfs is built from it); pages the guest
     // never touched are not in its memory, and are reported.
     let original = std::fs::read("/bin/busybox").unwrap();
