@@ -51,20 +51,23 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("scan");
     group.throughput(Throughput::Bytes(scope.bytes()));
     group.sample_size(10);
-    group.bench_function("memflow scan_ranges (process memory)", |b| {
-        b.iter(|| {
-            let mut hits = 0;
-            target
-                .with_spaces(&scope.space, READERS, |mems| {
-                    scan_ranges(mems, &scope.ranges, &pattern, 1, &mut |_| true, |_| {
-                        hits += 1;
-                        true
+    // The scan as the tool runs it (READERS threads), and with one reader thread.
+    for readers in [READERS, 1] {
+        group.bench_function(format!("memflow scan_ranges (process memory, {readers} readers)"), |b| {
+            b.iter(|| {
+                let mut hits = 0;
+                target
+                    .with_spaces(&scope.space, readers, |mems| {
+                        scan_ranges(mems, &scope.ranges, &pattern, 1, &mut |_| true, |_| {
+                            hits += 1;
+                            true
+                        })
                     })
-                })
-                .unwrap();
-            hits
-        })
-    });
+                    .unwrap();
+                hits
+            })
+        });
+    }
     // What the scan pays before it searches: getting the bytes out of the process, in the
     // scanner's chunks, into one reused buffer.
     let mut chunk = vec![0u8; memflow_cli::scan::CHUNK];

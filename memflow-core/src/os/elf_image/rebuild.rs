@@ -104,12 +104,14 @@ fn page_ranges(segments: &[FileSegment]) -> Vec<MemoryRange> {
 
 impl ElfImage {
     /// The file bytes of each loaded segment, checked to lie inside the image in memory and,
-    /// in the file, below [`MAX_FILE_BYTES`].
+    /// in the file, below [`MAX_FILE_BYTES`] (all of them together too).
     fn file_segments(&self) -> Result<Vec<FileSegment>> {
         let mut segments = Vec::new();
+        let mut total = 0u64;
         for p in self.phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
             let end = p.p_offset.checked_add(p.p_filesz).filter(|&end| end <= MAX_FILE_BYTES);
-            if end.is_none() {
+            total = total.saturating_add(p.p_filesz);
+            if end.is_none() || total > MAX_FILE_BYTES {
                 return Err(Error::new(ErrorOrigin::FileFormat, ErrorKind::LimitExceeded).with_reason(format_args!(
                     "ELF image at {}: a segment of {:#x} file bytes at offset {:#x} (at most {MAX_FILE_BYTES:#x} are rebuilt)",
                     self.base, p.p_filesz, p.p_offset
