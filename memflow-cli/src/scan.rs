@@ -121,9 +121,14 @@ pub type ScanRange = (u64, u64);
 /// [`Target::with_spaces`]); the caller's thread searches what they read, meanwhile.
 pub const READERS: usize = 2;
 
-/// Buffers each reader fills ahead of the search: bounds a scan's memory to
+/// Consecutive chunks a reader takes at a time (2 MiB, one x86 page table's reach: the readers
+/// do not contend for the lock of the same page table in the kernel).
+const STRIPE: usize = 8;
+
+/// Buffers each reader fills ahead of the search, a stripe's worth (so that one reader goes on
+/// while the chunks of the other's stripe are taken): bounds a scan's memory to
 /// `READERS * BUFFERS` chunks.
-const BUFFERS: usize = 2;
+const BUFFERS: usize = STRIPE;
 
 /// Scans `ranges` of `mems` (handles of one address space, see [`scan_windows`]) for
 /// `pattern` and calls `hit` with the address of each match whose address is a multiple of
@@ -218,8 +223,8 @@ fn read_chunks<T>(
 /// (a window): `search(address, window, found)` collects what the window holds, on the
 /// reading threads; `take(address, window, found)` is then called with each window and its
 /// findings on this thread, in address order, until it returns `false`. `mems` are handles of
-/// the address space: each reads (and searches) every `mems.len()`-th chunk on a thread of its
-/// own. Each chunk is read with up to `overlap` bytes before it in the same range, so a match
+/// the address space: each reads (and searches) every `mems.len()`-th stripe of [`STRIPE`]
+/// chunks on a thread of its own. Each chunk is read with up to `overlap` bytes before it in the same range, so a match
 /// of up to `overlap + 1` bytes that spans two chunks lies whole in one window; a match never
 /// spans an unreadable page. `progress` is called with the bytes of each chunk taken, and
 /// stops the scan by returning `false`.
@@ -232,6 +237,9 @@ pub fn scan_windows<T: Send>(
     mut take: impl FnMut(u64, &[u8], Vec<T>) -> bool,
 ) -> Result<(), Failure> {
     let readers = mems.len();
+    if readers == 0 {
+        return Err(Failure::error("a scan needs a handle of the address space"));
+    }
     let mut spares = Vec::with_capacity(readers * BUFFERS);
     for _ in 0..readers * BUFFERS {
         spares.push(zeroed_vec::<u8>(CHUNK + overlap, ErrorOrigin::Other, "the scan buffers")?);
@@ -247,13 +255,15 @@ pub fn scan_windows<T: Send>(
                 let _ = give.send(buf);
             }
             let (filled, take) = mpsc::sync_channel(BUFFERS);
-            let mine = chunks(ranges, overlap).skip(i).step_by(readers);
+            let mine =
+                chunks(ranges, overlap).enumerate().filter(move |(n, _)| n / STRIPE % readers == i).map(|(_, c)| c);
             scope.spawn(move || read_chunks(&mut **mem, mine, search, spare, filled));
             lanes.push((give, take));
         }
-        // Chunk `i` is reader `i % readers`'s; the first that is missing ends the scan. On an
-        // early return, dropping `lanes` ends the readers.
-        for (give, filled) in lanes.iter().cycle() {
+        // Chunk `n` is reader `n / STRIPE % readers`'s; the first that is missing ends the scan.
+        // On an early return, dropping `lanes` ends the readers.
+        for n in 0.. {
+            let (give, filled) = &lanes[n / STRIPE % readers];
             let Ok(read) = filled.recv() else { return Ok(()) };
             let Filled { chunk, buf, runs } = read?;
             let front = chunk.address.wrapping_sub(chunk.lead as u64);
@@ -641,6 +651,22 @@ mod tests {
         assert!(!found.contains(&(mem.base + 7 * PAGE as u64 - 3)));
         assert!(!found.contains(&(mem.base + 9 * PAGE as u64 + 8)));
         assert!(found.contains(&(mem.base + CHUNK as u64 - 3)));
+    }
+
+    #[test]
+    fn readers_take_turns_by_stripe_and_hits_come_in_address_order() {
+        // Enough chunks for three readers' stripes to come round twice; the needle across
+        // every chunk boundary (so across every stripe boundary) and in a hole.
+        let chunks = 6 * STRIPE + 3;
+        let needle = [0x5a, 0xa5, 0x3c];
+        let mut bytes = vec![0u8; chunks * CHUNK];
+        for at in (1..chunks).map(|c| c * CHUNK - 1) {
+            bytes[at..at + needle.len()].copy_from_slice(&needle);
+        }
+        let mut mem = Fake { base: 0x1000_0000, bytes, holes: vec![(5 * CHUNK / PAGE) as u64] };
+        let want = naive(&mem, "5a a5 3c", 1);
+        assert_eq!(want.len(), chunks - 1 - 1, "every boundary but the one in the hole");
+        assert_eq!(scan(&mut mem, "5a a5 3c", 1), want);
     }
 
     #[test]
