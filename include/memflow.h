@@ -467,6 +467,15 @@ typedef struct MfProcessList MfProcessList;
 typedef struct MfSectionList MfSectionList;
 
 /**
+ * The threads of a process, as made by `mf_process_thread_list`. Opaque; read it with
+ * `mf_thread_list_get`, free it with `mf_thread_list_free`.
+ *
+ * Threads: may be used from several threads at once; calls on it are serialised (see
+ * "Threads" at the top of memflow.h).
+ */
+typedef struct MfThreadList MfThreadList;
+
+/**
  * One read of a batch (`mf_connector_read_batch`, `mf_process_read_batch`,
  * `mf_os_phys_read_batch`).
  */
@@ -1184,6 +1193,24 @@ typedef struct {
  * Receives a mapped range; return `true` to go on, `false` to stop. Borrowed for the call only.
  */
 typedef bool (*MfMemoryRangeCallback)(void *user, const MfMemoryRange *range);
+
+/**
+ * A thread of a process. The name is never NULL.
+ */
+typedef struct {
+    /**
+     * Thread id (on Linux the first thread's is the process id).
+     */
+    uint32_t tid;
+    /**
+     * Run state when it was listed, one of `MF_PROCESS_STATE_*`.
+     */
+    MfProcessState state;
+    /**
+     * Name (Linux `comm`).
+     */
+    const char *name;
+} MfThreadInfo;
 
 /**
  * Receives an import; return `true` to go on, `false` to stop. Borrowed for the call only.
@@ -2913,6 +2940,34 @@ int32_t mf_module_list_get(const MfModuleList *list,
  * Ownership: takes `list`; its records and strings must not be used afterwards.
  */
 int32_t mf_module_list_free(MfModuleList *list);
+
+/**
+ * Lists every thread of the process into a new list. Fails with kind
+ * `MF_KIND_UNSUPPORTED` where the OS layer does not know threads (C plugins, the dummy OS).
+ *
+ * Ownership: on success `*out` receives a list owned by the caller; free it with
+ * `mf_thread_list_free`. The names of its records belong to the list.
+ */
+int32_t mf_process_thread_list(MfProcess *process, MfThreadList **out);
+
+/**
+ * The records of a thread list: `*out_items` receives a pointer to `*out_len` consecutive
+ * records (NULL if the list is empty).
+ *
+ * Ownership: the records and their names are borrowed from `list` and valid until it is
+ * freed. `*out_items` and `*out_len` are caller storage.
+ */
+int32_t mf_thread_list_get(const MfThreadList *list,
+                           const MfThreadInfo **out_items,
+                           size_t *out_len);
+
+/**
+ * Frees a thread list. NULL is a no-op (returns 0); anything that is not a live
+ * `MfThreadList` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+ *
+ * Ownership: takes `list`; its records and names must not be used afterwards.
+ */
+int32_t mf_thread_list_free(MfThreadList *list);
 
 /**
  * Finds the first module whose name equals `name` (ASCII case-insensitive). Fails with kind

@@ -8,7 +8,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use memflow_cli::cli::Region;
 use memflow_cli::memory::read_readable;
-use memflow_cli::scan::{scan_ranges, Pattern, Scope};
+use memflow_cli::scan::{scan_ranges, Pattern, Scope, READERS};
 use memflow_cli::target::Target;
 
 /// Bytes of this process's own heap that the scan covers besides its code and libraries.
@@ -51,20 +51,23 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("scan");
     group.throughput(Throughput::Bytes(scope.bytes()));
     group.sample_size(10);
-    group.bench_function("memflow scan_ranges (process memory)", |b| {
-        b.iter(|| {
-            let mut hits = 0;
-            target
-                .with_space(&scope.space, |mem| {
-                    scan_ranges(mem, &scope.ranges, &pattern, 1, &mut |_| true, |_| {
-                        hits += 1;
-                        true
+    // The scan as the tool runs it (READERS threads), and with one reader thread.
+    for readers in [READERS, 1] {
+        group.bench_function(format!("memflow scan_ranges (process memory, {readers} readers)"), |b| {
+            b.iter(|| {
+                let mut hits = 0;
+                target
+                    .with_spaces(&scope.space, readers, |mems| {
+                        scan_ranges(mems, &scope.ranges, &pattern, 1, &mut |_| true, |_| {
+                            hits += 1;
+                            true
+                        })
                     })
-                })
-                .unwrap();
-            hits
-        })
-    });
+                    .unwrap();
+                hits
+            })
+        });
+    }
     // What the scan pays before it searches: getting the bytes out of the process, in the
     // scanner's chunks, into one reused buffer.
     let mut chunk = vec![0u8; memflow_cli::scan::CHUNK];
@@ -119,8 +122,8 @@ fn yara(
         b.iter(|| {
             let mut hits = Vec::new();
             target
-                .with_space(&scope.space, |mem| {
-                    memflow_cli::yara::scan_scope(mem, scope, &rules, 1000, &mut |_| true, &mut hits)
+                .with_spaces(&scope.space, READERS, |mems| {
+                    memflow_cli::yara::scan_scope(mems, scope, &rules, 1000, &mut |_| true, &mut hits)
                 })
                 .unwrap();
             hits.len()

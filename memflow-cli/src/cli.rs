@@ -64,6 +64,11 @@ pub enum Command {
         /// Process id or name.
         process: String,
     },
+    /// The threads of a process (where the OS layer knows them): id, state, name.
+    Threads {
+        /// Process id or name.
+        process: String,
+    },
     /// The mapped memory ranges of a process.
     Maps {
         /// Process id or name.
@@ -118,8 +123,8 @@ pub enum Command {
         #[arg(long)]
         pid: Option<String>,
     },
-    /// Writes the chain's physical memory (or a process's memory) to a dump file that memflow
-    /// and other tools open.
+    /// Writes the chain's physical memory (or a process's memory, or one of its modules rebuilt
+    /// as a file) to a file that memflow and other tools open.
     ///
     /// Unreadable pages are left out and reported, never written as zeros. The file is
     /// written under a temporary name and renamed when complete: Ctrl-C leaves no file.
@@ -134,6 +139,11 @@ pub enum Command {
         /// instead of physical memory.
         #[arg(long)]
         pid: Option<String>,
+        /// Rebuild this module of the process (`--pid`) as a file instead: each loaded
+        /// segment's file bytes from memory at its file offset (ELF modules; section headers
+        /// that were not loaded are dropped, unreadable pages stay zero and are reported).
+        #[arg(long, requires = "pid", conflicts_with_all = ["format", "vmcoreinfo"])]
+        module: Option<String>,
         /// Record this Linux VMCOREINFO text (`KEY=value` lines, e.g. the guest's
         /// /sys/kernel/vmcoreinfo note) in an ELF or kdump file. Without it, a chain ending in
         /// the linux layer records the kernel's own, read from its memory, and a connector

@@ -1,14 +1,17 @@
 //! `dump OUT --format F [--pid P]`: the physical memory of the chain (its connector, or the OS
 //! layer's physical memory), or a process's mapped memory at its virtual addresses, written
-//! to a file by the library's dump writers, with a progress bar on a terminal. Ctrl-C stops the writer, which removes its unfinished file: the result is a
-//! complete dump or none (a file already at OUT is left as it was).
+//! to a file by the library's dump writers; `dump OUT --pid P --module M`: one module of a
+//! process rebuilt as a file ([`memflow_core::os::elf_image::rebuild_file`]). Both with a
+//! progress bar on a terminal. Ctrl-C stops the writer, which removes its unfinished file: the
+//! result is a complete file or none (a file already at OUT is left as it was).
 
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use memflow_core::connector::cpu_state::MAX_VMCOREINFO;
-use memflow_core::connector::{write_dump, DumpMeta, ViewSource, WriteFormat, WriteSummary};
+use memflow_core::connector::{write_dump, DumpMeta, Progress, ViewSource, WriteFormat, WriteSummary};
+use memflow_core::os::elf_image::rebuild_file;
 use memflow_core::os::Process;
 use memflow_core::plugins::ChainInstance;
 use memflow_core::prelude::PhysicalMemory;
@@ -31,7 +34,7 @@ pub fn parse_format(text: &str) -> Result<WriteFormat, String> {
 pub struct DumpResult {
     /// The file written.
     pub path: String,
-    /// Its format (`elf`, `lime`, `raw`, `kdump-zstd`, ...).
+    /// Its format (`elf`, `lime`, `raw`, `kdump-zstd`, ..., or `module` for a rebuilt module).
     pub format: &'static str,
     /// Bytes of memory written.
     pub bytes_written: u64,
@@ -115,8 +118,8 @@ pub fn dump(
         let mut source =
             ViewSource::new(process, &ranges).map_err(|e| Failure::about(format!("process {}", info.pid), e))?;
         let meta = DumpMeta { arch: info.proc_arch, cpus: Vec::new(), aarch64_cpus: Vec::new(), vmcoreinfo };
-        let summary = write(&mut source, &meta, output, format, out)?;
-        return report(output, format, &summary, out);
+        let summary = write_memory(&mut source, &meta, output, format, out)?;
+        return report(output, format.name(), &summary, out);
     }
     let no_phys = || Failure::usage(format!("chain `{chain}` has no physical memory to dump"));
     // A `--vmcoreinfo` text replaces the one the chain has (its connector's or its kernel's).
@@ -127,27 +130,28 @@ pub fn dump(
     let summary = match target.instance() {
         ChainInstance::Connector(conn) => {
             let meta = with_given(DumpMeta::of_cpus(&*conn));
-            write(conn, &meta, output, format, out)?
+            write_memory(conn, &meta, output, format, out)?
         }
         ChainInstance::Os(os) => {
             let meta = with_given(DumpMeta::of_os(os));
-            write(os.as_mut_impl_physicalmemory().ok_or_else(no_phys)?, &meta, output, format, out)?
+            write_memory(os.as_mut_impl_physicalmemory().ok_or_else(no_phys)?, &meta, output, format, out)?
         }
     };
-    report(output, format, &summary, out)
+    report(output, format.name(), &summary, out)
 }
 
+/// Writes a dump file to `path` with the library writer `run` (given the progress callback),
+/// `total` bytes expected, under a progress bar labelled `label` and the Ctrl-C catcher.
 fn write(
-    mem: &mut impl PhysicalMemory,
-    meta: &DumpMeta,
     path: &Path,
-    format: WriteFormat,
+    total: u64,
+    label: &str,
     out: &Output,
+    run: impl FnOnce(&mut dyn FnMut(Progress) -> ControlFlow<()>) -> memflow_core::error::Result<WriteSummary>,
 ) -> Result<WriteSummary, Failure> {
-    let total = mem.metadata().real_size as u64;
-    let bar = out.progress(total, &format!("dump {}", format.name()));
+    let bar = out.progress(total, label);
     let _interrupt = CatchInterrupt::new();
-    let result = write_dump(mem, meta, path, format, &mut |p| {
+    let result = run(&mut |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
         if INTERRUPTED.load(Ordering::SeqCst) {
@@ -160,12 +164,39 @@ fn write(
     result.map_err(|e| Failure::about(format!("dump to {}", path.display()), e))
 }
 
-fn report(path: &Path, format: WriteFormat, s: &WriteSummary, out: &Output) -> Result<(), Failure> {
+/// Writes the physical memory `mem` to `path` in `format`.
+fn write_memory(
+    mem: &mut impl PhysicalMemory,
+    meta: &DumpMeta,
+    path: &Path,
+    format: WriteFormat,
+    out: &Output,
+) -> Result<WriteSummary, Failure> {
+    let total = mem.metadata().real_size as u64;
+    write(path, total, &format!("dump {}", format.name()), out, |progress| {
+        write_dump(mem, meta, path, format, progress)
+    })
+}
+
+/// Runs `dump OUTPUT --pid PROCESS --module MODULE`.
+pub fn module(chain: &str, output: &Path, pid: &str, name: &str, out: &Output) -> Result<(), Failure> {
+    let mut target = Target::open(chain)?;
+    let mut process = target.process(pid)?;
+    let what = format!("module `{name}` of process {}", process.info().pid);
+    let module = process.module_by_name(name).map_err(|e| Failure::about(&what, e))?;
+    let summary = write(output, module.size as u64, &format!("dump {name}"), out, |progress| {
+        rebuild_file(process, module.base, output, progress)
+    })
+    .map_err(|f| Failure { message: format!("{what}: {}", f.message), ..f })?;
+    report(output, "module", &summary, out)
+}
+
+fn report(path: &Path, format: &'static str, s: &WriteSummary, out: &Output) -> Result<(), Failure> {
     if out.json() {
         let holes = s.holes.iter().map(|&(start, len)| Hole { start: hex(start), length: hex(len) }).collect();
         return out.document(&DumpResult {
             path: path.display().to_string(),
-            format: format.name(),
+            format,
             bytes_written: s.bytes_written,
             file_size: s.file_size,
             hole_pages: s.hole_pages,
@@ -174,7 +205,7 @@ fn report(path: &Path, format: WriteFormat, s: &WriteSummary, out: &Output) -> R
         });
     }
     let mut pairs = vec![
-        ("format", format.name().to_string()),
+        ("format", format.to_string()),
         ("memory", format!("{} bytes", s.bytes_written)),
         ("file size", format!("{} bytes", s.file_size)),
         ("unreadable", format!("{} pages in {} runs (left out)", s.hole_pages, s.hole_runs)),

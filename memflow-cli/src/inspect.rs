@@ -188,11 +188,7 @@ impl From<&ProcessInfo> for ProcessRow {
         ProcessRow {
             pid: p.pid,
             ppid: p.ppid,
-            state: match p.state {
-                ProcessState::Alive => "alive",
-                ProcessState::Dead => "dead",
-                ProcessState::Unknown => "unknown",
-            },
+            state: state_name(p.state),
             arch: arch_name(p.proc_arch),
             name: p.name.to_string(),
             path: p.path.to_string(),
@@ -259,6 +255,44 @@ pub fn modules(chain: &str, process: &str, out: &Output) -> Result<(), Failure> 
     let mut proc = Target::open(chain)?.process(process)?;
     let modules = proc.module_list().map_err(|e| Failure::about(format!("modules of process `{process}`"), e))?;
     out.list(&modules.iter().map(ModuleRow::from).collect::<Vec<_>>())
+}
+
+/// How `ps` and `threads` name a run state.
+fn state_name(state: ProcessState) -> &'static str {
+    match state {
+        ProcessState::Alive => "alive",
+        ProcessState::Dead => "dead",
+        ProcessState::Unknown => "unknown",
+    }
+}
+
+/// One thread, as `threads` prints it.
+#[derive(Serialize)]
+pub struct ThreadRow {
+    /// Thread id.
+    pub tid: u32,
+    /// `alive`, `dead` or `unknown`.
+    pub state: &'static str,
+    /// Its name.
+    pub name: String,
+}
+
+impl Row for ThreadRow {
+    const HEADERS: &'static [&'static str] = &["TID", "STATE", "NAME"];
+    fn cells(&self) -> Vec<String> {
+        vec![self.tid.to_string(), self.state.to_string(), self.name.clone()]
+    }
+}
+
+/// Runs `threads PROCESS`.
+pub fn threads(chain: &str, process: &str, out: &Output) -> Result<(), Failure> {
+    let mut proc = Target::open(chain)?.process(process)?;
+    let threads = proc.thread_list().map_err(|e| Failure::about(format!("threads of process `{process}`"), e))?;
+    let rows: Vec<_> = threads
+        .iter()
+        .map(|t| ThreadRow { tid: t.tid, state: state_name(t.state), name: t.name.to_string() })
+        .collect();
+    out.list(&rows)
 }
 
 /// One mapped range, as `maps` prints it.

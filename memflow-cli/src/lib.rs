@@ -97,6 +97,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Info => inspect::info(chain, &out),
         Command::Ps => inspect::ps(chain, &out),
         Command::Modules { process } => inspect::modules(chain, &process, &out),
+        Command::Threads { process } => inspect::threads(chain, &process, &out),
         Command::Maps { process } => inspect::maps(chain, &process, &out),
         Command::Exports { process, module } => inspect::exports(chain, &process, &module, &out),
         Command::Kmods => inspect::kmods(chain, &out),
@@ -104,7 +105,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Read { address, length, space, raw } => memory::read(chain, address, length, &space, raw, &out),
         Command::Write { address, data, space } => memory::write(chain, address, &data, &space, &out),
         Command::Vtop { address, pid } => memory::vtop(chain, address, pid.as_deref(), &out),
-        Command::Dump { output, format, pid, vmcoreinfo } => {
+        Command::Dump { output, pid, module: Some(module), .. } => {
+            dump::module(chain, &output, pid.as_deref().unwrap_or_default(), &module, &out)
+        }
+        Command::Dump { output, format, pid, module: None, vmcoreinfo } => {
             dump::dump(chain, &output, format, pid.as_deref(), vmcoreinfo.as_deref(), &out)
         }
         Command::Scan(ScanCommand::Pattern { pattern, region, limit }) => {

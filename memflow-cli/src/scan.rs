@@ -3,6 +3,7 @@
 //! space with `memchr::memmem` on its longest run of fixed bytes.
 
 use std::ops::Range;
+use std::sync::mpsc::{self, Receiver, SyncSender};
 
 use indicatif::ProgressBar;
 use memchr::memmem::Finder;
@@ -116,73 +117,169 @@ impl Pattern {
 /// A range of an address space to scan: `(first address, length)`.
 pub type ScanRange = (u64, u64);
 
-/// Scans `ranges` of `mem` for `pattern` and calls `hit` with the address of each match whose
-/// address is a multiple of `align`, in order, until it returns `false`. Unreadable pages
-/// are skipped (a match never spans one); `progress` is called with the bytes of each chunk
-/// scanned, and stops the scan by returning `false`.
+/// How many threads read a scan's memory (each on its own handle of the address space, see
+/// [`Target::with_spaces`]); the caller's thread searches what they read, meanwhile.
+pub const READERS: usize = 2;
+
+/// Consecutive chunks a reader takes at a time (2 MiB, one x86 page table's reach: the readers
+/// do not contend for the lock of the same page table in the kernel).
+const STRIPE: usize = 8;
+
+/// Buffers each reader fills ahead of the search, a stripe's worth (so that one reader goes on
+/// while the chunks of the other's stripe are taken): bounds a scan's memory to
+/// `READERS * BUFFERS` chunks.
+const BUFFERS: usize = STRIPE;
+
+/// Scans `ranges` of `mems` (handles of one address space, see [`scan_windows`]) for
+/// `pattern` and calls `hit` with the address of each match whose address is a multiple of
+/// `align`, in order, until it returns `false`. Unreadable pages are skipped (a match never
+/// spans one); `progress` is called with the bytes of each chunk scanned, and stops the scan
+/// by returning `false`.
 pub fn scan_ranges(
-    mem: &mut dyn Memory,
+    mems: &mut [&mut (dyn Memory + Send)],
     ranges: &[ScanRange],
     pattern: &Pattern,
     align: u64,
     progress: &mut dyn FnMut(u64) -> bool,
     mut hit: impl FnMut(u64) -> bool,
 ) -> Result<(), Failure> {
-    scan_windows(mem, ranges, pattern.len() - 1, progress, |address, window| {
+    let search = |address: u64, window: &[u8], found: &mut Vec<u64>| {
         pattern.find(window, |at| {
-            let found = address.wrapping_add(at as u64);
-            found % align != 0 || hit(found)
+            let at = address.wrapping_add(at as u64);
+            if at % align == 0 {
+                found.push(at);
+            }
+            true
+        });
+    };
+    let take = |_: u64, _: &[u8], found: Vec<u64>| found.into_iter().all(&mut hit);
+    scan_windows(mems, ranges, pattern.len() - 1, progress, search, take)
+}
+
+/// A piece of a scan: `len` bytes at `address`, read together with the `lead` bytes before
+/// it (the end of the chunk before, in the same range).
+#[derive(Clone, Copy)]
+struct Chunk {
+    address: u64,
+    lead: usize,
+    len: usize,
+}
+
+/// The chunks of `ranges`, in order, each led by up to `overlap` bytes of the one before.
+fn chunks(ranges: &[ScanRange], overlap: usize) -> impl Iterator<Item = Chunk> + '_ {
+    ranges.iter().flat_map(move |&(base, size)| {
+        (0..size.div_ceil(CHUNK as u64)).map(move |i| {
+            let offset = i * CHUNK as u64;
+            Chunk {
+                address: base.wrapping_add(offset),
+                lead: offset.min(overlap as u64) as usize,
+                len: (size - offset).min(CHUNK as u64) as usize,
+            }
         })
     })
 }
 
-/// Reads `ranges` of `mem` chunk by chunk and calls `search(address, bytes)` with each run of
-/// readable bytes, in order, until it returns `false`. Each window starts with the last
-/// `overlap` bytes of the one before when they are contiguous, so a match of up to
-/// `overlap + 1` bytes that spans two chunks lies whole in one window; a match never spans an
-/// unreadable page. `progress` is called with the bytes of each chunk read, and stops the scan
-/// by returning `false`.
-pub fn scan_windows(
+/// A chunk read: its bytes, lead first, in `buf`, the runs of them that were readable and
+/// what was found in each run.
+struct Filled<T> {
+    chunk: Chunk,
+    buf: Vec<u8>,
+    runs: Vec<(Range<usize>, Vec<T>)>,
+}
+
+/// A reader's loop: reads each of `chunks` into a buffer from `spare`, searches its windows
+/// and sends it on `filled`, until the chunks, the buffers or the receiver run out, or a read
+/// fails.
+fn read_chunks<T>(
     mem: &mut dyn Memory,
+    chunks: impl Iterator<Item = Chunk>,
+    search: &impl Fn(u64, &[u8], &mut Vec<T>),
+    spare: Receiver<Vec<u8>>,
+    filled: SyncSender<Result<Filled<T>, Failure>>,
+) {
+    for chunk in chunks {
+        let Ok(mut buf) = spare.recv() else { return };
+        let front = chunk.address.wrapping_sub(chunk.lead as u64);
+        let read = read_readable(mem, front, &mut buf[..chunk.lead + chunk.len]).map(|runs| {
+            // Runs that end in the lead were searched with the chunk before.
+            let runs = runs.into_iter().filter(|run| run.end > chunk.lead);
+            let runs = runs
+                .map(|run| {
+                    let mut found = Vec::new();
+                    search(front.wrapping_add(run.start as u64), &buf[run.clone()], &mut found);
+                    (run, found)
+                })
+                .collect();
+            Filled { chunk, buf, runs }
+        });
+        let failed = read.is_err();
+        if filled.send(read).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// Reads `ranges` of an address space chunk by chunk and searches each run of readable bytes
+/// (a window): `search(address, window, found)` collects what the window holds, on the
+/// reading threads; `take(address, window, found)` is then called with each window and its
+/// findings on this thread, in address order, until it returns `false`. `mems` are handles of
+/// the address space: each reads (and searches) every `mems.len()`-th stripe of [`STRIPE`]
+/// chunks on a thread of its own. Each chunk is read with up to `overlap` bytes before it in the same range, so a match
+/// of up to `overlap + 1` bytes that spans two chunks lies whole in one window; a match never
+/// spans an unreadable page. `progress` is called with the bytes of each chunk taken, and
+/// stops the scan by returning `false`.
+pub fn scan_windows<T: Send>(
+    mems: &mut [&mut (dyn Memory + Send)],
     ranges: &[ScanRange],
     overlap: usize,
     progress: &mut dyn FnMut(u64) -> bool,
-    mut search: impl FnMut(u64, &[u8]) -> bool,
+    search: impl Fn(u64, &[u8], &mut Vec<T>) + Sync,
+    mut take: impl FnMut(u64, &[u8], Vec<T>) -> bool,
 ) -> Result<(), Failure> {
-    let mut buf: Vec<u8> = zeroed_vec(CHUNK + overlap, ErrorOrigin::Other, "the scan buffer")?;
-    for &(base, size) in ranges {
-        // The bytes at the front of `buf` carried over from the previous chunk, which ends
-        // right before this one.
-        let mut carry = 0;
-        let mut offset = 0u64;
-        while offset < size {
-            let n = (size - offset).min(CHUNK as u64) as usize;
-            let address = base.wrapping_add(offset);
-            let runs = read_readable(mem, address, &mut buf[carry..carry + n])?;
-            let front = address.wrapping_sub(carry as u64);
-            for run in &runs {
-                // The first run continues the carried bytes if it starts the chunk.
-                let start = if run.start == 0 { 0 } else { carry + run.start };
-                if !search(front.wrapping_add(start as u64), &buf[start..carry + run.end]) {
+    let readers = mems.len();
+    if readers == 0 {
+        return Err(Failure::error("a scan needs a handle of the address space"));
+    }
+    let mut spares = Vec::with_capacity(readers * BUFFERS);
+    for _ in 0..readers * BUFFERS {
+        spares.push(zeroed_vec::<u8>(CHUNK + overlap, ErrorOrigin::Other, "the scan buffers")?);
+    }
+    let search = &search;
+    std::thread::scope(|scope| {
+        // Per reader: where its buffers go back to it, and where they come from filled.
+        let mut lanes = Vec::with_capacity(readers);
+        for (i, mem) in mems.iter_mut().enumerate() {
+            let (give, spare) = mpsc::channel();
+            for buf in spares.drain(..BUFFERS) {
+                // Cannot fail: the receiver is alive (it is moved into the reader below).
+                let _ = give.send(buf);
+            }
+            let (filled, take) = mpsc::sync_channel(BUFFERS);
+            let mine =
+                chunks(ranges, overlap).enumerate().filter(move |(n, _)| n / STRIPE % readers == i).map(|(_, c)| c);
+            scope.spawn(move || read_chunks(&mut **mem, mine, search, spare, filled));
+            lanes.push((give, take));
+        }
+        // Chunk `n` is reader `n / STRIPE % readers`'s; the first that is missing ends the scan.
+        // On an early return, dropping `lanes` ends the readers.
+        for n in 0.. {
+            let (give, filled) = &lanes[n / STRIPE % readers];
+            let Ok(read) = filled.recv() else { return Ok(()) };
+            let Filled { chunk, buf, runs } = read?;
+            let front = chunk.address.wrapping_sub(chunk.lead as u64);
+            for (run, found) in runs {
+                if !take(front.wrapping_add(run.start as u64), &buf[run], found) {
                     return Ok(());
                 }
             }
-            carry = match runs.last() {
-                Some(run) if run.end == n => {
-                    let readable = if run.start == 0 { carry + n } else { run.len() };
-                    let kept = overlap.min(readable);
-                    buf.copy_within(carry + n - kept..carry + n, 0);
-                    kept
-                }
-                _ => 0,
-            };
-            if !progress(n as u64) {
+            // A reader that has read all its chunks has gone: its buffer is not needed.
+            let _ = give.send(buf);
+            if !progress(chunk.len as u64) {
                 return Ok(());
             }
-            offset += n as u64;
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Advances `progress` by `bytes`; the scan goes on (see [`scan_ranges`]).
@@ -381,8 +478,8 @@ impl Row for Hit {
 
 /// Scans `region` of `chain` for `pattern` and prints at most `limit` hits.
 fn run(chain: &str, pattern: &Pattern, region: &Region, limit: usize, out: &Output) -> Result<(), Failure> {
-    let hits = scan_each(chain, region, limit, out, |mem, scope, progress, hits| {
-        scan_ranges(mem, &scope.ranges, pattern, 1, progress, |address| {
+    let hits = scan_each(chain, region, limit, out, |mems, scope, progress, hits| {
+        scan_ranges(mems, &scope.ranges, pattern, 1, progress, |address| {
             hits.push(Hit::at(scope, address));
             hits.len() < limit
         })
@@ -390,7 +487,7 @@ fn run(chain: &str, pattern: &Pattern, region: &Region, limit: usize, out: &Outp
     out.list(&hits)
 }
 
-/// Opens `chain` and runs `scan(memory, scope, progress, hits)` on each address space of
+/// Opens `chain` and runs `scan(memories, scope, progress, hits)` on each address space of
 /// `region` in turn (one per process with `--all-processes`), with one progress bar over all,
 /// until `hits` holds `limit`; returns the hits.
 pub fn scan_each<T>(
@@ -398,14 +495,19 @@ pub fn scan_each<T>(
     region: &Region,
     limit: usize,
     out: &Output,
-    mut scan: impl FnMut(&mut dyn Memory, &Scope, &mut dyn FnMut(u64) -> bool, &mut Vec<T>) -> Result<(), Failure>,
+    mut scan: impl FnMut(
+        &mut [&mut (dyn Memory + Send)],
+        &Scope,
+        &mut dyn FnMut(u64) -> bool,
+        &mut Vec<T>,
+    ) -> Result<(), Failure>,
 ) -> Result<Vec<T>, Failure> {
     let mut target = Target::open(chain)?;
     let scopes = Scope::list(&mut target, region)?;
     let progress = out.progress(scopes.iter().map(Scope::bytes).sum(), "scanning");
     let mut hits = Vec::new();
     for scope in &scopes {
-        target.with_space(&scope.space, |mem| scan(mem, scope, &mut |n| inc(&progress, n), &mut hits))?;
+        target.with_spaces(&scope.space, READERS, |mems| scan(mems, scope, &mut |n| inc(&progress, n), &mut hits))?;
         if hits.len() >= limit {
             log::warn!("stopped at {limit} matches (--limit)");
             break;
@@ -444,6 +546,7 @@ mod tests {
     use crate::memory::PAGE;
 
     /// Memory at `base` whose pages listed in `holes` are unreadable.
+    #[derive(Clone)]
     struct Fake {
         base: u64,
         bytes: Vec<u8>,
@@ -488,16 +591,24 @@ mod tests {
             .collect()
     }
 
+    /// The matches of `pattern` in `mem`, found by one, two and three readers alike.
     fn scan(mem: &mut Fake, pattern: &str, align: u64) -> Vec<u64> {
         let range = (mem.base, mem.bytes.len() as u64);
         let pattern = Pattern::parse(pattern).unwrap();
-        let mut hits = Vec::new();
-        scan_ranges(mem, &[range], &pattern, align, &mut |_| true, |a| {
-            hits.push(a);
-            true
-        })
-        .unwrap();
-        hits
+        let mut found = Vec::new();
+        for readers in 1..=3 {
+            let mut clones = vec![mem.clone(); readers];
+            let mut mems: Vec<&mut (dyn Memory + Send)> = clones.iter_mut().map(|m| m as _).collect();
+            let mut hits = Vec::new();
+            scan_ranges(&mut mems, &[range], &pattern, align, &mut |_| true, |a| {
+                hits.push(a);
+                true
+            })
+            .unwrap();
+            found.push(hits);
+        }
+        assert!(found.windows(2).all(|w| w[0] == w[1]), "readers disagree");
+        found.swap_remove(0)
     }
 
     #[test]
@@ -543,14 +654,37 @@ mod tests {
     }
 
     #[test]
+    fn readers_take_turns_by_stripe_and_hits_come_in_address_order() {
+        // Enough chunks for three readers' stripes to come round twice; the needle across
+        // every chunk boundary (so across every stripe boundary) and in a hole.
+        let chunks = 6 * STRIPE + 3;
+        let needle = [0x5a, 0xa5, 0x3c];
+        let mut bytes = vec![0u8; chunks * CHUNK];
+        for at in (1..chunks).map(|c| c * CHUNK - 1) {
+            bytes[at..at + needle.len()].copy_from_slice(&needle);
+        }
+        let mut mem = Fake { base: 0x1000_0000, bytes, holes: vec![(5 * CHUNK / PAGE) as u64] };
+        let want = naive(&mem, "5a a5 3c", 1);
+        assert_eq!(want.len(), chunks - 1 - 1, "every boundary but the one in the hole");
+        assert_eq!(scan(&mut mem, "5a a5 3c", 1), want);
+    }
+
+    #[test]
     fn a_scan_stops_when_told() {
-        let mut mem = Fake { base: 0, bytes: vec![0x90; 3 * PAGE], holes: vec![] };
+        let mem = Fake { base: 0, bytes: vec![0x90; 3 * CHUNK], holes: vec![] };
         let pattern = Pattern::parse("90 90").unwrap();
         let mut hits = 0;
-        scan_ranges(&mut mem, &[(0, 3 * PAGE as u64)], &pattern, 1, &mut |_| true, |_| {
-            hits += 1;
-            hits < 5
-        })
+        scan_ranges(
+            &mut [&mut mem.clone(), &mut mem.clone()],
+            &[(0, 3 * CHUNK as u64)],
+            &pattern,
+            1,
+            &mut |_| true,
+            |_| {
+                hits += 1;
+                hits < 5
+            },
+        )
         .unwrap();
         assert_eq!(hits, 5);
     }

@@ -78,27 +78,66 @@ impl Target {
         space: &SpaceKind,
         f: impl FnOnce(&mut dyn Memory) -> Result<R, Failure>,
     ) -> Result<R, Failure> {
+        self.with_spaces(space, 1, |spaces| f(&mut *spaces[0]))
+    }
+
+    /// Runs `f` on `count` (at least one) handles of the address space `space`, each on its
+    /// own clone of the process, OS layer or connector, so that each can read on its own
+    /// thread.
+    pub fn with_spaces<R>(
+        &mut self,
+        space: &SpaceKind,
+        count: usize,
+        f: impl FnOnce(&mut [&mut (dyn Memory + Send)]) -> Result<R, Failure>,
+    ) -> Result<R, Failure> {
+        let count = count.max(1);
         match space {
-            SpaceKind::Process(selector) => f(&mut self.process(selector)?),
+            SpaceKind::Process(selector) => {
+                let mut procs = clones(self.process(selector)?, count);
+                f(&mut procs.iter_mut().map(|p| p as &mut (dyn Memory + Send)).collect::<Vec<_>>())
+            }
             SpaceKind::Kernel => {
                 let chain = self.chain.clone();
-                let view = self.os()?.as_mut_impl_memoryview().ok_or_else(|| {
-                    Failure::usage(format!(
-                        "the OS layer of `{chain}` has no kernel address space: use --pid or --phys"
-                    ))
-                })?;
-                f(view)
-            }
-            SpaceKind::Physical => {
-                let chain = &self.chain;
-                let no_phys = || Failure::usage(format!("chain `{chain}` has no physical memory"));
-                match &mut self.instance {
-                    ChainInstance::Connector(conn) => f(&mut conn.phys_view()),
-                    ChainInstance::Os(os) => f(&mut os.as_mut_impl_physicalmemory().ok_or_else(no_phys)?.phys_view()),
+                let mut oses = clones(self.os()?.clone(), count);
+                let mut views = Vec::with_capacity(count);
+                for os in &mut oses {
+                    let view = os.as_mut_impl_memoryview().ok_or_else(|| {
+                        Failure::usage(format!(
+                            "the OS layer of `{chain}` has no kernel address space: use --pid or --phys"
+                        ))
+                    })?;
+                    views.push(view as &mut (dyn Memory + Send));
                 }
+                f(&mut views)
             }
+            SpaceKind::Physical => match &mut self.instance {
+                ChainInstance::Connector(conn) => {
+                    let mut views: Vec<_> =
+                        clones(conn.clone(), count).into_iter().map(|c| c.into_phys_view()).collect();
+                    f(&mut views.iter_mut().map(|v| v as &mut (dyn Memory + Send)).collect::<Vec<_>>())
+                }
+                ChainInstance::Os(os) => {
+                    let chain = &self.chain;
+                    let mut oses = clones(os.clone(), count);
+                    let mut views = Vec::with_capacity(count);
+                    for os in &mut oses {
+                        let phys = os
+                            .as_mut_impl_physicalmemory()
+                            .ok_or_else(|| Failure::usage(format!("chain `{chain}` has no physical memory")))?;
+                        views.push(phys.phys_view());
+                    }
+                    f(&mut views.iter_mut().map(|v| v as &mut (dyn Memory + Send)).collect::<Vec<_>>())
+                }
+            },
         }
     }
+}
+
+/// `first` and `count - 1` clones of it.
+fn clones<T: Clone>(first: T, count: usize) -> Vec<T> {
+    let mut all = vec![first.clone(); count.saturating_sub(1)];
+    all.push(first);
+    all
 }
 
 /// An address space as the commands use it (any [`MemoryView`]).

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::Region;
 use crate::output::{Output, Row};
-use crate::scan::{inc, scan_ranges, Hit, Pattern, Scope};
+use crate::scan::{inc, scan_ranges, Hit, Pattern, Scope, READERS};
 use crate::target::Target;
 use crate::Failure;
 
@@ -243,8 +243,8 @@ pub fn first(
     let scope = Scope::of(&mut target, region)?;
     let progress = out.progress(scope.bytes(), "scanning");
     let mut candidates = Vec::new();
-    target.with_space(&scope.space, |mem| {
-        scan_ranges(mem, &scope.ranges, &pattern, bytes.len() as u64, &mut |n| inc(&progress, n), |address| {
+    target.with_spaces(&scope.space, READERS, |mems| {
+        scan_ranges(mems, &scope.ranges, &pattern, bytes.len() as u64, &mut |n| inc(&progress, n), |address| {
             candidates.push((address, bytes.clone()));
             candidates.len() <= MAX_CANDIDATES
         })

@@ -74,11 +74,12 @@ pub fn compile(path: &Path) -> Result<Rules, Failure> {
     Ok(compiler.build())
 }
 
-/// Scans one address space's `scope` with `rules` and appends what matched to `hits`, at most
+/// Scans one address space's `scope` with `rules` (through `mems`, its handles: see
+/// [`scan_windows`]) and appends what matched to `hits`, at most
 /// `limit` in all. `progress` is called with the bytes of each chunk read, and stops the scan
 /// by returning `false` (what matched until then is reported).
 pub fn scan_scope(
-    mem: &mut dyn Memory,
+    mems: &mut [&mut (dyn Memory + Send)],
     scope: &Scope,
     rules: &Rules,
     limit: usize,
@@ -89,7 +90,8 @@ pub fn scan_scope(
     // Bounds what yara-x keeps while scanning, whatever the memory holds.
     scanner.max_matches_per_pattern(limit);
     let (mut failed, mut scanned) = (None, false);
-    scan_windows(mem, &scope.ranges, OVERLAP, progress, |address, window| match usize::try_from(address) {
+    // yara-x's scanner is one state over the whole address space: it scans on this thread.
+    let take = |address: u64, window: &[u8], _: Vec<()>| match usize::try_from(address) {
         Ok(base) => match scanner.scan(base, window) {
             Ok(_) => {
                 scanned = true;
@@ -101,7 +103,8 @@ pub fn scan_scope(
             }
         },
         Err(_) => true,
-    })?;
+    };
+    scan_windows(mems, &scope.ranges, OVERLAP, progress, |_, _, _| {}, take)?;
     if let Some(failure) = failed {
         return Err(failure);
     }
@@ -148,10 +151,10 @@ pub fn scan_scope(
 /// Runs `scan yara RULES`.
 pub fn command(chain: &str, rules: &Path, region: &Region, limit: usize, out: &Output) -> Result<(), Failure> {
     let rules = compile(rules)?;
-    let hits = scan_each(chain, region, limit, out, |mem, scope, progress, hits| {
+    let hits = scan_each(chain, region, limit, out, |mems, scope, progress, hits| {
         // yara-x is third-party code running on bytes an attacker may have written: a panic in
         // it fails this scan with a reason instead of ending the tool.
-        std::panic::catch_unwind(AssertUnwindSafe(|| scan_scope(mem, scope, &rules, limit, progress, hits)))
+        std::panic::catch_unwind(AssertUnwindSafe(|| scan_scope(mems, scope, &rules, limit, progress, hits)))
             .unwrap_or_else(|_| Err(Failure::error("yara-x failed (panicked) during the scan")))
     })?;
     out.list(&hits)
@@ -165,6 +168,7 @@ mod tests {
     use crate::target::SpaceKind;
 
     /// Bytes at `base`; the page `hole` (an index) is unreadable.
+    #[derive(Clone)]
     struct Pages {
         base: u64,
         bytes: Vec<u8>,
@@ -212,7 +216,15 @@ mod tests {
         let size = mem.bytes.len() as u64;
         let rules = rules(r#"rule needle { strings: $n = "yara-needle-0123456789" condition: $n }"#);
         let mut hits = Vec::new();
-        scan_scope(&mut mem, &scope(vec![(base, size)]), &rules, 100, &mut |_| true, &mut hits).unwrap();
+        scan_scope(
+            &mut [&mut mem.clone(), &mut mem],
+            &scope(vec![(base, size)]),
+            &rules,
+            100,
+            &mut |_| true,
+            &mut hits,
+        )
+        .unwrap();
         let found: Vec<String> = hits.iter().map(|h| h.at.as_ref().unwrap().address.clone()).collect();
         assert_eq!(found, [format!("{base:#x}"), format!("{:#x}", base + CHUNK as u64 - 7)]);
         assert_eq!(hits[0].at.as_ref().unwrap().module.as_deref(), Some("first"));
@@ -225,9 +237,17 @@ mod tests {
         let rules = rules(r#"rule always { condition: true } rule a { strings: $a = "AAAA" condition: $a }"#);
         let mut hits = Vec::new();
         // Only the unreadable page.
-        scan_scope(&mut mem, &scope(vec![(0, PAGE as u64)]), &rules, 10, &mut |_| true, &mut hits).unwrap();
+        scan_scope(&mut [&mut mem], &scope(vec![(0, PAGE as u64)]), &rules, 10, &mut |_| true, &mut hits).unwrap();
         assert!(hits.is_empty());
-        scan_scope(&mut mem, &scope(vec![(0, 4 * PAGE as u64)]), &rules, 10, &mut |_| true, &mut hits).unwrap();
+        scan_scope(
+            &mut [&mut mem.clone(), &mut mem],
+            &scope(vec![(0, 4 * PAGE as u64)]),
+            &rules,
+            10,
+            &mut |_| true,
+            &mut hits,
+        )
+        .unwrap();
         assert_eq!(hits.len(), 10);
     }
 

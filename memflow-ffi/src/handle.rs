@@ -61,7 +61,7 @@ const CHUNK: usize = 256;
 const CHUNKS: usize = MAX_LIVE / CHUNK;
 
 /// The C type names by tag (tag 0 is never used).
-const NAMES: [&str; 12] = [
+const NAMES: [&str; 13] = [
     "",
     "MfInventory",
     "MfConnector",
@@ -74,6 +74,7 @@ const NAMES: [&str; 12] = [
     "MfSectionList",
     "MfMemoryRangeList",
     "MfKernelSymbolList",
+    "MfThreadList",
 ];
 
 // Tags are 4 bits below the mark bits.

@@ -6,7 +6,7 @@ use cglue::repr_cstring::ReprCString;
 use memflow_core::error::{Error, ErrorKind, ErrorOrigin};
 use memflow_core::instance::ProcessInstanceArcBox;
 use memflow_core::mem::MemoryView;
-use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, Process, SectionInfo};
+use memflow_core::os::{ExportInfo, ImportInfo, MemoryRange, ModuleInfo, Process, SectionInfo, ThreadInfo};
 use memflow_core::translate::VirtualTranslate;
 use memflow_core::types::{imem, Address};
 
@@ -41,13 +41,22 @@ pub struct MfProcess {
 /// "Threads" at the top of memflow.h).
 pub struct MfModuleList(pub(crate) Records<MfModuleInfo, ModuleInfo>);
 
+/// The threads of a process, as made by `mf_process_thread_list`. Opaque; read it with
+/// `mf_thread_list_get`, free it with `mf_thread_list_free`.
+///
+/// Threads: may be used from several threads at once; calls on it are serialised (see
+/// "Threads" at the top of memflow.h).
+pub struct MfThreadList(pub(crate) Records<MfThreadInfo, ThreadInfo>);
+
 impl_handle! {
     MfProcess = 4;
     MfModuleList = 6;
+    MfThreadList = 12;
 }
 
 impl_record_list! {
     MfModuleList: MfModuleInfo;
+    MfThreadList: MfThreadInfo;
 }
 
 impl MfProcess {
@@ -278,6 +287,45 @@ pub extern "C" fn mf_module_list_get(
 /// Ownership: takes `list`; its records and strings must not be used afterwards.
 #[no_mangle]
 pub extern "C" fn mf_module_list_free(list: *mut MfModuleList) -> i32 {
+    handle::free(list)
+}
+
+/// Lists every thread of the process into a new list. Fails with kind
+/// `MF_KIND_UNSUPPORTED` where the OS layer does not know threads (C plugins, the dummy OS).
+///
+/// Ownership: on success `*out` receives a list owned by the caller; free it with
+/// `mf_thread_list_free`. The names of its records belong to the list.
+#[no_mangle]
+pub extern "C" fn mf_process_thread_list(process: *mut MfProcess, out: *mut *mut MfThreadList) -> i32 {
+    guard(|| {
+        let threads = handle::with(process, "process", |process| {
+            out_arg(out, "out")?;
+            process.inner.thread_list()
+        })?;
+        hand_out(MfThreadList(Records::new(threads, MfThreadInfo::borrow)), out)
+    })
+}
+
+/// The records of a thread list: `*out_items` receives a pointer to `*out_len` consecutive
+/// records (NULL if the list is empty).
+///
+/// Ownership: the records and their names are borrowed from `list` and valid until it is
+/// freed. `*out_items` and `*out_len` are caller storage.
+#[no_mangle]
+pub extern "C" fn mf_thread_list_get(
+    list: *const MfThreadList,
+    out_items: *mut *const MfThreadInfo,
+    out_len: *mut usize,
+) -> i32 {
+    lists::get(list, out_items, out_len)
+}
+
+/// Frees a thread list. NULL is a no-op (returns 0); anything that is not a live
+/// `MfThreadList` returns `MF_ERR_INVALID_HANDLE` and is left alone.
+///
+/// Ownership: takes `list`; its records and names must not be used afterwards.
+#[no_mangle]
+pub extern "C" fn mf_thread_list_free(list: *mut MfThreadList) -> i32 {
     handle::free(list)
 }
 

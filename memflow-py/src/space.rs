@@ -51,11 +51,11 @@ pub trait Space: Memory {
     /// `Ok(false)` if some were not (those are zero).
     fn read_many(&mut self, ops: &mut [(u64, &mut [u8])]) -> memflow_core::error::Result<bool>;
 
-    /// This space as the scanner takes it.
-    fn as_memory(&mut self) -> &mut dyn Memory;
+    /// This space as the scanner takes it (one reader thread).
+    fn as_memory(&mut self) -> &mut (dyn Memory + Send);
 }
 
-impl<T: MemoryView> Space for T {
+impl<T: MemoryView + Send> Space for T {
     fn read_many(&mut self, ops: &mut [(u64, &mut [u8])]) -> memflow_core::error::Result<bool> {
         let mut batcher = self.batcher();
         for (address, buf) in ops.iter_mut() {
@@ -68,7 +68,7 @@ impl<T: MemoryView> Space for T {
         }
     }
 
-    fn as_memory(&mut self) -> &mut dyn Memory {
+    fn as_memory(&mut self) -> &mut (dyn Memory + Send) {
         self
     }
 }
@@ -448,7 +448,7 @@ impl AddressSpace {
                 })
             };
             handle.with_space(|space| {
-                scan_ranges(space.as_memory(), &ranges, &pattern, align, &mut report, |address| {
+                scan_ranges(&mut [space.as_memory()], &ranges, &pattern, align, &mut report, |address| {
                     hits.push(address);
                     hits.len() < limit
                 })

@@ -2,11 +2,12 @@
  * one MfOs and one MfProcess (calls on one handle are serialised inside the library) and
  * hammer reads and lists; then 8 threads each use their own clones. Every result is compared
  * with what a single thread read first, so a race that corrupts anything shows up as a wrong
- * byte or count (or a crash).
+ * byte or count (or a crash). Also lists threads: this process's (a named one among them)
+ * and the guest's init's.
  *
  * usage: threads DUMP_FILE [ITERATIONS]
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* pthread_setname_np */
 
 #include "memflow.h"
 
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 enum { THREADS = 8, ADDRS = 16, PAGE = 4096, KERNEL_BYTES = 256, LIST_EVERY = 16 };
 
@@ -124,6 +127,61 @@ static void *work(void *arg) {
     return NULL;
 }
 
+/* The thread that `thread_lists` finds by name: names itself, then waits until listed. */
+static pthread_barrier_t named_and_listed;
+static atomic_int named_tid = 0;
+
+static void *named_thread(void *arg) {
+    (void)arg;
+    CHECK(pthread_setname_np(pthread_self(), "mf-c-listed") == 0);
+    atomic_store(&named_tid, (int)syscall(SYS_gettid));
+    pthread_barrier_wait(&named_and_listed);
+    pthread_barrier_wait(&named_and_listed);
+    return NULL;
+}
+
+/* This process's threads through the native layer (the main thread and a named one), and the
+ * guest init's (one thread, its pid) through the Linux layer of `os`. */
+static void thread_lists(MfInventory *inv, MfOs *guest) {
+    MfOs *native = NULL;
+    MfProcess *self = NULL, *init = NULL;
+    MfThreadList *list = NULL;
+    const MfThreadInfo *items = NULL;
+    size_t len = 0, i;
+    bool main_seen = false, named_seen = false;
+    pthread_t thread;
+    OK(pthread_barrier_init(&named_and_listed, NULL, 2));
+    if (pthread_create(&thread, NULL, named_thread, NULL) != 0) {
+        fprintf(stderr, "pthread_create failed\n");
+        exit(2);
+    }
+    pthread_barrier_wait(&named_and_listed);
+    OK(mf_inventory_create_chain(inv, "native", &native));
+    OK(mf_os_process_by_pid(native, (uint32_t)getpid(), &self));
+    OK(mf_process_thread_list(self, &list));
+    OK(mf_thread_list_get(list, &items, &len));
+    for (i = 0; i < len; i++) {
+        CHECK(items[i].name != NULL && items[i].state == MF_PROCESS_STATE_ALIVE);
+        main_seen |= items[i].tid == (uint32_t)getpid();
+        named_seen |= items[i].tid == (uint32_t)atomic_load(&named_tid) && strcmp(items[i].name, "mf-c-listed") == 0;
+    }
+    CHECK(main_seen && named_seen);
+    OK(mf_thread_list_free(list));
+    pthread_barrier_wait(&named_and_listed);
+    pthread_join(thread, NULL);
+    OK(pthread_barrier_destroy(&named_and_listed));
+
+    OK(mf_os_process_by_pid(guest, 1, &init));
+    OK(mf_process_thread_list(init, &list));
+    OK(mf_thread_list_get(list, &items, &len));
+    CHECK(len == 1 && items[0].tid == 1 && strcmp(items[0].name, "init") == 0);
+    OK(mf_thread_list_free(list));
+    CHECK(mf_thread_list_free(NULL) == MF_OK);
+    OK(mf_process_free(init));
+    OK(mf_process_free(self));
+    OK(mf_os_free(native));
+}
+
 /* Runs THREADS workers to completion. */
 static void run(struct worker *workers) {
     pthread_t threads[THREADS];
@@ -164,6 +222,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     take_reference(conn, os, process);
+    thread_lists(inv, os);
 
     /* One set of handles shared by every thread. */
     for (t = 0; t < THREADS; t++) {

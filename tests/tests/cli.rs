@@ -241,6 +241,183 @@ fn string_scan_finds_the_marker_at_the_right_process_and_addresses() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Checks a module that `dump --module` rebuilt (`result`, its `--json` report) against
+/// `original`, the file it was loaded from at `base`: goblin and readelf parse it (readelf
+/// without a complaint), and every read-only loaded segment holds the file's bytes, but for
+/// the section header fields of the ELF header (dropped: the section headers were not loaded)
+/// and the pages reported as holes (zeros). Returns how many bytes equal the file's.
+fn check_rebuilt(result: &Value, original: &[u8], base: u64) -> usize {
+    let path = Path::new(result["path"].as_str().unwrap());
+    let rebuilt = std::fs::read(path).unwrap();
+    let elf = goblin::elf::Elf::parse(&rebuilt).expect("goblin parses the rebuilt module");
+    assert_eq!((elf.header.e_shoff, elf.header.e_shnum, elf.header.e_shstrndx), (0, 0, 0));
+    let readelf = Command::new("readelf").args(["-h", "-l", "-d"]).arg(path).output().unwrap();
+    assert!(readelf.status.success() && readelf.stderr.is_empty(), "{}", String::from_utf8_lossy(&readelf.stderr));
+    let holes: Vec<(u64, u64)> =
+        result["holes"].as_array().unwrap().iter().map(|h| (hex(&h["start"]), hex(&h["length"]))).collect();
+    assert_eq!(holes.len() as u64, result["hole_runs"].as_u64().unwrap(), "every hole is listed");
+    let in_hole = |addr: u64| holes.iter().any(|&(start, len)| addr >= start && addr - start < len);
+    let file = goblin::elf::Elf::parse(original).unwrap();
+    let loads: Vec<_> =
+        file.program_headers.iter().filter(|p| p.p_type == goblin::elf::program_header::PT_LOAD).collect();
+    let first = loads.iter().min_by_key(|p| p.p_vaddr).unwrap();
+    let link_base = first.p_vaddr - first.p_offset;
+    let dropped = 0x28..0x30usize; // e_shoff; e_shnum and e_shstrndx follow at 0x3c..0x40
+    let mut equal = 0;
+    for p in loads.iter().filter(|p| p.p_flags & goblin::elf::program_header::PF_W == 0) {
+        let runtime = base + (p.p_vaddr - link_base);
+        for i in 0..p.p_filesz as usize {
+            let at = p.p_offset as usize + i;
+            let want = if dropped.contains(&at) || (0x3c..0x40).contains(&at) || in_hole(runtime + i as u64) {
+                0
+            } else {
+                equal += 1;
+                original[at]
+            };
+            assert_eq!(rebuilt[at], want, "file offset {at:#x} of {}", path.display());
+        }
+    }
+    equal
+}
+
+#[test]
+fn dump_module_rebuilds_libc_and_the_executable_of_a_native_process() {
+    let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+    let pid = child.id().to_string();
+    let dir = temp_dir("cli-dump-module");
+    let modules = json(&["modules", &pid]);
+    for wanted in ["libc.so.6", "sleep"] {
+        let module = modules.as_array().unwrap().iter().find(|m| m["name"] == wanted).expect("module listed");
+        let out = dir.join(wanted);
+        let result = json(&["dump", out.to_str().unwrap(), "--pid", &pid, "--module", wanted]);
+        assert_eq!(result["format"], "module");
+        assert_eq!(result["hole_pages"], 0, "a live process's loaded pages are all readable");
+        let original = std::fs::read(module["path"].as_str().unwrap()).unwrap();
+        let equal = check_rebuilt(&result, &original, hex(&module["base"]));
+        assert!(equal > original.len() / 2, "{wanted}: {equal} bytes compared");
+    }
+    // A module the process does not have: not found (exit code 3), one line, no file.
+    let missing = dir.join("missing");
+    let out = run(&["dump", missing.to_str().unwrap(), "--pid", &pid, "--module", "no-such-module.so"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8(out.stderr).unwrap().contains("no-such-module.so"));
+    assert!(!missing.exists());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn dump_module_rebuilds_busybox_from_a_guest_dump() {
+    let fx = Fixture::load("cloud-4l");
+    let chain = dump_chain(&fx);
+    let pid = fx.meta("marker_pid");
+    let dir = temp_dir("cli-dump-module-guest");
+    let modules = json(&["-c", &chain, "modules", pid]);
+    let module = modules.as_array().unwrap().iter().find(|m| m["name"] == "busybox").expect("busybox is the marker's");
+    let out = dir.join("busybox");
+    let result = json(&["-c", &chain, "dump", out.to_str().unwrap(), "--pid", pid, "--module", "busybox"]);
+    // The guest runs the host's busybox-static (the initramfs is built from it); pages the guest
+    // never touched are not in its memory, and are reported.
+    let original = std::fs::read("/bin/busybox").unwrap();
+    let equal = check_rebuilt(&result, &original, hex(&module["base"]));
+    assert!(equal > 256 << 10, "{equal} bytes compared");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The child of [`threads_of_a_native_process_are_those_of_proc_with_their_names`]: starts
+/// three named threads, prints `ready`, and ends them when its standard input ends.
+fn run_named_threads() {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let wait = std::sync::Arc::new(std::sync::Mutex::new(wait));
+    let threads: Vec<_> = (0..3)
+        .map(|i| {
+            let wait = wait.clone();
+            // std names the OS thread too (pthread_setname_np): that is what /proc shows.
+            std::thread::Builder::new()
+                .name(format!("mf-thread-{i}"))
+                .spawn(move || wait.lock().unwrap().recv())
+                .unwrap()
+        })
+        .collect();
+    println!("ready");
+    std::io::stdin().read_line(&mut String::new()).unwrap();
+    drop(done);
+    for t in threads {
+        let _ = t.join().unwrap();
+    }
+}
+
+#[test]
+fn threads_of_a_native_process_are_those_of_proc_with_their_names() {
+    if std::env::var_os("MEMFLOW_CLI_THREADS").is_some() {
+        return run_named_threads();
+    }
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "threads_of_a_native_process_are_those_of_proc_with_their_names", "--nocapture"])
+        .args(["--test-threads=1"])
+        .env("MEMFLOW_CLI_THREADS", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while !lines.next().expect("the child says it is ready").unwrap().ends_with("ready") {}
+    let pid = child.id();
+    let listed = json(&["threads", &pid.to_string()]);
+    let ours: BTreeSet<(u64, String)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["tid"].as_u64().unwrap(), t["name"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(listed.as_array().unwrap().iter().all(|t| t["state"] == "alive"));
+    // What the kernel says, read here.
+    let proc: BTreeSet<(u64, String)> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|e| {
+            let tid: u64 = e.unwrap().file_name().to_str().unwrap().parse().unwrap();
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap();
+            (tid, comm.trim_end().to_string())
+        })
+        .collect();
+    assert_eq!(ours, proc);
+    assert!(ours.contains(&(pid as u64, proc.iter().find(|t| t.0 == pid as u64).unwrap().1.clone())));
+    for i in 0..3 {
+        assert!(ours.iter().any(|t| t.1 == format!("mf-thread-{i}")), "mf-thread-{i} in {ours:?}");
+    }
+    let table = String::from_utf8(run(&["threads", &pid.to_string()]).stdout).unwrap();
+    assert!(table.starts_with("TID") && table.contains("mf-thread-2"));
+    writeln!(child.stdin.take().unwrap(), "done").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn threads_of_every_guest_process_are_its_one_task() {
+    // The guests' processes are single-threaded (busybox and kernel threads): each lists one
+    // thread, the task itself (the multi-threaded walk is tested on synthetic memory in
+    // memflow-core's linux::tasks).
+    let fx = Fixture::load("cloud-4l");
+    let chain = dump_chain(&fx);
+    let mut os = open(&chain);
+    let processes = os.process_info_list().unwrap();
+    assert!(processes.len() > 10);
+    for info in processes {
+        let (pid, name) = (info.pid, info.name.to_string());
+        let threads = os.process_by_info(info).unwrap().thread_list().unwrap();
+        let threads: Vec<(u32, String)> = threads.iter().map(|t| (t.tid, t.name.to_string())).collect();
+        assert_eq!(threads, [(pid, name)]);
+    }
+    // The command lists the same, for init and the marker process.
+    for pid in ["1", fx.meta("marker_pid")] {
+        let listed = json(&["-c", &chain, "threads", pid]);
+        let listed = listed.as_array().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0]["tid"].to_string(), pid);
+        assert_eq!(listed[0]["state"], "alive");
+    }
+}
+
 /// Holds a `u32` on the heap for [`value_scan_narrows_to_the_value_a_child_changes`], which
 /// runs this test binary again as the child: prints its address, sets the second value when a
 /// line arrives on standard input, then waits for the end of the input.

@@ -46,6 +46,8 @@ fn one_library_gives_a_connector_and_an_os() {
     assert!(malloc > libc.base && malloc < libc.base + libc.size);
     assert!(process.module_imports(&libc).unwrap().iter().any(|i| &*i.name == "__tls_get_addr"));
     assert!(!process.mapped_mem(0).unwrap().is_empty());
+    let threads = process.thread_list().unwrap_err();
+    assert_eq!(threads.kind, memflow_core::error::ErrorKind::Unsupported, "the dummy OS has no threads");
     let base = os.info().base;
     let kernel = os.as_mut_impl_memoryview().expect("the OS instance is the kernel's address space");
     let kernel_header: [u8; 4] = kernel.read(base).data().unwrap();

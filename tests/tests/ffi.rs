@@ -68,6 +68,7 @@ struct Live {
     process: *mut MfProcess,
     plist: *mut MfProcessList,
     mlist: *mut MfModuleList,
+    tlist: *mut MfThreadList,
     elist: *mut MfExportList,
     ilist: *mut MfImportList,
     slist: *mut MfSectionList,
@@ -106,6 +107,8 @@ impl Live {
         // SAFETY: `len` records at `items`, borrowed from the list.
         let modules = unsafe { std::slice::from_raw_parts(items, len) };
         let libc = modules.iter().find(|m| text(m.name).starts_with("libc")).expect("libc is mapped");
+        let mut tlist = null_mut();
+        assert_eq!(mf_process_thread_list(process, &mut tlist), 0, "{}", last_message());
         let (mut elist, mut ilist, mut slist, mut rlist) = (null_mut(), null_mut(), null_mut(), null_mut());
         assert_eq!(mf_process_module_export_list(process, libc, &mut elist), 0, "{}", last_message());
         assert_eq!(mf_process_module_import_list(process, libc, &mut ilist), 0, "{}", last_message());
@@ -117,7 +120,7 @@ impl Live {
         assert_eq!(mf_os_kernel_symbol_list(dummy, &mut klist), 0, "{}", last_message());
         let scratch = Box::into_raw(vec![0u64; 2048].into_boxed_slice()).cast::<u64>();
         let garbage = Box::into_raw(vec![0xa5a5_a5a5_a5a5_a5a5u64; 256].into_boxed_slice()).cast::<u64>();
-        Live { inv, conn, os, process, plist, mlist, elist, ilist, slist, rlist, klist, dummy, scratch, garbage }
+        Live { inv, conn, os, process, plist, mlist, tlist, elist, ilist, slist, rlist, klist, dummy, scratch, garbage }
     }
 
     /// A handle argument.
@@ -154,6 +157,7 @@ impl Drop for Live {
         assert_eq!(mf_import_list_free(self.ilist), 0);
         assert_eq!(mf_export_list_free(self.elist), 0);
         assert_eq!(mf_os_free(self.dummy), 0);
+        assert_eq!(mf_thread_list_free(self.tlist), 0);
         assert_eq!(mf_module_list_free(self.mlist), 0);
         assert_eq!(mf_process_list_free(self.plist), 0);
         assert_eq!(mf_process_free(self.process), 0);
@@ -397,6 +401,9 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ("mf_process_module_list", Handle, Box::new(|l, m| mf_process_module_list(l.h(l.process, m), l.p(m)))),
         ("mf_module_list_get", Handle, Box::new(|l, m| mf_module_list_get(l.h(l.mlist, m), l.p(m), l.p(m)))),
         ("mf_module_list_free", Free, Box::new(|l, m| mf_module_list_free(l.h(null_mut(), m)))),
+        ("mf_process_thread_list", Handle, Box::new(|l, m| mf_process_thread_list(l.h(l.process, m), l.p(m)))),
+        ("mf_thread_list_get", Handle, Box::new(|l, m| mf_thread_list_get(l.h(l.tlist, m), l.p(m), l.p(m)))),
+        ("mf_thread_list_free", Free, Box::new(|l, m| mf_thread_list_free(l.h(null_mut(), m)))),
         (
             "mf_process_module_by_name",
             Handle,

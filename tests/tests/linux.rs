@@ -96,6 +96,13 @@ fn processes_match_ps(name: &'static str) {
         assert_eq!(&*p.path, "/bin/busybox", "{name}: {probe} runs busybox");
         assert!(!p.table_root.is_null(), "{name}: {probe} has page tables");
     }
+    // The guests' processes are single-threaded: the thread group's list holds the task alone
+    // (init, a kernel thread, a probe).
+    for p in list.iter().filter(|p| [1, 2].contains(&p.pid) || &*p.name == "mfprobe_marker") {
+        let threads = os.process_by_info(p.clone()).unwrap().thread_list().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let threads: Vec<(Pid, String)> = threads.iter().map(|t| (t.tid, t.name.to_string())).collect();
+        assert_eq!(threads, [(p.pid, p.name.to_string())], "{name}: threads of pid {}", p.pid);
+    }
     // Kernel threads have no address space.
     let kthreadd = by_pid[&2];
     assert_eq!(&*kthreadd.name, "kthreadd");

@@ -120,6 +120,11 @@ impl Process for DummyProcess {
         image.sections(self, None, |section| callback.call(section))
     }
 
+    /// The dummy OS has no threads.
+    fn thread_list_callback(&mut self, _callback: ThreadCallback) -> Result<()> {
+        Err(Error::new(ErrorOrigin::Process, ErrorKind::Unsupported).with_reason("the dummy OS layer has no threads"))
+    }
+
     /// Ranges of equal flags from a walk of the page tables, pages reported whole. Pages are
     /// not mappings: neighbours with equal flags always form one range, and a negative
     /// `gap_size` merges nothing more.

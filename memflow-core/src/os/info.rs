@@ -53,6 +53,18 @@ pub struct ProcessInfo {
     pub table_root_2: Address,
 }
 
+/// A thread of a process.
+#[repr(C)]
+#[derive(Clone, Debug)]
+pub struct ThreadInfo {
+    /// Thread id (on Linux the task's pid; the first thread's is the process id).
+    pub tid: Pid,
+    /// Name (Linux `comm`, which a thread may set apart from its process's).
+    pub name: ReprCString,
+    /// Run state.
+    pub state: ProcessState,
+}
+
 /// A module (an executable image) mapped into a process or the kernel.
 #[repr(C)]
 #[derive(Clone, Debug)]
@@ -138,6 +150,8 @@ pub type AddressCallback<'a> = OpaqueCallback<'a, Address>;
 pub type ProcessInfoCallback<'a> = OpaqueCallback<'a, ProcessInfo>;
 /// Receives module records; return `false` to stop.
 pub type ModuleInfoCallback<'a> = OpaqueCallback<'a, ModuleInfo>;
+/// Receives threads; returns `false` to stop.
+pub type ThreadCallback<'a> = OpaqueCallback<'a, ThreadInfo>;
 /// Receives exports; return `false` to stop.
 pub type ExportCallback<'a> = OpaqueCallback<'a, ExportInfo>;
 /// Receives imports; return `false` to stop.

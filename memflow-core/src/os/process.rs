@@ -42,6 +42,10 @@ pub trait Process: Send {
     /// Calls back with each section of `module`.
     fn module_section_list_callback(&mut self, module: &ModuleInfo, callback: SectionCallback) -> Result<()>;
 
+    /// Calls back with each thread of the process until the callback returns `false`. Layers
+    /// that do not know threads fail with `Unsupported`.
+    fn thread_list_callback(&mut self, callback: ThreadCallback) -> Result<()>;
+
     /// Calls back with the mapped ranges between `start` and `end`, merging neighbours with
     /// equal flags that are at most `gap_size` bytes apart (negative: never merge).
     fn mapped_mem_range(
@@ -63,6 +67,17 @@ pub trait Process: Send {
         self.module_address_list_callback(None, (&mut addrs).into())?;
         // A module may vanish between listing and lookup; skip it rather than fail the list.
         Ok(addrs.into_iter().filter_map(|a| self.module_by_address(a, arch).ok()).collect())
+    }
+
+    /// Every thread, as a list.
+    #[skip_func]
+    fn thread_list(&mut self) -> Result<Vec<ThreadInfo>>
+    where
+        Self: Sized,
+    {
+        let mut threads = Vec::new();
+        self.thread_list_callback((&mut threads).into())?;
+        Ok(threads)
     }
 
     /// The first module whose name equals `name` (ASCII case-insensitive).

@@ -718,6 +718,12 @@ impl Process for CProcess {
         Ok(())
     }
 
+    /// The C plugin interface has no thread list.
+    fn thread_list_callback(&mut self, _callback: ThreadCallback) -> Result<()> {
+        Err(Error::new(ErrorOrigin::Process, ErrorKind::Unsupported)
+            .with_reason("C plugins do not list threads (the C OS interface has no entry for them)"))
+    }
+
     /// The plugin's ranges, sorted, clipped and merged as every layer's are
     /// ([`crate::os::mappings::memory_ranges`]).
     fn mapped_mem_range(

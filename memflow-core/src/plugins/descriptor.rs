@@ -207,7 +207,7 @@ pub const fn layout_fingerprint() -> u64 {
     type Conn = ConnectorInstanceContainer<cglue::boxed::CBox<'static, cglue::trait_group::c_void>, LibArc>;
     type OsC = OsInstanceContainer<cglue::boxed::CBox<'static, cglue::trait_group::c_void>, LibArc>;
     type ProcC = ProcessInstanceContainer<cglue::boxed::CBox<'static, cglue::trait_group::c_void>, LibArc>;
-    let parts: [usize; 28] = [
+    let parts: [usize; 29] = [
         size_of::<crate::mem::PhysicalMemoryVtbl<'static, Conn>>(),
         size_of::<crate::connector::cpu_state::CpuStateVtbl<'static, Conn>>(),
         size_of::<crate::os::OsVtbl<'static, OsC>>(),
@@ -222,6 +222,7 @@ pub const fn layout_fingerprint() -> u64 {
         size_of::<crate::os::ProcessInfo>(),
         align_of::<crate::os::ProcessInfo>(),
         size_of::<crate::os::ModuleInfo>(),
+        size_of::<crate::os::ThreadInfo>(),
         size_of::<crate::os::OsInfo>(),
         size_of::<crate::os::MemoryRange>(),
         size_of::<crate::arch::ArchitectureIdent>(),

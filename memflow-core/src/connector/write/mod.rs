@@ -31,7 +31,7 @@ mod elf;
 pub(crate) mod kdump;
 mod lime;
 mod notes;
-mod output;
+pub(crate) mod output;
 mod raw;
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,12 @@ impl Output {
         Ok(())
     }
 
+    /// Reads `buf.len()` bytes at `offset` of what was written (zeros where nothing was).
+    pub(crate) fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, offset).map_err(|e| io_error("reading back", &self.path, e))
+    }
+
     /// Makes the file `len` bytes long (a sparse tail when it grows).
     pub(crate) fn set_len(&mut self, len: u64) -> Result<()> {
         self.file.set_len(len).map_err(|e| io_error("setting the size of", &self.path, e))

@@ -19,10 +19,13 @@
 //! (`MAX_*`) before anything is allocated for it, and garbage gives errors, never panics.
 //! Little-endian ELF32 and ELF64 are supported.
 
+mod rebuild;
 mod sections;
 mod symbols;
 #[cfg(test)]
 mod tests;
+
+pub use rebuild::{rebuild_file, MAX_FILE_BYTES};
 
 use goblin::container::Ctx;
 use goblin::elf::header::{Header, EI_DATA, ELFDATA2LSB, ELFMAG, SELFMAG};

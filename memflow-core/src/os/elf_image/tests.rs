@@ -150,6 +150,38 @@ fn garbage_gives_errors() {
 }
 
 #[test]
+fn rebuilt_files_are_the_images_they_were_loaded_from() {
+    use std::ops::ControlFlow;
+    let dir = std::env::temp_dir().join(format!("memflow-rebuild-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("module");
+    let rebuild = |bytes: &[u8], progress: &mut dyn FnMut(_) -> ControlFlow<()>| {
+        rebuild_file(memory_with(bytes), Address::from(BASE), &path, progress)
+    };
+    // Loaded with the dynamic pointers relocated (as glibc leaves them), rebuilt as linked:
+    // byte for byte the file (whose section headers lie in its first segment, so they stay).
+    for is64 in [true, false] {
+        let summary = rebuild(&image(is64, true).bytes, &mut |_| ControlFlow::Continue(())).unwrap();
+        assert_eq!(summary.hole_pages, 0);
+        assert_eq!(std::fs::read(&path).unwrap(), image(is64, false).bytes, "ELF{}", if is64 { 64 } else { 32 });
+    }
+    // A PE image is refused; so is a segment of absurd size; a cancelled rebuild leaves no file.
+    std::fs::remove_file(&path).unwrap();
+    let mut pe = vec![0u8; 0x1000];
+    pe[..2].copy_from_slice(b"MZ");
+    assert_eq!(rebuild(&pe, &mut |_| ControlFlow::Continue(())).unwrap_err().kind, ErrorKind::Unsupported);
+    let mut huge = image(true, false).bytes;
+    let phoff = u64::from_le_bytes(huge[0x20..0x28].try_into().unwrap()) as usize;
+    let load = (0..).map(|i| phoff + 56 * i).find(|&ph| huge[ph..ph + 4] == PT_LOAD.to_le_bytes()).unwrap();
+    huge[load + 32..load + 40].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    assert_eq!(rebuild(&huge, &mut |_| ControlFlow::Continue(())).unwrap_err().kind, ErrorKind::LimitExceeded);
+    let cancelled = rebuild(&image(true, true).bytes, &mut |_| ControlFlow::Break(())).unwrap_err();
+    assert_eq!(cancelled.kind, ErrorKind::Cancelled);
+    assert!(!path.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn mutated_images_never_panic() {
     let mut rng = SmallRng::seed_from_u64(0x5eed);
     let images: Vec<_> = (0..4).map(|round| image(round % 2 == 0, round % 4 < 2).bytes).collect();

@@ -36,6 +36,20 @@ pub struct TaskLayout {
     pub exit_state: u32,
     /// The bytes that cover all of the above.
     pub span: Span,
+    /// How a process's threads are linked, if BTF has the members.
+    pub threads: Option<ThreadLinks>,
+}
+
+/// The list of a thread group: `signal_struct.thread_head` links every thread of it (the
+/// leader too) through `task_struct.thread_node`.
+#[derive(Clone, Debug)]
+pub struct ThreadLinks {
+    /// `task_struct.signal`: the thread group's `signal_struct`.
+    pub signal: u32,
+    /// `task_struct.thread_node`.
+    pub thread_node: u32,
+    /// `signal_struct.thread_head`.
+    pub thread_head: u32,
 }
 
 /// How the VMAs of an address space are linked.
@@ -305,6 +319,7 @@ impl TaskLayout {
             mm: off("mm")?,
             exit_state: off("exit_state")?,
             span: Span { start: 0, end: 0 },
+            threads: ThreadLinks::from_btf(btf),
         };
         t.span = Span::covering(
             "task_struct",
@@ -319,6 +334,16 @@ impl TaskLayout {
             ],
         )?;
         Ok(t)
+    }
+}
+
+impl ThreadLinks {
+    fn from_btf(btf: &Btf) -> Option<Self> {
+        Some(ThreadLinks {
+            signal: optional(btf, "task_struct", "signal")?,
+            thread_node: optional(btf, "task_struct", "thread_node")?,
+            thread_head: optional(btf, "signal_struct", "thread_head")?,
+        })
     }
 }
 
@@ -577,6 +602,8 @@ mod tests {
     fn hostile_array_lengths_and_offsets_are_refused() {
         let t = TaskLayout::from_btf(&task_btf(16, 40)).unwrap();
         assert_eq!((t.comm, t.comm_len, t.span), (64, 16, Span { start: 0, end: 80 }));
+        // Without `signal`, `thread_node` and `signal_struct`, threads are not listed.
+        assert!(t.threads.is_none());
         for comm_len in [0, MAX_NAME_ARRAY + 1, 1 << 30, u32::MAX] {
             let err = TaskLayout::from_btf(&task_btf(comm_len, 40)).unwrap_err();
             assert_eq!(err.kind, ErrorKind::Malformed, "comm of {comm_len}");

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::path::{file_name, file_path};
 use super::record::Record;
-use super::tasks::Task;
+use super::tasks::{thread_info, threads, Task};
 use super::vma::{vmas, Vma};
 use super::Kernel;
 use crate::arch::ArchitectureIdent;
@@ -140,6 +140,32 @@ impl<P: PhysicalMemory> Process for LinuxProcess<P> {
             Error::new(ErrorOrigin::Process, ErrorKind::NotFound)
                 .with_reason(format_args!("no module mapped from `{path}`"))
         })
+    }
+
+    /// The thread group of the process's `task_struct` (see [`super::tasks::threads`]); a
+    /// thread that cannot be read ends the list with its error.
+    fn thread_list_callback(&mut self, mut callback: ThreadCallback) -> Result<()> {
+        let (mut tasks, mut no_memory) = (Vec::new(), false);
+        threads(&mut self.view, &self.kernel, self.info.address, |task| {
+            no_memory = tasks.try_reserve(1).is_err();
+            if !no_memory {
+                tasks.push(task);
+            }
+            !no_memory
+        })?;
+        if no_memory {
+            return Err(Error::new(ErrorOrigin::Os, ErrorKind::OutOfMemory).with_reason(format_args!(
+                "no memory for the {} threads of pid {}",
+                tasks.len(),
+                self.info.pid
+            )));
+        }
+        for task in tasks {
+            if !callback.call(thread_info(&mut self.view, &self.kernel, task)?) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn module_import_list_callback(&mut self, module: &ModuleInfo, mut callback: ImportCallback) -> Result<()> {

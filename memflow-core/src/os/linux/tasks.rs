@@ -13,6 +13,7 @@
 //! `table_root_2`); on RISC-V it maps both, like x86-64. `table_root` and `table_root_2` hold
 //! the root register values (RISC-V's `satp` holds the table's page number, not its address).
 
+use super::layout::ThreadLinks;
 use super::limits::{MAX_COMMAND_LINE, MAX_TASKS, TASK_SLACK};
 use super::list;
 use super::path::file_path;
@@ -20,7 +21,7 @@ use super::record::Record;
 use super::Kernel;
 use crate::error::{Error, ErrorKind, ErrorOrigin, PartialError, PartialResultExt, Result};
 use crate::mem::{MemoryView, PhysicalMemory};
-use crate::os::{Pid, ProcessInfo, ProcessState};
+use crate::os::{Pid, ProcessInfo, ProcessState, ThreadInfo};
 use crate::translate::VirtualTranslate;
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
@@ -67,6 +68,52 @@ fn task_limit<V: MemoryView>(mem: &mut V, kernel: &Kernel) -> (usize, String) {
         (Some(limit), None) | (None, Some(limit)) => limit,
         (None, None) => (MAX_TASKS, format!("PID_MAX_LIMIT is {MAX_TASKS}")),
     }
+}
+
+/// Calls `visit` with the `task_struct` address of every thread of the process whose leader
+/// is at `leader` (the leader among them), until it returns `false`: the list of the thread
+/// group's `signal_struct`, bounded like the task list. `Unsupported` if BTF lacks its members.
+pub fn threads<V: MemoryView>(
+    mem: &mut V,
+    kernel: &Kernel,
+    leader: Address,
+    visit: impl FnMut(Address) -> bool,
+) -> Result<()> {
+    let Some(links) = &kernel.layout.task.threads else {
+        return Err(Error::new(ErrorOrigin::Os, ErrorKind::Unsupported).with_reason(
+            "BTF: the kernel's task_struct has no `signal` and `thread_node` (or signal_struct no `thread_head`)",
+        ));
+    };
+    let (max, reason) = task_limit(mem, kernel);
+    thread_group(mem, links, leader, max, &reason, visit)
+}
+
+/// The walk of [`threads`], at most `max` threads (`reason` says why, in errors).
+fn thread_group<V: MemoryView>(
+    mem: &mut V,
+    links: &ThreadLinks,
+    leader: Address,
+    max: usize,
+    reason: &str,
+    mut visit: impl FnMut(Address) -> bool,
+) -> Result<()> {
+    let signal = mem.read_addr(leader + links.signal as umem).data()?;
+    // A task whose thread group is being torn down may have no signal_struct left.
+    if signal.is_null() {
+        visit(leader);
+        return Ok(());
+    }
+    let what = format!("the thread list of the task at {leader} ({reason})");
+    let node = links.thread_node as umem;
+    list::walk(mem, signal + links.thread_head as umem, max, &what, |n| visit(n - node))
+}
+
+/// The thread at `task`: its id (`pid`), name and state.
+pub fn thread_info<V: MemoryView>(mem: &mut V, kernel: &Kernel, task: Address) -> Result<ThreadInfo> {
+    let l = &kernel.layout.task;
+    let t = Record::read(mem, task, l.span, "a task_struct")?;
+    let state = if t.u32(l.exit_state) != 0 { ProcessState::Dead } else { ProcessState::Alive };
+    Ok(ThreadInfo { tid: t.u32(l.pid), name: t.text(l.comm, l.comm_len as usize).as_str().into(), state })
 }
 
 /// The fields of a `task_struct` that describe its process.
@@ -161,4 +208,52 @@ pub fn command_line(args: &[u8]) -> String {
     let args = args.strip_suffix(&[0]).unwrap_or(args);
     let joined: Vec<u8> = args.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
     String::from_utf8_lossy(&joined).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::dummy_memory;
+    use crate::mem::PhysicalMemory;
+
+    const LINKS: ThreadLinks = ThreadLinks { signal: 0x20, thread_node: 0x40, thread_head: 0x10 };
+
+    /// Tasks at 0x1000, 0x2000, ... whose `signal` is `signal`, linked in that order into the
+    /// thread list of the `signal_struct` at 0x8000 (`next` links only, as the walk reads).
+    fn group(tasks: usize, signal: u64) -> impl MemoryView {
+        let mut mem = dummy_memory(0x10000);
+        let head = 0x8000 + LINKS.thread_head as u64;
+        let node = |i: usize| 0x1000 * (i as u64 + 1) + LINKS.thread_node as u64;
+        let mut write = |at: u64, value: u64| mem.phys_write(Address::from(at).into(), &value).data().unwrap();
+        write(head, if tasks == 0 { head } else { node(0) });
+        for i in 0..tasks {
+            write(0x1000 * (i as u64 + 1) + LINKS.signal as u64, signal);
+            write(node(i), if i + 1 == tasks { head } else { node(i + 1) });
+        }
+        mem.into_phys_view()
+    }
+
+    fn walk(mem: &mut impl MemoryView, max: usize) -> (Result<()>, Vec<u64>) {
+        let mut seen = Vec::new();
+        let result = thread_group(mem, &LINKS, Address::from(0x1000u64), max, "a test", |task| {
+            seen.push(task.to_umem() as u64);
+            true
+        });
+        (result, seen)
+    }
+
+    #[test]
+    fn a_thread_group_is_its_signal_structs_list_leader_first() {
+        let (result, seen) = walk(&mut group(3, 0x8000), 100);
+        result.unwrap();
+        assert_eq!(seen, [0x1000, 0x2000, 0x3000]);
+        // Without a signal_struct, the task alone.
+        let (result, seen) = walk(&mut group(3, 0), 100);
+        result.unwrap();
+        assert_eq!(seen, [0x1000]);
+        // More threads than the kernel can have: the walk stops with an error.
+        let (result, seen) = walk(&mut group(3, 0x8000), 2);
+        assert_eq!(result.unwrap_err().kind, ErrorKind::LimitExceeded);
+        assert_eq!(seen.len(), 2);
+    }
 }

@@ -169,6 +169,24 @@ impl Process for NativeProcess {
         image.sections(self, file.as_deref(), |section| callback.call(section))
     }
 
+    /// The entries of `/proc/PID/task`, by thread id; threads that end while listed are left
+    /// out.
+    fn thread_list_callback(&mut self, mut callback: ThreadCallback) -> Result<()> {
+        let pid = self.info.pid;
+        let tasks = std::fs::read_dir(proc_path(pid, "task"))
+            .map_err(|e| io_error(ErrorOrigin::Process, ErrorKind::Gone, &e))?;
+        let mut tids: Vec<Pid> = tasks.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+        tids.sort_unstable();
+        for tid in tids {
+            let Ok(stat) = Stat::read_path(&proc_path(pid, &format!("task/{tid}/stat"))) else { continue };
+            let state = if stat.is_dead() { ProcessState::Dead } else { ProcessState::Alive };
+            if !callback.call(ThreadInfo { tid, name: stat.comm.as_str().into(), state }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn mapped_mem_range(
         &mut self,
         gap_size: imem,

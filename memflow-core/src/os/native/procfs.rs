@@ -37,9 +37,14 @@ pub(super) struct Stat {
 impl Stat {
     /// Reads `/proc/PID/stat`.
     pub(super) fn read(pid: Pid) -> io::Result<Stat> {
-        let raw = std::fs::read(proc_path(pid, "stat"))?;
+        Stat::read_path(&proc_path(pid, "stat"))
+    }
+
+    /// Reads a `stat` file of `/proc` (a process's or a thread's, `/proc/PID/task/TID/stat`).
+    pub(super) fn read_path(path: &Path) -> io::Result<Stat> {
+        let raw = std::fs::read(path)?;
         Stat::parse(&String::from_utf8_lossy(&raw))
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unreadable /proc/{pid}/stat")))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("unreadable {}", path.display())))
     }
 
     /// Parses the text of `/proc/PID/stat`: `pid (comm) state ppid ...` where `comm` may hold

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use crate::os::{ProcessInfo, ProcessState};
+use crate::os::{ProcessInfo, ProcessState, ThreadInfo};
 
 use super::arch::MfArchitecture;
 use super::convert::{addr_out, str_out};
@@ -75,3 +75,22 @@ impl MfProcessInfo {
 /// Receives a process record; return `true` to go on, `false` to stop. `info` and its
 /// strings are borrowed and valid only during the call.
 pub type MfProcessInfoCallback = Option<unsafe extern "C" fn(user: *mut c_void, info: *const MfProcessInfo) -> bool>;
+
+/// A thread of a process. The name is never NULL.
+#[repr(C)]
+#[derive(Copy, Clone, Debug)]
+pub struct MfThreadInfo {
+    /// Thread id (on Linux the first thread's is the process id).
+    pub tid: u32,
+    /// Run state when it was listed, one of `MF_PROCESS_STATE_*`.
+    pub state: MfProcessState,
+    /// Name (Linux `comm`).
+    pub name: *const c_char,
+}
+
+impl MfThreadInfo {
+    /// A view of `t` whose name borrows from it.
+    pub fn borrow(t: &ThreadInfo) -> Self {
+        MfThreadInfo { tid: t.tid, state: state_out(t.state), name: str_out(&t.name) }
+    }
+}
