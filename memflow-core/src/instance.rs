@@ -64,6 +64,10 @@ impl CpuState for ConnectorInstanceArcBox<'static> {
         self.as_ref_impl_cpustate().ok_or_else(no_cpu_state)?.aarch64_registers(cpu)
     }
 
+    fn riscv_registers(&self, cpu: usize) -> crate::error::Result<RiscVRegisters> {
+        self.as_ref_impl_cpustate().ok_or_else(no_cpu_state)?.riscv_registers(cpu)
+    }
+
     fn vmcoreinfo(&self, buf: &mut [u8]) -> crate::error::Result<usize> {
         self.as_ref_impl_cpustate().ok_or_else(no_cpu_state)?.vmcoreinfo(buf)
     }

@@ -12,7 +12,7 @@ use crate::call::{array_mut, buf_mut, buf_ref, ffi_err, guard, guard_partial, ou
 use crate::handle::{self, impl_handle};
 use crate::mem;
 use memflow_core::plugins::records::{
-    addr_in, MfAArch64Registers, MfPhysicalMetadata, MfReadOp, MfWriteOp, MfX86Registers,
+    addr_in, MfAArch64Registers, MfPhysicalMetadata, MfReadOp, MfRiscVRegisters, MfWriteOp, MfX86Registers,
 };
 
 /// A connector instance: physical memory of a target, and its CPU state where the connector
@@ -214,6 +214,22 @@ pub extern "C" fn mf_connector_aarch64_registers(
     guard(|| {
         handle::with(conn, "conn", |conn| {
             registers(conn.inner.as_ref_impl_cpustate(), "connector", out, |s| Ok((&s.aarch64_registers(cpu)?).into()))
+        })
+    })
+}
+
+/// The RISC-V registers of CPU `cpu` (0-based) as the connector recorded them (`satp_valid`
+/// says whether `satp` is among them).
+///
+/// Returns 0; `MF_ERR_UNSUPPORTED` if the connector has no CPU state; an error of kind
+/// `MF_KIND_NOT_FOUND` if `cpu` is out of range or the target is not RISC-V.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_connector_riscv_registers(conn: *const MfConnector, cpu: usize, out: *mut MfRiscVRegisters) -> i32 {
+    guard(|| {
+        handle::with(conn, "conn", |conn| {
+            registers(conn.inner.as_ref_impl_cpustate(), "connector", out, |s| Ok((&s.riscv_registers(cpu)?).into()))
         })
     })
 }

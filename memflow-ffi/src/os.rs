@@ -19,7 +19,7 @@ use crate::lists::{self, hand_out, impl_record_list, MfMemoryRangeList, Records}
 use crate::process::MfProcess;
 use crate::{mem, translate};
 use memflow_core::plugins::records::{
-    addr_in, addr_out, MfAArch64Registers, MfMemoryRangeCallback, MfModuleInfo, MfModuleInfoCallback, MfOsInfo,
+    addr_in, addr_out, MfAArch64Registers, MfRiscVRegisters, MfMemoryRangeCallback, MfModuleInfo, MfModuleInfoCallback, MfOsInfo,
     MfPhysicalMetadata, MfProcessInfo, MfProcessInfoCallback, MfReadOp, MfTranslateOp, MfWriteOp, MfX86Registers,
 };
 
@@ -546,6 +546,22 @@ pub extern "C" fn mf_os_aarch64_registers(os: *const MfOs, cpu: usize, out: *mut
     guard(|| {
         handle::with(os, "os", |os| {
             registers(os.inner.as_ref_impl_cpustate(), "OS layer", out, |s| Ok((&s.aarch64_registers(cpu)?).into()))
+        })
+    })
+}
+
+/// The RISC-V registers of CPU `cpu` (0-based) as the connector under `os` recorded them,
+/// as `mf_connector_riscv_registers`.
+///
+/// Returns 0; `MF_ERR_UNSUPPORTED` if there is no CPU state; an error of kind
+/// `MF_KIND_NOT_FOUND` if `cpu` is out of range or the target is not RISC-V.
+///
+/// Ownership: `*out` is caller storage, written on success.
+#[no_mangle]
+pub extern "C" fn mf_os_riscv_registers(os: *const MfOs, cpu: usize, out: *mut MfRiscVRegisters) -> i32 {
+    guard(|| {
+        handle::with(os, "os", |os| {
+            registers(os.inner.as_ref_impl_cpustate(), "OS layer", out, |s| Ok((&s.riscv_registers(cpu)?).into()))
         })
     })
 }

@@ -93,6 +93,12 @@ static void physical(memflow::Inventory &inv, const std::string &dump) {
     } catch (const memflow::Error &e) {
         CHECK(e.kind() == MF_KIND_NOT_FOUND);
     }
+    try {
+        (void)conn.riscv_registers(0);
+        CHECK(false);
+    } catch (const memflow::Error &e) {
+        CHECK(e.kind() == MF_KIND_NOT_FOUND);
+    }
     memflow::Connector copy = conn.clone();
     memflow::Connector moved = std::move(copy);
     CHECK(!copy && moved);

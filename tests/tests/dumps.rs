@@ -45,29 +45,36 @@ fn memory_map_covers_system_ram(name: &'static str) {
 }
 
 /// x86-64 dumps (`la57`: `Some` with the paging mode) have per-CPU control registers that
-/// name the page tables. ARM64 dumps (`None`) have general registers only (QEMU writes no
-/// TTBR or TCR): the guest idled in its kernel, so the one CPU ran at EL1 with the program
-/// counter in the kernel's text and the stack pointer in the kernel half.
+/// name the page tables. ARM64 and RISC-V dumps (`None`) have general registers only (QEMU
+/// writes no TTBR, TCR or `satp`): the guest idled in its kernel, so the one CPU ran in the
+/// kernel (ARM64: at EL1) with the program counter in the kernel's text and the stack
+/// pointer in the kernel half.
 fn cpu_state_finds_the_page_tables(name: &'static str, la57: Option<bool>) {
     let fx = Fixture::load(name);
     let conn = fx.open();
     let Some(la57) = la57 else {
+        let text = fx.symbol("_text")..fx.symbol("_etext");
+        assert_eq!(conn.cpu_count(), 1, "{name}: CPU state of the dump");
+        assert_eq!(conn.x86_registers(0).unwrap_err().kind, ErrorKind::NotFound, "{name}");
         if fx.meta("kernel_release").ends_with("-riscv64") {
-            // QEMU 7.2's RISC-V notes hold no system registers; they are not read.
-            assert_eq!(conn.cpu_count(), 0, "{name}: CPU state of a RISC-V dump");
+            assert_eq!(conn.aarch64_registers(0).unwrap_err().kind, ErrorKind::NotFound, "{name}");
+            let regs = conn.riscv_registers(0).unwrap();
+            assert!(text.contains(&regs.pc), "{name}: pc {:#x} outside the kernel text {text:x?}", regs.pc);
+            assert!(regs.sp() >> 63 == 1 && regs.x[0] == 0, "{name}: {regs:x?}");
+            assert!(!regs.satp_valid, "{name}: the dump records no satp");
+            assert_eq!(conn.riscv_registers(1).unwrap_err().kind, ErrorKind::NotFound, "{name}");
             return;
         }
-        assert_eq!(conn.cpu_count(), 1, "{name}: CPU state of an ARM64 dump");
-        assert_eq!(conn.x86_registers(0).unwrap_err().kind, ErrorKind::NotFound, "{name}");
+        assert_eq!(conn.riscv_registers(0).unwrap_err().kind, ErrorKind::NotFound, "{name}");
         let regs = conn.aarch64_registers(0).unwrap();
         assert_eq!(regs.pstate & 0b1100, 0b0100, "{name}: EL1 in PSTATE {:#x}", regs.pstate);
-        let text = fx.symbol("_text")..fx.symbol("_etext");
         assert!(text.contains(&regs.pc), "{name}: pc {:#x} outside the kernel text {text:x?}", regs.pc);
         assert!(regs.sp >> 63 == 1 && regs.x[30] >> 63 == 1, "{name}: {regs:x?}");
         assert_eq!(conn.aarch64_registers(1).unwrap_err().kind, ErrorKind::NotFound, "{name}");
         return;
     };
     assert_eq!(conn.aarch64_registers(0).unwrap_err().kind, ErrorKind::NotFound, "{name}");
+    assert_eq!(conn.riscv_registers(0).unwrap_err().kind, ErrorKind::NotFound, "{name}");
     assert!(conn.cpu_count() >= 1, "{name}: no CPU state");
     for cpu in 0..conn.cpu_count() {
         let regs = conn.x86_registers(cpu).unwrap();

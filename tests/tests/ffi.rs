@@ -276,6 +276,7 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Handle,
             Box::new(|l, m| mf_connector_aarch64_registers(l.h(l.conn, m), 0, l.p(m))),
         ),
+        ("mf_connector_riscv_registers", Handle, Box::new(|l, m| mf_connector_riscv_registers(l.h(l.conn, m), 0, l.p(m)))),
         // dump files
         (
             "mf_dump_write",
@@ -376,6 +377,7 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
         ("mf_os_cpu_count", Handle, Box::new(|l, m| mf_os_cpu_count(l.h(l.os, m), l.p(m)))),
         ("mf_os_x86_registers", Handle, Box::new(|l, m| mf_os_x86_registers(l.h(l.os, m), 0, l.p(m)))),
         ("mf_os_aarch64_registers", Handle, Box::new(|l, m| mf_os_aarch64_registers(l.h(l.os, m), 0, l.p(m)))),
+        ("mf_os_riscv_registers", Handle, Box::new(|l, m| mf_os_riscv_registers(l.h(l.os, m), 0, l.p(m)))),
         // process
         ("mf_process_clone", Handle, Box::new(|l, m| mf_process_clone(l.h(l.process, m), l.p(m)))),
         ("mf_process_free", Free, Box::new(|l, m| mf_process_free(l.h(null_mut(), m)))),
@@ -1099,36 +1101,60 @@ fn repeated_warnings_do_not_push_out_the_final_cause() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The AArch64 registers of an ARM64 guest's dump through the connector and through the
-/// `linux` layer on it: what the Rust API reports; its x86 registers are not found, and the
-/// x86 dump has no AArch64 registers.
-#[test]
-fn aarch64_registers_of_an_arm64_dump() {
-    use memflow_core::connector::CpuState;
-    let fx = Fixture::load("arm64-4k");
-    let want = fx.open().aarch64_registers(0).unwrap();
+/// The registers of CPU 0 of the fixture `name`'s dump (one CPU) through `of_connector` on
+/// the connector and through `of_os` on the `linux` layer on it: `want`, what the Rust API
+/// reports; CPU 1 and its x86 registers are not found, and the x86 dump has none of them.
+fn registers_of_a_dump<R: Default + PartialEq + std::fmt::Debug>(
+    name: &str,
+    want: impl FnOnce(&memflow_core::connector::FileConnector) -> R,
+    of_connector: extern "C" fn(*const MfConnector, usize, *mut R) -> i32,
+    of_os: extern "C" fn(*const MfOs, usize, *mut R) -> i32,
+) {
+    let fx = Fixture::load(name);
+    let want = want(&fx.open());
     let mut inv = null_mut();
     assert_eq!(mf_inventory_builtin(&mut inv), 0);
     let mut conn = null_mut();
     let args = format!("'{}'\0", fx.dir.join("dump.elf").display());
     assert_eq!(mf_inventory_create_connector(inv, c"coredump".as_ptr(), args.as_ptr().cast(), null(), &mut conn), 0);
-    let mut regs = MfAArch64Registers::default();
-    assert_eq!(mf_connector_aarch64_registers(conn, 0, &mut regs), 0, "{}", last_message());
-    assert_eq!((regs.x, regs.sp, regs.pc, regs.pstate), (want.x, want.sp, want.pc, want.pstate));
-    assert_eq!(mf_error_kind(mf_connector_aarch64_registers(conn, 1, &mut regs)), MF_KIND_NOT_FOUND);
+    let mut regs = R::default();
+    assert_eq!(of_connector(conn, 0, &mut regs), 0, "{name}: {}", last_message());
+    assert_eq!(regs, want, "{name}");
+    assert_eq!(mf_error_kind(of_connector(conn, 1, &mut regs)), MF_KIND_NOT_FOUND, "{name}");
     let mut x86 = MfX86Registers::default();
-    assert_eq!(mf_error_kind(mf_connector_x86_registers(conn, 0, &mut x86)), MF_KIND_NOT_FOUND);
+    assert_eq!(mf_error_kind(mf_connector_x86_registers(conn, 0, &mut x86)), MF_KIND_NOT_FOUND, "{name}");
     let chain = format!("coredump:'{}' -> linux\0", fx.dir.join("dump.elf").display());
     let mut os = null_mut();
-    assert_eq!(mf_inventory_create_chain(inv, chain.as_ptr().cast(), &mut os), 0, "{}", last_message());
-    let mut through_os = MfAArch64Registers::default();
-    assert_eq!(mf_os_aarch64_registers(os, 0, &mut through_os), 0, "{}", last_message());
-    assert_eq!(through_os, regs);
+    assert_eq!(mf_inventory_create_chain(inv, chain.as_ptr().cast(), &mut os), 0, "{name}: {}", last_message());
+    let mut through_os = R::default();
+    assert_eq!(of_os(os, 0, &mut through_os), 0, "{name}: {}", last_message());
+    assert_eq!(through_os, regs, "{name}");
     assert_eq!(mf_os_free(os), 0);
     assert_eq!(mf_connector_free(conn), 0);
     let args = format!("'{}'\0", fixture_dump().display());
     assert_eq!(mf_inventory_create_connector(inv, c"coredump".as_ptr(), args.as_ptr().cast(), null(), &mut conn), 0);
-    assert_eq!(mf_error_kind(mf_connector_aarch64_registers(conn, 0, &mut regs)), MF_KIND_NOT_FOUND);
+    assert_eq!(mf_error_kind(of_connector(conn, 0, &mut regs)), MF_KIND_NOT_FOUND, "{name}");
     assert_eq!(mf_connector_free(conn), 0);
     assert_eq!(mf_inventory_free(inv), 0);
+}
+
+/// The AArch64 registers of an ARM64 guest's dump (see [`registers_of_a_dump`]).
+#[test]
+fn aarch64_registers_of_an_arm64_dump() {
+    use memflow_core::connector::CpuState;
+    let want = |c: &memflow_core::connector::FileConnector| (&c.aarch64_registers(0).unwrap()).into();
+    registers_of_a_dump::<MfAArch64Registers>("arm64-4k", want, mf_connector_aarch64_registers, mf_os_aarch64_registers);
+}
+
+/// The RISC-V registers of a riscv64 guest's dump (see [`registers_of_a_dump`]): `pc` set,
+/// `satp` not (the dump has none).
+#[test]
+fn riscv_registers_of_a_riscv_dump() {
+    use memflow_core::connector::CpuState;
+    let want = |c: &memflow_core::connector::FileConnector| {
+        let regs = c.riscv_registers(0).unwrap();
+        assert!(regs.pc != 0 && !regs.satp_valid, "{regs:?}");
+        (&regs).into()
+    };
+    registers_of_a_dump::<MfRiscVRegisters>("riscv64-sv39", want, mf_connector_riscv_registers, mf_os_riscv_registers);
 }

@@ -340,8 +340,10 @@ fn live_arm64_guest() {
 }
 
 /// A live RISC-V guest (the kernel and options of the `riscv64-sv39` fixture) under
-/// `qemu-system-riscv64 -M virt`: RAM at 2 GiB by the machine's rules and by QMP alike, and
-/// the `linux` layer on it, with and without QMP, lists the processes the guest's own `ps` did.
+/// `qemu-system-riscv64 -M virt`: RAM at 2 GiB by the machine's rules and by QMP alike, the
+/// registers from QMP (in the kernel's text, on a kernel stack, `satp` in the paging mode the
+/// layer finds), and the `linux` layer on it, with and without QMP, lists the processes the
+/// guest's own `ps` did.
 #[test]
 fn live_riscv_guest() {
     let options = xtask::fixture::default_fixture("riscv64-sv39").expect("a default fixture").options;
@@ -355,11 +357,20 @@ fn live_riscv_guest() {
     let ranges: Vec<(u64, u64)> =
         plain.map().ranges().iter().map(|r| (r.base.to_umem() as u64, r.size as u64)).collect();
     assert_eq!(ranges, [(0x8000_0000, 256 << 20)], "RAM of the virt machine");
+    assert_eq!((plain.cpu_count(), with_qmp.cpu_count()), (0, 1), "CPU state from QMP only");
+    assert_eq!(with_qmp.x86_registers(0).unwrap_err().kind, ErrorKind::NotFound, "no x86 registers");
+    assert_eq!(with_qmp.aarch64_registers(0).unwrap_err().kind, ErrorKind::NotFound, "no AArch64 registers");
+    // The guest idles in its kernel: in the kernel's text, on a kernel stack.
+    let regs = with_qmp.riscv_registers(0).unwrap();
+    let text = live_symbol(&guest, "_text")..live_symbol(&guest, "_etext");
+    assert!(text.contains(&regs.pc) && regs.sp() >> 63 == 1, "{regs:x?} (kernel text {text:x?})");
+    let (satp_mode, _) = regs.paging().unwrap_or_else(|| panic!("satp names a paging mode: {regs:x?}"));
     let inventory = Inventory::builtin();
     for chain in
         [format!("qemu:{} -> linux", guest.name), format!("qemu:{},qmp={} -> linux", guest.name, guest.qmp.display())]
     {
-        lists_the_processes_of_ps(&inventory, &chain, &guest);
+        let linux = lists_the_processes_of_ps(&inventory, &chain, &guest);
+        assert_eq!(linux.info().arch, satp_mode, "{chain}: the layer's paging mode is satp's");
     }
 }
 

@@ -115,25 +115,34 @@ fn cloud_4l_round_trips_through_every_format() {
 }
 
 /// binutils reads the core: its `LOAD` program headers are the map.
-/// The ARM64 guests' dumps written as ELF cores and zstd kdumps: the AArch64 CPU notes (the
-/// general registers QEMU recorded) read back as they were, the architecture taken from the
-/// CPU state, and the linux layer lists the same processes.
+/// The ARM64 and RISC-V guests' dumps written as ELF cores and zstd kdumps: the AArch64 or
+/// riscv64 CPU notes (the general registers QEMU recorded) read back as they were, the
+/// architecture taken from the CPU state, and the linux layer lists the same processes.
 #[test]
-fn arm64_cpu_notes_round_trip() {
-    let dir = temp_dir("write-arm64");
-    for name in ["arm64-4k", "arm64-max"] {
+fn arm64_and_riscv_cpu_notes_round_trip() {
+    let dir = temp_dir("write-arm64-riscv");
+    for name in ["arm64-4k", "arm64-max", "riscv64-sv39", "riscv64-sv57"] {
         let fx = Fixture::load(name);
         let mut source = fx.open_elf();
         let meta = DumpMeta::of_cpus(&source);
-        assert!(matches!(meta.arch, ArchitectureIdent::AArch64 { .. }), "{name}: {:?}", meta.arch);
-        assert!(!meta.aarch64_cpus.is_empty() && meta.cpus.is_empty(), "{name}: {meta:?}");
+        let riscv = name.starts_with("riscv");
+        if riscv {
+            assert_eq!(meta.arch, ArchitectureIdent::RiscVSv39, "{name}");
+            assert!(!meta.riscv_cpus.is_empty() && meta.aarch64_cpus.is_empty(), "{name}: {meta:?}");
+        } else {
+            assert!(matches!(meta.arch, ArchitectureIdent::AArch64 { .. }), "{name}: {:?}", meta.arch);
+            assert!(!meta.aarch64_cpus.is_empty() && meta.riscv_cpus.is_empty(), "{name}: {meta:?}");
+        }
+        assert!(meta.cpus.is_empty(), "{name}: {meta:?}");
         assert_eq!(meta.aarch64_cpus, source.info().aarch64_cpus, "{name}");
+        assert_eq!(meta.riscv_cpus, source.info().riscv_cpus, "{name}");
         let want_processes = processes(&fx.dump);
         for format in [WriteFormat::Elf, WriteFormat::Kdump(memflow_core::connector::KdumpCodec::Zstd)] {
             let path = dir.join(format!("{name}.{}", format.name()));
             write(&mut source, &meta, &path, format);
             let copy = open(&path, OpenOptions::default()).unwrap();
             assert_eq!(copy.info().aarch64_cpus, source.info().aarch64_cpus, "{name} {format:?}: CPU state kept");
+            assert_eq!(copy.info().riscv_cpus, source.info().riscv_cpus, "{name} {format:?}: CPU state kept");
             assert_eq!(processes(&path), want_processes, "{name} {format:?}");
             std::fs::remove_file(&path).unwrap();
         }

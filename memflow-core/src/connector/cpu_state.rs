@@ -1,6 +1,6 @@
 //! CPU state a connector knows about its target: registers per CPU, so an OS layer can find
 //! the page-table root (CR3) and the paging mode without guessing. A target's CPUs are x86
-//! ([`X86Registers`]) or AArch64 ([`AArch64Registers`]).
+//! ([`X86Registers`]), AArch64 ([`AArch64Registers`]) or RISC-V ([`RiscVRegisters`]).
 
 use cglue::prelude::v1::*;
 
@@ -223,6 +223,53 @@ pub struct AArch64Registers {
     pub pstate: u64,
 }
 
+/// The registers of one 64-bit RISC-V CPU as recorded by a connector: `pc` and `x1`..`x31`,
+/// what a riscv64 core's `NT_PRSTATUS` note holds (the kernel's `user_regs_struct`), and
+/// `satp` where the connector knows it (QEMU's monitor shows it; its dumps do not).
+#[repr(C)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RiscVRegisters {
+    /// The program counter.
+    pub pc: u64,
+    /// `x0` to `x31` by number (`x1` is `ra`, `x2` `sp`, `x3` `gp`, `x4` `tp`, `x8` `s0`/`fp`,
+    /// `x10` `a0`); `x[0]` is the zero register, always 0.
+    pub x: [u64; 32],
+    /// The address translation register: mode in bits 60..64, ASID in 44..60, the root
+    /// table's page number in 0..44. Meaningful only if [`RiscVRegisters::satp_valid`].
+    pub satp: u64,
+    /// Whether [`RiscVRegisters::satp`] was read from the target.
+    pub satp_valid: bool,
+}
+
+/// `satp.MODE` of Sv39 paging.
+pub const SATP_MODE_SV39: u64 = 8;
+/// `satp.MODE` of Sv48 paging.
+pub const SATP_MODE_SV48: u64 = 9;
+/// `satp.MODE` of Sv57 paging.
+pub const SATP_MODE_SV57: u64 = 10;
+
+impl RiscVRegisters {
+    /// The stack pointer (`x2`).
+    pub fn sp(&self) -> u64 {
+        self.x[2]
+    }
+
+    /// The paging mode and the physical address of the root table `satp` names; `None`
+    /// without `satp`, with translation off (`Bare`) or with a mode this crate does not know.
+    pub fn paging(&self) -> Option<(ArchitectureIdent, Address)> {
+        if !self.satp_valid {
+            return None;
+        }
+        let arch = match self.satp >> 60 {
+            SATP_MODE_SV39 => ArchitectureIdent::RiscVSv39,
+            SATP_MODE_SV48 => ArchitectureIdent::RiscVSv48,
+            SATP_MODE_SV57 => ArchitectureIdent::RiscVSv57,
+            _ => return None,
+        };
+        Some((arch, Address::new(umem::from((self.satp & ((1 << 44) - 1)) << 12))))
+    }
+}
+
 /// The CPU state a connector knows about its target.
 ///
 /// File connectors report what the dump recorded; a connector that knows nothing reports
@@ -241,6 +288,10 @@ pub trait CpuState {
     /// The AArch64 registers of CPU `cpu` (0-based). `NotFound` if `cpu >= cpu_count()` or
     /// the target is not AArch64.
     fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers>;
+
+    /// The RISC-V registers of CPU `cpu` (0-based). `NotFound` if `cpu >= cpu_count()` or
+    /// the target is not RISC-V.
+    fn riscv_registers(&self, cpu: usize) -> Result<RiscVRegisters>;
 
     /// The Linux `VMCOREINFO` text the target recorded (a dump's note), copied into `buf` as
     /// far as it fits. Returns the text's whole length: when that is more than `buf.len()`,
@@ -292,7 +343,7 @@ pub(crate) fn copy_vmcoreinfo(text: &[u8], buf: &mut [u8]) -> usize {
     text.len()
 }
 
-/// The registers of `cpu` in a list of per-CPU states of the `family` (`x86`, `AArch64`),
+/// The registers of `cpu` in a list of per-CPU states of the `family` (`x86`, `AArch64`, `RISC-V`),
 /// or a `NotFound` error.
 pub(crate) fn registers_of<R: Copy>(cpus: &[R], cpu: usize, family: &str) -> Result<R> {
     cpus.get(cpu).copied().ok_or_else(|| {
@@ -368,5 +419,15 @@ mod tests {
         assert!(registers_of(&cpus, 0, "x86").is_ok());
         assert_eq!(registers_of(&cpus, 1, "x86").unwrap_err().kind, ErrorKind::NotFound);
         assert_eq!(registers_of::<AArch64Registers>(&[], 0, "AArch64").unwrap_err().kind, ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn riscv_paging_follows_satp() {
+        let satp = |satp: u64| RiscVRegisters { satp, satp_valid: true, ..Default::default() };
+        // The riscv64-sv39 fixture's `cpu0_satp`.
+        assert_eq!(satp(0x8004_6000_0008_2c6b).paging(), Some((ArchitectureIdent::RiscVSv39, Address::new(0x82c6_b000))));
+        assert_eq!(satp(0xa000_0000_0008_1000).paging(), Some((ArchitectureIdent::RiscVSv57, Address::new(0x8100_0000))));
+        assert_eq!(satp(0x0000_0000_0008_1000).paging(), None, "Bare");
+        assert_eq!(RiscVRegisters { satp: 0x8000_0000_0008_1000, ..Default::default() }.paging(), None, "unknown");
     }
 }

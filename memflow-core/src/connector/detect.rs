@@ -97,6 +97,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedDump> {
                     description,
                     cpus: core.cpus,
                     aarch64_cpus: core.aarch64_cpus,
+                    riscv_cpus: core.riscv_cpus,
                     vmcoreinfo: core.vmcoreinfo,
                 },
             }

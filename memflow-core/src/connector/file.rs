@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::buffer::{Backing, BufferMemory};
 use super::compressed::{CompressedMemory, Store, DEFAULT_CACHE_SIZE};
-use super::cpu_state::{copy_vmcoreinfo, registers_of, AArch64Registers, CpuState, X86Registers};
+use super::cpu_state::{copy_vmcoreinfo, registers_of, AArch64Registers, CpuState, RiscVRegisters, X86Registers};
 use super::elf::VmcoreInfo;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::{MemoryMap, PhysReadBatch, PhysWriteBatch, PhysicalMemory, PhysicalMemoryMetadata};
@@ -87,6 +87,9 @@ pub struct DumpInfo {
     /// Registers per AArch64 CPU (empty when the format records none or the target is not
     /// AArch64).
     pub aarch64_cpus: Vec<AArch64Registers>,
+    /// Registers per RISC-V CPU (empty when the format records none or the target is not
+    /// RISC-V).
+    pub riscv_cpus: Vec<RiscVRegisters>,
     /// The Linux `VMCOREINFO` note of a vmcore.
     pub vmcoreinfo: Option<VmcoreInfo>,
 }
@@ -99,6 +102,7 @@ impl DumpInfo {
             description: format.name().into(),
             cpus: Vec::new(),
             aarch64_cpus: Vec::new(),
+            riscv_cpus: Vec::new(),
             vmcoreinfo: None,
         }
     }
@@ -340,7 +344,7 @@ impl PhysicalMemory for FileConnector {
 
 impl CpuState for FileConnector {
     fn cpu_count(&self) -> usize {
-        self.info.cpus.len().max(self.info.aarch64_cpus.len())
+        self.info.cpus.len().max(self.info.aarch64_cpus.len()).max(self.info.riscv_cpus.len())
     }
 
     fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
@@ -349,6 +353,10 @@ impl CpuState for FileConnector {
 
     fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
         registers_of(&self.info.aarch64_cpus, cpu, "AArch64")
+    }
+
+    fn riscv_registers(&self, cpu: usize) -> Result<RiscVRegisters> {
+        registers_of(&self.info.riscv_cpus, cpu, "RISC-V")
     }
 
     fn vmcoreinfo(&self, buf: &mut [u8]) -> Result<usize> {

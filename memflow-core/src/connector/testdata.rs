@@ -239,6 +239,7 @@ pub fn qemu_meta() -> super::DumpMeta {
         arch: crate::arch::ArchitectureIdent::X86_64,
         cpus: core.cpus,
         aarch64_cpus: Vec::new(),
+        riscv_cpus: Vec::new(),
         vmcoreinfo: Some(vmcoreinfo),
     }
 }

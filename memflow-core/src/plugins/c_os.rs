@@ -31,7 +31,7 @@ use super::c_limits::{MAX_MODULES, MAX_PROCESSES, MAX_RANGES, MAX_SYMBOLS};
 use super::c_plugin::{CCloneFn, CDestroyFn, CReadFn, CWriteFn};
 use super::descriptor::PluginHeader;
 use super::records::*;
-use crate::connector::cpu_state::{AArch64Registers, CpuState, CpuStateVtbl, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, CpuState, CpuStateVtbl, RiscVRegisters, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::*;
 use crate::mem::{
@@ -848,6 +848,10 @@ impl CpuState for COs {
 
     fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
         self.conn.as_ref().ok_or_else(|| no_connector(&self.name))?.aarch64_registers(cpu)
+    }
+
+    fn riscv_registers(&self, cpu: usize) -> Result<RiscVRegisters> {
+        self.conn.as_ref().ok_or_else(|| no_connector(&self.name))?.riscv_registers(cpu)
     }
 
     fn vmcoreinfo(&self, buf: &mut [u8]) -> Result<usize> {

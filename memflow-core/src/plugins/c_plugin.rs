@@ -18,7 +18,7 @@ use super::c_abi::{check_code, done_count, load_table, serve_batch, CHost, CTabl
 use super::c_limits::MAX_CPUS;
 use super::descriptor::PluginHeader;
 use super::records::{MfReadOp, MfWriteOp, MfX86Registers};
-use crate::connector::cpu_state::{AArch64Registers, CpuState, CpuStateVtbl, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, CpuState, CpuStateVtbl, RiscVRegisters, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::*;
 use crate::mem::{
@@ -365,6 +365,11 @@ impl CpuState for CConnector {
     fn aarch64_registers(&self, _cpu: usize) -> Result<AArch64Registers> {
         let guard = self.lock();
         Err(super::c_abi::unsupported(ErrorOrigin::Connector, &guard.plugin.header.name(), "aarch64_registers"))
+    }
+
+    fn riscv_registers(&self, _cpu: usize) -> Result<RiscVRegisters> {
+        let guard = self.lock();
+        Err(super::c_abi::unsupported(ErrorOrigin::Connector, &guard.plugin.header.name(), "riscv_registers"))
     }
 }
 

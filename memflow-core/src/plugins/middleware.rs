@@ -146,6 +146,12 @@ impl CpuState for Wrapped {
             None => Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported)),
         }
     }
+    fn riscv_registers(&self, cpu: usize) -> Result<RiscVRegisters> {
+        match self.original.as_ref_impl_cpustate() {
+            Some(c) => c.riscv_registers(cpu),
+            None => Err(Error::new(ErrorOrigin::Connector, ErrorKind::Unsupported)),
+        }
+    }
     fn vmcoreinfo(&self, buf: &mut [u8]) -> Result<usize> {
         match self.original.as_ref_impl_cpustate() {
             Some(c) => c.vmcoreinfo(buf),

@@ -1,8 +1,8 @@
 //! CPU state from ELF notes: the x86 `elf_prstatus` registers and QEMU's `QEMUCPUState`, and
-//! the AArch64 `elf_prstatus` registers.
+//! the AArch64 and riscv64 `elf_prstatus` registers.
 
 use crate::connector::bytes::ByteReader;
-use crate::connector::cpu_state::{AArch64Registers, X86RegisterSet, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, RiscVRegisters, X86RegisterSet, X86Registers};
 use crate::error::Result;
 
 /// Offset of the first segment (`cs`) in `QEMUCPUState`; each segment takes 24 bytes.
@@ -28,6 +28,13 @@ pub(super) fn prstatus_aarch64(desc: &ByteReader) -> Result<AArch64Registers> {
     let mut x = [0u64; 31];
     x.copy_from_slice(&words[..31]);
     Ok(AArch64Registers { x, sp: words[31], pc: words[32], pstate: words[33] })
+}
+
+/// Registers from a riscv64 `elf_prstatus` (`user_regs_struct` at byte 112: `pc`, then `x1`..`x31`).
+pub(super) fn prstatus_riscv(desc: &ByteReader) -> Result<RiscVRegisters> {
+    let mut x = words::<32>(desc, 112, 8)?;
+    let pc = std::mem::take(&mut x[0]);
+    Ok(RiscVRegisters { pc, x, ..Default::default() })
 }
 
 /// Registers from an x86-64 `elf_prstatus` (`user_regs_struct` at byte 112).

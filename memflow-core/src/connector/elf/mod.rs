@@ -7,7 +7,8 @@
 //! skipped; any other overlap is an error.
 //!
 //! CPU state of AArch64 cores: one `CORE`/`NT_PRSTATUS` note per CPU (the 392-byte
-//! `elf_prstatus`) gives `x0`..`x30`, `sp`, `pc` and `pstate`.
+//! `elf_prstatus`) gives `x0`..`x30`, `sp`, `pc` and `pstate`. Likewise for riscv64 cores
+//! (`e_machine` 243; the 376-byte `elf_prstatus`): `pc` and `x1`..`x31`, no `satp`.
 //!
 //! CPU state of x86 and x86-64 cores: one `CORE`/`NT_PRSTATUS` note per CPU gives the
 //! general registers (the x86-64 `elf_prstatus` of 336 bytes or the i386 one of 144 bytes),
@@ -31,10 +32,10 @@ mod tests;
 
 pub use notes::{VmcoreInfo, MAX_CPUS, MAX_NOTES};
 
-pub(crate) use notes::{CpuFamily, Notes, PRSTATUS_AARCH64_SIZE};
+pub(crate) use notes::{CpuFamily, Notes, PRSTATUS_AARCH64_SIZE, PRSTATUS_RISCV_SIZE};
 
 use super::bytes::ByteReader;
-use super::cpu_state::{AArch64Registers, X86Registers};
+use super::cpu_state::{AArch64Registers, RiscVRegisters, X86Registers};
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::MemoryMap;
@@ -54,6 +55,8 @@ const PN_XNUM: u16 = 0xffff;
 const X86_MACHINES: [u16; 2] = [ArchitectureIdent::X86_32.elf_machine(), ArchitectureIdent::X86_64.elf_machine()];
 /// The ELF machine of AArch64 code.
 const AARCH64_MACHINE: u16 = ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 }.elf_machine();
+/// The ELF machine of RISC-V code (the notes read are those of riscv64).
+const RISCV_MACHINE: u16 = ArchitectureIdent::RiscVSv39.elf_machine();
 
 /// The ELF file class.
 #[repr(C)]
@@ -126,6 +129,8 @@ pub struct ElfCore {
     pub cpus: Vec<X86Registers>,
     /// Registers per CPU of an AArch64 core (empty for other machines).
     pub aarch64_cpus: Vec<AArch64Registers>,
+    /// Registers per CPU of a 64-bit RISC-V core (empty for other machines).
+    pub riscv_cpus: Vec<RiscVRegisters>,
     /// The Linux `VMCOREINFO` note, if present.
     pub vmcoreinfo: Option<VmcoreInfo>,
 }
@@ -212,6 +217,7 @@ pub fn parse(bytes: &[u8]) -> Result<ElfCore> {
     let family = match machine {
         _ if X86_MACHINES.contains(&machine) => CpuFamily::X86,
         AARCH64_MACHINE => CpuFamily::AArch64,
+        RISCV_MACHINE if class == ElfClass::Elf64 => CpuFamily::RiscV,
         _ => CpuFamily::Other,
     };
     let mut notes = Notes::new(family);
@@ -250,7 +256,7 @@ pub fn parse(bytes: &[u8]) -> Result<ElfCore> {
 
     let map = build_map(bytes, loads)?;
     let (cpus, vmcoreinfo) = notes.finish();
-    Ok(ElfCore { class, machine, map, cpus: cpus.x86, aarch64_cpus: cpus.aarch64, vmcoreinfo })
+    Ok(ElfCore { class, machine, map, cpus: cpus.x86, aarch64_cpus: cpus.aarch64, riscv_cpus: cpus.riscv, vmcoreinfo })
 }
 
 /// `e_phnum`, or with `PN_XNUM` the real count from `sh_info` of section header 0.

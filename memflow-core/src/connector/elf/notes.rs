@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::cpu::{prstatus_aarch64, prstatus_i386, prstatus_x86_64, qemu_cpu_state, QEMU_STATE_MIN_SIZE};
+use super::cpu::{prstatus_aarch64, prstatus_i386, prstatus_riscv, prstatus_x86_64, qemu_cpu_state, QEMU_STATE_MIN_SIZE};
 use crate::connector::bytes::ByteReader;
-use crate::connector::cpu_state::{AArch64Registers, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, RiscVRegisters, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 
 /// The most notes accepted over all `PT_NOTE` segments.
@@ -21,6 +21,8 @@ const PRSTATUS_X86_64_SIZE: u64 = 336;
 const PRSTATUS_I386_SIZE: u64 = 144;
 /// Size of the AArch64 `elf_prstatus` note descriptor; registers start at byte 112.
 pub(crate) const PRSTATUS_AARCH64_SIZE: u64 = 392;
+/// Size of the riscv64 `elf_prstatus` note descriptor; registers start at byte 112.
+pub(crate) const PRSTATUS_RISCV_SIZE: u64 = 376;
 
 /// Which CPU notes a dump's machine has.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub(crate) enum CpuFamily {
     X86,
     /// AArch64: `NT_PRSTATUS`.
     AArch64,
+    /// 64-bit RISC-V: `NT_PRSTATUS`.
+    RiscV,
 }
 
 /// The CPU state of a dump's notes.
@@ -41,6 +45,8 @@ pub(crate) struct CpuNotes {
     pub x86: Vec<X86Registers>,
     /// Registers per AArch64 CPU.
     pub aarch64: Vec<AArch64Registers>,
+    /// Registers per RISC-V CPU.
+    pub riscv: Vec<RiscVRegisters>,
 }
 
 /// The `key=value` lines of a Linux `VMCOREINFO` note, e.g. `OSRELEASE=6.1.0-56-cloud-amd64`,
@@ -111,6 +117,7 @@ pub(crate) struct Notes {
     notes: usize,
     cpus: Vec<X86Registers>,
     aarch64_cpus: Vec<AArch64Registers>,
+    riscv_cpus: Vec<RiscVRegisters>,
     prstatus_seen: usize,
     qemu_seen: usize,
     /// A 64-bit `NT_PRSTATUS` was seen: the CPUs ran in long mode.
@@ -127,11 +134,11 @@ impl Notes {
     /// The registers per CPU, x86 long mode inferred (see [`X86Registers::infer_long_mode`]),
     /// and the `VMCOREINFO` note.
     pub(crate) fn finish(self) -> (CpuNotes, Option<VmcoreInfo>) {
-        let Notes { mut cpus, aarch64_cpus, vmcoreinfo, wide_prstatus, .. } = self;
+        let Notes { mut cpus, aarch64_cpus, riscv_cpus, vmcoreinfo, wide_prstatus, .. } = self;
         for cpu in &mut cpus {
             cpu.infer_long_mode(wide_prstatus);
         }
-        (CpuNotes { x86: cpus, aarch64: aarch64_cpus }, vmcoreinfo)
+        (CpuNotes { x86: cpus, aarch64: aarch64_cpus, riscv: riscv_cpus }, vmcoreinfo)
     }
 
     /// Walks the notes in `segment`, called `what` in errors (e.g. `PT_NOTE #2`).
@@ -182,15 +189,14 @@ impl Notes {
             (b"CORE", NT_PRSTATUS) if self.family == CpuFamily::AArch64 => {
                 let cpu = self.prstatus_seen;
                 self.prstatus_seen += 1;
-                if desc.len() != PRSTATUS_AARCH64_SIZE {
-                    log::warn!("NT_PRSTATUS of CPU {cpu} has {:#x} bytes, not the AArch64 layout; skipped", desc.len());
-                } else if cpu >= MAX_CPUS {
-                    log::warn!("CPU note #{cpu} exceeds the {MAX_CPUS} CPU states kept; skipped");
-                } else {
-                    // Notes come in CPU order; one that was skipped leaves its CPU zero.
-                    self.aarch64_cpus.resize(cpu, AArch64Registers::default());
-                    self.aarch64_cpus.push(prstatus_aarch64(desc)?);
-                }
+                let layout = (PRSTATUS_AARCH64_SIZE, "AArch64", prstatus_aarch64 as fn(&ByteReader) -> _);
+                prstatus_fixed(&mut self.aarch64_cpus, cpu, desc, layout)?;
+            }
+            (b"CORE", NT_PRSTATUS) if self.family == CpuFamily::RiscV => {
+                let cpu = self.prstatus_seen;
+                self.prstatus_seen += 1;
+                let layout = (PRSTATUS_RISCV_SIZE, "riscv64", prstatus_riscv as fn(&ByteReader) -> _);
+                prstatus_fixed(&mut self.riscv_cpus, cpu, desc, layout)?;
             }
             (b"CORE", NT_PRSTATUS) if self.family == CpuFamily::X86 => {
                 let cpu = self.prstatus_seen;
@@ -236,6 +242,27 @@ impl Notes {
         }
         Some(&mut self.cpus[cpu])
     }
+}
+
+/// Takes in the `NT_PRSTATUS` note of CPU `cpu` of a machine with one register layout: its
+/// descriptor size, name (for messages) and decoder. A note of another size, or of a CPU
+/// beyond [`MAX_CPUS`], is skipped with a warning; a skipped CPU's registers stay zero.
+fn prstatus_fixed<R: Default + Clone>(
+    cpus: &mut Vec<R>,
+    cpu: usize,
+    desc: &ByteReader,
+    (size, machine, decode): (u64, &str, fn(&ByteReader) -> Result<R>),
+) -> Result<()> {
+    if desc.len() != size {
+        log::warn!("NT_PRSTATUS of CPU {cpu} has {:#x} bytes, not the {machine} layout; skipped", desc.len());
+    } else if cpu >= MAX_CPUS {
+        log::warn!("CPU note #{cpu} exceeds the {MAX_CPUS} CPU states kept; skipped");
+    } else {
+        // Notes come in CPU order.
+        cpus.resize(cpu, R::default());
+        cpus.push(decode(desc)?);
+    }
+    Ok(())
 }
 
 fn align4(v: u64) -> u64 {

@@ -253,6 +253,7 @@ impl Kdump {
             _ if unnamed => CpuFamily::X86,
             "x86_64" => CpuFamily::X86,
             "aarch64" => CpuFamily::AArch64,
+            "riscv64" => CpuFamily::RiscV,
             _ => CpuFamily::Other,
         };
         let mut notes = Notes::new(family);
@@ -281,7 +282,14 @@ impl Kdump {
             kdump_codecs(status),
             if incomplete { ", INCOMPLETE (cut short when written)" } else { "" }
         );
-        Ok((kdump, DumpInfo { format, description, cpus: cpus.x86, aarch64_cpus: cpus.aarch64, vmcoreinfo }))
+        Ok((kdump, DumpInfo {
+            format,
+            description,
+            cpus: cpus.x86,
+            aarch64_cpus: cpus.aarch64,
+            riscv_cpus: cpus.riscv,
+            vmcoreinfo,
+        }))
     }
 
     /// Checks every page descriptor: a known codec, a size no larger than a page (exactly a

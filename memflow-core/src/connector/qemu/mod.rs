@@ -17,10 +17,11 @@
 //!   addresses outside the map fail like any unbacked address.
 //! - **Which architecture.** The emulator's name says its target (`qemu-system-aarch64`);
 //!   QMP's `query-target` says it too (for `qemu-kvm`), and must agree.
-//! - **CPU state.** With QMP, the registers of every x86 or AArch64 vCPU as `info registers
-//!   -a` shows them when the connector is opened (AArch64: the general registers only). It is
-//!   a snapshot: CR3 of a running guest changes with every task switch, but the kernel half
-//!   of every task's tables is the same. Without QMP, and for other targets, the connector
+//! - **CPU state.** With QMP, the registers of every x86, AArch64 or riscv64 vCPU as `info
+//!   registers -a` shows them when the connector is opened (AArch64: the general registers
+//!   only; riscv64: `pc`, the general registers and `satp`). It is a snapshot: CR3 (`satp`)
+//!   of a running guest changes with every task switch, but the kernel half of every task's
+//!   tables is the same. Without QMP, and for other targets, the connector
 //!   has no CPU state (`cpu_count()` is 0).
 //! - **A guest that exits** makes the next read or write fail with `Gone` (all its bytes
 //!   reported as failed), never crash.
@@ -135,6 +136,7 @@ struct QmpFacts {
     layout: RamLayout,
     cpus: Vec<X86Registers>,
     aarch64_cpus: Vec<AArch64Registers>,
+    riscv_cpus: Vec<RiscVRegisters>,
 }
 
 impl QmpFacts {
@@ -148,13 +150,15 @@ impl QmpFacts {
         let target = text("query-target", "arch")?;
         let layout = RamLayout::from_qmp(&qmp.hmp("info mtree -f")?, &qmp.hmp("info ramblock")?)?;
         // Each target prints its own registers.
-        let (mut cpus, mut aarch64_cpus) = (Vec::new(), Vec::new());
+        let (mut cpus, mut aarch64_cpus, mut riscv_cpus) = (Vec::new(), Vec::new(), Vec::new());
         if cmdline::is_x86(target.as_deref()) {
             cpus = registers::parse_registers(&qmp.hmp("info registers -a")?);
         } else if target.as_deref() == Some("aarch64") {
             aarch64_cpus = registers::parse_aarch64_registers(&qmp.hmp("info registers -a")?);
+        } else if target.as_deref() == Some("riscv64") {
+            riscv_cpus = registers::parse_riscv_registers(&qmp.hmp("info registers -a")?);
         }
-        Ok(QmpFacts { name, target, layout, cpus, aarch64_cpus })
+        Ok(QmpFacts { name, target, layout, cpus, aarch64_cpus, riscv_cpus })
     }
 }
 
@@ -171,6 +175,7 @@ pub struct QemuConnector {
     map: Arc<MemoryMap>,
     cpus: Arc<[X86Registers]>,
     aarch64_cpus: Arc<[AArch64Registers]>,
+    riscv_cpus: Arc<[RiscVRegisters]>,
 }
 
 impl Clone for QemuConnector {
@@ -182,6 +187,7 @@ impl Clone for QemuConnector {
             map: self.map.clone(),
             cpus: self.cpus.clone(),
             aarch64_cpus: self.aarch64_cpus.clone(),
+            riscv_cpus: self.riscv_cpus.clone(),
         }
     }
 }
@@ -205,7 +211,7 @@ impl QemuConnector {
         }
         let mut qemu = target.select(qemu_processes(&mut os)?)?;
         let mut process = os.process_by_info(qemu.info.clone())?;
-        let (layout, cpus, aarch64_cpus) = match facts {
+        let (layout, cpus, aarch64_cpus, riscv_cpus) = match facts {
             Some(facts) => {
                 match (&qemu.command_line.target, facts.target) {
                     (Some(ours), Some(theirs)) if *ours != theirs => {
@@ -219,12 +225,12 @@ impl QemuConnector {
                     (None, theirs) => qemu.command_line.target = theirs,
                     _ => {}
                 }
-                (facts.layout, facts.cpus, facts.aarch64_cpus)
+                (facts.layout, facts.cpus, facts.aarch64_cpus, facts.riscv_cpus)
             }
-            None => (RamLayout::from_machine(&qemu.command_line)?, Vec::new(), Vec::new()),
+            None => (RamLayout::from_machine(&qemu.command_line)?, Vec::new(), Vec::new(), Vec::new()),
         };
         let map = layout.resolve(&process.mapped_mem(-1)?)?;
-        let cpu_count = cpus.len().max(aarch64_cpus.len());
+        let cpu_count = cpus.len().max(aarch64_cpus.len()).max(riscv_cpus.len());
         log::info!("qemu: {} with {} RAM ranges, {cpu_count} CPU states", qemu.describe(), map.ranges().len());
         Ok(QemuConnector {
             os,
@@ -233,6 +239,7 @@ impl QemuConnector {
             map: Arc::new(map),
             cpus: cpus.into(),
             aarch64_cpus: aarch64_cpus.into(),
+            riscv_cpus: riscv_cpus.into(),
         })
     }
 
@@ -430,7 +437,7 @@ impl PhysicalMemory for QemuConnector {
 
 impl CpuState for QemuConnector {
     fn cpu_count(&self) -> usize {
-        self.cpus.len().max(self.aarch64_cpus.len())
+        self.cpus.len().max(self.aarch64_cpus.len()).max(self.riscv_cpus.len())
     }
 
     fn x86_registers(&self, cpu: usize) -> Result<X86Registers> {
@@ -439,6 +446,10 @@ impl CpuState for QemuConnector {
 
     fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
         registers_of(&self.aarch64_cpus, cpu, "AArch64")
+    }
+
+    fn riscv_registers(&self, cpu: usize) -> Result<RiscVRegisters> {
+        registers_of(&self.riscv_cpus, cpu, "RISC-V")
     }
 }
 

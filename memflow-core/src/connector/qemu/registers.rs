@@ -1,14 +1,16 @@
 //! CPU registers from the HMP command `info registers -a`.
 //!
 //! QEMU prints one block per vCPU, starting with a `CPU#N` line. An AArch64 CPU's block has
-//! `PC=...`, `X00=...` to `X30=...`, `SP=...` and `PSTATE=...` fields. An x86 CPU's has
+//! `PC=...`, `X00=...` to `X30=...`, `SP=...` and `PSTATE=...` fields. A RISC-V CPU's block
+//! has `name value` pairs: ` pc       ffffffff80002b2c`, one line per CSR (` satp     8000...`)
+//! and four general registers a line (` x1/ra    ffffffff8000a3d0 x2/sp    ...`). An x86 CPU's has
 //! `KEY=hex` fields (`RAX=...`, `R8 =...`, `CR3=...`, `EFER=...`; `EAX=...` and `EIP=...`
 //! while a CPU is not in 64-bit mode) and one line per segment register:
 //! `CS =0010 0000000000000000 ffffffff 00af9b00 ...` (selector, base, limit, flags). The
 //! flags are the high dword of a segment descriptor, the layout of
 //! [`X86Registers::cs_flags`].
 
-use crate::connector::cpu_state::{AArch64Registers, X86RegisterSet, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, RiscVRegisters, X86RegisterSet, X86Registers};
 
 /// The `KEY=value` fields of one line; `R8 =x` (QEMU pads short names) counts as `R8=x`.
 fn fields(line: &str) -> Vec<(&str, &str)> {
@@ -148,6 +150,35 @@ pub(super) fn parse_aarch64_registers(text: &str) -> Vec<AArch64Registers> {
         .collect()
 }
 
+/// The registers of every RISC-V CPU in the output of `info registers -a`, in CPU order;
+/// fields a block lacks stay zero, and `satp` counts as known only if the block has it.
+pub(super) fn parse_riscv_registers(text: &str) -> Vec<RiscVRegisters> {
+    cpu_blocks(text)
+        .into_iter()
+        .map(|block| {
+            let mut regs = RiscVRegisters::default();
+            let tokens: Vec<&str> = block.iter().flat_map(|line| line.split_whitespace()).collect();
+            for pair in tokens.windows(2) {
+                let Ok(value) = u64::from_str_radix(pair[1], 16) else { continue };
+                let slot = match pair[0] {
+                    "pc" => &mut regs.pc,
+                    "satp" => {
+                        regs.satp_valid = true;
+                        &mut regs.satp
+                    }
+                    // `x1/ra`: the number before the ABI name; `x0` stays zero.
+                    name => match name.split_once('/').and_then(|(x, _)| x.strip_prefix('x')?.parse::<usize>().ok()) {
+                        Some(n) if (1..regs.x.len()).contains(&n) => &mut regs.x[n],
+                        _ => continue,
+                    },
+                };
+                *slot = value;
+            }
+            regs
+        })
+        .collect()
+}
+
 /// The registers of every x86 CPU in the output of `info registers -a`, in CPU order. A block
 /// counts as having general registers if it has `RIP`/`EIP`, control registers if it has
 /// `CR0`, `CR3` and `CR4`, selectors if it has all six segment lines; long mode follows
@@ -273,6 +304,31 @@ Q00=0000000000000000:0000000000000000 Q01=0000000000000000:0000000000000000\r
         assert!(parse_aarch64_registers("PC=0000000000001000\n").is_empty());
         // An x86 block gives no AArch64 values (its `SP`-like keys are `RSP`, `ESP`).
         assert_eq!(parse_aarch64_registers(LONG_MODE)[0], AArch64Registers::default());
+    }
+
+    /// `info registers -a` of a QEMU 7.2 `qemu-system-riscv64 -M virt` guest in Linux (cut
+    /// short: most CSRs and the floating-point registers left out).
+    const RISCV: &str = "CPU#0\r
+ V      =   0\r
+ pc       ffffffff80a1c8be\r
+ mhartid  0000000000000000\r
+ satp     8000000000082c6b\r
+ x0/zero  0000000000000000 x1/ra    ffffffff80a1c8ba x2/sp    ffffffff81803e90 x3/gp    ffffffff81a4c1e0\r
+ x28/t3   0000000000000004 x29/t4   0000000000000000 x30/t5   0000000000000001 x31/t6   ffffffff81a0a350\r
+ f0/ft0   0000000000000007 f1/ft1   0000000000000000 f2/ft2   0000000000000000 f3/ft3   0000000000000000\r
+";
+
+    #[test]
+    fn riscv_cpu() {
+        let cpus = parse_riscv_registers(&format!("{RISCV}{RISCV}"));
+        assert_eq!(cpus.len(), 2);
+        let r = cpus[1];
+        assert_eq!((r.pc, r.sp(), r.satp, r.satp_valid), (0xffff_ffff_80a1_c8be, 0xffff_ffff_8180_3e90, 0x8000_0000_0008_2c6b, true));
+        assert_eq!((r.x[0], r.x[1], r.x[3], r.x[28], r.x[31]), (0, 0xffff_ffff_80a1_c8ba, 0xffff_ffff_81a4_c1e0, 4, 0xffff_ffff_81a0_a350));
+        let no_satp = parse_riscv_registers("CPU#0\n pc       0000000000001000\n");
+        assert_eq!((no_satp[0].pc, no_satp[0].satp_valid), (0x1000, false));
+        // An AArch64 block gives no RISC-V values (its keys are `PC=`, `X01=`).
+        assert_eq!(parse_riscv_registers(AARCH64)[0], RiscVRegisters::default());
     }
 
     #[test]

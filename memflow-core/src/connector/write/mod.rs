@@ -44,7 +44,7 @@ use output::{Output, TempFile};
 pub use view::ViewSource;
 
 use super::codec::Codec;
-use super::cpu_state::{AArch64Registers, CpuState, X86Registers};
+use super::cpu_state::{AArch64Registers, CpuState, RiscVRegisters, X86Registers};
 use super::elf::VmcoreInfo;
 use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
@@ -127,6 +127,9 @@ pub struct DumpMeta {
     pub cpus: Vec<X86Registers>,
     /// Registers per CPU (written for AArch64 targets).
     pub aarch64_cpus: Vec<AArch64Registers>,
+    /// Registers per CPU (written for RISC-V targets; `satp` is not, the notes have no place
+    /// for it).
+    pub riscv_cpus: Vec<RiscVRegisters>,
     /// The Linux `VMCOREINFO` text (`key=value` lines).
     pub vmcoreinfo: Option<Vec<u8>>,
 }
@@ -137,17 +140,21 @@ impl DumpMeta {
     pub fn of(source: &impl CpuState, arch: ArchitectureIdent) -> Self {
         let cpus = (0..source.cpu_count()).map_while(|cpu| source.x86_registers(cpu).ok()).collect();
         let aarch64_cpus = (0..source.cpu_count()).map_while(|cpu| source.aarch64_registers(cpu).ok()).collect();
-        DumpMeta { arch, cpus, aarch64_cpus, vmcoreinfo: source.vmcoreinfo_text() }
+        let riscv_cpus = (0..source.cpu_count()).map_while(|cpu| source.riscv_registers(cpu).ok()).collect();
+        DumpMeta { arch, cpus, aarch64_cpus, riscv_cpus, vmcoreinfo: source.vmcoreinfo_text() }
     }
 
     /// The CPU state `source` reports, for the architecture it implies (a connector does not
     /// say its architecture): AArch64 (4 KiB granule, 48 bits) when it reports AArch64 CPUs,
+    /// RISC-V (Sv39; the dump formats name no paging mode) when it reports RISC-V CPUs,
     /// x86-64 otherwise; with its VMCOREINFO text if it has one.
     pub fn of_cpus(source: &impl CpuState) -> Self {
-        let aarch64 = source.cpu_count() > 0 && source.aarch64_registers(0).is_ok();
-        let arch = match aarch64 {
-            true => ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 },
-            false => ArchitectureIdent::X86_64,
+        let arch = if source.aarch64_registers(0).is_ok() {
+            ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 }
+        } else if source.riscv_registers(0).is_ok() {
+            ArchitectureIdent::RiscVSv39
+        } else {
+            ArchitectureIdent::X86_64
         };
         Self::of(source, arch)
     }
@@ -162,7 +169,7 @@ impl DumpMeta {
         let arch = os.info().arch;
         let mut meta = match os.as_ref_impl_cpustate() {
             Some(state) => DumpMeta::of(state, arch),
-            None => DumpMeta { arch, cpus: Vec::new(), aarch64_cpus: Vec::new(), vmcoreinfo: None },
+            None => DumpMeta { arch, cpus: Vec::new(), aarch64_cpus: Vec::new(), riscv_cpus: Vec::new(), vmcoreinfo: None },
         };
         match kernel_vmcoreinfo(os) {
             Ok(text) => meta.vmcoreinfo = Some(text),
@@ -175,7 +182,13 @@ impl DumpMeta {
     /// What a dump file recorded (see [`super::FileConnector::info`]), for an `arch` target.
     pub fn from_info(info: &super::DumpInfo, arch: ArchitectureIdent) -> Self {
         let vmcoreinfo = info.vmcoreinfo.as_ref().map(VmcoreInfo::to_text);
-        DumpMeta { arch, cpus: info.cpus.clone(), aarch64_cpus: info.aarch64_cpus.clone(), vmcoreinfo }
+        DumpMeta {
+            arch,
+            cpus: info.cpus.clone(),
+            aarch64_cpus: info.aarch64_cpus.clone(),
+            riscv_cpus: info.riscv_cpus.clone(),
+            vmcoreinfo,
+        }
     }
 }
 

@@ -1,13 +1,13 @@
 //! The ELF notes of a dump (the ELF core's `PT_NOTE` segment, the kdump's note area): per
 //! x86-64 CPU an `NT_PRSTATUS` note (`CORE`, the kernel's `elf_prstatus`) and then, per CPU, a
 //! QEMU CPU-state note (`QEMU`, type 0, `QEMUCPUState` version 1), as QEMU writes them; per
-//! AArch64 CPU an `NT_PRSTATUS` note (QEMU's floating-point and SVE notes are not kept);
-//! then the `VMCOREINFO` note. The layouts are those the reader (`connector::elf`) decodes.
+//! AArch64 or riscv64 CPU an `NT_PRSTATUS` note (QEMU's floating-point and SVE notes are not
+//! kept); then the `VMCOREINFO` note. The layouts are those the reader (`connector::elf`) decodes.
 
 use super::DumpMeta;
 use crate::arch::ArchitectureIdent;
-use crate::connector::cpu_state::{AArch64Registers, X86RegisterSet, X86Registers};
-use crate::connector::elf::PRSTATUS_AARCH64_SIZE;
+use crate::connector::cpu_state::{AArch64Registers, RiscVRegisters, X86RegisterSet, X86Registers};
+use crate::connector::elf::{PRSTATUS_AARCH64_SIZE, PRSTATUS_RISCV_SIZE};
 
 const NT_PRSTATUS: u32 = 1;
 /// Size of the x86-64 `elf_prstatus`; `user_regs_struct` starts at byte 112.
@@ -27,7 +27,7 @@ pub(super) struct NoteArea {
     pub vmcoreinfo: Option<(u64, u64)>,
 }
 
-/// The notes of `meta`. CPU notes are written for x86-64 and AArch64 targets.
+/// The notes of `meta`. CPU notes are written for x86-64, AArch64 and RISC-V targets.
 pub(super) fn notes(meta: &DumpMeta) -> NoteArea {
     let mut bytes = Vec::new();
     match meta.arch {
@@ -42,6 +42,11 @@ pub(super) fn notes(meta: &DumpMeta) -> NoteArea {
         ArchitectureIdent::AArch64 { .. } => {
             for (cpu, regs) in meta.aarch64_cpus.iter().enumerate() {
                 note(&mut bytes, b"CORE", NT_PRSTATUS, &prstatus_aarch64(cpu, regs));
+            }
+        }
+        ArchitectureIdent::RiscVSv39 | ArchitectureIdent::RiscVSv48 | ArchitectureIdent::RiscVSv57 => {
+            for (cpu, regs) in meta.riscv_cpus.iter().enumerate() {
+                note(&mut bytes, b"CORE", NT_PRSTATUS, &prstatus_riscv(cpu, regs));
             }
         }
         _ => {}
@@ -88,13 +93,28 @@ fn prstatus(cpu: usize, r: &X86Registers) -> [u8; PRSTATUS_SIZE] {
     d
 }
 
-/// The AArch64 `elf_prstatus` of CPU `cpu` (`pr_pid` as for x86-64).
-fn prstatus_aarch64(cpu: usize, r: &AArch64Registers) -> [u8; PRSTATUS_AARCH64_SIZE as usize] {
-    let mut d = [0u8; PRSTATUS_AARCH64_SIZE as usize];
+/// A 64-bit `elf_prstatus` of `SIZE` bytes for CPU `cpu` (`pr_pid` as for x86-64) whose
+/// register area at byte 112 holds `regs`.
+fn prstatus_of<const SIZE: usize>(cpu: usize, regs: &[u64]) -> [u8; SIZE] {
+    let mut d = [0u8; SIZE];
     d[PRSTATUS_PID..PRSTATUS_PID + 4].copy_from_slice(&(cpu as u32 + 1).to_le_bytes());
-    put_words(&mut d, 112, &r.x);
-    put_words(&mut d, 112 + 31 * 8, &[r.sp, r.pc, r.pstate]);
+    put_words(&mut d, 112, regs);
     d
+}
+
+/// The AArch64 `elf_prstatus` of CPU `cpu`: `x0`..`x30`, `sp`, `pc`, `pstate`.
+fn prstatus_aarch64(cpu: usize, r: &AArch64Registers) -> [u8; PRSTATUS_AARCH64_SIZE as usize] {
+    let mut regs = [0u64; 34];
+    regs[..31].copy_from_slice(&r.x);
+    regs[31..].copy_from_slice(&[r.sp, r.pc, r.pstate]);
+    prstatus_of(cpu, &regs)
+}
+
+/// The riscv64 `elf_prstatus` of CPU `cpu`: `pc` in the place of `x0`, then `x1`..`x31`.
+fn prstatus_riscv(cpu: usize, r: &RiscVRegisters) -> [u8; PRSTATUS_RISCV_SIZE as usize] {
+    let mut regs = r.x;
+    regs[0] = r.pc;
+    prstatus_of(cpu, &regs)
 }
 
 /// QEMU's `QEMUCPUState` version 1; its size field leaves `kernel_gs_base` out when unknown.

@@ -52,7 +52,7 @@ pub use process::LinuxProcess;
 pub use vma::Vma;
 
 use crate::arch::ArchitectureIdent;
-use crate::connector::cpu_state::{AArch64Registers, CpuState, X86Registers};
+use crate::connector::cpu_state::{AArch64Registers, CpuState, RiscVRegisters, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::instance::{process_instance, ConnectorInstanceArcBox, LibArc, ProcessInstanceArcBox};
 use crate::mem::{
@@ -105,12 +105,13 @@ impl Kernel {
 }
 
 /// The paging mode and table root of every CPU whose state `cpu` records (x86 CPUs in long
-/// mode only), as hints for [`LinuxOs::new`].
+/// mode, RISC-V CPUs with a known `satp`), as hints for [`LinuxOs::new`].
 pub fn cpu_hints<C: CpuState + ?Sized>(cpu: &C) -> Vec<(ArchitectureIdent, Address)> {
-    (0..cpu.cpu_count())
+    let x86 = (0..cpu.cpu_count())
         .filter_map(|i| cpu.x86_registers(i).ok()?.paging())
-        .filter(|(arch, _)| matches!(arch, ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57))
-        .collect()
+        .filter(|(arch, _)| matches!(arch, ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57));
+    let riscv = (0..cpu.cpu_count()).filter_map(|i| cpu.riscv_registers(i).ok()?.paging());
+    x86.chain(riscv).collect()
 }
 
 /// A Linux kernel as an [`Os`] (see the module docs). Clones share the decoded kernel facts.
@@ -277,6 +278,10 @@ impl<P: CpuState> CpuState for LinuxOs<P> {
 
     fn aarch64_registers(&self, cpu: usize) -> Result<AArch64Registers> {
         self.mem.aarch64_registers(cpu)
+    }
+
+    fn riscv_registers(&self, cpu: usize) -> Result<RiscVRegisters> {
+        self.mem.riscv_registers(cpu)
     }
 
     fn vmcoreinfo(&self, buf: &mut [u8]) -> Result<usize> {

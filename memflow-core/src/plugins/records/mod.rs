@@ -16,6 +16,7 @@ mod module;
 mod ops;
 mod os_info;
 mod process;
+mod riscv;
 mod x86;
 
 pub use aarch64::*;
@@ -28,4 +29,5 @@ pub use module::*;
 pub use ops::{read_ops, write_ops};
 pub use os_info::*;
 pub use process::*;
+pub use riscv::*;
 pub use x86::*;

@@ -95,7 +95,7 @@ impl LinuxArch {
 }
 
 /// Finds the kernel: an x86-64 one from `hints` or by scanning, else an AArch64 one, else a
-/// RISC-V one by scanning; in the tables the kernel names (see [`scan::finish`]). Without
+/// RISC-V one from `hints` or by scanning; in the tables the kernel names (see [`scan::finish`]). Without
 /// any, the x86-64 search's error (it names what was missing).
 pub(super) fn find_kernel<P: PhysicalMemory>(
     mem: &mut P,
@@ -106,7 +106,7 @@ pub(super) fn find_kernel<P: PhysicalMemory>(
         Err(x86) => {
             let found = match aarch64::find_kernel(mem)? {
                 Some(found) => found,
-                None => riscv64::find_kernel(mem)?.ok_or(x86)?,
+                None => riscv64::find_kernel(mem, hints)?.ok_or(x86)?,
             };
             let arch = found.arch;
             scan::finish(mem, found, arch)

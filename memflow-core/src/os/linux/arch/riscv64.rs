@@ -2,8 +2,9 @@
 //! memory, and the kernel image it maps.
 //!
 //! QEMU's ELF dumps of RISC-V guests carry the general registers and `pc` only
-//! (`NT_PRSTATUS`), no `satp`. The kernel's top-level table (`swapper_pg_dir`, what `satp`
-//! holds in kernel threads) is recognisable in memory instead:
+//! (`NT_PRSTATUS`), no `satp`; a live guest's monitor shows `satp`, and a table it names that
+//! passes the checks below is taken without a scan. The kernel's top-level table
+//! (`swapper_pg_dir`, what `satp` holds in kernel threads) is recognisable in memory:
 //!
 //! - its lower (user) half is empty; every entry of its upper half is empty, a table entry
 //!   (valid, no permission bits) or a leaf (read or execute permission) pointing inside
@@ -126,11 +127,37 @@ pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables
         .with_reason("riscv64: no top-level table maps the guest's RAM linearly and a kernel image (Sv57/48/39)"))
 }
 
-/// Finds the kernel of a RISC-V guest: its tables (see [`find_kernel_tables`]), the image
-/// they map and its kallsyms tables. `None` if the scan finds no tables (no RISC-V guest, or
-/// none among the candidates it may try; logged); an error names what is missing after that.
-pub(in crate::os::linux) fn find_kernel<P: PhysicalMemory>(mem: &mut P) -> Result<Option<FoundKernel>> {
-    let tables = match find_kernel_tables(mem) {
+/// The kernel's tables among the paging modes and table roots of `hints` (a CPU's `satp`,
+/// see [`crate::os::linux::cpu_hints`]): the first RISC-V one whose table is the kernel's
+/// own by the checks of the scan. A process's table (which an idle CPU may hold) is not: its
+/// lower half maps user space.
+fn tables_from_hints<P: PhysicalMemory>(
+    mem: &mut P,
+    hints: &[(ArchitectureIdent, Address)],
+) -> Result<Option<KernelTables>> {
+    let (max, ram) = (scan_max(mem), mem.metadata().real_size);
+    let mut table = [0u8; TABLE_SIZE];
+    for &(arch, root) in hints.iter().filter(|(arch, _)| MODES.contains(arch)) {
+        if mem.phys_read_raw_into(root.into(), &mut table).is_ok()
+            && looks_like_top_table(&table, max)
+            && Mode::of(arch)?.is_kernels(mem, root, ram, max)?
+        {
+            return Ok(Some(KernelTables { arch, root }));
+        }
+        log::info!("linux: the CPU's {arch:?} table at {root} is not the kernel's; scanning");
+    }
+    Ok(None)
+}
+
+/// Finds the kernel of a RISC-V guest: its tables (from `hints` where one names them, else
+/// see [`find_kernel_tables`]), the image they map and its kallsyms tables. `None` if the
+/// scan finds no tables (no RISC-V guest, or none among the candidates it may try; logged);
+/// an error names what is missing after that.
+pub(in crate::os::linux) fn find_kernel<P: PhysicalMemory>(
+    mem: &mut P,
+    hints: &[(ArchitectureIdent, Address)],
+) -> Result<Option<FoundKernel>> {
+    let tables = match tables_from_hints(mem, hints)?.map_or_else(|| find_kernel_tables(mem), Ok) {
         Ok(tables) => tables,
         Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::LimitExceeded) => {
             log::info!("linux: no RISC-V kernel tables: {e}");
@@ -219,6 +246,23 @@ mod tests {
             assert_eq!(found, KernelTables { arch, root });
             assert_eq!(found.roots(), [b.roots()[0]], "{arch:?}: satp's page number");
         }
+    }
+
+    /// A hint naming the kernel's table in its mode is taken; one in another mode, or naming
+    /// another page, is not.
+    #[test]
+    fn hints_name_the_kernels_table() {
+        let b = kernel(ArchitectureIdent::RiscVSv39, true, true);
+        let root = ArchitectureIdent::RiscVSv39.describe().unwrap().root_table(b.roots()[0]);
+        let mut mem = b.memory();
+        let kernel = KernelTables { arch: ArchitectureIdent::RiscVSv39, root };
+        let hint = |arch, root| tables_from_hints(&mut b.memory(), &[(arch, root)]).unwrap();
+        assert_eq!(hint(ArchitectureIdent::RiscVSv39, root), Some(kernel));
+        assert_eq!(hint(ArchitectureIdent::RiscVSv57, root), None, "another mode");
+        assert_eq!(hint(ArchitectureIdent::RiscVSv39, Address::new(IMAGE)), None, "another page");
+        assert_eq!(hint(ArchitectureIdent::X86_64, root), None, "not a RISC-V mode");
+        let other = [(ArchitectureIdent::RiscVSv39, Address::new(IMAGE)), (ArchitectureIdent::RiscVSv39, root)];
+        assert_eq!(tables_from_hints(&mut mem, &other).unwrap(), Some(kernel), "the first that is the kernel's");
     }
 
     #[test]
