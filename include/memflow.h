@@ -732,6 +732,32 @@ typedef struct {
 } MfAArch64Registers;
 
 /**
+ * The registers of one 64-bit RISC-V CPU as a connector recorded them: `pc` and the general
+ * registers (what a riscv64 core's `NT_PRSTATUS` note holds), and `satp` where known.
+ */
+typedef struct {
+    /**
+     * The program counter.
+     */
+    uint64_t pc;
+    /**
+     * `x0` to `x31` by number (`x1` is `ra`, `x2` `sp`, `x8` `s0`/`fp`, `x10` `a0`); `x[0]`
+     * is the zero register, always 0.
+     */
+    uint64_t x[32];
+    /**
+     * The address translation register (mode in bits 60..64, ASID in 44..60, the root
+     * table's page number in 0..44); meaningful only if `satp_valid`.
+     */
+    uint64_t satp;
+    /**
+     * Whether `satp` was read from the target (a live QEMU guest's monitor shows it; dumps
+     * do not record it).
+     */
+    bool satp_valid;
+} MfRiscVRegisters;
+
+/**
  * What to write.
  */
 typedef struct {
@@ -741,7 +767,8 @@ typedef struct {
     uint32_t format;
     /**
      * The target's ELF machine (`e_machine`; also the kdump's machine name): 62 x86-64 (also
-     * when 0), 183 AArch64, 243 RISC-V. CPU notes are written for x86-64 only.
+     * when 0), 183 AArch64, 243 RISC-V. CPU notes are written for the x86-64, AArch64 or RISC-V
+     * CPUs the connector reports.
      */
     uint16_t elf_machine;
     /**
@@ -2022,6 +2049,17 @@ int32_t mf_connector_aarch64_registers(const MfConnector *conn,
                                        MfAArch64Registers *out);
 
 /**
+ * The RISC-V registers of CPU `cpu` (0-based) as the connector recorded them (`satp_valid`
+ * says whether `satp` is among them).
+ *
+ * Returns 0; `MF_ERR_UNSUPPORTED` if the connector has no CPU state; an error of kind
+ * `MF_KIND_NOT_FOUND` if `cpu` is out of range or the target is not RISC-V.
+ *
+ * Ownership: `*out` is caller storage, written on success.
+ */
+int32_t mf_connector_riscv_registers(const MfConnector *conn, size_t cpu, MfRiscVRegisters *out);
+
+/**
  * Writes the physical memory of `conn` to the file `path` as `options` says.
  *
  * The dump streams in 1 MiB chunks (memory use does not grow with the dump). Pages the
@@ -2810,6 +2848,17 @@ int32_t mf_os_x86_registers(const MfOs *os, size_t cpu, MfX86Registers *out);
  * Ownership: `*out` is caller storage, written on success.
  */
 int32_t mf_os_aarch64_registers(const MfOs *os, size_t cpu, MfAArch64Registers *out);
+
+/**
+ * The RISC-V registers of CPU `cpu` (0-based) as the connector under `os` recorded them,
+ * as `mf_connector_riscv_registers`.
+ *
+ * Returns 0; `MF_ERR_UNSUPPORTED` if there is no CPU state; an error of kind
+ * `MF_KIND_NOT_FOUND` if `cpu` is out of range or the target is not RISC-V.
+ *
+ * Ownership: `*out` is caller storage, written on success.
+ */
+int32_t mf_os_riscv_registers(const MfOs *os, size_t cpu, MfRiscVRegisters *out);
 
 /**
  * Makes an independent copy of `process` (its facts, and its own state for reading memory)

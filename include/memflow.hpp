@@ -492,6 +492,13 @@ public:
         return out;
     }
 
+    /** The RISC-V registers of CPU `cpu` (`satp_valid` says whether `satp` is known). */
+    MfRiscVRegisters riscv_registers(size_t cpu) const {
+        MfRiscVRegisters out{};
+        detail::check(mf_connector_riscv_registers(get(), cpu, &out));
+        return out;
+    }
+
     /** Writes the physical memory to the file `path` (see mf_dump_write: unreadable pages are
      *  left out and counted, the file appears complete or not at all). `progress` (optional)
      *  receives the bytes done and in total and returns false to stop: the call then throws
@@ -899,6 +906,13 @@ public:
     MfAArch64Registers aarch64_registers(size_t cpu) const {
         MfAArch64Registers out{};
         detail::check(mf_os_aarch64_registers(get(), cpu, &out));
+        return out;
+    }
+
+    /** The RISC-V registers of CPU `cpu`, as the connector below recorded them. */
+    MfRiscVRegisters riscv_registers(size_t cpu) const {
+        MfRiscVRegisters out{};
+        detail::check(mf_os_riscv_registers(get(), cpu, &out));
         return out;
     }
 

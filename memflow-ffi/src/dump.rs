@@ -38,7 +38,8 @@ pub struct MfDumpOptions {
     /// The format: one of the `MF_DUMP_*` constants.
     pub format: u32,
     /// The target's ELF machine (`e_machine`; also the kdump's machine name): 62 x86-64 (also
-    /// when 0), 183 AArch64, 243 RISC-V. CPU notes are written for x86-64 only.
+    /// when 0), 183 AArch64, 243 RISC-V. CPU notes are written for the x86-64, AArch64 or RISC-V
+    /// CPUs the connector reports.
     pub elf_machine: u16,
     /// The Linux `VMCOREINFO` text (`KEY=value` lines) to record in ELF and kdump files, or
     /// NULL: then none for `mf_dump_write` (a connector does not hand it out), the kernel's

@@ -1105,7 +1105,7 @@ fn repeated_warnings_do_not_push_out_the_final_cause() {
 /// the connector and through `of_os` on the `linux` layer on it: `want`, what the Rust API
 /// reports; CPU 1 and its x86 registers are not found, and the x86 dump has none of them.
 fn registers_of_a_dump<R: Default + PartialEq + std::fmt::Debug>(
-    name: &str,
+    name: &'static str,
     want: impl FnOnce(&memflow_core::connector::FileConnector) -> R,
     of_connector: extern "C" fn(*const MfConnector, usize, *mut R) -> i32,
     of_os: extern "C" fn(*const MfOs, usize, *mut R) -> i32,
