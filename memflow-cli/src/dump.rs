@@ -117,7 +117,13 @@ pub fn dump(
         let ranges = process.mapped_mem(0).map_err(|e| Failure::about(format!("process {}", info.pid), e))?;
         let mut source =
             ViewSource::new(process, &ranges).map_err(|e| Failure::about(format!("process {}", info.pid), e))?;
-        let meta = DumpMeta { arch: info.proc_arch, cpus: Vec::new(), aarch64_cpus: Vec::new(), riscv_cpus: Vec::new(), vmcoreinfo };
+        let meta = DumpMeta {
+            arch: info.proc_arch,
+            cpus: Vec::new(),
+            aarch64_cpus: Vec::new(),
+            riscv_cpus: Vec::new(),
+            vmcoreinfo,
+        };
         let summary = write_memory(&mut source, &meta, output, format, out)?;
         return report(output, format.name(), &summary, out);
     }

@@ -226,7 +226,11 @@ pub extern "C" fn mf_connector_aarch64_registers(
 ///
 /// Ownership: `*out` is caller storage, written on success.
 #[no_mangle]
-pub extern "C" fn mf_connector_riscv_registers(conn: *const MfConnector, cpu: usize, out: *mut MfRiscVRegisters) -> i32 {
+pub extern "C" fn mf_connector_riscv_registers(
+    conn: *const MfConnector,
+    cpu: usize,
+    out: *mut MfRiscVRegisters,
+) -> i32 {
     guard(|| {
         handle::with(conn, "conn", |conn| {
             registers(conn.inner.as_ref_impl_cpustate(), "connector", out, |s| Ok((&s.riscv_registers(cpu)?).into()))

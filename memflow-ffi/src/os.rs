@@ -19,8 +19,9 @@ use crate::lists::{self, hand_out, impl_record_list, MfMemoryRangeList, Records}
 use crate::process::MfProcess;
 use crate::{mem, translate};
 use memflow_core::plugins::records::{
-    addr_in, addr_out, MfAArch64Registers, MfRiscVRegisters, MfMemoryRangeCallback, MfModuleInfo, MfModuleInfoCallback, MfOsInfo,
-    MfPhysicalMetadata, MfProcessInfo, MfProcessInfoCallback, MfReadOp, MfTranslateOp, MfWriteOp, MfX86Registers,
+    addr_in, addr_out, MfAArch64Registers, MfMemoryRangeCallback, MfModuleInfo, MfModuleInfoCallback, MfOsInfo,
+    MfPhysicalMetadata, MfProcessInfo, MfProcessInfoCallback, MfReadOp, MfRiscVRegisters, MfTranslateOp, MfWriteOp,
+    MfX86Registers,
 };
 
 /// An OS layer instance. Opaque; made by `mf_inventory_create_os`, `mf_inventory_create_chain`

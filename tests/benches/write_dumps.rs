@@ -103,7 +103,13 @@ impl PhysicalMemory for Generated {
 }
 
 fn meta() -> DumpMeta {
-    DumpMeta { arch: ArchitectureIdent::X86_64, cpus: Vec::new(), aarch64_cpus: Vec::new(), riscv_cpus: Vec::new(), vmcoreinfo: None }
+    DumpMeta {
+        arch: ArchitectureIdent::X86_64,
+        cpus: Vec::new(),
+        aarch64_cpus: Vec::new(),
+        riscv_cpus: Vec::new(),
+        vmcoreinfo: None,
+    }
 }
 
 /// Reads `src` in 1 MiB chunks and writes them to `path`, then `fsync`.

@@ -276,7 +276,11 @@ fn table() -> Vec<(&'static str, Kind, Call)> {
             Handle,
             Box::new(|l, m| mf_connector_aarch64_registers(l.h(l.conn, m), 0, l.p(m))),
         ),
-        ("mf_connector_riscv_registers", Handle, Box::new(|l, m| mf_connector_riscv_registers(l.h(l.conn, m), 0, l.p(m)))),
+        (
+            "mf_connector_riscv_registers",
+            Handle,
+            Box::new(|l, m| mf_connector_riscv_registers(l.h(l.conn, m), 0, l.p(m))),
+        ),
         // dump files
         (
             "mf_dump_write",
@@ -1143,7 +1147,12 @@ fn registers_of_a_dump<R: Default + PartialEq + std::fmt::Debug>(
 fn aarch64_registers_of_an_arm64_dump() {
     use memflow_core::connector::CpuState;
     let want = |c: &memflow_core::connector::FileConnector| (&c.aarch64_registers(0).unwrap()).into();
-    registers_of_a_dump::<MfAArch64Registers>("arm64-4k", want, mf_connector_aarch64_registers, mf_os_aarch64_registers);
+    registers_of_a_dump::<MfAArch64Registers>(
+        "arm64-4k",
+        want,
+        mf_connector_aarch64_registers,
+        mf_os_aarch64_registers,
+    );
 }
 
 /// The RISC-V registers of a riscv64 guest's dump (see [`registers_of_a_dump`]): `pc` set,

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 
 use memflow_core::arch::ArchitectureIdent;
-use memflow_core::connector::{dummy_memory, DumpFormat, FileConnector};
+use memflow_core::connector::{dummy_memory, DumpFormat, FileConnector, RiscVRegisters};
 use memflow_core::error::{ErrorKind, PartialResultExt, Result};
 use memflow_core::mem::MemoryView;
 use memflow_core::os::linux::{cpu_hints, LinuxOs};
@@ -126,17 +126,23 @@ fn processes_match_ps(name: &'static str) {
     }
 }
 
-/// The paging mode the guest ran in: the RISC-V guests' from `satp` (QEMU's monitor), the
-/// ARM64 guests' from their kernel flavor (Debian's `arm64-16k` has 16 KiB pages and 47-bit
-/// addresses), the x86-64 guests' from `/proc/cpuinfo`.
+/// The paging mode and table root CPU 0 of a RISC-V guest had in `satp` (QEMU's monitor,
+/// recorded with the fixture); `None` for other guests.
+fn satp_paging(fx: &Fixture) -> Option<(ArchitectureIdent, Address)> {
+    if !fx.meta("kernel_release").ends_with("-riscv64") {
+        return None;
+    }
+    let satp = u64::from_str_radix(fx.meta("cpu0_satp").trim_start_matches("0x"), 16).unwrap();
+    let paging = RiscVRegisters { satp, satp_valid: true, ..Default::default() }.paging();
+    Some(paging.unwrap_or_else(|| panic!("{}: satp {satp:#x} has no paging mode", fx.name)))
+}
+
+/// The paging mode the guest ran in: the RISC-V guests' from `satp`, the ARM64 guests' from
+/// their kernel flavor (Debian's `arm64-16k` has 16 KiB pages and 47-bit addresses), the
+/// x86-64 guests' from `/proc/cpuinfo`.
 fn guest_arch(fx: &Fixture) -> ArchitectureIdent {
-    if fx.meta("kernel_release").ends_with("-riscv64") {
-        return match fx.meta("cpu0_satp").get(..3) {
-            Some("0x8") => ArchitectureIdent::RiscVSv39,
-            Some("0x9") => ArchitectureIdent::RiscVSv48,
-            Some("0xa") => ArchitectureIdent::RiscVSv57,
-            _ => panic!("{}: satp {} has no paging mode", fx.name, fx.meta("cpu0_satp")),
-        };
+    if let Some((arch, _)) = satp_paging(fx) {
+        return arch;
     }
     let granule_log2 = if fx.meta("kernel_release").ends_with("-arm64-16k") { 14 } else { 12 };
     match fx.meta("machine") {
@@ -382,8 +388,10 @@ fn scan_without_cpu_state_finds_the_same_kernel(name: &'static str) {
     let pids =
         |os: &mut LinuxOs<FileConnector>| os.process_info_list().unwrap().iter().map(|p| p.pid).collect::<Vec<_>>();
     let want = pids(&mut with_hint);
-    // No CPU state at all, and a hint that points at no page table.
-    for hints in [vec![], vec![(ArchitectureIdent::X86_64, Address::new(0x1000))]] {
+    // No CPU state at all, a hint that points at no page table, and for a RISC-V guest the
+    // `satp` its CPU had (a process's table: the layer moves to the kernel's own).
+    let satp = satp_paging(&fx).into_iter().collect();
+    for hints in [vec![], vec![(ArchitectureIdent::X86_64, Address::new(0x1000))], satp] {
         let mut os = LinuxOs::new(fx.open(), &hints, LibArc::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(os.kernel_root(), with_hint.kernel_root(), "{name}: kernel page tables");
         assert_eq!(os.info(), with_hint.info(), "{name}");

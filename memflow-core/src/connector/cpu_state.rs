@@ -425,8 +425,14 @@ mod tests {
     fn riscv_paging_follows_satp() {
         let satp = |satp: u64| RiscVRegisters { satp, satp_valid: true, ..Default::default() };
         // The riscv64-sv39 fixture's `cpu0_satp`.
-        assert_eq!(satp(0x8004_6000_0008_2c6b).paging(), Some((ArchitectureIdent::RiscVSv39, Address::new(0x82c6_b000))));
-        assert_eq!(satp(0xa000_0000_0008_1000).paging(), Some((ArchitectureIdent::RiscVSv57, Address::new(0x8100_0000))));
+        assert_eq!(
+            satp(0x8004_6000_0008_2c6b).paging(),
+            Some((ArchitectureIdent::RiscVSv39, Address::new(0x82c6_b000)))
+        );
+        assert_eq!(
+            satp(0xa000_0000_0008_1000).paging(),
+            Some((ArchitectureIdent::RiscVSv57, Address::new(0x8100_0000)))
+        );
         assert_eq!(satp(0x0000_0000_0008_1000).paging(), None, "Bare");
         assert_eq!(RiscVRegisters { satp: 0x8000_0000_0008_1000, ..Default::default() }.paging(), None, "unknown");
     }

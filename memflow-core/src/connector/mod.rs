@@ -24,7 +24,7 @@ pub mod write;
 
 pub use buffer::{Backing, BufferMemory, HeapBacking};
 pub use compressed::{CompressedMemory, DEFAULT_CACHE_SIZE};
-pub use cpu_state::{CpuState, X86ArchHint, X86RegisterSet, X86Registers};
+pub use cpu_state::{AArch64Registers, CpuState, RiscVRegisters, X86ArchHint, X86RegisterSet, X86Registers};
 pub use detect::{open, ParsedDump};
 pub use dummy::{dummy_memory, dummy_memory_with_map, try_dummy_memory};
 pub use file::{DumpFormat, DumpInfo, FileConnector, OpenOptions};

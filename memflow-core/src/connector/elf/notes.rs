@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::cpu::{prstatus_aarch64, prstatus_i386, prstatus_riscv, prstatus_x86_64, qemu_cpu_state, QEMU_STATE_MIN_SIZE};
+use super::cpu::{
+    prstatus_aarch64, prstatus_i386, prstatus_riscv, prstatus_x86_64, qemu_cpu_state, QEMU_STATE_MIN_SIZE,
+};
 use crate::connector::bytes::ByteReader;
 use crate::connector::cpu_state::{AArch64Registers, RiscVRegisters, X86Registers};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};

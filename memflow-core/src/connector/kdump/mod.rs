@@ -282,14 +282,17 @@ impl Kdump {
             kdump_codecs(status),
             if incomplete { ", INCOMPLETE (cut short when written)" } else { "" }
         );
-        Ok((kdump, DumpInfo {
-            format,
-            description,
-            cpus: cpus.x86,
-            aarch64_cpus: cpus.aarch64,
-            riscv_cpus: cpus.riscv,
-            vmcoreinfo,
-        }))
+        Ok((
+            kdump,
+            DumpInfo {
+                format,
+                description,
+                cpus: cpus.x86,
+                aarch64_cpus: cpus.aarch64,
+                riscv_cpus: cpus.riscv,
+                vmcoreinfo,
+            },
+        ))
     }
 
     /// Checks every page descriptor: a known codec, a size no larger than a page (exactly a

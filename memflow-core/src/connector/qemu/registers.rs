@@ -323,8 +323,14 @@ Q00=0000000000000000:0000000000000000 Q01=0000000000000000:0000000000000000\r
         let cpus = parse_riscv_registers(&format!("{RISCV}{RISCV}"));
         assert_eq!(cpus.len(), 2);
         let r = cpus[1];
-        assert_eq!((r.pc, r.sp(), r.satp, r.satp_valid), (0xffff_ffff_80a1_c8be, 0xffff_ffff_8180_3e90, 0x8000_0000_0008_2c6b, true));
-        assert_eq!((r.x[0], r.x[1], r.x[3], r.x[28], r.x[31]), (0, 0xffff_ffff_80a1_c8ba, 0xffff_ffff_81a4_c1e0, 4, 0xffff_ffff_81a0_a350));
+        assert_eq!(
+            (r.pc, r.sp(), r.satp, r.satp_valid),
+            (0xffff_ffff_80a1_c8be, 0xffff_ffff_8180_3e90, 0x8000_0000_0008_2c6b, true)
+        );
+        assert_eq!(
+            (r.x[0], r.x[1], r.x[3], r.x[28], r.x[31]),
+            (0, 0xffff_ffff_80a1_c8ba, 0xffff_ffff_81a4_c1e0, 4, 0xffff_ffff_81a0_a350)
+        );
         let no_satp = parse_riscv_registers("CPU#0\n pc       0000000000001000\n");
         assert_eq!((no_satp[0].pc, no_satp[0].satp_valid), (0x1000, false));
         // An AArch64 block gives no RISC-V values (its keys are `PC=`, `X01=`).

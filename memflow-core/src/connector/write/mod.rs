@@ -169,7 +169,9 @@ impl DumpMeta {
         let arch = os.info().arch;
         let mut meta = match os.as_ref_impl_cpustate() {
             Some(state) => DumpMeta::of(state, arch),
-            None => DumpMeta { arch, cpus: Vec::new(), aarch64_cpus: Vec::new(), riscv_cpus: Vec::new(), vmcoreinfo: None },
+            None => {
+                DumpMeta { arch, cpus: Vec::new(), aarch64_cpus: Vec::new(), riscv_cpus: Vec::new(), vmcoreinfo: None }
+            }
         };
         match kernel_vmcoreinfo(os) {
             Ok(text) => meta.vmcoreinfo = Some(text),

@@ -136,7 +136,13 @@ fn a_source_without_a_map_is_written_up_to_its_max_address() {
         }
     }
     let path = dir.join("elf");
-    let meta = DumpMeta { arch: ArchitectureIdent::X86_64, cpus: vec![], aarch64_cpus: vec![], riscv_cpus: vec![], vmcoreinfo: None };
+    let meta = DumpMeta {
+        arch: ArchitectureIdent::X86_64,
+        cpus: vec![],
+        aarch64_cpus: vec![],
+        riscv_cpus: vec![],
+        vmcoreinfo: None,
+    };
     let summary =
         write_dump(&mut NoMap(mem), &meta, &path, WriteFormat::Elf, &mut |_| ControlFlow::Continue(())).unwrap();
     assert_eq!((summary.bytes_written, summary.hole_pages), (0x3000, 0));

@@ -2,8 +2,10 @@
 //! memory, and the kernel image it maps.
 //!
 //! QEMU's ELF dumps of RISC-V guests carry the general registers and `pc` only
-//! (`NT_PRSTATUS`), no `satp`; a live guest's monitor shows `satp`, and a table it names that
-//! passes the checks below is taken without a scan. The kernel's top-level table
+//! (`NT_PRSTATUS`), no `satp`; a live guest's monitor shows `satp`. The table it names is
+//! taken without a scan if its kernel half maps the kernel as below: it may be a process's
+//! table (an idle CPU keeps the last one), whose kernel half is the kernel's, and the layer
+//! then moves to `swapper_pg_dir` by its symbol. The kernel's top-level table
 //! (`swapper_pg_dir`, what `satp` holds in kernel threads) is recognisable in memory:
 //!
 //! - its lower (user) half is empty; every entry of its upper half is empty, a table entry
@@ -127,24 +129,20 @@ pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables
         .with_reason("riscv64: no top-level table maps the guest's RAM linearly and a kernel image (Sv57/48/39)"))
 }
 
-/// The kernel's tables among the paging modes and table roots of `hints` (a CPU's `satp`,
-/// see [`crate::os::linux::cpu_hints`]): the first RISC-V one whose table is the kernel's
-/// own by the checks of the scan. A process's table (which an idle CPU may hold) is not: its
-/// lower half maps user space.
+/// The tables of the first RISC-V paging mode and table root of `hints` (a CPU's `satp`,
+/// see [`crate::os::linux::cpu_hints`]) whose kernel half maps RAM linearly and a kernel
+/// image, as the scan requires (the user half is not looked at: see the module
+/// documentation); `None` if no hint's does.
 fn tables_from_hints<P: PhysicalMemory>(
     mem: &mut P,
     hints: &[(ArchitectureIdent, Address)],
 ) -> Result<Option<KernelTables>> {
     let (max, ram) = (scan_max(mem), mem.metadata().real_size);
-    let mut table = [0u8; TABLE_SIZE];
     for &(arch, root) in hints.iter().filter(|(arch, _)| MODES.contains(arch)) {
-        if mem.phys_read_raw_into(root.into(), &mut table).is_ok()
-            && looks_like_top_table(&table, max)
-            && Mode::of(arch)?.is_kernels(mem, root, ram, max)?
-        {
+        if Mode::of(arch)?.is_kernels(mem, root, ram, max)? {
             return Ok(Some(KernelTables { arch, root }));
         }
-        log::info!("linux: the CPU's {arch:?} table at {root} is not the kernel's; scanning");
+        log::info!("linux: the CPU's {arch:?} tables at {root} map no kernel; scanning");
     }
     Ok(None)
 }
@@ -248,11 +246,14 @@ mod tests {
         }
     }
 
-    /// A hint naming the kernel's table in its mode is taken; one in another mode, or naming
-    /// another page, is not.
+    /// A hint naming the kernel's table in its mode is taken, also where the table maps user
+    /// space (a process's, which the scan passes over); one in another mode, or naming another
+    /// page, is not.
     #[test]
     fn hints_name_the_kernels_table() {
-        let b = kernel(ArchitectureIdent::RiscVSv39, true, true);
+        let mut b = kernel(ArchitectureIdent::RiscVSv39, true, true);
+        b.map(Address::new(0x1000), Address::new(IMAGE), 12, PageType::WRITEABLE).unwrap();
+        assert_eq!(find_kernel_tables(&mut b.memory()).unwrap_err().kind, ErrorKind::NotFound, "user half");
         let root = ArchitectureIdent::RiscVSv39.describe().unwrap().root_table(b.roots()[0]);
         let mut mem = b.memory();
         let kernel = KernelTables { arch: ArchitectureIdent::RiscVSv39, root };
