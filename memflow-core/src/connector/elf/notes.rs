@@ -191,14 +191,12 @@ impl Notes {
             (b"CORE", NT_PRSTATUS) if self.family == CpuFamily::AArch64 => {
                 let cpu = self.prstatus_seen;
                 self.prstatus_seen += 1;
-                let layout = (PRSTATUS_AARCH64_SIZE, "AArch64", prstatus_aarch64 as fn(&ByteReader) -> _);
-                prstatus_fixed(&mut self.aarch64_cpus, cpu, desc, layout)?;
+                PRSTATUS_AARCH64.take(&mut self.aarch64_cpus, cpu, desc)?;
             }
             (b"CORE", NT_PRSTATUS) if self.family == CpuFamily::RiscV => {
                 let cpu = self.prstatus_seen;
                 self.prstatus_seen += 1;
-                let layout = (PRSTATUS_RISCV_SIZE, "riscv64", prstatus_riscv as fn(&ByteReader) -> _);
-                prstatus_fixed(&mut self.riscv_cpus, cpu, desc, layout)?;
+                PRSTATUS_RISCV.take(&mut self.riscv_cpus, cpu, desc)?;
             }
             (b"CORE", NT_PRSTATUS) if self.family == CpuFamily::X86 => {
                 let cpu = self.prstatus_seen;
@@ -246,25 +244,39 @@ impl Notes {
     }
 }
 
-/// Takes in the `NT_PRSTATUS` note of CPU `cpu` of a machine with one register layout: its
-/// descriptor size, name (for messages) and decoder. A note of another size, or of a CPU
-/// beyond [`MAX_CPUS`], is skipped with a warning; a skipped CPU's registers stay zero.
-fn prstatus_fixed<R: Default + Clone>(
-    cpus: &mut Vec<R>,
-    cpu: usize,
-    desc: &ByteReader,
-    (size, machine, decode): (u64, &str, fn(&ByteReader) -> Result<R>),
-) -> Result<()> {
-    if desc.len() != size {
-        log::warn!("NT_PRSTATUS of CPU {cpu} has {:#x} bytes, not the {machine} layout; skipped", desc.len());
-    } else if cpu >= MAX_CPUS {
-        log::warn!("CPU note #{cpu} exceeds the {MAX_CPUS} CPU states kept; skipped");
-    } else {
-        // Notes come in CPU order.
-        cpus.resize(cpu, R::default());
-        cpus.push(decode(desc)?);
+/// The one `NT_PRSTATUS` layout of a machine: its descriptor size, the machine's name (for
+/// messages) and the decoder of its registers.
+struct PrstatusLayout<R> {
+    size: u64,
+    machine: &'static str,
+    decode: fn(&ByteReader) -> Result<R>,
+}
+
+const PRSTATUS_AARCH64: PrstatusLayout<AArch64Registers> =
+    PrstatusLayout { size: PRSTATUS_AARCH64_SIZE, machine: "AArch64", decode: prstatus_aarch64 };
+const PRSTATUS_RISCV: PrstatusLayout<RiscVRegisters> =
+    PrstatusLayout { size: PRSTATUS_RISCV_SIZE, machine: "riscv64", decode: prstatus_riscv };
+
+impl<R: Default + Clone> PrstatusLayout<R> {
+    /// Takes in the `NT_PRSTATUS` note of CPU `cpu` into `cpus`. A note of another size, or
+    /// of a CPU beyond [`MAX_CPUS`], is skipped with a warning; a skipped CPU's registers stay
+    /// zero.
+    fn take(&self, cpus: &mut Vec<R>, cpu: usize, desc: &ByteReader) -> Result<()> {
+        if desc.len() != self.size {
+            log::warn!(
+                "NT_PRSTATUS of CPU {cpu} has {:#x} bytes, not the {} layout; skipped",
+                desc.len(),
+                self.machine
+            );
+        } else if cpu >= MAX_CPUS {
+            log::warn!("CPU note #{cpu} exceeds the {MAX_CPUS} CPU states kept; skipped");
+        } else {
+            // Notes come in CPU order.
+            cpus.resize(cpu, R::default());
+            cpus.push((self.decode)(desc)?);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn align4(v: u64) -> u64 {
