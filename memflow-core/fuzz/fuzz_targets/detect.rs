@@ -19,8 +19,17 @@ fuzz_target!(|data: &[u8]| {
             let _ = conn.phys_read_raw_into(PhysicalAddress::plain(addr), &mut buf);
         }
     }
+    // Every counted CPU has the registers of the dump's one CPU family.
     for cpu in 0..conn.cpu_count() {
-        let regs = conn.x86_registers(cpu).expect("every counted CPU has registers");
-        let _ = (regs.arch_hint(), regs.page_table_root());
+        match (conn.x86_registers(cpu), conn.aarch64_registers(cpu), conn.riscv_registers(cpu)) {
+            (Ok(regs), Err(_), Err(_)) => {
+                let _ = (regs.arch_hint(), regs.page_table_root());
+            }
+            (Err(_), Ok(_), Err(_)) => {}
+            (Err(_), Err(_), Ok(regs)) => {
+                let _ = regs.paging();
+            }
+            other => panic!("CPU {cpu}: registers of not exactly one family: {other:?}"),
+        }
     }
 });
