@@ -41,7 +41,7 @@ use std::collections::HashMap;
 use memflow_core::arch::{Architecture, ArchitectureIdent};
 use memflow_core::cglue::iter::CIterator;
 use memflow_core::connector::cpu_state::CR4_LA57;
-use memflow_core::connector::{CpuState, FileConnector};
+use memflow_core::connector::{CpuState, FileConnector, RiscVRegisters};
 use memflow_core::error::Error;
 use memflow_core::mem::{MemoryView, PhysicalMemory};
 use memflow_core::os::linux::{aarch64, riscv64};
@@ -305,14 +305,10 @@ fn symbols_translate(name: &'static str, want: ArchitectureIdent) {
         assert_eq!(engine[swapper].unwrap().address, root, "{name}: the table found by scanning is swapper_pg_dir");
     }
     if is_riscv(&fx) {
-        // The mode QEMU's monitor showed in satp (8: Sv39, 9: Sv48, 10: Sv57).
+        // The mode QEMU's monitor showed in satp.
         let satp = u64::from_str_radix(fx.meta("cpu0_satp").trim_start_matches("0x"), 16).unwrap();
-        let mode = match satp >> 60 {
-            8 => ArchitectureIdent::RiscVSv39,
-            9 => ArchitectureIdent::RiscVSv48,
-            10 => ArchitectureIdent::RiscVSv57,
-            other => panic!("{name}: satp {satp:#x} has mode {other}"),
-        };
+        let regs = RiscVRegisters { satp, satp_valid: true, ..Default::default() };
+        let (mode, _) = regs.paging().unwrap_or_else(|| panic!("{name}: satp {satp:#x} names no paging mode"));
         assert_eq!(ident, mode, "{name}: the mode found by scanning vs satp {satp:#x}");
     }
     for must in ["_text", "_stext", "linux_banner", "init_task", "_sdata", "__bss_start", "jiffies_64", "start_kernel"]
