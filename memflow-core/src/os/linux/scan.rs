@@ -185,6 +185,20 @@ pub(super) fn scan_max<P: PhysicalMemory>(mem: &P) -> Address {
     mem.metadata().max_address.min(Address::new(MAX_PHYS_ADDRESS as umem))
 }
 
+/// The kernel tables a table scan of `arch` (`ARM64`, `RISC-V`) found; `None`, logged, when
+/// it found none (`NotFound`) or gave up among its candidates (`LimitExceeded`): then the
+/// guest is not of that architecture. Other errors pass through.
+pub(super) fn found_or_none<T>(found: Result<T>, arch: &str) -> Result<Option<T>> {
+    match found {
+        Ok(tables) => Ok(Some(tables)),
+        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::LimitExceeded) => {
+            log::info!("linux: no {arch} kernel tables: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Scans physical memory for a top-level table of `table_size` bytes (a power of two, the
 /// tables aligned to it): calls `accept` with the address of every table whose bytes
 /// `looks_like` accepts, in ascending order, and returns the first address it accepts.

@@ -31,7 +31,8 @@ use crate::arch::{AddrField, ArchitectureIdent};
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::PhysicalMemory;
 use crate::os::linux::scan::{
-    maps_ram_linearly, no_kallsyms, ranges_from_magic, read_image, scan_max, scan_tables, FoundKernel, Images, Tried,
+    found_or_none, maps_ram_linearly, no_kallsyms, ranges_from_magic, read_image, scan_max, scan_tables, FoundKernel,
+    Images, Tried,
 };
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
@@ -136,14 +137,7 @@ pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables
 /// no tables (no ARM64 guest, or none among the candidates it may try; logged); an error
 /// names what is missing after that.
 pub(in crate::os::linux) fn find_kernel<P: PhysicalMemory>(mem: &mut P) -> Result<Option<FoundKernel>> {
-    let tables = match find_kernel_tables(mem) {
-        Ok(tables) => tables,
-        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::LimitExceeded) => {
-            log::info!("linux: no ARM64 kernel tables: {e}");
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
-    };
+    let Some(tables) = found_or_none(find_kernel_tables(mem), "ARM64")? else { return Ok(None) };
     let mode = Mode::of(tables.arch)?;
     let mut view = VirtualDma::new(mem.forward_mut(), tables.arch, &tables.roots())?;
     // The upper half ends at 2^64 (a 64-bit address also in 128-bit builds).

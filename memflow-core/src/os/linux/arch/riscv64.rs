@@ -29,7 +29,8 @@ use crate::arch::ArchitectureIdent;
 use crate::error::{Error, ErrorKind, ErrorOrigin, Result};
 use crate::mem::PhysicalMemory;
 use crate::os::linux::scan::{
-    maps_ram_linearly, no_kallsyms, ranges_from_magic, read_image, scan_max, scan_tables, FoundKernel, Images, Tried,
+    found_or_none, maps_ram_linearly, no_kallsyms, ranges_from_magic, read_image, scan_max, scan_tables, FoundKernel,
+    Images, Tried,
 };
 use crate::types::{umem, Address};
 use crate::virt::VirtualDma;
@@ -155,14 +156,8 @@ pub(in crate::os::linux) fn find_kernel<P: PhysicalMemory>(
     mem: &mut P,
     hints: &[(ArchitectureIdent, Address)],
 ) -> Result<Option<FoundKernel>> {
-    let tables = match tables_from_hints(mem, hints)?.map_or_else(|| find_kernel_tables(mem), Ok) {
-        Ok(tables) => tables,
-        Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::LimitExceeded) => {
-            log::info!("linux: no RISC-V kernel tables: {e}");
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
-    };
+    let found = tables_from_hints(mem, hints)?.map_or_else(|| find_kernel_tables(mem), Ok);
+    let Some(tables) = found_or_none(found, "RISC-V")? else { return Ok(None) };
     let mode = Mode::of(tables.arch)?;
     let mut view = VirtualDma::new(mem.forward_mut(), tables.arch, &tables.roots())?;
     let not_found = || {
