@@ -173,9 +173,10 @@ impl Guest {
         }
         let log_file = File::create(dir.join("qemu.log")).map_err(|e| format!("qemu.log: {e}"))?;
         let log_err = log_file.try_clone().map_err(|e| format!("qemu.log: {e}"))?;
+        let cpu = if options.cpu == "max" { arch.cpu_max } else { &options.cpu };
         let mut command = Command::new(arch.qemu);
         command
-            .args(["-machine", arch.machine, "-accel", "tcg", "-cpu", &options.cpu, "-m", &options.mem, "-smp", "1"])
+            .args(["-machine", arch.machine, "-accel", "tcg", "-cpu", cpu, "-m", &options.mem, "-smp", "1"])
             .args(["-nodefaults", "-display", "none", "-monitor", "none", "-no-reboot"])
             .arg("-kernel")
             .arg(kernel.vmlinuz())
