@@ -13,6 +13,13 @@
 //! touches fit in the cache. A batch that needs many blocks the cache lacks has them
 //! decompressed on two threads first ([`PARALLEL_MIN_BLOCKS`]): decompression, not the
 //! lookups or copies, is what opening a compressed dump spends its time on.
+//!
+//! The compressed file is memory-mapped, and every page of it a reader touched would stay
+//! mapped, so a pass over a dump (writing it in another format, a scan) would grow the process
+//! by the compressed file's size. Each reader therefore lets the mapped pages go
+//! ([`Backing::release`]) after every [`RELEASE_AFTER`] stored bytes it decompressed. They stay
+//! in the page cache: what is read again (the index, a shared zero page) comes back for a
+//! page fault, which costs far less than decompressing the same bytes did.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -36,6 +43,9 @@ use crate::types::PhysicalAddress;
 
 /// The default size of each reader's block cache.
 pub const DEFAULT_CACHE_SIZE: usize = 32 << 20;
+
+/// Stored (compressed) bytes one reader decompresses before it lets the file's mapped pages go.
+pub const RELEASE_AFTER: u64 = 16 << 20;
 
 /// A block of guest memory stored in a compressed dump.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -135,6 +145,8 @@ pub struct CompressedMemory {
     /// The block found last and its cache slot, valid until the next insertion: reads that
     /// stay in one block (a page-table walk's entries) skip the lookup.
     last: Option<(Block, usize)>,
+    /// Stored bytes decompressed since the file's pages were last released.
+    decompressed: u64,
 }
 
 impl CompressedMemory {
@@ -143,7 +155,7 @@ impl CompressedMemory {
     pub(crate) fn new(file: Arc<dyn Backing>, store: Store, cache_size: usize) -> Result<Self> {
         let cache = BlockCache::new(cache_size, store.max_block() as usize)?;
         let shared = Arc::new(Shared { file, store, logged: Mutex::default() });
-        Ok(CompressedMemory { shared, cache, codecs: Decompressors::default(), last: None })
+        Ok(CompressedMemory { shared, cache, codecs: Decompressors::default(), last: None, decompressed: 0 })
     }
 
     /// The guest physical ranges the dump covers (backing = guest address). Inside them,
@@ -178,6 +190,7 @@ impl CompressedMemory {
         let slot = match self.cache.find(block.stored_at) {
             Some(slot) => slot,
             None => {
+                self.decompressed = self.decompressed.saturating_add(block.stored_len);
                 let (store, codecs) = (&self.shared.store, &mut self.codecs);
                 let filled = self.cache.insert(block.stored_at, |slot| {
                     let stored = store.stored(file, &block)?;
@@ -292,6 +305,7 @@ impl CompressedMemory {
         if missing.len() < PARALLEL_MIN_BLOCKS || cores < 2 {
             return;
         }
+        self.decompressed = missing.iter().fold(self.decompressed, |n, b| n.saturating_add(b.stored_len));
         let (first, second) = missing.split_at(missing.len() / 2);
         // A plain thread, not `thread::scope`: a scope registers the calling thread with std,
         // and on a thread that C code made (the C API's callers) that registration is never
@@ -315,6 +329,15 @@ impl CompressedMemory {
             }
         }
         self.last = None;
+    }
+
+    /// Lets the file's mapped pages go once [`RELEASE_AFTER`] stored bytes were decompressed
+    /// since the last time (see the module documentation).
+    fn release_file_pages(&mut self) {
+        if self.decompressed >= RELEASE_AFTER {
+            self.decompressed = 0;
+            self.shared.file.release(0, self.shared.file.bytes().1);
+        }
     }
 
     /// Logs `e` the first time a block (by `key`) fails.
@@ -349,6 +372,7 @@ impl Clone for CompressedMemory {
             cache: self.cache.empty_like(),
             codecs: Decompressors::default(),
             last: None,
+            decompressed: 0,
         }
     }
 }
@@ -376,6 +400,7 @@ impl PhysicalMemory for CompressedMemory {
                 }
             }
         }
+        self.release_file_pages();
         Ok(())
     }
 

@@ -383,16 +383,8 @@ impl core::fmt::Debug for FileConnector {
 mod tests {
     use super::*;
     use crate::connector::buffer::STREAM_READ;
+    use crate::connector::testdata::resident_bytes_of;
     use crate::types::{umem, Address};
-
-    /// The resident bytes of the mapping that starts at `start`, from `/proc/self/smaps`.
-    fn resident(start: *const u8) -> u64 {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let head = format!("{:x}-", start as usize);
-        let entry = smaps.split_inclusive('\n').skip_while(|l| !l.starts_with(&head)).skip(1);
-        let rss = entry.take_while(|l| !l.contains('-') || l.starts_with("Rss")).find(|l| l.starts_with("Rss:"));
-        rss.and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).unwrap() * 1024
-    }
 
     /// Long reads that follow on from each other (a dump being written) leave only the last
     /// one's pages in the process; the same reads out of order keep them all.
@@ -404,14 +396,13 @@ mod tests {
         let chunk = STREAM_READ.max(1 << 20);
         let read_all = |offsets: &mut dyn Iterator<Item = usize>| {
             let mapped = Arc::new(map_file(&path, false).unwrap());
-            let start = mapped.as_ptr();
             let mut mem = BufferMemory::identity(mapped).unwrap();
             let mut buf = vec![0u8; chunk];
             for off in offsets {
                 mem.phys_read_raw_into(PhysicalAddress::plain(Address::new(off as umem)), &mut buf).unwrap();
                 assert!(buf.iter().all(|&b| b == 0x5a));
             }
-            resident(start)
+            resident_bytes_of(&path)
         };
         let streamed = read_all(&mut (0..SIZE).step_by(chunk));
         let shuffled = read_all(&mut (0..SIZE).step_by(chunk).rev());

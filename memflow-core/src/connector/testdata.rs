@@ -330,3 +330,22 @@ fn write_fuzz_seeds() {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
 }
+
+/// The bytes of `path` this process has mapped and resident (`Rss` of its mappings in
+/// `/proc/self/smaps`).
+pub fn resident_bytes_of(path: &std::path::Path) -> u64 {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let name = path.to_str().unwrap();
+    let mut ours = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        let mut fields = line.split_whitespace();
+        match fields.next() {
+            // A mapping's first line: `start-end perms offset dev inode [path]`.
+            Some(head) if head.contains('-') && !head.ends_with(':') => ours = line.ends_with(name),
+            Some("Rss:") if ours => kib += fields.next().and_then(|n| n.parse::<u64>().ok()).unwrap(),
+            _ => {}
+        }
+    }
+    kib * 1024
+}

@@ -337,3 +337,37 @@ proptest! {
         }
     }
 }
+
+/// A pass over a compressed dump (a dump being converted, a scan) does not keep the
+/// compressed file mapped: at most [`RELEASE_AFTER`] stored bytes and a few pages of index
+/// stay resident, however large the file, and whatever the order of the reads.
+#[test]
+fn a_pass_over_a_compressed_dump_does_not_keep_the_file_mapped() {
+    use crate::connector::compressed::RELEASE_AFTER;
+    use crate::connector::testdata::resident_bytes_of;
+    const PAGES: u64 = 12 << 10; // 48 MiB of pages no codec shrinks
+    let pages: BTreeMap<u64, Vec<u8>> = (0..PAGES).map(|pfn| (pfn, noise(pfn))).collect();
+    let path = std::env::temp_dir().join(format!("memflow-kdump-pass-{}", std::process::id()));
+    std::fs::write(&path, kdump_file(Codec::Zstd, &pages, &[], &qemu_meta())).unwrap();
+    let file_size = std::fs::metadata(&path).unwrap().len();
+    const CHUNK: u64 = 256;
+    for order in ["forward", "backward"] {
+        let mut conn = crate::connector::open(path.to_str().unwrap(), OpenOptions::default()).unwrap();
+        let mut peak = 0;
+        let mut chunks: Vec<u64> = (0..PAGES / CHUNK).collect();
+        if order == "backward" {
+            chunks.reverse();
+        }
+        for chunk in chunks {
+            let (got, partial) = read(&mut conn, chunk * CHUNK * PAGE as u64, (CHUNK as usize) * PAGE);
+            assert!(!partial);
+            for (i, page) in got.chunks(PAGE).enumerate() {
+                assert!(page == pages[&(chunk * CHUNK + i as u64)], "{order}: pfn {}", chunk * CHUNK + i as u64);
+            }
+            peak = peak.max(resident_bytes_of(&path));
+        }
+        let limit = RELEASE_AFTER + (4 << 20);
+        assert!(peak <= limit, "{order}: {peak} of {file_size} bytes of the file stayed mapped");
+    }
+    std::fs::remove_file(&path).unwrap();
+}
