@@ -20,9 +20,10 @@ pub struct CpuRegisters {
     /// The CPU's family: `"x86"` (32- and 64-bit), `"aarch64"` or `"riscv64"`.
     pub arch: &'static str,
     /// Each register's name and value, in the architecture's order: x86 `rax`..`r15`, `rip`,
-    /// `rflags`, `cs`, `ss`, `fs_base`, `gs_base`, `kernel_gs_base`, `cr0`..`cr4`, `efer`,
-    /// `cs_flags`; AArch64 `x0`..`x30`, `sp`, `pc`, `pstate`; RISC-V `pc`, `x1`..`x31` (by
-    /// number: `x2` is `sp`), then `satp` if the connector knows it.
+    /// `rflags`, `cs`, `ss`, `fs_base`, `gs_base`, `kernel_gs_base`, `cr0`, `cr2`, `cr3`, `cr4`,
+    /// `efer`, `cs_flags` (all of them; those the connector did not record are 0, see
+    /// [`X86Registers::valid`]); AArch64 `x0`..`x30`, `sp`, `pc`, `pstate`; RISC-V `pc`,
+    /// `x1`..`x31` (by number: `x2` is `sp`), then `satp` if the connector knows it.
     pub registers: Vec<(&'static str, u64)>,
     /// The architecture to translate the CPU's addresses with and its page-table root, where
     /// the registers name them (x86 control registers, RISC-V `satp`; never AArch64's, whose
