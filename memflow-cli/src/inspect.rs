@@ -10,6 +10,7 @@ use memflow_core::types::PageType;
 use serde::Serialize;
 
 use crate::output::{hex, Output, Row};
+use crate::registers::cpu_registers;
 use crate::target::Target;
 use crate::Failure;
 
@@ -27,7 +28,7 @@ pub struct ChainInfo {
     pub physical_memory: Option<PhysicalInfo>,
     /// The ranges of physical memory that are backed.
     pub memory_map: Vec<MapEntry>,
-    /// The paging state of each CPU whose registers the connector knows.
+    /// The registers and paging state of each CPU whose registers the connector knows.
     pub cpus: Vec<CpuInfo>,
     /// The OS layer's facts, if the chain ends in one.
     pub os: Option<OsFacts>,
@@ -53,15 +54,28 @@ pub struct MapEntry {
     pub size: u64,
 }
 
-/// One CPU's paging state.
+/// One CPU's registers and paging state.
 #[derive(Serialize)]
 pub struct CpuInfo {
     /// CPU index.
     pub cpu: usize,
-    /// The paging mode, `null` if the CPU does not page (or is not x86).
+    /// The CPU's family: `x86`, `aarch64` or `riscv64`.
+    pub arch: &'static str,
+    /// The paging mode, `null` if the registers do not name it (paging off, or AArch64).
     pub paging: Option<&'static str>,
-    /// The root page table's physical address (CR3), `null` if none.
+    /// The root page table's physical address (x86 CR3, RISC-V `satp`), `null` if none.
     pub table_root: Option<String>,
+    /// The registers (see [`crate::registers::CpuRegisters::registers`]) by name, in the architecture's order.
+    pub registers: RegisterValues,
+}
+
+/// Registers by name, printed as a JSON object of `"0x..."` values.
+pub struct RegisterValues(pub Vec<(&'static str, u64)>);
+
+impl Serialize for RegisterValues {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|&(name, value)| (name, hex(value))))
+    }
 }
 
 /// The OS layer's facts.
@@ -114,13 +128,13 @@ pub fn info(chain: &str, out: &Output) -> Result<(), Failure> {
         out.table(&["BASE", "SIZE"], info.memory_map.iter().map(|m| vec![m.base.clone(), m.size.to_string()]))?;
     }
     for cpu in &info.cpus {
-        out.section(
-            &format!("cpu {}", cpu.cpu),
-            &[
-                ("paging", cpu.paging.unwrap_or("none").to_string()),
-                ("table root", cpu.table_root.clone().unwrap_or_else(|| "-".into())),
-            ],
-        )?;
+        let mut pairs = vec![
+            ("arch", cpu.arch.to_string()),
+            ("paging", cpu.paging.unwrap_or("none").to_string()),
+            ("table root", cpu.table_root.clone().unwrap_or_else(|| "-".into())),
+        ];
+        pairs.extend(cpu.registers.0.iter().map(|&(name, value)| (name, hex(value))));
+        out.section(&format!("cpu {}", cpu.cpu), &pairs)?;
     }
     if let Some(os) = &info.os {
         out.section(
@@ -149,16 +163,17 @@ fn describe_physical(phys: &impl PhysicalMemory, info: &mut ChainInfo) {
     }
 }
 
-fn describe_cpus(cpu: Option<&impl CpuState>) -> Vec<CpuInfo> {
-    let Some(cpu) = cpu else { return vec![] };
-    (0..cpu.cpu_count())
+fn describe_cpus(state: Option<&impl CpuState>) -> Vec<CpuInfo> {
+    let Some(state) = state else { return vec![] };
+    (0..state.cpu_count())
         .filter_map(|i| {
-            let regs = cpu.x86_registers(i).ok()?;
-            let paging = regs.paging();
+            let regs = cpu_registers(state, i).map_err(|e| log::warn!("CPU {i}: {e}")).ok()?;
             Some(CpuInfo {
                 cpu: i,
-                paging: paging.map(|(arch, _)| arch_name(arch)),
-                table_root: paging.map(|(_, root)| hex(root.to_umem() as u64)),
+                arch: regs.arch,
+                paging: regs.paging.map(|(arch, _)| arch_name(arch)),
+                table_root: regs.paging.map(|(_, root)| hex(root.to_umem() as u64)),
+                registers: RegisterValues(regs.registers),
             })
         })
         .collect()
@@ -257,8 +272,8 @@ pub fn modules(chain: &str, process: &str, out: &Output) -> Result<(), Failure> 
     out.list(&modules.iter().map(ModuleRow::from).collect::<Vec<_>>())
 }
 
-/// How `ps` and `threads` name a run state.
-fn state_name(state: ProcessState) -> &'static str {
+/// How `ps`, `threads` and the Python package name a run state.
+pub fn state_name(state: ProcessState) -> &'static str {
     match state {
         ProcessState::Alive => "alive",
         ProcessState::Dead => "dead",

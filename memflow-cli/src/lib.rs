@@ -15,6 +15,7 @@ pub mod logger;
 pub mod memory;
 pub mod output;
 pub mod plugins;
+pub mod registers;
 pub mod scan;
 pub mod target;
 pub mod value;

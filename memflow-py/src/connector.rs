@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use memflow_core::connector::cpu_state::X86Registers;
+use memflow_cli::registers::{cpu_registers, CpuRegisters};
 use memflow_core::connector::{write_dump, DumpMeta, Progress, WriteFormat};
 use memflow_core::error::ErrorKind;
 use memflow_core::mem::{PhysicalMemory, PhysicalMemoryMetadata};
@@ -38,13 +38,13 @@ fn with_phys<R>(handle: &mut Handle, f: impl FnOnce(&dyn PhysicalMemoryFacts) ->
 }
 
 /// How many CPUs `handle` knows the state of, and the registers of `cpu` if one is asked for.
-fn cpu_state(handle: &mut Handle, cpu: Option<usize>) -> Result<(usize, Option<X86Registers>)> {
-    fn of(state: Option<&impl CpuState>, cpu: Option<usize>) -> Result<(usize, Option<X86Registers>)> {
+fn cpu_state(handle: &mut Handle, cpu: Option<usize>) -> Result<(usize, Option<CpuRegisters>)> {
+    fn of(state: Option<&impl CpuState>, cpu: Option<usize>) -> Result<(usize, Option<CpuRegisters>)> {
         let count = state.map_or(0, |s| s.cpu_count());
         let registers = match (state, cpu) {
             (_, None) => None,
             (None, Some(_)) => return Err(Raised::new(ErrorKind::Unsupported, "the connector has no CPU state")),
-            (Some(s), Some(i)) => Some(s.x86_registers(i).map_err(|e| Raised::about(format!("CPU {i}"), e))?),
+            (Some(s), Some(i)) => Some(cpu_registers(s, i).map_err(|e| Raised::about(format!("CPU {i}"), e))?),
         };
         Ok((count, registers))
     }
@@ -94,46 +94,31 @@ impl Connector {
         Ok(slf.as_ref().with_handle(py, |h| cpu_state(h, None).map(|(count, _)| count))?)
     }
 
+    /// cpu_arch() -> str | None
+    ///
+    /// The family of the CPUs the connector knows the registers of: `"x86"`, `"aarch64"` or
+    /// `"riscv64"` (a target's CPUs are of one family); `None` if it knows none.
+    fn cpu_arch(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<Option<&'static str>> {
+        Ok(slf.as_ref().with_handle(py, |h| match cpu_state(h, None)? {
+            (0, _) => Ok(None),
+            _ => Ok(cpu_state(h, Some(0))?.1.map(|regs| regs.arch)),
+        })?)
+    }
+
     /// cpu_registers(cpu) -> dict[str, int]
     ///
-    /// The x86 registers of CPU `cpu` (`rip`, `rsp`, `cr3`, ...) as the connector recorded
-    /// them; raises `UnsupportedError` if it has no CPU state.
+    /// The registers of CPU `cpu` as the connector recorded them, by name, of the family
+    /// `cpu_arch()` names. x86: `rax`..`r15`, `rip`, `rflags`, `cs`, `ss`, `fs_base`,
+    /// `gs_base`, `kernel_gs_base`, `cr0`, `cr2`, `cr3`, `cr4`, `efer`, `cs_flags` (0 where
+    /// not recorded). AArch64: `x0`..`x30`, `sp`, `pc`, `pstate`. RISC-V: `pc`, `x1`..`x31`
+    /// (by number: `x2` is the stack pointer), and `satp` only where the connector knows it
+    /// (QEMU's monitor, not its dumps). Raises `UnsupportedError` if the connector has no CPU
+    /// state, `NotFoundError` for a CPU it has no registers of.
     fn cpu_registers<'py>(slf: PyRef<'py, Self>, py: Python<'py>, cpu: usize) -> PyResult<Bound<'py, PyDict>> {
         let (_, regs) = slf.as_ref().with_handle(py, |h| cpu_state(h, Some(cpu)))?;
         let regs = regs.ok_or_else(|| Raised::new(ErrorKind::Internal, "no registers for a CPU asked for"))?;
         let dict = PyDict::new(py);
-        let fields: [(&str, u64); 29] = [
-            ("rax", regs.rax),
-            ("rbx", regs.rbx),
-            ("rcx", regs.rcx),
-            ("rdx", regs.rdx),
-            ("rsi", regs.rsi),
-            ("rdi", regs.rdi),
-            ("rbp", regs.rbp),
-            ("rsp", regs.rsp),
-            ("r8", regs.r8),
-            ("r9", regs.r9),
-            ("r10", regs.r10),
-            ("r11", regs.r11),
-            ("r12", regs.r12),
-            ("r13", regs.r13),
-            ("r14", regs.r14),
-            ("r15", regs.r15),
-            ("rip", regs.rip),
-            ("rflags", regs.rflags),
-            ("cs", regs.cs.into()),
-            ("ss", regs.ss.into()),
-            ("fs_base", regs.fs_base),
-            ("gs_base", regs.gs_base),
-            ("kernel_gs_base", regs.kernel_gs_base),
-            ("cr0", regs.cr0),
-            ("cr2", regs.cr2),
-            ("cr3", regs.cr3),
-            ("cr4", regs.cr4),
-            ("efer", regs.efer),
-            ("cs_flags", regs.cs_flags.into()),
-        ];
-        for (name, value) in fields {
+        for (name, value) in regs.registers {
             dict.set_item(name, value)?;
         }
         Ok(dict)

@@ -1,9 +1,9 @@
-//! The plain records the bindings return: processes, modules, exports, symbols, mapped ranges,
-//! translations, plugins. Immutable Python objects with attributes, comparable and readable.
+//! The plain records the bindings return: processes, threads, modules, exports, symbols, mapped
+//! ranges, translations, plugins. Immutable Python objects with attributes, comparable and readable.
 
-use memflow_cli::inspect::{access, arch_name};
+use memflow_cli::inspect::{access, arch_name, state_name};
 use memflow_core::os::MemoryRange as CoreRange;
-use memflow_core::os::{ExportInfo, KernelSymbolInfo, ModuleInfo, ProcessState};
+use memflow_core::os::{ExportInfo, KernelSymbolInfo, ModuleInfo, ThreadInfo};
 use memflow_core::types::PhysicalAddress;
 use pyo3::prelude::*;
 
@@ -41,11 +41,7 @@ impl From<&memflow_core::os::ProcessInfo> for ProcessInfo {
             name: p.name.to_string(),
             path: p.path.to_string(),
             command_line: p.command_line.to_string(),
-            state: match p.state {
-                ProcessState::Alive => "alive",
-                ProcessState::Dead => "dead",
-                ProcessState::Unknown => "unknown",
-            },
+            state: state_name(p.state),
             arch: arch_name(p.proc_arch),
             sys_arch: arch_name(p.sys_arch),
             address: p.address.to_umem() as u64,
@@ -58,6 +54,31 @@ impl From<&memflow_core::os::ProcessInfo> for ProcessInfo {
 impl ProcessInfo {
     fn __repr__(&self) -> String {
         format!("ProcessInfo(pid={}, ppid={}, name={:?}, state={:?})", self.pid, self.ppid, self.name, self.state)
+    }
+}
+
+/// A thread of a process (`Process.threads()`).
+#[pyclass(module = "memflow", frozen, get_all, eq)]
+#[derive(Clone, PartialEq)]
+pub struct Thread {
+    /// Thread id (on Linux the task's pid; the first thread's equals the process id).
+    pub tid: u32,
+    /// Name (on Linux the thread's own `comm`, which may differ from its process's).
+    pub name: String,
+    /// `"alive"`, `"dead"` or `"unknown"`.
+    pub state: &'static str,
+}
+
+impl From<&ThreadInfo> for Thread {
+    fn from(t: &ThreadInfo) -> Self {
+        Thread { tid: t.tid, name: t.name.to_string(), state: state_name(t.state) }
+    }
+}
+
+#[pymethods]
+impl Thread {
+    fn __repr__(&self) -> String {
+        format!("Thread(tid={}, name={:?}, state={:?})", self.tid, self.name, self.state)
     }
 }
 

@@ -27,6 +27,7 @@ fn _memflow(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<os::Os>()?;
     module.add_class::<process::Process>()?;
     module.add_class::<info::ProcessInfo>()?;
+    module.add_class::<info::Thread>()?;
     module.add_class::<info::Module>()?;
     module.add_class::<info::Export>()?;
     module.add_class::<info::KernelSymbol>()?;

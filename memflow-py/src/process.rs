@@ -1,5 +1,6 @@
-//! `Process`: one process's address space, modules, exports and mappings.
+//! `Process`: one process's address space, threads, modules, exports and mappings.
 
+use memflow_cli::inspect::state_name;
 use memflow_core::error::ErrorKind;
 use memflow_core::os::{ModuleInfo, Process as _};
 use memflow_core::prelude::ProcessInstanceArcBox;
@@ -8,7 +9,7 @@ use memflow_core::types::Address;
 use pyo3::prelude::*;
 
 use crate::errors::{Raised, Result};
-use crate::info::{Export, MemoryRange, Module, ProcessInfo, Translation};
+use crate::info::{Export, MemoryRange, Module, ProcessInfo, Thread, Translation};
 use crate::space::{AddressSpace, Handle};
 
 /// A process of an OS layer (`Os.process(...)`). Reads and writes take the process's virtual
@@ -62,11 +63,15 @@ impl Process {
     /// state() -> str: `"alive"`, `"dead"` or `"unknown"`, asked of the OS layer now.
     fn state(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<&'static str> {
         let state = Self::with_proc(&slf, py, |proc| Ok(proc.state()))?;
-        Ok(match state {
-            memflow_core::os::ProcessState::Alive => "alive",
-            memflow_core::os::ProcessState::Dead => "dead",
-            memflow_core::os::ProcessState::Unknown => "unknown",
-        })
+        Ok(state_name(state))
+    }
+
+    /// threads() -> list[Thread]: the process's threads as the OS layer lists them (native:
+    /// `/proc/PID/task`; Linux guests: the thread group's list in the kernel). Raises
+    /// `UnsupportedError` where the layer does not know threads.
+    fn threads(slf: PyRef<'_, Self>, py: Python<'_>) -> PyResult<Vec<Thread>> {
+        let list = Self::with_proc(&slf, py, |proc| proc.thread_list().map_err(|e| Raised::about("threads", e)))?;
+        Ok(list.iter().map(Thread::from).collect())
     }
 
     /// modules() -> list[Module]: the process's loaded images and libraries.

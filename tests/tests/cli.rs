@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use memflow_core::connector::CpuState;
 use memflow_core::error::PartialResultExt;
 use memflow_core::mem::MemoryView;
 use memflow_core::os::{Os, Process};
@@ -415,6 +416,78 @@ fn threads_of_every_guest_process_are_its_one_task() {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0]["tid"].to_string(), pid);
         assert_eq!(listed[0]["state"], "alive");
+    }
+}
+
+/// The registers `info` should show for CPU 0 of `conn`, read through the library: its
+/// family, the program counter and every register by name (x86: the ones checked here).
+fn registers_of_cpu0(conn: &impl CpuState) -> (&'static str, u64, Vec<(String, u64)>) {
+    let x = |i: usize, value: u64| (format!("x{i}"), value);
+    if let Ok(r) = conn.aarch64_registers(0) {
+        let mut want: Vec<_> = r.x.iter().enumerate().map(|(i, &v)| x(i, v)).collect();
+        want.extend([("sp".into(), r.sp), ("pc".into(), r.pc), ("pstate".into(), r.pstate)]);
+        return ("aarch64", r.pc, want);
+    }
+    if let Ok(r) = conn.riscv_registers(0) {
+        assert!(!r.satp_valid, "the dumps record no satp");
+        let mut want = vec![("pc".to_string(), r.pc)];
+        want.extend((1..32).map(|i| x(i, r.x[i])));
+        return ("riscv64", r.pc, want);
+    }
+    let r = conn.x86_registers(0).unwrap();
+    let want = [("rsp", r.rsp), ("rip", r.rip), ("cr0", r.cr0), ("cr3", r.cr3), ("cr4", r.cr4), ("efer", r.efer)];
+    ("x86", r.rip, want.iter().map(|&(n, v)| (n.to_string(), v)).collect())
+}
+
+#[test]
+fn info_shows_the_registers_of_arm64_riscv_and_x86_dumps_as_the_library_reads_them() {
+    for name in ["arm64-4k", "riscv64-sv39", "cloud-4l"] {
+        let fx = Fixture::load(name);
+        let conn = fx.open();
+        let (arch, pc, want) = registers_of_cpu0(&conn);
+        // The guests idled in their kernels.
+        let text = fx.symbol("_text")..fx.symbol("_etext");
+        assert!(text.contains(&pc), "{name}: pc {pc:#x} outside the kernel text {text:x?}");
+
+        let chain = format!("coredump:{}", fx.dir.join("dump.elf").display());
+        let info = json(&["-c", &chain, "info"]);
+        let cpus = info["cpus"].as_array().unwrap();
+        assert_eq!(cpus.len(), conn.cpu_count(), "{name}");
+        let cpu = &cpus[0];
+        assert_eq!((cpu["cpu"].as_u64(), cpu["arch"].as_str()), (Some(0), Some(arch)), "{name}");
+        let shown = cpu["registers"].as_object().unwrap();
+        for (register, value) in &want {
+            assert_eq!(hex(&shown[register.as_str()]), *value, "{name}: {register}");
+        }
+        if arch == "x86" {
+            assert_eq!(shown.len(), 29, "{name}: {shown:?}");
+            assert_eq!(cpu["paging"], "x64", "{name}");
+            assert_eq!(hex(&cpu["table_root"]), u64::from_str_radix(&fx.meta("cpu0_cr3")[2..], 16).unwrap());
+        } else {
+            assert_eq!(shown.len(), want.len(), "{name}: {shown:?}");
+            // Neither QEMU's ARM64 nor its RISC-V dumps record the translation registers.
+            assert!(cpu["paging"].is_null() && cpu["table_root"].is_null(), "{name}: {cpu}");
+        }
+
+        // The table shows the same registers in the architecture's order.
+        let table = String::from_utf8(run(&["-c", &chain, "info"]).stdout).unwrap();
+        let section: Vec<&str> =
+            table.lines().skip_while(|l| *l != "cpu 0").skip(1).take_while(|l| l.starts_with("  ")).collect();
+        assert_eq!(section.first().map(|l| l.split_whitespace().collect()), Some(vec!["arch", arch]), "{name}");
+        let rows: Vec<(String, u64)> = section
+            .iter()
+            .filter_map(|l| {
+                let (register, value) = l.trim().split_once(char::is_whitespace)?;
+                let value = u64::from_str_radix(value.trim().strip_prefix("0x")?, 16).ok()?;
+                Some((register.to_string(), value))
+            })
+            .collect();
+        if arch == "x86" {
+            assert_eq!(rows.len(), 29, "{name}: {rows:?}");
+            assert!(want.iter().all(|w| rows.contains(w)), "{name}: {rows:?}");
+        } else {
+            assert_eq!(rows, want, "{name}");
+        }
     }
 }
 

@@ -21,6 +21,7 @@ __all__ = [
     "PluginInfo",
     "Process",
     "ProcessInfo",
+    "Thread",
     "Translation",
     "MemflowError",
     "UnknownError",
@@ -143,8 +144,17 @@ class Connector(AddressSpace):
         """The backed ranges as `(address, size)`."""
     def cpu_count(self) -> int:
         """How many CPUs the connector knows the registers of (0 if none)."""
+    def cpu_arch(self) -> Optional[str]:
+        """The family of the CPUs the connector knows the registers of: `"x86"`, `"aarch64"`
+        or `"riscv64"` (one per target); `None` if it knows none. It says which names
+        `cpu_registers` gives."""
     def cpu_registers(self, cpu: int) -> dict[str, int]:
-        """The x86 registers of CPU `cpu` (`rip`, `rsp`, `cr3`...)."""
+        """The registers of CPU `cpu` by name, of the family `cpu_arch()` names. x86: `rax`..
+        `r15`, `rip`, `rflags`, `cs`, `ss`, `fs_base`, `gs_base`, `kernel_gs_base`, `cr0`,
+        `cr2`, `cr3`, `cr4`, `efer`, `cs_flags` (0 where not recorded). AArch64: `x0`..`x30`, `sp`, `pc`, `pstate`.
+        RISC-V: `pc`, `x1`..`x31` (by number: `x2` is the stack pointer), and `satp` only where
+        the connector knows it (QEMU's monitor, not its dumps). `UnsupportedError` without
+        CPU state, `NotFoundError` for a CPU it has no registers of."""
     def dump(
         self,
         path: Union[str, PathLike[str]],
@@ -173,6 +183,16 @@ class ProcessInfo:
     sys_arch: str
     address: int
     table_root: int
+
+@final
+class Thread:
+    """A thread of a process (`Process.threads()`)."""
+    tid: int
+    """Thread id (Linux: the task's pid; the first thread's equals the process id)."""
+    name: str
+    """Its name (Linux: the thread's own `comm`)."""
+    state: str
+    """`"alive"`, `"dead"` or `"unknown"`."""
 
 @final
 class Module:
@@ -246,6 +266,9 @@ class Process(AddressSpace):
     info: ProcessInfo
     def state(self) -> str:
         """`"alive"`, `"dead"` or `"unknown"`, asked now."""
+    def threads(self) -> list[Thread]:
+        """The threads as the OS layer lists them (native: `/proc/PID/task`; Linux guests:
+        the kernel's thread group list); `UnsupportedError` where it knows none."""
     def modules(self) -> list[Module]: ...
     def module(self, name: str) -> Module: ...
     def primary_module(self) -> Module: ...
