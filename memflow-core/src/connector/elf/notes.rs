@@ -55,24 +55,28 @@ pub(crate) struct CpuNotes {
 /// `PAGESIZE=4096`, `SYMBOL(swapper_pg_dir)=ffffffff82a0a000`, `KERNELOFFSET=0`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VmcoreInfo {
+    /// The note's text as the dump holds it, without the NUL padding after it.
+    text: Vec<u8>,
     entries: BTreeMap<String, String>,
 }
 
 impl VmcoreInfo {
     /// Parses the note text; lines without `=` are ignored, a repeated key keeps its last value.
     pub fn parse(text: &[u8]) -> Self {
-        let text = String::from_utf8_lossy(text);
-        let entries = text
+        let end = text.iter().rposition(|&b| b != 0).map_or(0, |last| last + 1);
+        let text = text[..end].to_vec();
+        let entries = String::from_utf8_lossy(&text)
             .lines()
             .filter_map(|line| line.split_once('='))
             .map(|(k, v)| (k.to_owned(), v.trim_end_matches('\0').to_owned()))
             .collect();
-        VmcoreInfo { entries }
+        VmcoreInfo { text, entries }
     }
 
-    /// The note text again: one `key=value` line per entry, sorted by key.
+    /// The note text as the dump holds it (its lines in their order, the NUL padding after
+    /// them left off): what a dump written from this one carries on.
     pub fn to_text(&self) -> Vec<u8> {
-        self.entries.iter().flat_map(|(k, v)| [k.as_bytes(), b"=", v.as_bytes(), b"\n"]).flatten().copied().collect()
+        self.text.clone()
     }
 
     /// The value of `key`.

@@ -75,6 +75,8 @@ fn vmcoreinfo_note_is_exposed() {
     assert_eq!(info.kernel_offset(), Some(0x1e00_0000));
     assert_eq!(info.number("pgtable_l5_enabled"), Some(1));
     assert_eq!(info.entries().len(), 5);
+    // The text is carried on as the kernel wrote it, in its order, without the padding.
+    assert_eq!(info.to_text(), text[..text.len() - 1]);
     let twice = CoreBuilder::new(true, 62).load(0, vec![0; 0x10], 0x10).note("VMCOREINFO", 0, b"A=1\n".to_vec()).note(
         "VMCOREINFO",
         0,
