@@ -1,7 +1,10 @@
 //! A dump whose reads the tests alter: bytes patched (a corrupt guest) and pages that fail
-//! (unreadable memory, as a guest's MMIO holes are).
+//! (unreadable memory, as a guest's MMIO holes are); and counted.
 
 #![allow(clippy::unnecessary_cast)] // casts between `umem` and `u64` are needed when `umem` is `u128`
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use memflow_core::connector::FileConnector;
 use memflow_core::error::Result;
@@ -18,6 +21,8 @@ pub struct Altered {
     pub patches: Vec<(u64, Vec<u8>)>,
     /// `(address, length)` ranges whose reads fail: a read touching one fails whole.
     pub failing: Vec<(u64, u64)>,
+    /// Bytes read through it and its clones.
+    pub bytes_read: Arc<AtomicU64>,
 }
 
 impl PhysicalMemory for Altered {
@@ -25,6 +30,7 @@ impl PhysicalMemory for Altered {
         while let Some(MemOp { addr, tag, mut buf }) = batch.ops.next() {
             let start = addr.address.to_umem() as u64;
             let end = start + buf.len() as u64;
+            self.bytes_read.fetch_add(buf.len() as u64, Ordering::Relaxed);
             let res = self.inner.phys_read_raw_into(addr, &mut buf);
             for (at, bytes) in &self.patches {
                 for (i, b) in bytes.iter().enumerate() {

@@ -178,7 +178,7 @@ fn unreadable_pages_are_reported_and_left_out() {
     let last = map.ranges().last().unwrap().end().to_umem() as u64 - 0x1000;
     let bad = vec![(0x9000, 0x1000), (0x7ff000, 0x3000), (last, 0x1000)];
     // Some pages failing, as a guest's unreadable MMIO would.
-    let mut source = Altered { inner, patches: Vec::new(), failing: bad.clone() };
+    let mut source = Altered { inner, patches: Vec::new(), failing: bad.clone(), bytes_read: Default::default() };
     let dir = temp_dir("write-holes");
     for format in WriteFormat::ALL {
         let path = dir.join(format.name());

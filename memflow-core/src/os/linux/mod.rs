@@ -104,14 +104,26 @@ impl Kernel {
     }
 }
 
-/// The paging mode and table root of every CPU whose state `cpu` records (x86 CPUs in long
-/// mode, RISC-V CPUs with a known `satp`), as hints for [`LinuxOs::new`].
+/// Hints for [`LinuxOs::new`] from the CPUs whose state `cpu` records: the paging mode and
+/// table root of x86 CPUs in long mode and of RISC-V CPUs with a known `satp`; for AArch64
+/// CPUs and RISC-V CPUs without `satp` (what a dump's notes hold), a hint with a NULL root
+/// that only names the family, so that its search runs first.
 pub fn cpu_hints<C: CpuState + ?Sized>(cpu: &C) -> Vec<(ArchitectureIdent, Address)> {
-    let x86 = (0..cpu.cpu_count())
-        .filter_map(|i| cpu.x86_registers(i).ok()?.paging())
-        .filter(|(arch, _)| matches!(arch, ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57));
-    let riscv = (0..cpu.cpu_count()).filter_map(|i| cpu.riscv_registers(i).ok()?.paging());
-    x86.chain(riscv).collect()
+    let mut hints = Vec::new();
+    for i in 0..cpu.cpu_count() {
+        if let Ok(regs) = cpu.x86_registers(i) {
+            let long_mode = |(arch, _): &(ArchitectureIdent, Address)| {
+                matches!(arch, ArchitectureIdent::X86_64 | ArchitectureIdent::X86_64La57)
+            };
+            hints.extend(regs.paging().filter(long_mode));
+        } else if let Ok(regs) = cpu.riscv_registers(i) {
+            hints.push(regs.paging().unwrap_or((ArchitectureIdent::RiscVSv39, Address::NULL)));
+        } else if cpu.aarch64_registers(i).is_ok() {
+            hints.push((ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 }, Address::NULL));
+        }
+    }
+    hints.dedup();
+    hints
 }
 
 /// A Linux kernel as an [`Os`] (see the module docs). Clones share the decoded kernel facts.
@@ -134,8 +146,9 @@ impl LinuxOs<ConnectorInstanceArcBox<'static>> {
 }
 
 impl<P: PhysicalMemory + Clone> LinuxOs<P> {
-    /// The kernel in `mem`. `hints` are paging modes and table roots to try first (see
-    /// [`cpu_hints`]); without any, or if none maps the kernel, physical memory is scanned.
+    /// The kernel in `mem`. `hints` are paging modes and table roots to try first, their
+    /// families searched first (see [`cpu_hints`]; a NULL root names only the family); without
+    /// any, or if none maps the kernel, physical memory is scanned.
     /// `lib` is the library context every opened process carries (`LibArc::default()` when
     /// built in).
     pub fn new(mut mem: P, hints: &[(ArchitectureIdent, Address)], lib: LibArc) -> Result<Self> {

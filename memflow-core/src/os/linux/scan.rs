@@ -199,33 +199,38 @@ pub(super) fn found_or_none<T>(found: Result<T>, arch: &str) -> Result<Option<T>
     }
 }
 
-/// Scans physical memory for a top-level table of `table_size` bytes (a power of two, the
-/// tables aligned to it): calls `accept` with the address of every table whose bytes
-/// `looks_like` accepts, in ascending order, and returns the first address it accepts.
-/// `validated` counts the tables given to `accept` (across the scans of one search, e.g. one
-/// per paging mode); at [`MAX_SCANNED_TABLES`] the search fails with `LimitExceeded`. The
-/// scan visits the connector's memory map ([`scan_ranges`]); it ends once it has seen as many
-/// bytes as the connector backs (`real_size`) or, for a connector that does not know its
-/// map, after [`MAX_SCAN_HOLE_PAGES`] pages it could not read. `what` names the search in
-/// messages.
-pub(super) fn scan_tables<P: PhysicalMemory>(
+/// Scans physical memory once for the top-level table of any of `modes`, each given with
+/// the size its tables are aligned to (a power of two; a page, where the table lies): at
+/// every address in ascending order, each mode in the order given whose alignment the address
+/// has, calls `accept` with the mode and the address if `looks_like` accepts the bytes there
+/// (`size` of them), and returns the first mode and address it accepts. At
+/// [`MAX_SCANNED_TABLES`] tables given to `accept` the search fails with `LimitExceeded`. The scan visits the connector's memory map ([`scan_ranges`]) in pieces
+/// aligned to the largest size (a range's unaligned head and tail hold no table); it ends
+/// once it has seen as many bytes as the connector backs (`real_size`) or, for a connector
+/// that does not know its map, after [`MAX_SCAN_HOLE_PAGES`] pages it could not read. `what`
+/// names the search in messages.
+pub(super) fn scan_tables<P: PhysicalMemory, M: Copy>(
     mem: &mut P,
-    table_size: usize,
-    validated: &mut usize,
+    modes: &[(M, usize)],
     what: &str,
-    mut looks_like: impl FnMut(&[u8]) -> bool,
-    mut accept: impl FnMut(&mut P, Address) -> Result<bool>,
-) -> Result<Option<Address>> {
+    mut looks_like: impl FnMut(M, &[u8]) -> bool,
+    mut accept: impl FnMut(&mut P, M, Address) -> Result<bool>,
+) -> Result<Option<(M, Address)>> {
+    let (Some(stride), Some(largest)) =
+        (modes.iter().map(|&(_, size)| size).min(), modes.iter().map(|&(_, size)| size).max())
+    else {
+        return Ok(None);
+    };
     let real_size = mem.metadata().real_size;
     let ranges = scan_ranges(mem, scan_max(mem))?;
     // Unknown (0) means: no early end.
     let backed_bytes = if real_size == 0 { umem::MAX } else { real_size };
-    let mut chunk: Vec<u8> = zeroed_vec(SCAN_CHUNK * table_size, ErrorOrigin::Os, "the table scan")?;
-    let (mut backed, mut holes): (umem, u64) = (0, 0);
+    let mut chunk: Vec<u8> = zeroed_vec(SCAN_CHUNK * largest, ErrorOrigin::Os, "the table scan")?;
+    let (mut backed, mut holes, mut validated): (umem, u64, usize) = (0, 0, 0);
     for &(first, last) in &ranges {
-        let mut page = first.align_up(table_size as umem);
+        let mut page = first.align_up(largest as umem);
         while page < last {
-            let len = ((last - page) as usize + 1).min(chunk.len()) & !(table_size - 1);
+            let len = ((last - page) as usize + 1).min(chunk.len()) & !(largest - 1);
             if len == 0 {
                 break;
             }
@@ -243,19 +248,21 @@ pub(super) fn scan_tables<P: PhysicalMemory>(
             } else {
                 backed += len as umem;
             }
-            for (i, table) in chunk[..len].chunks_exact(table_size).enumerate() {
-                if !looks_like(table) {
-                    continue;
-                }
-                let candidate = page + (i * table_size) as umem;
-                if accept(mem, candidate)? {
-                    return Ok(Some(candidate));
-                }
-                *validated += 1;
-                if *validated >= MAX_SCANNED_TABLES {
-                    return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
-                        "{what}: {MAX_SCANNED_TABLES} candidate top-level tables, none the kernel's"
-                    )));
+            for at in (0..len).step_by(stride) {
+                for &(mode, size) in modes.iter().filter(|&&(_, size)| at % size == 0) {
+                    if !looks_like(mode, &chunk[at..at + size]) {
+                        continue;
+                    }
+                    let candidate = page + at as umem;
+                    if accept(mem, mode, candidate)? {
+                        return Ok(Some((mode, candidate)));
+                    }
+                    validated += 1;
+                    if validated >= MAX_SCANNED_TABLES {
+                        return Err(Error::new(ErrorOrigin::Os, ErrorKind::LimitExceeded).with_reason(format_args!(
+                            "{what}: {MAX_SCANNED_TABLES} candidate top-level tables, none the kernel's"
+                        )));
+                    }
                 }
             }
             page += len as umem;

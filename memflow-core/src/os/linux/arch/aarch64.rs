@@ -11,9 +11,9 @@
 //! - its linear map is one: it maps most of the guest's RAM, the table's own page included.
 //!
 //! User processes' tables (TTBR0) map no RAM linearly; stale early tables (`init_pg_dir`) map
-//! the image only. The translation modes tried, in order, are [`MODES`]: what kernels built
-//! for 52-bit addresses fall back to on CPUs without FEAT_LPA2, then the 52-bit modes they
-//! run on CPUs with it. A 52-bit top table is smaller than a page (16 entries with 4 KiB
+//! the image only. The translation modes tried at each address, in order, are [`MODES`]:
+//! what kernels built for 52-bit addresses fall back to on CPUs without FEAT_LPA2, then the
+//! 52-bit modes they run on CPUs with it; one pass over memory tries them all. A 52-bit top table is smaller than a page (16 entries with 4 KiB
 //! granules, 32 with 16 KiB) but the kernel's lies in a page of its own: the rest of the
 //! page is zero (which also tells it from the first entries of a 48-bit table). The scan visits the
 //! connector's memory map; it ends once it has seen as many bytes as the connector backs
@@ -109,24 +109,26 @@ impl KernelTables {
 }
 
 /// Finds the kernel's top-level table in `mem` (see the module documentation). Visits the
-/// connector's memory map once per mode of [`MODES`], validates at most
-/// [`MAX_SCANNED_TABLES`](crate::os::linux::limits::MAX_SCANNED_TABLES) candidates in all, and fails with `NotFound` if none is the
-/// kernel's.
+/// connector's memory map once, trying the modes of [`MODES`] in that order at each address,
+/// validates at most [`MAX_SCANNED_TABLES`](crate::os::linux::limits::MAX_SCANNED_TABLES)
+/// candidates in all, and fails with `NotFound` if none is the kernel's.
 pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables> {
     let max = scan_max(mem);
     let ram = mem.metadata().real_size;
-    let mut validated = 0;
-    for arch in MODES {
-        let mode = Mode::of(arch)?;
-        let looks_like = |page: &[u8]| looks_like_top_table(page, mode, max);
-        let accept = |mem: &mut P, root: Address| {
-            let mut view = VirtualDma::new(mem.forward_mut(), mode.arch, &[Address::INVALID, root])?;
-            let linear = (Address::new(mode.ttbr1_start), Address::new(mode.linear_end));
-            maps_ram_linearly(&mut view, linear, root, ram, max)
-        };
-        if let Some(ttbr1) = scan_tables(mem, mode.granule, &mut validated, "aarch64", looks_like, accept)? {
-            return Ok(KernelTables { arch, ttbr1 });
-        }
+    let modes = MODES.map(Mode::of);
+    let mut candidates = Vec::with_capacity(modes.len());
+    for mode in modes {
+        let mode = mode?;
+        candidates.push((mode, mode.granule));
+    }
+    let looks_like = |mode, page: &[u8]| looks_like_top_table(page, mode, max);
+    let accept = |mem: &mut P, mode: Mode, root: Address| {
+        let mut view = VirtualDma::new(mem.forward_mut(), mode.arch, &[Address::INVALID, root])?;
+        let linear = (Address::new(mode.ttbr1_start), Address::new(mode.linear_end));
+        maps_ram_linearly(&mut view, linear, root, ram, max)
+    };
+    if let Some((mode, ttbr1)) = scan_tables(mem, &candidates, "aarch64", looks_like, accept)? {
+        return Ok(KernelTables { arch: mode.arch, ttbr1 });
     }
     Err(Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
         .with_reason("aarch64: no top-level table maps the guest's RAM linearly (4K or 16K granule, 47 to 52 bits)"))

@@ -94,22 +94,38 @@ impl LinuxArch {
     }
 }
 
-/// Finds the kernel: an x86-64 one from `hints` or by scanning, else an AArch64 one, else a
-/// RISC-V one from `hints` or by scanning; in the tables the kernel names (see [`scan::finish`]). Without
-/// any, the x86-64 search's error (it names what was missing).
+/// Finds the kernel, trying the families in turn: those `hints` name first (in the order of
+/// the hints), then the rest in the order x86-64, AArch64, RISC-V. x86-64 and RISC-V try the
+/// hints' table roots before they scan; a hint with a NULL root only names its family (a
+/// CPU whose registers give no table root, see [`crate::os::linux::cpu_hints`]). The kernel
+/// found is read in the tables it names (see [`scan::finish`]). Without any, the x86-64
+/// search's error (it names what was missing).
 pub(super) fn find_kernel<P: PhysicalMemory>(
     mem: &mut P,
     hints: &[(ArchitectureIdent, Address)],
 ) -> Result<FoundKernel> {
-    match x86_64::find_kernel(mem, hints) {
-        Ok(found) => Ok(found),
-        Err(x86) => {
-            let found = match aarch64::find_kernel(mem)? {
-                Some(found) => found,
-                None => riscv64::find_kernel(mem, hints)?.ok_or(x86)?,
-            };
+    let roots: Vec<_> = hints.iter().filter(|(_, root)| !root.is_null()).copied().collect();
+    let named = |family: &LinuxArch| hints.iter().position(|&(arch, _)| LinuxArch::of(arch).ok() == Some(*family));
+    let mut families = [LinuxArch::X86_64, LinuxArch::AArch64, LinuxArch::RiscV];
+    // A family no hint names sorts after all named ones; the sort is stable.
+    families.sort_by_key(|family| named(family).unwrap_or(usize::MAX));
+    let mut x86_error = None;
+    for family in families {
+        let found = match family {
+            LinuxArch::X86_64 => match x86_64::find_kernel(mem, &roots) {
+                Ok(found) => return Ok(found),
+                Err(e) => {
+                    x86_error = Some(e);
+                    continue;
+                }
+            },
+            LinuxArch::AArch64 => aarch64::find_kernel(mem)?,
+            LinuxArch::RiscV => riscv64::find_kernel(mem, &roots)?,
+        };
+        if let Some(found) = found {
             let arch = found.arch;
-            scan::finish(mem, found, arch)
+            return scan::finish(mem, found, arch);
         }
     }
+    Err(x86_error.unwrap_or_else(|| Error::new(ErrorOrigin::Os, ErrorKind::NotFound).with_reason("no kernel found")))
 }

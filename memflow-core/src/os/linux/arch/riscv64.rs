@@ -20,8 +20,9 @@
 //! Processes' tables copy the kernel half but map user space too; the early tables
 //! (`early_pg_dir`, `trampoline_pg_dir`) map the image only. The same page read in another
 //! paging mode than its own maps no image there (superpages must be aligned to their size,
-//! so the levels do not line up), so each mode of [`MODES`] is tried in turn, the largest
-//! first. The scan is bounded like the AArch64 one (see `crate::os::linux::scan::scan_tables`).
+//! so the levels do not line up), so each mode of [`MODES`] is tried at each address, the
+//! largest first, in one pass over memory. The scan is bounded like the AArch64 one (see
+//! `crate::os::linux::scan::scan_tables`).
 
 use cglue::forward::ForwardMut;
 
@@ -83,6 +84,7 @@ pub(super) fn satp(table: Address) -> Address {
 
 /// The ranges of one mode's address space the validation reads: its kernel half below the
 /// image window (the linear map, vmalloc, vmemmap) and the image window.
+#[derive(Copy, Clone)]
 struct Mode {
     arch: ArchitectureIdent,
     kernel_half: (Address, Address),
@@ -111,20 +113,21 @@ impl Mode {
 }
 
 /// Finds the kernel's top-level table and paging mode in `mem` (see the module
-/// documentation). Visits the connector's memory map once per mode of [`MODES`], validates
-/// at most [`MAX_SCANNED_TABLES`](crate::os::linux::limits::MAX_SCANNED_TABLES) candidates in
-/// all, and fails with `NotFound` if none is the kernel's.
+/// documentation). Visits the connector's memory map once, trying the modes of [`MODES`] in
+/// that order at each address, validates at most
+/// [`MAX_SCANNED_TABLES`](crate::os::linux::limits::MAX_SCANNED_TABLES) candidates in all,
+/// and fails with `NotFound` if none is the kernel's.
 pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables> {
     let max = scan_max(mem);
     let ram = mem.metadata().real_size;
-    let mut validated = 0;
+    let mut candidates = Vec::with_capacity(MODES.len());
     for arch in MODES {
-        let mode = Mode::of(arch)?;
-        let looks_like = |table: &[u8]| looks_like_top_table(table, max);
-        let accept = |mem: &mut P, root: Address| mode.is_kernels(mem, root, ram, max);
-        if let Some(root) = scan_tables(mem, TABLE_SIZE, &mut validated, "riscv64", looks_like, accept)? {
-            return Ok(KernelTables { arch, root });
-        }
+        candidates.push((Mode::of(arch)?, TABLE_SIZE));
+    }
+    let looks_like = |_, table: &[u8]| looks_like_top_table(table, max);
+    let accept = |mem: &mut P, mode: Mode, root: Address| mode.is_kernels(mem, root, ram, max);
+    if let Some((mode, root)) = scan_tables(mem, &candidates, "riscv64", looks_like, accept)? {
+        return Ok(KernelTables { arch: mode.arch, root });
     }
     Err(Error::new(ErrorOrigin::Os, ErrorKind::NotFound)
         .with_reason("riscv64: no top-level table maps the guest's RAM linearly and a kernel image (Sv57/48/39)"))
