@@ -3,7 +3,7 @@
 //! The fixtures come from `cargo xtask fixtures` (`cargo xtask test` builds them first): a
 //! 4-level (`cloud-4l`, `trixie-4l-kaslr`) and a 5-level paging guest (`cloud-5l`,
 //! `trixie-5l`) of Debian 12's and 13's kernels, ARM64 guests (`arm64-4k`, `arm64-16k`,
-//! `arm64-max`) and RISC-V guests (`riscv64-sv39`, `riscv64-sv57`),
+//! `arm64-max`) and RISC-V guests (`riscv64-sv39`, `riscv64-sv48`, `riscv64-sv57`),
 //! each with `dump.elf` (QEMU `dump-guest-memory`), `serial.log` (what the guest printed about
 //! itself) and `meta.txt`; cloud-4l also has QEMU's compressed kdump of the same moment
 //! (flattened) and makedumpfile's plain reassembly of it, and `cloud-4l-avml` AVML captures
@@ -313,6 +313,7 @@ fixture_tests! {
     arm64_4k: "arm64-4k", la57: None;
     arm64_16k: "arm64-16k", la57: None;
     riscv64_sv39: "riscv64-sv39", la57: None;
+    riscv64_sv48: "riscv64-sv48", la57: None;
     riscv64_sv57: "riscv64-sv57", la57: None;
     arm64_max: "arm64-max", la57: None;
 }

@@ -475,8 +475,9 @@ fixture_tests! {
     arm64_16k: "arm64-16k",
     // arm64-4k's kernel on QEMU's `max` CPU: 52-bit virtual addresses (FEAT_LPA2).
     arm64_max: "arm64-max",
-    // Debian 13's riscv64 kernel in Sv39 (`no4lvl`) and Sv57.
+    // Debian 13's riscv64 kernel in Sv39 (`no4lvl`), Sv48 (`no5lvl`) and Sv57.
     riscv64_sv39: "riscv64-sv39",
+    riscv64_sv48: "riscv64-sv48",
     riscv64_sv57: "riscv64-sv57",
 }
 

@@ -25,9 +25,9 @@
 //! descriptor walk written here ([`aarch64_walk`]), independent of the engine's architecture
 //! tables. ARM64 unmaps the init sections when it frees them: their symbols must not translate.
 //!
-//! Fixtures `riscv64-sv39` and `riscv64-sv57` are Debian 13's riscv64 kernel under
-//! `qemu-system-riscv64 -M virt`, limited to Sv39 by `no4lvl` and in the Sv57 QEMU's CPU
-//! offers. Their dumps record no `satp` either: the kernel's table and the paging mode are
+//! Fixtures `riscv64-sv39`, `riscv64-sv48` and `riscv64-sv57` are Debian 13's riscv64 kernel
+//! under `qemu-system-riscv64 -M virt`, limited to Sv39 by `no4lvl` and to Sv48 by `no5lvl`,
+//! and in the Sv57 QEMU's CPU offers. Their dumps record no `satp` either: the kernel's table and the paging mode are
 //! found by scanning (`memflow_core::os::linux::riscv64`; the test checks they are
 //! `swapper_pg_dir` and the mode of the `satp` QEMU's monitor showed), and every symbol is
 //! also checked against a plain Sv39/48/57 walk written here ([`riscv_walk`]).
@@ -474,6 +474,7 @@ fixture_tests! {
     arm64_4k: "arm64-4k", ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 48 };
     arm64_16k: "arm64-16k", ArchitectureIdent::AArch64 { granule_log2: 14, va_bits: 47 };
     riscv64_sv39: "riscv64-sv39", ArchitectureIdent::RiscVSv39;
+    riscv64_sv48: "riscv64-sv48", ArchitectureIdent::RiscVSv48;
     riscv64_sv57: "riscv64-sv57", ArchitectureIdent::RiscVSv57;
     arm64_max: "arm64-max", ArchitectureIdent::AArch64 { granule_log2: 12, va_bits: 52 };
 }

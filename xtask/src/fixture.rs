@@ -126,7 +126,7 @@ type KnownFixture =
     (&'static str, &'static Arch, Option<&'static str>, Flavour, &'static str, &'static str, &'static str, bool);
 
 /// The default fixture set (`cargo xtask fixtures` without a NAME). Add lines here to extend it.
-const DEFAULT_SET: [KnownFixture; 14] = [
+const DEFAULT_SET: [KnownFixture; 15] = [
     ("cloud-4l", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
     // cloud-4l's guest taking AVML captures of itself (AVML_CAPTURES_OF).
     ("cloud-4l-avml", &arch::X86_64, None, Flavour::Cloud, "qemu64", "256M", "nokaslr", false),
@@ -149,6 +149,7 @@ const DEFAULT_SET: [KnownFixture; 14] = [
     // `no4lvl` (Sv39) or `no5lvl` (Sv48) limits it; `satp` is recorded in meta.txt.
     ("riscv64-sv39", &arch::RISCV64, Some("trixie"), Flavour::Generic, "rv64", "256M", "no4lvl", false),
     ("riscv64-sv57", &arch::RISCV64, Some("trixie"), Flavour::Generic, "rv64", "256M", "", false),
+    ("riscv64-sv48", &arch::RISCV64, Some("trixie"), Flavour::Generic, "rv64", "256M", "no5lvl", false),
     // arm64-4k's kernel on QEMU's `max` CPU, which has FEAT_LPA2: the kernel runs 52-bit virtual
     // addresses (5 levels of 4K tables).
     ("arm64-max", &arch::AARCH64, Some("trixie"), Flavour::Generic, "max", "256M", "", false),
