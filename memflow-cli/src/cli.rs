@@ -56,7 +56,12 @@ pub enum Command {
         plugin: String,
     },
     /// What the chain is: connector metadata, memory map, CPU state, OS, paging and kernel base.
-    Info,
+    Info {
+        /// Every register of every CPU in the table, not only the program counter and stack
+        /// pointer (`--json` always has them all).
+        #[arg(long)]
+        registers: bool,
+    },
     /// The processes.
     Ps,
     /// The modules of a process.

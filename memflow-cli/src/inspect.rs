@@ -10,7 +10,7 @@ use memflow_core::types::PageType;
 use serde::Serialize;
 
 use crate::output::{hex, Output, Row};
-use crate::registers::cpu_registers;
+use crate::registers::{cpu_registers, pc_and_sp};
 use crate::target::Target;
 use crate::Failure;
 
@@ -72,6 +72,13 @@ pub struct CpuInfo {
 /// Registers by name, printed as a JSON object of `"0x..."` values.
 pub struct RegisterValues(pub Vec<(&'static str, u64)>);
 
+impl RegisterValues {
+    /// The value of the register `name`, shown as hex, or `-` if there is none of that name.
+    fn shown(&self, name: &str) -> String {
+        self.0.iter().find(|&&(n, _)| n == name).map_or_else(|| "-".into(), |&(_, value)| hex(value))
+    }
+}
+
 impl Serialize for RegisterValues {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_map(self.0.iter().map(|&(name, value)| (name, hex(value))))
@@ -89,8 +96,9 @@ pub struct OsFacts {
     pub kernel_size: u64,
 }
 
-/// Runs `info`.
-pub fn info(chain: &str, out: &Output) -> Result<(), Failure> {
+/// Runs `info`; the table shows every register of every CPU with `registers`, else each CPU's
+/// program counter and stack pointer.
+pub fn info(chain: &str, registers: bool, out: &Output) -> Result<(), Failure> {
     let mut target = Target::open(chain)?;
     let mut info =
         ChainInfo { chain: chain.to_string(), physical_memory: None, memory_map: vec![], cpus: vec![], os: None };
@@ -127,14 +135,29 @@ pub fn info(chain: &str, out: &Output) -> Result<(), Failure> {
         )?;
         out.table(&["BASE", "SIZE"], info.memory_map.iter().map(|m| vec![m.base.clone(), m.size.to_string()]))?;
     }
-    for cpu in &info.cpus {
-        let mut pairs = vec![
-            ("arch", cpu.arch.to_string()),
-            ("paging", cpu.paging.unwrap_or("none").to_string()),
-            ("table root", cpu.table_root.clone().unwrap_or_else(|| "-".into())),
-        ];
-        pairs.extend(cpu.registers.0.iter().map(|&(name, value)| (name, hex(value))));
-        out.section(&format!("cpu {}", cpu.cpu), &pairs)?;
+    let paging = |cpu: &CpuInfo| {
+        (cpu.paging.unwrap_or("none").to_string(), cpu.table_root.clone().unwrap_or_else(|| "-".into()))
+    };
+    if registers {
+        for cpu in &info.cpus {
+            let (mode, root) = paging(cpu);
+            let mut pairs = vec![("arch", cpu.arch.to_string()), ("paging", mode), ("table root", root)];
+            pairs.extend(cpu.registers.0.iter().map(|&(name, value)| (name, hex(value))));
+            out.section(&format!("cpu {}", cpu.cpu), &pairs)?;
+        }
+    } else if !info.cpus.is_empty() {
+        let rows = info.cpus.iter().map(|cpu| {
+            let ((mode, root), (pc, sp)) = (paging(cpu), pc_and_sp(cpu.arch));
+            vec![
+                cpu.cpu.to_string(),
+                cpu.arch.to_string(),
+                mode,
+                root,
+                cpu.registers.shown(pc),
+                cpu.registers.shown(sp),
+            ]
+        });
+        out.table(&["CPU", "ARCH", "PAGING", "TABLE ROOT", "PC", "SP"], rows)?;
     }
     if let Some(os) = &info.os {
         out.section(

@@ -95,7 +95,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Plugins(command) => plugins::run(command, &out),
         Command::Targets { plugin } => inspect::targets(&plugin, &out),
-        Command::Info => inspect::info(chain, &out),
+        Command::Info { registers } => inspect::info(chain, registers, &out),
         Command::Ps => inspect::ps(chain, &out),
         Command::Modules { process } => inspect::modules(chain, &process, &out),
         Command::Threads { process } => inspect::threads(chain, &process, &out),

@@ -88,6 +88,16 @@ impl From<&RiscVRegisters> for CpuRegisters {
     }
 }
 
+/// The names of the program counter and the stack pointer among the registers of `arch` (a
+/// [`CpuRegisters::arch`]).
+pub fn pc_and_sp(arch: &str) -> (&'static str, &'static str) {
+    match arch {
+        "x86" => ("rip", "rsp"),
+        "aarch64" => ("pc", "sp"),
+        _ => ("pc", "x2"),
+    }
+}
+
 /// `Some` registers read, `None` if the CPU is not of that family (`NotFound`), or the error.
 fn of_family<R>(read: Result<R>) -> Result<Option<R>> {
     match read {

@@ -469,8 +469,26 @@ fn info_shows_the_registers_of_arm64_riscv_and_x86_dumps_as_the_library_reads_th
             assert!(cpu["paging"].is_null() && cpu["table_root"].is_null(), "{name}: {cpu}");
         }
 
-        // The table shows the same registers in the architecture's order.
+        // The table shows each CPU's program counter and stack pointer...
         let table = String::from_utf8(run(&["-c", &chain, "info"]).stdout).unwrap();
+        let row: Vec<&str> = table
+            .lines()
+            .skip_while(|l| !l.starts_with("CPU "))
+            .nth(1)
+            .unwrap_or_else(|| panic!("{name}: {table}"))
+            .split_whitespace()
+            .collect();
+        let (pc_name, sp_name) =
+            if arch == "x86" { ("rip", "rsp") } else { ("pc", if arch == "aarch64" { "sp" } else { "x2" }) };
+        let value_of = |register: &str| want.iter().find(|(n, _)| n == register).map(|&(_, v)| format!("{v:#x}"));
+        assert_eq!(row[..2], ["0", arch], "{name}: {table}");
+        assert_eq!(
+            (Some(row[4].to_string()), Some(row[5].to_string())),
+            (value_of(pc_name), value_of(sp_name)),
+            "{name}"
+        );
+        // ...and with --registers all of them, in the architecture's order.
+        let table = String::from_utf8(run(&["-c", &chain, "info", "--registers"]).stdout).unwrap();
         let section: Vec<&str> =
             table.lines().skip_while(|l| *l != "cpu 0").skip(1).take_while(|l| l.starts_with("  ")).collect();
         assert_eq!(section.first().map(|l| l.split_whitespace().collect()), Some(vec!["arch", arch]), "{name}");
