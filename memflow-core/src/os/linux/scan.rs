@@ -204,11 +204,12 @@ pub(super) fn found_or_none<T>(found: Result<T>, arch: &str) -> Result<Option<T>
 /// every address in ascending order, each mode in the order given whose alignment the address
 /// has, calls `accept` with the mode and the address if `looks_like` accepts the bytes there
 /// (`size` of them), and returns the first mode and address it accepts. At
-/// [`MAX_SCANNED_TABLES`] tables given to `accept` the search fails with `LimitExceeded`. The scan visits the connector's memory map ([`scan_ranges`]) in pieces
-/// aligned to the largest size (a range's unaligned head and tail hold no table); it ends
-/// once it has seen as many bytes as the connector backs (`real_size`) or, for a connector
-/// that does not know its map, after [`MAX_SCAN_HOLE_PAGES`] pages it could not read. `what`
-/// names the search in messages.
+/// [`MAX_SCANNED_TABLES`] tables given to `accept` the search fails with `LimitExceeded`.
+/// The scan visits the connector's memory map ([`scan_ranges`]) in pieces aligned to the
+/// largest size (a range's unaligned head and tail hold no table); it ends once it has seen
+/// as many bytes as the connector backs (`real_size`) or, for a connector that does not know
+/// its map, after [`MAX_SCAN_HOLE_PAGES`] pages it could not read. `what` names the search
+/// in messages.
 pub(super) fn scan_tables<P: PhysicalMemory, M: Copy>(
     mem: &mut P,
     modes: &[(M, usize)],
