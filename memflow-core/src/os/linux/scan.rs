@@ -345,3 +345,33 @@ pub(super) fn scan_ranges<P: PhysicalMemory>(mem: &P, max: Address) -> Result<Ve
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dummy::patterned_memory;
+
+    /// One pass: addresses in ascending order, at each the modes in the order given, each
+    /// only where the address has its alignment and with its size of bytes.
+    #[test]
+    fn one_pass_offers_each_address_to_the_modes_aligned_to_it() {
+        let mut mem = patterned_memory(1 << 20);
+        let modes = [("small", 0x1000), ("large", 0x4000)];
+        let mut offered = Vec::new();
+        let looks_like = |mode, bytes: &[u8]| bytes.len() == if mode == "small" { 0x1000 } else { 0x4000 };
+        let accept = |_: &mut _, mode, at: Address| {
+            offered.push((mode, at.to_umem() as u64));
+            Ok(mode == "large" && at.to_umem() == 0x8000)
+        };
+        let found = scan_tables(&mut mem, &modes, "test", looks_like, accept).unwrap();
+        assert_eq!(found, Some(("large", Address::new(0x8000))));
+        let mut want = Vec::new();
+        for at in (0..=0x8000).step_by(0x1000) {
+            want.push(("small", at));
+            if at % 0x4000 == 0 {
+                want.push(("large", at));
+            }
+        }
+        assert_eq!(offered, want);
+    }
+}
