@@ -13,12 +13,14 @@
 //! User processes' tables (TTBR0) map no RAM linearly; stale early tables (`init_pg_dir`) map
 //! the image only. The translation modes tried at each address, in order, are [`MODES`]:
 //! what kernels built for 52-bit addresses fall back to on CPUs without FEAT_LPA2, then the
-//! 52-bit modes they run on CPUs with it; one pass over memory tries them all. A 52-bit top table is smaller than a page (16 entries with 4 KiB
-//! granules, 32 with 16 KiB) but the kernel's lies in a page of its own: the rest of the
-//! page is zero (which also tells it from the first entries of a 48-bit table). The scan visits the
-//! connector's memory map; it ends once it has seen as many bytes as the connector backs
-//! (`real_size`) or, for a connector that does not know its map, after
-//! [`MAX_SCAN_HOLE_PAGES`](crate::os::linux::limits::MAX_SCAN_HOLE_PAGES) pages it could not read.
+//! 52-bit modes they run on CPUs with it; one pass over memory tries them all. A 52-bit top
+//! table is smaller than a page (16 entries with 4 KiB granules, 32 with 16 KiB) but the
+//! kernel's lies in a page of its own: the rest of the page is zero (which also tells it from
+//! the first entries of a 48-bit table). The scan visits the connector's memory map; it ends
+//! once it has seen as many bytes as the connector backs (`real_size`) or, for a connector
+//! that does not know its map, after
+//! [`MAX_SCAN_HOLE_PAGES`](crate::os::linux::limits::MAX_SCAN_HOLE_PAGES) pages it could not
+//! read.
 //!
 //! The kernel image lies in the upper half of the TTBR1 range, at a random place with KASLR
 //! (among modules, vmalloc and vmemmap mappings). Its first page is the start of the arm64
@@ -115,12 +117,8 @@ impl KernelTables {
 pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables> {
     let max = scan_max(mem);
     let ram = mem.metadata().real_size;
-    let modes = MODES.map(Mode::of);
-    let mut candidates = Vec::with_capacity(modes.len());
-    for mode in modes {
-        let mode = mode?;
-        candidates.push((mode, mode.granule));
-    }
+    let candidates =
+        MODES.iter().map(|&arch| Mode::of(arch).map(|mode| (mode, mode.granule))).collect::<Result<Vec<_>>>()?;
     let looks_like = |mode, page: &[u8]| looks_like_top_table(page, mode, max);
     let accept = |mem: &mut P, mode: Mode, root: Address| {
         let mut view = VirtualDma::new(mem.forward_mut(), mode.arch, &[Address::INVALID, root])?;

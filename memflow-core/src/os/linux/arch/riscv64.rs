@@ -120,10 +120,7 @@ impl Mode {
 pub fn find_kernel_tables<P: PhysicalMemory>(mem: &mut P) -> Result<KernelTables> {
     let max = scan_max(mem);
     let ram = mem.metadata().real_size;
-    let mut candidates = Vec::with_capacity(MODES.len());
-    for arch in MODES {
-        candidates.push((Mode::of(arch)?, TABLE_SIZE));
-    }
+    let candidates = MODES.iter().map(|&arch| Ok((Mode::of(arch)?, TABLE_SIZE))).collect::<Result<Vec<_>>>()?;
     let looks_like = |_, table: &[u8]| looks_like_top_table(table, max);
     let accept = |mem: &mut P, mode: Mode, root: Address| mode.is_kernels(mem, root, ram, max);
     if let Some((mode, root)) = scan_tables(mem, &candidates, "riscv64", looks_like, accept)? {
