@@ -76,6 +76,20 @@ impl Fixture {
         section(&self.serial, name).unwrap_or_else(|| panic!("{}: no section {name}", self.name))
     }
 
+    /// Checks where the dump stopped the guest's CPU: true if in its kernel (`pc` in the
+    /// kernel's text), false if in a user process (`pc` in the lower half). The guest idles in
+    /// its kernel most of the time, but QEMU may stop it while a process runs.
+    pub fn check_pc(&self, pc: u64) -> bool {
+        let text = self.symbol("_text")..self.symbol("_etext");
+        let in_kernel = pc >> 63 == 1;
+        if in_kernel {
+            assert!(text.contains(&pc), "{}: pc {pc:#x} outside the kernel text {text:x?}", self.name);
+        } else {
+            assert!(pc != 0 && pc < 1 << 56, "{}: pc {pc:#x} neither in the kernel nor in user space", self.name);
+        }
+        in_kernel
+    }
+
     /// The address of a symbol of the guest's `/proc/kallsyms` (kallsyms.txt).
     pub fn symbol(&self, name: &str) -> u64 {
         let kallsyms = self.kallsyms.get_or_init(|| {

@@ -445,9 +445,7 @@ fn info_shows_the_registers_of_arm64_riscv_and_x86_dumps_as_the_library_reads_th
         let fx = Fixture::load(name);
         let conn = fx.open();
         let (arch, pc, want) = registers_of_cpu0(&conn);
-        // The guests idled in their kernels.
-        let text = fx.symbol("_text")..fx.symbol("_etext");
-        assert!(text.contains(&pc), "{name}: pc {pc:#x} outside the kernel text {text:x?}");
+        fx.check_pc(pc);
 
         let chain = format!("coredump:{}", fx.dir.join("dump.elf").display());
         let info = json(&["-c", &chain, "info"]);
